@@ -1,0 +1,66 @@
+# sparseae: the two README commands are `make run` and `make test`.
+# Both bootstrap a virtual environment in .venv with pip, so a fresh machine needs only
+# Python >= 3.10 (with venv) and make.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CORES  ?= 2
+# MLflow UI: loopback only (the store holds everything a run logged).
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 5000
+
+.PHONY: run test ui lint format report bench clean help
+
+help:
+	@echo "make run     set up .venv and run the default experiment (offline)"
+	@echo "make test    set up .venv and run the test suite"
+	@echo "make ui      open the MLflow UI for the local store on http://$(UI_HOST):$(UI_PORT)"
+	@echo "make report  write report.html (snakemake --report) after a run"
+	@echo "make lint    ruff, snakefmt --check and snakemake --lint"
+	@echo "make bench   run the benchmarks under bench/"
+
+# The stamp depends on pyproject.toml so editing dependencies reinstalls.
+$(BIN)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "sparseae needs Python >= 3.10")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+run: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/default --cores $(CORES)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/default --cores 1 \
+		--report report.html >/dev/null 2>&1 || echo "(report.html could not be written; see snakemake --report)"
+	@echo
+	@echo "Filter grid:  results/natural/filters.png"
+	@echo "Report:       report.html (open in a browser)"
+	@echo "MLflow UI:    make ui, then http://$(UI_HOST):$(UI_PORT) (store: mlflow.db)"
+
+test: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+ui: $(BIN)/.installed
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
+		--host $(UI_HOST) --port $(UI_PORT)
+
+report: $(BIN)/.installed
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/default --report report.html
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests bench workflow/scripts
+	$(BIN)/ruff format --check src tests bench workflow/scripts
+	$(BIN)/snakefmt --check Snakefile workflow
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint
+
+format: $(BIN)/.installed
+	$(BIN)/ruff format src tests bench workflow/scripts
+	$(BIN)/snakefmt Snakefile workflow
+
+bench: $(BIN)/.installed
+	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf results logs benchmarks .snakemake report.html
