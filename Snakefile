@@ -1,0 +1,52 @@
+# sparseae: sparse autoencoders as the UFLDL / CS294A exercise specifies, as a Snakemake
+# workflow. The one entry point: `snakemake --cores 2` (or `make run`) runs the experiments
+# listed under `run:` in config/config.yaml; see docs/pipeline.md for the rules and outputs.
+from snakemake.utils import min_version
+
+min_version("9.10")
+
+
+configfile: "config/config.yaml"
+
+
+# Experiment and source names as the schema allows them; chunks are numbered from 1.
+wildcard_constraints:
+    experiment=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    source=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    split=r"[A-Za-z0-9_-]+",
+    k=r"[1-9][0-9]*",
+
+
+# Validation (schema + cross-field checks), experiments, sweeps and input functions.
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/check.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/tracking.smk"
+
+
+# Light rules run on the submitting host, also under the Slurm profile.
+localrules:
+    all,
+    fetch,
+    write_config,
+    init_store,
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),
+
+
+onstart:
+    print(startup_message())
+
+
+onsuccess:
+    print(success_message())
+
+
+onerror:
+    print(error_message())

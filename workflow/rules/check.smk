@@ -1,0 +1,25 @@
+# Gradient check on a small sub-problem of the experiment's own data; training depends on it,
+# so a failed check stops the pipeline before any chunk runs.
+
+
+rule check_gradient:
+    input:
+        patches="results/{experiment}/patches.npz",
+    output:
+        "results/{experiment}/gradcheck.json",
+    log:
+        "logs/{experiment}/check_gradient.log",
+    conda:
+        ENV
+    threads: resource("check", "threads")
+    resources:
+        mem_mb=resource("check", "mem_mb"),
+        runtime=resource("check", "runtime"),
+    params:
+        model=section("model"),
+        gradcheck=section("gradcheck"),
+        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
+    message:
+        "{wildcards.experiment}: gradient check"
+    script:
+        "../scripts/check_gradient.py"

@@ -1,0 +1,178 @@
+# Config loading, validation and input functions shared by every rule file.
+#
+# The config is validated twice on purpose: sparseae.config.resolve_config gives one readable
+# message per problem (dotted key + allowed range) and adds what a schema cannot check; the
+# resolved result (defaults filled, sweeps expanded) is then passed through
+# snakemake.utils.validate against the same schema, so the defaults themselves are checked.
+import copy
+import os
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from sparseae.config import ConfigError, resolve_config, trajectory_config
+from sparseae.datasets import SOURCES
+from sparseae.tracking.settings import resolve_tracking_uri, sqlite_path
+
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+ENV = "../envs/sparseae.yaml"
+
+try:
+    CONFIG = resolve_config(config, SCHEMA)
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
+validate(
+    {k: v for k, v in CONFIG.items() if k != "sweep_members"},
+    str(SCHEMA),
+    set_default=False,
+)
+
+EXPERIMENTS = CONFIG["experiments"]
+RUN = CONFIG["run"]
+try:
+    TRACKING_URI = resolve_tracking_uri(CONFIG["tracking"]["uri"])
+except ValueError as error:
+    raise WorkflowError(f"config key 'tracking.uri': {error}") from None
+TRACKING_MARKER = "results/_tracking/init_store.json"
+
+# A local store deleted by hand makes the init marker stale; drop it so init_store runs again
+# before parallel log jobs would race to create the database.
+_db = sqlite_path(TRACKING_URI)
+if _db is not None and not _db.exists() and Path(TRACKING_MARKER).exists():
+    os.remove(TRACKING_MARKER)
+
+
+# ------------------------------------------------------------------ config access
+
+
+def experiment(wildcards):
+    """The resolved config of the experiment named by the wildcards."""
+    return EXPERIMENTS[wildcards.experiment]
+
+
+def section(name):
+    """Input/params function returning one config section of the experiment."""
+    return lambda wildcards: copy.deepcopy(EXPERIMENTS[wildcards.experiment][name])
+
+
+def resource(kind, field):
+    """threads/resources function: experiments.<exp>.resources.<kind>.<field>."""
+    return lambda wildcards: EXPERIMENTS[wildcards.experiment]["resources"][kind][field]
+
+
+def num_chunks(wildcards):
+    return EXPERIMENTS[wildcards.experiment]["training"]["chunks"]
+
+
+def experiment_mlflow_name(name):
+    return CONFIG["tracking"]["experiment_prefix"] + name
+
+
+# ------------------------------------------------------------------ input functions
+
+
+def fetched_marker(wildcards):
+    """The download marker of the experiment's source (and split, for split sources)."""
+    dataset = EXPERIMENTS[wildcards.experiment]["dataset"]
+    if SOURCES[dataset["source"]].loader == "image-folder":
+        return []  # the user's own folder (dataset.path): nothing to fetch
+    return f"resources/{dataset['source']}/fetched-{dataset['split']}.json"
+
+
+def previous_chunk(wildcards):
+    """Chunk k starts from chunk k-1's checkpoint; chunk 1 from the seeded initial theta."""
+    k = int(wildcards.k)
+    return [f"results/{wildcards.experiment}/chunks/{k - 1}.npz"] if k > 1 else []
+
+
+def last_chunk(wildcards):
+    return f"results/{wildcards.experiment}/chunks/{num_chunks(wildcards)}.npz"
+
+
+def all_chunks(wildcards):
+    return [
+        f"results/{wildcards.experiment}/chunks/{k}.npz"
+        for k in range(1, num_chunks(wildcards) + 1)
+    ]
+
+
+def chunk_params(wildcards):
+    """What a chunk needs to know; only trajectory settings, so that e.g. raising
+    training.chunks or changing resources does not make Snakemake redo finished chunks.
+    """
+    exp = EXPERIMENTS[wildcards.experiment]
+    return {
+        "name": wildcards.experiment,
+        "trajectory": trajectory_config(exp),
+        "progress_every": exp["training"]["progress_every"],
+    }
+
+
+def rule_logs(wildcards):
+    """The logs of an experiment's jobs that exist before log_mlflow runs."""
+    name = wildcards.experiment
+    logs = [
+        f"logs/{name}/write_config.log",
+        f"logs/{name}/sample_patches.log",
+        f"logs/{name}/check_gradient.log",
+        f"logs/{name}/finalize.log",
+        f"logs/{name}/plot_filters.log",
+        f"logs/{name}/plot_curves.log",
+    ]
+    logs += [
+        f"logs/{name}/train_chunk-{k}.log" for k in range(1, num_chunks(wildcards) + 1)
+    ]
+    return logs
+
+
+RESULT_FILES = (
+    "config.json",
+    "patches.npz",
+    "gradcheck.json",
+    "theta.npz",
+    "history.tsv",
+    "summary.json",
+    "filters.png",
+    "cost_curve.png",
+    "rhohat.png",
+)
+
+
+def final_targets():
+    """Targets of the all-rule: every result file of each experiment in `run`, and its MLflow log."""
+    targets = []
+    for name in RUN:
+        targets += [f"results/{name}/{f}" for f in RESULT_FILES]
+        targets.append(f"results/{name}/mlflow.json")
+    return targets
+
+
+# ------------------------------------------------------------------ console messages
+
+
+def startup_message():
+    lines = [
+        "sparseae: running " + ", ".join(RUN),
+        f"  tracking store: {TRACKING_URI}",
+    ]
+    return "\n".join(lines)
+
+
+def success_message():
+    lines = ["", "sparseae: done."]
+    for name in RUN:
+        lines.append(f"  {name}: filter grid results/{name}/filters.png")
+    lines += [
+        "  report:    snakemake --report report.html   (or: make report)",
+        f"  MLflow UI: make ui   (store {TRACKING_URI})",
+    ]
+    return "\n".join(lines)
+
+
+def error_message():
+    return (
+        "sparseae: a job failed; its log is named above (logs/<experiment>/<rule>.log).\n"
+        "  Finished results are kept: rerun the same command to resume (training restarts at\n"
+        "  the first missing chunk; MLflow logging fills in what is missing)."
+    )

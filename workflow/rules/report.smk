@@ -1,0 +1,56 @@
+# Figures, tagged for `snakemake --report report.html` with the captions in workflow/report/.
+
+
+rule plot_filters:
+    input:
+        theta="results/{experiment}/theta.npz",
+    output:
+        report(
+            "results/{experiment}/filters.png",
+            caption="../report/filters.rst",
+            category="Filters",
+            labels={"experiment": "{experiment}", "figure": "filter grid"},
+        ),
+    log:
+        "logs/{experiment}/plot_filters.log",
+    conda:
+        ENV
+    threads: resource("light", "threads")
+    resources:
+        mem_mb=resource("light", "mem_mb"),
+        runtime=resource("light", "runtime"),
+    params:
+        model=section("model"),
+    script:
+        "../scripts/plot_filters.py"
+
+
+rule plot_curves:
+    input:
+        history="results/{experiment}/history.tsv",
+        summary="results/{experiment}/summary.json",
+    output:
+        cost=report(
+            "results/{experiment}/cost_curve.png",
+            caption="../report/cost_curve.rst",
+            category="Training",
+            labels={"experiment": "{experiment}", "figure": "cost curve"},
+        ),
+        rhohat=report(
+            "results/{experiment}/rhohat.png",
+            caption="../report/rhohat.rst",
+            category="Sparsity",
+            labels={"experiment": "{experiment}", "figure": "mean activations"},
+        ),
+    log:
+        "logs/{experiment}/plot_curves.log",
+    conda:
+        ENV
+    threads: resource("light", "threads")
+    resources:
+        mem_mb=resource("light", "mem_mb"),
+        runtime=resource("light", "runtime"),
+    params:
+        model=section("model"),
+    script:
+        "../scripts/plot_curves.py"

@@ -1,0 +1,53 @@
+# MLflow: the store is created once, before parallel log jobs (concurrent first-time creation
+# of an sqlite store can corrupt it); its only param is the URI, so adding an experiment to
+# `run` does not redo the marker and, through it, every experiment's logging. Training outputs never
+# depend on these rules: with the tracking server down, results are still written, and
+# rerunning `snakemake` later fills in what is missing.
+
+
+rule init_store:
+    output:
+        TRACKING_MARKER,
+    log:
+        "logs/_tracking/init_store.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        uri=TRACKING_URI,
+    message:
+        "MLflow: prepare the tracking store {params.uri}"
+    script:
+        "../scripts/init_store.py"
+
+
+rule log_mlflow:
+    input:
+        store=TRACKING_MARKER,
+        results=lambda wildcards: [
+            f"results/{wildcards.experiment}/{f}" for f in RESULT_FILES
+        ],
+        chunks=all_chunks,
+        logs=rule_logs,
+    output:
+        "results/{experiment}/mlflow.json",
+    log:
+        "logs/{experiment}/log_mlflow.log",
+    conda:
+        ENV
+    threads: resource("light", "threads")
+    resources:
+        mem_mb=resource("light", "mem_mb"),
+        runtime=resource("light", "runtime"),
+    params:
+        uri=TRACKING_URI,
+        mlflow_experiment=lambda wildcards: experiment_mlflow_name(wildcards.experiment),
+        result_dir=lambda wildcards: f"results/{wildcards.experiment}",
+        log_dir=lambda wildcards: f"logs/{wildcards.experiment}",
+    message:
+        "{wildcards.experiment}: log to MLflow ({params.uri})"
+    script:
+        "../scripts/log_mlflow.py"

@@ -1,0 +1,55 @@
+# Training as a chain of chunk jobs: chunk k warm-starts from chunk k-1's checkpoint. Each
+# checkpoint is its own output, written atomically, so a killed chunk costs only itself and
+# rerunning resumes at the first missing chunk. `finalize` turns the last checkpoint into the
+# stable result files.
+
+
+rule train_chunk:
+    input:
+        patches="results/{experiment}/patches.npz",
+        gradcheck="results/{experiment}/gradcheck.json",
+        previous=previous_chunk,
+    output:
+        "results/{experiment}/chunks/{k}.npz",
+    log:
+        "logs/{experiment}/train_chunk-{k}.log",
+    conda:
+        ENV
+    # Snakemake sets OPENBLAS_NUM_THREADS etc. to this number: training gets the cores.
+    threads: resource("train", "threads")
+    resources:
+        mem_mb=resource("train", "mem_mb"),
+        runtime=resource("train", "runtime"),
+        # Only for the message below; resources (unlike params) never trigger reruns.
+        chunks_total=num_chunks,
+    params:
+        chunk=chunk_params,
+    message:
+        "{wildcards.experiment}: training chunk {wildcards.k} of {resources.chunks_total}"
+    script:
+        "../scripts/train_chunk.py"
+
+
+rule finalize:
+    input:
+        chunks=all_chunks,
+        patches="results/{experiment}/patches.npz",
+        config="results/{experiment}/config.json",
+    output:
+        theta="results/{experiment}/theta.npz",
+        history="results/{experiment}/history.tsv",
+        summary="results/{experiment}/summary.json",
+    log:
+        "logs/{experiment}/finalize.log",
+    conda:
+        ENV
+    threads: resource("light", "threads")
+    resources:
+        mem_mb=resource("data", "mem_mb"),
+        runtime=resource("light", "runtime"),
+    params:
+        model=section("model"),
+    message:
+        "{wildcards.experiment}: final theta, history and summary"
+    script:
+        "../scripts/finalize.py"

@@ -1,0 +1,85 @@
+"""Rule finalize: theta.npz, history.tsv and summary.json from the last chunk's checkpoint."""
+
+import json
+import logging
+
+import numpy as np
+
+from sparseae.autoencoder import cost_terms
+from sparseae.io import atomic_write, read_json, save_theta_npz, write_json
+from sparseae.train import load_checkpoint
+
+smk = snakemake  # noqa: F821
+logging.basicConfig(
+    filename=smk.log[0],
+    filemode="w",
+    level=logging.INFO,
+    format="%(asctime)s %(levelname)s %(message)s",
+)
+model = smk.params.model
+record = read_json(smk.input.config)
+
+checkpoints = [load_checkpoint(path) for path in smk.input.chunks]
+metas = [meta for _, _, meta in checkpoints]
+# Global iteration at the end of each chunk (chunks may stop early when L-BFGS converges).
+chunk_ends = [int(recs[-1]["iteration"]) if len(recs) else 0 for _, recs, _ in checkpoints]
+theta, records, _ = load_checkpoint(smk.input.chunks[-1])
+records = [dict(r) for r in records]
+with np.load(smk.input.patches, allow_pickle=False) as archive:
+    data = archive["data"]
+
+save_theta_npz(smk.output.theta, theta, config=json.dumps(record, sort_keys=True))
+
+fields = ("iteration", "cost", "grad_norm", "fun_evals", "seconds")
+with atomic_write(smk.output.history) as handle:
+    handle.write("\t".join(fields) + "\n")
+    for r in records:
+        handle.write(
+            f"{int(r['iteration'])}\t{float(r['cost']):.17g}\t"
+            f"{float(r['grad_norm']):.17g}\t{int(r['fun_evals'])}\t"
+            f"{float(r['seconds']):.6f}\n"
+        )
+
+terms = cost_terms(
+    theta,
+    data,
+    visible_size=model["visible_size"],
+    hidden_size=model["hidden_size"],
+    lambda_=model["lambda_"],
+    beta=model["beta"],
+    rho=model["rho"],
+)
+rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
+summary = {
+    "experiment": record["name"],
+    "fingerprint": record["fingerprint"],
+    "final_cost": float(terms["total"]),
+    "reconstruction": float(terms["reconstruction"]),
+    "weight_decay": float(terms["weight_decay"]),
+    "sparsity": float(terms["sparsity"]),
+    "rho": float(model["rho"]),
+    "rhohat": rhohat.tolist(),
+    "rhohat_min": float(rhohat.min()),
+    "rhohat_max": float(rhohat.max()),
+    "rhohat_mean": float(rhohat.mean()),
+    "rhohat_median": float(np.median(rhohat)),
+    "iterations": int(records[-1]["iteration"]) if records else 0,
+    "fun_evals": int(records[-1]["fun_evals"]) if records else 0,
+    "num_examples": int(data.shape[1]),
+    "chunks": len(metas),
+    "chunk_ends": chunk_ends,
+    "timings": {
+        "optimizer_seconds": float(records[-1]["seconds"]) if records else 0.0,
+        "chunk_job_seconds": [float(m.get("chunk_seconds", float("nan"))) for m in metas],
+        "training_seconds": float(sum(m.get("chunk_seconds", 0.0) for m in metas)),
+    },
+}
+write_json(smk.output.summary, summary)
+logging.info(
+    "final cost %.8f = reconstruction %.6f + weight decay %.6f + sparsity %.6f after %d iterations",
+    summary["final_cost"],
+    summary["reconstruction"],
+    summary["weight_decay"],
+    summary["sparsity"],
+    summary["iterations"],
+)

@@ -1,0 +1,27 @@
+"""Rule log_mlflow: log a finished result folder to MLflow; write results/{exp}/mlflow.json.
+
+The files on disk are the source of truth; logging is idempotent, so rerunning after a
+tracking failure fills in what is missing without duplicating metric points.
+"""
+
+import logging
+
+from sparseae.io import write_json
+from sparseae.tracking import configure_http_retries, log_results
+
+smk = snakemake  # noqa: F821
+logging.basicConfig(
+    filename=smk.log[0],
+    filemode="w",
+    level=logging.INFO,
+    format="%(asctime)s %(levelname)s %(message)s",
+)
+configure_http_retries()
+info = log_results(
+    smk.params.result_dir,
+    tracking_uri=smk.params.uri,
+    experiment_name=smk.params.mlflow_experiment,
+    log_dir=smk.params.log_dir,
+)
+write_json(smk.output[0], info)
+logging.info("logged %s to %s: %s", smk.params.result_dir, smk.params.uri, info)
