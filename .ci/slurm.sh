@@ -160,6 +160,8 @@ TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
+# Keep sbatch --comment (the Slurm executor writes rule and wildcards there) in sacct.
+AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
