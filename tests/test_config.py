@@ -1,0 +1,322 @@
+"""Config validation, cross-field checks, sweeps, fingerprints and seeds (sparseae.config).
+
+Bad-config cases are the rows of issue 6's "config" bullet; each message must name the key and
+the allowed range. The shipped config/config.yaml must resolve to the original exercise's
+parameters (SPEC.md "Parameters", natural images row).
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from sparseae.config import (
+    ConfigError,
+    check_patch_fits,
+    check_resume,
+    expand_sweep,
+    fingerprint,
+    format_value,
+    resolve_config,
+    rng,
+    trajectory_config,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def shipped_config() -> dict:
+    with open(REPO / "config" / "config.yaml", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def with_change(path: str, value) -> dict:
+    """The shipped config with one dotted key of experiment 'natural' set to ``value``."""
+    config = shipped_config()
+    node = config["experiments"]["natural"]
+    *parents, leaf = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return config
+
+
+def error_of(config) -> str:
+    with pytest.raises(ConfigError) as info:
+        resolve_config(config, SCHEMA)
+    return str(info.value)
+
+
+def test_shipped_config_is_the_original_exercise():
+    resolved = resolve_config(shipped_config(), SCHEMA)
+    assert resolved["run"] == ["natural"]
+    exp = resolved["experiments"]["natural"]
+    assert exp["dataset"]["source"] == "sample-photos"
+    assert exp["patches"]["size"] == 8 and exp["patches"]["count"] == 10_000
+    assert exp["model"] == {
+        "visible_size": 64,
+        "hidden_size": 25,
+        "rho": 0.01,
+        "lambda_": 1e-4,
+        "beta": 3,
+    }
+    assert exp["optimizer"]["maxcor"] == 100
+    assert exp["training"]["chunks"] * exp["training"]["iterations_per_chunk"] == 400
+    assert exp["gradcheck"]["bound"] == 1e-9
+
+
+def test_defaults_fill_a_minimal_experiment_without_aliasing():
+    resolved = resolve_config({"experiments": {"a": {}, "b": {"seed": 7}}, "run": ["a", "b"]})
+    a, b = resolved["experiments"]["a"], resolved["experiments"]["b"]
+    assert a["model"]["hidden_size"] == 25 and b["seed"] == 7 and a["seed"] == 1
+    a["model"]["hidden_size"] = 99  # defaults are deep copies, not one shared dict
+    assert b["model"]["hidden_size"] == 25
+    assert resolved["experiments"]["a"]["resources"]["train"]["threads"] == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "key", "allowed"),
+    [
+        ("model.rho", 1.5, "experiments.natural.model.rho", "0 < rho < 1"),
+        ("model.rho", 0.0, "experiments.natural.model.rho", "0 < rho < 1"),
+        ("model.rho", 1, "experiments.natural.model.rho", "0 < rho < 1"),
+        ("model.lambda_", -1e-4, "experiments.natural.model.lambda_", ">= 0"),
+        ("model.beta", -3, "experiments.natural.model.beta", ">= 0"),
+        ("model.hidden_size", 0, "experiments.natural.model.hidden_size", ">= 1"),
+        ("model.visible_size", 0, "experiments.natural.model.visible_size", ">= 1"),
+        ("training.chunks", 0, "experiments.natural.training.chunks", ">= 1"),
+        (
+            "training.iterations_per_chunk",
+            0,
+            "experiments.natural.training.iterations_per_chunk",
+            ">= 1",
+        ),
+        ("model.hidden_size", "25", "experiments.natural.model.hidden_size", "integer >= 1"),
+        ("model.rho", "0.01", "experiments.natural.model.rho", "0 < rho < 1"),
+        ("patches.count", 2.5, "experiments.natural.patches.count", "integer >= 1"),
+        ("patches.whitening.method", "pca", "experiments.natural.patches.whitening.method", "zca"),
+    ],
+)
+def test_out_of_range_and_wrong_type_name_key_and_range(path, value, key, allowed):
+    message = error_of(with_change(path, value))
+    assert f"'{key}'" in message
+    assert allowed in message
+    if isinstance(value, str) and not path.endswith("method"):  # a string where a number goes
+        assert "wrong type" in message
+
+
+def test_unknown_keys_are_rejected_with_the_allowed_keys():
+    message = error_of(with_change("model.hiden_size", 25))
+    assert "'hiden_size'" in message and "experiments.natural.model" in message
+    assert "hidden_size" in message.split("allowed keys:")[1]
+    config = shipped_config()
+    config["trackng"] = {}
+    message = error_of(config)
+    assert "'trackng'" in message and "top level" in message and "tracking" in message
+
+
+def test_every_problem_is_listed_at_once():
+    config = with_change("model.rho", 2.0)
+    config["experiments"]["natural"]["model"]["beta"] = -1
+    message = error_of(config)
+    assert "model.rho" in message and "model.beta" in message
+
+
+def test_patch_size_squared_must_equal_visible_size():
+    message = error_of(with_change("patches.size", 10))
+    assert "'experiments.natural.patches.size' = 10" in message
+    assert "model.visible_size' = 64" in message
+    assert "squared must equal" in message
+
+
+def test_patch_larger_than_images_names_the_key_and_limit():
+    config = with_change("patches.size", 200)
+    config["experiments"]["natural"]["model"]["visible_size"] = 200 * 200
+    exp = resolve_config(config, SCHEMA)["experiments"]["natural"]
+    with pytest.raises(ConfigError) as info:
+        check_patch_fits("natural", exp, (128, 128))
+    message = str(info.value)
+    assert "'experiments.natural.patches.size' = 200" in message
+    assert "1 <= patches.size <= 128" in message
+    check_patch_fits("natural", exp, (512, 512))  # fits: no error
+
+
+def test_unknown_source_and_digit_mismatch():
+    message = error_of(with_change("dataset.source", "imagenet"))
+    assert "'experiments.natural.dataset.source'" in message and "sample-photos" in message
+    message = error_of(with_change("dataset.source", "mnist"))
+    assert "'experiments.natural.patches.size' = 8" in message and "null" in message
+
+
+def test_run_must_name_defined_experiments():
+    config = shipped_config()
+    config["run"] = ["natural", "natrual"]
+    message = error_of(config)
+    assert "config key 'run'" in message and "'natrual'" in message
+    assert "natural" in message.split("allowed:")[1]
+
+
+def test_run_accepts_a_single_name_and_sweep_names():
+    config = shipped_config()
+    config["sweeps"] = {"sp": {"grid": {"beta": [1, 3]}}}
+    config["run"] = "sp"
+    resolved = resolve_config(config, SCHEMA)
+    assert resolved["run"] == ["sp-beta1", "sp-beta3"]
+    assert resolved["sweep_members"] == {"sp": ["sp-beta1", "sp-beta3"]}
+
+
+def test_bad_experiment_name_is_rejected():
+    config = shipped_config()
+    config["experiments"]["bad/name"] = {}
+    message = error_of(config)
+    assert "'bad/name'" in message and "letters, digits" in message
+
+
+# ------------------------------------------------------------------ sweeps
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1e-4, "1e-04"),
+        (3e-3, "3e-03"),
+        (2.5e-5, "2.5e-05"),
+        (3, "3"),
+        (3.0, "3"),
+        (0.01, "0.01"),
+        (0.05, "0.05"),
+        (196, "196"),
+        (1.5, "1.5"),
+        (True, "true"),
+    ],
+)
+def test_sweep_values_are_readable(value, text):
+    assert format_value(value) == text
+
+
+def test_sweep_names_are_stable_and_readable():
+    experiments = shipped_config()["experiments"]
+    sweep = {"grid": {"beta": [3, 1], "lambda_": [1e-4, 1e-3]}}
+    members = expand_sweep("sp", sweep, experiments)
+    assert list(members) == [
+        "sp-lam1e-04-beta3",
+        "sp-lam1e-04-beta1",
+        "sp-lam1e-03-beta3",
+        "sp-lam1e-03-beta1",
+    ]
+    # The order of the grid keys in the YAML file does not rename members.
+    reordered = {"grid": {"lambda_": [1e-4, 1e-3], "beta": [3, 1]}}
+    assert list(expand_sweep("sp", reordered, experiments)) == list(members)
+    assert members["sp-lam1e-03-beta1"]["model"]["lambda_"] == 1e-3
+    assert members["sp-lam1e-03-beta1"]["model"]["beta"] == 1
+    # Other settings come from the base experiment, unchanged.
+    assert members["sp-lam1e-03-beta1"]["model"]["rho"] == 0.01
+
+
+def test_sweep_dotted_paths_overrides_and_resolution():
+    config = shipped_config()
+    config["sweeps"] = {
+        "s": {
+            "overrides": {"training": {"chunks": 2}},
+            "grid": {"optimizer.maxcor": [10, 100], "hidden_size": [16], "rho": [0.05]},
+        }
+    }
+    config["run"] = ["natural", "s"]
+    resolved = resolve_config(config, SCHEMA)
+    assert resolved["run"] == ["natural", "s-rho0.05-hid16-maxcor10", "s-rho0.05-hid16-maxcor100"]
+    member = resolved["experiments"]["s-rho0.05-hid16-maxcor10"]
+    assert member["training"]["chunks"] == 2 and member["optimizer"]["maxcor"] == 10
+    assert member["model"]["hidden_size"] == 16 and member["patches"]["count"] == 10_000
+    assert resolved["experiments"]["natural"]["training"]["chunks"] == 8
+
+
+def test_sweep_with_bad_value_names_the_member_and_sweep():
+    config = shipped_config()
+    config["sweeps"] = {"s": {"grid": {"rho": [0.01, 2]}}}
+    message = error_of(config)
+    assert "'experiments.s-rho2.model.rho'" in message and "sweeps.s" in message
+    assert "0 < rho < 1" in message
+
+
+def test_sweep_base_must_exist():
+    config = shipped_config()
+    config["sweeps"] = {"s": {"base": "mnist", "grid": {"beta": [1]}}}
+    message = error_of(config)
+    assert "'sweeps.s.base'" in message and "natural" in message
+
+
+# ------------------------------------------------------------------ fingerprints and seeds
+
+
+def test_fingerprint_tracks_exactly_the_trajectory_settings():
+    exp = resolve_config(shipped_config(), SCHEMA)["experiments"]["natural"]
+    base = fingerprint(exp)
+    assert base == fingerprint(copy.deepcopy(exp)) and len(base) == 16
+    for section, key, value in [
+        ("model", "rho", 0.05),
+        ("optimizer", "maxcor", 10),
+        ("training", "iterations_per_chunk", 25),
+        ("patches", "count", 500),
+    ]:
+        other = copy.deepcopy(exp)
+        other[section][key] = value
+        assert fingerprint(other) != base, (section, key)
+    other = copy.deepcopy(exp)
+    other["seed"] = 2
+    assert fingerprint(other) != base
+    # Not part of the trajectory: more chunks extend a run, resources only schedule it.
+    for section, key, value in [("training", "chunks", 12), ("training", "progress_every", 1)]:
+        other = copy.deepcopy(exp)
+        other[section][key] = value
+        assert fingerprint(other) == base, (section, key)
+    other = copy.deepcopy(exp)
+    other["resources"]["train"]["threads"] = 1
+    assert fingerprint(other) == base
+
+
+def test_resume_refuses_another_configuration_naming_both():
+    exp = resolve_config(shipped_config(), SCHEMA)["experiments"]["natural"]
+    old = copy.deepcopy(exp)
+    old["model"]["rho"] = 0.05
+    meta = {"fingerprint": fingerprint(old), "trajectory": trajectory_config(old)}
+    with pytest.raises(ConfigError) as info:
+        check_resume("results/natural/chunks/1.npz", meta, "natural", exp, 3289)
+    message = str(info.value)
+    assert fingerprint(old) in message and fingerprint(exp) in message
+    assert "model.rho: 0.05 != 0.01" in message and "chunks/1.npz" in message
+    with pytest.raises(ConfigError, match="length 3000.*needs 3289"):
+        check_resume("x.npz", {"fingerprint": fingerprint(exp)}, "natural", exp, 3000)
+    same = {"fingerprint": fingerprint(exp), "trajectory": trajectory_config(exp)}
+    check_resume("x.npz", same, "natural", exp, 3289)
+
+
+def test_child_generators_are_reproducible_and_independent():
+    assert np.array_equal(rng(1, "init").random(5), rng(1, "init").random(5))
+    assert not np.array_equal(rng(1, "init").random(5), rng(2, "init").random(5))
+    assert not np.array_equal(rng(1, "init").random(5), rng(1, "patches").random(5))
+    # Named children are SeedSequence(seed).spawn(...)[index], as documented.
+    child = np.random.SeedSequence(1).spawn(2)[1]
+    assert np.array_equal(rng(1, "init").random(5), np.random.default_rng(child).random(5))
+    with pytest.raises(ValueError, match="unknown random purpose"):
+        rng(1, "dropout")
+
+
+def test_snakemake_reports_a_bad_config_naming_the_key(tmp_path):
+    """The same message reaches the user through `snakemake` (dry run, no jobs)."""
+    snakemake = Path(sys.executable).parent / "snakemake"
+    result = subprocess.run(
+        [str(snakemake), "-n", "--config", "run=[natural,nope]"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "config key 'run'" in result.stdout + result.stderr
