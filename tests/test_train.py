@@ -1,0 +1,230 @@
+"""L-BFGS training, records, budgets, checkpoints and resumable chunked runs."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+from conftest import shared_file
+
+from sparseae import autoencoder as ae
+from sparseae import train
+
+SMALL = dict(visible_size=16, hidden_size=4, lambda_=1e-4, beta=3.0, rho=0.05)
+
+
+def _small_problem(m=300, seed=0):
+    rng = np.random.default_rng(seed)
+    data = rng.random((16, m)) * 0.8 + 0.1
+    theta0 = ae.initialize_parameters(4, 16, rng)
+    return theta0, data
+
+
+class _Counting:
+    """cost_and_grad that counts its calls (the real function, just counted)."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, theta, data, **kwargs):
+        self.calls += 1
+        return ae.cost_and_grad(theta, data, **kwargs)
+
+
+def test_options_defaults_mirror_minfunc_and_are_logged():
+    options = train.LBFGSOptions()
+    assert options.to_dict() == {
+        "maxcor": 100, "maxiter": 400, "maxfun": 1000, "gtol": 1e-9, "ftol": 1e-12, "maxls": 20,
+    }  # fmt: skip
+    assert train.LBFGSOptions.from_dict({"maxcor": 10}).maxcor == 10
+    with pytest.raises(ValueError, match="unknown L-BFGS option"):
+        train.LBFGSOptions.from_dict({"max_cor": 10})
+    with pytest.raises(ValueError, match="maxcor"):
+        train.LBFGSOptions(maxcor=0)
+
+
+def test_every_option_is_passed_to_scipy(monkeypatch):
+    seen = {}
+    real = train.minimize
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train, "minimize", spy)
+    theta0, data = _small_problem()
+    options = train.LBFGSOptions(maxcor=7, maxiter=50, maxfun=60, gtol=1e-7, ftol=1e-11, maxls=9)
+    train.train_chunk(theta0, data, 5, options=options, start_iteration=3, **SMALL)
+    assert seen["method"] == "L-BFGS-B" and seen["jac"] is True
+    assert seen["options"] == dict(maxcor=7, maxiter=5, maxfun=60, gtol=1e-7, ftol=1e-11, maxls=9)
+
+
+def test_records_describe_the_accepted_iterates_without_extra_evaluations():
+    theta0, data = _small_problem()
+    counting = _Counting()
+    seen = []
+    theta, records = train.train_chunk(
+        theta0, data, 25, start_iteration=100, start_fun_evals=7, start_seconds=2.5,
+        progress=seen.append, cost_fn=counting, **SMALL,
+    )  # fmt: skip
+    assert len(records) == 25 and seen == records
+    assert [r["iteration"] for r in records] == list(range(101, 126))
+    assert set(records[0]) == set(train.RECORD_FIELDS)
+    evals = [r["fun_evals"] for r in records]
+    assert evals == sorted(evals) and evals[0] >= 7 + 2
+    # every evaluation was made by the optimizer: the records cost none
+    assert records[-1]["fun_evals"] == 7 + counting.calls
+    seconds = [r["seconds"] for r in records]
+    assert seconds[0] > 2.5 and seconds == sorted(seconds)
+    # the last record is the returned theta, exactly
+    cost, grad = ae.cost_and_grad(theta, data, **SMALL)
+    assert records[-1]["cost"] == cost
+    assert records[-1]["grad_norm"] == pytest.approx(np.linalg.norm(grad), rel=1e-15)
+    assert records[-1]["cost"] < records[0]["cost"] < ae.cost_and_grad(theta0, data, **SMALL)[0]
+    np.testing.assert_array_equal(theta0, _small_problem()[0])  # input untouched
+
+
+def test_run_budgets_are_shared_by_chunks():
+    theta0, data = _small_problem()
+    options = train.LBFGSOptions(maxiter=400, maxfun=1000)
+    _, records = train.train_chunk(theta0, data, 50, options=options, start_iteration=390, **SMALL)
+    assert len(records) == 10 and records[-1]["iteration"] == 400
+    theta, records = train.train_chunk(
+        theta0, data, 50, options=options, start_iteration=400, **SMALL
+    )
+    assert records == [] and np.array_equal(theta, theta0)
+    # maxfun counts evaluations (checked between iterations), not iterations
+    _, records = train.train_chunk(theta0, data, 50, options=train.LBFGSOptions(maxfun=10), **SMALL)
+    assert 0 < len(records) < 50 and records[-1]["fun_evals"] <= 10 + options.maxls
+
+
+def test_maxcor_changes_the_trajectory():
+    theta0, data = _small_problem()
+    _, a = train.train_chunk(theta0, data, 30, options=train.LBFGSOptions(maxcor=100), **SMALL)
+    _, b = train.train_chunk(theta0, data, 30, options=train.LBFGSOptions(maxcor=3), **SMALL)
+    # iteration k uses k - 1 pairs: identical while both keep them all (k <= 4)…
+    assert [r["cost"] for r in a[:4]] == [r["cost"] for r in b[:4]]
+    assert a[-1]["cost"] != b[-1]["cost"]  # …then the memory size matters
+
+
+def test_checkpoint_round_trip_is_exact(tmp_path):
+    theta0, data = _small_problem()
+    theta, records = train.train_chunk(theta0, data, 5, **SMALL)
+    meta = {"chunk": 1, "options": train.LBFGSOptions().to_dict(), "sizes": [16, 4]}
+    path = tmp_path / "chunks" / "1.npz"
+    train.save_checkpoint(path, theta, records, meta)
+    with np.load(path, allow_pickle=False) as archive:
+        assert sorted(archive.files) == sorted(["theta", "meta", *train.RECORD_FIELDS])
+        assert archive["theta"].dtype == np.float64 and archive["meta"].shape == ()
+        assert json.loads(str(archive["meta"])) == meta
+        assert archive["iteration"].dtype == np.int64 and archive["cost"].shape == (5,)
+    theta2, records2, meta2 = train.load_checkpoint(
+        path, expected_length=theta.size, expected_meta={"sizes": (16, 4)}
+    )
+    np.testing.assert_array_equal(theta2, theta)
+    assert records2 == records and meta2 == meta
+    assert [p.name for p in path.parent.iterdir()] == ["1.npz"]  # no temporary left behind
+
+
+def test_load_checkpoint_errors_name_the_problem(tmp_path):
+    theta0, data = _small_problem()
+    theta, records = train.train_chunk(theta0, data, 3, **SMALL)
+    good = tmp_path / "good.npz"
+    train.save_checkpoint(good, theta, records, {"lambda_": 1e-4})
+    with pytest.raises(ValueError, match="length 148, expected 149"):
+        train.load_checkpoint(good, expected_length=149)
+    with pytest.raises(ValueError, match="meta\\['lambda_'\\] is 0.0001, expected 0.001"):
+        train.load_checkpoint(good, expected_meta={"lambda_": 1e-3})
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        train.load_checkpoint(tmp_path / "missing.npz")
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, theta=theta, meta=np.array("{}"))
+    with pytest.raises(ValueError, match="lacks key"):
+        train.load_checkpoint(partial)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(ValueError, match="truncated.npz"):
+        train.load_checkpoint(truncated)
+    pickled = tmp_path / "pickled.npz"
+    arrays = train.records_to_arrays(records)
+    np.savez(pickled, theta=theta, meta=np.array([{"a": 1}], dtype=object), **arrays)
+    with pytest.raises(ValueError, match="pickled.npz.*allow_pickle"):
+        train.load_checkpoint(pickled)
+
+
+def test_chunked_run_resumes_bit_identically(tmp_path):
+    theta0, data = _small_problem()
+    kwargs = dict(chunks=4, iterations_per_chunk=10, **SMALL)
+    theta_full, records_full = train.train_chunked(
+        theta0, data, checkpoint_dir=tmp_path / "full", **kwargs
+    )
+    assert [r["iteration"] for r in records_full] == list(range(1, 41))
+    # "killed" after chunk 2, then resumed: chunks 1-2 are read back, not recomputed
+    train.train_chunked(theta0, data, checkpoint_dir=tmp_path / "killed", stop_after=2, **kwargs)
+    counting = _Counting()
+    theta_resumed, records_resumed = train.train_chunked(
+        theta0, data, checkpoint_dir=tmp_path / "killed", cost_fn=counting, **kwargs
+    )
+    np.testing.assert_array_equal(theta_resumed, theta_full)
+    strip = lambda rs: [{k: r[k] for k in r if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(records_resumed) == strip(records_full)
+    assert counting.calls == records_full[-1]["fun_evals"] - records_full[19]["fun_evals"]
+    # a checkpoint of another configuration is refused, naming the key
+    with pytest.raises(ValueError, match="lambda_"):
+        train.train_chunked(
+            theta0, data, checkpoint_dir=tmp_path / "full", **{**kwargs, "lambda_": 1e-3}
+        )
+
+
+def _octave_rand(seed, rows, cols):
+    """Octave's rand('state', seed) stream (shared/reference/README.md recipe)."""
+    random.seed(seed)
+    state = random.getstate()[1]
+    stream = np.random.RandomState()
+    stream.set_state(("MT19937", np.array(state[:624], dtype=np.uint32), state[624]))
+    return stream.random_sample(rows * cols).reshape((rows, cols), order="F")
+
+
+@pytest.fixture(scope="module")
+def reference_run():
+    ref = np.load(shared_file("reference/sae_train_small.npz"), allow_pickle=False)
+    data = _octave_rand(int(ref["data_seed"]), int(ref["visible"]), int(ref["m"])) * 0.8 + 0.1
+    kwargs = dict(
+        visible_size=int(ref["visible"]), hidden_size=int(ref["hidden"]),
+        lambda_=float(ref["lam"]), beta=float(ref["beta"]), rho=float(ref["rho"]),
+    )  # fmt: skip
+    return ref, data, kwargs
+
+
+def test_reference_start_point_is_reproduced(reference_run):
+    ref, data, kwargs = reference_run
+    cost, grad = ae.cost_and_grad(ref["theta0"], data, **kwargs)
+    assert cost == pytest.approx(float(ref["cost0"]), rel=1e-12)
+    assert np.linalg.norm(grad - ref["grad0"]) <= 1e-10 * np.linalg.norm(ref["grad0"])
+
+
+# minFunc's final cost after 400 iterations (shared/reference/README.md, OpenBLAS run).
+MINFUNC_FINAL = 1.66802
+
+
+@pytest.mark.slow
+def test_400_iterations_reach_minfunc_cost(reference_run):
+    ref, data, kwargs = reference_run
+    assert float(ref["final_cost"]) == pytest.approx(MINFUNC_FINAL, abs=1e-5)
+    _, records = train.train_chunk(ref["theta0"], data, 400, **kwargs)
+    assert len(records) == 400
+    print(f"continuous 400 iterations: final cost {records[-1]['cost']:.8f}")
+    assert records[-1]["cost"] <= MINFUNC_FINAL * (1 + 1e-3)
+
+
+@pytest.mark.slow
+def test_chunked_8x50_reaches_minfunc_cost(reference_run, tmp_path):
+    ref, data, kwargs = reference_run
+    _, records = train.train_chunked(
+        ref["theta0"], data, chunks=8, iterations_per_chunk=50, checkpoint_dir=tmp_path, **kwargs
+    )
+    assert len(records) == 400 and len(list(tmp_path.glob("*.npz"))) == 8
+    print(f"chunked 8 x 50 iterations: final cost {records[-1]['cost']:.8f}")
+    assert records[-1]["cost"] <= MINFUNC_FINAL * (1 + 1e-3)
