@@ -27,3 +27,30 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"{SHARED_DIR} is not available (only developer and CI checkouts have it)")
     return SHARED_DIR
+
+
+# --- loopback HTTP mirrors (tests/http_mirror.py), added with the datasets module ----------
+
+
+@pytest.fixture
+def http_mirror(tmp_path):
+    """An empty :class:`http_mirror.MirrorServer` on 127.0.0.1 serving ``tmp_path / "mirror"``."""
+    from http_mirror import MirrorServer
+
+    root = tmp_path / "mirror"
+    root.mkdir()
+    with MirrorServer(root) as server:
+        yield server
+
+
+@pytest.fixture
+def mnist_mirror():
+    """A :class:`http_mirror.MirrorServer` serving the real MNIST ``.gz`` files of
+    ``../shared/data`` (t10k images and labels, train labels; no training images).
+    Skips, saying why, where ``../shared/data`` is missing."""
+    from http_mirror import MNIST_TEST_FILES, MirrorServer
+
+    for name in MNIST_TEST_FILES:
+        shared_file(f"data/{name}")
+    with MirrorServer(SHARED_DIR / "data") as server:
+        yield server

@@ -185,7 +185,10 @@ def _stream_to(url: str, handle: BinaryIO, timeout: float, progress: _Progress) 
             length = response.headers.get("Content-Length") if response.headers else None
             expected = int(length) if length and length.isdigit() else None
             progress.total = progress.total or expected
-            while block := response.read(_CHUNK):
+            # read1 returns what has arrived (up to _CHUNK) instead of waiting to fill the
+            # buffer, so progress and the "after N bytes" of a timeout are accurate.
+            read = getattr(response, "read1", response.read)
+            while block := read(_CHUNK):
                 handle.write(block)
                 progress.update(len(block))
     except _Failure:
