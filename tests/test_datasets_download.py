@@ -8,6 +8,7 @@ image 0 sum 18454) and the md5 values from SPEC.md.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import shutil
 import socket
@@ -293,3 +294,30 @@ def test_default_mirrors_are_recorded_for_downloads():
                 m.startswith(("http://", "https://")) for m in source.mirrors
             )
             assert all(spec.checksums for spec in source.files)
+
+
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal, to see the live progress line."""
+
+    def isatty(self):
+        return True
+
+
+def test_live_progress_line_only_on_a_terminal(mnist_mirror, tmp_path):
+    from sparseae.datasets.download import download_file
+
+    spec = SOURCES["mnist"].file(LABELS)
+    terminal, plain = _Terminal(), io.StringIO()
+    download_file(LABELS, tmp_path / "a", [mnist_mirror.url], spec.checksums, stream=terminal)
+    download_file(LABELS, tmp_path / "b", [mnist_mirror.url], spec.checksums, stream=plain)
+    assert f"\r{LABELS}: " in terminal.getvalue() and "of 4.5 kB" in terminal.getvalue()
+    assert terminal.getvalue().endswith("\r\033[K")  # the live line is cleared at the end
+    assert plain.getvalue() == ""
+
+
+def test_local_folder_mirror(mnist_mirror, tmp_path):
+    # A mirror without a scheme is a folder (e.g. a shared filesystem on a cluster).
+    with pytest.raises(DownloadError, match="No such file"):
+        fetch("mnist", tmp_path / "x", [str(tmp_path / "nowhere")], files=[LABELS])
+    (path,) = fetch("mnist", tmp_path / "y", [str(mnist_mirror.root)], files=[LABELS])
+    assert file_digests(path, ["md5"])["md5"] == MD5[LABELS]

@@ -116,7 +116,8 @@ class _Progress:
     ):
         self.name, self.total, self.callback, self.stream = name, total, callback, stream
         self.done = 0
-        self.start = self._last = time.monotonic()
+        self.start = time.monotonic()
+        self._last = -float("inf")  # the first update draws the live line at once
         self.live = callback is None and _isatty(stream)
 
     def update(self, nbytes: int) -> None:
@@ -203,7 +204,9 @@ def _stream_to(url: str, handle: BinaryIO, timeout: float, progress: _Progress) 
         reason = exc.reason
         if isinstance(reason, TimeoutError):
             raise _Failure(f"timed out connecting after {timeout:g} s", retry=True) from None
-        raise _Failure(f"cannot connect: {reason}", retry=True) from None
+        # A missing file in a local (file://) mirror will stay missing: no retry.
+        missing = isinstance(reason, FileNotFoundError)
+        raise _Failure(f"cannot connect: {reason}", retry=not missing) from None
     except (http.client.HTTPException, ConnectionError, OSError) as exc:
         raise _Failure(
             f"connection broken after {progress.done} bytes: {type(exc).__name__}: {exc}",
