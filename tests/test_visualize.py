@@ -1,0 +1,157 @@
+"""display_network (exact original algorithm), PNG output and training plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import shared_file
+from PIL import Image
+
+from sparseae import autoencoder as ae
+from sparseae.visualize import display_network, grid_shape, plot_cost_curve, plot_rhohat, save_png
+
+
+@pytest.mark.parametrize(
+    ("M", "expected"),
+    [
+        (25, (5, 5)),
+        (196, (14, 14)),
+        (8, (2, 4)),  # n: 3 → 4 (8 mod 3 ≠ 0 and 3 < 1.2√8 = 3.39)
+        (10, (3, 4)),  # n = 4 already ≥ 1.2√10 = 3.79: stop although 10 mod 4 ≠ 0
+        (200, (12, 17)),  # 15 → 16 → 17, then 17 ≥ 16.97
+        (2, (1, 2)),
+        (1, (1, 1)),
+    ],
+)
+def test_grid_rule(M, expected):
+    assert grid_shape(M) == expected
+
+
+def test_grid_with_explicit_columns():
+    assert grid_shape(25, cols=10) == (3, 10)
+
+
+@pytest.mark.parametrize(("pixels", "filters", "size"), [(64, 25, 46), (784, 196, 407)])
+def test_sizes_from_the_exercise(pixels, filters, size):
+    A = np.random.default_rng(0).standard_normal((pixels, filters))
+    assert display_network(A).shape == (size, size)
+
+
+def test_hand_computed_example():
+    # L = 4 (2×2 tiles), M = 2 → grid 1 × 2, array 4 × 7. Global mean of 1..8 is 4.5.
+    A = np.array([[1.0, 5.0], [2.0, 6.0], [3.0, 7.0], [4.0, 8.0]])
+    out = display_network(A)
+    c0 = np.array([-3.5, -2.5, -1.5, -0.5]) / 3.5
+    c1 = np.array([0.5, 1.5, 2.5, 3.5]) / 3.5
+    expected = -np.ones((4, 7))
+    expected[1:3, 1:3] = c0.reshape(2, 2, order="F")  # column-major tile
+    expected[1:3, 4:6] = c1.reshape(2, 2, order="F")
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-15)
+
+
+def test_borders_order_normalisation_and_orientation():
+    rng = np.random.default_rng(1)
+    sz, M = 3, 6  # grid 2 × 3
+    A = rng.standard_normal((sz * sz, M)) * np.arange(1, M + 1)  # very different scales
+    out = display_network(A)
+    assert out.shape == (1 + 2 * 4, 1 + 3 * 4)
+    border = np.ones(out.shape, dtype=bool)
+    centred = A - A.mean()
+    for k in range(M):
+        i, j = divmod(k, 3)  # row by row
+        tile = out[1 + 4 * i : 4 + 4 * i, 1 + 4 * j : 4 + 4 * j]
+        border[1 + 4 * i : 4 + 4 * i, 1 + 4 * j : 4 + 4 * j] = False
+        column = centred[:, k] / np.abs(centred[:, k]).max()
+        np.testing.assert_allclose(tile, column.reshape(sz, sz, order="F"), atol=1e-15)
+        assert np.abs(tile).max() == pytest.approx(1.0)  # per-filter max-abs scaling
+        assert tile[1, 0] == pytest.approx(column[1])  # down the first column first
+    assert np.all(out[border] == -1.0)
+    assert out.min() >= -1 and out.max() <= 1
+
+
+def test_unused_tiles_stay_background_and_constant_filters_do_not_produce_nan():
+    # Every column constant: after removing the global mean all are 0 (MATLAB: 0/0 = NaN).
+    constant = display_network(np.ones((4, 2)))
+    assert np.all(np.isfinite(constant))
+    np.testing.assert_array_equal(constant[1:3, 1:3], 0.0)
+    padded = display_network(np.random.default_rng(2).standard_normal((4, 5)), cols=3)
+    assert padded.shape == (7, 10)
+    np.testing.assert_array_equal(padded[4:6, 7:9], -1.0)  # 6th slot unused: background
+
+
+def test_display_network_validates_input():
+    with pytest.raises(ValueError, match="not a square"):
+        display_network(np.zeros((10, 4)))
+    with pytest.raises(ValueError, match="2-D"):
+        display_network(np.zeros(16))
+    with pytest.raises(ValueError, match="non-finite"):
+        display_network(np.full((4, 2), np.nan))
+
+
+def test_filters_of_the_octave_trained_model(tmp_path):
+    ref = np.load(shared_file("reference/sae_train_small.npz"), allow_pickle=False)
+    W1 = ae.unpack(ref["opttheta"].reshape(-1), int(ref["visible"]), int(ref["hidden"]))[0]
+    grid = display_network(W1.T)
+    assert grid.shape == (46, 46)
+    path = tmp_path / "filters.png"
+    save_png(grid, path, scale=4)
+    with Image.open(path) as image:
+        assert image.size == (184, 184) and image.mode == "L"
+
+
+def test_save_png_grey_map_and_nearest_neighbour(tmp_path):
+    array = np.array([[-1.0, 0.0], [1.0, 0.5]])
+    path = tmp_path / "sub" / "a.png"
+    save_png(array, path, scale=3)
+    with Image.open(path) as image:
+        pixels = np.asarray(image)
+    assert pixels.shape == (6, 6) and pixels.dtype == np.uint8
+    assert pixels[0, 0] == 0 and pixels[0, 3] == 128 and pixels[3, 0] == 255
+    assert pixels[3, 3] == round(1.5 * 127.5)
+    np.testing.assert_array_equal(pixels[:3, :3], 0)  # blocks, no interpolation
+    assert [p.name for p in path.parent.iterdir()] == ["a.png"]
+    with pytest.raises(ValueError, match="non-finite"):
+        save_png(np.array([[np.nan]]), tmp_path / "b.png")
+
+
+def _records(n=120, chunk=40):
+    return [
+        {"iteration": i, "cost": 50.0 / i + 1.6, "grad_norm": 1.0, "fun_evals": i, "seconds": i}
+        for i in range(1, n + 1)
+    ]
+
+
+def _legend_texts(fig):
+    return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_plot_cost_curve_from_records_and_from_arrays(tmp_path):
+    records = _records()
+    fig = plot_cost_curve(records, tmp_path / "a.png", chunk_boundaries=[40, 80])
+    ax = fig.axes[0]
+    assert "cost" in ax.get_title().lower() and ax.get_xlabel() and ax.get_ylabel()
+    assert ax.get_yscale() == "log"
+    assert _legend_texts(fig) == ["cost J(θ)", "chunk boundary (warm restart)"]
+    assert len(ax.lines) == 3  # the curve and two boundaries
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [r["cost"] for r in records])
+    iterations = np.array([r["iteration"] for r in records])
+    costs = np.array([r["cost"] for r in records])
+    fig2 = plot_cost_curve(iterations, costs, tmp_path / "b.png", chunk_boundaries=[40])
+    np.testing.assert_array_equal(fig2.axes[0].lines[0].get_xdata(), iterations)
+    for name in ("a.png", "b.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and image.size[0] > 300
+    with pytest.raises(ValueError, match="iterations but"):
+        plot_cost_curve(iterations, costs[:-1], tmp_path / "c.png")
+
+
+def test_plot_rhohat(tmp_path):
+    rhohat = np.random.default_rng(3).uniform(0.005, 0.05, 25)
+    fig = plot_rhohat(rhohat, 0.01, tmp_path / "rhohat.png")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 25
+    np.testing.assert_allclose([p.get_height() for p in ax.patches], rhohat)
+    assert any("0.01" in t for t in _legend_texts(fig))
+    assert ax.get_title() and ax.get_xlabel() == "hidden unit"
+    with Image.open(tmp_path / "rhohat.png") as image:
+        assert image.format == "PNG"
