@@ -54,3 +54,211 @@ def mnist_mirror():
         shared_file(f"data/{name}")
     with MirrorServer(SHARED_DIR / "data") as server:
         yield server
+
+
+# --------------------------------------------------------------------------------------------
+# MLflow tracking fixtures (tests/test_tracking*.py)
+# --------------------------------------------------------------------------------------------
+TRACKING_CONFIG = {
+    "dataset": {"source": "synthetic", "num_patches": 60, "patch_size": 4, "whitening": False},
+    "model": {"visible_size": 16, "hidden_size": 4},
+    "cost": {"rho": 0.01, "lambda_": 1e-4, "beta": 3.0},
+    "optimizer": {"name": "L-BFGS-B", "max_iterations": 12, "m": 100},
+    "training": {"chunks": 3, "seed": 7},
+    "tracking": {"tracking_uri": None, "note": "x" * 7000},
+}
+
+
+def build_result_folder(
+    root: Path,
+    name: str = "tiny",
+    *,
+    chunks: int = 3,
+    iterations_per_chunk: int = 4,
+    seed: int = 7,
+    evaluation: bool = False,
+    logs: bool = True,
+) -> Path:
+    """Write ``root/results/<name>`` from a small real L-BFGS training run.
+
+    The files follow docs/architecture.md and the tracking contract exactly (``chunks/{k}.npz``
+    with theta/iteration/cost/grad_norm/fun_evals/seconds + JSON ``meta``; gradcheck, summary,
+    theta, history, three PNGs, optional evaluation; ``root/logs/<name>/*.log``). The run uses
+    ``sparseae.autoencoder.cost_and_grad`` with scipy's L-BFGS-B, warm-restarted per chunk.
+    """
+    import json
+    import time
+
+    import numpy as np
+    from PIL import Image
+    from scipy.optimize import minimize
+
+    from sparseae.autoencoder import cost_and_grad, cost_terms, initialize_parameters
+    from sparseae.gradcheck import numerical_gradient, relative_difference
+    from sparseae.io import atomic_path, atomic_write, write_json
+
+    rng = np.random.default_rng(seed)
+    config = json.loads(json.dumps(TRACKING_CONFIG))
+    config["training"].update(chunks=chunks, seed=seed)
+    config["optimizer"]["max_iterations"] = chunks * iterations_per_chunk
+    v, h = config["model"]["visible_size"], config["model"]["hidden_size"]
+    kw = dict(visible_size=v, hidden_size=h, lambda_=1e-4, beta=3.0, rho=0.01)
+    data = 0.1 + 0.8 * rng.random((v, config["dataset"]["num_patches"]))
+    theta = initialize_parameters(h, v, rng)
+
+    out = root / "results" / name
+    (out / "chunks").mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config)
+    small = data[:, :10]
+    numeric = numerical_gradient(lambda t: cost_and_grad(t, small, **kw)[0], theta)
+    diff = relative_difference(numeric, cost_and_grad(theta, small, **kw)[1])
+    write_json(
+        out / "gradcheck.json",
+        {
+            "quadratic": 2.5e-12,
+            "autoencoder": diff,
+            "bound": 1e-9,
+            "passed": bool(diff < 1e-9),
+            "examples": 10,
+        },
+    )
+    records, iteration, fun_evals, started = [], 0, 0, time.perf_counter()
+
+    def fun(t):
+        nonlocal fun_evals
+        fun_evals += 1
+        return cost_and_grad(t, data, **kw)
+
+    def callback(intermediate_result):
+        nonlocal iteration
+        iteration += 1
+        cost, grad = cost_and_grad(intermediate_result.x, data, **kw)
+        records.append(
+            (iteration, cost, float(np.linalg.norm(grad)), fun_evals, time.perf_counter() - started)
+        )
+
+    for k in range(1, chunks + 1):
+        first, chunk_start = len(records), time.perf_counter()
+        result = minimize(
+            fun,
+            theta,
+            jac=True,
+            method="L-BFGS-B",
+            callback=callback,
+            options={"maxiter": iterations_per_chunk, "ftol": 0.0, "gtol": 0.0},
+        )
+        theta = result.x
+        terms = cost_terms(theta, data, **kw)
+        chunk_records = records[first:]
+        columns = list(zip(*chunk_records, strict=True)) if chunk_records else [[]] * 5
+        meta = {
+            "chunk": k,
+            "chunks": chunks,
+            "terms": {
+                t: float(terms[t]) for t in ("reconstruction", "weight_decay", "sparsity", "total")
+            },
+            "rhohat": {
+                "mean": float(terms["rhohat"].mean()),
+                "min": float(terms["rhohat"].min()),
+                "max": float(terms["rhohat"].max()),
+            },
+            "wall_seconds": time.perf_counter() - chunk_start,
+            "optimizer": {"method": "L-BFGS-B", "maxiter": iterations_per_chunk},
+            "message": str(result.message),
+        }
+        with atomic_path(out / "chunks" / f"{k}.npz") as tmp:
+            np.savez(
+                tmp,
+                theta=theta,
+                iteration=np.asarray(columns[0], dtype=np.int64),
+                cost=np.asarray(columns[1], dtype=np.float64),
+                grad_norm=np.asarray(columns[2], dtype=np.float64),
+                fun_evals=np.asarray(columns[3], dtype=np.int64),
+                seconds=np.asarray(columns[4], dtype=np.float64),
+                meta=np.asarray(json.dumps(meta)),
+            )
+    with atomic_path(out / "theta.npz") as tmp:
+        np.savez(tmp, theta=theta, config=np.asarray(json.dumps(config)))
+    with atomic_write(out / "history.tsv") as handle:
+        handle.write("iteration\tcost\tgrad_norm\tfun_evals\tseconds\n")
+        handle.writelines("\t".join(repr(x) for x in r) + "\n" for r in records)
+    terms = cost_terms(theta, data, **kw)
+    write_json(
+        out / "summary.json",
+        {
+            "final_cost": float(terms["total"]),
+            "reconstruction": float(terms["reconstruction"]),
+            "weight_decay": float(terms["weight_decay"]),
+            "sparsity": float(terms["sparsity"]),
+            "rhohat_mean": float(terms["rhohat"].mean()),
+            "rhohat_min": float(terms["rhohat"].min()),
+            "rhohat_max": float(terms["rhohat"].max()),
+            "iterations": len(records),
+            "fun_evals": fun_evals,
+            "train_seconds": time.perf_counter() - started,
+            "chunks": chunks,
+            "dataset_checksum": "sha256:" + "ab" * 32,
+        },
+    )
+    for figure, size in (
+        ("filters.png", (32, 32)),
+        ("cost_curve.png", (48, 24)),
+        ("rhohat.png", (40, 20)),
+    ):
+        pixels = (rng.random(size[::-1]) * 255).astype(np.uint8)
+        with atomic_path(out / figure) as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
+    if evaluation:
+        write_json(
+            out / "evaluation.json",
+            {"accuracy_features": 0.97, "accuracy_raw": 0.91, "n_train": 600, "n_test": 400},
+        )
+    if logs:
+        log_dir = root / "logs" / name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for rule in ["gradcheck", *(f"train_chunk_{k}" for k in range(1, chunks + 1))]:
+            (log_dir / f"{rule}.log").write_text(f"{rule}: done\n", encoding="utf-8")
+    return out
+
+
+@pytest.fixture
+def result_folder_factory(tmp_path):
+    """``make(name="tiny", **kw) -> results dir`` under this test's tmp folder."""
+
+    def make(name: str = "tiny", **kwargs) -> Path:
+        return build_result_folder(tmp_path, name, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` on 127.0.0.1 (sqlite, own artifact store), stopped after."""
+    from mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def _empty_store_template(tmp_path_factory) -> Path:
+    """An sqlite store created once by ``init_store`` (MLflow's migrations take ~10 s)."""
+    from sparseae.tracking import init_store
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    init_store(f"sqlite:///{db}", [])
+    return db
+
+
+@pytest.fixture
+def sqlite_store(tmp_path, _empty_store_template) -> str:
+    """URI of a fresh, empty local store (a copy of the template) in this test's folder."""
+    import shutil
+
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(_empty_store_template, db)
+    return f"sqlite:///{db}"

@@ -1,0 +1,360 @@
+"""MLflow tracking: a real result folder logged into real stores and read back via MlflowClient.
+
+No MLflow piece is mocked: local stores are real sqlite databases, the server tests start a real
+``mlflow server`` (tests/mlflow_server.py) with its own sqlite database and artifact store.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from PIL import Image
+
+from sparseae.io import read_json
+from sparseae.tracking import (
+    ArtifactLocationError,
+    ResultsError,
+    TrackingError,
+    configure_http_retries,
+    init_store,
+    log_results,
+    log_sweep,
+    resolve_tracking_uri,
+)
+from sparseae.tracking.results import flatten_params, load_chunk
+
+EXPECTED_ARTIFACTS = {
+    "config.json",
+    "gradcheck.json",
+    "summary.json",
+    "theta.npz",
+    "history.tsv",
+    "filters.png",
+    "cost_curve.png",
+    "rhohat.png",
+}
+
+
+def chunk_series(results: Path):
+    """Per-iteration values and chunk-end meta straight from the checkpoint files."""
+    iterations, costs, grads, ends = [], [], [], []
+    for path in sorted((results / "chunks").glob("*.npz"), key=lambda p: int(p.stem)):
+        arrays, meta = load_chunk(path)
+        iterations += arrays["iteration"].tolist()
+        costs += arrays["cost"].tolist()
+        grads += arrays["grad_norm"].tolist()
+        ends.append((int(arrays["iteration"][-1]), meta))
+    return iterations, costs, grads, ends
+
+
+def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def assert_run_matches_folder(client: MlflowClient, run_id: str, results: Path, tmp: Path):
+    """Everything the folder holds is in the run, once: params, metric history, artifacts."""
+    run = client.get_run(run_id)
+    config = read_json(results / "config.json")
+    params = run.data.params
+    for key, value in flatten_params(config).items():
+        assert params[key] == value, key
+    assert params["model.hidden_size"] == str(config["model"]["hidden_size"])
+    assert params["dataset_checksum"] == read_json(results / "summary.json")["dataset_checksum"]
+    for package in ("numpy", "scipy", "mlflow", "snakemake", "sparseae"):
+        assert params[f"version.{package}"], package
+    assert any(key.startswith("threads.") for key in params)
+    assert len(params["tracking.note"]) == 6000 and "truncated" in params["tracking.note"]
+
+    iterations, costs, grads, ends = chunk_series(results)
+    assert iterations == list(range(1, len(iterations) + 1))
+    assert history(client, run_id, "cost") == list(zip(iterations, costs, strict=True))
+    assert history(client, run_id, "grad_norm") == list(zip(iterations, grads, strict=True))
+    for term in ("reconstruction", "weight_decay", "sparsity"):
+        assert history(client, run_id, f"J_{term}") == [(s, m["terms"][term]) for s, m in ends]
+    for stat in ("mean", "min", "max"):
+        assert history(client, run_id, f"rhohat_{stat}") == [
+            (s, m["rhohat"][stat]) for s, m in ends
+        ]
+    gradcheck = read_json(results / "gradcheck.json")
+    assert run.data.metrics["gradcheck_autoencoder"] == gradcheck["autoencoder"]
+    assert params["gradcheck.bound"] == "1e-09"
+    assert run.data.metrics["final_cost"] == read_json(results / "summary.json")["final_cost"]
+
+    names = {a.path for a in client.list_artifacts(run_id)}
+    assert EXPECTED_ARTIFACTS <= names
+    local = Path(client.download_artifacts(run_id, "", str(tmp)))
+    for png in ("filters.png", "cost_curve.png", "rhohat.png"):
+        with Image.open(local / png) as image:
+            image.load()
+            assert image.size == Image.open(results / png).size
+    with (
+        np.load(local / "theta.npz", allow_pickle=False) as saved,
+        np.load(results / "theta.npz", allow_pickle=False) as original,
+    ):
+        np.testing.assert_array_equal(saved["theta"], original["theta"])
+    assert json.loads((local / "config.json").read_text()) == config
+    assert (local / "history.tsv").read_bytes() == (results / "history.tsv").read_bytes()
+    log_dir = results.parent.parent / "logs" / results.name
+    assert sorted(p.name for p in (local / "logs").iterdir()) == sorted(
+        p.name for p in log_dir.glob("*.log")
+    )
+    return run
+
+
+def test_log_results_into_local_store(result_folder_factory, sqlite_store, tmp_path):
+    results = result_folder_factory("tiny", evaluation=True)
+    ids = init_store(sqlite_store, ["tiny"])
+    run_id = log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+
+    client = MlflowClient(sqlite_store)
+    run = assert_run_matches_folder(client, run_id, results, tmp_path / "download")
+    assert run.info.experiment_id == ids["tiny"]
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["accuracy_features"] == 0.97
+    assert run.data.params["evaluation.n_test"] == "400"
+    assert run.data.tags["sparseae.status"] == "complete"
+    # Local artifacts live beside the database, under the experiment's folder.
+    assert (Path(sqlite_store[len("sqlite:///") :]).parent / "mlartifacts" / "tiny").is_dir()
+
+    record = read_json(results / "mlflow.json")
+    assert record["run_id"] == run_id and record["experiment_id"] == ids["tiny"]
+    assert record["logged_this_time"]["metric_points"] == record["total"]["metric_points"]
+    assert record["total"]["metric_points"] == sum(
+        len(client.get_metric_history(run_id, key)) for key in run.data.metrics
+    )
+
+
+def test_second_log_adds_nothing(result_folder_factory, sqlite_store):
+    results = result_folder_factory("tiny")
+    first = log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+    client = MlflowClient(sqlite_store)
+    before = {k: history(client, first, k) for k in client.get_run(first).data.metrics}
+
+    second = log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+
+    assert second == first
+    assert {k: history(client, first, k) for k in before} == before
+    logged = read_json(results / "mlflow.json")["logged_this_time"]
+    assert logged == {"params": 0, "metric_points": 0, "artifacts": 0, "tags": 0}
+    experiment = client.get_experiment_by_name("tiny")
+    assert len(client.search_runs([experiment.experiment_id])) == 1
+
+
+def test_partial_folder_then_complete_fills_exactly_the_rest(
+    result_folder_factory, sqlite_store, tmp_path
+):
+    complete = result_folder_factory("full", chunks=3)
+    staged = tmp_path / "staged" / "results" / "exp"
+    (staged / "chunks").mkdir(parents=True)
+    client = MlflowClient(sqlite_store)
+
+    # Stage 1: only the config and gradient check (training has not written chunk 1 yet).
+    for name in ("config.json", "gradcheck.json"):
+        shutil.copy2(complete / name, staged / name)
+    run_id = log_results(staged, experiment_name="exp", tracking_uri=sqlite_store)
+    run = client.get_run(run_id)
+    assert run.info.status == "RUNNING"
+    assert "chunks/*.npz" in run.data.tags["sparseae.missing"]
+    assert "cost" not in run.data.metrics
+
+    # Stage 2: two of three chunks: the same run (adopted by config hash), chunk points only.
+    for k in (1, 2):
+        shutil.copy2(complete / "chunks" / f"{k}.npz", staged / "chunks" / f"{k}.npz")
+    assert log_results(staged, experiment_name="exp", tracking_uri=sqlite_store) == run_id
+    run = client.get_run(run_id)
+    assert "chunks/3.npz" in run.data.tags["sparseae.missing"]
+    assert [s for s, _ in history(client, run_id, "cost")] == list(range(1, 9))
+
+    # Stage 3: everything: only the missing points, params and artifacts are added.
+    shutil.rmtree(staged)
+    shutil.copytree(complete, staged)
+    log_dir = complete.parent.parent / "logs" / "full"
+    assert (
+        log_results(staged, experiment_name="exp", tracking_uri=sqlite_store, log_dir=log_dir)
+        == run_id
+    )
+    record = read_json(staged / "mlflow.json")
+    # Chunk 3's 4 iterations x 4 series + its 7 chunk-end points + 11 summary figures.
+    assert record["logged_this_time"]["metric_points"] == 4 * 4 + 7 + 11
+    assert record["missing"] == []
+    assert client.get_run(run_id).info.status == "FINISHED"
+    experiment = client.get_experiment_by_name("exp")
+    assert [r.info.run_id for r in client.search_runs([experiment.experiment_id])] == [run_id]
+    assert_run_matches_folder(client, run_id, complete, tmp_path / "download")
+
+
+def test_deleted_artifacts_are_uploaded_again(result_folder_factory, sqlite_store):
+    results = result_folder_factory("tiny")
+    run_id = log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+    client = MlflowClient(sqlite_store)
+    artifact_dir = Path(client.get_run(run_id).info.artifact_uri.removeprefix("file://"))
+    for name in ("filters.png", "theta.npz"):
+        (artifact_dir / name).unlink()
+
+    log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+
+    assert read_json(results / "mlflow.json")["logged_this_time"]["artifacts"] == 2
+    assert (artifact_dir / "filters.png").read_bytes() == (results / "filters.png").read_bytes()
+
+
+def test_new_execution_gets_a_new_run(result_folder_factory, sqlite_store):
+    first = log_results(
+        result_folder_factory("a"), experiment_name="exp", tracking_uri=sqlite_store
+    )
+    # The same config and seed trained again from scratch: a new execution, a new run.
+    second = log_results(
+        result_folder_factory("a"), experiment_name="exp", tracking_uri=sqlite_store
+    )
+    assert first != second
+
+
+def test_contradicting_param_names_the_key(result_folder_factory, sqlite_store):
+    results = result_folder_factory("tiny")
+    log_results(results, experiment_name="tiny", tracking_uri=sqlite_store, run_key="fixed")
+    config = read_json(results / "config.json")
+    config["cost"]["beta"] = 5.0
+    (results / "config.json").write_text(json.dumps(config))
+    with pytest.raises(TrackingError, match=r"'cost\.beta': run has '3\.0', results say '5\.0'"):
+        log_results(results, experiment_name="tiny", tracking_uri=sqlite_store, run_key="fixed")
+
+
+def test_bad_checkpoint_is_named(result_folder_factory, sqlite_store):
+    results = result_folder_factory("tiny")
+    (results / "chunks" / "2.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ResultsError, match=r"chunks/2\.npz cannot be read"):
+        log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+    with np.load(results / "chunks" / "1.npz", allow_pickle=False) as data:
+        arrays = dict(data)
+    np.savez(results / "chunks" / "2.npz", **arrays)  # chunk 1's content under the name 2
+    with pytest.raises(ResultsError, match=r"chunks/2\.npz says chunk 1, not 2"):
+        log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+
+
+def test_unwritable_artifact_location_fails_before_training(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    # Root ignores permission bits, but nobody can create a folder below a regular file.
+    with pytest.raises(ArtifactLocationError, match=r"a-file is a file, not a folder"):
+        init_store(uri, ["tiny"], artifact_location=blocker / "artifacts")
+    with pytest.raises(ArtifactLocationError, match=r"folder of the MLflow database"):
+        init_store(f"sqlite:///{blocker}/sub/mlflow.db", ["tiny"])
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_resolve_tracking_uri(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(cwd=tmp_path) == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert resolve_tracking_uri("http://127.0.0.1:5001") == "http://127.0.0.1:5001"
+    assert resolve_tracking_uri("sqlite:///x/m.db", cwd=tmp_path) == (
+        f"sqlite:///{tmp_path.resolve()}/x/m.db"
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5002")
+    assert resolve_tracking_uri("http://127.0.0.1:5001") == "http://127.0.0.1:5002"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "./mlruns")
+    with pytest.raises(ValueError, match="mlruns"):
+        resolve_tracking_uri()
+
+
+def test_http_retry_settings_respect_the_user():
+    environ = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "300"}
+    effective = configure_http_retries(environ)
+    assert effective["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "300"
+    assert effective["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
+
+
+def test_sweep_parent_and_members(result_folder_factory, sqlite_store, tmp_path):
+    members = [result_folder_factory(f"m{i}", seed=i) for i in range(2)]
+    for folder in members:
+        log_results(folder, experiment_name="sweep-a", tracking_uri=sqlite_store)
+    table = tmp_path / "summary.tsv"
+    table.write_text("experiment\tfinal_cost\nm0\t0.4\nm1\t0.5\n")
+
+    parent = log_sweep(
+        "sweep-a",
+        members,
+        tracking_uri=sqlite_store,
+        summary_path=table,
+        params={"grid": {"beta": [1, 3]}},
+    )
+    again = log_sweep("sweep-a", members, tracking_uri=sqlite_store, summary_path=table)
+
+    client = MlflowClient(sqlite_store)
+    assert again == parent
+    assert client.get_run(parent).data.params["grid.beta"] == "[1, 3]"
+    assert [a.path for a in client.list_artifacts(parent)] == ["summary.tsv"]
+    for folder in members:
+        tags = client.get_run(read_json(folder / "mlflow.json")["run_id"]).data.tags
+        assert tags["sparseae.sweep"] == "sweep-a"
+        assert tags["mlflow.parentRunId"] == parent
+
+
+def test_command_line_logs_and_reports_errors(result_folder_factory, sqlite_store):
+    results = result_folder_factory("tiny")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparseae.tracking",
+            "--tracking-uri",
+            sqlite_store,
+            "log",
+            str(results),
+            "--experiment",
+            "tiny",
+            "--tag",
+            "owner=test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = read_json(results / "mlflow.json")["run_id"]
+    assert MlflowClient(sqlite_store).get_run(run_id).data.tags["owner"] == "test"
+    (results / "summary.json").write_text("{broken")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparseae.tracking",
+            "--tracking-uri",
+            sqlite_store,
+            "log",
+            str(results),
+            "--experiment",
+            "tiny",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "summary.json is not readable JSON" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_log_results_through_a_tracking_server(result_folder_factory, mlflow_server, tmp_path):
+    results = result_folder_factory("tiny")
+    ids = init_store(mlflow_server.uri, ["tiny"])
+    run_id = log_results(results, experiment_name="tiny", tracking_uri=mlflow_server.uri)
+    again = log_results(results, experiment_name="tiny", tracking_uri=mlflow_server.uri)
+
+    client = MlflowClient(mlflow_server.uri)
+    run = assert_run_matches_folder(client, run_id, results, tmp_path / "download")
+    assert again == run_id and run.info.experiment_id == ids["tiny"]
+    assert read_json(results / "mlflow.json")["logged_this_time"]["metric_points"] == 0
+    # The client uploaded over HTTP: the files are in the server's own artifact store.
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:")
+    stored = {p.name for p in mlflow_server.artifacts.rglob("*") if p.is_file()}
+    assert EXPECTED_ARTIFACTS <= stored
