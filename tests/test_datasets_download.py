@@ -321,3 +321,14 @@ def test_local_folder_mirror(mnist_mirror, tmp_path):
         fetch("mnist", tmp_path / "x", [str(tmp_path / "nowhere")], files=[LABELS])
     (path,) = fetch("mnist", tmp_path / "y", [str(mnist_mirror.root)], files=[LABELS])
     assert file_digests(path, ["md5"])["md5"] == MD5[LABELS]
+
+
+def test_git_blob_checksum_errors_say_how_to_compute_it(tmp_path):
+    (tmp_path / "IMAGES.mat").write_bytes(b"an unrelated file")
+    with pytest.raises(ChecksumError) as info:
+        fetch("ufldl-images", tmp_path, [])
+    message = str(info.value)
+    assert "git-blob: expected 18a1e3ab1363edeb6132e237dd84f6ea0a5c9cb2, found " in message
+    assert "git hash-object" in message
+    with pytest.raises(DownloadError, match="git hash-object"):
+        fetch("olshausen-raw", tmp_path, [])

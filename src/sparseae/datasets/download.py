@@ -90,7 +90,10 @@ def checksum_mismatches(path: str | os.PathLike, expected: Mapping[str, str]) ->
 
 def describe_checksums(checksums: Mapping[str, str]) -> str:
     """``"md5 abc…, sha256 def…"``: the recorded digests in a message."""
-    return ", ".join(f"{name} {value}" for name, value in checksums.items())
+    text = ", ".join(f"{name} {value}" for name, value in checksums.items())
+    if "git-blob" in checksums:
+        text += "; `git hash-object FILE` prints a file's git-blob id"
+    return text
 
 
 def verify_present(path: Path, expected: Mapping[str, str]) -> None:
@@ -103,8 +106,10 @@ def verify_present(path: Path, expected: Mapping[str, str]) -> None:
     if bad:
         detail = "; ".join(f"{n}: expected {e}, found {a}" for n, (e, a) in bad.items())
         raise ChecksumError(
-            f"{path} is present but its checksum is wrong ({detail}). It was not replaced. "
-            f"Delete or move it to download it again, or put the correct file there."
+            f"{path} is present but its checksum is wrong ({detail}"
+            + ("; `git hash-object FILE` prints a git-blob id" if "git-blob" in bad else "")
+            + "). It was not replaced. "
+            "Delete or move it to download it again, or put the correct file there."
         )
 
 
