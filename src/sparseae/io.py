@@ -45,8 +45,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         suffix=path.suffix if suffix is None else suffix,
         dir=path.parent,
     )
-    os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates the file 0600; results are shared (clusters, CI), so give them the
+    # permissions a plain open() would: 0666 minus the process umask.
+    os.fchmod(fd, 0o666 & ~_current_umask())
+    os.close(fd)
     try:
         yield tmp
         _fsync_file(tmp)
@@ -90,6 +93,12 @@ def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file written by :func:`write_json`."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_file(path: Path) -> None:
