@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from . import autoencoder
 from .io import atomic_path
@@ -240,7 +241,17 @@ def train_chunk(
         if progress is not None:
             progress(record)
 
-    result = minimize(
+    # One BLAS thread for the whole optimization: cost_and_grad runs its own worker threads
+    # (with single-threaded BLAS inside), and L-BFGS-B's memory-bound vector work loses more
+    # to thread wake-ups than it gains. Measured on 2 cores: the time outside the cost
+    # function fell from ~28 % to ~8 % of the wall time (64×25 and 784×196 models).
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = _minimize(objective, theta0, callback, options, budget_iter, budget_fun)
+    return np.array(result.x, dtype=np.float64), records
+
+
+def _minimize(objective, theta0, callback, options, budget_iter, budget_fun):
+    return minimize(
         objective,
         theta0,
         jac=True,
@@ -255,7 +266,6 @@ def train_chunk(
             maxls=options.maxls,
         ),
     )
-    return np.array(result.x, dtype=np.float64), records
 
 
 def records_to_arrays(records) -> dict:
