@@ -69,6 +69,14 @@ def experiment_mlflow_name(name):
     return CONFIG["tracking"]["experiment_prefix"] + name
 
 
+SWEEP_OF = {m: s for s, members in CONFIG["sweep_members"].items() for m in members}
+
+
+def mlflow_tags(name):
+    """Run tags: the sweep a member belongs to, so the MLflow UI can compare members."""
+    return {"sweep": SWEEP_OF[name]} if name in SWEEP_OF else {}
+
+
 # ------------------------------------------------------------------ input functions
 
 

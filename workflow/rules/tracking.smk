@@ -1,6 +1,5 @@
-# MLflow: the store is created once, before parallel log jobs (concurrent first-time creation
-# of an sqlite store can corrupt it); its only param is the URI, so adding an experiment to
-# `run` does not redo the marker and, through it, every experiment's logging. Training outputs never
+# MLflow: the store and the experiments of `run` are created once, before parallel log jobs
+# (concurrent first-time creation of an sqlite store can corrupt it). Training outputs never
 # depend on these rules: with the tracking server down, results are still written, and
 # rerunning `snakemake` later fills in what is missing.
 
@@ -10,6 +9,9 @@ rule init_store:
         TRACKING_MARKER,
     log:
         "logs/_tracking/init_store.log",
+    # First in line, so the store is made while the single-threaded data jobs run and not
+    # while training waits for a free core.
+    priority: 100
     conda:
         ENV
     threads: 1
@@ -18,6 +20,7 @@ rule init_store:
         runtime=10,
     params:
         uri=TRACKING_URI,
+        experiments=[experiment_mlflow_name(name) for name in RUN],
     message:
         "MLflow: prepare the tracking store {params.uri}"
     script:
@@ -26,7 +29,9 @@ rule init_store:
 
 rule log_mlflow:
     input:
-        store=TRACKING_MARKER,
+        # ancient(): redoing the store marker (new URI, new experiments in `run`) must not
+        # make every finished experiment log again; a new URI reruns log_mlflow via params.
+        store=ancient(TRACKING_MARKER),
         results=lambda wildcards: [
             f"results/{wildcards.experiment}/{f}" for f in RESULT_FILES
         ],
@@ -47,6 +52,7 @@ rule log_mlflow:
         mlflow_experiment=lambda wildcards: experiment_mlflow_name(wildcards.experiment),
         result_dir=lambda wildcards: f"results/{wildcards.experiment}",
         log_dir=lambda wildcards: f"logs/{wildcards.experiment}",
+        tags=lambda wildcards: mlflow_tags(wildcards.experiment),
     message:
         "{wildcards.experiment}: log to MLflow ({params.uri})"
     script:

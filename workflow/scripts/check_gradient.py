@@ -10,11 +10,13 @@ import sys
 
 import numpy as np
 
+from sparseae.autoencoder import set_num_threads
 from sparseae.config import rng
 from sparseae.gradcheck import check_gradient
 from sparseae.io import write_json
 
 smk = snakemake  # noqa: F821
+set_num_threads(smk.threads)  # the cost's own thread pool: stay within the job's threads
 logging.basicConfig(
     filename=smk.log[0],
     filemode="w",

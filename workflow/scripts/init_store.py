@@ -1,4 +1,4 @@
-"""Rule init_store: create the MLflow tracking store once, before parallel logging jobs."""
+"""Rule init_store: create the MLflow store and the run's experiments once, before logging."""
 
 import logging
 
@@ -13,13 +13,6 @@ logging.basicConfig(
     format="%(asctime)s %(levelname)s %(message)s",
 )
 retries = configure_http_retries()
-info = init_store(smk.params.uri)
-write_json(
-    smk.output[0],
-    {
-        "uri": smk.params.uri,
-        "http_retries": retries,
-        "store": info if isinstance(info, dict) else str(info),
-    },
-)
-logging.info("tracking store ready: %s", smk.params.uri)
+ids = init_store(smk.params.uri, list(smk.params.experiments))
+write_json(smk.output[0], {"uri": smk.params.uri, "experiments": ids, "http": retries})
+logging.info("tracking store %s ready; experiments %s", smk.params.uri, ids)

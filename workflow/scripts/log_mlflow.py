@@ -17,11 +17,19 @@ logging.basicConfig(
     format="%(asctime)s %(levelname)s %(message)s",
 )
 configure_http_retries()
-info = log_results(
+run_id = log_results(
     smk.params.result_dir,
-    tracking_uri=smk.params.uri,
     experiment_name=smk.params.mlflow_experiment,
+    tracking_uri=smk.params.uri,
     log_dir=smk.params.log_dir,
+    tags=dict(smk.params.tags) or None,
 )
-write_json(smk.output[0], info)
-logging.info("logged %s to %s: %s", smk.params.result_dir, smk.params.uri, info)
+write_json(
+    smk.output[0],
+    {
+        "tracking_uri": smk.params.uri,
+        "experiment_name": smk.params.mlflow_experiment,
+        "run_id": run_id,
+    },
+)
+logging.info("logged %s to %s, run %s", smk.params.result_dir, smk.params.uri, run_id)

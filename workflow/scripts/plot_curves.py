@@ -23,6 +23,12 @@ plot_cost_curve(
     history["cost"].to_numpy(),
     smk.output.cost,
     chunk_boundaries=boundaries,
+    title=f"{smk.wildcards.experiment}: sparse autoencoder training cost",
 )
-plot_rhohat(np.asarray(summary["rhohat"]), smk.params.model["rho"], smk.output.rhohat)
+plot_rhohat(
+    np.asarray(summary["rhohat"]),
+    smk.params.model["rho"],
+    smk.output.rhohat,
+    title=f"{smk.wildcards.experiment}: mean activation of each hidden unit",
+)
 logging.info("wrote %s and %s", smk.output.cost, smk.output.rhohat)

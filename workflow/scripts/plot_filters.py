@@ -14,7 +14,7 @@ logging.basicConfig(
     format="%(asctime)s %(levelname)s %(message)s",
 )
 model = smk.params.model
-theta = load_theta_npz(smk.input.theta)
+theta, _ = load_theta_npz(smk.input.theta)
 W1 = unpack(theta, model["visible_size"], model["hidden_size"])[0]
 grid = display_network(W1.T)
 save_png(grid, smk.output[0])

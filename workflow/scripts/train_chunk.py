@@ -2,8 +2,8 @@
 
 Chunk 1 starts from ``initialize_parameters`` with the experiment's "init" generator; chunk
 k > 1 from the theta of ``chunks/{k-1}.npz``, after checking that checkpoint was written for
-this configuration (fingerprint and length). Each checkpoint carries the records of all
-iterations so far, so the last one holds the whole history. The checkpoint is written
+this configuration (fingerprint and length). Each checkpoint holds the records of its own
+iterations (global numbering); ``finalize`` joins them. The checkpoint is written
 atomically: a killed job leaves no ``chunks/{k}.npz`` and rerunning resumes at chunk k.
 """
 
@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 
-from sparseae.autoencoder import initialize_parameters
+from sparseae.autoencoder import cost_terms, initialize_parameters, set_num_threads
 from sparseae.config import check_resume, fingerprint, rng
+from sparseae.tracking.environment import environment_info
 from sparseae.train import LBFGSOptions, load_checkpoint, save_checkpoint, train_chunk
 
 smk = snakemake  # noqa: F821
@@ -30,28 +31,23 @@ k = int(smk.wildcards.k)
 v, h = model["visible_size"], model["hidden_size"]
 started = time.perf_counter()
 
-try:  # the numerics may parallelise element-wise work themselves; give them the job's cores
-    from sparseae.autoencoder import set_num_threads
-
-    set_num_threads(smk.threads)
-except ImportError:
-    pass
+# The cost function's own thread pool (and BLAS, via Snakemake's OPENBLAS_NUM_THREADS etc.)
+# use exactly the job's threads: training gets the cores it was given, and the same thread
+# count gives the same summation order, hence bit-identical results on reruns.
+set_num_threads(smk.threads)
 
 with np.load(smk.input.patches, allow_pickle=False) as archive:
     data = archive["data"]
 
 if k == 1:
     theta0 = initialize_parameters(h, v, rng(trajectory["seed"], "init"))
-    previous = []
-    start_iteration, start_evals, start_seconds = 0, 0, 0.0
+    last = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
 else:
     theta0, previous, meta = load_checkpoint(smk.input.previous[0])
     check_resume(smk.input.previous[0], meta, name, trajectory, theta0.size)
-    previous = list(previous)
-    last = previous[-1] if previous else None
-    start_iteration = int(last["iteration"]) if last is not None else 0
-    start_evals = int(last["fun_evals"]) if last is not None else 0
-    start_seconds = float(last["seconds"]) if last is not None else 0.0
+    # Counters continue across chunks; an empty chunk (converged) carries its start forward.
+    last = previous[-1] if previous else meta["last"]
+start_iteration = int(last["iteration"])
 
 every = params["progress_every"]
 log.info(
@@ -68,19 +64,21 @@ log.info("%9s %14s %12s %9s %9s", "iteration", "cost", "grad_norm", "evals", "se
 
 def progress(record):
     """Progress line every few iterations (and at the chunk's last one)."""
-    it = int(record["iteration"])
-    if (it - start_iteration) % every == 0 or it - start_iteration == iterations:
+    done = int(record["iteration"]) - start_iteration
+    if done % every == 0 or done == iterations:
         log.info(
             "%9d %14.8f %12.4e %9d %9.2f",
-            it,
+            record["iteration"],
             record["cost"],
             record["grad_norm"],
-            start_evals + int(record["fun_evals"]),
-            start_seconds + float(record["seconds"]),
+            record["fun_evals"],
+            record["seconds"],
         )
 
 
-options = LBFGSOptions(**optimizer)
+# maxfun is the whole run's evaluation budget (as minFunc's maxFunEvals); the iteration limit
+# is this chunk's, so the number of chunks stays out of the trajectory.
+options = LBFGSOptions(**optimizer, maxiter=start_iteration + iterations)
 theta, records = train_chunk(
     theta0,
     data,
@@ -92,26 +90,41 @@ theta, records = train_chunk(
     rho=model["rho"],
     options=options,
     start_iteration=start_iteration,
+    start_fun_evals=int(last["fun_evals"]),
+    start_seconds=float(last["seconds"]),
     progress=progress,
 )
-# Evaluations and seconds count from the start of the run, across chunks.
-records = [
-    {
-        **dict(r),
-        "fun_evals": start_evals + int(r["fun_evals"]),
-        "seconds": start_seconds + float(r["seconds"]),
-    }
-    for r in records
-]
+# Chunk-end figures for MLflow: the three cost terms and rhohat statistics at this theta.
+terms = cost_terms(
+    theta,
+    data,
+    visible_size=v,
+    hidden_size=h,
+    lambda_=model["lambda_"],
+    beta=model["beta"],
+    rho=model["rho"],
+)
+rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
 meta = {
     "experiment": name,
     "chunk": k,
+    "chunks": int(smk.resources.chunks_total),
     "fingerprint": fingerprint(trajectory),
     "trajectory": trajectory,
     "threads": smk.threads,
-    "chunk_seconds": time.perf_counter() - started,
+    "options": options.to_dict(),
+    "terms": {key: float(terms[key]) for key in ("reconstruction", "weight_decay", "sparsity")}
+    | {"total": float(terms["total"])},
+    "rhohat": {
+        "mean": float(rhohat.mean()),
+        "min": float(rhohat.min()),
+        "max": float(rhohat.max()),
+    },
+    "wall_seconds": time.perf_counter() - started,
+    "last": {key: records[-1][key] for key in last} if records else last,
+    "environment": environment_info(),
 }
-save_checkpoint(smk.output[0], theta, previous + records, meta)
+save_checkpoint(smk.output[0], theta, records, meta)
 log.info(
     "wrote %s: %d iterations in this chunk, cost %.8f",
     smk.output[0],

@@ -4,16 +4,12 @@ import logging
 
 from sparseae.config import write_config
 
+smk = snakemake  # noqa: F821
 logging.basicConfig(
-    filename=snakemake.log[0],
+    filename=smk.log[0],
     filemode="w",
-    level=logging.INFO,  # noqa: F821
+    level=logging.INFO,
     format="%(asctime)s %(levelname)s %(message)s",
 )
-
-record = write_config(
-    snakemake.output[0],
-    snakemake.wildcards.experiment,  # noqa: F821
-    snakemake.params.experiment,
-)  # noqa: F821
-logging.info("wrote %s (fingerprint %s)", snakemake.output[0], record["fingerprint"])  # noqa: F821
+record = write_config(smk.output[0], smk.wildcards.experiment, smk.params.experiment)
+logging.info("wrote %s (fingerprint %s)", smk.output[0], record["fingerprint"])
