@@ -296,6 +296,7 @@ def test_sweep_parent_and_members(result_folder_factory, sqlite_store, tmp_path)
         assert tags["mlflow.parentRunId"] == parent
 
 
+@pytest.mark.slow
 def test_command_line_logs_and_reports_errors(result_folder_factory, sqlite_store):
     results = result_folder_factory("tiny")
     done = subprocess.run(

@@ -17,7 +17,6 @@ rerun, which reads back what the run already holds and logs only what is missing
 
 from __future__ import annotations
 
-import fcntl
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -95,7 +94,12 @@ def log_results(
     folder = read_result_folder(results_dir, log_dir=log_dir)
     key = run_key or folder.run_key()
     check_reachable(tracking_uri, results_dir)
-    with _folder_lock(results_dir), exclusive_lock(f"{tracking_uri}#{experiment_name}#{key}"):
+    # One logger per result folder and per run at a time (lock files live in the temp folder,
+    # so the result folder is not touched until mlflow.json is written).
+    with (
+        exclusive_lock(f"results#{results_dir}"),
+        exclusive_lock(f"{tracking_uri}#{experiment_name}#{key}"),
+    ):
         experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir)
         mlflow_client = client(tracking_uri)
         run = _find_or_create_run(
@@ -131,7 +135,13 @@ def log_results(
         "total": total,
         "logged_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    write_json(results_dir / "mlflow.json", record)
+    try:
+        write_json(results_dir / "mlflow.json", record)
+    except OSError as exc:
+        raise TrackingError(
+            f"logged to run {run.info.run_id}, but {results_dir / 'mlflow.json'} cannot be "
+            f"written: {exc}"
+        ) from exc
     return run.info.run_id
 
 
@@ -506,25 +516,3 @@ def _same_value(stored: float, value: float) -> bool:
 
 def _quote(text: str) -> str:
     return text.replace("'", "\\'")
-
-
-class _folder_lock:  # noqa: N801 - used like a function in a with statement
-    """An ``flock`` on ``<results_dir>/.mlflow.lock``: one logger per result folder at a time."""
-
-    def __init__(self, results_dir: Path):
-        self.path = results_dir / ".mlflow.lock"
-
-    def __enter__(self):
-        try:
-            self.handle = open(self.path, "a")  # noqa: SIM115 - closed in __exit__
-        except OSError as exc:
-            raise TrackingError(
-                f"result folder {self.path.parent} is not writable: {exc}; "
-                f"mlflow.json cannot be written there"
-            ) from exc
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc_info):
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -30,6 +31,7 @@ import numpy as np
 from .settings import configure_http_retries, is_http_uri, local_artifact_path, sqlite_path
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 #: Attempts and first delay (seconds, doubled each time) for ``database is locked``.
 LOCK_RETRIES = 12
@@ -125,6 +127,9 @@ def call(uri: str, fn: Callable[..., T], *args, results_dir=None, **kwargs) -> T
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised otherwise
             text = f"{type(exc).__name__}: {exc}"
             if any(sign in text for sign in _BUSY_SIGNS) and attempt < LOCK_RETRIES - 1:
+                _log.warning(
+                    "store busy (%s); retry %d of %d", _short(exc), attempt + 1, LOCK_RETRIES - 1
+                )
                 time.sleep(delay * (1.0 + rng.random()))
                 delay = min(delay * 2, 2.0)
                 continue
@@ -230,21 +235,26 @@ def init_store(tracking_uri: str, experiment_names, artifact_location=None) -> d
 
 
 def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
-    """Return the id of experiment ``name``, creating the store/experiment if needed."""
-    db = sqlite_path(tracking_uri)
-    if db is None or db.exists():
-        found = call(
-            tracking_uri, client(tracking_uri).get_experiment_by_name, name, results_dir=results_dir
+    """Return the id of experiment ``name``, creating the store/experiment if needed.
+
+    For an sqlite store the first store access of this process happens under the same lock as
+    :func:`init_store`, so loggers started without it still cannot race on table creation.
+    """
+    locked = sqlite_path(tracking_uri) is not None
+    with exclusive_lock(tracking_uri) if locked else contextlib.nullcontext():
+        return _get_or_create_experiment(
+            tracking_uri,
+            client(tracking_uri),
+            name,
+            default_artifact_root(tracking_uri),
+            results_dir=results_dir,
         )
-        if found is not None:
-            return found.experiment_id
-    return init_store(tracking_uri, [name])[name]
 
 
-def _get_or_create_experiment(uri: str, mlflow_client, name: str, root) -> str:
+def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_dir=None) -> str:
     from mlflow.exceptions import MlflowException
 
-    found = call(uri, mlflow_client.get_experiment_by_name, name)
+    found = call(uri, mlflow_client.get_experiment_by_name, name, results_dir=results_dir)
     if found is not None:
         if found.lifecycle_stage == "deleted":
             raise TrackingError(
