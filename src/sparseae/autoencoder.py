@@ -38,11 +38,12 @@ __all__ = [
     "set_num_threads",
 ]
 
-# Columns per block: ~0.5 MiB per visible-sized float64 block keeps a block's working set
-# (x, a3, delta3) inside this machine's 1 MiB L2 for the 64-pixel model, and is large enough
-# that the per-block Python overhead (~20 numpy calls) is negligible for both models.
-_BLOCK_BYTES = 512 * 1024
-_MIN_BLOCK_COLUMNS = 256
+# Columns per block. Measured on this 2-core machine (bench/cost_and_grad.py style, block
+# sizes timed round-robin): for 64×25 blocks of 2048–4096 columns beat 1024 (per-block Python
+# overhead) and a single block (cache misses); for 784×196 blocks of ~2700 columns beat 256
+# (the per-block gradient partials, 2hv values each, add up) and 5000. 2500 columns gives four
+# blocks for the exercises' m = 10,000 and keeps the partial sums negligible.
+_BLOCK_COLUMNS = 2500
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,15 +273,14 @@ _workspaces: dict = {}
 _workspace_lock = threading.Lock()
 
 
-def _block_bounds(v: int, m: int, itemsize: int):
+def _block_bounds(m: int):
     # Independent of the thread count, so the order of the partial sums is too.
-    cols = max(_MIN_BLOCK_COLUMNS, _BLOCK_BYTES // (itemsize * max(v, 1)))
-    n_blocks = -(-m // cols)
+    n_blocks = -(-m // _BLOCK_COLUMNS)
     return [round(i * m / n_blocks) for i in range(n_blocks + 1)]
 
 
 def _acquire_workspace(v, h, m, dtype, n_threads):
-    bounds = _block_bounds(v, m, np.dtype(dtype).itemsize)
+    bounds = _block_bounds(m)
     key = (v, h, m, np.dtype(dtype), tuple(bounds), n_threads)
     with _workspace_lock:
         ws = _workspaces.get(key)
@@ -322,7 +322,9 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
     np.matmul(ws.W1n, Xb, out=a2)
     np.add(a2, ws.b1n, out=a2)
     _sigmoid_of_negated(a2)
-    ws.a2sum[k] = np.add.reduce(a2, axis=1, dtype=np.float64)
+    # Row sums in the working dtype (pairwise, accurate to ~1e-7 even in float32; a float64
+    # accumulator would make numpy cast block by block), stored as float64.
+    ws.a2sum[k] = a2.sum(axis=1)
     a3 = ws.scratch_v[t][: v * w].reshape(v, w)
     np.matmul(ws.W2n, A2, out=a3)
     _sigmoid_of_negated(a3)
@@ -350,7 +352,7 @@ def _backward_block(ws, k, t, X, c0, c1, h):
     np.matmul(ws.W2Ts, ws.D3[k], out=d2)
     np.multiply(d2, ws.A2[k][:h], out=d2)
     np.matmul(d2, X[:, c0:c1].T, out=ws.gW1[k])
-    ws.gb1[k] = np.add.reduce(d2, axis=1, dtype=np.float64)
+    ws.gb1[k] = d2.sum(axis=1)
 
 
 def _run_blocks(fn, n_blocks, n_threads, *args):
