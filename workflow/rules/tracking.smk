@@ -9,12 +9,13 @@ rule init_store:
         TRACKING_MARKER,
     log:
         "logs/_tracking/init_store.log",
-    # First in line, so the store is made while the single-threaded data jobs run and not
-    # while training waits for a free core.
+    # First in line, and not counted against the cores: creating a store is mostly the
+    # MLflow import and sqlite schema migrations waiting on disk, and training (which takes
+    # all cores) should not wait for it. A local rule, so no cluster job asks for 0 CPUs.
     priority: 100
     conda:
         ENV
-    threads: 1
+    threads: 0
     resources:
         mem_mb=1000,
         runtime=10,
