@@ -57,11 +57,15 @@ record() {
     mv "$tmp" "$PIDS"
 }
 
-# wait_for DESCRIPTION COMMAND...: retry COMMAND every 0.2 s until it succeeds or TIMEOUT passes.
+# wait_for DAEMON DESCRIPTION COMMAND...: retry COMMAND every 0.2 s until it succeeds; fail at
+# once if DAEMON died meanwhile, or after TIMEOUT seconds.
 wait_for() {
-    local what=$1 deadline=$((SECONDS + TIMEOUT))
-    shift
+    local daemon=$1 what=$2 deadline=$((SECONDS + TIMEOUT))
+    shift 2
     until "$@" >/dev/null 2>&1; do
+        if ! alive "$(pid_of "$daemon")" "$daemon"; then
+            die "$daemon exited while waiting for $what; its log ends: $(tail -n 15 "$LOGS/$daemon.log")"
+        fi
         if ((SECONDS >= deadline)); then
             log "timed out after ${TIMEOUT}s waiting for $what; last log lines:"
             tail -n 20 "$LOGS"/*.log >&2 2>/dev/null || true
@@ -251,24 +255,24 @@ up() {
 
     start munged munged setpriv --reuid=munge --regid=munge --init-groups \
         /usr/sbin/munged --foreground --force
-    wait_for "munged" munge -n
+    wait_for munged "munged" munge -n
 
     start mariadbd mariadbd /usr/sbin/mariadbd --no-defaults --user=mysql \
         --datadir="$STATE/mysql" --socket="$STATE/mysqlrun/mysqld.sock" \
         --pid-file="$STATE/mysqlrun/mariadbd.pid" --bind-address=127.0.0.1 --port="$DB_PORT" \
         --skip-name-resolve --innodb-buffer-pool-size=64M
-    wait_for "mariadbd" mariadb --socket="$STATE/mysqlrun/mysqld.sock" -u root -e 'SELECT 1'
+    wait_for mariadbd "mariadbd" mariadb --socket="$STATE/mysqlrun/mysqld.sock" -u root -e 'SELECT 1'
     grant_database
 
     start slurmdbd slurmdbd /usr/sbin/slurmdbd -D
-    wait_for "slurmdbd" sacctmgr -n show cluster
+    wait_for slurmdbd "slurmdbd" sacctmgr -n show cluster
 
     start slurmctld slurmctld /usr/sbin/slurmctld -D
     # slurmctld adds the cluster (with account root and user root) to the database on start.
-    wait_for "cluster registration in slurmdbd" cluster_registered
+    wait_for slurmctld "cluster registration in slurmdbd" cluster_registered
 
     start slurmd slurmd /usr/sbin/slurmd -D
-    wait_for "node $(hostname -s) to be idle" node_idle
+    wait_for slurmd "node $(hostname -s) to be idle" node_idle
     log "cluster '$CLUSTER' up in $((SECONDS - t0)) s: partition $PARTITION, account root"
     sinfo >&2
 }
