@@ -26,12 +26,16 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/tracking.smk"
 
 
-# Light rules run on the submitting host, also under the Slurm profile.
+# Light rules run on the submitting host, also under the Slurm profile (fetch needs the
+# internet, which compute nodes often lack; logging talks to the tracking server).
 localrules:
     all,
     fetch,
     write_config,
+    plot_filters,
+    plot_curves,
     init_store,
+    log_mlflow,
 
 
 rule all:
