@@ -119,6 +119,9 @@ def test_log_results_into_local_store(result_folder_factory, sqlite_store, tmp_p
     assert run.info.status == "FINISHED"
     assert run.data.metrics["accuracy_features"] == 0.97
     assert run.data.params["evaluation.n_test"] == "400"
+    # The check's settings are params, its measurements metrics.
+    assert run.data.params["gradcheck.examples"] == "10"
+    assert run.data.metrics["gradcheck_passed"] == 1.0
     assert run.data.tags["sparseae.status"] == "complete"
     # Local artifacts live beside the database, under the experiment's folder.
     assert (Path(sqlite_store[len("sqlite:///") :]).parent / "mlartifacts" / "tiny").is_dir()

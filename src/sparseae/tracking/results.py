@@ -63,7 +63,12 @@ SUMMARY_METRICS = {
     "fun_evals": "total_fun_evals",
     "train_seconds": "train_seconds",
     "chunks": "chunks",
+    "rhohat_median": "final_rhohat_median",
+    "optimizer_seconds": "optimizer_seconds",
 }
+#: gradcheck.json keys that are measurements (metrics ``gradcheck_<key>``); the other keys
+#: are the check's settings (params ``gradcheck.<key>``: bound, epsilon, sizes, ...).
+GRADCHECK_METRICS = ("quadratic", "autoencoder", "max_abs_diff", "passed", "seconds")
 
 
 class ResultsError(ValueError):
@@ -306,13 +311,9 @@ def _read_gradcheck(folder: ResultFolder) -> None:
     data = _read_object(path)
     folder.gradcheck = data
     for key, value in data.items():
-        if key == "bound":
-            folder.params["gradcheck.bound"] = param_value(value)
-        elif isinstance(value, bool):
+        if key in GRADCHECK_METRICS and (_is_number(value) or isinstance(value, bool)):
             folder.metrics.append(MetricPoint(f"gradcheck_{key}", float(value), 0))
-        elif _is_number(value):
-            folder.metrics.append(MetricPoint(f"gradcheck_{key}", float(value), 0))
-        elif isinstance(value, str | int) or value is None:
+        elif not isinstance(value, dict | list):
             folder.params[f"gradcheck.{key}"] = param_value(value)
 
 
@@ -326,11 +327,10 @@ def _read_summary(folder: ResultFolder) -> None:
     for key, value in data.items():
         if key == "dataset_checksum":
             folder.params["dataset_checksum"] = param_value(value)
-        elif _is_number(value) or isinstance(value, bool):
-            folder.metrics.append(
-                MetricPoint(SUMMARY_METRICS.get(key, f"summary.{key}"), float(value), 0)
-            )
-        elif isinstance(value, str):
+        elif key in SUMMARY_METRICS and (_is_number(value) or isinstance(value, bool)):
+            folder.metrics.append(MetricPoint(SUMMARY_METRICS[key], float(value), 0))
+        elif not isinstance(value, dict | list):
+            # Anything else (settings repeated for convenience, identifiers) is a param.
             folder.params[f"summary.{key}"] = param_value(value)
 
 
