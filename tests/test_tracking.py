@@ -362,3 +362,19 @@ def test_log_results_through_a_tracking_server(result_folder_factory, mlflow_ser
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")
     stored = {p.name for p in mlflow_server.artifacts.rglob("*") if p.is_file()}
     assert EXPECTED_ARTIFACTS <= stored
+
+
+def test_sparseae_log_subcommand(result_folder_factory, sqlite_store, capsys):
+    from sparseae import cli
+    from sparseae.tracking.cli import register_sparseae_commands
+
+    register_sparseae_commands()
+    register_sparseae_commands()  # idempotent, as _load_commands runs per parser
+    results = result_folder_factory("tiny")
+    status = cli.main(["log", str(results), "--experiment", "tiny", "--tracking-uri", sqlite_store])
+    assert status == 0
+    assert read_json(results / "mlflow.json")["tracking_uri"] == sqlite_store
+    (results / "gradcheck.json").write_text("[1, 2]")
+    status = cli.main(["log", str(results), "--experiment", "tiny", "--tracking-uri", sqlite_store])
+    assert status == 1
+    assert "gradcheck.json holds a list, not a JSON object" in capsys.readouterr().err

@@ -394,7 +394,8 @@ def _collect_artifacts(folder: ResultFolder, log_dir: str | Path | None) -> None
 
 
 def _collect_times(folder: ResultFolder) -> None:
-    times = [f.stat().st_mtime for f, _ in folder.artifacts]
+    # Result files only: the logs folder may hold older logs of shared data rules.
+    times = [f.stat().st_mtime for f, where in folder.artifacts if not where]
     times += [p.stat().st_mtime for p in (folder.path / "chunks").glob("*.npz")]
     if times:
         folder.start_time_ms = int(min(times) * 1000)

@@ -98,8 +98,12 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
     import requests
 
     url = uri.rstrip("/") + "/health"
+    # The same TLS settings as MLflow's own client (self-signed or private CA servers).
+    verify = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or (
+        os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() not in ("true", "1")
+    )
     try:
-        response = requests.get(url, timeout=HEALTH_TIMEOUT)
+        response = requests.get(url, timeout=HEALTH_TIMEOUT, verify=verify)
     except requests.RequestException as exc:
         raise TrackingUnavailableError(unavailable_message(uri, exc, results_dir)) from exc
     if response.status_code != 200:
