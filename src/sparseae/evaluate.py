@@ -28,13 +28,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from sparseae.autoencoder import hidden_activations
-from sparseae.io import atomic_path
+from sparseae.io import atomic_path, write_json
 
 __all__ = [
     "SoftmaxModel",
     "evaluate_features",
     "fit_softmax",
     "plot_confusion_matrix",
+    "save_evaluation",
     "self_taught_split",
     "softmax_C",
     "softmax_cost",
@@ -575,6 +576,47 @@ def plot_confusion_matrix(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     return path
+
+
+def save_evaluation(result: dict, folder: str | Path, *, extra: dict | None = None) -> dict:
+    """Write an :func:`evaluate_features` result as ``evaluation.json`` plus two figures.
+
+    Files (each written atomically): ``evaluation.json`` (``result`` updated with ``extra``,
+    e.g. the split settings and seed), ``confusion_features.png``, ``confusion_raw.png``.
+
+    Parameters
+    ----------
+    result : dict
+        Output of :func:`evaluate_features`.
+    folder : path-like
+        Destination folder (``results/{experiment}`` in the workflow).
+    extra : dict, optional
+        More JSON-ready entries for ``evaluation.json``; may not overwrite result keys.
+
+    Returns
+    -------
+    dict
+        ``{"evaluation": Path, "confusion_features": Path, "confusion_raw": Path}``.
+    """
+    folder = Path(folder)
+    missing = [k for k in ("accuracy_features", "accuracy_raw", "classes",
+                           "confusion_features", "confusion_raw") if k not in result]  # fmt: skip
+    if missing:
+        raise ValueError(f"result lacks {missing}; pass the dict evaluate_features returned")
+    clash = sorted(set(extra or {}) & set(result))
+    if clash:
+        raise ValueError(f"extra would overwrite result keys {clash}")
+    paths = {}
+    for name in ("features", "raw"):
+        label = "hidden-layer features" if name == "features" else "raw pixels"
+        paths[f"confusion_{name}"] = plot_confusion_matrix(
+            result[f"confusion_{name}"], result["classes"], folder / f"confusion_{name}.png",
+            f"softmax on {label}: test accuracy {100 * result[f'accuracy_{name}']:.2f}%",
+        )  # fmt: skip
+    # the JSON last: its presence means the figures are there too
+    paths["evaluation"] = folder / "evaluation.json"
+    write_json(paths["evaluation"], {**result, **(extra or {})})
+    return paths
 
 
 # ---------------------------------------------------------------------------------------------
