@@ -19,6 +19,7 @@ as an independent check by the tests and as the baseline in ``bench/cost_and_gra
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -355,13 +356,22 @@ def _backward_block(ws, k, t, X, c0, c1, h):
     ws.gb1[k] = d2.sum(axis=1)
 
 
-def _run_blocks(fn, n_blocks, n_threads, *args):
-    """Run ``fn(k, t, *args)`` for every block k, thread t taking blocks t, t+n, …"""
+def _run_blocks(fn, n_blocks, n_threads):
+    """Run ``fn(k, t)`` for every block ``k``; thread ``t`` takes the next free block.
+
+    Blocks are handed out dynamically (a shared counter; ``next`` on it is atomic under the
+    GIL), so a thread descheduled on a busy machine does not hold the others up. Each block
+    writes only its own outputs and thread ``t`` only its own scratch buffers, so the result
+    does not depend on which thread ran which block.
+    """
+    counter = itertools.count()
 
     def worker(t):
         with np.errstate(over="ignore", under="ignore"):
-            for k in range(t, n_blocks, n_threads):
-                fn(k, t, *args)
+            for k in iter(counter.__next__, None):
+                if k >= n_blocks:
+                    return
+                fn(k, t)
 
     if n_threads == 1:
         worker(0)
