@@ -416,8 +416,12 @@ def _evaluate(theta, data, v, h, lambda_, beta, rho, dtype, need_grad):
             if need_grad:
                 ws.W2Ts[:, :v] = W2.T
                 ws.W2Ts[:, v] = s
+                last = n_blocks - 1
+                # Backwards: the blocks the forward pass finished last are still in cache.
                 _run_blocks(
-                    lambda k, t: _backward_block(ws, k, t, X, bounds[k], bounds[k + 1], h),
+                    lambda j, t: _backward_block(
+                        ws, last - j, t, X, bounds[last - j], bounds[last - j + 1], h
+                    ),
                     n_blocks,
                     n_threads,
                 )
