@@ -49,6 +49,7 @@ rule finalize:
         runtime=resource("light", "runtime"),
     params:
         model=section("model"),
+        dataset=section("dataset"),
     message:
         "{wildcards.experiment}: final theta, history and summary"
     script:

@@ -6,6 +6,7 @@ import logging
 import numpy as np
 
 from sparseae.autoencoder import cost_terms, set_num_threads
+from sparseae.datasets import dataset_checksum, get_source
 from sparseae.io import atomic_write, read_json, save_theta_npz, write_json
 from sparseae.train import load_checkpoint
 
@@ -51,9 +52,17 @@ terms = cost_terms(
     rho=model["rho"],
 )
 rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
+dataset = smk.params.dataset
 summary = {
     "experiment": record["name"],
     "fingerprint": record["fingerprint"],
+    # Which data, wherever it lies: sha256 over the source's files (and the photo recipe).
+    "dataset_checksum": dataset_checksum(
+        dataset["source"],
+        dataset["path"] or f"resources/{dataset['source']}",
+        path=dataset["path"],
+        split=dataset["split"] if get_source(dataset["source"]).splits else None,
+    ),
     "final_cost": float(terms["total"]),
     "reconstruction": float(terms["reconstruction"]),
     "weight_decay": float(terms["weight_decay"]),
