@@ -308,16 +308,21 @@ def test_raw_pixel_softmax_on_t10k_digits_0_to_4(t10k_parts):
 
 @pytest.mark.slow
 def test_self_taught_chain_on_t10k_reduced(t10k_parts, tmp_path):
-    """Train on unlabeled 5-9, encode 0-4, classify: features must be real features.
+    """Train on unlabeled 5-9, encode 0-4, classify: the whole chain on real digits.
 
     Reduced size (100 hidden units, 1000 unlabeled digits, 100 L-BFGS iterations, 1000
-    training / 1500 test digits) so it runs in well under a minute on an idle 2-core machine.
-    At this size the features are only about as good as raw pixels (measured over three seeds:
-    features 95.1-95.7 %, raw 95.5-95.7 %), while the full protocol (200 hidden, all 4861
-    unlabeled digits, 400 iterations) wins clearly. So the assertion is: well above chance,
-    and **not more than 2 percentage points below raw pixels** - four times the spread seen
-    between seeds. A broken encoding (wrong layer, transposed or unpacked-in-the-wrong-order
-    weights, a split that mixes 5-9 into the labeled set) fails it.
+    training / 1500 test digits): 20-50 s on this shared 2-core machine.
+    At this size the features are only about as good as raw pixels: over four split /
+    initialization seeds, features minus raw was -0.7 to +0.3 percentage points (raw about
+    95.5-96.5 %); the full protocol (200 hidden, all 4861 unlabeled digits, 400 iterations,
+    bench/mnist_training.py) is where the features must clearly win. So the assertions are:
+    well above chance (20 %), and features **not more than 2 percentage points below raw
+    pixels**, about three times the worst seed seen.
+
+    What that margin catches, measured on one seed: W1 unpacked row-major (-5.3 points),
+    labels out of step with the columns (chance level); NaN features raise. What it does not:
+    digits 0-4 are easy enough that untrained random features (-1.3), W2ᵀ as encoder (-1.7) or
+    a transposed image layout (-1.2) stay inside it; those are the unit tests' job.
     """
     _, parts = t10k_parts
     hidden, visible = 100, 784
