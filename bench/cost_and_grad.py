@@ -9,7 +9,12 @@ median of each are printed as ratios to the floor's minimum and median:
 - ``ours``   :func:`sparseae.autoencoder.cost_and_grad`;
 - ``plain``  a straightforward numpy port of the equations (the same in float32 and float64).
 
-Usage: ``python bench/cost_and_grad.py [--rounds N] [--m 10000] [--shape 64x25 --shape …]``.
+With ``--work`` the same candidates are also timed single-threaded (one BLAS thread, one
+cost_and_grad thread) by CPU time of the calling thread: the ratio of work done, which stays
+meaningful when other jobs load the machine and wall-clock ratios of multi-threaded code do not.
+
+Usage: ``python bench/cost_and_grad.py [--rounds N] [--m 10000] [--shape 64x25 --shape …]
+[--work]``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import statistics
 import time
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from sparseae import autoencoder as ae
 
@@ -76,20 +82,21 @@ def candidates(v, h, m, dtype, rng):
     }
 
 
-def bench(v, h, m, dtype, rounds, rng):
+def bench(v, h, m, dtype, rounds, rng, work=False):
     funcs = candidates(v, h, m, dtype, rng)
     for f in funcs.values():  # warm-up: buffers, thread pool, page faults
         f()
+    clock = time.thread_time if work else time.perf_counter
     times = {name: [] for name in funcs}
     names = list(funcs)
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
-            start = time.perf_counter()
+            start = clock()
             funcs[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     fmin, fmed = min(times["floor"]), statistics.median(times["floor"])
     print(
-        f"{v}x{h}x{m} {np.dtype(dtype).name}: "
+        f"{v}x{h}x{m} {np.dtype(dtype).name}{' single-thread CPU time' if work else ''}: "
         f"floor min {fmin * 1e3:.2f} ms, median {fmed * 1e3:.2f} ms"
     )
     for name in names[1:]:
@@ -108,6 +115,7 @@ def main():
     parser.add_argument("--m", type=int, default=10_000, help="examples (default 10000)")
     parser.add_argument("--shape", action="append", help="VISIBLExHIDDEN (repeatable)")
     parser.add_argument("--dtype", action="append", choices=["float64", "float32"])
+    parser.add_argument("--work", action="store_true", help="also time single-threaded work")
     args = parser.parse_args()
     shapes = [tuple(map(int, s.split("x"))) for s in (args.shape or ["64x25", "784x196"])]
     rng = np.random.default_rng(0)
@@ -116,6 +124,14 @@ def main():
         for dtype in args.dtype or ["float64", "float32"]:
             rounds = args.rounds or (40 if v * h < 10_000 else 8)
             bench(v, h, args.m, np.dtype(dtype), rounds, rng)
+            if args.work:
+                threads = ae._threads
+                ae.set_num_threads(1)
+                try:
+                    with threadpool_limits(limits=1, user_api="blas"):
+                        bench(v, h, args.m, np.dtype(dtype), rounds, rng, work=True)
+                finally:
+                    ae.set_num_threads(threads)
 
 
 if __name__ == "__main__":
