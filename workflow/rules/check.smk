@@ -9,6 +9,8 @@ rule check_gradient:
         "results/{experiment}/gradcheck.json",
     log:
         "logs/{experiment}/check_gradient.log",
+    benchmark:
+        "benchmarks/{experiment}/check_gradient.tsv"
     conda:
         ENV
     threads: resource("check", "threads")

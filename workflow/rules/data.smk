@@ -7,6 +7,8 @@ rule fetch:
         "resources/{source}/fetched-{split}.json",
     log:
         "logs/_fetch/{source}-{split}.log",
+    benchmark:
+        "benchmarks/_fetch/{source}-{split}.tsv"
     conda:
         ENV
     threads: 1
@@ -48,6 +50,8 @@ rule sample_patches:
         "results/{experiment}/patches.npz",
     log:
         "logs/{experiment}/sample_patches.log",
+    benchmark:
+        "benchmarks/{experiment}/sample_patches.tsv"
     conda:
         ENV
     threads: resource("data", "threads")

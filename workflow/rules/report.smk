@@ -13,6 +13,8 @@ rule plot_filters:
         ),
     log:
         "logs/{experiment}/plot_filters.log",
+    benchmark:
+        "benchmarks/{experiment}/plot_filters.tsv"
     conda:
         ENV
     threads: resource("light", "threads")
@@ -44,6 +46,8 @@ rule plot_curves:
         ),
     log:
         "logs/{experiment}/plot_curves.log",
+    benchmark:
+        "benchmarks/{experiment}/plot_curves.tsv"
     conda:
         ENV
     threads: resource("light", "threads")

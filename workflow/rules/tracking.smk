@@ -9,6 +9,8 @@ rule init_store:
         TRACKING_MARKER,
     log:
         "logs/_tracking/init_store.log",
+    benchmark:
+        "benchmarks/_tracking/init_store.tsv"
     # First in line, and not counted against the cores: creating a store is mostly the
     # MLflow import and sqlite schema migrations waiting on disk, and training (which takes
     # all cores) should not wait for it. A local rule, so no cluster job asks for 0 CPUs.
@@ -42,6 +44,8 @@ rule log_mlflow:
         "results/{experiment}/mlflow.json",
     log:
         "logs/{experiment}/log_mlflow.log",
+    benchmark:
+        "benchmarks/{experiment}/log_mlflow.tsv"
     conda:
         ENV
     threads: resource("light", "threads")

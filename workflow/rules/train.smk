@@ -13,6 +13,8 @@ rule train_chunk:
         "results/{experiment}/chunks/{k}.npz",
     log:
         "logs/{experiment}/train_chunk-{k}.log",
+    benchmark:
+        "benchmarks/{experiment}/train_chunk-{k}.tsv"
     conda:
         ENV
     # Snakemake sets OPENBLAS_NUM_THREADS etc. to this number: training gets the cores.
@@ -41,6 +43,8 @@ rule finalize:
         summary="results/{experiment}/summary.json",
     log:
         "logs/{experiment}/finalize.log",
+    benchmark:
+        "benchmarks/{experiment}/finalize.tsv"
     conda:
         ENV
     threads: resource("light", "threads")
