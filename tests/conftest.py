@@ -262,3 +262,16 @@ def sqlite_store(tmp_path, _empty_store_template) -> str:
     db = tmp_path / "mlflow.db"
     shutil.copyfile(_empty_store_template, db)
     return f"sqlite:///{db}"
+
+
+@pytest.fixture(scope="session")
+def shared_mlflow_server(tmp_path_factory):
+    """One real tracking server for the tests that never stop it (saves a ~10-30 s start)."""
+    from mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-shared-server"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -348,7 +348,10 @@ def test_command_line_logs_and_reports_errors(result_folder_factory, sqlite_stor
 
 
 @pytest.mark.slow
-def test_log_results_through_a_tracking_server(result_folder_factory, mlflow_server, tmp_path):
+def test_log_results_through_a_tracking_server(
+    result_folder_factory, shared_mlflow_server, tmp_path
+):
+    mlflow_server = shared_mlflow_server
     results = result_folder_factory("tiny")
     ids = init_store(mlflow_server.uri, ["tiny"])
     run_id = log_results(results, experiment_name="tiny", tracking_uri=mlflow_server.uri)

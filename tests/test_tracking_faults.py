@@ -235,7 +235,8 @@ def test_eight_parallel_loggers_into_one_local_store(eight_folders, sqlite_store
 
 
 @pytest.mark.slow
-def test_eight_parallel_loggers_into_one_server(eight_folders, mlflow_server):
+def test_eight_parallel_loggers_into_one_server(eight_folders, shared_mlflow_server):
+    mlflow_server = shared_mlflow_server
     init_store(mlflow_server.uri, list(eight_folders))
     done = _log_in_parallel(mlflow_server.uri, eight_folders)
     _check_parallel_store(mlflow_server.uri, eight_folders, done)
