@@ -167,6 +167,7 @@ AccountingStorageHost=127.0.0.1
 # Keep sbatch --comment (the Slurm executor writes rule and wildcards there) in sacct.
 AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
+MailProg=/bin/true
 MpiDefault=none
 ReturnToService=2
 SchedulerType=sched/backfill
