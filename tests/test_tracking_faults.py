@@ -226,12 +226,29 @@ def eight_folders(result_folder_factory) -> dict[str, Path]:
 
 
 @pytest.mark.slow
-def test_eight_parallel_loggers_into_one_local_store(eight_folders, sqlite_store):
-    init_store(sqlite_store, list(eight_folders))
-    done = _log_in_parallel(sqlite_store, eight_folders)
-    _check_parallel_store(sqlite_store, eight_folders, done)
+def test_eight_parallel_loggers_into_one_local_store(eight_folders, tmp_path):
+    # A store that does not exist yet. init_store creates it and half of the experiments (the
+    # workflow's way); the other four are created by the concurrent loggers themselves (the
+    # by-hand way), which must not race on the store or duplicate an experiment either.
+    uri = f"sqlite:///{tmp_path}/fresh/mlflow.db"
+    init_store(uri, list(eight_folders)[:4])
+    done = _log_in_parallel(uri, eight_folders)
+    _check_parallel_store(uri, eight_folders, done)
     retries = sum(r.stderr.count("store busy") for r in done)
     print(f"8 parallel loggers into sqlite: {retries} lock retries")
+
+
+def test_store_from_cached_template_is_a_normal_store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    ids = init_store(uri, ["natural"])
+    client = MlflowClient(uri)
+    experiments = {e.name: e for e in client.search_experiments()}
+    assert set(experiments) == {"Default", "natural"} and ids["natural"] != "0"
+    # MLflow added its default experiment itself, for this store, not for the template.
+    assert ".cache" not in experiments["Default"].artifact_location
+    run = client.create_run(ids["natural"])
+    client.log_metric(run.info.run_id, "cost", 1.5, step=1)
+    assert client.get_metric_history(run.info.run_id, "cost")[0].value == 1.5
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+
+from sparseae.io import atomic_path
 
 from .settings import configure_http_retries, is_http_uri, local_artifact_path, sqlite_path
 
@@ -230,6 +233,8 @@ def init_store(tracking_uri: str, experiment_names, artifact_location=None) -> d
         # Checked before any experiment points at it (a server resolves paths on its side).
         check_writable_folder(local_root, "MLflow artifact location")
     with exclusive_lock(tracking_uri):
+        if db is not None:
+            prepare_sqlite_store(db.resolve())
         mlflow_client = client(tracking_uri)
         ids = {}
         for name in names:
@@ -244,8 +249,10 @@ def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
     For an sqlite store the first store access of this process happens under the same lock as
     :func:`init_store`, so loggers started without it still cannot race on table creation.
     """
-    locked = sqlite_path(tracking_uri) is not None
-    with exclusive_lock(tracking_uri) if locked else contextlib.nullcontext():
+    db = sqlite_path(tracking_uri)
+    with exclusive_lock(tracking_uri) if db is not None else contextlib.nullcontext():
+        if db is not None:
+            prepare_sqlite_store(db.resolve())
         return _get_or_create_experiment(
             tracking_uri,
             client(tracking_uri),
@@ -291,6 +298,49 @@ def _check_experiment_artifacts(uri: str, mlflow_client, experiment_id: str) -> 
     local = local_artifact_path(experiment.artifact_location)
     if local is not None and not is_http_uri(uri):
         check_writable_folder(local, f"MLflow artifact location of experiment {experiment.name!r}")
+
+
+def prepare_sqlite_store(db: Path) -> None:
+    """Create a missing sqlite store by copying a cached, fully migrated empty store.
+
+    MLflow builds a new sqlite store by running its whole migration history (about 10 s here).
+    The result, tables only and no experiment, is the same for every store of one MLflow
+    version, so it is built once per version in ``$XDG_CACHE_HOME/sparseae`` (default
+    ``~/.cache/sparseae``) and copied; MLflow then adds the default experiment itself, with
+    this store's own artifact root. Call it under :func:`exclusive_lock`. If the cache cannot be
+    used, nothing happens and MLflow creates the store the usual way.
+    """
+    if db.exists() and db.stat().st_size > 0:
+        return
+    try:
+        template = _store_template()
+        with atomic_path(db) as tmp:
+            shutil.copyfile(template, tmp)
+    except Exception as exc:  # noqa: BLE001 - an optimisation only: fall back to MLflow
+        _log.info("no cached empty MLflow store (%s); MLflow creates the store itself", exc)
+
+
+def _store_template() -> Path:
+    from importlib import metadata
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparseae"
+    template = cache / f"mlflow-{metadata.version('mlflow')}-empty-store.db"
+    if template.exists():
+        return template
+    cache.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(f"template#{template}"):
+        if not template.exists():
+            import sqlalchemy
+            from mlflow.store.db import utils as db_utils
+
+            with atomic_path(template) as tmp:
+                engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
+                try:
+                    db_utils._initialize_tables(engine)  # what SqlAlchemyStore.__init__ runs
+                    db_utils._verify_schema(engine)
+                finally:
+                    engine.dispose()
+    return template
 
 
 def _safe_name(name: str) -> str:
