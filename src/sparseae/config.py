@@ -323,6 +323,15 @@ def _grid_order(key: str) -> tuple[int, str]:
     return len(aliases), path
 
 
+def grid_settings(grid: Mapping) -> dict[str, str]:
+    """``{grid key: dotted path in the experiment}`` in naming order (see the docstring).
+
+    The order is the one member names use, so a sweep table's parameter columns read like the
+    names (``lambda_``, ``beta``, ``rho``, ..., then other paths alphabetically).
+    """
+    return {key: _grid_key(key)[0] for key in sorted(grid, key=_grid_order)}
+
+
 def _set_path(target: dict, path: str, value: Any, where: str) -> None:
     parts = path.split(".")
     node = target
