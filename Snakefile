@@ -45,6 +45,7 @@ rule all:
 
 
 onstart:
+    preflight()
     print(startup_message())
 
 

@@ -156,6 +156,75 @@ def final_targets():
     return targets
 
 
+# ------------------------------------------------------------------ preflight
+
+# Folders the jobs write to. A job finds out on its own only when it runs, which for the last
+# training chunk or the MLflow logging can be hours in; they are all checked before any job.
+WRITABLE_FOLDERS = {
+    "results": "results folder",
+    "logs": "log folder",
+    "resources": "downloads folder",
+    "benchmarks": "benchmarks folder",
+}
+
+
+def output_folders():
+    """(absolute folder, what it is) for every folder a run writes, local MLflow store included.
+
+    A tracking server checks its own artifact store; init_store (priority 100) asks it first.
+    """
+    folders = [(Path.cwd() / name, what) for name, what in WRITABLE_FOLDERS.items()]
+    db = sqlite_path(TRACKING_URI)
+    if db is not None:
+        folders.append((db.resolve().parent, "folder of the MLflow database"))
+        folders.append((db.resolve().parent / "mlartifacts", "MLflow artifact location"))
+    return folders
+
+
+def blocked_folders():
+    """Messages for output folders whose path runs through a regular file (nothing written).
+
+    Checked while the workflow is parsed, dry runs included: Snakemake itself would otherwise
+    stop with a NotADirectoryError traceback while building the DAG.
+    """
+    problems = []
+    for folder, what in output_folders():
+        existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            problems.append(
+                f"{what} {folder} cannot be used: {existing} is a file, not a folder; move "
+                f"that file away (or run in another folder)"
+            )
+    return problems
+
+
+def preflight():
+    """Raise WorkflowError if an output folder, or a local MLflow store, cannot be written.
+
+    A real write probe (sparseae.tracking.store.check_writable_folder), not os.access: root
+    passes permission checks yet cannot write on a read-only mount. Run from onstart, so
+    only real runs with jobs to do check (and create) the folders.
+    """
+    from sparseae.tracking.store import TrackingError, check_writable_folder
+
+    problems = blocked_folders()
+    for folder, what in output_folders():
+        try:
+            check_writable_folder(folder, what)
+        except TrackingError as error:
+            problems.append(str(error))
+    if problems:
+        raise WorkflowError(
+            "sparseae: cannot start, nothing was run:\n  - "
+            + "\n  - ".join(dict.fromkeys(problems))
+        )
+
+
+_blocked = blocked_folders()
+if _blocked:
+    raise WorkflowError("sparseae: cannot start, nothing was run:\n  - " + "\n  - ".join(_blocked))
+
+
 # ------------------------------------------------------------------ console messages
 
 
