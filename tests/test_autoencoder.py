@@ -97,6 +97,17 @@ def test_results_do_not_depend_on_thread_count_or_buffer_reuse():
     assert _rel(g3, g4) < 1e-13
 
 
+def test_interpreter_and_blas_settings_are_restored():
+    import sys
+
+    from threadpoolctl import threadpool_info
+
+    theta, data, kwargs = _problem(m=6000)
+    before = (sys.getswitchinterval(), [i["num_threads"] for i in threadpool_info()])
+    ae.cost_and_grad(theta, data, **kwargs)
+    assert (sys.getswitchinterval(), [i["num_threads"] for i in threadpool_info()]) == before
+
+
 def test_fortran_ordered_and_strided_data_give_the_same_result():
     theta, data, kwargs = _problem(m=1000)
     c, g = ae.cost_and_grad(theta, data, **kwargs)
