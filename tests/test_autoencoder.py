@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
 import pytest
 from conftest import shared_file
+from threadpoolctl import threadpool_info
 
 from sparseae import autoencoder as ae
 
@@ -98,10 +100,6 @@ def test_results_do_not_depend_on_thread_count_or_buffer_reuse():
 
 
 def test_interpreter_and_blas_settings_are_restored():
-    import sys
-
-    from threadpoolctl import threadpool_info
-
     theta, data, kwargs = _problem(m=6000)
     before = (sys.getswitchinterval(), [i["num_threads"] for i in threadpool_info()])
     ae.cost_and_grad(theta, data, **kwargs)
