@@ -8,9 +8,10 @@ and a flat parameter vector ``theta = [W1(:); W2(:); b1; b2]`` in column-major (
 order, so a theta written by the original MATLAB/Octave code loads unchanged.
 
 :func:`cost_and_grad` is the hot loop of training. It processes the examples in column blocks
-small enough to stay in the CPU caches, spreads the blocks over a small thread pool (numpy's
-element-wise ufuncs release the GIL; the BLAS is switched to one thread per worker for the
-duration of the call), keeps its work buffers between calls, folds the biases into the matrix
+of 2500, hands them out to a small thread pool (numpy's ufuncs and matrix products release the
+GIL; the BLAS runs one thread per worker for the duration of the call, and the interpreter's
+switch interval is shortened so the workers do not stall waiting for the GIL), keeps its work
+buffers between calls, folds the biases into the matrix
 products by appending a row of ones to the activations, and computes the sigmoid in place.
 The partial sums of the blocks are added in block order, so results do not depend on the
 number of threads. :func:`naive_cost_and_grad` is a plain transcription of the equations used
