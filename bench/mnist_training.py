@@ -38,7 +38,7 @@ import threadpoolctl
 from sparseae import autoencoder as ae
 from sparseae import evaluate, train
 from sparseae.datasets import fetch, load_mnist
-from sparseae.io import write_json
+from sparseae.io import save_theta_npz, write_json
 from sparseae.visualize import display_network, save_png
 
 SPARSE = {"lambda_": 3e-3, "beta": 3.0, "rho": 0.1}  # SPEC table: MNIST and self-taught rows
@@ -99,6 +99,7 @@ def run_mnist(X, args, out):
     rng = np.random.default_rng(args.seed)
     theta, summary = train_autoencoder(X, 196, args.iterations, args.maxcor, rng, "mnist")
     save_filters(theta, 784, 196, out / "filters_mnist.png")
+    save_theta_npz(out / "theta_mnist.npz", theta, summary)
     print(f"MNIST: wall {summary['wall_seconds']:.1f} s, {summary['iterations']} iterations, "
           f"{summary['evaluations']} evaluations, final cost {summary['final_cost']:.6f}",
           flush=True)  # fmt: skip
@@ -116,15 +117,12 @@ def run_stl(X, labels, args, out):
         parts["unlabeled"], 200, args.iterations, args.maxcor, init_rng, "stl"
     )
     save_filters(theta, 784, 200, out / "filters_stl.png")
+    save_theta_npz(out / "theta_stl.npz", theta, summary)
     result = evaluate.evaluate_features(
         theta, parts["X_train"], parts["y_train"], parts["X_test"], parts["y_test"],
         visible_size=784, hidden_size=200, lambda_=1e-4, max_iter=100,
     )  # fmt: skip
-    for name in ("features", "raw"):
-        evaluate.plot_confusion_matrix(
-            result[f"confusion_{name}"], result["classes"], out / f"confusion_{name}.png",
-            f"{name}: test accuracy {100 * result[f'accuracy_{name}']:.2f}%",
-        )  # fmt: skip
+    evaluate.save_evaluation(result, out, extra={"split_seed": args.seed})
     print(f"STL: training wall {summary['wall_seconds']:.1f} s, final cost "
           f"{summary['final_cost']:.6f}; accuracy features {result['accuracy_features']:.4f}, "
           f"raw {result['accuracy_raw']:.4f} (n_train {result['n_train']}, "

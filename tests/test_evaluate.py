@@ -204,11 +204,22 @@ def test_fit_softmax_model_predicts_like_scikit_learn():
     y = y + 3  # labels need not start at 0
     model = fit_softmax(X, y, lambda_=1e-3)
     reference = LogisticRegression(
-        C=softmax_C(1e-3, y.size, 5), l1_ratio=0.0, fit_intercept=False, tol=1e-5
+        C=softmax_C(1e-3, y.size, 5), l1_ratio=0.0, fit_intercept=False, tol=model.tol
     ).fit(X.T, y)
     np.testing.assert_array_equal(model.predict(X), reference.predict(X.T))
     np.testing.assert_array_equal(model.classes, np.arange(3, 8))
     assert np.all(model.intercept == 0)
+
+
+def test_fit_softmax_default_tolerance_implies_minfuncs_stopping_rule():
+    """When it stops before max_iter, sum |∇J| <= 1e-5 holds, as minFunc's optTol demands."""
+    rng = np.random.default_rng(8)
+    X, y = _separable_problem(rng, d=30, m=400)
+    model = fit_softmax(X, y, lambda_=1e-3, max_iter=2000)
+    assert model.converged
+    assert model.tol == pytest.approx(1e-5 / (5 * 30))
+    _, grad = softmax_cost(model.theta, X, y, lambda_=1e-3)
+    assert np.abs(grad).sum() <= 1e-5
 
 
 def test_fit_softmax_reports_the_iteration_limit_without_warning():
