@@ -15,6 +15,7 @@ wildcard_constraints:
     source=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     split=r"[A-Za-z0-9_-]+",
     k=r"[1-9][0-9]*",
+    sweep=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
 
 # Validation (schema + cross-field checks), experiments, sweeps and input functions.
@@ -24,6 +25,7 @@ include: "workflow/rules/check.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/tracking.smk"
+include: "workflow/rules/sweep.smk"
 
 
 # Light rules run on the submitting host, also under the Slurm profile (fetch needs the
@@ -36,12 +38,15 @@ localrules:
     plot_curves,
     init_store,
     log_mlflow,
+    summarize_sweep,
+    log_sweep,
 
 
 rule all:
     default_target: True
     input:
         final_targets(),
+        sweep_targets(),
 
 
 onstart:

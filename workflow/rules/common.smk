@@ -12,6 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from sparseae.config import ConfigError, resolve_config, trajectory_config
+from sparseae.config import grid_settings
 from sparseae.datasets import SOURCES
 from sparseae.tracking.settings import resolve_tracking_uri, sqlite_path
 
@@ -74,7 +75,58 @@ SWEEP_OF = {m: s for s, members in CONFIG["sweep_members"].items() for m in memb
 
 def mlflow_tags(name):
     """Run tags: the sweep a member belongs to, so the MLflow UI can compare members."""
-    return {"sweep": SWEEP_OF[name]} if name in SWEEP_OF else {}
+    return {"sparseae.sweep": SWEEP_OF[name]} if name in SWEEP_OF else {}
+
+
+# ------------------------------------------------------------------ sweeps
+
+SWEEPS = CONFIG["sweeps"]
+# Sweeps named in `run` get a summary table and a parent MLflow run (CONFIG["run"] lists
+# their members instead of the sweep names, so the names come from the config as given).
+_run_given = config.get("run", [])
+RUN_SWEEPS = [
+    s
+    for s in ([_run_given] if isinstance(_run_given, str) else _run_given)
+    if s in CONFIG["sweep_members"]
+]
+
+
+def sweep_members(wildcards):
+    """The member experiments of the sweep named by the wildcards, in grid order."""
+    if wildcards.sweep not in CONFIG["sweep_members"]:
+        raise WorkflowError(
+            f"no sweep named {wildcards.sweep!r} under 'sweeps' in the config; defined: "
+            f"{', '.join(sorted(CONFIG['sweep_members'])) or '(none)'}"
+        )
+    return list(CONFIG["sweep_members"][wildcards.sweep])
+
+
+def sweep_member_files(filename):
+    """Input function: results/{member}/<filename> of every member of the sweep."""
+    return lambda wildcards: [
+        f"results/{m}/{filename}" for m in sweep_members(wildcards)
+    ]
+
+
+def sweep_parameters(wildcards):
+    """{table column: setting path} of the sweep's grid, in member-naming order."""
+    sweep_members(wildcards)  # a clear error for an unknown sweep
+    return grid_settings(SWEEPS[wildcards.sweep]["grid"])
+
+
+def sweep_settings(wildcards):
+    """The sweep as written (base, overrides, grid): params of its parent MLflow run."""
+    sweep_members(wildcards)
+    return copy.deepcopy(dict(SWEEPS[wildcards.sweep]))
+
+
+def sweep_targets():
+    """Table, figure and parent MLflow run of every sweep named in `run`."""
+    return [
+        f"results/sweeps/{s}/{f}"
+        for s in RUN_SWEEPS
+        for f in ("summary.tsv", "summary.html", "summary.png", "mlflow.json")
+    ]
 
 
 # ------------------------------------------------------------------ input functions
@@ -240,6 +292,8 @@ def success_message():
     lines = ["", "sparseae: done."]
     for name in RUN:
         lines.append(f"  {name}: filter grid results/{name}/filters.png")
+    for name in RUN_SWEEPS:
+        lines.append(f"  sweep {name}: table results/sweeps/{name}/summary.html")
     lines += [
         "  report:    snakemake --report report.html   (or: make report)",
         f"  MLflow UI: make ui   (store {TRACKING_URI})",
