@@ -23,6 +23,8 @@ logging.basicConfig(
     level=logging.INFO,
     format="%(asctime)s %(levelname)s %(message)s",
 )
+# An error goes to this job's log too, where Snakemake's error report sends the user.
+sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
 model, settings = smk.params.model, smk.params.gradcheck
 
 with np.load(smk.input.patches, allow_pickle=False) as archive:

@@ -4,6 +4,7 @@ Calls the same function as ``sparseae fetch SOURCE``; the marker file lists what
 """
 
 import logging
+import sys
 
 from sparseae.datasets import fetch, get_source
 from sparseae.io import write_json
@@ -15,6 +16,8 @@ logging.basicConfig(
     level=logging.INFO,
     format="%(asctime)s %(levelname)s %(message)s",
 )
+# An error goes to this job's log too, where Snakemake's error report sends the user.
+sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
 source, split = smk.wildcards.source, smk.wildcards.split
 # Sources with splits (mnist) fetch only the files the chosen split needs.
 files = fetch(

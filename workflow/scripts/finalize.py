@@ -2,6 +2,7 @@
 
 import json
 import logging
+import sys
 
 import numpy as np
 
@@ -18,6 +19,8 @@ logging.basicConfig(
     level=logging.INFO,
     format="%(asctime)s %(levelname)s %(message)s",
 )
+# An error goes to this job's log too, where Snakemake's error report sends the user.
+sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
 model = smk.params.model
 record = read_json(smk.input.config)
 

@@ -5,6 +5,7 @@ tracking failure fills in what is missing without duplicating metric points.
 """
 
 import logging
+import sys
 
 from sparseae.io import write_json
 from sparseae.tracking import configure_http_retries, log_results
@@ -16,6 +17,8 @@ logging.basicConfig(
     level=logging.INFO,
     format="%(asctime)s %(levelname)s %(message)s",
 )
+# An error goes to this job's log too, where Snakemake's error report sends the user.
+sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
 configure_http_retries()
 run_id = log_results(
     smk.params.result_dir,

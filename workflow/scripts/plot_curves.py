@@ -1,6 +1,7 @@
 """Rule plot_curves: cost_curve.png (chunk boundaries marked) and rhohat.png."""
 
 import logging
+import sys
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,8 @@ logging.basicConfig(
     level=logging.INFO,
     format="%(asctime)s %(levelname)s %(message)s",
 )
+# An error goes to this job's log too, where Snakemake's error report sends the user.
+sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
 history = pd.read_csv(smk.input.history, sep="\t")
 summary = read_json(smk.input.summary)
 boundaries = summary["chunk_ends"][:-1]

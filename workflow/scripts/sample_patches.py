@@ -7,6 +7,7 @@ sources (``patches.size: null``): whole images, pixels / 255, optional label fil
 """
 
 import logging
+import sys
 
 import numpy as np
 
@@ -23,6 +24,8 @@ logging.basicConfig(
     level=logging.INFO,
     format="%(asctime)s %(levelname)s %(message)s",
 )
+# An error goes to this job's log too, where Snakemake's error report sends the user.
+sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
 name = smk.wildcards.experiment
 dataset, patch_cfg, model = smk.params.dataset, smk.params.patches, smk.params.model
 experiment = {"dataset": dataset, "patches": patch_cfg, "model": model}

@@ -8,7 +8,9 @@ atomically: a killed job leaves no ``chunks/{k}.npz`` and rerunning resumes at c
 """
 
 import logging
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +23,16 @@ smk = snakemake  # noqa: F821
 logging.basicConfig(
     filename=smk.log[0], filemode="w", level=logging.INFO, format="%(asctime)s %(message)s"
 )
+# An error goes to this job's log too, where Snakemake's error report sends the user.
+sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
 log = logging.getLogger("train_chunk")
+
+# A job killed while writing its checkpoint leaves `.{k}.npz.tmp-*` beside it (atomic_path
+# cannot clean up after SIGKILL). Only this job writes chunk k, so such leftovers are stale.
+checkpoint = Path(smk.output[0])
+for stale in checkpoint.parent.glob(f".{checkpoint.name}.tmp-*"):
+    stale.unlink(missing_ok=True)
+    log.info("removed %s, left by a killed earlier attempt", stale)
 
 params = smk.params.chunk
 name, trajectory = params["name"], params["trajectory"]
