@@ -140,7 +140,10 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _load_commands() -> None:
-    """Import modules that register further subcommands (none besides fetch yet)."""
+    """Register the subcommands that live in other modules (imported lazily: fast --help)."""
+    from .tracking.cli import register_sparseae_commands
+
+    register_sparseae_commands()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,6 @@ tracking failure fills in what is missing without duplicating metric points.
 import logging
 import sys
 
-from sparseae.io import write_json
 from sparseae.tracking import configure_http_retries, log_results
 
 smk = snakemake  # noqa: F821
@@ -27,12 +26,6 @@ run_id = log_results(
     log_dir=smk.params.log_dir,
     tags=dict(smk.params.tags) or None,
 )
-write_json(
-    smk.output[0],
-    {
-        "tracking_uri": smk.params.uri,
-        "experiment_name": smk.params.mlflow_experiment,
-        "run_id": run_id,
-    },
-)
+# log_results itself writes results/{exp}/mlflow.json (run id, counts logged, what was
+# missing) atomically as its last step: that file is this rule's output.
 logging.info("logged %s to %s, run %s", smk.params.result_dir, smk.params.uri, run_id)
