@@ -14,6 +14,8 @@ output names the ``SLURM_JOB_ID`` it ran under.
 from __future__ import annotations
 
 import contextlib
+import csv
+import json
 import os
 import re
 import shutil
@@ -115,8 +117,10 @@ def run_snakemake(args: list[str], workdir: Path, env: dict[str, str], timeout: 
         str(VENV_BIN / "snakemake"),
         "--profile",
         str(PROFILE),
+        # Polls then come 2, 14, 36 ... s after a submission: short jobs are seen at 14 s
+        # (with 1 s: 1, 12, 33, so a 13 s job waits until 33 s).
         "--slurm-init-seconds-before-status-checks",
-        "1",
+        "2",
         *args,
     ]
     with open(log_path, "w") as log:
@@ -237,3 +241,129 @@ def test_toy_workflow_runs_every_job_through_slurm(cluster, tmp_path):
         # python first on PATH.
         assert slurm_job_id == by_comment[f"rule_work_wildcards_{i}"]
         assert Path(python).parent == VENV_BIN
+
+
+# --- a sweep of the real workflow -----------------------------------------------------------
+
+SWEEP = "slurmsweep"
+# Per member, the compute rules that must run as Slurm jobs (train_chunk once per chunk). The
+# light rules (`all`, `fetch`, figures, MLflow logging, ...) are the workflow's `localrules`.
+MEMBER_RULES = ["sample_patches", "check_gradient", "finalize"]
+CHUNKS = 2
+
+
+def sweep_config() -> dict:
+    """Two tiny natural-image experiments: few patches, 2 chunks x 5 iterations, 1 core each."""
+    return {
+        "run": [SWEEP],
+        "sweeps": {
+            SWEEP: {
+                "base": "natural",
+                "overrides": {
+                    "patches": {"count": 2000},
+                    "training": {"chunks": CHUNKS, "iterations_per_chunk": 5},
+                    "resources": {"train": {"threads": 1, "mem_mb": 500, "runtime": 10}},
+                },
+                "grid": {"beta": [1, 3]},
+            }
+        },
+    }
+
+
+def sweep_members(config: dict) -> list[str]:
+    """Member names as the workflow expands them (sparseae.config, the workflow's own code)."""
+    import yaml
+
+    from sparseae.config import expand_sweep
+
+    defaults = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
+    return list(expand_sweep(SWEEP, config["sweeps"][SWEEP], defaults["experiments"]))
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real ``mlflow server`` on 127.0.0.1 (tests/mlflow_server.py), stopped by its PID."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path / "mlflow")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_sweep_runs_through_slurm_and_logs_to_mlflow_server(cluster, mlflow_server, tmp_path):
+    import yaml
+    from mlflow.tracking import MlflowClient
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = sweep_config()
+    (workdir / "sweep.yaml").write_text(yaml.safe_dump(config))
+    members = sweep_members(config)
+    assert len(members) == 2, members
+
+    args = [
+        "--snakefile", str(REPO_ROOT / "Snakefile"), "--directory", str(workdir),
+        # --configfile replaces the Snakefile's `configfile:`; name the defaults as well.
+        "--configfile", str(REPO_ROOT / "config" / "config.yaml"), str(workdir / "sweep.yaml"),
+        *slurm_resources(cluster),
+    ]  # fmt: skip
+    env = job_environment(MLFLOW_TRACKING_URI=mlflow_server.uri)
+    returncode, log = run_snakemake(args, workdir, env, timeout=1200)
+    assert returncode == 0, log[-6000:]
+
+    # Every compute job of every member went through Slurm: sacct holds each, completed.
+    records = assert_all_through_slurm(log, cluster)
+    comments = {r["Comment"] for r in records.values()}
+    for member in members:
+        expected = {f"rule_{rule}_wildcards_{member}" for rule in MEMBER_RULES}
+        expected |= {f"rule_train_chunk_wildcards_{member}_{k}" for k in range(1, CHUNKS + 1)}
+        assert expected <= comments, f"{member}: not run through Slurm: {expected - comments}"
+    # ... and none of them also ran locally: each finished compute job had been submitted.
+    finished = re.findall(r"^Finished jobid: (\d+) \(Rule: (\w+)\)", log, flags=re.MULTILINE)
+    via_slurm = set(re.findall(r"^Job (\d+) has been submitted with SLURM", log, flags=re.M))
+    compute = {*MEMBER_RULES, "train_chunk"}
+    ran_locally = [(j, rule) for j, rule in finished if rule in compute and j not in via_slurm]
+    assert not ran_locally, f"compute jobs that did not go through Slurm: {ran_locally}"
+    assert sum(rule in compute for _, rule in finished) == len(members) * (3 + CHUNKS)
+
+    # Every member's run is on the tracking server (never in a local sqlite file), tagged with
+    # the sweep, and holds the member's final cost.
+    client = MlflowClient(tracking_uri=mlflow_server.uri)
+    run_ids = {}
+    for member in members:
+        logged = json.loads((workdir / "results" / member / "mlflow.json").read_text())
+        assert logged["tracking_uri"] == mlflow_server.uri, logged
+        run = client.get_run(logged["run_id"])
+        assert run.info.status == "FINISHED", run.info
+        assert run.data.tags.get("sparseae.sweep") == SWEEP, run.data.tags
+        summary = json.loads((workdir / "results" / member / "summary.json").read_text())
+        assert run.data.metrics["final_cost"] == pytest.approx(summary["final_cost"], rel=1e-12)
+        assert summary["iterations"] == CHUNKS * 5
+        run_ids[member] = run.info.run_id
+    assert not list(workdir.glob("**/*.db")), "an sqlite store was written in the work folder"
+    tagged = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string=f"tags.`sparseae.sweep` = '{SWEEP}'",
+    )
+    roles = {r.info.run_id: r.data.tags.get("sparseae.sweep_role") for r in tagged}
+    member_runs = {run_id for run_id, role in roles.items() if role != "parent"}
+    assert member_runs == set(run_ids.values()), roles
+    parent = json.loads((workdir / "results" / "sweeps" / SWEEP / "mlflow.json").read_text())
+    assert roles.get(parent["run_id"]) == "parent", (parent, roles)
+
+    # The sweep table lists every member once, with the numbers of its own result files.
+    sweep_dir = workdir / "results" / "sweeps" / SWEEP
+    with open(sweep_dir / "summary.tsv", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert sorted(row["experiment"] for row in rows) == sorted(members), rows
+    for row in rows:
+        summary = json.loads((workdir / "results" / row["experiment"] / "summary.json").read_text())
+        assert float(row["final_cost"]) == pytest.approx(summary["final_cost"], rel=1e-9)
+        assert int(row["iterations"]) == CHUNKS * 5
+    assert (sweep_dir / "summary.html").stat().st_size > 0
+    assert (sweep_dir / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
