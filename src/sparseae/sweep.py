@@ -240,7 +240,8 @@ def format_tsv(table: pd.DataFrame) -> str:
 
 def read_sweep_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a ``summary.tsv`` written by :func:`write_sweep_summary`."""
-    return pd.read_csv(path, sep="\t", float_precision="round_trip")
+    # pandas' default float parser reads the shortest round-trip text back exactly.
+    return pd.read_csv(path, sep="\t")
 
 
 def format_html(table: pd.DataFrame, *, title: str, png: str | os.PathLike | None = None) -> str:

@@ -1,0 +1,247 @@
+"""Sweeps end to end: a 2x2 grid (beta x rho) on `natural` through the real workflow.
+
+The workflow is copied into a temporary folder and run once with ``snakemake --cores 2`` (two
+1-thread training jobs at a time) into a fresh sqlite MLflow store. Checked: the sweep table
+``results/sweeps/{sweep}/summary.tsv`` lists every member once, its parameter columns hold the
+values each member really ran with (its config.json) and its result columns equal the
+member's summary.json / gradcheck.json; the PNG and HTML views exist; MLflow holds a parent
+run with the three views as artifacts and the four member runs tagged with the sweep; the
+table does not depend on tracking; and ``sparseae.sweep.sweep_table`` on the member folders
+gives the same table, with clear errors for broken member folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from itertools import product
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from sparseae.config import expand_sweep, grid_settings
+from sparseae.sweep import RESULT_COLUMNS, SweepError, read_sweep_table, sweep_table
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles")
+
+SWEEP = "tinysweep"
+GRID = {"rho": [0.01, 0.05], "beta": [1, 3]}  # written out of naming order on purpose
+CHUNKS, PER_CHUNK = 1, 8
+SWEEP_CONFIG = {
+    "run": [SWEEP],
+    "sweeps": {
+        SWEEP: {
+            "base": "natural",
+            "overrides": {
+                "patches": {"count": 1000},
+                "training": {"chunks": CHUNKS, "iterations_per_chunk": PER_CHUNK},
+                "gradcheck": {"num_examples": 5, "hidden_size": 3},
+                # One core per training job: two members train at the same time.
+                "resources": {"train": {"threads": 1}},
+            },
+            "grid": GRID,
+        }
+    },
+}
+
+
+def members() -> list[str]:
+    """Member names as the workflow expands them (sparseae.config, the workflow's own code)."""
+    shipped = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return list(expand_sweep(SWEEP, SWEEP_CONFIG["sweeps"][SWEEP], shipped["experiments"]))
+
+
+def environment() -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    # Targets and options first: --configfile takes several values and would swallow them.
+    return subprocess.run(
+        [str(BIN / "snakemake"), *args, "--cores", "2", "--configfile", "config/sweep.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=environment(),
+    )
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory) -> Path:
+    """The workflow run once on the tiny sweep, in a fresh folder with a fresh MLflow store."""
+    workdir = tmp_path_factory.mktemp("sweep") / "work"
+    workdir.mkdir()
+    for part in WORKFLOW_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, workdir / part)
+        else:
+            shutil.copy2(source, workdir / part)
+    (workdir / "config" / "sweep.yaml").write_text(yaml.safe_dump(SWEEP_CONFIG))
+    result = snakemake(workdir)
+    output = result.stdout + result.stderr
+    (workdir / "snakemake-output.txt").write_text(output)
+    assert result.returncode == 0, output[-6000:]
+    return workdir
+
+
+def test_table_lists_every_member_with_its_parameters_and_results(swept):
+    table = read_sweep_table(swept / "results" / "sweeps" / SWEEP / "summary.tsv")
+    names = members()
+    assert len(names) == 4
+    assert list(table["experiment"]) == names  # one row each, in grid order
+    # Parameter columns in naming order (beta before rho), then the result columns.
+    assert list(table.columns) == ["experiment", "beta", "rho", *(c for c, _, _ in RESULT_COLUMNS)]
+    assert sorted(zip(table["beta"], table["rho"], strict=True)) == sorted(
+        product(GRID["beta"], GRID["rho"])
+    )
+    for _, row in table.iterrows():
+        folder = swept / "results" / row["experiment"]
+        config = json.loads((folder / "config.json").read_text())["experiment"]
+        summary = json.loads((folder / "summary.json").read_text())
+        gradcheck = json.loads((folder / "gradcheck.json").read_text())
+        assert row["beta"] == config["model"]["beta"] and row["rho"] == config["model"]["rho"]
+        assert row["rho_target"] == summary["rho"] == row["rho"]
+        # Values read back from the TSV equal the members' files exactly (round-trip floats).
+        for column in ("final_cost", "reconstruction", "weight_decay", "sparsity"):
+            assert row[column] == summary[column], column
+        for column in ("rhohat_mean", "rhohat_min", "rhohat_max", "train_seconds"):
+            assert row[column] == summary[column], column
+        assert row["iterations"] == summary["iterations"] == CHUNKS * PER_CHUNK
+        assert row["fun_evals"] == summary["fun_evals"] >= row["iterations"]
+        assert row["gradcheck_difference"] == gradcheck["autoencoder"] < 1e-9
+        assert row["final_cost"] == pytest.approx(
+            row["reconstruction"] + row["weight_decay"] + row["sparsity"], rel=1e-12
+        )
+    # beta and rho really change the training: no two members end at the same cost.
+    assert table["final_cost"].nunique() == 4
+
+
+def test_png_and_html_views_exist(swept):
+    from PIL import Image
+
+    folder = swept / "results" / "sweeps" / SWEEP
+    with Image.open(folder / "summary.png") as image:
+        assert image.format == "PNG" and image.size[0] >= 800 and image.size[1] >= 300
+    page = (folder / "summary.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and f"sweep {SWEEP}" in page
+    assert all(name in page for name in members())
+    assert 'src="data:image/png;base64,' in page  # self-contained, also as an MLflow artifact
+    assert not list(folder.glob(".*.tmp-*")), "a temporary file was left behind"
+    assert (swept / "logs" / "_sweeps" / SWEEP / "summarize_sweep.log").is_file()
+    console = (swept / "snakemake-output.txt").read_text()
+    assert f"results/sweeps/{SWEEP}/summary.html" in console  # onsuccess says where it is
+
+
+def test_mlflow_parent_run_holds_the_table_and_member_runs_are_tagged(swept):
+    from mlflow.tracking import MlflowClient
+
+    record = json.loads((swept / "results" / "sweeps" / SWEEP / "mlflow.json").read_text())
+    client = MlflowClient(tracking_uri=f"sqlite:///{swept / 'mlflow.db'}")
+    assert record["tracking_uri"] == f"sqlite:///{swept / 'mlflow.db'}"
+    parent = client.get_run(record["run_id"])
+    assert client.get_experiment(parent.info.experiment_id).name == SWEEP
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["sparseae.sweep"] == SWEEP
+    assert parent.data.params["grid.beta"] == "[1, 3]"
+    assert parent.data.params["sweep.members"] == "4"
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert artifacts == {"summary.tsv", "summary.html", "summary.png"}
+
+    expected = {
+        json.loads((swept / "results" / name / "mlflow.json").read_text())["run_id"]
+        for name in members()
+    }
+    tagged = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string=f"tags.`sparseae.sweep` = '{SWEEP}'",
+    )
+    member_runs = [r for r in tagged if r.data.tags.get("sparseae.sweep_role") != "parent"]
+    assert {r.info.run_id for r in member_runs} == expected and len(member_runs) == 4
+    for run in member_runs:
+        assert run.data.tags["sparseae.sweep_parent_run_id"] == parent.info.run_id
+        folder = swept / "results" / client.get_experiment(run.info.experiment_id).name
+        summary = json.loads((folder / "summary.json").read_text())
+        assert run.data.metrics["final_cost"] == pytest.approx(summary["final_cost"], rel=1e-12)
+
+
+def test_table_does_not_depend_on_tracking_and_rerun_has_nothing_to_do(swept):
+    target = f"results/sweeps/{SWEEP}/summary.tsv"
+    forced = snakemake(swept, target, "-n", "--forceall")
+    jobs = forced.stdout + forced.stderr
+    assert forced.returncode == 0, jobs
+    assert "summarize_sweep" in jobs and "finalize" in jobs
+    for rule in ("init_store", "log_mlflow", "log_sweep"):
+        assert rule not in jobs, f"the sweep table waits for {rule}:\n{jobs}"
+    again = snakemake(swept, "-n")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_unknown_sweep_target_is_named(swept):
+    result = snakemake(swept, "results/sweeps/nosuchsweep/summary.tsv", "-n")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "no sweep named 'nosuchsweep'" in output and SWEEP in output
+
+
+# ------------------------------------------------------------------ the package's table builder
+
+
+def test_sweep_table_on_member_folders_equals_the_rule_output(swept):
+    folders = {name: swept / "results" / name for name in members()}
+    table = sweep_table(folders, grid_settings(GRID))
+    written = read_sweep_table(swept / "results" / "sweeps" / SWEEP / "summary.tsv")
+    pd.testing.assert_frame_equal(table, written)
+    # Folders alone (names from the folder names) and dotted paths as column names.
+    by_path = sweep_table(list(folders.values()), ["model.rho", "patches.count"])
+    assert list(by_path["experiment"]) == list(folders)
+    assert list(by_path["model.rho"]) == list(table["rho"])
+    assert set(by_path["patches.count"]) == {1000}
+
+
+@pytest.fixture
+def member_copy(swept, tmp_path) -> Path:
+    """A copy of one member's result files, to break."""
+    name = members()[0]
+    folder = tmp_path / name
+    folder.mkdir()
+    for filename in ("config.json", "summary.json", "gradcheck.json"):
+        shutil.copy2(swept / "results" / name / filename, folder / filename)
+    return folder
+
+
+def test_missing_member_file_is_named(member_copy):
+    (member_copy / "gradcheck.json").unlink()
+    with pytest.raises(SweepError, match="gradcheck.json does not exist"):
+        sweep_table([member_copy], {"beta": "model.beta"})
+
+
+def test_member_folder_of_another_experiment_is_refused(member_copy, tmp_path):
+    renamed = tmp_path / "other-name"
+    member_copy.rename(renamed)
+    with pytest.raises(SweepError, match=r"written for experiment '.*', not 'other-name'"):
+        sweep_table([renamed], {"beta": "model.beta"})
+
+
+def test_unknown_setting_and_missing_result_key_are_named(member_copy):
+    with pytest.raises(SweepError, match=r"no setting 'model\.gamma'"):
+        sweep_table([member_copy], {"gamma": "model.gamma"})
+    with pytest.raises(SweepError, match="clash with result columns"):
+        sweep_table([member_copy], {"final_cost": "model.beta"})
+    summary = json.loads((member_copy / "summary.json").read_text())
+    del summary["rhohat_mean"]
+    (member_copy / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(SweepError, match="summary.json has no key 'rhohat_mean'"):
+        sweep_table([member_copy], {"beta": "model.beta"})
