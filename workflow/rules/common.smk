@@ -229,7 +229,9 @@ def output_folders():
     db = sqlite_path(TRACKING_URI)
     if db is not None:
         folders.append((db.resolve().parent, "folder of the MLflow database"))
-        folders.append((db.resolve().parent / "mlartifacts", "MLflow artifact location"))
+        folders.append(
+            (db.resolve().parent / "mlartifacts", "MLflow artifact location")
+        )
     return folders
 
 
@@ -274,7 +276,9 @@ def preflight():
 
 _blocked = blocked_folders()
 if _blocked:
-    raise WorkflowError("sparseae: cannot start, nothing was run:\n  - " + "\n  - ".join(_blocked))
+    raise WorkflowError(
+        "sparseae: cannot start, nothing was run:\n  - " + "\n  - ".join(_blocked)
+    )
 
 
 # ------------------------------------------------------------------ console messages
