@@ -339,10 +339,9 @@ def fit_softmax(
     * Tolerance: minFunc stops when ``sum |∇J| ≤ 1e-5`` (its ``optTol``); scipy's L-BFGS-B,
       under scikit-learn, when ``max |∇J| ≤ tol`` (on J itself, see :func:`softmax_C`). The
       default ``tol = 1e-5 / θ.size`` makes scipy's test imply minFunc's
-      (``sum ≤ size · max``), so the run does not end earlier than the original would have;
-      in practice both run to the iteration limit on MNIST. (scikit-learn's own default,
-      1e-4 on max, stopped the raw-pixel t10k fit at 76 iterations with ``sum |∇J|`` still
-      3e-3.)
+      (``sum ≤ size · max``), so the run does not end earlier than the original would have.
+      (A tolerance of 1e-5 on max stopped the raw-pixel t10k fit at 76 iterations with
+      ``sum |∇J|`` still 3e-3; scikit-learn's default is 1e-4.)
 
     Parameters
     ----------
@@ -387,7 +386,7 @@ def fit_softmax(
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        # scikit-learn wants examples × features; C order avoids an internal copy warning path
+        # scikit-learn wants examples × features, C-ordered (it would copy otherwise)
         estimator.fit(np.ascontiguousarray(features.T), labels)
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     for w in caught:  # pass on anything that is not the expected iteration-limit notice
