@@ -305,6 +305,7 @@ def test_t10k_split_sizes(t10k, t10k_parts):
     assert np.all(labels[split["unlabeled"]] >= 5)
 
 
+@pytest.mark.slow  # 100 full L-BFGS iterations on 784 features: 5-12 s on the shared machine
 def test_raw_pixel_softmax_on_t10k_digits_0_to_4(t10k_parts):
     """Softmax on raw pixels of real digits: chance is 20 %; about 95 % measured here."""
     _, parts = t10k_parts
