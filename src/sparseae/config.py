@@ -207,6 +207,7 @@ def check_experiment(name: str, experiment: Mapping) -> None:
             f"{visible} inputs if that is a square)"
         )
     problems += _dataset_problems(key, experiment)
+    problems += _evaluation_problems(key, experiment)
     num = experiment["gradcheck"]["num_examples"]
     count = experiment["patches"]["count"]
     if size is not None and num > count:
@@ -251,6 +252,44 @@ def _dataset_problems(key: str, experiment: Mapping) -> list[str]:
             f"labels; allowed: null for image sources"
         )
     return problems
+
+
+def _evaluation_problems(key: str, experiment: Mapping) -> list[str]:
+    """Self-taught evaluation: labeled digits of a digit source, disjoint from the unlabeled.
+
+    The unlabeled digits are ``dataset.digits`` (the autoencoder's training data); an enabled
+    evaluation needs them set, since with every digit unlabeled the classifier would be tested
+    on digits the features were learned from.
+    """
+    from sparseae.datasets import SOURCES
+
+    evaluation = experiment.get("evaluation") or {}
+    if not evaluation.get("enabled"):
+        return []
+    dataset = experiment["dataset"]
+    source = SOURCES.get(dataset["source"])
+    if source is None:
+        return []  # reported by _dataset_problems
+    if source.loader != "mnist":
+        return [
+            f"config key '{key}.evaluation.enabled' is true, but source '{source.name}' has no "
+            f"labels; allowed: a digit source (mnist) or evaluation.enabled: false"
+        ]
+    unlabeled = dataset["digits"]
+    if unlabeled is None:
+        return [
+            f"config key '{key}.evaluation.enabled' is true, but '{key}.dataset.digits' is null "
+            f"(the autoencoder would train on every digit, the labeled ones included); allowed: "
+            f"dataset.digits set to the unlabeled digits, e.g. [5, 6, 7, 8, 9]"
+        ]
+    overlap = sorted(set(unlabeled) & set(evaluation["labeled_digits"]))
+    if overlap:
+        return [
+            f"config key '{key}.evaluation.labeled_digits' = {evaluation['labeled_digits']} "
+            f"shares {overlap} with '{key}.dataset.digits' = {unlabeled} (the unlabeled digits "
+            f"the autoencoder trains on); allowed: disjoint digit sets"
+        ]
+    return []
 
 
 def check_patch_fits(name: str, experiment: Mapping, image_shape: tuple[int, ...]) -> None:
