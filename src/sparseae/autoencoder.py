@@ -317,7 +317,9 @@ def _sigmoid_of_negated(buf: np.ndarray) -> None:
     """
     np.exp(buf, out=buf)
     np.add(buf, 1.0, out=buf)
-    np.reciprocal(buf, out=buf)
+    # divide(1, x), not reciprocal(x): same IEEE result, but numpy vectorizes division and
+    # not float64 reciprocal (measured 2x faster here).
+    np.divide(1.0, buf, out=buf)
 
 
 def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
