@@ -414,19 +414,22 @@ def test_bad_image_folders_fail_their_experiment_with_the_reason(tmp_path):
 # ------------------------------------------------------------------ checkpoints of another config
 
 
-def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
+def test_resume_refuses_a_checkpoint_of_another_configuration(reference, tmp_path):
     """Chunk 1 exists; the config then changes while Snakemake is told to look at file times
     only (``--rerun-triggers mtime``, as after copying results around): chunk 2 must refuse
     chunk 1, naming both configurations, or the length it needs, and write nothing."""
-    workdir = pipeline.make_workdir(tmp_path / "work")
-    pipeline.run(workdir, "results/natural/chunks/1.npz")
-    chunk1 = workdir / "results" / "natural" / "chunks" / "1.npz"
+    workdir = tmp_path / "work"
+    shutil.copytree(reference, workdir, symlinks=True)  # copy2: times kept, nothing is stale
+    chunks = workdir / "results" / "natural" / "chunks"
+    for k in range(2, CHUNKS + 1):
+        (chunks / f"{k}.npz").unlink()
+    chunk1 = chunks / "1.npz"
     meta = json.loads(str(pipeline.load(chunk1)["meta"][()]))
     before = stamp(chunk1)
 
-    def attempt(change: dict) -> str:
+    def attempt(model: dict) -> str:
         config = yaml.safe_load((workdir / "config" / "test.yaml").read_text())
-        config["experiments"]["natural"].update(change)
+        config["experiments"]["natural"]["model"] = model
         (workdir / "config" / "test.yaml").write_text(yaml.safe_dump(config))
         result = subprocess.run(
             [*pipeline.command("results/natural/chunks/2.npz"), "--rerun-triggers", "mtime"],
@@ -437,24 +440,26 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
             env=pipeline.environment(),
         )
         assert result.returncode != 0
-        assert not (workdir / "results" / "natural" / "chunks" / "2.npz").exists()
+        assert not (chunks / "2.npz").exists()
         assert stamp(chunk1) == before
         output = result.stdout + result.stderr
+        assert "training chunk 1 of" not in output
         # The job's log holds the same message (Snakemake's error report points there).
         log = (workdir / "logs" / "natural" / "train_chunk-2.log").read_text()
         assert "ConfigError: checkpoint results/natural/chunks/1.npz" in log
         assert "ConfigError: checkpoint results/natural/chunks/1.npz" in output
         return output
 
-    output = attempt({"model": {"visible_size": 64, "hidden_size": 25, "rho": 0.05}})
+    output = attempt({"visible_size": VISIBLE, "hidden_size": HIDDEN, "rho": 0.05})
     assert f"was written by configuration {meta['fingerprint']}" in output
     assert "model.rho: 0.01 != 0.05" in output
     other = output.split("now has configuration ", 1)[1][:16]
     assert len(other) == 16 and other != meta["fingerprint"]
 
-    output = attempt({"model": {"visible_size": 64, "hidden_size": 30}})
+    length, hidden = 2 * HIDDEN * VISIBLE + HIDDEN + VISIBLE, HIDDEN - 1
+    output = attempt({"visible_size": VISIBLE, "hidden_size": hidden})
+    assert f"checkpoint results/natural/chunks/1.npz holds a theta of length {length}" in output
     assert (
-        f"checkpoint results/natural/chunks/1.npz holds a theta of length {2 * 25 * 64 + 89}"
-        in (output)
-    )
-    assert "experiment 'natural' (hidden_size 30, visible_size 64) needs" in output
+        f"experiment 'natural' (hidden_size {hidden}, visible_size {VISIBLE}) needs "
+        f"{2 * hidden * VISIBLE + hidden + VISIBLE}"
+    ) in output
