@@ -24,6 +24,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/check.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/sweep.smk"
 

@@ -5,6 +5,7 @@
 # resolved result (defaults filled, sweeps expanded) is then passed through
 # snakemake.utils.validate against the same schema, so the defaults themselves are checked.
 import copy
+import json
 import os
 from pathlib import Path
 
@@ -183,6 +184,9 @@ def rule_logs(wildcards):
     logs += [
         f"logs/{name}/train_chunk-{k}.log" for k in range(1, num_chunks(wildcards) + 1)
     ]
+    if evaluates(name):
+        # Also makes log_mlflow wait for the evaluation, whose files it logs.
+        logs.append(f"logs/{name}/evaluate.log")
     return logs
 
 
@@ -199,11 +203,28 @@ RESULT_FILES = (
 )
 
 
+# What the evaluate rule writes (sparseae.evaluate.save_evaluation's file names).
+EVALUATION_FILES = ("evaluation.json", "confusion_features.png", "confusion_raw.png")
+
+
+def evaluates(name):
+    """Whether experiment `name` has the self-taught evaluation (evaluation.enabled)."""
+    return bool(EXPERIMENTS[name]["evaluation"]["enabled"])
+
+
+def evaluation_outputs(wildcards):
+    """Input function: the evaluation files of the experiment, if it evaluates."""
+    name = wildcards.experiment
+    return [f"results/{name}/{f}" for f in EVALUATION_FILES] if evaluates(name) else []
+
+
 def final_targets():
     """Targets of the all-rule: every result file of each experiment in `run`, and its MLflow log."""
     targets = []
     for name in RUN:
         targets += [f"results/{name}/{f}" for f in RESULT_FILES]
+        if evaluates(name):
+            targets += [f"results/{name}/{f}" for f in EVALUATION_FILES]
         targets.append(f"results/{name}/mlflow.json")
     return targets
 
@@ -296,6 +317,8 @@ def success_message():
     lines = ["", "sparseae: done."]
     for name in RUN:
         lines.append(f"  {name}: filter grid results/{name}/filters.png")
+        if evaluates(name):
+            lines.append(f"  {name}: {evaluation_line(name)}")
     for name in RUN_SWEEPS:
         lines.append(f"  sweep {name}: table results/sweeps/{name}/summary.html")
     lines += [
@@ -303,6 +326,19 @@ def success_message():
         f"  MLflow UI: make ui   (store {TRACKING_URI})",
     ]
     return "\n".join(lines)
+
+
+def evaluation_line(name):
+    """Test accuracies from results/{name}/evaluation.json, for the closing message."""
+    path = Path(f"results/{name}/evaluation.json")
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+        return (
+            f"softmax test accuracy {100 * result['accuracy_features']:.2f}% on features, "
+            f"{100 * result['accuracy_raw']:.2f}% on raw pixels ({path})"
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"evaluation {path} (not readable)"
 
 
 def error_message():
