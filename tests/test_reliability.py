@@ -71,6 +71,14 @@ def training_jobs(process: subprocess.Popen) -> list[int]:
     return found
 
 
+def _is_python(pid: int) -> bool:
+    try:
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    return b"python" in Path(program.decode(errors="replace")).name.encode()
+
+
 def signal_all(pids, sig) -> None:
     for pid in pids:
         try:
@@ -103,7 +111,9 @@ def _kill_at_start(workdir: Path, process: subprocess.Popen) -> int:
             early.update(jobs)  # chunk 1's job, possibly still shutting down later
         else:
             fresh = [pid for pid in jobs if pid not in early]
-            if fresh:
+            # Wait for the Python process itself, not only its shell: killing the shell just
+            # before it starts Python would leave an orphan that trains on unobserved.
+            if any(_is_python(pid) for pid in fresh):
                 signal_all(fresh, signal.SIGKILL)
                 return 2
         time.sleep(0.002)
