@@ -63,7 +63,9 @@ def run(v, h, m, iterations, chunks, maxcor, rng):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", action="append", help="VISIBLExHIDDEN (repeatable)")
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument(
+        "--iterations", type=int, help="iterations (default 100; 30 for models over 10k weights)"
+    )
     parser.add_argument("--chunks", type=int, default=2)
     parser.add_argument("--maxcor", type=int, action="append")
     parser.add_argument("--m", type=int, default=10_000)
@@ -71,7 +73,7 @@ def main():
     rng = np.random.default_rng(0)
     for shape in args.shape or ["64x25", "784x196"]:
         v, h = map(int, shape.split("x"))
-        iterations = args.iterations if v * h < 10_000 else min(args.iterations, 30)
+        iterations = args.iterations or (100 if v * h < 10_000 else 30)
         for maxcor in args.maxcor or [100, 10]:
             run(v, h, args.m, iterations, args.chunks, maxcor, rng)
 
