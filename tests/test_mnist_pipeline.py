@@ -207,6 +207,30 @@ def test_confusion_figures_open_and_are_in_the_report_rule(pipeline):
 
 
 @pytest.mark.slow
+def test_snakemake_report_shows_the_confusion_matrices(pipeline):
+    import zipfile
+
+    result = subprocess.run(
+        [str(SNAKEMAKE), "--report", "report.zip"]
+        + ["--configfile", "config/stl-t10k.yaml", "config/test.yaml"],
+        cwd=pipeline,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment(),
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    with zipfile.ZipFile(pipeline / "report.zip") as archive:
+        names = archive.namelist()
+        figures = {Path(n).name: n for n in names if Path(n).name.startswith("confusion_")}
+        assert set(figures) == {"confusion_features.png", "confusion_raw.png"}, names
+        packed = archive.read(figures["confusion_raw.png"])
+        text = b"".join(archive.read(n) for n in names if n.endswith((".js", ".html")))
+    assert packed == (results(pipeline) / "confusion_raw.png").read_bytes()
+    assert b"Self-taught evaluation of experiment" in text  # the caption, rendered
+
+
+@pytest.mark.slow
 def test_mlflow_has_the_accuracies_and_the_figures(pipeline):
     from mlflow.tracking import MlflowClient
 
