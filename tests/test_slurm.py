@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import getpass
 import json
 import os
 import re
@@ -74,7 +75,7 @@ def cluster() -> dict[str, str]:
         pytest.skip(reason)
     partitions = _query("sinfo", "-h", "-o", "%P").stdout.split()
     default = [p.rstrip("*") for p in partitions if p.endswith("*")] or [partitions[0]]
-    user = os.environ.get("USER") or _query("id", "-un").stdout.strip()
+    user = getpass.getuser()  # as the executor plugin asks sacctmgr
     accounts = _query("sacctmgr", "-n", "-P", "-s", "list", "user", user, "format=account")
     account = accounts.stdout.split()[0] if accounts.stdout.split() else ""
     return {"partition": default[0], "account": account}
