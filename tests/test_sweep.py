@@ -205,10 +205,18 @@ def test_sweep_table_on_member_folders_equals_the_rule_output(swept):
     written = read_sweep_table(swept / "results" / "sweeps" / SWEEP / "summary.tsv")
     pd.testing.assert_frame_equal(table, written)
     # Folders alone (names from the folder names) and dotted paths as column names.
-    by_path = sweep_table(list(folders.values()), ["model.rho", "patches.count"])
+    by_path = sweep_table(
+        list(folders.values()), ["model.rho", "patches.count", "patches.whitening"]
+    )
     assert list(by_path["experiment"]) == list(folders)
     assert list(by_path["model.rho"]) == list(table["rho"])
     assert set(by_path["patches.count"]) == {1000}
+    # A whole section as one JSON cell (it survives the TSV), not a Python repr.
+    whitening = json.loads((folders[members()[0]] / "config.json").read_text())
+    assert (
+        json.loads(by_path["patches.whitening"][0])
+        == whitening["experiment"]["patches"]["whitening"]
+    )
 
 
 @pytest.fixture
@@ -226,6 +234,13 @@ def test_missing_member_file_is_named(member_copy):
     (member_copy / "gradcheck.json").unlink()
     with pytest.raises(SweepError, match="gradcheck.json does not exist"):
         sweep_table([member_copy], {"beta": "model.beta"})
+
+
+def test_two_member_folders_of_one_name_are_refused(member_copy, tmp_path):
+    twin = tmp_path / "elsewhere" / member_copy.name
+    shutil.copytree(member_copy, twin)
+    with pytest.raises(SweepError, match="share a name"):
+        sweep_table([member_copy, twin])
 
 
 def test_member_folder_of_another_experiment_is_refused(member_copy, tmp_path):

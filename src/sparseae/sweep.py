@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -113,7 +114,12 @@ def sweep_table(
         parameter column would clash with a result column.
     """
     if not isinstance(members, Mapping):
-        members = {Path(folder).name: folder for folder in members}
+        folders = [Path(folder) for folder in members]
+        members = {folder.name: folder for folder in folders}
+        if len(members) != len(folders):
+            names = sorted(f.name for f in folders)
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise SweepError(f"sweep member folders share a name: {twice}; pass a mapping")
     if not members:
         raise SweepError("a sweep table needs at least one member")
     if not isinstance(parameters, Mapping):
@@ -130,7 +136,11 @@ def sweep_table(
         files = _read_member(folder, name)
         row: dict[str, Any] = {"experiment": name}
         for column, path in parameters.items():
-            row[column] = _lookup(files["config.json"]["experiment"], path, folder / "config.json")
+            value = _lookup(files["config.json"]["experiment"], path, folder / "config.json")
+            # A whole section swept (e.g. patches.whitening): one JSON cell, not a Python repr.
+            row[column] = (
+                json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+            )
         for column, filename, key in RESULT_COLUMNS:
             if key not in files[filename]:
                 raise SweepError(f"sweep member '{name}': {folder / filename} has no key '{key}'")
