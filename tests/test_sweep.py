@@ -260,3 +260,13 @@ def test_unknown_setting_and_missing_result_key_are_named(member_copy):
     (member_copy / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(SweepError, match="summary.json has no key 'rhohat_mean'"):
         sweep_table([member_copy], {"beta": "model.beta"})
+
+
+def test_report_holds_the_sweep_table_and_figure(swept):
+    import zipfile
+
+    result = snakemake(swept, "--report", "report.zip")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    with zipfile.ZipFile(swept / "report.zip") as archive:
+        names = [Path(name).name for name in archive.namelist()]
+    assert "summary.png" in names and "summary.tsv" in names, names
