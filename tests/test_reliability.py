@@ -229,6 +229,10 @@ def test_kill9_of_training_resumes_at_that_chunk_bit_identical(reference, tmp_pa
         history.tobytes() == np.loadtxt(expected / "history.tsv", skiprows=1)[:, columns].tobytes()
     )
     assert not list(res.rglob(".*.tmp-*")), "a stale temporary file was left behind"
+    if point == "writing-checkpoint":
+        log = (workdir / "logs" / "natural" / f"train_chunk-{killed}.log").read_text()
+        assert "left by a killed earlier attempt" in log
+    print(f"{point}: killed during chunk {killed}; resumed there, bit-identical")
 
 
 # ------------------------------------------------------------------ determinism, environment
