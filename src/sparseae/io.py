@@ -178,7 +178,8 @@ def load_theta_npz(path: str | os.PathLike):
     if not path.is_file():
         raise FileNotFoundError(f"theta file {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Our own handle: np.load leaks it when the archive is corrupt.
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             if "theta" not in archive.files:
                 raise ValueError(f"{path} lacks key 'theta' (has {sorted(archive.files)})")
             theta = archive["theta"]

@@ -324,7 +324,8 @@ def load_checkpoint(path, *, expected_length: int | None = None, expected_meta=N
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Our own handle: np.load leaks it when the archive is corrupt.
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             missing = [k for k in ("theta", "meta", *RECORD_FIELDS) if k not in archive.files]
             if missing:
                 raise ValueError(f"checkpoint {path} lacks key(s) {missing}")
