@@ -247,9 +247,9 @@ def test_sweep_with_bad_value_names_the_member_and_sweep():
 
 def test_sweep_base_must_exist():
     config = shipped_config()
-    config["sweeps"] = {"s": {"base": "mnist", "grid": {"beta": [1]}}}
+    config["sweeps"] = {"s": {"base": "no-such-experiment", "grid": {"beta": [1]}}}
     message = error_of(config)
-    assert "'sweeps.s.base'" in message and "natural" in message
+    assert "'sweeps.s.base'" in message and "no-such-experiment" in message and "natural" in message
 
 
 # ------------------------------------------------------------------ fingerprints and seeds
