@@ -16,6 +16,11 @@ the per-job overhead the Slurm executor adds, split into
 compared with the same rules' durations in the local run. Timestamps are whole seconds (Slurm's
 and Snakemake's), so per-job figures are means over many jobs.
 
+Both runs have 2 cores for the compute rules, but under Slurm the workflow's local rules
+(figures, MLflow logging, ...) run on the submit host beside the 2 Slurm jobs, so on this
+single machine the Slurm run has more processes at once; machine load from other work moves
+every figure, hence the load average in the output.
+
 Usage::
 
     .ci/slurm.sh up            # as root, once
