@@ -287,7 +287,13 @@ def test_sweep_parent_and_members(result_folder_factory, sqlite_store, tmp_path)
         summary_path=table,
         params={"grid": {"beta": [1, 3]}},
     )
-    again = log_sweep("sweep-a", members, tracking_uri=sqlite_store, summary_path=table)
+    again = log_sweep(
+        "sweep-a",
+        members,
+        tracking_uri=sqlite_store,
+        summary_path=table,
+        params={"grid": {"beta": [1, 3]}},
+    )
 
     client = MlflowClient(sqlite_store)
     assert again == parent

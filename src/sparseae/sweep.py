@@ -26,8 +26,8 @@ import pandas as pd
 
 from sparseae.io import atomic_path, atomic_write, read_json
 
-#: MLflow tag naming the sweep of a run (the value of ``sparseae.tracking.logger.SWEEP_TAG``).
-SWEEP_TAG = "sparseae.sweep"
+# The MLflow tag naming a member's sweep, re-exported here; defined once in the settings.
+from sparseae.tracking.settings import SWEEP_TAG  # noqa: F401
 
 #: Result columns after the parameter columns: (column, file, key in that file).
 RESULT_COLUMNS = (

@@ -15,7 +15,7 @@ from snakemake.utils import validate
 from sparseae.config import ConfigError, resolve_config, trajectory_config
 from sparseae.config import grid_settings
 from sparseae.datasets import SOURCES
-from sparseae.tracking.settings import resolve_tracking_uri, sqlite_path
+from sparseae.tracking.settings import SWEEP_TAG, resolve_tracking_uri, sqlite_path
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 ENV = "../envs/sparseae.yaml"
@@ -76,7 +76,7 @@ SWEEP_OF = {m: s for s, members in CONFIG["sweep_members"].items() for m in memb
 
 def mlflow_tags(name):
     """Run tags: the sweep a member belongs to, so the MLflow UI can compare members."""
-    return {"sparseae.sweep": SWEEP_OF[name]} if name in SWEEP_OF else {}
+    return {SWEEP_TAG: SWEEP_OF[name]} if name in SWEEP_OF else {}
 
 
 # ------------------------------------------------------------------ sweeps
@@ -185,7 +185,7 @@ def rule_logs(wildcards):
         f"logs/{name}/train_chunk-{k}.log" for k in range(1, num_chunks(wildcards) + 1)
     ]
     if evaluates(name):
-        # Also makes log_mlflow wait for the evaluation, whose files it logs.
+        # The evaluation's log; its files are log_mlflow's input `evaluation`.
         logs.append(f"logs/{name}/evaluate.log")
     return logs
 

@@ -39,6 +39,8 @@ rule log_mlflow:
             f"results/{wildcards.experiment}/{f}" for f in RESULT_FILES
         ],
         chunks=all_chunks,
+        # evaluation.json and the confusion figures of an evaluated experiment (none else).
+        evaluation=evaluation_outputs,
         logs=rule_logs,
     output:
         "results/{experiment}/mlflow.json",

@@ -1,7 +1,8 @@
 """Rule log_sweep: a parent MLflow run for the sweep, its table attached, members tagged.
 
 Runs after every member's log_mlflow (their mlflow.json name the member runs). Idempotent:
-rerunning finds the parent run again by its tags and adds only what is missing.
+rerunning finds the parent run again by its tags (sweep name and a hash of its settings, so
+a changed grid gets a new parent run) and adds only what is missing or changed.
 """
 
 import logging
@@ -16,17 +17,15 @@ logging.basicConfig(
     format="%(asctime)s %(levelname)s %(message)s",
 )
 configure_http_retries()
-artifacts = [smk.input.tsv, smk.input.html, smk.input.png]
-# log_sweep attaches one summary file per call; every call is idempotent (params, member
-# tags and artifacts already there are left alone), so the table's three views take three.
-for index, artifact in enumerate(artifacts):
-    run_id = log_sweep(
-        smk.wildcards.sweep,
-        list(smk.params.member_dirs),
-        tracking_uri=smk.params.uri,
-        experiment_name=smk.params.mlflow_experiment,
-        summary_path=artifact,
-        params=smk.params.settings,
-        output=smk.output[0] if index == len(artifacts) - 1 else None,
-    )
-    logging.info("sweep %s: parent run %s, attached %s", smk.wildcards.sweep, run_id, artifact)
+# One call: the parent run (found again by the sweep's name and settings), the table's three
+# views uploaded when new or changed (sha256), member runs tagged, mlflow.json written.
+run_id = log_sweep(
+    smk.wildcards.sweep,
+    list(smk.params.member_dirs),
+    tracking_uri=smk.params.uri,
+    experiment_name=smk.params.mlflow_experiment,
+    artifacts=[smk.input.tsv, smk.input.html, smk.input.png],
+    params=smk.params.settings,
+    output=smk.output[0],
+)
+logging.info("sweep %s: parent run %s", smk.wildcards.sweep, run_id)

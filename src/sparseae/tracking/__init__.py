@@ -8,7 +8,7 @@ Public API (the workflow's tracking rules call exactly these)::
     log_results(results_dir, *, experiment_name, tracking_uri, run_key=None, log_dir=None,
                 tags=None, parent_run_id=None) -> run_id
     log_sweep(sweep_name, members, *, tracking_uri, experiment_name=None, summary_path=None,
-              params=None, output=None) -> parent run_id
+              params=None, output=None, artifacts=None) -> parent run_id
 
 Command line: ``python -m sparseae.tracking {init,log,sweep,uri} ...`` (see ``--help``).
 
@@ -18,7 +18,12 @@ stays cheap to import from training code.
 
 from __future__ import annotations
 
-from .settings import HTTP_RETRY_DEFAULTS, configure_http_retries, resolve_tracking_uri
+from .settings import (
+    HTTP_RETRY_DEFAULTS,
+    SWEEP_TAG,
+    configure_http_retries,
+    resolve_tracking_uri,
+)
 
 # Fail fast against an unreachable server unless the user chose otherwise.
 configure_http_retries()
@@ -36,7 +41,13 @@ _LAZY = {
     "main": "cli",
 }
 
-__all__ = ["HTTP_RETRY_DEFAULTS", "configure_http_retries", "resolve_tracking_uri", *_LAZY]
+__all__ = [
+    "HTTP_RETRY_DEFAULTS",
+    "SWEEP_TAG",
+    "configure_http_retries",
+    "resolve_tracking_uri",
+    *_LAZY,
+]
 
 
 def __getattr__(name: str):

@@ -56,7 +56,13 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", metavar="SWEEP")
     parser.add_argument("members", nargs="+", metavar="RESULTS_DIR_OR_RUN_ID")
     parser.add_argument("--experiment", default=None, help="experiment of the parent run")
-    parser.add_argument("--summary", default=None, help="summary table to attach")
+    parser.add_argument(
+        "--summary",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="file to attach to the parent run (repeatable: table, HTML page, figure)",
+    )
     parser.add_argument("--output", default=None, help="write the parent run id here (JSON)")
 
 
@@ -111,7 +117,7 @@ def execute(args: argparse.Namespace) -> None:
             args.members,
             tracking_uri=uri,
             experiment_name=args.experiment,
-            summary_path=args.summary,
+            artifacts=args.summary,
             output=args.output,
         )
         print(f"logged sweep {args.name} to run {run_id} in {uri}")

@@ -36,7 +36,8 @@ ITERATION_METRICS = {
     "fun_evals": "fun_evals",
     "seconds": "elapsed_seconds",
 }
-#: Files of a complete run (chunks are added per K); evaluation is optional.
+#: Files of a complete run (chunks are added per K); see :func:`expected_files` for the
+#: evaluation files of an experiment with ``evaluation.enabled``.
 EXPECTED_FILES = (
     "config.json",
     "gradcheck.json",
@@ -47,6 +48,18 @@ EXPECTED_FILES = (
     "cost_curve.png",
     "rhohat.png",
 )
+#: Files an evaluated experiment adds (``sparseae.evaluate.save_evaluation``'s file names).
+EVALUATION_FILES = ("evaluation.json", "confusion_features.png", "confusion_raw.png")
+#: evaluation.json lists kept out of the metrics (the whole matrices stay in the
+#: ``evaluation.json`` artifact and the confusion PNGs); per-class accuracies become metrics.
+EVALUATION_ARTIFACT_ONLY = ("classes", "confusion_features", "confusion_raw")
+#: Nested evaluation.json sections whose numbers are measurements (metrics named by their
+#: dotted path, e.g. ``softmax.n_iter_features``); other nested values are params
+#: ``evaluation.<dotted path>`` (the split protocol, the softmax settings).
+EVALUATION_MEASURED = {
+    "softmax": ("n_iter_", "converged_", "C_", "tol_"),
+    "seconds": ("",),
+}
 #: Top-level files uploaded as artifacts, by suffix; ``mlflow.json`` is our own output.
 ARTIFACT_SUFFIXES = (".png", ".json", ".tsv", ".npz")
 NOT_ARTIFACTS = ("mlflow.json", "patches.npz")
@@ -83,6 +96,9 @@ class MetricPoint:
     value: float
     step: int
     offset_ms: int = 0
+    #: True for figures computed from the training outputs (summary.json, gradcheck.json,
+    #: evaluation.json): a recomputation may change them without being another execution.
+    derived: bool = False
 
 
 @dataclass
@@ -91,6 +107,10 @@ class ResultFolder:
 
     path: Path
     params: dict[str, str] = field(default_factory=dict)
+    #: Params read from derived outputs (gradcheck.json, summary.json, evaluation.json): a
+    #: recomputation may change them; the run keeps the first value (MLflow params are
+    #: immutable) and the tag ``sparseae.param.<key>`` shows the current one.
+    derived_params: dict[str, str] = field(default_factory=dict)
     #: Params describing the software/threads: the first value logged wins on reruns.
     environment: dict[str, str] = field(default_factory=dict)
     environment_source: str = "logging process"
@@ -104,6 +124,7 @@ class ResultFolder:
     chunks_present: list[int] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     gradcheck: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
     start_time_ms: int = 0
     end_time_ms: int = 0
 
@@ -153,9 +174,24 @@ def read_result_folder(
     _read_summary(folder)
     _read_evaluation(folder)
     _read_environment(folder, metas)
-    _collect_artifacts(folder, log_dir)
+    _collect_artifacts(folder, log_dir, expected_files(config))
     _collect_times(folder)
     return folder
+
+
+def evaluates(config: dict | None) -> bool:
+    """Whether a resolved config (``config.json``) has ``evaluation.enabled``."""
+    if not isinstance(config, dict):
+        return False
+    # config.json holds {"experiment": {...}, "name", "fingerprint"}; accept the bare block.
+    block = config.get("experiment", config)
+    evaluation = block.get("evaluation") if isinstance(block, dict) else None
+    return isinstance(evaluation, dict) and bool(evaluation.get("enabled"))
+
+
+def expected_files(config: dict | None) -> tuple[str, ...]:
+    """Files a complete result folder holds (chunks apart), evaluation files included."""
+    return EXPECTED_FILES + (EVALUATION_FILES if evaluates(config) else ())
 
 
 def flatten_params(config: dict, prefix: str = "") -> dict[str, str]:
@@ -312,9 +348,9 @@ def _read_gradcheck(folder: ResultFolder) -> None:
     folder.gradcheck = data
     for key, value in data.items():
         if key in GRADCHECK_METRICS and (_is_number(value) or isinstance(value, bool)):
-            folder.metrics.append(MetricPoint(f"gradcheck_{key}", float(value), 0))
+            folder.metrics.append(MetricPoint(f"gradcheck_{key}", float(value), 0, derived=True))
         elif not isinstance(value, dict | list):
-            folder.params[f"gradcheck.{key}"] = param_value(value)
+            folder.derived_params[f"gradcheck.{key}"] = param_value(value)
 
 
 def _read_summary(folder: ResultFolder) -> None:
@@ -328,23 +364,56 @@ def _read_summary(folder: ResultFolder) -> None:
         if key == "dataset_checksum":
             folder.params["dataset_checksum"] = param_value(value)
         elif key in SUMMARY_METRICS and (_is_number(value) or isinstance(value, bool)):
-            folder.metrics.append(MetricPoint(SUMMARY_METRICS[key], float(value), 0))
+            folder.metrics.append(MetricPoint(SUMMARY_METRICS[key], float(value), 0, derived=True))
         elif not isinstance(value, dict | list):
             # Anything else (settings repeated for convenience, identifiers) is a param.
-            folder.params[f"summary.{key}"] = param_value(value)
+            folder.derived_params[f"summary.{key}"] = param_value(value)
 
 
 def _read_evaluation(folder: ResultFolder) -> None:
     path = folder.path / "evaluation.json"
     if not path.exists():
-        return  # only digit experiments evaluate; not "missing"
-    for key, value in _read_object(path).items():
-        if isinstance(value, int) and not isinstance(value, bool):
-            folder.params[f"evaluation.{key}"] = str(value)  # counts such as n_train
+        return  # listed as missing by _collect_artifacts when the config evaluates
+    data = _read_object(path)
+    folder.evaluation = data
+    classes = data.get("classes")
+    for key, value in data.items():
+        if key in EVALUATION_ARTIFACT_ONLY:
+            continue
+        if isinstance(value, dict):
+            _evaluation_section(folder, key, value)
+        elif isinstance(value, list):
+            # per_class_accuracy_<name>: one metric per class, named by its label.
+            if all(_is_number(v) for v in value):
+                labels = (
+                    classes
+                    if isinstance(classes, list) and len(classes) == len(value)
+                    else (range(len(value)))
+                )
+                folder.metrics.extend(
+                    MetricPoint(f"{key}.{label}", float(v), 0, derived=True)
+                    for label, v in zip(labels, value, strict=True)
+                )
+        elif isinstance(value, int) and not isinstance(value, bool):
+            folder.derived_params[f"evaluation.{key}"] = str(value)  # counts such as n_train
         elif _is_number(value):
-            folder.metrics.append(MetricPoint(key, float(value), 0))
-        elif isinstance(value, str):
-            folder.params[f"evaluation.{key}"] = param_value(value)
+            folder.metrics.append(MetricPoint(key, float(value), 0, derived=True))
+        elif isinstance(value, str | bool):
+            folder.derived_params[f"evaluation.{key}"] = param_value(value)
+
+
+def _evaluation_section(folder: ResultFolder, section: str, values: dict) -> None:
+    measured = EVALUATION_MEASURED.get(section, ())
+    for key, value in values.items():
+        name = f"{section}.{key}"
+        if isinstance(value, dict):
+            _evaluation_section(folder, name, value)
+        elif any(key.startswith(p) for p in measured) and (
+            _is_number(value) or isinstance(value, bool)
+        ):
+            folder.metrics.append(MetricPoint(name, float(value), 0, derived=True))
+        else:
+            folder.derived_params[f"evaluation.{name}"] = param_value(value)
 
 
 def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:
@@ -368,7 +437,9 @@ def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:
         folder.environment = environment_info(folder.path)
 
 
-def _collect_artifacts(folder: ResultFolder, log_dir: str | Path | None) -> None:
+def _collect_artifacts(
+    folder: ResultFolder, log_dir: str | Path | None, expected: tuple[str, ...] = EXPECTED_FILES
+) -> None:
     for item in sorted(folder.path.iterdir()):
         if (
             item.is_file()
@@ -377,7 +448,7 @@ def _collect_artifacts(folder: ResultFolder, log_dir: str | Path | None) -> None
             and not item.name.startswith(".")
         ):
             folder.artifacts.append((item, ""))
-    for name in EXPECTED_FILES:
+    for name in expected:
         if not (folder.path / name).exists() and name not in folder.missing:
             folder.missing.append(name)
     if log_dir is None:

@@ -24,6 +24,14 @@ HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 
+#: MLflow tag naming the sweep a run belongs to: the one definition used by the tracking code,
+#: ``sparseae.sweep`` and the workflow (``common.smk``'s ``mlflow_tags``).
+SWEEP_TAG = "sparseae.sweep"
+
+#: Other MLflow settings defaulted like the retries: the pipeline is offline by default, so
+#: MLflow's usage telemetry (a background HTTP client started at import) is off.
+OFFLINE_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true"}
+
 #: Environment variable that selects the tracking store; it wins over the config.
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
@@ -33,6 +41,8 @@ DEFAULT_DB_NAME = "mlflow.db"
 
 def configure_http_retries(environ: dict | None = None) -> dict[str, str]:
     """Set MLflow's HTTP retry and timeout variables to fail fast, unless already set.
+
+    Also sets :data:`OFFLINE_DEFAULTS` (telemetry off) unless already set.
 
     Parameters
     ----------
@@ -45,7 +55,7 @@ def configure_http_retries(environ: dict | None = None) -> dict[str, str]:
         The effective value of every variable in :data:`HTTP_RETRY_DEFAULTS`.
     """
     environ = os.environ if environ is None else environ
-    for name, value in HTTP_RETRY_DEFAULTS.items():
+    for name, value in {**HTTP_RETRY_DEFAULTS, **OFFLINE_DEFAULTS}.items():
         environ.setdefault(name, value)
     return {name: environ[name] for name in HTTP_RETRY_DEFAULTS}
 

@@ -115,12 +115,21 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
         )
 
 
-def client(uri: str):
-    """An ``MlflowClient`` for ``uri``, with the fast-failing HTTP settings in place."""
-    configure_http_retries()
-    from mlflow import MlflowClient
+_CLIENTS: dict[str, object] = {}
 
-    return MlflowClient(tracking_uri=uri)
+
+def client(uri: str):
+    """An ``MlflowClient`` for ``uri``, with the fast-failing HTTP settings in place.
+
+    One client per URI and process: building one resolves the store (for sqlite, an engine
+    and a schema check) again each time.
+    """
+    configure_http_retries()
+    if uri not in _CLIENTS:
+        from mlflow.tracking.client import MlflowClient
+
+        _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
+    return _CLIENTS[uri]
 
 
 def call(uri: str, fn: Callable[..., T], *args, results_dir=None, **kwargs) -> T:

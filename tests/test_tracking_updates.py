@@ -1,0 +1,260 @@
+"""MLflow tracking when outputs change after a first log, and the evaluation's figures.
+
+Real result folders (tests/conftest.py's ``build_result_folder``: a small real L-BFGS run), a
+real self-taught evaluation (``sparseae.evaluate.evaluate_features`` + ``save_evaluation`` on
+the trained tiny autoencoder), real sqlite stores read back through ``MlflowClient``. Covers:
+the evaluation's nested numbers as metrics and its files as expected outputs; a recomputed
+derived output (same config, same chunk 1) updating the run instead of failing; the training
+history still guarding the run's identity; artifacts re-uploaded on a same-size change;
+sweep parents identified by their settings; the workflow naming the evaluation outputs as
+``log_mlflow`` inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from sparseae.io import read_json, write_json
+from sparseae.tracking import TrackingError, log_results, log_sweep
+from sparseae.tracking.results import EVALUATION_FILES, load_chunk
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def enable_evaluation(results: Path) -> None:
+    """Mark the folder's experiment as evaluated (config ``evaluation.enabled``)."""
+    config = read_json(results / "config.json")
+    config["evaluation"] = {"enabled": True, "train_fraction": 0.5}
+    write_json(results / "config.json", config)
+
+
+def evaluate(results: Path, *, max_iter: int = 100, seed: int = 3) -> dict:
+    """A real softmax evaluation of the folder's trained autoencoder on seeded labeled data."""
+    from sparseae.evaluate import evaluate_features, save_evaluation
+
+    config = read_json(results / "config.json")
+    visible, hidden = config["model"]["visible_size"], config["model"]["hidden_size"]
+    with np.load(results / "theta.npz", allow_pickle=False) as data:
+        theta = data["theta"]
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, size=240)
+    # Three classes with distinct mean patches, so accuracy is well above chance.
+    centres = rng.random((visible, 3))
+    X = np.clip(centres[:, labels] + 0.15 * rng.standard_normal((visible, labels.size)), 0, 1)
+    result = evaluate_features(
+        theta,
+        X[:, :160],
+        labels[:160],
+        X[:, 160:],
+        labels[160:],
+        visible_size=visible,
+        hidden_size=hidden,
+        max_iter=max_iter,
+    )
+    save_evaluation(result, results, extra={"protocol": {"seed": seed, "source": "synthetic"}})
+    return read_json(results / "evaluation.json")
+
+
+def test_evaluation_figures_are_metrics_and_its_files_are_expected(
+    result_folder_factory, sqlite_store, tmp_path
+):
+    results = result_folder_factory("digits")
+    enable_evaluation(results)
+    client = MlflowClient(sqlite_store)
+
+    # Logged before the evaluation ran: a partial run that names the evaluation's files.
+    run_id = log_results(results, experiment_name="digits", tracking_uri=sqlite_store)
+    run = client.get_run(run_id)
+    assert run.data.tags["sparseae.status"] == "partial"
+    for name in EVALUATION_FILES:
+        assert name in run.data.tags["sparseae.missing"], name
+    assert run.info.status == "RUNNING"
+
+    evaluation = evaluate(results)
+    assert log_results(results, experiment_name="digits", tracking_uri=sqlite_store) == run_id
+    run = client.get_run(run_id)
+    metrics, params = run.data.metrics, run.data.params
+    assert run.data.tags["sparseae.status"] == "complete" and run.info.status == "FINISHED"
+    assert metrics["accuracy_features"] == evaluation["accuracy_features"]
+    softmax, seconds = evaluation["softmax"], evaluation["seconds"]
+    for name in ("features", "raw"):
+        assert metrics[f"softmax.n_iter_{name}"] == softmax[f"n_iter_{name}"]
+        assert metrics[f"softmax.converged_{name}"] == float(softmax[f"converged_{name}"])
+        assert metrics[f"seconds.fit_{name}"] == seconds[f"fit_{name}"]
+        for label, accuracy in zip(
+            evaluation["classes"], evaluation[f"per_class_accuracy_{name}"], strict=True
+        ):
+            assert metrics[f"per_class_accuracy_{name}.{label}"] == accuracy
+    assert metrics["seconds.encode"] == seconds["encode"]
+    # Settings are params; the confusion matrices stay artifacts only.
+    assert params["evaluation.softmax.solver"] == softmax["solver"]
+    assert params["evaluation.softmax.max_iter"] == "100"
+    assert params["evaluation.protocol.seed"] == "3"
+    assert params["evaluation.n_test"] == str(evaluation["n_test"])
+    assert not [k for k in (*metrics, *params) if "confusion" in k or k.endswith("classes")]
+    assert set(EVALUATION_FILES) <= {a.path for a in client.list_artifacts(run_id)}
+    local = Path(client.download_artifacts(run_id, "evaluation.json", str(tmp_path / "dl")))
+    assert json.loads(local.read_text())["confusion_features"] == evaluation["confusion_features"]
+    note = run.data.tags["mlflow.note.content"]
+    assert f"{100 * evaluation['accuracy_features']:.2f}% on hidden-layer features" in note
+    assert f"{100 * evaluation['accuracy_raw']:.2f}% on raw pixels" in note
+
+
+def test_recomputed_evaluation_updates_the_run(result_folder_factory, sqlite_store):
+    results = result_folder_factory("digits")
+    enable_evaluation(results)
+    first = evaluate(results, max_iter=100)
+    run_id = log_results(results, experiment_name="digits", tracking_uri=sqlite_store)
+    client = MlflowClient(sqlite_store)
+
+    # The evaluate rule rerun with other settings: same config.json, same chunk 1.
+    second = evaluate(results, max_iter=2)
+    assert second["softmax"]["n_iter_features"] != first["softmax"]["n_iter_features"]
+    assert log_results(results, experiment_name="digits", tracking_uri=sqlite_store) == run_id
+
+    run = client.get_run(run_id)
+    assert history(client, run_id, "softmax.n_iter_features") == [
+        (0, first["softmax"]["n_iter_features"]),
+        (1, second["softmax"]["n_iter_features"]),
+    ]
+    # The latest value is the file's; unchanged figures got no new point.
+    assert run.data.metrics["softmax.n_iter_features"] == second["softmax"]["n_iter_features"]
+    assert [s for s, _ in history(client, run_id, "final_cost")] == [0]
+    # MLflow params cannot change: the first value stays, the tag shows the current one.
+    assert run.data.params["evaluation.softmax.max_iter"] == "100"
+    assert run.data.tags["sparseae.param.evaluation.softmax.max_iter"] == "2"
+    record = read_json(results / "mlflow.json")
+    assert "softmax.n_iter_features" in record["logged_this_time"]["revised_metrics"]
+    assert "evaluation.softmax.max_iter" in record["logged_this_time"]["changed_params"]
+
+    # Logging again adds nothing.
+    log_results(results, experiment_name="digits", tracking_uri=sqlite_store)
+    logged = read_json(results / "mlflow.json")["logged_this_time"]
+    assert logged == {"params": 0, "metric_points": 0, "artifacts": 0, "tags": 0}
+    experiment = client.get_experiment_by_name("digits")
+    assert len(client.search_runs([experiment.experiment_id])) == 1
+
+
+def test_other_training_history_is_still_another_execution(result_folder_factory, sqlite_store):
+    results = result_folder_factory("tiny")
+    log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+    # Same config and chunk 1, but chunk 2 says other costs: not a recomputation.
+    arrays, meta = load_chunk(results / "chunks" / "2.npz")
+    arrays["cost"] = arrays["cost"] * 1.5
+    arrays["meta"] = np.asarray(json.dumps(meta))
+    np.savez(results / "chunks" / "2.npz", **arrays)
+    with pytest.raises(TrackingError, match=r"metric 'cost' at step 5 .* another execution"):
+        log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+
+
+def test_same_size_changed_artifact_is_uploaded_again(result_folder_factory, sqlite_store):
+    results = result_folder_factory("tiny")
+    run_id = log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+    client = MlflowClient(sqlite_store)
+    text = (results / "history.tsv").read_text()
+    changed = text.replace("iteration", "Iteration", 1)
+    assert len(changed) == len(text) and changed != text
+    (results / "history.tsv").write_text(changed)
+
+    log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+
+    assert read_json(results / "mlflow.json")["logged_this_time"]["artifacts"] == 1
+    artifact_dir = Path(client.get_run(run_id).info.artifact_uri.removeprefix("file://"))
+    assert (artifact_dir / "history.tsv").read_text() == changed
+
+
+def test_sweep_parent_follows_its_settings_and_artifacts(
+    result_folder_factory, sqlite_store, tmp_path
+):
+    members = [result_folder_factory(f"m{i}", seed=i) for i in range(2)]
+    for folder in members:
+        log_results(folder, experiment_name="grid", tracking_uri=sqlite_store)
+    table, page = tmp_path / "summary.tsv", tmp_path / "summary.html"
+    table.write_text("experiment\tfinal_cost\nm0\t0.4\nm1\t0.5\n")
+    page.write_text("<table></table>\n")
+    settings = {"base": "tiny", "grid": {"cost.beta": [1, 3]}}
+    client = MlflowClient(sqlite_store)
+
+    parent = log_sweep(
+        "grid", members, tracking_uri=sqlite_store, params=settings, artifacts=[table, page]
+    )
+    assert {a.path for a in client.list_artifacts(parent)} == {"summary.tsv", "summary.html"}
+    # A same-size change of the table is uploaded again; the same settings keep the parent.
+    table.write_text("experiment\tfinal_cost\nm0\t0.4\nm1\t0.6\n")
+    output = tmp_path / "sweep.json"
+    again = log_sweep(
+        "grid",
+        members,
+        tracking_uri=sqlite_store,
+        params=settings,
+        artifacts=[table, page],
+        output=output,
+    )
+    assert again == parent
+    assert read_json(output)["artifacts_uploaded"] == ["summary.tsv"]
+    local = client.download_artifacts(parent, "summary.tsv", str(tmp_path / "dl"))
+    assert Path(local).read_text() == table.read_text()
+
+    # Another grid: a new parent run (the old one keeps its params), members re-attached.
+    changed = {"base": "tiny", "grid": {"cost.beta": [1, 5]}}
+    new_parent = log_sweep(
+        "grid", members, tracking_uri=sqlite_store, params=changed, artifacts=[table]
+    )
+    assert new_parent != parent
+    assert client.get_run(parent).data.params["grid.cost.beta"] == "[1, 3]"
+    assert client.get_run(new_parent).data.params["grid.cost.beta"] == "[1, 5]"
+    for folder in members:
+        tags = client.get_run(read_json(folder / "mlflow.json")["run_id"]).data.tags
+        assert tags["sparseae.sweep_parent_run_id"] == new_parent
+        assert tags["mlflow.parentRunId"] == new_parent
+
+
+def test_sweep_tag_has_one_definition():
+    import sparseae.sweep
+    import sparseae.tracking.logger
+    from sparseae.tracking.settings import SWEEP_TAG
+
+    assert sparseae.sweep.SWEEP_TAG is SWEEP_TAG is sparseae.tracking.logger.SWEEP_TAG
+    common = (REPO / "workflow" / "rules" / "common.smk").read_text(encoding="utf-8")
+    assert "SWEEP_TAG" in common and '"sparseae.sweep"' not in common
+
+
+@pytest.mark.slow
+def test_log_mlflow_inputs_name_the_evaluation_outputs(tmp_path):
+    for part in ("Snakefile", "workflow", "config", "profiles"):
+        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy2
+        copy(REPO / part, tmp_path / part)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    done = subprocess.run(
+        [str(BIN / "snakemake"), "-n", "--cores", "1", "--configfile", "config/stl-t10k.yaml"]
+        + ["--", "results/stl-t10k/mlflow.json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    # The dry run's reason for log_mlflow lists its inputs ("updated by another job").
+    lines = (done.stdout + done.stderr).splitlines()
+    start = next(i for i, line in enumerate(lines) if "log to MLflow" in line)
+    reason = next(line for line in lines[start:] if line.startswith("Reason:"))
+    inputs = {f.strip() for f in reason.split("by another job:", 1)[1].split(",")}
+    for name in EVALUATION_FILES:
+        assert f"results/stl-t10k/{name}" in inputs, name
