@@ -368,3 +368,23 @@ def test_sweep_runs_through_slurm_and_logs_to_mlflow_server(cluster, mlflow_serv
         assert int(row["iterations"]) == CHUNKS * 5
     assert (sweep_dir / "summary.html").stat().st_size > 0
     assert (sweep_dir / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_cluster_run_refuses_an_sqlite_tracking_store(cluster, tmp_path):
+    """Under a cluster executor, the default sqlite store is refused before any job is sent."""
+    import yaml
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "sweep.yaml").write_text(yaml.safe_dump(sweep_config()))
+    args = [
+        "--snakefile", str(REPO_ROOT / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(REPO_ROOT / "config" / "config.yaml"), str(workdir / "sweep.yaml"),
+        *slurm_resources(cluster),
+    ]  # fmt: skip
+    returncode, log = run_snakemake(args, workdir, job_environment(), timeout=300)
+    assert returncode != 0, log[-4000:]
+    assert "sqlite file" in log and "MLFLOW_TRACKING_URI" in log, log[-4000:]
+    assert "has been submitted with SLURM" not in log, log[-4000:]
+    assert not (workdir / "results").exists() or not any((workdir / "results").rglob("*.npz"))

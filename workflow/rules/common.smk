@@ -282,7 +282,7 @@ def preflight():
     """
     from sparseae.tracking.store import TrackingError, check_writable_folder
 
-    problems = blocked_folders()
+    problems = blocked_folders() + cluster_tracking_problems()
     for folder, what in output_folders():
         try:
             check_writable_folder(folder, what)
@@ -293,6 +293,21 @@ def preflight():
             "sparseae: cannot start, nothing was run:\n  - "
             + "\n  - ".join(dict.fromkeys(problems))
         )
+
+
+def cluster_tracking_problems():
+    """A cluster run must log to a tracking server, never to an sqlite file.
+
+    Results live on a shared filesystem there, where sqlite's locking is unreliable and
+    several workflow runs may write at once; `mlflow server` serialises the writes.
+    """
+    if workflow.local_exec or sqlite_path(TRACKING_URI) is None:
+        return []
+    return [
+        f"the MLflow store is an sqlite file ({TRACKING_URI}) but jobs run through a "
+        "cluster executor: start `mlflow server` on a host the nodes reach and set "
+        "MLFLOW_TRACKING_URI=http://HOST:PORT (or config key tracking.uri); see docs/slurm.md"
+    ]
 
 
 _blocked = blocked_folders()
