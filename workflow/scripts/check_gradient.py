@@ -14,17 +14,11 @@ from sparseae.autoencoder import set_num_threads
 from sparseae.config import rng
 from sparseae.gradcheck import check_gradient
 from sparseae.io import write_json
+from sparseae.rulelog import log_to_rule_log
 
 smk = snakemake  # noqa: F821
 set_num_threads(smk.threads)  # the cost's own thread pool: stay within the job's threads
-logging.basicConfig(
-    filename=smk.log[0],
-    filemode="w",
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
-# An error goes to this job's log too, where Snakemake's error report sends the user.
-sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
+log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
 model, settings = smk.params.model, smk.params.gradcheck
 
 with np.load(smk.input.patches, allow_pickle=False) as archive:

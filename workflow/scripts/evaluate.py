@@ -20,14 +20,10 @@ from sparseae import datasets
 from sparseae.config import ConfigError, rng
 from sparseae.evaluate import evaluate_features, save_evaluation, self_taught_split, take_split
 from sparseae.io import load_theta_npz
+from sparseae.rulelog import log_to_rule_log
 
 smk = snakemake  # noqa: F821
-logging.basicConfig(
-    filename=smk.log[0],
-    filemode="w",
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
+log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
 name = smk.wildcards.experiment
 key = f"experiments.{name}"
 dataset, model, settings = smk.params.dataset, smk.params.model, smk.params.evaluation

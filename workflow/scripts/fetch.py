@@ -4,20 +4,13 @@ Calls the same function as ``sparseae fetch SOURCE``; the marker file lists what
 """
 
 import logging
-import sys
 
 from sparseae.datasets import fetch, get_source
 from sparseae.io import write_json
+from sparseae.rulelog import log_to_rule_log
 
 smk = snakemake  # noqa: F821
-logging.basicConfig(
-    filename=smk.log[0],
-    filemode="w",
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
-# An error goes to this job's log too, where Snakemake's error report sends the user.
-sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
+log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
 source, split = smk.wildcards.source, smk.wildcards.split
 # Sources with splits (mnist) fetch only the files the chosen split needs.
 files = fetch(

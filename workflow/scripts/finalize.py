@@ -2,25 +2,18 @@
 
 import json
 import logging
-import sys
 
 import numpy as np
 
 from sparseae.autoencoder import cost_terms, set_num_threads
 from sparseae.datasets import dataset_checksum, get_source
 from sparseae.io import atomic_write, read_json, save_theta_npz, write_json
+from sparseae.rulelog import log_to_rule_log
 from sparseae.train import load_checkpoint
 
 smk = snakemake  # noqa: F821
 set_num_threads(smk.threads)  # the cost's own thread pool: stay within the job's threads
-logging.basicConfig(
-    filename=smk.log[0],
-    filemode="w",
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
-# An error goes to this job's log too, where Snakemake's error report sends the user.
-sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
+log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
 model = smk.params.model
 record = read_json(smk.input.config)
 

@@ -1,23 +1,16 @@
 """Rule plot_curves: cost_curve.png (chunk boundaries marked) and rhohat.png."""
 
 import logging
-import sys
 
 import numpy as np
 import pandas as pd
 
 from sparseae.io import read_json
+from sparseae.rulelog import log_to_rule_log
 from sparseae.visualize import plot_cost_curve, plot_rhohat
 
 smk = snakemake  # noqa: F821
-logging.basicConfig(
-    filename=smk.log[0],
-    filemode="w",
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
-# An error goes to this job's log too, where Snakemake's error report sends the user.
-sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
+log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
 history = pd.read_csv(smk.input.history, sep="\t")
 summary = read_json(smk.input.summary)
 boundaries = summary["chunk_ends"][:-1]

@@ -7,7 +7,6 @@ sources (``patches.size: null``): whole images, pixels / 255, optional label fil
 """
 
 import logging
-import sys
 
 import numpy as np
 
@@ -15,17 +14,11 @@ from sparseae import datasets
 from sparseae.config import check_image_inputs, check_patch_fits, rng
 from sparseae.io import atomic_path
 from sparseae.patches import normalize_patches, sample_patches
+from sparseae.rulelog import log_to_rule_log
 from sparseae.whitening import ZCA
 
 smk = snakemake  # noqa: F821
-logging.basicConfig(
-    filename=smk.log[0],
-    filemode="w",
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
-# An error goes to this job's log too, where Snakemake's error report sends the user.
-sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
+log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
 name = smk.wildcards.experiment
 dataset, patch_cfg, model = smk.params.dataset, smk.params.patches, smk.params.model
 experiment = {"dataset": dataset, "patches": patch_cfg, "model": model}

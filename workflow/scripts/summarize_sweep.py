@@ -6,15 +6,11 @@ iterations, evaluations, training seconds); the numerics live in sparseae.sweep.
 
 import logging
 
+from sparseae.rulelog import log_to_rule_log
 from sparseae.sweep import sweep_table, write_sweep_summary
 
 smk = snakemake  # noqa: F821
-logging.basicConfig(
-    filename=smk.log[0],
-    filemode="w",
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
+log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
 sweep = smk.wildcards.sweep
 members = {name: f"results/{name}" for name in smk.params.members}
 table = sweep_table(members, smk.params.parameters)

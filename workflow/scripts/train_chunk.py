@@ -8,7 +8,6 @@ atomically: a killed job leaves no ``chunks/{k}.npz`` and rerunning resumes at c
 """
 
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -16,15 +15,12 @@ import numpy as np
 
 from sparseae.autoencoder import cost_terms, initialize_parameters, set_num_threads
 from sparseae.config import check_resume, fingerprint, rng
+from sparseae.rulelog import log_to_rule_log
 from sparseae.tracking.environment import environment_info
 from sparseae.train import LBFGSOptions, load_checkpoint, save_checkpoint, train_chunk
 
 smk = snakemake  # noqa: F821
-logging.basicConfig(
-    filename=smk.log[0], filemode="w", level=logging.INFO, format="%(asctime)s %(message)s"
-)
-# An error goes to this job's log too, where Snakemake's error report sends the user.
-sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
+log_to_rule_log(smk.log[0], fmt="%(asctime)s %(message)s")
 log = logging.getLogger("train_chunk")
 
 # A job killed while writing its checkpoint leaves `.{k}.npz.tmp-*` beside it (atomic_path
