@@ -233,7 +233,6 @@ def test_sweep_tag_has_one_definition():
     assert "SWEEP_TAG" in common and '"sparseae.sweep"' not in common
 
 
-@pytest.mark.slow
 def test_log_mlflow_inputs_name_the_evaluation_outputs(tmp_path):
     for part in ("Snakefile", "workflow", "config", "profiles"):
         copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy2
@@ -258,3 +257,22 @@ def test_log_mlflow_inputs_name_the_evaluation_outputs(tmp_path):
     inputs = {f.strip() for f in reason.split("by another job:", 1)[1].split(",")}
     for name in EVALUATION_FILES:
         assert f"results/stl-t10k/{name}" in inputs, name
+
+
+def test_command_line_sweep_attaches_every_file(result_folder_factory, sqlite_store, tmp_path):
+    from sparseae.tracking.cli import main
+
+    members = [result_folder_factory(f"m{i}", seed=i) for i in range(2)]
+    for folder in members:
+        log_results(folder, experiment_name="cli-grid", tracking_uri=sqlite_store)
+    files = [tmp_path / "summary.tsv", tmp_path / "summary.png"]
+    files[0].write_text("experiment\tfinal_cost\nm0\t0.4\nm1\t0.5\n")
+    files[1].write_bytes(b"\x89PNG not really")
+    output = tmp_path / "sweep.json"
+    argv = ["--tracking-uri", sqlite_store, "sweep", "cli-grid", *map(str, members)]
+    argv += ["--summary", str(files[0]), "--summary", str(files[1]), "--output", str(output)]
+    assert main(argv) == 0
+    parent = read_json(output)["run_id"]
+    names = {a.path for a in MlflowClient(sqlite_store).list_artifacts(parent)}
+    assert names == {"summary.tsv", "summary.png"}
+    assert main([*argv[:-4], "--summary", str(tmp_path / "absent.tsv")]) == 2
