@@ -5,19 +5,12 @@ tracking failure fills in what is missing without duplicating metric points.
 """
 
 import logging
-import sys
 
+from sparseae.rulelog import log_to_rule_log
 from sparseae.tracking import configure_http_retries, log_results
 
 smk = snakemake  # noqa: F821
-logging.basicConfig(
-    filename=smk.log[0],
-    filemode="w",
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
-# An error goes to this job's log too, where Snakemake's error report sends the user.
-sys.excepthook = lambda *exc: (logging.critical("failed:", exc_info=exc), sys.__excepthook__(*exc))
+log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
 configure_http_retries()
 run_id = log_results(
     smk.params.result_dir,

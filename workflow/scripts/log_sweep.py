@@ -7,15 +7,11 @@ a changed grid gets a new parent run) and adds only what is missing or changed.
 
 import logging
 
+from sparseae.rulelog import log_to_rule_log
 from sparseae.tracking import configure_http_retries, log_sweep
 
 smk = snakemake  # noqa: F821
-logging.basicConfig(
-    filename=smk.log[0],
-    filemode="w",
-    level=logging.INFO,
-    format="%(asctime)s %(levelname)s %(message)s",
-)
+log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
 configure_http_retries()
 # One call: the parent run (found again by the sweep's name and settings), the table's three
 # views uploaded when new or changed (sha256), member runs tagged, mlflow.json written.
