@@ -410,10 +410,18 @@ def _sync_run(
                 )
             continue
         missing_points.append(Metric(point.key, point.value, start + point.offset_ms, point.step))
-    _log_batch(uri, mlflow_client, run_id, params=params_todo, metrics=missing_points,
-               results_dir=folder.path)  # fmt: skip
+    _log_batch(
+        uri,
+        mlflow_client,
+        run_id,
+        params=params_todo,
+        metrics=missing_points,
+        results_dir=folder.path,
+    )
 
-    uploaded = _log_artifacts(uri, mlflow_client, run_id, folder.artifacts, run.data.tags)
+    uploaded = _log_artifacts(
+        uri, mlflow_client, run_id, folder.artifacts, run.data.tags, results_dir=folder.path
+    )
     wanted_tags = _run_tags(folder, key, experiment_name, extra_tags, parent_run_id)
     wanted_tags.update(param_updates)
     wanted_tags.update(uploaded)
@@ -514,7 +522,9 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _log_artifacts(uri, mlflow_client, run_id, artifacts, run_tags: Mapping) -> dict[str, str]:
+def _log_artifacts(
+    uri, mlflow_client, run_id, artifacts, run_tags: Mapping, results_dir=None
+) -> dict[str, str]:
     """Upload what is absent or changed; return the sha256 tags of the files uploaded.
 
     A file counts as changed when its size differs from the stored artifact's, or its sha256
@@ -524,7 +534,9 @@ def _log_artifacts(uri, mlflow_client, run_id, artifacts, run_tags: Mapping) -> 
     existing: dict[str, int | None] = {}
     folders = {""} | {folder for _, folder in artifacts if folder}
     for folder in sorted(folders):
-        for info in call(uri, mlflow_client.list_artifacts, run_id, folder or None):
+        for info in call(
+            uri, mlflow_client.list_artifacts, run_id, folder or None, results_dir=results_dir
+        ):
             if not info.is_dir:
                 existing[info.path] = info.file_size
     uploaded: dict[str, str] = {}
@@ -535,7 +547,14 @@ def _log_artifacts(uri, mlflow_client, run_id, artifacts, run_tags: Mapping) -> 
         if existing.get(artifact_path, -1) == local.stat().st_size and run_tags.get(sha_tag) == sha:
             continue
         try:
-            call(uri, mlflow_client.log_artifact, run_id, str(local), folder or None)
+            call(
+                uri,
+                mlflow_client.log_artifact,
+                run_id,
+                str(local),
+                folder or None,
+                results_dir=results_dir,
+            )
         except TrackingUnavailableError:
             raise
         except OSError as exc:
