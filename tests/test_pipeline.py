@@ -336,3 +336,29 @@ def test_another_seed_gives_other_patches_and_theta(finished, tmp_path):
     assert not np.array_equal(
         load(mine / "chunks" / "1.npz")["theta"], load(reference / "chunks" / "1.npz")["theta"]
     )
+
+
+def test_switching_run_to_a_new_experiment_schedules_all_its_jobs(finished, tmp_path):
+    """After one experiment finished, naming another in `run` plans that one's whole chain.
+
+    Regression: an ``ancient()`` tracking-store input made Snakemake plan only ``init_store``
+    (whose params changed with `run`) and silently leave every job of the new experiment out.
+    """
+    workdir = tmp_path / "work"
+    shutil.copytree(finished, workdir, symlinks=True)
+    other = {"experiments": {"other": TINY["experiments"]["natural"]}, "run": ["other"]}
+    (workdir / "config" / "other.yaml").write_text(yaml.safe_dump(other), encoding="utf-8")
+    result = subprocess.run(
+        [*command(), "config/other.yaml", "-n", "--quiet", "rules"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=environment(),
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE))
+    for rule in ("write_config", "sample_patches", "check_gradient", "finalize", "log_mlflow"):
+        assert counts.get(rule) == "1", (rule, output[-3000:])
+    assert counts.get("train_chunk") == str(CHUNKS), output[-3000:]

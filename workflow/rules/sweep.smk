@@ -44,8 +44,8 @@ rule summarize_sweep:
 
 rule log_sweep:
     input:
-        # ancient(): see log_mlflow; the members' runs are what this rule needs.
-        store=ancient(TRACKING_MARKER),
+        # Plain input, not ancient(): see log_mlflow in tracking.smk.
+        store=TRACKING_MARKER,
         members=sweep_member_files("mlflow.json"),
         tsv="results/sweeps/{sweep}/summary.tsv",
         html="results/sweeps/{sweep}/summary.html",

@@ -32,9 +32,11 @@ rule init_store:
 
 rule log_mlflow:
     input:
-        # ancient(): redoing the store marker (new URI, new experiments in `run`) must not
-        # make every finished experiment log again; a new URI reruns log_mlflow via params.
-        store=ancient(TRACKING_MARKER),
+        # Not ancient(): with Snakemake 9.27, an ancient() input whose producer must rerun
+        # (init_store after `run` changed) left every missing job of the new experiments
+        # unscheduled. Re-logging a finished experiment after the marker changes is cheap
+        # and idempotent (nothing is duplicated).
+        store=TRACKING_MARKER,
         results=lambda wildcards: [
             f"results/{wildcards.experiment}/{f}" for f in RESULT_FILES
         ],
