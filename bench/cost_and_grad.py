@@ -2,7 +2,14 @@
 
 For each shape (visible × hidden × m) and dtype, the candidates are timed round-robin in one
 process (the machine's speed drifts; interleaving makes the ratios fair) and the minimum and the
-median of each are printed as ratios to the floor's minimum and median:
+median of each are printed as ratios to the floor's minimum and median.
+
+Each turn first runs its candidate back to back for ``--settle`` seconds (default 0.15) and then
+times ``--calls`` calls. Why: after a product on two threads, OpenBLAS's idle worker spins on a
+core for about 0.1 s. Timing one call per turn made whichever candidate followed the floor (or
+the plain port, which also uses the two-thread BLAS) run with one core taken, which penalised
+``ours`` (single-threaded BLAS in two workers) by up to 1.6× on 64×25. ``--settle 0 --calls 1``
+gives the old one-call turns. The candidates:
 
 - ``floor``  the five bare products ``W1 X``, ``W2 A2``, ``W2ᵀ D3``, ``D2 Xᵀ``, ``D3 A2ᵀ`` into
   preallocated outputs, with the BLAS's default threads;
@@ -14,7 +21,7 @@ cost_and_grad thread) by CPU time of the calling thread: the ratio of work done,
 meaningful when other jobs load the machine and wall-clock ratios of multi-threaded code do not.
 
 Usage: ``python bench/cost_and_grad.py [--rounds N] [--m 10000] [--shape 64x25 --shape …]
-[--work]``.
+[--settle 0.15] [--calls 3] [--work]``.
 """
 
 from __future__ import annotations
@@ -82,7 +89,7 @@ def candidates(v, h, m, dtype, rng):
     }
 
 
-def bench(v, h, m, dtype, rounds, rng, work=False):
+def bench(v, h, m, dtype, rounds, rng, work=False, settle=0.15, calls=3):
     funcs = candidates(v, h, m, dtype, rng)
     for f in funcs.values():  # warm-up: buffers, thread pool, page faults
         f()
@@ -91,9 +98,14 @@ def bench(v, h, m, dtype, rounds, rng, work=False):
     names = list(funcs)
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order
-            start = clock()
-            funcs[name]()
-            times[name].append(clock() - start)
+            # Settle: let the previous candidate's spinning BLAS threads go idle (see above).
+            until = time.perf_counter() + settle
+            while time.perf_counter() < until:
+                funcs[name]()
+            for _ in range(calls):
+                start = clock()
+                funcs[name]()
+                times[name].append(clock() - start)
     fmin, fmed = min(times["floor"]), statistics.median(times["floor"])
     print(
         f"{v}x{h}x{m} {np.dtype(dtype).name}{' single-thread CPU time' if work else ''}: "
@@ -115,6 +127,8 @@ def main():
     parser.add_argument("--m", type=int, default=10_000, help="examples (default 10000)")
     parser.add_argument("--shape", action="append", help="VISIBLExHIDDEN (repeatable)")
     parser.add_argument("--dtype", action="append", choices=["float64", "float32"])
+    parser.add_argument("--settle", type=float, default=0.15, help="untimed seconds per turn")
+    parser.add_argument("--calls", type=int, default=3, help="timed calls per turn")
     parser.add_argument("--work", action="store_true", help="also time single-threaded work")
     args = parser.parse_args()
     shapes = [tuple(map(int, s.split("x"))) for s in (args.shape or ["64x25", "784x196"])]
@@ -122,14 +136,15 @@ def main():
     print(f"threads for cost_and_grad: {ae._threads}")
     for v, h in shapes:
         for dtype in args.dtype or ["float64", "float32"]:
-            rounds = args.rounds or (40 if v * h < 10_000 else 8)
-            bench(v, h, args.m, np.dtype(dtype), rounds, rng)
+            rounds = args.rounds or (20 if v * h < 10_000 else 5)
+            timing = dict(settle=args.settle, calls=args.calls)
+            bench(v, h, args.m, np.dtype(dtype), rounds, rng, **timing)
             if args.work:
                 threads = ae._threads
                 ae.set_num_threads(1)
                 try:
                     with threadpool_limits(limits=1, user_api="blas"):
-                        bench(v, h, args.m, np.dtype(dtype), rounds, rng, work=True)
+                        bench(v, h, args.m, np.dtype(dtype), rounds, rng, work=True, **timing)
                 finally:
                     ae.set_num_threads(threads)
 
