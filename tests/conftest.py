@@ -16,8 +16,10 @@ def shared_file(relative: str) -> Path:
     """Return ``../shared/<relative>`` or skip the calling test, saying why."""
     path = SHARED_DIR / relative
     if not path.exists():
-        pytest.skip(f"fixture {path} is not available (only developer and CI checkouts have "
-                    f"../shared; set SPARSEAE_SHARED_DIR to point elsewhere)")
+        pytest.skip(
+            f"fixture {path} is not available (only developer and CI checkouts have "
+            f"../shared; set SPARSEAE_SHARED_DIR to point elsewhere)"
+        )
     return path
 
 

@@ -1,4 +1,4 @@
-"""The workflow follows the Snakemake conventions it claims: snakefmt and snakemake --lint."""
+"""The code follows the conventions it claims: snakefmt, snakemake --lint and ruff."""
 
 from __future__ import annotations
 
@@ -27,3 +27,14 @@ def test_snakemake_lint_passes():
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Congratulations, your workflow is in a good condition!" in output, output
+
+
+PYTHON_TREES = ["src", "tests", "bench", "workflow/scripts"]
+
+
+def test_ruff_check_and_format_pass():
+    # The Python code follows the project's ruff rules (pyproject.toml), as `make lint` asks.
+    check = _run([str(BIN / "ruff"), "check", *PYTHON_TREES])
+    assert check.returncode == 0, check.stdout + check.stderr
+    formatted = _run([str(BIN / "ruff"), "format", "--check", *PYTHON_TREES])
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
