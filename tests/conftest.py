@@ -238,32 +238,22 @@ def mlflow_server(tmp_path_factory):
     """A real ``mlflow server`` on 127.0.0.1 (sqlite, own artifact store), stopped after."""
     from mlflow_server import MlflowServer
 
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
-    server.start()
-    try:
+    with MlflowServer(tmp_path_factory.mktemp("mlflow-server")) as server:
         yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def _empty_store_template(tmp_path_factory) -> Path:
-    """An sqlite store created once by ``init_store`` (MLflow's migrations take ~10 s)."""
-    from sparseae.tracking import init_store
-
-    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    init_store(f"sqlite:///{db}", [])
-    return db
 
 
 @pytest.fixture
-def sqlite_store(tmp_path, _empty_store_template) -> str:
-    """URI of a fresh, empty local store (a copy of the template) in this test's folder."""
-    import shutil
+def sqlite_store(tmp_path) -> str:
+    """URI of a fresh, empty local store in this test's folder.
 
-    db = tmp_path / "mlflow.db"
-    shutil.copyfile(_empty_store_template, db)
-    return f"sqlite:///{db}"
+    init_store copies a migrated empty store from its own cache, so this is fast (MLflow's
+    migrations, ~10 s, run once per MLflow version and machine).
+    """
+    from sparseae.tracking import init_store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    init_store(uri, [])
+    return uri
 
 
 @pytest.fixture(scope="session")
@@ -271,9 +261,5 @@ def shared_mlflow_server(tmp_path_factory):
     """One real tracking server for the tests that never stop it (saves a ~10-30 s start)."""
     from mlflow_server import MlflowServer
 
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-shared-server"))
-    server.start()
-    try:
+    with MlflowServer(tmp_path_factory.mktemp("mlflow-shared-server")) as server:
         yield server
-    finally:
-        server.stop()

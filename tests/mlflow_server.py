@@ -99,6 +99,17 @@ class MlflowServer:
             f"mlflow server did not become healthy in {START_TIMEOUT} s:\n{self.log_text()[-3000:]}"
         )
 
+    def __enter__(self) -> MlflowServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # a half-started server is stopped too
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
     def healthy(self) -> bool:
         """Whether ``GET /health`` answers 200 right now."""
         try:

@@ -26,10 +26,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -38,14 +35,12 @@ import pytest
 import yaml
 from conftest import SHARED_DIR, shared_file
 from http_mirror import MNIST_TEST_FILES, MirrorServer
+from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
 from sparseae.config import ConfigError, resolve_config
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles")
 NAME = "stl-t10k"
 
 # Published md5 of the t10k .gz files (SPEC.md "Data", MNIST).
@@ -68,12 +63,6 @@ def shipped(name: str = "config.yaml") -> dict:
         return yaml.safe_load(handle)
 
 
-def environment() -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
 @pytest.fixture(scope="module")
 def t10k_mirror():
     """Loopback HTTP mirror of ../shared/data (t10k images and labels; no training images)."""
@@ -86,14 +75,7 @@ def t10k_mirror():
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, t10k_mirror):
     """One run of the whole workflow on config/stl-t10k.yaml, reduced; returns the folder."""
-    workdir = tmp_path_factory.mktemp("mnist-pipeline") / "work"
-    workdir.mkdir()
-    for part in WORKFLOW_PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, workdir / part)
-        else:
-            shutil.copy2(source, workdir / part)
+    workdir = copy_workflow(tmp_path_factory.mktemp("mnist-pipeline") / "work")
     test_config = {
         "experiments": {NAME: REDUCED},
         "sources": {"mnist": {"mirrors": [t10k_mirror.url]}},
@@ -114,7 +96,7 @@ def pipeline(tmp_path_factory, t10k_mirror):
         capture_output=True,
         text=True,
         timeout=900,
-        env=environment(),
+        env=workflow_environment(),
     )
     elapsed = time.perf_counter() - started
     output = result.stdout + result.stderr
@@ -217,7 +199,7 @@ def test_snakemake_report_shows_the_confusion_matrices(pipeline):
         capture_output=True,
         text=True,
         timeout=300,
-        env=environment(),
+        env=workflow_environment(),
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     with zipfile.ZipFile(pipeline / "report.zip") as archive:

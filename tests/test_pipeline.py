@@ -17,20 +17,17 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from workflow_helpers import BIN, copy_workflow, workflow_environment
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SNAKEMAKE = BIN / "snakemake"
-WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles")
 
 PATCHES, CHUNKS, PER_CHUNK, HIDDEN, VISIBLE = 2000, 2, 40, 25, 64
 TINY = {
@@ -46,13 +43,7 @@ TINY = {
 
 def make_workdir(folder: Path, extra: dict | None = None) -> Path:
     """Copy the workflow into ``folder`` and write config/test.yaml (TINY updated by extra)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for part in WORKFLOW_PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, folder / part)
-        else:
-            shutil.copy2(source, folder / part)
+    copy_workflow(folder)
     config = json.loads(json.dumps(TINY))
     if extra:
         config["experiments"]["natural"].update(extra)
@@ -65,12 +56,6 @@ def command(*targets: str) -> list[str]:
     return [str(SNAKEMAKE), *targets, "--cores", "2", "--configfile", "config/test.yaml"]
 
 
-def environment() -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
 def run(workdir: Path, *targets: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(
         command(*targets),
@@ -78,7 +63,7 @@ def run(workdir: Path, *targets: str, check: bool = True) -> subprocess.Complete
         capture_output=True,
         text=True,
         timeout=600,
-        env=environment(),
+        env=workflow_environment(),
     )
     if check:
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -211,7 +196,7 @@ def test_rerun_has_nothing_to_do(finished):
         capture_output=True,
         text=True,
         timeout=300,
-        env=environment(),
+        env=workflow_environment(),
     )
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -269,7 +254,7 @@ def test_killed_run_resumes_bit_identical(finished, tmp_path, victim):
     process = subprocess.Popen(
         command(target),
         cwd=workdir,
-        env=environment(),
+        env=workflow_environment(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -302,7 +287,7 @@ def test_killed_run_resumes_bit_identical(finished, tmp_path, victim):
         subprocess.run(
             [*command(), "--unlock"],
             cwd=workdir,
-            env=environment(),
+            env=workflow_environment(),
             capture_output=True,
             timeout=300,
             check=True,
@@ -354,7 +339,7 @@ def test_switching_run_to_a_new_experiment_schedules_all_its_jobs(finished, tmp_
         capture_output=True,
         text=True,
         timeout=300,
-        env=environment(),
+        env=workflow_environment(),
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]

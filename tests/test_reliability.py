@@ -33,6 +33,7 @@ import pytest
 import test_pipeline as pipeline
 import yaml
 from PIL import Image
+from workflow_helpers import workflow_environment
 
 pytestmark = pytest.mark.slow
 
@@ -175,7 +176,7 @@ def test_kill9_of_training_resumes_at_that_chunk_bit_identical(reference, tmp_pa
     process = subprocess.Popen(
         pipeline.command(TARGET),
         cwd=workdir,
-        env=pipeline.environment(),
+        env=workflow_environment(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -302,7 +303,7 @@ def test_file_in_place_of_results_folder_stops_before_any_job(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
-        env=pipeline.environment(),
+        env=workflow_environment(),
     )
     assert dry.returncode != 0 and "results is a file, not a folder" in dry.stdout + dry.stderr
 
@@ -451,7 +452,7 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(reference, tmp_pat
             capture_output=True,
             text=True,
             timeout=300,
-            env=pipeline.environment(),
+            env=workflow_environment(),
         )
         assert result.returncode != 0
         assert not (chunks / "2.npz").exists()

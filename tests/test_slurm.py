@@ -27,6 +27,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from workflow_helpers import workflow_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILE = REPO_ROOT / "profiles" / "slurm"
@@ -87,11 +88,7 @@ def cluster() -> dict[str, str]:
 def job_environment(**extra: str) -> dict[str, str]:
     """This environment with the venv first on PATH: Slurm jobs inherit it (sbatch --export=ALL)
     and run ``python -m snakemake`` and the rules' tools from there."""
-    env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("MLFLOW_TRACKING_URI", None)
-    env.update(extra)
-    return env
+    return workflow_environment(**extra)
 
 
 def slurm_resources(cluster: dict[str, str], mem_mb: int = 500, runtime: int = 10) -> list[str]:
@@ -279,20 +276,6 @@ def sweep_members(config: dict) -> list[str]:
 
     defaults = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
     return list(expand_sweep(SWEEP, config["sweeps"][SWEEP], defaults["experiments"]))
-
-
-@pytest.fixture
-def mlflow_server(tmp_path):
-    """A real ``mlflow server`` on 127.0.0.1 (tests/mlflow_server.py), stopped by its PID."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from mlflow_server import MlflowServer
-
-    server = MlflowServer(tmp_path / "mlflow")
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.slow

@@ -13,25 +13,21 @@ gives the same table, with clear errors for broken member folders.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from itertools import product
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
 from sparseae.config import expand_sweep, grid_settings
 from sparseae.sweep import RESULT_COLUMNS, SweepError, read_sweep_table, sweep_table
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-WORKFLOW_PARTS = ("Snakefile", "workflow", "config", "profiles")
 
 SWEEP = "tinysweep"
 GRID = {"rho": [0.01, 0.05], "beta": [1, 3]}  # written out of naming order on purpose
@@ -60,12 +56,6 @@ def members() -> list[str]:
     return list(expand_sweep(SWEEP, SWEEP_CONFIG["sweeps"][SWEEP], shipped["experiments"]))
 
 
-def environment() -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
-
-
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     # Targets and options first: --configfile takes several values and would swallow them.
     return subprocess.run(
@@ -74,21 +64,14 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=900,
-        env=environment(),
+        env=workflow_environment(),
     )
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory) -> Path:
     """The workflow run once on the tiny sweep, in a fresh folder with a fresh MLflow store."""
-    workdir = tmp_path_factory.mktemp("sweep") / "work"
-    workdir.mkdir()
-    for part in WORKFLOW_PARTS:
-        source = REPO / part
-        if source.is_dir():
-            shutil.copytree(source, workdir / part)
-        else:
-            shutil.copy2(source, workdir / part)
+    workdir = copy_workflow(tmp_path_factory.mktemp("sweep") / "work")
     (workdir / "config" / "sweep.yaml").write_text(yaml.safe_dump(SWEEP_CONFIG))
     result = snakemake(workdir)
     output = result.stdout + result.stderr

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 from PIL import Image
+from workflow_helpers import run_tracking
 
 from sparseae.io import read_json
 from sparseae.tracking import (
@@ -308,46 +307,14 @@ def test_sweep_parent_and_members(result_folder_factory, sqlite_store, tmp_path)
 @pytest.mark.slow
 def test_command_line_logs_and_reports_errors(result_folder_factory, sqlite_store):
     results = result_folder_factory("tiny")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sparseae.tracking",
-            "--tracking-uri",
-            sqlite_store,
-            "log",
-            str(results),
-            "--experiment",
-            "tiny",
-            "--tag",
-            "owner=test",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = run_tracking(
+        sqlite_store, "log", str(results), "--experiment", "tiny", "--tag", "owner=test"
     )
     assert done.returncode == 0, done.stderr
     run_id = read_json(results / "mlflow.json")["run_id"]
     assert MlflowClient(sqlite_store).get_run(run_id).data.tags["owner"] == "test"
     (results / "summary.json").write_text("{broken")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sparseae.tracking",
-            "--tracking-uri",
-            sqlite_store,
-            "log",
-            str(results),
-            "--experiment",
-            "tiny",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_tracking(sqlite_store, "log", str(results), "--experiment", "tiny")
     assert done.returncode == 2
     assert "summary.json is not readable JSON" in done.stderr
     assert "Traceback" not in done.stderr

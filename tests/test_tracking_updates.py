@@ -13,22 +13,17 @@ sweep parents identified by their settings; the workflow naming the evaluation o
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
 from sparseae.io import read_json, write_json
 from sparseae.tracking import TrackingError, log_results, log_sweep
 from sparseae.tracking.results import EVALUATION_FILES, load_chunk
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
@@ -234,11 +229,8 @@ def test_sweep_tag_has_one_definition():
 
 
 def test_log_mlflow_inputs_name_the_evaluation_outputs(tmp_path):
-    for part in ("Snakefile", "workflow", "config", "profiles"):
-        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy2
-        copy(REPO / part, tmp_path / part)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    copy_workflow(tmp_path)
+    env = workflow_environment()
     done = subprocess.run(
         [str(BIN / "snakemake"), "-n", "--cores", "1", "--configfile", "config/stl-t10k.yaml"]
         + ["--", "results/stl-t10k/mlflow.json"],
