@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow_server import free_port
 from test_tracking import EXPECTED_ARTIFACTS, assert_run_matches_folder
+from workflow_helpers import run_tracking, tracking_command
 
 from sparseae.io import read_json
 from sparseae.tracking import (
@@ -26,6 +26,7 @@ from sparseae.tracking import (
     init_store,
     log_results,
 )
+from sparseae.tracking.logger import ARTIFACT_SHA_PREFIX
 
 #: Generous bound for "fails within seconds" (a timeout bound, not a performance assertion).
 FAIL_FAST_SECONDS = 15.0
@@ -74,14 +75,7 @@ def test_server_down_at_start_fails_fast_and_loses_nothing(result_folder_factory
 def test_command_line_reports_unreachable_server(result_folder_factory):
     results = result_folder_factory("tiny")
     uri = f"http://127.0.0.1:{free_port()}"
-    done = subprocess.run(
-        [sys.executable, "-m", "sparseae.tracking", "--tracking-uri", uri, "log", str(results)]
-        + ["--experiment", "tiny"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_tracking(uri, "log", str(results), "--experiment", "tiny")
     assert done.returncode == 2
     assert "is not reachable: connection refused; training results stay on disk" in done.stderr
     assert "Traceback" not in done.stderr
@@ -148,10 +142,19 @@ def test_server_dying_between_and_during_logging(result_folder_factory, mlflow_s
     assert partial_run.info.status == "RUNNING"  # the cut call never finished the run
     assert len(uploaded_logs) < 64  # the cut really happened before all uploads
 
+    # Uploads are confirmed by their sha256 tags, written after the upload loop: the files of
+    # step 1 have theirs; one that landed in the cut call has none, so it is uploaded again
+    # (the server may even hold it half-written). Exactly the confirmed ones are skipped.
+    confirmed = {
+        tag[len(ARTIFACT_SHA_PREFIX) :]
+        for tag in partial_run.data.tags
+        if tag.startswith(ARTIFACT_SHA_PREFIX)
+    }
+    listed = {a.path for a in uploaded_root} | uploaded_logs
+    assert confirmed and confirmed <= listed, (confirmed, listed)
     assert log_results(staged, experiment_name="full", tracking_uri=uri, log_dir=log_dir) == run_id
     record = read_json(staged / "mlflow.json")
-    already = len(uploaded_logs) + len(uploaded_root)
-    assert record["logged_this_time"]["artifacts"] == record["total"]["artifacts"] - already
+    assert record["logged_this_time"]["artifacts"] == record["total"]["artifacts"] - len(confirmed)
     assert no_duplicate_points(client, run_id) == record["total"]["metric_points"]
     assert len({a.path for a in client.list_artifacts(run_id, "logs")}) == 64
     assert_run_matches_folder(client, run_id, staged_log_view(staged, log_dir), tmp_path / "dl")
@@ -185,8 +188,7 @@ def test_unwritable_artifact_location_is_reported_before_training(tmp_path, sqli
 def _log_in_parallel(uri: str, folders: dict[str, Path]) -> list[subprocess.CompletedProcess]:
     processes = {
         name: subprocess.Popen(
-            [sys.executable, "-m", "sparseae.tracking", "--tracking-uri", uri, "log"]
-            + [str(folder), "--experiment", name],
+            tracking_command(uri, "log", str(folder), "--experiment", name),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
