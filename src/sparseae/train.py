@@ -1,4 +1,4 @@
-"""L-BFGS training in chunks with per-iteration records and ``.npz`` checkpoints (SPEC "Optimizer").
+"""L-BFGS training in chunks with per-iteration records and ``.npz`` checkpoints.
 
 The original exercise runs minFunc's L-BFGS (100 correction pairs, 400 iterations, 1000
 function evaluations). We use ``scipy.optimize.minimize(method="L-BFGS-B")`` with every option
