@@ -59,10 +59,10 @@ rule sample_patches:
         mem_mb=resource("data", "mem_mb"),
         runtime=resource("data", "runtime"),
     params:
-        dataset=section("dataset"),
-        patches=section("patches"),
-        model=section("model"),
-        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
+        data=data_settings,
+        # The contents of a user's image folder, which Snakemake cannot see as a file: a
+        # changed, added or removed image changes this checksum and so resamples.
+        folder_checksum=folder_checksum,
     message:
         "{wildcards.experiment}: prepare images and sample patches"
     script:
