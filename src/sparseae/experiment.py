@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from . import autoencoder, config, datasets
-from .config import ConfigError, fingerprint, rng, trajectory_config
+from .config import ConfigError, fingerprint, rng
 from .io import atomic_path, atomic_write, load_theta_npz, save_theta_npz, write_json
 from .train import LBFGSOptions, load_checkpoint, save_checkpoint
 
@@ -192,7 +192,12 @@ def sample_patches(
     with atomic_path(output, suffix=".npz") as tmp:
         np.savez(tmp, data=X, data_key=np.array(data_key(data)))
     log.info(
-        "wrote %s: data %s, min %.4f max %.4f mean %.4f", output, X.shape, X.min(), X.max(), X.mean()
+        "wrote %s: data %s, min %.4f max %.4f mean %.4f",
+        output,
+        X.shape,
+        X.min(),
+        X.max(),
+        X.mean(),
     )
     return X
 
@@ -355,9 +360,7 @@ def train_chunk(
     def progress(record):
         done = int(record["iteration"]) - start
         if done % progress_every == 0 or done == iterations:
-            log.info(
-                "%9d %14.8f %12.4e %9d %9.2f", *(record[field] for field in HISTORY_FIELDS)
-            )
+            log.info("%9d %14.8f %12.4e %9d %9.2f", *(record[field] for field in HISTORY_FIELDS))
 
     # maxfun is the whole run's evaluation budget (as minFunc's maxFunEvals); the iteration
     # limit is this chunk's, so the number of chunks stays out of the trajectory.
