@@ -131,7 +131,7 @@ def test_every_output_exists_with_its_keys_and_shapes(finished):
     from PIL import Image
 
     with Image.open(res / "filters.png") as image:
-        # display_network of 25 8x8 filters is 46x46 (SPEC), scaled up by an integer factor.
+        # display_network of 25 8x8 filters is 46x46, scaled up by an integer factor.
         assert image.size[0] == image.size[1] and image.size[0] % 46 == 0
     for name in ("cost_curve.png", "rhohat.png"):
         with Image.open(res / name) as image:

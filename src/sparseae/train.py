@@ -1,4 +1,4 @@
-"""L-BFGS training in chunks with per-iteration records and ``.npz`` checkpoints (SPEC "Optimizer").
+"""L-BFGS training in chunks with per-iteration records and ``.npz`` checkpoints (docs/model.md).
 
 The original exercise runs minFunc's L-BFGS (100 correction pairs, 400 iterations, 1000
 function evaluations). We use ``scipy.optimize.minimize(method="L-BFGS-B")`` with every option
@@ -244,9 +244,18 @@ def train_chunk(
     records: list[dict] = []
     clock0 = time.perf_counter()
 
+    last_finite = {"x": theta0}
+    non_finite: list[int] = []
+
     def callback(intermediate_result):
         x = intermediate_result.x
         f, g = objective.value_at(x)
+        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+            # scipy's L-BFGS-B goes on from a NaN cost as if nothing happened; stop here and
+            # keep the last point whose cost and gradient were finite.
+            non_finite.append(int(start_iteration) + len(records) + 1)
+            raise StopIteration
+        last_finite["x"] = np.array(x, dtype=np.float64)
         record = {
             "iteration": int(start_iteration) + len(records) + 1,
             "cost": f,
@@ -271,6 +280,14 @@ def train_chunk(
         fun_evals=int(objective.count),
         reason=stop_reason(int(result.status), len(records), budget_iter),
     )
+    if non_finite:
+        stop.update(
+            status=2,
+            reason="abnormal",
+            message=f"the cost or its gradient became non-finite at iteration {non_finite[0]}; "
+            f"the chunk ends at the last finite point (iteration {non_finite[0] - 1})",
+        )
+        return last_finite["x"], records
     return np.array(result.x, dtype=np.float64), records
 
 

@@ -1,0 +1,284 @@
+"""Public entry points: fetch a source, load its images or digits, checksum what was loaded."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..whitening import whiten_images
+from .download import ProgressCallback, download_file, file_digests, verify_present
+from .errors import DatasetError
+from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from .images import (
+    SAMPLE_RECIPE,
+    list_image_folder,
+    load_image_folder,
+    load_mat_images,
+    sample_photo_files,
+    sample_photo_tiles,
+)
+from .sources import MNIST_FILES, Source, get_source, mirrors_from_config
+
+logger = logging.getLogger("sparseae.datasets")
+
+#: Where downloads go when no folder is given (the pipeline's ``resources/{source}``).
+DEFAULT_RESOURCES = Path("resources")
+
+
+def _dest(source: Source, dest: str | os.PathLike | None) -> Path:
+    return Path(dest) if dest is not None else DEFAULT_RESOURCES / source.name
+
+
+def fetch(
+    source: str | Source,
+    dest: str | os.PathLike | None,
+    mirrors: Sequence[str] | None = None,
+    *,
+    files: Iterable[str] | None = None,
+    split: str | None = None,
+    timeout: float = 30.0,
+    retries: int = 2,
+    retry_wait: float = 1.0,
+    progress: ProgressCallback | None = None,
+) -> list[Path]:
+    """Make a source's files available in ``dest``, verified; download only what is missing.
+
+    Parameters
+    ----------
+    source : str or Source
+        Registry name (see :data:`~sparseae.datasets.SOURCES`).
+    dest : path-like or None
+        Destination folder (default ``resources/<source>``). For ``image-folder`` it is the
+        user's folder of images.
+    mirrors : sequence of str, optional
+        Base URLs tried in order instead of the source's defaults.
+    files : iterable of str, optional
+        Only these file names.
+    split : str, optional
+        Only the files of this split (MNIST: ``"train"`` → train images and labels,
+        ``"test"`` → t10k images and labels).
+    timeout : float
+        Seconds allowed for connecting and for each read from a mirror.
+    retries : int
+        Extra attempts per mirror after a network failure.
+    retry_wait : float
+        Seconds before the first retry (doubled after each).
+    progress : callable, optional
+        ``progress(name, bytes_done, bytes_total_or_None)``; by default a live line on a
+        terminal and one log line (``sparseae.datasets`` logger, INFO) per file.
+
+    Returns
+    -------
+    list of Path
+        The verified files (for local sources: the images the loader will read).
+
+    Raises
+    ------
+    ChecksumError
+        A file is present with the wrong checksum (it is not replaced).
+    DownloadError
+        Every mirror failed for a file.
+    DatasetError
+        Unknown source, file or split; a missing or empty image folder.
+    """
+    src = get_source(source)
+    if src.loader == "sample-photos":
+        return sample_photo_files()
+    if src.loader == "image-folder":
+        if dest is None:
+            raise DatasetError("source 'image-folder' needs the folder of images (dest)")
+        return list_image_folder(dest)
+    folder = _dest(src, dest)
+    urls = tuple(src.mirrors if mirrors is None else mirrors)
+    fetched = []
+    for spec in src.select(files, split):
+        target = folder / spec.name
+        if target.exists():
+            verify_present(target, spec.checksums)
+            logger.info("%s: present and verified, not downloaded again", target)
+        else:
+            download_file(
+                spec.name,
+                folder,
+                urls,
+                spec.checksums,
+                size=spec.size,
+                timeout=timeout,
+                retries=retries,
+                retry_wait=retry_wait,
+                progress=progress,
+            )
+        fetched.append(target)
+    return fetched
+
+
+def fetch_source(
+    source: str,
+    dest: str | os.PathLike | None = None,
+    config: Mapping | None = None,
+    *,
+    mirrors: Sequence[str] | None = None,
+    split: str | None = None,
+    files: Iterable[str] | None = None,
+    **kwargs,
+) -> list[Path]:
+    """:func:`fetch` with mirrors taken from a config mapping; used by the CLI and the rule.
+
+    Mirrors: ``mirrors`` if given, else ``config["sources"][source]["mirrors"]``, else the
+    registry defaults. Extra keyword arguments go to :func:`fetch`.
+    """
+    if mirrors is None:
+        mirrors = mirrors_from_config(source, config)
+    return fetch(source, dest, mirrors, files=files, split=split, **kwargs)
+
+
+def load_images(
+    source: str | Source,
+    dest: str | os.PathLike | None = None,
+    *,
+    path: str | os.PathLike | None = None,
+    whiten: bool | None = None,
+) -> np.ndarray:
+    """Load a source's images as float64 ``H × W × N``.
+
+    Parameters
+    ----------
+    source : str or Source
+        ``ufldl-images`` (``IMAGES``, already whitened), ``olshausen-raw`` (``IMAGESr``,
+        whitened here), ``sample-photos`` (offline, see :mod:`sparseae.datasets.images`),
+        ``image-folder``.
+    dest : path-like, optional
+        Folder the files were fetched to (default ``resources/<source>``); for
+        ``image-folder`` the folder of images.
+    path : path-like, optional
+        Read this ``.mat`` file (or this image folder) instead.
+    whiten : bool, optional
+        Apply :func:`~sparseae.whitening.whiten_images`; default: the source's own setting.
+    """
+    src = get_source(source)
+    if src.loader == "mat":
+        mat = Path(path) if path is not None else _dest(src, dest) / src.files[0].name
+        images = load_mat_images(mat, src.variable)
+    elif src.loader == "sample-photos":
+        images = sample_photo_tiles()
+    elif src.loader == "image-folder":
+        folder = path if path is not None else dest
+        if folder is None:
+            raise DatasetError("source 'image-folder' needs a folder of images (path or dest)")
+        images = load_image_folder(folder)
+    else:
+        raise DatasetError(f"source {src.name!r} holds labelled digits, not images; use load_mnist")
+    if src.whiten if whiten is None else whiten:
+        images = whiten_images(images)
+    return images
+
+
+def _mnist_path(folder: Path, name: str) -> Path:
+    path = folder / name
+    plain = folder / name.removesuffix(".gz")
+    # UFLDL's exercises ship the decompressed files; read those when the .gz is absent.
+    return plain if not path.exists() and plain.exists() else path
+
+
+def load_mnist(
+    dest: str | os.PathLike | None, split: str = "train", num_images: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Load MNIST as UFLDL's ``loadMNISTImages`` / ``loadMNISTLabels`` do.
+
+    Parameters
+    ----------
+    dest : path-like or None
+        Folder holding the IDX files (``.gz`` or decompressed); default ``resources/mnist``.
+    split : {"train", "test"}
+        ``train``: 60,000 training digits; ``test``: the 10,000 t10k digits.
+    num_images : int, optional
+        Keep only the first ``num_images``.
+
+    Returns
+    -------
+    X : ndarray, float64, 784 × N
+        Pixels / 255; column ``n`` is image ``n`` flattened column-major
+        (``img.flatten(order="F")`` of the 28×28 image).
+    labels : ndarray, int64, N
+    """
+    src = get_source("mnist")
+    if split not in src.splits:
+        raise DatasetError(f"MNIST split must be one of {', '.join(src.splits)}, got {split!r}")
+    folder = _dest(src, dest)
+    images_path = _mnist_path(folder, MNIST_FILES[f"{split}-images"])
+    labels_path = _mnist_path(folder, MNIST_FILES[f"{split}-labels"])
+    images = read_idx(images_path, IMAGES_MAGIC)
+    labels = read_idx(labels_path, LABELS_MAGIC)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DatasetError(
+            f"{images_path}: expected N × rows × cols unsigned bytes, got "
+            f"{images.dtype} {images.shape}"
+        )
+    if labels.shape[0] != images.shape[0]:
+        raise DatasetError(
+            f"{labels_path} has {labels.shape[0]} labels but {images_path} has "
+            f"{images.shape[0]} images"
+        )
+    if num_images is not None:
+        if not 1 <= num_images <= images.shape[0]:
+            raise DatasetError(
+                f"num_images must be in 1…{images.shape[0]} for MNIST split "
+                f"{split!r}, got {num_images}"
+            )
+        images, labels = images[:num_images], labels[:num_images]
+    count, rows, cols = images.shape
+    # (N, rows, cols) → swap to (N, cols, rows) so a C-order reshape reads each image
+    # column by column, i.e. img.flatten(order="F").
+    X = images.transpose(0, 2, 1).reshape(count, rows * cols).T / 255.0
+    return np.ascontiguousarray(X, dtype=np.float64), labels.astype(np.int64)
+
+
+def source_files(
+    source: str | Source,
+    dest: str | os.PathLike | None = None,
+    *,
+    path: str | os.PathLike | None = None,
+    split: str | None = None,
+) -> list[Path]:
+    """The files a loader reads for these arguments (what :func:`dataset_checksum` hashes)."""
+    src = get_source(source)
+    if src.loader == "mat":
+        return [Path(path) if path is not None else _dest(src, dest) / src.files[0].name]
+    if src.loader == "sample-photos":
+        return sample_photo_files()
+    if src.loader == "image-folder":
+        folder = path if path is not None else dest
+        if folder is None:
+            raise DatasetError("source 'image-folder' needs a folder of images (path or dest)")
+        return list_image_folder(folder)
+    folder = _dest(src, dest)
+    return [_mnist_path(folder, spec.name) for spec in src.select(split=split)]
+
+
+def dataset_checksum(
+    source: str | Source,
+    dest: str | os.PathLike | None = None,
+    *,
+    path: str | os.PathLike | None = None,
+    split: str | None = None,
+) -> str:
+    """A stable checksum of the data a source loads, for MLflow params.
+
+    ``"sha256:<hex>"`` over the source name, the sample-photo recipe (for that source) and,
+    for each file read, its name and sha256. Folder locations do not enter, so two machines
+    with the same files get the same value.
+    """
+    src = get_source(source)
+    digest = hashlib.sha256(f"source {src.name}\n".encode())
+    if src.loader == "sample-photos":
+        digest.update(f"recipe {SAMPLE_RECIPE}\n".encode())
+    for file in source_files(src, dest, path=path, split=split):
+        if not file.is_file():
+            raise DatasetError(f"{file} does not exist; fetch source {src.name!r} first")
+        digest.update(f"{file.name} {file_digests(file, ['sha256'])['sha256']}\n".encode())
+    return "sha256:" + digest.hexdigest()

@@ -1,0 +1,337 @@
+"""Verified downloads: checksums, streaming to a temporary file, mirrors with retries.
+
+A download is streamed to a hidden temporary file in the destination folder (via
+:func:`sparseae.io.atomic_path`), its checksums are verified, and only then is it renamed to
+its final name. A failed, corrupted or interrupted download therefore never leaves a file
+under the data file's name that a later run could mistake for data.
+
+Checksums: a :class:`~sparseae.datasets.sources.FileSpec` records one or more digests
+(``md5``, ``sha256``, ``git-blob`` - the id ``git hash-object`` prints). Whichever are
+recorded are checked; when several are recorded they describe the same bytes, so all must
+agree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import logging
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+from ..io import atomic_path
+from .errors import ChecksumError, DownloadError
+
+logger = logging.getLogger("sparseae.datasets")
+
+#: Digest algorithms a FileSpec may record.
+ALGORITHMS = ("md5", "sha256", "git-blob")
+
+_CHUNK = 1 << 16
+# Leftover temporary files of a download killed with SIGKILL are hidden (leading dot) and
+# never read as data; ones older than this are removed on the next fetch of the same file.
+_STALE_SECONDS = 3600.0
+
+ProgressCallback = Callable[[str, int, "int | None"], None]
+
+
+def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ALGORITHMS) -> dict:
+    """Return ``{algorithm: hex digest}`` of a file, reading it once.
+
+    Parameters
+    ----------
+    path : path-like
+        File to hash.
+    algorithms : iterable of str
+        Any of ``"md5"``, ``"sha256"``, ``"git-blob"`` (git's blob id: sha1 of
+        ``b"blob <size>\\0"`` followed by the content).
+    """
+    path = Path(path)
+    hashers = {}
+    for name in algorithms:
+        if name == "git-blob":
+            hasher = hashlib.sha1(usedforsecurity=False)
+            hasher.update(b"blob %d\0" % path.stat().st_size)
+        elif name in ("md5", "sha256"):
+            hasher = hashlib.new(name, usedforsecurity=False)
+        else:
+            raise ValueError(f"unknown checksum algorithm {name!r}; known: {ALGORITHMS}")
+        hashers[name] = hasher
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            for hasher in hashers.values():
+                hasher.update(block)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+
+
+def checksum_mismatches(path: str | os.PathLike, expected: Mapping[str, str]) -> dict:
+    """Compare a file with recorded digests.
+
+    Returns
+    -------
+    dict
+        ``{algorithm: (expected, actual)}`` for every recorded digest that differs; empty when
+        the file matches.
+    """
+    actual = file_digests(path, expected.keys())
+    return {
+        name: (want.lower(), actual[name])
+        for name, want in expected.items()
+        if actual[name] != want.lower()
+    }
+
+
+def describe_checksums(checksums: Mapping[str, str]) -> str:
+    """``"md5 abc…, sha256 def…"``: the recorded digests in a message."""
+    text = ", ".join(f"{name} {value}" for name, value in checksums.items())
+    if "git-blob" in checksums:
+        text += "; `git hash-object FILE` prints a file's git-blob id"
+    return text
+
+
+def verify_present(path: Path, expected: Mapping[str, str]) -> None:
+    """Raise :class:`ChecksumError` if an existing file does not match its checksums.
+
+    The file is left in place: it may be a user's own copy, and replacing it silently could
+    destroy the only evidence of what went wrong.
+    """
+    bad = checksum_mismatches(path, expected)
+    if bad:
+        detail = "; ".join(f"{n}: expected {e}, found {a}" for n, (e, a) in bad.items())
+        raise ChecksumError(
+            f"{path} is present but its checksum is wrong ({detail}"
+            + ("; `git hash-object FILE` prints a git-blob id" if "git-blob" in bad else "")
+            + "). It was not replaced. "
+            "Delete or move it to download it again, or put the correct file there."
+        )
+
+
+class _Progress:
+    """Byte counter for one file: a live line on a TTY, one summary line in the log."""
+
+    def __init__(
+        self, name: str, total: int | None, callback: ProgressCallback | None, stream: TextIO
+    ):
+        self.name, self.total, self.callback, self.stream = name, total, callback, stream
+        self.done = 0
+        self.start = time.monotonic()
+        self._last = -float("inf")  # the first update draws the live line at once
+        self.live = callback is None and _isatty(stream)
+
+    def update(self, nbytes: int) -> None:
+        self.done += nbytes
+        if self.callback is not None:
+            self.callback(self.name, self.done, self.total)
+        elif self.live and time.monotonic() - self._last > 0.2:
+            self._last = time.monotonic()
+            self.stream.write(f"\r{self._line()}\033[K")
+            self.stream.flush()
+
+    def finish(self, url: str) -> None:
+        if self.live:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+        logger.info("downloaded %s from %s", self._line(), url)
+
+    def _line(self) -> str:
+        seconds = max(time.monotonic() - self.start, 1e-9)
+        total = f" of {_fmt_bytes(self.total)}" if self.total else ""
+        return (
+            f"{self.name}: {_fmt_bytes(self.done)}{total} in {seconds:.1f} s "
+            f"({_fmt_bytes(self.done / seconds)}/s)"
+        )
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def join_url(mirror: str, name: str) -> str:
+    """URL of file ``name`` on ``mirror``; a mirror without a scheme is a local folder."""
+    if "://" not in mirror:
+        return Path(mirror, name).resolve().as_uri()
+    return mirror.rstrip("/") + "/" + name
+
+
+class _Failure(Exception):
+    """One attempt failed; ``retry`` says whether the same URL is worth trying again."""
+
+    def __init__(self, reason: str, retry: bool):
+        super().__init__(reason)
+        self.retry = retry
+
+
+def _stream_to(url: str, handle: BinaryIO, timeout: float, progress: _Progress) -> None:
+    """Copy ``url`` into ``handle``; raise :class:`_Failure` with a readable reason."""
+    try:
+        # The timeout bounds the connection and every single read, so a server that stops
+        # sending in the middle of a body is abandoned after ``timeout`` seconds.
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            status = getattr(response, "status", None)
+            if status is not None and status != 200:
+                raise _Failure(f"HTTP {status}", retry=status >= 500)
+            length = response.headers.get("Content-Length") if response.headers else None
+            expected = int(length) if length and length.isdigit() else None
+            progress.total = progress.total or expected
+            # read1 returns what has arrived (up to _CHUNK) instead of waiting to fill the
+            # buffer, so progress and the "after N bytes" of a timeout are accurate.
+            read = getattr(response, "read1", response.read)
+            while block := read(_CHUNK):
+                handle.write(block)
+                progress.update(len(block))
+    except _Failure:
+        raise
+    except urllib.error.HTTPError as exc:
+        raise _Failure(f"HTTP {exc.code} {exc.reason}", retry=exc.code >= 500) from None
+    except TimeoutError:
+        raise _Failure(
+            f"timed out: no data for {timeout:g} s (after {progress.done} bytes)", retry=True
+        ) from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise _Failure(f"timed out connecting after {timeout:g} s", retry=True) from None
+        # A missing file in a local (file://) mirror will stay missing: no retry.
+        missing = isinstance(reason, FileNotFoundError)
+        raise _Failure(f"cannot connect: {reason}", retry=not missing) from None
+    except (http.client.HTTPException, ConnectionError, OSError) as exc:
+        raise _Failure(
+            f"connection broken after {progress.done} bytes: {type(exc).__name__}: {exc}",
+            retry=True,
+        ) from None
+    if expected is not None and progress.done != expected:
+        raise _Failure(
+            f"truncated: received {progress.done} of {expected} bytes announced", retry=True
+        )
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    now = time.time()
+    for leftover in target.parent.glob(f".{target.name}.tmp-*"):
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > _STALE_SECONDS:
+                leftover.unlink()
+
+
+def download_file(
+    name: str,
+    dest: Path,
+    mirrors: Sequence[str],
+    checksums: Mapping[str, str],
+    *,
+    size: int | None = None,
+    timeout: float = 30.0,
+    retries: int = 2,
+    retry_wait: float = 1.0,
+    progress: ProgressCallback | None = None,
+    stream: TextIO | None = None,
+) -> Path:
+    """Download one file from the first mirror that serves it with the right checksum.
+
+    Parameters
+    ----------
+    name : str
+        File name; the URL is ``<mirror>/<name>`` and the result ``dest / name``.
+    dest : Path
+        Destination folder (created if missing).
+    mirrors : sequence of str
+        Base URLs tried in order (``http(s)://``, ``file://`` or a local folder).
+    checksums : mapping
+        Recorded digests (see :func:`file_digests`); all must match.
+    size : int, optional
+        Expected size in bytes, for a clearer message on truncation.
+    timeout : float
+        Seconds allowed for connecting and for each read.
+    retries : int
+        Extra attempts per mirror after a network failure (not after a 404 or a checksum
+        mismatch, which would fail the same way again).
+    retry_wait : float
+        Seconds before the first retry, doubled after each.
+    progress : callable, optional
+        ``progress(name, bytes_done, bytes_total_or_None)`` during the download; without it a
+        live line goes to ``stream`` when that is a terminal.
+    stream : text stream, optional
+        Where the live line goes (default ``sys.stderr``).
+
+    Returns
+    -------
+    Path
+        ``dest / name``, verified.
+
+    Raises
+    ------
+    DownloadError
+        When every mirror failed: names every URL tried, why, and how to place the file by hand.
+    """
+    if not checksums:
+        raise ValueError(f"refusing to download {name} without a recorded checksum")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / name
+    _remove_stale_temporaries(target)
+    tried: list[str] = []
+    for mirror in mirrors:
+        url = join_url(mirror, name)
+        for attempt in range(retries + 1):
+            if attempt:
+                time.sleep(retry_wait * 2 ** (attempt - 1))
+            meter = _Progress(name, size, progress, stream or sys.stderr)
+            try:
+                with atomic_path(target) as tmp:
+                    # mkstemp creates 0600 files; downloads are shared data, so give them
+                    # the permissions a plain open() would (0666 minus the umask).
+                    os.chmod(tmp, 0o666 & ~_umask())
+                    with open(tmp, "wb") as handle:
+                        _stream_to(url, handle, timeout, meter)
+                    if size is not None and meter.done != size:
+                        raise _Failure(
+                            f"wrong size: received {meter.done} bytes, expected {size}",
+                            retry=meter.done < size,
+                        )
+                    bad = checksum_mismatches(tmp, checksums)
+                    if bad:
+                        detail = "; ".join(
+                            f"{n} expected {e}, got {a}" for n, (e, a) in bad.items()
+                        )
+                        # A mirror serving other bytes will serve them again: next mirror.
+                        raise _Failure(f"checksum mismatch ({detail})", retry=False)
+            except _Failure as failure:
+                tried.append(f"{url} (attempt {attempt + 1}): {failure}")
+                logger.warning("download of %s failed: %s", url, failure)
+                if not failure.retry:
+                    break
+                continue
+            meter.finish(url)
+            return target
+    listing = "\n".join(f"  - {line}" for line in tried) or "  (no mirrors configured)"
+    raise DownloadError(
+        f"could not download {name}; tried:\n{listing}\n"
+        f"To place it by hand, copy the file to {target.resolve()} "
+        f"(expected {describe_checksums(checksums)}"
+        + (f", {size} bytes" if size is not None else "")
+        + ") and run again; it will be verified and used."
+    )

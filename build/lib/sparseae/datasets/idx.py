@@ -1,0 +1,95 @@
+"""Reader for the IDX format of the MNIST files, plain or gzip-compressed.
+
+Layout (all header integers big-endian): two zero bytes, a type byte (``0x08`` unsigned
+byte, ``0x09`` signed byte, ``0x0B`` int16, ``0x0C`` int32, ``0x0D`` float32, ``0x0E``
+float64), the number of dimensions, one uint32 per dimension, then the data in C order.
+MNIST's image files have magic ``2051`` (``0x00000803``: ubyte, 3-D) and its label files
+``2049`` (``0x00000801``: ubyte, 1-D).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DatasetError
+
+IMAGES_MAGIC = 2051
+LABELS_MAGIC = 2049
+
+_TYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"IDX file {path} does not exist") from None
+    except OSError as exc:
+        raise DatasetError(f"cannot read IDX file {path}: {exc}") from None
+    # Decide by content, not by name: a .gz that was already decompressed still reads.
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DatasetError(f"{path} is a damaged gzip file: {exc}") from None
+    return raw
+
+
+def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
+    """Read an IDX file (``.gz`` or plain) into an array of the header's shape.
+
+    Parameters
+    ----------
+    path : path-like
+        The file. Gzip compression is recognised from the content.
+    expected_magic : int, optional
+        Required magic number, e.g. :data:`IMAGES_MAGIC` (2051) or :data:`LABELS_MAGIC` (2049).
+
+    Returns
+    -------
+    ndarray
+        Native-endian array with the shape given in the header.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file, when the magic number, type or size disagree with the header.
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    if len(raw) < 4:
+        raise DatasetError(f"{path} is too short ({len(raw)} bytes) to be an IDX file")
+    magic = int.from_bytes(raw[:4], "big")
+    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _TYPES or raw[3] == 0:
+        raise DatasetError(
+            f"{path} is not an IDX file: magic number {magic} (0x{magic:08x}); IDX files start "
+            f"with 0x0000, a type byte in {sorted(_TYPES)} and a dimension count"
+        )
+    if expected_magic is not None and magic != expected_magic:
+        raise DatasetError(f"{path}: magic number {magic}, expected {expected_magic}")
+    dtype, ndim = _TYPES[raw[2]], raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError(f"{path}: header of {ndim} dimensions is cut short")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    found = len(raw) - header
+    if found != expected:
+        raise DatasetError(
+            f"{path}: header says shape {shape} ({expected} data bytes) but the file holds "
+            f"{found} data bytes; the file is truncated or not what its header claims"
+        )
+    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return data.astype(dtype.newbyteorder("="), copy=True)

@@ -1,0 +1,238 @@
+"""The registry of named data sources: files, checksums, default mirrors, loader.
+
+Each :class:`Source` says which files it needs (with recorded checksums), where to get them
+(``mirrors``: base URLs tried in order; ``config/config.yaml`` may override them under
+``sources: {<name>: {mirrors: [...]}}``) and how its images are loaded.
+
+``sample-photos`` and ``image-folder`` are local: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .errors import DatasetError
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One file of a source.
+
+    Attributes
+    ----------
+    name : str
+        File name on the mirrors and on disk.
+    checksums : mapping
+        Recorded digests ``{"md5" | "sha256" | "git-blob": hex}``; all recorded ones must match.
+    size : int or None
+        Size in bytes, when known.
+    """
+
+    name: str
+    checksums: Mapping[str, str]
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named data source.
+
+    Attributes
+    ----------
+    name : str
+        Registry key.
+    description : str
+        One line for humans (``sparseae fetch --help``).
+    kind : {"download", "local"}
+        Whether :func:`~sparseae.datasets.fetch` downloads files.
+    loader : {"mat", "mnist", "sample-photos", "image-folder"}
+        How :func:`~sparseae.datasets.load_images` / ``load_mnist`` read it.
+    files : tuple of FileSpec
+        Files to download (empty for local sources).
+    mirrors : tuple of str
+        Default base URLs, tried in order.
+    variable : str or None
+        ``.mat`` variable holding the images.
+    whiten : bool
+        Whether the loader whitens with :func:`~sparseae.whitening.whiten_images` by default.
+    splits : mapping
+        Named subsets of ``files`` (MNIST: ``train``, ``test``).
+    """
+
+    name: str
+    description: str
+    kind: str
+    loader: str
+    files: tuple[FileSpec, ...] = ()
+    mirrors: tuple[str, ...] = ()
+    variable: str | None = None
+    whiten: bool = False
+    splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def file(self, name: str) -> FileSpec:
+        """The :class:`FileSpec` called ``name``."""
+        for spec in self.files:
+            if spec.name == name:
+                return spec
+        raise DatasetError(
+            f"source {self.name!r} has no file {name!r}; its files: "
+            f"{', '.join(f.name for f in self.files) or 'none'}"
+        )
+
+    def select(self, files=None, split: str | None = None) -> tuple[FileSpec, ...]:
+        """The files needed for explicit ``files`` names, a ``split``, or all files."""
+        if files is not None and split is not None:
+            raise ValueError("give either files or split, not both")
+        if split is not None:
+            if split not in self.splits:
+                raise DatasetError(
+                    f"source {self.name!r} has no split {split!r}; splits: "
+                    f"{', '.join(self.splits) or 'none'}"
+                )
+            files = self.splits[split]
+        if files is None:
+            return self.files
+        return tuple(self.file(name) for name in files)
+
+
+MNIST_FILES = {
+    "train-images": "train-images-idx3-ubyte.gz",
+    "train-labels": "train-labels-idx1-ubyte.gz",
+    "test-images": "t10k-images-idx3-ubyte.gz",
+    "test-labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+# Published md5 (SPEC; the values torchvision checks), sha256 and size of each MNIST file
+# (sha256 from ../shared/data/README.md, checked on the original files; none for
+# train-images, which was not available to check).
+_MNIST_SPECS = (
+    FileSpec(MNIST_FILES["train-images"], {"md5": "f68b3c2dcbeaaa9fbdd348bbdeb94873"}, 9912422),
+    FileSpec(
+        MNIST_FILES["train-labels"],
+        {
+            "md5": "d53e105ee54ea40749a09fcbcd1e9432",
+            "sha256": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        },
+        28881,
+    ),
+    FileSpec(
+        MNIST_FILES["test-images"],
+        {
+            "md5": "9fb629c4189551a2d022fa330f9573f3",
+            "sha256": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        },
+        1648877,
+    ),
+    FileSpec(
+        MNIST_FILES["test-labels"],
+        {
+            "md5": "ec29112dd5afa0611ce80d1b7f02629c",
+            "sha256": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        },
+        4542,
+    ),
+)
+
+SOURCES: dict[str, Source] = {
+    source.name: source
+    for source in (
+        Source(
+            name="ufldl-images",
+            description="IMAGES.mat: 10 whitened 512×512 natural images (UFLDL / Olshausen)",
+            kind="download",
+            loader="mat",
+            files=(
+                FileSpec("IMAGES.mat", {"git-blob": "18a1e3ab1363edeb6132e237dd84f6ea0a5c9cb2"}),
+            ),
+            mirrors=(
+                "https://www.rctn.org/bruno/sparsenet/",
+                "http://www.rctn.org/bruno/sparsenet/",
+            ),
+            variable="IMAGES",
+            whiten=False,
+        ),
+        Source(
+            name="olshausen-raw",
+            description="IMAGES_RAW.mat: the 10 raw natural images, whitened here",
+            kind="download",
+            loader="mat",
+            files=(
+                FileSpec(
+                    "IMAGES_RAW.mat", {"git-blob": "bc5042ffd6449bedd837ecf95d03cda3bf22cb7a"}
+                ),
+            ),
+            mirrors=(
+                "https://www.rctn.org/bruno/sparsenet/",
+                "http://www.rctn.org/bruno/sparsenet/",
+            ),
+            variable="IMAGESr",
+            whiten=True,
+        ),
+        Source(
+            name="mnist",
+            description="MNIST digits: the four IDX .gz files (md5-verified)",
+            kind="download",
+            loader="mnist",
+            files=_MNIST_SPECS,
+            mirrors=(
+                "https://ossci-datasets.s3.amazonaws.com/mnist/",
+                "https://storage.googleapis.com/cvdf-datasets/mnist/",
+                "http://yann.lecun.com/exdb/mnist/",
+            ),
+            splits={
+                "train": (MNIST_FILES["train-images"], MNIST_FILES["train-labels"]),
+                "test": (MNIST_FILES["test-images"], MNIST_FILES["test-labels"]),
+            },
+        ),
+        Source(
+            name="sample-photos",
+            description="offline default: photographs bundled with scikit-learn and "
+            "matplotlib, grey, 128×128 tiles, whitened",
+            kind="local",
+            loader="sample-photos",
+            whiten=True,
+        ),
+        Source(
+            name="image-folder",
+            description="a folder of your own PNG/JPEG/TIFF images (same size), whitened",
+            kind="local",
+            loader="image-folder",
+            whiten=True,
+        ),
+    )
+}
+
+
+def get_source(source: str | Source) -> Source:
+    """Look a source up by name (a :class:`Source` passes through)."""
+    if isinstance(source, Source):
+        return source
+    try:
+        return SOURCES[source]
+    except KeyError:
+        raise DatasetError(
+            f"unknown data source {source!r}; known sources: {', '.join(SOURCES)}"
+        ) from None
+
+
+def mirrors_from_config(source: str | Source, config: Mapping | None) -> tuple[str, ...]:
+    """Mirrors for ``source``: ``config["sources"][name]["mirrors"]`` if set, else defaults.
+
+    Raises
+    ------
+    DatasetError
+        When the config entry exists but is not a list of strings (naming the key).
+    """
+    src = get_source(source)
+    entry = ((config or {}).get("sources") or {}).get(src.name) or {}
+    if not isinstance(entry, Mapping):
+        raise DatasetError(f"config key sources.{src.name} must be a mapping, got {entry!r}")
+    mirrors = entry.get("mirrors")
+    if mirrors is None:
+        return src.mirrors
+    if isinstance(mirrors, str) or not all(isinstance(m, str) and m for m in mirrors):
+        raise DatasetError(
+            f"config key sources.{src.name}.mirrors must be a list of URLs, got {mirrors!r}"
+        )
+    return tuple(mirrors)

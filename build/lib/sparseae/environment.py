@@ -1,0 +1,98 @@
+"""What the software and threads looked like: package versions, git commit, BLAS threads.
+
+Light on purpose (no MLflow import), so training code can record the same dictionary in its
+checkpoints with ``environment_info()``; the tracking code prefers such a recording, since the
+process that logs to MLflow may run later, elsewhere, with other thread settings.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+#: Distributions whose versions are recorded as ``version.<name>`` params.
+PACKAGES = ("sparseae", "numpy", "scipy", "mlflow", "snakemake", "threadpoolctl")
+
+#: Thread-count variables that BLAS / OpenMP libraries read at start-up.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Return ``{"version.<name>": version}`` for :data:`PACKAGES` and Python itself."""
+    versions = {"version.python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[f"version.{name}"] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[f"version.{name}"] = "not installed"
+    return versions
+
+
+def git_info(folder: str | os.PathLike | None = None) -> dict[str, str]:
+    """Return ``{"git.commit", "git.dirty"}`` for the repository holding ``folder``, if any.
+
+    Tries ``folder`` (default: the working directory), then the folder of this package (an
+    editable install inside a clone). Returns an empty dict outside any repository.
+    """
+    candidates = [Path(folder) if folder is not None else Path.cwd(), Path(__file__).parent]
+    for where in candidates:
+        commit = _git(where, "rev-parse", "HEAD")
+        if commit:
+            status = _git(where, "status", "--porcelain", "--untracked-files=no")
+            return {"git.commit": commit, "git.dirty": "true" if status else "false"}
+    return {}
+
+
+def thread_info() -> dict[str, str]:
+    """Return BLAS / OpenMP thread settings: environment variables and threadpoolctl's view."""
+    info = {f"env.{name}": os.environ.get(name, "unset") for name in THREAD_VARIABLES}
+    info["cpu_count"] = str(os.cpu_count())
+    try:
+        # threadpoolctl only sees libraries already loaded: load the BLAS that training uses.
+        import numpy  # noqa: F401
+        import scipy.linalg  # noqa: F401
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - all three are declared dependencies
+        return info
+    for pool in threadpool_info():
+        # The file's stem tells numpy's and scipy's bundled OpenBLAS apart; the wheel-build
+        # hash after "-" is dropped so the key stays stable across reinstalls.
+        stem = Path(pool.get("filepath") or pool.get("prefix") or "lib").name
+        name = stem.split(".")[0].split("-")[0].rstrip("_")
+        for field in ("internal_api", "num_threads", "version", "threading_layer", "architecture"):
+            if pool.get(field) is not None:
+                info[f"threads.{name}.{field}"] = str(pool[field])
+    return info
+
+
+def environment_info(folder: str | os.PathLike | None = None) -> dict[str, str]:
+    """Everything above plus the platform, as flat ``str -> str`` params."""
+    info = {"platform": platform.platform(), "machine": platform.machine()}
+    info.update(package_versions())
+    info.update(git_info(folder))
+    info.update(thread_info())
+    return info
+
+
+def _git(where: Path, *args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(where), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""

@@ -1,0 +1,284 @@
+"""File input/output: atomic writes, and parameter vectors as ``.npz`` and MATLAB ``.mat``.
+
+Every writer in the project goes through :func:`atomic_write` (or :func:`atomic_path`) so a
+crash, a ``kill -9`` or a full disk never leaves a half-written file under the final name: the
+data is written to a temporary file in the destination folder, flushed to disk, and renamed
+over the target (``os.replace`` is atomic within one filesystem).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    Use it for libraries that want a file name rather than a file object (``np.savez``,
+    ``PIL.Image.save``, ``scipy.io.savemat``). On any exception the temporary file is removed
+    and ``path`` is left untouched.
+
+    Parameters
+    ----------
+    path : path-like
+        Final destination. Its parent folder is created if missing.
+    suffix : str, optional
+        Suffix of the temporary file (defaults to the suffix of ``path``), so that libraries
+        which choose a format from the extension see the right one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary name starts with a dot and ends like the target, so libraries that pick a
+    # format from the extension see the right one and globs over results skip it.
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.tmp-",
+        suffix=path.suffix if suffix is None else suffix,
+        dir=path.parent,
+    )
+    tmp = Path(tmp_name)
+    # mkstemp creates the file 0600; results are shared (clusters, CI), so give them the
+    # permissions a plain open() would: 0666 minus the process umask.
+    os.fchmod(fd, 0o666 & ~_current_umask())
+    os.close(fd)
+    try:
+        yield tmp
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; rename it onto ``path`` on success.
+
+    Parameters
+    ----------
+    path : path-like
+        Final destination.
+    mode : {"w", "wb"}
+        Text or binary mode.
+    **kwargs
+        Passed to :func:`open` (e.g. ``encoding``).
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write supports modes 'w' and 'wb', not {mode!r}")
+    if "b" not in mode:
+        kwargs.setdefault("encoding", "utf-8")
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as handle:
+        yield handle
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    with atomic_write(path) as handle:
+        json.dump(obj, handle, indent=2, sort_keys=True, allow_nan=True)
+        handle.write("\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file written by :func:`write_json`."""
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Persist the rename itself; not every platform lets a folder be opened for this.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------
+# Parameter vectors
+# --------------------------------------------------------------------------------------------
+def _as_theta(theta: Any, where: str):
+    theta = np.asarray(theta)
+    if theta.ndim == 2 and 1 in theta.shape:
+        theta = theta.reshape(-1)  # MATLAB column (n × 1) or row (1 × n) vector
+    if theta.ndim != 1 or theta.size == 0:
+        raise ValueError(f"{where}: theta must be a non-empty vector, got shape {theta.shape}")
+    if not np.issubdtype(theta.dtype, np.number) or np.iscomplexobj(theta):
+        raise ValueError(f"{where}: theta must be real numbers, got dtype {theta.dtype}")
+    theta = theta.astype(np.float64)
+    if not np.all(np.isfinite(theta)):
+        raise ValueError(f"{where}: theta contains non-finite values")
+    return theta
+
+
+def save_theta_npz(path: str | os.PathLike, theta: Any, config: Any = None) -> None:
+    """Write parameters to ``.npz`` atomically: key ``theta`` (float64) and key ``config``.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination (``results/{experiment}/theta.npz``).
+    theta : array-like, shape (n,)
+        Flat parameters ``[W1(:); W2(:); b1; b2]``.
+    config : dict or str, optional
+        Experiment configuration, stored as a JSON string (a 0-d unicode array, no pickle).
+        A string must already be JSON. ``None`` stores ``null``.
+    """
+    theta = _as_theta(theta, f"save_theta_npz({path})")
+    if isinstance(config, str):
+        try:
+            json.loads(config)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"save_theta_npz({path}): config string is not JSON: {err}") from err
+        text = config
+    else:
+        text = json.dumps(config, sort_keys=True)
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, theta=theta, config=np.array(text))
+
+
+def load_theta_npz(path: str | os.PathLike):
+    """Read a file written by :func:`save_theta_npz` (``allow_pickle=False``).
+
+    Returns
+    -------
+    theta : ndarray, float64, shape (n,)
+    config : dict or None
+        The decoded ``config`` JSON (``None`` if it was not given or the key is absent).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, unreadable archive, missing ``theta`` key, bad values or bad JSON;
+        the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"theta file {path} does not exist")
+    try:
+        # Our own handle: np.load leaks it when the archive is corrupt.
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            if "theta" not in archive.files:
+                raise ValueError(f"{path} lacks key 'theta' (has {sorted(archive.files)})")
+            theta = archive["theta"]
+            raw = archive["config"] if "config" in archive.files else None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable .npz file: {err}") from err
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
+        raise ValueError(f"{path}: {err}") from err
+    theta = _as_theta(theta, str(path))
+    config = None
+    if raw is not None:
+        try:
+            config = json.loads(str(raw[()]))
+        except (json.JSONDecodeError, TypeError, IndexError) as err:
+            raise ValueError(f"{path}: key 'config' is not a JSON string: {err}") from err
+    return theta, config
+
+
+def save_theta_mat(
+    path: str | os.PathLike,
+    theta: Any,
+    visible_size: int | None = None,
+    hidden_size: int | None = None,
+) -> None:
+    """Write parameters as MATLAB ``.mat`` in the exercise's layout, atomically.
+
+    The variable ``opttheta`` is an ``n × 1`` double column vector, as the original
+    ``train.m`` leaves it, so MATLAB/Octave's ``load`` followed by
+    ``W1 = reshape(opttheta(1:hiddenSize*visibleSize), hiddenSize, visibleSize)`` works
+    unchanged. ``visibleSize`` and ``hiddenSize`` are stored too when given (checked against
+    the length of ``theta``).
+    """
+    from scipy.io import savemat
+
+    theta = _as_theta(theta, f"save_theta_mat({path})")
+    variables: dict[str, Any] = {"opttheta": theta.reshape(-1, 1)}
+    if (visible_size is None) != (hidden_size is None):
+        raise ValueError("give both visible_size and hidden_size, or neither")
+    if visible_size is not None:
+        v, h = int(visible_size), int(hidden_size)
+        if theta.size != 2 * h * v + h + v:
+            raise ValueError(
+                f"save_theta_mat({path}): theta has length {theta.size}, expected "
+                f"{2 * h * v + h + v} for visible_size={v}, hidden_size={h}"
+            )
+        variables["visibleSize"] = np.array([[float(v)]])
+        variables["hiddenSize"] = np.array([[float(h)]])
+    with atomic_path(path, suffix=".mat") as tmp:
+        savemat(tmp, variables, format="5", do_compression=False, oned_as="column")
+
+
+def load_theta_mat(path: str | os.PathLike, variable: str = "opttheta"):
+    """Read parameters from a MATLAB ``.mat`` file (original layout or ours).
+
+    Accepts ``opttheta`` as an ``n × 1`` column (as MATLAB saves it), a ``1 × n`` row, or 1-D.
+
+    Returns
+    -------
+    theta : ndarray, float64, shape (n,)
+    info : dict
+        ``visible_size`` and ``hidden_size`` when the file has ``visibleSize`` /
+        ``hiddenSize`` (else ``None``), and ``variables`` (names in the file).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing file, unreadable file, missing variable (the message lists those present),
+        or a value that is not a real vector.
+    """
+    from scipy.io import loadmat
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"MATLAB file {path} does not exist")
+    try:
+        contents = loadmat(path)
+    except Exception as err:  # scipy raises several unrelated types for bad files
+        raise ValueError(f"{path} is not a readable MATLAB .mat file: {err}") from err
+    names = sorted(k for k in contents if not k.startswith("__"))
+    if variable not in contents:
+        raise ValueError(f"{path} has no variable {variable!r} (variables: {names})")
+    theta = _as_theta(contents[variable], f"{path}: variable {variable!r}")
+
+    def scalar(name):
+        if name not in contents:
+            return None
+        return int(round(float(contents[name].reshape(-1)[0])))
+
+    info = {
+        "visible_size": scalar("visibleSize"),
+        "hidden_size": scalar("hiddenSize"),
+        "variables": names,
+    }
+    v, h = info["visible_size"], info["hidden_size"]
+    if v is not None and h is not None and theta.size != 2 * h * v + h + v:
+        raise ValueError(
+            f"{path}: opttheta has length {theta.size} but visibleSize={v}, hiddenSize={h} "
+            f"need {2 * h * v + h + v}"
+        )
+    return theta, info

@@ -1,0 +1,130 @@
+"""Random image patches and the exercise's ``normalizeData`` (SPEC "Data").
+
+Patches are flattened column-major (MATLAB ``patch(:)``) into the columns of a
+``patch_size² × num_patches`` matrix. Offsets are 0-based and cover every position
+``0 … size − patch_size`` inclusive (505 values for 8-pixel patches of 512-pixel images).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["sample_patches", "normalize_patches"]
+
+
+def sample_patches(
+    images: np.ndarray, patch_size: int, num_patches: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Sample square patches uniformly from a stack of images.
+
+    For each patch an image, a row offset and a column offset are drawn uniformly (offsets in
+    ``0 … H − patch_size`` and ``0 … W − patch_size`` inclusive). Extraction is a single
+    fancy-indexing gather of ``patch_size² × num_patches`` pixels: no image is copied.
+
+    Parameters
+    ----------
+    images : ndarray, shape (H, W, N)
+        Finite real images, last axis indexing the image (the layout of ``IMAGES.mat``).
+    patch_size : int
+        Side of the square patches.
+    num_patches : int
+        How many patches to sample.
+    rng : numpy.random.Generator
+        Source of the random positions (seeded by the caller).
+
+    Returns
+    -------
+    ndarray, float64, shape (patch_size**2, num_patches)
+        Column ``i`` is patch ``i`` flattened column-major: element ``a + b * patch_size`` is
+        pixel ``(row0 + a, col0 + b)``.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, non-finite pixels, a patch larger than the images, or a
+        non-positive size or count.
+    TypeError
+        ``rng`` is not a ``numpy.random.Generator``.
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(
+            f"images must be a 3-D array H × W × N (image index last), got shape {images.shape}"
+        )
+    if not np.issubdtype(images.dtype, np.number) or np.iscomplexobj(images):
+        raise ValueError(f"images must be real numbers, got dtype {images.dtype}")
+    patch_size, num_patches = int(patch_size), int(num_patches)
+    if patch_size < 1:
+        raise ValueError(f"patch_size must be positive, got {patch_size}")
+    if num_patches < 1:
+        raise ValueError(f"num_patches must be positive, got {num_patches}")
+    height, width, count = images.shape
+    if count < 1:
+        raise ValueError("images holds no image (last axis has length 0)")
+    if patch_size > height or patch_size > width:
+        raise ValueError(f"patch_size {patch_size} is larger than the images ({height} × {width})")
+    # One reduction instead of an image-sized boolean temporary; locate the culprit only if
+    # the sum is not finite (it also overflows for absurdly large but finite pixels).
+    if not np.isfinite(np.sum(images, dtype=np.float64)) and not np.all(np.isfinite(images)):
+        bad = np.argwhere(~np.isfinite(images))[0]
+        raise ValueError(
+            f"images contain non-finite values (first at row {bad[0]}, column {bad[1]}, "
+            f"image {bad[2]})"
+        )
+
+    which = rng.integers(0, count, size=num_patches)
+    rows = rng.integers(0, height - patch_size + 1, size=num_patches)
+    cols = rng.integers(0, width - patch_size + 1, size=num_patches)
+
+    step = np.arange(patch_size)
+    # Index arrays shaped (num, b, a): a (row within the patch) varies fastest once flattened,
+    # which is MATLAB's column-major patch(:).
+    r = (rows[:, None] + step)[:, None, :]
+    c = (cols[:, None] + step)[:, :, None]
+    n = which[:, None, None]
+    gathered = images[r, c, n]  # (num, b, a)
+    out = np.empty((patch_size * patch_size, num_patches), dtype=np.float64)
+    out[...] = gathered.reshape(num_patches, -1).T
+    return out
+
+
+def normalize_patches(patches: np.ndarray) -> np.ndarray:
+    """The exercise's ``normalizeData``: per-patch mean removal, 3σ clipping, map to [0.1, 0.9].
+
+    Steps (SPEC): subtract each column's own mean; ``pstd = 3 * std(all values, ddof=1)``;
+    clip to ``[-pstd, pstd]`` and divide by ``pstd``; then ``(p + 1) * 0.4 + 0.1``.
+
+    Parameters
+    ----------
+    patches : ndarray, shape (pixels, num_patches)
+        One patch per column; not modified.
+
+    Returns
+    -------
+    ndarray, float64, same shape, values in ``[0.1, 0.9]``
+
+    Raises
+    ------
+    ValueError
+        Not 2-D, fewer than two values, non-finite values, or all patches constant
+        (``pstd == 0``, nothing to scale).
+    """
+    p = np.array(patches, dtype=np.float64, copy=True)
+    if p.ndim != 2:
+        raise ValueError(f"patches must be 2-D (pixels × patches), got shape {p.shape}")
+    if p.size < 2:
+        raise ValueError(f"patches must hold at least two values for std(ddof=1), got {p.size}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("patches contain non-finite values")
+    p -= p.mean(axis=0, keepdims=True)
+    pstd = 3.0 * np.std(p, ddof=1)
+    if not pstd > 0:
+        raise ValueError("every patch is constant: standard deviation is 0, cannot normalize")
+    np.clip(p, -pstd, pstd, out=p)
+    p /= pstd
+    p += 1.0
+    p *= 0.4
+    p += 0.1
+    return p

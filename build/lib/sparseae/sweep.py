@@ -1,0 +1,301 @@
+"""Sweep summaries: one table row per member, read from the members' result files.
+
+A sweep (``sweeps: {name: {base, overrides, grid}}`` in the config, expanded by
+:func:`sparseae.config.expand_sweep`) trains each member as its own experiment under
+``results/{member}/``. :func:`sweep_table` collects, per member, the swept settings (from the
+member's own ``config.json``, i.e. what it really ran with), the final cost and its three
+terms, the mean activation statistics, the gradient-check difference, iterations, cost
+evaluations and training wall time. :func:`write_sweep_summary` writes the table as TSV (full
+precision, so values read back equal the members' ``summary.json``), a self-contained HTML page
+and a PNG figure, each atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sparseae.io import atomic_path, atomic_write, read_json
+
+# The MLflow tag naming a member's sweep, re-exported here; defined once in the settings.
+from sparseae.tracking.settings import SWEEP_TAG  # noqa: F401
+
+#: Result columns after the parameter columns: (column, file, key in that file).
+RESULT_COLUMNS = (
+    ("final_cost", "summary.json", "final_cost"),
+    ("reconstruction", "summary.json", "reconstruction"),
+    ("weight_decay", "summary.json", "weight_decay"),
+    ("sparsity", "summary.json", "sparsity"),
+    ("rho_target", "summary.json", "rho"),
+    ("rhohat_mean", "summary.json", "rhohat_mean"),
+    ("rhohat_min", "summary.json", "rhohat_min"),
+    ("rhohat_max", "summary.json", "rhohat_max"),
+    ("gradcheck_difference", "gradcheck.json", "autoencoder"),
+    ("iterations", "summary.json", "iterations"),
+    ("fun_evals", "summary.json", "fun_evals"),
+    ("train_seconds", "summary.json", "train_seconds"),
+)
+
+#: Files each member folder must hold.
+MEMBER_FILES = ("config.json", "summary.json", "gradcheck.json")
+
+
+class SweepError(ValueError):
+    """A member's result files are missing or contradict the sweep (message names the file)."""
+
+
+def _read_member(folder: Path, name: str) -> dict[str, Any]:
+    files = {}
+    for filename in MEMBER_FILES:
+        path = folder / filename
+        if not path.is_file():
+            raise SweepError(
+                f"sweep member '{name}': {path} does not exist (run the member's experiment "
+                f"first, e.g. snakemake {path})"
+            )
+        files[filename] = read_json(path)
+    recorded = files["config.json"].get("name")
+    if recorded != name:
+        raise SweepError(
+            f"sweep member '{name}': {folder / 'config.json'} was written for experiment "
+            f"{recorded!r}, not {name!r}"
+        )
+    if "experiment" not in files["config.json"]:
+        raise SweepError(
+            f"sweep member '{name}': {folder / 'config.json'} has no key 'experiment' (the "
+            f"resolved config written by sparseae.config.write_config)"
+        )
+    return files
+
+
+def _lookup(config: Mapping, path: str, where: Path) -> Any:
+    node: Any = config
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise SweepError(f"{where} has no setting '{path}' (key 'experiment.{path}')")
+        node = node[part]
+    return node
+
+
+def sweep_table(
+    members: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike],
+    parameters: Mapping[str, str] | Sequence[str] = (),
+) -> pd.DataFrame:
+    """One row per sweep member: swept settings, final cost and its terms, rhohat, timings.
+
+    Parameters
+    ----------
+    members : mapping or sequence
+        ``{member name: result folder}`` in row order, or result folders
+        (``results/{member}``; the folder's name is the member's name).
+    parameters : mapping or sequence of str
+        ``{column: dotted setting path}`` (e.g. ``{"beta": "model.beta"}``, as
+        :func:`sparseae.config.grid_settings` returns for the sweep's grid), or dotted paths
+        used as their own column names. Values come from each member's ``config.json``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``experiment``, the parameter columns, then :data:`RESULT_COLUMNS` in order.
+
+    Raises
+    ------
+    SweepError
+        A member file is missing, written for another experiment, lacks a key, or a
+        parameter column would clash with a result column.
+    """
+    if not isinstance(members, Mapping):
+        folders = [Path(folder) for folder in members]
+        members = {folder.name: folder for folder in folders}
+        if len(members) != len(folders):
+            names = sorted(f.name for f in folders)
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise SweepError(f"sweep member folders share a name: {twice}; pass a mapping")
+    if not members:
+        raise SweepError("a sweep table needs at least one member")
+    if not isinstance(parameters, Mapping):
+        parameters = {path: path for path in parameters}
+    reserved = {"experiment", *(column for column, _, _ in RESULT_COLUMNS)}
+    clashes = sorted(set(parameters) & reserved)
+    if clashes:
+        raise SweepError(
+            f"sweep parameter column(s) {clashes} clash with result columns; rename them"
+        )
+    rows = []
+    for name, folder in members.items():
+        folder = Path(folder)
+        files = _read_member(folder, name)
+        row: dict[str, Any] = {"experiment": name}
+        for column, path in parameters.items():
+            value = _lookup(files["config.json"]["experiment"], path, folder / "config.json")
+            # A whole section swept (e.g. patches.whitening): one JSON cell, not a Python repr.
+            row[column] = (
+                json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+            )
+        for column, filename, key in RESULT_COLUMNS:
+            if key not in files[filename]:
+                raise SweepError(f"sweep member '{name}': {folder / filename} has no key '{key}'")
+            row[column] = files[filename][key]
+        rows.append(row)
+    columns = ["experiment", *parameters, *(column for column, _, _ in RESULT_COLUMNS)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def parameter_columns(table: pd.DataFrame) -> list[str]:
+    """The swept-setting columns of a :func:`sweep_table` (between ``experiment`` and results)."""
+    results = {column for column, _, _ in RESULT_COLUMNS}
+    return [c for c in table.columns if c != "experiment" and c not in results]
+
+
+def member_labels(table: pd.DataFrame) -> list[str]:
+    """Short row labels: the swept values (``beta=3, rho=0.01``), else the member name."""
+    from sparseae.config import format_value
+
+    params = parameter_columns(table)
+    if not params:
+        return [str(name) for name in table["experiment"]]
+    return [
+        ", ".join(f"{p}={format_value(_plain(row[p]))}" for p in params)
+        for _, row in table.iterrows()
+    ]
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars -> Python scalars (for :func:`sparseae.config.format_value`)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> None:
+    """PNG: final cost split into its three terms, and rhohat (mean, min-max, target) per member.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A :func:`sweep_table`.
+    path : path-like
+        The PNG to write (atomically).
+    title : str
+        Figure title.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    n = len(table)
+    labels = member_labels(table)
+    y = np.arange(n)[::-1]  # first member at the top
+    fig = Figure(figsize=(11.0, 2.0 + 0.42 * n), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    cost_ax, rho_ax = fig.subplots(1, 2, sharey=True)
+
+    left = np.zeros(n)
+    for column, colour, label in (
+        ("reconstruction", "tab:blue", "reconstruction"),
+        ("weight_decay", "tab:orange", "weight decay"),
+        ("sparsity", "tab:green", "sparsity penalty"),
+    ):
+        values = table[column].to_numpy(dtype=float)
+        cost_ax.barh(y, values, left=left, color=colour, label=label, height=0.7)
+        left += values
+    for yi, total in zip(y, table["final_cost"].to_numpy(dtype=float), strict=True):
+        cost_ax.annotate(
+            f"{total:.4g}", (total, yi), xytext=(3, 0), textcoords="offset points", va="center"
+        )
+    cost_ax.set_xlim(0, 1.18 * max(float(left.max()), 1e-300))
+    cost_ax.set_yticks(y, labels)
+    cost_ax.set_xlabel("final cost J = reconstruction + weight decay + sparsity")
+    cost_ax.set_title("final cost and its three terms")
+
+    mean = table["rhohat_mean"].to_numpy(dtype=float)
+    low = table["rhohat_min"].to_numpy(dtype=float)
+    high = table["rhohat_max"].to_numpy(dtype=float)
+    rho_ax.hlines(y, low, high, color="0.55", linewidth=2, label="min - max over hidden units")
+    rho_ax.plot(mean, y, "o", color="tab:blue", label="mean activation rhohat")
+    rho_ax.plot(table["rho_target"].to_numpy(dtype=float), y, "x", color="tab:red",
+                markersize=9, label="target rho")  # fmt: skip
+    if np.all(low > 0) and np.all(high > 0):
+        rho_ax.set_xscale("log")  # targets and activations span decades
+        rho_ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        rho_ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        rho_ax.xaxis.set_minor_formatter(NullFormatter())
+    rho_ax.margins(x=0.12)
+    rho_ax.set_xlabel("average activation of a hidden unit over the training data")
+    rho_ax.set_title("mean activation rhohat against the target rho")
+    # One legend under both panels: inside the axes it would hide bars or markers.
+    handles = [*cost_ax.get_legend_handles_labels()[0], *rho_ax.get_legend_handles_labels()[0]]
+    fig.legend(handles=handles, loc="outside lower center", ncols=6, fontsize="small",
+               frameon=False)  # fmt: skip
+    rho_ax.grid(axis="x", alpha=0.3)
+
+    fig.suptitle(title)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def format_tsv(table: pd.DataFrame) -> str:
+    """The table as TSV text; floats in shortest round-trip form (read back equal)."""
+    buffer = io.StringIO()
+    table.to_csv(buffer, sep="\t", index=False, lineterminator="\n")
+    return buffer.getvalue()
+
+
+def read_sweep_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a ``summary.tsv`` written by :func:`write_sweep_summary`."""
+    # pandas' default float parser reads the shortest round-trip text back exactly.
+    return pd.read_csv(path, sep="\t")
+
+
+def format_html(table: pd.DataFrame, *, title: str, png: str | os.PathLike | None = None) -> str:
+    """A self-contained HTML page: title, the table (6 significant digits), the PNG inline.
+
+    The figure is embedded as a data URI so the page also displays as an MLflow artifact or in
+    ``snakemake --report`` without its neighbour files.
+    """
+    shown = table.to_html(
+        index=False, float_format=lambda v: f"{v:.6g}", border=0, classes="sweep", escape=True
+    )
+    figure = ""
+    if png is not None:
+        data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+        figure = f'<p><img alt="{html.escape(title)}" src="data:image/png;base64,{data}"></p>\n'
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title>\n<style>"
+        "body{font-family:sans-serif;margin:1.5em}"
+        "table.sweep{border-collapse:collapse;font-size:0.9em}"
+        "table.sweep th,table.sweep td{padding:0.25em 0.6em;border-bottom:1px solid #ddd;"
+        "text-align:right}"
+        "img{max-width:100%}</style></head><body>\n"
+        f"<h1>{html.escape(title)}</h1>\n"
+        "<p>One row per sweep member: swept settings, final cost J and its three terms "
+        "(reconstruction, weight decay, sparsity penalty), target &rho; and the hidden units' "
+        "mean activation &rho;&#770; (mean, min, max), the gradient check's relative "
+        "difference, L-BFGS iterations, cost evaluations and training wall time in "
+        "seconds.</p>\n"
+        f"{shown}\n{figure}</body></html>\n"
+    )
+
+
+def write_sweep_summary(
+    table: pd.DataFrame,
+    *,
+    tsv: str | os.PathLike,
+    html_path: str | os.PathLike,
+    png: str | os.PathLike,
+    title: str,
+) -> None:
+    """Write the table as TSV, the figure as PNG and both as one HTML page, each atomically."""
+    with atomic_write(tsv) as handle:
+        handle.write(format_tsv(table))
+    plot_sweep(table, png, title=title)
+    with atomic_write(html_path) as handle:
+        handle.write(format_html(table, title=title, png=png))

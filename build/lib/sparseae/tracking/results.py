@@ -1,0 +1,512 @@
+"""Read a result folder into what MLflow should hold: params, metric points, artifacts.
+
+No MLflow import: this is a pure description of ``results/{experiment}/`` (see
+``docs/architecture.md``), so it can be tested and reused without a tracking store. Any file
+may be missing (a partial run); what exists is described, what is missing is listed. A file
+that exists but does not match its contract is an error naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..environment import environment_info
+
+#: MLflow 3's limit on a param value (``mlflow.utils.validation.MAX_PARAM_VAL_LENGTH``).
+MAX_PARAM_LENGTH = 6000
+TRUNCATION_NOTE = " ...[truncated; full value in the config.json artifact]"
+#: MLflow allows these characters in keys; anything else is replaced by "_".
+_KEY_FORBIDDEN = re.compile(r"[^A-Za-z0-9_\-./ ]")
+
+#: Arrays every chunk checkpoint holds (one entry per iteration of that chunk), and ``meta``.
+CHUNK_ARRAYS = ("theta", "iteration", "cost", "grad_norm", "fun_evals", "seconds")
+#: Per-iteration series logged as metrics: checkpoint array -> metric key.
+ITERATION_METRICS = {
+    "cost": "cost",
+    "grad_norm": "grad_norm",
+    "fun_evals": "fun_evals",
+    "seconds": "elapsed_seconds",
+}
+#: Files of a complete run (chunks are added per K); see :func:`expected_files` for the
+#: evaluation files of an experiment with ``evaluation.enabled``.
+EXPECTED_FILES = (
+    "config.json",
+    "gradcheck.json",
+    "theta.npz",
+    "history.tsv",
+    "summary.json",
+    "filters.png",
+    "cost_curve.png",
+    "rhohat.png",
+)
+#: Files an evaluated experiment adds (``sparseae.evaluate.save_evaluation``'s file names).
+EVALUATION_FILES = ("evaluation.json", "confusion_features.png", "confusion_raw.png")
+#: evaluation.json lists kept out of the metrics (the whole matrices stay in the
+#: ``evaluation.json`` artifact and the confusion PNGs); per-class accuracies become metrics.
+EVALUATION_ARTIFACT_ONLY = ("classes", "confusion_features", "confusion_raw")
+#: Nested evaluation.json sections whose numbers are measurements (metrics named by their
+#: dotted path, e.g. ``softmax.n_iter_features``); other nested values are params
+#: ``evaluation.<dotted path>`` (the split protocol, the softmax settings).
+EVALUATION_MEASURED = {
+    "softmax": ("n_iter_", "converged_", "C_", "tol_"),
+    "seconds": ("",),
+}
+#: Top-level files uploaded as artifacts, by suffix; ``mlflow.json`` is our own output.
+ARTIFACT_SUFFIXES = (".png", ".json", ".tsv", ".npz")
+NOT_ARTIFACTS = ("mlflow.json", "patches.npz")
+#: summary.json keys and their metric names (others: numbers -> ``summary.<key>``).
+SUMMARY_METRICS = {
+    "final_cost": "final_cost",
+    "reconstruction": "final_J_reconstruction",
+    "weight_decay": "final_J_weight_decay",
+    "sparsity": "final_J_sparsity",
+    "rhohat_mean": "final_rhohat_mean",
+    "rhohat_min": "final_rhohat_min",
+    "rhohat_max": "final_rhohat_max",
+    "iterations": "iterations",
+    "fun_evals": "total_fun_evals",
+    "train_seconds": "train_seconds",
+    "chunks": "chunks",
+    "rhohat_median": "final_rhohat_median",
+    "optimizer_seconds": "optimizer_seconds",
+}
+#: gradcheck.json keys that are measurements (metrics ``gradcheck_<key>``); the other keys
+#: are the check's settings (params ``gradcheck.<key>``: bound, epsilon, sizes, ...).
+GRADCHECK_METRICS = ("quadratic", "autoencoder", "max_abs_diff", "passed", "seconds")
+
+
+class ResultsError(ValueError):
+    """A file in the result folder does not match its contract."""
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One metric value at one step; ``offset_ms`` is added to the run's start time."""
+
+    key: str
+    value: float
+    step: int
+    offset_ms: int = 0
+    #: True for figures computed from the training outputs (summary.json, gradcheck.json,
+    #: evaluation.json): a recomputation may change them without being another execution.
+    derived: bool = False
+
+
+@dataclass
+class ResultFolder:
+    """What a result folder holds, ready to be logged."""
+
+    path: Path
+    params: dict[str, str] = field(default_factory=dict)
+    #: Params read from derived outputs (gradcheck.json, summary.json, evaluation.json): a
+    #: recomputation may change them; the run keeps the first value (MLflow params are
+    #: immutable) and the tag ``sparseae.param.<key>`` shows the current one.
+    derived_params: dict[str, str] = field(default_factory=dict)
+    #: Params describing the software/threads: the first value logged wins on reruns.
+    environment: dict[str, str] = field(default_factory=dict)
+    environment_source: str = "logging process"
+    metrics: list[MetricPoint] = field(default_factory=list)
+    #: (local file, artifact folder or "" for the root)
+    artifacts: list[tuple[Path, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    config_sha256: str | None = None
+    chunk1_sha256: str | None = None
+    chunks_expected: int | None = None
+    chunks_present: list[int] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    gradcheck: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    start_time_ms: int = 0
+    end_time_ms: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """Whether every expected file is there."""
+        return not self.missing
+
+    def run_key(self) -> str:
+        """Identity of one execution: the resolved config plus the first checkpoint's content.
+
+        A resumed execution keeps ``chunks/1.npz`` and so its key; a fresh execution (results
+        deleted, or anything in the config changed) writes a new chunk 1, whose recorded
+        timings differ even when the numbers are bit-identical, and so gets a new run.
+        """
+        if self.config_sha256 is None and self.chunk1_sha256 is None:
+            raise ResultsError(
+                f"{self.path}: neither config.json (nor theta.npz's config) nor chunks/1.npz is "
+                f"there, so nothing identifies the execution; pass run_key explicitly"
+            )
+        text = f"{self.config_sha256 or 'no-config'}:{self.chunk1_sha256 or 'no-chunk-1'}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def read_result_folder(
+    results_dir: str | Path, *, log_dir: str | Path | None = None
+) -> ResultFolder:
+    """Describe ``results_dir`` (``results/{experiment}``) and its rule logs.
+
+    Parameters
+    ----------
+    results_dir : path-like
+        The experiment's result folder; it must exist.
+    log_dir : path-like, optional
+        Folder of the rule logs; default ``<results_dir>/../../logs/<name>`` when it exists.
+    """
+    path = Path(results_dir).resolve()
+    if not path.is_dir():
+        raise ResultsError(f"result folder {path} does not exist")
+    folder = ResultFolder(path=path)
+    config = _read_config(folder)
+    if config is not None:
+        folder.config_sha256 = hashlib.sha256(_canonical(config).encode()).hexdigest()
+        folder.params.update(flatten_params(config))
+    metas = _read_chunks(folder)
+    _read_gradcheck(folder)
+    _read_summary(folder)
+    _read_evaluation(folder)
+    _read_environment(folder, metas)
+    _collect_artifacts(folder, log_dir, expected_files(config))
+    _collect_times(folder)
+    return folder
+
+
+def evaluates(config: dict | None) -> bool:
+    """Whether a resolved config (``config.json``) has ``evaluation.enabled``."""
+    if not isinstance(config, dict):
+        return False
+    # config.json holds {"experiment": {...}, "name", "fingerprint"}; accept the bare block.
+    block = config.get("experiment", config)
+    evaluation = block.get("evaluation") if isinstance(block, dict) else None
+    return isinstance(evaluation, dict) and bool(evaluation.get("enabled"))
+
+
+def expected_files(config: dict | None) -> tuple[str, ...]:
+    """Files a complete result folder holds (chunks apart), evaluation files included."""
+    return EXPECTED_FILES + (EVALUATION_FILES if evaluates(config) else ())
+
+
+def flatten_params(config: dict, prefix: str = "") -> dict[str, str]:
+    """Flatten a nested config into ``{"model.hidden_size": "25", ...}`` MLflow params.
+
+    Strings stay as they are, everything else is compact JSON (``true``, ``[1, 2]``,
+    ``null``); values over MLflow's 6000-character limit are truncated with a note.
+    """
+    flat: dict[str, str] = {}
+    for raw_key, value in config.items():
+        key = f"{prefix}{_KEY_FORBIDDEN.sub('_', str(raw_key))}"
+        if isinstance(value, dict) and value:
+            nested = flatten_params(value, prefix=f"{key}.")
+            clashes = set(nested) & set(flat)
+            if clashes:
+                raise ResultsError(f"config keys {sorted(clashes)} clash after flattening")
+            flat.update(nested)
+            continue
+        if key in flat:
+            raise ResultsError(f"config key {key!r} clashes with another after flattening")
+        flat[key] = param_value(value)
+    return flat
+
+
+def param_value(value: Any) -> str:
+    """Render a value as an MLflow param string, truncated with a note past 6000 characters."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if len(text) > MAX_PARAM_LENGTH:
+        text = text[: MAX_PARAM_LENGTH - len(TRUNCATION_NOTE)] + TRUNCATION_NOTE
+    return text
+
+
+def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Load and check one ``chunks/{k}.npz``: the arrays of :data:`CHUNK_ARRAYS` and meta."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: np.asarray(data[name]) for name in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ResultsError(f"checkpoint {path} cannot be read: {exc}") from exc
+    missing = [name for name in (*CHUNK_ARRAYS, "meta") if name not in arrays]
+    if missing:
+        raise ResultsError(f"checkpoint {path} lacks the keys {missing}")
+    try:
+        meta = json.loads(str(arrays["meta"][()]))
+    except (TypeError, ValueError) as exc:
+        raise ResultsError(f"checkpoint {path}: key 'meta' is not a JSON string: {exc}") from exc
+    n = arrays["iteration"].shape
+    for name in CHUNK_ARRAYS[1:]:
+        if arrays[name].ndim != 1 or arrays[name].shape != n:
+            raise ResultsError(
+                f"checkpoint {path}: {name!r} has shape {arrays[name].shape}, expected {n} "
+                f"like 'iteration'"
+            )
+    return arrays, meta
+
+
+def _read_config(folder: ResultFolder) -> dict | None:
+    config_path = folder.path / "config.json"
+    if config_path.exists():
+        config = _read_json(config_path)
+        if not isinstance(config, dict):
+            raise ResultsError(f"{config_path} holds a {type(config).__name__}, not an object")
+        return config
+    folder.missing.append("config.json")
+    theta_path = folder.path / "theta.npz"
+    if theta_path.exists():
+        # theta.npz carries the resolved config too, so a lost config.json still identifies.
+        try:
+            with np.load(theta_path, allow_pickle=False) as data:
+                if "config" in data.files:
+                    return json.loads(str(data["config"][()]))
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise ResultsError(f"{theta_path} cannot be read: {exc}") from exc
+    return None
+
+
+def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
+    chunk_dir = folder.path / "chunks"
+    files = {}
+    if chunk_dir.is_dir():
+        for item in chunk_dir.glob("*.npz"):
+            if item.stem.isdigit() and int(item.stem) >= 1:
+                files[int(item.stem)] = item
+    metas: dict[int, dict] = {}
+    last_step = 0
+    for k in sorted(files):
+        arrays, meta = load_chunk(files[k])
+        if meta.get("chunk") != k:
+            raise ResultsError(f"checkpoint {files[k]} says chunk {meta.get('chunk')}, not {k}")
+        total = meta.get("chunks")
+        if folder.chunks_expected not in (None, total):
+            raise ResultsError(
+                f"checkpoint {files[k]} says {total} chunks, an earlier one said "
+                f"{folder.chunks_expected}"
+            )
+        folder.chunks_expected = total
+        iterations = arrays["iteration"].astype(np.int64)
+        if iterations.size and (iterations[0] <= last_step or np.any(np.diff(iterations) != 1)):
+            raise ResultsError(
+                f"checkpoint {files[k]}: iterations {iterations[0]}..{iterations[-1]} do not "
+                f"follow the previous chunk's last iteration {last_step} one by one"
+            )
+        if k == 1:
+            folder.chunk1_sha256 = _arrays_digest(arrays)
+        metas[k] = meta
+        folder.chunks_present.append(k)
+        _chunk_metrics(folder, arrays, meta, last_step)
+        if iterations.size:
+            last_step = int(iterations[-1])
+    expected = folder.chunks_expected or 0
+    folder.missing.extend(f"chunks/{k}.npz" for k in range(1, expected + 1) if k not in files)
+    if not files:
+        folder.missing.append("chunks/*.npz")
+    return metas
+
+
+def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step: int) -> None:
+    iterations = arrays["iteration"].astype(np.int64)
+    seconds = arrays["seconds"].astype(np.float64)
+    for name, key in ITERATION_METRICS.items():
+        values = arrays[name].astype(np.float64)
+        folder.metrics.extend(
+            MetricPoint(key, float(v), int(step), _ms(s))
+            for v, step, s in zip(values, iterations, seconds, strict=True)
+        )
+    # Chunk-end figures sit at the chunk's last global iteration; a chunk that did no
+    # iteration (converged earlier) would repeat the previous step, which already has them.
+    if not iterations.size:
+        return
+    step = int(iterations[-1])
+    if step <= previous_step:
+        return
+    offset = _ms(seconds[-1])
+    terms = meta.get("terms") or {}
+    for term in ("reconstruction", "weight_decay", "sparsity"):
+        if _is_number(terms.get(term)):
+            folder.metrics.append(MetricPoint(f"J_{term}", float(terms[term]), step, offset))
+    rhohat = meta.get("rhohat") or {}
+    for stat in ("mean", "min", "max"):
+        if _is_number(rhohat.get(stat)):
+            folder.metrics.append(MetricPoint(f"rhohat_{stat}", float(rhohat[stat]), step, offset))
+    if _is_number(meta.get("wall_seconds")):
+        folder.metrics.append(
+            MetricPoint("chunk_wall_seconds", float(meta["wall_seconds"]), step, offset)
+        )
+
+
+def _read_gradcheck(folder: ResultFolder) -> None:
+    path = folder.path / "gradcheck.json"
+    if not path.exists():
+        folder.missing.append("gradcheck.json")
+        return
+    data = _read_object(path)
+    folder.gradcheck = data
+    for key, value in data.items():
+        if key in GRADCHECK_METRICS and (_is_number(value) or isinstance(value, bool)):
+            folder.metrics.append(MetricPoint(f"gradcheck_{key}", float(value), 0, derived=True))
+        elif not isinstance(value, dict | list):
+            folder.derived_params[f"gradcheck.{key}"] = param_value(value)
+
+
+def _read_summary(folder: ResultFolder) -> None:
+    path = folder.path / "summary.json"
+    if not path.exists():
+        folder.missing.append("summary.json")
+        return
+    data = _read_object(path)
+    folder.summary = data
+    for key, value in data.items():
+        if key == "dataset_checksum":
+            folder.params["dataset_checksum"] = param_value(value)
+        elif key in SUMMARY_METRICS and (_is_number(value) or isinstance(value, bool)):
+            folder.metrics.append(MetricPoint(SUMMARY_METRICS[key], float(value), 0, derived=True))
+        elif not isinstance(value, dict | list):
+            # Anything else (settings repeated for convenience, identifiers) is a param.
+            folder.derived_params[f"summary.{key}"] = param_value(value)
+
+
+def _read_evaluation(folder: ResultFolder) -> None:
+    path = folder.path / "evaluation.json"
+    if not path.exists():
+        return  # listed as missing by _collect_artifacts when the config evaluates
+    data = _read_object(path)
+    folder.evaluation = data
+    classes = data.get("classes")
+    for key, value in data.items():
+        if key in EVALUATION_ARTIFACT_ONLY:
+            continue
+        if isinstance(value, dict):
+            _evaluation_section(folder, key, value)
+        elif isinstance(value, list):
+            # per_class_accuracy_<name>: one metric per class, named by its label.
+            if all(_is_number(v) for v in value):
+                labels = (
+                    classes
+                    if isinstance(classes, list) and len(classes) == len(value)
+                    else (range(len(value)))
+                )
+                folder.metrics.extend(
+                    MetricPoint(f"{key}.{label}", float(v), 0, derived=True)
+                    for label, v in zip(labels, value, strict=True)
+                )
+        elif isinstance(value, int) and not isinstance(value, bool):
+            folder.derived_params[f"evaluation.{key}"] = str(value)  # counts such as n_train
+        elif _is_number(value):
+            folder.metrics.append(MetricPoint(key, float(value), 0, derived=True))
+        elif isinstance(value, str | bool):
+            folder.derived_params[f"evaluation.{key}"] = param_value(value)
+
+
+def _evaluation_section(folder: ResultFolder, section: str, values: dict) -> None:
+    measured = EVALUATION_MEASURED.get(section, ())
+    for key, value in values.items():
+        name = f"{section}.{key}"
+        if isinstance(value, dict):
+            _evaluation_section(folder, name, value)
+        elif any(key.startswith(p) for p in measured) and (
+            _is_number(value) or isinstance(value, bool)
+        ):
+            folder.metrics.append(MetricPoint(name, float(value), 0, derived=True))
+        else:
+            folder.derived_params[f"evaluation.{name}"] = param_value(value)
+
+
+def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:
+    # Prefer what training recorded (meta["environment"], the training process's threads and
+    # versions); fall back to this process's, and say which one it is.
+    recorded = [
+        (k, m["environment"])
+        for k, m in sorted(metas.items())
+        if isinstance(m.get("environment"), dict)
+    ]
+    if recorded:
+        first_k, first = recorded[0]
+        folder.environment = {str(k): param_value(v) for k, v in first.items()}
+        folder.environment_source = f"training (chunk {first_k})"
+        for k, env in recorded[1:]:
+            # A resumed chunk may have run elsewhere: record only what differed.
+            for key, value in env.items():
+                if folder.environment.get(str(key)) != param_value(value):
+                    folder.environment[f"chunk{k}.{key}"] = param_value(value)
+    else:
+        folder.environment = environment_info(folder.path)
+
+
+def _collect_artifacts(
+    folder: ResultFolder, log_dir: str | Path | None, expected: tuple[str, ...] = EXPECTED_FILES
+) -> None:
+    for item in sorted(folder.path.iterdir()):
+        if (
+            item.is_file()
+            and item.suffix in ARTIFACT_SUFFIXES
+            and item.name not in NOT_ARTIFACTS
+            and not item.name.startswith(".")
+        ):
+            folder.artifacts.append((item, ""))
+    for name in expected:
+        if not (folder.path / name).exists() and name not in folder.missing:
+            folder.missing.append(name)
+    if log_dir is None:
+        default = folder.path.parent.parent / "logs" / folder.path.name
+        log_dir = default if default.is_dir() else None
+    elif not Path(log_dir).is_dir():
+        folder.missing.append(f"log folder {log_dir}")
+        log_dir = None
+    if log_dir is not None:
+        for item in sorted(Path(log_dir).rglob("*.log")):
+            if item.is_file() and not item.name.startswith("."):
+                relative = item.parent.relative_to(log_dir).as_posix()
+                folder.artifacts.append((item, "logs" if relative == "." else f"logs/{relative}"))
+
+
+def _collect_times(folder: ResultFolder) -> None:
+    # Result files only: the logs folder may hold older logs of shared data rules.
+    times = [f.stat().st_mtime for f, where in folder.artifacts if not where]
+    times += [p.stat().st_mtime for p in (folder.path / "chunks").glob("*.npz")]
+    if times:
+        folder.start_time_ms = int(min(times) * 1000)
+        folder.end_time_ms = int(max(times) * 1000)
+
+
+def _read_object(path: Path) -> dict:
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path} holds a {type(data).__name__}, not a JSON object")
+    return data
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path} is not readable JSON: {exc}") from exc
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}:".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and not (isinstance(value, float) and math.isinf(value))
+    )
+
+
+def _ms(seconds: float) -> int:
+    return int(round(float(seconds) * 1000)) if math.isfinite(seconds) else 0

@@ -1,0 +1,119 @@
+"""Where runs go and how fast an unreachable server fails; no MLflow import here.
+
+MLflow's HTTP client retries a failed request 7 times with exponential backoff and waits up to
+120 s per request by default: an unreachable tracking server then blocks a pipeline step for
+minutes. :func:`configure_http_retries` lowers those limits (unless the user has set them) so
+the failure is reported within seconds; the results stay on disk and logging can be rerun.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+#: Environment variables read by MLflow 3's REST client (``mlflow/environment_variables.py``)
+#: on every request, and the values used unless the user set them. With a refused connection
+#: this gives up after 3 attempts and about 2-3 s of backoff; a silent (firewalled) host costs
+#: at most 3 x 10 s. Per-request timeouts are per socket operation, so large artifact uploads
+#: that keep sending data are not cut off.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+#: MLflow tag naming the sweep a run belongs to: the one definition used by the tracking code,
+#: ``sparseae.sweep`` and the workflow (``common.smk``'s ``mlflow_tags``).
+SWEEP_TAG = "sparseae.sweep"
+
+#: Other MLflow settings defaulted like the retries: the pipeline is offline by default, so
+#: MLflow's usage telemetry (a background HTTP client started at import) is off.
+OFFLINE_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true"}
+
+#: Environment variable that selects the tracking store; it wins over the config.
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+#: File name of the default local store, in the working directory.
+DEFAULT_DB_NAME = "mlflow.db"
+
+
+def configure_http_retries(environ: dict | None = None) -> dict[str, str]:
+    """Set MLflow's HTTP retry and timeout variables to fail fast, unless already set.
+
+    Also sets :data:`OFFLINE_DEFAULTS` (telemetry off) unless already set.
+
+    Parameters
+    ----------
+    environ : dict, optional
+        Environment to modify (defaults to ``os.environ``, which MLflow reads per request).
+
+    Returns
+    -------
+    dict
+        The effective value of every variable in :data:`HTTP_RETRY_DEFAULTS`.
+    """
+    environ = os.environ if environ is None else environ
+    for name, value in {**HTTP_RETRY_DEFAULTS, **OFFLINE_DEFAULTS}.items():
+        environ.setdefault(name, value)
+    return {name: environ[name] for name in HTTP_RETRY_DEFAULTS}
+
+
+def resolve_tracking_uri(
+    config_value: str | None = None, *, cwd: str | os.PathLike | None = None
+) -> str:
+    """Return the tracking URI: ``MLFLOW_TRACKING_URI``, else the config value, else local.
+
+    The local default is ``sqlite:///<absolute working directory>/mlflow.db``: absolute, so that
+    jobs started in other folders (Snakemake shadow dirs, cluster nodes) write to the same store.
+    A relative ``sqlite:///relative.db`` from the config is made absolute the same way.
+
+    Parameters
+    ----------
+    config_value : str, optional
+        The config's tracking URI (``None`` or an empty string means "not set").
+    cwd : path-like, optional
+        Folder that relative paths are resolved against (default: the working directory).
+    """
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    uri = os.environ.get(TRACKING_URI_ENV) or config_value or f"sqlite:///{DEFAULT_DB_NAME}"
+    uri = str(uri).strip()
+    db_path = sqlite_path(uri)
+    if db_path is not None and not db_path.is_absolute():
+        uri = f"sqlite:///{(base / db_path).resolve()}"
+    elif "://" not in uri:
+        raise ValueError(
+            f"tracking URI {uri!r} is neither sqlite:///PATH nor http(s)://HOST:PORT; MLflow 3 "
+            f"no longer accepts a plain folder (the ./mlruns file store) by default"
+        )
+    return uri
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """Return the database file of a ``sqlite:///`` URI (relative or absolute), else ``None``."""
+    if not uri.startswith("sqlite:"):
+        return None
+    rest = uri[len("sqlite:") :]
+    if not rest.startswith("///"):
+        raise ValueError(f"tracking URI {uri!r}: an sqlite URI must start with sqlite:/// ")
+    path = rest[3:].split("?", 1)[0]
+    if not path or path == ":memory:":
+        raise ValueError(f"tracking URI {uri!r} names no database file")
+    return Path(path)
+
+
+def is_http_uri(uri: str) -> bool:
+    """Whether ``uri`` points at a tracking server."""
+    return urlparse(uri).scheme in ("http", "https")
+
+
+def local_artifact_path(location: str | os.PathLike) -> Path | None:
+    """Return the folder of a local artifact location (plain path or ``file://``), else ``None``."""
+    text = os.fspath(location)
+    parsed = urlparse(text)
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return Path(text).resolve()
+    return None

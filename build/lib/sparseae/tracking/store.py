@@ -1,0 +1,371 @@
+"""The tracking store: creating it once, reaching it quickly, retrying sqlite lock contention.
+
+Why each piece exists:
+
+- Several processes creating a fresh sqlite store at the same time race on MLflow's table
+  creation and default experiment (it can corrupt the store or fail with integrity errors), so
+  :func:`init_store` creates tables and experiments once, under an exclusive file lock, before
+  parallel jobs start. Every later caller only reads the finished schema.
+- sqlite allows one writer at a time. MLflow sets a 20 s busy timeout, but a transaction that
+  read first and then wants to write gets ``database is locked`` at once (sqlite refuses to
+  wait there to avoid a deadlock). :func:`call` retries such errors with backoff.
+- A tracking server that is down must fail in seconds with a message saying that nothing is
+  lost, not after MLflow's default minutes of HTTP retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from sparseae.io import atomic_path
+
+from .settings import configure_http_retries, is_http_uri, local_artifact_path, sqlite_path
+
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
+
+#: Attempts and first delay (seconds, doubled each time) for ``database is locked``.
+LOCK_RETRIES = 12
+LOCK_FIRST_DELAY = 0.05
+#: Seconds allowed for the quick ``/health`` probe of a tracking server.
+HEALTH_TIMEOUT = 5.0
+
+_UNREACHABLE_SIGNS = (
+    "Max retries exceeded",
+    "Connection refused",
+    "ConnectionError",
+    "Failed to establish",
+    "Connection aborted",
+    "RemoteDisconnected",
+    "Read timed out",
+    "timed out",
+    "Connection reset",
+    "failed with timeout",
+    "NewConnectionError",
+)
+_BUSY_SIGNS = (
+    "database is locked",
+    "database table is locked",
+    "TEMPORARILY_UNAVAILABLE",
+    "too many 503",
+    "too many 500",
+)
+
+
+class TrackingError(RuntimeError):
+    """Logging to MLflow failed; the message says why and what to do."""
+
+
+class TrackingUnavailableError(TrackingError):
+    """The tracking server or store could not be reached; results on disk are intact."""
+
+
+class ArtifactLocationError(TrackingError):
+    """The artifact location cannot be written."""
+
+
+def unavailable_message(
+    uri: str, cause: object, results_dir: str | os.PathLike | None = None
+) -> str:
+    """The message for an unreachable server: what failed, that nothing is lost, what to do."""
+    where = f" in {results_dir}" if results_dir is not None else ""
+    return (
+        f"MLflow tracking server at {uri} is not reachable: {_short(cause)}; training results "
+        f"stay on disk{where}; rerun `snakemake` (or `python -m sparseae.tracking log "
+        f"RESULTS_DIR --experiment NAME`) once the server is back to fill in what is missing"
+    )
+
+
+def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> None:
+    """Probe a tracking server's ``/health`` endpoint quickly; a no-op for local stores.
+
+    Raises
+    ------
+    TrackingUnavailableError
+        The server did not answer ``OK`` within :data:`HEALTH_TIMEOUT` seconds.
+    """
+    if not is_http_uri(uri):
+        return
+    import requests
+
+    url = uri.rstrip("/") + "/health"
+    # The same TLS settings as MLflow's own client (self-signed or private CA servers).
+    verify = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or (
+        os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() not in ("true", "1")
+    )
+    try:
+        response = requests.get(url, timeout=HEALTH_TIMEOUT, verify=verify)
+    except requests.RequestException as exc:
+        raise TrackingUnavailableError(unavailable_message(uri, exc, results_dir)) from exc
+    if response.status_code != 200:
+        raise TrackingUnavailableError(
+            unavailable_message(uri, f"GET {url} answered HTTP {response.status_code}", results_dir)
+        )
+
+
+_CLIENTS: dict[str, object] = {}
+
+
+def client(uri: str):
+    """An ``MlflowClient`` for ``uri``, with the fast-failing HTTP settings in place.
+
+    One client per URI and process: building one resolves the store (for sqlite, an engine
+    and a schema check) again each time.
+    """
+    configure_http_retries()
+    if uri not in _CLIENTS:
+        from mlflow.tracking.client import MlflowClient
+
+        _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
+    return _CLIENTS[uri]
+
+
+def call(uri: str, fn: Callable[..., T], *args, results_dir=None, **kwargs) -> T:
+    """Call ``fn(*args, **kwargs)``, retrying lock contention and naming unreachable servers."""
+    # A per-process generator spreads the retries of concurrent writers apart.
+    rng = np.random.default_rng(os.getpid())
+    delay = LOCK_FIRST_DELAY
+    for attempt in range(LOCK_RETRIES):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - classified below, re-raised otherwise
+            text = f"{type(exc).__name__}: {exc}"
+            if any(sign in text for sign in _BUSY_SIGNS) and attempt < LOCK_RETRIES - 1:
+                _log.warning(
+                    "store busy (%s); retry %d of %d", _short(exc), attempt + 1, LOCK_RETRIES - 1
+                )
+                time.sleep(delay * (1.0 + rng.random()))
+                delay = min(delay * 2, 2.0)
+                continue
+            if is_http_uri(uri) and any(sign in text for sign in _UNREACHABLE_SIGNS):
+                raise TrackingUnavailableError(unavailable_message(uri, exc, results_dir)) from exc
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def exclusive_lock(name: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on a lock file in the temp folder named after ``name``.
+
+    The same scheme as MLflow's own table-initialisation lock; processes on one machine that
+    use the same store serialise on it.
+    """
+    digest = hashlib.sha256(name.encode()).hexdigest()[:24]
+    lock_path = Path(tempfile.gettempdir()) / f"sparseae-mlflow-{digest}.lock"
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and write a probe file in it, or raise a clear error.
+
+    A real write, not ``os.access``: root passes every permission check but still cannot
+    create a folder below a regular file or write to a read-only filesystem.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".sparseae-write-probe-"):
+            pass
+    except OSError as exc:
+        blocker = next((p for p in [folder, *folder.parents] if p.exists()), None)
+        hint = ""
+        if blocker is not None and not blocker.is_dir():
+            hint = f" ({blocker} is a file, not a folder)"
+        raise ArtifactLocationError(
+            f"{what} {folder} is not writable{hint}: {exc.strerror or exc}; fix the path or its "
+            f"permissions before training (nothing was trained or logged)"
+        ) from exc
+
+
+def default_artifact_root(uri: str) -> Path | None:
+    """``<folder of mlflow.db>/mlartifacts`` for a local sqlite store, else ``None``."""
+    db = sqlite_path(uri)
+    return db.resolve().parent / "mlartifacts" if db is not None else None
+
+
+def init_store(tracking_uri: str, experiment_names, artifact_location=None) -> dict[str, str]:
+    """Create the store and the experiments once; check everything a run will need.
+
+    Call it before parallel jobs start. It is idempotent and safe to call concurrently (an
+    exclusive lock serialises first-time creation of an sqlite store).
+
+    Parameters
+    ----------
+    tracking_uri : str
+        ``sqlite:///ABSOLUTE/PATH.db`` or ``http(s)://host:port``.
+    experiment_names : str or iterable of str
+        MLflow experiments to create (one per config experiment).
+    artifact_location : str or path-like, optional
+        Root for the experiments' artifacts; each experiment gets ``<root>/<name>``. Default
+        for a local store: ``mlartifacts/`` beside the database; for a server: the server's
+        choice (``--artifacts-destination``).
+
+    Returns
+    -------
+    dict
+        Experiment name -> experiment id.
+
+    Raises
+    ------
+    TrackingUnavailableError
+        The tracking server is not reachable.
+    ArtifactLocationError
+        The database folder or a local artifact location cannot be written.
+    """
+    configure_http_retries()
+    names = [experiment_names] if isinstance(experiment_names, str) else list(experiment_names)
+    check_reachable(tracking_uri)
+    db = sqlite_path(tracking_uri)
+    root = (
+        artifact_location if artifact_location is not None else default_artifact_root(tracking_uri)
+    )
+    if db is not None:
+        check_writable_folder(db.resolve().parent, "folder of the MLflow database")
+    local_root = local_artifact_path(root) if root is not None else None
+    if local_root is not None and not is_http_uri(tracking_uri):
+        # Checked before any experiment points at it (a server resolves paths on its side).
+        check_writable_folder(local_root, "MLflow artifact location")
+    with exclusive_lock(tracking_uri):
+        if db is not None:
+            prepare_sqlite_store(db.resolve())
+        mlflow_client = client(tracking_uri)
+        ids = {}
+        for name in names:
+            ids[name] = _get_or_create_experiment(tracking_uri, mlflow_client, name, root)
+            _check_experiment_artifacts(tracking_uri, mlflow_client, ids[name])
+    return ids
+
+
+def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
+    """Return the id of experiment ``name``, creating the store/experiment if needed.
+
+    For an sqlite store the first store access of this process happens under the same lock as
+    :func:`init_store`, so loggers started without it still cannot race on table creation.
+    """
+    db = sqlite_path(tracking_uri)
+    with exclusive_lock(tracking_uri) if db is not None else contextlib.nullcontext():
+        if db is not None:
+            prepare_sqlite_store(db.resolve())
+        return _get_or_create_experiment(
+            tracking_uri,
+            client(tracking_uri),
+            name,
+            default_artifact_root(tracking_uri),
+            results_dir=results_dir,
+        )
+
+
+def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_dir=None) -> str:
+    from mlflow.exceptions import MlflowException
+
+    found = call(uri, mlflow_client.get_experiment_by_name, name, results_dir=results_dir)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"MLflow experiment {name!r} in {uri} is deleted; restore it (mlflow "
+                f"experiments restore --experiment-id {found.experiment_id}) or delete it for "
+                f"good (mlflow gc) before logging"
+            )
+        return found.experiment_id
+    location = None
+    if root is not None:
+        local = local_artifact_path(root)
+        location = (
+            (local / _safe_name(name)).as_uri()
+            if local is not None
+            else (f"{str(root).rstrip('/')}/{_safe_name(name)}")
+        )
+    try:
+        return call(uri, mlflow_client.create_experiment, name, artifact_location=location)
+    except MlflowException as exc:
+        # Another process created it between our lookup and creation (a server is shared).
+        found = call(uri, mlflow_client.get_experiment_by_name, name)
+        if found is None:
+            raise
+        del exc
+        return found.experiment_id
+
+
+def _check_experiment_artifacts(uri: str, mlflow_client, experiment_id: str) -> None:
+    experiment = call(uri, mlflow_client.get_experiment, experiment_id)
+    local = local_artifact_path(experiment.artifact_location)
+    if local is not None and not is_http_uri(uri):
+        check_writable_folder(local, f"MLflow artifact location of experiment {experiment.name!r}")
+
+
+def prepare_sqlite_store(db: Path) -> None:
+    """Create a missing sqlite store by copying a cached, fully migrated empty store.
+
+    MLflow builds a new sqlite store by running its whole migration history (about 10 s here).
+    The result, tables only and no experiment, is the same for every store of one MLflow
+    version, so it is built once per version in ``$XDG_CACHE_HOME/sparseae`` (default
+    ``~/.cache/sparseae``) and copied; MLflow then adds the default experiment itself, with
+    this store's own artifact root. Call it under :func:`exclusive_lock`. If the cache cannot be
+    used, nothing happens and MLflow creates the store the usual way.
+    """
+    if db.exists() and db.stat().st_size > 0:
+        return
+    try:
+        template = _store_template()
+        with atomic_path(db) as tmp:
+            shutil.copyfile(template, tmp)
+    except Exception as exc:  # noqa: BLE001 - an optimisation only: fall back to MLflow
+        _log.info("no cached empty MLflow store (%s); MLflow creates the store itself", exc)
+
+
+def _store_template() -> Path:
+    from importlib import metadata
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparseae"
+    template = cache / f"mlflow-{metadata.version('mlflow')}-empty-store.db"
+    if template.exists():
+        return template
+    cache.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(f"template#{template}"):
+        if not template.exists():
+            import sqlalchemy
+            from mlflow.store.db import utils as db_utils
+
+            with atomic_path(template) as tmp:
+                engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
+                try:
+                    db_utils._initialize_tables(engine)  # what SqlAlchemyStore.__init__ runs
+                    db_utils._verify_schema(engine)
+                finally:
+                    engine.dispose()
+    return template
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "experiment"
+
+
+def _short(cause: object) -> str:
+    text = str(cause)
+    # requests' messages nest the pool and the low-level reason; keep the informative tail.
+    for marker in (
+        "Connection refused",
+        "timed out",
+        "Name or service not known",
+        "RemoteDisconnected",
+        "Connection reset",
+    ):
+        if marker in text:
+            return marker.lower() if marker != "RemoteDisconnected" else "connection closed"
+    return text if len(text) <= 300 else text[:300] + "..."

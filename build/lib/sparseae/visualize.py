@@ -1,0 +1,229 @@
+"""Figures: the exercise's ``display_network`` filter grid, PNG output, training curves.
+
+``display_network`` reproduces the original function's array exactly (SPEC "Visualization"):
+subtract the global mean of ``A``; reshape each column to ``sz × sz`` column-major and divide it
+by its own max |value|; tile row by row on a background of -1 with 1-pixel borders. Each tile
+shows the input that maximally activates one hidden unit under the norm bound ``‖x‖² ≤ 1``
+(``W1[i, :] / ‖W1[i, :]‖``), rescaled for contrast.
+
+Plots use matplotlib's Agg canvas directly (no pyplot, no display, no global state) and every
+file is written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .io import atomic_path
+
+__all__ = ["grid_shape", "display_network", "save_png", "plot_cost_curve", "plot_rhohat"]
+
+
+def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
+    """Rows and columns of the tile grid, by the original rule.
+
+    ``√M × √M`` when ``M`` is a perfect square; otherwise the column count ``n`` starts at
+    ``ceil(√M)`` and grows while ``M mod n ≠ 0`` and ``n < 1.2 √M``. Rows are ``ceil(M / n)``.
+    With ``cols`` given, ``n = cols``.
+    """
+    M = int(num_filters)
+    if M < 1:
+        raise ValueError(f"need at least one filter, got {M}")
+    if cols is not None:
+        n = int(cols)
+        if n < 1:
+            raise ValueError(f"cols must be positive, got {cols}")
+        return -(-M // n), n
+    root = math.isqrt(M)
+    if root * root == M:
+        return root, root
+    n = math.ceil(math.sqrt(M))
+    while M % n != 0 and n < 1.2 * math.sqrt(M):
+        n += 1
+    return -(-M // n), n
+
+
+def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
+    """Tile the columns of ``A`` (one square filter each) into one image array.
+
+    Parameters
+    ----------
+    A : ndarray, shape (sz*sz, M)
+        Pixels × filters, e.g. ``W1.T``.
+    cols : int, optional
+        Number of tile columns; default by :func:`grid_shape`'s rule.
+
+    Returns
+    -------
+    ndarray, float64, shape (1 + rows*(sz+1), 1 + cols*(sz+1))
+        Values in ``[-1, 1]``; background and borders exactly -1. A column that is constant
+        after mean removal (max |value| 0, where MATLAB would divide 0 by 0) is drawn as 0.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim != 2:
+        raise ValueError(f"A must be 2-D (pixels × filters), got shape {A.shape}")
+    L, M = A.shape
+    sz = math.isqrt(L)
+    if sz * sz != L or L == 0:
+        raise ValueError(f"each column must be a square image: {L} pixels is not a square")
+    if not np.all(np.isfinite(A)):
+        raise ValueError("A contains non-finite values")
+    rows, n = grid_shape(M, cols)
+    A = A - A.mean()
+    clim = np.max(np.abs(A), axis=0)
+    scaled = np.divide(A, clim, out=np.zeros_like(A), where=clim > 0)
+    # tiles[k] is column k reshaped column-major (MATLAB reshape(A(:,k), sz, sz)).
+    tiles = scaled.T.reshape(M, sz, sz).transpose(0, 2, 1)
+    buf = 1
+    array = -np.ones((buf + rows * (sz + buf), buf + n * (sz + buf)))
+    for k in range(M):
+        i, j = divmod(k, n)  # row by row, as the original's k loop
+        top, left = buf + i * (sz + buf), buf + j * (sz + buf)
+        array[top : top + sz, left : left + sz] = tiles[k]
+    return array
+
+
+def save_png(array: np.ndarray, path: str | os.PathLike, scale: int = 4) -> None:
+    """Save a display array as an 8-bit grey PNG, atomically.
+
+    The grey map is MATLAB's ``imagesc(array, [-1 1])`` with a grey colormap: -1 → 0 (black),
+    0 → 128, +1 → 255 (white), values outside clipped. Each pixel becomes a
+    ``scale × scale`` block (nearest neighbour) so 8×8 filters stay visible.
+    """
+    from PIL import Image
+
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"array must be 2-D, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("array contains non-finite values")
+    scale = int(scale)
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale}")
+    grey = np.rint((np.clip(array, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    grey = np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(grey, mode="L").save(tmp, format="PNG")
+
+
+def _new_figure(size=(7.0, 4.5)):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_figure(fig, path):
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def _iterations_and_costs(records):
+    if isinstance(records, Mapping) or hasattr(records, "columns"):  # dict of arrays, DataFrame
+        return np.asarray(records["iteration"]), np.asarray(records["cost"])
+    if isinstance(records, Sequence) and (len(records) == 0 or isinstance(records[0], Mapping)):
+        return (
+            np.asarray([r["iteration"] for r in records]),
+            np.asarray([r["cost"] for r in records]),
+        )
+    raise TypeError(
+        "records must be a list of record dicts, a mapping with 'iteration' and 'cost', or "
+        "two arrays (iterations, costs)"
+    )
+
+
+def plot_cost_curve(
+    records,
+    costs_or_path,
+    path: str | os.PathLike | None = None,
+    *,
+    chunk_boundaries: Sequence[float] | None = None,
+    title: str = "Sparse autoencoder training cost",
+):
+    """Cost per L-BFGS iteration (log scale), chunk boundaries marked, saved as PNG.
+
+    Call either ``plot_cost_curve(records, path, ...)`` with records (list of dicts, or a
+    mapping / DataFrame with ``iteration`` and ``cost``), or
+    ``plot_cost_curve(iterations, costs, path, ...)`` with two arrays.
+
+    Parameters
+    ----------
+    chunk_boundaries : sequence of float, optional
+        Global iterations after which a chunk ended (a warm restart follows); drawn as dashed
+        vertical lines.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The saved figure (for inspection).
+    """
+    if path is None:
+        iterations, costs = _iterations_and_costs(records)
+        path = costs_or_path
+    else:
+        iterations, costs = np.asarray(records), np.asarray(costs_or_path)
+    iterations = np.asarray(iterations, dtype=np.float64).reshape(-1)
+    costs = np.asarray(costs, dtype=np.float64).reshape(-1)
+    if iterations.shape != costs.shape:
+        raise ValueError(f"{iterations.size} iterations but {costs.size} costs")
+    if costs.size == 0:
+        raise ValueError("no training records to plot")
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    ax.plot(iterations, costs, color="tab:blue", linewidth=1.2, label="cost J(θ)")
+    for index, boundary in enumerate(chunk_boundaries or []):
+        ax.axvline(
+            boundary,
+            color="tab:gray",
+            linestyle="--",
+            linewidth=0.8,
+            label="chunk boundary (warm restart)" if index == 0 else None,
+        )
+    if np.all(costs > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("L-BFGS iteration")
+    ax.set_ylabel("cost (log scale)" if np.all(costs > 0) else "cost")
+    ax.set_title(f"{title}\nfinal cost {costs[-1]:.6g} after iteration {iterations[-1]:.0f}")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="upper right")
+    _save_figure(fig, path)
+    return fig
+
+
+def plot_rhohat(
+    rhohat: np.ndarray,
+    rho: float,
+    path: str | os.PathLike,
+    *,
+    title: str = "Mean activation of each hidden unit",
+):
+    """Bar chart of ``rhohat`` (mean activation per hidden unit) against the target ``ρ``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    rhohat = np.asarray(rhohat, dtype=np.float64).reshape(-1)
+    if rhohat.size == 0 or not np.all(np.isfinite(rhohat)):
+        raise ValueError("rhohat must be a non-empty vector of finite values")
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    units = np.arange(1, rhohat.size + 1)
+    ax.bar(units, rhohat, width=0.8, color="tab:blue", label="ρ̂ (mean activation)")
+    ax.axhline(rho, color="tab:red", linestyle="--", linewidth=1.2, label=f"target ρ = {rho:g}")
+    ax.set_xlabel("hidden unit")
+    ax.set_ylabel("mean activation over the training examples")
+    ax.set_title(
+        f"{title}\nρ̂ from {rhohat.min():.3g} to {rhohat.max():.3g}, mean {rhohat.mean():.3g}"
+    )
+    ax.set_xlim(0.4, rhohat.size + 0.6)
+    ax.set_ylim(0, 1.3 * max(float(rhohat.max()), float(rho)))  # headroom for the legend
+    ax.legend(loc="upper right")
+    _save_figure(fig, path)
+    return fig
