@@ -118,6 +118,17 @@ def data_key(experiment: Mapping) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def cost_settings(model: Mapping) -> dict:
+    """The keyword arguments of :func:`sparseae.autoencoder.cost_and_grad` for a model section."""
+    return {
+        "visible_size": model["visible_size"],
+        "hidden_size": model["hidden_size"],
+        "lambda_": model["lambda_"],
+        "beta": model["beta"],
+        "rho": model["rho"],
+    }
+
+
 def _refuse_foreign(path, what: str, found, expected: str, name: str, remedy: str) -> None:
     if found != expected:
         raise ForeignResultError(
@@ -372,11 +383,7 @@ def train_chunk(
         theta0,
         data,
         iterations,
-        visible_size=v,
-        hidden_size=h,
-        lambda_=model["lambda_"],
-        beta=model["beta"],
-        rho=model["rho"],
+        **cost_settings(model),
         options=options,
         start_iteration=start,
         start_fun_evals=int(last["fun_evals"]),
@@ -394,15 +401,7 @@ def train_chunk(
             stop["reason"],
             stop["message"],
         )
-    terms = autoencoder.cost_terms(
-        theta,
-        data,
-        visible_size=v,
-        hidden_size=h,
-        lambda_=model["lambda_"],
-        beta=model["beta"],
-        rho=model["rho"],
-    )
+    terms = autoencoder.cost_terms(theta, data, **cost_settings(model))
     rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
     from .environment import environment_info
 
@@ -497,15 +496,7 @@ def finalize(
                 f"{int(r['fun_evals'])}\t{float(r['seconds']):.6f}\n"
             )
     model = trajectory["model"]
-    terms = autoencoder.cost_terms(
-        final,
-        data,
-        visible_size=model["visible_size"],
-        hidden_size=model["hidden_size"],
-        lambda_=model["lambda_"],
-        beta=model["beta"],
-        rho=model["rho"],
-    )
+    terms = autoencoder.cost_terms(final, data, **cost_settings(model))
     rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
     dataset = trajectory["dataset"]
     source = datasets.get_source(dataset["source"])
