@@ -613,8 +613,10 @@ def check_resume(
     theta_length : int
         Length of the checkpoint's theta.
     """
+    from .autoencoder import parameter_count
+
     h, v = experiment["model"]["hidden_size"], experiment["model"]["visible_size"]
-    expected = 2 * h * v + h + v
+    expected = parameter_count(v, h)
     if theta_length != expected:
         raise ConfigError(
             f"checkpoint {path} holds a theta of length {theta_length}, but experiment "

@@ -46,6 +46,7 @@ __all__ = [
     "chunk_path",
     "data_config",
     "data_key",
+    "write_trajectory",
     "sample_patches",
     "load_patches",
     "check_gradient",
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 #: Files of a finished experiment in ``results/{experiment}/`` (chunks apart).
 RESULT_FILES = (
     "config.json",
+    "trajectory.json",
     "patches.npz",
     "gradcheck.json",
     "theta.npz",
@@ -136,6 +138,22 @@ def _refuse_foreign(path, what: str, found, expected: str, name: str, remedy: st
             f"now has {what} {expected}: it was copied from another experiment or written "
             f"with other settings; {remedy}"
         )
+
+
+def write_trajectory(output: str | Path, *, name: str, trajectory: Mapping) -> dict:
+    """Rule ``write_trajectory``: ``trajectory.json``, the experiment's trajectory and its key.
+
+    Training depends on this file, so Snakemake retrains exactly when the trajectory changed.
+    """
+    record = {
+        "name": name,
+        "trajectory_key": fingerprint(trajectory),
+        "data_key": data_key(trajectory),
+        "trajectory": copy.deepcopy(dict(trajectory)),
+    }
+    write_json(output, record)
+    log.info("wrote %s (trajectory key %s)", output, record["trajectory_key"])
+    return record
 
 
 # --------------------------------------------------------------------------------------------

@@ -201,6 +201,7 @@ def rule_logs(wildcards):
     name = wildcards.experiment
     logs = [
         f"logs/{name}/write_config.log",
+        f"logs/{name}/write_trajectory.log",
         f"logs/{name}/sample_patches.log",
         f"logs/{name}/check_gradient.log",
         f"logs/{name}/finalize.log",

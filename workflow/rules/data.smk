@@ -43,6 +43,27 @@ rule write_config:
         "../scripts/write_config.py"
 
 
+# The trajectory (the settings that can change the numbers) as a file of its own: training
+# depends on it, so a trajectory change retrains through a plain input, while the gradient
+# check stays an ancient() gate (Snakemake does not look at a job's own params once a job
+# upstream of it must rerun, so the gate alone would hide a trajectory change from -n).
+rule write_trajectory:
+    output:
+        "results/{experiment}/trajectory.json",
+    log:
+        "logs/{experiment}/write_trajectory.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=resource("light", "mem_mb"),
+        runtime=resource("light", "runtime"),
+    params:
+        trajectory=trajectory,
+    script:
+        "../scripts/write_trajectory.py"
+
+
 rule sample_patches:
     input:
         fetched=fetched_marker,

@@ -7,6 +7,7 @@
 rule train_chunk:
     input:
         patches="results/{experiment}/patches.npz",
+        trajectory="results/{experiment}/trajectory.json",
         # A gate, not a dependency of the numbers: training waits for a passing check, but a
         # rerun of the check (e.g. another gradcheck.bound) retrains nothing.
         gradcheck=ancient("results/{experiment}/gradcheck.json"),
