@@ -304,14 +304,17 @@ def check_gradient(
 
 
 def _check_chunk(path, meta: Mapping, k: int, name: str, trajectory: Mapping, length: int) -> None:
-    _refuse_foreign(
-        path,
-        "trajectory",
-        meta.get("fingerprint"),
-        fingerprint(trajectory),
-        name,
-        f"delete it (or results/{name}/chunks/) and rerun to retrain from there",
-    )
+    """Refuse a checkpoint of another trajectory, another chunk number or theta length."""
+    found, expected = meta.get("fingerprint"), fingerprint(trajectory)
+    if found != expected:
+        differences = config.describe_difference(meta.get("trajectory", {}), trajectory)
+        raise ForeignResultError(
+            f"{path} belongs to trajectory {found or '(none recorded)'}, but experiment "
+            f"'{name}' now has trajectory {expected} (differences, file != now: {differences}): "
+            f"it was copied from another experiment or written with other settings; delete it "
+            f"(or results/{name}/chunks/) and rerun to retrain from there, or restore the "
+            f"settings that wrote it"
+        )
     config.check_resume(path, meta, name, trajectory, length)
     if int(meta.get("chunk", -1)) != int(k):
         raise ForeignResultError(
