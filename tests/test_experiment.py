@@ -147,11 +147,14 @@ def test_chunked_steps_continue_and_finalize_from_any_chunk(folder):
     three = finalize(folder, exp, chunks)
     assert three["iterations"] == 15 and three["final_chunk"] == 3
     assert three["stop"]["reason"] == "budget"
-    theta3 = np.load(folder / "theta.npz")["theta"]
+    theta3 = np.load(folder / "theta.npz", allow_pickle=False)["theta"]
     # Lowering training.chunks: finalize from chunk 2 without training.
     two = finalize(folder, exp, chunks[:2])
     assert two["final_chunk"] == 2 and two["iterations"] == 10
-    with np.load(chunks[1]) as chunk2, np.load(folder / "theta.npz") as theta:
+    with (
+        np.load(chunks[1], allow_pickle=False) as chunk2,
+        np.load(folder / "theta.npz", allow_pickle=False) as theta,
+    ):
         assert np.array_equal(theta["theta"], chunk2["theta"])
         assert not np.array_equal(theta["theta"], theta3)
     history = (folder / "history.tsv").read_text().splitlines()
@@ -208,7 +211,7 @@ def test_a_corrupt_checkpoint_names_the_file_and_the_fix(folder):
 def test_a_checkpoint_with_nan_parameters_names_the_file(folder):
     exp = resolved()
     chunks = train(folder, exp, 1)
-    with np.load(chunks[0]) as archive:
+    with np.load(chunks[0], allow_pickle=False) as archive:
         arrays = {k: archive[k] for k in archive.files}
     arrays["theta"][3] = np.nan
     np.savez(chunks[0], **arrays)
@@ -254,7 +257,7 @@ def test_a_non_finite_cost_is_an_abnormal_stop_in_log_checkpoint_and_summary(
     assert 0 < stop["iterations"] < 20
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "abnormal" in warnings[0] and "chunk 1" in warnings[0]
-    with np.load(experiment.chunk_path(folder, 1)) as archive:
+    with np.load(experiment.chunk_path(folder, 1), allow_pickle=False) as archive:
         assert np.all(np.isfinite(archive["theta"]))
         assert json.loads(str(archive["meta"][()]))["stop"] == stop
     summary = finalize(folder, exp, [experiment.chunk_path(folder, 1)])
