@@ -1,4 +1,4 @@
-"""Numerical gradient checking (UFLDL's gradient checking).
+"""Numerical gradient checking (docs/model.md, "Gradient checking").
 
 Central differences with ``ε = 1e-4`` and the figure ``‖num − ana‖ / ‖num + ana‖``. The
 sanity function ``h(x) = x1² + 3 x1 x2`` at ``(4, 10)`` gives ≈ 2.1452e-12; the autoencoder on a
@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 DEFAULT_BOUND = 1e-9
-"""Largest accepted relative difference for the autoencoder check (UFLDL)."""
+"""Largest accepted relative difference for the autoencoder check (UFLDL's criterion)."""
 
 
 def numerical_gradient(fun: Callable, theta: np.ndarray, epsilon: float = 1e-4) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Random image patches and the exercise's ``normalizeData`` (UFLDL sparse autoencoder exercise).
+"""Random image patches and the exercise's ``normalizeData`` (docs/model.md, "Data preparation").
 
 Patches are flattened column-major (MATLAB ``patch(:)``) into the columns of a
 ``patch_size² × num_patches`` matrix. Offsets are 0-based and cover every position
