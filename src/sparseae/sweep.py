@@ -40,9 +40,6 @@ import pandas as pd
 from sparseae.errors import ConfigError
 from sparseae.io import atomic_path, atomic_write, read_json
 
-# The MLflow tag naming a member's sweep, re-exported here; defined once in the settings.
-from sparseae.tracking.settings import SWEEP_TAG  # noqa: F401
-
 #: Short grid keys and the settings they stand for, in naming order.
 SWEEP_ALIASES = {
     "lambda_": ("model.lambda_", "lam"),
