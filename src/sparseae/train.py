@@ -1,14 +1,19 @@
 """L-BFGS training in chunks with per-iteration records and ``.npz`` checkpoints (SPEC "Optimizer").
 
 The original exercise runs minFunc's L-BFGS (100 correction pairs, 400 iterations, 1000
-function evaluations). We use ``scipy.optimize.minimize(method="L-BFGS-B")`` with every option
-set explicitly (:class:`LBFGSOptions`), and train in chunks with warm restarts: each chunk
+function evaluations, Wolfe line search). Two optimizers are available
+(:attr:`LBFGSOptions.method`): ``"lbfgs"`` (default), :func:`sparseae.lbfgs.minimize_lbfgs`,
+minFunc's L-BFGS with the pairs in one array (two BLAS passes per step), and
+``"scipy-lbfgsb"``, ``scipy.optimize.minimize(method="L-BFGS-B")`` with every option set
+explicitly. Training runs in chunks with warm restarts: each chunk
 starts a fresh L-BFGS from the previous chunk's ``theta`` (the curvature pairs are not carried
 over) and ends in a checkpoint. Records are one per L-BFGS iteration with a global, 1-based
 ``iteration`` across chunks.
 
 The options describe the whole run: ``maxiter`` and ``maxfun`` are budgets shared by all
 chunks, so a chunk starting at iteration 350 with ``maxiter=400`` runs at most 50 iterations.
+The cost may be evaluated in float32 (``dtype``); the optimizer, ``theta`` and the checkpoints
+are float64 in every case.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ from threadpoolctl import threadpool_limits
 
 from . import autoencoder
 from .io import atomic_path
+from .lbfgs import minimize_lbfgs
 
 __all__ = [
     "LBFGSOptions",
+    "METHODS",
+    "DTYPES",
     "RECORD_FIELDS",
     "train_chunk",
     "train_chunked",
@@ -37,6 +45,15 @@ __all__ = [
     "load_checkpoint",
     "records_to_arrays",
 ]
+
+METHODS = ("lbfgs", "scipy-lbfgsb")
+"""Optimizers: minFunc-style L-BFGS (:mod:`sparseae.lbfgs`) and scipy's L-BFGS-B."""
+
+DTYPES = ("float64", "float32")
+"""Precisions of the cost evaluation (the optimizer is float64 in both)."""
+
+STOP_REASONS = ("budget", "converged", "abnormal")
+"""Why a chunk's optimizer stopped (``stop["reason"]`` of :func:`train_chunk`)."""
 
 RECORD_FIELDS = ("iteration", "cost", "grad_norm", "fun_evals", "seconds")
 """Fields of one training record (one per L-BFGS iteration)."""
@@ -52,10 +69,15 @@ _RECORD_DTYPES = {
 
 @dataclasses.dataclass(frozen=True)
 class LBFGSOptions:
-    """Options passed explicitly to scipy's L-BFGS-B; defaults chosen to mirror minFunc.
+    """Optimizer options, set explicitly; defaults chosen to mirror minFunc.
 
     Attributes
     ----------
+    method : {"lbfgs", "scipy-lbfgsb"}
+        ``"lbfgs"``: :func:`sparseae.lbfgs.minimize_lbfgs` (minFunc's L-BFGS and line search,
+        c1 = 1e-4, c2 = 0.9); ``"scipy-lbfgsb"``: scipy's L-BFGS-B (c1 = 1e-3, c2 = 0.9, and a
+        per-iteration cost that grows faster with ``maxcor``). The other options mean the same
+        for both.
     maxcor : int
         Stored correction pairs. minFunc uses 100; scipy's default is 10. At n = 308,308
         (784×196 model) 100 pairs cost ~150 ms per iteration against ~55 ms for 10, so this is
@@ -75,10 +97,11 @@ class LBFGSOptions:
         at most ``ftol``. scipy's default 2.2e-9 can end a run early near a plateau; 1e-12
         keeps the budget in charge.
     maxls : int
-        Line-search steps per iteration (scipy's default 20; the search enforces the strong
-        Wolfe conditions with c1 = 1e-3 and c2 = 0.9 in scipy's implementation).
+        Cost evaluations per line search (scipy's default 20; minFunc allows 26). Both
+        searches look for a step satisfying the strong Wolfe conditions.
     """
 
+    method: str = "lbfgs"
     maxcor: int = 100
     maxiter: int = 400
     maxfun: int = 1000
@@ -87,6 +110,10 @@ class LBFGSOptions:
     maxls: int = 20
 
     def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(
+                f"LBFGSOptions.method must be one of {list(METHODS)}, got {self.method!r}"
+            )
         for name in ("maxcor", "maxiter", "maxfun", "maxls"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -161,6 +188,7 @@ def train_chunk(
     start_seconds: float = 0.0,
     progress: Callable[[dict], None] | None = None,
     cost_fn: Callable | None = None,
+    dtype=None,
 ):
     """Run up to ``iterations`` L-BFGS iterations from ``theta0`` (one chunk of a run).
 
@@ -169,7 +197,7 @@ def train_chunk(
     theta0 : ndarray, shape (2hv + h + v,)
         Starting parameters (not modified).
     data : ndarray, shape (visible_size, m)
-        Training examples, one per column. float32 data trains with the float32 cost path.
+        Training examples, one per column.
     iterations : int
         Iterations of this chunk; fewer run when the run's budgets (``options.maxiter``,
         ``options.maxfun``, counted from ``start_iteration`` / ``start_fun_evals``) end first
@@ -177,13 +205,18 @@ def train_chunk(
     visible_size, hidden_size, lambda_, beta, rho
         Model and hyperparameters, as for :func:`sparseae.autoencoder.cost_and_grad`.
     options : LBFGSOptions, optional
-        Defaults to ``LBFGSOptions()``.
+        Defaults to ``LBFGSOptions()``; ``options.method`` picks the optimizer.
     start_iteration, start_fun_evals, start_seconds
         Counters at the end of the previous chunk, so records continue globally.
     progress : callable, optional
         Called with each record as it is made (for log lines).
     cost_fn : callable, optional
         Replacement for :func:`sparseae.autoencoder.cost_and_grad` (same signature).
+    dtype : {None, "float64", "float32"}, optional
+        Precision of the cost evaluation: the data are converted once and the cost runs in
+        that dtype (float32: about 1.6× faster at 784×196). ``None`` keeps the data's dtype
+        (float32 data train in float32, anything else in float64). The optimizer, ``theta``
+        and the returned values are float64 in every case.
 
     Returns
     -------
@@ -192,6 +225,11 @@ def train_chunk(
     records : list of dict
         One per iteration: ``iteration`` (global, 1-based), ``cost``, ``grad_norm``
         (Euclidean), ``fun_evals`` (cumulative), ``seconds`` (cumulative wall time).
+    stop : dict
+        Why the optimizer stopped: ``reason`` (``"budget"``, ``"converged"`` or
+        ``"abnormal"``), ``message`` (the optimizer's own words), ``status`` (0 converged, 1
+        budget, 2 abnormal: scipy's codes, used for both methods), ``iterations`` and
+        ``fun_evals`` (this chunk's own counts, the evaluation at ``theta0`` included).
     """
     options = LBFGSOptions() if options is None else options
     if not isinstance(options, LBFGSOptions):
@@ -205,13 +243,18 @@ def train_chunk(
         )
     if not np.all(np.isfinite(theta0)):
         raise ValueError("theta0 contains non-finite values")
+    if dtype is not None:
+        if np.dtype(dtype).name not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        data = np.ascontiguousarray(data, dtype=np.dtype(dtype))
     iterations = int(iterations)
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     budget_iter = min(iterations, options.maxiter - int(start_iteration))
     budget_fun = options.maxfun - int(start_fun_evals)
     if budget_iter <= 0 or budget_fun <= 0:
-        return theta0, []
+        which = "iteration" if budget_iter <= 0 else "evaluation"
+        return theta0, [], _stop(1, f"the run's {which} budget was spent before this chunk", 0, 0)
 
     objective = _Objective(
         autoencoder.cost_and_grad if cost_fn is None else cost_fn,
@@ -227,27 +270,63 @@ def train_chunk(
     records: list[dict] = []
     clock0 = time.perf_counter()
 
-    def callback(intermediate_result):
-        x = intermediate_result.x
-        f, g = objective.value_at(x)
-        record = {
+    def record(f, g):
+        entry = {
             "iteration": int(start_iteration) + len(records) + 1,
-            "cost": f,
+            "cost": float(f),
             "grad_norm": float(np.linalg.norm(g)),
             "fun_evals": int(start_fun_evals) + objective.count,
             "seconds": float(start_seconds) + (time.perf_counter() - clock0),
         }
-        records.append(record)
+        records.append(entry)
         if progress is not None:
-            progress(record)
+            progress(entry)
 
     # One BLAS thread for the whole optimization: cost_and_grad runs its own worker threads
-    # (with single-threaded BLAS inside), and L-BFGS-B's memory-bound vector work loses more
-    # to thread wake-ups than it gains. Measured on 2 cores: the time outside the cost
-    # function fell from ~28 % to ~8 % of the wall time (64×25 and 784×196 models).
+    # (with single-threaded BLAS inside), and the optimizer's memory-bound vector work loses
+    # more to thread wake-ups than it gains (measured on 2 cores, see bench/README.md).
     with threadpool_limits(limits=1, user_api="blas"):
-        result = _minimize(objective, theta0, callback, options, budget_iter, budget_fun)
-    return np.array(result.x, dtype=np.float64), records
+        if options.method == "lbfgs":
+            result = minimize_lbfgs(
+                objective,
+                theta0,
+                maxcor=options.maxcor,
+                maxiter=budget_iter,
+                maxfun=budget_fun,
+                gtol=options.gtol,
+                ftol=options.ftol,
+                maxls=options.maxls,
+                callback=lambda x, f, g: record(f, g),
+            )
+            status = {"converged": 0, "budget": 1, "abnormal": 2}[result.reason]
+            stop = _stop(status, result.message, result.nit, result.nfev)
+        else:
+
+            def callback(intermediate_result):
+                record(*objective.value_at(intermediate_result.x))
+
+            result = _minimize(objective, theta0, callback, options, budget_iter, budget_fun)
+            status = int(result.status)
+            stop = _stop(status, str(result.message), int(result.nit), int(result.nfev))
+    return np.array(result.x, dtype=np.float64), records, stop
+
+
+def _cost_dtype(data, dtype) -> str:
+    """The dtype the cost runs in: ``dtype``, else float32 for float32 data, else float64."""
+    if dtype is not None:
+        return np.dtype(dtype).name
+    return "float32" if getattr(data, "dtype", None) == np.float32 else "float64"
+
+
+def _stop(status: int, message: str, iterations: int, fun_evals: int) -> dict:
+    reason = {0: "converged", 1: "budget"}.get(status, "abnormal")
+    return {
+        "status": status,
+        "message": message,
+        "iterations": iterations,
+        "fun_evals": fun_evals,
+        "reason": reason,
+    }
 
 
 def _minimize(objective, theta0, callback, options, budget_iter, budget_fun):
@@ -398,12 +477,13 @@ def train_chunked(
     progress: Callable[[dict], None] | None = None,
     cost_fn: Callable | None = None,
     stop_after: int | None = None,
+    dtype=None,
 ):
     """Train ``chunks`` × ``iterations_per_chunk`` with warm restarts, resuming from checkpoints.
 
     Chunk ``k`` (1-based) is written to ``checkpoint_dir/{k}.npz``. Existing chunk files are
     loaded instead of recomputed (after checking they belong to this configuration: sizes,
-    hyperparameters, options, chunking and the SHA-256 of ``theta0`` and ``data``), so a run
+    hyperparameters, options, dtype, chunking and the SHA-256 of ``theta0`` and ``data``), so a run
     killed after chunk ``k`` resumes at ``k + 1`` and ends bit-identical to an uninterrupted
     chunked run (each chunk depends only on the previous chunk's exact float64 ``theta``).
 
@@ -413,6 +493,8 @@ def train_chunked(
     checkpoint_dir : path-like
     stop_after : int, optional
         Stop after this many chunks (simulates a killed run in tests).
+    dtype : {None, "float64", "float32"}, optional
+        Precision of the cost evaluation (see :func:`train_chunk`).
     options : LBFGSOptions, optional
         Defaults to ``LBFGSOptions(maxiter=chunks * iterations_per_chunk)``.
     Other parameters are as for :func:`train_chunk`.
@@ -436,6 +518,7 @@ def train_chunked(
         "beta": float(beta),
         "rho": float(rho),
         "options": options.to_dict(),
+        "dtype": _cost_dtype(data, dtype),
         "chunks": chunks,
         "iterations_per_chunk": per,
         "theta0_sha256": _sha256(theta),
@@ -453,7 +536,7 @@ def train_chunked(
                 path, expected_length=theta.size, expected_meta={**config, "chunk": k}
             )
         else:
-            theta, records = train_chunk(
+            theta, records, stop = train_chunk(
                 theta,
                 data,
                 per,
@@ -468,8 +551,9 @@ def train_chunked(
                 start_seconds=last["seconds"],
                 progress=progress,
                 cost_fn=cost_fn,
+                dtype=dtype,
             )
-            save_checkpoint(path, theta, records, {**config, "chunk": k})
+            save_checkpoint(path, theta, records, {**config, "chunk": k, "stop": stop})
         if records:
             last = records[-1]
         all_records.extend(records)

@@ -86,7 +86,7 @@ def progress(record):
 # maxfun is the whole run's evaluation budget (as minFunc's maxFunEvals); the iteration limit
 # is this chunk's, so the number of chunks stays out of the trajectory.
 options = LBFGSOptions(**optimizer, maxiter=start_iteration + iterations)
-theta, records = train_chunk(
+theta, records, stop = train_chunk(
     theta0,
     data,
     iterations,
