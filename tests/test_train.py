@@ -224,6 +224,36 @@ def test_chunked_run_resumes_bit_identically(tmp_path):
         )
 
 
+@pytest.mark.parametrize("method", train.METHODS)
+def test_float32_cost_trains_close_to_float64_and_resumes_bit_identically(tmp_path, method):
+    theta0, data = _small_problem()
+    options = train.LBFGSOptions(method=method, maxiter=40)
+    _, r64, _ = train.train_chunk(theta0, data, 40, options=options, **SMALL)
+    theta32, r32, _ = train.train_chunk(theta0, data, 40, options=options, dtype="float32", **SMALL)
+    # dtype="float32" is the float32 data path: the data converted once, nothing else changed
+    _, same, _ = train.train_chunk(theta0, data.astype(np.float32), 40, options=options, **SMALL)
+    assert [r["cost"] for r in same] == [r["cost"] for r in r32]
+    assert theta32.dtype == np.float64
+    assert r32[-1]["cost"] != r64[-1]["cost"]
+    assert r32[-1]["cost"] == pytest.approx(r64[-1]["cost"], rel=1e-3)
+
+    kwargs = dict(chunks=4, iterations_per_chunk=10, options=options, dtype="float32", **SMALL)
+    full, records_full = train.train_chunked(theta0, data, checkpoint_dir=tmp_path / "a", **kwargs)
+    train.train_chunked(theta0, data, checkpoint_dir=tmp_path / "b", stop_after=2, **kwargs)
+    resumed, records_resumed = train.train_chunked(
+        theta0, data, checkpoint_dir=tmp_path / "b", **kwargs
+    )
+    assert resumed.tobytes() == full.tobytes()
+    assert [r["cost"] for r in records_resumed] == [r["cost"] for r in records_full]
+    # the float32 checkpoints are refused by a float64 run, naming the dtype
+    with pytest.raises(ValueError, match="dtype"):
+        train.train_chunked(
+            theta0, data, checkpoint_dir=tmp_path / "a", **{**kwargs, "dtype": None}
+        )
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        train.train_chunk(theta0, data, 5, dtype="float16", **SMALL)
+
+
 def _octave_rand(seed, rows, cols):
     """Octave's rand('state', seed) stream (shared/reference/README.md recipe)."""
     random.seed(seed)

@@ -501,12 +501,17 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
 def trajectory_config(experiment: Mapping) -> dict:
     """The settings that decide the training trajectory (what :func:`fingerprint` hashes).
 
-    ``training.iterations_per_chunk`` is included (a chunk boundary restarts L-BFGS);
+    ``training.iterations_per_chunk`` is included (a chunk boundary restarts L-BFGS), and so
+    is ``training.dtype`` (the precision of the cost changes the trajectory);
     ``training.chunks`` is not, so raising it extends a finished run without retraining.
     Resources, progress reporting, gradient-check settings and descriptions are left out.
     """
     subset = {key: copy.deepcopy(experiment[key]) for key in TRAJECTORY_KEYS}
-    subset["training"] = {"iterations_per_chunk": experiment["training"]["iterations_per_chunk"]}
+    training = experiment["training"]
+    subset["training"] = {
+        "iterations_per_chunk": training["iterations_per_chunk"],
+        "dtype": training.get("dtype", "float64"),
+    }
     return subset
 
 

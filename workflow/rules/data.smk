@@ -63,6 +63,7 @@ rule sample_patches:
         patches=section("patches"),
         model=section("model"),
         seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
+        dtype=lambda wildcards: EXPERIMENTS[wildcards.experiment]["training"]["dtype"],
     message:
         "{wildcards.experiment}: prepare images and sample patches"
     script:

@@ -22,7 +22,8 @@ log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
 model, settings = smk.params.model, smk.params.gradcheck
 
 with np.load(smk.input.patches, allow_pickle=False) as archive:
-    data = archive["data"][:, : settings["num_examples"]]
+    # float64 whatever training.dtype: the check compares gradients to 1e-9.
+    data = archive["data"][:, : settings["num_examples"]].astype(np.float64)
 result = check_gradient(
     hidden_size=settings["hidden_size"],
     lambda_=model["lambda_"],

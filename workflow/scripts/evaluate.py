@@ -59,7 +59,7 @@ del images
 with np.load(smk.input.patches, allow_pickle=False) as archive:
     trained_on = archive["data"]
 if trained_on.shape != parts["unlabeled"].shape or not np.array_equal(
-    trained_on, parts["unlabeled"]
+    trained_on, parts["unlabeled"].astype(trained_on.dtype)  # stored in training.dtype
 ):
     raise RuntimeError(
         f"{smk.input.patches} (shape {trained_on.shape}) is not the unlabeled set of "

@@ -58,13 +58,15 @@ else:
     if patch_cfg["normalize"]:
         data = normalize_patches(data)
 
-data = np.ascontiguousarray(data, dtype=np.float64)
+# Stored in training.dtype (computed in float64): what the cost function reads.
+data = np.ascontiguousarray(data, dtype=smk.params.dtype)
 with atomic_path(smk.output[0]) as tmp:
     np.savez(tmp, data=data)
 logging.info(
-    "wrote %s: data %s, min %.4f max %.4f mean %.4f",
+    "wrote %s: data %s %s, min %.4f max %.4f mean %.4f",
     smk.output[0],
     data.shape,
+    data.dtype,
     data.min(),
     data.max(),
     data.mean(),

@@ -100,6 +100,7 @@ theta, records, stop = train_chunk(
     start_fun_evals=int(last["fun_evals"]),
     start_seconds=float(last["seconds"]),
     progress=progress,
+    dtype=trajectory["training"]["dtype"],
 )
 # Chunk-end figures for MLflow: the three cost terms and rhohat statistics at this theta.
 terms = cost_terms(
@@ -129,12 +130,15 @@ meta = {
     },
     "wall_seconds": time.perf_counter() - started,
     "last": {key: records[-1][key] for key in last} if records else last,
+    "stop": stop,
     "environment": environment_info(),
 }
 save_checkpoint(smk.output[0], theta, records, meta)
 log.info(
-    "wrote %s: %d iterations in this chunk, cost %.8f",
+    "wrote %s: %d iterations in this chunk, cost %.8f; optimizer stopped (%s): %s",
     smk.output[0],
     len(records),
     records[-1]["cost"] if records else float("nan"),
+    stop["reason"],
+    stop["message"],
 )
