@@ -57,10 +57,9 @@ del images
 
 # The features must come from unlabeled digits only: patches.npz is the autoencoder's data.
 with np.load(smk.input.patches, allow_pickle=False) as archive:
-    trained_on = archive["data"]
-if trained_on.shape != parts["unlabeled"].shape or not np.array_equal(
-    trained_on, parts["unlabeled"].astype(trained_on.dtype)  # stored in training.dtype
-):
+    trained_on = archive["data"]  # stored in training.dtype
+unlabeled = parts["unlabeled"].astype(trained_on.dtype)
+if trained_on.shape != unlabeled.shape or not np.array_equal(trained_on, unlabeled):
     raise RuntimeError(
         f"{smk.input.patches} (shape {trained_on.shape}) is not the unlabeled set of "
         f"experiment '{name}' ({parts['unlabeled'].shape}: digits {dataset['digits']} of the "
