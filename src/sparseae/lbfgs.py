@@ -22,8 +22,9 @@ the recursion is a combination of entries of ``P Pᵀ`` and ``P g``). The Gram m
 kept up to date without extra passes: ``P s_new = t (Gram c + c_g P g_old)``,
 ``P y_new = P g_new − P g_old``, and the new pair's own products are n-length dots. In exact
 arithmetic the direction is the two-loop recursion's; in floating point the two agree to
-rounding (the reference training below is reproduced as closely as minFunc's own runs with
-two BLAS builds agree with each other).
+rounding. On the exercise's 400-iteration reference run (64×25×10,000) the costs follow
+minFunc's trace within 1e-9 relative for 90 iterations and within 1.3e-4 throughout, as
+closely as minFunc's own rerun with another BLAS follows it (tests/test_train.py).
 
 Stopping rules use the options of :class:`sparseae.train.LBFGSOptions` with the meaning scipy
 gives them (``gtol`` on ``max |g_i|``, ``ftol`` on the relative reduction, budgets checked
