@@ -35,7 +35,7 @@ def pair(tmp_path_factory):
     for dtype in ("float64", "float32"):
         extra = {"training": {**TRAINING, "dtype": dtype}}
         workdir = make_workdir(tmp_path_factory.mktemp(dtype) / "work", extra)
-        run(workdir, "results/natural/summary.json")
+        run(workdir)
         folders[dtype] = workdir
     return folders
 
