@@ -22,7 +22,8 @@ average is printed at start and end: the machine is shared, trust ratios measure
 not absolute times.
 
 Usage: ``python bench/train_overhead.py [--shape 784x196] [--iterations 130] [--rounds 2]
-[--maxcor 100] [--chunks 2] [--m 10000] [--only lbfgs/float64 --only scipy/float64]``.
+[--maxcor 100] [--chunks 2] [--m 10000] [--only lbfgs/float64 --only scipy/float64]``;
+``--step-only 308308`` times the optimizer's step alone (see :func:`step_only`).
 """
 
 from __future__ import annotations
@@ -156,6 +157,60 @@ def bench_shape(v, h, m, iterations, chunks, maxcor, rounds, names):
         )
 
 
+def step_only(n, maxcor, iterations, rounds):
+    """Milliseconds per optimizer step at full memory, on a cost that costs almost nothing.
+
+    A diagonal quadratic with n variables and curvatures spread over [1, 1000]: L-BFGS keeps
+    making progress for hundreds of iterations, and each evaluation is two cheap passes. The
+    time per iteration after ``maxcor`` iterations is the optimizer's own step (plus those
+    passes, timed and subtracted).
+    """
+    rng = np.random.default_rng(1)
+    curvature = 10 ** rng.uniform(0, 3, n)
+    x0 = rng.standard_normal(n)
+
+    def quadratic(x, *_args, **_kwargs):
+        g = curvature * x
+        return 0.5 * float(x @ g), g
+
+    times = {"lbfgs": [], "scipy-lbfgsb": []}
+    for r in range(rounds):
+        for method in list(times)[r % 2 :] + list(times)[: r % 2]:
+            timed = TimedCost(quadratic)
+            stamps = []
+
+            def stamp(*_args, timed=timed, stamps=stamps):
+                stamps.append((time.perf_counter(), timed.seconds))
+
+            options = train.LBFGSOptions(method=method, maxcor=maxcor, maxiter=iterations)
+            if method == "lbfgs":
+                from sparseae.lbfgs import minimize_lbfgs
+
+                minimize_lbfgs(
+                    timed, x0, maxcor=maxcor, maxiter=iterations, maxfun=10 * iterations,
+                    callback=stamp,
+                )  # fmt: skip
+            else:
+                minimize(
+                    timed, x0, jac=True, method="L-BFGS-B",
+                    callback=stamp,
+                    options=dict(maxcor=maxcor, maxiter=iterations, maxfun=10 * iterations,
+                                 gtol=options.gtol, ftol=options.ftol),
+                )  # fmt: skip
+            full = stamps[maxcor:]
+            if len(full) < 2:
+                raise SystemExit(f"{method} stopped after {len(stamps)} iterations")
+            wall = full[-1][0] - full[0][0]
+            inside = full[-1][1] - full[0][1]
+            times[method].append(1e3 * (wall - inside) / (len(full) - 1))
+    print(f"optimizer step alone, n = {n}, maxcor {maxcor}, memory full, {rounds} rounds:")
+    for method, values in times.items():
+        print(
+            f"  {method:13s} {min(values):7.1f} ms/iteration (median "
+            f"{statistics.median(values):.1f}), load {os.getloadavg()[0]:.1f}"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", action="append", help="VISIBLExHIDDEN (repeatable)")
@@ -167,7 +222,17 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--m", type=int, default=10_000)
     parser.add_argument("--only", action="append", choices=CANDIDATES, help="candidates")
+    parser.add_argument(
+        "--step-only", type=int, metavar="N", help="time the optimizer step alone at n = N"
+    )
     args = parser.parse_args()
+    if args.step_only:
+        from threadpoolctl import threadpool_limits
+
+        print(f"load average at start: {os.getloadavg()}")
+        with threadpool_limits(limits=1, user_api="blas"):  # as in training
+            step_only(args.step_only, args.maxcor, args.iterations or 150, args.rounds)
+        return
     names = list(args.only or CANDIDATES)
     print(f"load average at start: {os.getloadavg()}; cost_and_grad threads: {ae._threads}")
     for shape in args.shape or ["64x25", "784x196"]:
