@@ -59,7 +59,7 @@ def train_autoencoder(data, hidden, iterations, maxcor, rng, label):
             )
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    theta, records, _ = train.train_chunk(
+    theta, records = train.train_chunk(
         theta0, data, iterations, visible_size=visible, hidden_size=hidden, options=options,
         progress=progress, **SPARSE,
     )  # fmt: skip

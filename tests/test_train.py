@@ -22,6 +22,13 @@ def _small_problem(m=300, seed=0):
     return theta0, data
 
 
+def _chunk(*args, **kwargs):
+    """``train.train_chunk`` with its ``stop`` dict returned as a third value."""
+    stop: dict = {}
+    theta, records = _chunk(*args, stop=stop, **kwargs)
+    return theta, records, stop
+
+
 class _Counting:
     """cost_and_grad that counts its calls (the real function, just counted)."""
 
@@ -71,7 +78,7 @@ def test_records_describe_the_accepted_iterates_without_extra_evaluations(method
     theta0, data = _small_problem()
     counting = _Counting()
     seen = []
-    theta, records, stop = train.train_chunk(
+    theta, records, stop = _chunk(
         theta0, data, 25, start_iteration=100, start_fun_evals=7, start_seconds=2.5,
         progress=seen.append, cost_fn=counting, options=train.LBFGSOptions(method=method),
         **SMALL,
@@ -101,28 +108,25 @@ def test_records_describe_the_accepted_iterates_without_extra_evaluations(method
 def test_run_budgets_are_shared_by_chunks(method):
     theta0, data = _small_problem()
     options = train.LBFGSOptions(method=method, maxiter=400, maxfun=1000)
-    _, records, _ = train.train_chunk(
-        theta0, data, 50, options=options, start_iteration=390, **SMALL
-    )
+    _, records, _ = _chunk(theta0, data, 50, options=options, start_iteration=390, **SMALL)
     assert len(records) == 10 and records[-1]["iteration"] == 400
-    theta, records, stop = train.train_chunk(
-        theta0, data, 50, options=options, start_iteration=400, **SMALL
-    )
+    theta, records, stop = _chunk(theta0, data, 50, options=options, start_iteration=400, **SMALL)
     assert records == [] and np.array_equal(theta, theta0)
     assert stop["reason"] == "budget" and stop["iterations"] == stop["fun_evals"] == 0
     # maxfun counts evaluations (checked between iterations), not iterations
     small_budget = train.LBFGSOptions(method=method, maxfun=10)
-    _, records, stop = train.train_chunk(theta0, data, 50, options=small_budget, **SMALL)
+    _, records, stop = _chunk(theta0, data, 50, options=small_budget, **SMALL)
     assert 0 < len(records) < 50 and records[-1]["fun_evals"] <= 10 + options.maxls
-    assert stop["reason"] == "budget" and stop["fun_evals"] == records[-1]["fun_evals"] > 10
+    assert stop["reason"] == "evaluations" and stop["status"] == 1
+    assert stop["fun_evals"] == records[-1]["fun_evals"] > 10
 
 
 @pytest.mark.parametrize("method", train.METHODS)
 def test_maxcor_changes_the_trajectory(method):
     theta0, data = _small_problem()
     many, few = (train.LBFGSOptions(method=method, maxcor=c) for c in (100, 3))
-    _, a, _ = train.train_chunk(theta0, data, 30, options=many, **SMALL)
-    _, b, _ = train.train_chunk(theta0, data, 30, options=few, **SMALL)
+    _, a, _ = _chunk(theta0, data, 30, options=many, **SMALL)
+    _, b, _ = _chunk(theta0, data, 30, options=few, **SMALL)
     # iteration k uses k - 1 pairs: identical while both keep them all (k <= 4)…
     assert [r["cost"] for r in a[:4]] == [r["cost"] for r in b[:4]]
     assert a[-1]["cost"] != b[-1]["cost"]  # …then the memory size matters
@@ -133,31 +137,44 @@ def test_convergence_and_abnormal_stops_are_reported():
     # a loose gtol ends the run early: "converged", for both optimizers
     for method in train.METHODS:
         loose = train.LBFGSOptions(method=method, gtol=1e-2)
-        _, records, stop = train.train_chunk(theta0, data, 200, options=loose, **SMALL)
+        _, records, stop = _chunk(theta0, data, 200, options=loose, **SMALL)
         assert stop["reason"] == "converged" and stop["status"] == 0, stop
         assert stop["iterations"] == len(records) < 200
 
-    # a cost that turns non-finite after a few evaluations: "abnormal", not a silent success
+
+@pytest.mark.parametrize("method", train.METHODS)
+def test_a_non_finite_cost_ends_the_chunk_at_the_last_finite_point(method):
+    theta0, data = _small_problem()
+
     class Breaks:
+        """The real cost for 6 evaluations, then a NaN cost (the gradient stays finite)."""
+
         calls = 0
+        points: list = []
 
         def __call__(self, theta, data, **kwargs):
             self.calls += 1
             f, g = ae.cost_and_grad(theta, data, **kwargs)
-            return (f, g) if self.calls <= 6 else (np.nan, g * np.nan)
+            self.points.append(np.array(theta))
+            return (f if self.calls <= 6 else np.nan), g
 
-    for method in train.METHODS:
-        options = train.LBFGSOptions(method=method)
-        _, records, stop = train.train_chunk(
-            theta0, data, 50, options=options, cost_fn=Breaks(), **SMALL
-        )
-        assert stop["reason"] == "abnormal" and stop["status"] == 2, stop
-        assert len(records) < 50 and stop["message"]
+    breaks = Breaks()
+    options = train.LBFGSOptions(method=method)
+    theta, records, stop = _chunk(theta0, data, 50, options=options, cost_fn=breaks, **SMALL)
+    # "abnormal", not a silent success, with the same account for both optimizers
+    assert stop["reason"] == "abnormal" and stop["status"] == 2, stop
+    assert "non-finite" in stop["message"] and 0 < len(records) < 50
+    assert stop["iterations"] == len(records) and stop["fun_evals"] == breaks.calls
+    assert f"iteration {len(records) + 1}" in stop["message"]
+    # theta is the last recorded iterate, whose cost and gradient were finite
+    cost, grad = ae.cost_and_grad(theta, data, **SMALL)
+    assert cost == records[-1]["cost"] and np.all(np.isfinite(theta))
+    assert any(np.array_equal(theta, p) for p in breaks.points[:6])
 
 
 def test_checkpoint_round_trip_is_exact(tmp_path):
     theta0, data = _small_problem()
-    theta, records, _ = train.train_chunk(theta0, data, 5, **SMALL)
+    theta, records, _ = _chunk(theta0, data, 5, **SMALL)
     meta = {"chunk": 1, "options": train.LBFGSOptions().to_dict(), "sizes": [16, 4]}
     path = tmp_path / "chunks" / "1.npz"
     train.save_checkpoint(path, theta, records, meta)
@@ -176,7 +193,7 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
 
 def test_load_checkpoint_errors_name_the_problem(tmp_path):
     theta0, data = _small_problem()
-    theta, records, _ = train.train_chunk(theta0, data, 3, **SMALL)
+    theta, records, _ = _chunk(theta0, data, 3, **SMALL)
     good = tmp_path / "good.npz"
     train.save_checkpoint(good, theta, records, {"lambda_": 1e-4})
     with pytest.raises(ValueError, match="length 148, expected 149"):
@@ -228,10 +245,10 @@ def test_chunked_run_resumes_bit_identically(tmp_path):
 def test_float32_cost_trains_close_to_float64_and_resumes_bit_identically(tmp_path, method):
     theta0, data = _small_problem()
     options = train.LBFGSOptions(method=method, maxiter=40)
-    _, r64, _ = train.train_chunk(theta0, data, 40, options=options, **SMALL)
-    theta32, r32, _ = train.train_chunk(theta0, data, 40, options=options, dtype="float32", **SMALL)
+    _, r64, _ = _chunk(theta0, data, 40, options=options, **SMALL)
+    theta32, r32, _ = _chunk(theta0, data, 40, options=options, dtype="float32", **SMALL)
     # dtype="float32" is the float32 data path: the data converted once, nothing else changed
-    _, same, _ = train.train_chunk(theta0, data.astype(np.float32), 40, options=options, **SMALL)
+    _, same, _ = _chunk(theta0, data.astype(np.float32), 40, options=options, **SMALL)
     assert [r["cost"] for r in same] == [r["cost"] for r in r32]
     assert theta32.dtype == np.float64
     assert r32[-1]["cost"] != r64[-1]["cost"]
@@ -291,7 +308,7 @@ def test_400_iterations_reach_minfunc_cost(reference_run, method):
     ref, data, kwargs = reference_run
     assert float(ref["final_cost"]) == pytest.approx(MINFUNC_FINAL, abs=1e-5)
     options = train.LBFGSOptions(method=method)
-    _, records, stop = train.train_chunk(ref["theta0"], data, 400, options=options, **kwargs)
+    _, records, stop = _chunk(ref["theta0"], data, 400, options=options, **kwargs)
     assert len(records) == 400 and stop["reason"] == "budget"
     print(f"{method}, continuous 400 iterations: final cost {records[-1]['cost']:.8f}")
     assert records[-1]["cost"] <= MINFUNC_FINAL * (1 + 1e-3)

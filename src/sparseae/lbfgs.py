@@ -64,12 +64,16 @@ class LBFGSResult:
         Iterations done (accepted steps).
     nfev : int
         Cost evaluations, the one at ``x0`` included.
-    reason : {"budget", "converged", "abnormal"}
-        ``budget``: ``maxiter`` or ``maxfun`` reached; ``converged``: a tolerance was met;
-        ``abnormal``: the optimizer could not continue (no descent direction, the line search
-        found no lower point, or a non-finite cost or gradient).
+    reason : {"budget", "evaluations", "converged", "abnormal"}
+        ``budget``: ``maxiter`` reached; ``evaluations``: ``maxfun`` reached; ``converged``: a
+        tolerance was met; ``abnormal``: the optimizer could not continue (no descent
+        direction, the line search found no lower point, or a non-finite cost or gradient).
     message : str
         What happened, in words.
+    non_finite : bool
+        The run ended because the cost or gradient was non-finite: at ``x0``, or at every
+        trial point of the last line search that was not higher than ``fun`` (``x`` is then
+        the last point where both were finite).
     """
 
     x: np.ndarray
@@ -79,6 +83,7 @@ class LBFGSResult:
     nfev: int
     reason: str
     message: str
+    non_finite: bool = False
 
     @property
     def success(self) -> bool:
@@ -226,13 +231,18 @@ def _cubic_min(x1, f1, g1, x2, f2, g2, lo=None, hi=None):
 def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
     """minFunc's ``WolfeLineSearch`` with cubic interpolation (``LS = 4``).
 
-    Returns ``(t, f_new, g_new, evaluations, wolfe)``: the lowest point found (``t`` may be
-    0 when nothing lower was found) and whether it satisfies the strong Wolfe conditions.
+    Returns ``(t, f_new, g_new, evaluations, wolfe, non_finite)``: the lowest point of
+    finite cost and gradient found (``t`` is 0 when nothing lower was found), whether it
+    satisfies the strong Wolfe conditions, and whether any trial point was non-finite.
     """
+    seen = {"non_finite": False}
 
     def evaluate(step):
         fx, gx = fun(x + step * d)
-        return float(fx), gx
+        fx = float(fx)
+        if not _finite(fx, gx):
+            seen["non_finite"] = True
+        return fx, gx
 
     f_new, g_new = evaluate(t)
     evals = 1
@@ -297,8 +307,11 @@ def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
             bracket[lo_pos] = [t, f_new, g_new, gtd_new]
         if not done and abs((bracket[0][0] - bracket[1][0]) * gtd_new) < TOLX:
             break  # the bracket cannot shrink any further
-    best = min(bracket, key=lambda b: b[1] if math.isfinite(b[1]) else math.inf)
-    return best[0], best[1], best[2], evals, done
+    finite = [b for b in bracket if _finite(b[1], b[2])]
+    if not finite:  # only possible when the starting point itself was non-finite
+        return 0.0, f, g, evals, False, seen["non_finite"]
+    best = min(finite, key=lambda b: b[1])
+    return best[0], best[1], best[2], evals, done, seen["non_finite"]
 
 
 def minimize_lbfgs(
@@ -345,11 +358,11 @@ def minimize_lbfgs(
     f = float(f)
     nfev, nit = 1, 0
 
-    def result(reason, message):
-        return LBFGSResult(x, f, g, nit, nfev, reason, message)
+    def result(reason, message, non_finite=False):
+        return LBFGSResult(x, f, g, nit, nfev, reason, message, non_finite)
 
     if not _finite(f, g):
-        return result("abnormal", "the cost or gradient at the starting point is not finite")
+        return result("abnormal", "the cost or gradient at the starting point is not finite", True)
     if float(np.max(np.abs(g))) <= gtol:
         return result("converged", f"max |g_i| <= gtol = {gtol:g} at the starting point")
     pairs = _Pairs(x.size, int(maxcor))
@@ -365,9 +378,16 @@ def minimize_lbfgs(
         gtd = float(g @ d)
         if not (math.isfinite(gtd) and gtd < 0):
             return result("abnormal", f"not a descent direction (gᵀd = {gtd:.3e})")
-        t, f_new, g_new, evals, _ = _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls)
+        t, f_new, g_new, evals, _, non_finite = _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls)
         nfev += evals
         if t == 0 or not f_new < f:
+            if non_finite:
+                return result(
+                    "abnormal",
+                    f"the line search met a non-finite cost or gradient and found no lower "
+                    f"finite cost in {evals} evaluations",
+                    True,
+                )
             return result("abnormal", f"the line search found no lower cost in {evals} evaluations")
         s = t * d
         y = g_new - g
@@ -387,4 +407,4 @@ def minimize_lbfgs(
         if nit >= maxiter:
             return result("budget", f"reached maxiter = {maxiter} iterations")
         if nfev > maxfun:
-            return result("budget", f"reached maxfun: {nfev} > {maxfun} evaluations")
+            return result("evaluations", f"reached maxfun: {nfev} > {maxfun} evaluations")

@@ -1,4 +1,4 @@
-"""L-BFGS training in chunks with per-iteration records and ``.npz`` checkpoints (SPEC "Optimizer").
+"""L-BFGS training in chunks with per-iteration records and ``.npz`` checkpoints (docs/model.md).
 
 The original exercise runs minFunc's L-BFGS (100 correction pairs, 400 iterations, 1000
 function evaluations, Wolfe line search). Two optimizers are available
@@ -52,7 +52,7 @@ METHODS = ("lbfgs", "scipy-lbfgsb")
 DTYPES = ("float64", "float32")
 """Precisions of the cost evaluation (the optimizer is float64 in both)."""
 
-STOP_REASONS = ("budget", "converged", "abnormal")
+STOP_REASONS = ("budget", "evaluations", "converged", "abnormal")
 """Why a chunk's optimizer stopped (``stop["reason"]`` of :func:`train_chunk`)."""
 
 RECORD_FIELDS = ("iteration", "cost", "grad_norm", "fun_evals", "seconds")
@@ -189,6 +189,7 @@ def train_chunk(
     progress: Callable[[dict], None] | None = None,
     cost_fn: Callable | None = None,
     dtype=None,
+    stop: dict | None = None,
 ):
     """Run up to ``iterations`` L-BFGS iterations from ``theta0`` (one chunk of a run).
 
@@ -217,6 +218,17 @@ def train_chunk(
         that dtype (float32: about 1.6× faster at 784×196). ``None`` keeps the data's dtype
         (float32 data train in float32, anything else in float64). The optimizer, ``theta``
         and the returned values are float64 in every case.
+    stop : dict, optional
+        Filled with how the optimizer stopped, the same keys for both methods: ``reason``
+        (:data:`STOP_REASONS`, see :func:`stop_reason`): ``"budget"`` (the chunk's or the
+        run's iteration budget was used up: the normal end), ``"evaluations"`` (the run's
+        ``maxfun`` ran out first), ``"converged"`` (``gtol``, ``ftol`` or, for ``"lbfgs"``,
+        minFunc's smallest step reached) or ``"abnormal"`` (e.g. the line search failed, or
+        the cost became non-finite: the chunk then ends at the last point whose cost and
+        gradient were finite); ``status`` (scipy's codes, used for both methods: 0
+        converged, 1 budget or evaluations, 2 abnormal); ``message`` (the optimizer's own
+        words); ``iterations`` and ``fun_evals`` (this chunk's own counts, the evaluation at
+        ``theta0`` included).
 
     Returns
     -------
@@ -225,11 +237,6 @@ def train_chunk(
     records : list of dict
         One per iteration: ``iteration`` (global, 1-based), ``cost``, ``grad_norm``
         (Euclidean), ``fun_evals`` (cumulative), ``seconds`` (cumulative wall time).
-    stop : dict
-        Why the optimizer stopped: ``reason`` (``"budget"``, ``"converged"`` or
-        ``"abnormal"``), ``message`` (the optimizer's own words), ``status`` (0 converged, 1
-        budget, 2 abnormal: scipy's codes, used for both methods), ``iterations`` and
-        ``fun_evals`` (this chunk's own counts, the evaluation at ``theta0`` included).
     """
     options = LBFGSOptions() if options is None else options
     if not isinstance(options, LBFGSOptions):
@@ -252,9 +259,17 @@ def train_chunk(
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     budget_iter = min(iterations, options.maxiter - int(start_iteration))
     budget_fun = options.maxfun - int(start_fun_evals)
+    stop = {} if stop is None else stop
     if budget_iter <= 0 or budget_fun <= 0:
-        which = "iteration" if budget_iter <= 0 else "evaluation"
-        return theta0, [], _stop(1, f"the run's {which} budget was spent before this chunk", 0, 0)
+        exhausted = "iterations" if budget_iter <= 0 else "function evaluations"
+        stop.update(
+            status=1,
+            message=f"the run's budget of {exhausted} was used up before this chunk",
+            iterations=0,
+            fun_evals=0,
+            reason="budget" if budget_iter <= 0 else "evaluations",
+        )
+        return theta0, []
 
     objective = _Objective(
         autoencoder.cost_and_grad if cost_fn is None else cost_fn,
@@ -270,7 +285,16 @@ def train_chunk(
     records: list[dict] = []
     clock0 = time.perf_counter()
 
-    def record(f, g):
+    last_finite = {"x": theta0}
+    non_finite: list[int] = []
+
+    def record(x, f, g):
+        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+            # scipy's L-BFGS-B goes on from a NaN cost as if nothing happened; stop here and
+            # keep the last point whose cost and gradient were finite.
+            non_finite.append(int(start_iteration) + len(records) + 1)
+            raise StopIteration
+        last_finite["x"] = np.array(x, dtype=np.float64)
         entry = {
             "iteration": int(start_iteration) + len(records) + 1,
             "cost": float(f),
@@ -287,6 +311,8 @@ def train_chunk(
     # more to thread wake-ups than it gains (measured on 2 cores, see bench/README.md).
     with threadpool_limits(limits=1, user_api="blas"):
         if options.method == "lbfgs":
+            # minimize_lbfgs accepts only points of finite cost and gradient (its line search
+            # backs off from non-finite trial points); it reports a search that found none.
             result = minimize_lbfgs(
                 objective,
                 theta0,
@@ -296,19 +322,40 @@ def train_chunk(
                 gtol=options.gtol,
                 ftol=options.ftol,
                 maxls=options.maxls,
-                callback=lambda x, f, g: record(f, g),
+                callback=record,
             )
-            status = {"converged": 0, "budget": 1, "abnormal": 2}[result.reason]
-            stop = _stop(status, result.message, result.nit, result.nfev)
+            status, message = _LBFGS_STATUS[result.reason], result.message
+            if result.non_finite:
+                non_finite.append(int(start_iteration) + len(records) + 1)
         else:
 
             def callback(intermediate_result):
-                record(*objective.value_at(intermediate_result.x))
+                record(intermediate_result.x, *objective.value_at(intermediate_result.x))
 
             result = _minimize(objective, theta0, callback, options, budget_iter, budget_fun)
-            status = int(result.status)
-            stop = _stop(status, str(result.message), int(result.nit), int(result.nfev))
-    return np.array(result.x, dtype=np.float64), records, stop
+            status, message = int(result.status), str(result.message)
+    if non_finite:
+        stop.update(
+            status=2,
+            message=f"the cost or its gradient became non-finite at iteration {non_finite[0]}; "
+            f"the chunk ends at the last finite point (iteration {non_finite[0] - 1})",
+            iterations=len(records),
+            fun_evals=int(objective.count),
+            reason="abnormal",
+        )
+        return last_finite["x"], records
+    stop.update(
+        status=status,
+        message=message,
+        iterations=len(records),
+        fun_evals=int(objective.count),
+        reason=stop_reason(status, len(records), budget_iter),
+    )
+    return np.array(result.x, dtype=np.float64), records
+
+
+_LBFGS_STATUS = {"converged": 0, "budget": 1, "evaluations": 1, "abnormal": 2}
+""":class:`sparseae.lbfgs.LBFGSResult` reasons as scipy's status codes."""
 
 
 def _cost_dtype(data, dtype) -> str:
@@ -318,15 +365,17 @@ def _cost_dtype(data, dtype) -> str:
     return "float32" if getattr(data, "dtype", None) == np.float32 else "float64"
 
 
-def _stop(status: int, message: str, iterations: int, fun_evals: int) -> dict:
-    reason = {0: "converged", 1: "budget"}.get(status, "abnormal")
-    return {
-        "status": status,
-        "message": message,
-        "iterations": iterations,
-        "fun_evals": fun_evals,
-        "reason": reason,
-    }
+def stop_reason(status: int, iterations: int, budget_iter: int) -> str:
+    """Why scipy's L-BFGS-B stopped, in one word (see :func:`train_chunk`'s ``stop``).
+
+    scipy's ``status`` is 0 for convergence (``gtol``/``ftol``), 1 when ``maxiter`` or
+    ``maxfun`` was reached and 2 for anything else (a failed line search, a non-finite cost).
+    """
+    if status == 0:
+        return "converged"
+    if status == 1:
+        return "budget" if iterations >= budget_iter else "evaluations"
+    return "abnormal"
 
 
 def _minimize(objective, theta0, callback, options, budget_iter, budget_fun):
@@ -536,7 +585,8 @@ def train_chunked(
                 path, expected_length=theta.size, expected_meta={**config, "chunk": k}
             )
         else:
-            theta, records, stop = train_chunk(
+            stop: dict = {}
+            theta, records = train_chunk(
                 theta,
                 data,
                 per,
@@ -552,6 +602,7 @@ def train_chunked(
                 progress=progress,
                 cost_fn=cost_fn,
                 dtype=dtype,
+                stop=stop,
             )
             save_checkpoint(path, theta, records, {**config, "chunk": k, "stop": stop})
         if records:
