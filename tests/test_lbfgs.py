@@ -90,10 +90,10 @@ def test_line_search_meets_the_strong_wolfe_conditions():
     d = -g
     gtd = float(g @ d)
     for t0 in (1e-4, 1e-3, 1.0):  # too short (extrapolates) and too long (interpolates)
-        t, f_new, g_new, evals, wolfe = lbfgs._wolfe_line_search(
+        t, f_new, g_new, evals, wolfe, non_finite = lbfgs._wolfe_line_search(
             rosenbrock, x, t0, d, f, g, gtd, 25
         )
-        assert wolfe and evals >= 1
+        assert wolfe and evals >= 1 and not non_finite
         assert f_new <= f + lbfgs.C1 * t * gtd
         assert abs(g_new @ d) <= -lbfgs.C2 * gtd
         assert f_new == rosenbrock(x + t * d)[0]
@@ -108,11 +108,42 @@ def test_budgets_and_abnormal_stops():
     # a gradient that points the wrong way: every step goes uphill, the line search fails
     result = lbfgs.minimize_lbfgs(lambda x: (float(x @ x), -2 * x), np.ones(3))
     assert result.reason == "abnormal" and not result.success and result.nit == 0
-    assert "line search found no lower cost" in result.message
+    assert "line search found no lower cost" in result.message and not result.non_finite
     np.testing.assert_array_equal(result.x, np.ones(3))  # the last accepted point
     # a cost that is not finite at the start
     result = lbfgs.minimize_lbfgs(lambda x: (np.inf, x), np.ones(3))
-    assert result.reason == "abnormal" and "not finite" in result.message
+    assert result.reason == "abnormal" and "not finite" in result.message and result.non_finite
+
+
+def test_non_finite_trial_points_are_backed_off_from_and_reported_when_nothing_else_is_left():
+    x0 = np.array([-1.2, 1.0])
+    # log cosh(x - 3) is flat far from 3, so the line search extrapolates past x = 5, where
+    # this cost overflows: it backs off from that trial point and goes on to the minimum
+    overflows = []
+
+    def walled(x):
+        if x[0] >= 5:
+            overflows.append(float(x[0]))
+            return np.inf, np.full_like(x, np.nan)
+        return float(np.log(np.cosh(x[0] - 3))), np.tanh(x - 3)
+
+    result = lbfgs.minimize_lbfgs(walled, np.zeros(1), gtol=1e-6)
+    assert overflows and result.reason == "converged" and not result.non_finite
+    assert result.x[0] == pytest.approx(3.0, abs=1e-6)
+
+    # NaN everywhere after 6 evaluations: the run ends at the last finite accepted point
+    calls, accepted = [0], []
+
+    def breaks(x):
+        calls[0] += 1
+        f, g = rosenbrock(x)
+        return (f if calls[0] <= 6 else np.nan), g
+
+    result = lbfgs.minimize_lbfgs(breaks, x0, callback=lambda x, f, g: accepted.append(x.copy()))
+    assert result.reason == "abnormal" and result.non_finite and "non-finite" in result.message
+    assert 0 < result.nit == len(accepted) and np.isfinite(result.fun)
+    np.testing.assert_array_equal(result.x, accepted[-1])
+    assert result.fun == rosenbrock(result.x)[0]
     # already optimal: converged without a step
     result = lbfgs.minimize_lbfgs(lambda x: (float(x @ x), 2 * x), np.zeros(3))
     assert (result.reason, result.nit, result.nfev) == ("converged", 0, 1)

@@ -25,7 +25,7 @@ def _small_problem(m=300, seed=0):
 def _chunk(*args, **kwargs):
     """``train.train_chunk`` with its ``stop`` dict returned as a third value."""
     stop: dict = {}
-    theta, records = _chunk(*args, stop=stop, **kwargs)
+    theta, records = train.train_chunk(*args, stop=stop, **kwargs)
     return theta, records, stop
 
 
