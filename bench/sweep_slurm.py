@@ -7,7 +7,9 @@ from other work hits all of them alike):
 - ``per-step`` (before): one Slurm job per compute step, as before grouping (profiles/slurm-chunks
   with its ``groups`` removed: sample_patches, check_gradient, each train_chunk, finalize);
 - ``slurm`` (after): ``--profile profiles/slurm``, one Slurm job per experiment;
-- ``chunks`` (only when named in ``--modes``): ``--profile profiles/slurm-chunks``.
+- ``chunks`` (only when named in ``--modes``): ``--profile profiles/slurm-chunks``;
+- ``pairs`` (only when named): profiles/slurm with ``--group-components experiment=2``, two
+  members' chains in one Slurm job.
 
 All Slurm modes use the cluster that answers ``sinfo`` (on this machine the single-node test
 cluster of ``.ci/slurm.sh up``); all runs log to one MLflow server on 127.0.0.1 under
@@ -77,11 +79,14 @@ GROUP_MEMBER = re.compile(r"^\s+Job (\d+): ")
 SUBMITTED = re.compile(r"^Job (\S+) has been submitted with SLURM jobid (\d+)")
 RUN_ID = re.compile(r"SLURM run ID: ([0-9a-f-]{36})")
 COMPUTE = {"sample_patches", "check_gradient", "train_chunk", "finalize", "evaluate"}
+# Mode: (profile, extra arguments); None runs locally, "per-step" is per_step_profile().
 MODES = {
-    "local": None,
-    "per-step": "per-step",  # written into the run folder by per_step_profile()
-    "slurm": REPO / "profiles" / "slurm",
-    "chunks": REPO / "profiles" / "slurm-chunks",
+    "local": (None, ["--cores", "2"]),
+    "per-step": ("per-step", []),
+    "slurm": (REPO / "profiles" / "slurm", []),
+    "chunks": (REPO / "profiles" / "slurm-chunks", []),
+    # Two members' chains in one Slurm job (Snakemake's group components).
+    "pairs": (REPO / "profiles" / "slurm", ["--group-components", "experiment=2"]),
 }
 
 
@@ -292,10 +297,11 @@ def main() -> int:
         for mode in modes:
             workdir = base / mode
             workdir.mkdir(parents=True, exist_ok=True)
-            profile = MODES[mode]
+            profile, extra = MODES[mode]
             if profile == "per-step":
                 profile = per_step_profile(base / "profile-per-step")
-            extra = ["--cores", "2"] if profile is None else ["--profile", str(profile)]
+            if profile is not None:
+                extra = ["--profile", str(profile), *extra]
             config = sweep_config(f"{mode}-", args.patches, args.iterations)
             (workdir / "sweep.yaml").write_text(yaml.safe_dump(config))
             print(f"running the sweep {mode} in {workdir} ...", flush=True)
