@@ -308,10 +308,10 @@ def workflow_args(workdir: Path, config: dict, *targets: str) -> list[str]:
 
     (workdir / "sweep.yaml").write_text(yaml.safe_dump(config))
     return [
+        *targets,  # first: --configfile takes every argument that follows it
         "--snakefile", str(REPO_ROOT / "Snakefile"), "--directory", str(workdir),
         # --configfile replaces the Snakefile's `configfile:`; name the defaults as well.
         "--configfile", str(REPO_ROOT / "config" / "config.yaml"), str(workdir / "sweep.yaml"),
-        *targets,
     ]  # fmt: skip
 
 
