@@ -181,7 +181,7 @@ def _cancel_run(log: str) -> None:
 def sacct_jobs(run_id: str) -> dict[str, dict[str, str]]:
     """Accounting records of every job named ``run_id`` (the executor names jobs by run)."""
     fields = ["JobIDRaw", "JobName", "State", "ExitCode", "Partition", "Account", "Comment"]
-    fields += ["Start", "End"]
+    fields += ["Start", "End", "Timelimit", "ReqMem", "ReqCPUS"]
     result = _query(
         "sacct",
         "-X",
@@ -283,7 +283,14 @@ def sweep_config(
                 "overrides": {
                     "patches": {"count": 2000},
                     "training": {"chunks": chunks, "iterations_per_chunk": iterations},
-                    "resources": {"train": {"threads": 1, "mem_mb": 500, "runtime": 10}},
+                    # Distinct numbers per kind, so that the group job's request shows
+                    # which kind each step read (see STEP_RESOURCES).
+                    "resources": {
+                        "data": {"mem_mb": 1100, "runtime": 11},
+                        "check": {"mem_mb": 1200, "runtime": 12},
+                        "light": {"runtime": 13},
+                        "train": {"threads": 1, "mem_mb": 500, "runtime": 10},
+                    },
                 },
                 "grid": grid or {"beta": [1, 3]},
             }
@@ -300,6 +307,46 @@ def sweep_members(config: dict) -> list[str]:
     defaults = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
     (name,) = config["sweeps"]
     return list(expand_sweep(name, config["sweeps"][name], defaults["experiments"]))
+
+
+# The `resources` kinds each compute step of a natural-image member requests (memory, runtime),
+# as the rules declare them.
+STEP_RESOURCES = {
+    "sample_patches": ("data", "data"),
+    "check_gradient": ("check", "check"),
+    "train_chunk": ("train", "train"),
+    "finalize": ("data", "light"),
+}
+
+
+def group_request(config: dict, member: str) -> dict[str, int]:
+    """What the member's one Slurm job must ask for: the summed runtime of its steps (minutes)
+    and their largest memory (MB) and threads, from the member's resolved config."""
+    import yaml
+
+    from sparseae.config import resolve_config
+
+    defaults = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
+    schema = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    resources = resolve_config({**defaults, **config}, schema)["experiments"][member]["resources"]
+    steps = [*STEP_RESOURCES] + ["train_chunk"] * (config_chunks(config) - 1)
+    return {
+        "runtime": sum(resources[STEP_RESOURCES[s][1]]["runtime"] for s in steps),
+        "mem_mb": max(resources[STEP_RESOURCES[s][0]]["mem_mb"] for s in steps),
+        "threads": max(resources[STEP_RESOURCES[s][0]]["threads"] for s in steps),
+    }
+
+
+def config_chunks(config: dict) -> int:
+    (sweep,) = config["sweeps"].values()
+    return sweep["overrides"]["training"]["chunks"]
+
+
+def slurm_minutes(limit: str) -> int:
+    """sacct's Timelimit ([D-]HH:MM:SS) in minutes."""
+    days, _, clock = limit.rpartition("-")
+    hours, minutes, seconds = (int(x) for x in clock.split(":"))
+    return int(days or 0) * 1440 + hours * 60 + minutes + (seconds > 0)
 
 
 def workflow_args(workdir: Path, config: dict, *targets: str) -> list[str]:
@@ -404,6 +451,16 @@ def test_sweep_goes_to_slurm_as_one_job_per_member(cluster, mlflow_server, tmp_p
         assert len(named) == 1, (job_id, named)
         job_of[named[0]] = record
     assert set(job_of) == set(members), job_of
+    # Each member's job asked Slurm for the sum of its steps' runtimes and their largest memory
+    # and threads, each step sized from the resources kind its rule reads.
+    for member, record in job_of.items():
+        request = group_request(config, member)
+        asked = {
+            "runtime": slurm_minutes(record["Timelimit"]),
+            "mem_mb": int(re.fullmatch(r"(\d+)M", record["ReqMem"]).group(1)),
+            "threads": int(record["ReqCPUS"]),
+        }
+        assert asked == request, (member, record)
     for member, record in job_of.items():
         start, end = (datetime.fromisoformat(record[k]) for k in ("Start", "End"))
         logs = [f"{rule}.log" for rule in MEMBER_RULES]
