@@ -34,16 +34,15 @@ from pathlib import Path
 import numpy as np
 
 from . import autoencoder, stacked
-from .config import ConfigError, describe_difference, rng
-from .io import atomic_path, save_theta_npz, write_json
+from .config import PURPOSES, ConfigError, describe_difference, rng
+from .io import atomic_path, load_theta_npz, save_theta_npz, write_json
 from .stacked_config import (
     INPUT_SIZE,
     NUM_CLASSES,
+    fingerprint_of,
     image_range,
-    layer_settings,
     num_layers,
     stage_fingerprint,
-    stage_trajectory,
 )
 from .train import LBFGSOptions, lbfgs_chunk, load_checkpoint, save_checkpoint
 
@@ -62,6 +61,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("sparseae.stacked")
+AUTOENCODER_KEYS = ("visible_size", "hidden_size", "lambda_", "beta", "rho")
 
 
 def _stages(experiment: Mapping) -> list[str]:
@@ -83,7 +83,7 @@ def write_stacked_config(path, name: str, experiment: Mapping) -> dict:
 # --------------------------------------------------------------------------------------------
 # data
 # --------------------------------------------------------------------------------------------
-def prepare_stacked_data(path, experiment: Mapping, folder="resources/mnist") -> dict:
+def prepare_stacked_data(path, dataset: Mapping, folder="resources/mnist") -> dict:
     """``stacked_data.npz``: ``train_images``, ``train_labels``, ``test_images``, ``test_labels``.
 
     Whole 28×28 digits flattened column-major, pixels / 255 (as UFLDL's ``loadMNISTImages``),
@@ -93,8 +93,8 @@ def prepare_stacked_data(path, experiment: Mapping, folder="resources/mnist") ->
 
     arrays = {}
     for part in ("train", "test"):
-        split = experiment["dataset"][part]["split"]
-        start, stop = image_range(experiment, part)
+        split = dataset[part]["split"]
+        start, stop = image_range({"dataset": dataset}, part)
         images, labels = load_mnist(folder, split, stop)
         arrays[f"{part}_images"] = np.ascontiguousarray(images[:, start:stop])
         arrays[f"{part}_labels"] = np.ascontiguousarray(labels[start:stop])
@@ -112,40 +112,41 @@ def _load(path, *keys):
 # --------------------------------------------------------------------------------------------
 # gradient check
 # --------------------------------------------------------------------------------------------
-def check_stacked_gradient(data_path, path, name: str, experiment: Mapping) -> dict:
+def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dict:
     """Check the fine-tuning gradient on a small stack and layer 1's autoencoder gradient.
 
-    The small stack has the experiment's number of layers, ``gradcheck.hidden_size`` units in
-    each, and the first ``gradcheck.num_examples`` training images with their labels; the
-    autoencoder check uses layer 1's ρ, λ, β on the same images. Raises ``RuntimeError``
-    (nothing written) if either difference reaches ``gradcheck.bound``.
+    ``settings`` is :func:`sparseae.stacked_config.gradcheck_settings`. The small stack has
+    the experiment's number of layers, ``gradcheck.hidden_size`` units in each, and the first
+    ``gradcheck.num_examples`` training images with their labels; the autoencoder check uses
+    layer 1's ρ, λ, β on the same images. Raises ``RuntimeError`` (nothing written) if either
+    difference reaches ``gradcheck.bound``.
     """
     from .gradcheck import check_gradient
 
-    settings = experiment["gradcheck"]
+    check = settings["gradcheck"]
     images, labels = _load(data_path, "train_images", "train_labels")
-    count = settings["num_examples"]
-    generator = rng(experiment["seed"], "stacked_gradcheck")
+    count = check["num_examples"]
+    generator = rng(settings["seed"], "stacked_gradcheck")
     result = stacked.check_finetune_gradient(
         images[:, :count],
         labels[:count],
-        hidden_sizes=[settings["hidden_size"]] * num_layers(experiment),
+        hidden_sizes=[check["hidden_size"]] * len(settings["layers"]),
         num_classes=NUM_CLASSES,
-        lambda_=experiment["softmax"]["lambda_"],
+        lambda_=settings["softmax_lambda"],
         rng=generator,
-        epsilon=settings["epsilon"],
-        bound=settings["bound"],
+        epsilon=check["epsilon"],
+        bound=check["bound"],
     )
-    layer = layer_settings(experiment, 1)
+    layer = settings["layers"][0]
     ae = check_gradient(
-        hidden_size=settings["hidden_size"],
+        hidden_size=check["hidden_size"],
         lambda_=layer["lambda_"],
         beta=layer["beta"],
         rho=layer["rho"],
         rng=generator,
         data=images[:, :count],
-        epsilon=settings["epsilon"],
-        bound=settings["bound"],
+        epsilon=check["epsilon"],
+        bound=check["bound"],
     )
     result["autoencoder"] = ae["autoencoder"]
     result["quadratic"] = ae["quadratic"]
@@ -172,19 +173,24 @@ def check_stacked_gradient(data_path, path, name: str, experiment: Mapping) -> d
 # --------------------------------------------------------------------------------------------
 # chunked stages
 # --------------------------------------------------------------------------------------------
-def _start(previous, name, experiment, stage, expected_length):
+def _start(previous, name, trajectory, expected_length):
     """(theta, last counters) from the previous chunk's checkpoint, after checking it."""
     theta, records, meta = load_checkpoint(previous)
-    mine = stage_fingerprint(experiment, stage)
+    mine = fingerprint_of(trajectory)
     if meta.get("fingerprint") != mine or theta.size != expected_length:
+        difference = describe_difference(meta.get("trajectory", {}), trajectory)
         raise ConfigError(
             f"checkpoint {previous} was written by configuration {meta.get('fingerprint')} "
-            f"(theta length {theta.size}) but stage {stage} of stacked experiment '{name}' now "
-            f"has configuration {mine} (length {expected_length}); differences (checkpoint != "
-            f"now): {describe_difference(meta.get('trajectory', {}), stage_trajectory(experiment, stage))}."
-            f" Delete {Path(previous).parent}/ to retrain, or restore the old settings"
+            f"(theta length {theta.size}) but stacked experiment '{name}' now has configuration "
+            f"{mine} for it (length {expected_length}); differences (checkpoint != now): "
+            f"{difference}. Delete {Path(previous).parent}/ to retrain, or restore the old "
+            f"settings"
         )
     return theta, (records[-1] if records else meta["last"])
+
+
+def _hidden_sizes(trajectory) -> list[int]:
+    return [int(layer["hidden_size"]) for layer in trajectory["layers"]]
 
 
 def _remove_stale(output) -> None:
@@ -248,60 +254,56 @@ def _run_chunk(
 
 
 def train_layer_chunk(
-    data_path, previous, output, *, name, experiment, layer: int, chunk: int, threads: int = 1
+    data_path, previous, output, *, name, trajectory, chunk: int, progress_every=10, threads=1
 ):
-    """Chunk ``chunk`` of the sparse autoencoder of layer ``layer``.
+    """Chunk ``chunk`` of the sparse autoencoder of the last layer of ``trajectory``.
 
+    ``trajectory`` is :func:`sparseae.stacked_config.stage_trajectory` of stage ``layer{l}``.
     Layer 1 trains on the training images (``data_path`` is ``stacked_data.npz``), layer
     ``l > 1`` on layer ``l-1``'s features (``data_path`` is its ``features.npz``). Chunk 1
     starts from :func:`sparseae.autoencoder.initialize_parameters` with child ``l`` of the
-    experiment's ``stacked_init`` generator; chunk ``k > 1`` from ``previous``.
+    experiment's ``stacked_init`` seed; chunk ``k > 1`` from ``previous``.
     """
     _remove_stale(output)
     autoencoder.set_num_threads(threads)
-    stage = f"layer{layer}"
-    model = layer_settings(experiment, layer)
+    layer = len(trajectory["layers"])
+    model = trajectory["layers"][-1]
     v, h = model["visible_size"], model["hidden_size"]
     (data,) = _load(data_path, "train_images" if layer == 1 else "features")
     if data.shape[0] != v:
         raise RuntimeError(f"{data_path} has {data.shape[0]} rows, layer {layer} needs {v}")
     if chunk == 1:
         seed = np.random.SeedSequence(
-            experiment["seed"], spawn_key=(rng_index("stacked_init"), layer)
+            trajectory["seed"], spawn_key=(PURPOSES["stacked_init"], layer)
         )
         theta0 = autoencoder.initialize_parameters(h, v, np.random.default_rng(seed))
         last = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
     else:
-        theta0, last = _start(
-            previous, name, experiment, stage, autoencoder.parameter_count(v, h)
-        )
+        theta0, last = _start(previous, name, trajectory, autoencoder.parameter_count(v, h))
     return _run_chunk(
         autoencoder.cost_and_grad,
         theta0,
         data,
-        cost_kwargs={k: model[k] for k in ("visible_size", "hidden_size", "lambda_", "beta", "rho")},
+        cost_kwargs={k: model[k] for k in AUTOENCODER_KEYS},
         last=last,
-        settings=experiment["pretraining"],
-        optimizer=experiment["optimizer"],
+        settings={
+            "iterations_per_chunk": trajectory["pretraining"]["iterations_per_chunk"],
+            "progress_every": progress_every,
+        },
+        optimizer=trajectory["optimizer"],
         output=output,
-        meta=_chunk_meta(name, experiment, stage, chunk),
+        meta=_chunk_meta(name, trajectory, f"layer{layer}", chunk),
         threads=threads,
     )
 
 
-def rng_index(purpose: str) -> int:
-    from .config import PURPOSES
-
-    return PURPOSES[purpose]
-
-
-def _chunk_meta(name, experiment, stage, chunk):
+def _chunk_meta(name, trajectory, stage, chunk):
     return {
         "experiment": name,
         "stage": stage,
         "chunk": int(chunk),
-        "fingerprint": stage_fingerprint(experiment, stage),
-        "trajectory": stage_trajectory(experiment, stage),
+        "fingerprint": fingerprint_of(trajectory),
+        "trajectory": trajectory,
     }
 
 
@@ -315,15 +317,22 @@ def stage_records(chunk_paths: Sequence) -> tuple[list[dict], list[dict]]:
     return records, metas
 
 
-def finalize_layer(
-    chunk_paths, data_path, theta_path, features_path, *, experiment, layer: int, threads=1
-):
-    """Layer ``layer``'s final parameters and its hidden activations of the training set."""
+def _check_last(path, trajectory):
+    theta, _, meta = load_checkpoint(path)
+    if meta.get("fingerprint") != fingerprint_of(trajectory):
+        raise ConfigError(
+            f"{path} was written by configuration {meta.get('fingerprint')}, not "
+            f"{fingerprint_of(trajectory)}; delete {Path(path).parent}/ and rerun snakemake"
+        )
+    return theta
+
+
+def finalize_layer(chunk_paths, data_path, theta_path, features_path, *, trajectory, threads=1):
+    """A layer's final parameters (``theta.npz``) and its features of the training set."""
     autoencoder.set_num_threads(threads)
-    model = layer_settings(experiment, layer)
-    theta, _, meta = load_checkpoint(chunk_paths[-1])
-    if meta.get("fingerprint") != stage_fingerprint(experiment, f"layer{layer}"):
-        raise ConfigError(f"{chunk_paths[-1]} belongs to another configuration; rerun snakemake")
+    layer = len(trajectory["layers"])
+    model = trajectory["layers"][-1]
+    theta = _check_last(chunk_paths[-1], trajectory)
     (data,) = _load(data_path, "train_images" if layer == 1 else "features")
     save_theta_npz(theta_path, theta, config={"layer": layer, "model": model})
     features = autoencoder.hidden_activations(
@@ -340,102 +349,109 @@ def finalize_layer(
     return theta
 
 
-def train_stacked_softmax(features_path, data_path, output, *, name, experiment):
+def _softmax_run(labels, settings, optimizer):
+    """Keyword arguments of :func:`lbfgs_chunk` for UFLDL's softmax cost."""
+    return dict(
+        cost_kwargs={"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
+        options=LBFGSOptions(**optimizer, maxiter=settings["max_iter"]),
+    )
+
+
+def train_stacked_softmax(features_path, data_path, output, *, name, trajectory):
     """Softmax regression on the last layer's training features (UFLDL ``softmaxTrain``).
 
     L-BFGS on UFLDL's softmax cost (:func:`sparseae.evaluate.softmax_cost`, λ =
-    ``softmax.lambda_``, no intercept) from θ = 0 for ``softmax.max_iter`` iterations, with
-    the experiment's optimizer settings; the checkpoint-format ``softmax.npz`` holds θ
-    (flat, column-major ``10 × h_L``) and the cost of every iteration.
+    ``softmax.lambda_``, no intercept, the minimiser :func:`sparseae.evaluate.fit_softmax`
+    finds with ``C = 1/(λm)``) from θ = 0 for ``softmax.max_iter`` iterations with the
+    experiment's optimizer settings. ``softmax.npz`` is a checkpoint: θ (flat, column-major
+    ``10 × h_L``) and the cost of every iteration.
     """
     (features,) = _load(features_path, "features")
     (labels,) = _load(data_path, "train_labels")
-    theta, records = _run_chunk(
+    settings = trajectory["softmax"]
+    theta, _ = _run_chunk(
         stacked.softmax_objective,
         np.zeros(NUM_CLASSES * features.shape[0]),
         features,
-        cost_kwargs={
-            "labels": labels,
-            "num_classes": NUM_CLASSES,
-            "lambda_": experiment["softmax"]["lambda_"],
-        },
+        cost_kwargs={"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
         last={"iteration": 0, "fun_evals": 0, "seconds": 0.0},
-        settings={"iterations_per_chunk": experiment["softmax"]["max_iter"], "progress_every": 10},
-        optimizer=experiment["optimizer"],
+        settings={"iterations_per_chunk": settings["max_iter"], "progress_every": 10},
+        optimizer=trajectory["optimizer"],
         output=output,
-        meta=_chunk_meta(name, experiment, "softmax", 1),
+        meta=_chunk_meta(name, trajectory, "softmax", 1),
         threads=1,
     )
     return theta
 
 
-def _pretrained_stack(layer_thetas, softmax_path, experiment):
+def _pretrained_stack(layer_thetas, softmax_path, hidden):
     softmax_theta, _, _ = load_checkpoint(softmax_path)
-    hidden = experiment["layers"]["hidden_sizes"]
     weights = softmax_theta.reshape((NUM_CLASSES, hidden[-1]), order="F")
-    thetas = [np.asarray(_theta_of(p), dtype=np.float64) for p in layer_thetas]
+    thetas = [load_theta_npz(path)[0] for path in layer_thetas]
     return stacked.stack_from_autoencoders(weights, thetas, INPUT_SIZE, hidden)
 
 
-def _theta_of(path):
-    from .io import load_theta_npz
-
-    return load_theta_npz(path)[0]
-
-
-def _finetune_kwargs(experiment, labels):
-    return {
-        "labels": labels,
-        "input_size": INPUT_SIZE,
-        "hidden_sizes": list(experiment["layers"]["hidden_sizes"]),
-        "num_classes": NUM_CLASSES,
-        "lambda_": experiment["softmax"]["lambda_"],
-    }
-
-
 def finetune_chunk(
-    data_path, layer_thetas, softmax_path, previous, output, *, name, experiment, chunk: int
+    data_path,
+    layer_thetas,
+    softmax_path,
+    previous,
+    output,
+    *,
+    name,
+    trajectory,
+    chunk: int,
+    progress_every=10,
 ):
     """Chunk ``chunk`` of fine-tuning the whole stack on the training labels.
 
     Chunk 1 starts from the pretrained stack (each layer's encoder, the softmax weights);
-    chunk ``k > 1`` from ``previous``. Cost: :func:`sparseae.stacked.finetune_cost_and_grad`.
+    chunk ``k > 1`` from ``previous``. Cost: :func:`sparseae.stacked.finetune_cost_and_grad`
+    with the softmax λ.
     """
     _remove_stale(output)
     images, labels = _load(data_path, "train_images", "train_labels")
-    hidden = experiment["layers"]["hidden_sizes"]
+    hidden = _hidden_sizes(trajectory)
     if chunk == 1:
-        theta0 = _pretrained_stack(layer_thetas, softmax_path, experiment)
+        theta0 = _pretrained_stack(layer_thetas, softmax_path, hidden)
         last = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
     else:
         size = stacked.stack_parameter_count(INPUT_SIZE, hidden, NUM_CLASSES)
-        theta0, last = _start(previous, name, experiment, "finetune", size)
+        theta0, last = _start(previous, name, trajectory, size)
     return _run_chunk(
         stacked.finetune_cost_and_grad,
         theta0,
         images,
-        cost_kwargs=_finetune_kwargs(experiment, labels),
+        cost_kwargs={
+            "labels": labels,
+            "input_size": INPUT_SIZE,
+            "hidden_sizes": hidden,
+            "num_classes": NUM_CLASSES,
+            "lambda_": trajectory["softmax"]["lambda_"],
+        },
         last=last,
-        settings=experiment["finetuning"],
-        optimizer=experiment["optimizer"],
+        settings={
+            "iterations_per_chunk": trajectory["finetuning"]["iterations_per_chunk"],
+            "progress_every": progress_every,
+        },
+        optimizer=trajectory["optimizer"],
         output=output,
-        meta=_chunk_meta(name, experiment, "finetune", chunk),
+        meta=_chunk_meta(name, trajectory, "finetune", chunk),
         threads=1,
     )
 
 
-def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, experiment):
+def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, trajectory):
     """``stack.npz``: ``pretrained`` and ``finetuned`` stack parameters, and ``config``."""
     import json
 
-    pretrained = _pretrained_stack(layer_thetas, softmax_path, experiment)
-    finetuned, _, meta = load_checkpoint(chunk_paths[-1])
-    if meta.get("fingerprint") != stage_fingerprint(experiment, "finetune"):
-        raise ConfigError(f"{chunk_paths[-1]} belongs to another configuration; rerun snakemake")
+    hidden = _hidden_sizes(trajectory)
+    pretrained = _pretrained_stack(layer_thetas, softmax_path, hidden)
+    finetuned = _check_last(chunk_paths[-1], trajectory)
     layout = {
         "name": name,
         "input_size": INPUT_SIZE,
-        "hidden_sizes": list(experiment["layers"]["hidden_sizes"]),
+        "hidden_sizes": hidden,
         "num_classes": NUM_CLASSES,
         "layout": "[softmaxTheta(:); W1(:); b1; W2(:); b2; ...] column-major",
     }
@@ -456,9 +472,7 @@ def _confusion(y_true, y_pred, k):
     return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k).astype(np.int64)
 
 
-def evaluate_stacked(
-    data_path, stack_path, stage_chunks: Mapping, softmax_path, outputs: Mapping, *, experiment
-):
+def evaluate_stacked(data_path, stack_path, stage_chunks: Mapping, outputs: Mapping, *, trajectory):
     """Test accuracy before and after fine-tuning, and of softmax on raw pixels.
 
     ``outputs``: ``evaluation`` (``stacked_evaluation.json``), ``confusion_before``,
@@ -474,9 +488,7 @@ def evaluate_stacked(
     )
     pretrained, finetuned = _load(stack_path, "pretrained", "finetuned")
     shape = dict(
-        input_size=INPUT_SIZE,
-        hidden_sizes=list(experiment["layers"]["hidden_sizes"]),
-        num_classes=NUM_CLASSES,
+        input_size=INPUT_SIZE, hidden_sizes=_hidden_sizes(trajectory), num_classes=NUM_CLASSES
     )
     result = {
         "n_train": int(train_y.size),
@@ -495,20 +507,14 @@ def evaluate_stacked(
         result[f"confusion_{when}"] = _confusion(test_y, predicted, NUM_CLASSES).tolist()
     # Softmax on the raw pixels: the same objective, λ, iterations and optimizer settings.
     started = time.perf_counter()
+    settings = trajectory["softmax"]
     with threadpool_limits(limits=1, user_api="blas"):
         raw_theta, raw_records = lbfgs_chunk(
             stacked.softmax_objective,
             np.zeros(NUM_CLASSES * INPUT_SIZE),
             train_x,
-            experiment["softmax"]["max_iter"],
-            cost_kwargs={
-                "labels": train_y,
-                "num_classes": NUM_CLASSES,
-                "lambda_": experiment["softmax"]["lambda_"],
-            },
-            options=LBFGSOptions(
-                **experiment["optimizer"], maxiter=experiment["softmax"]["max_iter"]
-            ),
+            settings["max_iter"],
+            **_softmax_run(train_y, settings, trajectory["optimizer"]),
         )
     raw_scores = raw_theta.reshape((NUM_CLASSES, INPUT_SIZE), order="F") @ test_x
     result["accuracy_raw"] = float(np.mean(np.argmax(raw_scores, axis=0) == test_y))
@@ -538,7 +544,7 @@ def evaluate_stacked(
     return result
 
 
-def plot_stacked(stack_path, stage_chunks: Mapping, outputs: Mapping, *, name, experiment):
+def plot_stacked(stack_path, stage_chunks: Mapping, outputs: Mapping, *, name, hidden_sizes):
     """Layer 1's filter grid before and after fine-tuning, and every stage's cost curve."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -546,7 +552,7 @@ def plot_stacked(stack_path, stage_chunks: Mapping, outputs: Mapping, *, name, e
     from .visualize import display_network, save_png
 
     pretrained, finetuned = _load(stack_path, "pretrained", "finetuned")
-    hidden = list(experiment["layers"]["hidden_sizes"])
+    hidden = list(hidden_sizes)
     for when, theta in (("before", pretrained), ("after", finetuned)):
         _, layers = stacked.unpack_stack(theta, INPUT_SIZE, hidden, NUM_CLASSES)
         save_png(display_network(np.asarray(layers[0][0]).T), outputs[f"filters_{when}"], 2)

@@ -25,7 +25,8 @@ try:
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 validate(
-    {k: v for k, v in CONFIG.items() if k != "sweep_members"},
+    {k: v for k, v in CONFIG.items() if k not in ("sweep_members", "run_stacked")}
+    | {"run": CONFIG["run"] + CONFIG["run_stacked"]},
     str(SCHEMA),
     set_default=False,
 )
