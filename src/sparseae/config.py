@@ -495,9 +495,10 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
         targets = members_of.get(entry, [entry])
         for target in targets:
             if target not in experiments:
+                known = sorted([*experiments, *members_of, *stacked_names])
                 raise ConfigError(
                     f"config key 'run': experiment {entry!r} is not defined; allowed: one of "
-                    f"{', '.join(sorted([*experiments, *members_of, *stacked_names])) or '(none defined)'} "
+                    f"{', '.join(known) or '(none defined)'} "
                     f"(experiments, sweeps and stacked_experiments in the config)"
                 )
             if target not in names:

@@ -161,10 +161,12 @@ def stage_fingerprint(experiment: Mapping, stage: str) -> str:
 
 
 def gradcheck_settings(experiment: Mapping) -> dict:
-    """What the gradient check reads: the seed, the layers, softmax λ, ``gradcheck``."""
+    """What the gradient check reads: seed, layer count, layer 1's ρ λ β, softmax λ, checks."""
+    first = layer_settings(experiment, 1)
     return {
         "seed": experiment["seed"],
-        "layers": [layer_settings(experiment, i) for i in range(1, num_layers(experiment) + 1)],
+        "num_layers": num_layers(experiment),
+        "layer1": {key: first[key] for key in PER_LAYER},
         "softmax_lambda": experiment["softmax"]["lambda_"],
         "gradcheck": copy.deepcopy(dict(experiment["gradcheck"])),
     }

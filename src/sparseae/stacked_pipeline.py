@@ -130,14 +130,14 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
     result = stacked.check_finetune_gradient(
         images[:, :count],
         labels[:count],
-        hidden_sizes=[check["hidden_size"]] * len(settings["layers"]),
+        hidden_sizes=[check["hidden_size"]] * settings["num_layers"],
         num_classes=NUM_CLASSES,
         lambda_=settings["softmax_lambda"],
         rng=generator,
         epsilon=check["epsilon"],
         bound=check["bound"],
     )
-    layer = settings["layers"][0]
+    layer = settings["layer1"]
     ae = check_gradient(
         hidden_size=check["hidden_size"],
         lambda_=layer["lambda_"],

@@ -90,11 +90,12 @@ rule train_layer_chunk:
     resources:
         mem_mb=stacked_resource("train", "mem_mb"),
         runtime=stacked_resource("train", "runtime"),
-    params:
-        trajectory=stacked_trajectory("layer"),
+        # Progress lines only: a resource, unlike a param, never triggers a rerun.
         progress_every=lambda wildcards: STACKED[wildcards.experiment]["pretraining"][
             "progress_every"
         ],
+    params:
+        trajectory=stacked_trajectory("layer"),
     message:
         "{wildcards.experiment}: pretraining layer {wildcards.layer}, chunk {wildcards.k}"
     script:
@@ -170,11 +171,11 @@ rule finetune_chunk:
     resources:
         mem_mb=stacked_resource("train", "mem_mb"),
         runtime=stacked_resource("train", "runtime"),
-    params:
-        trajectory=stacked_trajectory("finetune"),
         progress_every=lambda wildcards: STACKED[wildcards.experiment]["finetuning"][
             "progress_every"
         ],
+    params:
+        trajectory=stacked_trajectory("finetune"),
     message:
         "{wildcards.experiment}: fine-tuning the whole stack, chunk {wildcards.k}"
     script:

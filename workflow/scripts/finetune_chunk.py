@@ -14,5 +14,5 @@ finetune_chunk(
     name=smk.wildcards.experiment,
     trajectory=smk.params.trajectory,
     chunk=int(smk.wildcards.k),
-    progress_every=smk.params.progress_every,
+    progress_every=smk.resources.progress_every,
 )

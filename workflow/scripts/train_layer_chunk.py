@@ -12,6 +12,6 @@ train_layer_chunk(
     name=smk.wildcards.experiment,
     trajectory=smk.params.trajectory,
     chunk=int(smk.wildcards.k),
-    progress_every=smk.params.progress_every,
+    progress_every=smk.resources.progress_every,
     threads=smk.threads,
 )
