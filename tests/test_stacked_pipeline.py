@@ -112,18 +112,19 @@ def test_data_are_the_configured_t10k_ranges(pipeline, t10k_mirror):
         MNIST_TEST_FILES
     )
     images, labels = load_mnist(pipeline / "resources" / "mnist", "test")
-    data = load(results(pipeline) / "stacked_data.npz")
-    assert np.array_equal(data["train_images"], images[:, :TRAIN])
-    assert np.array_equal(data["train_labels"], labels[:TRAIN])
-    assert np.array_equal(data["test_images"], images[:, TEST_START:])
-    assert np.array_equal(data["test_labels"], labels[TEST_START:])
+    train = load(results(pipeline) / "stacked_train.npz")
+    test = load(results(pipeline) / "stacked_test.npz")
+    assert np.array_equal(train["images"], images[:, :TRAIN])
+    assert np.array_equal(train["labels"], labels[:TRAIN])
+    assert np.array_equal(test["images"], images[:, TEST_START:])
+    assert np.array_equal(test["labels"], labels[TEST_START:])
 
 
 def test_each_layer_trains_on_the_previous_layers_features(pipeline):
     from sparseae.autoencoder import hidden_activations
 
     folder = results(pipeline)
-    images = load(folder / "stacked_data.npz")["train_images"]
+    images = load(folder / "stacked_train.npz")["images"]
     theta1 = load(folder / "layer1" / "theta.npz")["theta"]
     features1 = load(folder / "layer1" / "features.npz")["features"]
     assert np.array_equal(
@@ -166,18 +167,15 @@ def test_gradient_check_and_accuracies(pipeline):
     # the accuracies are those of the saved stacks on the saved test digits
     from sparseae.stacked import predict
 
-    data, stack = load(folder / "stacked_data.npz"), load(folder / "stack.npz")
+    test, stack = load(folder / "stacked_test.npz"), load(folder / "stack.npz")
     for when, key in (("before", "pretrained"), ("after", "finetuned")):
         predicted = predict(
-            stack[key], data["test_images"], input_size=784, hidden_sizes=HIDDEN, num_classes=10
+            stack[key], test["images"], input_size=784, hidden_sizes=HIDDEN, num_classes=10
         )
-        assert np.mean(predicted == data["test_labels"]) == evaluation[f"accuracy_{when}"]
+        assert np.mean(predicted == test["labels"]) == evaluation[f"accuracy_{when}"]
         confusion = np.array(evaluation[f"confusion_{when}"])
         assert confusion.sum() == evaluation["n_test"]
-        assert (
-            confusion.sum(axis=1).tolist()
-            == np.bincount(data["test_labels"], minlength=10).tolist()
-        )
+        assert confusion.sum(axis=1).tolist() == np.bincount(test["labels"], minlength=10).tolist()
     # fine-tuning started from the pretrained stack
     first = load(folder / "finetune" / "chunks" / "1.npz")
     assert not np.array_equal(first["theta"], stack["pretrained"])
@@ -191,6 +189,64 @@ def test_finished_run_has_nothing_to_do(pipeline):
     result = run(pipeline, "-n")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def _planned_jobs(workdir: Path, change: dict) -> dict[str, int]:
+    """Jobs `snakemake -n` plans after merging `change` into the experiment."""
+    extra = {"stacked_experiments": {NAME: change}}
+    (workdir / "config" / "change.yaml").write_text(yaml.safe_dump(extra), encoding="utf-8")
+    result = run(workdir, "-n", "config/change.yaml")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    rows = [line.split() for line in table.splitlines()[3:] if line.strip()]
+    return {name: int(count) for name, count in rows if name not in ("all",)}
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        # another test range: only the test digits, the evaluation and its record
+        (
+            {"dataset": {"test": {"start": 9000}}},
+            {"prepare_stacked_data", "evaluate_stacked", "write_stacked_config", "log_stacked"},
+        ),
+        # one more fine-tuning chunk continues the run: chunk 4 only, then the results
+        (
+            {"finetuning": {"chunks": FT_CHUNKS + 1}},
+            {
+                "finetune_chunk",
+                "finalize_stacked",
+                "evaluate_stacked",
+                "plot_stacked",
+                "write_stacked_config",
+                "log_stacked",
+            },
+        ),  # fmt: skip
+        # softmax λ: softmax, its check, fine-tuning and what follows; no pretraining
+        (
+            {"softmax": {"lambda_": 2e-4}},
+            {
+                "check_stacked_gradient",
+                "train_stacked_softmax",
+                "finetune_chunk",
+                "finalize_stacked",
+                "evaluate_stacked",
+                "plot_stacked",
+                "write_stacked_config",
+                "log_stacked",
+            },
+        ),  # fmt: skip
+        # logging and resources: nothing is retrained
+        ({"finetuning": {"progress_every": 7}}, set()),
+        ({"resources": {"train": {"mem_mb": 3000}}}, {"write_stacked_config", "log_stacked"}),
+    ],
+)
+def test_a_change_reruns_exactly_what_it_affects(pipeline, change, expected):
+    planned = _planned_jobs(pipeline, change)
+    assert set(planned) == expected, planned
+    if "finetune_chunk" in planned and "train_stacked_softmax" not in planned:
+        assert planned["finetune_chunk"] == 1
 
 
 def test_mlflow_has_one_run_with_a_nested_run_per_stage(pipeline):

@@ -113,7 +113,7 @@ def stage_trajectory(experiment: Mapping, stage: str) -> dict:
     """The settings that decide the result of one stage (and, through it, of later stages).
 
     Stages are ``layer1`` … ``layerL`` (pretraining of each autoencoder), ``softmax`` and
-    ``finetune``. Each stage's trajectory contains the data, the seed and the L-BFGS options
+    ``finetune``. Each stage's trajectory contains the training data, the seed, the L-BFGS options
     and everything of the earlier stages; ``iterations_per_chunk`` of a chunked stage is part
     of it (a chunk boundary restarts L-BFGS), the number of chunks is not (raising it extends
     a finished run). Resources, progress lines, gradient-check settings and descriptions are
@@ -128,8 +128,10 @@ def stage_trajectory(experiment: Mapping, stage: str) -> dict:
         depth = count
     else:
         raise ValueError(f"unknown stage {stage!r}; known: layer1..layer{count}, softmax, finetune")
+    dataset = experiment["dataset"]
     trajectory = {
-        "dataset": copy.deepcopy(dict(experiment["dataset"])),
+        # The test images never shape any stage: only the evaluation reads them.
+        "dataset": {"source": dataset["source"], "train": copy.deepcopy(dict(dataset["train"]))},
         "seed": experiment["seed"],
         "optimizer": copy.deepcopy(dict(experiment["optimizer"])),
         "layers": [layer_settings(experiment, layer) for layer in range(1, depth + 1)],

@@ -3,7 +3,7 @@
 Files of experiment ``E`` (all under ``results/E/``)::
 
     stacked_config.json           write_stacked_config   resolved config, stage fingerprints
-    stacked_data.npz              prepare_stacked_data   train/test images and labels
+    stacked_{train,test}.npz      prepare_stacked_data   images and labels of each part
     stacked_gradcheck.json        check_stacked_gradient fine-tuning and layer-1 checks
     layer{l}/chunks/{k}.npz       train_layer_chunk      autoencoder l, chunk k (checkpoint)
     layer{l}/theta.npz            finalize_layer         autoencoder l's final parameters
@@ -83,25 +83,25 @@ def write_stacked_config(path, name: str, experiment: Mapping) -> dict:
 # --------------------------------------------------------------------------------------------
 # data
 # --------------------------------------------------------------------------------------------
-def prepare_stacked_data(path, dataset: Mapping, folder="resources/mnist") -> dict:
-    """``stacked_data.npz``: ``train_images``, ``train_labels``, ``test_images``, ``test_labels``.
+def prepare_stacked_data(path, source: str, images: Mapping, folder=None) -> tuple:
+    """``stacked_train.npz`` or ``stacked_test.npz``: ``images`` (784 × m) and ``labels`` (m).
 
     Whole 28×28 digits flattened column-major, pixels / 255 (as UFLDL's ``loadMNISTImages``),
-    the configured ranges of their splits.
+    images ``start … stop-1`` of the split ``images`` names.
     """
     from .datasets import load_mnist
 
-    arrays = {}
-    for part in ("train", "test"):
-        split = dataset[part]["split"]
-        start, stop = image_range({"dataset": dataset}, part)
-        images, labels = load_mnist(folder, split, stop)
-        arrays[f"{part}_images"] = np.ascontiguousarray(images[:, start:stop])
-        arrays[f"{part}_labels"] = np.ascontiguousarray(labels[start:stop])
-        log.info("%s: %s images %d..%d (%d)", part, split, start, stop - 1, stop - start)
+    split = images["split"]
+    start, stop = image_range({"dataset": {"part": images}}, "part")
+    pixels, labels = load_mnist(folder or f"resources/{source}", split, stop)
+    arrays = {
+        "images": np.ascontiguousarray(pixels[:, start:stop]),
+        "labels": np.ascontiguousarray(labels[start:stop]),
+    }
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-    return {k: v.shape for k, v in arrays.items()}
+    log.info("%s: %s images %d..%d (%d)", path, split, start, stop - 1, stop - start)
+    return arrays["images"].shape
 
 
 def _load(path, *keys):
@@ -124,7 +124,7 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
     from .gradcheck import check_gradient
 
     check = settings["gradcheck"]
-    images, labels = _load(data_path, "train_images", "train_labels")
+    images, labels = _load(data_path, "images", "labels")
     count = check["num_examples"]
     generator = rng(settings["seed"], "stacked_gradcheck")
     result = stacked.check_finetune_gradient(
@@ -259,7 +259,7 @@ def train_layer_chunk(
     """Chunk ``chunk`` of the sparse autoencoder of the last layer of ``trajectory``.
 
     ``trajectory`` is :func:`sparseae.stacked_config.stage_trajectory` of stage ``layer{l}``.
-    Layer 1 trains on the training images (``data_path`` is ``stacked_data.npz``), layer
+    Layer 1 trains on the training images (``data_path`` is ``stacked_train.npz``), layer
     ``l > 1`` on layer ``l-1``'s features (``data_path`` is its ``features.npz``). Chunk 1
     starts from :func:`sparseae.autoencoder.initialize_parameters` with child ``l`` of the
     experiment's ``stacked_init`` seed; chunk ``k > 1`` from ``previous``.
@@ -269,7 +269,7 @@ def train_layer_chunk(
     layer = len(trajectory["layers"])
     model = trajectory["layers"][-1]
     v, h = model["visible_size"], model["hidden_size"]
-    (data,) = _load(data_path, "train_images" if layer == 1 else "features")
+    (data,) = _load(data_path, "images" if layer == 1 else "features")
     if data.shape[0] != v:
         raise RuntimeError(f"{data_path} has {data.shape[0]} rows, layer {layer} needs {v}")
     if chunk == 1:
@@ -333,7 +333,7 @@ def finalize_layer(chunk_paths, data_path, theta_path, features_path, *, traject
     layer = len(trajectory["layers"])
     model = trajectory["layers"][-1]
     theta = _check_last(chunk_paths[-1], trajectory)
-    (data,) = _load(data_path, "train_images" if layer == 1 else "features")
+    (data,) = _load(data_path, "images" if layer == 1 else "features")
     save_theta_npz(theta_path, theta, config={"layer": layer, "model": model})
     features = autoencoder.hidden_activations(
         theta, data, visible_size=model["visible_size"], hidden_size=model["hidden_size"]
@@ -367,7 +367,7 @@ def train_stacked_softmax(features_path, data_path, output, *, name, trajectory)
     ``10 × h_L``) and the cost of every iteration.
     """
     (features,) = _load(features_path, "features")
-    (labels,) = _load(data_path, "train_labels")
+    (labels,) = _load(data_path, "labels")
     settings = trajectory["softmax"]
     theta, _ = _run_chunk(
         stacked.softmax_objective,
@@ -410,7 +410,7 @@ def finetune_chunk(
     with the softmax λ.
     """
     _remove_stale(output)
-    images, labels = _load(data_path, "train_images", "train_labels")
+    images, labels = _load(data_path, "images", "labels")
     hidden = _hidden_sizes(trajectory)
     if chunk == 1:
         theta0 = _pretrained_stack(layer_thetas, softmax_path, hidden)
@@ -472,7 +472,9 @@ def _confusion(y_true, y_pred, k):
     return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k).astype(np.int64)
 
 
-def evaluate_stacked(data_path, stack_path, stage_chunks: Mapping, outputs: Mapping, *, trajectory):
+def evaluate_stacked(
+    train_path, test_path, stack_path, stage_chunks: Mapping, outputs: Mapping, *, trajectory
+):
     """Test accuracy before and after fine-tuning, and of softmax on raw pixels.
 
     ``outputs``: ``evaluation`` (``stacked_evaluation.json``), ``confusion_before``,
@@ -483,9 +485,8 @@ def evaluate_stacked(data_path, stack_path, stage_chunks: Mapping, outputs: Mapp
 
     from .evaluate import plot_confusion_matrix
 
-    train_x, train_y, test_x, test_y = _load(
-        data_path, "train_images", "train_labels", "test_images", "test_labels"
-    )
+    train_x, train_y = _load(train_path, "images", "labels")
+    test_x, test_y = _load(test_path, "images", "labels")
     pretrained, finetuned = _load(stack_path, "pretrained", "finetuned")
     shape = dict(
         input_size=INPUT_SIZE, hidden_sizes=_hidden_sizes(trajectory), num_classes=NUM_CLASSES

@@ -32,10 +32,9 @@ def stacked_gradcheck(wildcards):
 
 
 def stacked_fetched(wildcards):
-    """The download markers of the MNIST splits the experiment reads."""
+    """The download marker of the MNIST split the train or test images come from."""
     dataset = STACKED[wildcards.experiment]["dataset"]
-    splits = sorted({dataset["train"]["split"], dataset["test"]["split"]})
-    return [f"resources/{dataset['source']}/fetched-{split}.json" for split in splits]
+    return f"resources/{dataset['source']}/fetched-{dataset[wildcards.part]['split']}.json"
 
 
 def stacked_layers(wildcards):
@@ -46,7 +45,7 @@ def layer_input(wildcards):
     """Layer 1 trains on the images, layer l on layer l-1's features."""
     layer = int(wildcards.layer)
     if layer == 1:
-        return f"results/{wildcards.experiment}/stacked_data.npz"
+        return f"results/{wildcards.experiment}/stacked_train.npz"
     return f"results/{wildcards.experiment}/layer{layer - 1}/features.npz"
 
 
@@ -128,7 +127,8 @@ def stacked_logs(wildcards):
         f"logs/{name}/{rule}.log"
         for rule in (
             "write_stacked_config",
-            "prepare_stacked_data",
+            "prepare_stacked_data-train",
+            "prepare_stacked_data-test",
             "check_stacked_gradient",
             "train_stacked_softmax",
             "finalize_stacked",

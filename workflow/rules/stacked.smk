@@ -7,6 +7,7 @@
 
 wildcard_constraints:
     layer=r"[1-9]",
+    part=r"train|test",
 
 
 rule write_stacked_config:
@@ -32,11 +33,11 @@ rule prepare_stacked_data:
     input:
         fetched=stacked_fetched,
     output:
-        "results/{experiment}/stacked_data.npz",
+        "results/{experiment}/stacked_{part}.npz",
     log:
-        "logs/{experiment}/prepare_stacked_data.log",
+        "logs/{experiment}/prepare_stacked_data-{part}.log",
     benchmark:
-        "benchmarks/{experiment}/prepare_stacked_data.tsv"
+        "benchmarks/{experiment}/prepare_stacked_data-{part}.tsv"
     conda:
         ENV
     threads: stacked_resource("data", "threads")
@@ -44,16 +45,17 @@ rule prepare_stacked_data:
         mem_mb=stacked_resource("data", "mem_mb"),
         runtime=stacked_resource("data", "runtime"),
     params:
-        dataset=stacked_section("dataset"),
+        source=lambda wildcards: STACKED[wildcards.experiment]["dataset"]["source"],
+        images=lambda wildcards: STACKED[wildcards.experiment]["dataset"][wildcards.part],
     message:
-        "{wildcards.experiment}: training and test digits"
+        "{wildcards.experiment}: {wildcards.part} digits"
     script:
         "../scripts/prepare_stacked_data.py"
 
 
 rule check_stacked_gradient:
     input:
-        data="results/{experiment}/stacked_data.npz",
+        data="results/{experiment}/stacked_train.npz",
     output:
         "results/{experiment}/stacked_gradcheck.json",
     log:
@@ -130,7 +132,7 @@ rule finalize_layer:
 rule train_stacked_softmax:
     input:
         features=last_features,
-        data="results/{experiment}/stacked_data.npz",
+        data="results/{experiment}/stacked_train.npz",
     output:
         "results/{experiment}/softmax.npz",
     log:
@@ -153,7 +155,7 @@ rule train_stacked_softmax:
 
 rule finetune_chunk:
     input:
-        data="results/{experiment}/stacked_data.npz",
+        data="results/{experiment}/stacked_train.npz",
         gradcheck="results/{experiment}/stacked_gradcheck.json",
         layers=layer_thetas,
         softmax="results/{experiment}/softmax.npz",
@@ -207,7 +209,8 @@ rule finalize_stacked:
 
 rule evaluate_stacked:
     input:
-        data="results/{experiment}/stacked_data.npz",
+        train="results/{experiment}/stacked_train.npz",
+        test="results/{experiment}/stacked_test.npz",
         stack="results/{experiment}/stack.npz",
         chunks=all_stage_chunks,
     output:

@@ -1,4 +1,4 @@
-"""Rule prepare_stacked_data: the training and test digits -> stacked_data.npz."""
+"""Rule prepare_stacked_data: the training or test digits -> stacked_{part}.npz."""
 
 import logging
 
@@ -7,6 +7,5 @@ from sparseae.stacked_pipeline import prepare_stacked_data
 
 smk = snakemake  # noqa: F821
 log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
-dataset = smk.params.dataset
-shapes = prepare_stacked_data(smk.output[0], dataset, folder=f"resources/{dataset['source']}")
-logging.info("wrote %s: %s", smk.output[0], shapes)
+shape = prepare_stacked_data(smk.output[0], smk.params.source, smk.params.images)
+logging.info("wrote %s: images %s", smk.output[0], shape)
