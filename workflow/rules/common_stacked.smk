@@ -34,7 +34,9 @@ def stacked_gradcheck(wildcards):
 def stacked_fetched(wildcards):
     """The download marker of the MNIST split the train or test images come from."""
     dataset = STACKED[wildcards.experiment]["dataset"]
-    return f"resources/{dataset['source']}/fetched-{dataset[wildcards.part]['split']}.json"
+    return (
+        f"resources/{dataset['source']}/fetched-{dataset[wildcards.part]['split']}.json"
+    )
 
 
 def stacked_layers(wildcards):
@@ -77,7 +79,9 @@ def layer_thetas(wildcards):
 
 
 def last_features(wildcards):
-    return f"results/{wildcards.experiment}/layer{stacked_layers(wildcards)}/features.npz"
+    return (
+        f"results/{wildcards.experiment}/layer{stacked_layers(wildcards)}/features.npz"
+    )
 
 
 def previous_finetune_chunk(wildcards):
@@ -152,5 +156,7 @@ def stacked_logs(wildcards):
 def stacked_targets():
     """Targets of the all-rule for the stacked experiments in `run`."""
     return [
-        f"results/{name}/{f}" for name in RUN_STACKED for f in (*STACKED_FILES, "stacked_mlflow.json")
+        f"results/{name}/{f}"
+        for name in RUN_STACKED
+        for f in (*STACKED_FILES, "stacked_mlflow.json")
     ]

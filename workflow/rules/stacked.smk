@@ -46,7 +46,9 @@ rule prepare_stacked_data:
         runtime=stacked_resource("data", "runtime"),
     params:
         source=lambda wildcards: STACKED[wildcards.experiment]["dataset"]["source"],
-        images=lambda wildcards: STACKED[wildcards.experiment]["dataset"][wildcards.part],
+        images=lambda wildcards: STACKED[wildcards.experiment]["dataset"][
+            wildcards.part
+        ],
     message:
         "{wildcards.experiment}: {wildcards.part} digits"
     script:
@@ -219,13 +221,19 @@ rule evaluate_stacked:
             "results/{experiment}/confusion_before.png",
             caption="../report/stacked_confusion.rst",
             category="Stacked autoencoder",
-            labels={"experiment": "{experiment}", "figure": "confusion, before fine-tuning"},
+            labels={
+                "experiment": "{experiment}",
+                "figure": "confusion, before fine-tuning",
+            },
         ),
         confusion_after=report(
             "results/{experiment}/confusion_after.png",
             caption="../report/stacked_confusion.rst",
             category="Stacked autoencoder",
-            labels={"experiment": "{experiment}", "figure": "confusion, after fine-tuning"},
+            labels={
+                "experiment": "{experiment}",
+                "figure": "confusion, after fine-tuning",
+            },
         ),
     log:
         "logs/{experiment}/evaluate_stacked.log",
@@ -255,13 +263,19 @@ rule plot_stacked:
             "results/{experiment}/filters_before.png",
             caption="../report/stacked_filters.rst",
             category="Stacked autoencoder",
-            labels={"experiment": "{experiment}", "figure": "layer 1, before fine-tuning"},
+            labels={
+                "experiment": "{experiment}",
+                "figure": "layer 1, before fine-tuning",
+            },
         ),
         filters_after=report(
             "results/{experiment}/filters_after.png",
             caption="../report/stacked_filters.rst",
             category="Stacked autoencoder",
-            labels={"experiment": "{experiment}", "figure": "layer 1, after fine-tuning"},
+            labels={
+                "experiment": "{experiment}",
+                "figure": "layer 1, after fine-tuning",
+            },
         ),
         curves=report(
             "results/{experiment}/stacked_cost_curves.png",
