@@ -323,7 +323,7 @@ if _blocked:
 
 def startup_message():
     lines = [
-        "sparseae: running " + ", ".join(RUN),
+        "sparseae: running " + ", ".join(RUN + RUN_STACKED),
         f"  tracking store: {TRACKING_URI}",
     ]
     return "\n".join(lines)
@@ -335,6 +335,7 @@ def success_message():
         lines.append(f"  {name}: filter grid results/{name}/filters.png")
         if evaluates(name):
             lines.append(f"  {name}: {evaluation_line(name)}")
+    lines += stacked_success_lines()
     for name in RUN_SWEEPS:
         lines.append(f"  sweep {name}: table results/sweeps/{name}/summary.html")
     lines += [

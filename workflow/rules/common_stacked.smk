@@ -160,3 +160,20 @@ def stacked_targets():
         for name in RUN_STACKED
         for f in (*STACKED_FILES, "stacked_mlflow.json")
     ]
+
+
+def stacked_success_lines():
+    """Closing-message lines: each stacked experiment's accuracies before/after fine-tuning."""
+    lines = []
+    for name in RUN_STACKED:
+        path = Path(f"results/{name}/stacked_evaluation.json")
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+            lines.append(
+                f"  {name}: test accuracy {100 * result['accuracy_before']:.2f}% before "
+                f"fine-tuning, {100 * result['accuracy_after']:.2f}% after, "
+                f"{100 * result['accuracy_raw']:.2f}% softmax on raw pixels ({path})"
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            lines.append(f"  {name}: {path} (not readable)")
+    return lines
