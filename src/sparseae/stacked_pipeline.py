@@ -178,7 +178,9 @@ def _start(previous, name, trajectory, expected_length):
     theta, records, meta = load_checkpoint(previous)
     mine = fingerprint_of(trajectory)
     if meta.get("fingerprint") != mine or theta.size != expected_length:
-        difference = describe_difference(meta.get("trajectory", {}), trajectory)
+        difference = describe_difference(
+            _by_layer(meta.get("trajectory", {})), _by_layer(trajectory)
+        )
         raise ConfigError(
             f"checkpoint {previous} was written by configuration {meta.get('fingerprint')} "
             f"(theta length {theta.size}) but stacked experiment '{name}' now has configuration "
@@ -187,6 +189,12 @@ def _start(previous, name, trajectory, expected_length):
             f"settings"
         )
     return theta, (records[-1] if records else meta["last"])
+
+
+def _by_layer(trajectory: Mapping) -> dict:
+    """The trajectory with its list of layers as ``layer1``, ``layer2``, … (readable diffs)."""
+    layers = trajectory.get("layers", [])
+    return {**trajectory, "layers": {f"layer{i}": x for i, x in enumerate(layers, start=1)}}
 
 
 def _hidden_sizes(trajectory) -> list[int]:
