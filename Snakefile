@@ -37,6 +37,7 @@ localrules:
     all,
     fetch,
     write_config,
+    write_trajectory,
     plot_filters,
     plot_curves,
     init_store,
