@@ -245,7 +245,7 @@ def _run_chunk(
         start_seconds=float(last["seconds"]),
         progress=progress,
     )
-    from .tracking.environment import environment_info
+    from .environment import environment_info
 
     meta = {
         **meta,
