@@ -45,6 +45,7 @@ localrules:
     summarize_sweep,
     log_sweep,
     write_stacked_config,
+    write_finetune_trajectory,
     plot_stacked,
     log_stacked,
 

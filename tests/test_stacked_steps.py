@@ -68,7 +68,7 @@ def test_failed_gradient_check_writes_nothing(experiment, train_file, tmp_path):
     passed = steps.check_stacked_gradient(train_file, tmp_path / "ok.json", "tiny", settings)
     assert passed["passed"] and passed["finetune"] < 1e-9 and passed["autoencoder"] < 1e-9
     settings["gradcheck"]["bound"] = 1e-30
-    with pytest.raises(RuntimeError, match="gradient check FAILED for stacked experiment 'tiny'"):
+    with pytest.raises(ConfigError, match="gradient check FAILED for stacked experiment 'tiny'"):
         steps.check_stacked_gradient(train_file, tmp_path / "bad.json", "tiny", settings)
     assert not (tmp_path / "bad.json").exists()
 

@@ -3,6 +3,7 @@
 Files of experiment ``E`` (all under ``results/E/``)::
 
     stacked_config.json           write_stacked_config   resolved config, stage fingerprints
+    finetune/trajectory.json      write_finetune_trajectory  fine-tuning's trajectory
     stacked_{train,test}.npz      prepare_stacked_data   images and labels of each part
     stacked_gradcheck.json        check_stacked_gradient fine-tuning and layer-1 checks
     layer{l}/chunks/{k}.npz       train_layer_chunk      autoencoder l, chunk k (checkpoint)
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -35,6 +37,7 @@ import numpy as np
 
 from . import autoencoder, stacked
 from .config import PURPOSES, ConfigError, describe_difference, rng
+from .experiment import ForeignResultError, ResultFileError
 from .io import atomic_path, load_theta_npz, save_theta_npz, write_json
 from .stacked_config import (
     INPUT_SIZE,
@@ -48,6 +51,7 @@ from .train import LBFGSOptions, lbfgs_chunk, load_checkpoint, save_checkpoint
 
 __all__ = [
     "write_stacked_config",
+    "write_finetune_trajectory",
     "prepare_stacked_data",
     "check_stacked_gradient",
     "train_layer_chunk",
@@ -77,6 +81,26 @@ def write_stacked_config(path, name: str, experiment: Mapping) -> dict:
         "experiment": dict(experiment),
     }
     write_json(path, record)
+    log.info("wrote %s (stage fingerprints %s)", path, record["fingerprints"])
+    return record
+
+
+def write_finetune_trajectory(path, *, name: str, trajectory: Mapping) -> dict:
+    """``finetune/trajectory.json``: fine-tuning's stage trajectory and its fingerprint.
+
+    Fine-tuning depends on this file as a plain input, so Snakemake refits exactly when the
+    trajectory changed, also when the gradient check (an ``ancient`` gate of fine-tuning) must
+    rerun at the same time: Snakemake does not compare a job's params once one of its upstream
+    jobs must rerun, and an ``ancient`` input does not pass that rerun on.
+    """
+    record = {
+        "name": name,
+        "stage": "finetune",
+        "fingerprint": fingerprint_of(trajectory),
+        "trajectory": dict(trajectory),
+    }
+    write_json(path, record)
+    log.info("wrote %s (fine-tuning fingerprint %s)", path, record["fingerprint"])
     return record
 
 
@@ -100,13 +124,29 @@ def prepare_stacked_data(path, source: str, images: Mapping, folder=None) -> tup
     }
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-    log.info("%s: %s images %d..%d (%d)", path, split, start, stop - 1, stop - start)
+    log.info(
+        "wrote %s: %s images %d..%d (%d), array %s",
+        path, split, start, stop - 1, stop - start, arrays["images"].shape,
+    )  # fmt: skip
     return arrays["images"].shape
 
 
 def _load(path, *keys):
-    with np.load(path, allow_pickle=False) as archive:
-        return [archive[k] for k in keys]
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            return [archive[k] for k in keys]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ResultFileError(
+            f"{path} is not a readable result file ({err}); delete it and rerun to recompute it"
+        ) from None
+
+
+def _checkpoint(path):
+    """:func:`load_checkpoint`, a damaged file as one message saying what to delete."""
+    try:
+        return load_checkpoint(path)
+    except (OSError, ValueError) as err:
+        raise ResultFileError(f"{err}; delete {path} and rerun to recompute it") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,7 +158,7 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
     ``settings`` is :func:`sparseae.stacked_config.gradcheck_settings`. The small stack has
     the experiment's number of layers, ``gradcheck.hidden_size`` units in each, and the first
     ``gradcheck.num_examples`` training images with their labels; the autoencoder check uses
-    layer 1's ρ, λ, β on the same images. Raises ``RuntimeError`` (nothing written) if either
+    layer 1's ρ, λ, β on the same images. Raises ``ConfigError`` (nothing written) if either
     difference reaches ``gradcheck.bound``.
     """
     from .gradcheck import check_gradient
@@ -160,7 +200,7 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
         result["bound"],
     )
     if not result["passed"]:
-        raise RuntimeError(
+        raise ConfigError(
             f"gradient check FAILED for stacked experiment '{name}': fine-tuning "
             f"{result['finetune']:.3e}, layer-1 autoencoder {result['autoencoder']:.3e}, bound "
             f"{result['bound']:.1e} (config key stacked_experiments.{name}.gradcheck.bound); "
@@ -175,13 +215,13 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
 # --------------------------------------------------------------------------------------------
 def _start(previous, name, trajectory, expected_length):
     """(theta, last counters) from the previous chunk's checkpoint, after checking it."""
-    theta, records, meta = load_checkpoint(previous)
+    theta, records, meta = _checkpoint(previous)
     mine = fingerprint_of(trajectory)
     if meta.get("fingerprint") != mine or theta.size != expected_length:
         difference = describe_difference(
             _by_layer(meta.get("trajectory", {})), _by_layer(trajectory)
         )
-        raise ConfigError(
+        raise ForeignResultError(
             f"checkpoint {previous} was written by configuration {meta.get('fingerprint')} "
             f"(theta length {theta.size}) but stacked experiment '{name}' now has configuration "
             f"{mine} for it (length {expected_length}); differences (checkpoint != now): "
@@ -233,6 +273,7 @@ def _run_chunk(
                 record["fun_evals"], record["seconds"],
             )  # fmt: skip
 
+    stop: dict = {}
     theta, records = lbfgs_chunk(
         cost_fn,
         theta0,
@@ -244,6 +285,7 @@ def _run_chunk(
         start_fun_evals=int(last["fun_evals"]),
         start_seconds=float(last["seconds"]),
         progress=progress,
+        stop=stop,
     )
     from .environment import environment_info
 
@@ -253,11 +295,13 @@ def _run_chunk(
         "options": options.to_dict(),
         "wall_seconds": time.perf_counter() - started,
         "last": {key: records[-1][key] for key in last} if records else dict(last),
+        "stop": stop,
         "environment": environment_info(),
     }
     save_checkpoint(output, theta, records, meta)
-    log.info("wrote %s: %d iterations, cost %s", output, len(records),
-             f"{records[-1]['cost']:.8f}" if records else "unchanged")  # fmt: skip
+    log.info("wrote %s: %d iterations, cost %s; optimizer stop: %s (%s)", output, len(records),
+             f"{records[-1]['cost']:.8f}" if records else "unchanged",
+             stop["reason"], stop["message"])  # fmt: skip
     return theta, records
 
 
@@ -279,7 +323,10 @@ def train_layer_chunk(
     v, h = model["visible_size"], model["hidden_size"]
     (data,) = _load(data_path, "images" if layer == 1 else "features")
     if data.shape[0] != v:
-        raise RuntimeError(f"{data_path} has {data.shape[0]} rows, layer {layer} needs {v}")
+        raise ResultFileError(
+            f"{data_path} has {data.shape[0]} rows, layer {layer} needs {v}; delete it and "
+            f"rerun to recompute it"
+        )
     if chunk == 1:
         seed = np.random.SeedSequence(
             trajectory["seed"], spawn_key=(PURPOSES["stacked_init"], layer)
@@ -319,16 +366,16 @@ def stage_records(chunk_paths: Sequence) -> tuple[list[dict], list[dict]]:
     """Records of all chunks of a stage in order, and the chunks' metadata."""
     records, metas = [], []
     for path in chunk_paths:
-        _, recs, meta = load_checkpoint(path)
+        _, recs, meta = _checkpoint(path)
         records += recs
         metas.append(meta)
     return records, metas
 
 
 def _check_last(path, trajectory):
-    theta, _, meta = load_checkpoint(path)
+    theta, _, meta = _checkpoint(path)
     if meta.get("fingerprint") != fingerprint_of(trajectory):
-        raise ConfigError(
+        raise ForeignResultError(
             f"{path} was written by configuration {meta.get('fingerprint')}, not "
             f"{fingerprint_of(trajectory)}; delete {Path(path).parent}/ and rerun snakemake"
         )
@@ -393,7 +440,7 @@ def train_stacked_softmax(features_path, data_path, output, *, name, trajectory)
 
 
 def _pretrained_stack(layer_thetas, softmax_path, hidden):
-    softmax_theta, _, _ = load_checkpoint(softmax_path)
+    softmax_theta, _, _ = _checkpoint(softmax_path)
     weights = softmax_theta.reshape((NUM_CLASSES, hidden[-1]), order="F")
     thetas = [load_theta_npz(path)[0] for path in layer_thetas]
     return stacked.stack_from_autoencoders(weights, thetas, INPUT_SIZE, hidden)
@@ -573,7 +620,7 @@ def plot_stacked(stack_path, stage_chunks: Mapping, outputs: Mapping, *, name, h
         iterations = [r["iteration"] for r in records]
         costs = [r["cost"] for r in records]
         ax.plot(iterations, costs, color="tab:blue", linewidth=1.2)
-        ends = [load_checkpoint(p)[2]["last"]["iteration"] for p in paths[:-1]]
+        ends = [_checkpoint(p)[2]["last"]["iteration"] for p in paths[:-1]]
         for end in ends:
             ax.axvline(end, color="tab:gray", linestyle="--", linewidth=0.8)
         if costs and min(costs) > 0:

@@ -131,6 +131,7 @@ def stacked_logs(wildcards):
         f"logs/{name}/{rule}.log"
         for rule in (
             "write_stacked_config",
+            "write_finetune_trajectory",
             "prepare_stacked_data-train",
             "prepare_stacked_data-test",
             "check_stacked_gradient",

@@ -29,6 +29,25 @@ rule write_stacked_config:
         "../scripts/write_stacked_config.py"
 
 
+# Fine-tuning's trajectory as a file: fine-tuning depends on it, so a trajectory change refits
+# even when the gradient check (an ancient() gate of fine-tuning) reruns at the same time.
+rule write_finetune_trajectory:
+    output:
+        "results/{experiment}/finetune/trajectory.json",
+    log:
+        "logs/{experiment}/write_finetune_trajectory.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=stacked_resource("light", "mem_mb"),
+        runtime=stacked_resource("light", "runtime"),
+    params:
+        trajectory=stacked_trajectory("finetune"),
+    script:
+        "../scripts/write_finetune_trajectory.py"
+
+
 rule prepare_stacked_data:
     input:
         fetched=stacked_fetched,
@@ -161,6 +180,7 @@ rule finetune_chunk:
         # A gate, not a dependency of the numbers: fine-tuning waits for a passing check, but
         # a rerun of the check alone (e.g. another gradcheck.bound) redoes no fine-tuning.
         gradcheck=ancient("results/{experiment}/stacked_gradcheck.json"),
+        trajectory="results/{experiment}/finetune/trajectory.json",
         layers=layer_thetas,
         softmax="results/{experiment}/softmax.npz",
         previous=previous_finetune_chunk,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -228,4 +229,7 @@ def log_stacked(
                 "logged": logged,
             },
         )
+    logging.getLogger(__name__).info(
+        "logged %s to %s, run %s", folder, tracking_uri, parent.info.run_id
+    )
     return parent.info.run_id
