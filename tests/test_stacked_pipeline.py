@@ -232,6 +232,27 @@ def _planned_jobs(workdir: Path, change: dict) -> dict[str, int]:
             {
                 "check_stacked_gradient",
                 "train_stacked_softmax",
+                "write_finetune_trajectory",
+                "finetune_chunk",
+                "finalize_stacked",
+                "evaluate_stacked",
+                "plot_stacked",
+                "write_stacked_config",
+                "log_stacked",
+            },
+        ),  # fmt: skip
+        # a gradient-check setting: the check only (it gates fine-tuning, not its numbers)
+        (
+            {"gradcheck": {"bound": 1e-7}},
+            {"check_stacked_gradient", "write_stacked_config", "log_stacked"},
+        ),
+        # the check and fine-tuning's chunking at once: both, although the check is an
+        # ancient() input of fine-tuning (its trajectory file carries the change)
+        (
+            {"gradcheck": {"bound": 1e-7}, "finetuning": {"iterations_per_chunk": FT_ITER + 5}},
+            {
+                "check_stacked_gradient",
+                "write_finetune_trajectory",
                 "finetune_chunk",
                 "finalize_stacked",
                 "evaluate_stacked",
@@ -248,8 +269,10 @@ def _planned_jobs(workdir: Path, change: dict) -> dict[str, int]:
 def test_a_change_reruns_exactly_what_it_affects(pipeline, change, expected):
     planned = _planned_jobs(pipeline, change)
     assert set(planned) == expected, planned
-    if "finetune_chunk" in planned and "train_stacked_softmax" not in planned:
-        assert planned["finetune_chunk"] == 1
+    if "finetune_chunk" in planned:
+        # a new trajectory refits every chunk; more chunks of the same one add only chunk 4
+        refit = "write_finetune_trajectory" in planned
+        assert planned["finetune_chunk"] == (FT_CHUNKS if refit else 1), planned
 
 
 def test_mlflow_has_one_run_with_a_nested_run_per_stage(pipeline):
