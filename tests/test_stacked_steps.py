@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from workflow_helpers import REPO
 
 from sparseae import stacked_pipeline as steps
 from sparseae.config import ConfigError, resolve_config
+from sparseae.experiment import ForeignResultError, ResultFileError
 from sparseae.stacked_config import gradcheck_settings, stage_trajectory
 from sparseae.train import load_checkpoint
 
@@ -50,10 +52,12 @@ def test_layer_chunks_continue_and_refuse_another_configuration(experiment, trai
     _, records, meta = load_checkpoint(second)
     assert [r["iteration"] for r in records] == [4, 5, 6]
     assert meta["stage"] == "layer1" and meta["trajectory"] == trajectory
+    # the optimizer's stop, as the single-layer chunks record it: 3 iterations were the budget
+    assert meta["stop"]["reason"] == "budget" and meta["stop"]["iterations"] == 3
 
     other = copy.deepcopy(experiment)
     other["layers"]["rho"] = 0.2
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ForeignResultError) as info:
         steps.train_layer_chunk(
             train_file, first, tmp_path / "x.npz", name="tiny",
             trajectory=stage_trajectory(other, "layer1"), chunk=2,
@@ -83,3 +87,41 @@ def test_data_ranges_are_slices_of_the_split(tmp_path, shared_dir):
     with np.load(tmp_path / "t.npz", allow_pickle=False) as archive:
         assert np.array_equal(archive["images"], expected[:, 9990:])
         assert np.array_equal(archive["labels"], labels[9990:])
+
+
+def test_damaged_checkpoint_is_one_message_naming_it(experiment, train_file, tmp_path):
+    trajectory = stage_trajectory(experiment, "layer1")
+    first = tmp_path / "1.npz"
+    steps.train_layer_chunk(train_file, None, first, name="tiny", trajectory=trajectory, chunk=1)
+    first.write_bytes(first.read_bytes()[:200])  # truncated, as by a full disk
+    with pytest.raises(ResultFileError, match=re.escape(f"delete {first} and rerun")) as info:
+        steps.train_layer_chunk(
+            train_file, first, tmp_path / "2.npz", name="tiny", trajectory=trajectory, chunk=2
+        )
+    assert "\n" not in str(info.value) and not (tmp_path / "2.npz").exists()
+    # features of the wrong size: layer 2 refuses them, naming the file
+    bad = tmp_path / "features.npz"
+    np.savez(bad, features=np.zeros((5, 60)))
+    with pytest.raises(ResultFileError, match=re.escape(f"{bad} has 5 rows, layer 2 needs 6")):
+        steps.train_layer_chunk(
+            bad, None, tmp_path / "l2.npz", name="tiny",
+            trajectory=stage_trajectory(experiment, "layer2"), chunk=1,
+        )  # fmt: skip
+
+
+def test_finetune_trajectory_file_changes_exactly_with_the_trajectory(experiment, tmp_path):
+    import json
+
+    written = steps.write_finetune_trajectory(
+        tmp_path / "t.json", name="tiny", trajectory=stage_trajectory(experiment, "finetune")
+    )
+    assert json.loads((tmp_path / "t.json").read_text()) == written
+    other = copy.deepcopy(experiment)
+    other["gradcheck"]["bound"] = 1e-3  # not part of fine-tuning's numbers
+    other["finetuning"]["progress_every"] = 3
+    assert stage_trajectory(other, "finetune") == written["trajectory"]
+    other["finetuning"]["iterations_per_chunk"] = 4
+    again = steps.write_finetune_trajectory(
+        tmp_path / "u.json", name="tiny", trajectory=stage_trajectory(other, "finetune")
+    )
+    assert again["fingerprint"] != written["fingerprint"]
