@@ -26,7 +26,8 @@ try:
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 validate(
-    {k: v for k, v in CONFIG.items() if k != "sweep_members"},
+    {k: v for k, v in CONFIG.items() if k not in ("sweep_members", "run_stacked")}
+    | {"run": CONFIG["run"] + CONFIG["run_stacked"]},
     str(SCHEMA),
     set_default=False,
 )
@@ -332,7 +333,7 @@ if _blocked:
 
 def startup_message():
     lines = [
-        "sparseae: running " + ", ".join(RUN),
+        "sparseae: running " + ", ".join(RUN + RUN_STACKED),
         f"  tracking store: {TRACKING_URI}",
     ]
     return "\n".join(lines)
@@ -344,6 +345,7 @@ def success_message():
         lines.append(f"  {name}: filter grid results/{name}/filters.png")
         if evaluates(name):
             lines.append(f"  {name}: {evaluation_line(name)}")
+    lines += stacked_success_lines()
     for name in RUN_SWEEPS:
         lines.append(f"  sweep {name}: table results/sweeps/{name}/summary.html")
     lines += [

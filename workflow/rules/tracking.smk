@@ -23,7 +23,7 @@ rule init_store:
         runtime=10,
     params:
         uri=TRACKING_URI,
-        experiments=[experiment_mlflow_name(name) for name in RUN],
+        experiments=[experiment_mlflow_name(name) for name in RUN + RUN_STACKED],
     message:
         "MLflow: prepare the tracking store {params.uri}"
     script:
