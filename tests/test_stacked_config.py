@@ -64,8 +64,23 @@ def test_defaults_fill_a_minimal_stacked_experiment():
     config = {"run": ["deep"], "stacked_experiments": {"deep": {}}}
     exp = resolve_config(config, SCHEMA)["stacked_experiments"]["deep"]
     assert exp["layers"]["hidden_sizes"] == [200, 200]
-    assert exp["finetuning"] == {"chunks": 8, "iterations_per_chunk": 50, "progress_every": 10}
+    assert exp["finetuning"] == {
+        "chunks": 8,
+        "iterations_per_chunk": 50,
+        "progress_every": 10,
+        "dtype": "float64",
+    }
     assert exp["gradcheck"]["bound"] == 1e-9 and exp["resources"]["train"]["threads"] == 2
+    assert exp["optimizer"]["method"] == "lbfgs"
+
+
+@pytest.mark.parametrize("stage", ["pretraining", "finetuning"])
+def test_stacked_stages_train_in_float64_only(stage):
+    with pytest.raises(ConfigError) as error:
+        resolve_config(_with(**{f"{stage}__dtype": "float32"}), SCHEMA)
+    message = str(error.value)
+    assert f"'stacked_experiments.stacked-t10k.{stage}.dtype' = 'float32'" in message
+    assert "allowed: 'float64'" in message
 
 
 def _with(**changes) -> dict:

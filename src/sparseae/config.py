@@ -31,6 +31,7 @@ import numpy as np
 
 # ConfigError has its own module so that sparseae.sweep raises it without importing this one.
 from .errors import ConfigError
+from .stacked_config import check_stacked_experiment
 from .sweep import expand_sweep
 
 #: Purpose -> child index of ``SeedSequence(seed)``; never renumber, only append.
@@ -428,8 +429,6 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
 
 def _check_stacked(stacked: Mapping, experiments: Mapping, sweeps: Mapping) -> list[str]:
     """Cross-field checks of the stacked experiments; their names (distinct from all others)."""
-    from sparseae.stacked_config import check_stacked_experiment
-
     for name, experiment in stacked.items():
         if name in experiments or name in sweeps:
             raise ConfigError(

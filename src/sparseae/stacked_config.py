@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from .config import ConfigError
+from .errors import ConfigError
 
 __all__ = [
     "MNIST_SIZES",
@@ -99,6 +99,14 @@ def check_stacked_experiment(name: str, experiment: Mapping) -> None:
             f"'{key}.dataset.train' ({s1} images {a1}..{b1 - 1}); allowed: disjoint ranges of "
             f"one split, e.g. train start 0 stop 5000 and test start 5000 (stop null)"
         )
+    for stage in ("pretraining", "finetuning"):
+        # The stacked costs (fine-tuning and softmax) run in float64 only.
+        dtype = experiment[stage].get("dtype", "float64")
+        if dtype != "float64":
+            problems.append(
+                f"config key '{key}.{stage}.dtype' = {dtype!r}; allowed: 'float64' (stacked "
+                f"experiments train in float64; float32 is for experiments); remove the key"
+            )
     examples = experiment["gradcheck"]["num_examples"]
     if examples > b1 - a1:
         problems.append(
