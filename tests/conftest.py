@@ -88,6 +88,7 @@ def build_result_folder(
     theta, history, three PNGs, optional evaluation; ``root/logs/<name>/*.log``). The run uses
     ``sparseae.autoencoder.cost_and_grad`` with scipy's L-BFGS-B, warm-restarted per chunk.
     """
+    import hashlib
     import json
     import time
 
@@ -110,6 +111,13 @@ def build_result_folder(
 
     out = root / "results" / name
     (out / "chunks").mkdir(parents=True, exist_ok=True)
+    # The trajectory key, as sparseae.config.fingerprint: every setting but the chunk count.
+    trajectory = json.loads(json.dumps(config))
+    trajectory["training"].pop("chunks")
+    trajectory["optimizer"].pop("max_iterations")
+    trajectory["iterations_per_chunk"] = iterations_per_chunk
+    key = hashlib.sha256(json.dumps(trajectory, sort_keys=True).encode()).hexdigest()[:16]
+    config["fingerprint"] = key
     write_json(out / "config.json", config)
     small = data[:, :10]
     numeric = numerical_gradient(lambda t: cost_and_grad(t, small, **kw)[0], theta)
@@ -155,7 +163,14 @@ def build_result_folder(
         columns = list(zip(*chunk_records, strict=True)) if chunk_records else [[]] * 5
         meta = {
             "chunk": k,
-            "chunks": chunks,
+            "fingerprint": key,
+            "stop": {
+                "status": int(result.status),
+                "message": str(result.message),
+                "iterations": int(result.nit),
+                "fun_evals": int(result.nfev),
+                "reason": "budget" if result.nit >= iterations_per_chunk else "converged",
+            },
             "terms": {
                 t: float(terms[t]) for t in ("reconstruction", "weight_decay", "sparsity", "total")
             },
@@ -199,6 +214,8 @@ def build_result_folder(
             "fun_evals": fun_evals,
             "train_seconds": time.perf_counter() - started,
             "chunks": chunks,
+            "final_chunk": chunks,
+            "fingerprint": key,
             "dataset_checksum": "sha256:" + "ab" * 32,
         },
     )

@@ -36,6 +36,11 @@ from .settings import configure_http_retries, is_http_uri, local_artifact_path, 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
 
+#: Experiment tag that tells the MLflow UI (where it honours it) these are model-training
+#: experiments, so it opens them in the runs table rather than the GenAI view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
 #: Attempts and first delay (seconds, doubled each time) for ``database is locked``.
 LOCK_RETRIES = 12
 LOCK_FIRST_DELAY = 0.05
@@ -282,6 +287,15 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
                 f"experiments restore --experiment-id {found.experiment_id}) or delete it for "
                 f"good (mlflow gc) before logging"
             )
+        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            call(
+                uri,
+                mlflow_client.set_experiment_tag,
+                found.experiment_id,
+                EXPERIMENT_KIND_TAG,
+                EXPERIMENT_KIND,
+                results_dir=results_dir,
+            )
         return found.experiment_id
     location = None
     if root is not None:
@@ -292,7 +306,13 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
             else (f"{str(root).rstrip('/')}/{_safe_name(name)}")
         )
     try:
-        return call(uri, mlflow_client.create_experiment, name, artifact_location=location)
+        return call(
+            uri,
+            mlflow_client.create_experiment,
+            name,
+            artifact_location=location,
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
     except MlflowException as exc:
         # Another process created it between our lookup and creation (a server is shared).
         found = call(uri, mlflow_client.get_experiment_by_name, name)
