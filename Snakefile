@@ -40,6 +40,7 @@ localrules:
     init_store,
     log_mlflow,
     summarize_sweep,
+    plot_sweep_filters,
     log_sweep,
 
 

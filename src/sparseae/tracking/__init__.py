@@ -4,9 +4,11 @@ Public API (the workflow's tracking rules call exactly these)::
 
     configure_http_retries()                        # also done at import
     resolve_tracking_uri(config_value=None) -> str
-    init_store(tracking_uri, experiment_names, artifact_location=None) -> {name: id}
+    init_store(tracking_uri, experiment_names, artifact_location=None, *, token=None,
+               marker=None) -> {name: id}
+    store_marker(tracking_uri, folder) -> Path        # read-only: the init marker's path
     log_results(results_dir, *, experiment_name, tracking_uri, run_key=None, log_dir=None,
-                tags=None, parent_run_id=None) -> run_id
+                tags=None, parent_run_id=None, chunks=None) -> run_id
     log_sweep(sweep_name, members, *, tracking_uri, experiment_name=None, summary_path=None,
               params=None, output=None, artifacts=None) -> parent run_id
 
@@ -30,6 +32,8 @@ configure_http_retries()
 
 _LAZY = {
     "init_store": "store",
+    "store_marker": "store",
+    "read_store_token": "store",
     "check_reachable": "store",
     "TrackingError": "store",
     "TrackingUnavailableError": "store",

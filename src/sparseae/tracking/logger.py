@@ -463,9 +463,11 @@ def _sync_run(uri, mlflow_client, run, folder: ResultFolder, key, name, extra_ta
         wanted_tags[CHANGED_PARAMS_TAG] = _truncate_tag(text)
     tags_todo = _tag_updates(run, wanted_tags)
     _log_batch(uri, mlflow_client, run_id, tags=tags_todo, results_dir=folder.path)
-    for stale in (SUPERSEDED_TAG,) if SUPERSEDED_TAG in run.data.tags else ():
-        # The run is current again (its trajectory was logged once more).
-        call(uri, mlflow_client.delete_tag, run_id, stale, results_dir=folder.path)
+    # Tags that no longer apply: the run is current again (its trajectory was logged once
+    # more), or every param is back at its logged value.
+    for stale in (SUPERSEDED_TAG, CHANGED_PARAMS_TAG):
+        if stale in run.data.tags and stale not in wanted_tags:
+            call(uri, mlflow_client.delete_tag, run_id, stale, results_dir=folder.path)
     if folder.complete and (
         run.info.status != "FINISHED" or run.info.end_time != folder.end_time_ms
     ):

@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,11 @@ _log = logging.getLogger(__name__)
 #: experiments, so it opens them in the runs table rather than the GenAI view.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+
+#: Experiment tag holding the store's identity token (see :func:`store_marker`).
+STORE_TOKEN_TAG = "sparseae.store_token"
+#: Name of the init marker files: ``init_store-<token>.json``.
+MARKER_PREFIX = "init_store-"
 
 #: Attempts and first delay (seconds, doubled each time) for ``database is locked``.
 LOCK_RETRIES = 12
@@ -204,7 +210,66 @@ def default_artifact_root(uri: str) -> Path | None:
     return db.resolve().parent / "mlartifacts" if db is not None else None
 
 
-def init_store(tracking_uri: str, experiment_names, artifact_location=None) -> dict[str, str]:
+def read_store_token(uri: str) -> str | None:
+    """The identity token recorded in a local sqlite store, read without writing any file.
+
+    ``None`` for a missing or unreadable database, one without a token (made before tokens
+    or by a logger alone), and for tracking servers (not read while parsing the workflow).
+    """
+    db = sqlite_path(uri)
+    if db is None or not db.is_file():
+        return None
+    try:
+        # Read-only URI: no journal or lock file is created, the database is not modified.
+        connection = sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True, timeout=5)
+        try:
+            row = connection.execute(
+                "SELECT value FROM experiment_tags WHERE key = ? ORDER BY experiment_id LIMIT 1",
+                (STORE_TOKEN_TAG,),
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
+
+
+def store_marker(uri: str, folder: str | os.PathLike) -> Path:
+    """The init marker of the store as it is now: ``<folder>/init_store-<token>.json``.
+
+    A store that :func:`init_store` prepared holds its token, so the marker's name stays the
+    same from run to run and nothing reruns. A store that is missing (moved away, deleted) or
+    holds no token gets a new token, derived from the URI and the markers already in
+    ``folder`` (so it differs from every earlier one and is the same on every parse until
+    init_store records it): its marker does not exist yet, so init_store runs and every
+    logging job that depends on the marker refills the store from the result files. Reads
+    only; parsing the workflow (``snakemake -n``, ``--lint``) changes no file. A tracking
+    server's token is its URI's hash: a server that lost its store is not detected here.
+    """
+    folder = Path(folder)
+    if sqlite_path(uri) is None:
+        token = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    else:
+        token = read_store_token(uri)
+        if token is None:
+            earlier = sorted(p.name for p in folder.glob(f"{MARKER_PREFIX}*.json"))
+            token = hashlib.sha256("|".join([uri, *earlier]).encode()).hexdigest()[:12]
+    return folder / f"{MARKER_PREFIX}{token}.json"
+
+
+def marker_token(marker: str | os.PathLike) -> str:
+    """The token in a marker's file name (see :func:`store_marker`)."""
+    return Path(marker).stem[len(MARKER_PREFIX) :]
+
+
+def init_store(
+    tracking_uri: str,
+    experiment_names,
+    artifact_location=None,
+    *,
+    token: str | None = None,
+    marker: str | os.PathLike | None = None,
+) -> dict[str, str]:
     """Create the store and the experiments once; check everything a run will need.
 
     Call it before parallel jobs start. It is idempotent and safe to call concurrently (an
@@ -220,6 +285,15 @@ def init_store(tracking_uri: str, experiment_names, artifact_location=None) -> d
         Root for the experiments' artifacts; each experiment gets ``<root>/<name>``. Default
         for a local store: ``mlartifacts/`` beside the database; for a server: the server's
         choice (``--artifacts-destination``).
+
+    token : str, optional
+        Identity token to record in the store (tag ``sparseae.store_token`` of the default
+        experiment and of ``experiment_names``) when it holds none yet; see
+        :func:`store_marker`.
+    marker : path-like, optional
+        The workflow's marker (:func:`store_marker`'s path): its token is recorded (unless
+        ``token`` is given), then the marker is written (URI, experiments, token, HTTP
+        settings) and earlier markers beside it are removed.
 
     Returns
     -------
@@ -254,7 +328,34 @@ def init_store(tracking_uri: str, experiment_names, artifact_location=None) -> d
         for name in names:
             ids[name] = _get_or_create_experiment(tracking_uri, mlflow_client, name, root)
             _check_experiment_artifacts(tracking_uri, mlflow_client, ids[name])
+        if token is None and marker is not None:
+            token = marker_token(marker)
+        if token is not None:
+            _record_token(tracking_uri, mlflow_client, token, list(ids.values()))
+    if marker is not None:
+        from sparseae.io import write_json
+
+        marker = Path(marker)
+        record = {"uri": tracking_uri, "experiments": ids, "token": token}
+        record["http"] = configure_http_retries()
+        write_json(marker, record)
+        for earlier in marker.parent.glob(f"{MARKER_PREFIX}*.json"):
+            if earlier.name != marker.name:
+                earlier.unlink(missing_ok=True)
     return ids
+
+
+def _record_token(uri: str, mlflow_client, token: str, experiment_ids: list[str]) -> None:
+    """Record ``token`` unless the store holds one: it names the store for its lifetime."""
+    recorded = read_store_token(uri) if sqlite_path(uri) is not None else None
+    value = recorded or token
+    for experiment_id in ["0", *experiment_ids]:
+        try:
+            experiment = call(uri, mlflow_client.get_experiment, experiment_id)
+        except Exception:  # noqa: BLE001 - the default experiment may have been deleted
+            continue
+        if experiment.lifecycle_stage == "active" and experiment.tags.get(STORE_TOKEN_TAG) != value:
+            call(uri, mlflow_client.set_experiment_tag, experiment_id, STORE_TOKEN_TAG, value)
 
 
 def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
