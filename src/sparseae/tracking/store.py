@@ -322,7 +322,7 @@ def init_store(
         check_writable_folder(local_root, "MLflow artifact location")
     with exclusive_lock(tracking_uri):
         if db is not None:
-            prepare_sqlite_store(db.resolve())
+            _prepare_local_store(tracking_uri, db.resolve())
         mlflow_client = client(tracking_uri)
         ids = {}
         for name in names:
@@ -367,7 +367,7 @@ def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
     db = sqlite_path(tracking_uri)
     with exclusive_lock(tracking_uri) if db is not None else contextlib.nullcontext():
         if db is not None:
-            prepare_sqlite_store(db.resolve())
+            _prepare_local_store(tracking_uri, db.resolve())
         return _get_or_create_experiment(
             tracking_uri,
             client(tracking_uri),
@@ -428,6 +428,27 @@ def _check_experiment_artifacts(uri: str, mlflow_client, experiment_id: str) -> 
     local = local_artifact_path(experiment.artifact_location)
     if local is not None and not is_http_uri(uri):
         check_writable_folder(local, f"MLflow artifact location of experiment {experiment.name!r}")
+
+
+def _prepare_local_store(uri: str, db: Path) -> None:
+    """:func:`prepare_sqlite_store`, first forgetting this process's handles on a lost store.
+
+    A database moved away or deleted while this process held a client for it (a long-lived
+    process, or tests) would otherwise keep writing through the old file handle.
+    """
+    if not (db.exists() and db.stat().st_size > 0):
+        _CLIENTS.pop(uri, None)
+        try:
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+            from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+            _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
+            engine = SqlAlchemyStore._engine_map.pop(uri, None)
+            if engine is not None:
+                engine.dispose()
+        except (ImportError, AttributeError):  # pragma: no cover - other MLflow versions
+            pass
+    prepare_sqlite_store(db)
 
 
 def prepare_sqlite_store(db: Path) -> None:
