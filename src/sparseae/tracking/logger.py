@@ -488,9 +488,10 @@ def _sync_run(uri, mlflow_client, run, folder: ResultFolder, key, name, extra_ta
         "datasets": datasets,
         "models": models,
     }
-    if revised or changed:
+    # Recomputed outputs and changed settings, reported only when this call recorded them.
+    if revised or CHANGED_PARAMS_TAG in tags_todo:
         logged["revised_metrics"] = sorted(revised)
-        logged["changed_params"] = sorted(changed)
+        logged["changed_params"] = sorted(changed) if CHANGED_PARAMS_TAG in tags_todo else []
     total = {
         "params": len(wanted_params),
         "metric_points": len(folder.metrics),
