@@ -2,9 +2,9 @@
 
 Two ways in:
 
-- ``python -m sparseae.tracking [--tracking-uri URI] {init,log,sweep,uri} ...``: exit status 0
-  on success, 2 with a one-paragraph message (no traceback) when the store is unreachable, a
-  location is unwritable, or a result file or run contradicts the contract;
+- ``python -m sparseae.tracking [--tracking-uri URI] {init,log,sweep,uri,ui-url} ...``: exit
+  status 0 on success, 2 with a one-paragraph message (no traceback) when the store is
+  unreachable, a location is unwritable, or a result file or run contradicts the contract;
 - ``sparseae log|tracking-init|log-sweep ...`` once :func:`register_sparseae_commands` is
   called from ``sparseae.cli._load_commands`` (exit status 1 on the same errors, like the
   other ``sparseae`` subcommands).
@@ -79,6 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_log_arguments(sub.add_parser("log", help="log one result folder into one run"))
     add_sweep_arguments(sub.add_parser("sweep", help="log a sweep's parent run, tag members"))
     sub.add_parser("uri", help="print the tracking URI that would be used")
+    ui = sub.add_parser(
+        "ui-url", help="print the MLflow UI address of each experiment's runs (training view)"
+    )
+    _uri_argument(ui)
+    ui.add_argument(
+        "experiments",
+        nargs="*",
+        metavar="EXPERIMENT",
+        help="experiments (default: every one the pipeline created in the store)",
+    )
+    ui.add_argument("--base-url", default="http://127.0.0.1:5000", help="where the UI runs")
     return parser
 
 
@@ -88,6 +99,15 @@ def execute(args: argparse.Namespace) -> None:
     command = args.tracking_command
     if command == "uri":
         print(uri)
+    elif command == "ui-url":
+        from .store import pipeline_experiments, ui_url
+
+        names = args.experiments or pipeline_experiments(uri)
+        if not names:
+            print(f"no experiment in {uri} yet: run `snakemake` (or `make run`) first")
+        for name in names:
+            url = ui_url(uri, name, args.base_url)
+            print(f"{name}: {url}" if url else f"{name}: not in {uri}")
     elif command == "init":
         from .store import init_store
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -41,6 +42,24 @@ _log = logging.getLogger(__name__)
 #: experiments, so it opens them in the runs table rather than the GenAI view.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+
+#: The runs-table view the UI opens with ``viewStateShareKey=<RUNS_VIEW_KEY>`` (a "shared
+#: view" of the MLflow UI: an experiment tag ``mlflow.sharedViewState.<key>`` holding its
+#: JSON): the dataset, source and model columns and the key figures of each run.
+RUNS_VIEW_KEY = "sparseae"
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
+RUNS_VIEW_COLUMNS = (
+    "attributes.`Dataset`",
+    "attributes.`Source`",
+    "attributes.`Models`",
+    "metrics.`final_cost`",
+    "metrics.`final_J_reconstruction`",
+    "metrics.`final_J_sparsity`",
+    "metrics.`final_rhohat_mean`",
+    "metrics.`iterations`",
+    "metrics.`accuracy_features`",
+    "tags.`sparseae.status`",
+)
 
 #: Experiment tag holding the store's identity token (see :func:`store_marker`).
 STORE_TOKEN_TAG = "sparseae.store_token"
@@ -208,6 +227,40 @@ def default_artifact_root(uri: str) -> Path | None:
     """``<folder of mlflow.db>/mlartifacts`` for a local sqlite store, else ``None``."""
     db = sqlite_path(uri)
     return db.resolve().parent / "mlartifacts" if db is not None else None
+
+
+def experiment_tags() -> dict[str, str]:
+    """Tags every experiment the pipeline creates carries (kind, and the runs-table view)."""
+    view = json.dumps({"selectedColumns": list(RUNS_VIEW_COLUMNS)}, separators=(",", ":"))
+    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, RUNS_VIEW_TAG: view}
+
+
+def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None:
+    """The MLflow UI address of an experiment's runs table in the model-training view.
+
+    ``workflowType=machine_learning`` opens the runs table (MLflow 3.x would otherwise open
+    an experiment without traces in its GenAI view), ``viewStateShareKey`` the view of
+    :data:`RUNS_VIEW_COLUMNS`. ``None`` when the store has no such experiment.
+    """
+    found = call(tracking_uri, client(tracking_uri).get_experiment_by_name, experiment_name)
+    if found is None:
+        return None
+    return (
+        f"{base_url.rstrip('/')}/#/experiments/{found.experiment_id}/runs"
+        f"?workflowType=machine_learning&viewStateShareKey={RUNS_VIEW_KEY}"
+    )
+
+
+def pipeline_experiments(tracking_uri: str) -> list[str]:
+    """Names of the store's active experiments made by the pipeline (kind tag), oldest first."""
+    mlflow_client = client(tracking_uri)
+    found = call(
+        tracking_uri,
+        mlflow_client.search_experiments,
+        filter_string=f"tags.`{EXPERIMENT_KIND_TAG}` = '{EXPERIMENT_KIND}'",
+        order_by=["creation_time ASC"],
+    )
+    return [e.name for e in found]
 
 
 def read_store_token(uri: str) -> str | None:
@@ -388,15 +441,16 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
                 f"experiments restore --experiment-id {found.experiment_id}) or delete it for "
                 f"good (mlflow gc) before logging"
             )
-        if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
-            call(
-                uri,
-                mlflow_client.set_experiment_tag,
-                found.experiment_id,
-                EXPERIMENT_KIND_TAG,
-                EXPERIMENT_KIND,
-                results_dir=results_dir,
-            )
+        for key, value in experiment_tags().items():
+            if found.tags.get(key) != value:
+                call(
+                    uri,
+                    mlflow_client.set_experiment_tag,
+                    found.experiment_id,
+                    key,
+                    value,
+                    results_dir=results_dir,
+                )
         return found.experiment_id
     location = None
     if root is not None:
@@ -412,7 +466,7 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
             mlflow_client.create_experiment,
             name,
             artifact_location=location,
-            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            tags=experiment_tags(),
         )
     except MlflowException as exc:
         # Another process created it between our lookup and creation (a server is shared).
