@@ -152,8 +152,11 @@ def test_training_shorter_finalizes_from_the_earlier_chunk(workdir):
 
 def test_recomputed_chunk_is_logged_without_conflict(workdir):
     (workdir / "results" / "natural" / "chunks" / "2.npz").unlink()
+    # Recomputed on request (Snakemake leaves a missing intermediate file alone while the
+    # files made from it are up to date), then everything after it follows.
+    assert jobs(snakemake(workdir, "results/natural/chunks/2.npz")) == {"train_chunk": 1}
     counts = jobs(snakemake(workdir))
-    assert counts["train_chunk"] == 1 and counts["log_mlflow"] == 1
+    assert counts["log_mlflow"] == 1 and "train_chunk" not in counts
     client, run = the_run(workdir)
     no_point_twice(client, run)
     record = json.loads((workdir / "results" / "natural" / "mlflow.json").read_text())
