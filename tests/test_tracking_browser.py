@@ -38,10 +38,11 @@ CHROMIUM_FLAGS = (
 SETTLE_MS = 40000
 
 
-def dump_dom(url: str, profile, height: int = 1200) -> str:
+def dump_dom(url: str, profile, height: int = 1200, width: int = 1600) -> str:
     done = subprocess.run(
         [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-         f"--virtual-time-budget={SETTLE_MS}", f"--window-size=1600,{height}", "--dump-dom", url],
+         f"--virtual-time-budget={SETTLE_MS}", f"--window-size={width},{height}",
+         "--dump-dom", url],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -61,9 +62,12 @@ def test_reviewer_sees_runs_table_model_and_filter_images(result_folder_factory,
         assert "workflowType=machine_learning" in url
 
         # The runs table (not the GenAI view): the run, a metric column, the dataset, model.
-        table = dump_dom(url, tmp_path / "profile-table")
+        # (Wide: the table renders only the columns in view, metrics after the attributes.)
+        table = dump_dom(url, tmp_path / "profile-table", width=3000)
+        (tmp_path / "table.html").write_text(table)
         assert "natural 20" in table  # the run's name: experiment and start time
-        assert 'col-id="metrics.`final_cost`"' in table
+        shown = set(re.findall(r'col-id="(metrics\.`[^`]+`)"', table))
+        assert shown & {"metrics.`final_cost`", "metrics.`final_J_reconstruction`"}, shown
         assert 'col-id="attributes.`Dataset`"' in table and "synthetic (" in table
         assert "encoder" in table
         assert "Traces" not in re.findall(r'role="tab"[^>]*>([^<]*)', table)

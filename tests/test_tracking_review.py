@@ -20,6 +20,7 @@ from sparseae.autoencoder import hidden_activations
 from sparseae.io import read_json
 from sparseae.tracking import ResultsError, log_results, read_store_token, store_marker
 from sparseae.tracking.logger import FILTERS_KEY, MANIFEST_NAME, read_manifest
+from sparseae.tracking.results import load_chunk
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +80,7 @@ def test_tags_manifest_dataset_and_filter_images(result_folder_factory, sqlite_s
         for a in client.list_artifacts(run_id, "images")
         if Path(a.path).name.startswith(f"{FILTERS_KEY}+step+")
     }
-    ends = [int(np.load(p)["iteration"][-1]) for p in sorted((results / "chunks").glob("*.npz"))]
+    ends = [int(load_chunk(p)[0]["iteration"][-1]) for p in (results / "chunks").glob("*.npz")]
     assert steps == set(ends) == {4, 8, 12}
 
     # A rerun after one file changed re-uploads exactly that file.
@@ -113,7 +114,7 @@ def test_logged_model_predicts_the_hidden_activations_in_a_fresh_process(
     script = (
         "import sys, numpy as np, mlflow\n"
         "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
-        "np.save(sys.argv[3], model.predict(np.load(sys.argv[2])))\n"
+        "np.save(sys.argv[3], model.predict(np.load(sys.argv[2], allow_pickle=False)))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, f"models:/{model.model_id}", tmp_path / "X.npy",
@@ -122,7 +123,7 @@ def test_logged_model_predicts_the_hidden_activations_in_a_fresh_process(
         env={**_env(), "MLFLOW_TRACKING_URI": sqlite_store},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    predicted = np.load(tmp_path / "out.npy")
+    predicted = np.load(tmp_path / "out.npy", allow_pickle=False)
     with np.load(results / "theta.npz", allow_pickle=False) as data:
         theta = data["theta"]
     expected = hidden_activations(theta, X.T, visible_size=16, hidden_size=4).T

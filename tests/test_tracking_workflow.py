@@ -144,8 +144,8 @@ def test_training_shorter_finalizes_from_the_earlier_chunk(workdir):
     # MLflow cannot delete points: chunk 3's stay, none is added or doubled.
     assert steps(client, run) == list(range(1, 3 * PER_CHUNK + 1))
     with (
-        np.load(workdir / "results" / "natural" / "theta.npz") as final,
-        np.load(workdir / "results" / "natural" / "chunks" / "2.npz") as chunk,
+        np.load(workdir / "results" / "natural" / "theta.npz", allow_pickle=False) as final,
+        np.load(workdir / "results/natural/chunks/2.npz", allow_pickle=False) as chunk,
     ):
         np.testing.assert_array_equal(final["theta"], chunk["theta"])
 

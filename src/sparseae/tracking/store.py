@@ -245,10 +245,11 @@ def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None
     found = call(tracking_uri, client(tracking_uri).get_experiment_by_name, experiment_name)
     if found is None:
         return None
-    return (
-        f"{base_url.rstrip('/')}/#/experiments/{found.experiment_id}/runs"
-        f"?workflowType=machine_learning&viewStateShareKey={RUNS_VIEW_KEY}"
-    )
+    url = f"{base_url.rstrip('/')}/#/experiments/{found.experiment_id}/runs"
+    url += "?workflowType=machine_learning"
+    if RUNS_VIEW_TAG in found.tags:  # logged by an older version: the UI's default columns
+        url += f"&viewStateShareKey={RUNS_VIEW_KEY}"
+    return url
 
 
 def pipeline_experiments(tracking_uri: str) -> list[str]:
