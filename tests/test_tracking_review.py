@@ -44,6 +44,8 @@ def test_tags_manifest_dataset_and_filter_images(result_folder_factory, sqlite_s
 
     tags = project_tags(run)
     assert len(tags) <= MAX_PROJECT_TAGS, sorted(tags)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     config = read_json(results / "config.json")
     summary = read_json(results / "summary.json")
     assert tags["sparseae.trajectory"] == config["fingerprint"]

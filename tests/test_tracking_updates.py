@@ -103,6 +103,11 @@ def test_evaluation_figures_are_metrics_and_its_files_are_expected(
     assert set(EVALUATION_FILES) <= {a.path for a in client.list_artifacts(run_id)}
     local = Path(client.download_artifacts(run_id, "evaluation.json", str(tmp_path / "dl")))
     assert json.loads(local.read_text())["confusion_features"] == evaluation["confusion_features"]
+    contexts = {
+        d.dataset.name: {t.value for t in d.tags if t.key == "mlflow.data.context"}
+        for d in run.inputs.dataset_inputs
+    }
+    assert sorted(contexts.values(), key=sorted) == [{"evaluation"}, {"training"}], contexts
     note = run.data.tags["mlflow.note.content"]
     assert f"{100 * evaluation['accuracy_features']:.2f}% on hidden-layer features" in note
     assert f"{100 * evaluation['accuracy_raw']:.2f}% on raw pixels" in note

@@ -85,6 +85,11 @@ def main() -> None:
     parser.add_argument("--sweep", default=None, help="a sweep's experiment (chart view)")
     parser.add_argument("--out", default=Path(__file__).resolve().parents[1] / "images", type=Path)
     parser.add_argument("--settle-ms", type=int, default=40000)
+    parser.add_argument(
+        "--views",
+        default="table,run,charts,sweep",
+        help="which pictures (comma-separated: table, run, charts, sweep)",
+    )
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -95,7 +100,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = serve(args.store, port, args.out / ".mlflow-server.log")
+    server_log = Path(tempfile.gettempdir()) / f"sparseae-screenshots-server-{port}.log"
+    server = serve(args.store, port, server_log)
     try:
         table = ui_url(uri, args.experiment, base)
         if table is None:
@@ -107,19 +113,20 @@ def main() -> None:
         )[0]
         run_page = table.split("/runs?")[0] + f"/runs/{run.info.run_id}"
         views = [
-            ("mlflow-runs-table.png", table, "1500,620"),
-            ("mlflow-run-page.png", run_page, "1500,1100"),
-            ("mlflow-run-charts.png", f"{run_page}/model-metrics", "1500,1300"),
+            ("table", "mlflow-runs-table.png", table, "1500,620"),
+            ("run", "mlflow-run-page.png", run_page, "1500,1100"),
+            ("charts", "mlflow-run-charts.png", f"{run_page}/model-metrics", "1500,1300"),
         ]
         if args.sweep:
             sweep = ui_url(uri, args.sweep, base)
             if sweep is None:
                 raise SystemExit(f"no sweep experiment {args.sweep!r} in {args.store}")
-            views.append(
-                ("mlflow-sweep-compare.png", f"{sweep}&compareRunsMode=CHART", "1500,1100")
-            )
-        for name, url, size in views:
-            screenshot(chromium, url, args.out / name, size, args.settle_ms)
+            chart = f"{sweep}&compareRunsMode=CHART"
+            views.append(("sweep", "mlflow-sweep-compare.png", chart, "1500,1100"))
+        wanted = set(args.views.split(","))
+        for view, name, url, size in views:
+            if view in wanted:
+                screenshot(chromium, url, args.out / name, size, args.settle_ms)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
