@@ -113,7 +113,7 @@ def main() -> None:
         )[0]
         run_page = table.split("/runs?")[0] + f"/runs/{run.info.run_id}"
         views = [
-            ("table", "mlflow-runs-table.png", table, "1500,620"),
+            ("table", "mlflow-runs-table.png", table, "2300,520"),
             ("run", "mlflow-run-page.png", run_page, "1500,1100"),
             ("charts", "mlflow-run-charts.png", f"{run_page}/model-metrics", "1500,1300"),
         ]
@@ -121,8 +121,7 @@ def main() -> None:
             sweep = ui_url(uri, args.sweep, base)
             if sweep is None:
                 raise SystemExit(f"no sweep experiment {args.sweep!r} in {args.store}")
-            chart = f"{sweep}&compareRunsMode=CHART"
-            views.append(("sweep", "mlflow-sweep-compare.png", chart, "1500,1100"))
+            views.append(("sweep", "mlflow-sweep-compare.png", sweep, "2300,600"))
         wanted = set(args.views.split(","))
         for view, name, url, size in views:
             if view in wanted:
