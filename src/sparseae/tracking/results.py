@@ -121,7 +121,7 @@ class ResultFolder:
     params: dict[str, str] = field(default_factory=dict)
     #: Params read from derived outputs (gradcheck.json, summary.json, evaluation.json): a
     #: recomputation may change them; the run keeps the first value (MLflow params are
-    #: immutable) and the tag ``sparseae.param.<key>`` shows the current one.
+    #: immutable) and the tag ``sparseae.changed_params`` lists the current value.
     derived_params: dict[str, str] = field(default_factory=dict)
     #: Params describing the software/threads: the first value logged wins on reruns.
     environment: dict[str, str] = field(default_factory=dict)
