@@ -109,6 +109,8 @@ def test_logged_model_predicts_the_hidden_activations_in_a_fresh_process(
     (output,) = run.outputs.model_outputs
     model = client.get_logged_model(output.model_id)
     assert model.source_run_id == run_id and model.name == "encoder"
+    # Logging the model added no param to the run (the run's params are the results' own).
+    assert len(run.data.params) == read_json(results / "mlflow.json")["total"]["params"]
 
     rng = np.random.default_rng(0)
     X = rng.random((7, 16))

@@ -13,7 +13,9 @@ only, not sparseae.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -26,8 +28,11 @@ class SparseEncoder(PythonModel):
 
     def load_context(self, context):
         """Read ``theta`` and split off ``W1`` (h × v, column-major as in theta) and ``b1``."""
-        config = context.model_config
-        v, h = int(config["visible_size"]), int(config["hidden_size"])
+        import json
+
+        with open(context.artifacts["sizes"], encoding="utf-8") as handle:
+            sizes = json.load(handle)
+        v, h = int(sizes["visible_size"]), int(sizes["hidden_size"])
         with np.load(context.artifacts["theta"], allow_pickle=False) as data:
             theta = np.asarray(data["theta"], dtype=np.float64)
         if theta.shape != (2 * h * v + h + v,):
@@ -85,6 +90,10 @@ def log_encoder(
         stack.enter_context(_use_tracking_uri(tracking_uri))
         experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
         mlflow.set_experiment(experiment_id=experiment_id)
+        # The layer sizes travel as a small JSON artifact: a model_config would also be
+        # logged as params of the run, beside the config's own.
+        sizes = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "sizes.json"
+        sizes.write_text(json.dumps({"visible_size": visible_size, "hidden_size": hidden_size}))
         # mlflow.pyfunc.log_model with an explicit run: it would otherwise start (and end) an
         # active run, changing the run's status and end time.
         return Model.log(
@@ -93,8 +102,7 @@ def log_encoder(
             flavor_name="pyfunc.ModelFromCode",
             name="encoder",
             python_model=str(Path(__file__).resolve()),
-            artifacts={"theta": str(Path(theta_path).resolve())},
-            model_config={"visible_size": int(visible_size), "hidden_size": int(hidden_size)},
+            artifacts={"theta": str(Path(theta_path).resolve()), "sizes": str(sizes)},
             signature=signature,
             pip_requirements=["numpy", "mlflow"],
             tags=dict(tags or {}),
