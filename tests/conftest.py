@@ -99,6 +99,7 @@ def build_result_folder(
     from sparseae.autoencoder import cost_and_grad, cost_terms, initialize_parameters
     from sparseae.gradcheck import numerical_gradient, relative_difference
     from sparseae.io import atomic_path, atomic_write, write_json
+    from sparseae.train import RECORD_FIELDS, save_checkpoint
 
     rng = np.random.default_rng(seed)
     config = json.loads(json.dumps(TRACKING_CONFIG))
@@ -119,6 +120,14 @@ def build_result_folder(
     key = hashlib.sha256(json.dumps(trajectory, sort_keys=True).encode()).hexdigest()[:16]
     config["fingerprint"] = key
     write_json(out / "config.json", config)
+    # What write_trajectory and sample_patches write beside it (the training data is `data`).
+    data_key = hashlib.sha256(repr(data.shape).encode()).hexdigest()[:16]
+    write_json(
+        out / "trajectory.json",
+        {"name": name, "trajectory_key": key, "data_key": data_key, "trajectory": trajectory},
+    )
+    with atomic_path(out / "patches.npz") as tmp:
+        np.savez(tmp, data=data, data_key=np.array(data_key))
     small = data[:, :10]
     numeric = numerical_gradient(lambda t: cost_and_grad(t, small, **kw)[0], theta)
     diff = relative_difference(numeric, cost_and_grad(theta, small, **kw)[1])
@@ -133,6 +142,7 @@ def build_result_folder(
         },
     )
     records, iteration, fun_evals, started = [], 0, 0, time.perf_counter()
+    stops: list[dict] = []
 
     def fun(t):
         nonlocal fun_evals
@@ -160,7 +170,6 @@ def build_result_folder(
         theta = result.x
         terms = cost_terms(theta, data, **kw)
         chunk_records = records[first:]
-        columns = list(zip(*chunk_records, strict=True)) if chunk_records else [[]] * 5
         meta = {
             "chunk": k,
             "fingerprint": key,
@@ -183,17 +192,14 @@ def build_result_folder(
             "optimizer": {"method": "L-BFGS-B", "maxiter": iterations_per_chunk},
             "message": str(result.message),
         }
-        with atomic_path(out / "chunks" / f"{k}.npz") as tmp:
-            np.savez(
-                tmp,
-                theta=theta,
-                iteration=np.asarray(columns[0], dtype=np.int64),
-                cost=np.asarray(columns[1], dtype=np.float64),
-                grad_norm=np.asarray(columns[2], dtype=np.float64),
-                fun_evals=np.asarray(columns[3], dtype=np.int64),
-                seconds=np.asarray(columns[4], dtype=np.float64),
-                meta=np.asarray(json.dumps(meta)),
-            )
+        # The pipeline's own checkpoint writer (sparseae.experiment.train_chunk uses it).
+        save_checkpoint(
+            out / "chunks" / f"{k}.npz",
+            theta,
+            [dict(zip(RECORD_FIELDS, r, strict=True)) for r in chunk_records],
+            meta,
+        )
+        stops.append(meta["stop"])
     with atomic_path(out / "theta.npz") as tmp:
         np.savez(tmp, theta=theta, config=np.asarray(json.dumps(config)))
     with atomic_write(out / "history.tsv") as handle:
@@ -216,6 +222,10 @@ def build_result_folder(
             "chunks": chunks,
             "final_chunk": chunks,
             "fingerprint": key,
+            "trajectory_key": key,
+            "stop": stops[-1],
+            "chunk_stops": stops,
+            "converged": any(stop["reason"] == "converged" for stop in stops),
             "dataset_checksum": "sha256:" + "ab" * 32,
         },
     )

@@ -825,6 +825,14 @@ def _description(folder: ResultFolder, experiment_name: str) -> str:
         lines.append(
             f"Optimizer stop: {stop.get('reason', '?')} ({stop.get('message', 'no message')})."
         )
+    # Chunks that ended before their iteration budget (the later ones then do no iteration).
+    early = [
+        f"chunk {k}: {s.get('reason')} after {s.get('iterations', '?')} iterations"
+        for k, s in sorted(folder.chunk_stops.items())
+        if s.get("reason") not in (None, "budget")
+    ]
+    if early:
+        lines.append(f"Chunks stopped before their budget: {'; '.join(early)}.")
     if folder.chunks_ignored:
         lines.append(
             f"Checkpoints of later chunks on disk ({', '.join(map(str, folder.chunks_ignored))}) "

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .environment import environment_info
+from ..environment import environment_info
+from ..experiment import EVALUATION_FILES, RESULT_FILES
+from ..train import load_checkpoint, records_to_arrays
 
 #: MLflow 3's limit on a param value (``mlflow.utils.validation.MAX_PARAM_VAL_LENGTH``).
 MAX_PARAM_LENGTH = 6000
@@ -27,8 +29,6 @@ TRUNCATION_NOTE = " ...[truncated; full value in the config.json artifact]"
 #: MLflow allows these characters in keys; anything else is replaced by "_".
 _KEY_FORBIDDEN = re.compile(r"[^A-Za-z0-9_\-./ ]")
 
-#: Arrays every chunk checkpoint holds (one entry per iteration of that chunk), and ``meta``.
-CHUNK_ARRAYS = ("theta", "iteration", "cost", "grad_norm", "fun_evals", "seconds")
 #: Per-iteration series logged as metrics: checkpoint array -> metric key.
 ITERATION_METRICS = {
     "cost": "cost",
@@ -36,20 +36,10 @@ ITERATION_METRICS = {
     "fun_evals": "fun_evals",
     "seconds": "elapsed_seconds",
 }
-#: Files of a complete run (chunks are added per K); see :func:`expected_files` for the
-#: evaluation files of an experiment with ``evaluation.enabled``.
-EXPECTED_FILES = (
-    "config.json",
-    "gradcheck.json",
-    "theta.npz",
-    "history.tsv",
-    "summary.json",
-    "filters.png",
-    "cost_curve.png",
-    "rhohat.png",
-)
-#: Files an evaluated experiment adds (``sparseae.evaluate.save_evaluation``'s file names).
-EVALUATION_FILES = ("evaluation.json", "confusion_features.png", "confusion_raw.png")
+#: Files of a complete run (chunks apart) are the workflow's own list,
+#: :data:`sparseae.experiment.RESULT_FILES`; an experiment with ``evaluation.enabled`` adds
+#: :data:`sparseae.experiment.EVALUATION_FILES` (see :func:`expected_files`).
+EXPECTED_FILES = RESULT_FILES
 #: evaluation.json lists kept out of the metrics (the whole matrices stay in the
 #: ``evaluation.json`` artifact and the confusion PNGs); per-class accuracies become metrics.
 EVALUATION_ARTIFACT_ONLY = ("classes", "confusion_features", "confusion_raw")
@@ -78,10 +68,20 @@ SUMMARY_METRICS = {
     "chunks": "chunks",
     "rhohat_median": "final_rhohat_median",
     "optimizer_seconds": "optimizer_seconds",
+    # 1 when the optimizer stopped on its tolerances in some chunk (stop reason "converged").
+    "converged": "converged",
 }
 #: summary.json keys logged otherwise (tags, the description) or not at all: the optimizer's
-#: stops, the final chunk, the explicit metrics block, identity.
-SUMMARY_NOT_LOGGED = ("stop", "chunk_stops", "final_chunk", "metrics", "fingerprint")
+#: stops (tag ``sparseae.optimizer_stop``, the description), the final chunk (tag), the
+#: explicit metrics block, identity (tag ``sparseae.trajectory``).
+SUMMARY_NOT_LOGGED = (
+    "stop",
+    "chunk_stops",
+    "final_chunk",
+    "metrics",
+    "fingerprint",
+    "trajectory_key",
+)
 #: Result JSON files whose top-level ``"metrics": {name: number}`` block is logged as metrics
 #: (step 0, derived): any JSON result file may carry one, so new producers need no table here.
 METRIC_BLOCK_KEY = "metrics"
@@ -143,7 +143,8 @@ class ResultFolder:
     chunks_ignored: list[int] = field(default_factory=list)
     #: Global iteration at the end of each logged chunk and its checkpoint (filter images).
     chunk_ends: dict[int, tuple[int, Path]] = field(default_factory=dict)
-    #: The optimizer's stop of each chunk (checkpoint ``meta["stop"]``) and of the final one.
+    #: The optimizer's stop of each chunk (summary.json's ``chunk_stops``, else checkpoint
+    #: ``meta["stop"]``) and of the final one (summary.json's ``stop``).
     chunk_stops: dict[int, dict] = field(default_factory=dict)
     stop: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -281,27 +282,20 @@ def param_value(value: Any) -> str:
 
 
 def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Load and check one ``chunks/{k}.npz``: the arrays of :data:`CHUNK_ARRAYS` and meta."""
+    """One ``chunks/{k}.npz`` as arrays and meta, read by the training's own reader.
+
+    :func:`sparseae.train.load_checkpoint` (what ``sparseae.experiment`` resumes and
+    finalizes from) checks the keys, shapes and meta; its records come back here as one
+    array per field (``iteration``, ``cost``, ``grad_norm``, ``fun_evals``, ``seconds``)
+    plus ``theta``.
+    """
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: np.asarray(data[name]) for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ResultsError(f"checkpoint {path} cannot be read: {exc}") from exc
-    missing = [name for name in (*CHUNK_ARRAYS, "meta") if name not in arrays]
-    if missing:
-        raise ResultsError(f"checkpoint {path} lacks the keys {missing}")
-    try:
-        meta = json.loads(str(arrays["meta"][()]))
-    except (TypeError, ValueError) as exc:
-        raise ResultsError(f"checkpoint {path}: key 'meta' is not a JSON string: {exc}") from exc
-    n = arrays["iteration"].shape
-    for name in CHUNK_ARRAYS[1:]:
-        if arrays[name].ndim != 1 or arrays[name].shape != n:
-            raise ResultsError(
-                f"checkpoint {path}: {name!r} has shape {arrays[name].shape}, expected {n} "
-                f"like 'iteration'"
-            )
-    return arrays, meta
+        theta, records, meta = load_checkpoint(path)
+        arrays = records_to_arrays(records)
+    except (OSError, ValueError) as exc:
+        # As the training's own message (sparseae.experiment) says: the remedy is to retrain.
+        raise ResultsError(f"{exc}; delete {path} and rerun `snakemake` to recompute it") from exc
+    return {"theta": theta, **arrays}, meta
 
 
 def _read_config(folder: ResultFolder) -> dict | None:
@@ -353,7 +347,7 @@ def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
         metas[k] = meta
         folder.chunks_present.append(k)
         if isinstance(meta.get("stop"), dict):
-            folder.chunk_stops[k] = meta["stop"]
+            folder.chunk_stops.setdefault(k, meta["stop"])
         _chunk_metrics(folder, arrays, meta, last_step)
         if iterations.size:
             last_step = int(iterations[-1])
@@ -436,6 +430,12 @@ def _read_summary(folder: ResultFolder) -> None:
     folder.summary = data
     if isinstance(data.get("stop"), dict):
         folder.stop = data["stop"]
+    stops = data.get("chunk_stops")
+    if isinstance(stops, list):
+        # The stops the final result was made of; a chunk's own checkpoint fills in the rest.
+        folder.chunk_stops.update(
+            {k: stop for k, stop in enumerate(stops, start=1) if isinstance(stop, dict)}
+        )
     for key, value in data.items():
         if key in SUMMARY_NOT_LOGGED:
             continue
