@@ -197,3 +197,29 @@ def test_store_marker_follows_the_store_and_writes_nothing(tmp_path):
     init_store(uri, ["a"], marker=second)
     assert sorted(p.name for p in markers.iterdir()) == [second.name]
     assert store_marker(uri, markers) == second
+
+
+def test_optimizer_stops_of_the_summary_are_what_the_run_shows(result_folder_factory, sqlite_store):
+    """summary.json's stop, chunk_stops and converged reach the run: tag, metric, description."""
+    results = result_folder_factory("tiny", chunks=3)
+    summary = read_json(results / "summary.json")
+    assert summary["converged"] is False  # the fixture's chunks all use their budget
+    # The optimizer converged in chunk 2 (as finalize records it); chunk 3 then did nothing.
+    stops = summary["chunk_stops"]
+    stops[1] = {**stops[1], "reason": "converged", "iterations": 3, "message": "CONVERGENCE"}
+    stops[2] = {**stops[2], "reason": "converged", "iterations": 0, "message": "CONVERGENCE"}
+    summary.update(chunk_stops=stops, stop=stops[2], converged=True)
+    (results / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+
+    run_id = log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+    run = MlflowClient(sqlite_store).get_run(run_id)
+    assert run.data.tags["sparseae.optimizer_stop"] == "converged"
+    assert run.data.metrics["converged"] == 1.0
+    assert "summary.converged" not in run.data.params
+    assert "summary.trajectory_key" not in run.data.params
+    note = run.data.tags["mlflow.note.content"]
+    assert "Optimizer stop: converged (CONVERGENCE)." in note
+    assert (
+        "Chunks stopped before their budget: chunk 2: converged after 3 iterations; "
+        "chunk 3: converged after 0 iterations." in note
+    )
