@@ -43,6 +43,7 @@ localrules:
     init_store,
     log_mlflow,
     summarize_sweep,
+    plot_sweep_filters,
     log_sweep,
     write_stacked_config,
     write_finetune_trajectory,
