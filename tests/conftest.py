@@ -97,6 +97,8 @@ def build_result_folder(
     from scipy.optimize import minimize
 
     from sparseae.autoencoder import cost_and_grad, cost_terms, initialize_parameters
+    from sparseae.evaluate import evaluation_blocks
+    from sparseae.experiment import gradcheck_blocks, summary_blocks
     from sparseae.gradcheck import numerical_gradient, relative_difference
     from sparseae.io import atomic_path, atomic_write, write_json
     from sparseae.train import RECORD_FIELDS, save_checkpoint
@@ -131,16 +133,15 @@ def build_result_folder(
     small = data[:, :10]
     numeric = numerical_gradient(lambda t: cost_and_grad(t, small, **kw)[0], theta)
     diff = relative_difference(numeric, cost_and_grad(theta, small, **kw)[1])
-    write_json(
-        out / "gradcheck.json",
-        {
-            "quadratic": 2.5e-12,
-            "autoencoder": diff,
-            "bound": 1e-9,
-            "passed": bool(diff < 1e-9),
-            "examples": 10,
-        },
-    )
+    gradcheck = {
+        "quadratic": 2.5e-12,
+        "autoencoder": diff,
+        "bound": 1e-9,
+        "passed": bool(diff < 1e-9),
+        "examples": 10,
+    }
+    # With the blocks that say what MLflow shows, as sparseae.experiment.check_gradient writes.
+    write_json(out / "gradcheck.json", {**gradcheck, **gradcheck_blocks(gradcheck)})
     records, iteration, fun_evals, started = [], 0, 0, time.perf_counter()
     stops: list[dict] = []
 
@@ -206,29 +207,27 @@ def build_result_folder(
         handle.write("iteration\tcost\tgrad_norm\tfun_evals\tseconds\n")
         handle.writelines("\t".join(repr(x) for x in r) + "\n" for r in records)
     terms = cost_terms(theta, data, **kw)
-    write_json(
-        out / "summary.json",
-        {
-            "final_cost": float(terms["total"]),
-            "reconstruction": float(terms["reconstruction"]),
-            "weight_decay": float(terms["weight_decay"]),
-            "sparsity": float(terms["sparsity"]),
-            "rhohat_mean": float(terms["rhohat"].mean()),
-            "rhohat_min": float(terms["rhohat"].min()),
-            "rhohat_max": float(terms["rhohat"].max()),
-            "iterations": len(records),
-            "fun_evals": fun_evals,
-            "train_seconds": time.perf_counter() - started,
-            "chunks": chunks,
-            "final_chunk": chunks,
-            "fingerprint": key,
-            "trajectory_key": key,
-            "stop": stops[-1],
-            "chunk_stops": stops,
-            "converged": any(stop["reason"] == "converged" for stop in stops),
-            "dataset_checksum": "sha256:" + "ab" * 32,
-        },
-    )
+    summary = {
+        "final_cost": float(terms["total"]),
+        "reconstruction": float(terms["reconstruction"]),
+        "weight_decay": float(terms["weight_decay"]),
+        "sparsity": float(terms["sparsity"]),
+        "rhohat_mean": float(terms["rhohat"].mean()),
+        "rhohat_min": float(terms["rhohat"].min()),
+        "rhohat_max": float(terms["rhohat"].max()),
+        "iterations": len(records),
+        "fun_evals": fun_evals,
+        "train_seconds": time.perf_counter() - started,
+        "chunks": chunks,
+        "final_chunk": chunks,
+        "fingerprint": key,
+        "trajectory_key": key,
+        "stop": stops[-1],
+        "chunk_stops": stops,
+        "converged": any(stop["reason"] == "converged" for stop in stops),
+        "dataset_checksum": "sha256:" + "ab" * 32,
+    }
+    write_json(out / "summary.json", {**summary, **summary_blocks(summary)})
     for figure, size in (
         ("filters.png", (32, 32)),
         ("cost_curve.png", (48, 24)),
@@ -238,10 +237,13 @@ def build_result_folder(
         with atomic_path(out / figure) as tmp:
             Image.fromarray(pixels).save(tmp, format="PNG")
     if evaluation:
-        write_json(
-            out / "evaluation.json",
-            {"accuracy_features": 0.97, "accuracy_raw": 0.91, "n_train": 600, "n_test": 400},
-        )
+        evaluation = {
+            "accuracy_features": 0.97,
+            "accuracy_raw": 0.91,
+            "n_train": 600,
+            "n_test": 400,
+        }
+        write_json(out / "evaluation.json", {**evaluation, **evaluation_blocks(evaluation)})
     if logs:
         log_dir = root / "logs" / name
         log_dir.mkdir(parents=True, exist_ok=True)

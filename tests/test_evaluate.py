@@ -16,6 +16,7 @@ from sparseae import autoencoder, train
 from sparseae.datasets import fetch, load_mnist
 from sparseae.evaluate import (
     evaluate_features,
+    evaluation_blocks,
     fit_softmax,
     save_evaluation,
     self_taught_split,
@@ -370,7 +371,16 @@ def test_self_taught_chain_on_t10k_reduced(t10k_parts, tmp_path):
         )
     # what the evaluate rule writes: evaluation.json (plain JSON) and two confusion figures
     paths = save_evaluation(result, tmp_path, extra={"split_seed": 2024})
-    assert json.loads(paths["evaluation"].read_text()) == {**result, "split_seed": 2024}
+    written = json.loads(paths["evaluation"].read_text())
+    record = {**result, "split_seed": 2024}
+    assert written == {**record, **evaluation_blocks(record)}
+    # ... whose blocks name what MLflow shows: figures as metrics, settings as params.
+    assert written["metrics"]["accuracy_features"] == result["accuracy_features"]
+    assert written["metrics"]["per_class_accuracy_raw.4"] == result["per_class_accuracy_raw"][4]
+    assert written["metrics"]["softmax.n_iter_raw"] == result["softmax"]["n_iter_raw"]
+    assert written["params"]["evaluation.split_seed"] == 2024
+    assert written["params"]["evaluation.softmax.solver"] == "lbfgs"
+    assert not [k for k in (*written["metrics"], *written["params"]) if "confusion" in k]
     for name in ("confusion_features", "confusion_raw"):
         with Image.open(paths[name]) as image:
             assert image.format == "PNG"

@@ -17,6 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from sparseae.autoencoder import hidden_activations
+from sparseae.experiment import summary_blocks
 from sparseae.io import read_json
 from sparseae.tracking import ResultsError, log_results, read_store_token, store_marker
 from sparseae.tracking.logger import FILTERS_KEY, MANIFEST_NAME, read_manifest
@@ -209,6 +210,7 @@ def test_optimizer_stops_of_the_summary_are_what_the_run_shows(result_folder_fac
     stops[1] = {**stops[1], "reason": "converged", "iterations": 3, "message": "CONVERGENCE"}
     stops[2] = {**stops[2], "reason": "converged", "iterations": 0, "message": "CONVERGENCE"}
     summary.update(chunk_stops=stops, stop=stops[2], converged=True)
+    summary.update(summary_blocks(summary))  # as finalize writes it
     (results / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
 
     run_id = log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ __all__ = [
     "evaluate_features",
     "fit_softmax",
     "save_evaluation",
+    "evaluation_blocks",
     "self_taught_split",
     "softmax_C",
     "softmax_cost",
@@ -558,8 +559,64 @@ def save_evaluation(result: dict, folder: str | Path, *, extra: dict | None = No
         )  # fmt: skip
     # the JSON last: its presence means the figures are there too
     paths["evaluation"] = folder / "evaluation.json"
-    write_json(paths["evaluation"], {**result, **(extra or {})})
+    record = {**result, **(extra or {})}
+    write_json(paths["evaluation"], {**record, **evaluation_blocks(record)})
     return paths
+
+
+#: Nested sections of an evaluation whose numbers are measurements (metric names start with
+#: these after the section's name); the rest of a section is settings.
+MEASURED = {"softmax": ("n_iter_", "converged_", "C_", "tol_"), "seconds": ("",)}
+#: Entries kept in ``evaluation.json`` and its figures only (whole matrices, the labels).
+FILE_ONLY = ("classes", "confusion_features", "confusion_raw")
+
+
+def evaluation_blocks(record: Mapping) -> dict:
+    """The ``metrics`` and ``params`` blocks of ``evaluation.json``: what MLflow shows of it.
+
+    Metrics: the accuracies (``accuracy_features``, ``accuracy_raw``), one
+    ``per_class_accuracy_<name>.<label>`` per class, and the measurements of the
+    :data:`MEASURED` sections by dotted path (``softmax.n_iter_features``,
+    ``seconds.encode``). Params ``evaluation.<dotted path>``: the counts (``n_train``), the
+    softmax settings, the split protocol and the other strings and flags. The confusion
+    matrices and class list stay in the file.
+    """
+    metrics: dict = {}
+    params: dict = {}
+    classes = record.get("classes")
+
+    def section(prefix: str, values: Mapping, measured: tuple) -> None:
+        for key, value in values.items():
+            name = f"{prefix}.{key}"
+            if isinstance(value, Mapping):
+                section(name, value, measured)
+            elif any(key.startswith(p) for p in measured) and isinstance(value, int | float):
+                metrics[name] = value
+            else:
+                params[f"evaluation.{name}"] = value
+
+    for key, value in record.items():
+        if key in FILE_ONLY or key in ("metrics", "params"):
+            continue
+        if isinstance(value, Mapping):
+            section(key, value, MEASURED.get(key, ()))
+        elif isinstance(value, list):
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+                labels = (
+                    classes
+                    if isinstance(classes, list) and len(classes) == len(value)
+                    else range(len(value))
+                )
+                metrics.update(
+                    {f"{key}.{label}": v for label, v in zip(labels, value, strict=True)}
+                )
+        elif isinstance(value, int) and not isinstance(value, bool):
+            params[f"evaluation.{key}"] = value  # counts such as n_train
+        elif isinstance(value, float):
+            metrics[key] = value
+        elif isinstance(value, str | bool):
+            params[f"evaluation.{key}"] = value
+    return {"metrics": metrics, "params": params}
 
 
 # ---------------------------------------------------------------------------------------------

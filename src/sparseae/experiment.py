@@ -53,6 +53,8 @@ __all__ = [
     "train_chunk",
     "load_chunks",
     "finalize",
+    "summary_blocks",
+    "gradcheck_blocks",
     "plot_filters",
     "plot_curves",
 ]
@@ -75,6 +77,27 @@ RESULT_FILES = (
 
 #: What the evaluation of a digit experiment adds (``evaluation.enabled``).
 EVALUATION_FILES = ("evaluation.json", "confusion_features.png", "confusion_raw.png")
+
+#: summary.json figures shown as MLflow metrics: key -> metric name (see :func:`summary_blocks`).
+SUMMARY_METRICS = {
+    "final_cost": "final_cost",
+    "reconstruction": "final_J_reconstruction",
+    "weight_decay": "final_J_weight_decay",
+    "sparsity": "final_J_sparsity",
+    "rhohat_mean": "final_rhohat_mean",
+    "rhohat_min": "final_rhohat_min",
+    "rhohat_max": "final_rhohat_max",
+    "rhohat_median": "final_rhohat_median",
+    "iterations": "iterations",
+    "fun_evals": "total_fun_evals",
+    "chunks": "chunks",
+    # 1 when the optimizer stopped on its tolerances in some chunk (stop reason "converged").
+    "converged": "converged",
+    "train_seconds": "train_seconds",
+    "optimizer_seconds": "optimizer_seconds",
+}
+#: gradcheck.json measurements, shown as metrics ``gradcheck_<key>`` (see :func:`gradcheck_blocks`).
+GRADCHECK_METRICS = ("quadratic", "autoencoder", "max_abs_diff", "passed")
 
 #: Columns of ``history.tsv``, one row per L-BFGS iteration.
 HISTORY_FIELDS = ("iteration", "cost", "grad_norm", "fun_evals", "seconds")
@@ -302,8 +325,23 @@ def check_gradient(
             f"differences, so training would not be trustworthy"
         )
     result = {**result, "trajectory_key": fingerprint(trajectory), "data_key": data_key(trajectory)}
-    write_json(output, result)
+    write_json(output, {**result, **gradcheck_blocks(result)})
     return result
+
+
+def gradcheck_blocks(result: Mapping) -> dict:
+    """The ``metrics`` and ``params`` blocks of ``gradcheck.json``: what MLflow shows of it.
+
+    Measurements are metrics ``gradcheck_<key>``; the check's settings and identity (bound,
+    epsilon, sizes, keys) are params ``gradcheck.<key>``.
+    """
+    metrics = {f"gradcheck_{k}": result[k] for k in GRADCHECK_METRICS if k in result}
+    params = {
+        f"gradcheck.{k}": v
+        for k, v in result.items()
+        if k not in GRADCHECK_METRICS and not isinstance(v, dict | list)
+    }
+    return {"metrics": metrics, "params": params}
 
 
 # --------------------------------------------------------------------------------------------
@@ -570,7 +608,7 @@ def finalize(
         "optimizer_seconds": float(records[-1]["seconds"]) if records else 0.0,
         "chunk_wall_seconds": [float(m["wall_seconds"]) for m in metas],
     }
-    write_json(summary, result)
+    write_json(summary, {**result, **summary_blocks(result)})
     log.info(
         "final cost %.8f = reconstruction %.6f + weight decay %.6f + sparsity %.6f after %d "
         "iterations (chunk %d; optimizer stop: %s)",
@@ -583,6 +621,23 @@ def finalize(
         result["stop"].get("reason"),
     )
     return result
+
+
+def summary_blocks(summary: Mapping) -> dict:
+    """The ``metrics`` and ``params`` blocks of ``summary.json``: what MLflow shows of it.
+
+    The figures of :data:`SUMMARY_METRICS` are metrics under their MLflow names; the data
+    checksum is the param ``dataset_checksum``, the experiment's name, ρ and example count
+    params ``summary.<key>``. The stops, identity keys and lists (ρ̂ per unit, chunk ends) are
+    in the file only (the tracking turns the stops into a tag and the run's description).
+    """
+    metrics = {name: summary[key] for key, name in SUMMARY_METRICS.items() if key in summary}
+    params = {
+        f"summary.{k}": summary[k] for k in ("experiment", "rho", "num_examples") if k in summary
+    }
+    if "dataset_checksum" in summary:
+        params["dataset_checksum"] = summary["dataset_checksum"]
+    return {"metrics": metrics, "params": params}
 
 
 def load_theta(path: str | Path, *, name: str, trajectory: Mapping) -> np.ndarray:

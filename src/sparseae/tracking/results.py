@@ -40,57 +40,18 @@ ITERATION_METRICS = {
 #: :data:`sparseae.experiment.RESULT_FILES`; an experiment with ``evaluation.enabled`` adds
 #: :data:`sparseae.experiment.EVALUATION_FILES` (see :func:`expected_files`).
 EXPECTED_FILES = RESULT_FILES
-#: evaluation.json lists kept out of the metrics (the whole matrices stay in the
-#: ``evaluation.json`` artifact and the confusion PNGs); per-class accuracies become metrics.
-EVALUATION_ARTIFACT_ONLY = ("classes", "confusion_features", "confusion_raw")
-#: Nested evaluation.json sections whose numbers are measurements (metrics named by their
-#: dotted path, e.g. ``softmax.n_iter_features``); other nested values are params
-#: ``evaluation.<dotted path>`` (the split protocol, the softmax settings).
-EVALUATION_MEASURED = {
-    "softmax": ("n_iter_", "converged_", "C_", "tol_"),
-    "seconds": ("",),
-}
 #: Top-level files uploaded as artifacts, by suffix; ``mlflow.json`` is our own output.
 ARTIFACT_SUFFIXES = (".png", ".json", ".tsv", ".npz")
 NOT_ARTIFACTS = ("mlflow.json", "patches.npz")
-#: summary.json keys and their metric names (others: numbers -> ``summary.<key>``).
-SUMMARY_METRICS = {
-    "final_cost": "final_cost",
-    "reconstruction": "final_J_reconstruction",
-    "weight_decay": "final_J_weight_decay",
-    "sparsity": "final_J_sparsity",
-    "rhohat_mean": "final_rhohat_mean",
-    "rhohat_min": "final_rhohat_min",
-    "rhohat_max": "final_rhohat_max",
-    "iterations": "iterations",
-    "fun_evals": "total_fun_evals",
-    "train_seconds": "train_seconds",
-    "chunks": "chunks",
-    "rhohat_median": "final_rhohat_median",
-    "optimizer_seconds": "optimizer_seconds",
-    # 1 when the optimizer stopped on its tolerances in some chunk (stop reason "converged").
-    "converged": "converged",
-}
-#: summary.json keys logged otherwise (tags, the description) or not at all: the optimizer's
-#: stops (tag ``sparseae.optimizer_stop``, the description), the final chunk (tag), the
-#: explicit metrics block, identity (tag ``sparseae.trajectory``).
-SUMMARY_NOT_LOGGED = (
-    "stop",
-    "chunk_stops",
-    "final_chunk",
-    "metrics",
-    "fingerprint",
-    "trajectory_key",
-)
-#: Result JSON files whose top-level ``"metrics": {name: number}`` block is logged as metrics
-#: (step 0, derived): any JSON result file may carry one, so new producers need no table here.
-METRIC_BLOCK_KEY = "metrics"
-#: JSON files in a result folder that are not results (our own records).
-NOT_RESULT_JSON = ("mlflow.json", "manifest.json")
-
-#: gradcheck.json keys that are measurements (metrics ``gradcheck_<key>``); the other keys
-#: are the check's settings (params ``gradcheck.<key>``: bound, epsilon, sizes, ...).
-GRADCHECK_METRICS = ("quadratic", "autoencoder", "max_abs_diff", "passed", "seconds")
+#: Every result JSON file may hold a ``"metrics": {name: number}`` and a ``"params": {name:
+#: value}`` block, logged under those names (metrics at step 0, derived; params as
+#: :func:`param_value` renders them): the producers decide what MLflow shows
+#: (:func:`sparseae.experiment.summary_blocks`, :func:`sparseae.experiment.gradcheck_blocks`,
+#: :func:`sparseae.evaluate.evaluation_blocks`), so a new result file needs nothing here.
+BLOCK_KEYS = ("metrics", "params")
+#: JSON files in a result folder that are not results (our own records; the config's params
+#: are its flattened settings).
+NOT_RESULT_JSON = ("mlflow.json", "manifest.json", "config.json")
 
 
 class ResultsError(ValueError):
@@ -229,7 +190,7 @@ def read_result_folder(
     metas = _read_chunks(folder)
     _read_gradcheck(folder)
     _read_evaluation(folder)
-    _read_metric_blocks(folder)
+    _read_blocks(folder)
     _read_environment(folder, metas)
     _collect_artifacts(folder, log_dir, expected_files(config))
     _collect_times(folder)
@@ -409,15 +370,7 @@ def _read_gradcheck(folder: ResultFolder) -> None:
     if not path.exists():
         folder.missing.append("gradcheck.json")
         return
-    data = _read_object(path)
-    folder.gradcheck = data
-    for key, value in data.items():
-        if key == METRIC_BLOCK_KEY:
-            continue
-        if key in GRADCHECK_METRICS and (_is_number(value) or isinstance(value, bool)):
-            folder.metrics.append(MetricPoint(f"gradcheck_{key}", float(value), 0, derived=True))
-        elif not isinstance(value, dict | list):
-            folder.derived_params[f"gradcheck.{key}"] = param_value(value)
+    folder.gradcheck = _read_object(path)
 
 
 def _read_summary(folder: ResultFolder) -> None:
@@ -436,94 +389,55 @@ def _read_summary(folder: ResultFolder) -> None:
         folder.chunk_stops.update(
             {k: stop for k, stop in enumerate(stops, start=1) if isinstance(stop, dict)}
         )
-    for key, value in data.items():
-        if key in SUMMARY_NOT_LOGGED:
-            continue
-        if key == "dataset_checksum":
-            folder.params["dataset_checksum"] = param_value(value)
-        elif key in SUMMARY_METRICS and (_is_number(value) or isinstance(value, bool)):
-            folder.metrics.append(MetricPoint(SUMMARY_METRICS[key], float(value), 0, derived=True))
-        elif not isinstance(value, dict | list):
-            # Anything else (settings repeated for convenience, identifiers) is a param.
-            folder.derived_params[f"summary.{key}"] = param_value(value)
 
 
 def _read_evaluation(folder: ResultFolder) -> None:
     path = folder.path / "evaluation.json"
-    if not path.exists():
-        return  # listed as missing by _collect_artifacts when the config evaluates
-    data = _read_object(path)
-    folder.evaluation = data
-    classes = data.get("classes")
-    for key, value in data.items():
-        if key in EVALUATION_ARTIFACT_ONLY or key == METRIC_BLOCK_KEY:
-            continue
-        if isinstance(value, dict):
-            _evaluation_section(folder, key, value)
-        elif isinstance(value, list):
-            # per_class_accuracy_<name>: one metric per class, named by its label.
-            if all(_is_number(v) for v in value):
-                labels = (
-                    classes
-                    if isinstance(classes, list) and len(classes) == len(value)
-                    else (range(len(value)))
-                )
-                folder.metrics.extend(
-                    MetricPoint(f"{key}.{label}", float(v), 0, derived=True)
-                    for label, v in zip(labels, value, strict=True)
-                )
-        elif isinstance(value, int) and not isinstance(value, bool):
-            folder.derived_params[f"evaluation.{key}"] = str(value)  # counts such as n_train
-        elif _is_number(value):
-            folder.metrics.append(MetricPoint(key, float(value), 0, derived=True))
-        elif isinstance(value, str | bool):
-            folder.derived_params[f"evaluation.{key}"] = param_value(value)
+    if path.exists():  # else listed as missing by _collect_artifacts when the config evaluates
+        folder.evaluation = _read_object(path)
 
 
-def _read_metric_blocks(folder: ResultFolder) -> None:
-    """Log every result JSON's explicit ``"metrics": {name: number}`` block (step 0, derived)."""
+def _read_blocks(folder: ResultFolder) -> None:
+    """Log every result JSON's ``metrics`` and ``params`` blocks (see :data:`BLOCK_KEYS`)."""
     known = {point.key for point in folder.metrics}
     for path in sorted(folder.path.glob("*.json")):
         if path.name in NOT_RESULT_JSON or path.name.startswith("."):
             continue
         data = _read_json(path)
-        block = data.get(METRIC_BLOCK_KEY) if isinstance(data, dict) else None
-        if block is None:
-            continue
-        if not isinstance(block, dict):
-            raise ResultsError(
-                f"{path}: key {METRIC_BLOCK_KEY!r} holds a {type(block).__name__}; it must be "
-                f"an object of metric name -> number"
-            )
-        for name, value in sorted(block.items()):
-            if isinstance(value, bool):
-                value = float(value)
-            if not _is_number(value):
+        for block_key in BLOCK_KEYS:
+            block = data.get(block_key) if isinstance(data, dict) else None
+            if block is None:
+                continue
+            if not isinstance(block, dict):
                 raise ResultsError(
-                    f"{path}: metric {name!r} = {value!r} is not a number; the "
-                    f"{METRIC_BLOCK_KEY!r} block holds numbers only"
+                    f"{path}: key {block_key!r} holds a {type(block).__name__}; it must be an "
+                    f"object of {block_key[:-1]} name -> "
+                    + ("number" if block_key == "metrics" else "value")
                 )
-            key = _KEY_FORBIDDEN.sub("_", str(name))
-            if key in known:
-                raise ResultsError(
-                    f"{path}: metric {name!r} is also logged from another result file; rename it"
-                )
-            known.add(key)
-            folder.metrics.append(MetricPoint(key, float(value), 0, derived=True))
-
-
-def _evaluation_section(folder: ResultFolder, section: str, values: dict) -> None:
-    measured = EVALUATION_MEASURED.get(section, ())
-    for key, value in values.items():
-        name = f"{section}.{key}"
-        if isinstance(value, dict):
-            _evaluation_section(folder, name, value)
-        elif any(key.startswith(p) for p in measured) and (
-            _is_number(value) or isinstance(value, bool)
-        ):
-            folder.metrics.append(MetricPoint(name, float(value), 0, derived=True))
-        else:
-            folder.derived_params[f"evaluation.{name}"] = param_value(value)
+            for name, value in sorted(block.items()):
+                key = _KEY_FORBIDDEN.sub("_", str(name))
+                if block_key == "params":
+                    if key in folder.derived_params or key in folder.params:
+                        raise ResultsError(
+                            f"{path}: param {name!r} is also logged from another result file; "
+                            f"rename it"
+                        )
+                    folder.derived_params[key] = param_value(value)
+                    continue
+                if isinstance(value, bool):
+                    value = float(value)
+                if not _is_number(value):
+                    raise ResultsError(
+                        f"{path}: metric {name!r} = {value!r} is not a number; the 'metrics' "
+                        f"block holds numbers only"
+                    )
+                if key in known:
+                    raise ResultsError(
+                        f"{path}: metric {name!r} is also logged from another result file; "
+                        f"rename it"
+                    )
+                known.add(key)
+                folder.metrics.append(MetricPoint(key, float(value), 0, derived=True))
 
 
 def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:
