@@ -171,11 +171,23 @@ def test_later_chunks_on_disk_are_not_logged_and_checkpoints_need_no_total(
 def test_metrics_block_of_any_result_json_is_logged(result_folder_factory, sqlite_store):
     results = result_folder_factory("tiny")
     (results / "diagnostics.json").write_text(
-        json.dumps({"metrics": {"dead_units": 2, "weight_norm": 1.5}, "note": "x"})
+        json.dumps(
+            {
+                "metrics": {"dead_units": 2, "weight_norm": 1.5},
+                "params": {"diagnostics.threshold": 0.01, "diagnostics.kind": "units"},
+                "note": "x",
+            }
+        )
     )
     run_id = log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
-    metrics = MlflowClient(sqlite_store).get_run(run_id).data.metrics
+    run = MlflowClient(sqlite_store).get_run(run_id)
+    metrics, params = run.data.metrics, run.data.params
     assert metrics["dead_units"] == 2.0 and metrics["weight_norm"] == 1.5
+    assert params["diagnostics.threshold"] == "0.01" and params["diagnostics.kind"] == "units"
+    assert "note" not in params and "diagnostics.note" not in params
+    (results / "diagnostics.json").write_text(json.dumps({"params": {"dataset_checksum": "x"}}))
+    with pytest.raises(ResultsError, match=r"param 'dataset_checksum' is also logged"):
+        log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
     (results / "diagnostics.json").write_text(json.dumps({"metrics": {"dead_units": "two"}}))
     with pytest.raises(ResultsError, match=r"diagnostics\.json: metric 'dead_units'"):
         log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)

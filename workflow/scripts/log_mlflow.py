@@ -7,11 +7,10 @@ tracking failure fills in what is missing without duplicating metric points.
 import logging
 
 from sparseae.rulelog import log_to_rule_log
-from sparseae.tracking import configure_http_retries, log_results
+from sparseae.tracking import log_results
 
 smk = snakemake  # noqa: F821
 log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
-configure_http_retries()
 run_id = log_results(
     smk.params.result_dir,
     experiment_name=smk.params.mlflow_experiment,

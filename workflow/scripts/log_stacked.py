@@ -5,11 +5,9 @@ missing; writes results/{experiment}/stacked_mlflow.json last.
 """
 
 from sparseae.rulelog import run_rule
-from sparseae.tracking import configure_http_retries
 from sparseae.tracking.stacked import log_stacked
 
 smk = snakemake  # noqa: F821
-configure_http_retries()
 run_rule(
     smk.log[0],
     log_stacked,

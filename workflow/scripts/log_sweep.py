@@ -8,11 +8,10 @@ a changed grid gets a new parent run) and adds only what is missing or changed.
 import logging
 
 from sparseae.rulelog import log_to_rule_log
-from sparseae.tracking import configure_http_retries, log_sweep
+from sparseae.tracking import log_sweep
 
 smk = snakemake  # noqa: F821
 log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
-configure_http_retries()
 # One call: the parent run (found again by the sweep's name and settings), the table's three
 # views and the filters' contact sheet uploaded when new or changed (manifest), member runs
 # nested under it, mlflow.json written.

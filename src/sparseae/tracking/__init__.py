@@ -2,7 +2,7 @@
 
 Public API (the workflow's tracking rules call exactly these)::
 
-    configure_http_retries()                        # also done at import
+    configure_http_retries()                        # done when the store module is imported
     resolve_tracking_uri(config_value=None) -> str
     init_store(tracking_uri, experiment_names, artifact_location=None, *, token=None,
                marker=None) -> {name: id}
@@ -37,9 +37,6 @@ from .store import (
     read_store_token,
     store_marker,
 )
-
-# Fail fast against an unreachable server unless the user chose otherwise.
-configure_http_retries()
 
 __all__ = [
     "HTTP_RETRY_DEFAULTS",

@@ -48,7 +48,7 @@ from pathlib import Path
 from sparseae.io import read_json, write_json
 
 from .results import MAX_PARAM_LENGTH, ResultFolder, read_result_folder
-from .settings import SWEEP_TAG, configure_http_retries
+from .settings import SWEEP_TAG
 from .store import (
     TrackingError,
     TrackingUnavailableError,
@@ -138,7 +138,6 @@ def log_results(
     sparseae.tracking.results.ResultsError
         A result file does not match its contract or belongs to another trajectory.
     """
-    configure_http_retries()
     results_dir = Path(results_dir).resolve()
     folder = read_result_folder(results_dir, log_dir=log_dir, chunks=chunks)
     key = run_key or folder.run_key()
@@ -239,7 +238,6 @@ def log_sweep(
     for path in files:
         if not path.is_file():
             raise TrackingError(f"sweep artifact {path} does not exist")
-    configure_http_retries()
     check_reachable(tracking_uri)
     member_runs = {str(m): _member_run_id(m, tracking_uri) for m in members}
     experiment_name = experiment_name or sweep_name
