@@ -47,7 +47,13 @@ from pathlib import Path
 
 from sparseae.io import read_json, write_json
 
-from .results import MAX_PARAM_LENGTH, ResultFolder, read_result_folder
+from .results import (
+    MAX_PARAM_LENGTH,
+    ResultFolder,
+    flatten_params,
+    load_chunk,
+    read_result_folder,
+)
 from .settings import SWEEP_TAG
 from .store import (
     TrackingError,
@@ -79,8 +85,7 @@ SWEEP_ROLE_TAG = "sparseae.sweep_role"
 MANIFEST_NAME = "manifest.json"
 #: Image series of the filter grid, one image per chunk end.
 FILTERS_KEY = "filters"
-#: Name of the logged model, and the logged-model tag with its theta.npz's sha256.
-MODEL_NAME = "encoder"
+#: The logged model's tag with its theta.npz's sha256 (the model is named in encoder_model).
 MODEL_THETA_TAG = "sparseae.theta_sha256"
 #: How many differing metric points mlflow.json lists (their number is always given).
 CONFLICTS_LISTED = 10
@@ -232,8 +237,6 @@ def log_sweep(
     str
         The parent run's id. Members get ``mlflow.parentRunId`` (the UI nests them under it).
     """
-    from .results import flatten_params
-
     files = _as_paths(summary_path) + _as_paths(artifacts)
     for path in files:
         if not path.is_file():
@@ -528,7 +531,8 @@ def _log_batch(uri, mlflow_client, run_id, *, params=(), metrics=(), tags=None, 
         )
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (hex)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -584,7 +588,7 @@ def _log_artifacts(
     uploaded: list[str] = []
     for local, folder in artifacts:
         artifact_path = f"{folder}/{local.name}" if folder else local.name
-        entry = {"sha256": _file_sha256(local), "size": local.stat().st_size}
+        entry = {"sha256": file_sha256(local), "size": local.stat().st_size}
         manifest[artifact_path] = entry
         same_size = existing.get(artifact_path, -1) == entry["size"]
         if same_size and recorded.get(artifact_path) == entry:
@@ -665,12 +669,8 @@ def _model_sizes(folder: ResultFolder) -> tuple[int, int] | None:
 
 def _log_filter_images(uri, mlflow_client, run_id, folder: ResultFolder, start: int) -> int:
     """Log the filter grid of every chunk end not in the run yet (key ``filters``)."""
-    import math as _math
-
-    from .results import load_chunk
-
     sizes = _model_sizes(folder)
-    if sizes is None or _math.isqrt(sizes[0]) ** 2 != sizes[0] or not folder.chunk_ends:
+    if sizes is None or math.isqrt(sizes[0]) ** 2 != sizes[0] or not folder.chunk_ends:
         return 0
     done = _filter_image_steps(uri, mlflow_client, run_id, folder.path)
     count = 0
@@ -728,7 +728,7 @@ def _log_model(uri, mlflow_client, run, folder: ResultFolder) -> int:
     sizes = _model_sizes(folder)
     if not theta.is_file() or sizes is None or "summary.json" in folder.missing:
         return 0
-    sha = _file_sha256(theta)
+    sha = file_sha256(theta)
     models = call(
         uri,
         mlflow_client.search_logged_models,

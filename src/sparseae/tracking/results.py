@@ -36,10 +36,6 @@ ITERATION_METRICS = {
     "fun_evals": "fun_evals",
     "seconds": "elapsed_seconds",
 }
-#: Files of a complete run (chunks apart) are the workflow's own list,
-#: :data:`sparseae.experiment.RESULT_FILES`; an experiment with ``evaluation.enabled`` adds
-#: :data:`sparseae.experiment.EVALUATION_FILES` (see :func:`expected_files`).
-EXPECTED_FILES = RESULT_FILES
 #: Top-level files uploaded as artifacts, by suffix; ``mlflow.json`` is our own output.
 ARTIFACT_SUFFIXES = (".png", ".json", ".tsv", ".npz")
 NOT_ARTIFACTS = ("mlflow.json", "patches.npz")
@@ -208,8 +204,12 @@ def evaluates(config: dict | None) -> bool:
 
 
 def expected_files(config: dict | None) -> tuple[str, ...]:
-    """Files a complete result folder holds (chunks apart), evaluation files included."""
-    return EXPECTED_FILES + (EVALUATION_FILES if evaluates(config) else ())
+    """Files a complete result folder holds (chunks apart), evaluation files included.
+
+    The workflow's own lists: :data:`sparseae.experiment.RESULT_FILES`, and
+    :data:`sparseae.experiment.EVALUATION_FILES` for ``evaluation.enabled``.
+    """
+    return RESULT_FILES + (EVALUATION_FILES if evaluates(config) else ())
 
 
 def flatten_params(config: dict, prefix: str = "") -> dict[str, str]:
@@ -462,7 +462,7 @@ def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:
 
 
 def _collect_artifacts(
-    folder: ResultFolder, log_dir: str | Path | None, expected: tuple[str, ...] = EXPECTED_FILES
+    folder: ResultFolder, log_dir: str | Path | None, expected: tuple[str, ...] = RESULT_FILES
 ) -> None:
     for item in sorted(folder.path.iterdir()):
         if (

@@ -14,7 +14,6 @@ tracking failure is repaired by running ``snakemake`` again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from sparseae.io import read_json, write_json
 from sparseae.train import load_checkpoint
 
+from .logger import file_sha256
 from .store import call, client, ensure_experiment
 
 __all__ = ["log_stacked", "STACKED_ARTIFACTS"]
@@ -42,14 +42,6 @@ STACKED_ARTIFACTS = (
     "stack.npz",
 )
 METRICS = ("accuracy_before", "accuracy_after", "accuracy_raw")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _flatten(obj, prefix="") -> dict[str, str]:
@@ -116,7 +108,7 @@ def _sync(uri, mlflow, run, *, params, metrics, artifacts, folder) -> dict:
     tags = dict(run.data.tags)
     for path, sub in artifacts:
         name = f"{sub}/{path.name}" if sub else path.name
-        sha = _sha256(path)
+        sha = file_sha256(path)
         if listed.get(name) == path.stat().st_size and tags.get(f"sparseae.sha256.{name}") == sha:
             continue
         call(uri, mlflow.log_artifact, run_id, str(path), sub or None, results_dir=folder)
@@ -158,7 +150,7 @@ def log_stacked(
     gradcheck = read_json(folder / "stacked_gradcheck.json")
     mlflow = client(tracking_uri)
     experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir=folder)
-    key = f"{config['name']}:{_sha256(folder / 'stack.npz')[:16]}"
+    key = f"{config['name']}:{file_sha256(folder / 'stack.npz')[:16]}"
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     parent = _find_or_create(
         tracking_uri,
