@@ -286,8 +286,12 @@ def test_mlflow_has_one_run_with_a_nested_run_per_stage(pipeline):
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 5
     parent = client.get_run(record["run_id"])
-    for key in ("accuracy_before", "accuracy_after", "accuracy_raw"):
+    for key in ("accuracy_before", "accuracy_after", "accuracy_raw", "train_accuracy_after"):
         assert parent.data.metrics[key] == evaluation[key]
+    gradcheck = json.loads((folder / "stacked_gradcheck.json").read_text())
+    assert parent.data.metrics["gradcheck_finetune"] == gradcheck["finetune"]
+    assert parent.data.metrics["seconds_finetune"] == evaluation["seconds"]["finetune"]
+    assert parent.data.params["evaluation.n_test"] == str(evaluation["n_test"])
     assert parent.data.params["layers.hidden_sizes"] == json.dumps(HIDDEN)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"confusion_before.png", "filters_after.png", "stacked_evaluation.json"} <= artifacts

@@ -206,7 +206,12 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
             f"{result['bound']:.1e} (config key stacked_experiments.{name}.gradcheck.bound); "
             f"the analytic gradient disagrees with central differences"
         )
-    write_json(path, result)
+    # What MLflow shows of it (sparseae.tracking.stacked logs the block as it is).
+    metrics = {
+        "gradcheck_finetune": result["finetune"],
+        "gradcheck_autoencoder": result["autoencoder"],
+    }
+    write_json(path, {**result, "metrics": metrics})
     return result
 
 
@@ -590,7 +595,21 @@ def evaluate_stacked(
             result[f"confusion_{when}"], result["classes"], outputs[f"confusion_{when}"],
             f"{label}: test accuracy {100 * result[f'accuracy_{when}']:.2f}%",
         )  # fmt: skip
-    write_json(outputs["evaluation"], result)  # last: its presence means the figures exist
+    # What MLflow shows of it: the accuracies and stage times (metrics), the counts (params).
+    blocks = {
+        "metrics": {
+            **{
+                f"{k}_{w}": result[f"{k}_{w}"]
+                for k in ("accuracy", "train_accuracy")
+                for w in ("before", "after")
+            },
+            "accuracy_raw": result["accuracy_raw"],
+            **{f"seconds_{stage}": value for stage, value in seconds.items()},
+        },
+        "params": {f"evaluation.{k}": result[k] for k in ("n_train", "n_test")},
+    }
+    # last: its presence means the figures exist
+    write_json(outputs["evaluation"], {**result, **blocks})
     log.info(
         "test accuracy: before fine-tuning %.4f, after %.4f, softmax on raw pixels %.4f "
         "(n_train %d, n_test %d)",

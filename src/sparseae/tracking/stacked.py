@@ -24,6 +24,7 @@ from sparseae.io import read_json, write_json
 from sparseae.train import load_checkpoint
 
 from .logger import file_sha256
+from .results import param_value
 from .store import call, client, ensure_experiment
 
 __all__ = ["log_stacked", "STACKED_ARTIFACTS"]
@@ -41,7 +42,6 @@ STACKED_ARTIFACTS = (
     "stacked_cost_curves.png",
     "stack.npz",
 )
-METRICS = ("accuracy_before", "accuracy_after", "accuracy_raw")
 
 
 def _flatten(obj, prefix="") -> dict[str, str]:
@@ -163,13 +163,11 @@ def log_stacked(
     )
     params = _flatten(config["experiment"])
     params.update({f"fingerprint.{s}": f for s, f in config["fingerprints"].items()})
-    params.update({"evaluation.n_train": str(evaluation["n_train"])})
-    params.update({"evaluation.n_test": str(evaluation["n_test"])})
-    metrics = [(name, evaluation[name], 0) for name in METRICS]
-    metrics += [(f"train_{n}", evaluation[f"train_{n}"], 0) for n in METRICS[:2]]
-    metrics += [(f"seconds_{s}", v, 0) for s, v in evaluation["seconds"].items()]
-    metrics += [("gradcheck_finetune", gradcheck["finetune"], 0)]
-    metrics += [("gradcheck_autoencoder", gradcheck["autoencoder"], 0)]
+    # The results' own "metrics" and "params" blocks say what MLflow shows of them.
+    metrics = []
+    for result in (evaluation, gradcheck):
+        params.update({k: param_value(v) for k, v in result.get("params", {}).items()})
+        metrics += [(k, v, 0) for k, v in result.get("metrics", {}).items()]
     artifacts = [(folder / name, "") for name in STACKED_ARTIFACTS]
     if log_dir is not None and Path(log_dir).is_dir():
         artifacts += [(path, "logs") for path in sorted(Path(log_dir).glob("*.log"))]
