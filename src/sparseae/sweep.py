@@ -29,6 +29,7 @@ import html
 import io
 import itertools
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -363,7 +364,7 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
         fig.savefig(tmp, format="png")
 
 
-def plot_sweep_filters(
+def filter_contact_sheet(
     table: pd.DataFrame,
     filters: Sequence[str | os.PathLike],
     path: str | os.PathLike,
@@ -475,3 +476,46 @@ def write_sweep_summary(
     plot_sweep(table, png, title=title)
     with atomic_write(html_path) as handle:
         handle.write(format_html(table, title=title, png=png))
+
+
+# --------------------------------------------------------------------------------------------
+# workflow steps (rules of the same names)
+
+
+def summarize_sweep(
+    sweep: str,
+    members: Sequence[str],
+    parameters: Mapping[str, str],
+    *,
+    tsv: str | os.PathLike,
+    html_path: str | os.PathLike,
+    png: str | os.PathLike,
+    results: str | os.PathLike = "results",
+) -> pd.DataFrame:
+    """Rule ``summarize_sweep``: the members' table as TSV, HTML page and figure.
+
+    ``members`` are experiment names whose result folders are ``results/<member>``;
+    ``parameters`` is what :func:`grid_settings` returns for the sweep's grid.
+    """
+    table = sweep_table({name: Path(results) / name for name in members}, parameters)
+    write_sweep_summary(
+        table, tsv=tsv, html_path=html_path, png=png, title=f"sweep {sweep}: {len(table)} members"
+    )
+    logging.getLogger(__name__).info("sweep %s: %d members -> %s", sweep, len(table), tsv)
+    return table
+
+
+def plot_sweep_filters(
+    sweep: str,
+    tsv: str | os.PathLike,
+    filters: Sequence[str | os.PathLike],
+    path: str | os.PathLike,
+) -> None:
+    """Rule ``plot_sweep_filters``: the contact sheet of a summarized sweep's filter grids.
+
+    MLflow has no side-by-side view of artifact images, so the sweep's parent run holds this.
+    """
+    table = read_sweep_table(tsv)
+    title = f"sweep {sweep}: learned filters of its {len(table)} members"
+    filter_contact_sheet(table, list(filters), path, title=title)
+    logging.getLogger(__name__).info("sweep %s: contact sheet -> %s", sweep, path)

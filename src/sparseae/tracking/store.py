@@ -396,6 +396,7 @@ def init_store(
         for earlier in marker.parent.glob(f"{MARKER_PREFIX}*.json"):
             if earlier.name != marker.name:
                 earlier.unlink(missing_ok=True)
+    _log.info("tracking store %s ready; experiments %s", tracking_uri, ids)
     return ids
 
 
