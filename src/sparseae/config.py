@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 #: Purpose -> child index of ``SeedSequence(seed)``; never renumber, only append.
-PURPOSES = {"patches": 0, "init": 1, "gradcheck": 2, "split": 3}
+PURPOSES = {"patches": 0, "init": 1, "gradcheck": 2, "split": 3, "diagnostics": 4}
 
 #: Experiment sections whose values decide the training trajectory (the fingerprint).
 TRAJECTORY_KEYS = ("dataset", "patches", "model", "optimizer", "seed")

@@ -5,9 +5,10 @@ A sweep (``sweeps: {name: {base, overrides, grid}}`` in the config, expanded by
 ``results/{member}/``. :func:`sweep_table` collects, per member, the swept settings (from the
 member's own ``config.json``, i.e. what it really ran with), the final cost and its three
 terms, the mean activation statistics, the gradient-check difference, iterations, cost
-evaluations and training wall time. :func:`write_sweep_summary` writes the table as TSV (full
-precision, so values read back equal the members' ``summary.json``), a self-contained HTML page
-and a PNG figure, each atomically.
+evaluations and training wall time, and the model figures of its ``diagnostics.json``
+(fraction of variance explained, alignment, contrast correlation, dead units).
+:func:`write_sweep_summary` writes the table as TSV (full precision, so values read back equal
+the members' files), a self-contained HTML page and a PNG figure, each atomically.
 """
 
 from __future__ import annotations
@@ -43,10 +44,18 @@ RESULT_COLUMNS = (
     ("iterations", "summary.json", "iterations"),
     ("fun_evals", "summary.json", "fun_evals"),
     ("train_seconds", "summary.json", "train_seconds"),
+    # What the units respond to (sparseae.diagnostics): reconstruction quality, alignment of
+    # weights and top examples against random examples, the role of contrast, dead units.
+    ("fraction_variance_explained", "diagnostics.json", "fraction_variance_explained"),
+    ("alignment_top_k", "diagnostics.json", "alignment_top_k"),
+    ("alignment_random", "diagnostics.json", "alignment_random"),
+    ("activation_norm_corr", "diagnostics.json", "activation_norm_corr"),
+    ("topk_norm_ratio", "diagnostics.json", "topk_norm_ratio"),
+    ("dead_units", "diagnostics.json", "dead_units"),
 )
 
 #: Files each member folder must hold.
-MEMBER_FILES = ("config.json", "summary.json", "gradcheck.json")
+MEMBER_FILES = ("config.json", "summary.json", "gradcheck.json", "diagnostics.json")
 
 
 class SweepError(ValueError):
@@ -280,7 +289,11 @@ def format_html(table: pd.DataFrame, *, title: str, png: str | os.PathLike | Non
         "(reconstruction, weight decay, sparsity penalty), target &rho; and the hidden units' "
         "mean activation &rho;&#770; (mean, min, max), the gradient check's relative "
         "difference, L-BFGS iterations, cost evaluations and training wall time in "
-        "seconds.</p>\n"
+        "seconds; then, from each member's diagnostics.json, the fraction of variance "
+        "explained, the alignment (mean cosine between a unit's weights and its most "
+        "activating examples, and for random examples), the correlation of activation with "
+        "example contrast, the top examples' contrast relative to the mean, and dead "
+        "units.</p>\n"
         f"{shown}\n{figure}</body></html>\n"
     )
 

@@ -20,7 +20,15 @@ import numpy as np
 
 from .io import atomic_path
 
-__all__ = ["grid_shape", "display_network", "save_png", "plot_cost_curve", "plot_rhohat"]
+__all__ = [
+    "grid_shape",
+    "scale_tiles",
+    "display_network",
+    "save_png",
+    "plot_cost_curve",
+    "plot_rhohat",
+    "plot_units",
+]
 
 
 def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
@@ -45,6 +53,36 @@ def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
     while M % n != 0 and n < 1.2 * math.sqrt(M):
         n += 1
     return -(-M // n), n
+
+
+def scale_tiles(A: np.ndarray) -> np.ndarray:
+    """``display_network``'s scaling: the square tiles of ``A``'s columns, each in ``[-1, 1]``.
+
+    The global mean of ``A`` is subtracted, each column is divided by its own max |value| (a
+    column constant after that is drawn as 0) and reshaped column-major (MATLAB's
+    ``reshape(A(:, k), sz, sz)``).
+
+    Parameters
+    ----------
+    A : ndarray, shape (sz*sz, M)
+        Pixels × tiles.
+
+    Returns
+    -------
+    ndarray, float64, shape (M, sz, sz)
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim != 2:
+        raise ValueError(f"A must be 2-D (pixels × filters), got shape {A.shape}")
+    L, M = A.shape
+    sz = math.isqrt(L)
+    if sz * sz != L or L == 0:
+        raise ValueError(f"each column must be a square image: {L} pixels is not a square")
+    A = A - A.mean()
+    clim = np.max(np.abs(A), axis=0)
+    scaled = np.divide(A, clim, out=np.zeros_like(A), where=clim > 0)
+    # tiles[k] is column k reshaped column-major (MATLAB reshape(A(:,k), sz, sz)).
+    return scaled.T.reshape(M, sz, sz).transpose(0, 2, 1)
 
 
 def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
@@ -73,11 +111,7 @@ def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
     if not np.all(np.isfinite(A)):
         raise ValueError("A contains non-finite values")
     rows, n = grid_shape(M, cols)
-    A = A - A.mean()
-    clim = np.max(np.abs(A), axis=0)
-    scaled = np.divide(A, clim, out=np.zeros_like(A), where=clim > 0)
-    # tiles[k] is column k reshaped column-major (MATLAB reshape(A(:,k), sz, sz)).
-    tiles = scaled.T.reshape(M, sz, sz).transpose(0, 2, 1)
+    tiles = scale_tiles(A)
     buf = 1
     array = -np.ones((buf + rows * (sz + buf), buf + n * (sz + buf)))
     for k in range(M):
@@ -226,4 +260,121 @@ def plot_rhohat(
     ax.set_ylim(0, 1.3 * max(float(rhohat.max()), float(rho)))  # headroom for the legend
     ax.legend(loc="upper right")
     _save_figure(fig, path)
+    return fig
+
+
+#: Units per column of :func:`plot_units` before the rows wrap into another column.
+UNITS_PER_COLUMN = 50
+
+
+def plot_units(
+    W1: np.ndarray,
+    data: np.ndarray,
+    top_indices: np.ndarray,
+    *,
+    alignment: np.ndarray,
+    baseline: np.ndarray | None = None,
+    contrast_ratio: np.ndarray | None = None,
+    dead: np.ndarray | None = None,
+    path: str | os.PathLike,
+    title: str = "",
+):
+    """One row per hidden unit: its weight tile, then its top-k examples, the alignment beside.
+
+    The weight tiles are scaled as in ``filters.png`` (:func:`scale_tiles` of ``W1ᵀ``), the
+    examples as ``display_network`` would show them (:func:`scale_tiles` of all examples
+    drawn: global mean removed, each tile by its own max |value|, so contrast is not visible in
+    the tile; it is written beside as ``×`` the mean contrast). Up to
+    :data:`UNITS_PER_COLUMN` units are stacked in one column; more wrap into further columns
+    (196 units: four columns of 49), keeping the unit order of ``filters.png``.
+
+    Parameters
+    ----------
+    W1 : ndarray, shape (h, v)
+        Weights; ``v`` must be a square (8×8 patches, 28×28 digits).
+    data : ndarray, shape (v, m)
+        The training examples.
+    top_indices : ndarray of int, shape (h, k)
+        Each unit's top-k example indices, most activating first.
+    alignment : ndarray, shape (h,)
+        Mean cosine between the unit's weights and its top-k examples (written as ``cos``).
+    baseline : ndarray, shape (h,), optional
+        The same cosine for random examples (written in brackets).
+    contrast_ratio : ndarray, shape (h,), optional
+        The top-k examples' mean contrast over the mean contrast of all examples.
+    dead : ndarray of bool, shape (h,), optional
+        Units marked "dead".
+    path : path-like
+        The PNG (written atomically).
+    title : str
+        Shown above the rows.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    W1 = np.asarray(W1, dtype=np.float64)
+    X = np.asarray(data, dtype=np.float64)
+    idx = np.asarray(top_indices, dtype=np.int64)
+    h, v = W1.shape
+    if idx.ndim != 2 or idx.shape[0] != h:
+        raise ValueError(f"top_indices must have shape ({h}, k), got {idx.shape}")
+    if X.ndim != 2 or X.shape[0] != v:
+        raise ValueError(f"data must be {v} × m, got shape {X.shape}")
+    k = idx.shape[1]
+    sz = math.isqrt(v)
+    weights = scale_tiles(W1.T)  # (h, sz, sz)
+    examples = scale_tiles(X[:, idx.ravel()]).reshape(h, k, sz, sz)
+
+    buf, gap = 1, max(2, sz // 2)
+    scale = max(1, round(32 / sz))  # tiles of about 32 screen pixels
+    row_px = sz + buf  # array pixels per unit row
+    font_px = min(12.0, 0.42 * row_px * scale)
+    label = 25  # characters of the text beside a row
+    text_w = math.ceil((font_px * 0.62 * label + 8) / scale)
+    block_w = buf + (sz + buf) + gap + k * (sz + buf) + text_w
+    per_column = h if h <= UNITS_PER_COLUMN else math.ceil(h / math.ceil(h / UNITS_PER_COLUMN))
+    columns = math.ceil(h / per_column)
+    height, width = buf + per_column * row_px, columns * block_w
+    array = -np.ones((height, width))
+    for unit in range(h):
+        c, r = divmod(unit, per_column)
+        top, left = buf + r * row_px, c * block_w + buf
+        array[top : top + sz, left : left + sz] = weights[unit]
+        left += sz + buf + gap
+        for j in range(k):
+            array[top : top + sz, left : left + sz] = examples[unit, j]
+            left += sz + buf
+
+    dpi = 100
+    title_lines = max(1, title.count("\n") + 1) if title else 0
+    title_px = int(title_lines * 16 + 10) if title else 0
+    fig_w, fig_h = width * scale / dpi, (height * scale + title_px) / dpi
+    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.0, 0.0, 1.0, height * scale / (height * scale + title_px)))
+    ax.imshow(array, cmap="gray", vmin=-1.0, vmax=1.0, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    font_pt = font_px * 72 / dpi
+    for unit in range(h):
+        c, r = divmod(unit, per_column)
+        x = c * block_w + block_w - text_w + 1
+        y = buf + r * row_px + sz / 2 - 0.5
+        text = f"{unit + 1:>3} cos {alignment[unit]:+.2f}"
+        if baseline is not None:
+            text += f" ({baseline[unit]:+.2f})"
+        if contrast_ratio is not None and np.isfinite(contrast_ratio[unit]):
+            text += f" ×{contrast_ratio[unit]:.1f}"
+        if dead is not None and dead[unit]:
+            text += " dead"
+        ax.text(x, y, text, color="white", fontsize=font_pt, va="center", family="monospace")
+    if title:
+        top = 1.0 - 4 / (fig_h * dpi)
+        fig.text(0.5, top, title, ha="center", va="top", fontsize=9, color="white")
+    fig.patch.set_facecolor("black")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", facecolor="black")
     return fig

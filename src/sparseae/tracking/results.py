@@ -173,6 +173,7 @@ def read_result_folder(
     _read_gradcheck(folder)
     _read_summary(folder)
     _read_evaluation(folder)
+    _read_metrics_block(folder, "diagnostics.json")
     _read_environment(folder, metas)
     _collect_artifacts(folder, log_dir, expected_files(config))
     _collect_times(folder)
@@ -414,6 +415,26 @@ def _evaluation_section(folder: ResultFolder, section: str, values: dict) -> Non
             folder.metrics.append(MetricPoint(name, float(value), 0, derived=True))
         else:
             folder.derived_params[f"evaluation.{name}"] = param_value(value)
+
+
+# ---- diagnostics.json (sparseae.diagnostics): its "metrics" block, logged as it stands. ----
+# units.png and diagnostics.json themselves are uploaded like every top-level .png/.json.
+
+
+def _read_metrics_block(folder: ResultFolder, filename: str) -> None:
+    """``{"metrics": {name: number}}`` of a derived result file -> metrics at step 0."""
+    path = folder.path / filename
+    if not path.exists():
+        return  # the workflow's log_mlflow waits for it; a hand-made folder may lack it
+    block = _read_object(path).get("metrics", {})
+    if not isinstance(block, dict):
+        raise ResultsError(f"{path}: 'metrics' must be an object of name: number")
+    for key, value in block.items():
+        if _is_number(value) or isinstance(value, bool):
+            folder.metrics.append(MetricPoint(str(key), float(value), 0, derived=True))
+
+
+# ---- end of diagnostics.json ----
 
 
 def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:

@@ -1,0 +1,36 @@
+# Per-unit diagnostics: what each hidden unit responds to, measured on the training examples
+# from the final theta. Its settings (the top-level `diagnostics` section) are params of this
+# rule only, so changing them recomputes the diagnostics and nothing else.
+
+
+rule diagnose:
+    input:
+        theta="results/{experiment}/theta.npz",
+        patches="results/{experiment}/patches.npz",
+    output:
+        # File names as sparseae.diagnostics.diagnose writes them; the JSON is written last.
+        json="results/{experiment}/diagnostics.json",
+        png=report(
+            "results/{experiment}/units.png",
+            caption="../report/units.rst",
+            category="Filters",
+            labels={"experiment": "{experiment}", "figure": "units and top examples"},
+        ),
+    log:
+        "logs/{experiment}/diagnose.log",
+    benchmark:
+        "benchmarks/{experiment}/diagnose.tsv"
+    conda:
+        ENV
+    threads: resource("light", "threads")
+    resources:
+        mem_mb=resource("data", "mem_mb"),
+        runtime=resource("light", "runtime"),
+    params:
+        model=section("model"),
+        settings=CONFIG["diagnostics"],
+        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
+    message:
+        "{wildcards.experiment}: per-unit diagnostics (top examples, alignment, contrast)"
+    script:
+        "../scripts/diagnose.py"
