@@ -267,6 +267,19 @@ def plot_rhohat(
 UNITS_PER_COLUMN = 50
 
 
+def _mono_font(size: int):
+    """DejaVu Sans Mono (shipped with matplotlib) at ``size`` pixels, else Pillow's default."""
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+
+        path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSansMono.ttf")
+        return ImageFont.truetype(path, size)
+    except (ImportError, OSError):
+        return ImageFont.load_default(size=size)
+
+
 def plot_units(
     W1: np.ndarray,
     data: np.ndarray,
@@ -278,15 +291,16 @@ def plot_units(
     dead: np.ndarray | None = None,
     path: str | os.PathLike,
     title: str = "",
-):
+) -> np.ndarray:
     """One row per hidden unit: its weight tile, then its top-k examples, the alignment beside.
 
     The weight tiles are scaled as in ``filters.png`` (:func:`scale_tiles` of ``W1ᵀ``), the
     examples as ``display_network`` would show them (:func:`scale_tiles` of all examples
     drawn: global mean removed, each tile by its own max |value|, so contrast is not visible in
-    the tile; it is written beside as ``×`` the mean contrast). Up to
-    :data:`UNITS_PER_COLUMN` units are stacked in one column; more wrap into further columns
-    (196 units: four columns of 49), keeping the unit order of ``filters.png``.
+    the tile; it is written beside as ``×`` the mean contrast). Grey map and background as
+    :func:`save_png` (black -1, grey 0, white +1). Up to :data:`UNITS_PER_COLUMN` units are
+    stacked in one column; more wrap into further columns (196 units: four columns of 49),
+    keeping the unit order of ``filters.png``. Tiles are enlarged to about 32 pixels.
 
     Parameters
     ----------
@@ -307,14 +321,14 @@ def plot_units(
     path : path-like
         The PNG (written atomically).
     title : str
-        Shown above the rows.
+        Lines shown above the rows.
 
     Returns
     -------
-    matplotlib.figure.Figure
+    ndarray of uint8
+        The grey image written.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from PIL import Image, ImageDraw
 
     W1 = np.asarray(W1, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
@@ -332,14 +346,13 @@ def plot_units(
     buf, gap = 1, max(2, sz // 2)
     scale = max(1, round(32 / sz))  # tiles of about 32 screen pixels
     row_px = sz + buf  # array pixels per unit row
-    font_px = min(12.0, 0.42 * row_px * scale)
-    label = 25  # characters of the text beside a row
-    text_w = math.ceil((font_px * 0.62 * label + 8) / scale)
+    font_px = int(min(12, 0.42 * row_px * scale))
+    label = 32  # characters of the text beside a row, and a margin
+    text_w = math.ceil((0.61 * font_px * label + 12) / scale)
     block_w = buf + (sz + buf) + gap + k * (sz + buf) + text_w
     per_column = h if h <= UNITS_PER_COLUMN else math.ceil(h / math.ceil(h / UNITS_PER_COLUMN))
     columns = math.ceil(h / per_column)
-    height, width = buf + per_column * row_px, columns * block_w
-    array = -np.ones((height, width))
+    array = -np.ones((buf + per_column * row_px, columns * block_w))
     for unit in range(h):
         c, r = divmod(unit, per_column)
         top, left = buf + r * row_px, c * block_w + buf
@@ -349,20 +362,20 @@ def plot_units(
             array[top : top + sz, left : left + sz] = examples[unit, j]
             left += sz + buf
 
-    dpi = 100
-    title_lines = max(1, title.count("\n") + 1) if title else 0
-    title_px = int(title_lines * 16 + 10) if title else 0
-    fig_w, fig_h = width * scale / dpi, (height * scale + title_px) / dpi
-    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.0, 0.0, 1.0, height * scale / (height * scale + title_px)))
-    ax.imshow(array, cmap="gray", vmin=-1.0, vmax=1.0, interpolation="nearest", aspect="auto")
-    ax.set_axis_off()
-    font_pt = font_px * 72 / dpi
+    grey = np.rint((np.clip(array, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    grey = np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
+    lines = title.splitlines() if title else []
+    title_px = 8 + 16 * len(lines) if lines else 0
+    image = Image.new("L", (grey.shape[1], grey.shape[0] + title_px), 0)
+    image.paste(Image.fromarray(grey, mode="L"), (0, title_px))
+    draw = ImageDraw.Draw(image)
+    font, title_font = _mono_font(font_px), _mono_font(12)
+    for n, line in enumerate(lines):
+        draw.text((6, 4 + 16 * n), line, fill=255, font=title_font)
     for unit in range(h):
         c, r = divmod(unit, per_column)
-        x = c * block_w + block_w - text_w + 1
-        y = buf + r * row_px + sz / 2 - 0.5
+        x = (c * block_w + block_w - text_w + 1) * scale
+        y = title_px + (buf + r * row_px) * scale + sz * scale // 2
         text = f"{unit + 1:>3} cos {alignment[unit]:+.2f}"
         if baseline is not None:
             text += f" ({baseline[unit]:+.2f})"
@@ -370,11 +383,7 @@ def plot_units(
             text += f" ×{contrast_ratio[unit]:.1f}"
         if dead is not None and dead[unit]:
             text += " dead"
-        ax.text(x, y, text, color="white", fontsize=font_pt, va="center", family="monospace")
-    if title:
-        top = 1.0 - 4 / (fig_h * dpi)
-        fig.text(0.5, top, title, ha="center", va="top", fontsize=9, color="white")
-    fig.patch.set_facecolor("black")
+        draw.text((x, y), text, fill=255, font=font, anchor="lm")
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", facecolor="black")
-    return fig
+        image.save(tmp, format="PNG")
+    return np.asarray(image)
