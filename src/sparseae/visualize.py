@@ -366,10 +366,11 @@ def plot_units(
     grey = np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
     lines = title.splitlines() if title else []
     title_px = 8 + 16 * len(lines) if lines else 0
-    image = Image.new("L", (grey.shape[1], grey.shape[0] + title_px), 0)
+    font, title_font = _mono_font(font_px), _mono_font(12)
+    title_w = max((math.ceil(title_font.getlength(line)) + 12 for line in lines), default=0)
+    image = Image.new("L", (max(grey.shape[1], title_w), grey.shape[0] + title_px), 0)
     image.paste(Image.fromarray(grey, mode="L"), (0, title_px))
     draw = ImageDraw.Draw(image)
-    font, title_font = _mono_font(font_px), _mono_font(12)
     for n, line in enumerate(lines):
         draw.text((6, 4 + 16 * n), line, fill=255, font=title_font)
     for unit in range(h):
