@@ -184,7 +184,7 @@ def _plain(value: Any) -> Any:
 
 
 def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> None:
-    """PNG: final cost split into its three terms, and rhohat (mean, min-max, target) per member.
+    """PNG per member: final cost and its terms, rhohat against rho, and the unit diagnostics.
 
     Parameters
     ----------
@@ -202,9 +202,9 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
     n = len(table)
     labels = member_labels(table)
     y = np.arange(n)[::-1]  # first member at the top
-    fig = Figure(figsize=(11.0, 2.0 + 0.42 * n), dpi=100, layout="constrained")
+    fig = Figure(figsize=(17.0, 2.0 + 0.42 * n), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    cost_ax, rho_ax = fig.subplots(1, 2, sharey=True)
+    cost_ax, rho_ax, unit_ax = fig.subplots(1, 3, sharey=True)
 
     left = np.zeros(n)
     for column, colour, label in (
@@ -239,9 +239,30 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
     rho_ax.margins(x=0.12)
     rho_ax.set_xlabel("average activation of a hidden unit over the training data")
     rho_ax.set_title("mean activation rhohat against the target rho")
-    # One legend under both panels: inside the axes it would hide bars or markers.
-    handles = [*cost_ax.get_legend_handles_labels()[0], *rho_ax.get_legend_handles_labels()[0]]
-    fig.legend(handles=handles, loc="outside lower center", ncols=6, fontsize="small",
+
+    # What the units respond to (diagnostics.json): in [-1, 1], FVE possibly below.
+    lowest = -1.0
+    for column, marker, colour, label in (
+        ("alignment_top_k", "o", "tab:purple", "alignment: cos(weights, top-k examples)"),
+        ("alignment_random", "x", "0.45", "alignment of random examples"),
+        ("activation_norm_corr", "^", "tab:orange", "corr(activation, contrast)"),
+        ("fraction_variance_explained", "s", "tab:green", "fraction of variance explained"),
+    ):
+        values = table[column].to_numpy(dtype=float)
+        unit_ax.plot(values, y, marker, color=colour, label=label, linestyle="none", markersize=7)
+        if np.isfinite(values).any():
+            lowest = min(lowest, float(np.nanmin(values)))
+    unit_ax.axvline(0, color="0.7", linewidth=0.8)
+    unit_ax.set_xlim(lowest - 0.05, 1.05)
+    unit_ax.set_xlabel("mean over hidden units (FVE: of the model)")
+    unit_ax.set_title("what the units respond to")
+    unit_ax.grid(axis="x", alpha=0.3)
+
+    # One legend under the panels: inside the axes it would hide bars or markers.
+    handles = [
+        handle for ax in (cost_ax, rho_ax, unit_ax) for handle in ax.get_legend_handles_labels()[0]
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize="small",
                frameon=False)  # fmt: skip
     rho_ax.grid(axis="x", alpha=0.3)
 
