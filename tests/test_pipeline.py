@@ -238,8 +238,8 @@ def test_changed_diagnostics_settings_recompute_only_the_diagnostics(finished):
     assert result.returncode == 0, output[-4000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE))
     # The diagnostics, and the MLflow logging that reads them; never training or figures.
-    assert counts.pop("total") == "2", output[-3000:]
-    assert counts == {"diagnose": "1", "log_mlflow": "1"}, output[-3000:]
+    assert counts.pop("total") == "3", output[-3000:]
+    assert counts == {"diagnose": "1", "log_mlflow": "1", "all": "1"}, output[-3000:]
 
 
 def test_failed_gradient_check_stops_the_pipeline(tmp_path):
