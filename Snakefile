@@ -36,6 +36,7 @@ localrules:
     all,
     fetch,
     write_config,
+    write_trajectory,
     plot_filters,
     plot_curves,
     init_store,

@@ -4,9 +4,10 @@ For the MNIST-size model (784 → 196, 10,000 examples, ρ 0.1, λ 3e-3, β 3, `
 each round times, one after the other: one training chunk (:func:`sparseae.train.train_chunk`,
 50 L-BFGS iterations as ``training.iterations_per_chunk``, warm-started from the previous
 round's theta), the numerics alone (:func:`sparseae.diagnostics.unit_diagnostics`) and the
-whole rule function (:func:`sparseae.diagnostics.diagnose`: read theta and patches, compute,
-draw ``units.png``, write ``diagnostics.json``). It prints each diagnostics time as a ratio to
-the chunk time of the same round (target: below 20 %), minimum and median over the rounds.
+whole rule's work (read theta and patches, then
+:func:`sparseae.diagnostics.write_diagnostics`: compute, draw ``units.png``, write
+``diagnostics.json``). It prints each diagnostics time as a ratio to the chunk time of the
+same round (target: below 20 %), minimum and median over the rounds.
 
 Usage: ``python bench/diagnostics.py [--rounds 2] [--iterations 50] [--shape 784x196]
 [--m 10000]``.
@@ -25,8 +26,8 @@ import numpy as np
 from sparseae import autoencoder as ae
 from sparseae import train
 from sparseae.config import rng as seeded
-from sparseae.diagnostics import diagnose, unit_diagnostics
-from sparseae.io import save_theta_npz
+from sparseae.diagnostics import unit_diagnostics, write_diagnostics
+from sparseae.io import load_theta_npz, save_theta_npz
 
 PARAMS = {(64, 25): (1e-4, 3.0, 0.01), (784, 196): (3e-3, 3.0, 0.1)}
 
@@ -67,8 +68,10 @@ def main():
 
             save_theta_npz(folder / "theta.npz", theta)
             start = time.perf_counter()
-            diagnose(
-                folder / "theta.npz", folder / "patches.npz", json_path=folder / "d.json",
+            with np.load(folder / "patches.npz", allow_pickle=False) as archive:
+                stored = archive["data"]
+            write_diagnostics(
+                load_theta_npz(folder / "theta.npz")[0], stored, json_path=folder / "d.json",
                 png_path=folder / "units.png", experiment="bench", model=model, settings={},
                 seed=1,
             )  # fmt: skip

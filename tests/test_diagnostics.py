@@ -7,18 +7,18 @@ import json
 import numpy as np
 import pytest
 
+from sparseae import config, experiment
 from sparseae.autoencoder import pack
 from sparseae.config import PURPOSES, rng
 from sparseae.diagnostics import (
     METRIC_KEYS,
     DiagnosticsError,
     cosines,
-    diagnose,
     fraction_variance_explained,
     top_k_examples,
     unit_diagnostics,
+    write_diagnostics,
 )
-from sparseae.io import save_theta_npz
 
 V, H, M = 16, 6, 300
 
@@ -108,7 +108,7 @@ def test_cosines_remove_each_examples_mean():
 
 
 def test_random_baseline_draws_from_the_diagnostics_generator(unit_norm_data):
-    assert PURPOSES["diagnostics"] == 4
+    assert PURPOSES["diagnostics"] == 6
     assert [PURPOSES[p] for p in ("patches", "init", "gradcheck", "split")] == [0, 1, 2, 3]
     W1 = np.random.default_rng(5).standard_normal((H, V))
     theta = model(W1, np.zeros(H))
@@ -197,7 +197,9 @@ def test_contrast_correlation_and_ratio_equal_direct_computations():
 # ------------------------------------------------------------------ the rule's function
 
 
-def test_diagnose_writes_json_with_the_documented_keys_and_a_figure(tmp_path, unit_norm_data):
+def test_write_diagnostics_writes_json_with_the_documented_keys_and_a_figure(
+    tmp_path, unit_norm_data
+):
     from PIL import Image
 
     W1 = np.random.default_rng(11).standard_normal((H, V))
@@ -205,11 +207,9 @@ def test_diagnose_writes_json_with_the_documented_keys_and_a_figure(tmp_path, un
     b1[0] = -60.0
     W1[1] = 0.0  # activation exactly 0.5 on every example: no correlation with contrast
     theta = model(W1, b1)
-    save_theta_npz(tmp_path / "theta.npz", theta)
-    np.savez(tmp_path / "patches.npz", data=unit_norm_data)
-    record = diagnose(
-        tmp_path / "theta.npz",
-        tmp_path / "patches.npz",
+    record = write_diagnostics(
+        theta,
+        unit_norm_data,
         json_path=tmp_path / "diagnostics.json",
         png_path=tmp_path / "units.png",
         experiment="tiny",
@@ -246,3 +246,101 @@ def test_top_k_above_the_number_of_examples_names_the_key(unit_norm_data):
     theta = model(np.zeros((H, V)), np.zeros(H))
     with pytest.raises(DiagnosticsError, match=r"'diagnostics.top_k': 301 .* 1 <= top_k <= 300"):
         run(theta, unit_norm_data, top_k=301)
+
+
+# ------------------------------------------------------------------ the workflow step
+
+
+TINY = {
+    "run": ["natural"],
+    "experiments": {
+        "natural": {
+            "patches": {"count": 300},
+            "model": {"hidden_size": 6},
+            "training": {"chunks": 1, "iterations_per_chunk": 5},
+        }
+    },
+}
+
+
+def trained(folder):
+    """A tiny natural-image experiment trained and finalized in ``folder``; its trajectory."""
+    exp = config.resolve_config(json.loads(json.dumps(TINY)))["experiments"]["natural"]
+    trajectory = config.trajectory_config(exp)
+    experiment.sample_patches(
+        folder / "patches.npz", name="natural", data=experiment.data_config(exp)
+    )
+    chunk = experiment.chunk_path(folder, 1)
+    experiment.train_chunk(
+        chunk,
+        k=1,
+        previous=None,
+        patches=folder / "patches.npz",
+        name="natural",
+        trajectory=trajectory,
+    )
+    experiment.finalize(
+        [chunk],
+        folder / "patches.npz",
+        theta=folder / "theta.npz",
+        history=folder / "history.tsv",
+        summary=folder / "summary.json",
+        name="natural",
+        trajectory=trajectory,
+    )
+    return trajectory
+
+
+def step(folder, trajectory, **settings):
+    return experiment.diagnose(
+        folder / "theta.npz",
+        folder / "patches.npz",
+        json_path=folder / "diagnostics.json",
+        png_path=folder / "units.png",
+        name="natural",
+        trajectory=trajectory,
+        settings=settings,
+    )
+
+
+def test_the_step_diagnoses_the_trained_theta_and_records_its_trajectory(tmp_path):
+    trajectory = trained(tmp_path)
+    record = step(tmp_path, trajectory, top_k=4)
+    assert record["trajectory_key"] == config.fingerprint(trajectory)
+    assert json.loads((tmp_path / "diagnostics.json").read_text()) == record
+    theta = experiment.load_theta(tmp_path / "theta.npz", name="natural", trajectory=trajectory)
+    data = experiment.load_patches(tmp_path / "patches.npz", name="natural", experiment=trajectory)
+    direct = unit_diagnostics(
+        theta,
+        data,
+        visible_size=64,
+        hidden_size=6,
+        rho=trajectory["model"]["rho"],
+        rng=rng(trajectory["seed"], "diagnostics"),
+        top_k=4,
+    )
+    assert record["units"]["top_k_indices"] == direct["units"]["top_k_indices"].tolist()
+    assert record["fraction_variance_explained"] == direct["fraction_variance_explained"]
+
+
+def test_the_step_refuses_a_theta_of_other_settings_and_writes_nothing(tmp_path):
+    trajectory = trained(tmp_path)
+    other = json.loads(json.dumps(trajectory))
+    other["model"]["rho"] = 0.05  # same patches (data settings), another trajectory
+    with pytest.raises(experiment.ForeignResultError, match=r"theta.npz belongs to trajectory"):
+        step(tmp_path, other)
+    assert not (tmp_path / "diagnostics.json").exists()
+    assert not (tmp_path / "units.png").exists()
+
+
+def test_top_k_above_the_examples_is_a_user_error_naming_experiment_and_key(tmp_path):
+    from sparseae.rulelog import user_errors
+
+    trajectory = trained(tmp_path)
+    with pytest.raises(DiagnosticsError) as error:
+        step(tmp_path, trajectory, top_k=301)
+    assert isinstance(error.value, user_errors())
+    assert str(error.value).startswith(
+        "experiment 'natural': config key 'diagnostics.top_k': 301 is not allowed for 300"
+    )
+    assert not (tmp_path / "diagnostics.json").exists()

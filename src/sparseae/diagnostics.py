@@ -46,6 +46,7 @@ import numpy as np
 from scipy.special import expit
 
 from .autoencoder import hidden_activations, unpack
+from .config import ConfigError
 
 __all__ = [
     "ACTIVE_THRESHOLD",
@@ -56,7 +57,7 @@ __all__ = [
     "cosines",
     "fraction_variance_explained",
     "unit_diagnostics",
-    "diagnose",
+    "write_diagnostics",
 ]
 
 #: A hidden unit counts as active on an example when its activation exceeds this.
@@ -84,7 +85,7 @@ METRIC_KEYS = (
 )
 
 
-class DiagnosticsError(ValueError):
+class DiagnosticsError(ConfigError):
     """Settings that do not fit the data (the message names the config key)."""
 
 
@@ -339,9 +340,9 @@ def diagnostics_record(result: Mapping[str, Any], *, experiment: str, settings: 
     return record
 
 
-def diagnose(
-    theta_path: str | os.PathLike,
-    patches_path: str | os.PathLike,
+def write_diagnostics(
+    theta: np.ndarray,
+    data: np.ndarray,
     *,
     json_path: str | os.PathLike,
     png_path: str | os.PathLike,
@@ -349,13 +350,18 @@ def diagnose(
     model: Mapping,
     settings: Mapping,
     seed: int,
+    trajectory_key: str | None = None,
 ) -> dict:
-    """Rule ``diagnose``: ``diagnostics.json`` and ``units.png`` from theta and the patches.
+    """``diagnostics.json`` and ``units.png`` for the final ``theta`` on its training data.
+
+    The workflow's step (checked inputs) is :func:`sparseae.experiment.diagnose`.
 
     Parameters
     ----------
-    theta_path, patches_path : path-like
-        ``theta.npz`` (key ``theta``) and ``patches.npz`` (key ``data``).
+    theta : ndarray
+        The final parameters (packed).
+    data : ndarray, shape (visible_size, m)
+        The training examples (``patches.npz``).
     json_path, png_path : path-like
         The outputs, each written atomically (the figure first, the JSON last).
     experiment : str
@@ -366,6 +372,8 @@ def diagnose(
         The ``diagnostics`` config section (:data:`DEFAULT_SETTINGS` fills missing keys).
     seed : int
         The experiment's seed; the random baseline uses its ``"diagnostics"`` generator.
+    trajectory_key : str, optional
+        Recorded as ``trajectory_key``: the trajectory ``theta`` belongs to.
 
     Returns
     -------
@@ -373,13 +381,11 @@ def diagnose(
         The record written to ``json_path``.
     """
     from .config import rng
-    from .io import load_theta_npz, write_json
+    from .io import write_json
     from .visualize import plot_units
 
     settings = {**DEFAULT_SETTINGS, **dict(settings)}
-    theta, _ = load_theta_npz(theta_path)
-    with np.load(patches_path, allow_pickle=False) as archive:
-        data = archive["data"]
+    theta = np.asarray(theta, dtype=np.float64)
     result = unit_diagnostics(
         theta,
         data,
@@ -389,7 +395,7 @@ def diagnose(
         rng=rng(seed, "diagnostics"),
         **settings,
     )
-    W1 = unpack(np.asarray(theta, dtype=np.float64), model["visible_size"], model["hidden_size"])[0]
+    W1 = unpack(theta, model["visible_size"], model["hidden_size"])[0]
     plot_units(
         W1,
         data,
@@ -405,5 +411,7 @@ def diagnose(
         ),
     )
     record = diagnostics_record(result, experiment=experiment, settings=settings)
+    if trajectory_key is not None:
+        record["trajectory_key"] = trajectory_key
     write_json(json_path, record)
     return record

@@ -34,3 +34,38 @@ def log_to_rule_log(
         sys.__excepthook__(*exc_info)
 
     sys.excepthook = log_then_report
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The project's own error types: known failures whose message says what to do.
+
+    Anything else escaping a rule script is a bug and keeps its traceback.
+    """
+    from .config import ConfigError
+    from .datasets import DatasetError
+    from .sweep import SweepError
+    from .tracking.results import ResultsError
+    from .tracking.store import TrackingError
+
+    return (ConfigError, DatasetError, SweepError, ResultsError, TrackingError)
+
+
+def run_rule(log_path: str | os.PathLike, step, /, *args, fmt: str = DEFAULT_FORMAT, **kwargs):
+    """Run one workflow step from its rule script, logging to the rule's log.
+
+    A known failure (:func:`user_errors`) ends the job with its one-line message on stderr
+    and in the log, without a traceback; any other exception is a bug and keeps it.
+
+    Parameters
+    ----------
+    log_path : path-like
+        The rule's log file (``snakemake.log[0]``).
+    step : callable
+        The package function of the rule's name; called with ``*args, **kwargs``.
+    """
+    log_to_rule_log(log_path, fmt=fmt)
+    try:
+        return step(*args, **kwargs)
+    except user_errors() as error:
+        logging.error("%s", error)
+        sys.exit(f"sparseae: {error}")

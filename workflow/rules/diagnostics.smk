@@ -1,6 +1,7 @@
 # Per-unit diagnostics: what each hidden unit responds to, measured on the training examples
-# from the final theta. Its settings (the top-level `diagnostics` section) are params of this
-# rule only, so changing them recomputes the diagnostics and nothing else.
+# from the final theta. Params: the trajectory (as for the figures) and the top-level
+# `diagnostics` section, a param of this rule only, so changing it recomputes the diagnostics
+# (and their MLflow logging) and nothing else.
 
 
 rule diagnose:
@@ -8,7 +9,7 @@ rule diagnose:
         theta="results/{experiment}/theta.npz",
         patches="results/{experiment}/patches.npz",
     output:
-        # File names as sparseae.diagnostics.diagnose writes them; the JSON is written last.
+        # File names as sparseae.experiment.diagnose writes them; the JSON is written last.
         json="results/{experiment}/diagnostics.json",
         png=report(
             "results/{experiment}/units.png",
@@ -27,9 +28,8 @@ rule diagnose:
         mem_mb=resource("data", "mem_mb"),
         runtime=resource("light", "runtime"),
     params:
-        model=section("model"),
+        trajectory=trajectory,
         settings=CONFIG["diagnostics"],
-        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
     message:
         "{wildcards.experiment}: per-unit diagnostics (top examples, alignment, contrast)"
     script:
