@@ -29,7 +29,8 @@ rule diagnose:
         runtime=resource("light", "runtime"),
     params:
         trajectory=trajectory,
-        settings=CONFIG["diagnostics"],
+        # Sorted: the order keys were written in must not look like a change to Snakemake.
+        settings=dict(sorted(CONFIG["diagnostics"].items())),
     message:
         "{wildcards.experiment}: per-unit diagnostics (top examples, alignment, contrast)"
     script:
