@@ -23,11 +23,12 @@ import pytest
 import yaml
 from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
-from sparseae.config import expand_sweep, grid_settings
 from sparseae.sweep import (
     MEMBER_FILES,
     RESULT_COLUMNS,
     SweepError,
+    expand_sweep,
+    grid_settings,
     read_sweep_table,
     sweep_table,
 )

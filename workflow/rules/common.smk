@@ -13,7 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from sparseae.config import ConfigError, resolve_config, trajectory_config
-from sparseae.config import grid_settings
+from sparseae.sweep import grid_settings
 from sparseae.datasets import SOURCES, DatasetError, dataset_checksum
 from sparseae.experiment import EVALUATION_FILES, RESULT_FILES, data_config
 from sparseae.tracking.settings import SWEEP_TAG, resolve_tracking_uri, sqlite_path
