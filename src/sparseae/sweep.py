@@ -393,6 +393,60 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
         fig.savefig(tmp, format="png")
 
 
+def plot_sweep_filters(
+    table: pd.DataFrame,
+    filters: Sequence[str | os.PathLike],
+    path: str | os.PathLike,
+    *,
+    title: str,
+    cols: int | None = None,
+) -> None:
+    """PNG contact sheet: every member's filter grid on one figure, labelled by its values.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A :func:`sweep_table` (row order = panel order; labels by :func:`member_labels`).
+    filters : sequence of path-like
+        Each member's ``filters.png``, in the table's row order.
+    path : path-like
+        The PNG to write (atomically).
+    title : str
+        Figure title.
+    cols : int, optional
+        Panels per row (default: about square).
+    """
+    import math
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    if len(filters) != len(table):
+        raise SweepError(f"{len(filters)} filter images for a table of {len(table)} members")
+    labels = member_labels(table)
+    n = len(filters)
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.2 * cols, 3.4 * rows + 0.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, image_path, label, name in zip(
+        axes, filters, labels, table["experiment"], strict=False
+    ):
+        with Image.open(image_path) as image:
+            pixels = np.asarray(image.convert("L"))
+        # Nearest-neighbour: each filter pixel stays a sharp square.
+        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(f"{label}\n({name})", fontsize="small")
+        ax.set_axis_off()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    fig.suptitle(title)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+
+
 def format_tsv(table: pd.DataFrame) -> str:
     """The table as TSV text; floats in shortest round-trip form (read back equal)."""
     buffer = io.StringIO()

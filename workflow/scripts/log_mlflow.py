@@ -18,6 +18,7 @@ run_id = log_results(
     tracking_uri=smk.params.uri,
     log_dir=smk.params.log_dir,
     tags=dict(smk.params.tags) or None,
+    chunks=smk.params.chunks,
 )
 # log_results itself writes results/{exp}/mlflow.json (run id, counts logged, what was
 # missing) atomically as its last step: that file is this rule's output.

@@ -14,13 +14,14 @@ smk = snakemake  # noqa: F821
 log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
 configure_http_retries()
 # One call: the parent run (found again by the sweep's name and settings), the table's three
-# views uploaded when new or changed (sha256), member runs tagged, mlflow.json written.
+# views and the filters' contact sheet uploaded when new or changed (manifest), member runs
+# nested under it, mlflow.json written.
 run_id = log_sweep(
     smk.wildcards.sweep,
     list(smk.params.member_dirs),
     tracking_uri=smk.params.uri,
     experiment_name=smk.params.mlflow_experiment,
-    artifacts=[smk.input.tsv, smk.input.html, smk.input.png],
+    artifacts=[smk.input.tsv, smk.input.html, smk.input.png, smk.input.filters],
     params=smk.params.settings,
     output=smk.output[0],
 )
