@@ -137,8 +137,25 @@ def test_every_output_exists_with_its_keys_and_shapes(finished):
         with Image.open(res / name) as image:
             assert image.size[0] > 100 and image.size[1] > 100
 
+    diagnostics = json.loads((res / "diagnostics.json").read_text())
+    for key in (
+        "fraction_variance_explained",
+        "dead_units",
+        "saturated_units",
+        "mean_active_units",
+        "alignment_top_k",
+        "alignment_random",
+        "activation_norm_corr",
+    ):
+        assert key in diagnostics and key in diagnostics["metrics"], key
+    assert len(diagnostics["units"]["top_k_indices"]) == HIDDEN
+    assert np.allclose(diagnostics["units"]["rhohat"], summary["rhohat"], rtol=1e-9, atol=0)
+    with Image.open(res / "units.png") as image:
+        assert image.size[1] > HIDDEN * 8 * 4  # one row of 8x8 tiles (scaled by 4) per unit
+
     logs = finished / "logs" / "natural"
     for rule in (
+        "diagnose",
         "write_config",
         "sample_patches",
         "check_gradient",
@@ -188,7 +205,10 @@ def test_mlflow_store_holds_the_run(finished, tmp_path):
     assert np.allclose(logged, expected, rtol=1e-12, atol=0)
 
     names = {a.path for a in client.list_artifacts(run_info.info.run_id)}
-    assert {"filters.png", "theta.npz", "config.json"} <= names, names
+    assert {"filters.png", "theta.npz", "config.json", "units.png", "diagnostics.json"} <= names
+    diagnostics = json.loads((finished / "results" / "natural" / "diagnostics.json").read_text())
+    for key, value in diagnostics["metrics"].items():
+        assert run_info.data.metrics[key] == pytest.approx(value, rel=1e-12), key
     local = client.download_artifacts(run_info.info.run_id, "theta.npz", str(tmp_path))
     downloaded = load(Path(local))["theta"]
     assert np.array_equal(downloaded, load(finished / "results" / "natural" / "theta.npz")["theta"])
@@ -205,6 +225,26 @@ def test_rerun_has_nothing_to_do(finished):
     )
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changed_diagnostics_settings_recompute_only_the_diagnostics(finished):
+    other = finished / "config" / "diagnostics.yaml"
+    other.write_text(yaml.safe_dump({"diagnostics": {"top_k": 4, "dead_fraction": 0.2}}))
+    result = subprocess.run(
+        [*command(), "config/diagnostics.yaml", "-n", "--quiet", "rules"],
+        cwd=finished,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=workflow_environment(),
+    )
+    other.unlink()
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE))
+    # The diagnostics, and the MLflow logging that reads them; never training or figures.
+    assert counts.pop("total") == "3", output[-3000:]
+    assert counts == {"diagnose": "1", "log_mlflow": "1", "all": "1"}, output[-3000:]
 
 
 def test_failed_gradient_check_stops_the_pipeline(tmp_path):

@@ -42,6 +42,7 @@ PURPOSES = {
     "split": 3,
     "stacked_init": 4,  # stacked experiments: layer l's autoencoder from child l of this one
     "stacked_gradcheck": 5,
+    "diagnostics": 6,  # the random examples of the per-unit diagnostics' baseline
 }
 
 #: What a change of each experiment key recomputes, by dotted path under

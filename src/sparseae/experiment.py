@@ -55,6 +55,7 @@ __all__ = [
     "finalize",
     "plot_filters",
     "plot_curves",
+    "diagnose",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ RESULT_FILES = (
     "filters.png",
     "cost_curve.png",
     "rhohat.png",
+    "diagnostics.json",
+    "units.png",
 )
 
 #: What the evaluation of a digit experiment adds (``evaluation.enabled``).
@@ -651,6 +654,54 @@ def plot_curves(
         title=f"{name}: mean activation of each hidden unit",
     )
     log.info("wrote %s and %s", cost, rhohat)
+
+
+# --------------------------------------------------------------------------------------------
+# per-unit diagnostics
+
+
+def diagnose(
+    theta: str | Path,
+    patches: str | Path,
+    *,
+    json_path: str | Path,
+    png_path: str | Path,
+    name: str,
+    trajectory: Mapping,
+    settings: Mapping,
+) -> dict:
+    """Rule ``diagnose``: ``diagnostics.json`` and ``units.png``, what each hidden unit does.
+
+    Reads the final ``theta`` and the training data, each refused if it belongs to other
+    settings, and hands them to :func:`sparseae.diagnostics.write_diagnostics`.
+
+    Parameters
+    ----------
+    json_path, png_path : path-like
+        ``results/{experiment}/diagnostics.json`` (with the trajectory key) and ``units.png``.
+    settings : mapping
+        The top-level ``diagnostics`` config section.
+    """
+    from .diagnostics import DiagnosticsError, write_diagnostics
+
+    params = load_theta(theta, name=name, trajectory=trajectory)
+    data = load_patches(patches, name=name, experiment=trajectory)
+    try:
+        record = write_diagnostics(
+            params,
+            data,
+            json_path=json_path,
+            png_path=png_path,
+            experiment=name,
+            model=trajectory["model"],
+            settings=settings,
+            seed=trajectory["seed"],
+            trajectory_key=fingerprint(trajectory),
+        )
+    except DiagnosticsError as error:
+        raise DiagnosticsError(f"experiment '{name}': {error}") from None
+    log.info("%s", ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items()))
+    return record
 
 
 # --------------------------------------------------------------------------------------------

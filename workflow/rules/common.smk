@@ -214,6 +214,7 @@ def rule_logs(wildcards):
         f"logs/{name}/finalize.log",
         f"logs/{name}/plot_filters.log",
         f"logs/{name}/plot_curves.log",
+        f"logs/{name}/diagnose.log",
     ]
     logs += [
         f"logs/{name}/train_chunk-{k}.log" for k in range(1, num_chunks(wildcards) + 1)
