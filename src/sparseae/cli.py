@@ -79,6 +79,7 @@ def read_config(path: str | Path | None) -> dict:
 
 
 def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
+    from .checks import mirror_argument, positive_seconds, retry_count
     from .datasets import SOURCES
 
     parser.add_argument("source", choices=sorted(SOURCES), help="data source to fetch")
@@ -91,6 +92,7 @@ def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
         "--mirror",
         metavar="URL",
         action="append",
+        type=mirror_argument,
         help="base URL (or local folder) to try, in order; repeat for several. Overrides "
         "the config's sources.SOURCE.mirrors and the built-in defaults",
     )
@@ -104,10 +106,16 @@ def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
         "--file", metavar="NAME", action="append", help="only this file (repeatable)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds per connect/read (default 30)"
+        "--timeout",
+        type=positive_seconds,
+        default=30.0,
+        help="seconds per connect/read, 0 < T <= 86400 (default 30)",
     )
     parser.add_argument(
-        "--retries", type=int, default=2, help="extra attempts per mirror (default 2)"
+        "--retries",
+        type=retry_count,
+        default=2,
+        help="extra attempts per mirror, 0..20 (default 2)",
     )
 
 
@@ -121,6 +129,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
     if args.split is not None and args.file:
         raise UsageError("give --split or --file, not both")
+    if args.dest is not None and Path(args.dest).exists() and not Path(args.dest).is_dir():
+        raise UsageError(f"--dest {args.dest} is a file, not a folder; give a folder")
     paths = fetch_source(
         args.source,
         args.dest,

@@ -444,8 +444,13 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     ConfigError
         Naming the key and the allowed range of every problem found.
     """
+    from sparseae import checks
+
     root = load_schema(schema)
+    config = checks.coerce_numbers(config, root)
+    checks.raise_problems(checks.non_finite_problems(config, root))
     validate_schema(config, root)
+    checks.raise_problems(checks.sources_problems(config))
     resolved = apply_defaults(config, root, root)
     raw_experiments = dict(resolved["experiments"])
     # Defaults of experiments are filled again after sweep expansion; raw copies are expanded
@@ -474,6 +479,9 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     }
     for name, experiment in experiments.items():
         check_experiment(name, experiment)
+    checks.raise_problems(
+        [p for name, exp in experiments.items() for p in checks.experiment_problems(name, exp)]
+    )
     run = resolved["run"]
     run = [run] if isinstance(run, str) else list(run)
     names: list[str] = []

@@ -14,6 +14,7 @@ from snakemake.utils import validate
 
 from sparseae.config import ConfigError, resolve_config, trajectory_config
 from sparseae.config import grid_settings
+from sparseae.checks import workflow_input_problems
 from sparseae.datasets import SOURCES
 from sparseae.tracking.settings import SWEEP_TAG, resolve_tracking_uri, sqlite_path
 
@@ -32,6 +33,10 @@ validate(
 
 EXPERIMENTS = CONFIG["experiments"]
 RUN = CONFIG["run"]
+# Environment variables, the tracking store and the input folders: checked before any job.
+_input_problems = workflow_input_problems(CONFIG, cluster=not workflow.local_exec)
+if _input_problems:
+    raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(_input_problems))
 try:
     TRACKING_URI = resolve_tracking_uri(CONFIG["tracking"]["uri"])
 except ValueError as error:

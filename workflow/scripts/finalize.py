@@ -6,6 +6,7 @@ import logging
 import numpy as np
 
 from sparseae.autoencoder import cost_terms, set_num_threads
+from sparseae.checks import check_trained
 from sparseae.datasets import dataset_checksum, get_source
 from sparseae.io import atomic_write, read_json, save_theta_npz, write_json
 from sparseae.rulelog import log_to_rule_log
@@ -23,6 +24,7 @@ metas = [meta for _, _, meta in checkpoints]
 chunk_ends = [int(meta["last"]["iteration"]) for meta in metas]
 theta = checkpoints[-1][0]
 records = [dict(r) for _, recs, _ in checkpoints for r in recs]
+check_trained(record["name"], len(records))  # e.g. a gtol above the starting gradient
 with np.load(smk.input.patches, allow_pickle=False) as archive:
     data = archive["data"]
 

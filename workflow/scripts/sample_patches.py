@@ -11,6 +11,7 @@ import logging
 import numpy as np
 
 from sparseae import datasets
+from sparseae.checks import check_examples_left, check_loaded_images
 from sparseae.config import check_image_inputs, check_patch_fits, rng
 from sparseae.io import atomic_path
 from sparseae.patches import normalize_patches, sample_patches
@@ -30,6 +31,7 @@ if patch_cfg["size"] is None:
     data, labels = datasets.load_mnist(dest, dataset["split"], dataset["num_images"])
     if dataset["digits"] is not None:
         data = data[:, np.isin(labels, dataset["digits"])]
+        check_examples_left(name, experiment, data.shape[1])
     check_image_inputs(name, experiment, data.shape[0])
     logging.info("%s: %d whole images of %d pixels", source, data.shape[1], data.shape[0])
 else:
@@ -41,6 +43,7 @@ else:
         path=dataset["path"],
         whiten=None if whiten == "auto" else bool(whiten),
     )
+    check_loaded_images(name, experiment, images.shape[2], dataset["path"] or f"source {source!r}")
     if dataset["num_images"] is not None:
         images = images[..., : dataset["num_images"]]
     check_patch_fits(name, experiment, images.shape[:2])
