@@ -399,31 +399,44 @@ def _bad_folders(root: Path) -> dict[str, tuple[Path, str]]:
 
 
 def test_bad_image_folders_fail_their_experiment_with_the_reason(tmp_path):
-    """Five experiments on five broken folders, one snakemake run (keep-going): each
-    sample_patches job fails, and its log and the console name the file and the problem."""
+    """Five experiments on five broken folders. What the files' headers show (no images, mixed
+    sizes, an undecodable file, images smaller than the patches) stops the workflow while it is
+    read, every folder named at once, before any job; what only decoding shows (a NaN pixel)
+    fails that experiment's sample_patches job, whose log and the console name the file,
+    without a traceback."""
     workdir = pipeline.make_workdir(tmp_path / "work")
     cases = _bad_folders(tmp_path / "images")
-    config = {
-        "run": list(cases),
-        "experiments": {
-            name: {
-                "dataset": {"source": "image-folder", "path": str(folder), "whiten": False},
-                "patches": {"count": 50},
-                "gradcheck": {"num_examples": 5, "hidden_size": 3},
-            }
-            for name, (folder, _) in cases.items()
-        },
-    }
-    (workdir / "config" / "test.yaml").write_text(yaml.safe_dump(config))
-    targets = [f"results/{name}/patches.npz" for name in cases]
-    result = pipeline.run(workdir, *targets, check=False)
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    for name, (_, message) in cases.items():
-        log = (workdir / "logs" / name / "sample_patches.log").read_text()
-        assert message in log, (name, log[-2000:])
-        assert message in output, name
-        assert not (workdir / "results" / name / "patches.npz").exists()
+
+    def run(names):
+        config = {
+            "run": list(names),
+            "experiments": {
+                name: {
+                    "dataset": {"source": "image-folder", "path": str(folder), "whiten": False},
+                    "patches": {"count": 50},
+                    "gradcheck": {"num_examples": 5, "hidden_size": 3},
+                }
+                for name, (folder, _) in cases.items()
+            },
+        }
+        (workdir / "config" / "test.yaml").write_text(yaml.safe_dump(config))
+        targets = [f"results/{name}/patches.npz" for name in names]
+        result = pipeline.run(workdir, *targets, check=False)
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        return result.stdout + result.stderr
+
+    early = [name for name in cases if name != "nan"]
+    output = run(early)
+    for name in early:
+        assert cases[name][1] in output, name
+        assert f"experiments.{name}." in output, name
+    assert not (workdir / "results").exists() and not (workdir / "logs").exists()
+
+    output = run(["nan"])
+    log = (workdir / "logs" / "nan" / "sample_patches.log").read_text()
+    assert cases["nan"][1] in log and cases["nan"][1] in output
+    assert not (workdir / "results" / "nan" / "patches.npz").exists()
 
 
 # ------------------------------------------------------------------ checkpoints of another config

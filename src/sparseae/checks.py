@@ -462,11 +462,45 @@ def environment_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     return problems
 
 
+def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
+    """An image folder, from the files' headers (nothing decoded): readable, one size,
+    modes, frames and pixel counts allowed, enough images, patches that fit."""
+    from sparseae.datasets.errors import DatasetError
+    from sparseae.datasets.images import check_image_header, list_image_folder
+
+    key = f"experiments.{name}"
+    folder = experiment["dataset"]["path"]
+    try:
+        files = list_image_folder(folder)
+        sizes = {path: check_image_header(path) for path in files}
+    except DatasetError as error:
+        return [f"config key '{key}.dataset.path' = {folder!r}: {error}"]
+    if len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{p.name} {r}×{c}" for p, (r, c) in sizes.items())
+        return [
+            f"config key '{key}.dataset.path' = {folder!r}: images in {folder} have different "
+            f"sizes ({listing}); crop or resize them to one size"
+        ]
+    problems = []
+    num = experiment["dataset"]["num_images"]
+    if num is not None and num > len(files):
+        problems.append(
+            f"config key '{key}.dataset.num_images' = {num} is more than the {len(files)} "
+            f"images in {folder}; allowed: 1 <= num_images <= {len(files)}, or null for all"
+        )
+    rows, cols = next(iter(sizes.values()))
+    size = experiment["patches"]["size"]
+    if size is not None and size > min(rows, cols):
+        problems.append(
+            f"config key '{key}.patches.size' = {size} is larger than the images of source "
+            f"'image-folder' ({rows}x{cols}); allowed: 1 <= patches.size <= {min(rows, cols)}"
+        )
+    return problems
+
+
 def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
     """Files and folders the experiments read that exist before any job (``dataset.path``)."""
     from sparseae.datasets import SOURCES
-    from sparseae.datasets.errors import DatasetError
-    from sparseae.datasets.images import list_image_folder
 
     problems = []
     for name, experiment in experiments.items():
@@ -476,10 +510,7 @@ def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
             continue
         key = f"experiments.{name}.dataset.path"
         if source.loader == "image-folder":
-            try:
-                list_image_folder(path)
-            except DatasetError as error:
-                problems.append(f"config key '{key}' = {path!r}: {error}")
+            problems += image_folder_problems(name, experiment)
         elif source.loader == "mat" and not Path(path).is_file():
             problems.append(
                 f"config key '{key}' = {path!r}: no such file; allowed: the .mat file of "

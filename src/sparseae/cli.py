@@ -151,6 +151,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 def _load_commands() -> None:
     """Register the subcommands that live in other modules (imported lazily: fast --help)."""
+    from . import check_config  # noqa: F401 - registers check-config
     from .tracking.cli import register_sparseae_commands
 
     register_sparseae_commands()

@@ -233,6 +233,32 @@ def _image_problem(path: Path, image) -> str | None:
     return None
 
 
+def check_image_header(path: str | os.PathLike) -> tuple[int, int]:
+    """Open ``path`` without decoding its pixels; refuse what :func:`read_grey_image` would.
+
+    Returns
+    -------
+    (rows, cols)
+        The image size.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            problem = _image_problem(path, image)
+            width, height = image.size
+    except FileNotFoundError:
+        raise DatasetError(f"image file {path} does not exist") from None
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"image file {path} is too large to read safely: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DatasetError(f"cannot read image file {path}: {exc}") from None
+    if problem:
+        raise DatasetError(problem)
+    return height, width
+
+
 def read_grey_image(path: str | os.PathLike) -> np.ndarray:
     """Read one image file as a 2-D float64 grey image in [0, 1].
 
