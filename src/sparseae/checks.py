@@ -63,6 +63,9 @@ SOURCE_IMAGES = {
     ("sample-photos", None): 8,
 }
 
+#: Side of the (square) images of fixed sources, for ``patches.size`` (folders: from headers).
+SOURCE_IMAGE_SIDE = {"sample-photos": 128, "ufldl-images": 512, "olshausen-raw": 512}
+
 _BYTES = 8  # float64
 
 
@@ -197,34 +200,37 @@ def examples_count(experiment: Mapping) -> tuple[int, str]:
     return int(dataset["num_images"] or known), "dataset.num_images"
 
 
-def memory_estimates(experiment: Mapping) -> dict[str, tuple[float, str]]:
+def memory_estimates(experiment: Mapping, key: str = "") -> dict[str, tuple[float, str]]:
     """Estimated peak memory in MB per kind of job, with the settings that drive it.
 
     Lower bounds: only the arrays each job surely holds at once (float64), so a refusal is
-    never a false alarm; the real peak is somewhat higher.
+    never a false alarm; the real peak is somewhat higher. ``key`` prefixes the setting names
+    in the explanations (e.g. ``experiments.natural.``).
     """
     model, optimizer = experiment["model"], experiment["optimizer"]
     v, h = int(model["visible_size"]), int(model["hidden_size"])
     m, m_key = examples_count(experiment)
+    maxcor = int(optimizer["maxcor"])
     theta = 2 * h * v + h + v
     mb = _BYTES / 2**20
-    why_data = f"{m_key} {m} x model.visible_size {v}"
-    why_train = (
-        f"{m_key} {m} x (model.visible_size {v} + model.hidden_size {h}) activations and "
-        f"(2 x optimizer.maxcor {optimizer['maxcor']} + 4) parameter vectors of "
-        f"2 x {h} x {v} + {h} + {v} = {theta}"
-    )
+    examples = f"{key}{m_key} = {m}"
+    visible = f"{key}model.visible_size = {v}"
+    hidden = f"{key}model.hidden_size = {h}"
     estimates = {
         # the patch matrix, its normalized copy and the saved array
-        "data": (3 * m * v * mb, why_data),
+        "data": (3 * m * v * mb, f"3 arrays of {examples} x {visible}, float64"),
         # data and a3 and delta3 (visible x m), a2 and delta2 (hidden x m), L-BFGS history
-        "train": ((3 * m * v + 2 * m * h + (2 * int(optimizer["maxcor"]) + 4) * theta) * mb,
-                  why_train),
-    }  # fmt: skip
+        "train": (
+            (3 * m * v + 2 * m * h + (2 * maxcor + 4) * theta) * mb,
+            f"{examples} examples x ({visible} + {hidden}) activations, and "
+            f"2 x {key}optimizer.maxcor = {maxcor} + 4 parameter vectors of length "
+            f"2 x {h} x {v} + {h} + {v} = {theta}",
+        ),
+    }
     if experiment.get("evaluation", {}).get("enabled"):
         estimates["evaluate"] = (
             (2 * m * v + 2 * m * h) * mb,
-            f"{m_key} {m} x (model.visible_size {v} + model.hidden_size {h}) features",
+            f"{examples} examples x ({visible} + {hidden}) features",
         )
     return estimates
 
@@ -290,6 +296,13 @@ def experiment_problems(
             f"source '{dataset['source']}'{where} holds ({held}); allowed: 1 <= num_images <= "
             f"{held}, or null for all of them"
         )
+    side = SOURCE_IMAGE_SIDE.get(dataset["source"])
+    size = experiment["patches"]["size"]
+    if side is not None and size is not None and size > side and not dataset["path"]:
+        problems.append(
+            f"config key '{key}.patches.size' = {size} is larger than the images of source "
+            f"'{dataset['source']}' ({side}x{side}); allowed: 1 <= patches.size <= {side}"
+        )
     problems += memory_problems(name, experiment, physical_mb=physical_mb)
     return problems
 
@@ -335,7 +348,7 @@ def memory_problems(
     key = f"experiments.{name}"
     physical = _physical_mb() if physical_mb is None else physical_mb
     problems = []
-    for kind, (needed, why) in memory_estimates(experiment).items():
+    for kind, (needed, why) in memory_estimates(experiment, f"{key}.").items():
         limit = int(experiment["resources"][kind]["mem_mb"])
         if physical is not None and needed > physical:
             problems.append(

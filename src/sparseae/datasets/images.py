@@ -45,6 +45,7 @@ simplest one.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -210,6 +211,21 @@ MODE_SCALE = {
 }
 
 
+@contextlib.contextmanager
+def _open_image(path: Path):
+    """``PIL.Image.open`` with Pillow's own pixel limit lifted: :data:`MAX_IMAGE_PIXELS`
+    (lower) is checked by :func:`_image_problem`, with the file's name and size."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        image = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    with image:
+        yield image
+
+
 def _image_problem(path: Path, image) -> str | None:
     """Checks of an opened (not yet decoded) image: mode, size, frames, transparency."""
     if image.mode not in MODE_SCALE:
@@ -245,7 +261,7 @@ def check_image_header(path: str | os.PathLike) -> tuple[int, int]:
 
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
             problem = _image_problem(path, image)
             width, height = image.size
     except FileNotFoundError:
@@ -273,7 +289,7 @@ def read_grey_image(path: str | os.PathLike) -> np.ndarray:
 
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
             problem = _image_problem(path, image)
             if problem:
                 raise DatasetError(problem)

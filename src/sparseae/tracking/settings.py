@@ -79,6 +79,9 @@ def resolve_tracking_uri(
     base = Path(cwd) if cwd is not None else Path.cwd()
     uri = os.environ.get(TRACKING_URI_ENV) or config_value or f"sqlite:///{DEFAULT_DB_NAME}"
     uri = str(uri).strip()
+    problem = check_tracking_uri_text(uri)
+    if problem:
+        raise ValueError(problem)
     db_path = sqlite_path(uri)
     if db_path is not None and not db_path.is_absolute():
         uri = f"sqlite:///{(base / db_path).resolve()}"
