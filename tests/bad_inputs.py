@@ -54,7 +54,7 @@ class Case:
             return " ".join(f"{k}={v}" for k, v in self.env.items())
         if self.kind == "cli":
             return "sparseae " + " ".join(self.argv)
-        return self.what
+        return self.names[0]  # the file read (or the value given)
 
 
 # ------------------------------------------------------------------ files the cases need

@@ -330,6 +330,29 @@ def _unused_dataset_keys(key: str, dataset: Mapping) -> list[str]:
     return problems
 
 
+def experiments_problems(
+    experiments: Mapping[str, Mapping], sweeps: Mapping, members_of: Mapping
+) -> list[str]:
+    """:func:`experiment_problems` of every experiment; a sweep member's problem that its base
+    experiment has already is not repeated (the member inherited it)."""
+    base_of = {
+        member: (sweeps[sweep].get("base", "natural"))
+        for sweep, members in members_of.items()
+        for member in members
+    }
+    problems: list[str] = []
+    for name, experiment in experiments.items():
+        base = base_of.get(name)
+        for problem in experiment_problems(name, experiment):
+            if base is not None:
+                inherited = problem.replace(f"experiments.{name}.", f"experiments.{base}.")
+                inherited = inherited.replace(f"experiment '{name}'", f"experiment '{base}'")
+                if inherited in problems:
+                    continue
+            problems.append(problem)
+    return problems
+
+
 def memory_problems(
     name: str, experiment: Mapping, *, physical_mb: int | None = None, job_limits: bool = False
 ) -> list[str]:

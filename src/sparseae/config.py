@@ -479,9 +479,7 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     }
     for name, experiment in experiments.items():
         check_experiment(name, experiment)
-    checks.raise_problems(
-        [p for name, exp in experiments.items() for p in checks.experiment_problems(name, exp)]
-    )
+    checks.raise_problems(checks.experiments_problems(experiments, resolved["sweeps"], members_of))
     run = resolved["run"]
     run = [run] if isinstance(run, str) else list(run)
     names: list[str] = []
