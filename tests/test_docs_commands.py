@@ -167,11 +167,20 @@ def workspace(tmp_path_factory) -> Path:
     return work
 
 
-@pytest.mark.parametrize("shown", ALL, ids=[s.where for s in ALL])
+def as_run(shown: Shown) -> str:
+    return "\n".join(dry(line) for line in shown.script.splitlines() if line.strip())
+
+
+# A command shown in several places runs once (ids: where it is shown first).
+UNIQUE = list({(as_run(s), s.skip): s for s in reversed(ALL)}.values())[::-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shown", UNIQUE, ids=[s.where for s in UNIQUE])
 def test_shown_command_runs(shown, workspace):
     if shown.skip is not None:
         pytest.skip(f"{shown.where}: {shown.skip}")
-    script = "\n".join(dry(line) for line in shown.script.splitlines() if line.strip())
+    script = as_run(shown)
     env = workflow_environment(
         PATH=f"{workspace / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"
     )
