@@ -713,3 +713,27 @@ def check_trained(name: str, iterations: int) -> None:
                 f"1.0e-9) or 'optimizer.ftol' (default 1.0e-12), then rerun"
             ]
         )
+
+
+def experiment_name(text: str) -> str:
+    """An MLflow experiment name: not empty, no surrounding blanks or control characters."""
+    import argparse
+
+    if not text.strip() or text != text.strip() or any(ord(c) < 32 for c in text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not allowed; allowed: a non-empty name without surrounding blanks or "
+            f"control characters, e.g. natural or alice/natural"
+        )
+    return text
+
+
+def folder_or_run_id(text: str) -> str:
+    """A sweep member: a result folder that exists, or an MLflow run id (32 hex digits)."""
+    import argparse
+
+    if Path(text).is_dir() or re.fullmatch(r"[0-9a-f]{32}", text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither a result folder (none exists there) nor an MLflow run id (32 hex "
+        f"digits); allowed: results/<experiment> folders or run ids"
+    )

@@ -16,6 +16,8 @@ import argparse
 import json
 import sys
 
+from sparseae.checks import experiment_name, folder_or_run_id
+
 from .settings import resolve_tracking_uri
 
 
@@ -31,7 +33,7 @@ def _uri_argument(parser: argparse.ArgumentParser, top_level: bool = False) -> N
 def add_init_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``init``: experiment names and the artifact root."""
     _uri_argument(parser)
-    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT")
+    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", type=experiment_name)
     parser.add_argument(
         "--artifact-location",
         default=None,
@@ -43,7 +45,9 @@ def add_log_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``log``: one result folder and its MLflow experiment."""
     _uri_argument(parser)
     parser.add_argument("results_dir", metavar="RESULTS_DIR")
-    parser.add_argument("--experiment", required=True, help="MLflow experiment name")
+    parser.add_argument(
+        "--experiment", required=True, type=experiment_name, help="MLflow experiment name"
+    )
     parser.add_argument("--run-key", default=None, help="override the derived run identity")
     parser.add_argument("--log-dir", default=None, help="rule logs (default: logs/EXPERIMENT)")
     parser.add_argument("--parent-run-id", default=None)
@@ -54,8 +58,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``sweep``: its name, member result folders (or run ids), summary table."""
     _uri_argument(parser)
     parser.add_argument("name", metavar="SWEEP")
-    parser.add_argument("members", nargs="+", metavar="RESULTS_DIR_OR_RUN_ID")
-    parser.add_argument("--experiment", default=None, help="experiment of the parent run")
+    parser.add_argument(
+        "members", nargs="+", metavar="RESULTS_DIR_OR_RUN_ID", type=folder_or_run_id
+    )
+    parser.add_argument(
+        "--experiment", default=None, type=experiment_name, help="experiment of the parent run"
+    )
     parser.add_argument(
         "--summary",
         action="append",

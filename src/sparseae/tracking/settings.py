@@ -134,8 +134,21 @@ def check_tracking_uri_text(uri: str) -> str | None:
             f"tracking URI {text!r} is neither sqlite:///PATH nor http(s)://HOST:PORT; MLflow 3 "
             f"no longer accepts a plain folder (the ./mlruns file store) by default"
         )
+    if parsed.scheme.split("+")[0] not in OTHER_STORE_SCHEMES:
+        import difflib
+
+        close = difflib.get_close_matches(parsed.scheme, ["http", "https", "sqlite"], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return (
+            f"tracking URI {text!r} has the scheme {parsed.scheme!r}{hint}; allowed: "
+            f"sqlite:///PATH or http(s)://HOST:PORT (or a database URI MLflow accepts: "
+            f"{', '.join(OTHER_STORE_SCHEMES)})"
+        )
     return None
 
+
+#: Other tracking stores MLflow accepts (``postgresql+psycopg2://`` etc. by their first part).
+OTHER_STORE_SCHEMES = ("postgresql", "mysql", "mssql", "databricks", "file")
 
 #: The first 16 bytes of every SQLite 3 database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
