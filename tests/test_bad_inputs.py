@@ -19,13 +19,14 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from bad_inputs import CASES, Case, by_id
+from bad_inputs import CASES, Case, by_id, resolved_natural
 from workflow_helpers import REPO, copy_workflow, workflow_environment
 
 from sparseae import cli
@@ -183,6 +184,47 @@ def test_mixed_bit_depths_are_scaled_per_image(tmp_path):
     images = load_images("image-folder", path=tmp_path, whiten=False)
     np.testing.assert_allclose(images[:, :, 0], images[:, :, 1], rtol=0, atol=1e-12)
     assert images.max() <= 1.0
+
+
+def test_memory_is_compared_with_the_machine_and_cluster_job_limits():
+    """The estimate names the settings; beyond mem_mb only matters where jobs are killed."""
+    from sparseae.checks import memory_problems
+
+    experiment = resolved_natural()
+    experiment["patches"]["count"] = 2_000_000  # ~2.9 GB in the data job, ~3.7 GB training
+    assert memory_problems("natural", experiment, physical_mb=64_000) == []
+    cluster = memory_problems("natural", experiment, physical_mb=64_000, job_limits=True)
+    assert (
+        len(cluster) == 1 and "'experiments.natural.resources.data.mem_mb' is 2,000" in cluster[0]
+    )
+    small = memory_problems("natural", experiment, physical_mb=1_000)
+    assert len(small) == 2 and all("this machine has 1,000 MB" in p for p in small)
+    assert "experiments.natural.patches.count = 2000000" in small[0]
+
+
+@pytest.mark.parametrize(
+    ("error", "traceback_expected"),
+    [("DatasetError('image file x.png is broken')", False), ("KeyError('bug')", True)],
+)
+def test_rule_scripts_print_project_errors_without_traceback(tmp_path, error, traceback_expected):
+    """sparseae.rulelog: a project error is one line on stderr and in the log; a bug keeps
+    its traceback in both."""
+    script = (
+        "from sparseae.rulelog import log_to_rule_log\n"
+        "from sparseae.datasets.errors import DatasetError\n"
+        f"log_to_rule_log({str(tmp_path / 'rule.log')!r})\n"
+        f"raise {error}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )  # fmt: skip
+    log = (tmp_path / "rule.log").read_text()
+    assert result.returncode == 1
+    assert ("Traceback" in result.stderr) is traceback_expected
+    assert ("Traceback" in log) is traceback_expected
+    if not traceback_expected:
+        assert result.stderr == "sparseae: error: image file x.png is broken\n"
+        assert "CRITICAL failed: image file x.png is broken" in log
 
 
 # ------------------------------------------------------------------ through the workflow
