@@ -177,7 +177,7 @@ def _load_checkpoint(tmp: Path):
 
 def _nan_checkpoint(tmp: Path) -> None:
     path = checkpoint(tmp, np.zeros(3289))
-    with np.load(path) as archive:
+    with np.load(path, allow_pickle=False) as archive:
         members = {k: archive[k] for k in archive.files}
     members["theta"] = np.full(3289, np.nan)
     np.savez(path, **members)
@@ -191,7 +191,7 @@ def _junk_checkpoint(tmp: Path) -> None:
 
 def _pickled_checkpoint(tmp: Path) -> None:
     path = checkpoint(tmp, np.zeros(3289))
-    with np.load(path) as archive:
+    with np.load(path, allow_pickle=False) as archive:
         members = {k: archive[k] for k in archive.files}
     members["meta"] = np.array([{"pickled": True}], dtype=object)
     np.savez(path, **members)
