@@ -587,9 +587,7 @@ def tracking_problems(
     return [f"{where if text else 'default tracking store'}: {problem}"] if problem else []
 
 
-def workflow_input_problems(
-    config: Mapping, environ: Mapping[str, str] | None = None, *, cluster: bool = False
-) -> list[str]:
+def workflow_input_problems(config: Mapping, environ: Mapping[str, str] | None = None) -> list[str]:
     """What the workflow checks beyond the config itself, while it is read (dry runs too).
 
     Parameters
@@ -598,13 +596,21 @@ def workflow_input_problems(
         The resolved config (:func:`sparseae.config.resolve_config`).
     environ : mapping, optional
         Environment (default ``os.environ``).
-    cluster : bool
-        Jobs go to a cluster: each job's memory estimate must fit its ``mem_mb``.
     """
     environ = os.environ if environ is None else environ
     problems = [p for p in environment_problems(environ) if "MLFLOW_TRACKING_URI" not in p]
     problems += tracking_problems(config["tracking"]["uri"], environ)
     problems += input_path_problems({name: config["experiments"][name] for name in config["run"]})
+    return problems
+
+
+def cluster_memory_problems(config: Mapping) -> list[str]:
+    """Under a cluster executor: each job's memory estimate must fit its ``mem_mb`` (beyond
+    it the job is killed). Called when the run starts (the executor is known then)."""
+    problems = []
+    for name in config["run"]:
+        experiment = config["experiments"][name]
+        problems += [p for p in memory_problems(name, experiment, job_limits=True) if "mem_mb" in p]
     return problems
 
 

@@ -14,7 +14,7 @@ from snakemake.utils import validate
 
 from sparseae.config import ConfigError, resolve_config, trajectory_config
 from sparseae.config import grid_settings
-from sparseae.checks import workflow_input_problems
+from sparseae.checks import cluster_memory_problems, workflow_input_problems
 from sparseae.datasets import SOURCES
 from sparseae.tracking.settings import SWEEP_TAG, resolve_tracking_uri, sqlite_path
 
@@ -34,7 +34,7 @@ validate(
 EXPERIMENTS = CONFIG["experiments"]
 RUN = CONFIG["run"]
 # Environment variables, the tracking store and the input folders: checked before any job.
-_input_problems = workflow_input_problems(CONFIG, cluster=not workflow.local_exec)
+_input_problems = workflow_input_problems(CONFIG)
 if _input_problems:
     raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(_input_problems))
 try:
@@ -306,9 +306,12 @@ def cluster_tracking_problems():
     Results live on a shared filesystem there, where sqlite's locking is unreliable and
     several workflow runs may write at once; `mlflow server` serialises the writes.
     """
-    if workflow.local_exec or sqlite_path(TRACKING_URI) is None:
+    if workflow.local_exec:
         return []
-    return [
+    memory = cluster_memory_problems(CONFIG)  # a job beyond its mem_mb is killed
+    if sqlite_path(TRACKING_URI) is None:
+        return memory
+    return memory + [
         f"the MLflow store is an sqlite file ({TRACKING_URI}) but jobs run through a "
         "cluster executor: start `mlflow server` on a host the nodes reach and set "
         "MLFLOW_TRACKING_URI=http://HOST:PORT (or config key tracking.uri); see docs/slurm.md"
