@@ -475,7 +475,7 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(reference, tmp_pat
         # The job's log holds the same message (Snakemake's error report points there).
         log = (workdir / "logs" / "natural" / "train_chunk-2.log").read_text()
         # One line, no traceback (sparseae.rulelog: a project error, not a bug).
-        assert "CRITICAL failed: checkpoint results/natural/chunks/1.npz" in log
+        assert "failed: checkpoint results/natural/chunks/1.npz" in log
         assert "sparseae: error: checkpoint results/natural/chunks/1.npz" in output
         assert "Traceback" not in log and "Traceback" not in output
         return output
