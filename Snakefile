@@ -35,6 +35,7 @@ localrules:
     all,
     fetch,
     write_config,
+    write_trajectory,
     plot_filters,
     plot_curves,
     init_store,

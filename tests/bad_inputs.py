@@ -144,10 +144,15 @@ def _read_idx(name: str, magic: int | None = None):
 
 
 CHUNK = "results/natural/chunks/1.npz"
+PATCHES = "results/natural/patches.npz"
+THETA = "results/natural/theta.npz"
 
 
-def _written_by(change: dict | None, length_delta: int = 0) -> Callable[[Path], None]:
-    """prepare(): chunk 1 written by the shipped 'natural' with ``change`` to its model."""
+def _written_by(
+    change: dict | None, length_delta: int = 0, chunk: int = 1
+) -> Callable[[Path], None]:
+    """prepare(): results/natural/chunks/1.npz, written as chunk ``chunk`` by the shipped
+    'natural' with ``change`` to its model."""
 
     def make(tmp: Path) -> None:
         from sparseae.config import fingerprint, trajectory_config
@@ -155,24 +160,52 @@ def _written_by(change: dict | None, length_delta: int = 0) -> Callable[[Path], 
         written = resolved_natural()
         written["model"].update(change or {})
         theta = np.zeros(2 * 25 * 64 + 25 + 64 + length_delta)
-        meta = {"fingerprint": fingerprint(written), "trajectory": trajectory_config(written)}
+        trajectory = trajectory_config(written)
+        meta = {"fingerprint": fingerprint(trajectory), "trajectory": trajectory, "chunk": chunk}
         checkpoint(tmp, theta, meta)
 
     return make
 
 
-def _resume(tmp: Path):
-    from sparseae.config import check_resume
-    from sparseae.train import load_checkpoint
+def _trajectory() -> dict:
+    from sparseae.config import trajectory_config
 
-    theta, _, meta = load_checkpoint(tmp / CHUNK)
-    check_resume(tmp / CHUNK, meta, "natural", resolved_natural(), theta.size)
+    return trajectory_config(resolved_natural())
 
 
-def _load_checkpoint(tmp: Path):
-    from sparseae.train import load_checkpoint
+def _load_chunks(tmp: Path):
+    """What finalize (and train_chunk, for chunk k-1) reads: chunk 1 of 'natural'."""
+    from sparseae.experiment import load_chunks
 
-    return load_checkpoint(tmp / CHUNK)
+    return load_chunks([tmp / CHUNK], name="natural", trajectory=_trajectory())
+
+
+def _foreign_patches(tmp: Path) -> None:
+    path = tmp / PATCHES
+    path.parent.mkdir(parents=True)
+    np.savez(path, data=np.zeros((64, 10)), data_key=np.array("0123456789abcdef"))
+
+
+def _load_patches(tmp: Path):
+    from sparseae.experiment import load_patches
+
+    return load_patches(tmp / PATCHES, name="natural", experiment=_trajectory())
+
+
+def _foreign_theta(tmp: Path) -> None:
+    from sparseae.io import save_theta_npz
+
+    path = tmp / THETA
+    path.parent.mkdir(parents=True)
+    save_theta_npz(
+        path, np.zeros(3289), config={"name": "other", "fingerprint": "0123456789abcdef"}
+    )
+
+
+def _load_theta(tmp: Path):
+    from sparseae.experiment import load_theta
+
+    return load_theta(tmp / THETA, name="natural", trajectory=_trajectory())
 
 
 def _nan_checkpoint(tmp: Path) -> None:
@@ -573,20 +606,33 @@ CASES: list[Case] = [
          prepare=lambda tmp: (tmp / "d.gz").write_bytes(
              gzip.compress(idx_bytes(0x801, (5000,), bytes(range(256)) * 20))[:60]),
          documented=True),
-    file("checkpoint-other-config", "checkpoint from another configuration",
-         _resume, "{tmp}/results/natural/chunks/1.npz", "model.rho",
+    file("checkpoint-other-config", "checkpoint of another trajectory (settings changed)",
+         _load_chunks, "{tmp}/results/natural/chunks/1.npz", "model.rho",
          prepare=_written_by({"rho": 0.05}), documented=True),
-    file("checkpoint-length", "checkpoint theta of the wrong length", _resume,
+    file("checkpoint-other-size", "checkpoint of another model size", _load_chunks,
+         "{tmp}/results/natural/chunks/1.npz", "model.hidden_size: 24 != 25",
+         prepare=_written_by({"hidden_size": 24}, -129)),
+    file("checkpoint-length", "checkpoint theta of the wrong length", _load_chunks,
          "{tmp}/results/natural/chunks/1.npz", "3000", prepare=_written_by(None, -289),
          documented=True),
-    file("checkpoint-damaged", "damaged checkpoint", _load_checkpoint,
+    file("checkpoint-renamed", "checkpoint of another chunk (renamed or copied)", _load_chunks,
+         "{tmp}/results/natural/chunks/1.npz", "chunk 2", prepare=_written_by(None, 0, 2)),
+    file("checkpoint-damaged", "damaged checkpoint", _load_chunks,
          "{tmp}/results/natural/chunks/1.npz", "not a readable", prepare=_junk_checkpoint,
          documented=True),
     file("checkpoint-pickled", "checkpoint with a pickled member",
-         _load_checkpoint, "{tmp}/results/natural/chunks/1.npz", prepare=_pickled_checkpoint,
+         _load_chunks, "{tmp}/results/natural/chunks/1.npz", prepare=_pickled_checkpoint,
          documented=True),
-    file("checkpoint-nan", "checkpoint with NaN parameters", _load_checkpoint,
+    file("checkpoint-nan", "checkpoint with NaN parameters", _load_chunks,
          "{tmp}/results/natural/chunks/1.npz", "non-finite", prepare=_nan_checkpoint),
+    file("patches-foreign", "patches.npz of other data settings", _load_patches,
+         "{tmp}/results/natural/patches.npz", "data settings", prepare=_foreign_patches),
+    file("patches-damaged", "damaged patches.npz", _load_patches,
+         "{tmp}/results/natural/patches.npz", "not a readable patches file",
+         prepare=lambda tmp: ((tmp / "results/natural").mkdir(parents=True),
+                              (tmp / PATCHES).write_bytes(b"PK\x03\x04 cut off"))),
+    file("theta-foreign", "theta.npz of another trajectory", _load_theta,
+         "{tmp}/results/natural/theta.npz", "0123456789abcdef", prepare=_foreign_theta),
     file("theta-npz-key", "theta.npz without 'theta'", _theta_npz, "{tmp}/theta.npz",
          "lacks key 'theta'", documented=True,
          prepare=lambda tmp: np.savez(tmp / "theta.npz", weights=np.zeros(3))),

@@ -1,8 +1,8 @@
 """Config validation, cross-field checks, sweeps, fingerprints and seeds (sparseae.config).
 
-Bad-config cases are the rows of issue 6's "config" bullet; each message must name the key and
+Bad-config cases (docs/errors.md, config section): each message must name the key and
 the allowed range. The shipped config/config.yaml must resolve to the original exercise's
-parameters (SPEC.md "Parameters", natural images row).
+parameters (the tutorial's natural-image parameters).
 """
 
 from __future__ import annotations

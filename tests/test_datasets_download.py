@@ -2,7 +2,7 @@
 
 The mirror serves the real MNIST files of ../shared/data; facts asserted come from
 ../shared/data/README.md (counts, first labels, per-class counts, pixel mean 33.791224,
-image 0 sum 18454) and the md5 values from SPEC.md.
+image 0 sum 18454) and the published md5 values.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from sparseae.datasets import (
 
 IMAGES, LABELS = MNIST_TEST_FILES
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
-# Published md5 of the gz files (SPEC.md, ../shared/data/README.md).
+# Published md5 of the gz files (as torchvision checks them).
 MD5 = {
     IMAGES: "9fb629c4189551a2d022fa330f9573f3",
     LABELS: "ec29112dd5afa0611ce80d1b7f02629c",

@@ -1,4 +1,4 @@
-"""The gradient check passes the real gradient and rejects every classic wrong one (SPEC)."""
+"""The gradient check passes the real gradient and rejects every classic wrong one."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_our_numerical_gradient_matches_the_octave_one():
         assert (plus - minus) / 2e-4 == pytest.approx(ref["numgrad"][i], abs=1e-9)
 
 
-# Deliberately wrong gradients (SPEC "Bugs a test suite must catch", item 1 and 2), built on
+# Deliberately wrong gradients (not divided by m, no λW, no sparsity term, ...), built on
 # the plain transcription so each differs from the right one in exactly one place.
 def _wrong(variant):
     def cost_fn(theta, data, *, visible_size, hidden_size, lambda_, beta, rho):

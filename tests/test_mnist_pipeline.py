@@ -17,7 +17,8 @@ iterations, is where features must clearly win), but a broken encoder, e.g. W1 u
 row-major or labels out of step with their columns, falls further (-5 points to chance, as
 tests/test_evaluate.py measured). Chance is 20 % (five classes); both must exceed 85 %.
 
-The fast tests at the end check the shipped digit experiments against SPEC.md and the
+The fast tests at the end check the shipped digit experiments against the tutorial's
+parameters and the
 evaluation's cross-field config checks.
 """
 
@@ -43,7 +44,7 @@ SNAKEMAKE = BIN / "snakemake"
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 NAME = "stl-t10k"
 
-# Published md5 of the t10k .gz files (SPEC.md "Data", MNIST).
+# Published md5 of the t10k .gz files (as torchvision checks them).
 T10K_MD5 = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",

@@ -1,4 +1,4 @@
-"""Patch sampling (offsets, flattening, validation) and normalizeData (SPEC "Data")."""
+"""Patch sampling (offsets, flattening, validation) and normalizeData (docs/model.md)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_non_finite_error_names_the_pixel():
 
 
 def _normalize_transcription(patches):
-    """SPEC's normalizeData written out with explicit loops, independent of the module."""
+    """UFLDL's normalizeData written out with explicit loops, independent of the module."""
     pix, num = patches.shape
     centred = patches.copy()
     for j in range(num):

@@ -100,14 +100,17 @@ def test_every_output_exists_with_its_keys_and_shapes(finished):
         assert chunk["theta"].shape == (n,)
         assert list(chunk["iteration"]) == list(range((k - 1) * PER_CHUNK + 1, k * PER_CHUNK + 1))
         meta = json.loads(str(chunk["meta"][()]))
-        assert meta["chunk"] == k and meta["chunks"] == CHUNKS
+        # The chunk count is not stored: raising training.chunks extends the same trajectory.
+        assert meta["chunk"] == k and "chunks" not in meta
+        assert meta["stop"]["reason"] == "budget" and meta["stop"]["iterations"] == PER_CHUNK
 
     theta = load(res / "theta.npz")
     assert theta["theta"].dtype == np.float64 and theta["theta"].shape == (n,)
     assert np.array_equal(theta["theta"], load(res / "chunks" / f"{CHUNKS}.npz")["theta"])
-    config = json.loads(str(theta["config"][()]))
-    assert config["name"] == "natural" and config["experiment"]["patches"]["count"] == PATCHES
-    assert config == json.loads((res / "config.json").read_text())
+    record = json.loads(str(theta["config"][()]))
+    config = json.loads((res / "config.json").read_text())
+    assert record["name"] == "natural" and record["trajectory"]["patches"]["count"] == PATCHES
+    assert record["fingerprint"] == config["fingerprint"]
 
     history = (res / "history.tsv").read_text().splitlines()
     assert history[0].split("\t") == ["iteration", "cost", "grad_norm", "fun_evals", "seconds"]
@@ -122,11 +125,13 @@ def test_every_output_exists_with_its_keys_and_shapes(finished):
     assert summary["final_cost"] == pytest.approx(costs[-1], rel=1e-9)
     assert len(summary["rhohat"]) == HIDDEN and summary["iterations"] == CHUNKS * PER_CHUNK
     assert summary["chunk_ends"] == [PER_CHUNK * k for k in range(1, CHUNKS + 1)]
+    assert summary["final_chunk"] == CHUNKS and summary["stop"]["reason"] == "budget"
+    assert summary["trajectory_key"] == config["fingerprint"]
 
     from PIL import Image
 
     with Image.open(res / "filters.png") as image:
-        # display_network of 25 8x8 filters is 46x46 (SPEC), scaled up by an integer factor.
+        # display_network of 25 8x8 filters is 46x46, scaled up by an integer factor.
         assert image.size[0] == image.size[1] and image.size[0] % 46 == 0
     for name in ("cost_curve.png", "rhohat.png"):
         with Image.open(res / name) as image:

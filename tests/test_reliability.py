@@ -445,7 +445,7 @@ def test_bad_image_folders_fail_their_experiment_with_the_reason(tmp_path):
 def test_resume_refuses_a_checkpoint_of_another_configuration(reference, tmp_path):
     """Chunk 1 exists; the config then changes while Snakemake is told to look at file times
     only (``--rerun-triggers mtime``, as after copying results around): chunk 2 must refuse
-    chunk 1, naming both configurations, or the length it needs, and write nothing."""
+    chunk 1, naming both trajectory keys and the keys that differ, and write nothing."""
     workdir = tmp_path / "work"
     shutil.copytree(reference, workdir, symlinks=True)  # copy2: times kept, nothing is stale
     chunks = workdir / "results" / "natural" / "chunks"
@@ -475,21 +475,19 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(reference, tmp_pat
         # The job's log holds the same message (Snakemake's error report points there).
         log = (workdir / "logs" / "natural" / "train_chunk-2.log").read_text()
         # One line, no traceback (sparseae.rulelog: a project error, not a bug).
-        assert "failed: checkpoint results/natural/chunks/1.npz" in log
-        assert "sparseae: error: checkpoint results/natural/chunks/1.npz" in output
+        assert "failed: results/natural/chunks/1.npz belongs to trajectory" in log
+        assert "sparseae: error: results/natural/chunks/1.npz belongs to trajectory" in output
         assert "Traceback" not in log and "Traceback" not in output
         return output
 
     output = attempt({"visible_size": VISIBLE, "hidden_size": HIDDEN, "rho": 0.05})
-    assert f"was written by configuration {meta['fingerprint']}" in output
+    assert f"belongs to trajectory {meta['fingerprint']}" in output
     assert "model.rho: 0.01 != 0.05" in output
-    other = output.split("now has configuration ", 1)[1][:16]
+    other = output.split("now has trajectory ", 1)[1][:16]
     assert len(other) == 16 and other != meta["fingerprint"]
 
-    length, hidden = 2 * HIDDEN * VISIBLE + HIDDEN + VISIBLE, HIDDEN - 1
+    # Another model size is another trajectory too: the message names the key, not a length.
+    hidden = HIDDEN - 1
     output = attempt({"visible_size": VISIBLE, "hidden_size": hidden})
-    assert f"checkpoint results/natural/chunks/1.npz holds a theta of length {length}" in output
-    assert (
-        f"experiment 'natural' (hidden_size {hidden}, visible_size {VISIBLE}) needs "
-        f"{2 * hidden * VISIBLE + hidden + VISIBLE}"
-    ) in output
+    assert f"belongs to trajectory {meta['fingerprint']}" in output
+    assert f"model.hidden_size: {HIDDEN} != {hidden}" in output

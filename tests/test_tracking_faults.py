@@ -1,4 +1,4 @@
-"""Tracking under faults (issue 6): a dead or dying server, parallel loggers, bad locations.
+"""Tracking under faults: a dead or dying server, parallel loggers, bad locations.
 
 Every fault is provoked for real: the server is a real ``mlflow server`` process that is
 SIGKILLed (by its PID) before or during logging; parallel loggers are separate processes.

@@ -1,6 +1,7 @@
 """The sparse autoencoder: parameter layout, initialisation, cost and gradient.
 
-Everything follows ``SPEC.md`` (UFLDL / CS294A): sigmoid hidden and output layers, the cost
+Everything follows the UFLDL / CS294A sparse autoencoder (docs/model.md): sigmoid hidden and
+output layers, the cost
 
 ``J = (1/2m) Σ‖a3 − x‖² + (λ/2)(ΣW1² + ΣW2²) + β Σ_j KL(ρ‖ρ̂_j)``
 
@@ -479,7 +480,7 @@ def _evaluate(theta, data, v, h, lambda_, beta, rho, dtype, need_grad):
 # Public functions
 # --------------------------------------------------------------------------------------------
 def cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
-    """Sparse autoencoder cost ``J`` and its gradient (SPEC "Model" and "Backprop").
+    """Sparse autoencoder cost ``J`` and its gradient (docs/model.md, "Sparse autoencoder").
 
     Parameters
     ----------
@@ -567,7 +568,7 @@ def hidden_activations(theta, data, *, visible_size, hidden_size):
 
 
 def naive_cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho):
-    """Straightforward transcription of SPEC's equations (float64, no tricks).
+    """Straightforward transcription of the equations in docs/model.md (float64, no tricks).
 
     Kept as an independent cross-check for the tests and as the baseline candidate in
     ``bench/cost_and_grad.py``; use :func:`cost_and_grad` for real work.

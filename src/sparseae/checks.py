@@ -498,6 +498,12 @@ def environment_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     return problems
 
 
+def dataset_path_problem(name: str, path: str, error: Exception) -> str:
+    """The one message for a ``dataset.path`` that cannot be read (checked while the workflow
+    is read, and again when its files are hashed for ``sample_patches``)."""
+    return f"config key 'experiments.{name}.dataset.path' = {path!r}: {error}"
+
+
 def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
     """An image folder, from the files' headers (nothing decoded): readable, one size,
     modes, frames and pixel counts allowed, enough images, patches that fit."""
@@ -510,7 +516,7 @@ def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
         files = list_image_folder(folder)
         sizes = {path: check_image_header(path) for path in files}
     except DatasetError as error:
-        return [f"config key '{key}.dataset.path' = {folder!r}: {error}"]
+        return [dataset_path_problem(name, folder, error)]
     if len(set(sizes.values())) > 1:
         listing = ", ".join(f"{p.name} {r}×{c}" for p, (r, c) in sizes.items())
         return [

@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,36 @@ import numpy as np
 #: Purpose -> child index of ``SeedSequence(seed)``; never renumber, only append.
 PURPOSES = {"patches": 0, "init": 1, "gradcheck": 2, "split": 3}
 
-#: Experiment sections whose values decide the training trajectory (the fingerprint).
-TRAJECTORY_KEYS = ("dataset", "patches", "model", "optimizer", "seed")
+#: What a change of each experiment key recomputes, by dotted path under
+#: ``experiments.<name>`` (an entry covers every key below it). This table is the one
+#: definition of an experiment's trajectory: the keys marked "trajectory" are what
+#: :func:`trajectory_config` selects and :func:`fingerprint` hashes. A test walks the schema and
+#: fails for a key that is not classified here. Meanings (config/README.md shows them per key):
+#:
+#: - ``trajectory``: the numbers change: patches (where the data settings change), the gradient
+#:   check, every training chunk and everything after them; a new MLflow run.
+#: - ``chunks``: only the chunks added are trained (raising), or the final result is taken
+#:   from an earlier chunk without training (lowering); the MLflow run is extended.
+#: - ``gradcheck``: the gradient check reruns; training waits for it but is not redone.
+#: - ``evaluation``: the self-taught evaluation reruns (digit experiments).
+#: - ``record``: nothing is recomputed; ``config.json`` and the MLflow run's params follow.
+RECOMPUTES = {
+    "description": "record",
+    "dataset": "trajectory",
+    "patches": "trajectory",
+    "model": "trajectory",
+    "optimizer": "trajectory",
+    "seed": "trajectory",
+    "training.iterations_per_chunk": "trajectory",
+    "training.chunks": "chunks",
+    "training.progress_every": "record",
+    "gradcheck": "gradcheck",
+    "evaluation": "evaluation",
+    "resources": "record",
+}
+
+#: The kinds of :data:`RECOMPUTES`, in order of what they redo.
+RECOMPUTE_KINDS = ("trajectory", "chunks", "gradcheck", "evaluation", "record")
 
 #: Short grid keys and the settings they stand for, in naming order.
 SWEEP_ALIASES = {
@@ -54,8 +83,13 @@ SWEEP_ALIASES = {
     "seed": ("seed", "seed"),
 }
 
-#: The schema shipped with the workflow, found from a source checkout.
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+#: The config schema, shipped inside the package (``sparseae/schemas/config.schema.yaml``, a
+#: link to the workflow's ``workflow/schemas/config.schema.yaml`` in a source checkout, a copy
+#: in an installed wheel), so a non-editable install validates configs too.
+DEFAULT_SCHEMA = resources.files("sparseae").joinpath("schemas", "config.schema.yaml")
+
+#: The workflow's own copy in a source checkout (what Snakemake's validate() reads).
+REPO_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -73,7 +107,7 @@ def load_schema(schema: str | os.PathLike | Mapping | None = None) -> dict:
     import yaml
 
     path = Path(schema) if schema is not None else DEFAULT_SCHEMA
-    with open(path, encoding="utf-8") as handle:
+    with path.open(encoding="utf-8") as handle:
         return yaml.safe_load(handle)
 
 
@@ -504,15 +538,40 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
 # fingerprints, seeds, the per-experiment config file
 
 
+def recomputes(path: str) -> str:
+    """What a change of the experiment key ``path`` (dotted) recomputes (:data:`RECOMPUTES`).
+
+    Raises
+    ------
+    KeyError
+        For a key no entry of :data:`RECOMPUTES` covers.
+    """
+    parts = path.split(".")
+    for n in range(len(parts), 0, -1):
+        kind = RECOMPUTES.get(".".join(parts[:n]))
+        if kind is not None:
+            return kind
+    raise KeyError(f"experiment key {path!r} is not classified in sparseae.config.RECOMPUTES")
+
+
 def trajectory_config(experiment: Mapping) -> dict:
     """The settings that decide the training trajectory (what :func:`fingerprint` hashes).
 
-    ``training.iterations_per_chunk`` is included (a chunk boundary restarts L-BFGS);
-    ``training.chunks`` is not, so raising it extends a finished run without retraining.
-    Resources, progress reporting, gradient-check settings and descriptions are left out.
+    The keys :data:`RECOMPUTES` marks "trajectory", e.g. ``training.iterations_per_chunk`` (a
+    chunk boundary restarts L-BFGS) but not ``training.chunks``, so raising it extends a
+    finished run without retraining. Works on a trajectory too (it selects itself).
     """
-    subset = {key: copy.deepcopy(experiment[key]) for key in TRAJECTORY_KEYS}
-    subset["training"] = {"iterations_per_chunk": experiment["training"]["iterations_per_chunk"]}
+    subset: dict = {}
+    for path, kind in RECOMPUTES.items():
+        if kind != "trajectory":
+            continue
+        *parents, leaf = path.split(".")
+        source, target = experiment, subset
+        for part in parents:
+            source = source[part]
+            target = target.setdefault(part, {})
+        if leaf in source:
+            target[leaf] = copy.deepcopy(source[leaf])
     return subset
 
 
@@ -560,8 +619,10 @@ def check_resume(
     theta_length : int
         Length of the checkpoint's theta.
     """
+    from .autoencoder import parameter_count
+
     h, v = experiment["model"]["hidden_size"], experiment["model"]["visible_size"]
-    expected = 2 * h * v + h + v
+    expected = parameter_count(v, h)
     if theta_length != expected:
         raise ConfigError(
             f"checkpoint {path} holds a theta of length {theta_length}, but experiment "

@@ -1,4 +1,4 @@
-"""Numerical gradient checking (SPEC "Gradient checking").
+"""Numerical gradient checking (docs/model.md, "Gradient checking").
 
 Central differences with ``ε = 1e-4`` and the figure ``‖num − ana‖ / ‖num + ana‖``. The
 sanity function ``h(x) = x1² + 3 x1 x2`` at ``(4, 10)`` gives ≈ 2.1452e-12; the autoencoder on a
@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 DEFAULT_BOUND = 1e-9
-"""Largest accepted relative difference for the autoencoder check (SPEC)."""
+"""Largest accepted relative difference for the autoencoder check (UFLDL's criterion)."""
 
 
 def numerical_gradient(fun: Callable, theta: np.ndarray, epsilon: float = 1e-4) -> np.ndarray:
@@ -39,7 +39,7 @@ def numerical_gradient(fun: Callable, theta: np.ndarray, epsilon: float = 1e-4) 
     theta : ndarray, shape (n,)
         Point of evaluation; not modified.
     epsilon : float
-        Step ε (SPEC: 1e-4).
+        Step ε (UFLDL: 1e-4).
 
     Returns
     -------
@@ -132,7 +132,7 @@ def check_gradient(
     epsilon : float
         Central-difference step.
     bound : float
-        Largest accepted autoencoder figure (SPEC: 1e-9).
+        Largest accepted autoencoder figure (UFLDL: 1e-9).
     cost_fn : callable, optional
         Function with the signature of :func:`sparseae.autoencoder.cost_and_grad`; defaults
         to it. Tests pass deliberately wrong implementations here.

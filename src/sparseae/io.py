@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from .autoencoder import parameter_count
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -231,10 +233,10 @@ def save_theta_mat(
         raise ValueError("give both visible_size and hidden_size, or neither")
     if visible_size is not None:
         v, h = int(visible_size), int(hidden_size)
-        if theta.size != 2 * h * v + h + v:
+        if theta.size != parameter_count(v, h):
             raise ValueError(
                 f"save_theta_mat({path}): theta has length {theta.size}, expected "
-                f"{2 * h * v + h + v} for visible_size={v}, hidden_size={h}"
+                f"{parameter_count(v, h)} for visible_size={v}, hidden_size={h}"
             )
         variables["visibleSize"] = np.array([[float(v)]])
         variables["hiddenSize"] = np.array([[float(h)]])
@@ -285,9 +287,9 @@ def load_theta_mat(path: str | os.PathLike, variable: str = "opttheta"):
         "variables": names,
     }
     v, h = info["visible_size"], info["hidden_size"]
-    if v is not None and h is not None and theta.size != 2 * h * v + h + v:
+    if v is not None and h is not None and theta.size != parameter_count(v, h):
         raise ValueError(
             f"{path}: opttheta has length {theta.size} but visibleSize={v}, hiddenSize={h} "
-            f"need {2 * h * v + h + v}"
+            f"need {parameter_count(v, h)}"
         )
     return theta, info

@@ -1,4 +1,4 @@
-"""Random image patches and the exercise's ``normalizeData`` (SPEC "Data").
+"""Random image patches and the exercise's ``normalizeData`` (docs/model.md, "Data preparation").
 
 Patches are flattened column-major (MATLAB ``patch(:)``) into the columns of a
 ``patch_size² × num_patches`` matrix. Offsets are 0-based and cover every position
@@ -93,7 +93,7 @@ def sample_patches(
 def normalize_patches(patches: np.ndarray) -> np.ndarray:
     """The exercise's ``normalizeData``: per-patch mean removal, 3σ clipping, map to [0.1, 0.9].
 
-    Steps (SPEC): subtract each column's own mean; ``pstd = 3 * std(all values, ddof=1)``;
+    Steps: subtract each column's own mean; ``pstd = 3 * std(all values, ddof=1)``;
     clip to ``[-pstd, pstd]`` and divide by ``pstd``; then ``(p + 1) * 0.4 + 0.1``.
 
     Parameters

@@ -34,8 +34,7 @@ def log_to_rule_log(
     def log_then_report(kind, error, trace):
         if isinstance(error, user_errors()):
             # A known failure (bad input, unreachable store): the message says it all.
-            logging.critical("failed: %s", error)
-            print(f"sparseae: error: {error}", file=sys.stderr)
+            _report(error)
             return
         logging.critical("failed:", exc_info=(kind, error, trace))
         sys.__excepthook__(kind, error, trace)
@@ -46,7 +45,10 @@ def log_to_rule_log(
 def user_errors() -> tuple[type[BaseException], ...]:
     """The project's own errors: a message for the user, printed without a traceback.
 
-    Anything else (a real bug) keeps its traceback, in the log and on the console.
+    Anything else escaping a rule script (a real bug) keeps its traceback, in the log and on
+    the console. Result files of another experiment state
+    (:class:`~sparseae.experiment.ForeignResultError`, ``ResultFileError``) are
+    :class:`~sparseae.config.ConfigError` subclasses.
     """
     from sparseae.cli import UsageError
     from sparseae.config import ConfigError
@@ -58,3 +60,30 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     return (ConfigError, DatasetError, SweepError, ResultsError, TrackingError, UsageError,
             CheckpointError)  # fmt: skip
+
+
+def _report(error: BaseException) -> None:
+    """A known failure: one line in the log and on stderr, no traceback."""
+    logging.critical("failed: %s", error)
+    print(f"sparseae: error: {error}", file=sys.stderr)
+
+
+def run_rule(log_path: str | os.PathLike, step, /, *args, fmt: str = DEFAULT_FORMAT, **kwargs):
+    """Run one workflow step from its rule script, logging to the rule's log.
+
+    A known failure (:func:`user_errors`) ends the job with its one-line message on stderr
+    and in the log, without a traceback; any other exception is a bug and keeps it.
+
+    Parameters
+    ----------
+    log_path : path-like
+        The rule's log file (``snakemake.log[0]``).
+    step : callable
+        The package function of the rule's name; called with ``*args, **kwargs``.
+    """
+    log_to_rule_log(log_path, fmt=fmt)
+    try:
+        return step(*args, **kwargs)
+    except user_errors() as error:
+        _report(error)
+        sys.exit(1)

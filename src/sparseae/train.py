@@ -1,4 +1,4 @@
-"""L-BFGS training in chunks with per-iteration records and ``.npz`` checkpoints (SPEC "Optimizer").
+"""L-BFGS training in chunks with per-iteration records and ``.npz`` checkpoints (docs/model.md).
 
 The original exercise runs minFunc's L-BFGS (100 correction pairs, 400 iterations, 1000
 function evaluations). We use ``scipy.optimize.minimize(method="L-BFGS-B")`` with every option
@@ -164,6 +164,7 @@ def train_chunk(
     start_seconds: float = 0.0,
     progress: Callable[[dict], None] | None = None,
     cost_fn: Callable | None = None,
+    stop: dict | None = None,
 ):
     """Run up to ``iterations`` L-BFGS iterations from ``theta0`` (one chunk of a run).
 
@@ -187,6 +188,13 @@ def train_chunk(
         Called with each record as it is made (for log lines).
     cost_fn : callable, optional
         Replacement for :func:`sparseae.autoencoder.cost_and_grad` (same signature).
+    stop : dict, optional
+        Filled with how the optimizer stopped (:func:`stop_reason`): ``status`` and
+        ``message`` (scipy's), ``iterations`` and ``fun_evals`` of this chunk, and ``reason``:
+        ``"budget"`` (the chunk's or the run's iteration budget was used up: the normal end),
+        ``"evaluations"`` (the run's ``maxfun`` ran out first), ``"converged"`` (``gtol`` or
+        ``ftol`` reached) or ``"abnormal"`` (e.g. the line search failed, or the cost became
+        non-finite).
 
     Returns
     -------
@@ -213,7 +221,16 @@ def train_chunk(
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     budget_iter = min(iterations, options.maxiter - int(start_iteration))
     budget_fun = options.maxfun - int(start_fun_evals)
+    stop = {} if stop is None else stop
     if budget_iter <= 0 or budget_fun <= 0:
+        exhausted = "iterations" if budget_iter <= 0 else "function evaluations"
+        stop.update(
+            status=1,
+            message=f"the run's budget of {exhausted} was used up before this chunk",
+            iterations=0,
+            fun_evals=0,
+            reason="budget" if budget_iter <= 0 else "evaluations",
+        )
         return theta0, []
 
     objective = _Objective(
@@ -230,9 +247,18 @@ def train_chunk(
     records: list[dict] = []
     clock0 = time.perf_counter()
 
+    last_finite = {"x": theta0}
+    non_finite: list[int] = []
+
     def callback(intermediate_result):
         x = intermediate_result.x
         f, g = objective.value_at(x)
+        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+            # scipy's L-BFGS-B goes on from a NaN cost as if nothing happened; stop here and
+            # keep the last point whose cost and gradient were finite.
+            non_finite.append(int(start_iteration) + len(records) + 1)
+            raise StopIteration
+        last_finite["x"] = np.array(x, dtype=np.float64)
         record = {
             "iteration": int(start_iteration) + len(records) + 1,
             "cost": f,
@@ -250,7 +276,35 @@ def train_chunk(
     # function fell from ~28 % to ~8 % of the wall time (64×25 and 784×196 models).
     with threadpool_limits(limits=1, user_api="blas"):
         result = _minimize(objective, theta0, callback, options, budget_iter, budget_fun)
+    stop.update(
+        status=int(result.status),
+        message=str(result.message),
+        iterations=len(records),
+        fun_evals=int(objective.count),
+        reason=stop_reason(int(result.status), len(records), budget_iter),
+    )
+    if non_finite:
+        stop.update(
+            status=2,
+            reason="abnormal",
+            message=f"the cost or its gradient became non-finite at iteration {non_finite[0]}; "
+            f"the chunk ends at the last finite point (iteration {non_finite[0] - 1})",
+        )
+        return last_finite["x"], records
     return np.array(result.x, dtype=np.float64), records
+
+
+def stop_reason(status: int, iterations: int, budget_iter: int) -> str:
+    """Why scipy's L-BFGS-B stopped, in one word (see :func:`train_chunk`'s ``stop``).
+
+    scipy's ``status`` is 0 for convergence (``gtol``/``ftol``), 1 when ``maxiter`` or
+    ``maxfun`` was reached and 2 for anything else (a failed line search, a non-finite cost).
+    """
+    if status == 0:
+        return "converged"
+    if status == 1:
+        return "budget" if iterations >= budget_iter else "evaluations"
+    return "abnormal"
 
 
 def _minimize(objective, theta0, callback, options, budget_iter, budget_fun):
@@ -352,8 +406,7 @@ def load_checkpoint(path, *, expected_length: int | None = None, expected_meta=N
     if bad:
         raise CheckpointError(
             f"checkpoint {path}: theta holds {bad} non-finite values (NaN or inf) of "
-            f"{theta.size}; the file is damaged or training diverged: delete it to retrain "
-            f"that chunk"
+            f"{theta.size}: the file is damaged or training diverged"
         )
     lengths = {k: v.shape for k, v in columns.items()}
     if any(len(s) != 1 for s in lengths.values()) or len({s[0] for s in lengths.values()}) != 1:

@@ -1,6 +1,6 @@
 """Figures: the exercise's ``display_network`` filter grid, PNG output, training curves.
 
-``display_network`` reproduces the original function's array exactly (SPEC "Visualization"):
+``display_network`` reproduces the original function's array exactly (docs/model.md):
 subtract the global mean of ``A``; reshape each column to ``sz × sz`` column-major and divide it
 by its own max |value|; tile row by row on a background of -1 with 1-pixel borders. Each tile
 shows the input that maximally activates one hidden unit under the norm bound ``‖x‖² ≤ 1``

@@ -149,9 +149,15 @@ class ZCA:
         order = np.argsort(values)[::-1]
         self.eigenvalues_ = np.clip(values[order], 0.0, None)
         self.components_ = vectors[:, order]
-        scale = 1.0 / np.sqrt(self.eigenvalues_ + self.epsilon)
-        if not np.all(np.isfinite(scale)):
-            raise ValueError("covariance has zero eigenvalues; ZCA needs epsilon > 0 here")
+        # Removing each patch's mean leaves the all-ones direction with zero variance; rounding
+        # makes that eigenvalue ±1e-16, not 0. Below numpy's pinv tolerance a direction carries
+        # no signal, so it gets no gain (a pseudo-inverse) instead of 1/sqrt(rounding noise).
+        floor = self.eigenvalues_[0] * max(sigma.shape) * np.finfo(np.float64).eps
+        signal = self.eigenvalues_ > floor
+        scale = np.zeros_like(self.eigenvalues_)
+        scale[signal] = 1.0 / np.sqrt(self.eigenvalues_[signal] + self.epsilon)
+        if self.epsilon > 0:
+            scale[~signal] = 1.0 / np.sqrt(self.eigenvalues_[~signal] + self.epsilon)
         self.matrix_ = (self.components_ * scale) @ self.components_.T
         return self
 

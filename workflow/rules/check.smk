@@ -1,5 +1,6 @@
-# Gradient check on a small sub-problem of the experiment's own data; training depends on it,
-# so a failed check stops the pipeline before any chunk runs.
+# Gradient check on a small sub-problem of the experiment's own data; training waits for it,
+# so a failed check stops the pipeline before any chunk runs. Training takes it as an
+# ancient() input: rerunning the check with other settings does not retrain.
 
 
 rule check_gradient:
@@ -18,9 +19,8 @@ rule check_gradient:
         mem_mb=resource("check", "mem_mb"),
         runtime=resource("check", "runtime"),
     params:
-        model=section("model"),
+        trajectory=trajectory,
         gradcheck=section("gradcheck"),
-        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
     message:
         "{wildcards.experiment}: gradient check"
     script:

@@ -14,8 +14,10 @@ from snakemake.utils import validate
 
 from sparseae.config import ConfigError, resolve_config, trajectory_config
 from sparseae.config import grid_settings
-from sparseae.checks import cluster_memory_problems, workflow_input_problems
-from sparseae.datasets import SOURCES
+from sparseae.checks import cluster_memory_problems, dataset_path_problem
+from sparseae.checks import input_path_problems, workflow_input_problems
+from sparseae.datasets import SOURCES, DatasetError, dataset_checksum
+from sparseae.experiment import EVALUATION_FILES, RESULT_FILES, data_config
 from sparseae.tracking.settings import SWEEP_TAG, resolve_tracking_uri, sqlite_path
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -163,16 +165,43 @@ def all_chunks(wildcards):
     ]
 
 
-def chunk_params(wildcards):
-    """What a chunk needs to know; only trajectory settings, so that e.g. raising
-    training.chunks or changing resources does not make Snakemake redo finished chunks.
+def trajectory(wildcards):
+    """Params: the experiment's trajectory, the settings that can change its numbers.
+
+    Only these reach the numeric steps as params, so that a change of anything else
+    (progress output, resources, gradient-check or evaluation settings, descriptions) never
+    makes Snakemake recompute a result; see config/README.md for what each key recomputes.
     """
-    exp = EXPERIMENTS[wildcards.experiment]
-    return {
-        "name": wildcards.experiment,
-        "trajectory": trajectory_config(exp),
-        "progress_every": exp["training"]["progress_every"],
-    }
+    return trajectory_config(EXPERIMENTS[wildcards.experiment])
+
+
+def data_settings(wildcards):
+    """Params of sample_patches: the settings that decide the training data alone."""
+    return data_config(EXPERIMENTS[wildcards.experiment])
+
+
+def progress_every(wildcards):
+    return EXPERIMENTS[wildcards.experiment]["training"]["progress_every"]
+
+
+def folder_checksum(wildcards):
+    """sha256 of the files of a user-given dataset.path (an image folder or a .mat file).
+
+    Downloaded sources are checked by their fetch markers; a path of the user's own is no
+    file Snakemake tracks, so its contents enter sample_patches' params instead.
+    """
+    dataset = EXPERIMENTS[wildcards.experiment]["dataset"]
+    if dataset["path"] is None:
+        return None
+    try:
+        return dataset_checksum(dataset["source"], path=dataset["path"])
+    except (DatasetError, OSError) as error:
+        # The message of the check made while the workflow is read (experiments in `run`).
+        name = wildcards.experiment
+        problems = input_path_problems({name: EXPERIMENTS[name]})
+        raise WorkflowError(
+            "\n".join(problems) or dataset_path_problem(name, dataset["path"], error)
+        ) from None
 
 
 def rule_logs(wildcards):
@@ -180,6 +209,7 @@ def rule_logs(wildcards):
     name = wildcards.experiment
     logs = [
         f"logs/{name}/write_config.log",
+        f"logs/{name}/write_trajectory.log",
         f"logs/{name}/sample_patches.log",
         f"logs/{name}/check_gradient.log",
         f"logs/{name}/finalize.log",
@@ -193,23 +223,6 @@ def rule_logs(wildcards):
         # The evaluation's log; its files are log_mlflow's input `evaluation`.
         logs.append(f"logs/{name}/evaluate.log")
     return logs
-
-
-RESULT_FILES = (
-    "config.json",
-    "patches.npz",
-    "gradcheck.json",
-    "theta.npz",
-    "history.tsv",
-    "summary.json",
-    "filters.png",
-    "cost_curve.png",
-    "rhohat.png",
-)
-
-
-# What the evaluate rule writes (sparseae.evaluate.save_evaluation's file names).
-EVALUATION_FILES = ("evaluation.json", "confusion_features.png", "confusion_raw.png")
 
 
 def evaluates(name):

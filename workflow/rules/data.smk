@@ -43,6 +43,27 @@ rule write_config:
         "../scripts/write_config.py"
 
 
+# The trajectory (the settings that can change the numbers) as a file of its own: training
+# depends on it, so a trajectory change retrains through a plain input, while the gradient
+# check stays an ancient() gate (Snakemake does not look at a job's own params once a job
+# upstream of it must rerun, so the gate alone would hide a trajectory change from -n).
+rule write_trajectory:
+    output:
+        "results/{experiment}/trajectory.json",
+    log:
+        "logs/{experiment}/write_trajectory.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=resource("light", "mem_mb"),
+        runtime=resource("light", "runtime"),
+    params:
+        trajectory=trajectory,
+    script:
+        "../scripts/write_trajectory.py"
+
+
 rule sample_patches:
     input:
         fetched=fetched_marker,
@@ -59,10 +80,10 @@ rule sample_patches:
         mem_mb=resource("data", "mem_mb"),
         runtime=resource("data", "runtime"),
     params:
-        dataset=section("dataset"),
-        patches=section("patches"),
-        model=section("model"),
-        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
+        data=data_settings,
+        # The contents of a user's image folder, which Snakemake cannot see as a file: a
+        # changed, added or removed image changes this checksum and so resamples.
+        folder_checksum=folder_checksum,
     message:
         "{wildcards.experiment}: prepare images and sample patches"
     script:

@@ -35,10 +35,8 @@ rule evaluate:
         mem_mb=resource("evaluate", "mem_mb"),
         runtime=resource("evaluate", "runtime"),
     params:
-        dataset=section("dataset"),
-        model=section("model"),
+        trajectory=trajectory,
         evaluation=section("evaluation"),
-        seed=lambda wildcards: EXPERIMENTS[wildcards.experiment]["seed"],
     message:
         "{wildcards.experiment}: self-taught evaluation (softmax on features vs raw pixels)"
     script:

@@ -22,7 +22,7 @@ rule plot_filters:
         mem_mb=resource("light", "mem_mb"),
         runtime=resource("light", "runtime"),
     params:
-        model=section("model"),
+        trajectory=trajectory,
     script:
         "../scripts/plot_filters.py"
 
@@ -55,6 +55,6 @@ rule plot_curves:
         mem_mb=resource("light", "mem_mb"),
         runtime=resource("light", "runtime"),
     params:
-        model=section("model"),
+        rho=lambda wildcards: EXPERIMENTS[wildcards.experiment]["model"]["rho"],
     script:
         "../scripts/plot_curves.py"

@@ -7,7 +7,10 @@
 rule train_chunk:
     input:
         patches="results/{experiment}/patches.npz",
-        gradcheck="results/{experiment}/gradcheck.json",
+        trajectory="results/{experiment}/trajectory.json",
+        # A gate, not a dependency of the numbers: training waits for a passing check, but a
+        # rerun of the check (e.g. another gradcheck.bound) retrains nothing.
+        gradcheck=ancient("results/{experiment}/gradcheck.json"),
         previous=previous_chunk,
     output:
         "results/{experiment}/chunks/{k}.npz",
@@ -22,10 +25,13 @@ rule train_chunk:
     resources:
         mem_mb=resource("train", "mem_mb"),
         runtime=resource("train", "runtime"),
-        # Only for the message below; resources (unlike params) never trigger reruns.
+        # Resources, unlike params, never trigger reruns: the chunk count (for the message)
+        # and the progress output are not part of the trajectory.
         chunks_total=num_chunks,
+        progress_every=progress_every,
     params:
-        chunk=chunk_params,
+        # Only the trajectory: what can change the numbers (see config/README.md).
+        trajectory=trajectory,
     message:
         "{wildcards.experiment}: training chunk {wildcards.k} of {resources.chunks_total}"
     script:
@@ -36,7 +42,6 @@ rule finalize:
     input:
         chunks=all_chunks,
         patches="results/{experiment}/patches.npz",
-        config="results/{experiment}/config.json",
     output:
         theta="results/{experiment}/theta.npz",
         history="results/{experiment}/history.tsv",
@@ -52,8 +57,7 @@ rule finalize:
         mem_mb=resource("data", "mem_mb"),
         runtime=resource("light", "runtime"),
     params:
-        model=section("model"),
-        dataset=section("dataset"),
+        trajectory=trajectory,
     message:
         "{wildcards.experiment}: final theta, history and summary"
     script:

@@ -103,7 +103,7 @@ MNIST_FILES = {
     "test-labels": "t10k-labels-idx1-ubyte.gz",
 }
 
-# Published md5 (SPEC; the values torchvision checks), sha256 and size of each MNIST file
+# Published md5 (the values torchvision checks), sha256 and size of each MNIST file
 # (sha256 from ../shared/data/README.md, checked on the original files; none for
 # train-images, which was not available to check).
 _MNIST_SPECS = (

@@ -12,7 +12,7 @@ Public API (the workflow's tracking rules call exactly these)::
 
 Command line: ``python -m sparseae.tracking {init,log,sweep,uri} ...`` (see ``--help``).
 
-MLflow itself is imported only when a store is used, so ``sparseae.tracking.environment``
+MLflow itself is imported only when a store is used, so ``sparseae.environment``
 stays cheap to import from training code.
 """
 

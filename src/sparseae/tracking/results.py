@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .environment import environment_info
+from ..environment import environment_info
 
 #: MLflow 3's limit on a param value (``mlflow.utils.validation.MAX_PARAM_VAL_LENGTH``).
 MAX_PARAM_LENGTH = 6000

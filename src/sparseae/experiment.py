@@ -1,0 +1,775 @@
+"""The steps of one experiment, one function per workflow rule, and the files they write.
+
+Each public function here is what the workflow rule of the same name does; its rule script
+only unpacks ``snakemake`` and calls it, so every step can be run and tested without
+Snakemake. The functions read their inputs through one reader per file format and refuse a
+file that belongs to another experiment state, naming it.
+
+Identity of results
+-------------------
+An experiment's *trajectory* is the set of settings that can change its numbers
+(:func:`sparseae.config.trajectory_config`); its *trajectory key* is their hash
+(:func:`sparseae.config.fingerprint`). Every file a step writes carries the key it belongs to:
+
+- ``patches.npz``: ``data_key``, the hash of the data settings alone (:func:`data_config`),
+  so a change of, say, ``model.rho`` retrains without resampling identical patches;
+- ``chunks/{k}.npz``, ``theta.npz``, ``summary.json``, ``gradcheck.json``: the trajectory key
+  (``gradcheck.json`` the data key too).
+
+A step that reads a file compares its key with the one the current settings give and stops
+with :class:`ForeignResultError` on a mismatch (a file copied from another experiment, or
+left over from older settings), naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import autoencoder, checks, config, datasets
+from .config import ConfigError, fingerprint, rng
+from .io import atomic_path, atomic_write, load_theta_npz, save_theta_npz, write_json
+from .train import LBFGSOptions, load_checkpoint, save_checkpoint
+
+__all__ = [
+    "RESULT_FILES",
+    "EVALUATION_FILES",
+    "ForeignResultError",
+    "ResultFileError",
+    "chunk_path",
+    "data_config",
+    "data_key",
+    "write_trajectory",
+    "sample_patches",
+    "load_patches",
+    "check_gradient",
+    "train_chunk",
+    "load_chunks",
+    "finalize",
+    "plot_filters",
+    "plot_curves",
+]
+
+log = logging.getLogger(__name__)
+
+#: Files of a finished experiment in ``results/{experiment}/`` (chunks apart).
+RESULT_FILES = (
+    "config.json",
+    "trajectory.json",
+    "patches.npz",
+    "gradcheck.json",
+    "theta.npz",
+    "history.tsv",
+    "summary.json",
+    "filters.png",
+    "cost_curve.png",
+    "rhohat.png",
+)
+
+#: What the evaluation of a digit experiment adds (``evaluation.enabled``).
+EVALUATION_FILES = ("evaluation.json", "confusion_features.png", "confusion_raw.png")
+
+#: Columns of ``history.tsv``, one row per L-BFGS iteration.
+HISTORY_FIELDS = ("iteration", "cost", "grad_norm", "fun_evals", "seconds")
+
+
+class ForeignResultError(ConfigError):
+    """A result file that belongs to another experiment state than the current settings."""
+
+
+class ResultFileError(ConfigError):
+    """A result file that cannot be read (truncated, corrupt, not what its name says)."""
+
+
+def _read_checkpoint(path):
+    """The checkpoint's theta (finite), records and metadata; a damaged file is named."""
+    try:
+        return load_checkpoint(path)
+    except (OSError, ValueError) as err:
+        raise ResultFileError(f"{err}; delete {path} and rerun to recompute it") from None
+
+
+def chunk_path(folder: str | Path, k: int) -> Path:
+    """``<folder>/chunks/<k>.npz``: the checkpoint at the end of chunk ``k`` (1-based)."""
+    return Path(folder) / "chunks" / f"{int(k)}.npz"
+
+
+# --------------------------------------------------------------------------------------------
+# keys
+
+
+def data_config(experiment: Mapping) -> dict:
+    """The settings that decide the training data (``patches.npz``): a subset of the trajectory."""
+    return {
+        "dataset": copy.deepcopy(experiment["dataset"]),
+        "patches": copy.deepcopy(experiment["patches"]),
+        "model": {"visible_size": experiment["model"]["visible_size"]},
+        "seed": experiment["seed"],
+    }
+
+
+def data_key(experiment: Mapping) -> str:
+    """16-hex-digit hash of :func:`data_config` (canonical JSON, sha256)."""
+    text = json.dumps(data_config(experiment), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def cost_settings(model: Mapping) -> dict:
+    """The keyword arguments of :func:`sparseae.autoencoder.cost_and_grad` for a model section."""
+    return {
+        "visible_size": model["visible_size"],
+        "hidden_size": model["hidden_size"],
+        "lambda_": model["lambda_"],
+        "beta": model["beta"],
+        "rho": model["rho"],
+    }
+
+
+def _refuse_foreign(path, what: str, found, expected: str, name: str, remedy: str) -> None:
+    if found != expected:
+        raise ForeignResultError(
+            f"{path} belongs to {what} {found or '(none recorded)'}, but experiment '{name}' "
+            f"now has {what} {expected}: it was copied from another experiment or written "
+            f"with other settings; {remedy}"
+        )
+
+
+def write_trajectory(output: str | Path, *, name: str, trajectory: Mapping) -> dict:
+    """Rule ``write_trajectory``: ``trajectory.json``, the experiment's trajectory and its key.
+
+    Training depends on this file, so Snakemake retrains exactly when the trajectory changed.
+    """
+    record = {
+        "name": name,
+        "trajectory_key": fingerprint(trajectory),
+        "data_key": data_key(trajectory),
+        "trajectory": copy.deepcopy(dict(trajectory)),
+    }
+    write_json(output, record)
+    log.info("wrote %s (trajectory key %s)", output, record["trajectory_key"])
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# patches
+
+
+def sample_patches(
+    output: str | Path,
+    *,
+    name: str,
+    data: Mapping,
+    resources: str | Path = "resources",
+) -> np.ndarray:
+    """Rule ``sample_patches``: prepare the images and write ``patches.npz``.
+
+    Image sources: load the images (1/f-whitened where the source holds raw photographs, or
+    as ``dataset.whiten`` says), sample ``patches.count`` patches of ``patches.size``² pixels
+    with the experiment's "patches" generator, optionally ZCA-whiten them, then normalizeData.
+    Digit sources (``patches.size: null``): whole images, pixels / 255, optional digit filter.
+
+    Parameters
+    ----------
+    output : path-like
+        ``results/{experiment}/patches.npz``; keys ``data`` (float64, visible × m) and
+        ``data_key``.
+    name : str
+        Experiment name (for messages).
+    data : mapping
+        :func:`data_config` of the experiment.
+    resources : path-like
+        Folder the sources were fetched into (``resources/<source>``).
+    """
+    from .patches import normalize_patches
+    from .patches import sample_patches as sample
+    from .whitening import ZCA
+
+    dataset, patch_cfg = data["dataset"], data["patches"]
+    source = dataset["source"]
+    dest = Path(resources) / source
+    if patch_cfg["size"] is None:
+        X, labels = datasets.load_mnist(dest, dataset["split"], dataset["num_images"])
+        if dataset["digits"] is not None:
+            X = X[:, np.isin(labels, dataset["digits"])]
+            checks.check_examples_left(name, data, X.shape[1])
+        config.check_image_inputs(name, data, X.shape[0])
+        log.info("%s: %d whole images of %d pixels", source, X.shape[1], X.shape[0])
+    else:
+        whiten = dataset["whiten"]
+        # "auto": the source's own setting (raw photographs are 1/f-whitened, IMAGES.mat not).
+        images = datasets.load_images(
+            source,
+            dest if dataset["path"] is None else dataset["path"],
+            path=dataset["path"],
+            whiten=None if whiten == "auto" else bool(whiten),
+        )
+        checks.check_loaded_images(
+            name, data, images.shape[2], dataset["path"] or f"source {source!r}"
+        )
+        if dataset["num_images"] is not None:
+            images = images[..., : dataset["num_images"]]
+        config.check_patch_fits(name, data, images.shape[:2])
+        log.info("%s: %d images of %dx%d (whiten: %s)", source, *images.shape[::-1], whiten)
+        X = sample(images, patch_cfg["size"], patch_cfg["count"], rng(data["seed"], "patches"))
+        if patch_cfg["whitening"]["method"] == "zca":
+            X = ZCA(epsilon=patch_cfg["whitening"]["epsilon"]).fit(X).transform(X)
+        if patch_cfg["normalize"]:
+            X = normalize_patches(X)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    with atomic_path(output, suffix=".npz") as tmp:
+        np.savez(tmp, data=X, data_key=np.array(data_key(data)))
+    log.info(
+        "wrote %s: data %s, min %.4f max %.4f mean %.4f",
+        output,
+        X.shape,
+        X.min(),
+        X.max(),
+        X.mean(),
+    )
+    return X
+
+
+def load_patches(path: str | Path, *, name: str, experiment: Mapping) -> np.ndarray:
+    """The training data of ``patches.npz``, after checking it was sampled for ``experiment``."""
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            data = archive["data"]
+            found = str(archive["data_key"][()]) if "data_key" in archive.files else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ResultFileError(
+            f"{path} is not a readable patches file ({err}); delete it and rerun"
+        ) from None
+    _refuse_foreign(
+        path, "data settings", found, data_key(experiment), name, "delete it and rerun to resample"
+    )
+    return data
+
+
+# --------------------------------------------------------------------------------------------
+# gradient check
+
+
+def check_gradient(
+    patches: str | Path,
+    output: str | Path,
+    *,
+    name: str,
+    trajectory: Mapping,
+    gradcheck: Mapping,
+) -> dict:
+    """Rule ``check_gradient``: numerical against analytic gradient on a small sub-problem.
+
+    The sub-problem uses the experiment's visible size, ``gradcheck.num_examples`` of its own
+    patches and ``gradcheck.hidden_size`` hidden units, with the experiment's λ, β and ρ.
+    ``gradcheck.json`` is written only when the check passes, so training (which waits for it)
+    never starts on a gradient that disagrees with central differences.
+    """
+    from .gradcheck import check_gradient as check
+
+    model = trajectory["model"]
+    data = load_patches(patches, name=name, experiment=trajectory)[:, : gradcheck["num_examples"]]
+    result = check(
+        hidden_size=gradcheck["hidden_size"],
+        lambda_=model["lambda_"],
+        beta=model["beta"],
+        rho=model["rho"],
+        rng=rng(trajectory["seed"], "gradcheck"),
+        data=data,
+        epsilon=gradcheck["epsilon"],
+        bound=gradcheck["bound"],
+    )
+    log.info("quadratic sanity check: %.4e (expected about 2.1e-12)", result["quadratic"])
+    log.info(
+        "autoencoder: ||num - ana|| / ||num + ana|| = %.4e (bound %.1e, %d parameters)",
+        result["autoencoder"],
+        result["bound"],
+        result["num_parameters"],
+    )
+    if not result["passed"]:
+        raise ConfigError(
+            f"gradient check FAILED for experiment '{name}': relative difference "
+            f"{result['autoencoder']:.3e} exceeds the bound {result['bound']:.1e} (config key "
+            f"experiments.{name}.gradcheck.bound); the analytic gradient disagrees with central "
+            f"differences, so training would not be trustworthy"
+        )
+    result = {**result, "trajectory_key": fingerprint(trajectory), "data_key": data_key(trajectory)}
+    write_json(output, result)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+def _check_chunk(path, meta: Mapping, k: int, name: str, trajectory: Mapping, length: int) -> None:
+    """Refuse a checkpoint of another trajectory, another chunk number or theta length."""
+    found, expected = meta.get("fingerprint"), fingerprint(trajectory)
+    if found != expected:
+        differences = config.describe_difference(meta.get("trajectory", {}), trajectory)
+        raise ForeignResultError(
+            f"{path} belongs to trajectory {found or '(none recorded)'}, but experiment "
+            f"'{name}' now has trajectory {expected} (differences, file != now: {differences}): "
+            f"it was copied from another experiment or written with other settings; delete it "
+            f"(or results/{name}/chunks/) and rerun to retrain from there, or restore the "
+            f"settings that wrote it"
+        )
+    config.check_resume(path, meta, name, trajectory, length)
+    if int(meta.get("chunk", -1)) != int(k):
+        raise ForeignResultError(
+            f"{path} holds chunk {meta.get('chunk')}, not chunk {k}: it was renamed or copied; "
+            f"delete it and rerun to retrain chunk {k}"
+        )
+
+
+def train_chunk(
+    output: str | Path,
+    *,
+    k: int,
+    previous: str | Path | None,
+    patches: str | Path,
+    name: str,
+    trajectory: Mapping,
+    threads: int = 1,
+    progress_every: int = 10,
+) -> dict:
+    """Rule ``train_chunk``: chunk ``k`` of the L-BFGS training, warm-started from chunk k-1.
+
+    Chunk 1 starts from :func:`~sparseae.autoencoder.initialize_parameters` with the
+    experiment's "init" generator; chunk k > 1 from the theta of ``previous``, after checking
+    that it belongs to this trajectory and is chunk k-1. The checkpoint holds the records of
+    its own iterations (global numbering), the optimizer's stop (status, message, reason),
+    the chunk-end cost terms and ρ̂ statistics. It is written atomically: a killed job leaves
+    no ``chunks/{k}.npz`` and rerunning resumes at chunk k.
+
+    Returns
+    -------
+    dict
+        The checkpoint's metadata.
+    """
+    output = Path(output)
+    # A job killed while writing its checkpoint leaves `.{k}.npz.tmp-*` beside it (atomic_path
+    # cannot clean up after SIGKILL). Only this job writes chunk k, so such leftovers are stale.
+    for stale in output.parent.glob(f".{output.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
+        log.info("removed %s, left by a killed earlier attempt", stale)
+    started = time.perf_counter()
+    model, key = trajectory["model"], fingerprint(trajectory)
+    v, h = model["visible_size"], model["hidden_size"]
+    iterations = int(trajectory["training"]["iterations_per_chunk"])
+    # The cost function's own pool (and BLAS, via Snakemake's OPENBLAS_NUM_THREADS) use
+    # exactly the job's threads: the same thread count gives the same summation order, hence
+    # bit-identical results on reruns.
+    autoencoder.set_num_threads(threads)
+    data = load_patches(patches, name=name, experiment=trajectory)
+    if int(k) == 1:
+        theta0 = autoencoder.initialize_parameters(h, v, rng(trajectory["seed"], "init"))
+        last = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
+    else:
+        if previous is None:
+            raise ValueError(f"chunk {k} needs the checkpoint of chunk {k - 1}")
+        theta0, records, meta = _read_checkpoint(previous)
+        _check_chunk(previous, meta, int(k) - 1, name, trajectory, theta0.size)
+        # Counters continue across chunks; an empty chunk (converged) carries its start on.
+        last = records[-1] if records else meta["last"]
+    start = int(last["iteration"])
+    log.info(
+        "%s: chunk %d, %d iterations from iteration %d; %d threads; theta length %d",
+        name,
+        k,
+        iterations,
+        start,
+        threads,
+        theta0.size,
+    )
+    log.info("%9s %14s %12s %9s %9s", *HISTORY_FIELDS)
+
+    def progress(record):
+        done = int(record["iteration"]) - start
+        if done % progress_every == 0 or done == iterations:
+            log.info("%9d %14.8f %12.4e %9d %9.2f", *(record[field] for field in HISTORY_FIELDS))
+
+    # maxfun is the whole run's evaluation budget (as minFunc's maxFunEvals); the iteration
+    # limit is this chunk's, so the number of chunks stays out of the trajectory.
+    from .train import train_chunk as run_lbfgs
+
+    options = LBFGSOptions(**trajectory["optimizer"], maxiter=start + iterations)
+    stop: dict = {}
+    theta, records = run_lbfgs(
+        theta0,
+        data,
+        iterations,
+        **cost_settings(model),
+        options=options,
+        start_iteration=start,
+        start_fun_evals=int(last["fun_evals"]),
+        start_seconds=float(last["seconds"]),
+        progress=progress,
+        stop=stop,
+    )
+    if stop["reason"] != "budget":
+        log.warning(
+            "WARNING %s: chunk %d stopped after %d of %d iterations: %s (%s)",
+            name,
+            k,
+            stop["iterations"],
+            iterations,
+            stop["reason"],
+            stop["message"],
+        )
+    terms = autoencoder.cost_terms(theta, data, **cost_settings(model))
+    rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
+    from .environment import environment_info
+
+    meta = {
+        "experiment": name,
+        "chunk": int(k),
+        "fingerprint": key,
+        "data_key": data_key(trajectory),
+        "trajectory": copy.deepcopy(dict(trajectory)),
+        "threads": int(threads),
+        "options": options.to_dict(),
+        "stop": stop,
+        "terms": {t: float(terms[t]) for t in ("reconstruction", "weight_decay", "sparsity")}
+        | {"total": float(terms["total"])},
+        "rhohat": {
+            "mean": float(rhohat.mean()),
+            "min": float(rhohat.min()),
+            "max": float(rhohat.max()),
+        },
+        "wall_seconds": time.perf_counter() - started,
+        "last": {field: records[-1][field] for field in last} if records else last,
+        "environment": environment_info(),
+    }
+    save_checkpoint(output, theta, records, meta)
+    log.info(
+        "wrote %s: %d iterations in this chunk, cost %.8f",
+        output,
+        len(records),
+        records[-1]["cost"] if records else float("nan"),
+    )
+    return meta
+
+
+def load_chunks(paths: Sequence[str | Path], *, name: str, trajectory: Mapping):
+    """Read chunk checkpoints 1..K in order, checking each belongs to ``trajectory``.
+
+    Returns
+    -------
+    theta : ndarray
+        The last chunk's parameters.
+    records : list of dict
+        Every chunk's iteration records, in order.
+    metas : list of dict
+        Every chunk's metadata.
+    """
+    if not paths:
+        raise ValueError("no chunk checkpoints given")
+    records: list[dict] = []
+    metas: list[dict] = []
+    theta = None
+    for k, path in enumerate(paths, start=1):
+        theta, chunk_records, meta = _read_checkpoint(path)
+        _check_chunk(path, meta, k, name, trajectory, theta.size)
+        records += [dict(r) for r in chunk_records]
+        metas.append(meta)
+    return theta, records, metas
+
+
+def finalize(
+    chunks: Sequence[str | Path],
+    patches: str | Path,
+    *,
+    theta: str | Path,
+    history: str | Path,
+    summary: str | Path,
+    name: str,
+    trajectory: Mapping,
+    threads: int = 1,
+    resources: str | Path = "resources",
+) -> dict:
+    """Rule ``finalize``: ``theta.npz``, ``history.tsv`` and ``summary.json`` from chunks 1..K.
+
+    K is ``training.chunks`` now: raising it trains only the new chunks before this step,
+    lowering it finalizes from the earlier chunk without training; ``summary.json`` says which
+    chunk the final result came from (``final_chunk``) and how the optimizer stopped.
+    """
+    autoencoder.set_num_threads(threads)
+    final, records, metas = load_chunks(chunks, name=name, trajectory=trajectory)
+    checks.check_trained(name, len(records))  # e.g. a gtol above the starting gradient
+    data = load_patches(patches, name=name, experiment=trajectory)
+    key = fingerprint(trajectory)
+    record = {"name": name, "fingerprint": key, "trajectory": copy.deepcopy(dict(trajectory))}
+    save_theta_npz(theta, final, config=record)
+    with atomic_write(history) as handle:
+        handle.write("\t".join(HISTORY_FIELDS) + "\n")
+        for r in records:
+            handle.write(
+                f"{int(r['iteration'])}\t{float(r['cost']):.17g}\t{float(r['grad_norm']):.17g}\t"
+                f"{int(r['fun_evals'])}\t{float(r['seconds']):.6f}\n"
+            )
+    model = trajectory["model"]
+    terms = autoencoder.cost_terms(final, data, **cost_settings(model))
+    rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
+    dataset = trajectory["dataset"]
+    source = datasets.get_source(dataset["source"])
+    # Which data, wherever it lies: sha256 over the source's files (and the photo recipe).
+    checksum = datasets.dataset_checksum(
+        source,
+        dataset["path"] or Path(resources) / source.name,
+        path=dataset["path"],
+        split=dataset["split"] if source.splits else None,
+    )
+    # Chunks written before stops were recorded count as having used their budget.
+    stops = [m.get("stop") or {"reason": "budget", "message": "(not recorded)"} for m in metas]
+    result = {
+        "experiment": name,
+        "fingerprint": key,
+        "trajectory_key": key,
+        "dataset_checksum": checksum,
+        "final_cost": float(terms["total"]),
+        "reconstruction": float(terms["reconstruction"]),
+        "weight_decay": float(terms["weight_decay"]),
+        "sparsity": float(terms["sparsity"]),
+        "rho": float(model["rho"]),
+        "rhohat": rhohat.tolist(),
+        "rhohat_min": float(rhohat.min()),
+        "rhohat_max": float(rhohat.max()),
+        "rhohat_mean": float(rhohat.mean()),
+        "rhohat_median": float(np.median(rhohat)),
+        "iterations": int(records[-1]["iteration"]) if records else 0,
+        "fun_evals": int(records[-1]["fun_evals"]) if records else 0,
+        "num_examples": int(data.shape[1]),
+        "chunks": len(metas),
+        "final_chunk": len(metas),
+        "chunk_ends": [int(m["last"]["iteration"]) for m in metas],
+        "stop": stops[-1],
+        "chunk_stops": stops,
+        "converged": any(s.get("reason") == "converged" for s in stops),
+        # Wall time of the chunk jobs (imports excluded) and of the optimizer alone: figures
+        # of the executions that wrote the chunks, not part of the result's identity.
+        "train_seconds": float(sum(m["wall_seconds"] for m in metas)),
+        "optimizer_seconds": float(records[-1]["seconds"]) if records else 0.0,
+        "chunk_wall_seconds": [float(m["wall_seconds"]) for m in metas],
+    }
+    write_json(summary, result)
+    log.info(
+        "final cost %.8f = reconstruction %.6f + weight decay %.6f + sparsity %.6f after %d "
+        "iterations (chunk %d; optimizer stop: %s)",
+        result["final_cost"],
+        result["reconstruction"],
+        result["weight_decay"],
+        result["sparsity"],
+        result["iterations"],
+        result["final_chunk"],
+        result["stop"].get("reason"),
+    )
+    return result
+
+
+def load_theta(path: str | Path, *, name: str, trajectory: Mapping) -> np.ndarray:
+    """The final parameters of ``theta.npz``, after checking they belong to ``trajectory``."""
+    try:
+        theta, record = load_theta_npz(path)
+    except (OSError, ValueError) as err:
+        raise ResultFileError(f"{err}; delete {path} and rerun to finalize again") from None
+    found = record.get("fingerprint") if isinstance(record, Mapping) else None
+    _refuse_foreign(
+        path,
+        "trajectory",
+        found,
+        fingerprint(trajectory),
+        name,
+        "delete it and rerun to finalize again",
+    )
+    return theta
+
+
+# --------------------------------------------------------------------------------------------
+# figures
+
+
+def plot_filters(theta: str | Path, output: str | Path, *, name: str, trajectory: Mapping):
+    """Rule ``plot_filters``: ``filters.png``, ``display_network`` of W1ᵀ."""
+    from .visualize import display_network, save_png
+
+    model = trajectory["model"]
+    params = load_theta(theta, name=name, trajectory=trajectory)
+    W1 = autoencoder.unpack(params, model["visible_size"], model["hidden_size"])[0]
+    grid = display_network(W1.T)
+    save_png(grid, output)
+    log.info("filter grid of %d units: %s pixels -> %s", W1.shape[0], grid.shape, output)
+    return grid
+
+
+def plot_curves(
+    history: str | Path,
+    summary: str | Path,
+    *,
+    cost: str | Path,
+    rhohat: str | Path,
+    name: str,
+    rho: float,
+) -> None:
+    """Rule ``plot_curves``: ``cost_curve.png`` (chunk boundaries marked) and ``rhohat.png``."""
+    import pandas as pd
+
+    from .io import read_json
+    from .visualize import plot_cost_curve, plot_rhohat
+
+    table = pd.read_csv(history, sep="\t")
+    result = read_json(summary)
+    plot_cost_curve(
+        table["iteration"].to_numpy(),
+        table["cost"].to_numpy(),
+        cost,
+        chunk_boundaries=result["chunk_ends"][:-1],
+        title=f"{name}: sparse autoencoder training cost",
+    )
+    plot_rhohat(
+        np.asarray(result["rhohat"]),
+        rho,
+        rhohat,
+        title=f"{name}: mean activation of each hidden unit",
+    )
+    log.info("wrote %s and %s", cost, rhohat)
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation
+
+
+def _index_digest(indices) -> str:
+    """sha256 of an index array (little-endian int64): the split, comparable across runs."""
+    return hashlib.sha256(np.ascontiguousarray(indices, dtype="<i8").tobytes()).hexdigest()
+
+
+def evaluate(
+    theta: str | Path,
+    patches: str | Path,
+    evaluation: str | Path,
+    *,
+    name: str,
+    trajectory: Mapping,
+    settings: Mapping,
+    resources: str | Path = "resources",
+) -> dict:
+    """Rule ``evaluate``: self-taught evaluation -> evaluation.json and two confusion matrices.
+
+    Loads the images the autoencoder's data came from (source, split, first
+    ``dataset.num_images``), splits them with :func:`sparseae.evaluate.self_taught_split`:
+    unlabeled = ``dataset.digits``, labeled = ``evaluation.labeled_digits`` halved per digit
+    with the experiment's "split" generator. Before classifying, it checks that
+    ``patches.npz`` (what the autoencoder trained on) is exactly the unlabeled set, so no
+    labeled digit ever shaped the features. Softmax is then fitted on the hidden activations
+    and on the raw pixels with the same λ and iteration limit.
+
+    Parameters
+    ----------
+    evaluation : path-like
+        ``results/{experiment}/evaluation.json``; the confusion matrices are written beside
+        it (:data:`EVALUATION_FILES`).
+    settings : mapping
+        The experiment's ``evaluation`` section.
+    """
+    from .evaluate import evaluate_features, save_evaluation, self_taught_split, take_split
+
+    key = f"experiments.{name}"
+    dataset = trajectory["dataset"]
+    if not settings["enabled"]:
+        raise ConfigError(
+            f"config key '{key}.evaluation.enabled' is false, so there is no evaluation to make "
+            f"for '{name}'; allowed: set it to true (digit sources with dataset.digits set)"
+        )
+    images, labels = datasets.load_mnist(
+        Path(resources) / dataset["source"], dataset["split"], dataset["num_images"]
+    )
+    try:
+        split = self_taught_split(
+            labels,
+            unlabeled_digits=dataset["digits"],
+            labeled_digits=settings["labeled_digits"],
+            train_fraction=settings["train_fraction"],
+            rng=rng(trajectory["seed"], "split"),
+        )
+    except ValueError as error:
+        raise ConfigError(
+            f"experiment '{name}': the self-taught split of the {labels.size} images of "
+            f"{dataset['source']} ({dataset['split']}) is impossible: {error}; check "
+            f"'{key}.dataset.digits', '{key}.dataset.num_images', "
+            f"'{key}.evaluation.labeled_digits' and '{key}.evaluation.train_fraction'"
+        ) from None
+    parts = take_split(images, labels, split)
+    del images
+    # The features must come from unlabeled digits only: patches.npz is the autoencoder's data.
+    trained_on = load_patches(patches, name=name, experiment=trajectory)
+    if trained_on.shape != parts["unlabeled"].shape or not np.array_equal(
+        trained_on, parts["unlabeled"]
+    ):
+        raise ForeignResultError(
+            f"{patches} (shape {trained_on.shape}) is not the unlabeled set of experiment "
+            f"'{name}' ({parts['unlabeled'].shape}: digits {dataset['digits']} of the first "
+            f"{dataset['num_images'] or 'all'} {dataset['split']} images); delete it and rerun"
+        )
+    del trained_on
+    model = trajectory["model"]
+    params = load_theta(theta, name=name, trajectory=trajectory)
+    log.info(
+        "%s: %d unlabeled (digits %s), %d train / %d test labeled (digits %s, train_fraction %g)",
+        name,
+        split["unlabeled"].size,
+        dataset["digits"],
+        split["train"].size,
+        split["test"].size,
+        settings["labeled_digits"],
+        settings["train_fraction"],
+    )
+    result = evaluate_features(
+        params,
+        parts["X_train"],
+        parts["y_train"],
+        parts["X_test"],
+        parts["y_test"],
+        visible_size=model["visible_size"],
+        hidden_size=model["hidden_size"],
+        lambda_=settings["softmax"]["lambda_"],
+        max_iter=settings["softmax"]["max_iter"],
+    )
+    # Settings go in a nested block: config.json already gives them to MLflow as params.
+    extra = {
+        "trajectory_key": fingerprint(trajectory),
+        "n_unlabeled": int(split["unlabeled"].size),
+        "protocol": {
+            "source": dataset["source"],
+            "split": dataset["split"],
+            "num_images": dataset["num_images"],
+            "unlabeled_digits": list(dataset["digits"]),
+            "labeled_digits": list(settings["labeled_digits"]),
+            "train_fraction": settings["train_fraction"],
+            "seed": trajectory["seed"],
+            "seed_purpose": "split",
+            "train_indices_sha256": _index_digest(split["train"]),
+            "test_indices_sha256": _index_digest(split["test"]),
+        },
+    }
+    save_evaluation(result, Path(evaluation).parent, extra=extra)
+    log.info(
+        "test accuracy: features %.4f, raw pixels %.4f (n_train %d, n_test %d); softmax "
+        "iterations features %d (converged %s), raw %d (converged %s)",
+        result["accuracy_features"],
+        result["accuracy_raw"],
+        result["n_train"],
+        result["n_test"],
+        result["softmax"]["n_iter_features"],
+        result["softmax"]["converged_features"],
+        result["softmax"]["n_iter_raw"],
+        result["softmax"]["converged_raw"],
+    )
+    return result
