@@ -340,7 +340,7 @@ CASES: list[Case] = [
     config("gradcheck-eps-nan", "gradient-check step .nan", NAT % "{gradcheck: {epsilon: .nan}}",
            KEY + "gradcheck.epsilon"),
     # ---------------------------------------------------------------- config: ranges
-    config("gtol-huge", "gtol that stops before the first iteration",
+    config("gtol-huge", "gtol that stops L-BFGS at the start",
            NAT % "{optimizer: {gtol: 1e9}}", KEY + "optimizer.gtol", "gtol < 0.01"),
     config("ftol-one", "ftol >= 1", NAT % "{optimizer: {ftol: 1}}", KEY + "optimizer.ftol"),
     config("maxfun-short", "maxfun smaller than the planned iterations",
