@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from http_mirror import MNIST_TEST_FILES
 
@@ -125,21 +124,24 @@ def test_usage_errors(tmp_path):
     assert out.returncode == 1 and "does not exist or is not a folder" in out.stderr
 
 
-def test_subcommands_are_registered_by_function(capsys):
-    seen = []
+def test_help_lists_every_command(tmp_path):
+    out = run("--help", cwd=tmp_path)
+    assert out.returncode == 0
+    # argparse lists each sub-command on a line of its own, indented by four spaces.
+    listed = [
+        line.split()[0]
+        for line in out.stdout.splitlines()
+        if line.startswith("    ") and not line.startswith("     ")
+    ]
+    assert listed == [command.name for command in cli.COMMANDS]
+    assert {"fetch", "log", "log-sweep", "tracking-init", "tracking-uri"} <= set(listed)
+    for name in listed:
+        assert run(name, "--help", cwd=tmp_path).returncode == 0, name
 
-    def arguments(parser):
-        parser.add_argument("--n", type=int, default=1)
 
-    @cli.subcommand("echo-test", help="test command", arguments=arguments)
-    def _echo(args):
-        seen.append(args.n)
-        return 3
-
-    try:
-        assert cli.main(["echo-test", "--n", "5"]) == 3
-        assert seen == [5]
-        with pytest.raises(ValueError, match="registered twice"):
-            cli.subcommand("echo-test", help="again", arguments=arguments)(_echo)
-    finally:
-        cli._COMMANDS.pop("echo-test")
+def test_tracking_uri_command_reports_a_bad_uri(tmp_path):
+    out = run("tracking-uri", "--tracking-uri", "sqlite://relative.db", cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "sparseae tracking-uri: error: --tracking-uri: " in out.stderr
+    out = run("tracking-uri", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == f"sqlite:///{tmp_path}/m.db"

@@ -20,13 +20,12 @@ from sparseae.config import (
     ConfigError,
     check_patch_fits,
     check_resume,
-    expand_sweep,
     fingerprint,
-    format_value,
     resolve_config,
     rng,
     trajectory_config,
 )
+from sparseae.sweep import expand_sweep, format_value
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

@@ -17,13 +17,13 @@ from sparseae.datasets import fetch, load_mnist
 from sparseae.evaluate import (
     evaluate_features,
     fit_softmax,
-    plot_confusion_matrix,
     save_evaluation,
     self_taught_split,
     softmax_C,
     softmax_cost,
     take_split,
 )
+from sparseae.visualize import plot_confusion_matrix
 
 # t10k per-digit counts 0..9, from ../shared/data/README.md (checked there by parsing the file)
 T10K_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -120,7 +120,7 @@ def test_trajectory_is_the_keys_marked_trajectory():
     exp = resolved()
     trajectory = trajectory_config(exp)
     assert set(trajectory) == {"dataset", "patches", "model", "optimizer", "seed", "training"}
-    assert trajectory["training"] == {"iterations_per_chunk": 5}
+    assert trajectory["training"] == {"iterations_per_chunk": 5, "dtype": "float64"}
     # Selecting twice changes nothing, so steps may pass either the experiment or its trajectory.
     assert trajectory_config(trajectory) == trajectory
     assert fingerprint(trajectory) == fingerprint(exp)
@@ -231,10 +231,11 @@ def test_a_checkpoint_with_nan_parameters_names_the_file(folder):
 # ------------------------------------------------------------------ optimizer stops
 
 
+@pytest.mark.parametrize("method", ["lbfgs", "scipy-lbfgsb"])
 def test_a_non_finite_cost_is_an_abnormal_stop_in_log_checkpoint_and_summary(
-    folder, monkeypatch, caplog
+    folder, monkeypatch, caplog, method
 ):
-    exp = resolved({"training.iterations_per_chunk": 20})
+    exp = resolved({"training.iterations_per_chunk": 20, "optimizer.method": method})
     real = autoencoder.cost_and_grad
     calls = {"n": 0}
 

@@ -144,6 +144,8 @@ def test_changes_outside_the_trajectory_retrain_nothing(finished, path, value):
         ("seed", 2, True),
         ("patches.count", 499, True),
         ("training.iterations_per_chunk", 9, False),
+        ("optimizer.method", "scipy-lbfgsb", False),
+        ("training.dtype", "float32", True),  # the patches are stored in it
     ],
 )
 def test_trajectory_changes_retrain_every_chunk(finished, path, value, resample):

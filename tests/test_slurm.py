@@ -24,6 +24,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -103,18 +105,16 @@ def slurm_resources(cluster: dict[str, str], mem_mb: int = 500, runtime: int = 1
     return ["--default-resources", *resources]
 
 
-def run_snakemake(args: list[str], workdir: Path, env: dict[str, str], timeout: float):
-    """Run ``snakemake --profile profiles/slurm ARGS`` in ``workdir``; return (returncode, log).
-
-    Snakemake runs in its own session. On timeout it gets SIGINT (it then cancels its Slurm jobs)
-    and then SIGKILL, both sent to the process group of the PID started here; jobs of the run
-    that are still queued are then cancelled by the run's job name.
-    """
+def start_snakemake(
+    args: list[str], workdir: Path, env: dict[str, str], profile: Path = PROFILE
+) -> tuple[subprocess.Popen, Path]:
+    """Start ``snakemake --profile PROFILE ARGS`` in ``workdir`` in its own session; return the
+    process and its log file."""
     log_path = workdir / "snakemake.log"
     command = [
         str(VENV_BIN / "snakemake"),
         "--profile",
-        str(PROFILE),
+        str(profile),
         # Polls then come 2, 14, 36 ... s after a submission: short jobs are seen at 14 s
         # (with 1 s: 1, 12, 33, so a 13 s job waits until 33 s).
         "--slurm-init-seconds-before-status-checks",
@@ -131,6 +131,16 @@ def run_snakemake(args: list[str], workdir: Path, env: dict[str, str], timeout: 
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    return process, log_path
+
+
+def wait_snakemake(process: subprocess.Popen, log_path: Path, timeout: float) -> tuple[int, str]:
+    """Wait for a run of :func:`start_snakemake`; return (returncode, log).
+
+    On timeout Snakemake gets SIGINT (it then cancels its Slurm jobs) and then SIGKILL, both
+    sent to the process group of the PID started here; jobs of the run that are still queued
+    are then cancelled by the run's job name.
+    """
     try:
         returncode = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -143,6 +153,14 @@ def run_snakemake(args: list[str], workdir: Path, env: dict[str, str], timeout: 
         _cancel_run(log_path.read_text(errors="replace"))
         raise
     return returncode, log_path.read_text(errors="replace")
+
+
+def run_snakemake(
+    args: list[str], workdir: Path, env: dict[str, str], timeout: float, profile: Path = PROFILE
+) -> tuple[int, str]:
+    """Run ``snakemake --profile PROFILE ARGS`` in ``workdir``; return (returncode, log)."""
+    process, log_path = start_snakemake(args, workdir, env, profile)
+    return wait_snakemake(process, log_path, timeout)
 
 
 def _stop_group(process: subprocess.Popen) -> None:
@@ -163,6 +181,7 @@ def _cancel_run(log: str) -> None:
 def sacct_jobs(run_id: str) -> dict[str, dict[str, str]]:
     """Accounting records of every job named ``run_id`` (the executor names jobs by run)."""
     fields = ["JobIDRaw", "JobName", "State", "ExitCode", "Partition", "Account", "Comment"]
+    fields += ["Start", "End", "Timelimit", "ReqMem", "ReqCPUS"]
     result = _query(
         "sacct",
         "-X",
@@ -244,25 +263,36 @@ def test_toy_workflow_runs_every_job_through_slurm(cluster, tmp_path):
 # --- a sweep of the real workflow -----------------------------------------------------------
 
 SWEEP = "slurmsweep"
-# Per member, the compute rules that must run as Slurm jobs (train_chunk once per chunk). The
+# Per member, the compute rules that must run inside Slurm (train_chunk once per chunk). The
 # light rules (`all`, `fetch`, figures, MLflow logging, ...) are the workflow's `localrules`.
 MEMBER_RULES = ["sample_patches", "check_gradient", "finalize"]
+COMPUTE = {*MEMBER_RULES, "train_chunk"}
 CHUNKS = 2
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", flags=re.MULTILINE)
 
 
-def sweep_config() -> dict:
-    """Two tiny natural-image experiments: few patches, 2 chunks x 5 iterations, 1 core each."""
+def sweep_config(
+    name: str = SWEEP, grid: dict | None = None, chunks: int = CHUNKS, iterations: int = 5
+) -> dict:
+    """Tiny natural-image experiments: few patches, ``chunks`` x ``iterations``, 1 core each."""
     return {
-        "run": [SWEEP],
+        "run": [name],
         "sweeps": {
-            SWEEP: {
+            name: {
                 "base": "natural",
                 "overrides": {
                     "patches": {"count": 2000},
-                    "training": {"chunks": CHUNKS, "iterations_per_chunk": 5},
-                    "resources": {"train": {"threads": 1, "mem_mb": 500, "runtime": 10}},
+                    "training": {"chunks": chunks, "iterations_per_chunk": iterations},
+                    # Distinct numbers per kind, so that the group job's request shows
+                    # which kind each step read (see STEP_RESOURCES).
+                    "resources": {
+                        "data": {"mem_mb": 1100, "runtime": 11},
+                        "check": {"mem_mb": 1200, "runtime": 12},
+                        "light": {"runtime": 13},
+                        "train": {"threads": 1, "mem_mb": 500, "runtime": 10},
+                    },
                 },
-                "grid": {"beta": [1, 3]},
+                "grid": grid or {"beta": [1, 3]},
             }
         },
     }
@@ -272,48 +302,176 @@ def sweep_members(config: dict) -> list[str]:
     """Member names as the workflow expands them (sparseae.config, the workflow's own code)."""
     import yaml
 
-    from sparseae.config import expand_sweep
+    from sparseae.sweep import expand_sweep
 
     defaults = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
-    return list(expand_sweep(SWEEP, config["sweeps"][SWEEP], defaults["experiments"]))
+    (name,) = config["sweeps"]
+    return list(expand_sweep(name, config["sweeps"][name], defaults["experiments"]))
+
+
+# The `resources` kinds each compute step of a natural-image member requests (memory, runtime),
+# as the rules declare them.
+STEP_RESOURCES = {
+    "sample_patches": ("data", "data"),
+    "check_gradient": ("check", "check"),
+    "train_chunk": ("train", "train"),
+    "finalize": ("data", "light"),
+}
+
+
+def group_request(config: dict, member: str) -> dict[str, int]:
+    """What the member's one Slurm job must ask for: the summed runtime of its steps (minutes)
+    and their largest memory (MB) and threads, from the member's resolved config."""
+    import yaml
+
+    from sparseae.config import resolve_config
+
+    defaults = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
+    schema = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    resources = resolve_config({**defaults, **config}, schema)["experiments"][member]["resources"]
+    steps = [*STEP_RESOURCES] + ["train_chunk"] * (config_chunks(config) - 1)
+    return {
+        "runtime": sum(resources[STEP_RESOURCES[s][1]]["runtime"] for s in steps),
+        "mem_mb": max(resources[STEP_RESOURCES[s][0]]["mem_mb"] for s in steps),
+        "threads": max(resources[STEP_RESOURCES[s][0]]["threads"] for s in steps),
+    }
+
+
+def config_chunks(config: dict) -> int:
+    (sweep,) = config["sweeps"].values()
+    return sweep["overrides"]["training"]["chunks"]
+
+
+def slurm_minutes(limit: str) -> int:
+    """sacct's Timelimit ([D-]HH:MM:SS) in minutes."""
+    days, _, clock = limit.rpartition("-")
+    hours, minutes, seconds = (int(x) for x in clock.split(":"))
+    return int(days or 0) * 1440 + hours * 60 + minutes + (seconds > 0)
+
+
+def workflow_args(workdir: Path, config: dict, *targets: str) -> list[str]:
+    """Snakemake arguments running the repository's workflow in ``workdir`` with ``config``."""
+    import yaml
+
+    (workdir / "sweep.yaml").write_text(yaml.safe_dump(config))
+    return [
+        *targets,  # first: --configfile takes every argument that follows it
+        "--snakefile", str(REPO_ROOT / "Snakefile"), "--directory", str(workdir),
+        # --configfile replaces the Snakefile's `configfile:`; name the defaults as well.
+        "--configfile", str(REPO_ROOT / "config" / "config.yaml"), str(workdir / "sweep.yaml"),
+    ]  # fmt: skip
+
+
+def local_thetas(workdir: Path, config: dict, members: list[str]) -> dict[str, dict]:
+    """The members' final thetas from a local run (``--cores 2``) of the same config."""
+    workdir.mkdir()
+    targets = [f"results/{m}/theta.npz" for m in members]
+    command = [
+        str(VENV_BIN / "snakemake"),
+        "--cores",
+        "2",
+        *workflow_args(workdir, config, *targets),
+    ]
+    result = subprocess.run(
+        command, cwd=workdir, env=job_environment(), capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return {m: load_theta(workdir / "results" / m / "theta.npz") for m in members}
+
+
+def load_theta(path: Path) -> dict:
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def assert_bit_identical(ours: dict, reference: dict, what: str) -> None:
+    assert ours.keys() == reference.keys(), what
+    for key in ours:
+        assert ours[key].dtype == reference[key].dtype, (what, key)
+        assert ours[key].tobytes() == reference[key].tobytes(), f"{what}: {key} differs"
+
+
+def slurm_log(workdir: Path, job_id: str) -> str:
+    """The Slurm job's own output (written by slurmd), kept by --slurm-keep-successful-logs."""
+    (path,) = (workdir / ".snakemake" / "slurm_logs").rglob(f"{job_id}.log")
+    return path.read_text(errors="replace")
+
+
+def log_window(path: Path) -> tuple[datetime, datetime]:
+    """First and last timestamp a rule script wrote to its log."""
+    stamps = [datetime.fromisoformat(s) for s in STAMP.findall(path.read_text())]
+    assert stamps, f"{path} has no timestamped line"
+    return min(stamps), max(stamps)
+
+
+def compute_jobs_ran_locally(log: str) -> list[tuple[str, str]]:
+    """Compute jobs that finished in the submitting Snakemake without being in a job it sent to
+    Slurm (a group's jobs are listed, indented, under its "Group job" heading)."""
+    submitted = set(re.findall(r"^Job (\d+) has been submitted", log, flags=re.MULTILINE))
+    grouped, in_group = set(), False
+    for line in log.splitlines():
+        if re.search(r"Group job \S+ \(jobs in lexicogr\. order\):$", line):
+            in_group = True
+        elif in_group and line.strip() and not line.startswith((" ", "Shell command")):
+            in_group = False
+        elif in_group and (m := re.match(r"^\s+Job (\d+): ", line)):
+            grouped.add(m.group(1))
+    finished = re.findall(r"^Finished jobid: (\d+) \(Rule: (\w+)\)", log, flags=re.MULTILINE)
+    return [(j, r) for j, r in finished if r in COMPUTE and j not in grouped | submitted]
 
 
 @pytest.mark.slow
-def test_sweep_runs_through_slurm_and_logs_to_mlflow_server(cluster, mlflow_server, tmp_path):
-    import yaml
+def test_sweep_goes_to_slurm_as_one_job_per_member(cluster, mlflow_server, tmp_path):
+    """profiles/slurm: each member's compute chain is one Slurm job; runs reach the server;
+    the thetas are those of a local run."""
     from mlflow.tracking import MlflowClient
 
     workdir = tmp_path / "work"
     workdir.mkdir()
     config = sweep_config()
-    (workdir / "sweep.yaml").write_text(yaml.safe_dump(config))
     members = sweep_members(config)
     assert len(members) == 2, members
 
-    args = [
-        "--snakefile", str(REPO_ROOT / "Snakefile"), "--directory", str(workdir),
-        # --configfile replaces the Snakefile's `configfile:`; name the defaults as well.
-        "--configfile", str(REPO_ROOT / "config" / "config.yaml"), str(workdir / "sweep.yaml"),
-        *slurm_resources(cluster),
-    ]  # fmt: skip
+    args = [*workflow_args(workdir, config), *slurm_resources(cluster)]
+    args.append("--slurm-keep-successful-logs")
     env = job_environment(MLFLOW_TRACKING_URI=mlflow_server.uri)
     returncode, log = run_snakemake(args, workdir, env, timeout=1200)
     assert returncode == 0, log[-6000:]
 
-    # Every compute job of every member went through Slurm: sacct holds each, completed.
+    # At most 2 Slurm jobs per member (here: one each), every one in sacct and completed.
     records = assert_all_through_slurm(log, cluster)
-    comments = {r["Comment"] for r in records.values()}
-    for member in members:
-        expected = {f"rule_{rule}_wildcards_{member}" for rule in MEMBER_RULES}
-        expected |= {f"rule_train_chunk_wildcards_{member}_{k}" for k in range(1, CHUNKS + 1)}
-        assert expected <= comments, f"{member}: not run through Slurm: {expected - comments}"
-    # ... and none of them also ran locally: each finished compute job had been submitted.
-    finished = re.findall(r"^Finished jobid: (\d+) \(Rule: (\w+)\)", log, flags=re.MULTILINE)
-    via_slurm = set(re.findall(r"^Job (\d+) has been submitted with SLURM", log, flags=re.M))
-    compute = {*MEMBER_RULES, "train_chunk"}
-    ran_locally = [(j, rule) for j, rule in finished if rule in compute and j not in via_slurm]
-    assert not ran_locally, f"compute jobs that did not go through Slurm: {ran_locally}"
-    assert sum(rule in compute for _, rule in finished) == len(members) * (3 + CHUNKS)
+    assert len(records) <= 2 * len(members), records
+    # Each Slurm job's own output names one member; each compute rule of that member wrote its
+    # log while that Slurm job ran (sacct Start..End, whole seconds).
+    job_of = {}
+    for job_id, record in records.items():
+        named = [m for m in members if m in slurm_log(workdir, job_id)]
+        assert len(named) == 1, (job_id, named)
+        job_of[named[0]] = record
+    assert set(job_of) == set(members), job_of
+    # Each member's job asked Slurm for the sum of its steps' runtimes and their largest memory
+    # and threads, each step sized from the resources kind its rule reads.
+    for member, record in job_of.items():
+        request = group_request(config, member)
+        asked = {
+            "runtime": slurm_minutes(record["Timelimit"]),
+            "mem_mb": int(re.fullmatch(r"(\d+)M", record["ReqMem"]).group(1)),
+            "threads": int(record["ReqCPUS"]),
+        }
+        assert asked == request, (member, record)
+    for member, record in job_of.items():
+        start, end = (datetime.fromisoformat(record[k]) for k in ("Start", "End"))
+        logs = [f"{rule}.log" for rule in MEMBER_RULES]
+        logs += [f"train_chunk-{k}.log" for k in range(1, CHUNKS + 1)]
+        for name in logs:
+            first, last = log_window(workdir / "logs" / member / name)
+            assert start <= first and last <= end + timedelta(seconds=1), (member, name, record)
+    # ... and no compute job ran in the submitting Snakemake.
+    assert not compute_jobs_ran_locally(log), compute_jobs_ran_locally(log)
+    finished = re.findall(r"^Finished jobid: \d+ \(Rule: (\w+)\)", log, flags=re.MULTILINE)
+    assert sum(rule in COMPUTE for rule in finished) == len(members) * (3 + CHUNKS), finished
 
     # Every member's run is on the tracking server (never in a local sqlite file), tagged with
     # the sweep, and holds the member's final cost.
@@ -349,23 +507,104 @@ def test_sweep_runs_through_slurm_and_logs_to_mlflow_server(cluster, mlflow_serv
         summary = json.loads((workdir / "results" / row["experiment"] / "summary.json").read_text())
         assert float(row["final_cost"]) == pytest.approx(summary["final_cost"], rel=1e-9)
         assert int(row["iterations"]) == CHUNKS * 5
-    assert (sweep_dir / "summary.html").stat().st_size > 0
     assert (sweep_dir / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The same config run locally trains to the same bits.
+    reference = local_thetas(tmp_path / "local", config, members)
+    for member in members:
+        theta = load_theta(workdir / "results" / member / "theta.npz")
+        assert_bit_identical(theta, reference[member], member)
+
+
+@pytest.mark.slow
+def test_cancelled_group_job_resumes_at_the_chunk_in_progress(cluster, mlflow_server, tmp_path):
+    """scancel the member's group job while chunk 2 of 3 is under way; the rerun trains chunks
+    2 and 3 only, and the final theta is bit-identical to an uninterrupted run."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = sweep_config("cancelme", grid={"beta": [3]}, chunks=3, iterations=20)
+    (member,) = sweep_members(config)
+    result = workdir / "results" / member
+    target = f"results/{member}/theta.npz"
+    args = [*workflow_args(workdir, config, target), *slurm_resources(cluster)]
+    env = job_environment(MLFLOW_TRACKING_URI=mlflow_server.uri)
+
+    process, log_path = start_snakemake(args, workdir, env)
+    deadline = time.monotonic() + 900
+    while not (result / "chunks" / "1.npz").exists():
+        assert process.poll() is None, log_path.read_text()[-4000:]
+        assert time.monotonic() < deadline, "chunk 1 was not written in 900 s"
+        time.sleep(0.2)
+    (job_id,) = SUBMITTED.findall(log_path.read_text())
+    assert _query("scancel", job_id).returncode == 0
+    first_chunk = (result / "chunks" / "1.npz").read_bytes()
+
+    def state() -> str:
+        return _query("sacct", "-X", "-n", "-P", "-o", "State", "-j", job_id).stdout.strip()
+
+    while not state().startswith("CANCELLED"):  # "CANCELLED by 0"
+        assert time.monotonic() < deadline, state()
+        time.sleep(0.5)
+    # The executor plugin (2.8.0) compares sacct's state with "CANCELLED" exactly, reads
+    # "CANCELLED by <uid>" as still running and would wait forever: stop Snakemake as a user
+    # would (Ctrl-C), once Slurm has recorded the cancel.
+    os.killpg(process.pid, signal.SIGINT)
+    returncode, log = wait_snakemake(process, log_path, timeout=300)
+    assert returncode != 0, log[-4000:]
+    # The finished steps are kept (the cancelled job cost only the chunk in progress).
+    assert (result / "patches.npz").exists() and (result / "gradcheck.json").exists()
+    assert (result / "chunks" / "1.npz").read_bytes() == first_chunk
+    assert not (result / "chunks" / "2.npz").exists(), "chunk 2 finished before the cancel"
+    assert not (result / "theta.npz").exists()
+
+    returncode, log = run_snakemake(args, workdir, env, timeout=900)
+    assert returncode == 0, log[-6000:]
+    # One new Slurm job, holding chunks 2 and 3 and the final step only.
+    assert len(SUBMITTED.findall(log)) == 1, log[-4000:]
+    finished = re.findall(r"^Finished jobid: \d+ \(Rule: (\w+)\)", log, flags=re.MULTILINE)
+    assert sorted(r for r in finished if r in COMPUTE) == ["finalize", "train_chunk", "train_chunk"]
+    assert (result / "chunks" / "1.npz").read_bytes() == first_chunk
+    resumed = (workdir / "logs" / member / "train_chunk-2.log").read_text()
+    assert "from iteration 20" in resumed, resumed
+
+    reference = local_thetas(tmp_path / "local", config, [member])
+    assert_bit_identical(load_theta(result / "theta.npz"), reference[member], member)
+
+
+@pytest.mark.slow
+def test_chunks_profile_submits_each_chunk_as_its_own_job(cluster, mlflow_server, tmp_path):
+    """profiles/slurm-chunks: every train_chunk is its own Slurm job (own sacct record)."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = sweep_config("perchunk", grid={"beta": [3]})
+    (member,) = sweep_members(config)
+    args = [*workflow_args(workdir, config, f"results/{member}/theta.npz")]
+    args += slurm_resources(cluster)
+    env = job_environment(MLFLOW_TRACKING_URI=mlflow_server.uri)
+    profile = REPO_ROOT / "profiles" / "slurm-chunks"
+    returncode, log = run_snakemake(args, workdir, env, timeout=1200, profile=profile)
+    assert returncode == 0, log[-6000:]
+
+    records = assert_all_through_slurm(log, cluster)
+    comments = sorted(r["Comment"] for r in records.values())
+    chunk_jobs = [f"rule_train_chunk_wildcards_{member}_{k}" for k in range(1, CHUNKS + 1)]
+    assert set(chunk_jobs) <= set(comments), comments
+    # The steps before and after training share a job each: prepare, chunk 1, chunk 2, finish.
+    assert len(records) == CHUNKS + 2, comments
+    for k in range(1, CHUNKS + 1):
+        (job_id,) = [j for j, r in records.items() if r["Comment"] == chunk_jobs[k - 1]]
+        start, end = (datetime.fromisoformat(records[job_id][x]) for x in ("Start", "End"))
+        first, last = log_window(workdir / "logs" / member / f"train_chunk-{k}.log")
+        assert start <= first and last <= end + timedelta(seconds=1), (k, records[job_id])
+    assert not compute_jobs_ran_locally(log), compute_jobs_ran_locally(log)
 
 
 @pytest.mark.slow
 def test_cluster_run_refuses_an_sqlite_tracking_store(cluster, tmp_path):
     """Under a cluster executor, the default sqlite store is refused before any job is sent."""
-    import yaml
-
     workdir = tmp_path / "work"
     workdir.mkdir()
-    (workdir / "sweep.yaml").write_text(yaml.safe_dump(sweep_config()))
-    args = [
-        "--snakefile", str(REPO_ROOT / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(REPO_ROOT / "config" / "config.yaml"), str(workdir / "sweep.yaml"),
-        *slurm_resources(cluster),
-    ]  # fmt: skip
+    args = [*workflow_args(workdir, sweep_config()), *slurm_resources(cluster)]
     returncode, log = run_snakemake(args, workdir, job_environment(), timeout=300)
     assert returncode != 0, log[-4000:]
     assert "sqlite file" in log and "MLFLOW_TRACKING_URI" in log, log[-4000:]

@@ -23,8 +23,14 @@ import pytest
 import yaml
 from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
-from sparseae.config import expand_sweep, grid_settings
-from sparseae.sweep import RESULT_COLUMNS, SweepError, read_sweep_table, sweep_table
+from sparseae.sweep import (
+    RESULT_COLUMNS,
+    SweepError,
+    expand_sweep,
+    grid_settings,
+    read_sweep_table,
+    sweep_table,
+)
 
 pytestmark = pytest.mark.slow
 

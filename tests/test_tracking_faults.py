@@ -76,7 +76,7 @@ def test_command_line_reports_unreachable_server(result_folder_factory):
     results = result_folder_factory("tiny")
     uri = f"http://127.0.0.1:{free_port()}"
     done = run_tracking(uri, "log", str(results), "--experiment", "tiny")
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "is not reachable: connection refused; training results stay on disk" in done.stderr
     assert "Traceback" not in done.stderr
 

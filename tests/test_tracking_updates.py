@@ -219,11 +219,6 @@ def test_sweep_parent_follows_its_settings_and_artifacts(
 
 
 def test_sweep_tag_has_one_definition():
-    import sparseae.sweep
-    import sparseae.tracking.logger
-    from sparseae.tracking.settings import SWEEP_TAG
-
-    assert sparseae.sweep.SWEEP_TAG is SWEEP_TAG is sparseae.tracking.logger.SWEEP_TAG
     common = (REPO / "workflow" / "rules" / "common.smk").read_text(encoding="utf-8")
     assert "SWEEP_TAG" in common and '"sparseae.sweep"' not in common
 
@@ -252,7 +247,7 @@ def test_log_mlflow_inputs_name_the_evaluation_outputs(tmp_path):
 
 
 def test_command_line_sweep_attaches_every_file(result_folder_factory, sqlite_store, tmp_path):
-    from sparseae.tracking.cli import main
+    from sparseae.cli import main
 
     members = [result_folder_factory(f"m{i}", seed=i) for i in range(2)]
     for folder in members:
@@ -261,10 +256,10 @@ def test_command_line_sweep_attaches_every_file(result_folder_factory, sqlite_st
     files[0].write_text("experiment\tfinal_cost\nm0\t0.4\nm1\t0.5\n")
     files[1].write_bytes(b"\x89PNG not really")
     output = tmp_path / "sweep.json"
-    argv = ["--tracking-uri", sqlite_store, "sweep", "cli-grid", *map(str, members)]
+    argv = ["log-sweep", "--tracking-uri", sqlite_store, "cli-grid", *map(str, members)]
     argv += ["--summary", str(files[0]), "--summary", str(files[1]), "--output", str(output)]
     assert main(argv) == 0
     parent = read_json(output)["run_id"]
     names = {a.path for a in MlflowClient(sqlite_store).list_artifacts(parent)}
     assert names == {"summary.tsv", "summary.png"}
-    assert main([*argv[:-4], "--summary", str(tmp_path / "absent.tsv")]) == 2
+    assert main([*argv[:-4], "--summary", str(tmp_path / "absent.tsv")]) == 1

@@ -22,6 +22,13 @@ def _small_problem(m=300, seed=0):
     return theta0, data
 
 
+def _chunk(*args, **kwargs):
+    """``train.train_chunk`` with its ``stop`` dict returned as a third value."""
+    stop: dict = {}
+    theta, records = train.train_chunk(*args, stop=stop, **kwargs)
+    return theta, records, stop
+
+
 class _Counting:
     """cost_and_grad that counts its calls (the real function, just counted)."""
 
@@ -36,13 +43,16 @@ class _Counting:
 def test_options_defaults_mirror_minfunc_and_are_logged():
     options = train.LBFGSOptions()
     assert options.to_dict() == {
-        "maxcor": 100, "maxiter": 400, "maxfun": 1000, "gtol": 1e-9, "ftol": 1e-12, "maxls": 20,
+        "method": "lbfgs", "maxcor": 100, "maxiter": 400, "maxfun": 1000,
+        "gtol": 1e-9, "ftol": 1e-12, "maxls": 20,
     }  # fmt: skip
     assert train.LBFGSOptions.from_dict({"maxcor": 10}).maxcor == 10
     with pytest.raises(ValueError, match="unknown L-BFGS option"):
         train.LBFGSOptions.from_dict({"max_cor": 10})
     with pytest.raises(ValueError, match="maxcor"):
         train.LBFGSOptions(maxcor=0)
+    with pytest.raises(ValueError, match="method must be one of .*'scipy-lbfgsb'.*'bfgs'"):
+        train.LBFGSOptions(method="bfgs")
 
 
 def test_every_option_is_passed_to_scipy(monkeypatch):
@@ -55,19 +65,23 @@ def test_every_option_is_passed_to_scipy(monkeypatch):
 
     monkeypatch.setattr(train, "minimize", spy)
     theta0, data = _small_problem()
-    options = train.LBFGSOptions(maxcor=7, maxiter=50, maxfun=60, gtol=1e-7, ftol=1e-11, maxls=9)
+    options = train.LBFGSOptions(
+        method="scipy-lbfgsb", maxcor=7, maxiter=50, maxfun=60, gtol=1e-7, ftol=1e-11, maxls=9
+    )
     train.train_chunk(theta0, data, 5, options=options, start_iteration=3, **SMALL)
     assert seen["method"] == "L-BFGS-B" and seen["jac"] is True
     assert seen["options"] == dict(maxcor=7, maxiter=5, maxfun=60, gtol=1e-7, ftol=1e-11, maxls=9)
 
 
-def test_records_describe_the_accepted_iterates_without_extra_evaluations():
+@pytest.mark.parametrize("method", train.METHODS)
+def test_records_describe_the_accepted_iterates_without_extra_evaluations(method):
     theta0, data = _small_problem()
     counting = _Counting()
     seen = []
-    theta, records = train.train_chunk(
+    theta, records, stop = _chunk(
         theta0, data, 25, start_iteration=100, start_fun_evals=7, start_seconds=2.5,
-        progress=seen.append, cost_fn=counting, **SMALL,
+        progress=seen.append, cost_fn=counting, options=train.LBFGSOptions(method=method),
+        **SMALL,
     )  # fmt: skip
     assert len(records) == 25 and seen == records
     assert [r["iteration"] for r in records] == list(range(101, 126))
@@ -84,34 +98,83 @@ def test_records_describe_the_accepted_iterates_without_extra_evaluations():
     assert records[-1]["grad_norm"] == pytest.approx(np.linalg.norm(grad), rel=1e-15)
     assert records[-1]["cost"] < records[0]["cost"] < ae.cost_and_grad(theta0, data, **SMALL)[0]
     np.testing.assert_array_equal(theta0, _small_problem()[0])  # input untouched
+    # the optimizer's own account: this chunk's counts, and why it stopped
+    assert stop["reason"] == "budget" and stop["status"] == 1
+    assert stop["iterations"] == 25 and stop["fun_evals"] == counting.calls
+    assert "iteration" in stop["message"].lower()
 
 
-def test_run_budgets_are_shared_by_chunks():
+@pytest.mark.parametrize("method", train.METHODS)
+def test_run_budgets_are_shared_by_chunks(method):
     theta0, data = _small_problem()
-    options = train.LBFGSOptions(maxiter=400, maxfun=1000)
-    _, records = train.train_chunk(theta0, data, 50, options=options, start_iteration=390, **SMALL)
+    options = train.LBFGSOptions(method=method, maxiter=400, maxfun=1000)
+    _, records, _ = _chunk(theta0, data, 50, options=options, start_iteration=390, **SMALL)
     assert len(records) == 10 and records[-1]["iteration"] == 400
-    theta, records = train.train_chunk(
-        theta0, data, 50, options=options, start_iteration=400, **SMALL
-    )
+    theta, records, stop = _chunk(theta0, data, 50, options=options, start_iteration=400, **SMALL)
     assert records == [] and np.array_equal(theta, theta0)
+    assert stop["reason"] == "budget" and stop["iterations"] == stop["fun_evals"] == 0
     # maxfun counts evaluations (checked between iterations), not iterations
-    _, records = train.train_chunk(theta0, data, 50, options=train.LBFGSOptions(maxfun=10), **SMALL)
+    small_budget = train.LBFGSOptions(method=method, maxfun=10)
+    _, records, stop = _chunk(theta0, data, 50, options=small_budget, **SMALL)
     assert 0 < len(records) < 50 and records[-1]["fun_evals"] <= 10 + options.maxls
+    assert stop["reason"] == "evaluations" and stop["status"] == 1
+    assert stop["fun_evals"] == records[-1]["fun_evals"] > 10
 
 
-def test_maxcor_changes_the_trajectory():
+@pytest.mark.parametrize("method", train.METHODS)
+def test_maxcor_changes_the_trajectory(method):
     theta0, data = _small_problem()
-    _, a = train.train_chunk(theta0, data, 30, options=train.LBFGSOptions(maxcor=100), **SMALL)
-    _, b = train.train_chunk(theta0, data, 30, options=train.LBFGSOptions(maxcor=3), **SMALL)
+    many, few = (train.LBFGSOptions(method=method, maxcor=c) for c in (100, 3))
+    _, a, _ = _chunk(theta0, data, 30, options=many, **SMALL)
+    _, b, _ = _chunk(theta0, data, 30, options=few, **SMALL)
     # iteration k uses k - 1 pairs: identical while both keep them all (k <= 4)…
     assert [r["cost"] for r in a[:4]] == [r["cost"] for r in b[:4]]
     assert a[-1]["cost"] != b[-1]["cost"]  # …then the memory size matters
 
 
+def test_convergence_and_abnormal_stops_are_reported():
+    theta0, data = _small_problem()
+    # a loose gtol ends the run early: "converged", for both optimizers
+    for method in train.METHODS:
+        loose = train.LBFGSOptions(method=method, gtol=1e-2)
+        _, records, stop = _chunk(theta0, data, 200, options=loose, **SMALL)
+        assert stop["reason"] == "converged" and stop["status"] == 0, stop
+        assert stop["iterations"] == len(records) < 200
+
+
+@pytest.mark.parametrize("method", train.METHODS)
+def test_a_non_finite_cost_ends_the_chunk_at_the_last_finite_point(method):
+    theta0, data = _small_problem()
+
+    class Breaks:
+        """The real cost for 6 evaluations, then a NaN cost (the gradient stays finite)."""
+
+        calls = 0
+        points: list = []
+
+        def __call__(self, theta, data, **kwargs):
+            self.calls += 1
+            f, g = ae.cost_and_grad(theta, data, **kwargs)
+            self.points.append(np.array(theta))
+            return (f if self.calls <= 6 else np.nan), g
+
+    breaks = Breaks()
+    options = train.LBFGSOptions(method=method)
+    theta, records, stop = _chunk(theta0, data, 50, options=options, cost_fn=breaks, **SMALL)
+    # "abnormal", not a silent success, with the same account for both optimizers
+    assert stop["reason"] == "abnormal" and stop["status"] == 2, stop
+    assert "non-finite" in stop["message"] and 0 < len(records) < 50
+    assert stop["iterations"] == len(records) and stop["fun_evals"] == breaks.calls
+    assert f"iteration {len(records) + 1}" in stop["message"]
+    # theta is the last recorded iterate, whose cost and gradient were finite
+    cost, grad = ae.cost_and_grad(theta, data, **SMALL)
+    assert cost == records[-1]["cost"] and np.all(np.isfinite(theta))
+    assert any(np.array_equal(theta, p) for p in breaks.points[:6])
+
+
 def test_checkpoint_round_trip_is_exact(tmp_path):
     theta0, data = _small_problem()
-    theta, records = train.train_chunk(theta0, data, 5, **SMALL)
+    theta, records, _ = _chunk(theta0, data, 5, **SMALL)
     meta = {"chunk": 1, "options": train.LBFGSOptions().to_dict(), "sizes": [16, 4]}
     path = tmp_path / "chunks" / "1.npz"
     train.save_checkpoint(path, theta, records, meta)
@@ -130,7 +193,7 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
 
 def test_load_checkpoint_errors_name_the_problem(tmp_path):
     theta0, data = _small_problem()
-    theta, records = train.train_chunk(theta0, data, 3, **SMALL)
+    theta, records, _ = _chunk(theta0, data, 3, **SMALL)
     good = tmp_path / "good.npz"
     train.save_checkpoint(good, theta, records, {"lambda_": 1e-4})
     with pytest.raises(ValueError, match="length 148, expected 149"):
@@ -178,6 +241,36 @@ def test_chunked_run_resumes_bit_identically(tmp_path):
         )
 
 
+@pytest.mark.parametrize("method", train.METHODS)
+def test_float32_cost_trains_close_to_float64_and_resumes_bit_identically(tmp_path, method):
+    theta0, data = _small_problem()
+    options = train.LBFGSOptions(method=method, maxiter=40)
+    _, r64, _ = _chunk(theta0, data, 40, options=options, **SMALL)
+    theta32, r32, _ = _chunk(theta0, data, 40, options=options, dtype="float32", **SMALL)
+    # dtype="float32" is the float32 data path: the data converted once, nothing else changed
+    _, same, _ = _chunk(theta0, data.astype(np.float32), 40, options=options, **SMALL)
+    assert [r["cost"] for r in same] == [r["cost"] for r in r32]
+    assert theta32.dtype == np.float64
+    assert r32[-1]["cost"] != r64[-1]["cost"]
+    assert r32[-1]["cost"] == pytest.approx(r64[-1]["cost"], rel=1e-3)
+
+    kwargs = dict(chunks=4, iterations_per_chunk=10, options=options, dtype="float32", **SMALL)
+    full, records_full = train.train_chunked(theta0, data, checkpoint_dir=tmp_path / "a", **kwargs)
+    train.train_chunked(theta0, data, checkpoint_dir=tmp_path / "b", stop_after=2, **kwargs)
+    resumed, records_resumed = train.train_chunked(
+        theta0, data, checkpoint_dir=tmp_path / "b", **kwargs
+    )
+    assert resumed.tobytes() == full.tobytes()
+    assert [r["cost"] for r in records_resumed] == [r["cost"] for r in records_full]
+    # the float32 checkpoints are refused by a float64 run, naming the dtype
+    with pytest.raises(ValueError, match="dtype"):
+        train.train_chunked(
+            theta0, data, checkpoint_dir=tmp_path / "a", **{**kwargs, "dtype": None}
+        )
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        train.train_chunk(theta0, data, 5, dtype="float16", **SMALL)
+
+
 def _octave_rand(seed, rows, cols):
     """Octave's rand('state', seed) stream (shared/reference/README.md recipe)."""
     random.seed(seed)
@@ -210,21 +303,37 @@ MINFUNC_FINAL = 1.66802
 
 
 @pytest.mark.slow
-def test_400_iterations_reach_minfunc_cost(reference_run):
+@pytest.mark.parametrize("method", train.METHODS)
+def test_400_iterations_reach_minfunc_cost(reference_run, method):
     ref, data, kwargs = reference_run
     assert float(ref["final_cost"]) == pytest.approx(MINFUNC_FINAL, abs=1e-5)
-    _, records = train.train_chunk(ref["theta0"], data, 400, **kwargs)
-    assert len(records) == 400
-    print(f"continuous 400 iterations: final cost {records[-1]['cost']:.8f}")
+    options = train.LBFGSOptions(method=method)
+    _, records, stop = _chunk(ref["theta0"], data, 400, options=options, **kwargs)
+    assert len(records) == 400 and stop["reason"] == "budget"
+    print(f"{method}, continuous 400 iterations: final cost {records[-1]['cost']:.8f}")
     assert records[-1]["cost"] <= MINFUNC_FINAL * (1 + 1e-3)
+    if method == "lbfgs":
+        # minFunc's algorithm: its trace, not just its end point. The reference's own rerun with
+        # another BLAS drifts by up to 1.3e-4 relative; ours stays as close.
+        trace = np.asarray(ref["fval_trace"], dtype=np.float64).ravel()[1:]
+        costs = np.array([r["cost"] for r in records])
+        rel = np.abs(costs - trace) / trace
+        assert rel[:50].max() < 1e-9, rel[:50].max()
+        assert rel.max() < 2e-4, rel.max()
+        assert records[-1]["cost"] == pytest.approx(float(ref["final_cost"]), rel=5e-5)
+        evals = np.asarray(ref["funccount_trace"]).ravel()[1:]
+        assert [r["fun_evals"] for r in records[:100]] == evals[:100].tolist()
 
 
 @pytest.mark.slow
-def test_chunked_8x50_reaches_minfunc_cost(reference_run, tmp_path):
+@pytest.mark.parametrize("method", train.METHODS)
+def test_chunked_8x50_reaches_minfunc_cost(reference_run, tmp_path, method):
     ref, data, kwargs = reference_run
+    options = train.LBFGSOptions(method=method)
     _, records = train.train_chunked(
-        ref["theta0"], data, chunks=8, iterations_per_chunk=50, checkpoint_dir=tmp_path, **kwargs
-    )
+        ref["theta0"], data, chunks=8, iterations_per_chunk=50, checkpoint_dir=tmp_path,
+        options=options, **kwargs,
+    )  # fmt: skip
     assert len(records) == 400 and len(list(tmp_path.glob("*.npz"))) == 8
-    print(f"chunked 8 x 50 iterations: final cost {records[-1]['cost']:.8f}")
+    print(f"{method}, chunked 8 x 50 iterations: final cost {records[-1]['cost']:.8f}")
     assert records[-1]["cost"] <= MINFUNC_FINAL * (1 + 1e-3)

@@ -37,9 +37,9 @@ def workflow_environment(**extra: str) -> dict[str, str]:
     return env
 
 
-def tracking_command(uri: str, *args: str) -> list[str]:
-    """``python -m sparseae.tracking --tracking-uri URI ARGS…`` with this interpreter."""
-    return [sys.executable, "-m", "sparseae.tracking", "--tracking-uri", uri, *args]
+def tracking_command(uri: str, command: str, *args: str) -> list[str]:
+    """``python -m sparseae COMMAND --tracking-uri URI ARGS…`` with this interpreter."""
+    return [sys.executable, "-m", "sparseae", command, "--tracking-uri", uri, *args]
 
 
 def run_tracking(uri: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

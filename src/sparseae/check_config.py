@@ -14,10 +14,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import DEFAULT_CONFIG, UsageError, read_config, subcommand
+from .cli import DEFAULT_CONFIG, UsageError, read_config
 
 
-def _arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``check-config``: the files, and the workflow's own config."""
     parser.add_argument(
         "files",
         nargs="*",
@@ -34,7 +35,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_merged(base: str | Path, files: list[str]) -> dict:
     """``base`` with each of ``files`` merged over it; a missing or broken file is refused."""
-    from .config import _deep_merge
+    from .sweep import _deep_merge
 
     for name in [base, *files]:
         path = Path(name)
@@ -51,12 +52,8 @@ def load_merged(base: str | Path, files: list[str]) -> dict:
     return merged
 
 
-@subcommand(
-    "check-config",
-    help="check config files as the workflow will (make run CONFIG=FILE does this first)",
-    arguments=_arguments,
-)
-def _check_config(args: argparse.Namespace) -> int:
+def check_config(args: argparse.Namespace) -> int:
+    """Run ``sparseae check-config``: 0 and one line when every check passes."""
     from .checks import workflow_input_problems
     from .config import ConfigError, resolve_config
 

@@ -133,7 +133,7 @@ def coerce_numbers(config: Mapping, root: Mapping) -> dict:
     root : mapping
         The config schema.
     """
-    from sparseae.config import _grid_key
+    from sparseae.sweep import _grid_key
 
     config = _coerce(dict(config), root, root)
     for sweep in (config.get("sweeps") or {}).values():

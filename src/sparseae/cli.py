@@ -1,19 +1,15 @@
-"""The ``sparseae`` console script.
+"""The ``sparseae`` command line: every subcommand is defined here, in one parser.
 
-Subcommands are registered with :func:`subcommand`: a function that takes the parsed
-arguments and returns an exit status, plus a function that adds its arguments to the parser.
-Another module adds one with::
-
-    @subcommand("train", help="...", arguments=_train_arguments)
-    def _train(args): ...
-
-and imports itself in :func:`_load_commands`. Errors the user can act on (bad data, failed
-downloads, bad config) print one message and exit with status 1, without a traceback.
+``sparseae COMMAND --help`` documents each command. Exit status: 0 on success, 1 for a failure
+the user can act on (bad data, a failed download, a bad config or result file, an unreachable
+tracking store: one message, no traceback), 2 for a command line argparse rejects. ``python -m
+sparseae`` is the same program.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -26,28 +22,6 @@ from . import __version__
 
 #: Config file read by default (relative to the working folder) when it exists.
 DEFAULT_CONFIG = Path("config/config.yaml")
-
-
-@dataclass(frozen=True)
-class _Command:
-    help: str
-    arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-
-_COMMANDS: dict[str, _Command] = {}
-
-
-def subcommand(name: str, *, help: str, arguments: Callable[[argparse.ArgumentParser], None]):
-    """Register ``run(args) -> int`` as ``sparseae <name>``; ``arguments`` fills its parser."""
-
-    def register(run: Callable[[argparse.Namespace], int]):
-        if name in _COMMANDS:
-            raise ValueError(f"subcommand {name!r} registered twice")
-        _COMMANDS[name] = _Command(help, arguments, run)
-        return run
-
-    return register
 
 
 class UsageError(Exception):
@@ -119,11 +93,6 @@ def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-@subcommand(
-    "fetch",
-    help="download and verify a data source (same code as the pipeline's fetch rule)",
-    arguments=_fetch_arguments,
-)
 def _fetch(args: argparse.Namespace) -> int:
     from .datasets import fetch_source
 
@@ -146,20 +115,198 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- tracking
+# MLflow is imported only inside the commands that use a store, so `sparseae --help` is fast.
+
+
+def _tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="store URI (default: $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlflow.db)",
+    )
+
+
+def _tracking_uri(args: argparse.Namespace) -> str:
+    from .tracking.settings import resolve_tracking_uri
+
+    try:
+        return resolve_tracking_uri(args.tracking_uri)
+    except ValueError as exc:
+        raise UsageError(f"--tracking-uri: {exc}") from None
+
+
+def _tracking_init_arguments(parser: argparse.ArgumentParser) -> None:
+    from .checks import experiment_name
+
+    _tracking_uri_argument(parser)
+    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", type=experiment_name)
+    parser.add_argument(
+        "--artifact-location",
+        default=None,
+        help="artifact root (default: mlartifacts/ beside a local database)",
+    )
+
+
+def _tracking_init(args: argparse.Namespace) -> int:
+    from .tracking.store import init_store
+
+    uri = _tracking_uri(args)
+    ids = init_store(uri, args.experiments, args.artifact_location)
+    print(json.dumps({"tracking_uri": uri, "experiments": ids}, indent=2))
+    return 0
+
+
+def _log_arguments(parser: argparse.ArgumentParser) -> None:
+    from .checks import experiment_name
+
+    _tracking_uri_argument(parser)
+    parser.add_argument("results_dir", metavar="RESULTS_DIR")
+    parser.add_argument(
+        "--experiment", required=True, type=experiment_name, help="MLflow experiment name"
+    )
+    parser.add_argument("--run-key", default=None, help="override the derived run identity")
+    parser.add_argument("--log-dir", default=None, help="rule logs (default: logs/EXPERIMENT)")
+    parser.add_argument("--parent-run-id", default=None)
+    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+
+
+def _split_tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--tag {text!r}: expected KEY=VALUE, e.g. --tag owner=alice")
+    return key, value
+
+
+def _log(args: argparse.Namespace) -> int:
+    from .tracking.logger import log_results
+
+    uri = _tracking_uri(args)
+    run_id = log_results(
+        args.results_dir,
+        experiment_name=args.experiment,
+        tracking_uri=uri,
+        run_key=args.run_key,
+        log_dir=args.log_dir,
+        tags=dict(_split_tag(t) for t in args.tag),
+        parent_run_id=args.parent_run_id,
+    )
+    print(f"logged {args.results_dir} to run {run_id} in {uri} (details: "
+          f"{args.results_dir}/mlflow.json)")  # fmt: skip
+    return 0
+
+
+def _log_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    from .checks import experiment_name, folder_or_run_id
+
+    _tracking_uri_argument(parser)
+    parser.add_argument("name", metavar="SWEEP")
+    parser.add_argument(
+        "members", nargs="+", metavar="RESULTS_DIR_OR_RUN_ID", type=folder_or_run_id
+    )
+    parser.add_argument(
+        "--experiment", default=None, type=experiment_name, help="experiment of the parent run"
+    )
+    parser.add_argument(
+        "--summary",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="file to attach to the parent run (repeatable: table, HTML page, figure)",
+    )
+    parser.add_argument("--output", default=None, help="write the parent run id here (JSON)")
+
+
+def _log_sweep(args: argparse.Namespace) -> int:
+    from .tracking.logger import log_sweep
+
+    uri = _tracking_uri(args)
+    run_id = log_sweep(
+        args.name,
+        args.members,
+        tracking_uri=uri,
+        experiment_name=args.experiment,
+        artifacts=args.summary,
+        output=args.output,
+    )
+    print(f"logged sweep {args.name} to run {run_id} in {uri}")
+    return 0
+
+
+def _tracking_uri_command(args: argparse.Namespace) -> int:
+    print(_tracking_uri(args))
+    return 0
+
+
+# --------------------------------------------------------------------------- check-config
+
+
+def _check_config_arguments(parser: argparse.ArgumentParser) -> None:
+    from .check_config import add_arguments
+
+    add_arguments(parser)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from .check_config import check_config
+
+    return check_config(args)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
-def _load_commands() -> None:
-    """Register the subcommands that live in other modules (imported lazily: fast --help)."""
-    from . import check_config  # noqa: F401 - registers check-config
-    from .tracking.cli import register_sparseae_commands
+@dataclass(frozen=True)
+class _Command:
+    name: str
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
-    register_sparseae_commands()
+
+COMMANDS = (
+    _Command(
+        "fetch",
+        "download and verify a data source (same code as the pipeline's fetch rule)",
+        _fetch_arguments,
+        _fetch,
+    ),
+    _Command(
+        "check-config",
+        "check config files as the workflow will (make run CONFIG=FILE does this first)",
+        _check_config_arguments,
+        _check_config,
+    ),
+    _Command(
+        "tracking-init",
+        "create the MLflow store and experiments before jobs start",
+        _tracking_init_arguments,
+        _tracking_init,
+    ),
+    _Command(
+        "log",
+        "log a result folder to MLflow (idempotent: adds only what is missing)",
+        _log_arguments,
+        _log,
+    ),
+    _Command(
+        "log-sweep",
+        "log a sweep's parent run and tag its member runs",
+        _log_sweep_arguments,
+        _log_sweep,
+    ),
+    _Command(
+        "tracking-uri",
+        "print the tracking URI the other commands would use",
+        _tracking_uri_argument,
+        _tracking_uri_command,
+    ),
+)
+"""Every subcommand, in the order ``sparseae --help`` lists them."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one sub-parser per registered subcommand."""
-    _load_commands()
+    """The top-level parser with one sub-parser per command in :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="sparseae",
         description="Sparse autoencoders as in the UFLDL / CS294A exercises.",
@@ -167,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sparseae {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, command in sorted(_COMMANDS.items()):
-        sub = commands.add_parser(name, help=command.help, description=command.help)
+    for command in COMMANDS:
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
         command.arguments(sub)
         sub.set_defaults(_run=command.run)
     return parser
@@ -176,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sparseae``; returns the exit status (0 success, 1 error, 2 usage)."""
-    from .datasets import DatasetError
+    from .rulelog import user_errors
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -187,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args._run(args)
-    except (DatasetError, UsageError) as exc:
+    except (UsageError, *user_errors()) as exc:
         print(f"sparseae {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

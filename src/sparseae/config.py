@@ -13,23 +13,13 @@ Each experiment has one integer ``seed``. Every random choice draws from its own
 ``SeedSequence(seed).spawn(i + 1)[i]``), with the fixed purpose indices in :data:`PURPOSES`.
 Adding a purpose later never changes the streams of the existing ones.
 
-Sweep names
------------
-A sweep ``s`` with ``grid: {lambda_: [1e-4, 1e-3], beta: [3]}`` expands into the experiments
-``s-lam1e-04-beta3`` and ``s-lam1e-03-beta3``. Tokens appear in a fixed order (``lam``,
-``beta``, ``rho``, ``hid``, ``vis``, ``seed``, then other dotted paths alphabetically, named
-by their last component with ``_`` dropped), so reordering the grid in the YAML file never
-renames a member. Values: integers as written (``hid196``); floats that are whole numbers
-without a decimal point (``beta3``); floats in ``[0.01, 1e4)`` in ``%g`` form (``rho0.05``);
-other floats in two-digit-exponent scientific form with the mantissa's trailing zeros dropped
-(``lam1e-04``, ``lam2.5e-05``); booleans as ``true``/``false``; strings as written.
+Sweep members are named and expanded by :mod:`sparseae.sweep`.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import itertools
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -38,6 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# ConfigError has its own module so that sparseae.sweep raises it without importing this one.
+from .errors import ConfigError
+from .sweep import expand_sweep
 
 #: Purpose -> child index of ``SeedSequence(seed)``; never renumber, only append.
 PURPOSES = {"patches": 0, "init": 1, "gradcheck": 2, "split": 3}
@@ -61,8 +55,10 @@ RECOMPUTES = {
     "patches": "trajectory",
     "model": "trajectory",
     "optimizer": "trajectory",
+    "optimizer.method": "trajectory",
     "seed": "trajectory",
     "training.iterations_per_chunk": "trajectory",
+    "training.dtype": "trajectory",
     "training.chunks": "chunks",
     "training.progress_every": "record",
     "gradcheck": "gradcheck",
@@ -73,16 +69,6 @@ RECOMPUTES = {
 #: The kinds of :data:`RECOMPUTES`, in order of what they redo.
 RECOMPUTE_KINDS = ("trajectory", "chunks", "gradcheck", "evaluation", "record")
 
-#: Short grid keys and the settings they stand for, in naming order.
-SWEEP_ALIASES = {
-    "lambda_": ("model.lambda_", "lam"),
-    "beta": ("model.beta", "beta"),
-    "rho": ("model.rho", "rho"),
-    "hidden_size": ("model.hidden_size", "hid"),
-    "visible_size": ("model.visible_size", "vis"),
-    "seed": ("seed", "seed"),
-}
-
 #: The config schema, shipped inside the package (``sparseae/schemas/config.schema.yaml``, a
 #: link to the workflow's ``workflow/schemas/config.schema.yaml`` in a source checkout, a copy
 #: in an installed wheel), so a non-editable install validates configs too.
@@ -90,10 +76,6 @@ DEFAULT_SCHEMA = resources.files("sparseae").joinpath("schemas", "config.schema.
 
 #: The workflow's own copy in a source checkout (what Snakemake's validate() reads).
 REPO_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A configuration problem; the message names the key(s) and the allowed range."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,105 +339,6 @@ def check_image_inputs(name: str, experiment: Mapping, num_pixels: int) -> None:
             f"source '{experiment['dataset']['source']}' have {num_pixels} pixels; allowed: "
             f"model.visible_size = {num_pixels} when patches.size is null"
         )
-
-
-# --------------------------------------------------------------------------------------------
-# sweeps
-
-
-def format_value(value: Any) -> str:
-    """Readable, stable text for a sweep value (see the module docstring)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        if 1e-2 <= abs(value) < 1e4:
-            return f"{value:g}"
-        mantissa, exponent = f"{value:.6e}".split("e")
-        mantissa = mantissa.rstrip("0").rstrip(".")
-        return f"{mantissa}e{exponent}"
-    return str(value)
-
-
-def _grid_key(key: str) -> tuple[str, str]:
-    """Grid key -> (dotted path in the experiment, name token)."""
-    if key in SWEEP_ALIASES:
-        return SWEEP_ALIASES[key]
-    return key, key.rsplit(".", 1)[-1].replace("_", "")
-
-
-def _grid_order(key: str) -> tuple[int, str]:
-    aliases = list(SWEEP_ALIASES)
-    path, _ = _grid_key(key)
-    for index, alias in enumerate(aliases):
-        if SWEEP_ALIASES[alias][0] == path:
-            return index, ""
-    return len(aliases), path
-
-
-def grid_settings(grid: Mapping) -> dict[str, str]:
-    """``{grid key: dotted path in the experiment}`` in naming order (see the docstring).
-
-    The order is the one member names use, so a sweep table's parameter columns read like the
-    names (``lambda_``, ``beta``, ``rho``, ..., then other paths alphabetically).
-    """
-    return {key: _grid_key(key)[0] for key in sorted(grid, key=_grid_order)}
-
-
-def _set_path(target: dict, path: str, value: Any, where: str) -> None:
-    parts = path.split(".")
-    node = target
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
-
-
-def _deep_merge(base: dict, override: Mapping) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def expand_sweep(name: str, sweep: Mapping, experiments: Mapping) -> dict[str, dict]:
-    """Expand one sweep into ``{member name: raw experiment dict}`` (no defaults applied).
-
-    Members are ordered like the Cartesian product of the grid in naming order; names follow
-    the module docstring (e.g. ``name-lam1e-04-beta3``).
-    """
-    base_name = sweep.get("base", "natural")
-    if base_name not in experiments:
-        raise ConfigError(
-            f"config key 'sweeps.{name}.base' = {base_name!r} is not a defined experiment; "
-            f"allowed: one of {', '.join(sorted(experiments)) or '(none defined)'}"
-        )
-    base = _deep_merge(experiments[base_name], sweep.get("overrides", {}))
-    keys = sorted(sweep["grid"], key=_grid_order)
-    paths = [_grid_key(k) for k in keys]
-    if len({p for p, _ in paths}) != len(paths):
-        raise ConfigError(f"config key 'sweeps.{name}.grid' names the same setting twice: {keys}")
-    members: dict[str, dict] = {}
-    for values in itertools.product(*(sweep["grid"][k] for k in keys)):
-        tokens = [f"{tok}{format_value(v)}" for (_, tok), v in zip(paths, values, strict=True)]
-        member = "-".join([name, *tokens])
-        experiment = copy.deepcopy(base)
-        for (path, _), value in zip(paths, values, strict=True):
-            _set_path(experiment, path, value, f"sweeps.{name}.grid")
-        if member in members:
-            raise ConfigError(
-                f"config key 'sweeps.{name}.grid': two members would both be named {member!r}; "
-                f"allowed: values that differ in their text form"
-            )
-        members[member] = experiment
-    return members
 
 
 # --------------------------------------------------------------------------------------------

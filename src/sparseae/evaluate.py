@@ -28,13 +28,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from sparseae.autoencoder import hidden_activations
-from sparseae.io import atomic_path, write_json
+from sparseae.io import write_json
+from sparseae.visualize import plot_confusion_matrix
 
 __all__ = [
     "SoftmaxModel",
     "evaluate_features",
     "fit_softmax",
-    "plot_confusion_matrix",
     "save_evaluation",
     "self_taught_split",
     "softmax_C",
@@ -519,74 +519,6 @@ def evaluate_features(
     result["softmax"] = softmax
     result["seconds"] = seconds
     return result
-
-
-def plot_confusion_matrix(
-    matrix: np.ndarray | Sequence[Sequence[int]],
-    labels: Sequence,
-    path: str | Path,
-    title: str,
-) -> Path:
-    """Draw a confusion matrix with its counts and write it as PNG, atomically.
-
-    Parameters
-    ----------
-    matrix : array-like, shape (k, k)
-        Counts; row = true class, column = predicted class.
-    labels : sequence, length k
-        Class names in matrix order.
-    path : path-like
-        Destination ``.png``.
-    title : str
-        Figure title (e.g. the representation and its accuracy).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    # The object-oriented API with an explicit Agg canvas: no pyplot global state, no display.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    matrix = np.asarray(matrix)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"confusion matrix must be square, got shape {matrix.shape}")
-    if len(labels) != matrix.shape[0]:
-        raise ValueError(f"{len(labels)} labels for a {matrix.shape[0]}×{matrix.shape[0]} matrix")
-    if np.any(matrix < 0) or not np.all(np.isfinite(matrix)):
-        raise ValueError("confusion matrix entries must be finite counts >= 0")
-
-    k = matrix.shape[0]
-    size = 1.6 + 0.55 * k
-    fig = Figure(figsize=(size + 1.2, size), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    image = ax.imshow(matrix, cmap="Blues", vmin=0, interpolation="nearest")
-    fig.colorbar(image, ax=ax, label="count")
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for i in range(k):
-        for j in range(k):
-            ax.text(
-                j,
-                i,
-                f"{matrix[i, j]:g}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if matrix[i, j] > threshold else "black",
-            )
-    ticks = np.arange(k)
-    ax.set_xticks(ticks, [str(label) for label in labels])
-    ax.set_yticks(ticks, [str(label) for label in labels])
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return path
 
 
 def save_evaluation(result: dict, folder: str | Path, *, extra: dict | None = None) -> dict:

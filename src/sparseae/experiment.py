@@ -107,12 +107,16 @@ def chunk_path(folder: str | Path, k: int) -> Path:
 
 
 def data_config(experiment: Mapping) -> dict:
-    """The settings that decide the training data (``patches.npz``): a subset of the trajectory."""
+    """The settings that decide the training data (``patches.npz``): a subset of the trajectory.
+
+    ``training.dtype`` is one of them: the patches are stored in it.
+    """
     return {
         "dataset": copy.deepcopy(experiment["dataset"]),
         "patches": copy.deepcopy(experiment["patches"]),
         "model": {"visible_size": experiment["model"]["visible_size"]},
         "seed": experiment["seed"],
+        "training": {"dtype": experiment["training"]["dtype"]},
     }
 
 
@@ -179,8 +183,8 @@ def sample_patches(
     Parameters
     ----------
     output : path-like
-        ``results/{experiment}/patches.npz``; keys ``data`` (float64, visible × m) and
-        ``data_key``.
+        ``results/{experiment}/patches.npz``; keys ``data`` (visible × m, computed in float64
+        and stored in ``training.dtype``, what the cost function reads) and ``data_key``.
     name : str
         Experiment name (for messages).
     data : mapping
@@ -223,13 +227,14 @@ def sample_patches(
             X = ZCA(epsilon=patch_cfg["whitening"]["epsilon"]).fit(X).transform(X)
         if patch_cfg["normalize"]:
             X = normalize_patches(X)
-    X = np.ascontiguousarray(X, dtype=np.float64)
+    X = np.ascontiguousarray(X, dtype=data["training"]["dtype"])
     with atomic_path(output, suffix=".npz") as tmp:
         np.savez(tmp, data=X, data_key=np.array(data_key(data)))
     log.info(
-        "wrote %s: data %s, min %.4f max %.4f mean %.4f",
+        "wrote %s: data %s %s, min %.4f max %.4f mean %.4f",
         output,
         X.shape,
+        X.dtype,
         X.min(),
         X.max(),
         X.mean(),
@@ -276,6 +281,8 @@ def check_gradient(
 
     model = trajectory["model"]
     data = load_patches(patches, name=name, experiment=trajectory)[:, : gradcheck["num_examples"]]
+    # float64 whatever training.dtype: the check compares gradients to about 1e-9.
+    data = data.astype(np.float64)
     result = check(
         hidden_size=gradcheck["hidden_size"],
         lambda_=model["lambda_"],
@@ -413,6 +420,7 @@ def train_chunk(
         start_seconds=float(last["seconds"]),
         progress=progress,
         stop=stop,
+        dtype=trajectory["training"]["dtype"],
     )
     if stop["reason"] != "budget":
         log.warning(
@@ -450,10 +458,12 @@ def train_chunk(
     }
     save_checkpoint(output, theta, records, meta)
     log.info(
-        "wrote %s: %d iterations in this chunk, cost %.8f",
+        "wrote %s: %d iterations in this chunk, cost %.8f; optimizer stopped (%s): %s",
         output,
         len(records),
         records[-1]["cost"] if records else float("nan"),
+        stop["reason"],
+        stop["message"],
     )
     return meta
 
@@ -709,10 +719,9 @@ def evaluate(
     parts = take_split(images, labels, split)
     del images
     # The features must come from unlabeled digits only: patches.npz is the autoencoder's data.
-    trained_on = load_patches(patches, name=name, experiment=trajectory)
-    if trained_on.shape != parts["unlabeled"].shape or not np.array_equal(
-        trained_on, parts["unlabeled"]
-    ):
+    trained_on = load_patches(patches, name=name, experiment=trajectory)  # in training.dtype
+    unlabeled = parts["unlabeled"].astype(trained_on.dtype)
+    if trained_on.shape != unlabeled.shape or not np.array_equal(trained_on, unlabeled):
         raise ForeignResultError(
             f"{patches} (shape {trained_on.shape}) is not the unlabeled set of experiment "
             f"'{name}' ({parts['unlabeled'].shape}: digits {dataset['digits']} of the first "

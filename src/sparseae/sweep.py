@@ -1,20 +1,33 @@
-"""Sweep summaries: one table row per member, read from the members' result files.
+"""Sweeps: naming and expanding their members, and one summary table row per member.
 
 A sweep (``sweeps: {name: {base, overrides, grid}}`` in the config, expanded by
-:func:`sparseae.config.expand_sweep`) trains each member as its own experiment under
+:func:`expand_sweep` when the config is resolved) trains each member as its own experiment under
 ``results/{member}/``. :func:`sweep_table` collects, per member, the swept settings (from the
 member's own ``config.json``, i.e. what it really ran with), the final cost and its three
 terms, the mean activation statistics, the gradient-check difference, iterations, cost
 evaluations and training wall time. :func:`write_sweep_summary` writes the table as TSV (full
 precision, so values read back equal the members' ``summary.json``), a self-contained HTML page
 and a PNG figure, each atomically.
+
+Sweep names
+-----------
+A sweep ``s`` with ``grid: {lambda_: [1e-4, 1e-3], beta: [3]}`` expands into the experiments
+``s-lam1e-04-beta3`` and ``s-lam1e-03-beta3``. Tokens appear in a fixed order (``lam``,
+``beta``, ``rho``, ``hid``, ``vis``, ``seed``, then other dotted paths alphabetically, named
+by their last component with ``_`` dropped), so reordering the grid in the YAML file never
+renames a member. Values: integers as written (``hid196``); floats that are whole numbers
+without a decimal point (``beta3``); floats in ``[0.01, 1e4)`` in ``%g`` form (``rho0.05``);
+other floats in two-digit-exponent scientific form with the mantissa's trailing zeros dropped
+(``lam1e-04``, ``lam2.5e-05``); booleans as ``true``/``false``; strings as written.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import html
 import io
+import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -24,10 +37,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sparseae.errors import ConfigError
 from sparseae.io import atomic_path, atomic_write, read_json
 
-# The MLflow tag naming a member's sweep, re-exported here; defined once in the settings.
-from sparseae.tracking.settings import SWEEP_TAG  # noqa: F401
+#: Short grid keys and the settings they stand for, in naming order.
+SWEEP_ALIASES = {
+    "lambda_": ("model.lambda_", "lam"),
+    "beta": ("model.beta", "beta"),
+    "rho": ("model.rho", "rho"),
+    "hidden_size": ("model.hidden_size", "hid"),
+    "visible_size": ("model.visible_size", "vis"),
+    "seed": ("seed", "seed"),
+}
 
 #: Result columns after the parameter columns: (column, file, key in that file).
 RESULT_COLUMNS = (
@@ -51,6 +72,109 @@ MEMBER_FILES = ("config.json", "summary.json", "gradcheck.json")
 
 class SweepError(ValueError):
     """A member's result files are missing or contradict the sweep (message names the file)."""
+
+
+# --------------------------------------------------------------------------------------------
+# naming and expansion
+
+
+def format_value(value: Any) -> str:
+    """Readable, stable text for a sweep value (see the module docstring)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        if 1e-2 <= abs(value) < 1e4:
+            return f"{value:g}"
+        mantissa, exponent = f"{value:.6e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{exponent}"
+    return str(value)
+
+
+def _grid_key(key: str) -> tuple[str, str]:
+    """Grid key -> (dotted path in the experiment, name token)."""
+    if key in SWEEP_ALIASES:
+        return SWEEP_ALIASES[key]
+    return key, key.rsplit(".", 1)[-1].replace("_", "")
+
+
+def _grid_order(key: str) -> tuple[int, str]:
+    aliases = list(SWEEP_ALIASES)
+    path, _ = _grid_key(key)
+    for index, alias in enumerate(aliases):
+        if SWEEP_ALIASES[alias][0] == path:
+            return index, ""
+    return len(aliases), path
+
+
+def grid_settings(grid: Mapping) -> dict[str, str]:
+    """``{grid key: dotted path in the experiment}`` in naming order (see the docstring).
+
+    The order is the one member names use, so a sweep table's parameter columns read like the
+    names (``lambda_``, ``beta``, ``rho``, ..., then other paths alphabetically).
+    """
+    return {key: _grid_key(key)[0] for key in sorted(grid, key=_grid_order)}
+
+
+def _set_path(target: dict, path: str, value: Any, where: str) -> None:
+    parts = path.split(".")
+    node = target
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def _deep_merge(base: dict, override: Mapping) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def expand_sweep(name: str, sweep: Mapping, experiments: Mapping) -> dict[str, dict]:
+    """Expand one sweep into ``{member name: raw experiment dict}`` (no defaults applied).
+
+    Members are ordered like the Cartesian product of the grid in naming order; names follow
+    the module docstring (e.g. ``name-lam1e-04-beta3``).
+    """
+    base_name = sweep.get("base", "natural")
+    if base_name not in experiments:
+        raise ConfigError(
+            f"config key 'sweeps.{name}.base' = {base_name!r} is not a defined experiment; "
+            f"allowed: one of {', '.join(sorted(experiments)) or '(none defined)'}"
+        )
+    base = _deep_merge(experiments[base_name], sweep.get("overrides", {}))
+    keys = sorted(sweep["grid"], key=_grid_order)
+    paths = [_grid_key(k) for k in keys]
+    if len({p for p, _ in paths}) != len(paths):
+        raise ConfigError(f"config key 'sweeps.{name}.grid' names the same setting twice: {keys}")
+    members: dict[str, dict] = {}
+    for values in itertools.product(*(sweep["grid"][k] for k in keys)):
+        tokens = [f"{tok}{format_value(v)}" for (_, tok), v in zip(paths, values, strict=True)]
+        member = "-".join([name, *tokens])
+        experiment = copy.deepcopy(base)
+        for (path, _), value in zip(paths, values, strict=True):
+            _set_path(experiment, path, value, f"sweeps.{name}.grid")
+        if member in members:
+            raise ConfigError(
+                f"config key 'sweeps.{name}.grid': two members would both be named {member!r}; "
+                f"allowed: values that differ in their text form"
+            )
+        members[member] = experiment
+    return members
+
+
+# --------------------------------------------------------------------------------------------
+# summaries of finished members
 
 
 def _read_member(folder: Path, name: str) -> dict[str, Any]:
@@ -99,7 +223,7 @@ def sweep_table(
         (``results/{member}``; the folder's name is the member's name).
     parameters : mapping or sequence of str
         ``{column: dotted setting path}`` (e.g. ``{"beta": "model.beta"}``, as
-        :func:`sparseae.config.grid_settings` returns for the sweep's grid), or dotted paths
+        :func:`grid_settings` returns for the sweep's grid), or dotted paths
         used as their own column names. Values come from each member's ``config.json``.
 
     Returns
@@ -158,8 +282,6 @@ def parameter_columns(table: pd.DataFrame) -> list[str]:
 
 def member_labels(table: pd.DataFrame) -> list[str]:
     """Short row labels: the swept values (``beta=3, rho=0.01``), else the member name."""
-    from sparseae.config import format_value
-
     params = parameter_columns(table)
     if not params:
         return [str(name) for name in table["experiment"]]
@@ -170,7 +292,7 @@ def member_labels(table: pd.DataFrame) -> list[str]:
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars -> Python scalars (for :func:`sparseae.config.format_value`)."""
+    """numpy scalars -> Python scalars (for :func:`format_value`)."""
     return value.item() if isinstance(value, np.generic) else value
 
 

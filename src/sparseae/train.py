@@ -1,14 +1,19 @@
 """L-BFGS training in chunks with per-iteration records and ``.npz`` checkpoints (docs/model.md).
 
 The original exercise runs minFunc's L-BFGS (100 correction pairs, 400 iterations, 1000
-function evaluations). We use ``scipy.optimize.minimize(method="L-BFGS-B")`` with every option
-set explicitly (:class:`LBFGSOptions`), and train in chunks with warm restarts: each chunk
+function evaluations, Wolfe line search). Two optimizers are available
+(:attr:`LBFGSOptions.method`): ``"lbfgs"`` (default), :func:`sparseae.lbfgs.minimize_lbfgs`,
+minFunc's L-BFGS with the pairs in one array (two BLAS passes per step), and
+``"scipy-lbfgsb"``, ``scipy.optimize.minimize(method="L-BFGS-B")`` with every option set
+explicitly. Training runs in chunks with warm restarts: each chunk
 starts a fresh L-BFGS from the previous chunk's ``theta`` (the curvature pairs are not carried
 over) and ends in a checkpoint. Records are one per L-BFGS iteration with a global, 1-based
 ``iteration`` across chunks.
 
 The options describe the whole run: ``maxiter`` and ``maxfun`` are budgets shared by all
 chunks, so a chunk starting at iteration 350 with ``maxiter=400`` runs at most 50 iterations.
+The cost may be evaluated in float32 (``dtype``); the optimizer, ``theta`` and the checkpoints
+are float64 in every case.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ from threadpoolctl import threadpool_limits
 
 from . import autoencoder
 from .io import ParameterFileError, atomic_path
+from .lbfgs import minimize_lbfgs
 
 #: Errors of checkpoint files (the message names the file).
 CheckpointError = ParameterFileError
 
 __all__ = [
     "LBFGSOptions",
+    "METHODS",
+    "DTYPES",
     "RECORD_FIELDS",
     "train_chunk",
     "train_chunked",
@@ -40,6 +48,15 @@ __all__ = [
     "load_checkpoint",
     "records_to_arrays",
 ]
+
+METHODS = ("lbfgs", "scipy-lbfgsb")
+"""Optimizers: minFunc-style L-BFGS (:mod:`sparseae.lbfgs`) and scipy's L-BFGS-B."""
+
+DTYPES = ("float64", "float32")
+"""Precisions of the cost evaluation (the optimizer is float64 in both)."""
+
+STOP_REASONS = ("budget", "evaluations", "converged", "abnormal")
+"""Why a chunk's optimizer stopped (``stop["reason"]`` of :func:`train_chunk`)."""
 
 RECORD_FIELDS = ("iteration", "cost", "grad_norm", "fun_evals", "seconds")
 """Fields of one training record (one per L-BFGS iteration)."""
@@ -55,10 +72,15 @@ _RECORD_DTYPES = {
 
 @dataclasses.dataclass(frozen=True)
 class LBFGSOptions:
-    """Options passed explicitly to scipy's L-BFGS-B; defaults chosen to mirror minFunc.
+    """Optimizer options, set explicitly; defaults chosen to mirror minFunc.
 
     Attributes
     ----------
+    method : {"lbfgs", "scipy-lbfgsb"}
+        ``"lbfgs"``: :func:`sparseae.lbfgs.minimize_lbfgs` (minFunc's L-BFGS and line search,
+        c1 = 1e-4, c2 = 0.9); ``"scipy-lbfgsb"``: scipy's L-BFGS-B (c1 = 1e-3, c2 = 0.9, and a
+        per-iteration cost that grows faster with ``maxcor``). The other options mean the same
+        for both.
     maxcor : int
         Stored correction pairs. minFunc uses 100; scipy's default is 10. At n = 308,308
         (784×196 model) 100 pairs cost ~150 ms per iteration against ~55 ms for 10, so this is
@@ -78,10 +100,11 @@ class LBFGSOptions:
         at most ``ftol``. scipy's default 2.2e-9 can end a run early near a plateau; 1e-12
         keeps the budget in charge.
     maxls : int
-        Line-search steps per iteration (scipy's default 20; the search enforces the strong
-        Wolfe conditions with c1 = 1e-3 and c2 = 0.9 in scipy's implementation).
+        Cost evaluations per line search (scipy's default 20; minFunc allows 26). Both
+        searches look for a step satisfying the strong Wolfe conditions.
     """
 
+    method: str = "lbfgs"
     maxcor: int = 100
     maxiter: int = 400
     maxfun: int = 1000
@@ -90,6 +113,10 @@ class LBFGSOptions:
     maxls: int = 20
 
     def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(
+                f"LBFGSOptions.method must be one of {list(METHODS)}, got {self.method!r}"
+            )
         for name in ("maxcor", "maxiter", "maxfun", "maxls"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 1:
@@ -164,6 +191,7 @@ def train_chunk(
     start_seconds: float = 0.0,
     progress: Callable[[dict], None] | None = None,
     cost_fn: Callable | None = None,
+    dtype=None,
     stop: dict | None = None,
 ):
     """Run up to ``iterations`` L-BFGS iterations from ``theta0`` (one chunk of a run).
@@ -173,7 +201,7 @@ def train_chunk(
     theta0 : ndarray, shape (2hv + h + v,)
         Starting parameters (not modified).
     data : ndarray, shape (visible_size, m)
-        Training examples, one per column. float32 data trains with the float32 cost path.
+        Training examples, one per column.
     iterations : int
         Iterations of this chunk; fewer run when the run's budgets (``options.maxiter``,
         ``options.maxfun``, counted from ``start_iteration`` / ``start_fun_evals``) end first
@@ -181,20 +209,29 @@ def train_chunk(
     visible_size, hidden_size, lambda_, beta, rho
         Model and hyperparameters, as for :func:`sparseae.autoencoder.cost_and_grad`.
     options : LBFGSOptions, optional
-        Defaults to ``LBFGSOptions()``.
+        Defaults to ``LBFGSOptions()``; ``options.method`` picks the optimizer.
     start_iteration, start_fun_evals, start_seconds
         Counters at the end of the previous chunk, so records continue globally.
     progress : callable, optional
         Called with each record as it is made (for log lines).
     cost_fn : callable, optional
         Replacement for :func:`sparseae.autoencoder.cost_and_grad` (same signature).
+    dtype : {None, "float64", "float32"}, optional
+        Precision of the cost evaluation: the data are converted once and the cost runs in
+        that dtype (float32: about 1.6× faster at 784×196). ``None`` keeps the data's dtype
+        (float32 data train in float32, anything else in float64). The optimizer, ``theta``
+        and the returned values are float64 in every case.
     stop : dict, optional
-        Filled with how the optimizer stopped (:func:`stop_reason`): ``status`` and
-        ``message`` (scipy's), ``iterations`` and ``fun_evals`` of this chunk, and ``reason``:
-        ``"budget"`` (the chunk's or the run's iteration budget was used up: the normal end),
-        ``"evaluations"`` (the run's ``maxfun`` ran out first), ``"converged"`` (``gtol`` or
-        ``ftol`` reached) or ``"abnormal"`` (e.g. the line search failed, or the cost became
-        non-finite).
+        Filled with how the optimizer stopped, the same keys for both methods: ``reason``
+        (:data:`STOP_REASONS`, see :func:`stop_reason`): ``"budget"`` (the chunk's or the
+        run's iteration budget was used up: the normal end), ``"evaluations"`` (the run's
+        ``maxfun`` ran out first), ``"converged"`` (``gtol``, ``ftol`` or, for ``"lbfgs"``,
+        minFunc's smallest step reached) or ``"abnormal"`` (e.g. the line search failed, or
+        the cost became non-finite: the chunk then ends at the last point whose cost and
+        gradient were finite); ``status`` (scipy's codes, used for both methods: 0
+        converged, 1 budget or evaluations, 2 abnormal); ``message`` (the optimizer's own
+        words); ``iterations`` and ``fun_evals`` (this chunk's own counts, the evaluation at
+        ``theta0`` included).
 
     Returns
     -------
@@ -216,6 +253,10 @@ def train_chunk(
         )
     if not np.all(np.isfinite(theta0)):
         raise ValueError("theta0 contains non-finite values")
+    if dtype is not None:
+        if np.dtype(dtype).name not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        data = np.ascontiguousarray(data, dtype=np.dtype(dtype))
     iterations = int(iterations)
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
@@ -250,48 +291,81 @@ def train_chunk(
     last_finite = {"x": theta0}
     non_finite: list[int] = []
 
-    def callback(intermediate_result):
-        x = intermediate_result.x
-        f, g = objective.value_at(x)
+    def record(x, f, g):
         if not (np.isfinite(f) and np.all(np.isfinite(g))):
             # scipy's L-BFGS-B goes on from a NaN cost as if nothing happened; stop here and
             # keep the last point whose cost and gradient were finite.
             non_finite.append(int(start_iteration) + len(records) + 1)
             raise StopIteration
         last_finite["x"] = np.array(x, dtype=np.float64)
-        record = {
+        entry = {
             "iteration": int(start_iteration) + len(records) + 1,
-            "cost": f,
+            "cost": float(f),
             "grad_norm": float(np.linalg.norm(g)),
             "fun_evals": int(start_fun_evals) + objective.count,
             "seconds": float(start_seconds) + (time.perf_counter() - clock0),
         }
-        records.append(record)
+        records.append(entry)
         if progress is not None:
-            progress(record)
+            progress(entry)
 
     # One BLAS thread for the whole optimization: cost_and_grad runs its own worker threads
-    # (with single-threaded BLAS inside), and L-BFGS-B's memory-bound vector work loses more
-    # to thread wake-ups than it gains. Measured on 2 cores: the time outside the cost
-    # function fell from ~28 % to ~8 % of the wall time (64×25 and 784×196 models).
+    # (with single-threaded BLAS inside), and the optimizer's memory-bound vector work loses
+    # more to thread wake-ups than it gains (measured on 2 cores, see bench/README.md).
     with threadpool_limits(limits=1, user_api="blas"):
-        result = _minimize(objective, theta0, callback, options, budget_iter, budget_fun)
-    stop.update(
-        status=int(result.status),
-        message=str(result.message),
-        iterations=len(records),
-        fun_evals=int(objective.count),
-        reason=stop_reason(int(result.status), len(records), budget_iter),
-    )
+        if options.method == "lbfgs":
+            # minimize_lbfgs accepts only points of finite cost and gradient (its line search
+            # backs off from non-finite trial points); it reports a search that found none.
+            result = minimize_lbfgs(
+                objective,
+                theta0,
+                maxcor=options.maxcor,
+                maxiter=budget_iter,
+                maxfun=budget_fun,
+                gtol=options.gtol,
+                ftol=options.ftol,
+                maxls=options.maxls,
+                callback=record,
+            )
+            status, message = _LBFGS_STATUS[result.reason], result.message
+            if result.non_finite:
+                non_finite.append(int(start_iteration) + len(records) + 1)
+        else:
+
+            def callback(intermediate_result):
+                record(intermediate_result.x, *objective.value_at(intermediate_result.x))
+
+            result = _minimize(objective, theta0, callback, options, budget_iter, budget_fun)
+            status, message = int(result.status), str(result.message)
     if non_finite:
         stop.update(
             status=2,
-            reason="abnormal",
             message=f"the cost or its gradient became non-finite at iteration {non_finite[0]}; "
             f"the chunk ends at the last finite point (iteration {non_finite[0] - 1})",
+            iterations=len(records),
+            fun_evals=int(objective.count),
+            reason="abnormal",
         )
         return last_finite["x"], records
+    stop.update(
+        status=status,
+        message=message,
+        iterations=len(records),
+        fun_evals=int(objective.count),
+        reason=stop_reason(status, len(records), budget_iter),
+    )
     return np.array(result.x, dtype=np.float64), records
+
+
+_LBFGS_STATUS = {"converged": 0, "budget": 1, "evaluations": 1, "abnormal": 2}
+""":class:`sparseae.lbfgs.LBFGSResult` reasons as scipy's status codes."""
+
+
+def _cost_dtype(data, dtype) -> str:
+    """The dtype the cost runs in: ``dtype``, else float32 for float32 data, else float64."""
+    if dtype is not None:
+        return np.dtype(dtype).name
+    return "float32" if getattr(data, "dtype", None) == np.float32 else "float64"
 
 
 def stop_reason(status: int, iterations: int, budget_iter: int) -> str:
@@ -465,12 +539,13 @@ def train_chunked(
     progress: Callable[[dict], None] | None = None,
     cost_fn: Callable | None = None,
     stop_after: int | None = None,
+    dtype=None,
 ):
     """Train ``chunks`` × ``iterations_per_chunk`` with warm restarts, resuming from checkpoints.
 
     Chunk ``k`` (1-based) is written to ``checkpoint_dir/{k}.npz``. Existing chunk files are
     loaded instead of recomputed (after checking they belong to this configuration: sizes,
-    hyperparameters, options, chunking and the SHA-256 of ``theta0`` and ``data``), so a run
+    hyperparameters, options, dtype, chunking and the SHA-256 of ``theta0`` and ``data``), so a run
     killed after chunk ``k`` resumes at ``k + 1`` and ends bit-identical to an uninterrupted
     chunked run (each chunk depends only on the previous chunk's exact float64 ``theta``).
 
@@ -480,6 +555,8 @@ def train_chunked(
     checkpoint_dir : path-like
     stop_after : int, optional
         Stop after this many chunks (simulates a killed run in tests).
+    dtype : {None, "float64", "float32"}, optional
+        Precision of the cost evaluation (see :func:`train_chunk`).
     options : LBFGSOptions, optional
         Defaults to ``LBFGSOptions(maxiter=chunks * iterations_per_chunk)``.
     Other parameters are as for :func:`train_chunk`.
@@ -503,6 +580,7 @@ def train_chunked(
         "beta": float(beta),
         "rho": float(rho),
         "options": options.to_dict(),
+        "dtype": _cost_dtype(data, dtype),
         "chunks": chunks,
         "iterations_per_chunk": per,
         "theta0_sha256": _sha256(theta),
@@ -520,6 +598,7 @@ def train_chunked(
                 path, expected_length=theta.size, expected_meta={**config, "chunk": k}
             )
         else:
+            stop: dict = {}
             theta, records = train_chunk(
                 theta,
                 data,
@@ -535,8 +614,10 @@ def train_chunked(
                 start_seconds=last["seconds"],
                 progress=progress,
                 cost_fn=cost_fn,
+                dtype=dtype,
+                stop=stop,
             )
-            save_checkpoint(path, theta, records, {**config, "chunk": k})
+            save_checkpoint(path, theta, records, {**config, "chunk": k, "stop": stop})
         if records:
             last = records[-1]
         all_records.extend(records)

@@ -1,4 +1,5 @@
-"""Figures: the exercise's ``display_network`` filter grid, PNG output, training curves.
+"""Figures: the exercise's ``display_network`` filter grid, PNG output, training curves and
+confusion matrices.
 
 ``display_network`` reproduces the original function's array exactly (docs/model.md):
 subtract the global mean of ``A``; reshape each column to ``sz × sz`` column-major and divide it
@@ -15,12 +16,20 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from .io import atomic_path
 
-__all__ = ["grid_shape", "display_network", "save_png", "plot_cost_curve", "plot_rhohat"]
+__all__ = [
+    "grid_shape",
+    "display_network",
+    "save_png",
+    "plot_cost_curve",
+    "plot_rhohat",
+    "plot_confusion_matrix",
+]
 
 
 def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
@@ -111,6 +120,7 @@ def save_png(array: np.ndarray, path: str | os.PathLike, scale: int = 4) -> None
 
 
 def _new_figure(size=(7.0, 4.5)):
+    # The object-oriented API with an explicit Agg canvas: no pyplot global state, no display.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -227,3 +237,64 @@ def plot_rhohat(
     ax.legend(loc="upper right")
     _save_figure(fig, path)
     return fig
+
+
+def plot_confusion_matrix(
+    matrix: np.ndarray | Sequence[Sequence[int]],
+    labels: Sequence,
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Draw a confusion matrix with its counts and write it as PNG, atomically.
+
+    Parameters
+    ----------
+    matrix : array-like, shape (k, k)
+        Counts; row = true class, column = predicted class.
+    labels : sequence, length k
+        Class names in matrix order.
+    path : path-like
+        Destination ``.png``.
+    title : str
+        Figure title (e.g. the representation and its accuracy).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {matrix.shape}")
+    if len(labels) != matrix.shape[0]:
+        raise ValueError(f"{len(labels)} labels for a {matrix.shape[0]}×{matrix.shape[0]} matrix")
+    if np.any(matrix < 0) or not np.all(np.isfinite(matrix)):
+        raise ValueError("confusion matrix entries must be finite counts >= 0")
+
+    k = matrix.shape[0]
+    size = 1.6 + 0.55 * k
+    fig = _new_figure(size=(size + 1.2, size))
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="count")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for i in range(k):
+        for j in range(k):
+            ax.text(
+                j,
+                i,
+                f"{matrix[i, j]:g}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if matrix[i, j] > threshold else "black",
+            )
+    ticks = np.arange(k)
+    ax.set_xticks(ticks, [str(label) for label in labels])
+    ax.set_yticks(ticks, [str(label) for label in labels])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    path = Path(path)
+    _save_figure(fig, path)
+    return path

@@ -13,7 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from sparseae.config import ConfigError, resolve_config, trajectory_config
-from sparseae.config import grid_settings
+from sparseae.sweep import grid_settings
 from sparseae.checks import cluster_memory_problems, dataset_path_problem
 from sparseae.checks import input_path_problems, workflow_input_problems
 from sparseae.datasets import SOURCES, DatasetError, dataset_checksum

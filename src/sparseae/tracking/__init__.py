@@ -10,50 +10,45 @@ Public API (the workflow's tracking rules call exactly these)::
     log_sweep(sweep_name, members, *, tracking_uri, experiment_name=None, summary_path=None,
               params=None, output=None, artifacts=None) -> parent run_id
 
-Command line: ``python -m sparseae.tracking {init,log,sweep,uri} ...`` (see ``--help``).
+Command line: ``sparseae tracking-init|log|log-sweep|tracking-uri ...`` (see ``--help``).
 
-MLflow itself is imported only when a store is used, so ``sparseae.environment``
-stays cheap to import from training code.
+MLflow itself is imported only inside the functions that open a store, so importing this
+package (e.g. for ``sparseae --help``) stays cheap.
 """
 
 from __future__ import annotations
 
+from .logger import log_results, log_sweep
+from .results import ResultsError, read_result_folder
 from .settings import (
     HTTP_RETRY_DEFAULTS,
     SWEEP_TAG,
     configure_http_retries,
     resolve_tracking_uri,
 )
+from .store import (
+    ArtifactLocationError,
+    TrackingError,
+    TrackingUnavailableError,
+    check_reachable,
+    init_store,
+)
 
 # Fail fast against an unreachable server unless the user chose otherwise.
 configure_http_retries()
 
-_LAZY = {
-    "init_store": "store",
-    "check_reachable": "store",
-    "TrackingError": "store",
-    "TrackingUnavailableError": "store",
-    "ArtifactLocationError": "store",
-    "log_results": "logger",
-    "log_sweep": "logger",
-    "read_result_folder": "results",
-    "ResultsError": "results",
-    "main": "cli",
-}
-
 __all__ = [
     "HTTP_RETRY_DEFAULTS",
     "SWEEP_TAG",
+    "ArtifactLocationError",
+    "ResultsError",
+    "TrackingError",
+    "TrackingUnavailableError",
+    "check_reachable",
     "configure_http_retries",
+    "init_store",
+    "log_results",
+    "log_sweep",
+    "read_result_folder",
     "resolve_tracking_uri",
-    *_LAZY,
 ]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -89,7 +89,7 @@ def unavailable_message(
     where = f" in {results_dir}" if results_dir is not None else ""
     return (
         f"MLflow tracking server at {uri} is not reachable: {_short(cause)}; training results "
-        f"stay on disk{where}; rerun `snakemake` (or `python -m sparseae.tracking log "
+        f"stay on disk{where}; rerun `snakemake` (or `sparseae log "
         f"RESULTS_DIR --experiment NAME`) once the server is back to fill in what is missing"
     )
 

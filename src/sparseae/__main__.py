@@ -1,0 +1,7 @@
+"""``python -m sparseae``: the same program as the ``sparseae`` console script."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
