@@ -71,9 +71,9 @@ _BYTES = 8  # float64
 
 
 def _resolve(node: Mapping, root: Mapping) -> dict:
-    from sparseae.config import _resolve as resolve
+    from sparseae.schema_refs import resolve_refs
 
-    return resolve(node, root)
+    return resolve_refs(node, root)
 
 
 def _types(node: Mapping) -> set[str]:
@@ -565,7 +565,7 @@ def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
 
 def raise_problems(problems: list[str]) -> None:
     """Raise one :class:`~sparseae.config.ConfigError` listing ``problems`` (if any)."""
-    from sparseae.config import ConfigError
+    from sparseae.errors import ConfigError
 
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))

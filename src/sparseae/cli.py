@@ -19,13 +19,12 @@ from pathlib import Path
 import yaml
 
 from . import __version__
+from .errors import UsageError  # raised by every command; defined apart for rulelog
 
 #: Config file read by default (relative to the working folder) when it exists.
 DEFAULT_CONFIG = Path("config/config.yaml")
 
 
-class UsageError(Exception):
-    """A problem with the command line or config the user must fix (exit status 1)."""
 
 
 def read_config(path: str | Path | None) -> dict:
@@ -242,15 +241,59 @@ def _tracking_uri_command(args: argparse.Namespace) -> int:
 
 
 def _check_config_arguments(parser: argparse.ArgumentParser) -> None:
-    from .check_config import add_arguments
+    parser.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="config files merged over config/config.yaml, in order (as --configfile)",
+    )
+    parser.add_argument(
+        "--base",
+        metavar="FILE",
+        default=str(DEFAULT_CONFIG),
+        help=f"the workflow's own config (default {DEFAULT_CONFIG})",
+    )
 
-    add_arguments(parser)
+
+def load_merged(base: str | Path, files: Sequence[str]) -> dict:
+    """``base`` with each of ``files`` merged over it the way Snakemake's ``--configfile``
+    does (nested mappings merged, other values replaced); a missing or broken file is refused."""
+    from .sweep import _deep_merge
+
+    for name in [base, *files]:
+        path = Path(name)
+        if not path.exists():
+            raise UsageError(
+                f"config file {path} does not exist (working folder {Path.cwd()}); give the "
+                f"path of a YAML file, e.g. config/stl-t10k.yaml"
+            )
+        if not path.is_file():
+            raise UsageError(f"config file {path} is a folder, not a file")
+    merged = read_config(base)
+    for name in files:
+        merged = _deep_merge(merged, read_config(name))
+    return merged
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from .check_config import check_config
+    """Every check the workflow applies while it is read: the schema and cross-field rules
+    (:func:`sparseae.config.resolve_config`), environment variables, the tracking store and
+    the input folders (:func:`sparseae.checks.workflow_input_problems`). ``make run
+    CONFIG=FILE`` calls it first, so a missing or broken FILE gets one message instead of
+    Snakemake's traceback."""
+    from .checks import workflow_input_problems
+    from .config import ConfigError, resolve_config
 
-    return check_config(args)
+    config = load_merged(args.base, args.files)
+    try:
+        resolved = resolve_config(config)
+        problems = workflow_input_problems(resolved)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    if problems:
+        raise UsageError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    print(f"config OK: runs {', '.join(resolved['run'])}", file=sys.stdout)
+    return 0
 
 
 # --------------------------------------------------------------------------- entry point

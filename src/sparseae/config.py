@@ -31,6 +31,7 @@ import numpy as np
 
 # ConfigError has its own module so that sparseae.sweep raises it without importing this one.
 from .errors import ConfigError
+from .schema_refs import resolve_refs as _resolve
 from .sweep import expand_sweep
 
 #: Purpose -> child index of ``SeedSequence(seed)``; never renumber, only append.
@@ -96,26 +97,6 @@ def load_schema(schema: str | os.PathLike | Mapping | None = None) -> dict:
 def _key(path: Iterable[Any]) -> str:
     parts = [str(p) for p in path]
     return ".".join(parts) if parts else "(top level)"
-
-
-def _resolve(node: Mapping, root: Mapping) -> dict:
-    """Follow ``$ref`` (local ``#/...`` only) and merge ``allOf`` into one schema dict."""
-    node = dict(node)
-    while "$ref" in node:
-        ref = node.pop("$ref")
-        if not ref.startswith("#/"):
-            raise ValueError(f"only local $ref are supported, not {ref!r}")
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target[part]
-        node = {**_resolve(target, root), **node}
-    for sub in node.pop("allOf", []):
-        resolved = _resolve(sub, root)
-        props = {**resolved.get("properties", {}), **node.get("properties", {})}
-        node = {**resolved, **node}
-        if props:
-            node["properties"] = props
-    return node
 
 
 def _allowed(schema: Mapping) -> str:

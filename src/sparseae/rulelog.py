@@ -50,9 +50,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
     (:class:`~sparseae.experiment.ForeignResultError`, ``ResultFileError``) are
     :class:`~sparseae.config.ConfigError` subclasses.
     """
-    from sparseae.cli import UsageError
     from sparseae.config import ConfigError
     from sparseae.datasets.errors import DatasetError
+    from sparseae.errors import UsageError
     from sparseae.sweep import SweepError
     from sparseae.tracking.results import ResultsError
     from sparseae.tracking.store import TrackingError
