@@ -158,7 +158,7 @@ def test_yaml_1_1_numbers_and_whole_floats_are_read_as_meant(tmp_path):
         "sweeps: {sparsity: {grid: {rho: [1e-2, 5e-2]}, overrides: {patches: {count: 1e4}}}}"
     )
     assert written["experiments"]["natural"]["model"]["rho"] == "1e-2"  # what YAML 1.1 gives
-    from sparseae.config import _deep_merge
+    from sparseae.sweep import _deep_merge
 
     resolved = resolve_config(_deep_merge(base, written))
     natural = resolved["experiments"]["natural"]

@@ -25,8 +25,6 @@ from .errors import UsageError  # raised by every command; defined apart for rul
 DEFAULT_CONFIG = Path("config/config.yaml")
 
 
-
-
 def read_config(path: str | Path | None) -> dict:
     """Read a YAML config (``config/config.yaml`` by default, if present) with safe_load."""
     if path is None:
