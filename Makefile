@@ -51,7 +51,12 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
+# Prints each experiment's runs table in the model-training view (MLflow 3 opens others in
+# its GenAI view), then serves the UI.
 ui: $(BIN)/.installed
+	@echo "MLflow UI on http://$(UI_HOST):$(UI_PORT); open your experiment's runs:"
+	@$(BIN)/sparseae ui-url --tracking-uri sqlite:///$(CURDIR)/mlflow.db \
+		--base-url http://$(UI_HOST):$(UI_PORT)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 		--host $(UI_HOST) --port $(UI_PORT)
 

@@ -20,6 +20,7 @@ wildcard_constraints:
 
 # Validation (schema + cross-field checks), experiments, sweeps and input functions.
 include: "workflow/rules/common.smk"
+include: "workflow/rules/common_stacked.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/check.smk"
 include: "workflow/rules/train.smk"
@@ -27,6 +28,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tracking.smk"
 include: "workflow/rules/sweep.smk"
+include: "workflow/rules/stacked.smk"
 
 
 # Light rules run on the submitting host, also under the Slurm profile (fetch needs the
@@ -41,7 +43,12 @@ localrules:
     init_store,
     log_mlflow,
     summarize_sweep,
+    plot_sweep_filters,
     log_sweep,
+    write_stacked_config,
+    write_finetune_trajectory,
+    plot_stacked,
+    log_stacked,
 
 
 rule all:
@@ -49,6 +56,7 @@ rule all:
     input:
         final_targets(),
         sweep_targets(),
+        stacked_targets(),
 
 
 onstart:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# A developer's and CI's checkout has the fixtures folder beside it; a user's clone does not.
-SHARED_DIR = Path(os.environ.get("SPARSEAE_SHARED_DIR", REPO_ROOT.parent / "shared"))
+from shared_data import SHARED_DIR, load_reference, shared_file
 
 
-def shared_file(relative: str) -> Path:
-    """Return ``../shared/<relative>`` or skip the calling test, saying why."""
-    path = SHARED_DIR / relative
-    if not path.exists():
-        pytest.skip(
-            f"fixture {path} is not available (only developer and CI checkouts have "
-            f"../shared; set SPARSEAE_SHARED_DIR to point elsewhere)"
-        )
-    return path
+@pytest.fixture(scope="session")
+def reference():
+    """``reference(name)``: the arrays of the Octave run's ``reference/<name>.npz``, or a skip."""
+    return load_reference
 
 
 @pytest.fixture
@@ -88,6 +79,7 @@ def build_result_folder(
     theta, history, three PNGs, optional evaluation; ``root/logs/<name>/*.log``). The run uses
     ``sparseae.autoencoder.cost_and_grad`` with scipy's L-BFGS-B, warm-restarted per chunk.
     """
+    import hashlib
     import json
     import time
 
@@ -98,6 +90,7 @@ def build_result_folder(
     from sparseae.autoencoder import cost_and_grad, cost_terms, initialize_parameters
     from sparseae.gradcheck import numerical_gradient, relative_difference
     from sparseae.io import atomic_path, atomic_write, write_json
+    from sparseae.train import RECORD_FIELDS, save_checkpoint
 
     rng = np.random.default_rng(seed)
     config = json.loads(json.dumps(TRACKING_CONFIG))
@@ -110,7 +103,22 @@ def build_result_folder(
 
     out = root / "results" / name
     (out / "chunks").mkdir(parents=True, exist_ok=True)
+    # The trajectory key, as sparseae.config.fingerprint: every setting but the chunk count.
+    trajectory = json.loads(json.dumps(config))
+    trajectory["training"].pop("chunks")
+    trajectory["optimizer"].pop("max_iterations")
+    trajectory["iterations_per_chunk"] = iterations_per_chunk
+    key = hashlib.sha256(json.dumps(trajectory, sort_keys=True).encode()).hexdigest()[:16]
+    config["fingerprint"] = key
     write_json(out / "config.json", config)
+    # What write_trajectory and sample_patches write beside it (the training data is `data`).
+    data_key = hashlib.sha256(repr(data.shape).encode()).hexdigest()[:16]
+    write_json(
+        out / "trajectory.json",
+        {"name": name, "trajectory_key": key, "data_key": data_key, "trajectory": trajectory},
+    )
+    with atomic_path(out / "patches.npz") as tmp:
+        np.savez(tmp, data=data, data_key=np.array(data_key))
     small = data[:, :10]
     numeric = numerical_gradient(lambda t: cost_and_grad(t, small, **kw)[0], theta)
     diff = relative_difference(numeric, cost_and_grad(theta, small, **kw)[1])
@@ -125,6 +133,7 @@ def build_result_folder(
         },
     )
     records, iteration, fun_evals, started = [], 0, 0, time.perf_counter()
+    stops: list[dict] = []
 
     def fun(t):
         nonlocal fun_evals
@@ -152,10 +161,16 @@ def build_result_folder(
         theta = result.x
         terms = cost_terms(theta, data, **kw)
         chunk_records = records[first:]
-        columns = list(zip(*chunk_records, strict=True)) if chunk_records else [[]] * 5
         meta = {
             "chunk": k,
-            "chunks": chunks,
+            "fingerprint": key,
+            "stop": {
+                "status": int(result.status),
+                "message": str(result.message),
+                "iterations": int(result.nit),
+                "fun_evals": int(result.nfev),
+                "reason": "budget" if result.nit >= iterations_per_chunk else "converged",
+            },
             "terms": {
                 t: float(terms[t]) for t in ("reconstruction", "weight_decay", "sparsity", "total")
             },
@@ -168,17 +183,14 @@ def build_result_folder(
             "optimizer": {"method": "L-BFGS-B", "maxiter": iterations_per_chunk},
             "message": str(result.message),
         }
-        with atomic_path(out / "chunks" / f"{k}.npz") as tmp:
-            np.savez(
-                tmp,
-                theta=theta,
-                iteration=np.asarray(columns[0], dtype=np.int64),
-                cost=np.asarray(columns[1], dtype=np.float64),
-                grad_norm=np.asarray(columns[2], dtype=np.float64),
-                fun_evals=np.asarray(columns[3], dtype=np.int64),
-                seconds=np.asarray(columns[4], dtype=np.float64),
-                meta=np.asarray(json.dumps(meta)),
-            )
+        # The pipeline's own checkpoint writer (sparseae.experiment.train_chunk uses it).
+        save_checkpoint(
+            out / "chunks" / f"{k}.npz",
+            theta,
+            [dict(zip(RECORD_FIELDS, r, strict=True)) for r in chunk_records],
+            meta,
+        )
+        stops.append(meta["stop"])
     with atomic_path(out / "theta.npz") as tmp:
         np.savez(tmp, theta=theta, config=np.asarray(json.dumps(config)))
     with atomic_write(out / "history.tsv") as handle:
@@ -199,6 +211,12 @@ def build_result_folder(
             "fun_evals": fun_evals,
             "train_seconds": time.perf_counter() - started,
             "chunks": chunks,
+            "final_chunk": chunks,
+            "fingerprint": key,
+            "trajectory_key": key,
+            "stop": stops[-1],
+            "chunk_stops": stops,
+            "converged": any(stop["reason"] == "converged" for stop in stops),
             "dataset_checksum": "sha256:" + "ab" * 32,
         },
     )

@@ -31,12 +31,15 @@ def free_port() -> int:
 class MlflowServer:
     """Start, kill, restart and stop one tracking server rooted in ``folder``."""
 
-    def __init__(self, folder: Path, port: int | None = None, workers: int = 2):
+    def __init__(
+        self, folder: Path, port: int | None = None, workers: int = 2, db: Path | None = None
+    ):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.workers = workers
-        self.db = self.folder / "server.db"
+        # An existing store (e.g. one the pipeline filled) to serve, else a new one here.
+        self.db = Path(db) if db is not None else self.folder / "server.db"
         self.artifacts = self.folder / "artifacts"
         self.log_path = self.folder / "server.log"
         self.process: subprocess.Popen | None = None

@@ -11,8 +11,8 @@ import shutil
 import numpy as np
 import pytest
 import scipy.io
-from conftest import shared_file
 from PIL import Image
+from shared_data import shared_file
 
 from sparseae.datasets import (
     IMAGES_MAGIC,

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import SHARED_DIR, shared_file
 from http_mirror import MNIST_TEST_FILES, MirrorServer
+from shared_data import SHARED_DIR, shared_file
 from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
 from sparseae.config import ConfigError, resolve_config

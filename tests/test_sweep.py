@@ -134,7 +134,7 @@ def test_png_and_html_views_exist(swept):
     assert f"results/sweeps/{SWEEP}/summary.html" in console  # onsuccess says where it is
 
 
-def test_mlflow_parent_run_holds_the_table_and_member_runs_are_tagged(swept):
+def test_mlflow_sweep_is_one_experiment_with_members_nested_under_the_parent(swept):
     from mlflow.tracking import MlflowClient
 
     record = json.loads((swept / "results" / "sweeps" / SWEEP / "mlflow.json").read_text())
@@ -147,7 +147,15 @@ def test_mlflow_parent_run_holds_the_table_and_member_runs_are_tagged(swept):
     assert parent.data.params["grid.beta"] == "[1, 3]"
     assert parent.data.params["sweep.members"] == "4"
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert artifacts == {"summary.tsv", "summary.html", "summary.png"}
+    # The table's three views, the contact sheet of the members' filters, the manifest.
+    assert artifacts == {
+        "summary.tsv",
+        "summary.html",
+        "summary.png",
+        "filters.png",
+        "manifest.json",
+    }
+    assert (swept / "results" / "sweeps" / SWEEP / "filters.png").is_file()
 
     expected = {
         json.loads((swept / "results" / name / "mlflow.json").read_text())["run_id"]
@@ -159,9 +167,15 @@ def test_mlflow_parent_run_holds_the_table_and_member_runs_are_tagged(swept):
     )
     member_runs = [r for r in tagged if r.data.tags.get("sparseae.sweep_role") != "parent"]
     assert {r.info.run_id for r in member_runs} == expected and len(member_runs) == 4
+    # One MLflow experiment, named after the sweep, holds the parent and its four children.
+    sweep_experiment = client.get_experiment_by_name(SWEEP)
+    assert sweep_experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    in_experiment = client.search_runs([sweep_experiment.experiment_id])
+    assert len(in_experiment) == 5
     for run in member_runs:
-        assert run.data.tags["sparseae.sweep_parent_run_id"] == parent.info.run_id
-        folder = swept / "results" / client.get_experiment(run.info.experiment_id).name
+        assert run.info.experiment_id == sweep_experiment.experiment_id
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        folder = swept / "results" / run.data.tags["sparseae.experiment"]
         summary = json.loads((folder / "summary.json").read_text())
         assert run.data.metrics["final_cost"] == pytest.approx(summary["final_cost"], rel=1e-12)
 

@@ -20,7 +20,6 @@ from sparseae.io import read_json
 from sparseae.tracking import (
     ArtifactLocationError,
     ResultsError,
-    TrackingError,
     configure_http_retries,
     init_store,
     log_results,
@@ -144,7 +143,15 @@ def test_second_log_adds_nothing(result_folder_factory, sqlite_store):
     assert second == first
     assert {k: history(client, first, k) for k in before} == before
     logged = read_json(results / "mlflow.json")["logged_this_time"]
-    assert logged == {"params": 0, "metric_points": 0, "artifacts": 0, "tags": 0}
+    assert logged == {
+        "params": 0,
+        "metric_points": 0,
+        "artifacts": 0,
+        "tags": 0,
+        "filter_images": 0,
+        "datasets": 0,
+        "models": 0,
+    }
     experiment = client.get_experiment_by_name("tiny")
     assert len(client.search_runs([experiment.experiment_id])) == 1
 
@@ -163,15 +170,17 @@ def test_partial_folder_then_complete_fills_exactly_the_rest(
     run_id = log_results(staged, experiment_name="exp", tracking_uri=sqlite_store)
     run = client.get_run(run_id)
     assert run.info.status == "RUNNING"
-    assert "chunks/*.npz" in run.data.tags["sparseae.missing"]
+    assert run.data.tags["sparseae.status"] == "partial"
+    assert "chunks/*.npz" in read_json(staged / "mlflow.json")["missing"]
+    assert "`chunks/*.npz`" in run.data.tags["mlflow.note.content"]
     assert "cost" not in run.data.metrics
 
-    # Stage 2: two of three chunks: the same run (adopted by config hash), chunk points only.
+    # Stage 2: two of three chunks: the same run (same trajectory key), chunk points only.
     for k in (1, 2):
         shutil.copy2(complete / "chunks" / f"{k}.npz", staged / "chunks" / f"{k}.npz")
-    assert log_results(staged, experiment_name="exp", tracking_uri=sqlite_store) == run_id
-    run = client.get_run(run_id)
-    assert "chunks/3.npz" in run.data.tags["sparseae.missing"]
+    kw = dict(experiment_name="exp", tracking_uri=sqlite_store, chunks=3)
+    assert log_results(staged, **kw) == run_id
+    assert "chunks/3.npz" in read_json(staged / "mlflow.json")["missing"]
     assert [s for s, _ in history(client, run_id, "cost")] == list(range(1, 9))
 
     # Stage 3: everything: only the missing points, params and artifacts are added.
@@ -183,8 +192,9 @@ def test_partial_folder_then_complete_fills_exactly_the_rest(
         == run_id
     )
     record = read_json(staged / "mlflow.json")
-    # Chunk 3's 4 iterations x 4 series + its 7 chunk-end points + 11 summary figures.
-    assert record["logged_this_time"]["metric_points"] == 4 * 4 + 7 + 11
+    # Chunk 3's 4 iterations x 4 series + its 7 chunk-end points + 12 summary figures
+    # (converged among them).
+    assert record["logged_this_time"]["metric_points"] == 4 * 4 + 7 + 12
     assert record["missing"] == []
     assert client.get_run(run_id).info.status == "FINISHED"
     experiment = client.get_experiment_by_name("exp")
@@ -206,31 +216,43 @@ def test_deleted_artifacts_are_uploaded_again(result_folder_factory, sqlite_stor
     assert (artifact_dir / "filters.png").read_bytes() == (results / "filters.png").read_bytes()
 
 
-def test_new_execution_gets_a_new_run(result_folder_factory, sqlite_store):
+def test_run_identity_is_the_trajectory(result_folder_factory, sqlite_store):
     first = log_results(
         result_folder_factory("a"), experiment_name="exp", tracking_uri=sqlite_store
     )
-    # The same config and seed trained again from scratch: a new execution, a new run.
-    second = log_results(
+    # The same trajectory trained again from scratch (other timings): the same run.
+    again = log_results(
         result_folder_factory("a"), experiment_name="exp", tracking_uri=sqlite_store
     )
-    assert first != second
+    assert again == first
+    # Another trajectory (seed) of the same experiment: a new run; the old one is superseded.
+    other = result_folder_factory("a", seed=8)
+    second = log_results(other, experiment_name="exp", tracking_uri=sqlite_store)
+    assert second != first
+    client = MlflowClient(sqlite_store)
+    old, new = client.get_run(first), client.get_run(second)
+    assert old.data.tags["sparseae.status"] == "superseded"
+    assert old.data.tags["sparseae.superseded_by"] == second
+    assert new.data.tags["sparseae.status"] == "complete"
+    assert read_json(other / "mlflow.json")["superseded_runs"] == [first]
 
 
-def test_contradicting_param_names_the_key(result_folder_factory, sqlite_store):
+def test_changed_setting_outside_the_trajectory_is_listed(result_folder_factory, sqlite_store):
     results = result_folder_factory("tiny")
-    log_results(results, experiment_name="tiny", tracking_uri=sqlite_store, run_key="fixed")
+    run_id = log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
     config = read_json(results / "config.json")
-    config["cost"]["beta"] = 5.0
+    config["tracking"]["note"] = "changed"
     (results / "config.json").write_text(json.dumps(config))
-    with pytest.raises(TrackingError, match=r"'cost\.beta': run has '3\.0', results say '5\.0'"):
-        log_results(results, experiment_name="tiny", tracking_uri=sqlite_store, run_key="fixed")
+    assert log_results(results, experiment_name="tiny", tracking_uri=sqlite_store) == run_id
+    run = MlflowClient(sqlite_store).get_run(run_id)
+    assert run.data.tags["sparseae.changed_params"] == "tracking.note=changed"
+    assert read_json(results / "mlflow.json")["logged_this_time"]["artifacts"] == 1  # config
 
 
 def test_bad_checkpoint_is_named(result_folder_factory, sqlite_store):
     results = result_folder_factory("tiny")
     (results / "chunks" / "2.npz").write_bytes(b"not a zip file")
-    with pytest.raises(ResultsError, match=r"chunks/2\.npz cannot be read"):
+    with pytest.raises(ResultsError, match=r"chunks/2\.npz is not a readable .* rerun"):
         log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
     with np.load(results / "chunks" / "1.npz", allow_pickle=False) as data:
         arrays = dict(data)
@@ -297,7 +319,7 @@ def test_sweep_parent_and_members(result_folder_factory, sqlite_store, tmp_path)
     client = MlflowClient(sqlite_store)
     assert again == parent
     assert client.get_run(parent).data.params["grid.beta"] == "[1, 3]"
-    assert [a.path for a in client.list_artifacts(parent)] == ["summary.tsv"]
+    assert sorted(a.path for a in client.list_artifacts(parent)) == ["manifest.json", "summary.tsv"]
     for folder in members:
         tags = client.get_run(read_json(folder / "mlflow.json")["run_id"]).data.tags
         assert tags["sparseae.sweep"] == "sweep-a"

@@ -26,7 +26,7 @@ from sparseae.tracking import (
     init_store,
     log_results,
 )
-from sparseae.tracking.logger import ARTIFACT_SHA_PREFIX
+from sparseae.tracking.logger import read_manifest
 
 #: Generous bound for "fails within seconds" (a timeout bound, not a performance assertion).
 FAIL_FAST_SECONDS = 15.0
@@ -142,14 +142,11 @@ def test_server_dying_between_and_during_logging(result_folder_factory, mlflow_s
     assert partial_run.info.status == "RUNNING"  # the cut call never finished the run
     assert len(uploaded_logs) < 64  # the cut really happened before all uploads
 
-    # Uploads are confirmed by their sha256 tags, written after the upload loop: the files of
-    # step 1 have theirs; one that landed in the cut call has none, so it is uploaded again
-    # (the server may even hold it half-written). Exactly the confirmed ones are skipped.
-    confirmed = {
-        tag[len(ARTIFACT_SHA_PREFIX) :]
-        for tag in partial_run.data.tags
-        if tag.startswith(ARTIFACT_SHA_PREFIX)
-    }
+    # Uploads are confirmed by the run's manifest.json (and its hash tag), written after the
+    # upload loop: the files of step 1 are in it; one that landed in the cut call is not, so
+    # it is uploaded again (the server may even hold it half-written). Exactly the confirmed
+    # ones are skipped.
+    confirmed = set(read_manifest(uri, client, run_id, partial_run.data.tags))
     listed = {a.path for a in uploaded_root} | uploaded_logs
     assert confirmed and confirmed <= listed, (confirmed, listed)
     assert log_results(staged, experiment_name="full", tracking_uri=uri, log_dir=log_dir) == run_id

@@ -17,12 +17,11 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 from mlflow import MlflowClient
 from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
 from sparseae.io import read_json, write_json
-from sparseae.tracking import TrackingError, log_results, log_sweep
+from sparseae.tracking import log_results, log_sweep
 from sparseae.tracking.results import EVALUATION_FILES, load_chunk
 
 
@@ -76,7 +75,7 @@ def test_evaluation_figures_are_metrics_and_its_files_are_expected(
     run = client.get_run(run_id)
     assert run.data.tags["sparseae.status"] == "partial"
     for name in EVALUATION_FILES:
-        assert name in run.data.tags["sparseae.missing"], name
+        assert f"`{name}`" in run.data.tags["mlflow.note.content"], name
     assert run.info.status == "RUNNING"
 
     evaluation = evaluate(results)
@@ -104,6 +103,11 @@ def test_evaluation_figures_are_metrics_and_its_files_are_expected(
     assert set(EVALUATION_FILES) <= {a.path for a in client.list_artifacts(run_id)}
     local = Path(client.download_artifacts(run_id, "evaluation.json", str(tmp_path / "dl")))
     assert json.loads(local.read_text())["confusion_features"] == evaluation["confusion_features"]
+    contexts = {
+        d.dataset.name: {t.value for t in d.tags if t.key == "mlflow.data.context"}
+        for d in run.inputs.dataset_inputs
+    }
+    assert sorted(contexts.values(), key=sorted) == [{"evaluation"}, {"training"}], contexts
     note = run.data.tags["mlflow.note.content"]
     assert f"{100 * evaluation['accuracy_features']:.2f}% on hidden-layer features" in note
     assert f"{100 * evaluation['accuracy_raw']:.2f}% on raw pixels" in note
@@ -129,9 +133,9 @@ def test_recomputed_evaluation_updates_the_run(result_folder_factory, sqlite_sto
     # The latest value is the file's; unchanged figures got no new point.
     assert run.data.metrics["softmax.n_iter_features"] == second["softmax"]["n_iter_features"]
     assert [s for s, _ in history(client, run_id, "final_cost")] == [0]
-    # MLflow params cannot change: the first value stays, the tag shows the current one.
+    # MLflow params cannot change: the first value stays, one tag lists the current values.
     assert run.data.params["evaluation.softmax.max_iter"] == "100"
-    assert run.data.tags["sparseae.param.evaluation.softmax.max_iter"] == "2"
+    assert "evaluation.softmax.max_iter=2" in run.data.tags["sparseae.changed_params"]
     record = read_json(results / "mlflow.json")
     assert "softmax.n_iter_features" in record["logged_this_time"]["revised_metrics"]
     assert "evaluation.softmax.max_iter" in record["logged_this_time"]["changed_params"]
@@ -139,21 +143,38 @@ def test_recomputed_evaluation_updates_the_run(result_folder_factory, sqlite_sto
     # Logging again adds nothing.
     log_results(results, experiment_name="digits", tracking_uri=sqlite_store)
     logged = read_json(results / "mlflow.json")["logged_this_time"]
-    assert logged == {"params": 0, "metric_points": 0, "artifacts": 0, "tags": 0}
+    assert logged == {
+        "params": 0,
+        "metric_points": 0,
+        "artifacts": 0,
+        "tags": 0,
+        "filter_images": 0,
+        "datasets": 0,
+        "models": 0,
+    }
     experiment = client.get_experiment_by_name("digits")
     assert len(client.search_runs([experiment.experiment_id])) == 1
 
 
-def test_other_training_history_is_still_another_execution(result_folder_factory, sqlite_store):
+def test_differing_history_of_the_same_trajectory_never_blocks(result_folder_factory, sqlite_store):
     results = result_folder_factory("tiny")
-    log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
-    # Same config and chunk 1, but chunk 2 says other costs: not a recomputation.
+    run_id = log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+    client = MlflowClient(sqlite_store)
+    before = history(client, run_id, "cost")
+    # Chunk 2 recomputed with other last bits (another thread count) and other timings.
     arrays, meta = load_chunk(results / "chunks" / "2.npz")
-    arrays["cost"] = arrays["cost"] * 1.5
+    arrays["cost"] = arrays["cost"] * (1 + 1e-9)
+    arrays["seconds"] = arrays["seconds"] + 5.0
+    meta["wall_seconds"] = 99.0
     arrays["meta"] = np.asarray(json.dumps(meta))
     np.savez(results / "chunks" / "2.npz", **arrays)
-    with pytest.raises(TrackingError, match=r"metric 'cost' at step 5 .* another execution"):
-        log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
+    assert log_results(results, experiment_name="tiny", tracking_uri=sqlite_store) == run_id
+    record = read_json(results / "mlflow.json")
+    # The 4 costs differ (reported); the wall-clock figures are never compared.
+    assert record["differing_points"]["count"] == 4
+    assert all(p.startswith("cost@") for p in record["differing_points"]["first"])
+    assert record["logged_this_time"]["metric_points"] == 0
+    assert history(client, run_id, "cost") == before  # no point twice
 
 
 def test_same_size_changed_artifact_is_uploaded_again(result_folder_factory, sqlite_store):
@@ -187,7 +208,11 @@ def test_sweep_parent_follows_its_settings_and_artifacts(
     parent = log_sweep(
         "grid", members, tracking_uri=sqlite_store, params=settings, artifacts=[table, page]
     )
-    assert {a.path for a in client.list_artifacts(parent)} == {"summary.tsv", "summary.html"}
+    assert {a.path for a in client.list_artifacts(parent)} == {
+        "summary.tsv",
+        "summary.html",
+        "manifest.json",
+    }
     # A same-size change of the table is uploaded again; the same settings keep the parent.
     table.write_text("experiment\tfinal_cost\nm0\t0.4\nm1\t0.6\n")
     output = tmp_path / "sweep.json"
@@ -214,7 +239,6 @@ def test_sweep_parent_follows_its_settings_and_artifacts(
     assert client.get_run(new_parent).data.params["grid.cost.beta"] == "[1, 5]"
     for folder in members:
         tags = client.get_run(read_json(folder / "mlflow.json")["run_id"]).data.tags
-        assert tags["sparseae.sweep_parent_run_id"] == new_parent
         assert tags["mlflow.parentRunId"] == new_parent
 
 
@@ -261,5 +285,5 @@ def test_command_line_sweep_attaches_every_file(result_folder_factory, sqlite_st
     assert main(argv) == 0
     parent = read_json(output)["run_id"]
     names = {a.path for a in MlflowClient(sqlite_store).list_artifacts(parent)}
-    assert names == {"summary.tsv", "summary.png"}
+    assert names == {"summary.tsv", "summary.png", "manifest.json"}
     assert main([*argv[:-4], "--summary", str(tmp_path / "absent.tsv")]) == 1

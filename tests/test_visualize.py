@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_file
 from PIL import Image
 
 from sparseae import autoencoder as ae
@@ -88,8 +87,8 @@ def test_display_network_validates_input():
         display_network(np.full((4, 2), np.nan))
 
 
-def test_filters_of_the_octave_trained_model(tmp_path):
-    ref = np.load(shared_file("reference/sae_train_small.npz"), allow_pickle=False)
+def test_filters_of_the_octave_trained_model(tmp_path, reference):
+    ref = reference("sae_train_small")
     W1 = ae.unpack(ref["opttheta"].reshape(-1), int(ref["visible"]), int(ref["hidden"]))[0]
     grid = display_network(W1.T)
     assert grid.shape == (46, 46)

@@ -294,6 +294,30 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ui_url_arguments(parser: argparse.ArgumentParser) -> None:
+    _tracking_uri_argument(parser)
+    parser.add_argument(
+        "experiments",
+        nargs="*",
+        metavar="EXPERIMENT",
+        help="experiments (default: every one the pipeline created in the store)",
+    )
+    parser.add_argument("--base-url", default="http://127.0.0.1:5000", help="where the UI runs")
+
+
+def _ui_url(args: argparse.Namespace) -> int:
+    from .tracking.store import pipeline_experiments, ui_url
+
+    uri = _tracking_uri(args)
+    names = args.experiments or pipeline_experiments(uri)
+    if not names:
+        print(f"no experiment in {uri} yet: run `snakemake` (or `make run`) first")
+    for name in names:
+        url = ui_url(uri, name, args.base_url)
+        print(f"{name}: {url}" if url else f"{name}: not in {uri}")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -341,6 +365,12 @@ COMMANDS = (
         "print the tracking URI the other commands would use",
         _tracking_uri_argument,
         _tracking_uri_command,
+    ),
+    _Command(
+        "ui-url",
+        "print the MLflow UI address of each experiment's runs (model-training view)",
+        _ui_url_arguments,
+        _ui_url,
     ),
 )
 """Every subcommand, in the order ``sparseae --help`` lists them."""

@@ -32,10 +32,18 @@ import numpy as np
 # ConfigError has its own module so that sparseae.sweep raises it without importing this one.
 from .errors import ConfigError
 from .schema_refs import resolve_refs as _resolve
+from .stacked_config import check_stacked_experiment
 from .sweep import expand_sweep
 
 #: Purpose -> child index of ``SeedSequence(seed)``; never renumber, only append.
-PURPOSES = {"patches": 0, "init": 1, "gradcheck": 2, "split": 3}
+PURPOSES = {
+    "patches": 0,
+    "init": 1,
+    "gradcheck": 2,
+    "split": 3,
+    "stacked_init": 4,  # stacked experiments: layer l's autoencoder from child l of this one
+    "stacked_gradcheck": 5,
+}
 
 #: What a change of each experiment key recomputes, by dotted path under
 #: ``experiments.<name>`` (an entry covers every key below it). This table is the one
@@ -334,7 +342,8 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     dict
         The config with every experiment complete (sweep members added under
         ``experiments``), ``run`` as a list of experiment names (sweep names replaced by their
-        members, order kept, duplicates dropped), and ``sweep_members``:
+        members, order kept, duplicates dropped; stacked experiments left out), ``run_stacked``
+        (the stacked experiments named in ``run``) and ``sweep_members``:
         ``{sweep: [member, ...]}``.
 
     Raises
@@ -350,6 +359,7 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     validate_schema(config, root)
     checks.raise_problems(checks.sources_problems(config))
     resolved = apply_defaults(config, root, root)
+    resolved["run_stacked"] = []
     raw_experiments = dict(resolved["experiments"])
     # Defaults of experiments are filled again after sweep expansion; raw copies are expanded
     # so that a sweep's overrides and grid see the base experiment as written.
@@ -381,21 +391,39 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     run = resolved["run"]
     run = [run] if isinstance(run, str) else list(run)
     names: list[str] = []
+    stacked_names = _check_stacked(resolved["stacked_experiments"], experiments, members_of)
     for entry in run:
+        if entry in stacked_names:  # stacked experiments run by their own rules
+            if entry not in resolved["run_stacked"]:
+                resolved["run_stacked"].append(entry)
+            continue
         targets = members_of.get(entry, [entry])
         for target in targets:
             if target not in experiments:
+                known = sorted([*experiments, *members_of, *stacked_names])
                 raise ConfigError(
                     f"config key 'run': experiment {entry!r} is not defined; allowed: one of "
-                    f"{', '.join(sorted([*experiments, *members_of])) or '(none defined)'} "
-                    f"(experiments and sweeps in the config)"
+                    f"{', '.join(known) or '(none defined)'} "
+                    f"(experiments, sweeps and stacked_experiments in the config)"
                 )
             if target not in names:
                 names.append(target)
     resolved["experiments"] = experiments
-    resolved["run"] = names
+    resolved["run"] = names  # single-layer experiments; stacked ones are in run_stacked
     resolved["sweep_members"] = members_of
     return resolved
+
+
+def _check_stacked(stacked: Mapping, experiments: Mapping, sweeps: Mapping) -> list[str]:
+    """Cross-field checks of the stacked experiments; their names (distinct from all others)."""
+    for name, experiment in stacked.items():
+        if name in experiments or name in sweeps:
+            raise ConfigError(
+                f"config key 'stacked_experiments.{name}': the name is also used by an "
+                f"experiment or sweep; allowed: names distinct from 'experiments' and 'sweeps'"
+            )
+        check_stacked_experiment(name, experiment)
+    return list(stacked)
 
 
 # --------------------------------------------------------------------------------------------

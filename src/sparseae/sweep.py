@@ -29,6 +29,7 @@ import html
 import io
 import itertools
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -363,6 +364,60 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
         fig.savefig(tmp, format="png")
 
 
+def filter_contact_sheet(
+    table: pd.DataFrame,
+    filters: Sequence[str | os.PathLike],
+    path: str | os.PathLike,
+    *,
+    title: str,
+    cols: int | None = None,
+) -> None:
+    """PNG contact sheet: every member's filter grid on one figure, labelled by its values.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A :func:`sweep_table` (row order = panel order; labels by :func:`member_labels`).
+    filters : sequence of path-like
+        Each member's ``filters.png``, in the table's row order.
+    path : path-like
+        The PNG to write (atomically).
+    title : str
+        Figure title.
+    cols : int, optional
+        Panels per row (default: about square).
+    """
+    import math
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    if len(filters) != len(table):
+        raise SweepError(f"{len(filters)} filter images for a table of {len(table)} members")
+    labels = member_labels(table)
+    n = len(filters)
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.2 * cols, 3.4 * rows + 0.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, image_path, label, name in zip(
+        axes, filters, labels, table["experiment"], strict=False
+    ):
+        with Image.open(image_path) as image:
+            pixels = np.asarray(image.convert("L"))
+        # Nearest-neighbour: each filter pixel stays a sharp square.
+        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(f"{label}\n({name})", fontsize="small")
+        ax.set_axis_off()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    fig.suptitle(title)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+
+
 def format_tsv(table: pd.DataFrame) -> str:
     """The table as TSV text; floats in shortest round-trip form (read back equal)."""
     buffer = io.StringIO()
@@ -421,3 +476,46 @@ def write_sweep_summary(
     plot_sweep(table, png, title=title)
     with atomic_write(html_path) as handle:
         handle.write(format_html(table, title=title, png=png))
+
+
+# --------------------------------------------------------------------------------------------
+# workflow steps (rules of the same names)
+
+
+def summarize_sweep(
+    sweep: str,
+    members: Sequence[str],
+    parameters: Mapping[str, str],
+    *,
+    tsv: str | os.PathLike,
+    html_path: str | os.PathLike,
+    png: str | os.PathLike,
+    results: str | os.PathLike = "results",
+) -> pd.DataFrame:
+    """Rule ``summarize_sweep``: the members' table as TSV, HTML page and figure.
+
+    ``members`` are experiment names whose result folders are ``results/<member>``;
+    ``parameters`` is what :func:`grid_settings` returns for the sweep's grid.
+    """
+    table = sweep_table({name: Path(results) / name for name in members}, parameters)
+    write_sweep_summary(
+        table, tsv=tsv, html_path=html_path, png=png, title=f"sweep {sweep}: {len(table)} members"
+    )
+    logging.getLogger(__name__).info("sweep %s: %d members -> %s", sweep, len(table), tsv)
+    return table
+
+
+def plot_sweep_filters(
+    sweep: str,
+    tsv: str | os.PathLike,
+    filters: Sequence[str | os.PathLike],
+    path: str | os.PathLike,
+) -> None:
+    """Rule ``plot_sweep_filters``: the contact sheet of a summarized sweep's filter grids.
+
+    MLflow has no side-by-side view of artifact images, so the sweep's parent run holds this.
+    """
+    table = read_sweep_table(tsv)
+    title = f"sweep {sweep}: learned filters of its {len(table)} members"
+    filter_contact_sheet(table, list(filters), path, title=title)
+    logging.getLogger(__name__).info("sweep %s: contact sheet -> %s", sweep, path)

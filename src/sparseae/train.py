@@ -43,6 +43,7 @@ __all__ = [
     "DTYPES",
     "RECORD_FIELDS",
     "train_chunk",
+    "lbfgs_chunk",
     "train_chunked",
     "save_checkpoint",
     "load_checkpoint",
@@ -260,6 +261,54 @@ def train_chunk(
     iterations = int(iterations)
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
+    return lbfgs_chunk(
+        autoencoder.cost_and_grad if cost_fn is None else cost_fn,
+        theta0,
+        data,
+        iterations,
+        cost_kwargs=dict(
+            visible_size=visible_size,
+            hidden_size=hidden_size,
+            lambda_=lambda_,
+            beta=beta,
+            rho=rho,
+        ),
+        options=options,
+        start_iteration=start_iteration,
+        start_fun_evals=start_fun_evals,
+        start_seconds=start_seconds,
+        progress=progress,
+        stop=stop,
+    )
+
+
+def lbfgs_chunk(
+    cost_fn: Callable,
+    theta0,
+    data,
+    iterations,
+    *,
+    cost_kwargs: dict,
+    options: LBFGSOptions,
+    start_iteration: int = 0,
+    start_fun_evals: int = 0,
+    start_seconds: float = 0.0,
+    progress: Callable[[dict], None] | None = None,
+    stop: dict | None = None,
+):
+    """One chunk of L-BFGS on any ``cost_fn(theta, data, **cost_kwargs) -> (cost, grad)``.
+
+    What :func:`train_chunk` runs for the autoencoder, for other objectives of the same
+    form (the stacked network's softmax and fine-tuning costs). ``theta0`` must be a finite
+    float64 vector; the budgets, counters, records, ``stop`` and return value are those of
+    :func:`train_chunk`.
+    """
+    theta0 = np.array(theta0, dtype=np.float64, copy=True)
+    if theta0.ndim != 1 or not np.all(np.isfinite(theta0)):
+        raise ValueError(f"theta0 must be a finite 1-D vector, got shape {theta0.shape}")
+    iterations = int(iterations)
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
     budget_iter = min(iterations, options.maxiter - int(start_iteration))
     budget_fun = options.maxfun - int(start_fun_evals)
     stop = {} if stop is None else stop
@@ -274,17 +323,7 @@ def train_chunk(
         )
         return theta0, []
 
-    objective = _Objective(
-        autoencoder.cost_and_grad if cost_fn is None else cost_fn,
-        data,
-        dict(
-            visible_size=visible_size,
-            hidden_size=hidden_size,
-            lambda_=lambda_,
-            beta=beta,
-            rho=rho,
-        ),
-    )
+    objective = _Objective(cost_fn, data, dict(cost_kwargs))
     records: list[dict] = []
     clock0 = time.perf_counter()
 

@@ -19,6 +19,7 @@ from sparseae.checks import input_path_problems, workflow_input_problems
 from sparseae.datasets import SOURCES, DatasetError, dataset_checksum
 from sparseae.experiment import EVALUATION_FILES, RESULT_FILES, data_config
 from sparseae.tracking.settings import SWEEP_TAG, resolve_tracking_uri, sqlite_path
+from sparseae.tracking.store import store_marker
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 ENV = "../envs/sparseae.yaml"
@@ -28,7 +29,8 @@ try:
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 validate(
-    {k: v for k, v in CONFIG.items() if k != "sweep_members"},
+    {k: v for k, v in CONFIG.items() if k not in ("sweep_members", "run_stacked")}
+    | {"run": CONFIG["run"] + CONFIG["run_stacked"]},
     str(SCHEMA),
     set_default=False,
 )
@@ -43,13 +45,10 @@ try:
     TRACKING_URI = resolve_tracking_uri(CONFIG["tracking"]["uri"])
 except ValueError as error:
     raise WorkflowError(f"config key 'tracking.uri': {error}") from None
-TRACKING_MARKER = "results/_tracking/init_store.json"
-
-# A local store deleted by hand makes the init marker stale; drop it so init_store runs again
-# before parallel log jobs would race to create the database.
-_db = sqlite_path(TRACKING_URI)
-if _db is not None and not _db.exists() and Path(TRACKING_MARKER).exists():
-    os.remove(TRACKING_MARKER)
+# The init marker is named after the store's identity token (read-only here): a store that is
+# moved away or replaced gets a new marker name, so init_store runs again and every log job
+# (whose input the marker is) refills the store from the result files. Parsing writes nothing.
+TRACKING_MARKER = store_marker(TRACKING_URI, "results/_tracking").as_posix()
 
 
 # ------------------------------------------------------------------ config access
@@ -75,7 +74,9 @@ def num_chunks(wildcards):
 
 
 def experiment_mlflow_name(name):
-    return CONFIG["tracking"]["experiment_prefix"] + name
+    """MLflow experiment of a config experiment, or of a sweep: a sweep member logs into its
+    sweep's experiment, so the members compare in one runs table."""
+    return CONFIG["tracking"]["experiment_prefix"] + SWEEP_OF.get(name, name)
 
 
 SWEEP_OF = {m: s for s, members in CONFIG["sweep_members"].items() for m in members}
@@ -133,7 +134,13 @@ def sweep_targets():
     return [
         f"results/sweeps/{s}/{f}"
         for s in RUN_SWEEPS
-        for f in ("summary.tsv", "summary.html", "summary.png", "mlflow.json")
+        for f in (
+            "summary.tsv",
+            "summary.html",
+            "summary.png",
+            "filters.png",
+            "mlflow.json",
+        )
     ]
 
 
@@ -343,7 +350,7 @@ if _blocked:
 
 def startup_message():
     lines = [
-        "sparseae: running " + ", ".join(RUN),
+        "sparseae: running " + ", ".join(RUN + RUN_STACKED),
         f"  tracking store: {TRACKING_URI}",
     ]
     return "\n".join(lines)
@@ -355,6 +362,7 @@ def success_message():
         lines.append(f"  {name}: filter grid results/{name}/filters.png")
         if evaluates(name):
             lines.append(f"  {name}: {evaluation_line(name)}")
+    lines += stacked_success_lines()
     for name in RUN_SWEEPS:
         lines.append(f"  sweep {name}: table results/sweeps/{name}/summary.html")
     lines += [

@@ -1,5 +1,6 @@
-# Sweeps: one table over every member of a sweep (TSV + HTML + PNG), and a parent MLflow run
-# holding it with the member runs tagged. The table depends only on the members' result
+# Sweeps: one table over every member of a sweep (TSV + HTML + PNG), a contact sheet of the
+# members' filters, and a parent MLflow run holding them with the member runs nested below it
+# (members log into the sweep's MLflow experiment, so they compare in one runs table). The table depends only on the members' result
 # files, so a tracking failure never withholds it; log_sweep runs after the members' own
 # log_mlflow jobs.
 
@@ -42,6 +43,33 @@ rule summarize_sweep:
         "../scripts/summarize_sweep.py"
 
 
+rule plot_sweep_filters:
+    input:
+        tsv="results/sweeps/{sweep}/summary.tsv",
+        filters=sweep_member_files("filters.png"),
+    output:
+        report(
+            "results/sweeps/{sweep}/filters.png",
+            caption="../report/sweep_filters.rst",
+            category="Sweeps",
+            labels={"sweep": "{sweep}", "figure": "filters of every member"},
+        ),
+    log:
+        "logs/_sweeps/{sweep}/plot_sweep_filters.log",
+    benchmark:
+        "benchmarks/_sweeps/{sweep}/plot_sweep_filters.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    message:
+        "sweep {wildcards.sweep}: contact sheet of the members' filters"
+    script:
+        "../scripts/plot_sweep_filters.py"
+
+
 rule log_sweep:
     input:
         # Plain input, not ancient(): see log_mlflow in tracking.smk.
@@ -50,6 +78,7 @@ rule log_sweep:
         tsv="results/sweeps/{sweep}/summary.tsv",
         html="results/sweeps/{sweep}/summary.html",
         png="results/sweeps/{sweep}/summary.png",
+        filters="results/sweeps/{sweep}/filters.png",
     output:
         "results/sweeps/{sweep}/mlflow.json",
     log:

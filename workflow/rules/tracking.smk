@@ -23,7 +23,7 @@ rule init_store:
         runtime=10,
     params:
         uri=TRACKING_URI,
-        experiments=[experiment_mlflow_name(name) for name in RUN],
+        experiments=sorted({experiment_mlflow_name(name) for name in RUN + RUN_STACKED}),
     message:
         "MLflow: prepare the tracking store {params.uri}"
     script:
@@ -62,6 +62,7 @@ rule log_mlflow:
         result_dir=lambda wildcards: f"results/{wildcards.experiment}",
         log_dir=lambda wildcards: f"logs/{wildcards.experiment}",
         tags=lambda wildcards: mlflow_tags(wildcards.experiment),
+        chunks=num_chunks,
     message:
         "{wildcards.experiment}: log to MLflow ({params.uri})"
     script:

@@ -4,13 +4,15 @@ Public API (the workflow's tracking rules call exactly these)::
 
     configure_http_retries()                        # also done at import
     resolve_tracking_uri(config_value=None) -> str
-    init_store(tracking_uri, experiment_names, artifact_location=None) -> {name: id}
+    init_store(tracking_uri, experiment_names, artifact_location=None, *, token=None,
+               marker=None) -> {name: id}
+    store_marker(tracking_uri, folder) -> Path        # read-only: the init marker's path
     log_results(results_dir, *, experiment_name, tracking_uri, run_key=None, log_dir=None,
-                tags=None, parent_run_id=None) -> run_id
+                tags=None, parent_run_id=None, chunks=None) -> run_id
     log_sweep(sweep_name, members, *, tracking_uri, experiment_name=None, summary_path=None,
               params=None, output=None, artifacts=None) -> parent run_id
 
-Command line: ``sparseae tracking-init|log|log-sweep|tracking-uri ...`` (see ``--help``).
+Command line: ``sparseae tracking-init|log|log-sweep|tracking-uri|ui-url ...`` (see ``--help``).
 
 MLflow itself is imported only inside the functions that open a store, so importing this
 package (e.g. for ``sparseae --help``) stays cheap.
@@ -32,6 +34,8 @@ from .store import (
     TrackingUnavailableError,
     check_reachable,
     init_store,
+    read_store_token,
+    store_marker,
 )
 
 # Fail fast against an unreachable server unless the user chose otherwise.
@@ -50,5 +54,7 @@ __all__ = [
     "log_results",
     "log_sweep",
     "read_result_folder",
+    "read_store_token",
     "resolve_tracking_uri",
+    "store_marker",
 ]

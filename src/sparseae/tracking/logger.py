@@ -3,35 +3,43 @@
 The result files are the source of truth; MLflow is filled from them, and filled again by a
 rerun, which reads back what the run already holds and logs only what is missing:
 
-- the run is found again by the tag ``sparseae.run_key`` (see :meth:`ResultFolder.run_key`:
-  resolved config + first checkpoint, so a resumed execution keeps its run and a new one gets
-  a new run);
-- params already there with the same value are skipped. A different value of a config param
-  (or the dataset checksum) is an error naming the key: it means another execution. Environment
-  params (versions, git commit, threads) keep the first value logged, because they describe
-  the training, not the logging process. Params of derived outputs (gradcheck.json,
-  summary.json, evaluation.json, which a rerun of their rule may recompute) keep the first
-  value too, since MLflow params cannot change, and the tag ``sparseae.param.<key>`` shows
-  the current value;
-- a training metric point (per iteration, chunk end) is logged only when the run has no point
-  for that key at that step, with a timestamp derived from the run's start time and the
-  recorded elapsed seconds, so even a point sent twice by a race is the identical row that
-  the store deduplicates; a different value at that step is an error (another execution).
-  A derived metric (step 0 figures of summary/gradcheck/evaluation) whose latest point
-  differs from the file is logged again as a new point at the next step, so the run's
-  latest value is the file's and the history shows each recomputation;
-- an artifact is uploaded when absent, of a different size, or of a different sha256 than
-  the one recorded in its tag ``sparseae.sha256.<artifact path>`` by the last upload.
+- a run is the pair (MLflow experiment, trajectory key): the key is config.json's
+  ``fingerprint`` (tag ``sparseae.trajectory``), which every setting that can change the
+  numbers enters and ``training.chunks`` does not. Training further extends the same run
+  (``cost`` steps continue); a changed trajectory gets a new run, and the runs of the same
+  config experiment logged before are marked ``sparseae.status = superseded``;
+- params keep the first value logged (MLflow params cannot change). A value that changed since
+  (a setting outside the trajectory, a recomputed derived output) is listed with its current
+  value in the one tag ``sparseae.changed_params``; config.json, re-uploaded, holds them all;
+- a metric point is logged only when the run has no point for that key at that step, with a
+  timestamp derived from the run's start time and the recorded elapsed seconds, so even a
+  point sent twice by a race is the identical row that the store deduplicates. A recomputed
+  chunk with identical numbers adds nothing. Wall-clock figures (``elapsed_seconds``,
+  ``chunk_wall_seconds``) are never compared: another execution measures other times. A
+  different value at a logged step (another thread count changes the last bits) is kept as
+  it is, reported in ``mlflow.json`` and the log, and never blocks logging. A derived metric
+  (step 0 figures of summary/gradcheck/evaluation) whose latest point differs from the file is
+  logged again as a new point at the next step, so the run's latest value is the file's;
+- artifacts are uploaded when absent, of another size, or of another sha256 than the run's
+  ``manifest.json`` artifact records (path -> sha256, size; its own hash is the tag
+  ``sparseae.manifest_sha256``). The manifest is written after the uploads, so an upload cut
+  by an outage is repeated on the next call;
+- the filter grid at each chunk end is an image series (``log_image(key="filters",
+  step=<global iteration>)``), the training data an MLflow dataset input (digest = the data
+  checksum), and the final parameters an MLflow logged model made from code
+  (:mod:`sparseae.tracking.encoder_model`, no pickle) with ``theta.npz`` as its artifact.
 
-MLflow calls are batched (params, metrics and tags go through ``log_batch``), because each
-call is one sqlite transaction or HTTP round trip.
+MLflow calls are batched (params, metrics and tags go through ``log_batch``, split by
+MLflow's own batch limits), because each call is one sqlite transaction or HTTP round trip.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -51,18 +59,33 @@ from .store import (
     exclusive_lock,
 )
 
-RUN_KEY_TAG = "sparseae.run_key"
-#: Tag of a sweep's parent run: hash of its params (settings and member count), see log_sweep.
+_log = logging.getLogger(__name__)
+
+#: The project's run tags (at most ten per run; the first five are on every run).
+EXPERIMENT_TAG = "sparseae.experiment"
+RUN_KEY_TAG = "sparseae.trajectory"
+STATUS_TAG = "sparseae.status"
+DATA_TAG = "sparseae.data_checksum"
+MANIFEST_TAG = "sparseae.manifest_sha256"
+FINAL_CHUNK_TAG = "sparseae.final_chunk"
+STOP_TAG = "sparseae.optimizer_stop"
+SUPERSEDED_TAG = "sparseae.superseded_by"
+CHANGED_PARAMS_TAG = "sparseae.changed_params"
+#: (SWEEP_TAG, from settings, names a sweep member's sweep.)
+#: Tags of a sweep's parent run: its role, and a hash of its params (settings, member count).
 SWEEP_KEY_TAG = "sparseae.sweep_key"
 SWEEP_ROLE_TAG = "sparseae.sweep_role"
-SWEEP_PARENT_TAG = "sparseae.sweep_parent_run_id"
-#: Prefix of the tags holding each uploaded artifact's sha256 (``<prefix><artifact path>``).
-ARTIFACT_SHA_PREFIX = "sparseae.sha256."
-#: Prefix of the tags holding the current value of a derived param that changed.
-PARAM_UPDATE_PREFIX = "sparseae.param."
-MAX_METRICS_PER_BATCH = 1000  # mlflow.utils.validation.MAX_METRICS_PER_BATCH
-MAX_PARAMS_PER_BATCH = 100  # mlflow.utils.validation.MAX_PARAMS_TAGS_PER_BATCH
-MAX_ENTITIES_PER_BATCH = 1000  # mlflow.utils.validation.MAX_ENTITIES_PER_BATCH
+#: The artifact listing every other artifact's sha256 and size.
+MANIFEST_NAME = "manifest.json"
+#: Image series of the filter grid, one image per chunk end.
+FILTERS_KEY = "filters"
+#: Name of the logged model, and the logged-model tag with its theta.npz's sha256.
+MODEL_NAME = "encoder"
+MODEL_THETA_TAG = "sparseae.theta_sha256"
+#: How many differing metric points mlflow.json lists (their number is always given).
+CONFLICTS_LISTED = 10
+#: Longest edge the filter images are enlarged to (whole-number nearest-neighbour factor).
+FILTER_IMAGE_EDGE = 480
 #: Relative difference under which a stored metric value counts as the same value.
 VALUE_TOLERANCE = 1e-12
 
@@ -76,6 +99,7 @@ def log_results(
     log_dir=None,
     tags: Mapping[str, str] | None = None,
     parent_run_id: str | None = None,
+    chunks: int | None = None,
 ) -> str:
     """Log ``results/{experiment}`` into one MLflow run, adding only what is missing.
 
@@ -83,19 +107,22 @@ def log_results(
     ----------
     results_dir : path-like
         The result folder (any file may be missing: what exists is logged, the rest listed in
-        the tag ``sparseae.missing`` and in ``mlflow.json``).
+        ``mlflow.json`` and the run's description; the run's status is then ``partial``).
     experiment_name : str
-        MLflow experiment (the config experiment's name); created if missing.
+        MLflow experiment (the config experiment's name, or its sweep's); created if missing.
     tracking_uri : str
         See :func:`sparseae.tracking.resolve_tracking_uri`.
     run_key : str, optional
-        Identity of the run; default: derived from the config and the first checkpoint.
+        Identity of the run; default: the trajectory key (config.json's ``fingerprint``).
     log_dir : path-like, optional
         Rule logs to upload under ``logs/``; default ``logs/{experiment}`` beside ``results``.
     tags : mapping, optional
         Extra run tags.
     parent_run_id : str, optional
         Makes the run a child of that run (``mlflow.parentRunId``).
+    chunks : int, optional
+        Chunks of the final result (the config's ``training.chunks``); default: what
+        summary.json says. Later checkpoints on disk are not logged.
 
     Returns
     -------
@@ -107,43 +134,31 @@ def log_results(
     TrackingUnavailableError
         The server is unreachable (before or during logging); rerun later to fill in.
     TrackingError
-        A param or metric point in the run contradicts the result files.
+        MLflow refused a call (the message says which).
     sparseae.tracking.results.ResultsError
-        A result file does not match its contract.
+        A result file does not match its contract or belongs to another trajectory.
     """
     configure_http_retries()
     results_dir = Path(results_dir).resolve()
-    folder = read_result_folder(results_dir, log_dir=log_dir)
+    folder = read_result_folder(results_dir, log_dir=log_dir, chunks=chunks)
     key = run_key or folder.run_key()
+    name = folder.name or results_dir.name
     check_reachable(tracking_uri, results_dir)
     # One logger per result folder and per run at a time (lock files live in the temp folder,
     # so the result folder is not touched until mlflow.json is written).
     with (
         exclusive_lock(f"results#{results_dir}"),
-        exclusive_lock(f"{tracking_uri}#{experiment_name}#{key}"),
+        exclusive_lock(f"{tracking_uri}#{experiment_name}#{name}"),
     ):
         experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir)
         mlflow_client = client(tracking_uri)
         run = _find_or_create_run(
-            tracking_uri,
-            mlflow_client,
-            experiment_id,
-            experiment_name,
-            key,
-            folder,
-            explicit_key=run_key is not None,
-            parent_run_id=parent_run_id,
+            tracking_uri, mlflow_client, experiment_id, name, key, folder, parent_run_id
         )
-        logged, total = _sync_run(
-            tracking_uri,
-            mlflow_client,
-            run,
-            folder,
-            key,
-            experiment_name,
-            dict(tags or {}),
-            parent_run_id,
+        logged, total, conflicts = _sync_run(
+            tracking_uri, mlflow_client, run, folder, key, name, dict(tags or {}), parent_run_id
         )
+        superseded = _supersede(tracking_uri, mlflow_client, experiment_id, name, run)
     record = {
         "tracking_uri": tracking_uri,
         "experiment_name": experiment_name,
@@ -152,9 +167,13 @@ def log_results(
         "run_key": key,
         "artifact_uri": run.info.artifact_uri,
         "status": "complete" if folder.complete else "partial",
+        "final_chunk": folder.final_chunk,
         "missing": folder.missing,
+        "chunks_not_logged": folder.chunks_ignored,
+        "superseded_runs": superseded,
         "logged_this_time": logged,
         "total": total,
+        "differing_points": {"count": len(conflicts), "first": conflicts[:CONFLICTS_LISTED]},
         "logged_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     try:
@@ -178,7 +197,7 @@ def log_sweep(
     output=None,
     artifacts: Iterable | None = None,
 ) -> str:
-    """Log a sweep: a parent run with the summary table, member runs tagged and attached.
+    """Log a sweep: a parent run with the summary table, the member runs nested under it.
 
     The parent run is identified by the sweep's name and the tag ``sparseae.sweep_key``, a
     hash of its params (the sweep settings and the member count): rerunning with the same
@@ -191,7 +210,8 @@ def log_sweep(
         The sweep's name; member runs get the tag ``sparseae.sweep=<name>``.
     members : iterable
         Result folders already logged by :func:`log_results` (their ``mlflow.json`` names the
-        run), or run ids.
+        run), or run ids. Log them into the sweep's experiment so that the runs table, the
+        parallel-coordinates and chart views compare them in one place.
     tracking_uri : str
         Store holding the member runs.
     experiment_name : str, optional
@@ -204,14 +224,14 @@ def log_sweep(
     output : path-like, optional
         Where to write ``{"run_id", "members"}`` as JSON (atomically).
     artifacts : iterable of path-like, optional
-        Files uploaded to the parent run's artifact root; a file whose content changed since
-        its last upload (sha256 tag) is uploaded again.
+        Files uploaded to the parent run's artifact root (the table, the contact sheet of the
+        members' filters); a file whose content changed since its last upload (manifest) is
+        uploaded again.
 
     Returns
     -------
     str
-        The parent run's id. Member runs in the same experiment get ``mlflow.parentRunId``, so
-        the UI nests them; runs in other experiments get ``sparseae.sweep_parent_run_id`` only.
+        The parent run's id. Members get ``mlflow.parentRunId`` (the UI nests them under it).
     """
     from .results import flatten_params
 
@@ -250,17 +270,34 @@ def log_sweep(
                 tags={SWEEP_TAG: sweep_name, SWEEP_ROLE_TAG: "parent", SWEEP_KEY_TAG: sweep_key},
             )
         parent_id = parent.info.run_id
-        params_todo = _params_todo(parent_id, dict(parent.data.params), wanted, {}, {})[0]
+        params_todo = _params_todo(dict(parent.data.params), wanted)[0]
         _log_batch(tracking_uri, mlflow_client, parent_id, params=params_todo)
-        uploaded = _log_artifacts(
+        uploaded, manifest_sha = _log_artifacts(
             tracking_uri, mlflow_client, parent_id, [(f, "") for f in files], parent.data.tags
         )
-        _log_batch(tracking_uri, mlflow_client, parent_id, tags=_tag_updates(parent, uploaded))
+        parent_tags = {
+            MANIFEST_TAG: manifest_sha,
+            "mlflow.note.content": (
+                f"Sweep **{sweep_name}**: {len(member_runs)} member runs nested below (same "
+                f"experiment: compare them in the runs table, the parallel-coordinates and "
+                f"chart views). Artifacts: the summary table and the contact sheet of the "
+                f"members' filters."
+            ),
+        }
+        _log_batch(tracking_uri, mlflow_client, parent_id, tags=_tag_updates(parent, parent_tags))
         for run_id in member_runs.values():
             member = call(tracking_uri, mlflow_client.get_run, run_id)
-            wanted_tags = {SWEEP_TAG: sweep_name, SWEEP_PARENT_TAG: parent_id}
+            wanted_tags = {SWEEP_TAG: sweep_name}
             if member.info.experiment_id == experiment_id:
                 wanted_tags["mlflow.parentRunId"] = parent_id
+            else:
+                _log.warning(
+                    "sweep %s: member run %s is in another experiment than the parent run; it "
+                    "is tagged but cannot be nested (log members into experiment %r)",
+                    sweep_name,
+                    run_id,
+                    experiment_name,
+                )
             _log_batch(tracking_uri, mlflow_client, run_id, tags=_tag_updates(member, wanted_tags))
         if parent.info.status != "FINISHED":
             call(tracking_uri, mlflow_client.set_terminated, parent_id, "FINISHED")
@@ -273,9 +310,10 @@ def log_sweep(
                 "tracking_uri": tracking_uri,
                 "sweep_key": sweep_key,
                 "members": member_runs,
-                "artifacts_uploaded": sorted(k[len(ARTIFACT_SHA_PREFIX) :] for k in uploaded),
+                "artifacts_uploaded": sorted(uploaded),
             },
         )
+    _log.info("sweep %s: parent run %s", sweep_name, parent_id)
     return parent_id
 
 
@@ -305,51 +343,21 @@ def _member_run_id(member, tracking_uri: str) -> str:
     return str(member)  # a run id
 
 
-def _find_or_create_run(
-    uri,
-    mlflow_client,
-    experiment_id,
-    experiment_name,
-    key,
-    folder: ResultFolder,
-    *,
-    explicit_key: bool,
-    parent_run_id,
-):
+def _find_or_create_run(uri, mlflow_client, experiment_id, name, key, folder, parent_run_id):
     found = call(
         uri,
         mlflow_client.search_runs,
         [experiment_id],
-        filter_string=f"tags.`{RUN_KEY_TAG}` = '{_quote(key)}'",
+        filter_string=f"tags.`{RUN_KEY_TAG}` = '{_quote(key)}' and "
+        f"tags.`{EXPERIMENT_TAG}` = '{_quote(name)}'",
         order_by=["attributes.start_time ASC"],
         results_dir=folder.path,
     )
     if found:
         return found[0]
-    if not explicit_key and folder.chunk1_sha256 and folder.config_sha256:
-        # A run logged before chunk 1 existed (a partial folder) belongs to this execution.
-        provisional = call(
-            uri,
-            mlflow_client.search_runs,
-            [experiment_id],
-            filter_string=(
-                f"tags.`sparseae.config_sha256` = '{folder.config_sha256}' and "
-                f"tags.`sparseae.chunk1_sha256` = 'none'"
-            ),
-            order_by=["attributes.start_time ASC"],
-            results_dir=folder.path,
-        )
-        if provisional:
-            run_id = provisional[0].info.run_id
-            for tag, value in (
-                (RUN_KEY_TAG, key),
-                ("sparseae.chunk1_sha256", folder.chunk1_sha256),
-            ):
-                call(uri, mlflow_client.set_tag, run_id, tag, value, results_dir=folder.path)
-            return call(uri, mlflow_client.get_run, run_id, results_dir=folder.path)
     start = folder.start_time_ms or int(time.time() * 1000)
-    stamp = datetime.fromtimestamp(start / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    tags = {RUN_KEY_TAG: key}
+    stamp = datetime.fromtimestamp(start / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
+    tags = {RUN_KEY_TAG: key, EXPERIMENT_TAG: name}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     return call(
@@ -358,23 +366,40 @@ def _find_or_create_run(
         experiment_id,
         start_time=start,
         tags=tags,
-        run_name=f"{experiment_name} {stamp}",
+        run_name=f"{name} {stamp}",
         results_dir=folder.path,
     )
 
 
-def _sync_run(
-    uri, mlflow_client, run, folder: ResultFolder, key, experiment_name, extra_tags, parent_run_id
-) -> tuple[dict, dict]:
+def _supersede(uri, mlflow_client, experiment_id, name, current) -> list[str]:
+    """Mark the other runs of config experiment ``name`` (other trajectories) superseded."""
+    others = call(
+        uri,
+        mlflow_client.search_runs,
+        [experiment_id],
+        filter_string=f"tags.`{EXPERIMENT_TAG}` = '{_quote(name)}'",
+    )
+    marked = []
+    for run in others:
+        if run.info.run_id == current.info.run_id:
+            continue
+        wanted = {STATUS_TAG: "superseded", SUPERSEDED_TAG: current.info.run_id}
+        todo = _tag_updates(run, wanted)
+        if todo:
+            _log_batch(uri, mlflow_client, run.info.run_id, tags=todo)
+            marked.append(run.info.run_id)
+    return marked
+
+
+def _sync_run(uri, mlflow_client, run, folder: ResultFolder, key, name, extra_tags, parent_run_id):
     from mlflow.entities import Metric
 
     run_id = run.info.run_id
     if not run.data.tags.get(RUN_KEY_TAG):
         # A run found by search_runs carries its data; one just created does not need it.
         run = call(uri, mlflow_client.get_run, run_id, results_dir=folder.path)
-    params_todo, param_updates = _params_todo(
-        run_id, dict(run.data.params), folder.params, folder.environment, folder.derived_params
-    )
+    wanted_params = {**folder.environment, **folder.derived_params, **folder.params}
+    params_todo, changed = _params_todo(dict(run.data.params), wanted_params)
 
     # Metric points: only keys the run already has need their history read back.
     existing: dict[str, list] = {}
@@ -387,6 +412,7 @@ def _sync_run(
     start = run.info.start_time or folder.start_time_ms
     missing_points = []
     revised: list[str] = []
+    conflicts: list[str] = []
     for point in folder.metrics:
         history = existing.get(point.key, [])
         if point.derived and history:
@@ -401,15 +427,22 @@ def _sync_run(
             continue
         have = {m.step: m.value for m in history}
         if point.step in have:
-            if not _same_value(have[point.step], point.value):
-                raise TrackingError(
-                    f"run {run_id} already has metric {point.key!r} at step {point.step} = "
-                    f"{have[point.step]!r}, but {folder.path} says {point.value!r}: the training "
-                    f"history belongs to another execution (same config and chunks/1.npz, other "
-                    f"later chunks); log it into another run with --run-key, or delete the run"
+            if not point.wallclock and not _same_value(have[point.step], point.value):
+                conflicts.append(
+                    f"{point.key}@{point.step}: run {have[point.step]!r}, files {point.value!r}"
                 )
             continue
         missing_points.append(Metric(point.key, point.value, start + point.offset_ms, point.step))
+    if conflicts:
+        _log.warning(
+            "run %s keeps %d metric points that differ from %s (e.g. %s): a recomputed chunk "
+            "of the same trajectory gave other last bits (another thread count?); MLflow "
+            "cannot replace points, the result files hold the current values",
+            run_id,
+            len(conflicts),
+            folder.path,
+            conflicts[0],
+        )
     _log_batch(
         uri,
         mlflow_client,
@@ -418,15 +451,24 @@ def _sync_run(
         metrics=missing_points,
         results_dir=folder.path,
     )
-
-    uploaded = _log_artifacts(
+    images = _log_filter_images(uri, mlflow_client, run_id, folder, start)
+    datasets = _log_datasets(uri, mlflow_client, run, folder)
+    models = _log_model(uri, mlflow_client, run, folder)
+    uploaded, manifest_sha = _log_artifacts(
         uri, mlflow_client, run_id, folder.artifacts, run.data.tags, results_dir=folder.path
     )
-    wanted_tags = _run_tags(folder, key, experiment_name, extra_tags, parent_run_id)
-    wanted_tags.update(param_updates)
-    wanted_tags.update(uploaded)
+    wanted_tags = _run_tags(folder, key, name, extra_tags, parent_run_id)
+    wanted_tags[MANIFEST_TAG] = manifest_sha
+    if changed:
+        text = "; ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+        wanted_tags[CHANGED_PARAMS_TAG] = _truncate_tag(text)
     tags_todo = _tag_updates(run, wanted_tags)
     _log_batch(uri, mlflow_client, run_id, tags=tags_todo, results_dir=folder.path)
+    # Tags that no longer apply: the run is current again (its trajectory was logged once
+    # more), or every param is back at its logged value.
+    for stale in (SUPERSEDED_TAG, CHANGED_PARAMS_TAG):
+        if stale in run.data.tags and stale not in wanted_tags:
+            call(uri, mlflow_client.delete_tag, run_id, stale, results_dir=folder.path)
     if folder.complete and (
         run.info.status != "FINISHED" or run.info.end_time != folder.end_time_ms
     ):
@@ -443,73 +485,48 @@ def _sync_run(
         "metric_points": len(missing_points),
         "artifacts": len(uploaded),
         "tags": len(tags_todo),
+        "filter_images": images,
+        "datasets": datasets,
+        "models": models,
     }
-    # Recomputed derived outputs, reported only when this call recorded the change.
-    changed_params = sorted(
-        k[len(PARAM_UPDATE_PREFIX) :] for k in tags_todo if k.startswith(PARAM_UPDATE_PREFIX)
-    )
-    if revised or changed_params:
+    # Recomputed outputs and changed settings, reported only when this call recorded them.
+    if revised or CHANGED_PARAMS_TAG in tags_todo:
         logged["revised_metrics"] = sorted(revised)
-        logged["changed_params"] = changed_params
+        logged["changed_params"] = sorted(changed) if CHANGED_PARAMS_TAG in tags_todo else []
     total = {
-        "params": len(folder.params) + len(folder.environment) + len(folder.derived_params),
+        "params": len(wanted_params),
         "metric_points": len(folder.metrics),
         "artifacts": len(folder.artifacts),
+        "filter_images": len(folder.chunk_ends),
     }
-    return logged, total
+    return logged, total, conflicts
 
 
-def _params_todo(
-    run_id, existing: dict, strict: dict, first_wins: dict, derived: dict
-) -> tuple[list, dict[str, str]]:
-    """Params to log, and ``sparseae.param.<key>`` tags for derived params that changed."""
+def _params_todo(existing: dict, wanted: dict) -> tuple[list, dict[str, str]]:
+    """Params not in the run yet, and ``{key: current value}`` of those that changed since."""
     from mlflow.entities import Param
 
-    conflicts = [
-        f"{k!r}: run has {existing[k]!r}, results say {v!r}"
-        for k, v in strict.items()
-        if k in existing and existing[k] != v[:MAX_PARAM_LENGTH]
-    ]
-    if conflicts:
-        raise TrackingError(
-            f"run {run_id} already has different values for params: {'; '.join(conflicts[:5])}"
-            f"{' ...' if len(conflicts) > 5 else ''}; the run belongs to another execution "
-            f"(MLflow params cannot change); pass another run key"
-        )
-    updates = {
-        f"{PARAM_UPDATE_PREFIX}{k}": v
-        for k, v in derived.items()
-        if k in existing and existing[k] != v[:MAX_PARAM_LENGTH] and k not in strict
-    }
-    wanted = {
-        **{k: v for k, v in first_wins.items() if k not in strict},
-        **{k: v for k, v in derived.items() if k not in strict},
-        **strict,
+    changed = {
+        k: v for k, v in wanted.items() if k in existing and existing[k] != v[:MAX_PARAM_LENGTH]
     }
     todo = [Param(k, v[:MAX_PARAM_LENGTH]) for k, v in sorted(wanted.items()) if k not in existing]
-    return todo, updates
+    return todo, changed
 
 
 def _log_batch(uri, mlflow_client, run_id, *, params=(), metrics=(), tags=None, results_dir=None):
-    """Send params, metric points and tags in as few ``log_batch`` calls as MLflow allows."""
+    """Send params, metric points and tags; MLflow's client splits them into allowed batches."""
     from mlflow.entities import RunTag
 
     params, metrics = list(params), list(metrics)
     tag_list = [RunTag(k, v) for k, v in (tags or {}).items()]
-    while params or metrics or tag_list:
-        batch_params, params = params[:MAX_PARAMS_PER_BATCH], params[MAX_PARAMS_PER_BATCH:]
-        batch_tags, tag_list = tag_list[:MAX_PARAMS_PER_BATCH], tag_list[MAX_PARAMS_PER_BATCH:]
-        room = min(
-            MAX_METRICS_PER_BATCH, MAX_ENTITIES_PER_BATCH - len(batch_params) - len(batch_tags)
-        )
-        batch_metrics, metrics = metrics[:room], metrics[room:]
+    if params or metrics or tag_list:
         call(
             uri,
             mlflow_client.log_batch,
             run_id,
-            metrics=batch_metrics,
-            params=batch_params,
-            tags=batch_tags,
+            metrics=metrics,
+            params=params,
+            tags=tag_list,
             results_dir=results_dir,
         )
 
@@ -522,14 +539,40 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_manifest(uri, mlflow_client, run_id, run_tags: Mapping) -> dict[str, dict]:
+    """The run's ``manifest.json`` (artifact path -> sha256, size), if its hash tag confirms it.
+
+    A manifest whose sha256 is not the run's ``sparseae.manifest_sha256`` tag (an upload cut
+    before the tag was set) is not trusted: every file is then checked as unconfirmed.
+    """
+    expected = run_tags.get(MANIFEST_TAG)
+    if not expected:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="sparseae-manifest-") as tmp:
+        try:
+            local = call(uri, mlflow_client.download_artifacts, run_id, MANIFEST_NAME, tmp)
+        except TrackingUnavailableError:
+            raise
+        except Exception:  # noqa: BLE001 - an absent or unreadable manifest confirms nothing
+            return {}
+        data = Path(local).read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        return {}
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        return {}
+    return manifest.get("files", {}) if isinstance(manifest, dict) else {}
+
+
 def _log_artifacts(
     uri, mlflow_client, run_id, artifacts, run_tags: Mapping, results_dir=None
-) -> dict[str, str]:
-    """Upload what is absent or changed; return the sha256 tags of the files uploaded.
+) -> tuple[list[str], str]:
+    """Upload what is absent or changed, then the manifest; return (uploaded, manifest sha).
 
     A file counts as changed when its size differs from the stored artifact's, or its sha256
-    differs from the tag recorded at its last upload (a same-size change, e.g. a recomputed
-    table); a file without such a tag (logged by an older version) is uploaded once more.
+    differs from the one the run's manifest records (a same-size change, e.g. a recomputed
+    table); a file the manifest does not list is uploaded (again).
     """
     existing: dict[str, int | None] = {}
     folders = {""} | {folder for _, folder in artifacts if folder}
@@ -539,12 +582,15 @@ def _log_artifacts(
         ):
             if not info.is_dir:
                 existing[info.path] = info.file_size
-    uploaded: dict[str, str] = {}
+    recorded = read_manifest(uri, mlflow_client, run_id, run_tags) if existing else {}
+    manifest: dict[str, dict] = {}
+    uploaded: list[str] = []
     for local, folder in artifacts:
         artifact_path = f"{folder}/{local.name}" if folder else local.name
-        sha_tag = f"{ARTIFACT_SHA_PREFIX}{artifact_path}"
-        sha = _file_sha256(local)
-        if existing.get(artifact_path, -1) == local.stat().st_size and run_tags.get(sha_tag) == sha:
+        entry = {"sha256": _file_sha256(local), "size": local.stat().st_size}
+        manifest[artifact_path] = entry
+        same_size = existing.get(artifact_path, -1) == entry["size"]
+        if same_size and recorded.get(artifact_path) == entry:
             continue
         try:
             call(
@@ -562,24 +608,172 @@ def _log_artifacts(
                 f"uploading {local} to the artifacts of run {run_id} failed: {exc}; check the "
                 f"experiment's artifact location (init_store checks it before training)"
             ) from exc
-        uploaded[sha_tag] = sha
-    return uploaded
+        uploaded.append(artifact_path)
+    text = json.dumps({"files": manifest}, indent=1, sort_keys=True).encode()
+    sha = hashlib.sha256(text).hexdigest()
+    if uploaded or run_tags.get(MANIFEST_TAG) != sha:
+        with tempfile.TemporaryDirectory(prefix="sparseae-manifest-") as tmp:
+            path = Path(tmp) / MANIFEST_NAME
+            path.write_bytes(text)
+            call(uri, mlflow_client.log_artifact, run_id, str(path), results_dir=results_dir)
+    return uploaded, sha
 
 
-def _run_tags(
-    folder: ResultFolder, key, experiment_name, extra_tags, parent_run_id
-) -> dict[str, str]:
+def _filter_image_steps(uri, mlflow_client, run_id, results_dir=None) -> set[int]:
+    """Steps of the run's ``filters`` image series whose full-size and preview files exist."""
+    listed = call(uri, mlflow_client.list_artifacts, run_id, "images", results_dir=results_dir)
+    names = [Path(info.path).name for info in listed]
+    found: dict[int, set[str]] = {}
+    for name in names:
+        # images/<key>+step+<step>+timestamp+<ms>+<uuid>[+compressed].(png|webp); older
+        # MLflow versions used "%" as the separator.
+        parts = name.replace("%", "+").split("+")
+        if len(parts) >= 6 and parts[0] == FILTERS_KEY and parts[1] == "step":
+            try:
+                step = int(parts[2])
+            except ValueError:
+                continue
+            found.setdefault(step, set()).add("preview" if "compressed" in name else "full")
+    return {step for step, kinds in found.items() if kinds == {"full", "preview"}}
+
+
+def filter_image(theta, visible_size: int, hidden_size: int):
+    """The filter grid of ``theta`` as an 8-bit grey array, enlarged by a whole factor.
+
+    The grid is :func:`sparseae.visualize.display_network` of ``W1ᵀ`` (as ``filters.png``),
+    each pixel repeated ``s × s`` times (nearest neighbour, so pixels stay sharp) with ``s``
+    the largest factor keeping the longer edge within :data:`FILTER_IMAGE_EDGE` pixels.
+    """
+    import numpy as np
+
+    from sparseae.autoencoder import unpack
+    from sparseae.visualize import display_network
+
+    grid = display_network(unpack(theta, visible_size, hidden_size)[0].T)
+    grey = np.rint((np.clip(grid, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    scale = max(1, FILTER_IMAGE_EDGE // max(grey.shape))
+    return np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
+
+
+def _model_sizes(folder: ResultFolder) -> tuple[int, int] | None:
+    block = folder.config.get("experiment", folder.config)
+    model = block.get("model") if isinstance(block, dict) else None
+    if not isinstance(model, dict):
+        return None
+    v, h = model.get("visible_size"), model.get("hidden_size")
+    if isinstance(v, int) and isinstance(h, int):
+        return v, h
+    return None
+
+
+def _log_filter_images(uri, mlflow_client, run_id, folder: ResultFolder, start: int) -> int:
+    """Log the filter grid of every chunk end not in the run yet (key ``filters``)."""
+    import math as _math
+
+    from .results import load_chunk
+
+    sizes = _model_sizes(folder)
+    if sizes is None or _math.isqrt(sizes[0]) ** 2 != sizes[0] or not folder.chunk_ends:
+        return 0
+    done = _filter_image_steps(uri, mlflow_client, run_id, folder.path)
+    count = 0
+    for _, (step, path) in sorted(folder.chunk_ends.items()):
+        if step in done or step == 0:
+            continue
+        arrays, _ = load_chunk(path)
+        image = filter_image(arrays["theta"], *sizes)
+        seconds = arrays["seconds"]
+        stamp = start + (int(round(float(seconds[-1]) * 1000)) if seconds.size else 0)
+        call(
+            uri,
+            mlflow_client.log_image,
+            run_id,
+            image,
+            key=FILTERS_KEY,
+            step=step,
+            timestamp=stamp,
+            synchronous=True,
+            results_dir=folder.path,
+        )
+        done.add(step)
+        count += 1
+    return count
+
+
+def _log_datasets(uri, mlflow_client, run, folder: ResultFolder) -> int:
+    """Log the training data (and evaluation data) as dataset inputs not in the run yet."""
+    from .datasets import dataset_inputs
+
+    wanted = dataset_inputs(folder)
+    if not wanted:
+        return 0
+    inputs = getattr(run, "inputs", None)
+    have = {
+        (d.dataset.name, d.dataset.digest, tuple(sorted((t.key, t.value) for t in d.tags)))
+        for d in (inputs.dataset_inputs if inputs is not None else [])
+    }
+    todo = [
+        d
+        for d in wanted
+        if (d.dataset.name, d.dataset.digest, tuple(sorted((t.key, t.value) for t in d.tags)))
+        not in have
+    ]
+    if todo:
+        call(uri, mlflow_client.log_inputs, run.info.run_id, datasets=todo, results_dir=folder.path)
+    return len(todo)
+
+
+def _log_model(uri, mlflow_client, run, folder: ResultFolder) -> int:
+    """Log theta.npz as the run's logged model (models from code) unless already there."""
+    from .encoder_model import log_encoder
+
+    theta = folder.path / "theta.npz"
+    sizes = _model_sizes(folder)
+    if not theta.is_file() or sizes is None or "summary.json" in folder.missing:
+        return 0
+    sha = _file_sha256(theta)
+    models = call(
+        uri,
+        mlflow_client.search_logged_models,
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run.info.run_id}'",
+        results_dir=folder.path,
+    )
+    if any(m.tags.get(MODEL_THETA_TAG) == sha for m in models):
+        return 0
+    step = int(folder.summary.get("iterations") or 0)
+    call(
+        uri,
+        log_encoder,
+        uri,
+        run.info.run_id,
+        theta,
+        visible_size=sizes[0],
+        hidden_size=sizes[1],
+        step=step,
+        tags={MODEL_THETA_TAG: sha, FINAL_CHUNK_TAG: str(folder.final_chunk)},
+        results_dir=folder.path,
+    )
+    return 1
+
+
+def _run_tags(folder: ResultFolder, key, name, extra_tags, parent_run_id) -> dict[str, str]:
+    stop = _last_stop(folder)
     wanted = {
         RUN_KEY_TAG: key,
-        "sparseae.experiment": experiment_name,
-        "sparseae.config_sha256": folder.config_sha256 or "none",
-        "sparseae.chunk1_sha256": folder.chunk1_sha256 or "none",
-        "sparseae.status": "complete" if folder.complete else "partial",
-        "sparseae.missing": ", ".join(folder.missing) or "none",
-        "sparseae.results_dir": str(folder.path),
-        "sparseae.environment_source": folder.environment_source,
-        "mlflow.note.content": _description(folder, experiment_name),
+        EXPERIMENT_TAG: name,
+        STATUS_TAG: "complete" if folder.complete else "partial",
+        "mlflow.note.content": _description(folder, name),
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.name": _source_name(folder),
     }
+    checksum = folder.summary.get("dataset_checksum")
+    if isinstance(checksum, str):
+        wanted[DATA_TAG] = checksum
+    if folder.final_chunk is not None:
+        wanted[FINAL_CHUNK_TAG] = str(folder.final_chunk)
+    if stop.get("reason"):
+        wanted[STOP_TAG] = str(stop["reason"])
     commit = folder.environment.get("git.commit")
     if commit:
         wanted["mlflow.source.git.commit"] = commit
@@ -587,6 +781,28 @@ def _run_tags(
         wanted["mlflow.parentRunId"] = parent_run_id
     wanted.update({str(k): str(v) for k, v in extra_tags.items()})
     return wanted
+
+
+def _source_name(folder: ResultFolder) -> str:
+    """The workflow that made the results: the Snakefile beside results/, if there."""
+    snakefile = folder.path.parent.parent / "Snakefile"
+    return str(snakefile) if snakefile.is_file() else str(folder.path)
+
+
+def _truncate_tag(text: str) -> str:
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    note = " ...[more in the config.json artifact]"
+    if len(text) <= MAX_TAG_VAL_LENGTH:
+        return text
+    return text[: MAX_TAG_VAL_LENGTH - len(note)] + note
+
+
+def _last_stop(folder: ResultFolder) -> dict:
+    """summary.json's ``stop``, else the last logged chunk's (empty when none recorded)."""
+    if folder.stop:
+        return folder.stop
+    return folder.chunk_stops[max(folder.chunk_stops)] if folder.chunk_stops else {}
 
 
 def _tag_updates(run, wanted: Mapping[str, str]) -> dict[str, str]:
@@ -601,8 +817,28 @@ def _description(folder: ResultFolder, experiment_name: str) -> str:
     if "final_cost" in summary:
         lines.append(
             f"Final cost {summary['final_cost']:.6g} after {summary.get('iterations', '?')} "
-            f"L-BFGS iterations ({summary.get('chunks', folder.chunks_expected)} chunks, "
-            f"{summary.get('train_seconds', float('nan')):.1f} s of training)."
+            f"L-BFGS iterations (final result from chunk {folder.final_chunk}, "
+            f"{summary.get('train_seconds', float('nan')):.1f} s of training in the latest "
+            f"execution)."
+        )
+    stop = _last_stop(folder)
+    if stop:
+        lines.append(
+            f"Optimizer stop: {stop.get('reason', '?')} ({stop.get('message', 'no message')})."
+        )
+    # Chunks that ended before their iteration budget (the later ones then do no iteration).
+    early = [
+        f"chunk {k}: {s.get('reason')} after {s.get('iterations', '?')} iterations"
+        for k, s in sorted(folder.chunk_stops.items())
+        if s.get("reason") not in (None, "budget")
+    ]
+    if early:
+        lines.append(f"Chunks stopped before their budget: {'; '.join(early)}.")
+    if folder.chunks_ignored:
+        lines.append(
+            f"Checkpoints of later chunks on disk ({', '.join(map(str, folder.chunks_ignored))}) "
+            f"are not part of this result; metric points logged from them before stay in the "
+            f"run (MLflow cannot delete points)."
         )
     grad = folder.gradcheck
     if grad:
@@ -627,8 +863,9 @@ def _description(folder: ResultFolder, experiment_name: str) -> str:
         )
     lines.append("Missing files: " + (", ".join(f"`{m}`" for m in folder.missing) or "none") + ".")
     lines.append(
-        "Figures: `filters.png` (learned filters), `cost_curve.png`, `rhohat.png` "
-        "in the artifacts; metrics `cost` and `grad_norm` per iteration."
+        "Charts: `cost` and `grad_norm` per iteration; the image series `filters` shows the "
+        "filter grid at each chunk end (step slider). The model `encoder` returns the hidden "
+        "activations. Every artifact's sha256 is in `manifest.json`."
     )
     return "\n\n".join(lines)
 
@@ -641,3 +878,16 @@ def _same_value(stored: float, value: float) -> bool:
 
 def _quote(text: str) -> str:
     return text.replace("'", "\\'")
+
+
+def log_mlflow(results_dir, *, experiment_name: str, tracking_uri: str, **options) -> str:
+    """Rule ``log_mlflow``: :func:`log_results` for one experiment, with a line in its log.
+
+    ``log_results`` writes ``results_dir/mlflow.json`` (run id, what was logged, what was
+    missing) atomically as its last step: that file is the rule's output.
+    """
+    run_id = log_results(
+        results_dir, experiment_name=experiment_name, tracking_uri=tracking_uri, **options
+    )
+    _log.info("logged %s to %s, run %s", results_dir, tracking_uri, run_id)
+    return run_id

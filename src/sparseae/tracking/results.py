@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from ..environment import environment_info
+from ..experiment import EVALUATION_FILES, RESULT_FILES
+from ..train import load_checkpoint, records_to_arrays
 
 #: MLflow 3's limit on a param value (``mlflow.utils.validation.MAX_PARAM_VAL_LENGTH``).
 MAX_PARAM_LENGTH = 6000
@@ -27,8 +29,6 @@ TRUNCATION_NOTE = " ...[truncated; full value in the config.json artifact]"
 #: MLflow allows these characters in keys; anything else is replaced by "_".
 _KEY_FORBIDDEN = re.compile(r"[^A-Za-z0-9_\-./ ]")
 
-#: Arrays every chunk checkpoint holds (one entry per iteration of that chunk), and ``meta``.
-CHUNK_ARRAYS = ("theta", "iteration", "cost", "grad_norm", "fun_evals", "seconds")
 #: Per-iteration series logged as metrics: checkpoint array -> metric key.
 ITERATION_METRICS = {
     "cost": "cost",
@@ -36,20 +36,10 @@ ITERATION_METRICS = {
     "fun_evals": "fun_evals",
     "seconds": "elapsed_seconds",
 }
-#: Files of a complete run (chunks are added per K); see :func:`expected_files` for the
-#: evaluation files of an experiment with ``evaluation.enabled``.
-EXPECTED_FILES = (
-    "config.json",
-    "gradcheck.json",
-    "theta.npz",
-    "history.tsv",
-    "summary.json",
-    "filters.png",
-    "cost_curve.png",
-    "rhohat.png",
-)
-#: Files an evaluated experiment adds (``sparseae.evaluate.save_evaluation``'s file names).
-EVALUATION_FILES = ("evaluation.json", "confusion_features.png", "confusion_raw.png")
+#: Files of a complete run (chunks apart) are the workflow's own list,
+#: :data:`sparseae.experiment.RESULT_FILES`; an experiment with ``evaluation.enabled`` adds
+#: :data:`sparseae.experiment.EVALUATION_FILES` (see :func:`expected_files`).
+EXPECTED_FILES = RESULT_FILES
 #: evaluation.json lists kept out of the metrics (the whole matrices stay in the
 #: ``evaluation.json`` artifact and the confusion PNGs); per-class accuracies become metrics.
 EVALUATION_ARTIFACT_ONLY = ("classes", "confusion_features", "confusion_raw")
@@ -78,7 +68,26 @@ SUMMARY_METRICS = {
     "chunks": "chunks",
     "rhohat_median": "final_rhohat_median",
     "optimizer_seconds": "optimizer_seconds",
+    # 1 when the optimizer stopped on its tolerances in some chunk (stop reason "converged").
+    "converged": "converged",
 }
+#: summary.json keys logged otherwise (tags, the description) or not at all: the optimizer's
+#: stops (tag ``sparseae.optimizer_stop``, the description), the final chunk (tag), the
+#: explicit metrics block, identity (tag ``sparseae.trajectory``).
+SUMMARY_NOT_LOGGED = (
+    "stop",
+    "chunk_stops",
+    "final_chunk",
+    "metrics",
+    "fingerprint",
+    "trajectory_key",
+)
+#: Result JSON files whose top-level ``"metrics": {name: number}`` block is logged as metrics
+#: (step 0, derived): any JSON result file may carry one, so new producers need no table here.
+METRIC_BLOCK_KEY = "metrics"
+#: JSON files in a result folder that are not results (our own records).
+NOT_RESULT_JSON = ("mlflow.json", "manifest.json")
+
 #: gradcheck.json keys that are measurements (metrics ``gradcheck_<key>``); the other keys
 #: are the check's settings (params ``gradcheck.<key>``: bound, epsilon, sizes, ...).
 GRADCHECK_METRICS = ("quadratic", "autoencoder", "max_abs_diff", "passed", "seconds")
@@ -99,6 +108,9 @@ class MetricPoint:
     #: True for figures computed from the training outputs (summary.json, gradcheck.json,
     #: evaluation.json): a recomputation may change them without being another execution.
     derived: bool = False
+    #: True for wall-clock figures: another execution of the same trajectory measures other
+    #: times, so a point already in the run is kept and never compared.
+    wallclock: bool = False
 
 
 @dataclass
@@ -109,7 +121,7 @@ class ResultFolder:
     params: dict[str, str] = field(default_factory=dict)
     #: Params read from derived outputs (gradcheck.json, summary.json, evaluation.json): a
     #: recomputation may change them; the run keeps the first value (MLflow params are
-    #: immutable) and the tag ``sparseae.param.<key>`` shows the current one.
+    #: immutable) and the tag ``sparseae.changed_params`` lists the current value.
     derived_params: dict[str, str] = field(default_factory=dict)
     #: Params describing the software/threads: the first value logged wins on reruns.
     environment: dict[str, str] = field(default_factory=dict)
@@ -120,8 +132,22 @@ class ResultFolder:
     missing: list[str] = field(default_factory=list)
     config_sha256: str | None = None
     chunk1_sha256: str | None = None
+    #: The trajectory key (``fingerprint`` of config.json), the run's identity.
+    fingerprint: str | None = None
+    #: The config experiment's name (config.json ``name``), when recorded.
+    name: str | None = None
+    #: Chunks making up the final result (1..final_chunk); later checkpoints on disk (left by
+    #: a run with more chunks) are listed in ``chunks_ignored`` and not logged.
     chunks_expected: int | None = None
     chunks_present: list[int] = field(default_factory=list)
+    chunks_ignored: list[int] = field(default_factory=list)
+    #: Global iteration at the end of each logged chunk and its checkpoint (filter images).
+    chunk_ends: dict[int, tuple[int, Path]] = field(default_factory=dict)
+    #: The optimizer's stop of each chunk (summary.json's ``chunk_stops``, else checkpoint
+    #: ``meta["stop"]``) and of the final one (summary.json's ``stop``).
+    chunk_stops: dict[int, dict] = field(default_factory=dict)
+    stop: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     gradcheck: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
@@ -133,13 +159,24 @@ class ResultFolder:
         """Whether every expected file is there."""
         return not self.missing
 
-    def run_key(self) -> str:
-        """Identity of one execution: the resolved config plus the first checkpoint's content.
+    @property
+    def final_chunk(self) -> int | None:
+        """The chunk whose theta is the final result (summary.json's, else the last logged)."""
+        value = self.summary.get("final_chunk")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        return self.chunks_present[-1] if self.chunks_present else None
 
-        A resumed execution keeps ``chunks/1.npz`` and so its key; a fresh execution (results
-        deleted, or anything in the config changed) writes a new chunk 1, whose recorded
-        timings differ even when the numbers are bit-identical, and so gets a new run.
+    def run_key(self) -> str:
+        """Identity of the run: the trajectory key (config.json's ``fingerprint``).
+
+        Every setting that can change the numbers is in it and ``training.chunks`` is not, so
+        training further extends the same run, and any change of the trajectory gets a new
+        run. A folder without a fingerprint (written by hand) falls back to a hash of its
+        resolved config and first checkpoint.
         """
+        if self.fingerprint:
+            return self.fingerprint
         if self.config_sha256 is None and self.chunk1_sha256 is None:
             raise ResultsError(
                 f"{self.path}: neither config.json (nor theta.npz's config) nor chunks/1.npz is "
@@ -150,7 +187,7 @@ class ResultFolder:
 
 
 def read_result_folder(
-    results_dir: str | Path, *, log_dir: str | Path | None = None
+    results_dir: str | Path, *, log_dir: str | Path | None = None, chunks: int | None = None
 ) -> ResultFolder:
     """Describe ``results_dir`` (``results/{experiment}``) and its rule logs.
 
@@ -160,6 +197,16 @@ def read_result_folder(
         The experiment's result folder; it must exist.
     log_dir : path-like, optional
         Folder of the rule logs; default ``<results_dir>/../../logs/<name>`` when it exists.
+    chunks : int, optional
+        How many chunks make up the result (the config's ``training.chunks``); default:
+        summary.json's ``final_chunk`` (or ``chunks``), else every checkpoint on disk.
+        Checkpoints after it (left by a run with more chunks) are not logged.
+
+    Raises
+    ------
+    ResultsError
+        A file does not match its contract, or a checkpoint or summary belongs to another
+        trajectory than config.json's (the message names the file).
     """
     path = Path(results_dir).resolve()
     if not path.is_dir():
@@ -167,12 +214,22 @@ def read_result_folder(
     folder = ResultFolder(path=path)
     config = _read_config(folder)
     if config is not None:
+        folder.config = config
         folder.config_sha256 = hashlib.sha256(_canonical(config).encode()).hexdigest()
         folder.params.update(flatten_params(config))
+        if isinstance(config.get("fingerprint"), str):
+            folder.fingerprint = config["fingerprint"]
+        if isinstance(config.get("name"), str):
+            folder.name = config["name"]
+    _read_summary(folder)
+    if chunks is None:
+        recorded = folder.summary.get("final_chunk", folder.summary.get("chunks"))
+        chunks = recorded if isinstance(recorded, int) and recorded >= 1 else None
+    folder.chunks_expected = chunks
     metas = _read_chunks(folder)
     _read_gradcheck(folder)
-    _read_summary(folder)
     _read_evaluation(folder)
+    _read_metric_blocks(folder)
     _read_environment(folder, metas)
     _collect_artifacts(folder, log_dir, expected_files(config))
     _collect_times(folder)
@@ -225,27 +282,20 @@ def param_value(value: Any) -> str:
 
 
 def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Load and check one ``chunks/{k}.npz``: the arrays of :data:`CHUNK_ARRAYS` and meta."""
+    """One ``chunks/{k}.npz`` as arrays and meta, read by the training's own reader.
+
+    :func:`sparseae.train.load_checkpoint` (what ``sparseae.experiment`` resumes and
+    finalizes from) checks the keys, shapes and meta; its records come back here as one
+    array per field (``iteration``, ``cost``, ``grad_norm``, ``fun_evals``, ``seconds``)
+    plus ``theta``.
+    """
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: np.asarray(data[name]) for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ResultsError(f"checkpoint {path} cannot be read: {exc}") from exc
-    missing = [name for name in (*CHUNK_ARRAYS, "meta") if name not in arrays]
-    if missing:
-        raise ResultsError(f"checkpoint {path} lacks the keys {missing}")
-    try:
-        meta = json.loads(str(arrays["meta"][()]))
-    except (TypeError, ValueError) as exc:
-        raise ResultsError(f"checkpoint {path}: key 'meta' is not a JSON string: {exc}") from exc
-    n = arrays["iteration"].shape
-    for name in CHUNK_ARRAYS[1:]:
-        if arrays[name].ndim != 1 or arrays[name].shape != n:
-            raise ResultsError(
-                f"checkpoint {path}: {name!r} has shape {arrays[name].shape}, expected {n} "
-                f"like 'iteration'"
-            )
-    return arrays, meta
+        theta, records, meta = load_checkpoint(path)
+        arrays = records_to_arrays(records)
+    except (OSError, ValueError) as exc:
+        # As the training's own message (sparseae.experiment) says: the remedy is to retrain.
+        raise ResultsError(f"{exc}; delete {path} and rerun `snakemake` to recompute it") from exc
+    return {"theta": theta, **arrays}, meta
 
 
 def _read_config(folder: ResultFolder) -> dict | None:
@@ -275,19 +325,17 @@ def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
         for item in chunk_dir.glob("*.npz"):
             if item.stem.isdigit() and int(item.stem) >= 1:
                 files[int(item.stem)] = item
+    expected = folder.chunks_expected
+    if expected is not None:
+        folder.chunks_ignored = sorted(k for k in files if k > expected)
+        files = {k: f for k, f in files.items() if k <= expected}
     metas: dict[int, dict] = {}
     last_step = 0
     for k in sorted(files):
         arrays, meta = load_chunk(files[k])
         if meta.get("chunk") != k:
             raise ResultsError(f"checkpoint {files[k]} says chunk {meta.get('chunk')}, not {k}")
-        total = meta.get("chunks")
-        if folder.chunks_expected not in (None, total):
-            raise ResultsError(
-                f"checkpoint {files[k]} says {total} chunks, an earlier one said "
-                f"{folder.chunks_expected}"
-            )
-        folder.chunks_expected = total
+        _check_fingerprint(folder, files[k], meta.get("fingerprint"))
         iterations = arrays["iteration"].astype(np.int64)
         if iterations.size and (iterations[0] <= last_step or np.any(np.diff(iterations) != 1)):
             raise ResultsError(
@@ -298,14 +346,29 @@ def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
             folder.chunk1_sha256 = _arrays_digest(arrays)
         metas[k] = meta
         folder.chunks_present.append(k)
+        if isinstance(meta.get("stop"), dict):
+            folder.chunk_stops.setdefault(k, meta["stop"])
         _chunk_metrics(folder, arrays, meta, last_step)
         if iterations.size:
             last_step = int(iterations[-1])
-    expected = folder.chunks_expected or 0
+        folder.chunk_ends[k] = (last_step, files[k])
+    if expected is None:
+        expected = max(files, default=0)
     folder.missing.extend(f"chunks/{k}.npz" for k in range(1, expected + 1) if k not in files)
     if not files:
         folder.missing.append("chunks/*.npz")
     return metas
+
+
+def _check_fingerprint(folder: ResultFolder, path: Path, found: Any) -> None:
+    """Refuse a file written for another trajectory than config.json's."""
+    if folder.fingerprint is None or found is None or found == folder.fingerprint:
+        return
+    raise ResultsError(
+        f"{path} belongs to trajectory {found}, but {folder.path / 'config.json'} says "
+        f"{folder.fingerprint}: it was written by another experiment or configuration; delete "
+        f"it (and the files made from it) and rerun `snakemake` to recompute it"
+    )
 
 
 def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step: int) -> None:
@@ -314,7 +377,7 @@ def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step
     for name, key in ITERATION_METRICS.items():
         values = arrays[name].astype(np.float64)
         folder.metrics.extend(
-            MetricPoint(key, float(v), int(step), _ms(s))
+            MetricPoint(key, float(v), int(step), _ms(s), wallclock=name == "seconds")
             for v, step, s in zip(values, iterations, seconds, strict=True)
         )
     # Chunk-end figures sit at the chunk's last global iteration; a chunk that did no
@@ -335,7 +398,9 @@ def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step
             folder.metrics.append(MetricPoint(f"rhohat_{stat}", float(rhohat[stat]), step, offset))
     if _is_number(meta.get("wall_seconds")):
         folder.metrics.append(
-            MetricPoint("chunk_wall_seconds", float(meta["wall_seconds"]), step, offset)
+            MetricPoint(
+                "chunk_wall_seconds", float(meta["wall_seconds"]), step, offset, wallclock=True
+            )
         )
 
 
@@ -347,6 +412,8 @@ def _read_gradcheck(folder: ResultFolder) -> None:
     data = _read_object(path)
     folder.gradcheck = data
     for key, value in data.items():
+        if key == METRIC_BLOCK_KEY:
+            continue
         if key in GRADCHECK_METRICS and (_is_number(value) or isinstance(value, bool)):
             folder.metrics.append(MetricPoint(f"gradcheck_{key}", float(value), 0, derived=True))
         elif not isinstance(value, dict | list):
@@ -359,8 +426,19 @@ def _read_summary(folder: ResultFolder) -> None:
         folder.missing.append("summary.json")
         return
     data = _read_object(path)
+    _check_fingerprint(folder, path, data.get("fingerprint"))
     folder.summary = data
+    if isinstance(data.get("stop"), dict):
+        folder.stop = data["stop"]
+    stops = data.get("chunk_stops")
+    if isinstance(stops, list):
+        # The stops the final result was made of; a chunk's own checkpoint fills in the rest.
+        folder.chunk_stops.update(
+            {k: stop for k, stop in enumerate(stops, start=1) if isinstance(stop, dict)}
+        )
     for key, value in data.items():
+        if key in SUMMARY_NOT_LOGGED:
+            continue
         if key == "dataset_checksum":
             folder.params["dataset_checksum"] = param_value(value)
         elif key in SUMMARY_METRICS and (_is_number(value) or isinstance(value, bool)):
@@ -378,7 +456,7 @@ def _read_evaluation(folder: ResultFolder) -> None:
     folder.evaluation = data
     classes = data.get("classes")
     for key, value in data.items():
-        if key in EVALUATION_ARTIFACT_ONLY:
+        if key in EVALUATION_ARTIFACT_ONLY or key == METRIC_BLOCK_KEY:
             continue
         if isinstance(value, dict):
             _evaluation_section(folder, key, value)
@@ -400,6 +478,38 @@ def _read_evaluation(folder: ResultFolder) -> None:
             folder.metrics.append(MetricPoint(key, float(value), 0, derived=True))
         elif isinstance(value, str | bool):
             folder.derived_params[f"evaluation.{key}"] = param_value(value)
+
+
+def _read_metric_blocks(folder: ResultFolder) -> None:
+    """Log every result JSON's explicit ``"metrics": {name: number}`` block (step 0, derived)."""
+    known = {point.key for point in folder.metrics}
+    for path in sorted(folder.path.glob("*.json")):
+        if path.name in NOT_RESULT_JSON or path.name.startswith("."):
+            continue
+        data = _read_json(path)
+        block = data.get(METRIC_BLOCK_KEY) if isinstance(data, dict) else None
+        if block is None:
+            continue
+        if not isinstance(block, dict):
+            raise ResultsError(
+                f"{path}: key {METRIC_BLOCK_KEY!r} holds a {type(block).__name__}; it must be "
+                f"an object of metric name -> number"
+            )
+        for name, value in sorted(block.items()):
+            if isinstance(value, bool):
+                value = float(value)
+            if not _is_number(value):
+                raise ResultsError(
+                    f"{path}: metric {name!r} = {value!r} is not a number; the "
+                    f"{METRIC_BLOCK_KEY!r} block holds numbers only"
+                )
+            key = _KEY_FORBIDDEN.sub("_", str(name))
+            if key in known:
+                raise ResultsError(
+                    f"{path}: metric {name!r} is also logged from another result file; rename it"
+                )
+            known.add(key)
+            folder.metrics.append(MetricPoint(key, float(value), 0, derived=True))
 
 
 def _evaluation_section(folder: ResultFolder, section: str, values: dict) -> None:

@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +43,34 @@ from .settings import (
 
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
+
+#: Experiment tag that tells the MLflow UI (where it honours it) these are model-training
+#: experiments, so it opens them in the runs table rather than the GenAI view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+#: The runs-table view the UI opens with ``viewStateShareKey=<RUNS_VIEW_KEY>`` (a "shared
+#: view" of the MLflow UI: an experiment tag ``mlflow.sharedViewState.<key>`` holding its
+#: JSON): the dataset, source and model columns and the key figures of each run.
+RUNS_VIEW_KEY = "sparseae"
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
+RUNS_VIEW_COLUMNS = (
+    "attributes.`Dataset`",
+    "attributes.`Source`",
+    "attributes.`Models`",
+    "metrics.`final_cost`",
+    "metrics.`final_J_reconstruction`",
+    "metrics.`final_J_sparsity`",
+    "metrics.`final_rhohat_mean`",
+    "metrics.`iterations`",
+    "metrics.`accuracy_features`",
+    "tags.`sparseae.status`",
+)
+
+#: Experiment tag holding the store's identity token (see :func:`store_marker`).
+STORE_TOKEN_TAG = "sparseae.store_token"
+#: Name of the init marker files: ``init_store-<token>.json``.
+MARKER_PREFIX = "init_store-"
 
 #: Attempts and first delay (seconds, doubled each time) for ``database is locked``.
 LOCK_RETRIES = 12
@@ -216,7 +246,101 @@ def default_artifact_root(uri: str) -> Path | None:
     return db.resolve().parent / "mlartifacts" if db is not None else None
 
 
-def init_store(tracking_uri: str, experiment_names, artifact_location=None) -> dict[str, str]:
+def experiment_tags() -> dict[str, str]:
+    """Tags every experiment the pipeline creates carries (kind, and the runs-table view)."""
+    view = json.dumps({"selectedColumns": list(RUNS_VIEW_COLUMNS)}, separators=(",", ":"))
+    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, RUNS_VIEW_TAG: view}
+
+
+def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None:
+    """The MLflow UI address of an experiment's runs table in the model-training view.
+
+    ``workflowType=machine_learning`` opens the runs table (MLflow 3.x would otherwise open
+    an experiment without traces in its GenAI view), ``viewStateShareKey`` the view of
+    :data:`RUNS_VIEW_COLUMNS`. ``None`` when the store has no such experiment.
+    """
+    found = call(tracking_uri, client(tracking_uri).get_experiment_by_name, experiment_name)
+    if found is None:
+        return None
+    url = f"{base_url.rstrip('/')}/#/experiments/{found.experiment_id}/runs"
+    url += "?workflowType=machine_learning"
+    if RUNS_VIEW_TAG in found.tags:  # logged by an older version: the UI's default columns
+        url += f"&viewStateShareKey={RUNS_VIEW_KEY}"
+    return url
+
+
+def pipeline_experiments(tracking_uri: str) -> list[str]:
+    """Names of the store's active experiments made by the pipeline (kind tag), oldest first."""
+    mlflow_client = client(tracking_uri)
+    found = call(
+        tracking_uri,
+        mlflow_client.search_experiments,
+        filter_string=f"tags.`{EXPERIMENT_KIND_TAG}` = '{EXPERIMENT_KIND}'",
+        order_by=["creation_time ASC"],
+    )
+    return [e.name for e in found]
+
+
+def read_store_token(uri: str) -> str | None:
+    """The identity token recorded in a local sqlite store, read without writing any file.
+
+    ``None`` for a missing or unreadable database, one without a token (made before tokens
+    or by a logger alone), and for tracking servers (not read while parsing the workflow).
+    """
+    db = sqlite_path(uri)
+    if db is None or not db.is_file():
+        return None
+    try:
+        # Read-only URI: no journal or lock file is created, the database is not modified.
+        connection = sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True, timeout=5)
+        try:
+            row = connection.execute(
+                "SELECT value FROM experiment_tags WHERE key = ? ORDER BY experiment_id LIMIT 1",
+                (STORE_TOKEN_TAG,),
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
+
+
+def store_marker(uri: str, folder: str | os.PathLike) -> Path:
+    """The init marker of the store as it is now: ``<folder>/init_store-<token>.json``.
+
+    A store that :func:`init_store` prepared holds its token, so the marker's name stays the
+    same from run to run and nothing reruns. A store that is missing (moved away, deleted) or
+    holds no token gets a new token, derived from the URI and the markers already in
+    ``folder`` (so it differs from every earlier one and is the same on every parse until
+    init_store records it): its marker does not exist yet, so init_store runs and every
+    logging job that depends on the marker refills the store from the result files. Reads
+    only; parsing the workflow (``snakemake -n``, ``--lint``) changes no file. A tracking
+    server's token is its URI's hash: a server that lost its store is not detected here.
+    """
+    folder = Path(folder)
+    if sqlite_path(uri) is None:
+        token = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    else:
+        token = read_store_token(uri)
+        if token is None:
+            earlier = sorted(p.name for p in folder.glob(f"{MARKER_PREFIX}*.json"))
+            token = hashlib.sha256("|".join([uri, *earlier]).encode()).hexdigest()[:12]
+    return folder / f"{MARKER_PREFIX}{token}.json"
+
+
+def marker_token(marker: str | os.PathLike) -> str:
+    """The token in a marker's file name (see :func:`store_marker`)."""
+    return Path(marker).stem[len(MARKER_PREFIX) :]
+
+
+def init_store(
+    tracking_uri: str,
+    experiment_names,
+    artifact_location=None,
+    *,
+    token: str | None = None,
+    marker: str | os.PathLike | None = None,
+) -> dict[str, str]:
     """Create the store and the experiments once; check everything a run will need.
 
     Call it before parallel jobs start. It is idempotent and safe to call concurrently (an
@@ -232,6 +356,15 @@ def init_store(tracking_uri: str, experiment_names, artifact_location=None) -> d
         Root for the experiments' artifacts; each experiment gets ``<root>/<name>``. Default
         for a local store: ``mlartifacts/`` beside the database; for a server: the server's
         choice (``--artifacts-destination``).
+
+    token : str, optional
+        Identity token to record in the store (tag ``sparseae.store_token`` of the default
+        experiment and of ``experiment_names``) when it holds none yet; see
+        :func:`store_marker`.
+    marker : path-like, optional
+        The workflow's marker (:func:`store_marker`'s path): its token is recorded (unless
+        ``token`` is given), then the marker is written (URI, experiments, token, HTTP
+        settings) and earlier markers beside it are removed.
 
     Returns
     -------
@@ -260,13 +393,41 @@ def init_store(tracking_uri: str, experiment_names, artifact_location=None) -> d
         check_writable_folder(local_root, "MLflow artifact location")
     with exclusive_lock(tracking_uri):
         if db is not None:
-            prepare_sqlite_store(db.resolve())
+            _prepare_local_store(tracking_uri, db.resolve())
         mlflow_client = client(tracking_uri)
         ids = {}
         for name in names:
             ids[name] = _get_or_create_experiment(tracking_uri, mlflow_client, name, root)
             _check_experiment_artifacts(tracking_uri, mlflow_client, ids[name])
+        if token is None and marker is not None:
+            token = marker_token(marker)
+        if token is not None:
+            _record_token(tracking_uri, mlflow_client, token, list(ids.values()))
+    if marker is not None:
+        from sparseae.io import write_json
+
+        marker = Path(marker)
+        record = {"uri": tracking_uri, "experiments": ids, "token": token}
+        record["http"] = configure_http_retries()
+        write_json(marker, record)
+        for earlier in marker.parent.glob(f"{MARKER_PREFIX}*.json"):
+            if earlier.name != marker.name:
+                earlier.unlink(missing_ok=True)
+    _log.info("tracking store %s ready; experiments %s", tracking_uri, ids)
     return ids
+
+
+def _record_token(uri: str, mlflow_client, token: str, experiment_ids: list[str]) -> None:
+    """Record ``token`` unless the store holds one: it names the store for its lifetime."""
+    recorded = read_store_token(uri) if sqlite_path(uri) is not None else None
+    value = recorded or token
+    for experiment_id in ["0", *experiment_ids]:
+        try:
+            experiment = call(uri, mlflow_client.get_experiment, experiment_id)
+        except Exception:  # noqa: BLE001 - the default experiment may have been deleted
+            continue
+        if experiment.lifecycle_stage == "active" and experiment.tags.get(STORE_TOKEN_TAG) != value:
+            call(uri, mlflow_client.set_experiment_tag, experiment_id, STORE_TOKEN_TAG, value)
 
 
 def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
@@ -278,7 +439,7 @@ def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
     db = sqlite_path(tracking_uri)
     with exclusive_lock(tracking_uri) if db is not None else contextlib.nullcontext():
         if db is not None:
-            prepare_sqlite_store(db.resolve())
+            _prepare_local_store(tracking_uri, db.resolve())
         return _get_or_create_experiment(
             tracking_uri,
             client(tracking_uri),
@@ -299,6 +460,16 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
                 f"experiments restore --experiment-id {found.experiment_id}) or delete it for "
                 f"good (mlflow gc) before logging"
             )
+        for key, value in experiment_tags().items():
+            if found.tags.get(key) != value:
+                call(
+                    uri,
+                    mlflow_client.set_experiment_tag,
+                    found.experiment_id,
+                    key,
+                    value,
+                    results_dir=results_dir,
+                )
         return found.experiment_id
     location = None
     if root is not None:
@@ -309,7 +480,13 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
             else (f"{str(root).rstrip('/')}/{_safe_name(name)}")
         )
     try:
-        return call(uri, mlflow_client.create_experiment, name, artifact_location=location)
+        return call(
+            uri,
+            mlflow_client.create_experiment,
+            name,
+            artifact_location=location,
+            tags=experiment_tags(),
+        )
     except MlflowException as exc:
         # Another process created it between our lookup and creation (a server is shared).
         found = call(uri, mlflow_client.get_experiment_by_name, name)
@@ -324,6 +501,27 @@ def _check_experiment_artifacts(uri: str, mlflow_client, experiment_id: str) -> 
     local = local_artifact_path(experiment.artifact_location)
     if local is not None and not is_http_uri(uri):
         check_writable_folder(local, f"MLflow artifact location of experiment {experiment.name!r}")
+
+
+def _prepare_local_store(uri: str, db: Path) -> None:
+    """:func:`prepare_sqlite_store`, first forgetting this process's handles on a lost store.
+
+    A database moved away or deleted while this process held a client for it (a long-lived
+    process, or tests) would otherwise keep writing through the old file handle.
+    """
+    if not (db.exists() and db.stat().st_size > 0):
+        _CLIENTS.pop(uri, None)
+        try:
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+            from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+            _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
+            engine = SqlAlchemyStore._engine_map.pop(uri, None)
+            if engine is not None:
+                engine.dispose()
+        except (ImportError, AttributeError):  # pragma: no cover - other MLflow versions
+            pass
+    prepare_sqlite_store(db)
 
 
 def prepare_sqlite_store(db: Path) -> None:

@@ -1,0 +1,634 @@
+"""The steps of a stacked experiment, one function per workflow rule (same name as the rule).
+
+Files of experiment ``E`` (all under ``results/E/``)::
+
+    stacked_config.json           write_stacked_config   resolved config, stage fingerprints
+    finetune/trajectory.json      write_finetune_trajectory  fine-tuning's trajectory
+    stacked_{train,test}.npz      prepare_stacked_data   images and labels of each part
+    stacked_gradcheck.json        check_stacked_gradient fine-tuning and layer-1 checks
+    layer{l}/chunks/{k}.npz       train_layer_chunk      autoencoder l, chunk k (checkpoint)
+    layer{l}/theta.npz            finalize_layer         autoencoder l's final parameters
+    layer{l}/features.npz         finalize_layer         its hidden activations of the train set
+    softmax.npz                   train_stacked_softmax  softmax on layer L's features
+    finetune/chunks/{k}.npz       finetune_chunk         the whole stack, chunk k
+    stack.npz                     finalize_stacked       pretrained and fine-tuned stack
+    stacked_evaluation.json       evaluate_stacked       accuracies before/after, raw pixels
+    confusion_{before,after}.png  evaluate_stacked
+    filters_{before,after}.png    plot_stacked           layer 1's filters
+    stacked_cost_curves.png       plot_stacked           every stage's cost per iteration
+
+Chunked stages work exactly like the single-layer training (:mod:`sparseae.train`): chunk
+``k`` warm-starts from chunk ``k-1``'s checkpoint, refuses a checkpoint of another
+configuration (stage fingerprint, :mod:`sparseae.stacked_config`), and writes its own
+checkpoint atomically, so a killed run resumes at the first missing chunk and ends
+bit-identical to an uninterrupted one (one BLAS thread inside L-BFGS, the autoencoder cost's
+thread count fixed by the job's threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import autoencoder, stacked
+from .config import PURPOSES, ConfigError, describe_difference, rng
+from .experiment import ForeignResultError, ResultFileError
+from .io import atomic_path, load_theta_npz, save_theta_npz, write_json
+from .stacked_config import (
+    INPUT_SIZE,
+    NUM_CLASSES,
+    fingerprint_of,
+    image_range,
+    num_layers,
+    stage_fingerprint,
+)
+from .train import LBFGSOptions, lbfgs_chunk, load_checkpoint, save_checkpoint
+
+__all__ = [
+    "write_stacked_config",
+    "write_finetune_trajectory",
+    "prepare_stacked_data",
+    "check_stacked_gradient",
+    "train_layer_chunk",
+    "finalize_layer",
+    "train_stacked_softmax",
+    "finetune_chunk",
+    "finalize_stacked",
+    "evaluate_stacked",
+    "plot_stacked",
+    "stage_records",
+]
+
+log = logging.getLogger("sparseae.stacked")
+AUTOENCODER_KEYS = ("visible_size", "hidden_size", "lambda_", "beta", "rho")
+
+
+def _stages(experiment: Mapping) -> list[str]:
+    return [f"layer{i}" for i in range(1, num_layers(experiment) + 1)] + ["softmax", "finetune"]
+
+
+def write_stacked_config(path, name: str, experiment: Mapping) -> dict:
+    """``stacked_config.json``: name, the resolved config and every stage's fingerprint."""
+    record = {
+        "name": name,
+        "kind": "stacked",
+        "fingerprints": {s: stage_fingerprint(experiment, s) for s in _stages(experiment)},
+        "experiment": dict(experiment),
+    }
+    write_json(path, record)
+    log.info("wrote %s (stage fingerprints %s)", path, record["fingerprints"])
+    return record
+
+
+def write_finetune_trajectory(path, *, name: str, trajectory: Mapping) -> dict:
+    """``finetune/trajectory.json``: fine-tuning's stage trajectory and its fingerprint.
+
+    Fine-tuning depends on this file as a plain input, so Snakemake refits exactly when the
+    trajectory changed, also when the gradient check (an ``ancient`` gate of fine-tuning) must
+    rerun at the same time: Snakemake does not compare a job's params once one of its upstream
+    jobs must rerun, and an ``ancient`` input does not pass that rerun on.
+    """
+    record = {
+        "name": name,
+        "stage": "finetune",
+        "fingerprint": fingerprint_of(trajectory),
+        "trajectory": dict(trajectory),
+    }
+    write_json(path, record)
+    log.info("wrote %s (fine-tuning fingerprint %s)", path, record["fingerprint"])
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+def prepare_stacked_data(path, source: str, images: Mapping, folder=None) -> tuple:
+    """``stacked_train.npz`` or ``stacked_test.npz``: ``images`` (784 × m) and ``labels`` (m).
+
+    Whole 28×28 digits flattened column-major, pixels / 255 (as UFLDL's ``loadMNISTImages``),
+    images ``start … stop-1`` of the split ``images`` names.
+    """
+    from .datasets import load_mnist
+
+    split = images["split"]
+    start, stop = image_range({"dataset": {"part": images}}, "part")
+    pixels, labels = load_mnist(folder or f"resources/{source}", split, stop)
+    arrays = {
+        "images": np.ascontiguousarray(pixels[:, start:stop]),
+        "labels": np.ascontiguousarray(labels[start:stop]),
+    }
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+    log.info(
+        "wrote %s: %s images %d..%d (%d), array %s",
+        path, split, start, stop - 1, stop - start, arrays["images"].shape,
+    )  # fmt: skip
+    return arrays["images"].shape
+
+
+def _load(path, *keys):
+    try:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
+            return [archive[k] for k in keys]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise ResultFileError(
+            f"{path} is not a readable result file ({err}); delete it and rerun to recompute it"
+        ) from None
+
+
+def _checkpoint(path):
+    """:func:`load_checkpoint`, a damaged file as one message saying what to delete."""
+    try:
+        return load_checkpoint(path)
+    except (OSError, ValueError) as err:
+        raise ResultFileError(f"{err}; delete {path} and rerun to recompute it") from None
+
+
+# --------------------------------------------------------------------------------------------
+# gradient check
+# --------------------------------------------------------------------------------------------
+def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dict:
+    """Check the fine-tuning gradient on a small stack and layer 1's autoencoder gradient.
+
+    ``settings`` is :func:`sparseae.stacked_config.gradcheck_settings`. The small stack has
+    the experiment's number of layers, ``gradcheck.hidden_size`` units in each, and the first
+    ``gradcheck.num_examples`` training images with their labels; the autoencoder check uses
+    layer 1's ρ, λ, β on the same images. Raises ``ConfigError`` (nothing written) if either
+    difference reaches ``gradcheck.bound``.
+    """
+    from .gradcheck import check_gradient
+
+    check = settings["gradcheck"]
+    images, labels = _load(data_path, "images", "labels")
+    count = check["num_examples"]
+    generator = rng(settings["seed"], "stacked_gradcheck")
+    result = stacked.check_finetune_gradient(
+        images[:, :count],
+        labels[:count],
+        hidden_sizes=[check["hidden_size"]] * settings["num_layers"],
+        num_classes=NUM_CLASSES,
+        lambda_=settings["softmax_lambda"],
+        rng=generator,
+        epsilon=check["epsilon"],
+        bound=check["bound"],
+    )
+    layer = settings["layer1"]
+    ae = check_gradient(
+        hidden_size=check["hidden_size"],
+        lambda_=layer["lambda_"],
+        beta=layer["beta"],
+        rho=layer["rho"],
+        rng=generator,
+        data=images[:, :count],
+        epsilon=check["epsilon"],
+        bound=check["bound"],
+    )
+    result["autoencoder"] = ae["autoencoder"]
+    result["quadratic"] = ae["quadratic"]
+    result["passed"] = bool(result["passed"] and ae["passed"])
+    log.info(
+        "fine-tuning cost: ||num - ana|| / ||num + ana|| = %.4e (%d parameters); layer-1 "
+        "autoencoder: %.4e; bound %.1e",
+        result["finetune"],
+        result["num_parameters"],
+        result["autoencoder"],
+        result["bound"],
+    )
+    if not result["passed"]:
+        raise ConfigError(
+            f"gradient check FAILED for stacked experiment '{name}': fine-tuning "
+            f"{result['finetune']:.3e}, layer-1 autoencoder {result['autoencoder']:.3e}, bound "
+            f"{result['bound']:.1e} (config key stacked_experiments.{name}.gradcheck.bound); "
+            f"the analytic gradient disagrees with central differences"
+        )
+    write_json(path, result)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# chunked stages
+# --------------------------------------------------------------------------------------------
+def _start(previous, name, trajectory, expected_length):
+    """(theta, last counters) from the previous chunk's checkpoint, after checking it."""
+    theta, records, meta = _checkpoint(previous)
+    mine = fingerprint_of(trajectory)
+    if meta.get("fingerprint") != mine or theta.size != expected_length:
+        difference = describe_difference(
+            _by_layer(meta.get("trajectory", {})), _by_layer(trajectory)
+        )
+        raise ForeignResultError(
+            f"checkpoint {previous} was written by configuration {meta.get('fingerprint')} "
+            f"(theta length {theta.size}) but stacked experiment '{name}' now has configuration "
+            f"{mine} for it (length {expected_length}); differences (checkpoint != now): "
+            f"{difference}. Delete {Path(previous).parent}/ to retrain, or restore the old "
+            f"settings"
+        )
+    return theta, (records[-1] if records else meta["last"])
+
+
+def _by_layer(trajectory: Mapping) -> dict:
+    """The trajectory with its list of layers as ``layer1``, ``layer2``, … (readable diffs)."""
+    layers = trajectory.get("layers", [])
+    return {**trajectory, "layers": {f"layer{i}": x for i, x in enumerate(layers, start=1)}}
+
+
+def _hidden_sizes(trajectory) -> list[int]:
+    return [int(layer["hidden_size"]) for layer in trajectory["layers"]]
+
+
+def _remove_stale(output) -> None:
+    # A job killed while writing leaves `.{k}.npz.tmp-*` (atomic_path cannot clean up after
+    # SIGKILL); only this job writes chunk k, so such leftovers are stale.
+    output = Path(output)
+    for stale in output.parent.glob(f".{output.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
+        log.info("removed %s, left by a killed earlier attempt", stale)
+
+
+def _run_chunk(
+    cost_fn, theta0, data, *, cost_kwargs, last, settings, optimizer, output, meta, threads
+):
+    """One chunk of a stage: L-BFGS with progress lines, then the checkpoint."""
+    started = time.perf_counter()
+    iterations, every = settings["iterations_per_chunk"], settings["progress_every"]
+    start_iteration = int(last["iteration"])
+    options = LBFGSOptions(**optimizer, maxiter=start_iteration + iterations)
+    log.info(
+        "%s: chunk %d, %d iterations from iteration %d; %d threads; theta length %d",
+        meta["stage"], meta["chunk"], iterations, start_iteration, threads, theta0.size,
+    )  # fmt: skip
+    log.info("%9s %14s %12s %9s %9s", "iteration", "cost", "grad_norm", "evals", "seconds")
+
+    def progress(record):
+        done = int(record["iteration"]) - start_iteration
+        if done % every == 0 or done == iterations:
+            log.info(
+                "%9d %14.8f %12.4e %9d %9.2f",
+                record["iteration"], record["cost"], record["grad_norm"],
+                record["fun_evals"], record["seconds"],
+            )  # fmt: skip
+
+    stop: dict = {}
+    theta, records = lbfgs_chunk(
+        cost_fn,
+        theta0,
+        data,
+        iterations,
+        cost_kwargs=cost_kwargs,
+        options=options,
+        start_iteration=start_iteration,
+        start_fun_evals=int(last["fun_evals"]),
+        start_seconds=float(last["seconds"]),
+        progress=progress,
+        stop=stop,
+    )
+    from .environment import environment_info
+
+    meta = {
+        **meta,
+        "threads": int(threads),
+        "options": options.to_dict(),
+        "wall_seconds": time.perf_counter() - started,
+        "last": {key: records[-1][key] for key in last} if records else dict(last),
+        "stop": stop,
+        "environment": environment_info(),
+    }
+    save_checkpoint(output, theta, records, meta)
+    log.info("wrote %s: %d iterations, cost %s; optimizer stop: %s (%s)", output, len(records),
+             f"{records[-1]['cost']:.8f}" if records else "unchanged",
+             stop["reason"], stop["message"])  # fmt: skip
+    return theta, records
+
+
+def train_layer_chunk(
+    data_path, previous, output, *, name, trajectory, chunk: int, progress_every=10, threads=1
+):
+    """Chunk ``chunk`` of the sparse autoencoder of the last layer of ``trajectory``.
+
+    ``trajectory`` is :func:`sparseae.stacked_config.stage_trajectory` of stage ``layer{l}``.
+    Layer 1 trains on the training images (``data_path`` is ``stacked_train.npz``), layer
+    ``l > 1`` on layer ``l-1``'s features (``data_path`` is its ``features.npz``). Chunk 1
+    starts from :func:`sparseae.autoencoder.initialize_parameters` with child ``l`` of the
+    experiment's ``stacked_init`` seed; chunk ``k > 1`` from ``previous``.
+    """
+    _remove_stale(output)
+    autoencoder.set_num_threads(threads)
+    layer = len(trajectory["layers"])
+    model = trajectory["layers"][-1]
+    v, h = model["visible_size"], model["hidden_size"]
+    (data,) = _load(data_path, "images" if layer == 1 else "features")
+    if data.shape[0] != v:
+        raise ResultFileError(
+            f"{data_path} has {data.shape[0]} rows, layer {layer} needs {v}; delete it and "
+            f"rerun to recompute it"
+        )
+    if chunk == 1:
+        seed = np.random.SeedSequence(
+            trajectory["seed"], spawn_key=(PURPOSES["stacked_init"], layer)
+        )
+        theta0 = autoencoder.initialize_parameters(h, v, np.random.default_rng(seed))
+        last = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
+    else:
+        theta0, last = _start(previous, name, trajectory, autoencoder.parameter_count(v, h))
+    return _run_chunk(
+        autoencoder.cost_and_grad,
+        theta0,
+        data,
+        cost_kwargs={k: model[k] for k in AUTOENCODER_KEYS},
+        last=last,
+        settings={
+            "iterations_per_chunk": trajectory["pretraining"]["iterations_per_chunk"],
+            "progress_every": progress_every,
+        },
+        optimizer=trajectory["optimizer"],
+        output=output,
+        meta=_chunk_meta(name, trajectory, f"layer{layer}", chunk),
+        threads=threads,
+    )
+
+
+def _chunk_meta(name, trajectory, stage, chunk):
+    return {
+        "experiment": name,
+        "stage": stage,
+        "chunk": int(chunk),
+        "fingerprint": fingerprint_of(trajectory),
+        "trajectory": trajectory,
+    }
+
+
+def stage_records(chunk_paths: Sequence) -> tuple[list[dict], list[dict]]:
+    """Records of all chunks of a stage in order, and the chunks' metadata."""
+    records, metas = [], []
+    for path in chunk_paths:
+        _, recs, meta = _checkpoint(path)
+        records += recs
+        metas.append(meta)
+    return records, metas
+
+
+def _check_last(path, trajectory):
+    theta, _, meta = _checkpoint(path)
+    if meta.get("fingerprint") != fingerprint_of(trajectory):
+        raise ForeignResultError(
+            f"{path} was written by configuration {meta.get('fingerprint')}, not "
+            f"{fingerprint_of(trajectory)}; delete {Path(path).parent}/ and rerun snakemake"
+        )
+    return theta
+
+
+def finalize_layer(chunk_paths, data_path, theta_path, features_path, *, trajectory, threads=1):
+    """A layer's final parameters (``theta.npz``) and its features of the training set."""
+    autoencoder.set_num_threads(threads)
+    layer = len(trajectory["layers"])
+    model = trajectory["layers"][-1]
+    theta = _check_last(chunk_paths[-1], trajectory)
+    (data,) = _load(data_path, "images" if layer == 1 else "features")
+    save_theta_npz(theta_path, theta, config={"layer": layer, "model": model})
+    features = autoencoder.hidden_activations(
+        theta, data, visible_size=model["visible_size"], hidden_size=model["hidden_size"]
+    )
+    with atomic_path(features_path, suffix=".npz") as tmp:
+        np.savez(tmp, features=features)
+    records, _ = stage_records(chunk_paths)
+    log.info(
+        "layer %d: %d iterations, final cost %.8f; features %s, mean activation %.4f (rho %g)",
+        layer, len(records), records[-1]["cost"] if records else float("nan"),
+        features.shape, features.mean(), model["rho"],
+    )  # fmt: skip
+    return theta
+
+
+def _softmax_run(labels, settings, optimizer):
+    """Keyword arguments of :func:`lbfgs_chunk` for UFLDL's softmax cost."""
+    return dict(
+        cost_kwargs={"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
+        options=LBFGSOptions(**optimizer, maxiter=settings["max_iter"]),
+    )
+
+
+def train_stacked_softmax(features_path, data_path, output, *, name, trajectory):
+    """Softmax regression on the last layer's training features (UFLDL ``softmaxTrain``).
+
+    L-BFGS on UFLDL's softmax cost (:func:`sparseae.evaluate.softmax_cost`, λ =
+    ``softmax.lambda_``, no intercept, the minimiser :func:`sparseae.evaluate.fit_softmax`
+    finds with ``C = 1/(λm)``) from θ = 0 for ``softmax.max_iter`` iterations with the
+    experiment's optimizer settings. ``softmax.npz`` is a checkpoint: θ (flat, column-major
+    ``10 × h_L``) and the cost of every iteration.
+    """
+    (features,) = _load(features_path, "features")
+    (labels,) = _load(data_path, "labels")
+    settings = trajectory["softmax"]
+    theta, _ = _run_chunk(
+        stacked.softmax_objective,
+        np.zeros(NUM_CLASSES * features.shape[0]),
+        features,
+        cost_kwargs={"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
+        last={"iteration": 0, "fun_evals": 0, "seconds": 0.0},
+        settings={"iterations_per_chunk": settings["max_iter"], "progress_every": 10},
+        optimizer=trajectory["optimizer"],
+        output=output,
+        meta=_chunk_meta(name, trajectory, "softmax", 1),
+        threads=1,
+    )
+    return theta
+
+
+def _pretrained_stack(layer_thetas, softmax_path, hidden):
+    softmax_theta, _, _ = _checkpoint(softmax_path)
+    weights = softmax_theta.reshape((NUM_CLASSES, hidden[-1]), order="F")
+    thetas = [load_theta_npz(path)[0] for path in layer_thetas]
+    return stacked.stack_from_autoencoders(weights, thetas, INPUT_SIZE, hidden)
+
+
+def finetune_chunk(
+    data_path,
+    layer_thetas,
+    softmax_path,
+    previous,
+    output,
+    *,
+    name,
+    trajectory,
+    chunk: int,
+    progress_every=10,
+):
+    """Chunk ``chunk`` of fine-tuning the whole stack on the training labels.
+
+    Chunk 1 starts from the pretrained stack (each layer's encoder, the softmax weights);
+    chunk ``k > 1`` from ``previous``. Cost: :func:`sparseae.stacked.finetune_cost_and_grad`
+    with the softmax λ.
+    """
+    _remove_stale(output)
+    images, labels = _load(data_path, "images", "labels")
+    hidden = _hidden_sizes(trajectory)
+    if chunk == 1:
+        theta0 = _pretrained_stack(layer_thetas, softmax_path, hidden)
+        last = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
+    else:
+        size = stacked.stack_parameter_count(INPUT_SIZE, hidden, NUM_CLASSES)
+        theta0, last = _start(previous, name, trajectory, size)
+    return _run_chunk(
+        stacked.finetune_cost_and_grad,
+        theta0,
+        images,
+        cost_kwargs={
+            "labels": labels,
+            "input_size": INPUT_SIZE,
+            "hidden_sizes": hidden,
+            "num_classes": NUM_CLASSES,
+            "lambda_": trajectory["softmax"]["lambda_"],
+        },
+        last=last,
+        settings={
+            "iterations_per_chunk": trajectory["finetuning"]["iterations_per_chunk"],
+            "progress_every": progress_every,
+        },
+        optimizer=trajectory["optimizer"],
+        output=output,
+        meta=_chunk_meta(name, trajectory, "finetune", chunk),
+        threads=1,
+    )
+
+
+def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, trajectory):
+    """``stack.npz``: ``pretrained`` and ``finetuned`` stack parameters, and ``config``."""
+    import json
+
+    hidden = _hidden_sizes(trajectory)
+    pretrained = _pretrained_stack(layer_thetas, softmax_path, hidden)
+    finetuned = _check_last(chunk_paths[-1], trajectory)
+    layout = {
+        "name": name,
+        "input_size": INPUT_SIZE,
+        "hidden_sizes": hidden,
+        "num_classes": NUM_CLASSES,
+        "layout": "[softmaxTheta(:); W1(:); b1; W2(:); b2; ...] column-major",
+    }
+    with atomic_path(output, suffix=".npz") as tmp:
+        np.savez(
+            tmp,
+            pretrained=pretrained,
+            finetuned=finetuned,
+            config=np.array(json.dumps(layout, sort_keys=True)),
+        )
+    return pretrained, finetuned
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation and figures
+# --------------------------------------------------------------------------------------------
+def _confusion(y_true, y_pred, k):
+    return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k).astype(np.int64)
+
+
+def evaluate_stacked(
+    train_path, test_path, stack_path, stage_chunks: Mapping, outputs: Mapping, *, trajectory
+):
+    """Test accuracy before and after fine-tuning, and of softmax on raw pixels.
+
+    ``outputs``: ``evaluation`` (``stacked_evaluation.json``), ``confusion_before``,
+    ``confusion_after`` (PNG). ``stage_chunks``: stage -> its chunk checkpoints (for the
+    training times and iteration counts).
+    """
+    from threadpoolctl import threadpool_limits
+
+    from .evaluate import plot_confusion_matrix
+
+    train_x, train_y = _load(train_path, "images", "labels")
+    test_x, test_y = _load(test_path, "images", "labels")
+    pretrained, finetuned = _load(stack_path, "pretrained", "finetuned")
+    shape = dict(
+        input_size=INPUT_SIZE, hidden_sizes=_hidden_sizes(trajectory), num_classes=NUM_CLASSES
+    )
+    result = {
+        "n_train": int(train_y.size),
+        "n_test": int(test_y.size),
+        "input_size": INPUT_SIZE,
+        "hidden_sizes": shape["hidden_sizes"],
+        "num_classes": NUM_CLASSES,
+        "classes": list(range(NUM_CLASSES)),
+    }
+    for when, theta in (("before", pretrained), ("after", finetuned)):
+        predicted = stacked.predict(theta, test_x, **shape)
+        result[f"accuracy_{when}"] = float(np.mean(predicted == test_y))
+        result[f"train_accuracy_{when}"] = float(
+            np.mean(stacked.predict(theta, train_x, **shape) == train_y)
+        )
+        result[f"confusion_{when}"] = _confusion(test_y, predicted, NUM_CLASSES).tolist()
+    # Softmax on the raw pixels: the same objective, λ, iterations and optimizer settings.
+    started = time.perf_counter()
+    settings = trajectory["softmax"]
+    with threadpool_limits(limits=1, user_api="blas"):
+        raw_theta, raw_records = lbfgs_chunk(
+            stacked.softmax_objective,
+            np.zeros(NUM_CLASSES * INPUT_SIZE),
+            train_x,
+            settings["max_iter"],
+            **_softmax_run(train_y, settings, trajectory["optimizer"]),
+        )
+    raw_scores = raw_theta.reshape((NUM_CLASSES, INPUT_SIZE), order="F") @ test_x
+    result["accuracy_raw"] = float(np.mean(np.argmax(raw_scores, axis=0) == test_y))
+    seconds = {}
+    iterations = {}
+    for stage, paths in stage_chunks.items():
+        records, metas = stage_records(paths)
+        seconds[stage] = float(sum(m["wall_seconds"] for m in metas))
+        iterations[stage] = int(records[-1]["iteration"]) if records else 0
+    seconds["softmax_raw"] = time.perf_counter() - started
+    iterations["softmax_raw"] = len(raw_records)
+    result["seconds"] = seconds
+    result["iterations"] = iterations
+    for when in ("before", "after"):
+        label = "pretrained stack" if when == "before" else "fine-tuned stack"
+        plot_confusion_matrix(
+            result[f"confusion_{when}"], result["classes"], outputs[f"confusion_{when}"],
+            f"{label}: test accuracy {100 * result[f'accuracy_{when}']:.2f}%",
+        )  # fmt: skip
+    write_json(outputs["evaluation"], result)  # last: its presence means the figures exist
+    log.info(
+        "test accuracy: before fine-tuning %.4f, after %.4f, softmax on raw pixels %.4f "
+        "(n_train %d, n_test %d)",
+        result["accuracy_before"], result["accuracy_after"], result["accuracy_raw"],
+        result["n_train"], result["n_test"],
+    )  # fmt: skip
+    return result
+
+
+def plot_stacked(stack_path, stage_chunks: Mapping, outputs: Mapping, *, name, hidden_sizes):
+    """Layer 1's filter grid before and after fine-tuning, and every stage's cost curve."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .visualize import display_network, save_png
+
+    pretrained, finetuned = _load(stack_path, "pretrained", "finetuned")
+    hidden = list(hidden_sizes)
+    for when, theta in (("before", pretrained), ("after", finetuned)):
+        _, layers = stacked.unpack_stack(theta, INPUT_SIZE, hidden, NUM_CLASSES)
+        save_png(display_network(np.asarray(layers[0][0]).T), outputs[f"filters_{when}"], 2)
+    fig = Figure(figsize=(4.0 * len(stage_chunks), 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    for index, (stage, paths) in enumerate(stage_chunks.items(), start=1):
+        records, _ = stage_records(paths)
+        ax = fig.add_subplot(1, len(stage_chunks), index)
+        iterations = [r["iteration"] for r in records]
+        costs = [r["cost"] for r in records]
+        ax.plot(iterations, costs, color="tab:blue", linewidth=1.2)
+        ends = [_checkpoint(p)[2]["last"]["iteration"] for p in paths[:-1]]
+        for end in ends:
+            ax.axvline(end, color="tab:gray", linestyle="--", linewidth=0.8)
+        if costs and min(costs) > 0:
+            ax.set_yscale("log")
+        ax.set_xlabel("L-BFGS iteration")
+        ax.set_title(f"{stage}: final {costs[-1]:.4g}" if costs else stage, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(f"{name}: cost per iteration of each stage (dashed: chunk boundaries)")
+    fig.tight_layout()
+    with atomic_path(outputs["curves"], suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")

@@ -1,0 +1,121 @@
+"""The trained encoder as an MLflow model, made from code (MLflow's "models from code").
+
+This file is what MLflow stores and runs to load the model: no pickled object, only this code
+and ``theta.npz`` (read with ``allow_pickle=False``). ``predict`` takes an ``m × v`` float64
+array (one example per row) and returns the ``m × h`` hidden activations
+``sigmoid(X W1ᵀ + b1)``, the learned features, equal to
+:func:`sparseae.autoencoder.hidden_activations` (transposed). Loading needs numpy and mlflow
+only, not sparseae.
+
+:func:`log_encoder` logs it for a run (the tracking logger calls it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from mlflow.pyfunc import PythonModel
+
+
+class SparseEncoder(PythonModel):
+    """Hidden activations of a sparse autoencoder whose parameters are in ``theta.npz``."""
+
+    def load_context(self, context):
+        """Read ``theta`` and split off ``W1`` (h × v, column-major as in theta) and ``b1``."""
+        import json
+
+        with open(context.artifacts["sizes"], encoding="utf-8") as handle:
+            sizes = json.load(handle)
+        v, h = int(sizes["visible_size"]), int(sizes["hidden_size"])
+        with np.load(context.artifacts["theta"], allow_pickle=False) as data:
+            theta = np.asarray(data["theta"], dtype=np.float64)
+        if theta.shape != (2 * h * v + h + v,):
+            raise ValueError(
+                f"theta.npz holds {theta.shape[0]} values, the model config "
+                f"(visible_size {v}, hidden_size {h}) needs {2 * h * v + h + v}"
+            )
+        self.W1 = theta[: h * v].reshape((h, v), order="F")
+        self.b1 = theta[2 * h * v : 2 * h * v + h]
+
+    def predict(self, context, model_input, params=None):
+        """``m × v`` examples -> ``m × h`` hidden activations (float64)."""
+        X = np.asarray(model_input, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.W1.shape[1]:
+            raise ValueError(f"input must be m × {self.W1.shape[1]}, got shape {X.shape}")
+        z = X @ self.W1.T + self.b1
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-z))
+
+
+mlflow.models.set_model(SparseEncoder())
+
+
+def log_encoder(
+    tracking_uri: str,
+    run_id: str,
+    theta_path,
+    *,
+    visible_size: int,
+    hidden_size: int,
+    step: int = 0,
+    tags: dict | None = None,
+):
+    """Log ``theta_path`` as the logged model ``encoder`` of run ``run_id``; return its info.
+
+    The signature says float64 ``m × visible_size`` in, ``m × hidden_size`` out. The model
+    is linked to the run (its output, at ``step``: the final global iteration).
+    """
+    from mlflow.models import Model, ModelSignature
+    from mlflow.tracking import fluent
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+    from mlflow.types import Schema, TensorSpec
+
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float64), (-1, visible_size))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float64), (-1, hidden_size))]),
+    )
+    # MLflow's model logging reads the global tracking URI and active experiment; both are
+    # set for this call only (set_tracking_uri also writes MLFLOW_TRACKING_URI to the
+    # environment, which the user's value must survive).
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    saved_experiment = fluent._active_experiment_id
+    with contextlib.ExitStack() as stack:
+        stack.callback(_restore, saved_env, saved_experiment)  # runs last
+        stack.enter_context(_use_tracking_uri(tracking_uri))
+        experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+        mlflow.set_experiment(experiment_id=experiment_id)
+        # The layer sizes travel as a small JSON artifact: a model_config would also be
+        # logged as params of the run, beside the config's own.
+        sizes = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "sizes.json"
+        sizes.write_text(json.dumps({"visible_size": visible_size, "hidden_size": hidden_size}))
+        # mlflow.pyfunc.log_model with an explicit run: it would otherwise start (and end) an
+        # active run, changing the run's status and end time.
+        return Model.log(
+            artifact_path=None,
+            flavor=mlflow.pyfunc,
+            flavor_name="pyfunc.ModelFromCode",
+            name="encoder",
+            python_model=str(Path(__file__).resolve()),
+            artifacts={"theta": str(Path(theta_path).resolve()), "sizes": str(sizes)},
+            signature=signature,
+            pip_requirements=["numpy", "mlflow"],
+            tags=dict(tags or {}),
+            step=int(step),
+            run_id=run_id,
+        )
+
+
+def _restore(environment_uri: str | None, experiment_id: str | None) -> None:
+    from mlflow.tracking import fluent
+
+    fluent._active_experiment_id = experiment_id
+    if environment_uri is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = environment_uri

@@ -1,0 +1,16 @@
+"""Rule finalize_layer: layer l's theta.npz and its features of the training images."""
+
+from sparseae.rulelog import run_rule
+from sparseae.stacked_pipeline import finalize_layer
+
+smk = snakemake  # noqa: F821
+run_rule(
+    smk.log[0],
+    finalize_layer,
+    list(smk.input.chunks),
+    smk.input.data,
+    smk.output.theta,
+    smk.output.features,
+    trajectory=smk.params.trajectory,
+    threads=smk.threads,
+)

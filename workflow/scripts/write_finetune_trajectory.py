@@ -1,0 +1,13 @@
+"""Rule write_finetune_trajectory: results/{experiment}/finetune/trajectory.json."""
+
+from sparseae.rulelog import run_rule
+from sparseae.stacked_pipeline import write_finetune_trajectory
+
+smk = snakemake  # noqa: F821
+run_rule(
+    smk.log[0],
+    write_finetune_trajectory,
+    smk.output[0],
+    name=smk.wildcards.experiment,
+    trajectory=smk.params.trajectory,
+)
