@@ -60,9 +60,12 @@ def write_photos(folder: Path, count: int = 3, seed: int = 0) -> None:
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None):
-    """Run snakemake in ``workdir`` with CONFIG (or ``config``) as config/test.yaml."""
+    """Run snakemake in ``workdir`` with CONFIG (or ``config``) as config/test.yaml.
+
+    Keys are written in the dicts' own order (not sorted), as a user's file would be.
+    """
     (workdir / "config" / "test.yaml").write_text(
-        yaml.safe_dump(config or CONFIG), encoding="utf-8"
+        yaml.safe_dump(config or CONFIG, sort_keys=False), encoding="utf-8"
     )
     return subprocess.run(
         [str(SNAKEMAKE), *args, "--cores", "2", "--configfile", "config/test.yaml"],
@@ -117,6 +120,16 @@ def finished(tmp_path_factory) -> Path:
 
 def test_a_finished_run_has_nothing_to_do(finished):
     assert planned_jobs(finished) == {}
+
+
+def reversed_keys(value):
+    if isinstance(value, dict):
+        return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+    return value
+
+
+def test_keys_written_in_another_order_are_no_change(finished):
+    assert planned_jobs(finished, reversed_keys(copy.deepcopy(CONFIG))) == {}
 
 
 @pytest.mark.parametrize(

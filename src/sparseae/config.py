@@ -412,7 +412,17 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     resolved["experiments"] = experiments
     resolved["run"] = names  # single-layer experiments; stacked ones are in run_stacked
     resolved["sweep_members"] = members_of
-    return resolved
+    # Keys in one order, whatever order the YAML file wrote them in: Snakemake compares rule
+    # params by their text, so reordering keys in a config file must not look like a change.
+    return _sorted_keys(resolved)
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
 
 
 def _check_stacked(stacked: Mapping, experiments: Mapping, sweeps: Mapping) -> list[str]:
