@@ -23,56 +23,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from workflow_helpers import BIN, copy_workflow, workflow_environment
+from tiny_pipeline import (
+    CHUNKS,
+    HIDDEN,
+    PATCHES,
+    PER_CHUNK,
+    TINY,
+    VISIBLE,
+    command,
+    descendants,
+    load,
+    make_workdir,
+    run,
+)
+from workflow_helpers import workflow_environment
 
 pytestmark = pytest.mark.slow
-
-SNAKEMAKE = BIN / "snakemake"
-
-PATCHES, CHUNKS, PER_CHUNK, HIDDEN, VISIBLE = 2000, 2, 40, 25, 64
-TINY = {
-    "experiments": {
-        "natural": {
-            "patches": {"count": PATCHES},
-            "training": {"chunks": CHUNKS, "iterations_per_chunk": PER_CHUNK, "progress_every": 1},
-            "gradcheck": {"num_examples": 5, "hidden_size": 3},
-        }
-    }
-}
-
-
-def make_workdir(folder: Path, extra: dict | None = None) -> Path:
-    """Copy the workflow into ``folder`` and write config/test.yaml (TINY updated by extra)."""
-    copy_workflow(folder)
-    config = json.loads(json.dumps(TINY))
-    if extra:
-        config["experiments"]["natural"].update(extra)
-    (folder / "config" / "test.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return folder
-
-
-def command(*targets: str) -> list[str]:
-    # Targets first: --configfile takes several values and would swallow them.
-    return [str(SNAKEMAKE), *targets, "--cores", "2", "--configfile", "config/test.yaml"]
-
-
-def run(workdir: Path, *targets: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        command(*targets),
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=workflow_environment(),
-    )
-    if check:
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return result
-
-
-def load(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
 
 
 @pytest.fixture(scope="module")
@@ -260,25 +226,6 @@ def test_failed_gradient_check_stops_the_pipeline(tmp_path):
     assert not (workdir / "results" / "natural" / "gradcheck.json").exists()
 
 
-def _descendants(pid: int) -> list[int]:
-    """Processes whose parent chain reaches ``pid`` (from /proc; Linux)."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        children = [p for p, parent in parents.items() if parent == current]
-        found += children
-        frontier += children
-    return found
-
-
 def _wait_for_progress(workdir: Path, process: subprocess.Popen, lines: int) -> None:
     log = workdir / "logs" / "natural" / "train_chunk-2.log"
     deadline = time.monotonic() + 300
@@ -311,7 +258,7 @@ def test_killed_run_resumes_bit_identical(finished, tmp_path, victim):
         else:
             jobs = [
                 p
-                for p in _descendants(process.pid)
+                for p in descendants(process.pid)
                 if b"train_chunk" in Path(f"/proc/{p}/cmdline").read_bytes()
             ]
             assert jobs, "no training job found under snakemake"

@@ -1,9 +1,9 @@
-"""Issue 6, reliability: faults provoked for real on the Snakemake workflow, bad inputs as users
+"""Reliability: faults provoked for real on the Snakemake workflow, bad inputs as users
 meet them through ``snakemake``, determinism and the recorded thread settings.
 
-Reuses the helpers of tests/test_pipeline.py (the workflow copied into a temporary folder, run
+Reuses the helpers of tests/tiny_pipeline.py (the workflow copied into a temporary folder, run
 with ``snakemake --cores 2`` as a subprocess). What the other test files already prove is not
-repeated here; docs/errors.md maps every case of the issue to the test that covers it.
+repeated here; docs/errors.md maps every known failure to the test that covers it.
 
 Faults here:
 
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_pipeline as pipeline
+import tiny_pipeline as pipeline
 import yaml
 from PIL import Image
 from workflow_helpers import workflow_environment
@@ -63,7 +63,7 @@ def stamp(path: Path) -> tuple[int, int]:
 def training_jobs(process: subprocess.Popen) -> list[int]:
     """PIDs under snakemake running the train_chunk script (the shell and its Python)."""
     found = []
-    for pid in pipeline._descendants(process.pid):
+    for pid in pipeline.descendants(process.pid):
         try:
             if b"train_chunk" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.append(pid)
