@@ -30,14 +30,23 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 venv: $(BIN)/.installed
 
+# Another config file merged over config/config.yaml: make run CONFIG=config/stl-t10k.yaml
+# (checked first: a missing or broken file gets one message). Extra snakemake arguments:
+# ARGS, e.g. make run ARGS=-n for a dry run (no report then).
+CONFIG ?=
+ARGS   ?=
+CONFIGFILE = $(if $(CONFIG),--configfile $(CONFIG))
+DRYRUN     = $(filter -n --dry-run --dryrun,$(ARGS))
+
 run: $(BIN)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/default --cores $(CORES)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/default --cores 1 \
-		--report report.html >/dev/null 2>&1 || echo "(report.html could not be written; see snakemake --report)"
-	@echo
-	@echo "Filter grid:  results/natural/filters.png"
-	@echo "Report:       report.html (open in a browser)"
-	@echo "MLflow UI:    make ui, then http://$(UI_HOST):$(UI_PORT) (store: mlflow.db)"
+	$(BIN)/sparseae -q check-config $(CONFIG)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/default --cores $(CORES) $(ARGS) $(CONFIGFILE)
+	$(if $(DRYRUN),@true,PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/default --cores 1 \
+		--report report.html $(CONFIGFILE) >/dev/null 2>&1 || echo "(report.html could not be written; see snakemake --report)")
+	@$(if $(DRYRUN),true,printf '\n%s\n%s\n%s\n' \
+		"Filter grid:  results/natural/filters.png" \
+		"Report:       report.html (open in a browser)" \
+		"MLflow UI:    make ui, then http://$(UI_HOST):$(UI_PORT) (store: mlflow.db)")
 
 test: $(BIN)/.installed
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

@@ -7,14 +7,14 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from shared_data import load_reference
 from threadpoolctl import threadpool_info
 
 from sparseae import autoencoder as ae
 
 
 def _reference(name):
-    ref = np.load(shared_file(f"reference/{name}.npz"), allow_pickle=False)
+    ref = load_reference(name)
     kwargs = dict(
         visible_size=int(ref["visible"]),
         hidden_size=int(ref["hidden"]),

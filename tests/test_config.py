@@ -138,6 +138,13 @@ def test_patch_size_squared_must_equal_visible_size():
 def test_patch_larger_than_images_names_the_key_and_limit():
     config = with_change("patches.size", 200)
     config["experiments"]["natural"]["model"]["visible_size"] = 200 * 200
+    config["experiments"]["natural"]["patches"]["count"] = 100
+    # A source of known image size: refused while the config is read.
+    message = error_of(config)
+    assert "'experiments.natural.patches.size' = 200" in message
+    assert "source 'sample-photos' (128x128)" in message and "patches.size <= 128" in message
+    # A folder: checked once the images' size is known (headers or pixels).
+    config["experiments"]["natural"]["dataset"] = {"source": "image-folder", "path": "/data"}
     exp = resolve_config(config, SCHEMA)["experiments"]["natural"]
     with pytest.raises(ConfigError) as info:
         check_patch_fits("natural", exp, (128, 128))

@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from conftest import shared_file
 from http_mirror import MNIST_TEST_FILES, MirrorServer
 from PIL import Image
+from shared_data import shared_file
 from sklearn.linear_model import LogisticRegression
 
 from sparseae import autoencoder, train

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_file
 
 from sparseae import autoencoder as ae
 from sparseae import gradcheck as gc
@@ -45,8 +44,8 @@ def test_autoencoder_gradient_passes(params):
     assert result["num_parameters"] == 2 * 8 * 5 + 8 + 5
 
 
-def test_autoencoder_gradient_passes_on_the_reference_point():
-    ref = np.load(shared_file("reference/sae_small.npz"), allow_pickle=False)
+def test_autoencoder_gradient_passes_on_the_reference_point(reference):
+    ref = reference("sae_small")
     data, theta = ref["data"][:, :10], ref["theta"]
     result = gc.check_gradient(
         data=data,
@@ -59,8 +58,8 @@ def test_autoencoder_gradient_passes_on_the_reference_point():
     assert result["autoencoder"] < 1e-9
 
 
-def test_our_numerical_gradient_matches_the_octave_one():
-    ref = np.load(shared_file("reference/sae_small.npz"), allow_pickle=False)
+def test_our_numerical_gradient_matches_the_octave_one(reference):
+    ref = reference("sae_small")
     kwargs = dict(
         visible_size=int(ref["visible"]),
         hidden_size=int(ref["hidden"]),

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import scipy.io
-from conftest import shared_file
 
 from sparseae import autoencoder as ae
 from sparseae.io import (
@@ -20,9 +19,9 @@ from sparseae.io import (
 
 
 @pytest.fixture
-def opttheta():
+def opttheta(reference):
     """Parameters trained by minFunc under Octave (shared/reference/sae_train_small.npz)."""
-    ref = np.load(shared_file("reference/sae_train_small.npz"), allow_pickle=False)
+    ref = reference("sae_train_small")
     return ref["opttheta"].reshape(-1), int(ref["visible"]), int(ref["hidden"])
 
 

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import SHARED_DIR, shared_file
 from http_mirror import MNIST_TEST_FILES, MirrorServer
+from shared_data import SHARED_DIR, shared_file
 from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
 from sparseae.config import ConfigError, resolve_config
@@ -187,6 +187,29 @@ def test_confusion_figures_open_and_are_in_the_report_rule(pipeline):
     console = (pipeline / "snakemake-output.txt").read_text()
     assert "self-taught evaluation" in console
     assert f"results/{NAME}/evaluation.json" in console  # closing message gives the accuracies
+
+
+@pytest.mark.slow
+def test_units_figure_shows_whole_digits_and_their_top_examples(pipeline):
+    from PIL import Image
+
+    from sparseae.visualize import UNITS_PER_COLUMN
+
+    with np.load(results(pipeline) / "patches.npz", allow_pickle=False) as archive:
+        data = archive["data"]
+    diagnostics = json.loads((results(pipeline) / "diagnostics.json").read_text())
+    assert diagnostics["hidden_size"] == HIDDEN and diagnostics["visible_size"] == 28 * 28
+    assert diagnostics["num_examples"] == data.shape[1] == 2927
+    top = np.array(diagnostics["units"]["top_k_indices"])
+    assert top.shape == (HIDDEN, 8) and 0 <= top.min() and top.max() < data.shape[1]
+    summary = json.loads((results(pipeline) / "summary.json").read_text())
+    assert np.allclose(diagnostics["units"]["rhohat"], summary["rhohat"], rtol=1e-9, atol=0)
+    assert 0 < diagnostics["fraction_variance_explained"] < 1
+    with Image.open(results(pipeline) / "units.png") as image:
+        width, height = image.size
+    # 28x28 tiles (29 pixels with the border) at their own size, 50 unit rows per column.
+    assert UNITS_PER_COLUMN * 29 < height < UNITS_PER_COLUMN * 29 + 60
+    assert width > 2 * 9 * 29  # two columns of rows for 100 units: weight tile and 8 digits
 
 
 @pytest.mark.slow

@@ -23,56 +23,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from workflow_helpers import BIN, copy_workflow, workflow_environment
+from tiny_pipeline import (
+    CHUNKS,
+    HIDDEN,
+    PATCHES,
+    PER_CHUNK,
+    TINY,
+    VISIBLE,
+    command,
+    descendants,
+    load,
+    make_workdir,
+    run,
+)
+from workflow_helpers import workflow_environment
 
 pytestmark = pytest.mark.slow
-
-SNAKEMAKE = BIN / "snakemake"
-
-PATCHES, CHUNKS, PER_CHUNK, HIDDEN, VISIBLE = 2000, 2, 40, 25, 64
-TINY = {
-    "experiments": {
-        "natural": {
-            "patches": {"count": PATCHES},
-            "training": {"chunks": CHUNKS, "iterations_per_chunk": PER_CHUNK, "progress_every": 1},
-            "gradcheck": {"num_examples": 5, "hidden_size": 3},
-        }
-    }
-}
-
-
-def make_workdir(folder: Path, extra: dict | None = None) -> Path:
-    """Copy the workflow into ``folder`` and write config/test.yaml (TINY updated by extra)."""
-    copy_workflow(folder)
-    config = json.loads(json.dumps(TINY))
-    if extra:
-        config["experiments"]["natural"].update(extra)
-    (folder / "config" / "test.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return folder
-
-
-def command(*targets: str) -> list[str]:
-    # Targets first: --configfile takes several values and would swallow them.
-    return [str(SNAKEMAKE), *targets, "--cores", "2", "--configfile", "config/test.yaml"]
-
-
-def run(workdir: Path, *targets: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        command(*targets),
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=workflow_environment(),
-    )
-    if check:
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return result
-
-
-def load(path: Path) -> dict:
-    with np.load(path, allow_pickle=False) as archive:
-        return {key: archive[key] for key in archive.files}
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +103,25 @@ def test_every_output_exists_with_its_keys_and_shapes(finished):
         with Image.open(res / name) as image:
             assert image.size[0] > 100 and image.size[1] > 100
 
+    diagnostics = json.loads((res / "diagnostics.json").read_text())
+    for key in (
+        "fraction_variance_explained",
+        "dead_units",
+        "saturated_units",
+        "mean_active_units",
+        "alignment_top_k",
+        "alignment_random",
+        "activation_norm_corr",
+    ):
+        assert key in diagnostics and key in diagnostics["metrics"], key
+    assert len(diagnostics["units"]["top_k_indices"]) == HIDDEN
+    assert np.allclose(diagnostics["units"]["rhohat"], summary["rhohat"], rtol=1e-9, atol=0)
+    with Image.open(res / "units.png") as image:
+        assert image.size[1] > HIDDEN * 8 * 4  # one row of 8x8 tiles (scaled by 4) per unit
+
     logs = finished / "logs" / "natural"
     for rule in (
+        "diagnose",
         "write_config",
         "sample_patches",
         "check_gradient",
@@ -188,7 +171,10 @@ def test_mlflow_store_holds_the_run(finished, tmp_path):
     assert np.allclose(logged, expected, rtol=1e-12, atol=0)
 
     names = {a.path for a in client.list_artifacts(run_info.info.run_id)}
-    assert {"filters.png", "theta.npz", "config.json"} <= names, names
+    assert {"filters.png", "theta.npz", "config.json", "units.png", "diagnostics.json"} <= names
+    diagnostics = json.loads((finished / "results" / "natural" / "diagnostics.json").read_text())
+    for key, value in diagnostics["metrics"].items():
+        assert run_info.data.metrics[key] == pytest.approx(value, rel=1e-12), key
     local = client.download_artifacts(run_info.info.run_id, "theta.npz", str(tmp_path))
     downloaded = load(Path(local))["theta"]
     assert np.array_equal(downloaded, load(finished / "results" / "natural" / "theta.npz")["theta"])
@@ -207,6 +193,26 @@ def test_rerun_has_nothing_to_do(finished):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_changed_diagnostics_settings_recompute_only_the_diagnostics(finished):
+    other = finished / "config" / "diagnostics.yaml"
+    other.write_text(yaml.safe_dump({"diagnostics": {"top_k": 4, "dead_fraction": 0.2}}))
+    result = subprocess.run(
+        [*command(), "config/diagnostics.yaml", "-n", "--quiet", "rules"],
+        cwd=finished,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=workflow_environment(),
+    )
+    other.unlink()
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE))
+    # The diagnostics, and the MLflow logging that reads them; never training or figures.
+    assert counts.pop("total") == "3", output[-3000:]
+    assert counts == {"diagnose": "1", "log_mlflow": "1", "all": "1"}, output[-3000:]
+
+
 def test_failed_gradient_check_stops_the_pipeline(tmp_path):
     # A bound no floating-point gradient can meet: the real check, judged strictly.
     workdir = make_workdir(
@@ -218,25 +224,6 @@ def test_failed_gradient_check_stops_the_pipeline(tmp_path):
     assert "gradient check FAILED" in output and "gradcheck.bound" in output
     assert not (workdir / "results" / "natural" / "chunks" / "1.npz").exists()
     assert not (workdir / "results" / "natural" / "gradcheck.json").exists()
-
-
-def _descendants(pid: int) -> list[int]:
-    """Processes whose parent chain reaches ``pid`` (from /proc; Linux)."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        children = [p for p, parent in parents.items() if parent == current]
-        found += children
-        frontier += children
-    return found
 
 
 def _wait_for_progress(workdir: Path, process: subprocess.Popen, lines: int) -> None:
@@ -271,7 +258,7 @@ def test_killed_run_resumes_bit_identical(finished, tmp_path, victim):
         else:
             jobs = [
                 p
-                for p in _descendants(process.pid)
+                for p in descendants(process.pid)
                 if b"train_chunk" in Path(f"/proc/{p}/cmdline").read_bytes()
             ]
             assert jobs, "no training job found under snakemake"

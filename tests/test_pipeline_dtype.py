@@ -16,7 +16,7 @@ import subprocess
 import numpy as np
 import pytest
 import yaml
-from test_pipeline import CHUNKS, command, load, make_workdir, run
+from tiny_pipeline import CHUNKS, command, load, make_workdir, run
 from workflow_helpers import workflow_environment
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,8 @@ and ``photos`` on a folder of PNG files) is dry-run with one config change at a 
 jobs Snakemake would run are compared with what the change can affect
 (:data:`sparseae.config.RECOMPUTES`): a change of progress output, threads or the gradient
 check's bound retrains nothing; a change of ρ, λ, the seed, the patch count or the chunk
-length retrains every chunk; raising ``training.chunks`` trains only the new chunk. Data a
+length retrains every chunk; raising ``training.chunks`` trains only the new chunk; a
+``diagnostics`` setting reruns only the diagnostics (and their MLflow logging). Data a
 Snakemake rule cannot see as a file (an image folder's contents) and foreign result files
 are covered too.
 """
@@ -59,9 +60,12 @@ def write_photos(folder: Path, count: int = 3, seed: int = 0) -> None:
 
 
 def snakemake(workdir: Path, *args: str, config: dict | None = None):
-    """Run snakemake in ``workdir`` with CONFIG (or ``config``) as config/test.yaml."""
+    """Run snakemake in ``workdir`` with CONFIG (or ``config``) as config/test.yaml.
+
+    Keys are written in the dicts' own order (not sorted), as a user's file would be.
+    """
     (workdir / "config" / "test.yaml").write_text(
-        yaml.safe_dump(config or CONFIG), encoding="utf-8"
+        yaml.safe_dump(config or CONFIG, sort_keys=False), encoding="utf-8"
     )
     return subprocess.run(
         [str(SNAKEMAKE), *args, "--cores", "2", "--configfile", "config/test.yaml"],
@@ -118,6 +122,16 @@ def test_a_finished_run_has_nothing_to_do(finished):
     assert planned_jobs(finished) == {}
 
 
+def reversed_keys(value):
+    if isinstance(value, dict):
+        return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+    return value
+
+
+def test_keys_written_in_another_order_are_no_change(finished):
+    assert planned_jobs(finished, reversed_keys(copy.deepcopy(CONFIG))) == {}
+
+
 @pytest.mark.parametrize(
     ("path", "value"),
     [
@@ -131,7 +145,7 @@ def test_a_finished_run_has_nothing_to_do(finished):
 def test_changes_outside_the_trajectory_retrain_nothing(finished, path, value):
     jobs = planned_jobs(finished, changed("natural", path, value))
     assert "train_chunk" not in jobs and "sample_patches" not in jobs, jobs
-    assert "finalize" not in jobs, jobs
+    assert "finalize" not in jobs and "diagnose" not in jobs, jobs
     if path.startswith("gradcheck"):
         assert jobs.get("check_gradient") == 1, jobs
 
@@ -151,7 +165,7 @@ def test_changes_outside_the_trajectory_retrain_nothing(finished, path, value):
 def test_trajectory_changes_retrain_every_chunk(finished, path, value, resample):
     jobs = planned_jobs(finished, changed("natural", path, value))
     assert jobs.get("train_chunk") == CHUNKS, jobs
-    assert jobs.get("finalize") == 1, jobs
+    assert jobs.get("finalize") == 1 and jobs.get("diagnose") == 1, jobs
     # Patches are resampled only when the data settings changed.
     assert ("sample_patches" in jobs) is resample, jobs
 
@@ -161,6 +175,22 @@ def test_raising_chunks_trains_only_the_new_chunk_and_lowering_trains_none(finis
     assert more.get("train_chunk") == 1 and more.get("finalize") == 1, more
     fewer = planned_jobs(finished, changed("natural", "training.chunks", CHUNKS - 1))
     assert "train_chunk" not in fewer and fewer.get("finalize") == 1, fewer
+    # Another final theta: its diagnostics follow.
+    assert more.get("diagnose") == 1 and fewer.get("diagnose") == 1, (more, fewer)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"top_k": 4}, {"random_examples": 100}, {"dead_fraction": 0.2}, {"saturated_threshold": 0.8}],
+)
+def test_a_diagnostics_setting_reruns_only_the_diagnostics(finished, settings):
+    """The top-level ``diagnostics`` section: every experiment's diagnose and its logging."""
+    jobs = planned_jobs(finished, {**copy.deepcopy(CONFIG), "diagnostics": settings})
+    experiments = len(CONFIG["run"])
+    assert jobs == {"diagnose": experiments, "log_mlflow": experiments, "all": 1}, jobs
+    # The same values as the defaults written out: nothing to do.
+    defaults = {"top_k": 8, "random_examples": 1000, "dead_fraction": 0.1}
+    assert planned_jobs(finished, {**copy.deepcopy(CONFIG), "diagnostics": defaults}) == {}
 
 
 def test_a_changed_or_added_image_in_the_folder_reruns_its_experiment(finished):

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import SHARED_DIR, shared_file
 from http_mirror import MNIST_TEST_FILES, MirrorServer
+from shared_data import SHARED_DIR, shared_file
 from workflow_helpers import BIN, copy_workflow, workflow_environment
 
 pytestmark = pytest.mark.slow

@@ -24,6 +24,7 @@ import yaml
 from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
 from sparseae.sweep import (
+    MEMBER_FILES,
     RESULT_COLUMNS,
     SweepError,
     expand_sweep,
@@ -228,7 +229,7 @@ def member_copy(swept, tmp_path) -> Path:
     name = members()[0]
     folder = tmp_path / name
     folder.mkdir()
-    for filename in ("config.json", "summary.json", "gradcheck.json"):
+    for filename in MEMBER_FILES:
         shutil.copy2(swept / "results" / name / filename, folder / filename)
     return folder
 
@@ -273,3 +274,59 @@ def test_report_holds_the_sweep_table_and_figure(swept):
     with zipfile.ZipFile(swept / "report.zip") as archive:
         names = [Path(name).name for name in archive.namelist()]
     assert "summary.png" in names and "summary.tsv" in names, names
+
+
+# ------------------------------------------------------------------ the shipped whitening sweep
+
+DIAGNOSTIC_COLUMNS = (
+    "fraction_variance_explained",
+    "alignment_top_k",
+    "alignment_random",
+    "activation_norm_corr",
+    "topk_norm_ratio",
+    "dead_units",
+)
+
+
+def test_whitening_sweep_reduced_runs_end_to_end_with_the_diagnostic_columns(tmp_path):
+    """The shipped `whitening` sweep for one seed, each member trained briefly."""
+    workdir = copy_workflow(tmp_path / "work")
+    reduced = {
+        "run": ["whitening"],
+        "sweeps": {
+            "whitening": {
+                "grid": {"seed": [1]},  # merged into the shipped grid
+                "overrides": {
+                    "patches": {"count": 1000},
+                    "training": {"chunks": 1, "iterations_per_chunk": 10},
+                    "gradcheck": {"num_examples": 5, "hidden_size": 3},
+                    "resources": {"train": {"threads": 1}},
+                },
+            }
+        },
+    }
+    (workdir / "config" / "sweep.yaml").write_text(yaml.safe_dump(reduced))
+    result = snakemake(workdir, "results/sweeps/whitening/summary.tsv")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+
+    table = read_sweep_table(workdir / "results" / "sweeps" / "whitening" / "summary.tsv")
+    grid = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["sweeps"]["whitening"]
+    grid = {**grid["grid"], "seed": [1]}
+    columns = list(grid_settings(grid))
+    assert set(columns) == {"seed", "dataset.whiten", "patches.normalize"}
+    assert list(table.columns)[1 : 1 + len(columns)] == columns
+    assert set(DIAGNOSTIC_COLUMNS) <= set(table.columns)
+    assert sorted(zip(table["dataset.whiten"], table["patches.normalize"], strict=True)) == sorted(
+        product(grid["dataset.whiten"], grid["patches.normalize"])
+    )
+    for _, row in table.iterrows():
+        folder = workdir / "results" / row["experiment"]
+        diagnostics = json.loads((folder / "diagnostics.json").read_text())
+        for column in DIAGNOSTIC_COLUMNS:
+            assert row[column] == diagnostics[column], (row["experiment"], column)
+        assert -1 <= row["alignment_top_k"] <= 1 and row["fraction_variance_explained"] < 1
+        assert (folder / "units.png").is_file()
+    # Whitening changes the training data, so the members learn different models.
+    assert table["fraction_variance_explained"].nunique() == len(table)
+    page = (workdir / "results" / "sweeps" / "whitening" / "summary.html").read_text()
+    assert "fraction_variance_explained" in page

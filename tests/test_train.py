@@ -7,7 +7,6 @@ import random
 
 import numpy as np
 import pytest
-from conftest import shared_file
 
 from sparseae import autoencoder as ae
 from sparseae import train
@@ -281,8 +280,8 @@ def _octave_rand(seed, rows, cols):
 
 
 @pytest.fixture(scope="module")
-def reference_run():
-    ref = np.load(shared_file("reference/sae_train_small.npz"), allow_pickle=False)
+def reference_run(reference):
+    ref = reference("sae_train_small")
     data = _octave_rand(int(ref["data_seed"]), int(ref["visible"]), int(ref["m"])) * 0.8 + 0.1
     kwargs = dict(
         visible_size=int(ref["visible"]), hidden_size=int(ref["hidden"]),

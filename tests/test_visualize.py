@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import shared_file
 from PIL import Image
 
 from sparseae import autoencoder as ae
-from sparseae.visualize import display_network, grid_shape, plot_cost_curve, plot_rhohat, save_png
+from sparseae.visualize import (
+    display_network,
+    grid_shape,
+    plot_cost_curve,
+    plot_rhohat,
+    plot_units,
+    save_png,
+    scale_tiles,
+)
 
 
 @pytest.mark.parametrize(
@@ -88,8 +95,8 @@ def test_display_network_validates_input():
         display_network(np.full((4, 2), np.nan))
 
 
-def test_filters_of_the_octave_trained_model(tmp_path):
-    ref = np.load(shared_file("reference/sae_train_small.npz"), allow_pickle=False)
+def test_filters_of_the_octave_trained_model(tmp_path, reference):
+    ref = reference("sae_train_small")
     W1 = ae.unpack(ref["opttheta"].reshape(-1), int(ref["visible"]), int(ref["hidden"]))[0]
     grid = display_network(W1.T)
     assert grid.shape == (46, 46)
@@ -155,3 +162,40 @@ def test_plot_rhohat(tmp_path):
     assert ax.get_title() and ax.get_xlabel() == "hidden unit"
     with Image.open(tmp_path / "rhohat.png") as image:
         assert image.format == "PNG"
+
+
+def grey(tile):
+    """save_png's grey map of a tile scaled by 4 (8x8 tiles are drawn 4x)."""
+    g = np.rint((np.clip(tile, -1, 1) + 1) * 127.5).astype(np.uint8)
+    return np.repeat(np.repeat(g, 4, axis=0), 4, axis=1)
+
+
+def test_units_figure_rows_hold_the_weight_tile_then_the_top_examples(tmp_path):
+    rng = np.random.default_rng(4)
+    W1, X = rng.standard_normal((3, 64)), rng.random((64, 40))
+    top = np.array([[5, 7], [0, 39], [12, 12]])
+    image = plot_units(W1, X, top, alignment=np.array([0.9, 0.1, -0.2]), path=tmp_path / "u.png")
+    with Image.open(tmp_path / "u.png") as written:
+        assert np.array_equal(np.asarray(written), image)
+    weights, examples = scale_tiles(W1.T), scale_tiles(X[:, top.ravel()]).reshape(3, 2, 8, 8)
+    # Layout (array pixels, drawn 4x): 1-pixel border, weight tile, a 4-pixel gap, examples.
+    for unit in range(3):
+        top_px = 4 * (1 + 9 * unit)
+        assert np.array_equal(image[top_px : top_px + 32, 4:36], grey(weights[unit]))
+        for j in range(2):
+            left = 4 * (1 + 9 + 4 + 9 * j)
+            tile = image[top_px : top_px + 32, left : left + 32]
+            assert np.array_equal(tile, grey(examples[unit, j]))
+    # The same example twice (the third unit) is drawn twice, identically.
+    assert np.array_equal(examples[2, 0], examples[2, 1])
+    # The alignment is written beside the row (white text on the black background).
+    assert image[: 4 * 10, 4 * 33 :].max() == 255 and image[: 4 * 10, 36:52].max() == 0
+
+
+def test_display_network_tiles_are_scale_tiles():
+    A = np.random.default_rng(2).standard_normal((64, 6))
+    array = display_network(A, cols=3)
+    tiles = scale_tiles(A)
+    for k in range(6):
+        i, j = divmod(k, 3)
+        assert np.array_equal(array[1 + 9 * i : 9 + 9 * i, 1 + 9 * j : 9 + 9 * j], tiles[k])

@@ -19,13 +19,10 @@ from pathlib import Path
 import yaml
 
 from . import __version__
+from .errors import UsageError  # raised by every command; defined apart for rulelog
 
 #: Config file read by default (relative to the working folder) when it exists.
 DEFAULT_CONFIG = Path("config/config.yaml")
-
-
-class UsageError(Exception):
-    """A problem with the command line or config the user must fix (exit status 1)."""
 
 
 def read_config(path: str | Path | None) -> dict:
@@ -53,6 +50,7 @@ def read_config(path: str | Path | None) -> dict:
 
 
 def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
+    from .checks import mirror_argument, positive_seconds, retry_count
     from .datasets import SOURCES
 
     parser.add_argument("source", choices=sorted(SOURCES), help="data source to fetch")
@@ -65,6 +63,7 @@ def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
         "--mirror",
         metavar="URL",
         action="append",
+        type=mirror_argument,
         help="base URL (or local folder) to try, in order; repeat for several. Overrides "
         "the config's sources.SOURCE.mirrors and the built-in defaults",
     )
@@ -78,10 +77,16 @@ def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
         "--file", metavar="NAME", action="append", help="only this file (repeatable)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds per connect/read (default 30)"
+        "--timeout",
+        type=positive_seconds,
+        default=30.0,
+        help="seconds per connect/read, 0 < T <= 86400 (default 30)",
     )
     parser.add_argument(
-        "--retries", type=int, default=2, help="extra attempts per mirror (default 2)"
+        "--retries",
+        type=retry_count,
+        default=2,
+        help="extra attempts per mirror, 0..20 (default 2)",
     )
 
 
@@ -90,6 +95,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
     if args.split is not None and args.file:
         raise UsageError("give --split or --file, not both")
+    if args.dest is not None and Path(args.dest).exists() and not Path(args.dest).is_dir():
+        raise UsageError(f"--dest {args.dest} is a file, not a folder; give a folder")
     paths = fetch_source(
         args.source,
         args.dest,
@@ -127,8 +134,10 @@ def _tracking_uri(args: argparse.Namespace) -> str:
 
 
 def _tracking_init_arguments(parser: argparse.ArgumentParser) -> None:
+    from .checks import experiment_name
+
     _tracking_uri_argument(parser)
-    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT")
+    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", type=experiment_name)
     parser.add_argument(
         "--artifact-location",
         default=None,
@@ -146,9 +155,13 @@ def _tracking_init(args: argparse.Namespace) -> int:
 
 
 def _log_arguments(parser: argparse.ArgumentParser) -> None:
+    from .checks import experiment_name
+
     _tracking_uri_argument(parser)
     parser.add_argument("results_dir", metavar="RESULTS_DIR")
-    parser.add_argument("--experiment", required=True, help="MLflow experiment name")
+    parser.add_argument(
+        "--experiment", required=True, type=experiment_name, help="MLflow experiment name"
+    )
     parser.add_argument("--run-key", default=None, help="override the derived run identity")
     parser.add_argument("--log-dir", default=None, help="rule logs (default: logs/EXPERIMENT)")
     parser.add_argument("--parent-run-id", default=None)
@@ -181,10 +194,16 @@ def _log(args: argparse.Namespace) -> int:
 
 
 def _log_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    from .checks import experiment_name, folder_or_run_id
+
     _tracking_uri_argument(parser)
     parser.add_argument("name", metavar="SWEEP")
-    parser.add_argument("members", nargs="+", metavar="RESULTS_DIR_OR_RUN_ID")
-    parser.add_argument("--experiment", default=None, help="experiment of the parent run")
+    parser.add_argument(
+        "members", nargs="+", metavar="RESULTS_DIR_OR_RUN_ID", type=folder_or_run_id
+    )
+    parser.add_argument(
+        "--experiment", default=None, type=experiment_name, help="experiment of the parent run"
+    )
     parser.add_argument(
         "--summary",
         action="append",
@@ -213,6 +232,65 @@ def _log_sweep(args: argparse.Namespace) -> int:
 
 def _tracking_uri_command(args: argparse.Namespace) -> int:
     print(_tracking_uri(args))
+    return 0
+
+
+# --------------------------------------------------------------------------- check-config
+
+
+def _check_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="config files merged over config/config.yaml, in order (as --configfile)",
+    )
+    parser.add_argument(
+        "--base",
+        metavar="FILE",
+        default=str(DEFAULT_CONFIG),
+        help=f"the workflow's own config (default {DEFAULT_CONFIG})",
+    )
+
+
+def load_merged(base: str | Path, files: Sequence[str]) -> dict:
+    """``base`` with each of ``files`` merged over it the way Snakemake's ``--configfile``
+    does (nested mappings merged, other values replaced); a missing or broken file is refused."""
+    from .sweep import _deep_merge
+
+    for name in [base, *files]:
+        path = Path(name)
+        if not path.exists():
+            raise UsageError(
+                f"config file {path} does not exist (working folder {Path.cwd()}); give the "
+                f"path of a YAML file, e.g. config/stl-t10k.yaml"
+            )
+        if not path.is_file():
+            raise UsageError(f"config file {path} is a folder, not a file")
+    merged = read_config(base)
+    for name in files:
+        merged = _deep_merge(merged, read_config(name))
+    return merged
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    """Every check the workflow applies while it is read: the schema and cross-field rules
+    (:func:`sparseae.config.resolve_config`), environment variables, the tracking store and
+    the input folders (:func:`sparseae.checks.workflow_input_problems`). ``make run
+    CONFIG=FILE`` calls it first, so a missing or broken FILE gets one message instead of
+    Snakemake's traceback."""
+    from .checks import workflow_input_problems
+    from .config import ConfigError, resolve_config
+
+    config = load_merged(args.base, args.files)
+    try:
+        resolved = resolve_config(config)
+        problems = workflow_input_problems(resolved)
+    except ConfigError as error:
+        raise UsageError(str(error)) from None
+    if problems:
+        raise UsageError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    print(f"config OK: runs {', '.join(resolved['run'])}", file=sys.stdout)
     return 0
 
 
@@ -257,6 +335,12 @@ COMMANDS = (
         "download and verify a data source (same code as the pipeline's fetch rule)",
         _fetch_arguments,
         _fetch,
+    ),
+    _Command(
+        "check-config",
+        "check config files as the workflow will (make run CONFIG=FILE does this first)",
+        _check_config_arguments,
+        _check_config,
     ),
     _Command(
         "tracking-init",

@@ -31,6 +31,7 @@ import numpy as np
 
 # ConfigError has its own module so that sparseae.sweep raises it without importing this one.
 from .errors import ConfigError
+from .schema_refs import resolve_refs as _resolve
 from .stacked_config import check_stacked_experiment
 from .sweep import expand_sweep
 
@@ -42,6 +43,7 @@ PURPOSES = {
     "split": 3,
     "stacked_init": 4,  # stacked experiments: layer l's autoencoder from child l of this one
     "stacked_gradcheck": 5,
+    "diagnostics": 6,  # the random examples of the per-unit diagnostics' baseline
 }
 
 #: What a change of each experiment key recomputes, by dotted path under
@@ -104,26 +106,6 @@ def load_schema(schema: str | os.PathLike | Mapping | None = None) -> dict:
 def _key(path: Iterable[Any]) -> str:
     parts = [str(p) for p in path]
     return ".".join(parts) if parts else "(top level)"
-
-
-def _resolve(node: Mapping, root: Mapping) -> dict:
-    """Follow ``$ref`` (local ``#/...`` only) and merge ``allOf`` into one schema dict."""
-    node = dict(node)
-    while "$ref" in node:
-        ref = node.pop("$ref")
-        if not ref.startswith("#/"):
-            raise ValueError(f"only local $ref are supported, not {ref!r}")
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target[part]
-        node = {**_resolve(target, root), **node}
-    for sub in node.pop("allOf", []):
-        resolved = _resolve(sub, root)
-        props = {**resolved.get("properties", {}), **node.get("properties", {})}
-        node = {**resolved, **node}
-        if props:
-            node["properties"] = props
-    return node
 
 
 def _allowed(schema: Mapping) -> str:
@@ -370,8 +352,13 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     ConfigError
         Naming the key and the allowed range of every problem found.
     """
+    from sparseae import checks
+
     root = load_schema(schema)
+    config = checks.coerce_numbers(config, root)
+    checks.raise_problems(checks.non_finite_problems(config, root))
     validate_schema(config, root)
+    checks.raise_problems(checks.sources_problems(config))
     resolved = apply_defaults(config, root, root)
     resolved["run_stacked"] = []
     raw_experiments = dict(resolved["experiments"])
@@ -401,6 +388,7 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     }
     for name, experiment in experiments.items():
         check_experiment(name, experiment)
+    checks.raise_problems(checks.experiments_problems(experiments, resolved["sweeps"], members_of))
     run = resolved["run"]
     run = [run] if isinstance(run, str) else list(run)
     names: list[str] = []
@@ -424,7 +412,17 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     resolved["experiments"] = experiments
     resolved["run"] = names  # single-layer experiments; stacked ones are in run_stacked
     resolved["sweep_members"] = members_of
-    return resolved
+    # Keys in one order, whatever order the YAML file wrote them in: Snakemake compares rule
+    # params by their text, so reordering keys in a config file must not look like a change.
+    return _sorted_keys(resolved)
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
 
 
 def _check_stacked(stacked: Mapping, experiments: Mapping, sweeps: Mapping) -> list[str]:

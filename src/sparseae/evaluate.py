@@ -64,8 +64,8 @@ def self_taught_split(
     ``round(train_fraction * count)`` go to ``train``, the rest to ``test``. Stratifying keeps
     the class proportions of the two halves equal to those of the data, so the train/test
     accuracy comparison is not disturbed by a chance imbalance. (The original exercise took
-    the first and second halves of the labeled digits in file order; the issue asks for a
-    seeded split, and a seeded random split also avoids any ordering effect in the file.)
+    the first and second halves of the labeled digits in file order; a seeded random split
+    is reproducible too and avoids any ordering effect in the file.)
     Examples whose label is in neither list are left out.
 
     Parameters

@@ -28,12 +28,13 @@ import hashlib
 import json
 import logging
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from . import autoencoder, config, datasets
+from . import autoencoder, checks, config, datasets
 from .config import ConfigError, fingerprint, rng
 from .io import atomic_path, atomic_write, load_theta_npz, save_theta_npz, write_json
 from .train import LBFGSOptions, load_checkpoint, save_checkpoint
@@ -57,6 +58,7 @@ __all__ = [
     "gradcheck_blocks",
     "plot_filters",
     "plot_curves",
+    "diagnose",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ RESULT_FILES = (
     "filters.png",
     "cost_curve.png",
     "rhohat.png",
+    "diagnostics.json",
+    "units.png",
 )
 
 #: What the evaluation of a digit experiment adds (``evaluation.enabled``).
@@ -112,6 +116,7 @@ class ResultFileError(ConfigError):
 
 
 def _read_checkpoint(path):
+    """The checkpoint's theta (finite), records and metadata; a damaged file is named."""
     try:
         return load_checkpoint(path)
     except (OSError, ValueError) as err:
@@ -224,6 +229,7 @@ def sample_patches(
         X, labels = datasets.load_mnist(dest, dataset["split"], dataset["num_images"])
         if dataset["digits"] is not None:
             X = X[:, np.isin(labels, dataset["digits"])]
+            checks.check_examples_left(name, data, X.shape[1])
         config.check_image_inputs(name, data, X.shape[0])
         log.info("%s: %d whole images of %d pixels", source, X.shape[1], X.shape[0])
     else:
@@ -234,6 +240,9 @@ def sample_patches(
             dest if dataset["path"] is None else dataset["path"],
             path=dataset["path"],
             whiten=None if whiten == "auto" else bool(whiten),
+        )
+        checks.check_loaded_images(
+            name, data, images.shape[2], dataset["path"] or f"source {source!r}"
         )
         if dataset["num_images"] is not None:
             images = images[..., : dataset["num_images"]]
@@ -265,7 +274,7 @@ def load_patches(path: str | Path, *, name: str, experiment: Mapping) -> np.ndar
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             data = archive["data"]
             found = str(archive["data_key"][()]) if "data_key" in archive.files else None
-    except (OSError, ValueError, KeyError, EOFError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise ResultFileError(
             f"{path} is not a readable patches file ({err}); delete it and rerun"
         ) from None
@@ -416,10 +425,6 @@ def train_chunk(
             raise ValueError(f"chunk {k} needs the checkpoint of chunk {k - 1}")
         theta0, records, meta = _read_checkpoint(previous)
         _check_chunk(previous, meta, int(k) - 1, name, trajectory, theta0.size)
-        if not np.all(np.isfinite(theta0)):
-            raise ForeignResultError(
-                f"{previous} holds non-finite parameters; delete it and rerun to retrain"
-            )
         # Counters continue across chunks; an empty chunk (converged) carries its start on.
         last = records[-1] if records else meta["last"]
     start = int(last["iteration"])
@@ -524,10 +529,6 @@ def load_chunks(paths: Sequence[str | Path], *, name: str, trajectory: Mapping):
     for k, path in enumerate(paths, start=1):
         theta, chunk_records, meta = _read_checkpoint(path)
         _check_chunk(path, meta, k, name, trajectory, theta.size)
-        if not np.all(np.isfinite(theta)):
-            raise ForeignResultError(
-                f"{path} holds non-finite parameters; delete it and rerun to retrain"
-            )
         records += [dict(r) for r in chunk_records]
         metas.append(meta)
     return theta, records, metas
@@ -553,6 +554,7 @@ def finalize(
     """
     autoencoder.set_num_threads(threads)
     final, records, metas = load_chunks(chunks, name=name, trajectory=trajectory)
+    checks.check_trained(name, len(records))  # e.g. a gtol above the starting gradient
     data = load_patches(patches, name=name, experiment=trajectory)
     key = fingerprint(trajectory)
     record = {"name": name, "fingerprint": key, "trajectory": copy.deepcopy(dict(trajectory))}
@@ -706,6 +708,54 @@ def plot_curves(
         title=f"{name}: mean activation of each hidden unit",
     )
     log.info("wrote %s and %s", cost, rhohat)
+
+
+# --------------------------------------------------------------------------------------------
+# per-unit diagnostics
+
+
+def diagnose(
+    theta: str | Path,
+    patches: str | Path,
+    *,
+    json_path: str | Path,
+    png_path: str | Path,
+    name: str,
+    trajectory: Mapping,
+    settings: Mapping,
+) -> dict:
+    """Rule ``diagnose``: ``diagnostics.json`` and ``units.png``, what each hidden unit does.
+
+    Reads the final ``theta`` and the training data, each refused if it belongs to other
+    settings, and hands them to :func:`sparseae.diagnostics.write_diagnostics`.
+
+    Parameters
+    ----------
+    json_path, png_path : path-like
+        ``results/{experiment}/diagnostics.json`` (with the trajectory key) and ``units.png``.
+    settings : mapping
+        The top-level ``diagnostics`` config section.
+    """
+    from .diagnostics import DiagnosticsError, write_diagnostics
+
+    params = load_theta(theta, name=name, trajectory=trajectory)
+    data = load_patches(patches, name=name, experiment=trajectory)
+    try:
+        record = write_diagnostics(
+            params,
+            data,
+            json_path=json_path,
+            png_path=png_path,
+            experiment=name,
+            model=trajectory["model"],
+            settings=settings,
+            seed=trajectory["seed"],
+            trajectory_key=fingerprint(trajectory),
+        )
+    except DiagnosticsError as error:
+        raise DiagnosticsError(f"experiment '{name}': {error}") from None
+    log.info("%s", ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items()))
+    return record
 
 
 # --------------------------------------------------------------------------------------------

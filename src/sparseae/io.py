@@ -121,17 +121,26 @@ def _fsync_dir(folder: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # Parameter vectors
 # --------------------------------------------------------------------------------------------
+class ParameterFileError(ValueError):
+    """A parameter or checkpoint file is missing, unreadable or not what it must be.
+
+    The message names the file; rule scripts print it without a traceback.
+    """
+
+
 def _as_theta(theta: Any, where: str):
     theta = np.asarray(theta)
     if theta.ndim == 2 and 1 in theta.shape:
         theta = theta.reshape(-1)  # MATLAB column (n × 1) or row (1 × n) vector
     if theta.ndim != 1 or theta.size == 0:
-        raise ValueError(f"{where}: theta must be a non-empty vector, got shape {theta.shape}")
+        raise ParameterFileError(
+            f"{where}: theta must be a non-empty vector, got shape {theta.shape}"
+        )
     if not np.issubdtype(theta.dtype, np.number) or np.iscomplexobj(theta):
-        raise ValueError(f"{where}: theta must be real numbers, got dtype {theta.dtype}")
+        raise ParameterFileError(f"{where}: theta must be real numbers, got dtype {theta.dtype}")
     theta = theta.astype(np.float64)
     if not np.all(np.isfinite(theta)):
-        raise ValueError(f"{where}: theta contains non-finite values")
+        raise ParameterFileError(f"{where}: theta contains non-finite values")
     return theta
 
 
@@ -183,22 +192,22 @@ def load_theta_npz(path: str | os.PathLike):
         # Our own handle: np.load leaks it when the archive is corrupt.
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             if "theta" not in archive.files:
-                raise ValueError(f"{path} lacks key 'theta' (has {sorted(archive.files)})")
+                raise ParameterFileError(f"{path} lacks key 'theta' (has {sorted(archive.files)})")
             theta = archive["theta"]
             raw = archive["config"] if "config" in archive.files else None
     except (OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path} is not a readable .npz file: {err}") from err
+        raise ParameterFileError(f"{path} is not a readable .npz file: {err}") from err
     except ValueError as err:
         if str(path) in str(err):
             raise
-        raise ValueError(f"{path}: {err}") from err
+        raise ParameterFileError(f"{path}: {err}") from err
     theta = _as_theta(theta, str(path))
     config = None
     if raw is not None:
         try:
             config = json.loads(str(raw[()]))
         except (json.JSONDecodeError, TypeError, IndexError) as err:
-            raise ValueError(f"{path}: key 'config' is not a JSON string: {err}") from err
+            raise ParameterFileError(f"{path}: key 'config' is not a JSON string: {err}") from err
     return theta, config
 
 
@@ -261,10 +270,10 @@ def load_theta_mat(path: str | os.PathLike, variable: str = "opttheta"):
     try:
         contents = loadmat(path)
     except Exception as err:  # scipy raises several unrelated types for bad files
-        raise ValueError(f"{path} is not a readable MATLAB .mat file: {err}") from err
+        raise ParameterFileError(f"{path} is not a readable MATLAB .mat file: {err}") from err
     names = sorted(k for k in contents if not k.startswith("__"))
     if variable not in contents:
-        raise ValueError(f"{path} has no variable {variable!r} (variables: {names})")
+        raise ParameterFileError(f"{path} has no variable {variable!r} (variables: {names})")
     theta = _as_theta(contents[variable], f"{path}: variable {variable!r}")
 
     def scalar(name):

@@ -1,7 +1,9 @@
 """Logging for workflow rule scripts: everything, errors included, lands in the rule's log.
 
 Snakemake's error report tells the user to read the job's ``log:`` file; without this the log
-would be empty when a script dies with a traceback (that goes to the console only).
+would be empty when a script dies with a traceback (that goes to the console only). The
+project's own errors (:func:`user_errors`) are written as one ``CRITICAL failed: <message>``
+line and printed without a traceback; any other exception keeps its traceback.
 """
 
 from __future__ import annotations
@@ -29,25 +31,41 @@ def log_to_rule_log(
     """
     logging.basicConfig(filename=os.fspath(path), filemode="w", level=level, format=fmt)
 
-    def log_then_report(*exc_info):
-        logging.critical("failed:", exc_info=exc_info)
-        sys.__excepthook__(*exc_info)
+    def log_then_report(kind, error, trace):
+        if isinstance(error, user_errors()):
+            # A known failure (bad input, unreachable store): the message says it all.
+            _report(error)
+            return
+        logging.critical("failed:", exc_info=(kind, error, trace))
+        sys.__excepthook__(kind, error, trace)
 
     sys.excepthook = log_then_report
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The project's own error types: known failures whose message says what to do.
+    """The project's own errors: a message for the user, printed without a traceback.
 
-    Anything else escaping a rule script is a bug and keeps its traceback.
+    Anything else escaping a rule script (a real bug) keeps its traceback, in the log and on
+    the console. Result files of another experiment state
+    (:class:`~sparseae.experiment.ForeignResultError`, ``ResultFileError``) are
+    :class:`~sparseae.config.ConfigError` subclasses.
     """
-    from .config import ConfigError
-    from .datasets import DatasetError
-    from .sweep import SweepError
-    from .tracking.results import ResultsError
-    from .tracking.store import TrackingError
+    from sparseae.config import ConfigError
+    from sparseae.datasets.errors import DatasetError
+    from sparseae.errors import UsageError
+    from sparseae.sweep import SweepError
+    from sparseae.tracking.results import ResultsError
+    from sparseae.tracking.store import TrackingError
+    from sparseae.train import CheckpointError
 
-    return (ConfigError, DatasetError, SweepError, ResultsError, TrackingError)
+    return (ConfigError, DatasetError, SweepError, ResultsError, TrackingError, UsageError,
+            CheckpointError)  # fmt: skip
+
+
+def _report(error: BaseException) -> None:
+    """A known failure: one line in the log and on stderr, no traceback."""
+    logging.critical("failed: %s", error)
+    print(f"sparseae: error: {error}", file=sys.stderr)
 
 
 def run_rule(log_path: str | os.PathLike, step, /, *args, fmt: str = DEFAULT_FORMAT, **kwargs):
@@ -67,5 +85,5 @@ def run_rule(log_path: str | os.PathLike, step, /, *args, fmt: str = DEFAULT_FOR
     try:
         return step(*args, **kwargs)
     except user_errors() as error:
-        logging.error("%s", error)
-        sys.exit(f"sparseae: {error}")
+        _report(error)
+        sys.exit(1)

@@ -5,9 +5,10 @@ A sweep (``sweeps: {name: {base, overrides, grid}}`` in the config, expanded by
 ``results/{member}/``. :func:`sweep_table` collects, per member, the swept settings (from the
 member's own ``config.json``, i.e. what it really ran with), the final cost and its three
 terms, the mean activation statistics, the gradient-check difference, iterations, cost
-evaluations and training wall time. :func:`write_sweep_summary` writes the table as TSV (full
-precision, so values read back equal the members' ``summary.json``), a self-contained HTML page
-and a PNG figure, each atomically.
+evaluations and training wall time, and the model figures of its ``diagnostics.json``
+(fraction of variance explained, alignment, contrast correlation, dead units).
+:func:`write_sweep_summary` writes the table as TSV (full precision, so values read back equal
+the members' files), a self-contained HTML page and a PNG figure, each atomically.
 
 Sweep names
 -----------
@@ -29,6 +30,7 @@ import html
 import io
 import itertools
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -64,10 +66,18 @@ RESULT_COLUMNS = (
     ("iterations", "summary.json", "iterations"),
     ("fun_evals", "summary.json", "fun_evals"),
     ("train_seconds", "summary.json", "train_seconds"),
+    # What the units respond to (sparseae.diagnostics): reconstruction quality, alignment of
+    # weights and top examples against random examples, the role of contrast, dead units.
+    ("fraction_variance_explained", "diagnostics.json", "fraction_variance_explained"),
+    ("alignment_top_k", "diagnostics.json", "alignment_top_k"),
+    ("alignment_random", "diagnostics.json", "alignment_random"),
+    ("activation_norm_corr", "diagnostics.json", "activation_norm_corr"),
+    ("topk_norm_ratio", "diagnostics.json", "topk_norm_ratio"),
+    ("dead_units", "diagnostics.json", "dead_units"),
 )
 
 #: Files each member folder must hold.
-MEMBER_FILES = ("config.json", "summary.json", "gradcheck.json")
+MEMBER_FILES = ("config.json", "summary.json", "gradcheck.json", "diagnostics.json")
 
 
 class SweepError(ValueError):
@@ -297,7 +307,7 @@ def _plain(value: Any) -> Any:
 
 
 def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> None:
-    """PNG: final cost split into its three terms, and rhohat (mean, min-max, target) per member.
+    """PNG per member: final cost and its terms, rhohat against rho, and the unit diagnostics.
 
     Parameters
     ----------
@@ -315,9 +325,9 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
     n = len(table)
     labels = member_labels(table)
     y = np.arange(n)[::-1]  # first member at the top
-    fig = Figure(figsize=(11.0, 2.0 + 0.42 * n), dpi=100, layout="constrained")
+    fig = Figure(figsize=(17.0, 2.0 + 0.42 * n), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    cost_ax, rho_ax = fig.subplots(1, 2, sharey=True)
+    cost_ax, rho_ax, unit_ax = fig.subplots(1, 3, sharey=True)
 
     left = np.zeros(n)
     for column, colour, label in (
@@ -352,9 +362,30 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
     rho_ax.margins(x=0.12)
     rho_ax.set_xlabel("average activation of a hidden unit over the training data")
     rho_ax.set_title("mean activation rhohat against the target rho")
-    # One legend under both panels: inside the axes it would hide bars or markers.
-    handles = [*cost_ax.get_legend_handles_labels()[0], *rho_ax.get_legend_handles_labels()[0]]
-    fig.legend(handles=handles, loc="outside lower center", ncols=6, fontsize="small",
+
+    # What the units respond to (diagnostics.json): in [-1, 1], FVE possibly below.
+    lowest = -1.0
+    for column, marker, colour, label in (
+        ("alignment_top_k", "o", "tab:purple", "alignment: cos(weights, top-k examples)"),
+        ("alignment_random", "x", "0.45", "alignment of random examples"),
+        ("activation_norm_corr", "^", "tab:orange", "corr(activation, contrast)"),
+        ("fraction_variance_explained", "s", "tab:green", "fraction of variance explained"),
+    ):
+        values = table[column].to_numpy(dtype=float)
+        unit_ax.plot(values, y, marker, color=colour, label=label, linestyle="none", markersize=7)
+        if np.isfinite(values).any():
+            lowest = min(lowest, float(np.nanmin(values)))
+    unit_ax.axvline(0, color="0.7", linewidth=0.8)
+    unit_ax.set_xlim(lowest - 0.05, 1.05)
+    unit_ax.set_xlabel("mean over hidden units (FVE: of the model)")
+    unit_ax.set_title("what the units respond to")
+    unit_ax.grid(axis="x", alpha=0.3)
+
+    # One legend under the panels: inside the axes it would hide bars or markers.
+    handles = [
+        handle for ax in (cost_ax, rho_ax, unit_ax) for handle in ax.get_legend_handles_labels()[0]
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize="small",
                frameon=False)  # fmt: skip
     rho_ax.grid(axis="x", alpha=0.3)
 
@@ -363,7 +394,7 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
         fig.savefig(tmp, format="png")
 
 
-def plot_sweep_filters(
+def filter_contact_sheet(
     table: pd.DataFrame,
     filters: Sequence[str | os.PathLike],
     path: str | os.PathLike,
@@ -456,7 +487,11 @@ def format_html(table: pd.DataFrame, *, title: str, png: str | os.PathLike | Non
         "(reconstruction, weight decay, sparsity penalty), target &rho; and the hidden units' "
         "mean activation &rho;&#770; (mean, min, max), the gradient check's relative "
         "difference, L-BFGS iterations, cost evaluations and training wall time in "
-        "seconds.</p>\n"
+        "seconds; then, from each member's diagnostics.json, the fraction of variance "
+        "explained, the alignment (mean cosine between a unit's weights and its most "
+        "activating examples, and for random examples), the correlation of activation with "
+        "example contrast, the top examples' contrast relative to the mean, and dead "
+        "units.</p>\n"
         f"{shown}\n{figure}</body></html>\n"
     )
 
@@ -475,3 +510,46 @@ def write_sweep_summary(
     plot_sweep(table, png, title=title)
     with atomic_write(html_path) as handle:
         handle.write(format_html(table, title=title, png=png))
+
+
+# --------------------------------------------------------------------------------------------
+# workflow steps (rules of the same names)
+
+
+def summarize_sweep(
+    sweep: str,
+    members: Sequence[str],
+    parameters: Mapping[str, str],
+    *,
+    tsv: str | os.PathLike,
+    html_path: str | os.PathLike,
+    png: str | os.PathLike,
+    results: str | os.PathLike = "results",
+) -> pd.DataFrame:
+    """Rule ``summarize_sweep``: the members' table as TSV, HTML page and figure.
+
+    ``members`` are experiment names whose result folders are ``results/<member>``;
+    ``parameters`` is what :func:`grid_settings` returns for the sweep's grid.
+    """
+    table = sweep_table({name: Path(results) / name for name in members}, parameters)
+    write_sweep_summary(
+        table, tsv=tsv, html_path=html_path, png=png, title=f"sweep {sweep}: {len(table)} members"
+    )
+    logging.getLogger(__name__).info("sweep %s: %d members -> %s", sweep, len(table), tsv)
+    return table
+
+
+def plot_sweep_filters(
+    sweep: str,
+    tsv: str | os.PathLike,
+    filters: Sequence[str | os.PathLike],
+    path: str | os.PathLike,
+) -> None:
+    """Rule ``plot_sweep_filters``: the contact sheet of a summarized sweep's filter grids.
+
+    MLflow has no side-by-side view of artifact images, so the sweep's parent run holds this.
+    """
+    table = read_sweep_table(tsv)
+    title = f"sweep {sweep}: learned filters of its {len(table)} members"
+    filter_contact_sheet(table, list(filters), path, title=title)
+    logging.getLogger(__name__).info("sweep %s: contact sheet -> %s", sweep, path)

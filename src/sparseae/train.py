@@ -31,8 +31,11 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from . import autoencoder
-from .io import atomic_path
+from .io import ParameterFileError, atomic_path
 from .lbfgs import minimize_lbfgs
+
+#: Errors of checkpoint files (the message names the file).
+CheckpointError = ParameterFileError
 
 __all__ = [
     "LBFGSOptions",
@@ -495,7 +498,7 @@ def load_checkpoint(path, *, expected_length: int | None = None, expected_meta=N
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             missing = [k for k in ("theta", "meta", *RECORD_FIELDS) if k not in archive.files]
             if missing:
-                raise ValueError(f"checkpoint {path} lacks key(s) {missing}")
+                raise CheckpointError(f"checkpoint {path} lacks key(s) {missing}")
             # Members are read lazily: an object (pickled) member fails here, not in np.load.
             theta = np.asarray(archive["theta"], dtype=np.float64)
             columns = {k: archive[k] for k in RECORD_FIELDS}
@@ -503,23 +506,33 @@ def load_checkpoint(path, *, expected_length: int | None = None, expected_meta=N
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         if str(path) in str(err):
             raise
-        raise ValueError(f"checkpoint {path} is not a readable .npz checkpoint: {err}") from err
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable .npz checkpoint: {err}"
+        ) from err
     if theta.ndim != 1:
-        raise ValueError(f"checkpoint {path}: theta must be 1-D, has shape {theta.shape}")
+        raise CheckpointError(f"checkpoint {path}: theta must be 1-D, has shape {theta.shape}")
     if expected_length is not None and theta.shape[0] != int(expected_length):
         raise ValueError(
             f"checkpoint {path}: theta has length {theta.shape[0]}, expected {expected_length}"
         )
+    bad = int(np.count_nonzero(~np.isfinite(theta)))
+    if bad:
+        raise CheckpointError(
+            f"checkpoint {path}: theta holds {bad} non-finite values (NaN or inf) of "
+            f"{theta.size}: the file is damaged or training diverged"
+        )
     lengths = {k: v.shape for k, v in columns.items()}
     if any(len(s) != 1 for s in lengths.values()) or len({s[0] for s in lengths.values()}) != 1:
-        raise ValueError(f"checkpoint {path}: record arrays must be 1-D of one length: {lengths}")
+        raise CheckpointError(
+            f"checkpoint {path}: record arrays must be 1-D of one length: {lengths}"
+        )
     try:
         meta = json.loads(str(meta_raw[()]))
     except (json.JSONDecodeError, IndexError, TypeError) as err:
-        raise ValueError(f"checkpoint {path}: key 'meta' is not a JSON string: {err}") from err
+        raise CheckpointError(f"checkpoint {path}: key 'meta' is not a JSON string: {err}") from err
     for key, value in (expected_meta or {}).items():
         if key not in meta:
-            raise ValueError(f"checkpoint {path}: meta lacks {key!r} (expected {value!r})")
+            raise CheckpointError(f"checkpoint {path}: meta lacks {key!r} (expected {value!r})")
         if _jsonable(meta[key]) != _jsonable(value):
             raise ValueError(
                 f"checkpoint {path} belongs to another configuration: meta[{key!r}] is "

@@ -24,10 +24,12 @@ from .io import atomic_path
 
 __all__ = [
     "grid_shape",
+    "scale_tiles",
     "display_network",
     "save_png",
     "plot_cost_curve",
     "plot_rhohat",
+    "plot_units",
     "plot_confusion_matrix",
 ]
 
@@ -56,6 +58,36 @@ def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
     return -(-M // n), n
 
 
+def scale_tiles(A: np.ndarray) -> np.ndarray:
+    """``display_network``'s scaling: the square tiles of ``A``'s columns, each in ``[-1, 1]``.
+
+    The global mean of ``A`` is subtracted, each column is divided by its own max |value| (a
+    column constant after that is drawn as 0) and reshaped column-major (MATLAB's
+    ``reshape(A(:, k), sz, sz)``).
+
+    Parameters
+    ----------
+    A : ndarray, shape (sz*sz, M)
+        Pixels × tiles.
+
+    Returns
+    -------
+    ndarray, float64, shape (M, sz, sz)
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim != 2:
+        raise ValueError(f"A must be 2-D (pixels × filters), got shape {A.shape}")
+    L, M = A.shape
+    sz = math.isqrt(L)
+    if sz * sz != L or L == 0:
+        raise ValueError(f"each column must be a square image: {L} pixels is not a square")
+    A = A - A.mean()
+    clim = np.max(np.abs(A), axis=0)
+    scaled = np.divide(A, clim, out=np.zeros_like(A), where=clim > 0)
+    # tiles[k] is column k reshaped column-major (MATLAB reshape(A(:,k), sz, sz)).
+    return scaled.T.reshape(M, sz, sz).transpose(0, 2, 1)
+
+
 def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
     """Tile the columns of ``A`` (one square filter each) into one image array.
 
@@ -82,11 +114,7 @@ def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
     if not np.all(np.isfinite(A)):
         raise ValueError("A contains non-finite values")
     rows, n = grid_shape(M, cols)
-    A = A - A.mean()
-    clim = np.max(np.abs(A), axis=0)
-    scaled = np.divide(A, clim, out=np.zeros_like(A), where=clim > 0)
-    # tiles[k] is column k reshaped column-major (MATLAB reshape(A(:,k), sz, sz)).
-    tiles = scaled.T.reshape(M, sz, sz).transpose(0, 2, 1)
+    tiles = scale_tiles(A)
     buf = 1
     array = -np.ones((buf + rows * (sz + buf), buf + n * (sz + buf)))
     for k in range(M):
@@ -237,6 +265,133 @@ def plot_rhohat(
     ax.legend(loc="upper right")
     _save_figure(fig, path)
     return fig
+
+
+#: Units per column of :func:`plot_units` before the rows wrap into another column.
+UNITS_PER_COLUMN = 50
+
+
+def _mono_font(size: int):
+    """DejaVu Sans Mono (shipped with matplotlib) at ``size`` pixels, else Pillow's default."""
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+
+        path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSansMono.ttf")
+        return ImageFont.truetype(path, size)
+    except (ImportError, OSError):
+        return ImageFont.load_default(size=size)
+
+
+def plot_units(
+    W1: np.ndarray,
+    data: np.ndarray,
+    top_indices: np.ndarray,
+    *,
+    alignment: np.ndarray,
+    baseline: np.ndarray | None = None,
+    contrast_ratio: np.ndarray | None = None,
+    dead: np.ndarray | None = None,
+    path: str | os.PathLike,
+    title: str = "",
+) -> np.ndarray:
+    """One row per hidden unit: its weight tile, then its top-k examples, the alignment beside.
+
+    The weight tiles are scaled as in ``filters.png`` (:func:`scale_tiles` of ``W1ᵀ``), the
+    examples as ``display_network`` would show them (:func:`scale_tiles` of all examples
+    drawn: global mean removed, each tile by its own max |value|, so contrast is not visible in
+    the tile; it is written beside as ``×`` the mean contrast). Grey map and background as
+    :func:`save_png` (black -1, grey 0, white +1). Up to :data:`UNITS_PER_COLUMN` units are
+    stacked in one column; more wrap into further columns (196 units: four columns of 49),
+    keeping the unit order of ``filters.png``. Tiles are enlarged to about 32 pixels.
+
+    Parameters
+    ----------
+    W1 : ndarray, shape (h, v)
+        Weights; ``v`` must be a square (8×8 patches, 28×28 digits).
+    data : ndarray, shape (v, m)
+        The training examples.
+    top_indices : ndarray of int, shape (h, k)
+        Each unit's top-k example indices, most activating first.
+    alignment : ndarray, shape (h,)
+        Mean cosine between the unit's weights and its top-k examples (written as ``cos``).
+    baseline : ndarray, shape (h,), optional
+        The same cosine for random examples (written in brackets).
+    contrast_ratio : ndarray, shape (h,), optional
+        The top-k examples' mean contrast over the mean contrast of all examples.
+    dead : ndarray of bool, shape (h,), optional
+        Units marked "dead".
+    path : path-like
+        The PNG (written atomically).
+    title : str
+        Lines shown above the rows.
+
+    Returns
+    -------
+    ndarray of uint8
+        The grey image written.
+    """
+    from PIL import Image, ImageDraw
+
+    W1 = np.asarray(W1, dtype=np.float64)
+    X = np.asarray(data, dtype=np.float64)
+    idx = np.asarray(top_indices, dtype=np.int64)
+    h, v = W1.shape
+    if idx.ndim != 2 or idx.shape[0] != h:
+        raise ValueError(f"top_indices must have shape ({h}, k), got {idx.shape}")
+    if X.ndim != 2 or X.shape[0] != v:
+        raise ValueError(f"data must be {v} × m, got shape {X.shape}")
+    k = idx.shape[1]
+    sz = math.isqrt(v)
+    weights = scale_tiles(W1.T)  # (h, sz, sz)
+    examples = scale_tiles(X[:, idx.ravel()]).reshape(h, k, sz, sz)
+
+    buf, gap = 1, max(2, sz // 2)
+    scale = max(1, round(32 / sz))  # tiles of about 32 screen pixels
+    row_px = sz + buf  # array pixels per unit row
+    font_px = int(min(12, 0.42 * row_px * scale))
+    label = 32  # characters of the text beside a row, and a margin
+    text_w = math.ceil((0.61 * font_px * label + 12) / scale)
+    block_w = buf + (sz + buf) + gap + k * (sz + buf) + text_w
+    per_column = h if h <= UNITS_PER_COLUMN else math.ceil(h / math.ceil(h / UNITS_PER_COLUMN))
+    columns = math.ceil(h / per_column)
+    array = -np.ones((buf + per_column * row_px, columns * block_w))
+    for unit in range(h):
+        c, r = divmod(unit, per_column)
+        top, left = buf + r * row_px, c * block_w + buf
+        array[top : top + sz, left : left + sz] = weights[unit]
+        left += sz + buf + gap
+        for j in range(k):
+            array[top : top + sz, left : left + sz] = examples[unit, j]
+            left += sz + buf
+
+    grey = np.rint((np.clip(array, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    grey = np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
+    lines = title.splitlines() if title else []
+    title_px = 8 + 16 * len(lines) if lines else 0
+    font, title_font = _mono_font(font_px), _mono_font(12)
+    title_w = max((math.ceil(title_font.getlength(line)) + 12 for line in lines), default=0)
+    image = Image.new("L", (max(grey.shape[1], title_w), grey.shape[0] + title_px), 0)
+    image.paste(Image.fromarray(grey, mode="L"), (0, title_px))
+    draw = ImageDraw.Draw(image)
+    for n, line in enumerate(lines):
+        draw.text((6, 4 + 16 * n), line, fill=255, font=title_font)
+    for unit in range(h):
+        c, r = divmod(unit, per_column)
+        x = (c * block_w + block_w - text_w + 1) * scale
+        y = title_px + (buf + r * row_px) * scale + sz * scale // 2
+        text = f"{unit + 1:>3} cos {alignment[unit]:+.2f}"
+        if baseline is not None:
+            text += f" ({baseline[unit]:+.2f})"
+        if contrast_ratio is not None and np.isfinite(contrast_ratio[unit]):
+            text += f" ×{contrast_ratio[unit]:.1f}"
+        if dead is not None and dead[unit]:
+            text += " dead"
+        draw.text((x, y), text, fill=255, font=font, anchor="lm")
+    with atomic_path(path, suffix=".png") as tmp:
+        image.save(tmp, format="PNG")
+    return np.asarray(image)
 
 
 def plot_confusion_matrix(

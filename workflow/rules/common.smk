@@ -14,6 +14,8 @@ from snakemake.utils import validate
 
 from sparseae.config import ConfigError, resolve_config, trajectory_config
 from sparseae.sweep import grid_settings
+from sparseae.checks import cluster_memory_problems, dataset_path_problem
+from sparseae.checks import input_path_problems, workflow_input_problems
 from sparseae.datasets import SOURCES, DatasetError, dataset_checksum
 from sparseae.experiment import EVALUATION_FILES, RESULT_FILES, data_config
 from sparseae.tracking.settings import SWEEP_TAG, resolve_tracking_uri, sqlite_path
@@ -35,6 +37,10 @@ validate(
 
 EXPERIMENTS = CONFIG["experiments"]
 RUN = CONFIG["run"]
+# Environment variables, the tracking store and the input folders: checked before any job.
+_input_problems = workflow_input_problems(CONFIG)
+if _input_problems:
+    raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(_input_problems))
 try:
     TRACKING_URI = resolve_tracking_uri(CONFIG["tracking"]["uri"])
 except ValueError as error:
@@ -197,9 +203,11 @@ def folder_checksum(wildcards):
     try:
         return dataset_checksum(dataset["source"], path=dataset["path"])
     except (DatasetError, OSError) as error:
+        # The message of the check made while the workflow is read (experiments in `run`).
+        name = wildcards.experiment
+        problems = input_path_problems({name: EXPERIMENTS[name]})
         raise WorkflowError(
-            f"config key 'experiments.{wildcards.experiment}.dataset.path' = "
-            f"{dataset['path']!r} cannot be read: {error}"
+            "\n".join(problems) or dataset_path_problem(name, dataset["path"], error)
         ) from None
 
 
@@ -214,6 +222,7 @@ def rule_logs(wildcards):
         f"logs/{name}/finalize.log",
         f"logs/{name}/plot_filters.log",
         f"logs/{name}/plot_curves.log",
+        f"logs/{name}/diagnose.log",
     ]
     logs += [
         f"logs/{name}/train_chunk-{k}.log" for k in range(1, num_chunks(wildcards) + 1)
@@ -318,9 +327,12 @@ def cluster_tracking_problems():
     Results live on a shared filesystem there, where sqlite's locking is unreliable and
     several workflow runs may write at once; `mlflow server` serialises the writes.
     """
-    if workflow.local_exec or sqlite_path(TRACKING_URI) is None:
+    if workflow.local_exec:
         return []
-    return [
+    memory = cluster_memory_problems(CONFIG)  # a job beyond its mem_mb is killed
+    if sqlite_path(TRACKING_URI) is None:
+        return memory
+    return memory + [
         f"the MLflow store is an sqlite file ({TRACKING_URI}) but jobs run through a "
         "cluster executor: start `mlflow server` on a host the nodes reach and set "
         "MLFLOW_TRACKING_URI=http://HOST:PORT (or config key tracking.uri); see docs/slurm.md"

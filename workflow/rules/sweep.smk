@@ -10,6 +10,7 @@ rule summarize_sweep:
         configs=sweep_member_files("config.json"),
         summaries=sweep_member_files("summary.json"),
         gradchecks=sweep_member_files("gradcheck.json"),
+        diagnostics=sweep_member_files("diagnostics.json"),
     output:
         tsv=report(
             "results/sweeps/{sweep}/summary.tsv",

@@ -4,12 +4,8 @@ The marker's name carries the store's identity token (see sparseae.tracking.stor
 init_store records it in the store and replaces earlier markers.
 """
 
-import logging
-
-from sparseae.rulelog import log_to_rule_log
+from sparseae.rulelog import run_rule
 from sparseae.tracking import init_store
 
 smk = snakemake  # noqa: F821
-log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
-ids = init_store(smk.params.uri, list(smk.params.experiments), marker=smk.output[0])
-logging.info("tracking store %s ready; experiments %s", smk.params.uri, ids)
+run_rule(smk.log[0], init_store, smk.params.uri, list(smk.params.experiments), marker=smk.output[0])

@@ -4,14 +4,13 @@ The files on disk are the source of truth; logging is idempotent, so rerunning a
 tracking failure fills in what is missing without duplicating metric points.
 """
 
-import logging
-
-from sparseae.rulelog import log_to_rule_log
-from sparseae.tracking import log_results
+from sparseae.rulelog import run_rule
+from sparseae.tracking.logger import log_mlflow
 
 smk = snakemake  # noqa: F821
-log_to_rule_log(smk.log[0])  # errors too: Snakemake points the user at this log
-run_id = log_results(
+run_rule(
+    smk.log[0],
+    log_mlflow,
     smk.params.result_dir,
     experiment_name=smk.params.mlflow_experiment,
     tracking_uri=smk.params.uri,
@@ -19,6 +18,3 @@ run_id = log_results(
     tags=dict(smk.params.tags) or None,
     chunks=smk.params.chunks,
 )
-# log_results itself writes results/{exp}/mlflow.json (run id, counts logged, what was
-# missing) atomically as its last step: that file is this rule's output.
-logging.info("logged %s to %s, run %s", smk.params.result_dir, smk.params.uri, run_id)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import write_json
 from ..whitening import whiten_images
 from .download import ProgressCallback, download_file, file_digests, verify_present
 from .errors import DatasetError
@@ -45,6 +46,7 @@ def fetch(
     retries: int = 2,
     retry_wait: float = 1.0,
     progress: ProgressCallback | None = None,
+    marker: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Make a source's files available in ``dest``, verified; download only what is missing.
 
@@ -71,6 +73,9 @@ def fetch(
     progress : callable, optional
         ``progress(name, bytes_done, bytes_total_or_None)``; by default a live line on a
         terminal and one log line (``sparseae.datasets`` logger, INFO) per file.
+    marker : path-like, optional
+        Also write this JSON file (atomically) listing the source, split, folder and files:
+        the workflow's ``fetch`` rule output.
 
     Returns
     -------
@@ -86,6 +91,21 @@ def fetch(
     DatasetError
         Unknown source, file or split; a missing or empty image folder.
     """
+    files = _fetch_files(
+        source, dest, mirrors, files, split, timeout, retries, retry_wait, progress
+    )
+    if marker is not None:
+        record = {
+            "source": str(source),
+            "split": split,
+            "dest": None if dest is None else str(dest),
+        }
+        write_json(marker, {**record, "files": [str(f) for f in files]})
+    logger.info("fetched %s (%s) into %s: %d files", source, split, dest, len(files))
+    return files
+
+
+def _fetch_files(source, dest, mirrors, files, split, timeout, retries, retry_wait, progress):
     src = get_source(source)
     if src.loader == "sample-photos":
         return sample_photo_files()

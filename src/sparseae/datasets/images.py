@@ -45,6 +45,7 @@ simplest one.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -178,28 +179,146 @@ def _load_mat_v73(path: Path, variable: str) -> np.ndarray:
 # --------------------------------------------------------------------------- image files
 
 
-def read_grey_image(path: str | os.PathLike) -> np.ndarray:
-    """Read one image file as a 2-D float64 grey image.
+#: Largest image read from a folder, in pixels (512 MB as float64): larger files are refused
+#: before decoding, naming the file, instead of exhausting memory (or Pillow's
+#: DecompressionBombError without the file name).
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 
-    8-bit images are scaled to [0, 1]; 16-bit and floating-point images keep their values.
-    Colour is converted with the BT.601 luma weights. Only the first frame of a multi-page
-    TIFF is read.
+#: Pillow modes read, and the full-scale value that maps each to [0, 1]. Every image is scaled
+#: by the maximum of *its own* bit depth, so a folder mixing 8-bit and 16-bit files gives
+#: comparable [0, 1] grey values (one global factor would make the 8-bit ones nearly flat).
+#: Floating-point images ("F") must already lie in [0, 1].
+MODE_SCALE = {
+    "1": 1.0,
+    "L": 255.0,
+    "P": 255.0,
+    "RGB": 255.0,
+    "CMYK": 255.0,
+    "YCbCr": 255.0,
+    "LAB": 255.0,
+    "HSV": 255.0,
+    "LA": 255.0,
+    "PA": 255.0,
+    "RGBA": 255.0,
+    "RGBa": 255.0,
+    "La": 255.0,
+    "I;16": 65535.0,
+    "I;16L": 65535.0,
+    "I;16B": 65535.0,
+    "I;16N": 65535.0,
+    "I": 65535.0,
+    "F": 1.0,
+}
+
+
+@contextlib.contextmanager
+def _open_image(path: Path):
+    """``PIL.Image.open`` with Pillow's own pixel limit lifted: :data:`MAX_IMAGE_PIXELS`
+    (lower) is checked by :func:`_image_problem`, with the file's name and size."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        image = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    with image:
+        yield image
+
+
+def _image_problem(path: Path, image) -> str | None:
+    """Checks of an opened (not yet decoded) image: mode, size, frames, transparency."""
+    if image.mode not in MODE_SCALE:
+        return (
+            f"image file {path} has the pixel mode {image.mode!r}, which sparseae does not "
+            f"read; allowed: 1-, 8- or 16-bit grey or colour (modes {', '.join(MODE_SCALE)})"
+        )
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        return (
+            f"image file {path} is {width}×{height} = {width * height:,} pixels, more than the "
+            f"{MAX_IMAGE_PIXELS:,} sparseae reads ({MAX_IMAGE_PIXELS * 8 / 2**20:,.0f} MB as "
+            f"float64); downscale or crop it"
+        )
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        return (
+            f"image file {path} holds {frames} frames (pages); sparseae reads single images: "
+            f"save each frame as its own file"
+        )
+    return None
+
+
+def check_image_header(path: str | os.PathLike) -> tuple[int, int]:
+    """Open ``path`` without decoding its pixels; refuse what :func:`read_grey_image` would.
+
+    Returns
+    -------
+    (rows, cols)
+        The image size.
     """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with _open_image(path) as image:
+            problem = _image_problem(path, image)
+            width, height = image.size
+    except FileNotFoundError:
+        raise DatasetError(f"image file {path} does not exist") from None
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"image file {path} is too large to read safely: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DatasetError(f"cannot read image file {path}: {exc}") from None
+    if problem:
+        raise DatasetError(problem)
+    return height, width
+
+
+def read_grey_image(path: str | os.PathLike) -> np.ndarray:
+    """Read one image file as a 2-D float64 grey image in [0, 1].
+
+    Each file is scaled by the full-scale value of its own bit depth (:data:`MODE_SCALE`:
+    8-bit by 255, 16-bit by 65535, 1-bit by 1); floating-point images must already lie in
+    [0, 1]. Colour is converted with the BT.601 luma weights. Refused, naming the file: pixel
+    modes outside :data:`MODE_SCALE`, images larger than :data:`MAX_IMAGE_PIXELS`, multi-frame
+    files, transparent pixels (grey values would silently ignore the alpha channel),
+    32-bit integer values outside 0..65535, non-finite values, undecodable files.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with _open_image(path) as image:
+            problem = _image_problem(path, image)
+            if problem:
+                raise DatasetError(problem)
             image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            mode = image.mode
+            if mode in ("LA", "PA", "RGBA", "RGBa", "La") or (
+                mode == "P" and "transparency" in image.info
+            ):
+                alpha = np.asarray(image.convert("RGBA"))[..., 3]
+                if alpha.min() < 255:
+                    raise DatasetError(
+                        f"image file {path} has {int(np.count_nonzero(alpha < 255))} "
+                        f"transparent pixels; sparseae reads grey values and would ignore the "
+                        f"transparency: flatten the image onto a background first"
+                    )
+            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F", "1"):
                 grey = np.asarray(image, dtype=np.float64)
-            elif image.mode == "L":
-                grey = np.asarray(image, dtype=np.float64) / 255.0
+            elif mode == "L":
+                grey = np.asarray(image, dtype=np.float64)
             else:
                 rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
                 grey = rgb @ _LUMA
+                mode = "RGB/1"
+    except DatasetError:
+        raise
     except FileNotFoundError:
         raise DatasetError(f"image file {path} does not exist") from None
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"image file {path} is too large to read safely: {exc}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DatasetError(f"cannot read image file {path}: {exc}") from None
     if grey.ndim != 2 or grey.size == 0:
@@ -207,6 +326,16 @@ def read_grey_image(path: str | os.PathLike) -> np.ndarray:
     bad = np.count_nonzero(~np.isfinite(grey))
     if bad:
         raise DatasetError(f"image file {path} contains {bad} non-finite values")
+    if mode != "RGB/1":
+        scale = MODE_SCALE[mode]
+        if grey.min() < 0 or grey.max() > scale:
+            depth = "floating-point" if mode == "F" else f"mode {mode}"
+            raise DatasetError(
+                f"image file {path} ({depth}) has values in [{grey.min():g}, {grey.max():g}]; "
+                f"allowed: 0..{scale:g} (saved as 8- or 16-bit, or floats in [0, 1])"
+            )
+        if scale != 1.0:
+            grey = grey / scale
     return grey
 
 
@@ -215,9 +344,13 @@ def list_image_folder(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(f"image folder {folder} does not exist or is not a folder")
+    try:
+        entries = list(folder.iterdir())
+    except OSError as exc:
+        raise DatasetError(f"image folder {folder} cannot be listed: {exc.strerror}") from None
     files = sorted(
         p
-        for p in folder.iterdir()
+        for p in entries
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
     )
     if not files:

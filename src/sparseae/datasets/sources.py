@@ -104,7 +104,7 @@ MNIST_FILES = {
 }
 
 # Published md5 (the values torchvision checks), sha256 and size of each MNIST file
-# (sha256 from ../shared/data/README.md, checked on the original files; none for
+# (sha256 computed on the original files; none for
 # train-images, which was not available to check).
 _MNIST_SPECS = (
     FileSpec(MNIST_FILES["train-images"], {"md5": "f68b3c2dcbeaaa9fbdd348bbdeb94873"}, 9912422),

@@ -314,6 +314,7 @@ def log_sweep(
                 "artifacts_uploaded": sorted(uploaded),
             },
         )
+    _log.info("sweep %s: parent run %s", sweep_name, parent_id)
     return parent_id
 
 
@@ -875,3 +876,16 @@ def _same_value(stored: float, value: float) -> bool:
 
 def _quote(text: str) -> str:
     return text.replace("'", "\\'")
+
+
+def log_mlflow(results_dir, *, experiment_name: str, tracking_uri: str, **options) -> str:
+    """Rule ``log_mlflow``: :func:`log_results` for one experiment, with a line in its log.
+
+    ``log_results`` writes ``results_dir/mlflow.json`` (run id, what was logged, what was
+    missing) atomically as its last step: that file is the rule's output.
+    """
+    run_id = log_results(
+        results_dir, experiment_name=experiment_name, tracking_uri=tracking_uri, **options
+    )
+    _log.info("logged %s to %s, run %s", results_dir, tracking_uri, run_id)
+    return run_id

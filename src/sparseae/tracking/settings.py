@@ -79,6 +79,9 @@ def resolve_tracking_uri(
     base = Path(cwd) if cwd is not None else Path.cwd()
     uri = os.environ.get(TRACKING_URI_ENV) or config_value or f"sqlite:///{DEFAULT_DB_NAME}"
     uri = str(uri).strip()
+    problem = check_tracking_uri_text(uri)
+    if problem:
+        raise ValueError(problem)
     db_path = sqlite_path(uri)
     if db_path is not None and not db_path.is_absolute():
         uri = f"sqlite:///{(base / db_path).resolve()}"
@@ -101,6 +104,80 @@ def sqlite_path(uri: str) -> Path | None:
     if not path or path == ":memory:":
         raise ValueError(f"tracking URI {uri!r} names no database file")
     return Path(path)
+
+
+def check_tracking_uri_text(uri: str) -> str | None:
+    """A message if ``uri`` cannot be a tracking store (no network or file access), else None.
+
+    Allowed: ``sqlite:///PATH`` and ``http(s)://HOST[:PORT][/PATH]``.
+    """
+    text = str(uri).strip()
+    try:
+        if sqlite_path(text) is not None:
+            return None
+    except ValueError as error:
+        return f"{error}; allowed: sqlite:///PATH or http(s)://HOST:PORT"
+    parsed = urlparse(text)
+    if parsed.scheme in ("http", "https"):
+        try:
+            port = parsed.port
+        except ValueError:
+            port = -1
+        if not parsed.hostname or port == -1:
+            return (
+                f"tracking URI {text!r} has no valid host and port; allowed: "
+                f"http(s)://HOST:PORT, e.g. http://127.0.0.1:5000"
+            )
+        return None
+    if "://" not in text:
+        return (
+            f"tracking URI {text!r} is neither sqlite:///PATH nor http(s)://HOST:PORT; MLflow 3 "
+            f"no longer accepts a plain folder (the ./mlruns file store) by default"
+        )
+    if parsed.scheme.split("+")[0] not in OTHER_STORE_SCHEMES:
+        import difflib
+
+        close = difflib.get_close_matches(parsed.scheme, ["http", "https", "sqlite"], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return (
+            f"tracking URI {text!r} has the scheme {parsed.scheme!r}{hint}; allowed: "
+            f"sqlite:///PATH or http(s)://HOST:PORT (or a database URI MLflow accepts: "
+            f"{', '.join(OTHER_STORE_SCHEMES)})"
+        )
+    return None
+
+
+#: Other tracking stores MLflow accepts (``postgresql+psycopg2://`` etc. by their first part).
+OTHER_STORE_SCHEMES = ("postgresql", "mysql", "mssql", "databricks", "file")
+
+#: The first 16 bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(uri: str) -> str | None:
+    """A message if the database file of a ``sqlite:///`` URI exists but is no SQLite database.
+
+    An empty file is fine (MLflow creates the tables in it); a folder, or a file of another
+    kind (a CSV, an ``mlruns`` export, a text file) is refused before MLflow would print a
+    long SQLAlchemy error about it.
+    """
+    path = sqlite_path(uri)
+    if path is None or not path.exists():
+        return None
+    if path.is_dir():
+        return f"MLflow database {path} is a folder, not a file; allowed: an SQLite file path"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError as error:
+        return f"MLflow database {path} cannot be read: {error.strerror or error}"
+    if head and head != SQLITE_HEADER:
+        return (
+            f"MLflow database {path} is not an SQLite database (it starts with {head[:8]!r}); "
+            f"allowed: an SQLite file made by MLflow, or a path that does not exist yet; fix: "
+            f"move that file away or point tracking.uri / MLFLOW_TRACKING_URI elsewhere"
+        )
+    return None
 
 
 def is_http_uri(uri: str) -> bool:

@@ -35,6 +35,7 @@ from sparseae.io import atomic_path
 
 from .settings import (
     HTTP_RETRY_DEFAULTS,
+    check_sqlite_file,
     configure_http_retries,
     is_http_uri,
     local_artifact_path,
@@ -138,6 +139,9 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
         The server did not answer ``OK`` within :data:`HEALTH_TIMEOUT` seconds.
     """
     if not is_http_uri(uri):
+        problem = check_sqlite_file(uri)
+        if problem:
+            raise TrackingError(problem)
         return
     import requests
 
@@ -153,6 +157,14 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
     if response.status_code != 200:
         raise TrackingUnavailableError(
             unavailable_message(uri, f"GET {url} answered HTTP {response.status_code}", results_dir)
+        )
+    if response.text.strip() != "OK":
+        # A web page (a login portal, a proxy, another service) is not an MLflow server.
+        kind = response.headers.get("Content-Type", "unknown content").split(";")[0]
+        raise TrackingError(
+            f"tracking URI {uri} does not answer like an MLflow server: GET {url} gave "
+            f"{kind} ({response.text.strip()[:60]!r}) instead of 'OK'; fix tracking.uri / "
+            f"MLFLOW_TRACKING_URI (the address of `mlflow server`, e.g. http://HOST:5000)"
         )
 
 
@@ -405,6 +417,7 @@ def init_store(
         for earlier in marker.parent.glob(f"{MARKER_PREFIX}*.json"):
             if earlier.name != marker.name:
                 earlier.unlink(missing_ok=True)
+    _log.info("tracking store %s ready; experiments %s", tracking_uri, ids)
     return ids
 
 
