@@ -81,3 +81,22 @@ def test_no_import_cycle():
     graph = {module_name(p): imported_modules(p, known) for p in files}
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_test_file_imports_another():
+    """Shared test code lives in helper modules (``workflow_helpers``, ``tiny_pipeline``, ...)."""
+    tests = Path(__file__).resolve().parent
+    offenders = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            offenders += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.split(".")[0].startswith("test_") or n == "conftest"
+            ]
+    assert offenders == []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 from mlflow_server import free_port
-from test_tracking import EXPECTED_ARTIFACTS, assert_run_matches_folder
+from tracking_checks import EXPECTED_ARTIFACTS, assert_run_matches_folder
 from workflow_helpers import run_tracking, tracking_command
 
 from sparseae.io import read_json
