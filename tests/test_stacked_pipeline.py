@@ -342,10 +342,10 @@ def test_report_has_the_stacked_figures(pipeline):
 
 
 def _finetune_jobs(process: subprocess.Popen) -> list[int]:
-    from test_pipeline import _descendants
+    from tiny_pipeline import descendants
 
     found = []
-    for pid in _descendants(process.pid):
+    for pid in descendants(process.pid):
         try:
             if b"finetune_chunk" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.append(pid)
