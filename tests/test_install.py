@@ -60,7 +60,8 @@ def test_the_installed_package_validates_configs_from_its_own_schema(installed, 
     code = (
         "import sparseae, sparseae.config as c; "
         "print(sparseae.__file__); "
-        "print(c.resolve_config({'run': 'natural'})['experiments']['natural']['model']['rho'])"
+        "config = {'run': ['natural'], 'experiments': {'natural': {}}}; "
+        "print(c.resolve_config(config)['experiments']['natural']['model']['rho'])"
     )
     result = run([installed / "bin" / "python", "-c", code], cwd=tmp_path)
     location, rho = result.stdout.split()

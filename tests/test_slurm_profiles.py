@@ -89,7 +89,8 @@ def test_every_compute_step_is_in_its_experiments_one_group(rules):
 
 
 def test_the_chunks_profile_submits_each_chunk_alone(rules):
-    """profiles/slurm-chunks: train_chunk in no group; every other compute step grouped."""
+    """profiles/slurm-chunks: training chunks in no group; every other compute step grouped."""
     groups = profile_groups("slurm-chunks")
-    assert "train_chunk" not in groups, groups
-    assert set(groups) == compute_rules(rules) - {"train_chunk"}, groups
+    chunks = {"train_chunk", "train_layer_chunk", "finetune_chunk"}
+    assert not chunks & set(groups), groups
+    assert set(groups) == compute_rules(rules) - chunks, groups
