@@ -265,7 +265,7 @@ def test_toy_workflow_runs_every_job_through_slurm(cluster, tmp_path):
 SWEEP = "slurmsweep"
 # Per member, the compute rules that must run inside Slurm (train_chunk once per chunk). The
 # light rules (`all`, `fetch`, figures, MLflow logging, ...) are the workflow's `localrules`.
-MEMBER_RULES = ["sample_patches", "check_gradient", "finalize"]
+MEMBER_RULES = ["sample_patches", "check_gradient", "finalize", "diagnose"]
 COMPUTE = {*MEMBER_RULES, "train_chunk"}
 CHUNKS = 2
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", flags=re.MULTILINE)
@@ -316,6 +316,7 @@ STEP_RESOURCES = {
     "check_gradient": ("check", "check"),
     "train_chunk": ("train", "train"),
     "finalize": ("data", "light"),
+    "diagnose": ("data", "light"),
 }
 
 
@@ -471,7 +472,7 @@ def test_sweep_goes_to_slurm_as_one_job_per_member(cluster, mlflow_server, tmp_p
     # ... and no compute job ran in the submitting Snakemake.
     assert not compute_jobs_ran_locally(log), compute_jobs_ran_locally(log)
     finished = re.findall(r"^Finished jobid: \d+ \(Rule: (\w+)\)", log, flags=re.MULTILINE)
-    assert sum(rule in COMPUTE for rule in finished) == len(members) * (3 + CHUNKS), finished
+    assert sum(rule in COMPUTE for rule in finished) == len(members) * (4 + CHUNKS), finished
 
     # Every member's run is on the tracking server (never in a local sqlite file), tagged with
     # the sweep, and holds the member's final cost.
