@@ -88,6 +88,7 @@ def build_result_folder(
     from scipy.optimize import minimize
 
     from sparseae.autoencoder import cost_and_grad, cost_terms, initialize_parameters
+    from sparseae.diagnostics import write_diagnostics
     from sparseae.evaluate import evaluation_blocks
     from sparseae.experiment import gradcheck_blocks, summary_blocks
     from sparseae.gradcheck import numerical_gradient, relative_difference
@@ -227,6 +228,23 @@ def build_result_folder(
         pixels = (rng.random(size[::-1]) * 255).astype(np.uint8)
         with atomic_path(out / figure) as tmp:
             Image.fromarray(pixels).save(tmp, format="PNG")
+    # The diagnose step's files, through its own writer (default settings of the config).
+    write_diagnostics(
+        theta,
+        data,
+        json_path=out / "diagnostics.json",
+        png_path=out / "units.png",
+        experiment=name,
+        model=kw,
+        settings={
+            "dead_fraction": 0.1,
+            "random_examples": 1000,
+            "saturated_threshold": 0.9,
+            "top_k": 8,
+        },
+        seed=seed,
+        trajectory_key=key,
+    )
     if evaluation:
         evaluation = {
             "accuracy_features": 0.97,

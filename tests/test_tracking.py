@@ -116,7 +116,9 @@ def test_partial_folder_then_complete_fills_exactly_the_rest(
     record = read_json(staged / "mlflow.json")
     # Chunk 3's 4 iterations x 4 series + its 7 chunk-end points + 12 summary figures
     # (converged among them).
-    assert record["logged_this_time"]["metric_points"] == 4 * 4 + 7 + 12
+    diagnostics = len(read_json(complete / "diagnostics.json")["metrics"])  # their figures
+    assert diagnostics > 0
+    assert record["logged_this_time"]["metric_points"] == 4 * 4 + 7 + 12 + diagnostics
     assert record["missing"] == []
     assert client.get_run(run_id).info.status == "FINISHED"
     experiment = client.get_experiment_by_name("exp")
