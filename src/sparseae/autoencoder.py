@@ -479,6 +479,15 @@ def _evaluate(theta, data, v, h, lambda_, beta, rho, dtype, need_grad):
 # --------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------
+def _checked_evaluate(
+    theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, *, with_grad
+):
+    """:func:`_evaluate` after the argument checks (shared by the public functions)."""
+    theta, data, v, h = _check_inputs(theta, data, visible_size, hidden_size, rho)
+    dtype = _resolve_dtype(data, dtype)
+    return _evaluate(theta, data, v, h, float(lambda_), float(beta), float(rho), dtype, with_grad)
+
+
 def cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
     """Sparse autoencoder cost ``J`` and its gradient (docs/model.md, "Sparse autoencoder").
 
@@ -506,17 +515,8 @@ def cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho,
     cost : float
     grad : ndarray, float64, same layout as ``theta``
     """
-    theta, data, v, h = _check_inputs(theta, data, visible_size, hidden_size, rho)
-    terms, grad = _evaluate(
-        theta,
-        data,
-        v,
-        h,
-        float(lambda_),
-        float(beta),
-        float(rho),
-        _resolve_dtype(data, dtype),
-        True,
+    terms, grad = _checked_evaluate(
+        theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, with_grad=True
     )
     return terms["total"], grad
 
@@ -531,17 +531,8 @@ def cost_terms(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dt
         ``sparsity`` ``β Σ KL(ρ‖ρ̂)``, ``total`` (their sum, equal to :func:`cost_and_grad`'s
         cost) as floats, and ``rhohat`` (ndarray, shape (h,), mean hidden activation).
     """
-    theta, data, v, h = _check_inputs(theta, data, visible_size, hidden_size, rho)
-    terms, _ = _evaluate(
-        theta,
-        data,
-        v,
-        h,
-        float(lambda_),
-        float(beta),
-        float(rho),
-        _resolve_dtype(data, dtype),
-        False,
+    terms, _ = _checked_evaluate(
+        theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, with_grad=False
     )
     return terms
 

@@ -626,13 +626,23 @@ def cluster_memory_problems(config: Mapping) -> list[str]:
 # command-line flags (argparse ``type=`` functions: argparse names the flag in its message)
 
 
-def _number(text: str) -> float:
+def _parsed(text: str, parse, what: str, allowed: str, ok):
+    """``parse(text)``, refused with argparse's error when it fails or ``ok(value)`` is false."""
     import argparse
 
     try:
-        value = float(text)
+        value = parse(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{text} is not allowed; allowed: {allowed}")
+    return value
+
+
+def _number(text: str) -> float:
+    import argparse
+
+    value = _parsed(text, float, "a number", "a number", lambda value: True)
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
@@ -640,29 +650,14 @@ def _number(text: str) -> float:
 
 def positive_seconds(text: str) -> float:
     """``--timeout``: a finite number of seconds > 0 (at most a day)."""
-    import argparse
-
-    value = _number(text)
-    if not 0 < value <= 86_400:
-        raise argparse.ArgumentTypeError(
-            f"{text} is not allowed; allowed: seconds, a number with 0 < value <= 86400 (e.g. 30)"
-        )
-    return value
+    allowed = "seconds, a number with 0 < value <= 86400 (e.g. 30)"
+    return _parsed(text, _number, "a number", allowed, lambda value: 0 < value <= 86_400)
 
 
 def retry_count(text: str) -> int:
     """``--retries``: an integer from 0 (one attempt per mirror) to 20."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value <= 20:
-        raise argparse.ArgumentTypeError(
-            f"{text} is not allowed; allowed: extra attempts per mirror, an integer 0..20"
-        )
-    return value
+    allowed = "extra attempts per mirror, an integer 0..20"
+    return _parsed(text, int, "an integer", allowed, lambda value: 0 <= value <= 20)
 
 
 def mirror_argument(text: str) -> str:

@@ -176,6 +176,10 @@ class _Objective:
         return float(f), g
 
 
+#: The autoencoder's arguments of :func:`sparseae.autoencoder.cost_and_grad`, in order.
+MODEL_KEYS = ("visible_size", "hidden_size", "lambda_", "beta", "rho")
+
+
 def train_chunk(
     theta0,
     data,
@@ -267,11 +271,7 @@ def train_chunk(
         data,
         iterations,
         cost_kwargs=dict(
-            visible_size=visible_size,
-            hidden_size=hidden_size,
-            lambda_=lambda_,
-            beta=beta,
-            rho=rho,
+            zip(MODEL_KEYS, (visible_size, hidden_size, lambda_, beta, rho), strict=True)
         ),
         options=options,
         start_iteration=start_iteration,
@@ -642,11 +642,7 @@ def train_chunked(
                 theta,
                 data,
                 per,
-                visible_size=visible_size,
-                hidden_size=hidden_size,
-                lambda_=lambda_,
-                beta=beta,
-                rho=rho,
+                **{key: config[key] for key in MODEL_KEYS},
                 options=options,
                 start_iteration=last["iteration"],
                 start_fun_evals=last["fun_evals"],

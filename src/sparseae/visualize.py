@@ -58,6 +58,18 @@ def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
     return -(-M // n), n
 
 
+def _square_columns(A) -> tuple[np.ndarray, int, int]:
+    """``A`` as float64 pixels × tiles, the number of tiles and the tile edge (checked)."""
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim != 2:
+        raise ValueError(f"A must be 2-D (pixels × filters), got shape {A.shape}")
+    L, M = A.shape
+    sz = math.isqrt(L)
+    if sz * sz != L or L == 0:
+        raise ValueError(f"each column must be a square image: {L} pixels is not a square")
+    return A, M, sz
+
+
 def scale_tiles(A: np.ndarray) -> np.ndarray:
     """``display_network``'s scaling: the square tiles of ``A``'s columns, each in ``[-1, 1]``.
 
@@ -74,13 +86,7 @@ def scale_tiles(A: np.ndarray) -> np.ndarray:
     -------
     ndarray, float64, shape (M, sz, sz)
     """
-    A = np.asarray(A, dtype=np.float64)
-    if A.ndim != 2:
-        raise ValueError(f"A must be 2-D (pixels × filters), got shape {A.shape}")
-    L, M = A.shape
-    sz = math.isqrt(L)
-    if sz * sz != L or L == 0:
-        raise ValueError(f"each column must be a square image: {L} pixels is not a square")
+    A, M, sz = _square_columns(A)
     A = A - A.mean()
     clim = np.max(np.abs(A), axis=0)
     scaled = np.divide(A, clim, out=np.zeros_like(A), where=clim > 0)
@@ -104,13 +110,7 @@ def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
         Values in ``[-1, 1]``; background and borders exactly -1. A column that is constant
         after mean removal (max |value| 0, where MATLAB would divide 0 by 0) is drawn as 0.
     """
-    A = np.asarray(A, dtype=np.float64)
-    if A.ndim != 2:
-        raise ValueError(f"A must be 2-D (pixels × filters), got shape {A.shape}")
-    L, M = A.shape
-    sz = math.isqrt(L)
-    if sz * sz != L or L == 0:
-        raise ValueError(f"each column must be a square image: {L} pixels is not a square")
+    A, M, sz = _square_columns(A)
     if not np.all(np.isfinite(A)):
         raise ValueError("A contains non-finite values")
     rows, n = grid_shape(M, cols)

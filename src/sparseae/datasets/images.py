@@ -212,6 +212,23 @@ MODE_SCALE = {
 
 
 @contextlib.contextmanager
+def _reading(path: Path):
+    """Turn what Pillow raises for an unreadable file into one :class:`DatasetError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        yield
+    except DatasetError:
+        raise
+    except FileNotFoundError:
+        raise DatasetError(f"image file {path} does not exist") from None
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"image file {path} is too large to read safely: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DatasetError(f"cannot read image file {path}: {exc}") from None
+
+
+@contextlib.contextmanager
 def _open_image(path: Path):
     """``PIL.Image.open`` with Pillow's own pixel limit lifted: :data:`MAX_IMAGE_PIXELS`
     (lower) is checked by :func:`_image_problem`, with the file's name and size."""
@@ -257,19 +274,11 @@ def check_image_header(path: str | os.PathLike) -> tuple[int, int]:
     (rows, cols)
         The image size.
     """
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
-    try:
+    with _reading(path):
         with _open_image(path) as image:
             problem = _image_problem(path, image)
             width, height = image.size
-    except FileNotFoundError:
-        raise DatasetError(f"image file {path} does not exist") from None
-    except Image.DecompressionBombError as exc:
-        raise DatasetError(f"image file {path} is too large to read safely: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DatasetError(f"cannot read image file {path}: {exc}") from None
     if problem:
         raise DatasetError(problem)
     return height, width
@@ -285,10 +294,9 @@ def read_grey_image(path: str | os.PathLike) -> np.ndarray:
     files, transparent pixels (grey values would silently ignore the alpha channel),
     32-bit integer values outside 0..65535, non-finite values, undecodable files.
     """
-    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    try:
+    with _reading(path):
         with _open_image(path) as image:
             problem = _image_problem(path, image)
             if problem:
@@ -313,14 +321,6 @@ def read_grey_image(path: str | os.PathLike) -> np.ndarray:
                 rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
                 grey = rgb @ _LUMA
                 mode = "RGB/1"
-    except DatasetError:
-        raise
-    except FileNotFoundError:
-        raise DatasetError(f"image file {path} does not exist") from None
-    except Image.DecompressionBombError as exc:
-        raise DatasetError(f"image file {path} is too large to read safely: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DatasetError(f"cannot read image file {path}: {exc}") from None
     if grey.ndim != 2 or grey.size == 0:
         raise DatasetError(f"image file {path} decoded to shape {grey.shape}, not a 2-D image")
     bad = np.count_nonzero(~np.isfinite(grey))
