@@ -130,6 +130,20 @@ def test_float32_path_matches_float64():
     assert c32 != c64
 
 
+def test_float32_reconstruction_sum_is_accumulated_in_float64():
+    # Summed in float32 (BLAS sdot), the squared errors of 256 x 5000 values drift by about
+    # 1e-6 relative, enough to stall L-BFGS's line search near convergence; summed in
+    # float64, only the float32 forward pass remains (about 2e-9 here).
+    rng = np.random.default_rng(0)
+    data = rng.random((256, 5000)) * 0.8 + 0.1
+    theta = ae.initialize_parameters(16, 256, rng)
+    kwargs = dict(visible_size=256, hidden_size=16, lambda_=3e-3, beta=3.0, rho=0.1)
+    exact = ae.cost_terms(theta, data, **kwargs)["reconstruction"]
+    single = ae.cost_terms(theta, data.astype(np.float32), **kwargs)["reconstruction"]
+    assert single != exact
+    assert abs(single - exact) < 5e-8 * exact
+
+
 def test_unpack_is_column_major_and_pack_inverts_it():
     v, h = 6, 4
     theta = np.arange(ae.parameter_count(v, h), dtype=np.float64)

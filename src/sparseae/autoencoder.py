@@ -264,6 +264,9 @@ class _Workspace:
         self.D3 = [np.ones((v + 1, w), dtype) for w in widths]
         self.scratch_v = [np.empty(v * wmax, dtype) for _ in range(n_threads)]
         self.scratch_h = [np.empty(h * wmax, dtype) for _ in range(n_threads)]
+        # float32 only: the squared errors, summed in float64 (see _forward_block).
+        squares = v * wmax if dtype == np.float32 else 0
+        self.squares = [np.empty(squares, dtype) for _ in range(n_threads)]
         nb = len(widths)
         self.gW2 = np.empty((nb, v, h + 1), dtype)
         self.gW1 = np.empty((nb, h, v), dtype)
@@ -340,7 +343,14 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
     d = ws.D3[k][:v]
     np.subtract(a3, Xb, out=d)
     flat = d.reshape(-1)
-    ws.recon[k] = float(np.dot(flat, flat))
+    if d.dtype == np.float64:
+        ws.recon[k] = float(np.dot(flat, flat))
+    else:
+        # BLAS sdot accumulates in float32: about 1e-5 relative noise at this size, which
+        # stalls the line search near convergence ("no lower cost"); sum in float64.
+        squares = ws.squares[t][: flat.size]
+        np.square(flat, out=squares)
+        ws.recon[k] = float(squares.sum(dtype=np.float64))
     if not need_grad:
         return
     # delta3 = (a3 - x) * a3 * (1 - a3), in place without temporaries.

@@ -37,7 +37,7 @@ import numpy as np
 from . import autoencoder, checks, config, datasets
 from .config import ConfigError, fingerprint, rng
 from .io import atomic_path, atomic_write, load_theta_npz, save_theta_npz, write_json
-from .train import LBFGSOptions, load_checkpoint, save_checkpoint
+from .train import LBFGSOptions, continuing, load_checkpoint, save_checkpoint
 
 __all__ = [
     "RESULT_FILES",
@@ -304,6 +304,7 @@ def check_gradient(
     never starts on a gradient that disagrees with central differences.
     """
     from .gradcheck import check_gradient as check
+    from .gradcheck import require_passed
 
     model = trajectory["model"]
     data = load_patches(patches, name=name, experiment=trajectory)[:, : gradcheck["num_examples"]]
@@ -320,19 +321,12 @@ def check_gradient(
         bound=gradcheck["bound"],
     )
     log.info("quadratic sanity check: %.4e (expected about 2.1e-12)", result["quadratic"])
-    log.info(
-        "autoencoder: ||num - ana|| / ||num + ana|| = %.4e (bound %.1e, %d parameters)",
-        result["autoencoder"],
-        result["bound"],
-        result["num_parameters"],
+    require_passed(
+        result,
+        {"autoencoder": result["autoencoder"]},
+        what=f"experiment '{name}'",
+        config_key=f"experiments.{name}.gradcheck.bound",
     )
-    if not result["passed"]:
-        raise ConfigError(
-            f"gradient check FAILED for experiment '{name}': relative difference "
-            f"{result['autoencoder']:.3e} exceeds the bound {result['bound']:.1e} (config key "
-            f"experiments.{name}.gradcheck.bound); the analytic gradient disagrees with central "
-            f"differences, so training would not be trustworthy"
-        )
     result = {**result, "trajectory_key": fingerprint(trajectory), "data_key": data_key(trajectory)}
     write_json(output, {**result, **gradcheck_blocks(result)})
     return result
@@ -456,9 +450,7 @@ def train_chunk(
         iterations,
         **cost_settings(model),
         options=options,
-        start_iteration=start,
-        start_fun_evals=int(last["fun_evals"]),
-        start_seconds=float(last["seconds"]),
+        **continuing(last),
         progress=progress,
         stop=stop,
         dtype=trajectory["training"]["dtype"],

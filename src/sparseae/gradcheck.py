@@ -9,11 +9,15 @@ same check rejects deliberately wrong gradients.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from . import autoencoder
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_BOUND",
@@ -22,6 +26,7 @@ __all__ = [
     "quadratic",
     "check_quadratic",
     "check_gradient",
+    "require_passed",
 ]
 
 DEFAULT_BOUND = 1e-9
@@ -193,3 +198,36 @@ def check_gradient(
         "beta": float(beta),
         "rho": float(rho),
     }
+
+
+def require_passed(result: Mapping, differences: Mapping, *, what: str, config_key: str) -> None:
+    """Log a check's relative differences; stop with one message when the check failed.
+
+    Parameters
+    ----------
+    result : mapping
+        A check's result with ``passed``, ``bound`` and ``num_parameters``.
+    differences : mapping of str to float
+        The relative differences to report, by what they measure.
+    what : str
+        What was checked, for the message (e.g. ``"experiment 'natural'"``).
+    config_key : str
+        The config key of the bound, so the message says where to look.
+
+    Raises
+    ------
+    ConfigError
+        ``result["passed"]`` is false: training would follow a gradient that disagrees with
+        central differences.
+    """
+    text = ", ".join(f"{name} {value:.3e}" for name, value in differences.items())
+    log.info(
+        "||num - ana|| / ||num + ana||: %s (bound %.1e, %d parameters)",
+        text, result["bound"], result["num_parameters"],
+    )  # fmt: skip
+    if not result["passed"]:
+        raise ConfigError(
+            f"gradient check FAILED for {what}: {text}, bound {result['bound']:.1e} (config key "
+            f"{config_key}); the analytic gradient disagrees with central differences, so "
+            f"training would not be trustworthy"
+        )

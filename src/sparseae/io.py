@@ -185,30 +185,64 @@ def load_theta_npz(path: str | os.PathLike):
         Missing file, unreadable archive, missing ``theta`` key, bad values or bad JSON;
         the message names the file.
     """
+    label = f"theta file {path}"
+    members = read_npz(path, ["theta"], optional=["config"], label=label)
+    theta = _as_theta(members["theta"], label)
+    raw = members.get("config")
+    config = None if raw is None else json_member(raw, "config", label=label)
+    return theta, config
+
+
+def read_npz(path, required, *, optional=(), label: str):
+    """The members of an ``.npz`` archive, read without pickle, every failure naming the file.
+
+    Parameters
+    ----------
+    path : path-like
+    required, optional : sequence of str
+        Member names; a missing required one is an error, a missing optional one is left out.
+    label : str
+        How messages name the file, e.g. ``"checkpoint results/x/chunks/1.npz"``.
+
+    Returns
+    -------
+    dict of str to ndarray
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ParameterFileError
+        Unreadable archive, a missing member or a pickled (object) member.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"theta file {path} does not exist")
+        raise FileNotFoundError(f"{label} does not exist")
     try:
         # Our own handle: np.load leaks it when the archive is corrupt.
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            if "theta" not in archive.files:
-                raise ParameterFileError(f"{path} lacks key 'theta' (has {sorted(archive.files)})")
-            theta = archive["theta"]
-            raw = archive["config"] if "config" in archive.files else None
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ParameterFileError(f"{path} is not a readable .npz file: {err}") from err
-    except ValueError as err:
-        if str(path) in str(err):
-            raise
-        raise ParameterFileError(f"{path}: {err}") from err
-    theta = _as_theta(theta, str(path))
-    config = None
-    if raw is not None:
-        try:
-            config = json.loads(str(raw[()]))
-        except (json.JSONDecodeError, TypeError, IndexError) as err:
-            raise ParameterFileError(f"{path}: key 'config' is not a JSON string: {err}") from err
-    return theta, config
+            missing = [name for name in required if name not in archive.files]
+            if missing:
+                names = ", ".join(repr(name) for name in missing)
+                raise ParameterFileError(
+                    f"{label} lacks key{'s' if len(missing) > 1 else ''} {names} "
+                    f"(has {sorted(archive.files)})"
+                )
+            # Members are read lazily: an object (pickled) member fails here, not in np.load.
+            wanted = [*required, *(name for name in optional if name in archive.files)]
+            return {name: archive[name] for name in wanted}
+    except ParameterFileError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ParameterFileError(f"{label} is not a readable .npz file: {err}") from err
+
+
+def json_member(raw, name: str, *, label: str):
+    """Decode a 0-d string member of an archive read by :func:`read_npz` as JSON."""
+    try:
+        return json.loads(str(raw[()]))
+    except (json.JSONDecodeError, TypeError, IndexError) as err:
+        raise ParameterFileError(f"{label}: key {name!r} is not a JSON string: {err}") from err
 
 
 def save_theta_mat(

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import autoencoder, stacked
-from .config import PURPOSES, ConfigError, describe_difference, rng
+from .config import PURPOSES, describe_difference, rng
 from .experiment import ForeignResultError, ResultFileError
 from .io import atomic_path, load_theta_npz, save_theta_npz, write_json
 from .stacked_config import (
@@ -47,7 +47,7 @@ from .stacked_config import (
     num_layers,
     stage_fingerprint,
 )
-from .train import LBFGSOptions, lbfgs_chunk, load_checkpoint, save_checkpoint
+from .train import LBFGSOptions, continuing, lbfgs_chunk, load_checkpoint, save_checkpoint
 
 __all__ = [
     "write_stacked_config",
@@ -161,7 +161,7 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
     layer 1's ρ, λ, β on the same images. Raises ``ConfigError`` (nothing written) if either
     difference reaches ``gradcheck.bound``.
     """
-    from .gradcheck import check_gradient
+    from .gradcheck import check_gradient, require_passed
 
     check = settings["gradcheck"]
     images, labels = _load(data_path, "images", "labels")
@@ -191,21 +191,12 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
     result["autoencoder"] = ae["autoencoder"]
     result["quadratic"] = ae["quadratic"]
     result["passed"] = bool(result["passed"] and ae["passed"])
-    log.info(
-        "fine-tuning cost: ||num - ana|| / ||num + ana|| = %.4e (%d parameters); layer-1 "
-        "autoencoder: %.4e; bound %.1e",
-        result["finetune"],
-        result["num_parameters"],
-        result["autoencoder"],
-        result["bound"],
+    require_passed(
+        result,
+        {"fine-tuning": result["finetune"], "layer-1 autoencoder": result["autoencoder"]},
+        what=f"stacked experiment '{name}'",
+        config_key=f"stacked_experiments.{name}.gradcheck.bound",
     )
-    if not result["passed"]:
-        raise ConfigError(
-            f"gradient check FAILED for stacked experiment '{name}': fine-tuning "
-            f"{result['finetune']:.3e}, layer-1 autoencoder {result['autoencoder']:.3e}, bound "
-            f"{result['bound']:.1e} (config key stacked_experiments.{name}.gradcheck.bound); "
-            f"the analytic gradient disagrees with central differences"
-        )
     # What MLflow shows of it (sparseae.tracking.stacked logs the block as it is).
     metrics = {
         "gradcheck_finetune": result["finetune"],
@@ -255,14 +246,29 @@ def _remove_stale(output) -> None:
         log.info("removed %s, left by a killed earlier attempt", stale)
 
 
-def _run_chunk(
-    cost_fn, theta0, data, *, cost_kwargs, last, settings, optimizer, output, meta, threads
-):
-    """One chunk of a stage: L-BFGS with progress lines, then the checkpoint."""
+FIRST = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
+"""Where a stage's first chunk starts its iteration, evaluation and time counts."""
+
+
+def _stage_iterations(trajectory, stage: str) -> int:
+    if stage == "softmax":
+        return trajectory["softmax"]["max_iter"]
+    section = "finetuning" if stage == "finetune" else "pretraining"
+    return trajectory[section]["iterations_per_chunk"]
+
+
+def _run_chunk(cost_fn, start, data, cost_kwargs, meta, output, every=10, threads=1):
+    """One chunk of a stage: L-BFGS with progress lines, then the checkpoint.
+
+    ``start`` is ``(theta0, last)``, ``last`` the counts the chunk continues (:data:`FIRST`
+    for a stage's first chunk); ``meta`` is :func:`_chunk_meta`, whose trajectory holds the
+    optimizer settings and the stage's iterations; a progress line every ``every`` iterations.
+    """
     started = time.perf_counter()
-    iterations, every = settings["iterations_per_chunk"], settings["progress_every"]
+    theta0, last = start
+    iterations = _stage_iterations(meta["trajectory"], meta["stage"])
     start_iteration = int(last["iteration"])
-    options = LBFGSOptions(**optimizer, maxiter=start_iteration + iterations)
+    options = LBFGSOptions(**meta["trajectory"]["optimizer"], maxiter=start_iteration + iterations)
     log.info(
         "%s: chunk %d, %d iterations from iteration %d; %d threads; theta length %d",
         meta["stage"], meta["chunk"], iterations, start_iteration, threads, theta0.size,
@@ -286,9 +292,7 @@ def _run_chunk(
         iterations,
         cost_kwargs=cost_kwargs,
         options=options,
-        start_iteration=start_iteration,
-        start_fun_evals=int(last["fun_evals"]),
-        start_seconds=float(last["seconds"]),
+        **continuing(last),
         progress=progress,
         stop=stop,
     )
@@ -336,24 +340,13 @@ def train_layer_chunk(
         seed = np.random.SeedSequence(
             trajectory["seed"], spawn_key=(PURPOSES["stacked_init"], layer)
         )
-        theta0 = autoencoder.initialize_parameters(h, v, np.random.default_rng(seed))
-        last = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
+        start = autoencoder.initialize_parameters(h, v, np.random.default_rng(seed)), FIRST
     else:
-        theta0, last = _start(previous, name, trajectory, autoencoder.parameter_count(v, h))
+        start = _start(previous, name, trajectory, autoencoder.parameter_count(v, h))
+    cost_kwargs = {k: model[k] for k in AUTOENCODER_KEYS}
+    meta = _chunk_meta(name, trajectory, f"layer{layer}", chunk)
     return _run_chunk(
-        autoencoder.cost_and_grad,
-        theta0,
-        data,
-        cost_kwargs={k: model[k] for k in AUTOENCODER_KEYS},
-        last=last,
-        settings={
-            "iterations_per_chunk": trajectory["pretraining"]["iterations_per_chunk"],
-            "progress_every": progress_every,
-        },
-        optimizer=trajectory["optimizer"],
-        output=output,
-        meta=_chunk_meta(name, trajectory, f"layer{layer}", chunk),
-        threads=threads,
+        autoencoder.cost_and_grad, start, data, cost_kwargs, meta, output, progress_every, threads
     )
 
 
@@ -429,18 +422,10 @@ def train_stacked_softmax(features_path, data_path, output, *, name, trajectory)
     (features,) = _load(features_path, "features")
     (labels,) = _load(data_path, "labels")
     settings = trajectory["softmax"]
-    theta, _ = _run_chunk(
-        stacked.softmax_objective,
-        np.zeros(NUM_CLASSES * features.shape[0]),
-        features,
-        cost_kwargs={"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
-        last={"iteration": 0, "fun_evals": 0, "seconds": 0.0},
-        settings={"iterations_per_chunk": settings["max_iter"], "progress_every": 10},
-        optimizer=trajectory["optimizer"],
-        output=output,
-        meta=_chunk_meta(name, trajectory, "softmax", 1),
-        threads=1,
-    )
+    start = np.zeros(NUM_CLASSES * features.shape[0]), FIRST
+    cost_kwargs = {"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]}
+    meta = _chunk_meta(name, trajectory, "softmax", 1)
+    theta, _ = _run_chunk(stacked.softmax_objective, start, features, cost_kwargs, meta, output)
     return theta
 
 
@@ -473,31 +458,20 @@ def finetune_chunk(
     images, labels = _load(data_path, "images", "labels")
     hidden = _hidden_sizes(trajectory)
     if chunk == 1:
-        theta0 = _pretrained_stack(layer_thetas, softmax_path, hidden)
-        last = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
+        start = _pretrained_stack(layer_thetas, softmax_path, hidden), FIRST
     else:
         size = stacked.stack_parameter_count(INPUT_SIZE, hidden, NUM_CLASSES)
-        theta0, last = _start(previous, name, trajectory, size)
+        start = _start(previous, name, trajectory, size)
+    cost_kwargs = {
+        "labels": labels,
+        "input_size": INPUT_SIZE,
+        "hidden_sizes": hidden,
+        "num_classes": NUM_CLASSES,
+        "lambda_": trajectory["softmax"]["lambda_"],
+    }
+    meta = _chunk_meta(name, trajectory, "finetune", chunk)
     return _run_chunk(
-        stacked.finetune_cost_and_grad,
-        theta0,
-        images,
-        cost_kwargs={
-            "labels": labels,
-            "input_size": INPUT_SIZE,
-            "hidden_sizes": hidden,
-            "num_classes": NUM_CLASSES,
-            "lambda_": trajectory["softmax"]["lambda_"],
-        },
-        last=last,
-        settings={
-            "iterations_per_chunk": trajectory["finetuning"]["iterations_per_chunk"],
-            "progress_every": progress_every,
-        },
-        optimizer=trajectory["optimizer"],
-        output=output,
-        meta=_chunk_meta(name, trajectory, "finetune", chunk),
-        threads=1,
+        stacked.finetune_cost_and_grad, start, images, cost_kwargs, meta, output, progress_every
     )
 
 

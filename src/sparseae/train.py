@@ -22,8 +22,7 @@ import dataclasses
 import hashlib
 import json
 import time
-import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from . import autoencoder
-from .io import ParameterFileError, atomic_path
+from .io import ParameterFileError, atomic_path, json_member, read_npz
 from .lbfgs import minimize_lbfgs
 
 #: Errors of checkpoint files (the message names the file).
@@ -44,6 +43,7 @@ __all__ = [
     "RECORD_FIELDS",
     "train_chunk",
     "lbfgs_chunk",
+    "continuing",
     "train_chunked",
     "save_checkpoint",
     "load_checkpoint",
@@ -355,17 +355,8 @@ def lbfgs_chunk(
         if options.method == "lbfgs":
             # minimize_lbfgs accepts only points of finite cost and gradient (its line search
             # backs off from non-finite trial points); it reports a search that found none.
-            result = minimize_lbfgs(
-                objective,
-                theta0,
-                maxcor=options.maxcor,
-                maxiter=budget_iter,
-                maxfun=budget_fun,
-                gtol=options.gtol,
-                ftol=options.ftol,
-                maxls=options.maxls,
-                callback=record,
-            )
+            limits = _limits(options, budget_iter, budget_fun)
+            result = minimize_lbfgs(objective, theta0, callback=record, **limits)
             status, message = _LBFGS_STATUS[result.reason], result.message
             if result.non_finite:
                 non_finite.append(int(start_iteration) + len(records) + 1)
@@ -420,22 +411,36 @@ def stop_reason(status: int, iterations: int, budget_iter: int) -> str:
     return "abnormal"
 
 
-def _minimize(objective, theta0, callback, options, budget_iter, budget_fun):
-    return minimize(
-        objective,
-        theta0,
-        jac=True,
-        method="L-BFGS-B",
-        callback=callback,
-        options=dict(
-            maxcor=options.maxcor,
-            maxiter=budget_iter,
-            maxfun=budget_fun,
-            gtol=options.gtol,
-            ftol=options.ftol,
-            maxls=options.maxls,
-        ),
+def _limits(options, budget_iter, budget_fun) -> dict:
+    # The same keywords for both optimizers: scipy's L-BFGS-B options and minimize_lbfgs.
+    return dict(
+        maxcor=options.maxcor,
+        maxiter=budget_iter,
+        maxfun=budget_fun,
+        gtol=options.gtol,
+        ftol=options.ftol,
+        maxls=options.maxls,
     )
+
+
+def _minimize(objective, theta0, callback, options, budget_iter, budget_fun):
+    limits = _limits(options, budget_iter, budget_fun)
+    return minimize(
+        objective, theta0, jac=True, method="L-BFGS-B", callback=callback, options=limits
+    )
+
+
+def continuing(last: Mapping) -> dict:
+    """The counter keywords of :func:`train_chunk` that continue after the record ``last``.
+
+    ``last`` is the previous chunk's last record (``iteration``, ``fun_evals``, ``seconds``),
+    so the records of a chunked run count globally.
+    """
+    return {
+        "start_iteration": int(last["iteration"]),
+        "start_fun_evals": int(last["fun_evals"]),
+        "start_seconds": float(last["seconds"]),
+    }
 
 
 def records_to_arrays(records) -> dict:
@@ -490,25 +495,10 @@ def load_checkpoint(path, *, expected_length: int | None = None, expected_meta=N
         Missing file, missing key, inconsistent lengths, or a mismatch, with the path and
         both values in the message.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        # Our own handle: np.load leaks it when the archive is corrupt.
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            missing = [k for k in ("theta", "meta", *RECORD_FIELDS) if k not in archive.files]
-            if missing:
-                raise CheckpointError(f"checkpoint {path} lacks key(s) {missing}")
-            # Members are read lazily: an object (pickled) member fails here, not in np.load.
-            theta = np.asarray(archive["theta"], dtype=np.float64)
-            columns = {k: archive[k] for k in RECORD_FIELDS}
-            meta_raw = archive["meta"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        if str(path) in str(err):
-            raise
-        raise CheckpointError(
-            f"checkpoint {path} is not a readable .npz checkpoint: {err}"
-        ) from err
+    label = f"checkpoint {path}"
+    members = read_npz(path, ["theta", "meta", *RECORD_FIELDS], label=label)
+    theta = np.asarray(members["theta"], dtype=np.float64)
+    columns = {k: members[k] for k in RECORD_FIELDS}
     if theta.ndim != 1:
         raise CheckpointError(f"checkpoint {path}: theta must be 1-D, has shape {theta.shape}")
     if expected_length is not None and theta.shape[0] != int(expected_length):
@@ -526,10 +516,7 @@ def load_checkpoint(path, *, expected_length: int | None = None, expected_meta=N
         raise CheckpointError(
             f"checkpoint {path}: record arrays must be 1-D of one length: {lengths}"
         )
-    try:
-        meta = json.loads(str(meta_raw[()]))
-    except (json.JSONDecodeError, IndexError, TypeError) as err:
-        raise CheckpointError(f"checkpoint {path}: key 'meta' is not a JSON string: {err}") from err
+    meta = json_member(members["meta"], "meta", label=label)
     for key, value in (expected_meta or {}).items():
         if key not in meta:
             raise CheckpointError(f"checkpoint {path}: meta lacks {key!r} (expected {value!r})")
@@ -569,16 +556,12 @@ def train_chunked(
     chunks,
     iterations_per_chunk,
     checkpoint_dir,
-    visible_size,
-    hidden_size,
-    lambda_,
-    beta,
-    rho,
     options: LBFGSOptions | None = None,
     progress: Callable[[dict], None] | None = None,
     cost_fn: Callable | None = None,
     stop_after: int | None = None,
     dtype=None,
+    **model,
 ):
     """Train ``chunks`` × ``iterations_per_chunk`` with warm restarts, resuming from checkpoints.
 
@@ -592,6 +575,9 @@ def train_chunked(
     ----------
     chunks, iterations_per_chunk : int
     checkpoint_dir : path-like
+    **model
+        ``visible_size``, ``hidden_size``, ``lambda_``, ``beta``, ``rho`` (:data:`MODEL_KEYS`),
+        as for :func:`train_chunk`; all five are required.
     stop_after : int, optional
         Stop after this many chunks (simulates a killed run in tests).
     dtype : {None, "float64", "float32"}, optional
@@ -611,13 +597,12 @@ def train_chunked(
         raise ValueError(f"chunks and iterations_per_chunk must be >= 1, got {chunks}, {per}")
     if options is None:
         options = LBFGSOptions(maxiter=chunks * per)
+    if sorted(model) != sorted(MODEL_KEYS):
+        raise TypeError(f"train_chunked needs the model keywords {MODEL_KEYS}, got {sorted(model)}")
     theta = np.array(theta0, dtype=np.float64, copy=True)
     config = {
-        "visible_size": int(visible_size),
-        "hidden_size": int(hidden_size),
-        "lambda_": float(lambda_),
-        "beta": float(beta),
-        "rho": float(rho),
+        **{key: int(model[key]) for key in ("visible_size", "hidden_size")},
+        **{key: float(model[key]) for key in ("lambda_", "beta", "rho")},
         "options": options.to_dict(),
         "dtype": _cost_dtype(data, dtype),
         "chunks": chunks,
@@ -644,9 +629,7 @@ def train_chunked(
                 per,
                 **{key: config[key] for key in MODEL_KEYS},
                 options=options,
-                start_iteration=last["iteration"],
-                start_fun_evals=last["fun_evals"],
-                start_seconds=last["seconds"],
+                **continuing(last),
                 progress=progress,
                 cost_fn=cost_fn,
                 dtype=dtype,

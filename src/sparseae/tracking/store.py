@@ -535,9 +535,9 @@ def prepare_sqlite_store(db: Path) -> None:
     ``bench/sqlite_store.py --rounds 5`` (MLflow 3.17, shared 2-core VM, load about 4.5):
     ``SqlAlchemyStore(uri)`` on a missing file min 8.77 s, median 9.06 s; this copy then the
     same open min 0.11 s, median 0.20 s, so the copy saves about 8.7 s per new store (every
-    test's and every fresh checkout's store), which is why it stays despite using MLflow's
-    private ``db_utils._initialize_tables``.
-    The result, tables only and no experiment, is the same for every store of one MLflow
+    test's and every fresh checkout's store).
+    The template is a store MLflow's public ``SqlAlchemyStore`` made, without its default
+    experiment. Tables only and no experiment, it is the same for every store of one MLflow
     version, so it is built once per version in ``$XDG_CACHE_HOME/sparseae`` (default
     ``~/.cache/sparseae``) and copied; MLflow then adds the default experiment itself, with
     this store's own artifact root. Call it under :func:`exclusive_lock`. If the cache cannot be
@@ -563,16 +563,15 @@ def _store_template() -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(f"template#{template}"):
         if not template.exists():
-            import sqlalchemy
-            from mlflow.store.db import utils as db_utils
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-            with atomic_path(template) as tmp:
-                engine = sqlalchemy.create_engine(f"sqlite:///{tmp}")
-                try:
-                    db_utils._initialize_tables(engine)  # what SqlAlchemyStore.__init__ runs
-                    db_utils._verify_schema(engine)
-                finally:
-                    engine.dispose()
+            with atomic_path(template) as tmp, tempfile.TemporaryDirectory() as artifacts:
+                SqlAlchemyStore(f"sqlite:///{tmp}", artifacts).engine.dispose()
+                # Only the schema is shared: the default experiment it made points into
+                # `artifacts`; MLflow makes it again, with the store's own root, on first open.
+                with contextlib.closing(sqlite3.connect(tmp)) as connection, connection:
+                    connection.execute("DELETE FROM experiment_tags")
+                    connection.execute("DELETE FROM experiments")
     return template
 
 
