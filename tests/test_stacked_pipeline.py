@@ -20,10 +20,12 @@ every checkpoint and the final stack are bit-identical to the uninterrupted run'
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -295,6 +297,17 @@ def test_mlflow_has_one_run_with_a_nested_run_per_stage(pipeline):
     assert parent.data.params["layers.hidden_sizes"] == json.dumps(HIDDEN)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"confusion_before.png", "filters_after.png", "stacked_evaluation.json"} <= artifacts
+    # One manifest of sha256 and size per file, confirmed by one tag (no tag per file).
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = Path(client.download_artifacts(parent.info.run_id, "manifest.json", tmp))
+        text = manifest.read_bytes()
+    assert hashlib.sha256(text).hexdigest() == parent.data.tags["sparseae.manifest_sha256"]
+    files = json.loads(text)["files"]
+    assert (
+        files["stack.npz"]["sha256"]
+        == hashlib.sha256((folder / "stack.npz").read_bytes()).hexdigest()
+    )
+    assert not [tag for tag in parent.data.tags if tag.startswith("sparseae.sha256.")]
     children = {
         r.data.tags["sparseae.stage"]: r for r in runs if r.info.run_id != parent.info.run_id
     }

@@ -273,7 +273,7 @@ def log_sweep(
         parent_id = parent.info.run_id
         params_todo = _params_todo(dict(parent.data.params), wanted)[0]
         _log_batch(tracking_uri, mlflow_client, parent_id, params=params_todo)
-        uploaded, manifest_sha = _log_artifacts(
+        uploaded, manifest_sha = log_artifacts(
             tracking_uri, mlflow_client, parent_id, [(f, "") for f in files], parent.data.tags
         )
         parent_tags = {
@@ -455,7 +455,7 @@ def _sync_run(uri, mlflow_client, run, folder: ResultFolder, key, name, extra_ta
     images = _log_filter_images(uri, mlflow_client, run_id, folder, start)
     datasets = _log_datasets(uri, mlflow_client, run, folder)
     models = _log_model(uri, mlflow_client, run, folder)
-    uploaded, manifest_sha = _log_artifacts(
+    uploaded, manifest_sha = log_artifacts(
         uri, mlflow_client, run_id, folder.artifacts, run.data.tags, results_dir=folder.path
     )
     wanted_tags = _run_tags(folder, key, name, extra_tags, parent_run_id)
@@ -567,7 +567,7 @@ def read_manifest(uri, mlflow_client, run_id, run_tags: Mapping) -> dict[str, di
     return manifest.get("files", {}) if isinstance(manifest, dict) else {}
 
 
-def _log_artifacts(
+def log_artifacts(
     uri, mlflow_client, run_id, artifacts, run_tags: Mapping, results_dir=None
 ) -> tuple[list[str], str]:
     """Upload what is absent or changed, then the manifest; return (uploaded, manifest sha).

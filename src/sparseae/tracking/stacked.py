@@ -23,7 +23,7 @@ from pathlib import Path
 from sparseae.io import read_json, write_json
 from sparseae.train import load_checkpoint
 
-from .logger import file_sha256
+from .logger import MANIFEST_TAG, file_sha256, log_artifacts
 from .results import param_value
 from .store import call, client, ensure_experiment
 
@@ -100,20 +100,18 @@ def _sync(uri, mlflow, run, *, params, metrics, artifacts, folder) -> dict:
         params=todo_params,
         results_dir=folder,
     )
-    counts = {"params": len(todo_params), "metric_points": len(todo_metrics), "artifacts": 0}
-    listed = {}
-    for sub in sorted({sub for _, sub in artifacts}):
-        for info in call(uri, mlflow.list_artifacts, run_id, sub or None, results_dir=folder):
-            listed[info.path] = info.file_size
-    tags = dict(run.data.tags)
-    for path, sub in artifacts:
-        name = f"{sub}/{path.name}" if sub else path.name
-        sha = file_sha256(path)
-        if listed.get(name) == path.stat().st_size and tags.get(f"sparseae.sha256.{name}") == sha:
-            continue
-        call(uri, mlflow.log_artifact, run_id, str(path), sub or None, results_dir=folder)
-        call(uri, mlflow.set_tag, run_id, f"sparseae.sha256.{name}", sha, results_dir=folder)
-        counts["artifacts"] += 1
+    uploaded: list[str] = []
+    if artifacts:
+        # The same manifest as a single experiment's run: what changed is uploaded again.
+        tags = run.data.tags
+        uploaded, sha = log_artifacts(uri, mlflow, run_id, artifacts, tags, results_dir=folder)
+        if tags.get(MANIFEST_TAG) != sha:
+            call(uri, mlflow.set_tag, run_id, MANIFEST_TAG, sha, results_dir=folder)
+    counts = {
+        "params": len(todo_params),
+        "metric_points": len(todo_metrics),
+        "artifacts": len(uploaded),
+    }
     if run.info.status != "FINISHED":
         call(uri, mlflow.set_terminated, run_id, "FINISHED", results_dir=folder)
     return counts
