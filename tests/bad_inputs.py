@@ -208,26 +208,36 @@ def _load_theta(tmp: Path):
     return load_theta(tmp / THETA, name="natural", trajectory=_trajectory())
 
 
-def _nan_checkpoint(tmp: Path) -> None:
-    path = checkpoint(tmp, np.zeros(3289))
-    with np.load(path, allow_pickle=False) as archive:
-        members = {k: archive[k] for k in archive.files}
-    members["theta"] = np.full(3289, np.nan)
-    np.savez(path, **members)
+def _checkpoint_with(**replace) -> Callable[[Path], None]:
+    """prepare(): a valid chunk-1 checkpoint whose members ``replace`` overrides."""
+
+    def make(tmp: Path) -> None:
+        path = checkpoint(tmp, np.zeros(3289))
+        with np.load(path, allow_pickle=False) as archive:
+            members = {k: archive[k] for k in archive.files}
+        np.savez(path, **{**members, **replace})
+
+    return make
+
+
+def _npy_checkpoint(tmp: Path) -> None:
+    path = tmp / CHUNK
+    path.parent.mkdir(parents=True)
+    with open(path, "wb") as handle:  # np.save would append .npy to a path
+        np.save(handle, np.zeros(3289))
+
+
+def _damaged_compressed_theta(tmp: Path) -> None:
+    np.savez_compressed(tmp / "theta.npz", theta=np.random.default_rng(0).random(5000))
+    data = bytearray((tmp / "theta.npz").read_bytes())
+    data[200:260] = bytes(60)  # inside the deflated member, past its local header
+    (tmp / "theta.npz").write_bytes(bytes(data))
 
 
 def _junk_checkpoint(tmp: Path) -> None:
     path = tmp / CHUNK
     path.parent.mkdir(parents=True)
     path.write_bytes(b"PK\x03\x04 cut off")
-
-
-def _pickled_checkpoint(tmp: Path) -> None:
-    path = checkpoint(tmp, np.zeros(3289))
-    with np.load(path, allow_pickle=False) as archive:
-        members = {k: archive[k] for k in archive.files}
-    members["meta"] = np.array([{"pickled": True}], dtype=object)
-    np.savez(path, **members)
 
 
 def _theta_npz(tmp: Path):
@@ -621,14 +631,24 @@ CASES: list[Case] = [
          "{tmp}/results/natural/chunks/1.npz", "not a readable", prepare=_junk_checkpoint,
          documented=True),
     file("checkpoint-pickled", "checkpoint with a pickled member",
-         _load_chunks, "{tmp}/results/natural/chunks/1.npz", prepare=_pickled_checkpoint,
-         documented=True),
+         _load_chunks, "{tmp}/results/natural/chunks/1.npz", documented=True,
+         prepare=_checkpoint_with(meta=np.array([{"pickled": True}], dtype=object))),
     file("checkpoint-nan", "checkpoint with NaN parameters", _load_chunks,
-         "{tmp}/results/natural/chunks/1.npz", "non-finite", prepare=_nan_checkpoint),
+         "{tmp}/results/natural/chunks/1.npz", "non-finite",
+         prepare=_checkpoint_with(theta=np.full(3289, np.nan))),
+    file("checkpoint-text-theta", "checkpoint whose theta is text", _load_chunks,
+         "{tmp}/results/natural/chunks/1.npz", "'theta' must hold real numbers",
+         prepare=_checkpoint_with(theta=np.array(["0.5"] * 3289))),
+    file("checkpoint-meta-list", "checkpoint whose meta is JSON but not an object",
+         _load_chunks, "{tmp}/results/natural/chunks/1.npz", "'meta' must be a JSON dict",
+         prepare=_checkpoint_with(meta=np.array("[1, 2]"))),
+    file("checkpoint-npy", "a single .npy array saved under the checkpoint's name",
+         _load_chunks, "{tmp}/results/natural/chunks/1.npz", "single array",
+         prepare=_npy_checkpoint),
     file("patches-foreign", "patches.npz of other data settings", _load_patches,
          "{tmp}/results/natural/patches.npz", "data settings", prepare=_foreign_patches),
     file("patches-damaged", "damaged patches.npz", _load_patches,
-         "{tmp}/results/natural/patches.npz", "not a readable patches file",
+         "{tmp}/results/natural/patches.npz", "not a readable .npz file",
          prepare=lambda tmp: ((tmp / "results/natural").mkdir(parents=True),
                               (tmp / PATCHES).write_bytes(b"PK\x03\x04 cut off"))),
     file("theta-foreign", "theta.npz of another trajectory", _load_theta,
@@ -636,6 +656,9 @@ CASES: list[Case] = [
     file("theta-npz-key", "theta.npz without 'theta'", _theta_npz, "{tmp}/theta.npz",
          "lacks key 'theta'", documented=True,
          prepare=lambda tmp: np.savez(tmp / "theta.npz", weights=np.zeros(3))),
+    file("theta-npz-damaged-member", "theta.npz whose compressed member is damaged",
+         _theta_npz, "{tmp}/theta.npz", "not a readable .npz file",
+         prepare=_damaged_compressed_theta),
     file("theta-mat-variable", ".mat parameter file without 'opttheta'", _theta_mat,
          "{tmp}/opttheta.mat", "'opttheta'", documented=True,
          prepare=lambda tmp: scipy.io.savemat(tmp / "opttheta.mat", {"theta": np.zeros((5, 1))})),

@@ -143,6 +143,8 @@ def _kill_while_writing(workdir: Path, process: subprocess.Popen) -> int | None:
     chunks = workdir / "results" / "natural" / "chunks"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
+        if (chunks / f"{CHUNKS}.npz").exists():
+            return None  # every chunk finished its rename: the caller tries again
         assert process.poll() is None, "snakemake ended before a checkpoint write was caught"
         try:
             names = os.listdir(chunks)
@@ -157,8 +159,6 @@ def _kill_while_writing(workdir: Path, process: subprocess.Popen) -> int | None:
                     signal_all(jobs, signal.SIGKILL)
                     return k
                 signal_all(jobs, signal.SIGCONT)  # renamed meanwhile: catch the next one
-        if (chunks / f"{CHUNKS}.npz").exists():
-            return None  # every chunk finished its rename: the caller tries again
         time.sleep(0.0002)
     raise AssertionError("no checkpoint was written within 300 s")
 

@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import time
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -36,7 +35,15 @@ import numpy as np
 
 from . import autoencoder, checks, config, datasets
 from .config import ConfigError, fingerprint, rng
-from .io import atomic_path, atomic_write, load_theta_npz, save_theta_npz, write_json
+from .io import (
+    ParameterFileError,
+    atomic_path,
+    atomic_write,
+    load_theta_npz,
+    read_npz,
+    save_theta_npz,
+    write_json,
+)
 from .train import LBFGSOptions, continuing, load_checkpoint, save_checkpoint
 
 __all__ = [
@@ -271,13 +278,11 @@ def sample_patches(
 def load_patches(path: str | Path, *, name: str, experiment: Mapping) -> np.ndarray:
     """The training data of ``patches.npz``, after checking it was sampled for ``experiment``."""
     try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            data = archive["data"]
-            found = str(archive["data_key"][()]) if "data_key" in archive.files else None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise ResultFileError(
-            f"{path} is not a readable patches file ({err}); delete it and rerun"
-        ) from None
+        members = read_npz(path, ["data"], optional=["data_key"], label=f"patches file {path}")
+    except (FileNotFoundError, ParameterFileError) as err:
+        raise ResultFileError(f"{err}; delete it and rerun") from None
+    data = members["data"]
+    found = str(members["data_key"][()]) if "data_key" in members else None
     _refuse_foreign(
         path, "data settings", found, data_key(experiment), name, "delete it and rerun to resample"
     )

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -220,29 +219,59 @@ def read_npz(path, required, *, optional=(), label: str):
         raise FileNotFoundError(f"{label} does not exist")
     try:
         # Our own handle: np.load leaks it when the archive is corrupt.
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            missing = [name for name in required if name not in archive.files]
-            if missing:
-                names = ", ".join(repr(name) for name in missing)
+        with open(path, "rb") as handle:
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
                 raise ParameterFileError(
-                    f"{label} lacks key{'s' if len(missing) > 1 else ''} {names} "
-                    f"(has {sorted(archive.files)})"
+                    f"{label} is not an .npz archive but a single array (.npy format); it must "
+                    f"be written by numpy.savez with the keys {list(required)}"
                 )
-            # Members are read lazily: an object (pickled) member fails here, not in np.load.
-            wanted = [*required, *(name for name in optional if name in archive.files)]
-            return {name: archive[name] for name in wanted}
+            with archive:
+                missing = [name for name in required if name not in archive.files]
+                if missing:
+                    names = ", ".join(repr(name) for name in missing)
+                    raise ParameterFileError(
+                        f"{label} lacks key{'s' if len(missing) > 1 else ''} {names} "
+                        f"(has {sorted(archive.files)})"
+                    )
+                # Members are read lazily: an object (pickled) member fails here, not in
+                # np.load; so does a damaged compressed member.
+                wanted = [*required, *(name for name in optional if name in archive.files)]
+                return {name: archive[name] for name in wanted}
     except ParameterFileError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise ParameterFileError(f"{label} is not a readable .npz file: {err}") from err
+    except Exception as err:  # noqa: BLE001 - see below
+        # A damaged archive fails in many ways (zipfile.BadZipFile, zlib.error, OSError,
+        # EOFError, ValueError, and numpy's header parser raises SyntaxError or
+        # tokenize.TokenError on a garbled header): every one means the file is unreadable.
+        raise ParameterFileError(
+            f"{label} is not a readable .npz file: {type(err).__name__}: {err}"
+        ) from err
 
 
-def json_member(raw, name: str, *, label: str):
-    """Decode a 0-d string member of an archive read by :func:`read_npz` as JSON."""
+def numeric_member(raw, name: str, *, label: str):
+    """``raw`` if it holds real numbers; a member of strings (or complex numbers) is refused."""
+    if not np.issubdtype(raw.dtype, np.number) or np.iscomplexobj(raw):
+        raise ParameterFileError(
+            f"{label}: key {name!r} must hold real numbers, has dtype {raw.dtype}"
+        )
+    return raw
+
+
+def json_member(raw, name: str, *, label: str, expect: type | None = None):
+    """Decode a 0-d string member of an archive read by :func:`read_npz` as JSON.
+
+    With ``expect`` (e.g. ``dict``), a decoded value of another type is refused too.
+    """
     try:
-        return json.loads(str(raw[()]))
+        value = json.loads(str(raw[()]))
     except (json.JSONDecodeError, TypeError, IndexError) as err:
         raise ParameterFileError(f"{label}: key {name!r} is not a JSON string: {err}") from err
+    if expect is not None and not isinstance(value, expect):
+        raise ParameterFileError(
+            f"{label}: key {name!r} must be a JSON {expect.__name__}, is {type(value).__name__}"
+        )
+    return value
 
 
 def save_theta_mat(

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -38,7 +37,14 @@ import numpy as np
 from . import autoencoder, stacked
 from .config import PURPOSES, describe_difference, rng
 from .experiment import ForeignResultError, ResultFileError
-from .io import atomic_path, load_theta_npz, save_theta_npz, write_json
+from .io import (
+    ParameterFileError,
+    atomic_path,
+    load_theta_npz,
+    read_npz,
+    save_theta_npz,
+    write_json,
+)
 from .stacked_config import (
     INPUT_SIZE,
     NUM_CLASSES,
@@ -133,12 +139,10 @@ def prepare_stacked_data(path, source: str, images: Mapping, folder=None) -> tup
 
 def _load(path, *keys):
     try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
-            return [archive[k] for k in keys]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise ResultFileError(
-            f"{path} is not a readable result file ({err}); delete it and rerun to recompute it"
-        ) from None
+        members = read_npz(path, keys, label=f"result file {path}")
+    except (FileNotFoundError, ParameterFileError) as err:
+        raise ResultFileError(f"{err}; delete it and rerun to recompute it") from None
+    return [members[k] for k in keys]
 
 
 def _checkpoint(path):
@@ -253,8 +257,11 @@ FIRST = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
 def _stage_iterations(trajectory, stage: str) -> int:
     if stage == "softmax":
         return trajectory["softmax"]["max_iter"]
-    section = "finetuning" if stage == "finetune" else "pretraining"
-    return trajectory[section]["iterations_per_chunk"]
+    if stage == "finetune":
+        return trajectory["finetuning"]["iterations_per_chunk"]
+    if stage.startswith("layer"):
+        return trajectory["pretraining"]["iterations_per_chunk"]
+    raise ValueError(f"unknown stage {stage!r}")
 
 
 def _run_chunk(cost_fn, start, data, cost_kwargs, meta, output, every=10, threads=1):

@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from . import autoencoder
-from .io import ParameterFileError, atomic_path, json_member, read_npz
+from .io import ParameterFileError, atomic_path, json_member, numeric_member, read_npz
 from .lbfgs import minimize_lbfgs
 
 #: Errors of checkpoint files (the message names the file).
@@ -497,8 +497,8 @@ def load_checkpoint(path, *, expected_length: int | None = None, expected_meta=N
     """
     label = f"checkpoint {path}"
     members = read_npz(path, ["theta", "meta", *RECORD_FIELDS], label=label)
-    theta = np.asarray(members["theta"], dtype=np.float64)
-    columns = {k: members[k] for k in RECORD_FIELDS}
+    theta = np.asarray(numeric_member(members["theta"], "theta", label=label), dtype=np.float64)
+    columns = {k: numeric_member(members[k], k, label=label) for k in RECORD_FIELDS}
     if theta.ndim != 1:
         raise CheckpointError(f"checkpoint {path}: theta must be 1-D, has shape {theta.shape}")
     if expected_length is not None and theta.shape[0] != int(expected_length):
@@ -516,7 +516,7 @@ def load_checkpoint(path, *, expected_length: int | None = None, expected_meta=N
         raise CheckpointError(
             f"checkpoint {path}: record arrays must be 1-D of one length: {lengths}"
         )
-    meta = json_member(members["meta"], "meta", label=label)
+    meta = json_member(members["meta"], "meta", label=label, expect=dict)
     for key, value in (expected_meta or {}).items():
         if key not in meta:
             raise CheckpointError(f"checkpoint {path}: meta lacks {key!r} (expected {value!r})")

@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..environment import environment_info
 from ..experiment import EVALUATION_FILES, RESULT_FILES
+from ..io import ParameterFileError, json_member, read_npz
 from ..train import load_checkpoint, records_to_arrays
 
 #: MLflow 3's limit on a param value (``mlflow.utils.validation.MAX_PARAM_VAL_LENGTH``).
@@ -270,12 +270,13 @@ def _read_config(folder: ResultFolder) -> dict | None:
     theta_path = folder.path / "theta.npz"
     if theta_path.exists():
         # theta.npz carries the resolved config too, so a lost config.json still identifies.
+        label = f"theta file {theta_path}"
         try:
-            with np.load(theta_path, allow_pickle=False) as data:
-                if "config" in data.files:
-                    return json.loads(str(data["config"][()]))
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise ResultsError(f"{theta_path} cannot be read: {exc}") from exc
+            members = read_npz(theta_path, [], optional=["config"], label=label)
+            if "config" in members:
+                return json_member(members["config"], "config", label=label, expect=dict)
+        except (FileNotFoundError, ParameterFileError) as exc:
+            raise ResultsError(str(exc)) from exc
     return None
 
 
