@@ -128,6 +128,43 @@ def _load_folder(tmp: Path):
     return load_images("image-folder", path=tmp / "images", whiten=False)
 
 
+def _sample_folder(**change) -> Callable[[Path], None]:
+    """call(): the sample_patches step of 'natural' on the image folder {tmp}/images."""
+
+    def call(tmp: Path):
+        from sparseae.experiment import data_config, sample_patches
+
+        experiment = resolved_natural()
+        experiment["dataset"].update(source="image-folder", path=str(tmp / "images"))
+        for section, values in change.items():
+            experiment[section].update(values)
+        output = tmp / "results" / "natural" / "patches.npz"
+        return sample_patches(output, name="natural", data=data_config(experiment))
+
+    return call
+
+
+def _grey_pngs(*shape_and_values) -> Callable[[Path], None]:
+    """prepare(): {tmp}/images/{i}.png, one 8-bit grey image per (height, width, value)."""
+
+    def make(tmp: Path) -> None:
+        (tmp / "images").mkdir()
+        for i, (height, width, value) in enumerate(shape_and_values):
+            pixels = np.full((height, width), value, dtype=np.uint8)
+            Image.fromarray(pixels, mode="L").save(tmp / "images" / f"{i}.png")
+
+    return make
+
+
+def _odd_folder_entries(tmp: Path) -> None:
+    (tmp / "images").mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.gif"):
+        Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(tmp / "images" / name)
+    (tmp / "images" / "c.png").mkdir()
+    (tmp / "images" / "d.png").symlink_to("nowhere.png")
+
+
 def _load_mat(tmp: Path):
     from sparseae.datasets import load_images
 
@@ -403,6 +440,9 @@ CASES: list[Case] = [
     config("folder-missing", "image folder that does not exist",
            "experiments: {natural: {dataset: {source: image-folder, path: '{tmp}/nothere'}}}",
            KEY + "dataset.path", "{tmp}/nothere"),
+    config("folder-home", "image folder written with '~'",
+           "experiments: {natural: {dataset: {source: image-folder, path: '~/photos'}}}",
+           KEY + "dataset.path", "'~/photos'", "not expanded"),
     config("folder-is-file", "image folder that is a file",
            "experiments: {natural: {dataset: {source: image-folder, path: '{tmp}/images'}}}",
            KEY + "dataset.path", "not a folder",
@@ -436,7 +476,15 @@ CASES: list[Case] = [
     config("sources-key", "unknown key under a source", "sources: {mnist: {mirorrs: []}}",
            "'mirorrs'", "sources.mnist"),
     config("sources-nohost", "mirror without host", "sources: {mnist: {mirrors: ['https://']}}",
-           "sources.mnist.mirrors.0", "names no host"),
+           "sources.mnist.mirrors.0", "names no valid host"),
+    config("sources-port", "mirror with a port out of range",
+           "sources: {mnist: {mirrors: ['http://example.org:99999/']}}",
+           "sources.mnist.mirrors.0", "invalid port"),
+    config("sources-space", "mirror URL with a space in the host",
+           "sources: {mnist: {mirrors: ['http://exa mple.org/']}}", "sources.mnist.mirrors.0",
+           "no valid host"),
+    config("sources-home", "mirror folder written with '~'",
+           "sources: {mnist: {mirrors: ['~/mnist']}}", "sources.mnist.mirrors.0", "not expanded"),
     config("experiment-name", "experiment name with a space", "experiments: {'my exp': {}}",
            "'my exp'"),
     config("run-empty", "run: []", "run: []", "'run'"),
@@ -457,6 +505,11 @@ CASES: list[Case] = [
            "tracking: {uri: 'sqlite://mlflow.db'}", "tracking.uri", "sqlite:///"),
     config("tracking-scheme", "tracking.uri with a misspelt scheme",
            "tracking: {uri: 'htp://host:5000'}", "tracking.uri", "did you mean 'http'"),
+    config("tracking-file-store", "tracking.uri naming MLflow's file store",
+           "tracking: {uri: 'file:///{tmp}/mlruns'}", "tracking.uri", "file store",
+           "sqlite:///PATH"),
+    config("tracking-no-driver", "tracking.uri of a database whose driver is not installed",
+           "tracking: {uri: 'postgresql://u:p@127.0.0.1:1/db'}", "tracking.uri", "psycopg2"),
     config("tracking-not-sqlite", "tracking file that is not SQLite",
            "tracking: {uri: 'sqlite:///{tmp}/notes.db'}", "{tmp}/notes.db",
            "not an SQLite database", prepare=lambda tmp: (tmp / "notes.db").write_text("a,b\n")),
@@ -466,6 +519,8 @@ CASES: list[Case] = [
     # ---------------------------------------------------------------- environment variables
     env("env-uri-folder", "MLFLOW_TRACKING_URI a folder", {"MLFLOW_TRACKING_URI": "mlruns"},
         "MLFLOW_TRACKING_URI", "'mlruns'"),
+    env("env-uri-blank", "MLFLOW_TRACKING_URI set to blanks", {"MLFLOW_TRACKING_URI": "   "},
+        "MLFLOW_TRACKING_URI", "blank"),
     env("env-uri-nohost", "MLFLOW_TRACKING_URI without host",
         {"MLFLOW_TRACKING_URI": "http://:5000"}, "MLFLOW_TRACKING_URI"),
     env("env-uri-not-sqlite", "MLFLOW_TRACKING_URI naming a non-SQLite file",
@@ -598,6 +653,14 @@ CASES: list[Case] = [
          "{tmp}/images/a.png", "transparent",
          prepare=lambda tmp: ((tmp / "images").mkdir(), Image.fromarray(
              np.zeros((8, 8, 4), dtype=np.uint8), mode="RGBA").save(tmp / "images/a.png"))),
+    file("image-folder-constant", "image folder of constant (all-black) images",
+         _sample_folder(), "{tmp}/images", "no usable patches", "experiments.natural.patches",
+         prepare=_grey_pngs((32, 32, 0), (32, 32, 0))),
+    file("image-folder-1x1", "image folder of 1x1 images", _sample_folder(
+         patches={"size": 1, "count": 20}, model={"visible_size": 1}), "{tmp}/images",
+         "no usable patches", prepare=_grey_pngs((1, 1, 10), (1, 1, 200))),
+    file("image-folder-skipped", "image folder with a folder, a broken link and a GIF",
+         _load_folder, "{tmp}/images", "c.png", "d.png", "b.gif", prepare=_odd_folder_entries),
     file("image-huge-decode", "a 20000x20000 image (loader)", _load_folder,
          "{tmp}/images/huge.png", "20000×20000", prepare=huge_png),
     file("idx-magic", "IDX labels file given for images", _read_idx("x.idx", 2049),
@@ -627,6 +690,8 @@ CASES: list[Case] = [
          documented=True),
     file("checkpoint-renamed", "checkpoint of another chunk (renamed or copied)", _load_chunks,
          "{tmp}/results/natural/chunks/1.npz", "chunk 2", prepare=_written_by(None, 0, 2)),
+    file("checkpoint-chunk-text", "checkpoint whose chunk number is text", _load_chunks,
+         "{tmp}/results/natural/chunks/1.npz", "chunk one", prepare=_written_by(None, 0, "one")),
     file("checkpoint-damaged", "damaged checkpoint", _load_chunks,
          "{tmp}/results/natural/chunks/1.npz", "not a readable", prepare=_junk_checkpoint,
          documented=True),

@@ -415,8 +415,29 @@ def mirror_problem(where: str, mirror: str) -> str | None:
             f"{where}: {text!r} has the scheme {scheme!r}{did_you_mean(scheme, _MIRROR_SCHEMES)}; "
             f"allowed: an http://, https:// or file:// URL, or a folder"
         )
-    if scheme in ("http", "https") and not text.split("://", 1)[1].split("/", 1)[0]:
-        return f"{where}: {text!r} names no host; allowed: e.g. https://my.mirror/mnist/"
+    if scheme in ("http", "https"):
+        from urllib.parse import urlparse
+
+        parsed = urlparse(text)
+        try:
+            parsed.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        except ValueError:
+            return f"{where}: {text!r} has an invalid port; allowed: 1..65535, or none"
+        if not parsed.hostname or any(c.isspace() for c in text):
+            return f"{where}: {text!r} names no valid host; allowed: e.g. https://my.mirror/mnist/"
+    if not scheme:
+        return home_path_problem(where, text)
+    return None
+
+
+def home_path_problem(where: str, path: str) -> str | None:
+    """A message if ``path`` starts with ``~``: no shell expands it here."""
+    if str(path).startswith("~"):
+        return (
+            f"{where}: {str(path)!r} starts with '~', which is not expanded here (no shell reads "
+            f"the config); allowed: an absolute path or one relative to the working folder, "
+            f"e.g. {os.path.expanduser(str(path))!r}"
+        )
     return None
 
 
@@ -553,7 +574,10 @@ def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
         if not path or source is None:
             continue
         key = f"experiments.{name}.dataset.path"
-        if source.loader == "image-folder":
+        problem = home_path_problem(f"config key '{key}'", path)
+        if problem:
+            problems.append(problem)
+        elif source.loader == "image-folder":
             problems += image_folder_problems(name, experiment)
         elif source.loader == "mat" and not Path(path).is_file():
             problems.append(
@@ -577,12 +601,16 @@ def tracking_problems(
     """The tracking URI (``MLFLOW_TRACKING_URI`` wins over ``tracking.uri``) and its file."""
     from sparseae.tracking.settings import (
         TRACKING_URI_ENV,
+        blank_environment_problem,
         check_sqlite_file,
         check_tracking_uri_text,
         resolve_tracking_uri,
     )
 
     environ = os.environ if environ is None else environ
+    blank = blank_environment_problem(environ)
+    if blank:
+        return [blank]
     from_env = (environ.get(TRACKING_URI_ENV) or "").strip()
     where = f"environment variable {TRACKING_URI_ENV}" if from_env else "config key 'tracking.uri'"
     text = from_env or (config_uri or "").strip()

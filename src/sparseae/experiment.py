@@ -225,9 +225,6 @@ def sample_patches(
     resources : path-like
         Folder the sources were fetched into (``resources/<source>``).
     """
-    from .patches import normalize_patches
-    from .patches import sample_patches as sample
-    from .whitening import ZCA
 
     dataset, patch_cfg = data["dataset"], data["patches"]
     source = dataset["source"]
@@ -240,26 +237,18 @@ def sample_patches(
         config.check_image_inputs(name, data, X.shape[0])
         log.info("%s: %d whole images of %d pixels", source, X.shape[1], X.shape[0])
     else:
-        whiten = dataset["whiten"]
-        # "auto": the source's own setting (raw photographs are 1/f-whitened, IMAGES.mat not).
-        images = datasets.load_images(
-            source,
-            dest if dataset["path"] is None else dataset["path"],
-            path=dataset["path"],
-            whiten=None if whiten == "auto" else bool(whiten),
-        )
-        checks.check_loaded_images(
-            name, data, images.shape[2], dataset["path"] or f"source {source!r}"
-        )
-        if dataset["num_images"] is not None:
-            images = images[..., : dataset["num_images"]]
-        config.check_patch_fits(name, data, images.shape[:2])
-        log.info("%s: %d images of %dx%d (whiten: %s)", source, *images.shape[::-1], whiten)
-        X = sample(images, patch_cfg["size"], patch_cfg["count"], rng(data["seed"], "patches"))
-        if patch_cfg["whitening"]["method"] == "zca":
-            X = ZCA(epsilon=patch_cfg["whitening"]["epsilon"]).fit(X).transform(X)
-        if patch_cfg["normalize"]:
-            X = normalize_patches(X)
+        try:
+            X = _image_patches(name, data, dest)
+        except ConfigError:
+            raise
+        except ValueError as err:
+            # Degenerate images (constant, or too small to whiten): the data, not the code.
+            where = dataset["path"] or f"source {source!r}"
+            raise ConfigError(
+                f"experiment '{name}': the images of {where} give no usable patches: {err}; "
+                f"use images with contrast, or change experiments.{name}.patches (size, "
+                f"whitening, normalize) or experiments.{name}.dataset.whiten"
+            ) from None
     X = np.ascontiguousarray(X, dtype=data["training"]["dtype"])
     with atomic_path(output, suffix=".npz") as tmp:
         np.savez(tmp, data=X, data_key=np.array(data_key(data)))
@@ -272,6 +261,34 @@ def sample_patches(
         X.max(),
         X.mean(),
     )
+    return X
+
+
+def _image_patches(name: str, data: Mapping, dest: Path) -> np.ndarray:
+    """The patches of an image source: load (and 1/f-whiten), sample, ZCA, normalizeData."""
+    from .patches import normalize_patches
+    from .patches import sample_patches as sample
+    from .whitening import ZCA
+
+    dataset, patch_cfg = data["dataset"], data["patches"]
+    source, whiten = dataset["source"], dataset["whiten"]
+    # "auto": the source's own setting (raw photographs are 1/f-whitened, IMAGES.mat not).
+    images = datasets.load_images(
+        source,
+        dest if dataset["path"] is None else dataset["path"],
+        path=dataset["path"],
+        whiten=None if whiten == "auto" else bool(whiten),
+    )
+    checks.check_loaded_images(name, data, images.shape[2], dataset["path"] or f"source {source!r}")
+    if dataset["num_images"] is not None:
+        images = images[..., : dataset["num_images"]]
+    config.check_patch_fits(name, data, images.shape[:2])
+    log.info("%s: %d images of %dx%d (whiten: %s)", source, *images.shape[::-1], whiten)
+    X = sample(images, patch_cfg["size"], patch_cfg["count"], rng(data["seed"], "patches"))
+    if patch_cfg["whitening"]["method"] == "zca":
+        X = ZCA(epsilon=patch_cfg["whitening"]["epsilon"]).fit(X).transform(X)
+    if patch_cfg["normalize"]:
+        X = normalize_patches(X)
     return X
 
 
@@ -369,7 +386,7 @@ def _check_chunk(path, meta: Mapping, k: int, name: str, trajectory: Mapping, le
             f"settings that wrote it"
         )
     config.check_resume(path, meta, name, trajectory, length)
-    if int(meta.get("chunk", -1)) != int(k):
+    if meta.get("chunk") != int(k):
         raise ForeignResultError(
             f"{path} holds chunk {meta.get('chunk')}, not chunk {k}: it was renamed or copied; "
             f"delete it and rerun to retrain chunk {k}"

@@ -57,6 +57,8 @@ from .errors import DatasetError
 
 #: File suffixes read from an image folder (case-insensitive).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+# Pictures in formats that are not read (GIF may be animated; convert the others to PNG).
+UNREAD_IMAGE_SUFFIXES = (".gif", ".bmp", ".webp", ".ppm", ".pgm", ".pbm", ".heic", ".jp2")
 
 # BT.601 luma weights (what Pillow's "L" conversion uses, but kept in float64 here so the grey
 # values are not rounded to 8 bits).
@@ -348,11 +350,23 @@ def list_image_folder(folder: str | os.PathLike) -> list[Path]:
         entries = list(folder.iterdir())
     except OSError as exc:
         raise DatasetError(f"image folder {folder} cannot be listed: {exc.strerror}") from None
-    files = sorted(
-        p
-        for p in entries
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    visible = [p for p in entries if not p.name.startswith(".")]
+    files = sorted(p for p in visible if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    # Other files (notes, a README) are left alone, but nothing that looks like an image is
+    # skipped in silence: a folder or a broken link under an image name, or a picture in a
+    # format that is not read.
+    refused = sorted(
+        f"{p.name} ({'not a readable file' if p.suffix.lower() in IMAGE_SUFFIXES else 'format'})"
+        for p in visible
+        if (p.suffix.lower() in IMAGE_SUFFIXES and not p.is_file())
+        or p.suffix.lower() in UNREAD_IMAGE_SUFFIXES
     )
+    if refused:
+        raise DatasetError(
+            f"image folder {folder} holds entries that would be skipped: {', '.join(refused)}; "
+            f"images are read from regular {'/'.join(IMAGE_SUFFIXES)} files only: convert or "
+            f"move these out of the folder"
+        )
     if not files:
         raise DatasetError(
             f"image folder {folder} holds no images (looked for {', '.join(IMAGE_SUFFIXES)})"

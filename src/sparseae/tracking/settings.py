@@ -77,6 +77,9 @@ def resolve_tracking_uri(
         Folder that relative paths are resolved against (default: the working directory).
     """
     base = Path(cwd) if cwd is not None else Path.cwd()
+    problem = blank_environment_problem(os.environ)
+    if problem:
+        raise ValueError(problem)
     uri = os.environ.get(TRACKING_URI_ENV) or config_value or f"sqlite:///{DEFAULT_DB_NAME}"
     uri = str(uri).strip()
     problem = check_tracking_uri_text(uri)
@@ -91,6 +94,17 @@ def resolve_tracking_uri(
             f"no longer accepts a plain folder (the ./mlruns file store) by default"
         )
     return uri
+
+
+def blank_environment_problem(environ) -> str | None:
+    """A message if ``MLFLOW_TRACKING_URI`` is set but blank (it would be taken as unset)."""
+    value = environ.get(TRACKING_URI_ENV)
+    if value is not None and not value.strip():
+        return (
+            f"environment variable {TRACKING_URI_ENV} is set but blank ({value!r}); unset it "
+            f"(unset {TRACKING_URI_ENV}) or give a URI such as sqlite:///mlflow.db"
+        )
+    return None
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -134,7 +148,25 @@ def check_tracking_uri_text(uri: str) -> str | None:
             f"tracking URI {text!r} is neither sqlite:///PATH nor http(s)://HOST:PORT; MLflow 3 "
             f"no longer accepts a plain folder (the ./mlruns file store) by default"
         )
-    if parsed.scheme.split("+")[0] not in OTHER_STORE_SCHEMES:
+    if parsed.scheme == "file":
+        return (
+            f"tracking URI {text!r} is MLflow's file store, which MLflow 3 keeps in maintenance "
+            f"mode and refuses by default; allowed: sqlite:///PATH (a single file, e.g. "
+            f"sqlite:///mlflow.db) or http(s)://HOST:PORT"
+        )
+    scheme = parsed.scheme.split("+")[0]
+    if scheme in DATABASE_DRIVERS:
+        import importlib.util
+
+        driver = parsed.scheme.split("+")[1] if "+" in parsed.scheme else None
+        modules = [driver] if driver else DATABASE_DRIVERS[scheme]
+        if not any(importlib.util.find_spec(module) for module in modules):
+            return (
+                f"tracking URI {text!r} needs the database driver {' or '.join(modules)}, which "
+                f"is not installed; install it into the environment (pip install ...), or use "
+                f"sqlite:///PATH or http(s)://HOST:PORT"
+            )
+    if scheme not in OTHER_STORE_SCHEMES:
         import difflib
 
         close = difflib.get_close_matches(parsed.scheme, ["http", "https", "sqlite"], n=1)
@@ -148,7 +180,14 @@ def check_tracking_uri_text(uri: str) -> str | None:
 
 
 #: Other tracking stores MLflow accepts (``postgresql+psycopg2://`` etc. by their first part).
-OTHER_STORE_SCHEMES = ("postgresql", "mysql", "mssql", "databricks", "file")
+OTHER_STORE_SCHEMES = ("postgresql", "mysql", "mssql", "databricks")
+
+#: The Python modules SQLAlchemy loads for a database URI without ``+driver``.
+DATABASE_DRIVERS = {
+    "postgresql": ["psycopg2"],
+    "mysql": ["MySQLdb", "pymysql"],
+    "mssql": ["pyodbc"],
+}
 
 #: The first 16 bytes of every SQLite 3 database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
