@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from http_mirror import MNIST_TEST_FILES
 
@@ -145,3 +146,143 @@ def test_tracking_uri_command_reports_a_bad_uri(tmp_path):
     assert "sparseae tracking-uri: error: --tracking-uri: " in out.stderr
     out = run("tracking-uri", "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.strip() == f"sqlite:///{tmp_path}/m.db"
+
+
+# --------------------------------------------------------------------------- bad flag values
+# Each is refused where it enters, before any download or MLflow run: exit status 1, one
+# message naming the flag and the value, no traceback.
+
+
+DB = "sqlite:///{tmp}/mlflow.db"
+LOG = ["log", "{tmp}/results", "--experiment", "e", "--tracking-uri", DB]
+SWEEP = ["log-sweep", "s", "{tmp}/results", "--tracking-uri", DB]
+UI = ["ui-url", "--tracking-uri", DB]
+
+#: (arguments, flag, the bad value as the message shows it); {tmp} holds the file f.txt and
+#: the folders A and results.
+BAD_FLAGS = {
+    "fetch-dest-under-a-file": (
+        ["fetch", "mnist", "--split", "test", "--dest", "{tmp}/f.txt/sub"],
+        "--dest",
+        "{tmp}/f.txt",
+    ),
+    "fetch-dest-empty": (["fetch", "mnist", "--split", "test", "--dest", ""], "--dest", "''"),
+    "fetch-dest-a-file": (["fetch", "mnist", "--dest", "{tmp}/f.txt"], "--dest", "f.txt"),
+    "fetch-config-a-folder": (["fetch", "mnist", "--config", "{tmp}/A"], "--config", "{tmp}/A"),
+    "fetch-config-missing": (
+        ["fetch", "mnist", "--config", "{tmp}/none.yaml"],
+        "--config",
+        "none.yaml",
+    ),
+    "fetch-image-folder-without-dest": (["fetch", "image-folder"], "--dest", "image-folder"),
+    "fetch-mirror-for-a-local-source": (
+        ["fetch", "sample-photos", "--mirror", "http://example.org/"],
+        "--mirror",
+        "http://example.org/",
+    ),
+    "sweep-output-under-a-file": (
+        [*SWEEP, "--output", "{tmp}/f.txt/out.json"],
+        "--output",
+        "{tmp}/f.txt",
+    ),
+    "sweep-output-a-folder": ([*SWEEP, "--output", "{tmp}/A"], "--output", "{tmp}/A"),
+    "sweep-output-empty": ([*SWEEP, "--output", ""], "--output", "''"),
+    "sweep-summary-a-folder": ([*SWEEP, "--summary", "{tmp}/A"], "--summary", "{tmp}/A"),
+    "sweep-summary-missing": ([*SWEEP, "--summary", "{tmp}/no.tsv"], "--summary", "no.tsv"),
+    "sweep-name-blank": (["log-sweep", " ", "{tmp}/results"], "SWEEP", "' '"),
+    "log-dir-a-file": ([*LOG, "--log-dir", "{tmp}/f.txt"], "--log-dir", "{tmp}/f.txt"),
+    "log-dir-under-a-file": ([*LOG, "--log-dir", "{tmp}/f.txt/l"], "--log-dir", "{tmp}/f.txt"),
+    "log-dir-blank": ([*LOG, "--log-dir", " "], "--log-dir", "' '"),
+    "log-parent-not-hex": ([*LOG, "--parent-run-id", "nothex"], "--parent-run-id", "nothex"),
+    "log-parent-upper-hex": ([*LOG, "--parent-run-id", "A" * 32], "--parent-run-id", "A" * 32),
+    "log-run-key-empty": ([*LOG, "--run-key", ""], "--run-key", "''"),
+    "log-run-key-blank": ([*LOG, "--run-key", "  "], "--run-key", "'  '"),
+    "log-results-dir-a-file": (
+        ["log", "{tmp}/f.txt", "--experiment", "e", "--tracking-uri", DB],
+        "RESULTS_DIR",
+        "{tmp}/f.txt",
+    ),
+    "init-artifact-location-blank": (
+        ["tracking-init", "e", "--tracking-uri", DB, "--artifact-location", " "],
+        "--artifact-location",
+        "' '",
+    ),
+    "init-artifact-location-under-a-file": (
+        ["tracking-init", "e", "--tracking-uri", DB, "--artifact-location", "{tmp}/f.txt/a"],
+        "--artifact-location",
+        "{tmp}/f.txt",
+    ),
+    "ui-base-url-not-a-url": ([*UI, "--base-url", "not a url"], "--base-url", "not a url"),
+    "ui-base-url-no-host": ([*UI, "--base-url", "http://"], "--base-url", "http://"),
+    "ui-base-url-not-http": ([*UI, "--base-url", "ftp://h/"], "--base-url", "ftp://h/"),
+}
+
+
+def _bad_tree(tmp: Path) -> None:
+    (tmp / "f.txt").write_text("a file\n")
+    (tmp / "A").mkdir()
+    (tmp / "results").mkdir()
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FLAGS))
+def test_bad_flag_value_is_one_message(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _bad_tree(tmp_path)
+    argv, flag, value = BAD_FLAGS[case]
+    argv = [arg.format(tmp=tmp_path) for arg in argv]
+    status = cli.main(argv)
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert "Traceback" not in err
+    assert err.startswith(f"sparseae {argv[0]}: error: ") and err.count("\n") == 1, err
+    assert flag in err and value.format(tmp=tmp_path) in err, err
+    assert "allowed" in err or "give --dest" in err, err
+    # refused before anything happened: no MLflow store, no file written, no download
+    assert not (tmp_path / "mlflow.db").exists()
+    assert not (tmp_path / "resources").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A", "f.txt", "results"]
+    assert list((tmp_path / "A").iterdir()) == []
+
+
+def test_bad_flag_value_through_the_console_script(tmp_path):
+    _bad_tree(tmp_path)
+    out = run(
+        "log-sweep",
+        "s",
+        str(tmp_path / "results"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path}/mlflow.db",
+        "--output",
+        str(tmp_path / "f.txt" / "out.json"),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and "--output" in out.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_log_on_a_non_result_folder_names_the_flag(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    status = cli.main(
+        ["log", "empty", "--experiment", "e", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+    )
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    assert "--run-key" in err and "run_key" not in err.replace("--run-key", "")
+
+
+def test_os_error_with_a_filename_is_one_message(tmp_path, capsys, monkeypatch):
+    """The safety net of main(): an OSError naming a file no check foresaw is one message."""
+
+    def fail(args):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "x.json"))
+
+    commands = [c if c.name != "tracking-uri" else c.__class__(c.name, c.help, c.arguments, fail)
+                for c in cli.COMMANDS]  # fmt: skip
+    monkeypatch.setattr(cli, "COMMANDS", tuple(commands))
+    assert cli.main(["tracking-uri"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert str(tmp_path / "x.json") in err and "Permission denied" in err

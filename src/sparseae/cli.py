@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,127 @@ def read_config(path: str | Path | None) -> dict:
     if not isinstance(config, dict):
         raise UsageError(f"config file {path} must hold a mapping, not {type(config).__name__}")
     return config
+
+
+# --------------------------------------------------------------------------- flag checks
+# Every flag value is checked where it enters, before any side effect (a download, an MLflow
+# run): one message naming the flag, the value, what is allowed and how to fix it.
+
+
+def _blocking_file(path: Path) -> Path | None:
+    """The first existing component of ``path``'s parents that is not a folder, if any."""
+    for parent in reversed(path.parents):
+        if not parent.exists():
+            return None
+        if not parent.is_dir():
+            return parent
+    return None
+
+
+def _empty(flag: str, value: str, allowed: str) -> None:
+    if not value.strip():
+        raise UsageError(f"{flag} {value!r} is empty; allowed: {allowed}; fix: give {allowed}")
+
+
+def check_output_file(flag: str, value: str | None) -> None:
+    """An output file: not empty, not an existing folder, no parent component a file."""
+    if value is None:
+        return
+    allowed = "the path of a file to write, e.g. results/out.json"
+    _empty(flag, value, allowed)
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(
+            f"{flag} {value!r} is an existing folder; allowed: {allowed}; fix: give a file "
+            f"name inside it, e.g. {path / 'out.json'}"
+        )
+    blocking = _blocking_file(path)
+    if blocking is not None:
+        raise UsageError(
+            f"{flag} {value!r}: {blocking} is a file, not a folder, so nothing can be written "
+            f"under it; allowed: {allowed}; fix: choose a path whose folders are folders"
+        )
+
+
+def check_input_file(flag: str, value: str | None) -> None:
+    """An input file: exists and is a file."""
+    if value is None:
+        return
+    allowed = "the path of an existing file"
+    _empty(flag, value, allowed)
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(
+            f"{flag} {value!r} is a folder, not a file; allowed: {allowed}; fix: name a file "
+            f"inside it"
+        )
+    if not path.exists():
+        raise UsageError(
+            f"{flag} {value!r} does not exist (working folder {Path.cwd()}); allowed: "
+            f"{allowed}; fix: check the path"
+        )
+
+
+def check_folder(
+    flag: str, value: str | None, *, must_exist: bool = False, example: str = "results/natural"
+) -> None:
+    """A folder: not empty; if it exists a folder; no parent component a file."""
+    if value is None:
+        return
+    allowed = f"the path of a folder, e.g. {example}"
+    _empty(flag, value, allowed)
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise UsageError(
+            f"{flag} {value!r} is a file, not a folder; allowed: {allowed}; fix: give a folder"
+        )
+    blocking = _blocking_file(path)
+    if blocking is not None:
+        raise UsageError(
+            f"{flag} {value!r}: {blocking} is a file, not a folder; allowed: {allowed}; fix: "
+            f"choose a path whose folders are folders"
+        )
+    if must_exist and not path.is_dir():
+        raise UsageError(
+            f"{flag} {value!r} does not exist (working folder {Path.cwd()}); allowed: an "
+            f"existing folder; fix: check the path"
+        )
+
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def check_run_id(flag: str, value: str | None) -> None:
+    """An MLflow run id: 32 lowercase hex characters."""
+    if value is not None and not _RUN_ID.fullmatch(value):
+        raise UsageError(
+            f"{flag} {value!r} is not an MLflow run id; allowed: 32 lowercase hex characters, "
+            f"e.g. 0123456789abcdef0123456789abcdef; fix: copy the id from the MLflow UI or "
+            f"from mlflow.json"
+        )
+
+
+def check_not_blank(flag: str, value: str | None, example: str) -> None:
+    """A text flag that must not be empty or blank when given."""
+    if value is not None and not value.strip():
+        raise UsageError(
+            f"{flag} {value!r} is empty; allowed: a non-blank text, e.g. {example}; fix: give "
+            f"one or leave {flag} out"
+        )
+
+
+def check_http_url(flag: str, value: str) -> None:
+    """An http(s) URL with a host (the mirror check's host rule, http(s) only)."""
+    from .checks import mirror_problem
+
+    text = value.strip()
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    problem = mirror_problem(flag, value) if scheme in ("http", "https") else "not http(s)"
+    if problem:
+        raise UsageError(
+            f"{flag} {value!r} is not an http(s) URL with a host; allowed: http(s)://HOST[:PORT]"
+            f"[/PATH], e.g. http://127.0.0.1:5000; fix: give such a URL"
+        )
 
 
 # --------------------------------------------------------------------------- fetch
@@ -91,12 +213,24 @@ def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from .datasets import fetch_source
+    from .datasets import SOURCES, fetch_source
 
     if args.split is not None and args.file:
         raise UsageError("give --split or --file, not both")
-    if args.dest is not None and Path(args.dest).exists() and not Path(args.dest).is_dir():
-        raise UsageError(f"--dest {args.dest} is a file, not a folder; give a folder")
+    check_folder("--dest", args.dest, example=f"resources/{args.source}")
+    check_input_file("--config", args.config)
+    source = SOURCES[args.source]
+    if source.kind == "local" and args.mirror:
+        raise UsageError(
+            f"--mirror {args.mirror[0]!r}: source {args.source!r} is local and downloads "
+            f"nothing (the config refuses sources.{args.source}.mirrors the same way); "
+            f"allowed: no --mirror for it; fix: leave --mirror out"
+        )
+    if source.loader == "image-folder" and args.dest is None:
+        raise UsageError(
+            f"source {args.source!r} needs the folder of images: give --dest DIR, e.g. "
+            f"--dest data/my-images"
+        )
     paths = fetch_source(
         args.source,
         args.dest,
@@ -148,6 +282,10 @@ def _tracking_init_arguments(parser: argparse.ArgumentParser) -> None:
 def _tracking_init(args: argparse.Namespace) -> int:
     from .tracking.store import init_store
 
+    location = args.artifact_location
+    check_not_blank("--artifact-location", location, "mlartifacts or s3://bucket/path")
+    if location is not None and "://" not in location and not location.startswith("file:"):
+        check_folder("--artifact-location", location, example="mlartifacts")
     uri = _tracking_uri(args)
     ids = init_store(uri, args.experiments, args.artifact_location)
     print(json.dumps({"tracking_uri": uri, "experiments": ids}, indent=2))
@@ -177,17 +315,27 @@ def _split_tag(text: str) -> tuple[str, str]:
 
 def _log(args: argparse.Namespace) -> int:
     from .tracking.logger import log_results
+    from .tracking.results import ResultsError
 
+    check_folder("RESULTS_DIR", args.results_dir, must_exist=True)
+    check_not_blank("--run-key", args.run_key, "natural-v2")
+    check_folder("--log-dir", args.log_dir, example="logs/natural")
+    check_run_id("--parent-run-id", args.parent_run_id)
+    tags = dict(_split_tag(t) for t in args.tag)
     uri = _tracking_uri(args)
-    run_id = log_results(
-        args.results_dir,
-        experiment_name=args.experiment,
-        tracking_uri=uri,
-        run_key=args.run_key,
-        log_dir=args.log_dir,
-        tags=dict(_split_tag(t) for t in args.tag),
-        parent_run_id=args.parent_run_id,
-    )
+    try:
+        run_id = log_results(
+            args.results_dir,
+            experiment_name=args.experiment,
+            tracking_uri=uri,
+            run_key=args.run_key,
+            log_dir=args.log_dir,
+            tags=tags,
+            parent_run_id=args.parent_run_id,
+        )
+    except ResultsError as error:  # the library names its parameter; the user knows the flag
+        text = str(error).replace("pass run_key explicitly", "pass --run-key KEY")
+        raise UsageError(text) from None
     print(f"logged {args.results_dir} to run {run_id} in {uri} (details: "
           f"{args.results_dir}/mlflow.json)")  # fmt: skip
     return 0
@@ -217,6 +365,10 @@ def _log_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 def _log_sweep(args: argparse.Namespace) -> int:
     from .tracking.logger import log_sweep
 
+    check_not_blank("SWEEP", args.name, "lambda-sweep")
+    for summary in args.summary:
+        check_input_file("--summary", summary)
+    check_output_file("--output", args.output)
     uri = _tracking_uri(args)
     run_id = log_sweep(
         args.name,
@@ -308,6 +460,7 @@ def _ui_url_arguments(parser: argparse.ArgumentParser) -> None:
 def _ui_url(args: argparse.Namespace) -> int:
     from .tracking.store import pipeline_experiments, ui_url
 
+    check_http_url("--base-url", args.base_url)
     uri = _tracking_uri(args)
     names = args.experiments or pipeline_experiments(uri)
     if not names:
@@ -407,6 +560,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args._run(args)
     except (UsageError, *user_errors()) as exc:
         print(f"sparseae {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # safety net: a file the checks above did not foresee
+        if exc.filename is None:
+            raise
+        print(
+            f"sparseae {args.command}: error: {exc.filename}: {exc.strerror or exc}; check "
+            f"that path (and that its folders are folders you may write)",
+            file=sys.stderr,
+        )
         return 1
 
 
