@@ -137,6 +137,27 @@ def _with(**changes) -> dict:
             {"gradcheck__num_examples": 6000},
             ["'stacked_experiments.stacked-t10k.gradcheck.num_examples' = 6000"],
         ),
+        # The rules experiments have, applied to every stage.
+        (
+            {"optimizer__gtol": 1e9},
+            ["'stacked_experiments.stacked-t10k.optimizer.gtol' = 1e+09", "0 <= gtol < 0.01"],
+        ),
+        (
+            {"optimizer__maxfun": 1},
+            ["'stacked_experiments.stacked-t10k.optimizer.maxfun' = 1", "400 iterations"],
+        ),
+        (
+            {"pretraining__chunks": 100000, "pretraining__iterations_per_chunk": 1},
+            ["'stacked_experiments.stacked-t10k.pretraining.chunks' = 100000", "<= 10000"],
+        ),
+        (
+            {"layers__lambda_": 1e300},
+            ["'stacked_experiments.stacked-t10k.layers.lambda_' = 1e+300", "<= 1e+06"],
+        ),
+        (
+            {"layers__hidden_sizes": [2000000000, 5]},
+            ["'stacked_experiments.stacked-t10k.layers.hidden_sizes'", "MB", "this machine"],
+        ),
     ],
 )
 def test_bad_settings_name_the_key(changes, expected):

@@ -247,33 +247,13 @@ def experiment_problems(
         experiment["training"],
         experiment["model"],
     )
-    if optimizer["gtol"] >= GTOL_MAX:
-        problems.append(
-            f"config key '{key}.optimizer.gtol' = {optimizer['gtol']:g} is near the size of "
-            f"the gradient itself (its largest entry at the random start is about 0.05 "
-            f"without sparsity or weight decay, 2 with them), so L-BFGS would stop at or soon "
-            f"after the start; allowed: 0 <= gtol < {GTOL_MAX:g} (default 1.0e-9)"
-        )
-    if optimizer["ftol"] >= FTOL_MAX:
-        problems.append(
-            f"config key '{key}.optimizer.ftol' = {optimizer['ftol']:g} would stop L-BFGS after "
-            f"its first step; allowed: 0 <= ftol < {FTOL_MAX:g} (default 1.0e-12)"
-        )
     planned = int(training["chunks"]) * int(training["iterations_per_chunk"])
-    if optimizer["maxfun"] < planned:
-        problems.append(
-            f"config key '{key}.optimizer.maxfun' = {optimizer['maxfun']} is smaller than the "
-            f"{planned} iterations planned (training.chunks {training['chunks']} x "
-            f"training.iterations_per_chunk {training['iterations_per_chunk']}; every iteration "
-            f"costs at least one evaluation, so training would stop early); allowed: maxfun >= "
-            f"{planned}, e.g. {max(1000, 2 * planned)}"
-        )
-    if training["chunks"] > CHUNKS_MAX:
-        problems.append(
-            f"config key '{key}.training.chunks' = {training['chunks']} is more jobs than the "
-            f"workflow can schedule; allowed: 1 <= chunks <= {CHUNKS_MAX} (raise "
-            f"training.iterations_per_chunk instead)"
-        )
+    plan = (
+        f"training.chunks {training['chunks']} x training.iterations_per_chunk "
+        f"{training['iterations_per_chunk']}"
+    )
+    problems += optimizer_problems(key, optimizer, planned, plan)
+    problems += chunk_problems(f"{key}.training", training["chunks"])
     for weight in ("lambda_", "beta"):
         if model[weight] > WEIGHT_MAX:
             problems.append(
@@ -307,6 +287,63 @@ def experiment_problems(
         )
     problems += memory_problems(name, experiment, physical_mb=physical_mb)
     return problems
+
+
+def optimizer_problems(key: str, optimizer: Mapping, planned: int, plan: str) -> list[str]:
+    """L-BFGS settings that would stop training at or soon after the start.
+
+    ``key`` is the dotted key of the experiment; ``planned`` the most iterations one run of
+    the optimizer is asked for, ``plan`` the settings that give it (for the message).
+    """
+    problems = []
+    if optimizer["gtol"] >= GTOL_MAX:
+        problems.append(
+            f"config key '{key}.optimizer.gtol' = {optimizer['gtol']:g} is near the size of "
+            f"the gradient itself (its largest entry at the random start is about 0.05 "
+            f"without sparsity or weight decay, 2 with them), so L-BFGS would stop at or soon "
+            f"after the start; allowed: 0 <= gtol < {GTOL_MAX:g} (default 1.0e-9)"
+        )
+    if optimizer["ftol"] >= FTOL_MAX:
+        problems.append(
+            f"config key '{key}.optimizer.ftol' = {optimizer['ftol']:g} would stop L-BFGS after "
+            f"its first step; allowed: 0 <= ftol < {FTOL_MAX:g} (default 1.0e-12)"
+        )
+    if optimizer["maxfun"] < planned:
+        problems.append(
+            f"config key '{key}.optimizer.maxfun' = {optimizer['maxfun']} is smaller than the "
+            f"{planned} iterations planned ({plan}; every iteration costs at least one "
+            f"evaluation, so training would stop early); allowed: maxfun >= {planned}, e.g. "
+            f"{max(1000, 2 * planned)}"
+        )
+    return problems
+
+
+def chunk_problems(key: str, chunks: int) -> list[str]:
+    """A number of chunks (one Snakemake job each) the workflow cannot schedule."""
+    if chunks <= CHUNKS_MAX:
+        return []
+    return [
+        f"config key '{key}.chunks' = {chunks} is more jobs than the workflow can schedule; "
+        f"allowed: 1 <= chunks <= {CHUNKS_MAX} (raise {key}.iterations_per_chunk instead)"
+    ]
+
+
+def stacked_memory_problem(key: str, layer_sizes, examples: int, maxcor: int) -> str | None:
+    """A stacked network too large for this machine: the largest layer's L-BFGS memory
+    (``2 × maxcor`` vectors of its parameters) plus its activations on the training images."""
+    physical = _physical_mb()
+    needed = 0.0
+    for visible, hidden in zip(layer_sizes[:-1], layer_sizes[1:], strict=False):
+        parameters = 2 * visible * hidden + visible + hidden
+        needed = max(needed, 8 * ((2 * maxcor + 8) * parameters + 3 * hidden * examples) / 1e6)
+    if physical is None or needed <= physical:
+        return None
+    return (
+        f"config key '{key}.layers.hidden_sizes' = {list(layer_sizes[1:])} with "
+        f"'{key}.optimizer.maxcor' = {maxcor} needs at least {needed:,.0f} MB (the largest "
+        f"layer's L-BFGS pairs and activations) but this machine has {physical:,} MB; allowed: "
+        f"smaller layers or fewer correction pairs"
+    )
 
 
 def _unused_dataset_keys(key: str, dataset: Mapping) -> list[str]:
@@ -774,3 +811,62 @@ def folder_or_run_id(text: str) -> str:
         f"{text!r} is neither a result folder (none exists there) nor an MLflow run id (32 hex "
         f"digits); allowed: results/<experiment> folders or run ids"
     )
+
+
+def yaml_file_problems(paths) -> list[str]:
+    """Config files whose YAML means something other than what it shows.
+
+    PyYAML (and so Snakemake) reads YAML 1.1, where a key given twice silently keeps the last
+    value, ``010`` is the octal number 8 and ``1:30`` is 90 (base 60). Each is reported with
+    the file, the line and the dotted key. Files that cannot be read are left to the loader,
+    which reports them.
+    """
+    import yaml
+
+    problems: list[str] = []
+    for path in paths:
+        try:
+            root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if root is not None:
+            problems += _yaml_node_problems(root, path, [])
+    return problems
+
+
+_OCTAL = re.compile(r"^[-+]?0[0-7_]+$")
+
+
+def _yaml_node_problems(node, path, keys: list) -> list[str]:
+    import yaml
+
+    problems = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            dotted = ".".join(str(k) for k in [*keys, key])
+            if key in seen:
+                problems.append(
+                    f"config file {path}, line {line}: key '{dotted}' is given twice (first on "
+                    f"line {seen[key]}); YAML silently keeps only the last; merge the two"
+                )
+            seen.setdefault(key, line)
+            problems += _yaml_node_problems(value_node, path, [*keys, key])
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems += _yaml_node_problems(item, path, [*keys, index])
+    elif isinstance(node, yaml.ScalarNode) and node.style is None:
+        number = node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+        text = node.value
+        if number and (_OCTAL.match(text) or ":" in text):
+            meaning = yaml.safe_load(text)
+            kind = "an octal number" if _OCTAL.match(text) else "a base-60 number"
+            dotted = ".".join(str(k) for k in keys)
+            problems.append(
+                f"config file {path}, line {node.start_mark.line + 1}: key '{dotted}' = {text} "
+                f"is read by YAML as {kind}, {meaning}; write {meaning} (or the number without "
+                f"leading zeros), or quote it if text is meant"
+            )
+    return problems

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from . import __version__
+from .checks import yaml_file_problems
 from .errors import UsageError  # raised by every command; defined apart for rulelog
 
 #: Config file read by default (relative to the working folder) when it exists.
@@ -44,6 +46,9 @@ def read_config(path: str | Path | None) -> dict:
         return {}
     if not isinstance(config, dict):
         raise UsageError(f"config file {path} must hold a mapping, not {type(config).__name__}")
+    problems = yaml_file_problems([path])
+    if problems:
+        raise UsageError("invalid configuration:\n  - " + "\n  - ".join(problems))
     return config
 
 
@@ -259,10 +264,17 @@ def _tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
-    from .tracking.settings import resolve_tracking_uri
+    from .tracking.settings import TRACKING_URI_ENV, resolve_tracking_uri
 
+    if args.tracking_uri is None:
+        from_env = os.environ.get(TRACKING_URI_ENV, "").strip()
+        where = f"environment variable {TRACKING_URI_ENV}: " if from_env else ""
+        try:
+            return resolve_tracking_uri()
+        except ValueError as exc:
+            raise UsageError(f"{where}{exc}") from None
     try:
-        return resolve_tracking_uri(args.tracking_uri)
+        return resolve_tracking_uri(args.tracking_uri, environ={})  # the flag wins
     except ValueError as exc:
         raise UsageError(f"--tracking-uri: {exc}") from None
 
@@ -442,7 +454,8 @@ def _check_config(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     if problems:
         raise UsageError("invalid configuration:\n  - " + "\n  - ".join(problems))
-    print(f"config OK: runs {', '.join(resolved['run'])}", file=sys.stdout)
+    names = [*resolved["run"], *resolved.get("run_stacked", [])]
+    print(f"config OK: runs {', '.join(names)}", file=sys.stdout)
     return 0
 
 

@@ -107,6 +107,7 @@ def check_stacked_experiment(name: str, experiment: Mapping) -> None:
                 f"config key '{key}.{stage}.dtype' = {dtype!r}; allowed: 'float64' (stacked "
                 f"experiments train in float64; float32 is for experiments); remove the key"
             )
+    problems += _training_problems(key, experiment, b1 - a1)
     examples = experiment["gradcheck"]["num_examples"]
     if examples > b1 - a1:
         problems.append(
@@ -115,6 +116,36 @@ def check_stacked_experiment(name: str, experiment: Mapping) -> None:
         )
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def _training_problems(key: str, experiment: Mapping, examples: int) -> list[str]:
+    """The optimizer, chunk, weight and memory rules experiments have, for every stage."""
+    from .checks import WEIGHT_MAX, chunk_problems, optimizer_problems, stacked_memory_problem
+
+    stages = {
+        stage: experiment[stage]["chunks"] * experiment[stage]["iterations_per_chunk"]
+        for stage in ("pretraining", "finetuning")
+    }
+    stages["softmax"] = experiment["softmax"]["max_iter"]
+    stage, planned = max(stages.items(), key=lambda item: item[1])
+    plan = f"stage {stage}" if stage == "softmax" else f"{stage}.chunks x iterations_per_chunk"
+    problems = optimizer_problems(key, experiment["optimizer"], planned, plan)
+    problems += chunk_problems(f"{key}.pretraining", experiment["pretraining"]["chunks"])
+    problems += chunk_problems(f"{key}.finetuning", experiment["finetuning"]["chunks"])
+    weights = {
+        f"layers.{setting}": experiment["layers"][setting] for setting in ("lambda_", "beta")
+    }
+    weights["softmax.lambda_"] = experiment["softmax"]["lambda_"]
+    for setting, value in weights.items():
+        values = value if isinstance(value, list) else [value]
+        if any(v > WEIGHT_MAX for v in values):
+            problems.append(
+                f"config key '{key}.{setting}' = {value} is too large (the cost overflows or "
+                f"ignores the data); allowed: 0 <= {setting.split('.')[-1]} <= {WEIGHT_MAX:g}"
+            )
+    sizes = [INPUT_SIZE, *experiment["layers"]["hidden_sizes"]]
+    memory = stacked_memory_problem(key, sizes, examples, experiment["optimizer"]["maxcor"])
+    return problems + ([memory] if memory else [])
 
 
 def stage_trajectory(experiment: Mapping, stage: str) -> dict:

@@ -16,6 +16,7 @@ from sparseae.config import ConfigError, resolve_config, trajectory_config
 from sparseae.sweep import grid_settings
 from sparseae.checks import cluster_memory_problems, dataset_path_problem
 from sparseae.checks import input_path_problems, workflow_input_problems
+from sparseae.checks import yaml_file_problems
 from sparseae.datasets import SOURCES, DatasetError, dataset_checksum
 from sparseae.experiment import EVALUATION_FILES, RESULT_FILES, data_config
 from sparseae.tracking.settings import SWEEP_TAG, resolve_tracking_uri, sqlite_path
@@ -24,6 +25,10 @@ from sparseae.tracking.store import store_marker
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 ENV = "../envs/sparseae.yaml"
 
+# What YAML 1.1 reads differently from what the files show (a key twice, 010, 1:30).
+_yaml_problems = yaml_file_problems(workflow.configfiles)
+if _yaml_problems:
+    raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(_yaml_problems))
 try:
     CONFIG = resolve_config(config, SCHEMA)
 except ConfigError as error:

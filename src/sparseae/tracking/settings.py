@@ -9,6 +9,7 @@ the failure is reported within seconds; the results stay on disk and logging can
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -61,7 +62,10 @@ def configure_http_retries(environ: dict | None = None) -> dict[str, str]:
 
 
 def resolve_tracking_uri(
-    config_value: str | None = None, *, cwd: str | os.PathLike | None = None
+    config_value: str | None = None,
+    *,
+    cwd: str | os.PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> str:
     """Return the tracking URI: ``MLFLOW_TRACKING_URI``, else the config value, else local.
 
@@ -75,12 +79,16 @@ def resolve_tracking_uri(
         The config's tracking URI (``None`` or an empty string means "not set").
     cwd : path-like, optional
         Folder that relative paths are resolved against (default: the working directory).
+    environ : mapping, optional
+        Where ``MLFLOW_TRACKING_URI`` is looked up (default ``os.environ``; ``{}`` makes
+        ``config_value`` win, as a command-line flag must).
     """
     base = Path(cwd) if cwd is not None else Path.cwd()
-    problem = blank_environment_problem(os.environ)
+    environ = os.environ if environ is None else environ
+    problem = blank_environment_problem(environ)
     if problem:
         raise ValueError(problem)
-    uri = os.environ.get(TRACKING_URI_ENV) or config_value or f"sqlite:///{DEFAULT_DB_NAME}"
+    uri = environ.get(TRACKING_URI_ENV) or config_value or f"sqlite:///{DEFAULT_DB_NAME}"
     uri = str(uri).strip()
     problem = check_tracking_uri_text(uri)
     if problem:
