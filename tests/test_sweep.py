@@ -330,3 +330,105 @@ def test_whitening_sweep_reduced_runs_end_to_end_with_the_diagnostic_columns(tmp
     assert table["fraction_variance_explained"].nunique() == len(table)
     page = (workdir / "results" / "sweeps" / "whitening" / "summary.html").read_text()
     assert "fraction_variance_explained" in page
+
+
+# --------------------------------------------------------------------------------------------
+# config validation of sweeps (the path `sparseae check-config FILE` takes: FILE merged over
+# config/config.yaml, then resolve_config); no workflow run
+
+
+def check_config(tmp_path: Path, text: str) -> dict:
+    from sparseae.cli import load_merged
+    from sparseae.config import resolve_config
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text, encoding="utf-8")
+    return resolve_config(load_merged(REPO / "config" / "config.yaml", [str(path)]))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(  # a sweep hides the experiment of its name
+            "sweeps: {natural: {grid: {rho: [0.05]}}}",
+            ["'sweeps.natural'", "'natural'", "'experiments.natural'", "rename"],
+            id="sweep-vs-experiment",
+        ),
+        pytest.param(  # a member hides the sweep of its name (run: [a-seed1])
+            "sweeps: {a: {grid: {seed: [1]}}, a-seed1: {grid: {rho: [0.05]}}}\nrun: [a-seed1]",
+            ["'sweeps.a.grid'", "member 'a-seed1'", "'sweeps.a-seed1'"],
+            id="member-vs-sweep",
+        ),
+        pytest.param(
+            "experiments: {s-rho0.05: {}}\nsweeps: {s: {grid: {rho: [0.05]}}}",
+            ["'sweeps.s.grid'", "member 's-rho0.05'", "'experiments.s-rho0.05'"],
+            id="member-vs-experiment",
+        ),
+        pytest.param(  # members of two sweeps: t-rho0.05-seed1 from both
+            "sweeps: {t: {grid: {seed: [1], rho: [0.05]}}, t-rho0.05: {grid: {seed: [1]}}}",
+            ["'sweeps.t-rho0.05.grid'", "member 't-rho0.05-seed1'", "'sweeps.t.grid'"],
+            id="member-vs-member-of-another-sweep",
+        ),
+        pytest.param(
+            "stacked_experiments: {s-rho0.05: {}}\nsweeps: {s: {grid: {rho: [0.05]}}}",
+            ["'sweeps.s.grid'", "member 's-rho0.05'", "'stacked_experiments.s-rho0.05'"],
+            id="member-vs-stacked",
+        ),
+        pytest.param(
+            "stacked_experiments: {natural: {}}",
+            ["'stacked_experiments.natural'", "'experiments.natural'"],
+            id="stacked-vs-experiment",
+        ),
+        pytest.param(  # values whose text breaks the experiment-name rule
+            'sweeps: {s: {grid: {dataset.path: ["ok.npz", "x/y.npz"]}}}',
+            ["'sweeps.s.grid.dataset.path'", "'x/y.npz'", "'s-pathx/y.npz'"],
+            id="grid-value-makes-a-bad-name",
+        ),
+        pytest.param(  # free text is no setting; members would be identical runs
+            'sweeps: {s: {grid: {description: ["a b", "c/d"]}}}',
+            ["'sweeps.s.grid.description'", "'a b'", "'c/d'", "free text"],
+            id="grid-over-description",
+        ),
+        pytest.param(  # the grid would silently replace the override
+            "sweeps: {s: {overrides: {model: {rho: 0.2}}, grid: {rho: [0.05]}}}",
+            ["'sweeps.s.overrides.model.rho'", "'sweeps.s.grid.rho'", "model.rho"],
+            id="override-and-grid-set-one-key",
+        ),
+        pytest.param(  # an override of a whole subtree the grid writes into
+            "sweeps: {s: {overrides: {patches: {count: 500}}, grid: {patches.count: [100]}}}",
+            ["'sweeps.s.overrides.patches.count'", "'sweeps.s.grid.patches.count'"],
+            id="override-and-dotted-grid-key",
+        ),
+    ],
+)
+def test_bad_sweep_config_is_one_message_naming_the_keys(tmp_path, text, expected):
+    from sparseae.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        check_config(tmp_path, text)
+    message = str(info.value)
+    assert message.count("\n  - ") == 1, message  # one problem, one message
+    assert "allowed:" in message and "fix:" in message, message
+    for part in expected:
+        assert part in message, (part, message)
+
+
+def test_valid_sweep_still_expands_as_before(tmp_path):
+    resolved = check_config(
+        tmp_path,
+        "sweeps: {s: {overrides: {training: {chunks: 2}}, grid: {rho: [0.01, 0.05], beta: [1]}}}"
+        "\nrun: [s, sparsity]",
+    )
+    assert resolved["sweep_members"]["s"] == ["s-beta1-rho0.01", "s-beta1-rho0.05"]
+    assert resolved["run"] == [
+        "s-beta1-rho0.01",
+        "s-beta1-rho0.05",
+        "sparsity-beta1-rho0.01",
+        "sparsity-beta1-rho0.05",
+        "sparsity-beta3-rho0.01",
+        "sparsity-beta3-rho0.05",
+    ]
+    member = resolved["experiments"]["s-beta1-rho0.05"]
+    assert (member["model"]["rho"], member["model"]["beta"]) == (0.05, 1)
+    assert member["training"]["chunks"] == 2
+    assert "natural" in resolved["experiments"]  # the base experiment stays itself

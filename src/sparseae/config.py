@@ -33,7 +33,7 @@ import numpy as np
 from .errors import ConfigError
 from .schema_refs import resolve_refs as _resolve
 from .stacked_config import check_stacked_experiment
-from .sweep import expand_sweep
+from .sweep import expand_sweep, name_clash_problems
 
 #: Purpose -> child index of ``SeedSequence(seed)``; never renumber, only append.
 PURPOSES = {
@@ -366,22 +366,29 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     # so that a sweep's overrides and grid see the base experiment as written.
     raw_experiments = {k: copy.deepcopy(config.get("experiments", {})[k]) for k in raw_experiments}
     members_of: dict[str, list[str]] = {}
+    member_sweep: dict[str, str] = {}
+    expanded = dict(raw_experiments)  # a sweep may start from a member of an earlier sweep
     for sweep_name, sweep in resolved["sweeps"].items():
-        members = expand_sweep(sweep_name, sweep, raw_experiments)
+        members = expand_sweep(sweep_name, sweep, expanded, name_rule=root["$defs"]["name"])
         for member, experiment in members.items():
-            if member in raw_experiments:
-                raise ConfigError(
-                    f"config key 'sweeps.{sweep_name}': member {member!r} has the name of an "
-                    f"experiment already defined under 'experiments'; allowed: distinct names"
-                )
-            try:
-                validate_schema(
-                    experiment, root, subschema="experiment", prefix=["experiments", member]
-                )
-            except ConfigError as error:
-                raise ConfigError(f"{error} (member of sweep 'sweeps.{sweep_name}')") from None
-        raw_experiments.update(members)
+            expanded.setdefault(member, experiment)  # a clash is refused just below
+            member_sweep.setdefault(member, sweep_name)
         members_of[sweep_name] = list(members)
+    # One name, one thing: a clash among experiments, stacked experiments, sweeps and members
+    # would otherwise be resolved silently by whichever `run` looks up first.
+    checks.raise_problems(
+        name_clash_problems(
+            raw_experiments, resolved["stacked_experiments"], resolved["sweeps"], members_of
+        )
+    )
+    for member, sweep_name in member_sweep.items():
+        try:
+            validate_schema(
+                expanded[member], root, subschema="experiment", prefix=["experiments", member]
+            )
+        except ConfigError as error:
+            raise ConfigError(f"{error} (member of sweep 'sweeps.{sweep_name}')") from None
+    raw_experiments = expanded
     experiments = {
         name: apply_defaults(exp, root["$defs"]["experiment"], root)
         for name, exp in raw_experiments.items()

@@ -32,6 +32,7 @@ import itertools
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -150,11 +151,121 @@ def _deep_merge(base: dict, override: Mapping) -> dict:
     return merged
 
 
-def expand_sweep(name: str, sweep: Mapping, experiments: Mapping) -> dict[str, dict]:
+#: Grid keys that are no setting of the training (free text): members would be identical runs.
+TEXT_KEYS = ("description",)
+
+
+def _leaf_paths(mapping: Mapping, prefix: str = "") -> list[str]:
+    """Dotted paths of the values ``mapping`` sets (nested mappings walked, empty ones skipped)."""
+    paths: list[str] = []
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            paths.extend(_leaf_paths(value, f"{path}."))
+        else:
+            paths.append(path)
+    return paths
+
+
+def _default_name_rule() -> Mapping:
+    from sparseae.config import load_schema
+
+    return load_schema()["$defs"]["name"]
+
+
+def sweep_definition_problems(
+    name: str, sweep: Mapping, name_rule: Mapping | None = None
+) -> list[str]:
+    """Problems of one sweep on its own, one message each (empty list: none).
+
+    Refused: a grid key that is free text (:data:`TEXT_KEYS`); a setting both in ``overrides``
+    and ``grid`` (the grid would silently replace the override); a grid value whose member name
+    breaks the rule of experiment names (``name_rule``: the schema's ``$defs/name``, whose
+    pattern every experiment name matches).
+    """
+    rule = name_rule if name_rule is not None else _default_name_rule()
+    pattern, allowed_name = rule["pattern"], str(rule.get("description", "")).strip()
+    problems: list[str] = []
+    grid = sweep.get("grid") or {}
+    for key in sorted(grid, key=_grid_order):
+        path, token = _grid_key(key)
+        if path in TEXT_KEYS:
+            problems.append(
+                f"config key 'sweeps.{name}.grid.{key}' = {grid[key]!r}: {path} is free text, "
+                f"not a setting of "
+                f"the training (members would be identical runs); allowed: grid keys "
+                f"lambda_, beta, rho, hidden_size, visible_size, seed or a dotted setting path; "
+                f"fix: remove {key!r} from the grid (set a description in 'overrides')"
+            )
+            continue
+        for override in _leaf_paths(sweep.get("overrides") or {}):
+            if (
+                override == path
+                or override.startswith(f"{path}.")
+                or path.startswith(f"{override}.")
+            ):
+                problems.append(
+                    f"config key 'sweeps.{name}.overrides.{override}' and config key "
+                    f"'sweeps.{name}.grid.{key}' both set {path}: the grid would silently "
+                    f"replace the override; allowed: each setting in either overrides or grid; "
+                    f"fix: remove {override} from 'overrides' or {key} from 'grid'"
+                )
+        for value in grid[key] if isinstance(grid[key], list) else []:
+            member = f"{name}-{token}{format_value(value)}"
+            if re.search(pattern, member) is None:
+                problems.append(
+                    f"config key 'sweeps.{name}.grid.{key}': the value {value!r} gives the "
+                    f"member name {member!r}, which is no valid experiment name; allowed: "
+                    f"values whose text keeps the name valid ({allowed_name}); fix: use such "
+                    f"values, or define an experiment of its own for {value!r}"
+                )
+    return problems
+
+
+def name_clash_problems(
+    experiments: Mapping, stacked: Mapping, sweeps: Mapping, members_of: Mapping
+) -> list[str]:
+    """One message per name used twice among experiments, stacked experiments, sweeps and
+    sweep members (``members_of``: ``{sweep: [member, ...]}``), naming both config keys.
+
+    A clash would otherwise be resolved silently (``run`` would pick one of the two).
+    """
+    owner: dict[str, str] = {}
+    problems: list[str] = []
+    entries = [
+        *((n, f"experiments.{n}") for n in experiments),
+        *((n, f"stacked_experiments.{n}") for n in stacked),
+        *((n, f"sweeps.{n}") for n in sweeps),
+        *((m, f"sweeps.{s}.grid") for s, members in members_of.items() for m in members),
+    ]
+    for entry, key in entries:
+        if entry not in owner:
+            owner[entry] = key
+            continue
+        first = owner[entry]
+        what = f"member {entry!r}" if key.endswith(".grid") else f"name {entry!r}"
+        other = (
+            f"member {entry!r} of config key '{first}'"
+            if first.endswith(".grid")
+            else f"config key '{first}'"
+        )
+        problems.append(
+            f"config key '{key}': {what} clashes with {other}; allowed: names used "
+            f"once across experiments, stacked_experiments, sweeps and sweep members; "
+            f"fix: rename one of them"
+        )
+    return problems
+
+
+def expand_sweep(
+    name: str, sweep: Mapping, experiments: Mapping, *, name_rule: Mapping | None = None
+) -> dict[str, dict]:
     """Expand one sweep into ``{member name: raw experiment dict}`` (no defaults applied).
 
     Members are ordered like the Cartesian product of the grid in naming order; names follow
-    the module docstring (e.g. ``name-lam1e-04-beta3``).
+    the module docstring (e.g. ``name-lam1e-04-beta3``). :func:`sweep_definition_problems`
+    are refused first (``name_rule``: the schema's ``$defs/name``; None reads the default
+    schema). Clashes with other names of the config are :func:`name_clash_problems`.
     """
     base_name = sweep.get("base", "natural")
     if base_name not in experiments:
@@ -162,11 +273,14 @@ def expand_sweep(name: str, sweep: Mapping, experiments: Mapping) -> dict[str, d
             f"config key 'sweeps.{name}.base' = {base_name!r} is not a defined experiment; "
             f"allowed: one of {', '.join(sorted(experiments)) or '(none defined)'}"
         )
-    base = _deep_merge(experiments[base_name], sweep.get("overrides", {}))
     keys = sorted(sweep["grid"], key=_grid_order)
     paths = [_grid_key(k) for k in keys]
     if len({p for p, _ in paths}) != len(paths):
         raise ConfigError(f"config key 'sweeps.{name}.grid' names the same setting twice: {keys}")
+    problems = sweep_definition_problems(name, sweep, name_rule)
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+    base = _deep_merge(experiments[base_name], sweep.get("overrides", {}))
     members: dict[str, dict] = {}
     for values in itertools.product(*(sweep["grid"][k] for k in keys)):
         tokens = [f"{tok}{format_value(v)}" for (_, tok), v in zip(paths, values, strict=True)]
