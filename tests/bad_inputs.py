@@ -501,6 +501,13 @@ CASES: list[Case] = [
            "sweeps: {s: {grid: {rho: []}}}", "sweeps.s.grid.rho"),
     config("sweep-bad-member", "sweep value out of range",
            "run: [s]\nsweeps: {s: {grid: {rho: [0.05, 2]}}}", "s-rho2", "model.rho"),
+    config("sweep-hides-experiment", "sweep named like an experiment",
+           "sweeps: {natural: {grid: {rho: [0.05]}}}", "sweeps.natural", "experiments.natural"),
+    config("sweep-override-and-grid", "a setting both in a sweep's overrides and its grid",
+           "sweeps: {s: {overrides: {model: {rho: 0.2}}, grid: {rho: [0.05]}}}",
+           "sweeps.s.overrides", "sweeps.s.grid"),
+    config("sweep-grid-text", "sweep grid over description (names with spaces)",
+           "sweeps: {s: {grid: {description: ['a b', 'c/d']}}}", "sweeps.s.grid.description"),
     # ---------------------------------------------------------------- config: tracking
     config("tracking-folder", "tracking.uri a plain folder", "tracking: {uri: mlruns}",
            "tracking.uri", "'mlruns'"),
