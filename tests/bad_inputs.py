@@ -509,6 +509,8 @@ CASES: list[Case] = [
     config("sweep-grid-text", "sweep grid over description (names with spaces)",
            "sweeps: {s: {grid: {description: ['a b', 'c/d']}}}", "sweeps.s.grid.description"),
     # ---------------------------------------------------------------- config: tracking
+    config("tracking-prefix-control", "experiment prefix with a tab",
+           'tracking: {experiment_prefix: "a\\tb/"}', "tracking.experiment_prefix", "printable"),
     config("tracking-folder", "tracking.uri a plain folder", "tracking: {uri: mlruns}",
            "tracking.uri", "'mlruns'"),
     config("tracking-nohost", "tracking.uri without host", "tracking: {uri: 'http://:5000'}",

@@ -170,7 +170,11 @@ def test_bad_settings_name_the_key(changes, expected):
 def test_a_name_used_twice_is_refused():
     config = with_t10k()
     config["stacked_experiments"]["natural"] = {}
-    with pytest.raises(ConfigError, match="'stacked_experiments.natural': the name is also used"):
+    with pytest.raises(
+        ConfigError,
+        match="'stacked_experiments.natural': name 'natural' clashes with config key "
+        "'experiments.natural'",
+    ):
         resolve_config(config, SCHEMA)
 
 

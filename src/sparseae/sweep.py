@@ -168,9 +168,13 @@ def _leaf_paths(mapping: Mapping, prefix: str = "") -> list[str]:
 
 
 def _default_name_rule() -> Mapping:
-    from sparseae.config import load_schema
+    # The packaged schema read here, not through sparseae.config (which imports this module).
+    from importlib import resources
 
-    return load_schema()["$defs"]["name"]
+    import yaml
+
+    schema = resources.files("sparseae").joinpath("schemas/config.schema.yaml")
+    return yaml.safe_load(schema.read_text(encoding="utf-8"))["$defs"]["name"]
 
 
 def sweep_definition_problems(
