@@ -72,18 +72,24 @@ def _empty(flag: str, value: str, allowed: str) -> None:
         raise UsageError(f"{flag} {value!r} is empty; allowed: {allowed}; fix: give {allowed}")
 
 
+def _file_path(flag: str, value: str, allowed: str, fix: str) -> Path:
+    """The path of a file flag: not blank, and not a folder."""
+    _empty(flag, value, allowed)
+    path = Path(value)
+    if path.is_dir():
+        raise UsageError(
+            f"{flag} {value!r} is a folder, not a file; allowed: {allowed}; fix: {fix}"
+        )
+    return path
+
+
 def check_output_file(flag: str, value: str | None) -> None:
     """An output file: not empty, not an existing folder, no parent component a file."""
     if value is None:
         return
     allowed = "the path of a file to write, e.g. results/out.json"
-    _empty(flag, value, allowed)
-    path = Path(value)
-    if path.is_dir():
-        raise UsageError(
-            f"{flag} {value!r} is an existing folder; allowed: {allowed}; fix: give a file "
-            f"name inside it, e.g. {path / 'out.json'}"
-        )
+    fix = f"give a file name inside it, e.g. {Path(value) / 'out.json'}"
+    path = _file_path(flag, value, allowed, fix)
     blocking = _blocking_file(path)
     if blocking is not None:
         raise UsageError(
@@ -97,13 +103,7 @@ def check_input_file(flag: str, value: str | None) -> None:
     if value is None:
         return
     allowed = "the path of an existing file"
-    _empty(flag, value, allowed)
-    path = Path(value)
-    if path.is_dir():
-        raise UsageError(
-            f"{flag} {value!r} is a folder, not a file; allowed: {allowed}; fix: name a file "
-            f"inside it"
-        )
+    path = _file_path(flag, value, allowed, "name a file inside it")
     if not path.exists():
         raise UsageError(
             f"{flag} {value!r} does not exist (working folder {Path.cwd()}); allowed: "
