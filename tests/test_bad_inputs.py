@@ -211,7 +211,7 @@ def test_rule_scripts_print_project_errors_without_traceback(tmp_path, error, tr
     its traceback in both."""
     script = (
         "from sparseae.rulelog import log_to_rule_log\n"
-        "from sparseae.datasets.errors import DatasetError\n"
+        "from sparseae.errors import DatasetError\n"
         f"log_to_rule_log({str(tmp_path / 'rule.log')!r})\n"
         f"raise {error}\n"
     )

@@ -19,7 +19,6 @@ Sweep members are named and expanded by :mod:`sparseae.sweep`.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -29,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
-# ConfigError has its own module so that sparseae.sweep raises it without importing this one.
 from .errors import ConfigError
+
+# ConfigError has its own module so that sparseae.sweep raises it without importing this one.
+from .identity import key_of
 from .schema_refs import resolve_refs as _resolve
 from .stacked_config import check_stacked_experiment
 from .sweep import expand_sweep, name_clash_problems
@@ -487,8 +488,7 @@ def trajectory_config(experiment: Mapping) -> dict:
 
 def fingerprint(experiment: Mapping) -> str:
     """Stable 16-hex-digit hash of :func:`trajectory_config` (canonical JSON, sha256)."""
-    text = json.dumps(trajectory_config(experiment), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return key_of(trajectory_config(experiment))
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

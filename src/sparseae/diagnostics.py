@@ -46,7 +46,7 @@ import numpy as np
 from scipy.special import expit
 
 from .autoencoder import hidden_activations, unpack
-from .config import ConfigError
+from .errors import DiagnosticsError
 
 __all__ = [
     "ACTIVE_THRESHOLD",
@@ -83,10 +83,6 @@ METRIC_KEYS = (
     "activation_norm_corr",
     "topk_norm_ratio",
 )
-
-
-class DiagnosticsError(ConfigError):
-    """Settings that do not fit the data (the message names the config key)."""
 
 
 def top_k_examples(activations: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +34,8 @@ import numpy as np
 
 from . import autoencoder, checks, config, datasets
 from .config import ConfigError, fingerprint, rng
+from .errors import ForeignResultError, ResultFileError
+from .identity import key_of
 from .io import (
     ParameterFileError,
     atomic_path,
@@ -114,14 +115,6 @@ GRADCHECK_METRICS = ("quadratic", "autoencoder", "max_abs_diff", "passed")
 HISTORY_FIELDS = ("iteration", "cost", "grad_norm", "fun_evals", "seconds")
 
 
-class ForeignResultError(ConfigError):
-    """A result file that belongs to another experiment state than the current settings."""
-
-
-class ResultFileError(ConfigError):
-    """A result file that cannot be read (truncated, corrupt, not what its name says)."""
-
-
 def _read_checkpoint(path):
     """The checkpoint's theta (finite), records and metadata; a damaged file is named."""
     try:
@@ -155,8 +148,7 @@ def data_config(experiment: Mapping) -> dict:
 
 def data_key(experiment: Mapping) -> str:
     """16-hex-digit hash of :func:`data_config` (canonical JSON, sha256)."""
-    text = json.dumps(data_config(experiment), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return key_of(data_config(experiment))
 
 
 def cost_settings(model: Mapping) -> dict:

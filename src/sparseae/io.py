@@ -19,6 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from .autoencoder import parameter_count
+from .errors import ParameterFileError
 
 
 @contextlib.contextmanager
@@ -120,13 +121,6 @@ def _fsync_dir(folder: Path) -> None:
 # --------------------------------------------------------------------------------------------
 # Parameter vectors
 # --------------------------------------------------------------------------------------------
-class ParameterFileError(ValueError):
-    """A parameter or checkpoint file is missing, unreadable or not what it must be.
-
-    The message names the file; rule scripts print it without a traceback.
-    """
-
-
 def _as_theta(theta: Any, where: str):
     theta = np.asarray(theta)
     if theta.ndim == 2 and 1 in theta.shape:

@@ -43,23 +43,14 @@ def log_to_rule_log(
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The project's own errors: a message for the user, printed without a traceback.
+    """The project's own errors (:class:`~sparseae.errors.SparseaeError`): printed as one line.
 
     Anything else escaping a rule script (a real bug) keeps its traceback, in the log and on
-    the console. Result files of another experiment state
-    (:class:`~sparseae.experiment.ForeignResultError`, ``ResultFileError``) are
-    :class:`~sparseae.config.ConfigError` subclasses.
+    the console.
     """
-    from sparseae.config import ConfigError
-    from sparseae.datasets.errors import DatasetError
-    from sparseae.errors import UsageError
-    from sparseae.sweep import SweepError
-    from sparseae.tracking.results import ResultsError
-    from sparseae.tracking.store import TrackingError
-    from sparseae.train import CheckpointError
+    from sparseae.errors import SparseaeError
 
-    return (ConfigError, DatasetError, SweepError, ResultsError, TrackingError, UsageError,
-            CheckpointError)  # fmt: skip
+    return (SparseaeError,)
 
 
 def _report(error: BaseException) -> None:

@@ -14,11 +14,10 @@ trajectory changed.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from collections.abc import Mapping
 
 from .errors import ConfigError
+from .identity import key_of
 
 __all__ = [
     "MNIST_SIZES",
@@ -192,8 +191,7 @@ def stage_trajectory(experiment: Mapping, stage: str) -> dict:
 
 def fingerprint_of(trajectory: Mapping) -> str:
     """16-hex-digit sha256 of a stage trajectory (canonical JSON)."""
-    text = json.dumps(trajectory, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return key_of(trajectory)
 
 
 def stage_fingerprint(experiment: Mapping, stage: str) -> str:

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sparseae.errors import ConfigError
+from sparseae.errors import ConfigError, SweepError
 from sparseae.io import atomic_path, atomic_write, read_json
 
 #: Short grid keys and the settings they stand for, in naming order.
@@ -79,10 +79,6 @@ RESULT_COLUMNS = (
 
 #: Files each member folder must hold.
 MEMBER_FILES = ("config.json", "summary.json", "gradcheck.json", "diagnostics.json")
-
-
-class SweepError(ValueError):
-    """A member's result files are missing or contradict the sweep (message names the file)."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Sources: ``ufldl-images`` (IMAGES.mat), ``olshausen-raw`` (IMAGES_RAW.mat, white
 :mod:`sparseae.datasets.images` for what it contains) and ``image-folder``.
 """
 
+from ..errors import ChecksumError, DatasetError, DownloadError
 from .api import (
     DEFAULT_RESOURCES,
     dataset_checksum,
@@ -19,7 +20,6 @@ from .api import (
     source_files,
 )
 from .download import file_digests
-from .errors import ChecksumError, DatasetError, DownloadError
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from .images import load_image_folder, load_mat_images, sample_photo_files
 from .sources import MNIST_FILES, SOURCES, FileSpec, Source, get_source, mirrors_from_config

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DatasetError
 from ..io import write_json
 from ..whitening import whiten_images
 from .download import ProgressCallback, download_file, file_digests, verify_present
-from .errors import DatasetError
 from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from .images import (
     SAMPLE_RECIPE,

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from ..errors import ChecksumError, DownloadError
 from ..io import atomic_path
-from .errors import ChecksumError, DownloadError
 
 logger = logging.getLogger("sparseae.datasets")
 

@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from ..environment import environment_info
+from ..errors import ResultsError
 from ..experiment import EVALUATION_FILES, RESULT_FILES
+from ..identity import arrays_key, key_of
 from ..io import ParameterFileError, json_member, read_npz
 from ..train import load_checkpoint, records_to_arrays
 
@@ -48,10 +50,6 @@ BLOCK_KEYS = ("metrics", "params")
 #: JSON files in a result folder that are not results (our own records; the config's params
 #: are its flattened settings).
 NOT_RESULT_JSON = ("mlflow.json", "manifest.json", "config.json")
-
-
-class ResultsError(ValueError):
-    """A file in the result folder does not match its contract."""
 
 
 @dataclass(frozen=True)
@@ -172,7 +170,7 @@ def read_result_folder(
     config = _read_config(folder)
     if config is not None:
         folder.config = config
-        folder.config_sha256 = hashlib.sha256(_canonical(config).encode()).hexdigest()
+        folder.config_sha256 = key_of(config, 64)
         folder.params.update(flatten_params(config))
         if isinstance(config.get("fingerprint"), str):
             folder.fingerprint = config["fingerprint"]
@@ -305,7 +303,7 @@ def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
                 f"follow the previous chunk's last iteration {last_step} one by one"
             )
         if k == 1:
-            folder.chunk1_sha256 = _arrays_digest(arrays)
+            folder.chunk1_sha256 = arrays_key(arrays)
         metas[k] = meta
         folder.chunks_present.append(k)
         if isinstance(meta.get("stop"), dict):
@@ -510,19 +508,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ResultsError(f"{path} is not readable JSON: {exc}") from exc
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
-        digest.update(f"{name}:{array.dtype.str}:{array.shape}:".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 def _is_number(value: Any) -> bool:

@@ -31,6 +31,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from sparseae.errors import ArtifactLocationError, TrackingError, TrackingUnavailableError
 from sparseae.io import atomic_path
 
 from .settings import (
@@ -104,18 +105,6 @@ _BUSY_SIGNS = (
     "too many 503",
     "too many 500",
 )
-
-
-class TrackingError(RuntimeError):
-    """Logging to MLflow failed; the message says why and what to do."""
-
-
-class TrackingUnavailableError(TrackingError):
-    """The tracking server or store could not be reached; results on disk are intact."""
-
-
-class ArtifactLocationError(TrackingError):
-    """The artifact location cannot be written."""
 
 
 def unavailable_message(
