@@ -567,8 +567,8 @@ def dataset_path_problem(name: str, path: str, error: Exception) -> str:
 def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
     """An image folder, from the files' headers (nothing decoded): readable, one size,
     modes, frames and pixel counts allowed, enough images, patches that fit."""
-    from sparseae.errors import DatasetError
     from sparseae.datasets.images import check_image_header, list_image_folder
+    from sparseae.errors import DatasetError
 
     key = f"experiments.{name}"
     folder = experiment["dataset"]["path"]
