@@ -13,7 +13,7 @@ gives the old one-call turns. The candidates:
 
 - ``floor``  the five bare products ``W1 X``, ``W2 A2``, ``W2ᵀ D3``, ``D2 Xᵀ``, ``D3 A2ᵀ`` into
   preallocated outputs, with the BLAS's default threads;
-- ``ours``   :func:`sparseae.autoencoder.cost_and_grad`;
+- ``ours``   :func:`sparseae.model.autoencoder.cost_and_grad`;
 - ``plain``  a straightforward numpy port of the equations (the same in float32 and float64).
 
 With ``--work`` the same candidates are also timed single-threaded (one BLAS thread, one
@@ -33,7 +33,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from sparseae import autoencoder as ae
+from sparseae.model import autoencoder as ae
 
 PARAMS = {(64, 25): (1e-4, 3.0, 0.01), (784, 196): (3e-3, 3.0, 0.1)}
 

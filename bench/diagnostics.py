@@ -1,11 +1,11 @@
 """Cost of the per-unit diagnostics as a share of one training chunk, measured in one process.
 
 For the MNIST-size model (784 → 196, 10,000 examples, ρ 0.1, λ 3e-3, β 3, ``maxcor`` 100)
-each round times, one after the other: one training chunk (:func:`sparseae.train.train_chunk`,
+each round times, one after the other: one training chunk (:func:`sparseae.model.train.train_chunk`,
 50 L-BFGS iterations as ``training.iterations_per_chunk``, warm-started from the previous
-round's theta), the numerics alone (:func:`sparseae.diagnostics.unit_diagnostics`) and the
+round's theta), the numerics alone (:func:`sparseae.analysis.diagnostics.unit_diagnostics`) and the
 whole rule's work (read theta and patches, then
-:func:`sparseae.diagnostics.write_diagnostics`: compute, draw ``units.png``, write
+:func:`sparseae.analysis.diagnostics.write_diagnostics`: compute, draw ``units.png``, write
 ``diagnostics.json``). It prints each diagnostics time as a ratio to the chunk time of the
 same round (target: below 20 %), minimum and median over the rounds.
 
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sparseae import autoencoder as ae
-from sparseae import train
+from sparseae.analysis.diagnostics import unit_diagnostics, write_diagnostics
 from sparseae.config import rng as seeded
-from sparseae.diagnostics import unit_diagnostics, write_diagnostics
 from sparseae.io import load_theta_npz, save_theta_npz
+from sparseae.model import autoencoder as ae
+from sparseae.model import train
 
 PARAMS = {(64, 25): (1e-4, 3.0, 0.01), (784, 196): (3e-3, 3.0, 0.1)}
 

@@ -12,7 +12,7 @@ Two measurements, each printed and written to ``<out>/results.json``:
    hidden activations vs raw pixels: both test accuracies, n_train / n_test, confusion
    matrices, ``filters_stl.png``.
 
-Data come through :mod:`sparseae.datasets` (download + md5 check) from ``--mirror``: a base
+Data come through :mod:`sparseae.data` (download + md5 check) from ``--mirror``: a base
 URL, or a local folder holding the MNIST ``.gz`` files (the datasets module treats a
 scheme-less mirror as a folder). Only the files of ``--split`` are fetched.
 
@@ -35,11 +35,12 @@ from pathlib import Path
 import numpy as np
 import threadpoolctl
 
-from sparseae import autoencoder as ae
-from sparseae import evaluate, train
-from sparseae.datasets import fetch, load_mnist
+from sparseae.analysis import evaluate
+from sparseae.analysis.visualize import display_network, save_png
+from sparseae.data import fetch, load_mnist
 from sparseae.io import save_theta_npz, write_json
-from sparseae.visualize import display_network, save_png
+from sparseae.model import autoencoder as ae
+from sparseae.model import train
 
 SPARSE = {"lambda_": 3e-3, "beta": 3.0, "rho": 0.1}  # SPEC table: MNIST and self-taught rows
 

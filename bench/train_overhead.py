@@ -3,8 +3,8 @@
 For each shape (default 64×25×10,000 and 784×196×10,000) the candidates train the same
 problem from the same start, round-robin in one process (the order rotates every round):
 
-- ``lbfgs/float64``, ``lbfgs/float32``: :func:`sparseae.train.train_chunked` with the
-  minFunc-style optimizer (:mod:`sparseae.lbfgs`), cost in float64 / float32;
+- ``lbfgs/float64``, ``lbfgs/float32``: :func:`sparseae.model.train.train_chunked` with the
+  minFunc-style optimizer (:mod:`sparseae.model.lbfgs`), cost in float64 / float32;
 - ``scipy/float64``, ``scipy/float32``: the same with ``method="scipy-lbfgsb"``;
 - ``plain+scipy``: the plain numpy port of the cost (``bench/cost_and_grad.py``) under
   ``scipy.optimize.minimize(method="L-BFGS-B")`` with default threads, as one would first
@@ -39,8 +39,8 @@ from cost_and_grad import candidates as gemm_candidates
 from cost_and_grad import plain_port
 from scipy.optimize import minimize
 
-from sparseae import autoencoder as ae
-from sparseae import train
+from sparseae.model import autoencoder as ae
+from sparseae.model import train
 
 PARAMS = {(64, 25): (1e-4, 3.0, 0.01), (784, 196): (3e-3, 3.0, 0.1)}
 CANDIDATES = ("lbfgs/float64", "lbfgs/float32", "scipy/float64", "scipy/float32", "plain+scipy")
@@ -197,7 +197,7 @@ def step_only(n, maxcor, iterations, rounds):
 
             options = train.LBFGSOptions(method=method, maxcor=maxcor, maxiter=iterations)
             if method == "lbfgs":
-                from sparseae.lbfgs import minimize_lbfgs
+                from sparseae.model.lbfgs import minimize_lbfgs
 
                 minimize_lbfgs(
                     timed, x0, maxcor=maxcor, maxiter=iterations, maxfun=10 * iterations,

@@ -102,7 +102,7 @@ def idx_bytes(magic: int, shape: tuple[int, ...], payload: bytes) -> bytes:
 
 
 def checkpoint(tmp: Path, theta: np.ndarray, meta: dict | None = None) -> Path:
-    from sparseae.train import save_checkpoint
+    from sparseae.model.train import save_checkpoint
 
     path = tmp / "results" / "natural" / "chunks" / "1.npz"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def resolved_natural() -> dict:
 
 
 def _load_folder(tmp: Path):
-    from sparseae.datasets import load_images
+    from sparseae.data import load_images
 
     return load_images("image-folder", path=tmp / "images", whiten=False)
 
@@ -132,7 +132,7 @@ def _sample_folder(**change) -> Callable[[Path], None]:
     """call(): the sample_patches step of 'natural' on the image folder {tmp}/images."""
 
     def call(tmp: Path):
-        from sparseae.experiment import data_config, sample_patches
+        from sparseae.pipeline.experiment import data_config, sample_patches
 
         experiment = resolved_natural()
         experiment["dataset"].update(source="image-folder", path=str(tmp / "images"))
@@ -166,14 +166,14 @@ def _odd_folder_entries(tmp: Path) -> None:
 
 
 def _load_mat(tmp: Path):
-    from sparseae.datasets import load_images
+    from sparseae.data import load_images
 
     return load_images("ufldl-images", path=tmp / "IMAGES.mat")
 
 
 def _read_idx(name: str, magic: int | None = None):
     def call(tmp: Path):
-        from sparseae.datasets.idx import read_idx
+        from sparseae.data.idx import read_idx
 
         return read_idx(tmp / name, magic)
 
@@ -212,7 +212,7 @@ def _trajectory() -> dict:
 
 def _load_chunks(tmp: Path):
     """What finalize (and train_chunk, for chunk k-1) reads: chunk 1 of 'natural'."""
-    from sparseae.experiment import load_chunks
+    from sparseae.pipeline.experiment import load_chunks
 
     return load_chunks([tmp / CHUNK], name="natural", trajectory=_trajectory())
 
@@ -224,7 +224,7 @@ def _foreign_patches(tmp: Path) -> None:
 
 
 def _load_patches(tmp: Path):
-    from sparseae.experiment import load_patches
+    from sparseae.pipeline.experiment import load_patches
 
     return load_patches(tmp / PATCHES, name="natural", experiment=_trajectory())
 
@@ -240,7 +240,7 @@ def _foreign_theta(tmp: Path) -> None:
 
 
 def _load_theta(tmp: Path):
-    from sparseae.experiment import load_theta
+    from sparseae.pipeline.experiment import load_theta
 
     return load_theta(tmp / THETA, name="natural", trajectory=_trajectory())
 
@@ -290,7 +290,7 @@ def _theta_mat(tmp: Path):
 
 
 def _sampler_nan(tmp: Path):
-    from sparseae.patches import sample_patches
+    from sparseae.data.patches import sample_patches
 
     images = np.zeros((8, 8, 2))
     images[2, 7, 1] = np.nan

@@ -77,7 +77,7 @@ def build_result_folder(
     The files follow docs/architecture.md and the tracking contract exactly (``chunks/{k}.npz``
     with theta/iteration/cost/grad_norm/fun_evals/seconds + JSON ``meta``; gradcheck, summary,
     theta, history, three PNGs, optional evaluation; ``root/logs/<name>/*.log``). The run uses
-    ``sparseae.autoencoder.cost_and_grad`` with scipy's L-BFGS-B, warm-restarted per chunk.
+    ``sparseae.model.autoencoder.cost_and_grad`` with scipy's L-BFGS-B, warm-restarted per chunk.
     """
     import hashlib
     import json
@@ -87,13 +87,13 @@ def build_result_folder(
     from PIL import Image
     from scipy.optimize import minimize
 
-    from sparseae.autoencoder import cost_and_grad, cost_terms, initialize_parameters
-    from sparseae.diagnostics import write_diagnostics
-    from sparseae.evaluate import evaluation_blocks
-    from sparseae.experiment import gradcheck_blocks, summary_blocks
-    from sparseae.gradcheck import numerical_gradient, relative_difference
+    from sparseae.analysis.diagnostics import write_diagnostics
+    from sparseae.analysis.evaluate import evaluation_blocks
     from sparseae.io import atomic_path, atomic_write, write_json
-    from sparseae.train import RECORD_FIELDS, save_checkpoint
+    from sparseae.model.autoencoder import cost_and_grad, cost_terms, initialize_parameters
+    from sparseae.model.gradcheck import numerical_gradient, relative_difference
+    from sparseae.model.train import RECORD_FIELDS, save_checkpoint
+    from sparseae.pipeline.experiment import gradcheck_blocks, summary_blocks
 
     rng = np.random.default_rng(seed)
     config = json.loads(json.dumps(TRACKING_CONFIG))
@@ -132,7 +132,7 @@ def build_result_folder(
         "passed": bool(diff < 1e-9),
         "examples": 10,
     }
-    # With the blocks that say what MLflow shows, as sparseae.experiment.check_gradient writes.
+    # With the blocks that say what MLflow shows, as pipeline.experiment.check_gradient writes.
     write_json(out / "gradcheck.json", {**gradcheck, **gradcheck_blocks(gradcheck)})
     records, iteration, fun_evals, started = [], 0, 0, time.perf_counter()
     stops: list[dict] = []
@@ -185,7 +185,7 @@ def build_result_folder(
             "optimizer": {"method": "L-BFGS-B", "maxiter": iterations_per_chunk},
             "message": str(result.message),
         }
-        # The pipeline's own checkpoint writer (sparseae.experiment.train_chunk uses it).
+        # The pipeline's own checkpoint writer (sparseae.pipeline.experiment.train_chunk uses it).
         save_checkpoint(
             out / "chunks" / f"{k}.npz",
             theta,

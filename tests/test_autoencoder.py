@@ -10,7 +10,7 @@ import pytest
 from shared_data import load_reference
 from threadpoolctl import threadpool_info
 
-from sparseae import autoencoder as ae
+from sparseae.model import autoencoder as ae
 
 
 def _reference(name):

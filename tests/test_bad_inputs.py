@@ -158,7 +158,7 @@ def test_yaml_1_1_numbers_and_whole_floats_are_read_as_meant(tmp_path):
         "sweeps: {sparsity: {grid: {rho: [1e-2, 5e-2]}, overrides: {patches: {count: 1e4}}}}"
     )
     assert written["experiments"]["natural"]["model"]["rho"] == "1e-2"  # what YAML 1.1 gives
-    from sparseae.sweep import _deep_merge
+    from sparseae.pipeline.sweep import _deep_merge
 
     resolved = resolve_config(_deep_merge(base, written))
     natural = resolved["experiments"]["natural"]
@@ -176,7 +176,7 @@ def test_mixed_bit_depths_are_scaled_per_image(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from sparseae.datasets import load_images
+    from sparseae.data import load_images
 
     scene = np.random.default_rng(3).integers(0, 256, (12, 12))
     Image.fromarray(scene.astype(np.uint8), mode="L").save(tmp_path / "a.png")
@@ -188,7 +188,7 @@ def test_mixed_bit_depths_are_scaled_per_image(tmp_path):
 
 def test_memory_is_compared_with_the_machine_and_cluster_job_limits():
     """The estimate names the settings; beyond mem_mb only matters where jobs are killed."""
-    from sparseae.checks import memory_problems
+    from sparseae.config.checks import memory_problems
 
     experiment = resolved_natural()
     experiment["patches"]["count"] = 2_000_000  # ~2.9 GB in the data job, ~3.7 GB training

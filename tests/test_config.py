@@ -25,7 +25,7 @@ from sparseae.config import (
     rng,
     trajectory_config,
 )
-from sparseae.sweep import expand_sweep, format_value
+from sparseae.pipeline.sweep import expand_sweep, format_value
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

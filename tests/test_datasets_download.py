@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from http_mirror import MNIST_TEST_FILES, MirrorServer
 
-from sparseae.datasets import (
+from sparseae.data import (
     SOURCES,
     ChecksumError,
     DatasetError,
@@ -248,7 +248,7 @@ def test_checksums_with_several_algorithms_must_all_match(tmp_path, http_mirror)
     data = b"some bytes\n"
     (http_mirror.root / "f.bin").write_bytes(data)
     good = file_digests(http_mirror.root / "f.bin", ["md5", "sha256"])
-    from sparseae.datasets.download import download_file
+    from sparseae.data.download import download_file
 
     with pytest.raises(DownloadError, match="sha256 expected 0{64}, got " + good["sha256"]):
         download_file(
@@ -304,7 +304,7 @@ class _Terminal(io.StringIO):
 
 
 def test_live_progress_line_only_on_a_terminal(mnist_mirror, tmp_path):
-    from sparseae.datasets.download import download_file
+    from sparseae.data.download import download_file
 
     spec = SOURCES["mnist"].file(LABELS)
     terminal, plain = _Terminal(), io.StringIO()

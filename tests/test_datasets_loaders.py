@@ -14,7 +14,7 @@ import scipy.io
 from PIL import Image
 from shared_data import shared_file
 
-from sparseae.datasets import (
+from sparseae.data import (
     IMAGES_MAGIC,
     LABELS_MAGIC,
     DatasetError,
@@ -25,8 +25,8 @@ from sparseae.datasets import (
     read_idx,
     sample_photo_files,
 )
-from sparseae.datasets.images import SAMPLE_TILE
-from sparseae.whitening import whiten_images
+from sparseae.data.images import SAMPLE_TILE
+from sparseae.data.whitening import whiten_images
 
 T10K_LABELS = "t10k-labels-idx1-ubyte.gz"
 T10K_IMAGES = "t10k-images-idx3-ubyte.gz"

@@ -1,4 +1,4 @@
-"""Per-unit diagnostics (sparseae.diagnostics) on constructed cases with known answers."""
+"""Per-unit diagnostics (sparseae.analysis.diagnostics) on constructed cases with known answers."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from sparseae import config, experiment
-from sparseae.autoencoder import pack
-from sparseae.config import PURPOSES, rng
-from sparseae.diagnostics import (
+from sparseae import config
+from sparseae.analysis.diagnostics import (
     METRIC_KEYS,
     DiagnosticsError,
     cosines,
@@ -19,6 +17,9 @@ from sparseae.diagnostics import (
     unit_diagnostics,
     write_diagnostics,
 )
+from sparseae.config import PURPOSES, rng
+from sparseae.model.autoencoder import pack
+from sparseae.pipeline import experiment
 
 V, H, M = 16, 6, 300
 

@@ -12,9 +12,7 @@ from PIL import Image
 from shared_data import shared_file
 from sklearn.linear_model import LogisticRegression
 
-from sparseae import autoencoder, train
-from sparseae.datasets import fetch, load_mnist
-from sparseae.evaluate import (
+from sparseae.analysis.evaluate import (
     evaluate_features,
     evaluation_blocks,
     fit_softmax,
@@ -24,7 +22,9 @@ from sparseae.evaluate import (
     softmax_cost,
     take_split,
 )
-from sparseae.visualize import plot_confusion_matrix
+from sparseae.analysis.visualize import plot_confusion_matrix
+from sparseae.data import fetch, load_mnist
+from sparseae.model import autoencoder, train
 
 # t10k per-digit counts 0..9, from ../shared/data/README.md (checked there by parsing the file)
 T10K_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

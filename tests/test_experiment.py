@@ -1,7 +1,8 @@
 """The steps of an experiment, called directly (no Snakemake): identity checks, stops, keys.
 
-Each workflow rule is a thin call of the function of its name in :mod:`sparseae.experiment`;
-these tests run those functions on a tiny natural-image experiment in a temporary folder.
+Each workflow rule is a thin call of the function of its name in
+:mod:`sparseae.pipeline.experiment`; these tests run those functions on a tiny
+natural-image experiment in a temporary folder.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import numpy as np
 import pytest
 import yaml
 
-from sparseae import autoencoder, config, experiment
+from sparseae import config
 from sparseae.config import RECOMPUTES, fingerprint, recomputes, trajectory_config
+from sparseae.model import autoencoder
+from sparseae.pipeline import experiment
 
 TINY = {
     "run": ["natural"],
@@ -245,7 +248,7 @@ def test_a_non_finite_cost_is_an_abnormal_stop_in_log_checkpoint_and_summary(
         return (np.nan if calls["n"] > 6 else f), g
 
     monkeypatch.setattr(autoencoder, "cost_and_grad", nan_after_six)
-    with caplog.at_level(logging.INFO, logger="sparseae.experiment"):
+    with caplog.at_level(logging.INFO, logger="sparseae.pipeline.experiment"):
         meta = experiment.train_chunk(
             experiment.chunk_path(folder, 1),
             k=1,

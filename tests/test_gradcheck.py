@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparseae import autoencoder as ae
-from sparseae import gradcheck as gc
+from sparseae.model import autoencoder as ae
+from sparseae.model import gradcheck as gc
 
 PARAMS = dict(lambda_=1e-4, beta=3.0, rho=0.01)
 

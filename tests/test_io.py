@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import scipy.io
 
-from sparseae import autoencoder as ae
 from sparseae.io import (
     atomic_write,
     load_theta_mat,
@@ -16,6 +15,7 @@ from sparseae.io import (
     save_theta_mat,
     save_theta_npz,
 )
+from sparseae.model import autoencoder as ae
 
 
 @pytest.fixture

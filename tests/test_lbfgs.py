@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.optimize import rosen, rosen_der
 
-from sparseae import autoencoder as ae
-from sparseae import lbfgs
+from sparseae.model import autoencoder as ae
+from sparseae.model import lbfgs
 
 
 def rosenbrock(x):

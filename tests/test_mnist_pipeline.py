@@ -125,7 +125,7 @@ def test_fetch_downloads_only_the_test_split_md5_verified(pipeline, t10k_mirror)
 
 @pytest.mark.slow
 def test_autoencoder_trained_on_the_unlabeled_digits_only(pipeline):
-    from sparseae.datasets import load_mnist
+    from sparseae.data import load_mnist
 
     images, labels = load_mnist(pipeline / "resources" / "mnist", "test", NUM_IMAGES)
     with np.load(results(pipeline) / "patches.npz", allow_pickle=False) as archive:
@@ -143,7 +143,7 @@ def test_autoencoder_trained_on_the_unlabeled_digits_only(pipeline):
 
 @pytest.mark.slow
 def test_evaluation_accuracies_are_real(pipeline):
-    from sparseae.datasets import load_mnist
+    from sparseae.data import load_mnist
 
     evaluation = json.loads((results(pipeline) / "evaluation.json").read_text())
     _, labels = load_mnist(pipeline / "resources" / "mnist", "test", NUM_IMAGES)
@@ -193,7 +193,7 @@ def test_confusion_figures_open_and_are_in_the_report_rule(pipeline):
 def test_units_figure_shows_whole_digits_and_their_top_examples(pipeline):
     from PIL import Image
 
-    from sparseae.visualize import UNITS_PER_COLUMN
+    from sparseae.analysis.visualize import UNITS_PER_COLUMN
 
     with np.load(results(pipeline) / "patches.npz", allow_pickle=False) as archive:
         data = archive["data"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparseae.patches import normalize_patches, sample_patches
+from sparseae.data.patches import normalize_patches, sample_patches
 
 
 def _coordinate_images(height=512, width=512, count=10):

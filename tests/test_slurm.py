@@ -302,7 +302,7 @@ def sweep_members(config: dict) -> list[str]:
     """Member names as the workflow expands them (sparseae.config, the workflow's own code)."""
     import yaml
 
-    from sparseae.sweep import expand_sweep
+    from sparseae.pipeline.sweep import expand_sweep
 
     defaults = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
     (name,) = config["sweeps"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from sparseae import autoencoder, stacked
-from sparseae.evaluate import softmax_cost
-from sparseae.gradcheck import numerical_gradient, relative_difference
+from sparseae.analysis.evaluate import softmax_cost
+from sparseae.model import autoencoder, stacked
+from sparseae.model.gradcheck import numerical_gradient, relative_difference
 
 INPUT, HIDDEN, CLASSES = 6, [4, 3], 3
 

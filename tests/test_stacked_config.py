@@ -10,7 +10,7 @@ import yaml
 from workflow_helpers import REPO
 
 from sparseae.config import ConfigError, resolve_config
-from sparseae.stacked_config import layer_settings, stage_fingerprint, stage_trajectory
+from sparseae.config.stacked import layer_settings, stage_fingerprint, stage_trajectory
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 

@@ -109,7 +109,7 @@ def load(path: Path) -> dict:
 
 
 def test_data_are_the_configured_t10k_ranges(pipeline, t10k_mirror):
-    from sparseae.datasets import load_mnist
+    from sparseae.data import load_mnist
 
     assert sorted(n for n, status in t10k_mirror.requests if status == 200) == sorted(
         MNIST_TEST_FILES
@@ -124,7 +124,7 @@ def test_data_are_the_configured_t10k_ranges(pipeline, t10k_mirror):
 
 
 def test_each_layer_trains_on_the_previous_layers_features(pipeline):
-    from sparseae.autoencoder import hidden_activations
+    from sparseae.model.autoencoder import hidden_activations
 
     folder = results(pipeline)
     images = load(folder / "stacked_train.npz")["images"]
@@ -168,7 +168,7 @@ def test_gradient_check_and_accuracies(pipeline):
         "softmax_raw": SOFTMAX_ITER,
     }
     # the accuracies are those of the saved stacks on the saved test digits
-    from sparseae.stacked import predict
+    from sparseae.model.stacked import predict
 
     test, stack = load(folder / "stacked_test.npz"), load(folder / "stack.npz")
     for when, key in (("before", "pretrained"), ("after", "finetuned")):

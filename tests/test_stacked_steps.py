@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from workflow_helpers import REPO
 
-from sparseae import stacked_pipeline as steps
 from sparseae.config import ConfigError, resolve_config
-from sparseae.experiment import ForeignResultError, ResultFileError
-from sparseae.stacked_config import gradcheck_settings, stage_trajectory
-from sparseae.train import load_checkpoint
+from sparseae.config.stacked import gradcheck_settings, stage_trajectory
+from sparseae.model.train import load_checkpoint
+from sparseae.pipeline import stacked as steps
+from sparseae.pipeline.experiment import ForeignResultError, ResultFileError
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -78,7 +78,7 @@ def test_failed_gradient_check_writes_nothing(experiment, train_file, tmp_path):
 
 
 def test_data_ranges_are_slices_of_the_split(tmp_path, shared_dir):
-    from sparseae.datasets import load_mnist
+    from sparseae.data import load_mnist
 
     images = {"split": "test", "start": 9990, "stop": None}
     shape = steps.prepare_stacked_data(tmp_path / "t.npz", "mnist", images, shared_dir / "data")

@@ -6,7 +6,7 @@ The workflow is copied into a temporary folder and run once with ``snakemake --c
 values each member really ran with (its config.json) and its result columns equal the
 member's summary.json / gradcheck.json; the PNG and HTML views exist; MLflow holds a parent
 run with the three views as artifacts and the four member runs tagged with the sweep; the
-table does not depend on tracking; and ``sparseae.sweep.sweep_table`` on the member folders
+table does not depend on tracking; and ``sparseae.pipeline.sweep.sweep_table`` on the member folders
 gives the same table, with clear errors for broken member folders.
 """
 
@@ -23,7 +23,7 @@ import pytest
 import yaml
 from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
-from sparseae.sweep import (
+from sparseae.pipeline.sweep import (
     MEMBER_FILES,
     RESULT_COLUMNS,
     SweepError,

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from sparseae.autoencoder import hidden_activations
-from sparseae.experiment import summary_blocks
 from sparseae.io import read_json
+from sparseae.model.autoencoder import hidden_activations
+from sparseae.pipeline.experiment import summary_blocks
 from sparseae.tracking import ResultsError, log_results, read_store_token, store_marker
 from sparseae.tracking.logger import FILTERS_KEY, MANIFEST_NAME, read_manifest
 from sparseae.tracking.results import load_chunk

@@ -1,8 +1,9 @@
 """MLflow tracking when outputs change after a first log, and the evaluation's figures.
 
 Real result folders (tests/conftest.py's ``build_result_folder``: a small real L-BFGS run), a
-real self-taught evaluation (``sparseae.evaluate.evaluate_features`` + ``save_evaluation`` on
-the trained tiny autoencoder), real sqlite stores read back through ``MlflowClient``. Covers:
+real self-taught evaluation (``sparseae.analysis.evaluate.evaluate_features`` +
+``save_evaluation`` on the trained tiny autoencoder), real sqlite stores read back through
+``MlflowClient``. Covers:
 the evaluation's nested numbers as metrics and its files as expected outputs; a recomputed
 derived output (same config, same chunk 1) updating the run instead of failing; the training
 history still guarding the run's identity; artifacts re-uploaded on a same-size change;
@@ -38,7 +39,7 @@ def enable_evaluation(results: Path) -> None:
 
 def evaluate(results: Path, *, max_iter: int = 100, seed: int = 3) -> dict:
     """A real softmax evaluation of the folder's trained autoencoder on seeded labeled data."""
-    from sparseae.evaluate import evaluate_features, save_evaluation
+    from sparseae.analysis.evaluate import evaluate_features, save_evaluation
 
     config = read_json(results / "config.json")
     visible, hidden = config["model"]["visible_size"], config["model"]["hidden_size"]

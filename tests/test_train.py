@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from sparseae import autoencoder as ae
-from sparseae import train
+from sparseae.model import autoencoder as ae
+from sparseae.model import train
 
 SMALL = dict(visible_size=16, hidden_size=4, lambda_=1e-4, beta=3.0, rho=0.05)
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sparseae import autoencoder as ae
-from sparseae.visualize import (
+from sparseae.analysis.visualize import (
     display_network,
     grid_shape,
     plot_cost_curve,
@@ -16,6 +15,7 @@ from sparseae.visualize import (
     save_png,
     scale_tiles,
 )
+from sparseae.model import autoencoder as ae
 
 
 @pytest.mark.parametrize(

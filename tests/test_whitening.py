@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparseae.whitening import ZCA, whiten_images, whitening_filter, zca_whiten
+from sparseae.data.whitening import ZCA, whiten_images, whitening_filter, zca_whiten
 
 
 def olshausen_filter(n: int) -> np.ndarray:

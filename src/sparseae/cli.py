@@ -20,9 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from . import __version__
-from .checks import yaml_file_problems
-from .errors import UsageError  # raised by every command; defined apart for rulelog
+from sparseae import __version__
+from sparseae.config.checks import yaml_file_problems
+from sparseae.errors import UsageError  # raised by every command; defined apart for rulelog
 
 #: Config file read by default (relative to the working folder) when it exists.
 DEFAULT_CONFIG = Path("config/config.yaml")
@@ -161,7 +161,7 @@ def check_not_blank(flag: str, value: str | None, example: str) -> None:
 
 def check_http_url(flag: str, value: str) -> None:
     """An http(s) URL with a host (the mirror check's host rule, http(s) only)."""
-    from .checks import mirror_problem
+    from sparseae.config.checks import mirror_problem
 
     text = value.strip()
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
@@ -177,8 +177,8 @@ def check_http_url(flag: str, value: str) -> None:
 
 
 def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
-    from .checks import mirror_argument, positive_seconds, retry_count
-    from .datasets import SOURCES
+    from sparseae.config.checks import mirror_argument, positive_seconds, retry_count
+    from sparseae.data import SOURCES
 
     parser.add_argument("source", choices=sorted(SOURCES), help="data source to fetch")
     parser.add_argument(
@@ -218,7 +218,7 @@ def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from .datasets import SOURCES, fetch_source
+    from sparseae.data import SOURCES, fetch_source
 
     if args.split is not None and args.file:
         raise UsageError("give --split or --file, not both")
@@ -264,7 +264,7 @@ def _tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
-    from .tracking.settings import TRACKING_URI_ENV, resolve_tracking_uri
+    from sparseae.tracking.settings import TRACKING_URI_ENV, resolve_tracking_uri
 
     if args.tracking_uri is None:
         from_env = os.environ.get(TRACKING_URI_ENV, "").strip()
@@ -280,7 +280,7 @@ def _tracking_uri(args: argparse.Namespace) -> str:
 
 
 def _tracking_init_arguments(parser: argparse.ArgumentParser) -> None:
-    from .checks import experiment_name
+    from sparseae.config.checks import experiment_name
 
     _tracking_uri_argument(parser)
     parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", type=experiment_name)
@@ -292,7 +292,7 @@ def _tracking_init_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _tracking_init(args: argparse.Namespace) -> int:
-    from .tracking.store import init_store
+    from sparseae.tracking.store import init_store
 
     location = args.artifact_location
     check_not_blank("--artifact-location", location, "mlartifacts or s3://bucket/path")
@@ -305,7 +305,7 @@ def _tracking_init(args: argparse.Namespace) -> int:
 
 
 def _log_arguments(parser: argparse.ArgumentParser) -> None:
-    from .checks import experiment_name
+    from sparseae.config.checks import experiment_name
 
     _tracking_uri_argument(parser)
     parser.add_argument("results_dir", metavar="RESULTS_DIR")
@@ -326,8 +326,8 @@ def _split_tag(text: str) -> tuple[str, str]:
 
 
 def _log(args: argparse.Namespace) -> int:
-    from .tracking.logger import log_results
-    from .tracking.results import ResultsError
+    from sparseae.tracking.logger import log_results
+    from sparseae.tracking.results import ResultsError
 
     check_folder("RESULTS_DIR", args.results_dir, must_exist=True)
     check_not_blank("--run-key", args.run_key, "natural-v2")
@@ -354,7 +354,7 @@ def _log(args: argparse.Namespace) -> int:
 
 
 def _log_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    from .checks import experiment_name, folder_or_run_id
+    from sparseae.config.checks import experiment_name, folder_or_run_id
 
     _tracking_uri_argument(parser)
     parser.add_argument("name", metavar="SWEEP")
@@ -375,7 +375,7 @@ def _log_sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _log_sweep(args: argparse.Namespace) -> int:
-    from .tracking.logger import log_sweep
+    from sparseae.tracking.logger import log_sweep
 
     check_not_blank("SWEEP", args.name, "lambda-sweep")
     for summary in args.summary:
@@ -420,7 +420,7 @@ def _check_config_arguments(parser: argparse.ArgumentParser) -> None:
 def load_merged(base: str | Path, files: Sequence[str]) -> dict:
     """``base`` with each of ``files`` merged over it the way Snakemake's ``--configfile``
     does (nested mappings merged, other values replaced); a missing or broken file is refused."""
-    from .sweep import _deep_merge
+    from sparseae.pipeline.sweep import _deep_merge
 
     for name in [base, *files]:
         path = Path(name)
@@ -440,11 +440,11 @@ def load_merged(base: str | Path, files: Sequence[str]) -> dict:
 def _check_config(args: argparse.Namespace) -> int:
     """Every check the workflow applies while it is read: the schema and cross-field rules
     (:func:`sparseae.config.resolve_config`), environment variables, the tracking store and
-    the input folders (:func:`sparseae.checks.workflow_input_problems`). ``make run
+    the input folders (:func:`sparseae.config.checks.workflow_input_problems`). ``make run
     CONFIG=FILE`` calls it first, so a missing or broken FILE gets one message instead of
     Snakemake's traceback."""
-    from .checks import workflow_input_problems
-    from .config import ConfigError, resolve_config
+    from sparseae.config import ConfigError, resolve_config
+    from sparseae.config.checks import workflow_input_problems
 
     config = load_merged(args.base, args.files)
     try:
@@ -471,7 +471,7 @@ def _ui_url_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _ui_url(args: argparse.Namespace) -> int:
-    from .tracking.store import pipeline_experiments, ui_url
+    from sparseae.tracking.store import pipeline_experiments, ui_url
 
     check_http_url("--base-url", args.base_url)
     uri = _tracking_uri(args)
@@ -560,7 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sparseae``; returns the exit status (0 success, 1 error, 2 usage)."""
-    from .rulelog import user_errors
+    from sparseae.rulelog import user_errors
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -18,8 +18,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from .autoencoder import parameter_count
-from .errors import ParameterFileError
+from sparseae.errors import ParameterFileError
+from sparseae.model.autoencoder import parameter_count
 
 
 @contextlib.contextmanager

@@ -13,12 +13,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from sparseae.config import ConfigError, resolve_config, trajectory_config
-from sparseae.sweep import grid_settings
-from sparseae.checks import cluster_memory_problems, dataset_path_problem
-from sparseae.checks import input_path_problems, workflow_input_problems
-from sparseae.checks import yaml_file_problems
-from sparseae.datasets import SOURCES, DatasetError, dataset_checksum
-from sparseae.experiment import EVALUATION_FILES, RESULT_FILES, data_config
+from sparseae.pipeline.sweep import grid_settings
+from sparseae.config.checks import cluster_memory_problems, dataset_path_problem
+from sparseae.config.checks import input_path_problems, workflow_input_problems
+from sparseae.config.checks import yaml_file_problems
+from sparseae.data import SOURCES, DatasetError, dataset_checksum
+from sparseae.pipeline.experiment import EVALUATION_FILES, RESULT_FILES, data_config
 from sparseae.tracking.settings import SWEEP_TAG, resolve_tracking_uri, sqlite_path
 from sparseae.tracking.store import store_marker
 

@@ -1,7 +1,7 @@
 # Input functions of the stacked experiments (`stacked_experiments` in the config), used by
 # workflow/rules/stacked.smk. Each chunked stage's params hold only what decides its result
-# (sparseae.stacked_config.stage_trajectory), so a change reruns exactly the stages it affects.
-from sparseae.stacked_config import gradcheck_settings, stage_trajectory
+# (sparseae.config.stacked.stage_trajectory), so a change reruns exactly the stages it affects.
+from sparseae.config.stacked import gradcheck_settings, stage_trajectory
 
 STACKED = CONFIG["stacked_experiments"]
 RUN_STACKED = CONFIG["run_stacked"]

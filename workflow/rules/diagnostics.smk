@@ -9,7 +9,7 @@ rule diagnose:
         theta="results/{experiment}/theta.npz",
         patches="results/{experiment}/patches.npz",
     output:
-        # File names as sparseae.experiment.diagnose writes them; the JSON is written last.
+        # File names as sparseae.pipeline.experiment.diagnose writes them; the JSON is written last.
         json="results/{experiment}/diagnostics.json",
         png=report(
             "results/{experiment}/units.png",

@@ -10,7 +10,7 @@ rule evaluate:
         theta="results/{experiment}/theta.npz",
         patches="results/{experiment}/patches.npz",
     output:
-        # File names are sparseae.evaluate.save_evaluation's; the JSON is written last.
+        # File names are sparseae.analysis.evaluate.save_evaluation's; the JSON is written last.
         evaluation="results/{experiment}/evaluation.json",
         confusion_features=report(
             "results/{experiment}/confusion_features.png",

@@ -2,7 +2,7 @@
 # greedy layer-wise pretraining (layer 1 on the images, layer l on layer l-1's features, each
 # a chain of chunk jobs with checkpoints like train_chunk), softmax on the last layer's
 # features, a gradient check of the fine-tuning cost, fine-tuning of the whole stack in
-# chunks, then evaluation, figures and MLflow. Files: sparseae.stacked_pipeline's docstring.
+# chunks, then evaluation, figures and MLflow. Files: sparseae.pipeline.stacked's docstring.
 
 
 wildcard_constraints:

@@ -1,7 +1,7 @@
 """Rule check_gradient: numerical vs analytic gradient on a small sub-problem of the data."""
 
-from sparseae.autoencoder import set_num_threads
-from sparseae.experiment import check_gradient
+from sparseae.model.autoencoder import set_num_threads
+from sparseae.pipeline.experiment import check_gradient
 from sparseae.rulelog import run_rule
 
 smk = snakemake  # noqa: F821

@@ -3,8 +3,8 @@
 A failed check stops the pipeline before fine-tuning with one message (no traceback).
 """
 
+from sparseae.pipeline.stacked import check_stacked_gradient
 from sparseae.rulelog import run_rule
-from sparseae.stacked_pipeline import check_stacked_gradient
 
 smk = snakemake  # noqa: F821
 run_rule(

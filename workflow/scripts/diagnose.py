@@ -1,6 +1,6 @@
 """Rule diagnose: results/{experiment}/diagnostics.json and units.png from theta and patches."""
 
-from sparseae.experiment import diagnose
+from sparseae.pipeline.experiment import diagnose
 from sparseae.rulelog import run_rule
 
 smk = snakemake  # noqa: F821

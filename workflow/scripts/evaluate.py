@@ -1,6 +1,6 @@
 """Rule evaluate: self-taught evaluation -> evaluation.json, confusion_{features,raw}.png."""
 
-from sparseae.experiment import evaluate
+from sparseae.pipeline.experiment import evaluate
 from sparseae.rulelog import run_rule
 
 smk = snakemake  # noqa: F821

@@ -1,7 +1,7 @@
 """Rule evaluate_stacked: test accuracy before/after fine-tuning -> stacked_evaluation.json."""
 
+from sparseae.pipeline.stacked import evaluate_stacked
 from sparseae.rulelog import run_rule
-from sparseae.stacked_pipeline import evaluate_stacked
 
 smk = snakemake  # noqa: F821
 run_rule(

@@ -3,7 +3,7 @@
 Calls the same function as ``sparseae fetch SOURCE``; the marker file lists what was fetched.
 """
 
-from sparseae.datasets import fetch, get_source
+from sparseae.data import fetch, get_source
 from sparseae.rulelog import run_rule
 
 smk = snakemake  # noqa: F821

@@ -1,6 +1,6 @@
 """Rule finalize: theta.npz, history.tsv and summary.json from chunks 1..K."""
 
-from sparseae.experiment import finalize
+from sparseae.pipeline.experiment import finalize
 from sparseae.rulelog import run_rule
 
 smk = snakemake  # noqa: F821

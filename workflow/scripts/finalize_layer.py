@@ -1,7 +1,7 @@
 """Rule finalize_layer: layer l's theta.npz and its features of the training images."""
 
+from sparseae.pipeline.stacked import finalize_layer
 from sparseae.rulelog import run_rule
-from sparseae.stacked_pipeline import finalize_layer
 
 smk = snakemake  # noqa: F821
 run_rule(

@@ -1,7 +1,7 @@
 """Rule finalize_stacked: stack.npz with the pretrained and the fine-tuned stack."""
 
+from sparseae.pipeline.stacked import finalize_stacked
 from sparseae.rulelog import run_rule
-from sparseae.stacked_pipeline import finalize_stacked
 
 smk = snakemake  # noqa: F821
 run_rule(

@@ -1,7 +1,7 @@
 """Rule finetune_chunk: chunk k of fine-tuning the whole stack (chunk 1 from the pretrained)."""
 
+from sparseae.pipeline.stacked import finetune_chunk
 from sparseae.rulelog import run_rule
-from sparseae.stacked_pipeline import finetune_chunk
 
 smk = snakemake  # noqa: F821
 run_rule(

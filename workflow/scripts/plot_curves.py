@@ -1,6 +1,6 @@
 """Rule plot_curves: cost_curve.png (chunk boundaries marked) and rhohat.png."""
 
-from sparseae.experiment import plot_curves
+from sparseae.pipeline.experiment import plot_curves
 from sparseae.rulelog import run_rule
 
 smk = snakemake  # noqa: F821

@@ -1,6 +1,6 @@
 """Rule plot_filters: results/{experiment}/filters.png, display_network of W1ᵀ."""
 
-from sparseae.experiment import plot_filters
+from sparseae.pipeline.experiment import plot_filters
 from sparseae.rulelog import run_rule
 
 smk = snakemake  # noqa: F821

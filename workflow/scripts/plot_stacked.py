@@ -1,7 +1,7 @@
 """Rule plot_stacked: layer 1's filters before/after fine-tuning, every stage's cost curve."""
 
+from sparseae.pipeline.stacked import plot_stacked
 from sparseae.rulelog import run_rule
-from sparseae.stacked_pipeline import plot_stacked
 
 smk = snakemake  # noqa: F821
 run_rule(

@@ -1,7 +1,7 @@
 """Rule plot_sweep_filters: results/sweeps/{sweep}/filters.png, every member's filter grid."""
 
+from sparseae.pipeline.sweep import plot_sweep_filters
 from sparseae.rulelog import run_rule
-from sparseae.sweep import plot_sweep_filters
 
 smk = snakemake  # noqa: F821
 run_rule(

@@ -1,6 +1,6 @@
 """Rule sample_patches: prepare the images and sample the training patches -> patches.npz."""
 
-from sparseae.experiment import sample_patches
+from sparseae.pipeline.experiment import sample_patches
 from sparseae.rulelog import run_rule
 
 smk = snakemake  # noqa: F821

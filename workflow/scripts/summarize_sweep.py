@@ -1,7 +1,7 @@
 """Rule summarize_sweep: results/sweeps/{sweep}/summary.tsv, summary.html and summary.png."""
 
+from sparseae.pipeline.sweep import summarize_sweep
 from sparseae.rulelog import run_rule
-from sparseae.sweep import summarize_sweep
 
 smk = snakemake  # noqa: F821
 run_rule(

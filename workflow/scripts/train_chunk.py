@@ -1,6 +1,6 @@
 """Rule train_chunk: chunk k of the L-BFGS training, warm-started from chunk k-1."""
 
-from sparseae.experiment import train_chunk
+from sparseae.pipeline.experiment import train_chunk
 from sparseae.rulelog import run_rule
 
 smk = snakemake  # noqa: F821

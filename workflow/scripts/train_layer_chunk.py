@@ -1,7 +1,7 @@
 """Rule train_layer_chunk: chunk k of layer l's sparse autoencoder (warm start from k-1)."""
 
+from sparseae.pipeline.stacked import train_layer_chunk
 from sparseae.rulelog import run_rule
-from sparseae.stacked_pipeline import train_layer_chunk
 
 smk = snakemake  # noqa: F821
 run_rule(

@@ -1,7 +1,7 @@
 """Rule train_stacked_softmax: softmax regression on the last layer's features -> softmax.npz."""
 
+from sparseae.pipeline.stacked import train_stacked_softmax
 from sparseae.rulelog import run_rule
-from sparseae.stacked_pipeline import train_stacked_softmax
 
 smk = snakemake  # noqa: F821
 run_rule(

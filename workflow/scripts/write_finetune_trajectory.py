@@ -1,7 +1,7 @@
 """Rule write_finetune_trajectory: results/{experiment}/finetune/trajectory.json."""
 
+from sparseae.pipeline.stacked import write_finetune_trajectory
 from sparseae.rulelog import run_rule
-from sparseae.stacked_pipeline import write_finetune_trajectory
 
 smk = snakemake  # noqa: F821
 run_rule(

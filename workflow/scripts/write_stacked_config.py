@@ -1,7 +1,7 @@
 """Rule write_stacked_config: results/{experiment}/stacked_config.json (config, fingerprints)."""
 
+from sparseae.pipeline.stacked import write_stacked_config
 from sparseae.rulelog import run_rule
-from sparseae.stacked_pipeline import write_stacked_config
 
 smk = snakemake  # noqa: F821
 run_rule(

@@ -1,6 +1,6 @@
 """Rule write_trajectory: results/{experiment}/trajectory.json, the settings of its numbers."""
 
-from sparseae.experiment import write_trajectory
+from sparseae.pipeline.experiment import write_trajectory
 from sparseae.rulelog import run_rule
 
 smk = snakemake  # noqa: F821

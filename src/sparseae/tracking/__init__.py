@@ -20,15 +20,15 @@ package (e.g. for ``sparseae --help``) stays cheap.
 
 from __future__ import annotations
 
-from .logger import log_results, log_sweep
-from .results import ResultsError, read_result_folder
-from .settings import (
+from sparseae.tracking.logger import log_results, log_sweep
+from sparseae.tracking.results import ResultsError, read_result_folder
+from sparseae.tracking.settings import (
     HTTP_RETRY_DEFAULTS,
     SWEEP_TAG,
     configure_http_retries,
     resolve_tracking_uri,
 )
-from .store import (
+from sparseae.tracking.store import (
     ArtifactLocationError,
     TrackingError,
     TrackingUnavailableError,

@@ -105,11 +105,11 @@ def _source_location(source_name: str, dataset: dict) -> str:
     if dataset.get("path"):
         return str(dataset["path"])
     try:
-        from sparseae.datasets import get_source
+        from sparseae.data import get_source
 
         source = get_source(source_name)
     except Exception:  # noqa: BLE001 - an unknown source is described by its name
         return source_name
     if source.mirrors and source.files:
         return source.mirrors[0] + source.files[0].name
-    return f"sparseae.datasets:{source_name}"
+    return f"sparseae.data:{source_name}"

@@ -4,7 +4,7 @@ This file is what MLflow stores and runs to load the model: no pickled object, o
 and ``theta.npz`` (read with ``allow_pickle=False``). ``predict`` takes an ``m × v`` float64
 array (one example per row) and returns the ``m × h`` hidden activations
 ``sigmoid(X W1ᵀ + b1)``, the learned features, equal to
-:func:`sparseae.autoencoder.hidden_activations` (transposed). Loading needs numpy and mlflow
+:func:`sparseae.model.autoencoder.hidden_activations` (transposed). Loading needs numpy and mlflow
 only, not sparseae.
 
 :func:`log_encoder` logs it for a run (the tracking logger calls it).

@@ -46,16 +46,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sparseae.io import read_json, write_json
-
-from .results import (
+from sparseae.tracking.results import (
     MAX_PARAM_LENGTH,
     ResultFolder,
     flatten_params,
     load_chunk,
     read_result_folder,
 )
-from .settings import SWEEP_TAG
-from .store import (
+from sparseae.tracking.settings import SWEEP_TAG
+from sparseae.tracking.store import (
     TrackingError,
     TrackingUnavailableError,
     call,
@@ -642,14 +641,14 @@ def _filter_image_steps(uri, mlflow_client, run_id, results_dir=None) -> set[int
 def filter_image(theta, visible_size: int, hidden_size: int):
     """The filter grid of ``theta`` as an 8-bit grey array, enlarged by a whole factor.
 
-    The grid is :func:`sparseae.visualize.display_network` of ``W1ᵀ`` (as ``filters.png``),
+    The grid is :func:`sparseae.analysis.visualize.display_network` of ``W1ᵀ`` (as ``filters.png``),
     each pixel repeated ``s × s`` times (nearest neighbour, so pixels stay sharp) with ``s``
     the largest factor keeping the longer edge within :data:`FILTER_IMAGE_EDGE` pixels.
     """
     import numpy as np
 
-    from sparseae.autoencoder import unpack
-    from sparseae.visualize import display_network
+    from sparseae.analysis.visualize import display_network
+    from sparseae.model.autoencoder import unpack
 
     grid = display_network(unpack(theta, visible_size, hidden_size)[0].T)
     grey = np.rint((np.clip(grid, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
@@ -700,7 +699,7 @@ def _log_filter_images(uri, mlflow_client, run_id, folder: ResultFolder, start: 
 
 def _log_datasets(uri, mlflow_client, run, folder: ResultFolder) -> int:
     """Log the training data (and evaluation data) as dataset inputs not in the run yet."""
-    from .datasets import dataset_inputs
+    from sparseae.tracking.datasets import dataset_inputs
 
     wanted = dataset_inputs(folder)
     if not wanted:
@@ -723,7 +722,7 @@ def _log_datasets(uri, mlflow_client, run, folder: ResultFolder) -> int:
 
 def _log_model(uri, mlflow_client, run, folder: ResultFolder) -> int:
     """Log theta.npz as the run's logged model (models from code) unless already there."""
-    from .encoder_model import log_encoder
+    from sparseae.tracking.encoder_model import log_encoder
 
     theta = folder.path / "theta.npz"
     sizes = _model_sizes(folder)

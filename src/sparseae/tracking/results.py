@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from ..environment import environment_info
-from ..errors import ResultsError
-from ..experiment import EVALUATION_FILES, RESULT_FILES
-from ..identity import arrays_key, key_of
-from ..io import ParameterFileError, json_member, read_npz
-from ..train import load_checkpoint, records_to_arrays
+from sparseae.environment import environment_info
+from sparseae.errors import ResultsError
+from sparseae.identity import arrays_key, key_of
+from sparseae.io import ParameterFileError, json_member, read_npz
+from sparseae.model.train import load_checkpoint, records_to_arrays
+from sparseae.pipeline.experiment import EVALUATION_FILES, RESULT_FILES
 
 #: MLflow 3's limit on a param value (``mlflow.utils.validation.MAX_PARAM_VAL_LENGTH``).
 MAX_PARAM_LENGTH = 6000
@@ -44,8 +44,8 @@ NOT_ARTIFACTS = ("mlflow.json", "patches.npz")
 #: Every result JSON file may hold a ``"metrics": {name: number}`` and a ``"params": {name:
 #: value}`` block, logged under those names (metrics at step 0, derived; params as
 #: :func:`param_value` renders them): the producers decide what MLflow shows
-#: (:func:`sparseae.experiment.summary_blocks`, :func:`sparseae.experiment.gradcheck_blocks`,
-#: :func:`sparseae.evaluate.evaluation_blocks`), so a new result file needs nothing here.
+#: (:func:`~sparseae.pipeline.experiment.summary_blocks`, ``gradcheck_blocks``,
+#: :func:`sparseae.analysis.evaluate.evaluation_blocks`), so a new result file needs nothing here.
 BLOCK_KEYS = ("metrics", "params")
 #: JSON files in a result folder that are not results (our own records; the config's params
 #: are its flattened settings).
@@ -204,8 +204,8 @@ def evaluates(config: dict | None) -> bool:
 def expected_files(config: dict | None) -> tuple[str, ...]:
     """Files a complete result folder holds (chunks apart), evaluation files included.
 
-    The workflow's own lists: :data:`sparseae.experiment.RESULT_FILES`, and
-    :data:`sparseae.experiment.EVALUATION_FILES` for ``evaluation.enabled``.
+    The workflow's own lists: :data:`sparseae.pipeline.experiment.RESULT_FILES`, and
+    :data:`sparseae.pipeline.experiment.EVALUATION_FILES` for ``evaluation.enabled``.
     """
     return RESULT_FILES + (EVALUATION_FILES if evaluates(config) else ())
 
@@ -243,7 +243,7 @@ def param_value(value: Any) -> str:
 def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """One ``chunks/{k}.npz`` as arrays and meta, read by the training's own reader.
 
-    :func:`sparseae.train.load_checkpoint` (what ``sparseae.experiment`` resumes and
+    :func:`sparseae.model.train.load_checkpoint` (what ``sparseae.pipeline.experiment`` resumes and
     finalizes from) checks the keys, shapes and meta; its records come back here as one
     array per field (``iteration``, ``cost``, ``grad_norm``, ``fun_evals``, ``seconds``)
     plus ``theta``.
@@ -252,7 +252,7 @@ def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
         theta, records, meta = load_checkpoint(path)
         arrays = records_to_arrays(records)
     except (OSError, ValueError) as exc:
-        # As the training's own message (sparseae.experiment) says: the remedy is to retrain.
+        # As the training's own message says: the remedy is to retrain.
         raise ResultsError(f"{exc}; delete {path} and rerun `snakemake` to recompute it") from exc
     return {"theta": theta, **arrays}, meta
 

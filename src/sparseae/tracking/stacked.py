@@ -21,11 +21,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sparseae.io import read_json, write_json
-from sparseae.train import load_checkpoint
-
-from .logger import MANIFEST_TAG, file_sha256, log_artifacts
-from .results import param_value
-from .store import call, client, ensure_experiment
+from sparseae.model.train import load_checkpoint
+from sparseae.tracking.logger import MANIFEST_TAG, file_sha256, log_artifacts
+from sparseae.tracking.results import param_value
+from sparseae.tracking.store import call, client, ensure_experiment
 
 __all__ = ["log_stacked", "STACKED_ARTIFACTS"]
 

@@ -33,8 +33,7 @@ import numpy as np
 
 from sparseae.errors import ArtifactLocationError, TrackingError, TrackingUnavailableError
 from sparseae.io import atomic_path
-
-from .settings import (
+from sparseae.tracking.settings import (
     HTTP_RETRY_DEFAULTS,
     check_sqlite_file,
     configure_http_retries,

@@ -67,8 +67,8 @@ RESULT_COLUMNS = (
     ("iterations", "summary.json", "iterations"),
     ("fun_evals", "summary.json", "fun_evals"),
     ("train_seconds", "summary.json", "train_seconds"),
-    # What the units respond to (sparseae.diagnostics): reconstruction quality, alignment of
-    # weights and top examples against random examples, the role of contrast, dead units.
+    # What the units respond to (sparseae.analysis.diagnostics): reconstruction quality,
+    # alignment of weights and top examples against random examples, contrast, dead units.
     ("fraction_variance_explained", "diagnostics.json", "fraction_variance_explained"),
     ("alignment_top_k", "diagnostics.json", "alignment_top_k"),
     ("alignment_random", "diagnostics.json", "alignment_random"),

@@ -20,7 +20,7 @@ Recipe (deterministic: no random numbers, fixed order):
 3. cut the largest grid of non-overlapping 128×128 tiles, centred in the downsampled photo:
    1×2 tiles from each 320×213 photo and 2×2 tiles from grace_hopper (256×300);
 4. stack the 8 tiles (china 2, flower 2, grace_hopper 4, in that order) and whiten them all
-   together with :func:`sparseae.whitening.whiten_images`.
+   together with :func:`sparseae.data.whitening.whiten_images`.
 
 Result: ``128 × 128 × 8`` float64 (``128 × 128 × 4`` without grace_hopper), mean per-image
 variance 0.1, bit-identical between runs with the same Pillow/numpy.
@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError
+from sparseae.errors import DatasetError
 
 #: File suffixes read from an image folder (case-insensitive).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")

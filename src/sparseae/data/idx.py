@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError
+from sparseae.errors import DatasetError
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049

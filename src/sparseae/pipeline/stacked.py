@@ -17,9 +17,9 @@ Files of experiment ``E`` (all under ``results/E/``)::
     filters_{before,after}.png    plot_stacked           layer 1's filters
     stacked_cost_curves.png       plot_stacked           every stage's cost per iteration
 
-Chunked stages work exactly like the single-layer training (:mod:`sparseae.train`): chunk
+Chunked stages work exactly like the single-layer training (:mod:`sparseae.model.train`): chunk
 ``k`` warm-starts from chunk ``k-1``'s checkpoint, refuses a checkpoint of another
-configuration (stage fingerprint, :mod:`sparseae.stacked_config`), and writes its own
+configuration (stage fingerprint, :mod:`sparseae.config.stacked`), and writes its own
 checkpoint atomically, so a killed run resumes at the first missing chunk and ends
 bit-identical to an uninterrupted one (one BLAS thread inside L-BFGS, the autoencoder cost's
 thread count fixed by the job's threads).
@@ -34,18 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import autoencoder, stacked
-from .config import PURPOSES, describe_difference, rng
-from .experiment import ForeignResultError, ResultFileError
-from .io import (
-    ParameterFileError,
-    atomic_path,
-    load_theta_npz,
-    read_npz,
-    save_theta_npz,
-    write_json,
-)
-from .stacked_config import (
+from sparseae.config import PURPOSES, describe_difference, rng
+from sparseae.config.stacked import (
     INPUT_SIZE,
     NUM_CLASSES,
     fingerprint_of,
@@ -53,7 +43,23 @@ from .stacked_config import (
     num_layers,
     stage_fingerprint,
 )
-from .train import LBFGSOptions, continuing, lbfgs_chunk, load_checkpoint, save_checkpoint
+from sparseae.io import (
+    ParameterFileError,
+    atomic_path,
+    load_theta_npz,
+    read_npz,
+    save_theta_npz,
+    write_json,
+)
+from sparseae.model import autoencoder, stacked
+from sparseae.model.train import (
+    LBFGSOptions,
+    continuing,
+    lbfgs_chunk,
+    load_checkpoint,
+    save_checkpoint,
+)
+from sparseae.pipeline.experiment import ForeignResultError, ResultFileError
 
 __all__ = [
     "write_stacked_config",
@@ -119,7 +125,7 @@ def prepare_stacked_data(path, source: str, images: Mapping, folder=None) -> tup
     Whole 28×28 digits flattened column-major, pixels / 255 (as UFLDL's ``loadMNISTImages``),
     images ``start … stop-1`` of the split ``images`` names.
     """
-    from .datasets import load_mnist
+    from sparseae.data import load_mnist
 
     split = images["split"]
     start, stop = image_range({"dataset": {"part": images}}, "part")
@@ -159,13 +165,13 @@ def _checkpoint(path):
 def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dict:
     """Check the fine-tuning gradient on a small stack and layer 1's autoencoder gradient.
 
-    ``settings`` is :func:`sparseae.stacked_config.gradcheck_settings`. The small stack has
+    ``settings`` is :func:`sparseae.config.stacked.gradcheck_settings`. The small stack has
     the experiment's number of layers, ``gradcheck.hidden_size`` units in each, and the first
     ``gradcheck.num_examples`` training images with their labels; the autoencoder check uses
     layer 1's ρ, λ, β on the same images. Raises ``ConfigError`` (nothing written) if either
     difference reaches ``gradcheck.bound``.
     """
-    from .gradcheck import check_gradient, require_passed
+    from sparseae.model.gradcheck import check_gradient, require_passed
 
     check = settings["gradcheck"]
     images, labels = _load(data_path, "images", "labels")
@@ -303,7 +309,7 @@ def _run_chunk(cost_fn, start, data, cost_kwargs, meta, output, every=10, thread
         progress=progress,
         stop=stop,
     )
-    from .environment import environment_info
+    from sparseae.environment import environment_info
 
     meta = {
         **meta,
@@ -326,10 +332,10 @@ def train_layer_chunk(
 ):
     """Chunk ``chunk`` of the sparse autoencoder of the last layer of ``trajectory``.
 
-    ``trajectory`` is :func:`sparseae.stacked_config.stage_trajectory` of stage ``layer{l}``.
+    ``trajectory`` is :func:`sparseae.config.stacked.stage_trajectory` of stage ``layer{l}``.
     Layer 1 trains on the training images (``data_path`` is ``stacked_train.npz``), layer
     ``l > 1`` on layer ``l-1``'s features (``data_path`` is its ``features.npz``). Chunk 1
-    starts from :func:`sparseae.autoencoder.initialize_parameters` with child ``l`` of the
+    starts from :func:`sparseae.model.autoencoder.initialize_parameters` with child ``l`` of the
     experiment's ``stacked_init`` seed; chunk ``k > 1`` from ``previous``.
     """
     _remove_stale(output)
@@ -420,8 +426,8 @@ def _softmax_run(labels, settings, optimizer):
 def train_stacked_softmax(features_path, data_path, output, *, name, trajectory):
     """Softmax regression on the last layer's training features (UFLDL ``softmaxTrain``).
 
-    L-BFGS on UFLDL's softmax cost (:func:`sparseae.evaluate.softmax_cost`, λ =
-    ``softmax.lambda_``, no intercept, the minimiser :func:`sparseae.evaluate.fit_softmax`
+    L-BFGS on UFLDL's softmax cost (:func:`sparseae.analysis.evaluate.softmax_cost`, λ =
+    ``softmax.lambda_``, no intercept, the minimiser :func:`sparseae.analysis.evaluate.fit_softmax`
     finds with ``C = 1/(λm)``) from θ = 0 for ``softmax.max_iter`` iterations with the
     experiment's optimizer settings. ``softmax.npz`` is a checkpoint: θ (flat, column-major
     ``10 × h_L``) and the cost of every iteration.
@@ -458,7 +464,7 @@ def finetune_chunk(
     """Chunk ``chunk`` of fine-tuning the whole stack on the training labels.
 
     Chunk 1 starts from the pretrained stack (each layer's encoder, the softmax weights);
-    chunk ``k > 1`` from ``previous``. Cost: :func:`sparseae.stacked.finetune_cost_and_grad`
+    chunk ``k > 1`` from ``previous``. Cost: :func:`sparseae.model.stacked.finetune_cost_and_grad`
     with the softmax λ.
     """
     _remove_stale(output)
@@ -524,7 +530,7 @@ def evaluate_stacked(
     """
     from threadpoolctl import threadpool_limits
 
-    from .evaluate import plot_confusion_matrix
+    from sparseae.analysis.evaluate import plot_confusion_matrix
 
     train_x, train_y = _load(train_path, "images", "labels")
     test_x, test_y = _load(test_path, "images", "labels")
@@ -605,7 +611,7 @@ def plot_stacked(stack_path, stage_chunks: Mapping, outputs: Mapping, *, name, h
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .visualize import display_network, save_png
+    from sparseae.analysis.visualize import display_network, save_png
 
     pretrained, finetuned = _load(stack_path, "pretrained", "finetuned")
     hidden = list(hidden_sizes)

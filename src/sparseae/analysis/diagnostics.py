@@ -45,8 +45,8 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from .autoencoder import hidden_activations, unpack
-from .errors import DiagnosticsError
+from sparseae.errors import DiagnosticsError
+from sparseae.model.autoencoder import hidden_activations, unpack
 
 __all__ = [
     "ACTIVE_THRESHOLD",
@@ -350,7 +350,7 @@ def write_diagnostics(
 ) -> dict:
     """``diagnostics.json`` and ``units.png`` for the final ``theta`` on its training data.
 
-    The workflow's step (checked inputs) is :func:`sparseae.experiment.diagnose`.
+    The workflow's step (checked inputs) is :func:`sparseae.pipeline.experiment.diagnose`.
 
     Parameters
     ----------
@@ -376,9 +376,9 @@ def write_diagnostics(
     dict
         The record written to ``json_path``.
     """
-    from .config import rng
-    from .io import write_json
-    from .visualize import plot_units
+    from sparseae.analysis.visualize import plot_units
+    from sparseae.config import rng
+    from sparseae.io import write_json
 
     settings = {**DEFAULT_SETTINGS, **dict(settings)}
     theta = np.asarray(theta, dtype=np.float64)

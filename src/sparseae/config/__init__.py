@@ -13,7 +13,7 @@ Each experiment has one integer ``seed``. Every random choice draws from its own
 ``SeedSequence(seed).spawn(i + 1)[i]``), with the fixed purpose indices in :data:`PURPOSES`.
 Adding a purpose later never changes the streams of the existing ones.
 
-Sweep members are named and expanded by :mod:`sparseae.sweep`.
+Sweep members are named and expanded by :mod:`sparseae.pipeline.sweep`.
 """
 
 from __future__ import annotations
@@ -28,13 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
-
-# ConfigError has its own module so that sparseae.sweep raises it without importing this one.
-from .identity import key_of
-from .schema_refs import resolve_refs as _resolve
-from .stacked_config import check_stacked_experiment
-from .sweep import expand_sweep, name_clash_problems
+from sparseae.config.schema_refs import resolve_refs as _resolve
+from sparseae.config.stacked import check_stacked_experiment
+from sparseae.errors import ConfigError
+from sparseae.identity import key_of
+from sparseae.pipeline.sweep import expand_sweep, name_clash_problems
 
 #: Purpose -> child index of ``SeedSequence(seed)``; never renumber, only append.
 PURPOSES = {
@@ -86,7 +84,7 @@ RECOMPUTE_KINDS = ("trajectory", "chunks", "gradcheck", "evaluation", "record")
 DEFAULT_SCHEMA = resources.files("sparseae").joinpath("schemas", "config.schema.yaml")
 
 #: The workflow's own copy in a source checkout (what Snakemake's validate() reads).
-REPO_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+REPO_SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,7 +226,7 @@ def check_experiment(name: str, experiment: Mapping) -> None:
 
 def _dataset_problems(key: str, experiment: Mapping) -> list[str]:
     """The source must exist and suit the patch setting (digits: whole images only)."""
-    from sparseae.datasets import SOURCES
+    from sparseae.data import SOURCES
 
     dataset, size = experiment["dataset"], experiment["patches"]["size"]
     source = SOURCES.get(dataset["source"])
@@ -268,7 +266,7 @@ def _evaluation_problems(key: str, experiment: Mapping) -> list[str]:
     evaluation needs them set, since with every digit unlabeled the classifier would be tested
     on digits the features were learned from.
     """
-    from sparseae.datasets import SOURCES
+    from sparseae.data import SOURCES
 
     evaluation = experiment.get("evaluation") or {}
     if not evaluation.get("enabled"):
@@ -353,7 +351,7 @@ def resolve_config(config: Mapping, schema: str | os.PathLike | Mapping | None =
     ConfigError
         Naming the key and the allowed range of every problem found.
     """
-    from sparseae import checks
+    from sparseae.config import checks
 
     root = load_schema(schema)
     config = checks.coerce_numbers(config, root)
@@ -529,7 +527,7 @@ def check_resume(
     theta_length : int
         Length of the checkpoint's theta.
     """
-    from .autoencoder import parameter_count
+    from sparseae.model.autoencoder import parameter_count
 
     h, v = experiment["model"]["hidden_size"], experiment["model"]["visible_size"]
     expected = parameter_count(v, h)

@@ -12,7 +12,7 @@ the softmax cost of the stack (UFLDL's ``stackedAECost``; the equations are in
 
 Parameter layout
 ----------------
-One flat float64 vector, column-major (MATLAB) like :mod:`sparseae.autoencoder`, in the
+One flat float64 vector, column-major (MATLAB) like :mod:`sparseae.model.autoencoder`, in the
 order of the tutorial's ``[softmaxTheta(:); stack2params(stack)]``::
 
     theta = [θ(:); W¹(:); b¹; W²(:); b²; …]
@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.special import expit
 
-from . import autoencoder
-from .gradcheck import DEFAULT_BOUND, numerical_gradient, relative_difference
+from sparseae.model import autoencoder
+from sparseae.model.gradcheck import DEFAULT_BOUND, numerical_gradient, relative_difference
 
 __all__ = [
     "layer_shapes",
@@ -150,7 +150,7 @@ def stack_from_autoencoders(softmax_theta, autoencoder_thetas, input_size: int, 
     ----------
     softmax_theta : ndarray, shape (num_classes, hidden_sizes[-1])
     autoencoder_thetas : sequence of ndarray
-        Layer ``l``'s sparse autoencoder parameters (:mod:`sparseae.autoencoder` layout),
+        Layer ``l``'s sparse autoencoder parameters (:mod:`sparseae.model.autoencoder` layout),
         trained on layer ``l-1``'s activations.
     input_size : int
     hidden_sizes : sequence of int
@@ -316,10 +316,10 @@ def naive_finetune_cost_and_grad(
 def softmax_objective(theta, features, *, labels, num_classes, lambda_):
     """UFLDL's softmax cost on a flat column-major ``θ`` (``num_classes × features``).
 
-    :func:`sparseae.evaluate.softmax_cost` with the classes fixed to ``0 … num_classes-1``,
+    :func:`sparseae.analysis.evaluate.softmax_cost` with the classes fixed to ``0 … num_classes-1``,
     flattened the way the stack stores ``θ``, for an L-BFGS run with recorded cost curve.
     """
-    from .evaluate import softmax_cost
+    from sparseae.analysis.evaluate import softmax_cost
 
     features = np.asarray(features, dtype=np.float64)
     weights = np.asarray(theta, dtype=np.float64).reshape(
@@ -348,7 +348,7 @@ def check_finetune_gradient(
 ) -> dict:
     """Central-difference check of the fine-tuning gradient on a small stack.
 
-    The point is random: encoders from :func:`sparseae.autoencoder.initialize_parameters`
+    The point is random: encoders from :func:`sparseae.model.autoencoder.initialize_parameters`
     with biases uniform in ±0.1 (so their gradients are exercised), softmax weights
     ``0.005 · N(0, 1)`` as the tutorial initialises them.
 

@@ -5,7 +5,7 @@ A download is streamed to a hidden temporary file in the destination folder (via
 its final name. A failed, corrupted or interrupted download therefore never leaves a file
 under the data file's name that a later run could mistake for data.
 
-Checksums: a :class:`~sparseae.datasets.sources.FileSpec` records one or more digests
+Checksums: a :class:`~sparseae.data.sources.FileSpec` records one or more digests
 (``md5``, ``sha256``, ``git-blob`` - the id ``git hash-object`` prints). Whichever are
 recorded are checked; when several are recorded they describe the same bytes, so all must
 agree.
@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from ..errors import ChecksumError, DownloadError
-from ..io import atomic_path
+from sparseae.errors import ChecksumError, DownloadError
+from sparseae.io import atomic_path
 
 logger = logging.getLogger("sparseae.datasets")
 

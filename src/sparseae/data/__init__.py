@@ -6,11 +6,10 @@ Public names: :data:`SOURCES`, :func:`fetch`, :func:`fetch_source`, :func:`load_
 
 Sources: ``ufldl-images`` (IMAGES.mat), ``olshausen-raw`` (IMAGES_RAW.mat, whitened here),
 ``mnist`` (IDX files), ``sample-photos`` (the offline default; see
-:mod:`sparseae.datasets.images` for what it contains) and ``image-folder``.
+:mod:`sparseae.data.images` for what it contains) and ``image-folder``.
 """
 
-from ..errors import ChecksumError, DatasetError, DownloadError
-from .api import (
+from sparseae.data.api import (
     DEFAULT_RESOURCES,
     dataset_checksum,
     fetch,
@@ -19,10 +18,18 @@ from .api import (
     load_mnist,
     source_files,
 )
-from .download import file_digests
-from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
-from .images import load_image_folder, load_mat_images, sample_photo_files
-from .sources import MNIST_FILES, SOURCES, FileSpec, Source, get_source, mirrors_from_config
+from sparseae.data.download import file_digests
+from sparseae.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from sparseae.data.images import load_image_folder, load_mat_images, sample_photo_files
+from sparseae.data.sources import (
+    MNIST_FILES,
+    SOURCES,
+    FileSpec,
+    Source,
+    get_source,
+    mirrors_from_config,
+)
+from sparseae.errors import ChecksumError, DatasetError, DownloadError
 
 __all__ = [
     "DEFAULT_RESOURCES",

@@ -3,7 +3,7 @@
 Central differences with ``ε = 1e-4`` and the figure ``‖num − ana‖ / ‖num + ana‖``. The
 sanity function ``h(x) = x1² + 3 x1 x2`` at ``(4, 10)`` gives ≈ 2.1452e-12; the autoencoder on a
 small problem must give less than 1e-9. :func:`check_gradient` accepts any cost function with
-the signature of :func:`sparseae.autoencoder.cost_and_grad`, so the tests can show that the
+the signature of :func:`sparseae.model.autoencoder.cost_and_grad`, so the tests can show that the
 same check rejects deliberately wrong gradients.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from . import autoencoder
-from .errors import ConfigError
+from sparseae.errors import ConfigError
+from sparseae.model import autoencoder
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def check_gradient(
     bound : float
         Largest accepted autoencoder figure (UFLDL: 1e-9).
     cost_fn : callable, optional
-        Function with the signature of :func:`sparseae.autoencoder.cost_and_grad`; defaults
+        Function with the signature of :func:`sparseae.model.autoencoder.cost_and_grad`; defaults
         to it. Tests pass deliberately wrong implementations here.
 
     Returns

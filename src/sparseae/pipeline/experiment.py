@@ -32,11 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import autoencoder, checks, config, datasets
-from .config import ConfigError, fingerprint, rng
-from .errors import ForeignResultError, ResultFileError
-from .identity import key_of
-from .io import (
+from sparseae import config
+from sparseae import data as datasets
+from sparseae.config import ConfigError, checks, fingerprint, rng
+from sparseae.errors import ForeignResultError, ResultFileError
+from sparseae.identity import key_of
+from sparseae.io import (
     ParameterFileError,
     atomic_path,
     atomic_write,
@@ -45,7 +46,8 @@ from .io import (
     save_theta_npz,
     write_json,
 )
-from .train import LBFGSOptions, continuing, load_checkpoint, save_checkpoint
+from sparseae.model import autoencoder
+from sparseae.model.train import LBFGSOptions, continuing, load_checkpoint, save_checkpoint
 
 __all__ = [
     "RESULT_FILES",
@@ -152,7 +154,7 @@ def data_key(experiment: Mapping) -> str:
 
 
 def cost_settings(model: Mapping) -> dict:
-    """The keyword arguments of :func:`sparseae.autoencoder.cost_and_grad` for a model section."""
+    """The keyword arguments of :func:`~sparseae.model.autoencoder.cost_and_grad` of a model."""
     return {
         "visible_size": model["visible_size"],
         "hidden_size": model["hidden_size"],
@@ -258,9 +260,9 @@ def sample_patches(
 
 def _image_patches(name: str, data: Mapping, dest: Path) -> np.ndarray:
     """The patches of an image source: load (and 1/f-whiten), sample, ZCA, normalizeData."""
-    from .patches import normalize_patches
-    from .patches import sample_patches as sample
-    from .whitening import ZCA
+    from sparseae.data.patches import normalize_patches
+    from sparseae.data.patches import sample_patches as sample
+    from sparseae.data.whitening import ZCA
 
     dataset, patch_cfg = data["dataset"], data["patches"]
     source, whiten = dataset["source"], dataset["whiten"]
@@ -317,8 +319,8 @@ def check_gradient(
     ``gradcheck.json`` is written only when the check passes, so training (which waits for it)
     never starts on a gradient that disagrees with central differences.
     """
-    from .gradcheck import check_gradient as check
-    from .gradcheck import require_passed
+    from sparseae.model.gradcheck import check_gradient as check
+    from sparseae.model.gradcheck import require_passed
 
     model = trajectory["model"]
     data = load_patches(patches, name=name, experiment=trajectory)[:, : gradcheck["num_examples"]]
@@ -398,7 +400,7 @@ def train_chunk(
 ) -> dict:
     """Rule ``train_chunk``: chunk ``k`` of the L-BFGS training, warm-started from chunk k-1.
 
-    Chunk 1 starts from :func:`~sparseae.autoencoder.initialize_parameters` with the
+    Chunk 1 starts from :func:`~sparseae.model.autoencoder.initialize_parameters` with the
     experiment's "init" generator; chunk k > 1 from the theta of ``previous``, after checking
     that it belongs to this trajectory and is chunk k-1. The checkpoint holds the records of
     its own iterations (global numbering), the optimizer's stop (status, message, reason),
@@ -454,7 +456,7 @@ def train_chunk(
 
     # maxfun is the whole run's evaluation budget (as minFunc's maxFunEvals); the iteration
     # limit is this chunk's, so the number of chunks stays out of the trajectory.
-    from .train import train_chunk as run_lbfgs
+    from sparseae.model.train import train_chunk as run_lbfgs
 
     options = LBFGSOptions(**trajectory["optimizer"], maxiter=start + iterations)
     stop: dict = {}
@@ -481,7 +483,7 @@ def train_chunk(
         )
     terms = autoencoder.cost_terms(theta, data, **cost_settings(model))
     rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
-    from .environment import environment_info
+    from sparseae.environment import environment_info
 
     meta = {
         "experiment": name,
@@ -672,7 +674,7 @@ def load_theta(path: str | Path, *, name: str, trajectory: Mapping) -> np.ndarra
 
 def plot_filters(theta: str | Path, output: str | Path, *, name: str, trajectory: Mapping):
     """Rule ``plot_filters``: ``filters.png``, ``display_network`` of W1ᵀ."""
-    from .visualize import display_network, save_png
+    from sparseae.analysis.visualize import display_network, save_png
 
     model = trajectory["model"]
     params = load_theta(theta, name=name, trajectory=trajectory)
@@ -695,8 +697,8 @@ def plot_curves(
     """Rule ``plot_curves``: ``cost_curve.png`` (chunk boundaries marked) and ``rhohat.png``."""
     import pandas as pd
 
-    from .io import read_json
-    from .visualize import plot_cost_curve, plot_rhohat
+    from sparseae.analysis.visualize import plot_cost_curve, plot_rhohat
+    from sparseae.io import read_json
 
     table = pd.read_csv(history, sep="\t")
     result = read_json(summary)
@@ -733,7 +735,7 @@ def diagnose(
     """Rule ``diagnose``: ``diagnostics.json`` and ``units.png``, what each hidden unit does.
 
     Reads the final ``theta`` and the training data, each refused if it belongs to other
-    settings, and hands them to :func:`sparseae.diagnostics.write_diagnostics`.
+    settings, and hands them to :func:`sparseae.analysis.diagnostics.write_diagnostics`.
 
     Parameters
     ----------
@@ -742,7 +744,7 @@ def diagnose(
     settings : mapping
         The top-level ``diagnostics`` config section.
     """
-    from .diagnostics import DiagnosticsError, write_diagnostics
+    from sparseae.analysis.diagnostics import DiagnosticsError, write_diagnostics
 
     params = load_theta(theta, name=name, trajectory=trajectory)
     data = load_patches(patches, name=name, experiment=trajectory)
@@ -786,7 +788,7 @@ def evaluate(
     """Rule ``evaluate``: self-taught evaluation -> evaluation.json and two confusion matrices.
 
     Loads the images the autoencoder's data came from (source, split, first
-    ``dataset.num_images``), splits them with :func:`sparseae.evaluate.self_taught_split`:
+    ``dataset.num_images``), splits them with :func:`sparseae.analysis.evaluate.self_taught_split`:
     unlabeled = ``dataset.digits``, labeled = ``evaluation.labeled_digits`` halved per digit
     with the experiment's "split" generator. Before classifying, it checks that
     ``patches.npz`` (what the autoencoder trained on) is exactly the unlabeled set, so no
@@ -801,7 +803,12 @@ def evaluate(
     settings : mapping
         The experiment's ``evaluation`` section.
     """
-    from .evaluate import evaluate_features, save_evaluation, self_taught_split, take_split
+    from sparseae.analysis.evaluate import (
+        evaluate_features,
+        save_evaluation,
+        self_taught_split,
+        take_split,
+    )
 
     key = f"experiments.{name}"
     dataset = trajectory["dataset"]

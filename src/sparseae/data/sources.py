@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..errors import DatasetError
+from sparseae.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,9 @@ class Source:
     description : str
         One line for humans (``sparseae fetch --help``).
     kind : {"download", "local"}
-        Whether :func:`~sparseae.datasets.fetch` downloads files.
+        Whether :func:`~sparseae.data.fetch` downloads files.
     loader : {"mat", "mnist", "sample-photos", "image-folder"}
-        How :func:`~sparseae.datasets.load_images` / ``load_mnist`` read it.
+        How :func:`~sparseae.data.load_images` / ``load_mnist`` read it.
     files : tuple of FileSpec
         Files to download (empty for local sources).
     mirrors : tuple of str
@@ -55,7 +55,7 @@ class Source:
     variable : str or None
         ``.mat`` variable holding the images.
     whiten : bool
-        Whether the loader whitens with :func:`~sparseae.whitening.whiten_images` by default.
+        Whether the loader whitens with :func:`~sparseae.data.whitening.whiten_images` by default.
     splits : mapping
         Named subsets of ``files`` (MNIST: ``train``, ``test``).
     """

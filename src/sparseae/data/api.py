@@ -10,12 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError
-from ..io import write_json
-from ..whitening import whiten_images
-from .download import ProgressCallback, download_file, file_digests, verify_present
-from .idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
-from .images import (
+from sparseae.data.download import ProgressCallback, download_file, file_digests, verify_present
+from sparseae.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from sparseae.data.images import (
     SAMPLE_RECIPE,
     list_image_folder,
     load_image_folder,
@@ -23,7 +20,10 @@ from .images import (
     sample_photo_files,
     sample_photo_tiles,
 )
-from .sources import MNIST_FILES, Source, get_source, mirrors_from_config
+from sparseae.data.sources import MNIST_FILES, Source, get_source, mirrors_from_config
+from sparseae.data.whitening import whiten_images
+from sparseae.errors import DatasetError
+from sparseae.io import write_json
 
 logger = logging.getLogger("sparseae.datasets")
 
@@ -53,7 +53,7 @@ def fetch(
     Parameters
     ----------
     source : str or Source
-        Registry name (see :data:`~sparseae.datasets.SOURCES`).
+        Registry name (see :data:`~sparseae.data.SOURCES`).
     dest : path-like or None
         Destination folder (default ``resources/<source>``). For ``image-folder`` it is the
         user's folder of images.
@@ -72,7 +72,7 @@ def fetch(
         Seconds before the first retry (doubled after each).
     progress : callable, optional
         ``progress(name, bytes_done, bytes_total_or_None)``; by default a live line on a
-        terminal and one log line (``sparseae.datasets`` logger, INFO) per file.
+        terminal and one log line (``sparseae.data`` logger, INFO) per file.
     marker : path-like, optional
         Also write this JSON file (atomically) listing the source, split, folder and files:
         the workflow's ``fetch`` rule output.
@@ -170,7 +170,7 @@ def load_images(
     ----------
     source : str or Source
         ``ufldl-images`` (``IMAGES``, already whitened), ``olshausen-raw`` (``IMAGESr``,
-        whitened here), ``sample-photos`` (offline, see :mod:`sparseae.datasets.images`),
+        whitened here), ``sample-photos`` (offline, see :mod:`sparseae.data.images`),
         ``image-folder``.
     dest : path-like, optional
         Folder the files were fetched to (default ``resources/<source>``); for
@@ -178,7 +178,7 @@ def load_images(
     path : path-like, optional
         Read this ``.mat`` file (or this image folder) instead.
     whiten : bool, optional
-        Apply :func:`~sparseae.whitening.whiten_images`; default: the source's own setting.
+        Apply :func:`~sparseae.data.whitening.whiten_images`; default: the source's own setting.
     """
     src = get_source(source)
     if src.loader == "mat":

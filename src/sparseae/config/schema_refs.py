@@ -1,6 +1,6 @@
 """Local ``$ref`` and ``allOf`` of the config schema, resolved into one schema dict per node.
 
-Shared by :mod:`sparseae.config` (defaults, validation messages) and :mod:`sparseae.checks`
+Shared by :mod:`sparseae.config` (defaults, validation messages) and :mod:`sparseae.config.checks`
 (numbers read by the schema's types), so neither imports the other for it.
 """
 

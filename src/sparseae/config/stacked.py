@@ -16,8 +16,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
-from .errors import ConfigError
-from .identity import key_of
+from sparseae.errors import ConfigError
+from sparseae.identity import key_of
 
 __all__ = [
     "MNIST_SIZES",
@@ -119,7 +119,12 @@ def check_stacked_experiment(name: str, experiment: Mapping) -> None:
 
 def _training_problems(key: str, experiment: Mapping, examples: int) -> list[str]:
     """The optimizer, chunk, weight and memory rules experiments have, for every stage."""
-    from .checks import WEIGHT_MAX, chunk_problems, optimizer_problems, stacked_memory_problem
+    from sparseae.config.checks import (
+        WEIGHT_MAX,
+        chunk_problems,
+        optimizer_problems,
+        stacked_memory_problem,
+    )
 
     stages = {
         stage: experiment[stage]["chunks"] * experiment[stage]["iterations_per_chunk"]

@@ -71,7 +71,7 @@ _BYTES = 8  # float64
 
 
 def _resolve(node: Mapping, root: Mapping) -> dict:
-    from sparseae.schema_refs import resolve_refs
+    from sparseae.config.schema_refs import resolve_refs
 
     return resolve_refs(node, root)
 
@@ -133,7 +133,7 @@ def coerce_numbers(config: Mapping, root: Mapping) -> dict:
     root : mapping
         The config schema.
     """
-    from sparseae.sweep import _grid_key
+    from sparseae.pipeline.sweep import _grid_key
 
     config = _coerce(dict(config), root, root)
     for sweep in (config.get("sweeps") or {}).values():
@@ -348,7 +348,7 @@ def stacked_memory_problem(key: str, layer_sizes, examples: int, maxcor: int) ->
 
 def _unused_dataset_keys(key: str, dataset: Mapping) -> list[str]:
     """Settings the chosen source would silently ignore."""
-    from sparseae.datasets import SOURCES
+    from sparseae.data import SOURCES
 
     source = SOURCES.get(dataset["source"])
     if source is None:
@@ -480,7 +480,7 @@ def home_path_problem(where: str, path: str) -> str | None:
 
 def sources_problems(config: Mapping) -> list[str]:
     """Names under ``sources:`` must be sources; their mirrors must be URLs or folders."""
-    from sparseae.datasets import SOURCES
+    from sparseae.data import SOURCES
 
     problems = []
     for name, entry in (config.get("sources") or {}).items():
@@ -567,7 +567,7 @@ def dataset_path_problem(name: str, path: str, error: Exception) -> str:
 def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
     """An image folder, from the files' headers (nothing decoded): readable, one size,
     modes, frames and pixel counts allowed, enough images, patches that fit."""
-    from sparseae.datasets.images import check_image_header, list_image_folder
+    from sparseae.data.images import check_image_header, list_image_folder
     from sparseae.errors import DatasetError
 
     key = f"experiments.{name}"
@@ -602,7 +602,7 @@ def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
 
 def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
     """Files and folders the experiments read that exist before any job (``dataset.path``)."""
-    from sparseae.datasets import SOURCES
+    from sparseae.data import SOURCES
 
     problems = []
     for name, experiment in experiments.items():

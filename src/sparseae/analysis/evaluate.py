@@ -27,9 +27,9 @@ import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from sparseae.autoencoder import hidden_activations
+from sparseae.analysis.visualize import plot_confusion_matrix
 from sparseae.io import write_json
-from sparseae.visualize import plot_confusion_matrix
+from sparseae.model.autoencoder import hidden_activations
 
 __all__ = [
     "SoftmaxModel",

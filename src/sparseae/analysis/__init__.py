@@ -1,0 +1,1 @@
+"""What a trained model shows: diagnostics, evaluation, figures."""

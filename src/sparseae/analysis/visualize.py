@@ -1,0 +1,455 @@
+"""Figures: the exercise's ``display_network`` filter grid, PNG output, training curves and
+confusion matrices.
+
+``display_network`` reproduces the original function's array exactly (docs/model.md):
+subtract the global mean of ``A``; reshape each column to ``sz × sz`` column-major and divide it
+by its own max |value|; tile row by row on a background of -1 with 1-pixel borders. Each tile
+shows the input that maximally activates one hidden unit under the norm bound ``‖x‖² ≤ 1``
+(``W1[i, :] / ‖W1[i, :]‖``), rescaled for contrast.
+
+Plots use matplotlib's Agg canvas directly (no pyplot, no display, no global state) and every
+file is written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sparseae.io import atomic_path
+
+__all__ = [
+    "grid_shape",
+    "scale_tiles",
+    "display_network",
+    "save_png",
+    "plot_cost_curve",
+    "plot_rhohat",
+    "plot_units",
+    "plot_confusion_matrix",
+]
+
+
+def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
+    """Rows and columns of the tile grid, by the original rule.
+
+    ``√M × √M`` when ``M`` is a perfect square; otherwise the column count ``n`` starts at
+    ``ceil(√M)`` and grows while ``M mod n ≠ 0`` and ``n < 1.2 √M``. Rows are ``ceil(M / n)``.
+    With ``cols`` given, ``n = cols``.
+    """
+    M = int(num_filters)
+    if M < 1:
+        raise ValueError(f"need at least one filter, got {M}")
+    if cols is not None:
+        n = int(cols)
+        if n < 1:
+            raise ValueError(f"cols must be positive, got {cols}")
+        return -(-M // n), n
+    root = math.isqrt(M)
+    if root * root == M:
+        return root, root
+    n = math.ceil(math.sqrt(M))
+    while M % n != 0 and n < 1.2 * math.sqrt(M):
+        n += 1
+    return -(-M // n), n
+
+
+def _square_columns(A) -> tuple[np.ndarray, int, int]:
+    """``A`` as float64 pixels × tiles, the number of tiles and the tile edge (checked)."""
+    A = np.asarray(A, dtype=np.float64)
+    if A.ndim != 2:
+        raise ValueError(f"A must be 2-D (pixels × filters), got shape {A.shape}")
+    L, M = A.shape
+    sz = math.isqrt(L)
+    if sz * sz != L or L == 0:
+        raise ValueError(f"each column must be a square image: {L} pixels is not a square")
+    return A, M, sz
+
+
+def scale_tiles(A: np.ndarray) -> np.ndarray:
+    """``display_network``'s scaling: the square tiles of ``A``'s columns, each in ``[-1, 1]``.
+
+    The global mean of ``A`` is subtracted, each column is divided by its own max |value| (a
+    column constant after that is drawn as 0) and reshaped column-major (MATLAB's
+    ``reshape(A(:, k), sz, sz)``).
+
+    Parameters
+    ----------
+    A : ndarray, shape (sz*sz, M)
+        Pixels × tiles.
+
+    Returns
+    -------
+    ndarray, float64, shape (M, sz, sz)
+    """
+    A, M, sz = _square_columns(A)
+    A = A - A.mean()
+    clim = np.max(np.abs(A), axis=0)
+    scaled = np.divide(A, clim, out=np.zeros_like(A), where=clim > 0)
+    # tiles[k] is column k reshaped column-major (MATLAB reshape(A(:,k), sz, sz)).
+    return scaled.T.reshape(M, sz, sz).transpose(0, 2, 1)
+
+
+def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
+    """Tile the columns of ``A`` (one square filter each) into one image array.
+
+    Parameters
+    ----------
+    A : ndarray, shape (sz*sz, M)
+        Pixels × filters, e.g. ``W1.T``.
+    cols : int, optional
+        Number of tile columns; default by :func:`grid_shape`'s rule.
+
+    Returns
+    -------
+    ndarray, float64, shape (1 + rows*(sz+1), 1 + cols*(sz+1))
+        Values in ``[-1, 1]``; background and borders exactly -1. A column that is constant
+        after mean removal (max |value| 0, where MATLAB would divide 0 by 0) is drawn as 0.
+    """
+    A, M, sz = _square_columns(A)
+    if not np.all(np.isfinite(A)):
+        raise ValueError("A contains non-finite values")
+    rows, n = grid_shape(M, cols)
+    tiles = scale_tiles(A)
+    buf = 1
+    array = -np.ones((buf + rows * (sz + buf), buf + n * (sz + buf)))
+    for k in range(M):
+        i, j = divmod(k, n)  # row by row, as the original's k loop
+        top, left = buf + i * (sz + buf), buf + j * (sz + buf)
+        array[top : top + sz, left : left + sz] = tiles[k]
+    return array
+
+
+def save_png(array: np.ndarray, path: str | os.PathLike, scale: int = 4) -> None:
+    """Save a display array as an 8-bit grey PNG, atomically.
+
+    The grey map is MATLAB's ``imagesc(array, [-1 1])`` with a grey colormap: -1 → 0 (black),
+    0 → 128, +1 → 255 (white), values outside clipped. Each pixel becomes a
+    ``scale × scale`` block (nearest neighbour) so 8×8 filters stay visible.
+    """
+    from PIL import Image
+
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"array must be 2-D, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("array contains non-finite values")
+    scale = int(scale)
+    if scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale}")
+    grey = np.rint((np.clip(array, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    grey = np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(grey, mode="L").save(tmp, format="PNG")
+
+
+def _new_figure(size=(7.0, 4.5)):
+    # The object-oriented API with an explicit Agg canvas: no pyplot global state, no display.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_figure(fig, path):
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def _iterations_and_costs(records):
+    if isinstance(records, Mapping) or hasattr(records, "columns"):  # dict of arrays, DataFrame
+        return np.asarray(records["iteration"]), np.asarray(records["cost"])
+    if isinstance(records, Sequence) and (len(records) == 0 or isinstance(records[0], Mapping)):
+        return (
+            np.asarray([r["iteration"] for r in records]),
+            np.asarray([r["cost"] for r in records]),
+        )
+    raise TypeError(
+        "records must be a list of record dicts, a mapping with 'iteration' and 'cost', or "
+        "two arrays (iterations, costs)"
+    )
+
+
+def plot_cost_curve(
+    records,
+    costs_or_path,
+    path: str | os.PathLike | None = None,
+    *,
+    chunk_boundaries: Sequence[float] | None = None,
+    title: str = "Sparse autoencoder training cost",
+):
+    """Cost per L-BFGS iteration (log scale), chunk boundaries marked, saved as PNG.
+
+    Call either ``plot_cost_curve(records, path, ...)`` with records (list of dicts, or a
+    mapping / DataFrame with ``iteration`` and ``cost``), or
+    ``plot_cost_curve(iterations, costs, path, ...)`` with two arrays.
+
+    Parameters
+    ----------
+    chunk_boundaries : sequence of float, optional
+        Global iterations after which a chunk ended (a warm restart follows); drawn as dashed
+        vertical lines.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The saved figure (for inspection).
+    """
+    if path is None:
+        iterations, costs = _iterations_and_costs(records)
+        path = costs_or_path
+    else:
+        iterations, costs = np.asarray(records), np.asarray(costs_or_path)
+    iterations = np.asarray(iterations, dtype=np.float64).reshape(-1)
+    costs = np.asarray(costs, dtype=np.float64).reshape(-1)
+    if iterations.shape != costs.shape:
+        raise ValueError(f"{iterations.size} iterations but {costs.size} costs")
+    if costs.size == 0:
+        raise ValueError("no training records to plot")
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    ax.plot(iterations, costs, color="tab:blue", linewidth=1.2, label="cost J(θ)")
+    for index, boundary in enumerate(chunk_boundaries or []):
+        ax.axvline(
+            boundary,
+            color="tab:gray",
+            linestyle="--",
+            linewidth=0.8,
+            label="chunk boundary (warm restart)" if index == 0 else None,
+        )
+    if np.all(costs > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("L-BFGS iteration")
+    ax.set_ylabel("cost (log scale)" if np.all(costs > 0) else "cost")
+    ax.set_title(f"{title}\nfinal cost {costs[-1]:.6g} after iteration {iterations[-1]:.0f}")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="upper right")
+    _save_figure(fig, path)
+    return fig
+
+
+def plot_rhohat(
+    rhohat: np.ndarray,
+    rho: float,
+    path: str | os.PathLike,
+    *,
+    title: str = "Mean activation of each hidden unit",
+):
+    """Bar chart of ``rhohat`` (mean activation per hidden unit) against the target ``ρ``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    rhohat = np.asarray(rhohat, dtype=np.float64).reshape(-1)
+    if rhohat.size == 0 or not np.all(np.isfinite(rhohat)):
+        raise ValueError("rhohat must be a non-empty vector of finite values")
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    units = np.arange(1, rhohat.size + 1)
+    ax.bar(units, rhohat, width=0.8, color="tab:blue", label="ρ̂ (mean activation)")
+    ax.axhline(rho, color="tab:red", linestyle="--", linewidth=1.2, label=f"target ρ = {rho:g}")
+    ax.set_xlabel("hidden unit")
+    ax.set_ylabel("mean activation over the training examples")
+    ax.set_title(
+        f"{title}\nρ̂ from {rhohat.min():.3g} to {rhohat.max():.3g}, mean {rhohat.mean():.3g}"
+    )
+    ax.set_xlim(0.4, rhohat.size + 0.6)
+    ax.set_ylim(0, 1.3 * max(float(rhohat.max()), float(rho)))  # headroom for the legend
+    ax.legend(loc="upper right")
+    _save_figure(fig, path)
+    return fig
+
+
+#: Units per column of :func:`plot_units` before the rows wrap into another column.
+UNITS_PER_COLUMN = 50
+
+
+def _mono_font(size: int):
+    """DejaVu Sans Mono (shipped with matplotlib) at ``size`` pixels, else Pillow's default."""
+    from PIL import ImageFont
+
+    try:
+        import matplotlib
+
+        path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSansMono.ttf")
+        return ImageFont.truetype(path, size)
+    except (ImportError, OSError):
+        return ImageFont.load_default(size=size)
+
+
+def plot_units(
+    W1: np.ndarray,
+    data: np.ndarray,
+    top_indices: np.ndarray,
+    *,
+    alignment: np.ndarray,
+    baseline: np.ndarray | None = None,
+    contrast_ratio: np.ndarray | None = None,
+    dead: np.ndarray | None = None,
+    path: str | os.PathLike,
+    title: str = "",
+) -> np.ndarray:
+    """One row per hidden unit: its weight tile, then its top-k examples, the alignment beside.
+
+    The weight tiles are scaled as in ``filters.png`` (:func:`scale_tiles` of ``W1ᵀ``), the
+    examples as ``display_network`` would show them (:func:`scale_tiles` of all examples
+    drawn: global mean removed, each tile by its own max |value|, so contrast is not visible in
+    the tile; it is written beside as ``×`` the mean contrast). Grey map and background as
+    :func:`save_png` (black -1, grey 0, white +1). Up to :data:`UNITS_PER_COLUMN` units are
+    stacked in one column; more wrap into further columns (196 units: four columns of 49),
+    keeping the unit order of ``filters.png``. Tiles are enlarged to about 32 pixels.
+
+    Parameters
+    ----------
+    W1 : ndarray, shape (h, v)
+        Weights; ``v`` must be a square (8×8 patches, 28×28 digits).
+    data : ndarray, shape (v, m)
+        The training examples.
+    top_indices : ndarray of int, shape (h, k)
+        Each unit's top-k example indices, most activating first.
+    alignment : ndarray, shape (h,)
+        Mean cosine between the unit's weights and its top-k examples (written as ``cos``).
+    baseline : ndarray, shape (h,), optional
+        The same cosine for random examples (written in brackets).
+    contrast_ratio : ndarray, shape (h,), optional
+        The top-k examples' mean contrast over the mean contrast of all examples.
+    dead : ndarray of bool, shape (h,), optional
+        Units marked "dead".
+    path : path-like
+        The PNG (written atomically).
+    title : str
+        Lines shown above the rows.
+
+    Returns
+    -------
+    ndarray of uint8
+        The grey image written.
+    """
+    from PIL import Image, ImageDraw
+
+    W1 = np.asarray(W1, dtype=np.float64)
+    X = np.asarray(data, dtype=np.float64)
+    idx = np.asarray(top_indices, dtype=np.int64)
+    h, v = W1.shape
+    if idx.ndim != 2 or idx.shape[0] != h:
+        raise ValueError(f"top_indices must have shape ({h}, k), got {idx.shape}")
+    if X.ndim != 2 or X.shape[0] != v:
+        raise ValueError(f"data must be {v} × m, got shape {X.shape}")
+    k = idx.shape[1]
+    sz = math.isqrt(v)
+    weights = scale_tiles(W1.T)  # (h, sz, sz)
+    examples = scale_tiles(X[:, idx.ravel()]).reshape(h, k, sz, sz)
+
+    buf, gap = 1, max(2, sz // 2)
+    scale = max(1, round(32 / sz))  # tiles of about 32 screen pixels
+    row_px = sz + buf  # array pixels per unit row
+    font_px = int(min(12, 0.42 * row_px * scale))
+    label = 32  # characters of the text beside a row, and a margin
+    text_w = math.ceil((0.61 * font_px * label + 12) / scale)
+    block_w = buf + (sz + buf) + gap + k * (sz + buf) + text_w
+    per_column = h if h <= UNITS_PER_COLUMN else math.ceil(h / math.ceil(h / UNITS_PER_COLUMN))
+    columns = math.ceil(h / per_column)
+    array = -np.ones((buf + per_column * row_px, columns * block_w))
+    for unit in range(h):
+        c, r = divmod(unit, per_column)
+        top, left = buf + r * row_px, c * block_w + buf
+        array[top : top + sz, left : left + sz] = weights[unit]
+        left += sz + buf + gap
+        for j in range(k):
+            array[top : top + sz, left : left + sz] = examples[unit, j]
+            left += sz + buf
+
+    grey = np.rint((np.clip(array, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    grey = np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
+    lines = title.splitlines() if title else []
+    title_px = 8 + 16 * len(lines) if lines else 0
+    font, title_font = _mono_font(font_px), _mono_font(12)
+    title_w = max((math.ceil(title_font.getlength(line)) + 12 for line in lines), default=0)
+    image = Image.new("L", (max(grey.shape[1], title_w), grey.shape[0] + title_px), 0)
+    image.paste(Image.fromarray(grey, mode="L"), (0, title_px))
+    draw = ImageDraw.Draw(image)
+    for n, line in enumerate(lines):
+        draw.text((6, 4 + 16 * n), line, fill=255, font=title_font)
+    for unit in range(h):
+        c, r = divmod(unit, per_column)
+        x = (c * block_w + block_w - text_w + 1) * scale
+        y = title_px + (buf + r * row_px) * scale + sz * scale // 2
+        text = f"{unit + 1:>3} cos {alignment[unit]:+.2f}"
+        if baseline is not None:
+            text += f" ({baseline[unit]:+.2f})"
+        if contrast_ratio is not None and np.isfinite(contrast_ratio[unit]):
+            text += f" ×{contrast_ratio[unit]:.1f}"
+        if dead is not None and dead[unit]:
+            text += " dead"
+        draw.text((x, y), text, fill=255, font=font, anchor="lm")
+    with atomic_path(path, suffix=".png") as tmp:
+        image.save(tmp, format="PNG")
+    return np.asarray(image)
+
+
+def plot_confusion_matrix(
+    matrix: np.ndarray | Sequence[Sequence[int]],
+    labels: Sequence,
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Draw a confusion matrix with its counts and write it as PNG, atomically.
+
+    Parameters
+    ----------
+    matrix : array-like, shape (k, k)
+        Counts; row = true class, column = predicted class.
+    labels : sequence, length k
+        Class names in matrix order.
+    path : path-like
+        Destination ``.png``.
+    title : str
+        Figure title (e.g. the representation and its accuracy).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"confusion matrix must be square, got shape {matrix.shape}")
+    if len(labels) != matrix.shape[0]:
+        raise ValueError(f"{len(labels)} labels for a {matrix.shape[0]}×{matrix.shape[0]} matrix")
+    if np.any(matrix < 0) or not np.all(np.isfinite(matrix)):
+        raise ValueError("confusion matrix entries must be finite counts >= 0")
+
+    k = matrix.shape[0]
+    size = 1.6 + 0.55 * k
+    fig = _new_figure(size=(size + 1.2, size))
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="count")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for i in range(k):
+        for j in range(k):
+            ax.text(
+                j,
+                i,
+                f"{matrix[i, j]:g}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if matrix[i, j] > threshold else "black",
+            )
+    ticks = np.arange(k)
+    ax.set_xticks(ticks, [str(label) for label in labels])
+    ax.set_yticks(ticks, [str(label) for label in labels])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    path = Path(path)
+    _save_figure(fig, path)
+    return path

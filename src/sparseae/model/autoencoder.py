@@ -1,0 +1,598 @@
+"""The sparse autoencoder: parameter layout, initialisation, cost and gradient.
+
+Everything follows the UFLDL / CS294A sparse autoencoder (docs/model.md): sigmoid hidden and
+output layers, the cost
+
+``J = (1/2m) Σ‖a3 − x‖² + (λ/2)(ΣW1² + ΣW2²) + β Σ_j KL(ρ‖ρ̂_j)``
+
+and a flat parameter vector ``theta = [W1(:); W2(:); b1; b2]`` in column-major (MATLAB)
+order, so a theta written by the original MATLAB/Octave code loads unchanged.
+
+:func:`cost_and_grad` is the hot loop of training. It processes the examples in column blocks
+of 2500, hands them out to a small thread pool (numpy's ufuncs and matrix products release the
+GIL; the BLAS runs one thread per worker for the duration of the call, and the interpreter's
+switch interval is shortened so the workers do not stall waiting for the GIL), keeps its work
+buffers between calls, folds the biases into the matrix
+products by appending a row of ones to the activations, and computes the sigmoid in place.
+The partial sums of the blocks are added in block order, so results do not depend on the
+number of threads. :func:`naive_cost_and_grad` is a plain transcription of the equations used
+as an independent check by the tests and as the baseline in ``bench/cost_and_grad.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = [
+    "unpack",
+    "pack",
+    "parameter_count",
+    "initialize_parameters",
+    "cost_and_grad",
+    "cost_terms",
+    "hidden_activations",
+    "naive_cost_and_grad",
+    "clip_rhohat",
+    "set_num_threads",
+]
+
+# Columns per block. Measured on this 2-core machine (bench/cost_and_grad.py style, block
+# sizes timed round-robin): for 64×25 blocks of 2048–4096 columns beat 1024 (per-block Python
+# overhead) and a single block (cache misses); for 784×196 blocks of ~2700 columns beat 256
+# (the per-block gradient partials, 2hv values each, add up) and 5000. 2500 columns gives four
+# blocks for the exercises' m = 10,000 and keeps the partial sums negligible.
+_BLOCK_COLUMNS = 2500
+
+# Interpreter switch interval (seconds) while the worker threads run; see _evaluate.
+_SWITCH_INTERVAL = 1e-4
+
+
+# --------------------------------------------------------------------------------------------
+# Parameter layout
+# --------------------------------------------------------------------------------------------
+def parameter_count(visible_size: int, hidden_size: int) -> int:
+    """Length of ``theta`` for a model with these layer sizes: ``2 h v + h + v``."""
+    return 2 * hidden_size * visible_size + hidden_size + visible_size
+
+
+def unpack(theta: np.ndarray, visible_size: int, hidden_size: int):
+    """Split ``theta`` into ``(W1, W2, b1, b2)`` as views (no copies).
+
+    Parameters
+    ----------
+    theta : ndarray, shape (2hv + h + v,)
+        Flat parameters ``[W1(:); W2(:); b1; b2]`` in column-major order.
+    visible_size, hidden_size : int
+        Layer sizes ``v`` and ``h``.
+
+    Returns
+    -------
+    W1 : ndarray, shape (h, v)
+        Fortran-ordered view.
+    W2 : ndarray, shape (v, h)
+        Fortran-ordered view.
+    b1 : ndarray, shape (h,)
+    b2 : ndarray, shape (v,)
+
+    Raises
+    ------
+    ValueError
+        If ``theta`` is not 1-D or its length does not match the sizes.
+    """
+    theta = np.asarray(theta)
+    v, h = int(visible_size), int(hidden_size)
+    expected = parameter_count(v, h)
+    if theta.ndim != 1 or theta.shape[0] != expected:
+        raise ValueError(
+            f"theta has shape {theta.shape}, expected ({expected},) for visible_size={v}, "
+            f"hidden_size={h} (2*h*v + h + v)"
+        )
+    hv = h * v
+    W1 = theta[:hv].reshape((h, v), order="F")
+    W2 = theta[hv : 2 * hv].reshape((v, h), order="F")
+    b1 = theta[2 * hv : 2 * hv + h]
+    b2 = theta[2 * hv + h :]
+    return W1, W2, b1, b2
+
+
+def pack(W1: np.ndarray, W2: np.ndarray, b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`unpack`: ``[W1(:); W2(:); b1; b2]`` (column-major), float64.
+
+    Raises
+    ------
+    ValueError
+        If the shapes are inconsistent (``W1`` h×v, ``W2`` v×h, ``b1`` h, ``b2`` v).
+    """
+    W1, W2 = np.asarray(W1), np.asarray(W2)
+    b1, b2 = np.ravel(b1), np.ravel(b2)
+    if W1.ndim != 2:
+        raise ValueError(f"W1 must be 2-D (hidden × visible), got shape {W1.shape}")
+    h, v = W1.shape
+    if W2.shape != (v, h) or b1.shape != (h,) or b2.shape != (v,):
+        raise ValueError(
+            f"inconsistent shapes: W1 {W1.shape}, W2 {W2.shape} (expected {(v, h)}), "
+            f"b1 {b1.shape} (expected {(h,)}), b2 {b2.shape} (expected {(v,)})"
+        )
+    return np.concatenate([W1.ravel(order="F"), W2.ravel(order="F"), b1, b2]).astype(
+        np.float64, copy=False
+    )
+
+
+def initialize_parameters(hidden_size: int, visible_size: int, rng: np.random.Generator):
+    """Random initial ``theta`` as in the exercise's ``initializeParameters``.
+
+    ``r = sqrt(6) / sqrt(h + v + 1)``; ``W1`` then ``W2`` uniform in ``[-r, r]`` (drawn in
+    that order, column-major, like MATLAB's ``rand(h, v) * 2 * r - r``); biases zero.
+
+    Parameters
+    ----------
+    hidden_size, visible_size : int
+        Note the order (hidden first), as in the original function.
+    rng : numpy.random.Generator
+        Source of randomness (seeded by the caller).
+
+    Returns
+    -------
+    ndarray, float64, shape (2hv + h + v,)
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    h, v = int(hidden_size), int(visible_size)
+    if h < 1 or v < 1:
+        raise ValueError(f"hidden_size and visible_size must be positive, got {h}, {v}")
+    r = np.sqrt(6.0) / np.sqrt(h + v + 1)
+    theta = np.zeros(parameter_count(v, h))
+    # rand(h, v) fills column-major, which is exactly theta's flat order for W1, then W2.
+    theta[: 2 * h * v] = rng.random(2 * h * v) * 2 * r - r
+    return theta
+
+
+def clip_rhohat(rhohat: np.ndarray) -> np.ndarray:
+    """Keep ``rhohat`` strictly inside (0, 1) so ``log`` and the divisions stay finite.
+
+    The bounds are the smallest normal double (float tiny) and the largest double below 1, so
+    every ``rhohat`` for which the original formula is finite and not subnormal is returned
+    unchanged (bit for bit); only exact 0, subnormals and exact 1 move. With ``ρ/rhohat`` at
+    most ``1/tiny ≈ 4.5e307`` the cost and gradient stay finite.
+    """
+    return np.clip(rhohat, np.finfo(np.float64).tiny, np.nextafter(1.0, 0.0))
+
+
+def _kl_terms(rhohat: np.ndarray, rho: float, beta: float):
+    """Sparsity cost ``β Σ KL(ρ‖ρ̂)`` and its derivative term ``β(−ρ/ρ̂ + (1−ρ)/(1−ρ̂))``."""
+    p = clip_rhohat(rhohat)
+    cost = beta * float(np.sum(rho * np.log(rho / p) + (1 - rho) * np.log((1 - rho) / (1 - p))))
+    return cost, beta * (-rho / p + (1 - rho) / (1 - p))
+
+
+def _check_inputs(theta, data, visible_size, hidden_size, rho):
+    theta = np.asarray(theta)
+    if theta.ndim != 1:
+        raise ValueError(f"theta must be 1-D, got shape {theta.shape}")
+    v, h = int(visible_size), int(hidden_size)
+    if theta.shape[0] != parameter_count(v, h):
+        raise ValueError(
+            f"theta has length {theta.shape[0]}, expected {parameter_count(v, h)} for "
+            f"visible_size={v}, hidden_size={h}"
+        )
+    data = np.asarray(data)
+    if data.ndim != 2 or data.shape[0] != v:
+        raise ValueError(
+            f"data must be visible_size × m = {v} × m (one example per column), got shape "
+            f"{data.shape}"
+        )
+    if data.shape[1] < 1:
+        raise ValueError("data has no examples (0 columns)")
+    if not 0.0 < rho < 1.0:
+        raise ValueError(f"rho must lie in (0, 1), got {rho}")
+    return theta, data, v, h
+
+
+def _resolve_dtype(data: np.ndarray, dtype):
+    if dtype is None:
+        dtype = data.dtype if data.dtype in (np.float32, np.float64) else np.float64
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return dtype
+
+
+# --------------------------------------------------------------------------------------------
+# Threads and work buffers
+# --------------------------------------------------------------------------------------------
+def _default_threads() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not available on macOS / Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+_threads = _default_threads()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_blas = None  # threadpoolctl controller, created on first parallel call
+
+
+def set_num_threads(n: int) -> None:
+    """Number of threads :func:`cost_and_grad` uses (default: usable cores, at most 8).
+
+    The BLAS runs single-threaded inside each worker, and the column blocks do not depend on
+    the thread count, so results are bit-identical for every ``n``.
+    """
+    global _threads
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"number of threads must be >= 1, got {n}")
+    _threads = n
+
+
+def _get_pool(n_workers: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < n_workers:
+            _pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="sparseae")
+        return _pool
+
+
+def _blas_controllers():
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+    return _blas
+
+
+class _Workspace:
+    """Buffers for one (v, h, m, dtype, block layout); reused across calls."""
+
+    def __init__(self, v, h, m, dtype, bounds, n_threads):
+        self.key = (v, h, m, dtype, tuple(bounds), n_threads)
+        self.lock = threading.Lock()
+        widths = [b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        wmax = max(widths)
+        # Activations with a trailing row of ones: W2aug @ A2 adds b2, and delta3 @ A2.T
+        # returns grad b2 as its last column. The same trick on delta3 adds the sparsity term.
+        self.A2 = [np.ones((h + 1, w), dtype) for w in widths]
+        self.D3 = [np.ones((v + 1, w), dtype) for w in widths]
+        self.scratch_v = [np.empty(v * wmax, dtype) for _ in range(n_threads)]
+        self.scratch_h = [np.empty(h * wmax, dtype) for _ in range(n_threads)]
+        # float32 only: the squared errors, summed in float64 (see _forward_block).
+        squares = v * wmax if dtype == np.float32 else 0
+        self.squares = [np.empty(squares, dtype) for _ in range(n_threads)]
+        nb = len(widths)
+        self.gW2 = np.empty((nb, v, h + 1), dtype)
+        self.gW1 = np.empty((nb, h, v), dtype)
+        self.gb1 = np.empty((nb, h), np.float64)
+        self.a2sum = np.empty((nb, h), np.float64)
+        self.recon = np.empty(nb, np.float64)
+        self.W1n = np.empty((h, v), dtype)
+        self.b1n = np.empty((h, 1), dtype)
+        self.W2n = np.empty((v, h + 1), dtype)
+        self.W2Ts = np.empty((h, v + 1), dtype)
+
+
+_workspaces: dict = {}
+_workspace_lock = threading.Lock()
+
+
+def _block_bounds(m: int):
+    # Independent of the thread count, so the order of the partial sums is too.
+    n_blocks = -(-m // _BLOCK_COLUMNS)
+    return [round(i * m / n_blocks) for i in range(n_blocks + 1)]
+
+
+def _acquire_workspace(v, h, m, dtype, n_threads):
+    bounds = _block_bounds(m)
+    key = (v, h, m, np.dtype(dtype), tuple(bounds), n_threads)
+    with _workspace_lock:
+        ws = _workspaces.get(key)
+        if ws is None:
+            # A few shapes at most are live (training data, a gradient check); keep the cache
+            # small so a sweep over sizes does not accumulate memory.
+            if len(_workspaces) >= 4:
+                _workspaces.pop(next(iter(_workspaces)))
+            ws = _Workspace(v, h, m, np.dtype(dtype), bounds, n_threads)
+            _workspaces[key] = ws
+    if ws.lock.acquire(blocking=False):
+        return ws, bounds, True
+    # Another thread is using the cached buffers: use private ones rather than wait.
+    ws = _Workspace(v, h, m, np.dtype(dtype), bounds, n_threads)
+    ws.lock.acquire()
+    return ws, bounds, False
+
+
+# --------------------------------------------------------------------------------------------
+# Per-block kernels
+# --------------------------------------------------------------------------------------------
+def _sigmoid_of_negated(buf: np.ndarray) -> None:
+    """In place: ``buf ← 1 / (1 + exp(buf))``, i.e. ``f(z)`` when ``buf`` holds ``−z``.
+
+    The matrix products produce ``−z`` directly (negated weights), which saves a pass; the
+    formula is the original ``1 ./ (1 + exp(-z))`` bit for bit. ``exp`` overflows to ``inf``
+    for very negative ``z`` and gives the correct limit 0.
+    """
+    np.exp(buf, out=buf)
+    np.add(buf, 1.0, out=buf)
+    # divide(1, x), not reciprocal(x): same IEEE result, but numpy vectorizes division and
+    # not float64 reciprocal (measured 2x faster here).
+    np.divide(1.0, buf, out=buf)
+
+
+def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
+    w = c1 - c0
+    Xb = X[:, c0:c1]
+    A2 = ws.A2[k]
+    a2 = A2[:h]
+    np.matmul(ws.W1n, Xb, out=a2)
+    np.add(a2, ws.b1n, out=a2)
+    _sigmoid_of_negated(a2)
+    # Row sums in the working dtype (pairwise, accurate to ~1e-7 even in float32; a float64
+    # accumulator would make numpy cast block by block), stored as float64.
+    ws.a2sum[k] = a2.sum(axis=1)
+    a3 = ws.scratch_v[t][: v * w].reshape(v, w)
+    np.matmul(ws.W2n, A2, out=a3)
+    _sigmoid_of_negated(a3)
+    d = ws.D3[k][:v]
+    np.subtract(a3, Xb, out=d)
+    flat = d.reshape(-1)
+    if d.dtype == np.float64:
+        ws.recon[k] = float(np.dot(flat, flat))
+    else:
+        # BLAS sdot accumulates in float32: about 1e-5 relative noise at this size, which
+        # stalls the line search near convergence ("no lower cost"); sum in float64.
+        squares = ws.squares[t][: flat.size]
+        np.square(flat, out=squares)
+        ws.recon[k] = float(squares.sum(dtype=np.float64))
+    if not need_grad:
+        return
+    # delta3 = (a3 - x) * a3 * (1 - a3), in place without temporaries.
+    np.multiply(d, a3, out=d)
+    np.subtract(1.0, a3, out=a3)
+    np.multiply(d, a3, out=d)
+    np.matmul(d, A2.T, out=ws.gW2[k])
+    # Keep f'(z2) = a2 (1 - a2) for the second pass; a2 itself is no longer needed.
+    tmp = ws.scratch_h[t][: h * w].reshape(h, w)
+    np.subtract(1.0, a2, out=tmp)
+    np.multiply(a2, tmp, out=a2)
+
+
+def _backward_block(ws, k, t, X, c0, c1, h):
+    w = c1 - c0
+    d2 = ws.scratch_h[t][: h * w].reshape(h, w)
+    # [W2ᵀ | s] @ [delta3; 1] = W2ᵀ delta3 + s: the sparsity term added by the product.
+    np.matmul(ws.W2Ts, ws.D3[k], out=d2)
+    np.multiply(d2, ws.A2[k][:h], out=d2)
+    np.matmul(d2, X[:, c0:c1].T, out=ws.gW1[k])
+    ws.gb1[k] = d2.sum(axis=1)
+
+
+def _run_blocks(fn, n_blocks, n_threads):
+    """Run ``fn(k, t)`` for every block ``k``; thread ``t`` takes the next free block.
+
+    Blocks are handed out dynamically (a shared counter; ``next`` on it is atomic under the
+    GIL), so a thread descheduled on a busy machine does not hold the others up. Each block
+    writes only its own outputs and thread ``t`` only its own scratch buffers, so the result
+    does not depend on which thread ran which block.
+    """
+    counter = itertools.count()
+
+    def worker(t):
+        with np.errstate(over="ignore", under="ignore"):
+            for k in iter(counter.__next__, None):
+                if k >= n_blocks:
+                    return
+                fn(k, t)
+
+    if n_threads == 1:
+        worker(0)
+        return
+    futures = [_get_pool(n_threads - 1).submit(worker, t) for t in range(1, n_threads)]
+    try:
+        worker(0)
+    finally:
+        for f in futures:
+            f.result()
+
+
+def _evaluate(theta, data, v, h, lambda_, beta, rho, dtype, need_grad):
+    m = data.shape[1]
+    X = data if data.dtype == dtype else data.astype(dtype)
+    ws, bounds, _ = _acquire_workspace(v, h, m, dtype, _threads)
+    try:
+        n_blocks = len(bounds) - 1
+        n_threads = min(ws.key[-1], n_blocks)
+        W1, W2, b1, b2 = unpack(theta, v, h)
+        np.negative(W1, out=ws.W1n)
+        np.negative(b1[:, None], out=ws.b1n)
+        np.negative(W2, out=ws.W2n[:, :h])
+        np.negative(b2, out=ws.W2n[:, h])
+
+        # One BLAS thread per worker: the workers already occupy the cores, OpenBLAS would
+        # serialize concurrent multi-threaded calls, and a single-threaded product rounds the
+        # same way whatever the machine, so results do not depend on the thread count.
+        limited = []
+        for c in _blas_controllers():
+            if c.num_threads != 1:
+                limited.append((c, c.num_threads))
+                c.set_num_threads(1)
+        switch = sys.getswitchinterval()
+        if n_threads > 1:
+            # Each numpy call releases and retakes the GIL. With the default 5 ms switch
+            # interval a worker that finishes a call while another holds the GIL can stall for
+            # milliseconds (measured: a block taking 13 ms instead of 2 ms, no speed-up at all
+            # from the second thread); 0.1 ms bounds the stall. Restored below.
+            sys.setswitchinterval(min(switch, _SWITCH_INTERVAL))
+        try:
+            _run_blocks(
+                lambda k, t: _forward_block(ws, k, t, X, bounds[k], bounds[k + 1], v, h, need_grad),
+                n_blocks,
+                n_threads,
+            )
+            rhohat = np.sum(ws.a2sum, axis=0) / m
+            sparsity, s = _kl_terms(rhohat, rho, beta)
+            if need_grad:
+                ws.W2Ts[:, :v] = W2.T
+                ws.W2Ts[:, v] = s
+                last = n_blocks - 1
+                # Backwards: the blocks the forward pass finished last are still in cache.
+                _run_blocks(
+                    lambda j, t: _backward_block(
+                        ws, last - j, t, X, bounds[last - j], bounds[last - j + 1], h
+                    ),
+                    n_blocks,
+                    n_threads,
+                )
+        finally:
+            sys.setswitchinterval(switch)
+            for c, n in limited:
+                c.set_num_threads(n)
+
+        reconstruction = float(np.sum(ws.recon)) / (2 * m)
+        weights = theta[: 2 * h * v].astype(np.float64, copy=False)
+        # Pairwise summation (np.sum), not a BLAS dot: it matches the reference breakdown to
+        # ~1e-16 rather than ~1e-14 on 300k weights, for a negligible temporary.
+        weight_decay = 0.5 * lambda_ * float(np.sum(np.square(weights)))
+        terms = {
+            "reconstruction": reconstruction,
+            "weight_decay": weight_decay,
+            "sparsity": sparsity,
+            "total": reconstruction + weight_decay + sparsity,
+            "rhohat": rhohat,
+        }
+        if not need_grad:
+            return terms, None
+
+        grad = np.empty(parameter_count(v, h), np.float64)
+        gW1, gW2, gb1, gb2 = unpack(grad, v, h)
+        # Block partials are added in block order: deterministic whatever the thread count.
+        acc2 = np.sum(ws.gW2, axis=0, dtype=np.float64)
+        np.multiply(acc2[:, :h], 1.0 / m, out=gW2)
+        gW2 += lambda_ * W2
+        np.multiply(acc2[:, h], 1.0 / m, out=gb2)
+        acc1 = np.sum(ws.gW1, axis=0, dtype=np.float64)
+        np.multiply(acc1, 1.0 / m, out=gW1)
+        gW1 += lambda_ * W1
+        np.multiply(np.sum(ws.gb1, axis=0), 1.0 / m, out=gb1)
+        return terms, grad
+    finally:
+        ws.lock.release()
+
+
+# --------------------------------------------------------------------------------------------
+# Public functions
+# --------------------------------------------------------------------------------------------
+def _checked_evaluate(
+    theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, *, with_grad
+):
+    """:func:`_evaluate` after the argument checks (shared by the public functions)."""
+    theta, data, v, h = _check_inputs(theta, data, visible_size, hidden_size, rho)
+    dtype = _resolve_dtype(data, dtype)
+    return _evaluate(theta, data, v, h, float(lambda_), float(beta), float(rho), dtype, with_grad)
+
+
+def cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
+    """Sparse autoencoder cost ``J`` and its gradient (docs/model.md, "Sparse autoencoder").
+
+    Parameters
+    ----------
+    theta : ndarray, shape (2hv + h + v,)
+        Parameters ``[W1(:); W2(:); b1; b2]``, column-major.
+    data : ndarray, shape (visible_size, m)
+        One example per column.
+    visible_size, hidden_size : int
+    lambda_ : float
+        Weight decay λ (biases are not decayed).
+    beta : float
+        Weight of the sparsity penalty β.
+    rho : float
+        Sparsity target ρ in (0, 1).
+    dtype : {None, numpy.float32, numpy.float64}, optional
+        Precision of the element-wise work and matrix products. ``None`` uses the data's
+        dtype (float32 data gives the fast float32 path; anything else float64). Reductions,
+        the sparsity term and the returned values are always float64. Passing a dtype that
+        differs from the data's converts the data on every call; convert once instead.
+
+    Returns
+    -------
+    cost : float
+    grad : ndarray, float64, same layout as ``theta``
+    """
+    terms, grad = _checked_evaluate(
+        theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, with_grad=True
+    )
+    return terms["total"], grad
+
+
+def cost_terms(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
+    """The three cost terms separately, their total, and ``rhohat``.
+
+    Returns
+    -------
+    dict
+        ``reconstruction`` ``(1/2m) Σ‖a3 − x‖²``, ``weight_decay`` ``(λ/2)(ΣW1² + ΣW2²)``,
+        ``sparsity`` ``β Σ KL(ρ‖ρ̂)``, ``total`` (their sum, equal to :func:`cost_and_grad`'s
+        cost) as floats, and ``rhohat`` (ndarray, shape (h,), mean hidden activation).
+    """
+    terms, _ = _checked_evaluate(
+        theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, with_grad=False
+    )
+    return terms
+
+
+def hidden_activations(theta, data, *, visible_size, hidden_size):
+    """Hidden-layer activations ``a2 = f(W1 x + b1)`` (the learned features).
+
+    Returns
+    -------
+    ndarray, float64, shape (hidden_size, m)
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    data = np.asarray(data, dtype=np.float64)
+    W1, _, b1, _ = unpack(theta, visible_size, hidden_size)
+    if data.ndim != 2 or data.shape[0] != W1.shape[1]:
+        raise ValueError(
+            f"data must be visible_size × m = {W1.shape[1]} × m, got shape {data.shape}"
+        )
+    a2 = np.matmul(-W1, data)
+    a2 -= b1[:, None]
+    with np.errstate(over="ignore", under="ignore"):
+        _sigmoid_of_negated(a2)
+    return a2
+
+
+def naive_cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho):
+    """Straightforward transcription of the equations in docs/model.md (float64, no tricks).
+
+    Kept as an independent cross-check for the tests and as the baseline candidate in
+    ``bench/cost_and_grad.py``; use :func:`cost_and_grad` for real work.
+    """
+    W1, W2, b1, b2 = unpack(np.asarray(theta, dtype=np.float64), visible_size, hidden_size)
+    X = np.asarray(data, dtype=np.float64)
+    m = X.shape[1]
+    with np.errstate(over="ignore", under="ignore"):
+        a2 = 1.0 / (1.0 + np.exp(-(W1 @ X + b1[:, None])))
+        a3 = 1.0 / (1.0 + np.exp(-(W2 @ a2 + b2[:, None])))
+    rhohat = clip_rhohat(a2.mean(axis=1))
+    cost = (
+        np.sum((a3 - X) ** 2) / (2 * m)
+        + lambda_ / 2 * (np.sum(W1**2) + np.sum(W2**2))
+        + beta * np.sum(rho * np.log(rho / rhohat) + (1 - rho) * np.log((1 - rho) / (1 - rhohat)))
+    )
+    delta3 = -(X - a3) * a3 * (1 - a3)
+    sparse = beta * (-rho / rhohat + (1 - rho) / (1 - rhohat))
+    delta2 = (W2.T @ delta3 + sparse[:, None]) * a2 * (1 - a2)
+    grad = pack(
+        delta2 @ X.T / m + lambda_ * W1,
+        delta3 @ a2.T / m + lambda_ * W2,
+        delta2.sum(axis=1) / m,
+        delta3.sum(axis=1) / m,
+    )
+    return float(cost), grad

@@ -1,0 +1,410 @@
+"""Unconstrained L-BFGS with minFunc's semantics and the correction pairs in one array.
+
+minFunc's ``lbfgs`` method (the optimizer of the original exercise): the two-loop recursion
+over the last ``maxcor`` pairs ``(s, y)`` (a pair is kept only when ``yᵀs > 1e-10``), the
+initial Hessian scaled by ``yᵀs / yᵀy`` of the newest pair, a first step of
+``min(1, 1/Σ|g|)`` and then ``t = 1``, and a line search that brackets a step satisfying the
+strong Wolfe conditions (``c1 = 1e-4``, ``c2 = 0.9``) and refines it by cubic interpolation
+(minFunc's ``LS = 4``).
+
+What differs is where the time goes. At n = 308,308 and 100 pairs, the pairs fill 493 MB:
+any L-BFGS step reads them at least twice (once to project the new gradient on them, once to
+build the direction), so the step is bound by memory bandwidth. Here the pairs are the rows
+of one C-contiguous array ``P`` (``P[2i] = s_i``, ``P[2i + 1] = y_i``), and the step is
+exactly those two reads, each one BLAS call:
+
+1. ``P @ g`` (the new gradient against every stored vector);
+2. ``d = Pᵀ c + c_g g`` (the direction as a combination of the stored vectors and ``g``).
+
+Between them, the two-loop recursion runs on coefficient vectors of length ``2k + 1`` with
+the Gram matrix ``P Pᵀ`` (the "vector-free" form of the recursion: every inner product of
+the recursion is a combination of entries of ``P Pᵀ`` and ``P g``). The Gram matrix is
+kept up to date without extra passes: ``P s_new = t (Gram c + c_g P g_old)``,
+``P y_new = P g_new − P g_old``, and the new pair's own products are n-length dots. In exact
+arithmetic the direction is the two-loop recursion's; in floating point the two agree to
+rounding. On the exercise's 400-iteration reference run (64×25×10,000) the costs follow
+minFunc's trace within 1e-9 relative for 90 iterations and within 1.3e-4 throughout, as
+closely as minFunc's own rerun with another BLAS follows it (tests/test_train.py).
+
+Stopping rules use the options of :class:`sparseae.model.train.LBFGSOptions` with the meaning scipy
+gives them (``gtol`` on ``max |g_i|``, ``ftol`` on the relative reduction, budgets checked
+between iterations), plus minFunc's ``Σ|t d| <= 1e-9``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["LBFGSResult", "minimize_lbfgs"]
+
+C1, C2 = 1e-4, 0.9
+"""Wolfe constants (minFunc's defaults)."""
+TOLX = 1e-9
+"""minFunc's ``tolX``: smallest step (``Σ|t d|``) and line-search progress."""
+CURVATURE_MIN = 1e-10
+"""A pair is stored only when ``yᵀs`` exceeds this (minFunc's ``lbfgsUpdate``)."""
+
+
+@dataclasses.dataclass
+class LBFGSResult:
+    """Outcome of :func:`minimize_lbfgs`.
+
+    Attributes
+    ----------
+    x : ndarray
+        Last accepted point.
+    fun : float
+    jac : ndarray
+        Cost and gradient at ``x``.
+    nit : int
+        Iterations done (accepted steps).
+    nfev : int
+        Cost evaluations, the one at ``x0`` included.
+    reason : {"budget", "evaluations", "converged", "abnormal"}
+        ``budget``: ``maxiter`` reached; ``evaluations``: ``maxfun`` reached; ``converged``: a
+        tolerance was met; ``abnormal``: the optimizer could not continue (no descent
+        direction, the line search found no lower point, or a non-finite cost or gradient).
+    message : str
+        What happened, in words.
+    non_finite : bool
+        The run ended because the cost or gradient was non-finite: at ``x0``, or at every
+        trial point of the last line search that was not higher than ``fun`` (``x`` is then
+        the last point where both were finite).
+    """
+
+    x: np.ndarray
+    fun: float
+    jac: np.ndarray
+    nit: int
+    nfev: int
+    reason: str
+    message: str
+    non_finite: bool = False
+
+    @property
+    def success(self) -> bool:
+        return self.reason != "abnormal"
+
+
+class _Pairs:
+    """The last ``m`` correction pairs as rows of one array, with their Gram matrix."""
+
+    def __init__(self, n: int, m: int):
+        self.m = m
+        self.P = np.empty((2 * m, n))  # pages are touched only as pairs arrive
+        self.gram = np.zeros((2 * m, 2 * m))
+        self.Pg = np.zeros(2 * m)  # P @ g at the current gradient
+        self.order: list[int] = []  # slots, oldest first
+        self.hdiag = 1.0
+
+    @property
+    def rows(self) -> int:
+        # Slots fill 0, 1, … before any is reused, so the used rows are always a prefix.
+        return 2 * len(self.order)
+
+    def direction(self, g: np.ndarray, gg: float):
+        """``-H g`` by the two-loop recursion on coefficients; returns (d, coefficients)."""
+        r = self.rows
+        B = np.empty((r + 1, r + 1))
+        B[:r, :r] = self.gram[:r, :r]
+        B[:r, r] = B[r, :r] = self.Pg[:r]
+        B[r, r] = gg
+        delta = np.zeros(r + 1)
+        delta[r] = -1.0  # q = -g
+        alpha = {}
+        for slot in reversed(self.order):
+            si, yi = 2 * slot, 2 * slot + 1
+            alpha[slot] = (B[si] @ delta) / B[si, yi]
+            delta[yi] -= alpha[slot]
+        delta *= self.hdiag
+        for slot in self.order:
+            si, yi = 2 * slot, 2 * slot + 1
+            beta = (B[yi] @ delta) / B[si, yi]
+            delta[si] += alpha[slot] - beta
+        d = self.P[:r].T @ delta[:r]
+        d += delta[r] * g
+        return d, delta
+
+    def update(self, g_new, s, y, t, delta):
+        """Account for the step ``s = t d`` (``d`` from ``delta``) and the new gradient.
+
+        One pass over the stored pairs (``P @ g_new``); the pair is stored when
+        ``yᵀs > 1e-10``. Returns whether it was.
+        """
+        r = self.rows
+        Pg_old = self.Pg[:r].copy()
+        Pg_new = self.P[:r] @ g_new if r else np.zeros(0)
+        ys = float(y @ s)
+        if ys <= CURVATURE_MIN:
+            self.Pg[:r] = Pg_new
+            return False
+        Ps = t * (self.gram[:r, :r] @ delta[:r] + delta[r] * Pg_old)
+        Py = Pg_new - Pg_old
+        if len(self.order) < self.m:
+            slot = len(self.order)
+        else:
+            slot = self.order.pop(0)
+        self.order.append(slot)
+        si, yi = 2 * slot, 2 * slot + 1
+        self.P[si] = s
+        self.P[yi] = y
+        rows = 2 * len(self.order)
+        if r:
+            keep = np.ones(rows, bool)
+            keep[[si, yi]] = False
+            idx = np.flatnonzero(keep)
+            self.gram[si, idx] = self.gram[idx, si] = Ps[idx]
+            self.gram[yi, idx] = self.gram[idx, yi] = Py[idx]
+            self.Pg[idx] = Pg_new[idx]
+        yy = float(y @ y)
+        self.gram[si, si] = float(s @ s)
+        self.gram[yi, yi] = yy
+        self.gram[si, yi] = self.gram[yi, si] = ys
+        self.Pg[si] = float(s @ g_new)
+        self.Pg[yi] = float(y @ g_new)
+        self.hdiag = ys / yy
+        return True
+
+
+def _finite(f, g) -> bool:
+    return math.isfinite(f) and bool(np.isfinite(g).all())
+
+
+def _cubic_min(x1, f1, g1, x2, f2, g2, lo=None, hi=None):
+    """Minimizer of the cubic through two points with slopes (minFunc's ``polyinterp``).
+
+    Without bounds: the closed form, clamped to the interval of the points (bisection if the
+    cubic has no real minimizer). With bounds ``[lo, hi]`` (extrapolation): the lowest of the
+    cubic's values at the bounds and its real critical points inside them.
+    """
+    if lo is None:
+        if x2 < x1:
+            x1, f1, g1, x2, f2, g2 = x2, f2, g2, x1, f1, g1
+        if x1 == x2:
+            return x1
+        d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+        d2sq = d1 * d1 - g1 * g2
+        if d2sq >= 0 and math.isfinite(d2sq):
+            d2 = math.sqrt(d2sq)
+            den = g2 - g1 + 2 * d2
+            if den != 0:
+                t = x2 - (x2 - x1) * ((g2 + d2 - d1) / den)
+                if math.isfinite(t):
+                    return min(max(t, x1), x2)
+        return (x1 + x2) / 2
+    A = np.array(
+        [
+            [x1**3, x1**2, x1, 1.0],
+            [x2**3, x2**2, x2, 1.0],
+            [3 * x1**2, 2 * x1, 1.0, 0.0],
+            [3 * x2**2, 2 * x2, 1.0, 0.0],
+        ]
+    )
+    try:
+        p = np.linalg.solve(A, np.array([f1, f2, g1, g2]))
+    except np.linalg.LinAlgError:
+        return (lo + hi) / 2
+    if not np.isfinite(p).all():
+        return (lo + hi) / 2
+    candidates = [lo, hi, x1, x2]
+    a, b, c = 3 * p[0], 2 * p[1], p[2]
+    if a != 0:
+        disc = b * b - 4 * a * c
+        if disc >= 0:
+            root = math.sqrt(disc)
+            candidates += [(-b + root) / (2 * a), (-b - root) / (2 * a)]
+    elif b != 0:
+        candidates.append(-c / b)
+    best, fbest = (lo + hi) / 2, math.inf
+    for x in candidates:
+        if lo <= x <= hi:
+            fx = np.polyval(p, x)
+            if fx < fbest:
+                best, fbest = x, fx
+    return best
+
+
+def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
+    """minFunc's ``WolfeLineSearch`` with cubic interpolation (``LS = 4``).
+
+    Returns ``(t, f_new, g_new, evaluations, wolfe, non_finite)``: the lowest point of
+    finite cost and gradient found (``t`` is 0 when nothing lower was found), whether it
+    satisfies the strong Wolfe conditions, and whether any trial point was non-finite.
+    """
+    seen = {"non_finite": False}
+
+    def evaluate(step):
+        fx, gx = fun(x + step * d)
+        fx = float(fx)
+        if not _finite(fx, gx):
+            seen["non_finite"] = True
+        return fx, gx
+
+    f_new, g_new = evaluate(t)
+    evals = 1
+    gtd_new = float(g_new @ d)
+    t_prev, f_prev, g_prev, gtd_prev = 0.0, f, g, gtd
+    bracket = None
+    done = False
+    while evals < maxls:
+        if not _finite(f_new, g_new):
+            # Stepped into a region where the cost overflows: back off towards t_prev.
+            t = (t + t_prev) / 2
+            f_new, g_new = evaluate(t)
+            evals += 1
+            gtd_new = float(g_new @ d)
+            continue
+        if f_new > f + C1 * t * gtd or (evals > 2 and f_new >= f_prev):
+            bracket = [[t_prev, f_prev, g_prev, gtd_prev], [t, f_new, g_new, gtd_new]]
+            break
+        if abs(gtd_new) <= -C2 * gtd:
+            bracket = [[t, f_new, g_new, gtd_new]]
+            done = True
+            break
+        if gtd_new >= 0:
+            bracket = [[t_prev, f_prev, g_prev, gtd_prev], [t, f_new, g_new, gtd_new]]
+            break
+        temp, t_prev = t_prev, t
+        t = _cubic_min(temp, f_prev, gtd_prev, t, f_new, gtd_new, t + 0.01 * (t - temp), 10 * t)
+        f_prev, g_prev, gtd_prev = f_new, g_new, gtd_new
+        f_new, g_new = evaluate(t)
+        evals += 1
+        gtd_new = float(g_new @ d)
+    if bracket is None:  # out of evaluations while extrapolating
+        bracket = [[0.0, f, g, gtd], [t, f_new, g_new, gtd_new]]
+    insufficient = False
+    while not done and evals < maxls:
+        lo_pos = 0 if bracket[0][1] <= bracket[1][1] else 1
+        hi_pos = 1 - lo_pos
+        (t1, f1, _, d1), (t2, f2, _, d2) = bracket
+        legal = all(_finite(b[1], b[2]) for b in bracket)
+        t = _cubic_min(t1, f1, d1, t2, f2, d2) if legal else (t1 + t2) / 2
+        bmin, bmax = min(t1, t2), max(t1, t2)
+        width = bmax - bmin
+        if width > 0 and min(bmax - t, t - bmin) / width < 0.1:
+            if insufficient or t >= bmax or t <= bmin:
+                t = bmax - 0.1 * width if abs(t - bmax) < abs(t - bmin) else bmin + 0.1 * width
+                insufficient = False
+            else:
+                insufficient = True
+        else:
+            insufficient = False
+        f_new, g_new = evaluate(t)
+        evals += 1
+        gtd_new = float(g_new @ d)
+        f_lo = bracket[lo_pos][1]
+        if not _finite(f_new, g_new) or f_new > f + C1 * t * gtd or f_new >= f_lo:
+            bracket[hi_pos] = [t, f_new, g_new, gtd_new]
+        else:
+            if abs(gtd_new) <= -C2 * gtd:
+                done = True
+            elif gtd_new * (bracket[hi_pos][0] - bracket[lo_pos][0]) >= 0:
+                bracket[hi_pos] = bracket[lo_pos]
+            bracket[lo_pos] = [t, f_new, g_new, gtd_new]
+        if not done and abs((bracket[0][0] - bracket[1][0]) * gtd_new) < TOLX:
+            break  # the bracket cannot shrink any further
+    finite = [b for b in bracket if _finite(b[1], b[2])]
+    if not finite:  # only possible when the starting point itself was non-finite
+        return 0.0, f, g, evals, False, seen["non_finite"]
+    best = min(finite, key=lambda b: b[1])
+    return best[0], best[1], best[2], evals, done, seen["non_finite"]
+
+
+def minimize_lbfgs(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0,
+    *,
+    maxcor: int = 100,
+    maxiter: int = 400,
+    maxfun: int = 1000,
+    gtol: float = 1e-9,
+    ftol: float = 1e-12,
+    maxls: int = 20,
+    callback: Callable[[np.ndarray, float, np.ndarray], None] | None = None,
+) -> LBFGSResult:
+    """Minimize ``fun`` (returning cost and float64 gradient) by L-BFGS from ``x0``.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x) -> (f, g)``; ``x`` is a fresh float64 array, not kept by the optimizer.
+    x0 : array_like, 1-D
+    maxcor : int
+        Stored correction pairs (minFunc: 100).
+    maxiter, maxfun : int
+        Iteration and evaluation budgets; ``maxfun`` is checked between iterations and counts
+        the evaluation at ``x0``.
+    gtol : float
+        Converged when ``max |g_i| <= gtol``.
+    ftol : float
+        Converged when ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``.
+    maxls : int
+        Cost evaluations per line search.
+    callback : callable, optional
+        ``callback(x, f, g)`` after every iteration, at the accepted point.
+
+    Returns
+    -------
+    LBFGSResult
+    """
+    x = np.array(x0, dtype=np.float64, copy=True)
+    if x.ndim != 1:
+        raise ValueError(f"x0 must be 1-D, got shape {x.shape}")
+    f, g = fun(x.copy())
+    f = float(f)
+    nfev, nit = 1, 0
+
+    def result(reason, message, non_finite=False):
+        return LBFGSResult(x, f, g, nit, nfev, reason, message, non_finite)
+
+    if not _finite(f, g):
+        return result("abnormal", "the cost or gradient at the starting point is not finite", True)
+    if float(np.max(np.abs(g))) <= gtol:
+        return result("converged", f"max |g_i| <= gtol = {gtol:g} at the starting point")
+    pairs = _Pairs(x.size, int(maxcor))
+    gg = float(g @ g)
+    while True:
+        if pairs.order:
+            d, delta = pairs.direction(g, gg)
+            t = 1.0
+        else:
+            d = -g
+            delta = np.array([-1.0])
+            t = min(1.0, 1.0 / float(np.sum(np.abs(g))))
+        gtd = float(g @ d)
+        if not (math.isfinite(gtd) and gtd < 0):
+            return result("abnormal", f"not a descent direction (gᵀd = {gtd:.3e})")
+        t, f_new, g_new, evals, _, non_finite = _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls)
+        nfev += evals
+        if t == 0 or not f_new < f:
+            if non_finite:
+                return result(
+                    "abnormal",
+                    f"the line search met a non-finite cost or gradient and found no lower "
+                    f"finite cost in {evals} evaluations",
+                    True,
+                )
+            return result("abnormal", f"the line search found no lower cost in {evals} evaluations")
+        s = t * d
+        y = g_new - g
+        x = x + s
+        pairs.update(g_new, s, y, t, delta)
+        f_old, f, g = f, f_new, g_new
+        gg = float(g @ g)
+        nit += 1
+        if callback is not None:
+            callback(x, f, g)
+        if float(np.max(np.abs(g))) <= gtol:
+            return result("converged", f"max |g_i| <= gtol = {gtol:g}")
+        if (f_old - f) / max(abs(f_old), abs(f), 1.0) <= ftol:
+            return result("converged", f"relative reduction of the cost <= ftol = {ftol:g}")
+        if float(np.sum(np.abs(s))) <= TOLX:
+            return result("converged", f"step size sum |t d| <= {TOLX:g}")
+        if nit >= maxiter:
+            return result("budget", f"reached maxiter = {maxiter} iterations")
+        if nfev > maxfun:
+            return result("evaluations", f"reached maxfun: {nfev} > {maxfun} evaluations")

@@ -1,0 +1,1 @@
+"""One function per workflow step, the chunk engine and sweeps."""
