@@ -53,10 +53,11 @@ def main():
         np.savez(folder / "patches.npz", data=data)
         for round_ in range(1, args.rounds + 1):
             start = time.perf_counter()
-            theta, records = train.train_chunk(
+            result = train.train_chunk(
                 theta, data, args.iterations, visible_size=v, hidden_size=h, lambda_=lambda_,
                 beta=beta, rho=rho, options=options,
             )  # fmt: skip
+            theta, records = result.theta, result.records
             chunk_s.append(time.perf_counter() - start)
 
             start = time.perf_counter()

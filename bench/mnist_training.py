@@ -60,10 +60,11 @@ def train_autoencoder(data, hidden, iterations, maxcor, rng, label):
             )
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    theta, records = train.train_chunk(
+    result = train.train_chunk(
         theta0, data, iterations, visible_size=visible, hidden_size=hidden, options=options,
         progress=progress, **SPARSE,
     )  # fmt: skip
+    theta, records = result.theta, result.records
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     terms = ae.cost_terms(theta, data, visible_size=visible, hidden_size=hidden, **SPARSE)
     summary = {

@@ -3,8 +3,9 @@
 For each shape (default 64×25×10,000 and 784×196×10,000) the candidates train the same
 problem from the same start, round-robin in one process (the order rotates every round):
 
-- ``lbfgs/float64``, ``lbfgs/float32``: :func:`sparseae.model.train.train_chunked` with the
-  minFunc-style optimizer (:mod:`sparseae.model.lbfgs`), cost in float64 / float32;
+- ``lbfgs/float64``, ``lbfgs/float32``: :func:`sparseae.model.train.train_chunk` in chunks
+  with a checkpoint each (:func:`train_chunked`), the minFunc-style optimizer
+  (:mod:`sparseae.model.lbfgs`), cost in float64 / float32;
 - ``scipy/float64``, ``scipy/float32``: the same with ``method="scipy-lbfgsb"``;
 - ``plain+scipy``: the plain numpy port of the cost (``bench/cost_and_grad.py``) under
   ``scipy.optimize.minimize(method="L-BFGS-B")`` with default threads, as one would first
@@ -33,6 +34,7 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from cost_and_grad import candidates as gemm_candidates
@@ -63,6 +65,18 @@ class TimedCost:
             self.calls += 1
 
 
+def train_chunked(theta, data, chunks, per, folder, **kwargs):
+    """``chunks`` chunks of ``per`` iterations with warm restarts and a checkpoint each (what a
+    pipeline run does, without its checks); the records of all chunks."""
+    records, last = [], train.FIRST
+    for k in range(1, chunks + 1):
+        result = train.train_chunk(theta, data, per, start=last, **kwargs)
+        theta, records = result.theta, records + result.records
+        train.save_checkpoint(folder / f"{k}.npz", theta, result.records, {"chunk": k})
+        last = records[-1] if records else last
+    return records
+
+
 def run_package(name, theta0, data, v, h, iterations, chunks, maxcor):
     method, dtype = name.split("/")
     lambda_, beta, rho = PARAMS.get((v, h), (1e-4, 3.0, 0.01))
@@ -73,10 +87,10 @@ def run_package(name, theta0, data, v, h, iterations, chunks, maxcor):
     )
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        _, records = train.train_chunked(
-            theta0, data, chunks=chunks, iterations_per_chunk=-(-iterations // chunks),
-            checkpoint_dir=folder, visible_size=v, hidden_size=h, lambda_=lambda_, beta=beta,
-            rho=rho, options=options, cost_fn=timed, dtype=dtype,
+        records = train_chunked(
+            theta0, data, chunks, -(-iterations // chunks), Path(folder), options=options,
+            visible_size=v, hidden_size=h, lambda_=lambda_, beta=beta, rho=rho, cost_fn=timed,
+            dtype=dtype,
         )  # fmt: skip
         wall = time.perf_counter() - start
     return wall, timed.seconds, timed.calls, len(records), records[-1]["cost"]

@@ -343,10 +343,11 @@ def test_self_taught_chain_on_t10k_reduced(t10k_parts, tmp_path):
     rng = np.random.default_rng(7)
     theta0 = autoencoder.initialize_parameters(hidden, visible, rng)
     start = time.perf_counter()
-    theta, records = train.train_chunk(
+    trained = train.train_chunk(
         theta0, unlabeled, 100, visible_size=visible, hidden_size=hidden, lambda_=3e-3,
         beta=3.0, rho=0.1, options=train.LBFGSOptions(maxcor=100, maxiter=100),
     )  # fmt: skip
+    theta, records = trained.theta, trained.records
     assert len(records) == 100
     assert records[-1]["cost"] < 0.2 * records[0]["cost"]
 

@@ -182,6 +182,35 @@ def test_a_foreign_last_checkpoint_is_refused_naming_the_file(folder, tmp_path_f
     assert not (folder / "theta.npz").exists()
 
 
+def test_a_checkpoint_of_another_dtype_is_refused_on_resume(folder, tmp_path_factory):
+    """A float32 run's chunk 1 is no start for chunk 2 of the float64 run: the key is named."""
+    exp32 = resolved({"training.dtype": "float32"})
+    other = tmp_path_factory.mktemp("float32")
+    experiment.sample_patches(
+        other / "patches.npz", name="natural", data=experiment.data_config(exp32)
+    )
+    (chunk1,) = train(other, exp32, 1)
+    with pytest.raises(experiment.ForeignResultError, match="training.dtype") as error:
+        experiment.train_chunk(
+            experiment.chunk_path(folder, 2), k=2, previous=chunk1,
+            patches=folder / "patches.npz", name="natural", trajectory=trajectory_config(resolved()),
+        )  # fmt: skip
+    assert "results/natural/chunks/" in str(error.value)
+    assert not experiment.chunk_path(folder, 2).exists()
+
+
+def test_a_killed_writers_temporary_file_is_removed_and_chunks_are_exact_reruns(folder, caplog):
+    exp = resolved()
+    (chunk1,) = train(folder, exp, 1)
+    first = np.load(chunk1, allow_pickle=False)["theta"]
+    stale = chunk1.parent / f".{chunk1.name}.tmp-12345"
+    stale.write_bytes(b"half a checkpoint")
+    with caplog.at_level(logging.INFO):
+        train(folder, exp, 1)
+    assert not stale.exists() and "left by a killed earlier attempt" in caplog.text
+    assert np.load(chunk1, allow_pickle=False)["theta"].tobytes() == first.tobytes()
+
+
 def test_a_renamed_chunk_and_foreign_patches_are_refused(folder):
     exp = resolved()
     chunks = train(folder, exp, 2)

@@ -63,8 +63,33 @@ def test_layer_chunks_continue_and_refuse_another_configuration(experiment, trai
             trajectory=stage_trajectory(other, "layer1"), chunk=2,
         )  # fmt: skip
     message = str(info.value)
-    assert "layers.layer1.rho: 0.1 != 0.2" in message and "Delete" in message
+    assert "layers.layer1.rho: 0.1 != 0.2" in message and "stage layer1" in message
+    assert f"delete it (or {tmp_path}/)" in message
     assert not (tmp_path / "x.npz").exists()
+    # a chunk renamed into another place is refused like a single experiment's
+    with pytest.raises(ForeignResultError, match="holds chunk 2, not chunk 1"):
+        steps.train_layer_chunk(
+            train_file, second, tmp_path / "y.npz", name="tiny", trajectory=trajectory, chunk=2
+        )
+
+
+def test_stacked_finalize_refuses_a_foreign_chunk(experiment, train_file, tmp_path):
+    trajectory = stage_trajectory(experiment, "layer1")
+    first = tmp_path / "1.npz"
+    steps.train_layer_chunk(train_file, None, first, name="tiny", trajectory=trajectory, chunk=1)
+    theta = steps.finalize_layer(
+        [first], train_file, tmp_path / "theta.npz", tmp_path / "features.npz", name="tiny",
+        trajectory=trajectory,
+    )  # fmt: skip
+    np.testing.assert_array_equal(theta, load_checkpoint(first)[0])
+    other = copy.deepcopy(experiment)
+    other["layers"]["lambda_"] = 1e-2
+    with pytest.raises(ForeignResultError, match="layers.layer1.lambda_"):
+        steps.finalize_layer(
+            [first], train_file, tmp_path / "t.npz", tmp_path / "f.npz", name="tiny",
+            trajectory=stage_trajectory(other, "layer1"),
+        )  # fmt: skip
+    assert not (tmp_path / "t.npz").exists()
 
 
 def test_failed_gradient_check_writes_nothing(experiment, train_file, tmp_path):

@@ -11,6 +11,7 @@ run_rule(
     smk.input.data,
     smk.output.theta,
     smk.output.features,
+    name=smk.wildcards.experiment,
     trajectory=smk.params.trajectory,
     threads=smk.threads,
 )

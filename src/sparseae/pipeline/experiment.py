@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -47,7 +46,7 @@ from sparseae.io import (
     write_json,
 )
 from sparseae.model import autoencoder
-from sparseae.model.train import LBFGSOptions, continuing, load_checkpoint, save_checkpoint
+from sparseae.pipeline.chunks import Run, read_chunks, run_chunk
 
 __all__ = [
     "RESULT_FILES",
@@ -115,14 +114,6 @@ GRADCHECK_METRICS = ("quadratic", "autoencoder", "max_abs_diff", "passed")
 
 #: Columns of ``history.tsv``, one row per L-BFGS iteration.
 HISTORY_FIELDS = ("iteration", "cost", "grad_norm", "fun_evals", "seconds")
-
-
-def _read_checkpoint(path):
-    """The checkpoint's theta (finite), records and metadata; a damaged file is named."""
-    try:
-        return load_checkpoint(path)
-    except (OSError, ValueError) as err:
-        raise ResultFileError(f"{err}; delete {path} and rerun to recompute it") from None
 
 
 def chunk_path(folder: str | Path, k: int) -> Path:
@@ -367,24 +358,19 @@ def gradcheck_blocks(result: Mapping) -> dict:
 # training
 
 
-def _check_chunk(path, meta: Mapping, k: int, name: str, trajectory: Mapping, length: int) -> None:
-    """Refuse a checkpoint of another trajectory, another chunk number or theta length."""
-    found, expected = meta.get("fingerprint"), fingerprint(trajectory)
-    if found != expected:
-        differences = config.describe_difference(meta.get("trajectory", {}), trajectory)
-        raise ForeignResultError(
-            f"{path} belongs to trajectory {found or '(none recorded)'}, but experiment "
-            f"'{name}' now has trajectory {expected} (differences, file != now: {differences}): "
-            f"it was copied from another experiment or written with other settings; delete it "
-            f"(or results/{name}/chunks/) and rerun to retrain from there, or restore the "
-            f"settings that wrote it"
-        )
-    config.check_resume(path, meta, name, trajectory, length)
-    if meta.get("chunk") != int(k):
-        raise ForeignResultError(
-            f"{path} holds chunk {meta.get('chunk')}, not chunk {k}: it was renamed or copied; "
-            f"delete it and rerun to retrain chunk {k}"
-        )
+def _run(name: str, trajectory: Mapping) -> Run:
+    """The chunked run of experiment ``name``: what its checkpoints must match."""
+    model = trajectory["model"]
+    v, h = model["visible_size"], model["hidden_size"]
+    return Run(
+        owner=f"experiment '{name}'",
+        trajectory=trajectory,
+        fingerprint=fingerprint(trajectory),
+        length=autoencoder.parameter_count(v, h),
+        shape=f"(hidden_size {h}, visible_size {v})",
+        folder=f"results/{name}/chunks/",
+        meta={"experiment": name, "data_key": data_key(trajectory)},
+    )
 
 
 def train_chunk(
@@ -398,148 +384,46 @@ def train_chunk(
     threads: int = 1,
     progress_every: int = 10,
 ) -> dict:
-    """Rule ``train_chunk``: chunk ``k`` of the L-BFGS training, warm-started from chunk k-1.
+    """Rule ``train_chunk``: chunk ``k`` of the L-BFGS training (:func:`.chunks.run_chunk`).
 
     Chunk 1 starts from :func:`~sparseae.model.autoencoder.initialize_parameters` with the
-    experiment's "init" generator; chunk k > 1 from the theta of ``previous``, after checking
-    that it belongs to this trajectory and is chunk k-1. The checkpoint holds the records of
-    its own iterations (global numbering), the optimizer's stop (status, message, reason),
-    the chunk-end cost terms and ρ̂ statistics. It is written atomically: a killed job leaves
-    no ``chunks/{k}.npz`` and rerunning resumes at chunk k.
-
-    Returns
-    -------
-    dict
-        The checkpoint's metadata.
+    experiment's "init" generator, chunk k > 1 from ``previous``. The checkpoint's metadata
+    (returned) adds the chunk-end cost terms and ρ̂ statistics.
     """
-    output = Path(output)
-    # A job killed while writing its checkpoint leaves `.{k}.npz.tmp-*` beside it (atomic_path
-    # cannot clean up after SIGKILL). Only this job writes chunk k, so such leftovers are stale.
-    for stale in output.parent.glob(f".{output.name}.tmp-*"):
-        stale.unlink(missing_ok=True)
-        log.info("removed %s, left by a killed earlier attempt", stale)
-    started = time.perf_counter()
-    model, key = trajectory["model"], fingerprint(trajectory)
-    v, h = model["visible_size"], model["hidden_size"]
-    iterations = int(trajectory["training"]["iterations_per_chunk"])
+    model = trajectory["model"]
     # The cost function's own pool (and BLAS, via Snakemake's OPENBLAS_NUM_THREADS) use
     # exactly the job's threads: the same thread count gives the same summation order, hence
     # bit-identical results on reruns.
     autoencoder.set_num_threads(threads)
     data = load_patches(patches, name=name, experiment=trajectory)
-    if int(k) == 1:
-        theta0 = autoencoder.initialize_parameters(h, v, rng(trajectory["seed"], "init"))
-        last = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
-    else:
-        if previous is None:
-            raise ValueError(f"chunk {k} needs the checkpoint of chunk {k - 1}")
-        theta0, records, meta = _read_checkpoint(previous)
-        _check_chunk(previous, meta, int(k) - 1, name, trajectory, theta0.size)
-        # Counters continue across chunks; an empty chunk (converged) carries its start on.
-        last = records[-1] if records else meta["last"]
-    start = int(last["iteration"])
-    log.info(
-        "%s: chunk %d, %d iterations from iteration %d; %d threads; theta length %d",
-        name,
-        k,
-        iterations,
-        start,
-        threads,
-        theta0.size,
-    )
-    log.info("%9s %14s %12s %9s %9s", *HISTORY_FIELDS)
+    settings = cost_settings(model)
 
-    def progress(record):
-        done = int(record["iteration"]) - start
-        if done % progress_every == 0 or done == iterations:
-            log.info("%9d %14.8f %12.4e %9d %9.2f", *(record[field] for field in HISTORY_FIELDS))
+    def initial():
+        h, v = model["hidden_size"], model["visible_size"]
+        return autoencoder.initialize_parameters(h, v, rng(trajectory["seed"], "init"))
 
-    # maxfun is the whole run's evaluation budget (as minFunc's maxFunEvals); the iteration
-    # limit is this chunk's, so the number of chunks stays out of the trajectory.
-    from sparseae.model.train import train_chunk as run_lbfgs
+    def summarize(theta):
+        terms = autoencoder.cost_terms(theta, data, **settings)
+        rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
+        parts = ("reconstruction", "weight_decay", "sparsity", "total")
+        return {
+            "terms": {t: float(terms[t]) for t in parts},
+            "rhohat": {s: float(getattr(rhohat, s)()) for s in ("mean", "min", "max")},
+        }
 
-    options = LBFGSOptions(**trajectory["optimizer"], maxiter=start + iterations)
-    stop: dict = {}
-    theta, records = run_lbfgs(
-        theta0,
-        data,
-        iterations,
-        **cost_settings(model),
-        options=options,
-        **continuing(last),
-        progress=progress,
-        stop=stop,
-        dtype=trajectory["training"]["dtype"],
-    )
-    if stop["reason"] != "budget":
-        log.warning(
-            "WARNING %s: chunk %d stopped after %d of %d iterations: %s (%s)",
-            name,
-            k,
-            stop["iterations"],
-            iterations,
-            stop["reason"],
-            stop["message"],
-        )
-    terms = autoencoder.cost_terms(theta, data, **cost_settings(model))
-    rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
-    from sparseae.environment import environment_info
-
-    meta = {
-        "experiment": name,
-        "chunk": int(k),
-        "fingerprint": key,
-        "data_key": data_key(trajectory),
-        "trajectory": copy.deepcopy(dict(trajectory)),
-        "threads": int(threads),
-        "options": options.to_dict(),
-        "stop": stop,
-        "terms": {t: float(terms[t]) for t in ("reconstruction", "weight_decay", "sparsity")}
-        | {"total": float(terms["total"])},
-        "rhohat": {
-            "mean": float(rhohat.mean()),
-            "min": float(rhohat.min()),
-            "max": float(rhohat.max()),
-        },
-        "wall_seconds": time.perf_counter() - started,
-        "last": {field: records[-1][field] for field in last} if records else last,
-        "environment": environment_info(),
-    }
-    save_checkpoint(output, theta, records, meta)
-    log.info(
-        "wrote %s: %d iterations in this chunk, cost %.8f; optimizer stopped (%s): %s",
-        output,
-        len(records),
-        records[-1]["cost"] if records else float("nan"),
-        stop["reason"],
-        stop["message"],
-    )
-    return meta
+    return run_chunk(
+        output, k=k, previous=previous, run=_run(name, trajectory), initial=initial,
+        cost_fn=autoencoder.cost_and_grad, data=data, cost_kwargs=settings,
+        iterations=trajectory["training"]["iterations_per_chunk"],
+        optimizer=trajectory["optimizer"], dtype=trajectory["training"]["dtype"],
+        threads=threads, progress_every=progress_every, summarize=summarize,
+    )  # fmt: skip
 
 
 def load_chunks(paths: Sequence[str | Path], *, name: str, trajectory: Mapping):
-    """Read chunk checkpoints 1..K in order, checking each belongs to ``trajectory``.
-
-    Returns
-    -------
-    theta : ndarray
-        The last chunk's parameters.
-    records : list of dict
-        Every chunk's iteration records, in order.
-    metas : list of dict
-        Every chunk's metadata.
-    """
-    if not paths:
-        raise ValueError("no chunk checkpoints given")
-    records: list[dict] = []
-    metas: list[dict] = []
-    theta = None
-    for k, path in enumerate(paths, start=1):
-        theta, chunk_records, meta = _read_checkpoint(path)
-        _check_chunk(path, meta, k, name, trajectory, theta.size)
-        records += [dict(r) for r in chunk_records]
-        metas.append(meta)
-    return theta, records, metas
+    """Chunks 1..K of experiment ``name`` as ``(theta, records, metas)``, each checked to
+    belong to ``trajectory`` (:func:`sparseae.pipeline.chunks.read_chunks`)."""
+    return read_chunks(paths, _run(name, trajectory))
 
 
 def finalize(

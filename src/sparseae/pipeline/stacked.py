@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from sparseae.config import PURPOSES, describe_difference, rng
+from sparseae.config import PURPOSES, rng
 from sparseae.config.stacked import (
     INPUT_SIZE,
     NUM_CLASSES,
@@ -43,6 +43,7 @@ from sparseae.config.stacked import (
     num_layers,
     stage_fingerprint,
 )
+from sparseae.errors import ResultFileError
 from sparseae.io import (
     ParameterFileError,
     atomic_path,
@@ -52,14 +53,8 @@ from sparseae.io import (
     write_json,
 )
 from sparseae.model import autoencoder, stacked
-from sparseae.model.train import (
-    LBFGSOptions,
-    continuing,
-    lbfgs_chunk,
-    load_checkpoint,
-    save_checkpoint,
-)
-from sparseae.pipeline.experiment import ForeignResultError, ResultFileError
+from sparseae.model.train import LBFGSOptions, lbfgs_chunk
+from sparseae.pipeline.chunks import Run, read_checkpoint, read_chunks, run_chunk
 
 __all__ = [
     "write_stacked_config",
@@ -73,7 +68,6 @@ __all__ = [
     "finalize_stacked",
     "evaluate_stacked",
     "plot_stacked",
-    "stage_records",
 ]
 
 log = logging.getLogger("sparseae.stacked")
@@ -151,14 +145,6 @@ def _load(path, *keys):
     return [members[k] for k in keys]
 
 
-def _checkpoint(path):
-    """:func:`load_checkpoint`, a damaged file as one message saying what to delete."""
-    try:
-        return load_checkpoint(path)
-    except (OSError, ValueError) as err:
-        raise ResultFileError(f"{err}; delete {path} and rerun to recompute it") from None
-
-
 # --------------------------------------------------------------------------------------------
 # gradient check
 # --------------------------------------------------------------------------------------------
@@ -219,112 +205,35 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
 # --------------------------------------------------------------------------------------------
 # chunked stages
 # --------------------------------------------------------------------------------------------
-def _start(previous, name, trajectory, expected_length):
-    """(theta, last counters) from the previous chunk's checkpoint, after checking it."""
-    theta, records, meta = _checkpoint(previous)
-    mine = fingerprint_of(trajectory)
-    if meta.get("fingerprint") != mine or theta.size != expected_length:
-        difference = describe_difference(
-            _by_layer(meta.get("trajectory", {})), _by_layer(trajectory)
-        )
-        raise ForeignResultError(
-            f"checkpoint {previous} was written by configuration {meta.get('fingerprint')} "
-            f"(theta length {theta.size}) but stacked experiment '{name}' now has configuration "
-            f"{mine} for it (length {expected_length}); differences (checkpoint != now): "
-            f"{difference}. Delete {Path(previous).parent}/ to retrain, or restore the old "
-            f"settings"
-        )
-    return theta, (records[-1] if records else meta["last"])
-
-
-def _by_layer(trajectory: Mapping) -> dict:
-    """The trajectory with its list of layers as ``layer1``, ``layer2``, … (readable diffs)."""
-    layers = trajectory.get("layers", [])
-    return {**trajectory, "layers": {f"layer{i}": x for i, x in enumerate(layers, start=1)}}
-
-
 def _hidden_sizes(trajectory) -> list[int]:
     return [int(layer["hidden_size"]) for layer in trajectory["layers"]]
 
 
-def _remove_stale(output) -> None:
-    # A job killed while writing leaves `.{k}.npz.tmp-*` (atomic_path cannot clean up after
-    # SIGKILL); only this job writes chunk k, so such leftovers are stale.
-    output = Path(output)
-    for stale in output.parent.glob(f".{output.name}.tmp-*"):
-        stale.unlink(missing_ok=True)
-        log.info("removed %s, left by a killed earlier attempt", stale)
+def _stage(trajectory: Mapping) -> str:
+    """The stage a stage trajectory belongs to (its last section says which)."""
+    if "finetuning" in trajectory:
+        return "finetune"
+    return "softmax" if "softmax" in trajectory else f"layer{len(trajectory['layers'])}"
 
 
-FIRST = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
-"""Where a stage's first chunk starts its iteration, evaluation and time counts."""
-
-
-def _stage_iterations(trajectory, stage: str) -> int:
-    if stage == "softmax":
-        return trajectory["softmax"]["max_iter"]
+def _run(name: str, trajectory: Mapping, output) -> Run:
+    """The chunked run of one stage (checkpoints in ``output``'s folder)."""
+    stage, hidden = _stage(trajectory), _hidden_sizes(trajectory)
     if stage == "finetune":
-        return trajectory["finetuning"]["iterations_per_chunk"]
-    if stage.startswith("layer"):
-        return trajectory["pretraining"]["iterations_per_chunk"]
-    raise ValueError(f"unknown stage {stage!r}")
-
-
-def _run_chunk(cost_fn, start, data, cost_kwargs, meta, output, every=10, threads=1):
-    """One chunk of a stage: L-BFGS with progress lines, then the checkpoint.
-
-    ``start`` is ``(theta0, last)``, ``last`` the counts the chunk continues (:data:`FIRST`
-    for a stage's first chunk); ``meta`` is :func:`_chunk_meta`, whose trajectory holds the
-    optimizer settings and the stage's iterations; a progress line every ``every`` iterations.
-    """
-    started = time.perf_counter()
-    theta0, last = start
-    iterations = _stage_iterations(meta["trajectory"], meta["stage"])
-    start_iteration = int(last["iteration"])
-    options = LBFGSOptions(**meta["trajectory"]["optimizer"], maxiter=start_iteration + iterations)
-    log.info(
-        "%s: chunk %d, %d iterations from iteration %d; %d threads; theta length %d",
-        meta["stage"], meta["chunk"], iterations, start_iteration, threads, theta0.size,
-    )  # fmt: skip
-    log.info("%9s %14s %12s %9s %9s", "iteration", "cost", "grad_norm", "evals", "seconds")
-
-    def progress(record):
-        done = int(record["iteration"]) - start_iteration
-        if done % every == 0 or done == iterations:
-            log.info(
-                "%9d %14.8f %12.4e %9d %9.2f",
-                record["iteration"], record["cost"], record["grad_norm"],
-                record["fun_evals"], record["seconds"],
-            )  # fmt: skip
-
-    stop: dict = {}
-    theta, records = lbfgs_chunk(
-        cost_fn,
-        theta0,
-        data,
-        iterations,
-        cost_kwargs=cost_kwargs,
-        options=options,
-        **continuing(last),
-        progress=progress,
-        stop=stop,
+        length = stacked.stack_parameter_count(INPUT_SIZE, hidden, NUM_CLASSES)
+    elif stage == "softmax":
+        length = NUM_CLASSES * hidden[-1]
+    else:
+        length = autoencoder.parameter_count(trajectory["layers"][-1]["visible_size"], hidden[-1])
+    return Run(
+        owner=f"stage {stage} of stacked experiment '{name}'",
+        trajectory=trajectory,
+        fingerprint=fingerprint_of(trajectory),
+        length=length,
+        shape=f"(hidden sizes {hidden})",
+        folder=f"{Path(output).parent}/",
+        meta={"experiment": name, "stage": stage},
     )
-    from sparseae.environment import environment_info
-
-    meta = {
-        **meta,
-        "threads": int(threads),
-        "options": options.to_dict(),
-        "wall_seconds": time.perf_counter() - started,
-        "last": {key: records[-1][key] for key in last} if records else dict(last),
-        "stop": stop,
-        "environment": environment_info(),
-    }
-    save_checkpoint(output, theta, records, meta)
-    log.info("wrote %s: %d iterations, cost %s; optimizer stop: %s (%s)", output, len(records),
-             f"{records[-1]['cost']:.8f}" if records else "unchanged",
-             stop["reason"], stop["message"])  # fmt: skip
-    return theta, records
 
 
 def train_layer_chunk(
@@ -338,7 +247,6 @@ def train_layer_chunk(
     starts from :func:`sparseae.model.autoencoder.initialize_parameters` with child ``l`` of the
     experiment's ``stacked_init`` seed; chunk ``k > 1`` from ``previous``.
     """
-    _remove_stale(output)
     autoencoder.set_num_threads(threads)
     layer = len(trajectory["layers"])
     model = trajectory["layers"][-1]
@@ -349,56 +257,30 @@ def train_layer_chunk(
             f"{data_path} has {data.shape[0]} rows, layer {layer} needs {v}; delete it and "
             f"rerun to recompute it"
         )
-    if chunk == 1:
+
+    def initial():
         seed = np.random.SeedSequence(
             trajectory["seed"], spawn_key=(PURPOSES["stacked_init"], layer)
         )
-        start = autoencoder.initialize_parameters(h, v, np.random.default_rng(seed)), FIRST
-    else:
-        start = _start(previous, name, trajectory, autoencoder.parameter_count(v, h))
-    cost_kwargs = {k: model[k] for k in AUTOENCODER_KEYS}
-    meta = _chunk_meta(name, trajectory, f"layer{layer}", chunk)
-    return _run_chunk(
-        autoencoder.cost_and_grad, start, data, cost_kwargs, meta, output, progress_every, threads
-    )
+        return autoencoder.initialize_parameters(h, v, np.random.default_rng(seed))
+
+    return run_chunk(
+        output, k=chunk, previous=previous, run=_run(name, trajectory, output),
+        initial=initial, cost_fn=autoencoder.cost_and_grad, data=data,
+        cost_kwargs={k: model[k] for k in AUTOENCODER_KEYS},
+        iterations=trajectory["pretraining"]["iterations_per_chunk"],
+        optimizer=trajectory["optimizer"], threads=threads, progress_every=progress_every,
+    )  # fmt: skip
 
 
-def _chunk_meta(name, trajectory, stage, chunk):
-    return {
-        "experiment": name,
-        "stage": stage,
-        "chunk": int(chunk),
-        "fingerprint": fingerprint_of(trajectory),
-        "trajectory": trajectory,
-    }
-
-
-def stage_records(chunk_paths: Sequence) -> tuple[list[dict], list[dict]]:
-    """Records of all chunks of a stage in order, and the chunks' metadata."""
-    records, metas = [], []
-    for path in chunk_paths:
-        _, recs, meta = _checkpoint(path)
-        records += recs
-        metas.append(meta)
-    return records, metas
-
-
-def _check_last(path, trajectory):
-    theta, _, meta = _checkpoint(path)
-    if meta.get("fingerprint") != fingerprint_of(trajectory):
-        raise ForeignResultError(
-            f"{path} was written by configuration {meta.get('fingerprint')}, not "
-            f"{fingerprint_of(trajectory)}; delete {Path(path).parent}/ and rerun snakemake"
-        )
-    return theta
-
-
-def finalize_layer(chunk_paths, data_path, theta_path, features_path, *, trajectory, threads=1):
+def finalize_layer(
+    chunk_paths, data_path, theta_path, features_path, *, name, trajectory, threads=1
+):
     """A layer's final parameters (``theta.npz``) and its features of the training set."""
     autoencoder.set_num_threads(threads)
     layer = len(trajectory["layers"])
     model = trajectory["layers"][-1]
-    theta = _check_last(chunk_paths[-1], trajectory)
+    theta, records, _ = read_chunks(chunk_paths, _run(name, trajectory, chunk_paths[-1]))
     (data,) = _load(data_path, "images" if layer == 1 else "features")
     save_theta_npz(theta_path, theta, config={"layer": layer, "model": model})
     features = autoencoder.hidden_activations(
@@ -406,7 +288,6 @@ def finalize_layer(chunk_paths, data_path, theta_path, features_path, *, traject
     )
     with atomic_path(features_path, suffix=".npz") as tmp:
         np.savez(tmp, features=features)
-    records, _ = stage_records(chunk_paths)
     log.info(
         "layer %d: %d iterations, final cost %.8f; features %s, mean activation %.4f (rho %g)",
         layer, len(records), records[-1]["cost"] if records else float("nan"),
@@ -415,66 +296,44 @@ def finalize_layer(chunk_paths, data_path, theta_path, features_path, *, traject
     return theta
 
 
-def _softmax_run(labels, settings, optimizer):
-    """Keyword arguments of :func:`lbfgs_chunk` for UFLDL's softmax cost."""
-    return dict(
-        cost_kwargs={"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
-        options=LBFGSOptions(**optimizer, maxiter=settings["max_iter"]),
-    )
-
-
 def train_stacked_softmax(features_path, data_path, output, *, name, trajectory):
     """Softmax regression on the last layer's training features (UFLDL ``softmaxTrain``).
 
-    L-BFGS on UFLDL's softmax cost (:func:`sparseae.analysis.evaluate.softmax_cost`, λ =
-    ``softmax.lambda_``, no intercept, the minimiser :func:`sparseae.analysis.evaluate.fit_softmax`
-    finds with ``C = 1/(λm)``) from θ = 0 for ``softmax.max_iter`` iterations with the
-    experiment's optimizer settings. ``softmax.npz`` is a checkpoint: θ (flat, column-major
-    ``10 × h_L``) and the cost of every iteration.
+    L-BFGS on UFLDL's softmax cost (λ = ``softmax.lambda_``, no intercept) from θ = 0 for
+    ``softmax.max_iter`` iterations with the experiment's optimizer settings. ``softmax.npz``
+    is a one-chunk checkpoint: θ (flat, column-major ``10 × h_L``) and every iteration's cost.
     """
     (features,) = _load(features_path, "features")
     (labels,) = _load(data_path, "labels")
     settings = trajectory["softmax"]
-    start = np.zeros(NUM_CLASSES * features.shape[0]), FIRST
-    cost_kwargs = {"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]}
-    meta = _chunk_meta(name, trajectory, "softmax", 1)
-    theta, _ = _run_chunk(stacked.softmax_objective, start, features, cost_kwargs, meta, output)
-    return theta
+    return run_chunk(
+        output, k=1, previous=None, run=_run(name, trajectory, output),
+        initial=lambda: np.zeros(NUM_CLASSES * features.shape[0]),
+        cost_fn=stacked.softmax_objective, data=features,
+        cost_kwargs={"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
+        iterations=settings["max_iter"], optimizer=trajectory["optimizer"],
+    )  # fmt: skip
 
 
 def _pretrained_stack(layer_thetas, softmax_path, hidden):
-    softmax_theta, _, _ = _checkpoint(softmax_path)
+    softmax_theta, _, _ = read_checkpoint(softmax_path)
     weights = softmax_theta.reshape((NUM_CLASSES, hidden[-1]), order="F")
     thetas = [load_theta_npz(path)[0] for path in layer_thetas]
     return stacked.stack_from_autoencoders(weights, thetas, INPUT_SIZE, hidden)
 
 
 def finetune_chunk(
-    data_path,
-    layer_thetas,
-    softmax_path,
-    previous,
-    output,
-    *,
-    name,
-    trajectory,
-    chunk: int,
+    data_path, layer_thetas, softmax_path, previous, output, *, name, trajectory, chunk: int,
     progress_every=10,
-):
+):  # fmt: skip
     """Chunk ``chunk`` of fine-tuning the whole stack on the training labels.
 
     Chunk 1 starts from the pretrained stack (each layer's encoder, the softmax weights);
     chunk ``k > 1`` from ``previous``. Cost: :func:`sparseae.model.stacked.finetune_cost_and_grad`
     with the softmax λ.
     """
-    _remove_stale(output)
     images, labels = _load(data_path, "images", "labels")
     hidden = _hidden_sizes(trajectory)
-    if chunk == 1:
-        start = _pretrained_stack(layer_thetas, softmax_path, hidden), FIRST
-    else:
-        size = stacked.stack_parameter_count(INPUT_SIZE, hidden, NUM_CLASSES)
-        start = _start(previous, name, trajectory, size)
     cost_kwargs = {
         "labels": labels,
         "input_size": INPUT_SIZE,
@@ -482,10 +341,13 @@ def finetune_chunk(
         "num_classes": NUM_CLASSES,
         "lambda_": trajectory["softmax"]["lambda_"],
     }
-    meta = _chunk_meta(name, trajectory, "finetune", chunk)
-    return _run_chunk(
-        stacked.finetune_cost_and_grad, start, images, cost_kwargs, meta, output, progress_every
-    )
+    return run_chunk(
+        output, k=chunk, previous=previous, run=_run(name, trajectory, output),
+        initial=lambda: _pretrained_stack(layer_thetas, softmax_path, hidden),
+        cost_fn=stacked.finetune_cost_and_grad, data=images, cost_kwargs=cost_kwargs,
+        iterations=trajectory["finetuning"]["iterations_per_chunk"],
+        optimizer=trajectory["optimizer"], progress_every=progress_every,
+    )  # fmt: skip
 
 
 def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, trajectory):
@@ -494,7 +356,7 @@ def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, t
 
     hidden = _hidden_sizes(trajectory)
     pretrained = _pretrained_stack(layer_thetas, softmax_path, hidden)
-    finetuned = _check_last(chunk_paths[-1], trajectory)
+    finetuned, _, _ = read_chunks(chunk_paths, _run(name, trajectory, chunk_paths[-1]))
     layout = {
         "name": name,
         "input_size": INPUT_SIZE,
@@ -528,8 +390,6 @@ def evaluate_stacked(
     ``confusion_after`` (PNG). ``stage_chunks``: stage -> its chunk checkpoints (for the
     training times and iteration counts).
     """
-    from threadpoolctl import threadpool_limits
-
     from sparseae.analysis.evaluate import plot_confusion_matrix
 
     train_x, train_y = _load(train_path, "images", "labels")
@@ -556,24 +416,22 @@ def evaluate_stacked(
     # Softmax on the raw pixels: the same objective, λ, iterations and optimizer settings.
     started = time.perf_counter()
     settings = trajectory["softmax"]
-    with threadpool_limits(limits=1, user_api="blas"):
-        raw_theta, raw_records = lbfgs_chunk(
-            stacked.softmax_objective,
-            np.zeros(NUM_CLASSES * INPUT_SIZE),
-            train_x,
-            settings["max_iter"],
-            **_softmax_run(train_y, settings, trajectory["optimizer"]),
-        )
-    raw_scores = raw_theta.reshape((NUM_CLASSES, INPUT_SIZE), order="F") @ test_x
+    raw = lbfgs_chunk(
+        stacked.softmax_objective, np.zeros(NUM_CLASSES * INPUT_SIZE), train_x,
+        settings["max_iter"],
+        cost_kwargs={"labels": train_y, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
+        options=LBFGSOptions(**trajectory["optimizer"], maxiter=settings["max_iter"]),
+    )  # fmt: skip
+    raw_scores = raw.theta.reshape((NUM_CLASSES, INPUT_SIZE), order="F") @ test_x
     result["accuracy_raw"] = float(np.mean(np.argmax(raw_scores, axis=0) == test_y))
     seconds = {}
     iterations = {}
     for stage, paths in stage_chunks.items():
-        records, metas = stage_records(paths)
+        _, records, metas = read_chunks(paths)
         seconds[stage] = float(sum(m["wall_seconds"] for m in metas))
         iterations[stage] = int(records[-1]["iteration"]) if records else 0
     seconds["softmax_raw"] = time.perf_counter() - started
-    iterations["softmax_raw"] = len(raw_records)
+    iterations["softmax_raw"] = raw.iterations
     result["seconds"] = seconds
     result["iterations"] = iterations
     for when in ("before", "after"):
@@ -621,13 +479,12 @@ def plot_stacked(stack_path, stage_chunks: Mapping, outputs: Mapping, *, name, h
     fig = Figure(figsize=(4.0 * len(stage_chunks), 3.6), dpi=100)
     FigureCanvasAgg(fig)
     for index, (stage, paths) in enumerate(stage_chunks.items(), start=1):
-        records, _ = stage_records(paths)
+        _, records, metas = read_chunks(paths)
         ax = fig.add_subplot(1, len(stage_chunks), index)
         iterations = [r["iteration"] for r in records]
         costs = [r["cost"] for r in records]
         ax.plot(iterations, costs, color="tab:blue", linewidth=1.2)
-        ends = [_checkpoint(p)[2]["last"]["iteration"] for p in paths[:-1]]
-        for end in ends:
+        for end in [meta["last"]["iteration"] for meta in metas[:-1]]:
             ax.axvline(end, color="tab:gray", linestyle="--", linewidth=0.8)
         if costs and min(costs) > 0:
             ax.set_yscale("log")

@@ -1,0 +1,245 @@
+"""The one chunk engine: every trained thing runs and resumes here, and reads its chunks back.
+
+An experiment's autoencoder, each stacked layer, the stacked softmax and fine-tuning are runs
+of chunks. Chunk ``k`` warm-starts from chunk ``k-1``'s checkpoint after checking that it
+belongs to the same :class:`Run` (trajectory fingerprint, chunk number, theta length), runs
+L-BFGS (:func:`sparseae.model.train.lbfgs_chunk`) and writes its checkpoint atomically: a
+killed job leaves no checkpoint, so a rerun resumes at the first missing chunk and ends
+bit-identical to an uninterrupted run (the cost's thread count is fixed by the job's threads).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sparseae.config import describe_difference
+from sparseae.errors import ForeignResultError, ResultFileError
+from sparseae.model.train import (
+    FIRST,
+    RECORD_FIELDS,
+    LBFGSOptions,
+    lbfgs_chunk,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+__all__ = ["Run", "read_checkpoint", "read_chunks", "run_chunk"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """Whose checkpoints these are: what each must match, and how messages name the run.
+
+    Attributes
+    ----------
+    owner : str
+        The run in messages: ``"experiment 'natural'"``.
+    trajectory : mapping
+        The settings that can change its numbers, stored in every checkpoint.
+    fingerprint : str
+        Their hash: a checkpoint of another fingerprint is refused.
+    length : int
+        The length of theta.
+    shape : str
+        What decides ``length``, for the message: ``"(hidden_size 25, visible_size 64)"``.
+    folder : str
+        What to delete to retrain from the start: ``"results/natural/chunks/"``.
+    meta : mapping
+        Further fields of every checkpoint's metadata (experiment name, stage, data key).
+    """
+
+    owner: str
+    trajectory: Mapping
+    fingerprint: str
+    length: int
+    shape: str
+    folder: str
+    meta: Mapping = dataclasses.field(default_factory=dict)
+
+    def check(self, path, theta: np.ndarray, meta: Mapping, k: int) -> None:
+        """Refuse the checkpoint ``path`` unless it is chunk ``k`` of this run."""
+        found = meta.get("fingerprint")
+        if found != self.fingerprint:
+            differences = describe_difference(
+                _by_layer(meta.get("trajectory", {})), _by_layer(self.trajectory)
+            )
+            raise ForeignResultError(
+                f"{path} belongs to trajectory {found or '(none recorded)'}, but {self.owner} "
+                f"now has trajectory {self.fingerprint} (differences, file != now: "
+                f"{differences}): it was copied from another experiment or written with other "
+                f"settings; delete it (or {self.folder}) and rerun to retrain from there, or "
+                f"restore the settings that wrote it"
+            )
+        if theta.size != self.length:
+            raise ForeignResultError(
+                f"checkpoint {path} holds a theta of length {theta.size}, but {self.owner} "
+                f"{self.shape} needs {self.length}; delete the checkpoint or restore the "
+                f"configuration that wrote it"
+            )
+        if meta.get("chunk") != int(k):
+            raise ForeignResultError(
+                f"{path} holds chunk {meta.get('chunk')}, not chunk {k}: it was renamed or "
+                f"copied; delete it and rerun to retrain chunk {k}"
+            )
+
+
+def _by_layer(trajectory: Mapping) -> Mapping:
+    """A stacked trajectory's list of layers as ``layer1``, ``layer2``, … (readable diffs)."""
+    if not isinstance(trajectory.get("layers"), list):
+        return trajectory
+    layers = {f"layer{i}": x for i, x in enumerate(trajectory["layers"], start=1)}
+    return {**trajectory, "layers": layers}
+
+
+def read_checkpoint(path, run: Run | None = None, k: int | None = None):
+    """``(theta, records, meta)`` of a checkpoint; with ``run``, checked to be its chunk ``k``.
+
+    A damaged file is a :class:`ResultFileError` naming it and saying to delete and rerun.
+    """
+    try:
+        theta, records, meta = load_checkpoint(path)
+    except (OSError, ValueError) as err:
+        raise ResultFileError(f"{err}; delete {path} and rerun to recompute it") from None
+    if run is not None:
+        run.check(path, theta, meta, k)
+    return theta, records, meta
+
+
+def read_chunks(paths: Sequence, run: Run | None = None):
+    """Chunks 1..K of a run in order (each checked when ``run`` is given).
+
+    Returns
+    -------
+    theta : ndarray
+        The last chunk's parameters.
+    records : list of dict
+        Every chunk's iteration records, in order.
+    metas : list of dict
+        Every chunk's metadata.
+    """
+    if not paths:
+        raise ValueError("no chunk checkpoints given")
+    records: list[dict] = []
+    metas: list[dict] = []
+    for k, path in enumerate(paths, start=1):
+        theta, chunk_records, meta = read_checkpoint(path, run, k)
+        records += chunk_records
+        metas.append(meta)
+    return theta, records, metas
+
+
+def run_chunk(
+    output,
+    *,
+    k: int,
+    previous,
+    run: Run,
+    initial: Callable[[], np.ndarray],
+    cost_fn: Callable,
+    data,
+    cost_kwargs: Mapping,
+    iterations: int,
+    optimizer: Mapping,
+    dtype=None,
+    threads: int = 1,
+    progress_every: int = 10,
+    summarize: Callable[[np.ndarray], dict] | None = None,
+) -> dict:
+    """Chunk ``k`` of ``run``: resume check, warm start, L-BFGS, atomic checkpoint ``output``.
+
+    Parameters
+    ----------
+    previous : path-like or None
+        Chunk ``k-1``'s checkpoint (``k > 1``); chunk 1 starts from ``initial()``.
+    cost_fn, data, cost_kwargs, dtype
+        The objective ``cost_fn(theta, data, **cost_kwargs)`` and the precision it runs in.
+    iterations : int
+        Iterations of this chunk.
+    optimizer : mapping
+        :class:`~sparseae.model.train.LBFGSOptions` but ``maxiter``: the iteration limit is
+        this chunk's end, so the number of chunks stays out of the trajectory, while
+        ``maxfun`` is the whole run's budget (as minFunc's ``maxFunEvals``).
+    threads : int
+        The job's threads, recorded (the caller sets the cost's own thread count).
+    progress_every : int
+        A progress line every so many iterations.
+    summarize : callable, optional
+        Further metadata computed from the chunk's final theta (cost terms, ρ̂).
+
+    Returns
+    -------
+    dict
+        The checkpoint's metadata, ``stop`` included.
+    """
+    output = Path(output)
+    # A job killed while writing leaves `.{k}.npz.tmp-*` (atomic_path cannot clean up after
+    # SIGKILL); only this job writes chunk k, so such leftovers are stale.
+    for stale in output.parent.glob(f".{output.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
+        log.info("removed %s, left by a killed earlier attempt", stale)
+    started = time.perf_counter()
+    k = int(k)
+    if k == 1:
+        theta0, last = initial(), FIRST
+    elif previous is None:
+        raise ValueError(f"chunk {k} needs the checkpoint of chunk {k - 1}")
+    else:
+        theta0, records, meta = read_checkpoint(previous, run, k - 1)
+        # Counters continue across chunks; an empty chunk (converged) carries its start on.
+        last = records[-1] if records else meta["last"]
+    last = {key: last[key] for key in FIRST}
+    first = int(last["iteration"])
+    options = LBFGSOptions(**optimizer, maxiter=first + int(iterations))
+    label = f"{run.owner}, chunk {k}"
+    log.info(
+        "%s: %d iterations from iteration %d; %d threads; theta length %d",
+        label, iterations, first, threads, np.size(theta0),
+    )  # fmt: skip
+    log.info("%9s %14s %12s %9s %9s", *RECORD_FIELDS)
+
+    def progress(record):
+        done = int(record["iteration"]) - first
+        if done % progress_every == 0 or done == iterations:
+            log.info("%9d %14.8f %12.4e %9d %9.2f", *(record[f] for f in RECORD_FIELDS))
+
+    result = lbfgs_chunk(
+        cost_fn, theta0, data, iterations, cost_kwargs=cost_kwargs, options=options,
+        start=last, progress=progress, dtype=dtype,
+    )  # fmt: skip
+    if result.reason != "budget":
+        log.warning(
+            "WARNING %s stopped after %d of %d iterations: %s (%s)",
+            label, result.iterations, iterations, result.reason, result.message,
+        )  # fmt: skip
+    from sparseae.environment import environment_info
+
+    meta = {
+        **run.meta,
+        "chunk": k,
+        "fingerprint": run.fingerprint,
+        "trajectory": copy.deepcopy(dict(run.trajectory)),
+        "threads": int(threads),
+        "options": options.to_dict(),
+        "stop": result.stop,
+        **(summarize(result.theta) if summarize is not None else {}),
+        "wall_seconds": time.perf_counter() - started,
+        "last": {key: result.records[-1][key] for key in FIRST} if result.records else last,
+        "environment": environment_info(),
+    }
+    save_checkpoint(output, result.theta, result.records, meta)
+    log.info(
+        "wrote %s: %d iterations in this chunk, cost %s; optimizer stopped (%s): %s",
+        output, result.iterations,
+        f"{result.records[-1]['cost']:.8f}" if result.records else "unchanged",
+        result.reason, result.message,
+    )  # fmt: skip
+    return meta
