@@ -1,24 +1,11 @@
-"""The steps of one experiment, one function per workflow rule, and the files they write.
+"""The steps of one experiment, one function per workflow rule (same name), and their files.
 
-Each public function here is what the workflow rule of the same name does; its rule script
-only unpacks ``snakemake`` and calls it, so every step can be run and tested without
-Snakemake. The functions read their inputs through one reader per file format and refuse a
-file that belongs to another experiment state, naming it.
-
-Identity of results
--------------------
-An experiment's *trajectory* is the set of settings that can change its numbers
-(:func:`sparseae.config.trajectory_config`); its *trajectory key* is their hash
-(:func:`sparseae.config.fingerprint`). Every file a step writes carries the key it belongs to:
-
-- ``patches.npz``: ``data_key``, the hash of the data settings alone (:func:`data_config`),
-  so a change of, say, ``model.rho`` retrains without resampling identical patches;
-- ``chunks/{k}.npz``, ``theta.npz``, ``summary.json``, ``gradcheck.json``: the trajectory key
-  (``gradcheck.json`` the data key too).
-
-A step that reads a file compares its key with the one the current settings give and stops
-with :class:`ForeignResultError` on a mismatch (a file copied from another experiment, or
-left over from older settings), naming the file and what to do.
+Rule scripts only unpack ``snakemake`` and call these, so every step runs without Snakemake.
+Every file a step writes carries the key of the settings it belongs to: ``patches.npz`` the
+*data key* (:func:`data_key`, so a change of ``model.rho`` retrains without resampling),
+chunks, ``theta.npz``, ``summary.json`` and ``gradcheck.json`` the *trajectory key*
+(:func:`sparseae.config.fingerprint` of :func:`sparseae.config.trajectory_config`). A step
+that reads a file of another key stops with :class:`ForeignResultError`, naming the file.
 """
 
 from __future__ import annotations
@@ -49,44 +36,19 @@ from sparseae.model import autoencoder
 from sparseae.pipeline.chunks import Run, read_chunks, run_chunk
 
 __all__ = [
-    "RESULT_FILES",
-    "EVALUATION_FILES",
-    "ForeignResultError",
-    "ResultFileError",
-    "chunk_path",
-    "data_config",
-    "data_key",
-    "write_trajectory",
-    "sample_patches",
-    "load_patches",
-    "check_gradient",
-    "train_chunk",
-    "load_chunks",
-    "finalize",
-    "summary_blocks",
-    "gradcheck_blocks",
-    "plot_filters",
-    "plot_curves",
-    "diagnose",
-]
+    "RESULT_FILES", "EVALUATION_FILES", "ForeignResultError", "ResultFileError", "chunk_path",
+    "data_config", "data_key", "write_trajectory", "sample_patches", "load_patches",
+    "check_gradient", "train_chunk", "load_chunks", "finalize", "summary_blocks",
+    "gradcheck_blocks", "plot_filters", "plot_curves", "diagnose", "evaluate",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 #: Files of a finished experiment in ``results/{experiment}/`` (chunks apart).
 RESULT_FILES = (
-    "config.json",
-    "trajectory.json",
-    "patches.npz",
-    "gradcheck.json",
-    "theta.npz",
-    "history.tsv",
-    "summary.json",
-    "filters.png",
-    "cost_curve.png",
-    "rhohat.png",
-    "diagnostics.json",
-    "units.png",
-)
+    "config.json", "trajectory.json", "patches.npz", "gradcheck.json", "theta.npz", "history.tsv",
+    "summary.json", "filters.png", "cost_curve.png", "rhohat.png", "diagnostics.json", "units.png",
+)  # fmt: skip
 
 #: What the evaluation of a digit experiment adds (``evaluation.enabled``).
 EVALUATION_FILES = ("evaluation.json", "confusion_features.png", "confusion_raw.png")
@@ -121,10 +83,6 @@ def chunk_path(folder: str | Path, k: int) -> Path:
     return Path(folder) / "chunks" / f"{int(k)}.npz"
 
 
-# --------------------------------------------------------------------------------------------
-# keys
-
-
 def data_config(experiment: Mapping) -> dict:
     """The settings that decide the training data (``patches.npz``): a subset of the trajectory.
 
@@ -146,13 +104,7 @@ def data_key(experiment: Mapping) -> str:
 
 def cost_settings(model: Mapping) -> dict:
     """The keyword arguments of :func:`~sparseae.model.autoencoder.cost_and_grad` of a model."""
-    return {
-        "visible_size": model["visible_size"],
-        "hidden_size": model["hidden_size"],
-        "lambda_": model["lambda_"],
-        "beta": model["beta"],
-        "rho": model["rho"],
-    }
+    return {k: model[k] for k in ("visible_size", "hidden_size", "lambda_", "beta", "rho")}
 
 
 def _refuse_foreign(path, what: str, found, expected: str, name: str, remedy: str) -> None:
@@ -180,17 +132,7 @@ def write_trajectory(output: str | Path, *, name: str, trajectory: Mapping) -> d
     return record
 
 
-# --------------------------------------------------------------------------------------------
-# patches
-
-
-def sample_patches(
-    output: str | Path,
-    *,
-    name: str,
-    data: Mapping,
-    resources: str | Path = "resources",
-) -> np.ndarray:
+def sample_patches(output, *, name: str, data: Mapping, resources="resources") -> np.ndarray:
     """Rule ``sample_patches``: prepare the images and write ``patches.npz``.
 
     Image sources: load the images (1/f-whitened where the source holds raw photographs, or
@@ -198,17 +140,9 @@ def sample_patches(
     with the experiment's "patches" generator, optionally ZCA-whiten them, then normalizeData.
     Digit sources (``patches.size: null``): whole images, pixels / 255, optional digit filter.
 
-    Parameters
-    ----------
-    output : path-like
-        ``results/{experiment}/patches.npz``; keys ``data`` (visible × m, computed in float64
-        and stored in ``training.dtype``, what the cost function reads) and ``data_key``.
-    name : str
-        Experiment name (for messages).
-    data : mapping
-        :func:`data_config` of the experiment.
-    resources : path-like
-        Folder the sources were fetched into (``resources/<source>``).
+    ``output`` (``patches.npz``) holds ``data`` (visible × m, computed in float64, stored in
+    ``training.dtype``) and ``data_key``; ``data`` is :func:`data_config`; the sources were
+    fetched into ``resources/<source>``.
     """
 
     dataset, patch_cfg = data["dataset"], data["patches"]
@@ -237,22 +171,14 @@ def sample_patches(
     X = np.ascontiguousarray(X, dtype=data["training"]["dtype"])
     with atomic_path(output, suffix=".npz") as tmp:
         np.savez(tmp, data=X, data_key=np.array(data_key(data)))
-    log.info(
-        "wrote %s: data %s %s, min %.4f max %.4f mean %.4f",
-        output,
-        X.shape,
-        X.dtype,
-        X.min(),
-        X.max(),
-        X.mean(),
-    )
+    log.info("wrote %s: data %s %s, min %.4f max %.4f mean %.4f",
+             output, X.shape, X.dtype, X.min(), X.max(), X.mean())  # fmt: skip
     return X
 
 
 def _image_patches(name: str, data: Mapping, dest: Path) -> np.ndarray:
     """The patches of an image source: load (and 1/f-whiten), sample, ZCA, normalizeData."""
-    from sparseae.data.patches import normalize_patches
-    from sparseae.data.patches import sample_patches as sample
+    from sparseae.data import patches as patch_tools
     from sparseae.data.whitening import ZCA
 
     dataset, patch_cfg = data["dataset"], data["patches"]
@@ -269,11 +195,12 @@ def _image_patches(name: str, data: Mapping, dest: Path) -> np.ndarray:
         images = images[..., : dataset["num_images"]]
     config.check_patch_fits(name, data, images.shape[:2])
     log.info("%s: %d images of %dx%d (whiten: %s)", source, *images.shape[::-1], whiten)
-    X = sample(images, patch_cfg["size"], patch_cfg["count"], rng(data["seed"], "patches"))
+    generator = rng(data["seed"], "patches")
+    X = patch_tools.sample_patches(images, patch_cfg["size"], patch_cfg["count"], generator)
     if patch_cfg["whitening"]["method"] == "zca":
         X = ZCA(epsilon=patch_cfg["whitening"]["epsilon"]).fit(X).transform(X)
     if patch_cfg["normalize"]:
-        X = normalize_patches(X)
+        X = patch_tools.normalize_patches(X)
     return X
 
 
@@ -291,18 +218,7 @@ def load_patches(path: str | Path, *, name: str, experiment: Mapping) -> np.ndar
     return data
 
 
-# --------------------------------------------------------------------------------------------
-# gradient check
-
-
-def check_gradient(
-    patches: str | Path,
-    output: str | Path,
-    *,
-    name: str,
-    trajectory: Mapping,
-    gradcheck: Mapping,
-) -> dict:
+def check_gradient(patches, output, *, name: str, trajectory: Mapping, gradcheck: Mapping) -> dict:
     """Rule ``check_gradient``: numerical against analytic gradient on a small sub-problem.
 
     The sub-problem uses the experiment's visible size, ``gradcheck.num_examples`` of its own
@@ -310,25 +226,19 @@ def check_gradient(
     ``gradcheck.json`` is written only when the check passes, so training (which waits for it)
     never starts on a gradient that disagrees with central differences.
     """
-    from sparseae.model.gradcheck import check_gradient as check
-    from sparseae.model.gradcheck import require_passed
+    from sparseae.model import gradcheck as gradient_check
 
     model = trajectory["model"]
     data = load_patches(patches, name=name, experiment=trajectory)[:, : gradcheck["num_examples"]]
     # float64 whatever training.dtype: the check compares gradients to about 1e-9.
     data = data.astype(np.float64)
-    result = check(
-        hidden_size=gradcheck["hidden_size"],
-        lambda_=model["lambda_"],
-        beta=model["beta"],
-        rho=model["rho"],
-        rng=rng(trajectory["seed"], "gradcheck"),
-        data=data,
-        epsilon=gradcheck["epsilon"],
-        bound=gradcheck["bound"],
-    )
+    result = gradient_check.check_gradient(
+        hidden_size=gradcheck["hidden_size"], lambda_=model["lambda_"], beta=model["beta"],
+        rho=model["rho"], rng=rng(trajectory["seed"], "gradcheck"), data=data,
+        epsilon=gradcheck["epsilon"], bound=gradcheck["bound"],
+    )  # fmt: skip
     log.info("quadratic sanity check: %.4e (expected about 2.1e-12)", result["quadratic"])
-    require_passed(
+    gradient_check.require_passed(
         result,
         {"autoencoder": result["autoencoder"]},
         what=f"experiment '{name}'",
@@ -354,10 +264,6 @@ def gradcheck_blocks(result: Mapping) -> dict:
     return {"metrics": metrics, "params": params}
 
 
-# --------------------------------------------------------------------------------------------
-# training
-
-
 def _run(name: str, trajectory: Mapping) -> Run:
     """The chunked run of experiment ``name``: what its checkpoints must match."""
     model = trajectory["model"]
@@ -374,16 +280,9 @@ def _run(name: str, trajectory: Mapping) -> Run:
 
 
 def train_chunk(
-    output: str | Path,
-    *,
-    k: int,
-    previous: str | Path | None,
-    patches: str | Path,
-    name: str,
-    trajectory: Mapping,
-    threads: int = 1,
+    output, *, k: int, previous, patches, name: str, trajectory: Mapping, threads: int = 1,
     progress_every: int = 10,
-) -> dict:
+) -> dict:  # fmt: skip
     """Rule ``train_chunk``: chunk ``k`` of the L-BFGS training (:func:`.chunks.run_chunk`).
 
     Chunk 1 starts from :func:`~sparseae.model.autoencoder.initialize_parameters` with the
@@ -427,17 +326,9 @@ def load_chunks(paths: Sequence[str | Path], *, name: str, trajectory: Mapping):
 
 
 def finalize(
-    chunks: Sequence[str | Path],
-    patches: str | Path,
-    *,
-    theta: str | Path,
-    history: str | Path,
-    summary: str | Path,
-    name: str,
-    trajectory: Mapping,
-    threads: int = 1,
-    resources: str | Path = "resources",
-) -> dict:
+    chunks: Sequence, patches, *, theta, history, summary, name: str, trajectory: Mapping,
+    threads: int = 1, resources="resources",
+) -> dict:  # fmt: skip
     """Rule ``finalize``: ``theta.npz``, ``history.tsv`` and ``summary.json`` from chunks 1..K.
 
     K is ``training.chunks`` now: raising it trains only the new chunks before this step,
@@ -506,14 +397,9 @@ def finalize(
     log.info(
         "final cost %.8f = reconstruction %.6f + weight decay %.6f + sparsity %.6f after %d "
         "iterations (chunk %d; optimizer stop: %s)",
-        result["final_cost"],
-        result["reconstruction"],
-        result["weight_decay"],
-        result["sparsity"],
-        result["iterations"],
-        result["final_chunk"],
-        result["stop"].get("reason"),
-    )
+        *(result[k] for k in ("final_cost", "reconstruction", "weight_decay", "sparsity")),
+        result["iterations"], result["final_chunk"], result["stop"].get("reason"),
+    )  # fmt: skip
     return result
 
 
@@ -541,19 +427,9 @@ def load_theta(path: str | Path, *, name: str, trajectory: Mapping) -> np.ndarra
     except (OSError, ValueError) as err:
         raise ResultFileError(f"{err}; delete {path} and rerun to finalize again") from None
     found = record.get("fingerprint") if isinstance(record, Mapping) else None
-    _refuse_foreign(
-        path,
-        "trajectory",
-        found,
-        fingerprint(trajectory),
-        name,
-        "delete it and rerun to finalize again",
-    )
+    remedy = "delete it and rerun to finalize again"
+    _refuse_foreign(path, "trajectory", found, fingerprint(trajectory), name, remedy)
     return theta
-
-
-# --------------------------------------------------------------------------------------------
-# figures
 
 
 def plot_filters(theta: str | Path, output: str | Path, *, name: str, trajectory: Mapping):
@@ -569,15 +445,7 @@ def plot_filters(theta: str | Path, output: str | Path, *, name: str, trajectory
     return grid
 
 
-def plot_curves(
-    history: str | Path,
-    summary: str | Path,
-    *,
-    cost: str | Path,
-    rhohat: str | Path,
-    name: str,
-    rho: float,
-) -> None:
+def plot_curves(history, summary, *, cost, rhohat, name: str, rho: float) -> None:
     """Rule ``plot_curves``: ``cost_curve.png`` (chunk boundaries marked) and ``rhohat.png``."""
     import pandas as pd
 
@@ -587,46 +455,23 @@ def plot_curves(
     table = pd.read_csv(history, sep="\t")
     result = read_json(summary)
     plot_cost_curve(
-        table["iteration"].to_numpy(),
-        table["cost"].to_numpy(),
-        cost,
+        table["iteration"].to_numpy(), table["cost"].to_numpy(), cost,
         chunk_boundaries=result["chunk_ends"][:-1],
         title=f"{name}: sparse autoencoder training cost",
-    )
-    plot_rhohat(
-        np.asarray(result["rhohat"]),
-        rho,
-        rhohat,
-        title=f"{name}: mean activation of each hidden unit",
-    )
+    )  # fmt: skip
+    title = f"{name}: mean activation of each hidden unit"
+    plot_rhohat(np.asarray(result["rhohat"]), rho, rhohat, title=title)
     log.info("wrote %s and %s", cost, rhohat)
 
 
-# --------------------------------------------------------------------------------------------
-# per-unit diagnostics
-
-
 def diagnose(
-    theta: str | Path,
-    patches: str | Path,
-    *,
-    json_path: str | Path,
-    png_path: str | Path,
-    name: str,
-    trajectory: Mapping,
-    settings: Mapping,
+    theta, patches, *, json_path, png_path, name: str, trajectory: Mapping, settings: Mapping
 ) -> dict:
     """Rule ``diagnose``: ``diagnostics.json`` and ``units.png``, what each hidden unit does.
 
-    Reads the final ``theta`` and the training data, each refused if it belongs to other
-    settings, and hands them to :func:`sparseae.analysis.diagnostics.write_diagnostics`.
-
-    Parameters
-    ----------
-    json_path, png_path : path-like
-        ``results/{experiment}/diagnostics.json`` (with the trajectory key) and ``units.png``.
-    settings : mapping
-        The top-level ``diagnostics`` config section.
+    Hands the final ``theta`` and the training data, each refused if it belongs to other
+    settings, to :func:`sparseae.analysis.diagnostics.write_diagnostics` with the top-level
+    ``diagnostics`` section (``settings``).
     """
     from sparseae.analysis.diagnostics import DiagnosticsError, write_diagnostics
 
@@ -634,24 +479,14 @@ def diagnose(
     data = load_patches(patches, name=name, experiment=trajectory)
     try:
         record = write_diagnostics(
-            params,
-            data,
-            json_path=json_path,
-            png_path=png_path,
-            experiment=name,
-            model=trajectory["model"],
-            settings=settings,
-            seed=trajectory["seed"],
+            params, data, json_path=json_path, png_path=png_path, experiment=name,
+            model=trajectory["model"], settings=settings, seed=trajectory["seed"],
             trajectory_key=fingerprint(trajectory),
-        )
+        )  # fmt: skip
     except DiagnosticsError as error:
         raise DiagnosticsError(f"experiment '{name}': {error}") from None
     log.info("%s", ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items()))
     return record
-
-
-# --------------------------------------------------------------------------------------------
-# evaluation
 
 
 def _index_digest(indices) -> str:
@@ -660,15 +495,9 @@ def _index_digest(indices) -> str:
 
 
 def evaluate(
-    theta: str | Path,
-    patches: str | Path,
-    evaluation: str | Path,
-    *,
-    name: str,
-    trajectory: Mapping,
-    settings: Mapping,
-    resources: str | Path = "resources",
-) -> dict:
+    theta, patches, evaluation, *, name: str, trajectory: Mapping, settings: Mapping,
+    resources="resources",
+) -> dict:  # fmt: skip
     """Rule ``evaluate``: self-taught evaluation -> evaluation.json and two confusion matrices.
 
     Loads the images the autoencoder's data came from (source, split, first
@@ -677,22 +506,11 @@ def evaluate(
     with the experiment's "split" generator. Before classifying, it checks that
     ``patches.npz`` (what the autoencoder trained on) is exactly the unlabeled set, so no
     labeled digit ever shaped the features. Softmax is then fitted on the hidden activations
-    and on the raw pixels with the same λ and iteration limit.
-
-    Parameters
-    ----------
-    evaluation : path-like
-        ``results/{experiment}/evaluation.json``; the confusion matrices are written beside
-        it (:data:`EVALUATION_FILES`).
-    settings : mapping
-        The experiment's ``evaluation`` section.
+    and on the raw pixels with the same λ and iteration limit. The confusion matrices are
+    written beside ``evaluation.json`` (:data:`EVALUATION_FILES`); ``settings`` is the
+    experiment's ``evaluation`` section.
     """
-    from sparseae.analysis.evaluate import (
-        evaluate_features,
-        save_evaluation,
-        self_taught_split,
-        take_split,
-    )
+    from sparseae.analysis import evaluate as evaluation_tools
 
     key = f"experiments.{name}"
     dataset = trajectory["dataset"]
@@ -705,13 +523,10 @@ def evaluate(
         Path(resources) / dataset["source"], dataset["split"], dataset["num_images"]
     )
     try:
-        split = self_taught_split(
-            labels,
-            unlabeled_digits=dataset["digits"],
-            labeled_digits=settings["labeled_digits"],
-            train_fraction=settings["train_fraction"],
-            rng=rng(trajectory["seed"], "split"),
-        )
+        split = evaluation_tools.self_taught_split(
+            labels, unlabeled_digits=dataset["digits"], labeled_digits=settings["labeled_digits"],
+            train_fraction=settings["train_fraction"], rng=rng(trajectory["seed"], "split"),
+        )  # fmt: skip
     except ValueError as error:
         raise ConfigError(
             f"experiment '{name}': the self-taught split of the {labels.size} images of "
@@ -719,7 +534,7 @@ def evaluate(
             f"'{key}.dataset.digits', '{key}.dataset.num_images', "
             f"'{key}.evaluation.labeled_digits' and '{key}.evaluation.train_fraction'"
         ) from None
-    parts = take_split(images, labels, split)
+    parts = evaluation_tools.take_split(images, labels, split)
     del images
     # The features must come from unlabeled digits only: patches.npz is the autoencoder's data.
     trained_on = load_patches(patches, name=name, experiment=trajectory)  # in training.dtype
@@ -735,25 +550,14 @@ def evaluate(
     params = load_theta(theta, name=name, trajectory=trajectory)
     log.info(
         "%s: %d unlabeled (digits %s), %d train / %d test labeled (digits %s, train_fraction %g)",
-        name,
-        split["unlabeled"].size,
-        dataset["digits"],
-        split["train"].size,
-        split["test"].size,
-        settings["labeled_digits"],
-        settings["train_fraction"],
-    )
-    result = evaluate_features(
-        params,
-        parts["X_train"],
-        parts["y_train"],
-        parts["X_test"],
-        parts["y_test"],
-        visible_size=model["visible_size"],
-        hidden_size=model["hidden_size"],
-        lambda_=settings["softmax"]["lambda_"],
-        max_iter=settings["softmax"]["max_iter"],
-    )
+        name, split["unlabeled"].size, dataset["digits"], split["train"].size,
+        split["test"].size, settings["labeled_digits"], settings["train_fraction"],
+    )  # fmt: skip
+    result = evaluation_tools.evaluate_features(
+        params, parts["X_train"], parts["y_train"], parts["X_test"], parts["y_test"],
+        visible_size=model["visible_size"], hidden_size=model["hidden_size"],
+        lambda_=settings["softmax"]["lambda_"], max_iter=settings["softmax"]["max_iter"],
+    )  # fmt: skip
     # Settings go in a nested block: config.json already gives them to MLflow as params.
     extra = {
         "trajectory_key": fingerprint(trajectory),
@@ -771,17 +575,12 @@ def evaluate(
             "test_indices_sha256": _index_digest(split["test"]),
         },
     }
-    save_evaluation(result, Path(evaluation).parent, extra=extra)
+    evaluation_tools.save_evaluation(result, Path(evaluation).parent, extra=extra)
     log.info(
         "test accuracy: features %.4f, raw pixels %.4f (n_train %d, n_test %d); softmax "
         "iterations features %d (converged %s), raw %d (converged %s)",
-        result["accuracy_features"],
-        result["accuracy_raw"],
-        result["n_train"],
-        result["n_test"],
-        result["softmax"]["n_iter_features"],
-        result["softmax"]["converged_features"],
-        result["softmax"]["n_iter_raw"],
-        result["softmax"]["converged_raw"],
+        *(result[k] for k in ("accuracy_features", "accuracy_raw", "n_train", "n_test")),
+        *(result["softmax"][k] for k in ("n_iter_features", "converged_features")),
+        *(result["softmax"][k] for k in ("n_iter_raw", "converged_raw")),
     )
     return result
