@@ -1,16 +1,11 @@
 """The tracking store: creating it once, reaching it quickly, retrying sqlite lock contention.
 
-Why each piece exists:
-
-- Several processes creating a fresh sqlite store at the same time race on MLflow's table
-  creation and default experiment (it can corrupt the store or fail with integrity errors), so
-  :func:`init_store` creates tables and experiments once, under an exclusive file lock, before
-  parallel jobs start. Every later caller only reads the finished schema.
-- sqlite allows one writer at a time. MLflow sets a 20 s busy timeout, but a transaction that
-  read first and then wants to write gets ``database is locked`` at once (sqlite refuses to
-  wait there to avoid a deadlock). :func:`call` retries such errors with backoff.
-- A tracking server that is down must fail in seconds with a message saying that nothing is
-  lost, not after MLflow's default minutes of HTTP retries.
+- Processes creating a fresh sqlite store at once race on MLflow's table creation, so
+  :func:`init_store` creates tables and experiments once, under a file lock, before parallel
+  jobs start.
+- sqlite allows one writer at a time, and a transaction that read first gets ``database is
+  locked`` at once (no busy wait, to avoid a deadlock): :func:`call` retries it with backoff.
+- A server that is down fails in seconds with a message saying that nothing is lost.
 """
 
 from __future__ import annotations
@@ -323,14 +318,11 @@ def read_store_token(uri: str) -> str | None:
 def store_marker(uri: str, folder: str | os.PathLike) -> Path:
     """The init marker of the store as it is now: ``<folder>/init_store-<token>.json``.
 
-    A store that :func:`init_store` prepared holds its token, so the marker's name stays the
-    same from run to run and nothing reruns. A store that is missing (moved away, deleted) or
-    holds no token gets a new token, derived from the URI and the markers already in
-    ``folder`` (so it differs from every earlier one and is the same on every parse until
-    init_store records it): its marker does not exist yet, so init_store runs and every
-    logging job that depends on the marker refills the store from the result files. Reads
-    only; parsing the workflow (``snakemake -n``, ``--lint``) changes no file. A tracking
-    server's token is its URI's hash: a server that lost its store is not detected here.
+    A prepared store holds its token, so the name stays the same and nothing reruns. A lost
+    store (or one without a token) gets a new token from the URI and the earlier markers: its
+    marker does not exist, so init_store runs and the logging jobs refill the store from the
+    result files. Reads only (``snakemake -n`` changes no file). A server's token is its URI's
+    hash: a server that lost its store is not detected here.
     """
     folder = Path(folder)
     if sqlite_path(uri) is None:
@@ -358,7 +350,7 @@ def init_store(
 ) -> dict[str, str]:
     """Create the store and the experiments once; check everything a run will need.
 
-    Call it before parallel jobs start. It is idempotent and safe to call concurrently (an
+    Call it before parallel jobs start; idempotent and safe to call concurrently (an
     exclusive lock serialises first-time creation of an sqlite store).
 
     Parameters
@@ -368,18 +360,13 @@ def init_store(
     experiment_names : str or iterable of str
         MLflow experiments to create (one per config experiment).
     artifact_location : str or path-like, optional
-        Root for the experiments' artifacts; each experiment gets ``<root>/<name>``. Default
-        for a local store: ``mlartifacts/`` beside the database; for a server: the server's
-        choice (``--artifacts-destination``).
-
+        Root for the experiments' artifacts (``<root>/<name>`` each); default: ``mlartifacts/``
+        beside a local database, the server's choice for a server.
     token : str, optional
-        Identity token to record in the store (tag ``sparseae.store_token`` of the default
-        experiment and of ``experiment_names``) when it holds none yet; see
-        :func:`store_marker`.
+        Identity token to record (tag ``sparseae.store_token``) unless the store holds one.
     marker : path-like, optional
-        The workflow's marker (:func:`store_marker`'s path): its token is recorded (unless
-        ``token`` is given), then the marker is written (URI, experiments, token, HTTP
-        settings) and earlier markers beside it are removed.
+        :func:`store_marker`'s path: its token is recorded (unless ``token`` is given), the
+        marker written and earlier markers beside it removed.
 
     Returns
     -------
