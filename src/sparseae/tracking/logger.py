@@ -367,9 +367,9 @@ def _filter_image_steps(session: Session, run_id: str) -> set[int]:
 def filter_image(theta, visible_size: int, hidden_size: int):
     """The filter grid of ``theta`` as an 8-bit grey array, enlarged by a whole factor.
 
-    The grid is :func:`sparseae.analysis.visualize.display_network` of ``W1ᵀ`` (as ``filters.png``),
-    each pixel repeated ``s × s`` times (nearest neighbour, so pixels stay sharp) with ``s``
-    the largest factor keeping the longer edge within :data:`FILTER_IMAGE_EDGE` pixels.
+    The grid is :func:`sparseae.analysis.visualize.display_network` of ``W1ᵀ`` (as
+    ``filters.png``), each pixel repeated ``s × s`` times (sharp pixels), ``s`` the largest
+    factor keeping the longer edge within :data:`FILTER_IMAGE_EDGE` pixels.
     """
     import numpy as np
 

@@ -19,19 +19,10 @@ from pathlib import Path
 from sparseae.identity import key_of
 from sparseae.io import read_json, write_json
 from sparseae.model.train import load_checkpoint
+from sparseae.tracking import sync
 from sparseae.tracking.results import MetricPoint, flatten_params, param_value
 from sparseae.tracking.store import check_reachable, ensure_experiment, exclusive_lock
-from sparseae.tracking.sync import (
-    EXPERIMENT_TAG,
-    NOTE_TAG,
-    PARENT_TAG,
-    RUN_KEY_TAG,
-    STATUS_TAG,
-    RunSpec,
-    Session,
-    supersede,
-    sync_run,
-)
+from sparseae.tracking.sync import RunSpec, Session
 
 __all__ = ["log_stacked", "STACKED_ARTIFACTS"]
 
@@ -93,14 +84,14 @@ def log_stacked(
         logs = sorted(Path(log_dir).glob("*.log"))
         artifacts += [(path, "logs") for path in logs if path.name != "log_stacked.log"]
     parent_spec = RunSpec(
-        identity={RUN_KEY_TAG: key_of(config["fingerprints"]), EXPERIMENT_TAG: name},
+        identity={sync.RUN_KEY_TAG: key_of(config["fingerprints"]), sync.EXPERIMENT_TAG: name},
         name=name,
         params=params,
         metrics=metrics,
         tags={
             KIND_TAG: "stacked",
-            STATUS_TAG: "complete",
-            NOTE_TAG: f"Stacked autoencoder **{name}**, results in `{folder}`; one nested run "
+            sync.STATUS_TAG: "complete",
+            sync.NOTE_TAG: f"Stacked autoencoder **{name}**, results in `{folder}`; one nested run "
             f"per stage with its cost and gradient norm per L-BFGS iteration.",
         },
         artifacts=artifacts,
@@ -109,15 +100,15 @@ def log_stacked(
     session = Session(tracking_uri, folder)
     with exclusive_lock(f"{tracking_uri}#{experiment_name}#{name}"):
         experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir=folder)
-        synced = sync_run(session, experiment_id, parent_spec)
+        synced = sync.sync_run(session, experiment_id, parent_spec)
         parent_id = synced.run.info.run_id
         logged, stage_runs = {"parent": synced.logged}, {}
         for stage, paths in stages.items():
             spec = _stage_spec(stage, paths, parent_id, config, evaluation)
-            stage_synced = sync_run(session, experiment_id, spec)
+            stage_synced = sync.sync_run(session, experiment_id, spec)
             logged[stage] = stage_synced.logged
             stage_runs[stage] = stage_synced.run.info.run_id
-        superseded = supersede(session, experiment_id, name, synced.run)
+        superseded = sync.supersede(session, experiment_id, name, synced.run)
     if output is not None:
         record = {"run_id": parent_id, "stage_runs": stage_runs, "tracking_uri": tracking_uri}
         record.update(experiment=experiment_name, superseded_runs=superseded, logged=logged)
@@ -140,7 +131,7 @@ def _stage_spec(stage: str, paths, parent_id: str, config: Mapping, evaluation: 
             points.append(MetricPoint(key, float(record[key]), int(record["iteration"]), offset))
     fingerprint = config["fingerprints"].get(stage) or key_of(trajectory)
     return RunSpec(
-        identity={RUN_KEY_TAG: fingerprint, STAGE_TAG: stage, PARENT_TAG: parent_id},
+        identity={sync.RUN_KEY_TAG: fingerprint, STAGE_TAG: stage, sync.PARENT_TAG: parent_id},
         name=f"{config['name']} {stage}",
         params=flatten_params(trajectory),
         metrics=points,
