@@ -62,7 +62,8 @@ def log_stacked(
     stages : mapping
         Stage name -> its checkpoint files in order (``layer1`` … ``softmax``, ``finetune``).
     log_dir : path-like, optional
-        The rule logs, attached to the parent run under ``logs/``.
+        The rule logs, attached to the parent run under ``logs/``; default
+        ``logs/{name}`` beside ``results``.
     output : path-like, optional
         Where to write ``{"run_id", "stage_runs", "tracking_uri", "logged"}`` (atomically).
     """
@@ -80,7 +81,9 @@ def log_stacked(
             MetricPoint(k, float(v), 0, derived=True) for k, v in result.get("metrics", {}).items()
         ]
     artifacts = [(folder / file, "") for file in STACKED_ARTIFACTS]
-    if log_dir is not None and Path(log_dir).is_dir():
+    # As for a single run: the rule logs beside results/ unless given.
+    log_dir = folder.parent.parent / "logs" / folder.name if log_dir is None else log_dir
+    if Path(log_dir).is_dir():
         logs = sorted(Path(log_dir).glob("*.log"))
         artifacts += [(path, "logs") for path in logs if path.name != "log_stacked.log"]
     parent_spec = RunSpec(
