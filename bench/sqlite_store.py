@@ -28,7 +28,7 @@ def _open(db: Path) -> None:
     uri = f"sqlite:///{db}"
     store = SqlAlchemyStore(uri, (db.parent / "mlartifacts").as_uri())
     assert store.get_experiment("0").name == "Default"
-    SqlAlchemyStore._engine_map.pop(uri).dispose()
+    store.engine.dispose()
 
 
 def main() -> None:

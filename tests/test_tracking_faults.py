@@ -26,7 +26,7 @@ from sparseae.tracking import (
     init_store,
     log_results,
 )
-from sparseae.tracking.logger import read_manifest
+from sparseae.tracking.sync import Session, read_manifest
 
 #: Generous bound for "fails within seconds" (a timeout bound, not a performance assertion).
 FAIL_FAST_SECONDS = 15.0
@@ -146,7 +146,7 @@ def test_server_dying_between_and_during_logging(result_folder_factory, mlflow_s
     # upload loop: the files of step 1 are in it; one that landed in the cut call is not, so
     # it is uploaded again (the server may even hold it half-written). Exactly the confirmed
     # ones are skipped.
-    confirmed = set(read_manifest(uri, client, run_id, partial_run.data.tags))
+    confirmed = set(read_manifest(Session(uri), run_id, partial_run.data.tags))
     listed = {a.path for a in uploaded_root} | uploaded_logs
     assert confirmed and confirmed <= listed, (confirmed, listed)
     assert log_results(staged, experiment_name="full", tracking_uri=uri, log_dir=log_dir) == run_id

@@ -20,8 +20,9 @@ from sparseae.io import read_json
 from sparseae.model.autoencoder import hidden_activations
 from sparseae.pipeline.experiment import summary_blocks
 from sparseae.tracking import ResultsError, log_results, read_store_token, store_marker
-from sparseae.tracking.logger import FILTERS_KEY, MANIFEST_NAME, read_manifest
+from sparseae.tracking.logger import FILTERS_KEY
 from sparseae.tracking.results import load_chunk
+from sparseae.tracking.sync import MANIFEST_NAME, Session, read_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +35,7 @@ def project_tags(run) -> dict[str, str]:
 
 
 def manifest_of(client: MlflowClient, run) -> dict[str, dict]:
-    return read_manifest(client.tracking_uri, client, run.info.run_id, run.data.tags)
+    return read_manifest(Session(client.tracking_uri), run.info.run_id, run.data.tags)
 
 
 def test_tags_manifest_dataset_and_filter_images(result_folder_factory, sqlite_store):

@@ -68,15 +68,13 @@ def jobs(output: str) -> dict[str, int]:
 
 
 def the_run(workdir: Path):
-    # This process may hold an engine on a store since moved away: MLflow caches them by URI.
+    # This process may hold pooled connections to a store since moved away (MLflow keeps one
+    # engine per URI): disposing the engine makes the next call open the file at the path.
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
 
-    _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
-    for engine in SqlAlchemyStore._engine_map.values():
-        engine.dispose()
-    SqlAlchemyStore._engine_map.clear()
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    SqlAlchemyStore(uri, str(workdir / "mlartifacts")).engine.dispose()
+    client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("natural")
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1, [r.data.tags for r in runs]

@@ -1,9 +1,7 @@
 """The data a run trained (and was evaluated) on, as MLflow dataset inputs.
 
-MLflow shows a run's dataset inputs in the runs table's Dataset column and the run page's
-Datasets panel, and runs can be filtered by them. Each input names the data by source and
-split, carries the data checksum (summary.json's ``dataset_checksum``) as its digest, where
-it comes from (the first mirror's URL, or the local path) and the shape the model saw.
+Shown in the runs table's Dataset column: source and split, the data checksum as digest,
+where it comes from (the first mirror's URL, or the local path) and the shape the model saw.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
-"""The trained encoder as an MLflow model, made from code (MLflow's "models from code").
+"""The trained encoder as an MLflow model made from code (no pickle).
 
-This file is what MLflow stores and runs to load the model: no pickled object, only this code
-and ``theta.npz`` (read with ``allow_pickle=False``). ``predict`` takes an ``m × v`` float64
-array (one example per row) and returns the ``m × h`` hidden activations
-``sigmoid(X W1ᵀ + b1)``, the learned features, equal to
-:func:`sparseae.model.autoencoder.hidden_activations` (transposed). Loading needs numpy and mlflow
-only, not sparseae.
-
-:func:`log_encoder` logs it for a run (the tracking logger calls it).
+MLflow stores this file and ``theta.npz``; ``predict`` maps an ``m × v`` float64 array to the
+``m × h`` hidden activations ``sigmoid(X W1ᵀ + b1)``, as
+:func:`sparseae.model.autoencoder.hidden_activations` (transposed). Loading needs numpy and
+mlflow only. :func:`log_encoder` logs it for a run.
 """
 
 from __future__ import annotations

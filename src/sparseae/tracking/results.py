@@ -41,14 +41,11 @@ ITERATION_METRICS = {
 #: Top-level files uploaded as artifacts, by suffix; ``mlflow.json`` is our own output.
 ARTIFACT_SUFFIXES = (".png", ".json", ".tsv", ".npz")
 NOT_ARTIFACTS = ("mlflow.json", "patches.npz")
-#: Every result JSON file may hold a ``"metrics": {name: number}`` and a ``"params": {name:
-#: value}`` block, logged under those names (metrics at step 0, derived; params as
-#: :func:`param_value` renders them): the producers decide what MLflow shows
-#: (:func:`~sparseae.pipeline.experiment.summary_blocks`, ``gradcheck_blocks``,
-#: :func:`sparseae.analysis.evaluate.evaluation_blocks`), so a new result file needs nothing here.
+#: A result JSON's ``"metrics": {name: number}`` and ``"params": {name: value}`` blocks are
+#: logged under those names (metrics at step 0, derived): the producers decide what MLflow
+#: shows, so a new result file needs nothing here.
 BLOCK_KEYS = ("metrics", "params")
-#: JSON files in a result folder that are not results (our own records; the config's params
-#: are its flattened settings).
+#: JSON files in a result folder that are not results (our records; the config's settings).
 NOT_RESULT_JSON = ("mlflow.json", "manifest.json", "config.json")
 
 
@@ -60,11 +57,9 @@ class MetricPoint:
     value: float
     step: int
     offset_ms: int = 0
-    #: True for figures computed from the training outputs (summary.json, gradcheck.json,
-    #: evaluation.json): a recomputation may change them without being another execution.
+    #: Computed from the training outputs: a recomputation may change it (same execution).
     derived: bool = False
-    #: True for wall-clock figures: another execution of the same trajectory measures other
-    #: times, so a point already in the run is kept and never compared.
+    #: Wall-clock: another execution measures other times, so it is never compared.
     wallclock: bool = False
 
 
@@ -74,11 +69,9 @@ class ResultFolder:
 
     path: Path
     params: dict[str, str] = field(default_factory=dict)
-    #: Params read from derived outputs (gradcheck.json, summary.json, evaluation.json): a
-    #: recomputation may change them; the run keeps the first value (MLflow params are
-    #: immutable) and the tag ``sparseae.changed_params`` lists the current value.
+    #: Params of derived outputs (a recomputation may change them).
     derived_params: dict[str, str] = field(default_factory=dict)
-    #: Params describing the software/threads: the first value logged wins on reruns.
+    #: Params describing the software/threads.
     environment: dict[str, str] = field(default_factory=dict)
     environment_source: str = "logging process"
     metrics: list[MetricPoint] = field(default_factory=list)
@@ -91,15 +84,13 @@ class ResultFolder:
     fingerprint: str | None = None
     #: The config experiment's name (config.json ``name``), when recorded.
     name: str | None = None
-    #: Chunks making up the final result (1..final_chunk); later checkpoints on disk (left by
-    #: a run with more chunks) are listed in ``chunks_ignored`` and not logged.
+    #: Chunks making up the final result; later checkpoints on disk are ``chunks_ignored``.
     chunks_expected: int | None = None
     chunks_present: list[int] = field(default_factory=list)
     chunks_ignored: list[int] = field(default_factory=list)
     #: Global iteration at the end of each logged chunk and its checkpoint (filter images).
     chunk_ends: dict[int, tuple[int, Path]] = field(default_factory=dict)
-    #: The optimizer's stop of each chunk (summary.json's ``chunk_stops``, else checkpoint
-    #: ``meta["stop"]``) and of the final one (summary.json's ``stop``).
+    #: The optimizer's stop of each chunk and of the final one (summary.json's ``stop``).
     chunk_stops: dict[int, dict] = field(default_factory=dict)
     stop: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -125,10 +116,8 @@ class ResultFolder:
     def run_key(self) -> str:
         """Identity of the run: the trajectory key (config.json's ``fingerprint``).
 
-        Every setting that can change the numbers is in it and ``training.chunks`` is not, so
-        training further extends the same run, and any change of the trajectory gets a new
-        run. A folder without a fingerprint (written by hand) falls back to a hash of its
-        resolved config and first checkpoint.
+        A folder without one (written by hand) falls back to a hash of its resolved config and
+        first checkpoint.
         """
         if self.fingerprint:
             return self.fingerprint
@@ -241,12 +230,9 @@ def param_value(value: Any) -> str:
 
 
 def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """One ``chunks/{k}.npz`` as arrays and meta, read by the training's own reader.
+    """One ``chunks/{k}.npz`` as arrays (``theta`` and one per record field) and meta.
 
-    :func:`sparseae.model.train.load_checkpoint` (what ``sparseae.pipeline.experiment`` resumes and
-    finalizes from) checks the keys, shapes and meta; its records come back here as one
-    array per field (``iteration``, ``cost``, ``grad_norm``, ``fun_evals``, ``seconds``)
-    plus ``theta``.
+    Read by the training's own :func:`sparseae.model.train.load_checkpoint`, which checks it.
     """
     try:
         theta, records, meta = load_checkpoint(path)

@@ -1,9 +1,8 @@
 """Where runs go and how fast an unreachable server fails; no MLflow import here.
 
-MLflow's HTTP client retries a failed request 7 times with exponential backoff and waits up to
-120 s per request by default: an unreachable tracking server then blocks a pipeline step for
-minutes. :func:`configure_http_retries` lowers those limits (unless the user has set them) so
-the failure is reported within seconds; the results stay on disk and logging can be rerun.
+MLflow's HTTP client retries a failed request 7 times and waits up to 120 s per request by
+default; :func:`configure_http_retries` lowers those limits (unless the user set them) so an
+unreachable server is reported within seconds.
 """
 
 from __future__ import annotations
@@ -13,11 +12,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
-#: Environment variables read by MLflow 3's REST client (``mlflow/environment_variables.py``)
-#: on every request, and the values used unless the user set them. With a refused connection
-#: this gives up after 3 attempts and about 2-3 s of backoff; a silent (firewalled) host costs
-#: at most 3 x 10 s. Per-request timeouts are per socket operation, so large artifact uploads
-#: that keep sending data are not cut off.
+#: MLflow's REST client settings (read on every request) used unless the user set them: a
+#: refused connection gives up after 3 attempts, a silent host after at most 3 x 10 s. The
+#: timeout is per socket operation, so large uploads that keep sending are not cut off.
 HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -41,9 +38,7 @@ DEFAULT_DB_NAME = "mlflow.db"
 
 
 def configure_http_retries(environ: dict | None = None) -> dict[str, str]:
-    """Set MLflow's HTTP retry and timeout variables to fail fast, unless already set.
-
-    Also sets :data:`OFFLINE_DEFAULTS` (telemetry off) unless already set.
+    """Set MLflow's HTTP retry, timeout (and telemetry) variables to fail fast, unless set.
 
     Parameters
     ----------
@@ -69,9 +64,8 @@ def resolve_tracking_uri(
 ) -> str:
     """Return the tracking URI: ``MLFLOW_TRACKING_URI``, else the config value, else local.
 
-    The local default is ``sqlite:///<absolute working directory>/mlflow.db``: absolute, so that
-    jobs started in other folders (Snakemake shadow dirs, cluster nodes) write to the same store.
-    A relative ``sqlite:///relative.db`` from the config is made absolute the same way.
+    The local default ``sqlite:///<working directory>/mlflow.db`` and relative sqlite paths are
+    made absolute, so jobs started in other folders (cluster nodes) write to the same store.
 
     Parameters
     ----------
@@ -202,11 +196,10 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def check_sqlite_file(uri: str) -> str | None:
-    """A message if the database file of a ``sqlite:///`` URI exists but is no SQLite database.
+    """A message if the file of a ``sqlite:///`` URI exists but is no SQLite database.
 
-    An empty file is fine (MLflow creates the tables in it); a folder, or a file of another
-    kind (a CSV, an ``mlruns`` export, a text file) is refused before MLflow would print a
-    long SQLAlchemy error about it.
+    An empty file is fine; a folder or another kind of file is refused before MLflow would
+    print a long SQLAlchemy error about it.
     """
     path = sqlite_path(uri)
     if path is None or not path.exists():

@@ -1,35 +1,33 @@
 """MLflow logging of a stacked experiment: one run, a nested run per stage.
 
-The parent run (tag ``sparseae.run_key`` = experiment name and the sha256 of ``stack.npz``, so
-one execution is one run) holds the resolved config as params, the accuracies before and after
-fine-tuning (and of softmax on raw pixels), the training time of every stage, the gradient
-check, the figures and files as artifacts. Each stage (``layer1`` … ``layerL``, ``softmax``,
-``finetune``) is a child run (``mlflow.parentRunId``) with its trajectory as params and its
-cost and gradient norm per L-BFGS iteration (``step`` = iteration) as metrics.
-
-Like :func:`sparseae.tracking.log_results`, logging is idempotent: a rerun finds the runs
-again by their tags and adds only the params, metric points and artifacts still missing, so a
-tracking failure is repaired by running ``snakemake`` again.
+The run's key (``sparseae.trajectory``) is :func:`sparseae.identity.key_of` of the stage
+fingerprints in ``stacked_config.json``, so training further or recomputing a figure extends
+the same run and a changed trajectory gets a new one (the earlier run is marked superseded).
+It holds the resolved config as params, the evaluation's and the gradient check's ``metrics``
+and ``params`` blocks, and the figures and files as artifacts. Each stage (``layer1`` …
+``layerL``, ``softmax``, ``finetune``) is a child run keyed by its stage fingerprint, with its
+trajectory as params and its cost and gradient norm per L-BFGS iteration as metrics. Both go
+through :func:`sparseae.tracking.sync.sync_run`, so a rerun adds only what is missing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from sparseae.identity import key_of
 from sparseae.io import read_json, write_json
 from sparseae.model.train import load_checkpoint
-from sparseae.tracking.logger import MANIFEST_TAG, file_sha256, log_artifacts
-from sparseae.tracking.results import param_value
-from sparseae.tracking.store import call, client, ensure_experiment
+from sparseae.tracking import sync
+from sparseae.tracking.results import MetricPoint, flatten_params, param_value
+from sparseae.tracking.store import check_reachable, ensure_experiment, exclusive_lock
+from sparseae.tracking.sync import RunSpec, Session
 
 __all__ = ["log_stacked", "STACKED_ARTIFACTS"]
 
-RUN_KEY_TAG = "sparseae.run_key"
 STAGE_TAG = "sparseae.stage"
+KIND_TAG = "sparseae.kind"
 STACKED_ARTIFACTS = (
     "stacked_config.json",
     "stacked_gradcheck.json",
@@ -41,79 +39,6 @@ STACKED_ARTIFACTS = (
     "stacked_cost_curves.png",
     "stack.npz",
 )
-
-
-def _flatten(obj, prefix="") -> dict[str, str]:
-    if isinstance(obj, Mapping):
-        out: dict[str, str] = {}
-        for key, value in obj.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    text = obj if isinstance(obj, str) else json.dumps(obj)
-    return {prefix[:-1]: text[:6000]}
-
-
-def _find_or_create(uri, mlflow, experiment_id, key, tags, name, folder):
-    found = call(
-        uri,
-        mlflow.search_runs,
-        [experiment_id],
-        filter_string=f"tags.`{RUN_KEY_TAG}` = '{key}'",
-        results_dir=folder,
-    )
-    if found:
-        return found[0]
-    return call(
-        uri,
-        mlflow.create_run,
-        experiment_id,
-        tags={RUN_KEY_TAG: key, **tags},
-        run_name=name,
-        results_dir=folder,
-    )
-
-
-def _sync(uri, mlflow, run, *, params, metrics, artifacts, folder) -> dict:
-    """Add what ``run`` lacks: params, metric points (key, value, step), artifacts."""
-    from mlflow.entities import Metric, Param
-
-    run_id = run.info.run_id
-    run = call(uri, mlflow.get_run, run_id, results_dir=folder)
-    todo_params = [Param(k, v) for k, v in sorted(params.items()) if k not in run.data.params]
-    have: dict[str, set] = {}
-    for key in sorted({m[0] for m in metrics} & set(run.data.metrics)):
-        history = call(uri, mlflow.get_metric_history, run_id, key, results_dir=folder)
-        have[key] = {m.step for m in history}
-    now = int(time.time() * 1000)
-    todo_metrics = [
-        Metric(key, float(value), now, int(step))
-        for key, value, step in metrics
-        if int(step) not in have.get(key, set())
-    ]
-    # MLflow's client splits the batch into the sizes its store accepts.
-    call(
-        uri,
-        mlflow.log_batch,
-        run_id,
-        metrics=todo_metrics,
-        params=todo_params,
-        results_dir=folder,
-    )
-    uploaded: list[str] = []
-    if artifacts:
-        # The same manifest as a single experiment's run: what changed is uploaded again.
-        tags = run.data.tags
-        uploaded, sha = log_artifacts(uri, mlflow, run_id, artifacts, tags, results_dir=folder)
-        if tags.get(MANIFEST_TAG) != sha:
-            call(uri, mlflow.set_tag, run_id, MANIFEST_TAG, sha, results_dir=folder)
-    counts = {
-        "params": len(todo_params),
-        "metric_points": len(todo_metrics),
-        "artifacts": len(uploaded),
-    }
-    if run.info.status != "FINISHED":
-        call(uri, mlflow.set_terminated, run_id, "FINISHED", results_dir=folder)
-    return counts
 
 
 def log_stacked(
@@ -137,78 +62,80 @@ def log_stacked(
     stages : mapping
         Stage name -> its checkpoint files in order (``layer1`` … ``softmax``, ``finetune``).
     log_dir : path-like, optional
-        The rule logs, attached to the parent run under ``logs/``.
+        The rule logs, attached to the parent run under ``logs/``; default
+        ``logs/{name}`` beside ``results``.
     output : path-like, optional
         Where to write ``{"run_id", "stage_runs", "tracking_uri", "logged"}`` (atomically).
     """
-    folder = Path(result_dir)
+    folder = Path(result_dir).resolve()
     config = read_json(folder / "stacked_config.json")
     evaluation = read_json(folder / "stacked_evaluation.json")
-    gradcheck = read_json(folder / "stacked_gradcheck.json")
-    mlflow = client(tracking_uri)
-    experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir=folder)
-    key = f"{config['name']}:{file_sha256(folder / 'stack.npz')[:16]}"
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-    parent = _find_or_create(
-        tracking_uri,
-        mlflow,
-        experiment_id,
-        key,
-        {"sparseae.kind": "stacked", "sparseae.results_dir": str(folder)},
-        f"{config['name']} {stamp}",
-        folder,
-    )
-    params = _flatten(config["experiment"])
+    name = config["name"]
+    params = flatten_params(config["experiment"])
     params.update({f"fingerprint.{s}": f for s, f in config["fingerprints"].items()})
     # The results' own "metrics" and "params" blocks say what MLflow shows of them.
     metrics = []
-    for result in (evaluation, gradcheck):
+    for result in (evaluation, read_json(folder / "stacked_gradcheck.json")):
         params.update({k: param_value(v) for k, v in result.get("params", {}).items()})
-        metrics += [(k, v, 0) for k, v in result.get("metrics", {}).items()]
-    artifacts = [(folder / name, "") for name in STACKED_ARTIFACTS]
-    if log_dir is not None and Path(log_dir).is_dir():
-        artifacts += [(path, "logs") for path in sorted(Path(log_dir).glob("*.log"))]
-        artifacts = [(p, s) for p, s in artifacts if p.name != "log_stacked.log"]
-    logged = {"parent": _sync(
-        tracking_uri, mlflow, parent, params=params, metrics=metrics,
-        artifacts=artifacts, folder=folder,
-    )}  # fmt: skip
-    stage_runs = {}
-    for stage, paths in stages.items():
-        records, trajectory = [], {}
-        for path in paths:
-            _, recs, meta = load_checkpoint(path)
-            records += recs
-            trajectory = meta.get("trajectory", trajectory)
-        run = _find_or_create(
-            tracking_uri,
-            mlflow,
-            experiment_id,
-            f"{key}/{stage}",
-            {"mlflow.parentRunId": parent.info.run_id, STAGE_TAG: stage},
-            f"{config['name']} {stage}",
-            folder,
-        )
-        points = [("cost", r["cost"], r["iteration"]) for r in records]
-        points += [("grad_norm", r["grad_norm"], r["iteration"]) for r in records]
-        points += [("seconds", evaluation["seconds"].get(stage, 0.0), 0)]
-        logged[stage] = _sync(
-            tracking_uri, mlflow, run, params=_flatten(trajectory), metrics=points,
-            artifacts=[], folder=folder,
-        )  # fmt: skip
-        stage_runs[stage] = run.info.run_id
-    if output is not None:
-        write_json(
-            output,
-            {
-                "run_id": parent.info.run_id,
-                "stage_runs": stage_runs,
-                "tracking_uri": tracking_uri,
-                "experiment": experiment_name,
-                "logged": logged,
-            },
-        )
-    logging.getLogger(__name__).info(
-        "logged %s to %s, run %s", folder, tracking_uri, parent.info.run_id
+        metrics += [
+            MetricPoint(k, float(v), 0, derived=True) for k, v in result.get("metrics", {}).items()
+        ]
+    artifacts = [(folder / file, "") for file in STACKED_ARTIFACTS]
+    # As for a single run: the rule logs beside results/ unless given.
+    log_dir = folder.parent.parent / "logs" / folder.name if log_dir is None else log_dir
+    if Path(log_dir).is_dir():
+        logs = sorted(Path(log_dir).glob("*.log"))
+        artifacts += [(path, "logs") for path in logs if path.name != "log_stacked.log"]
+    parent_spec = RunSpec(
+        identity={sync.RUN_KEY_TAG: key_of(config["fingerprints"]), sync.EXPERIMENT_TAG: name},
+        name=name,
+        params=params,
+        metrics=metrics,
+        tags={
+            KIND_TAG: "stacked",
+            sync.STATUS_TAG: "complete",
+            sync.NOTE_TAG: f"Stacked autoencoder **{name}**, results in `{folder}`; one nested run "
+            f"per stage with its cost and gradient norm per L-BFGS iteration.",
+        },
+        artifacts=artifacts,
     )
-    return parent.info.run_id
+    check_reachable(tracking_uri, folder)
+    session = Session(tracking_uri, folder)
+    with exclusive_lock(f"{tracking_uri}#{experiment_name}#{name}"):
+        experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir=folder)
+        synced = sync.sync_run(session, experiment_id, parent_spec)
+        parent_id = synced.run.info.run_id
+        logged, stage_runs = {"parent": synced.logged}, {}
+        for stage, paths in stages.items():
+            spec = _stage_spec(stage, paths, parent_id, config, evaluation)
+            stage_synced = sync.sync_run(session, experiment_id, spec)
+            logged[stage] = stage_synced.logged
+            stage_runs[stage] = stage_synced.run.info.run_id
+        superseded = sync.supersede(session, experiment_id, name, synced.run)
+    if output is not None:
+        record = {"run_id": parent_id, "stage_runs": stage_runs, "tracking_uri": tracking_uri}
+        record.update(experiment=experiment_name, superseded_runs=superseded, logged=logged)
+        write_json(output, record)
+    logging.getLogger(__name__).info("logged %s to %s, run %s", folder, tracking_uri, parent_id)
+    return parent_id
+
+
+def _stage_spec(stage: str, paths, parent_id: str, config: Mapping, evaluation: Mapping):
+    """A stage's child run: its trajectory, cost and gradient norm per iteration, seconds."""
+    records, trajectory = [], {}
+    for path in paths:
+        _, chunk_records, meta = load_checkpoint(path)
+        records += chunk_records
+        trajectory = meta.get("trajectory", trajectory)
+    points = [MetricPoint("seconds", evaluation["seconds"].get(stage, 0.0), 0, wallclock=True)]
+    for record in records:
+        offset = int(1000 * float(record.get("seconds", 0.0)))
+        for key in ("cost", "grad_norm"):
+            points.append(MetricPoint(key, float(record[key]), int(record["iteration"]), offset))
+    fingerprint = config["fingerprints"].get(stage) or key_of(trajectory)
+    return RunSpec(
+        identity={sync.RUN_KEY_TAG: fingerprint, STAGE_TAG: stage, sync.PARENT_TAG: parent_id},
+        name=f"{config['name']} {stage}",
+        params=flatten_params(trajectory),
+        metrics=points,
+    )

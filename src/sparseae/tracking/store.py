@@ -1,16 +1,11 @@
 """The tracking store: creating it once, reaching it quickly, retrying sqlite lock contention.
 
-Why each piece exists:
-
-- Several processes creating a fresh sqlite store at the same time race on MLflow's table
-  creation and default experiment (it can corrupt the store or fail with integrity errors), so
-  :func:`init_store` creates tables and experiments once, under an exclusive file lock, before
-  parallel jobs start. Every later caller only reads the finished schema.
-- sqlite allows one writer at a time. MLflow sets a 20 s busy timeout, but a transaction that
-  read first and then wants to write gets ``database is locked`` at once (sqlite refuses to
-  wait there to avoid a deadlock). :func:`call` retries such errors with backoff.
-- A tracking server that is down must fail in seconds with a message saying that nothing is
-  lost, not after MLflow's default minutes of HTTP retries.
+- Processes creating a fresh sqlite store at once race on MLflow's table creation, so
+  :func:`init_store` creates tables and experiments once, under a file lock, before parallel
+  jobs start.
+- sqlite allows one writer at a time, and a transaction that read first gets ``database is
+  locked`` at once (no busy wait, to avoid a deadlock): :func:`call` retries it with backoff.
+- A server that is down fails in seconds with a message saying that nothing is lost.
 """
 
 from __future__ import annotations
@@ -83,27 +78,6 @@ LOCK_RETRIES = 12
 LOCK_FIRST_DELAY = 0.05
 #: Seconds allowed for the quick ``/health`` probe of a tracking server.
 HEALTH_TIMEOUT = 5.0
-
-_UNREACHABLE_SIGNS = (
-    "Max retries exceeded",
-    "Connection refused",
-    "ConnectionError",
-    "Failed to establish",
-    "Connection aborted",
-    "RemoteDisconnected",
-    "Read timed out",
-    "timed out",
-    "Connection reset",
-    "failed with timeout",
-    "NewConnectionError",
-)
-_BUSY_SIGNS = (
-    "database is locked",
-    "database table is locked",
-    "TEMPORARILY_UNAVAILABLE",
-    "too many 503",
-    "too many 500",
-)
 
 
 def unavailable_message(
@@ -181,18 +155,61 @@ def call(uri: str, fn: Callable[..., T], *args, results_dir=None, **kwargs) -> T
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - classified below, re-raised otherwise
-            text = f"{type(exc).__name__}: {exc}"
-            if any(sign in text for sign in _BUSY_SIGNS) and attempt < LOCK_RETRIES - 1:
+            if _is_busy(exc) and attempt < LOCK_RETRIES - 1:
                 _log.warning(
                     "store busy (%s); retry %d of %d", _short(exc), attempt + 1, LOCK_RETRIES - 1
                 )
                 time.sleep(delay * (1.0 + rng.random()))
                 delay = min(delay * 2, 2.0)
                 continue
-            if is_http_uri(uri) and any(sign in text for sign in _UNREACHABLE_SIGNS):
+            if is_http_uri(uri) and _is_unreachable(exc):
                 raise TrackingUnavailableError(unavailable_message(uri, exc, results_dir)) from exc
             raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception behind it: chained, wrapped (``reason``, ``orig``, args)."""
+    todo, seen = [exc], []
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        yield item
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None)]
+        todo += [getattr(item, "orig", None), *item.args]
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """sqlite lock contention, or a server saying it is temporarily unavailable (HTTP 503)."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, sqlite3.OperationalError):
+            # The primary result code (the low byte): SQLITE_BUSY or SQLITE_LOCKED.
+            code = getattr(cause, "sqlite_errorcode", 0) & 0xFF
+            return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return any(
+        isinstance(cause, requests.exceptions.RetryError)
+        or (isinstance(cause, MlflowException) and cause.error_code == "TEMPORARILY_UNAVAILABLE")
+        for cause in causes
+    )
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """A connection that failed, timed out, broke off, or retries the server kept refusing."""
+    import requests
+
+    kinds = (
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        requests.exceptions.RetryError,
+        requests.exceptions.ChunkedEncodingError,
+    )
+    return any(isinstance(cause, kinds) for cause in _causes(exc))
 
 
 @contextlib.contextmanager
@@ -301,14 +318,11 @@ def read_store_token(uri: str) -> str | None:
 def store_marker(uri: str, folder: str | os.PathLike) -> Path:
     """The init marker of the store as it is now: ``<folder>/init_store-<token>.json``.
 
-    A store that :func:`init_store` prepared holds its token, so the marker's name stays the
-    same from run to run and nothing reruns. A store that is missing (moved away, deleted) or
-    holds no token gets a new token, derived from the URI and the markers already in
-    ``folder`` (so it differs from every earlier one and is the same on every parse until
-    init_store records it): its marker does not exist yet, so init_store runs and every
-    logging job that depends on the marker refills the store from the result files. Reads
-    only; parsing the workflow (``snakemake -n``, ``--lint``) changes no file. A tracking
-    server's token is its URI's hash: a server that lost its store is not detected here.
+    A prepared store holds its token, so the name stays the same and nothing reruns. A lost
+    store (or one without a token) gets a new token from the URI and the earlier markers: its
+    marker does not exist, so init_store runs and the logging jobs refill the store from the
+    result files. Reads only (``snakemake -n`` changes no file). A server's token is its URI's
+    hash: a server that lost its store is not detected here.
     """
     folder = Path(folder)
     if sqlite_path(uri) is None:
@@ -336,7 +350,7 @@ def init_store(
 ) -> dict[str, str]:
     """Create the store and the experiments once; check everything a run will need.
 
-    Call it before parallel jobs start. It is idempotent and safe to call concurrently (an
+    Call it before parallel jobs start; idempotent and safe to call concurrently (an
     exclusive lock serialises first-time creation of an sqlite store).
 
     Parameters
@@ -346,18 +360,13 @@ def init_store(
     experiment_names : str or iterable of str
         MLflow experiments to create (one per config experiment).
     artifact_location : str or path-like, optional
-        Root for the experiments' artifacts; each experiment gets ``<root>/<name>``. Default
-        for a local store: ``mlartifacts/`` beside the database; for a server: the server's
-        choice (``--artifacts-destination``).
-
+        Root for the experiments' artifacts (``<root>/<name>`` each); default: ``mlartifacts/``
+        beside a local database, the server's choice for a server.
     token : str, optional
-        Identity token to record in the store (tag ``sparseae.store_token`` of the default
-        experiment and of ``experiment_names``) when it holds none yet; see
-        :func:`store_marker`.
+        Identity token to record (tag ``sparseae.store_token``) unless the store holds one.
     marker : path-like, optional
-        The workflow's marker (:func:`store_marker`'s path): its token is recorded (unless
-        ``token`` is given), then the marker is written (URI, experiments, token, HTTP
-        settings) and earlier markers beside it are removed.
+        :func:`store_marker`'s path: its token is recorded (unless ``token`` is given), the
+        marker written and earlier markers beside it removed.
 
     Returns
     -------
@@ -496,39 +505,29 @@ def _check_experiment_artifacts(uri: str, mlflow_client, experiment_id: str) -> 
 
 
 def _prepare_local_store(uri: str, db: Path) -> None:
-    """:func:`prepare_sqlite_store`, first forgetting this process's handles on a lost store.
+    """:func:`prepare_sqlite_store`, then make this process's MLflow use the new file.
 
-    A database moved away or deleted while this process held a client for it (a long-lived
-    process, or tests) would otherwise keep writing through the old file handle.
+    MLflow keeps one engine per URI and process; a connection it pooled to a store since moved
+    away or deleted would keep writing to the old file. Disposing the engine (public
+    ``SqlAlchemyStore.engine``) closes them; the second open adds the default experiment.
     """
-    if not (db.exists() and db.stat().st_size > 0):
-        _CLIENTS.pop(uri, None)
-        try:
-            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-            from mlflow.tracking._tracking_service.utils import _tracking_store_registry
-
-            _tracking_store_registry._get_store_with_resolved_uri.cache_clear()
-            engine = SqlAlchemyStore._engine_map.pop(uri, None)
-            if engine is not None:
-                engine.dispose()
-        except (ImportError, AttributeError):  # pragma: no cover - other MLflow versions
-            pass
+    if db.exists() and db.stat().st_size > 0:
+        return
+    _CLIENTS.pop(uri, None)
     prepare_sqlite_store(db)
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    for _ in range(2):
+        SqlAlchemyStore(uri, str(default_artifact_root(uri))).engine.dispose()
 
 
 def prepare_sqlite_store(db: Path) -> None:
     """Create a missing sqlite store by copying a cached, fully migrated empty store.
 
-    MLflow builds a new sqlite store by running its whole migration history. Measured with
-    ``bench/sqlite_store.py --rounds 5`` (MLflow 3.17, shared 2-core VM, load about 4.5):
-    ``SqlAlchemyStore(uri)`` on a missing file min 8.77 s, median 9.06 s; this copy then the
-    same open min 0.11 s, median 0.20 s, so the copy saves about 8.7 s per new store (every
-    test's and every fresh checkout's store).
-    The template is a store MLflow's public ``SqlAlchemyStore`` made, without its default
-    experiment. Tables only and no experiment, it is the same for every store of one MLflow
-    version, so it is built once per version in ``$XDG_CACHE_HOME/sparseae`` (default
-    ``~/.cache/sparseae``) and copied; MLflow then adds the default experiment itself, with
-    this store's own artifact root. Call it under :func:`exclusive_lock`. If the cache cannot be
+    MLflow builds a new store by running its whole migration history (seconds; timed in
+    ``bench/sqlite_store.py``). The template is a store MLflow's ``SqlAlchemyStore`` made,
+    without its default experiment, built once per MLflow version in ``$XDG_CACHE_HOME/sparseae``
+    (default ``~/.cache/sparseae``). Call it under :func:`exclusive_lock`. If the cache cannot be
     used, nothing happens and MLflow creates the store the usual way.
     """
     if db.exists() and db.stat().st_size > 0:
@@ -568,15 +567,21 @@ def _safe_name(name: str) -> str:
 
 
 def _short(cause: object) -> str:
+    """The low-level reason behind a failed request (refused, timed out, ...), else its text."""
+    import http.client
+    import socket
+
+    reasons = (
+        (ConnectionRefusedError, "connection refused"),
+        (http.client.RemoteDisconnected, "connection closed"),
+        (ConnectionResetError, "connection reset"),
+        (TimeoutError, "timed out"),
+        (socket.gaierror, "host name not resolved"),
+    )
+    if isinstance(cause, BaseException):
+        for item in _causes(cause):
+            found = next((text for kind, text in reasons if isinstance(item, kind)), None)
+            if found:
+                return found
     text = str(cause)
-    # requests' messages nest the pool and the low-level reason; keep the informative tail.
-    for marker in (
-        "Connection refused",
-        "timed out",
-        "Name or service not known",
-        "RemoteDisconnected",
-        "Connection reset",
-    ):
-        if marker in text:
-            return marker.lower() if marker != "RemoteDisconnected" else "connection closed"
     return text if len(text) <= 300 else text[:300] + "..."

@@ -1,0 +1,339 @@
+"""The one MLflow sync engine: find a run by its identity, add only what it lacks.
+
+Single runs (:mod:`sparseae.tracking.logger`), stacked runs with a nested run per stage
+(:mod:`sparseae.tracking.stacked`) and sweep parents are all a :class:`RunSpec` (what the
+files on disk say the run holds) given to :func:`sync_run`, so a rerun after any failure
+fills in what is missing and duplicates nothing:
+
+- the run is found by its identity tags (the trajectory key ``sparseae.trajectory``, and
+  whatever else tells runs apart), or created with them;
+- params keep the first value logged (MLflow params cannot change); a value that changed
+  since is listed in the one tag ``sparseae.changed_params``;
+- a metric point is logged only when the run has no point for that key at that step, with a
+  timestamp derived from the run's start, so a point sent twice is the identical row. A
+  differing value at a logged step is reported, never replaced; a derived figure (step 0 of a
+  result file's ``metrics`` block) whose latest point differs gets a point at the next step;
+- artifacts are uploaded when absent, of another size or another sha256 than the run's
+  ``manifest.json`` records; the manifest is uploaded last and confirmed by the tag
+  ``sparseae.manifest_sha256``, so an upload cut by an outage is repeated next time.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sparseae.errors import TrackingError, TrackingUnavailableError
+from sparseae.tracking.results import MAX_PARAM_LENGTH, MetricPoint
+from sparseae.tracking.store import call, client
+
+_log = logging.getLogger(__name__)
+
+#: Project tags (at most ten on a run).
+RUN_KEY_TAG = "sparseae.trajectory"
+EXPERIMENT_TAG = "sparseae.experiment"
+STATUS_TAG = "sparseae.status"
+MANIFEST_TAG = "sparseae.manifest_sha256"
+SUPERSEDED_TAG = "sparseae.superseded_by"
+CHANGED_PARAMS_TAG = "sparseae.changed_params"
+PARENT_TAG = "mlflow.parentRunId"
+NOTE_TAG = "mlflow.note.content"
+#: The artifact listing every other artifact's sha256 and size.
+MANIFEST_NAME = "manifest.json"
+#: Relative difference under which a stored metric value counts as the same value.
+VALUE_TOLERANCE = 1e-12
+
+
+@dataclass(frozen=True)
+class Session:
+    """A store's ``MlflowClient`` whose calls retry lock contention and name outages.
+
+    ``session.log_batch(...)`` is ``MlflowClient.log_batch`` through
+    :func:`sparseae.tracking.store.call`; ``results_dir`` is named in an outage's message.
+    """
+
+    uri: str
+    results_dir: Path | None = None
+
+    def __getattr__(self, name: str) -> Callable:
+        return self.retry(getattr(client(self.uri), name))
+
+    def retry(self, fn: Callable) -> Callable:
+        """``fn`` called through :func:`sparseae.tracking.store.call`."""
+        return functools.partial(call, self.uri, fn, results_dir=self.results_dir)
+
+
+@dataclass
+class RunSpec:
+    """What one run must hold, read from the files on disk (the truth)."""
+
+    #: Tags that find the run again; a new run is created with them.
+    identity: dict[str, str]
+    #: Run name given at creation.
+    name: str
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: list[MetricPoint] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    #: (local file, artifact folder or "" for the root)
+    artifacts: list[tuple[Path, str]] = field(default_factory=list)
+    #: Start of a new run and base of the metric timestamps (ms; default: now).
+    start_time: int | None = None
+    #: Mark the run FINISHED (at ``end_time`` ms when given).
+    finished: bool = True
+    end_time: int | None = None
+
+
+@dataclass
+class Synced:
+    """What :func:`sync_run` did: the run, counts of what it added, what differs."""
+
+    run: Any
+    logged: dict[str, Any]
+    #: Params whose current value differs from the logged one: key -> current value.
+    changed: dict[str, str]
+    #: ``key@step: run value, files value`` of points that differ (kept as they are).
+    conflicts: list[str]
+    #: Artifact paths uploaded by this call.
+    uploaded: list[str]
+
+
+def sync_run(
+    session: Session,
+    experiment_id: str,
+    spec: RunSpec,
+    extra: Callable[[Any, int], Mapping[str, int]] | None = None,
+) -> Synced:
+    """Find or create the run of ``spec`` and add what it lacks; see the module docstring.
+
+    ``extra(run, start_ms)`` logs what only some runs have (images, datasets, a model) before
+    the artifacts and tags, and returns its counts.
+    """
+    from mlflow.entities import Metric
+
+    run = find_or_create(session, experiment_id, spec)
+    run_id = run.info.run_id
+    params, changed = params_todo(run.data.params, spec.params)
+    start = run.info.start_time or spec.start_time or 0
+    history: dict[str, list] = {}
+    for key in sorted({p.key for p in spec.metrics} & set(run.data.metrics)):
+        points = session.get_metric_history(run_id, key)
+        history[key] = sorted(points, key=lambda m: (m.step, m.timestamp))
+    todo, revised, conflicts = [], [], []
+    for point in spec.metrics:
+        known = history.get(point.key, [])
+        if point.derived and known:
+            # A recomputed figure: a differing value gets a new point at the next step.
+            if not same_value(known[-1].value, point.value):
+                now = int(time.time() * 1000)
+                todo.append(Metric(point.key, point.value, now, known[-1].step + 1))
+                revised.append(point.key)
+            continue
+        have = {m.step: m.value for m in known}
+        if point.step not in have:
+            todo.append(Metric(point.key, point.value, start + point.offset_ms, point.step))
+        elif not point.wallclock and not same_value(have[point.step], point.value):
+            conflicts.append(
+                f"{point.key}@{point.step}: run {have[point.step]!r}, files {point.value!r}"
+            )
+    if conflicts:
+        _log.warning(
+            "run %s keeps %d metric points that differ from the files (e.g. %s): MLflow cannot "
+            "replace points; the result files hold the current values",
+            run_id,
+            len(conflicts),
+            conflicts[0],
+        )
+    log_batch(session, run_id, params=params, metrics=todo)
+    counts = dict(extra(run, start)) if extra else {}
+    wanted = dict(spec.tags)
+    uploaded: list[str] = []
+    if spec.artifacts:
+        uploaded, wanted[MANIFEST_TAG] = log_artifacts(
+            session, run_id, spec.artifacts, run.data.tags
+        )
+    if changed:
+        text = "; ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+        wanted[CHANGED_PARAMS_TAG] = truncate_tag(text)
+    tags = tag_updates(run, wanted)
+    log_batch(session, run_id, tags=tags)
+    # Tags that no longer apply: the run is current again, or the params are back.
+    for stale in (SUPERSEDED_TAG, CHANGED_PARAMS_TAG):
+        if stale in run.data.tags and stale not in wanted:
+            session.delete_tag(run_id, stale)
+    end = max(spec.end_time, start) if spec.end_time is not None else None
+    if spec.finished and (
+        run.info.status != "FINISHED" or (end is not None and run.info.end_time != end)
+    ):
+        session.set_terminated(run_id, "FINISHED", end_time=end)
+    logged = {"params": len(params), "metric_points": len(todo), "artifacts": len(uploaded)}
+    logged.update(tags=len(tags), **counts)
+    # Recomputed outputs and changed settings, reported only when this call recorded them.
+    if revised or CHANGED_PARAMS_TAG in tags:
+        logged["revised_metrics"] = sorted(revised)
+        logged["changed_params"] = sorted(changed) if CHANGED_PARAMS_TAG in tags else []
+    return Synced(run, logged, changed, conflicts, uploaded)
+
+
+def find_or_create(session: Session, experiment_id: str, spec: RunSpec):
+    """The oldest run of the experiment carrying ``spec.identity``, else a new one."""
+    condition = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in spec.identity.items())
+    found = session.search_runs(
+        [experiment_id], filter_string=condition, order_by=["attributes.start_time ASC"]
+    )
+    if found:
+        return found[0]
+    return session.create_run(
+        experiment_id,
+        start_time=spec.start_time or int(time.time() * 1000),
+        tags=spec.identity,
+        run_name=spec.name,
+    )
+
+
+def supersede(session: Session, experiment_id: str, name: str, current) -> list[str]:
+    """Mark the other runs of experiment ``name`` (other trajectories) superseded."""
+    others = session.search_runs(
+        [experiment_id], filter_string=f"tags.`{EXPERIMENT_TAG}` = '{_quote(name)}'"
+    )
+    marked = []
+    for run in others:
+        if run.info.run_id == current.info.run_id:
+            continue
+        wanted = {STATUS_TAG: "superseded", SUPERSEDED_TAG: current.info.run_id}
+        todo = tag_updates(run, wanted)
+        if todo:
+            log_batch(session, run.info.run_id, tags=todo)
+            marked.append(run.info.run_id)
+    return marked
+
+
+def params_todo(existing: Mapping, wanted: Mapping[str, str]) -> tuple[list, dict[str, str]]:
+    """Params not in the run yet, and ``{key: current value}`` of those that changed since."""
+    from mlflow.entities import Param
+
+    changed = {
+        k: v for k, v in wanted.items() if k in existing and existing[k] != v[:MAX_PARAM_LENGTH]
+    }
+    todo = [Param(k, v[:MAX_PARAM_LENGTH]) for k, v in sorted(wanted.items()) if k not in existing]
+    return todo, changed
+
+
+def log_batch(session: Session, run_id: str, *, params=(), metrics=(), tags=None) -> None:
+    """Send params, metric points and tags; MLflow's client splits them into allowed batches."""
+    from mlflow.entities import RunTag
+
+    params, metrics = list(params), list(metrics)
+    tag_list = [RunTag(k, v) for k, v in (tags or {}).items()]
+    if params or metrics or tag_list:
+        session.log_batch(run_id, metrics=metrics, params=params, tags=tag_list)
+
+
+def tag_updates(run, wanted: Mapping[str, str]) -> dict[str, str]:
+    """The tags of ``wanted`` that the run does not hold with that value yet."""
+    return {tag: value for tag, value in wanted.items() if run.data.tags.get(tag) != value}
+
+
+def truncate_tag(text: str) -> str:
+    """``text`` cut to MLflow's tag length, with a note where the rest is."""
+    from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+
+    note = " ...[more in the config.json artifact]"
+    if len(text) <= MAX_TAG_VAL_LENGTH:
+        return text
+    return text[: MAX_TAG_VAL_LENGTH - len(note)] + note
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(session: Session, run_id: str, run_tags: Mapping) -> dict[str, dict]:
+    """The run's ``manifest.json`` (artifact path -> sha256, size), if its hash tag confirms it.
+
+    A manifest whose sha256 is not the tag (an upload cut before the tag was set) confirms
+    nothing: every file is then checked as unconfirmed.
+    """
+    from mlflow.exceptions import MlflowException
+
+    expected = run_tags.get(MANIFEST_TAG)
+    if not expected:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="sparseae-manifest-") as tmp:
+        try:
+            data = Path(session.download_artifacts(run_id, MANIFEST_NAME, tmp)).read_bytes()
+        except (MlflowException, OSError):  # an absent or unreadable manifest confirms nothing
+            return {}
+    if hashlib.sha256(data).hexdigest() != expected:
+        return {}
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        return {}
+    return manifest.get("files", {}) if isinstance(manifest, dict) else {}
+
+
+def log_artifacts(
+    session: Session, run_id: str, artifacts: Iterable[tuple[Path, str]], run_tags: Mapping
+) -> tuple[list[str], str]:
+    """Upload what is absent or changed, then the manifest; return (uploaded, manifest sha)."""
+    artifacts = list(artifacts)
+    existing: dict[str, int | None] = {}
+    for folder in sorted({""} | {folder for _, folder in artifacts}):
+        for info in session.list_artifacts(run_id, folder or None):
+            if not info.is_dir:
+                existing[info.path] = info.file_size
+    recorded = read_manifest(session, run_id, run_tags) if existing else {}
+    manifest: dict[str, dict] = {}
+    uploaded: list[str] = []
+    for local, folder in artifacts:
+        artifact_path = f"{folder}/{local.name}" if folder else local.name
+        entry = {"sha256": file_sha256(local), "size": local.stat().st_size}
+        manifest[artifact_path] = entry
+        if (
+            existing.get(artifact_path, -1) == entry["size"]
+            and recorded.get(artifact_path) == entry
+        ):
+            continue
+        try:
+            session.log_artifact(run_id, str(local), folder or None)
+        except TrackingUnavailableError:
+            raise
+        except OSError as exc:
+            raise TrackingError(
+                f"uploading {local} to the artifacts of run {run_id} failed: {exc}; check the "
+                f"experiment's artifact location (init_store checks it before training)"
+            ) from exc
+        uploaded.append(artifact_path)
+    text = json.dumps({"files": manifest}, indent=1, sort_keys=True).encode()
+    sha = hashlib.sha256(text).hexdigest()
+    if uploaded or run_tags.get(MANIFEST_TAG) != sha:
+        with tempfile.TemporaryDirectory(prefix="sparseae-manifest-") as tmp:
+            path = Path(tmp) / MANIFEST_NAME
+            path.write_bytes(text)
+            session.log_artifact(run_id, str(path))
+    return uploaded, sha
+
+
+def same_value(stored: float, value: float) -> bool:
+    """Whether two metric values are the same within :data:`VALUE_TOLERANCE` (NaN == NaN)."""
+    if math.isnan(stored) or math.isnan(value):
+        return math.isnan(stored) and math.isnan(value)
+    return abs(stored - value) <= VALUE_TOLERANCE * max(1.0, abs(value))
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "\\'")
