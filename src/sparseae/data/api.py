@@ -35,6 +35,13 @@ def _dest(source: Source, dest: str | os.PathLike | None) -> Path:
     return Path(dest) if dest is not None else DEFAULT_RESOURCES / source.name
 
 
+def _image_folder(path, dest):
+    folder = path if path is not None else dest
+    if folder is None:
+        raise DatasetError("source 'image-folder' needs a folder of images (path or dest)")
+    return folder
+
+
 def fetch(
     source: str | Source,
     dest: str | os.PathLike | None,
@@ -55,41 +62,22 @@ def fetch(
     source : str or Source
         Registry name (see :data:`~sparseae.data.SOURCES`).
     dest : path-like or None
-        Destination folder (default ``resources/<source>``). For ``image-folder`` it is the
-        user's folder of images.
+        Destination folder (default ``resources/<source>``); for ``image-folder`` the user's
+        folder of images.
     mirrors : sequence of str, optional
         Base URLs tried in order instead of the source's defaults.
-    files : iterable of str, optional
-        Only these file names.
-    split : str, optional
-        Only the files of this split (MNIST: ``"train"`` → train images and labels,
-        ``"test"`` → t10k images and labels).
-    timeout : float
-        Seconds allowed for connecting and for each read from a mirror.
-    retries : int
-        Extra attempts per mirror after a network failure.
-    retry_wait : float
-        Seconds before the first retry (doubled after each).
-    progress : callable, optional
-        ``progress(name, bytes_done, bytes_total_or_None)``; by default a live line on a
-        terminal and one log line (``sparseae.data`` logger, INFO) per file.
+    files, split : optional
+        Only these file names, or only the files of this split (MNIST: ``"train"``, ``"test"``).
+    timeout, retries, retry_wait, progress
+        As :func:`~sparseae.data.download.download_file` takes them.
     marker : path-like, optional
         Also write this JSON file (atomically) listing the source, split, folder and files:
         the workflow's ``fetch`` rule output.
 
-    Returns
-    -------
-    list of Path
-        The verified files (for local sources: the images the loader will read).
-
-    Raises
-    ------
-    ChecksumError
-        A file is present with the wrong checksum (it is not replaced).
-    DownloadError
-        Every mirror failed for a file.
-    DatasetError
-        Unknown source, file or split; a missing or empty image folder.
+    Returns the verified files (for local sources: the images the loader will read). Raises
+    ChecksumError (a present file with the wrong checksum is not replaced), DownloadError
+    (every mirror failed for a file) or DatasetError (unknown source, file or split; a missing
+    or empty image folder).
     """
     files = _fetch_files(
         source, dest, mirrors, files, split, timeout, retries, retry_wait, progress
@@ -166,19 +154,10 @@ def load_images(
 ) -> np.ndarray:
     """Load a source's images as float64 ``H × W × N``.
 
-    Parameters
-    ----------
-    source : str or Source
-        ``ufldl-images`` (``IMAGES``, already whitened), ``olshausen-raw`` (``IMAGESr``,
-        whitened here), ``sample-photos`` (offline, see :mod:`sparseae.data.images`),
-        ``image-folder``.
-    dest : path-like, optional
-        Folder the files were fetched to (default ``resources/<source>``); for
-        ``image-folder`` the folder of images.
-    path : path-like, optional
-        Read this ``.mat`` file (or this image folder) instead.
-    whiten : bool, optional
-        Apply :func:`~sparseae.data.whitening.whiten_images`; default: the source's own setting.
+    ``dest`` is the folder the files were fetched to (default ``resources/<source>``; for
+    ``image-folder`` the folder of images), ``path`` a ``.mat`` file or image folder to read
+    instead. ``whiten`` applies :func:`~sparseae.data.whitening.whiten_images` (default: the
+    source's own setting; ``ufldl-images`` comes whitened).
     """
     src = get_source(source)
     if src.loader == "mat":
@@ -187,10 +166,7 @@ def load_images(
     elif src.loader == "sample-photos":
         images = sample_photo_tiles()
     elif src.loader == "image-folder":
-        folder = path if path is not None else dest
-        if folder is None:
-            raise DatasetError("source 'image-folder' needs a folder of images (path or dest)")
-        images = load_image_folder(folder)
+        images = load_image_folder(_image_folder(path, dest))
     else:
         raise DatasetError(f"source {src.name!r} holds labelled digits, not images; use load_mnist")
     if src.whiten if whiten is None else whiten:
@@ -210,21 +186,10 @@ def load_mnist(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load MNIST as UFLDL's ``loadMNISTImages`` / ``loadMNISTLabels`` do.
 
-    Parameters
-    ----------
-    dest : path-like or None
-        Folder holding the IDX files (``.gz`` or decompressed); default ``resources/mnist``.
-    split : {"train", "test"}
-        ``train``: 60,000 training digits; ``test``: the 10,000 t10k digits.
-    num_images : int, optional
-        Keep only the first ``num_images``.
-
-    Returns
-    -------
-    X : ndarray, float64, 784 × N
-        Pixels / 255; column ``n`` is image ``n`` flattened column-major
-        (``img.flatten(order="F")`` of the 28×28 image).
-    labels : ndarray, int64, N
+    ``dest`` holds the IDX files (``.gz`` or decompressed; default ``resources/mnist``);
+    ``split`` is ``train`` (60,000 digits) or ``test`` (the 10,000 t10k digits);
+    ``num_images`` keeps only the first ones. Returns ``X`` (float64, 784 × N: pixels / 255,
+    column ``n`` the image flattened column-major) and the labels (int64, N).
     """
     src = get_source("mnist")
     if split not in src.splits:
@@ -272,10 +237,7 @@ def source_files(
     if src.loader == "sample-photos":
         return sample_photo_files()
     if src.loader == "image-folder":
-        folder = path if path is not None else dest
-        if folder is None:
-            raise DatasetError("source 'image-folder' needs a folder of images (path or dest)")
-        return list_image_folder(folder)
+        return list_image_folder(_image_folder(path, dest))
     folder = _dest(src, dest)
     return [_mnist_path(folder, spec.name) for spec in src.select(split=split)]
 
