@@ -257,21 +257,13 @@ def load_theta_mat(path: str | os.PathLike, variable: str = "opttheta"):
     if variable not in contents:
         raise ParameterFileError(f"{path} has no variable {variable!r} (variables: {names})")
     theta = _as_theta(contents[variable], f"{path}: variable {variable!r}")
-
-    def scalar(name):
-        if name not in contents:
-            return None
-        return int(round(float(contents[name].reshape(-1)[0])))
-
-    info = {
-        "visible_size": scalar("visibleSize"),
-        "hidden_size": scalar("hiddenSize"),
-        "variables": names,
-    }
-    v, h = info["visible_size"], info["hidden_size"]
+    v, h = (
+        int(round(float(contents[name].reshape(-1)[0]))) if name in contents else None
+        for name in ("visibleSize", "hiddenSize")
+    )
     if v is not None and h is not None and theta.size != parameter_count(v, h):
         raise ValueError(
             f"{path}: opttheta has length {theta.size} but visibleSize={v}, hiddenSize={h} "
             f"need {parameter_count(v, h)}"
         )
-    return theta, info
+    return theta, {"visible_size": v, "hidden_size": h, "variables": names}

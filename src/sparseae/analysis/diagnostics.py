@@ -43,6 +43,7 @@ METRIC_KEYS = (
     "activation_norm_corr",
     "topk_norm_ratio",
 )
+_ALIGNMENTS = ("alignment_top_k", "alignment_random", "alignment_random_abs")
 
 
 def top_k_examples(activations: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -206,9 +207,7 @@ def unit_diagnostics(
         "dead_unit_indices": np.flatnonzero(dead),
         "saturated_unit_indices": np.flatnonzero(saturated),
         "mean_active_units": float((a2 > ACTIVE_THRESHOLD).sum(axis=0).mean()),
-        "alignment_top_k": float(units["alignment_top_k"].mean()),
-        "alignment_random": float(units["alignment_random"].mean()),
-        "alignment_random_abs": float(units["alignment_random_abs"].mean()),
+        **{key: float(units[key].mean()) for key in _ALIGNMENTS},
         "activation_norm_corr": _nanmean(corr),
         "topk_norm_ratio": _nanmean(ratio),
         "random_indices": random_indices,
@@ -237,21 +236,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def diagnostics_record(result: Mapping[str, Any], *, experiment: str, settings: Mapping) -> dict:
-    """``diagnostics.json``'s content: the result as JSON without ``contrast`` (a property of
-    the data), plus ``experiment``, ``settings`` and ``metrics`` (the finite scalars of
-    :data:`METRIC_KEYS`, what tracking logs)."""
-    record = {key: _jsonable(value) for key, value in result.items() if key != "contrast"}
-    record["experiment"] = experiment
-    record["settings"] = {**dict(settings), "active_threshold": ACTIVE_THRESHOLD}
-    record["metrics"] = {
-        key: float(result[key])
-        for key in METRIC_KEYS
-        if result[key] is not None and math.isfinite(float(result[key]))
-    }
-    return record
-
-
 def write_diagnostics(
     theta: np.ndarray,
     data: np.ndarray,
@@ -270,7 +254,9 @@ def write_diagnostics(
     ``model`` is the experiment's ``model`` section (sizes, ``rho``), ``settings`` its
     ``diagnostics`` section (:data:`DEFAULT_SETTINGS` fill missing keys); the random baseline
     uses the ``"diagnostics"`` generator of ``seed``. Each file is written atomically, the
-    figure first. Returns the record written, with ``trajectory_key`` when given.
+    figure first. The record (returned) is the result as JSON without ``contrast`` (a property
+    of the data), plus ``experiment``, ``settings``, ``trajectory_key`` when given, and
+    ``metrics``: the finite scalars of :data:`METRIC_KEYS`, what tracking logs.
     """
     from sparseae.analysis.visualize import plot_units
     from sparseae.config import rng
@@ -302,7 +288,14 @@ def write_diagnostics(
             f"cos: alignment, top-k (random); ×: contrast of top-k / mean contrast"
         ),
     )
-    record = diagnostics_record(result, experiment=experiment, settings=settings)
+    record = {key: _jsonable(value) for key, value in result.items() if key != "contrast"}
+    record["experiment"] = experiment
+    record["settings"] = {**settings, "active_threshold": ACTIVE_THRESHOLD}
+    record["metrics"] = {
+        key: float(result[key])
+        for key in METRIC_KEYS
+        if result[key] is not None and math.isfinite(float(result[key]))
+    }
     if trajectory_key is not None:
         record["trajectory_key"] = trajectory_key
     write_json(json_path, record)

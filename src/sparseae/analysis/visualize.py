@@ -239,29 +239,15 @@ def plot_units(
 ) -> np.ndarray:
     """One row per hidden unit: its weight tile, its top-k examples, its figures beside.
 
-    Weight tiles are scaled as in ``filters.png`` (:func:`scale_tiles` of ``W1ᵀ``), examples
-    as ``display_network`` would show them (so contrast is not visible in the tile; it is
-    written beside, ``×`` the mean contrast), grey map as :func:`save_png`. Up to
-    :data:`UNITS_PER_COLUMN` units per column, more wrap into further columns in the unit
-    order of ``filters.png``; tiles are enlarged to about 32 pixels.
-
-    Parameters
-    ----------
-    W1 : ndarray, shape (h, v)
-        Weights; ``v`` must be a square (8×8 patches, 28×28 digits).
-    data : ndarray, shape (v, m)
-        The training examples.
-    top_indices : ndarray of int, shape (h, k)
-        Each unit's top-k example indices, most activating first.
-    alignment, baseline, contrast_ratio, dead : ndarray, shape (h,)
-        Written beside each row: mean cosine with the top-k examples (``cos``), the same for
-        random examples (in brackets), the top-k over the mean contrast (``×``), "dead".
-    path : path-like
-        The PNG (written atomically).
-    title : str
-        Lines shown above the rows.
-
-    Returns the grey image written (uint8).
+    ``W1`` is h × v (``v`` a square: 8×8 patches, 28×28 digits), ``data`` the v × m training
+    examples and ``top_indices`` (h × k) each unit's top examples, most activating first. Weight
+    tiles are scaled as in ``filters.png`` (:func:`scale_tiles` of ``W1ᵀ``), examples as
+    ``display_network`` would show them (so contrast is not visible in the tile), grey map as
+    :func:`save_png`. Beside each row, per unit: ``alignment`` (``cos``), ``baseline`` (in
+    brackets), ``contrast_ratio`` (``×``) and ``dead``. Up to :data:`UNITS_PER_COLUMN` units
+    per column, more wrap into further columns in the unit order of ``filters.png``; tiles are
+    enlarged to about 32 pixels; ``title`` lines go above. Writes the PNG at ``path``
+    atomically and returns its grey image (uint8).
     """
     from PIL import Image, ImageDraw
 

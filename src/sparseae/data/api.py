@@ -57,71 +57,46 @@ def fetch(
 ) -> list[Path]:
     """Make a source's files available in ``dest``, verified; download only what is missing.
 
-    Parameters
-    ----------
-    source : str or Source
-        Registry name (see :data:`~sparseae.data.SOURCES`).
-    dest : path-like or None
-        Destination folder (default ``resources/<source>``); for ``image-folder`` the user's
-        folder of images.
-    mirrors : sequence of str, optional
-        Base URLs tried in order instead of the source's defaults.
-    files, split : optional
-        Only these file names, or only the files of this split (MNIST: ``"train"``, ``"test"``).
-    timeout, retries, retry_wait, progress
-        As :func:`~sparseae.data.download.download_file` takes them.
-    marker : path-like, optional
-        Also write this JSON file (atomically) listing the source, split, folder and files:
-        the workflow's ``fetch`` rule output.
+    ``dest`` defaults to ``resources/<source>`` (for ``image-folder``: the user's folder of
+    images); ``mirrors`` replace the source's default base URLs; ``files`` or ``split`` (MNIST:
+    ``"train"``, ``"test"``) select files; ``timeout``, ``retries``, ``retry_wait`` and
+    ``progress`` are :func:`~sparseae.data.download.download_file`'s. ``marker``: also write
+    this JSON file (atomically) listing the source, split, folder and files, the workflow's
+    ``fetch`` rule output.
 
     Returns the verified files (for local sources: the images the loader will read). Raises
     ChecksumError (a present file with the wrong checksum is not replaced), DownloadError
     (every mirror failed for a file) or DatasetError (unknown source, file or split; a missing
     or empty image folder).
     """
-    files = _fetch_files(
-        source, dest, mirrors, files, split, timeout, retries, retry_wait, progress
-    )
+    src = get_source(source)
+    if src.loader == "sample-photos":
+        fetched = sample_photo_files()
+    elif src.loader == "image-folder":
+        if dest is None:
+            raise DatasetError("source 'image-folder' needs the folder of images (dest)")
+        fetched = list_image_folder(dest)
+    else:
+        folder = _dest(src, dest)
+        urls = tuple(src.mirrors if mirrors is None else mirrors)
+        options = dict(timeout=timeout, retries=retries, retry_wait=retry_wait, progress=progress)
+        fetched = []
+        for spec in src.select(files, split):
+            target = folder / spec.name
+            if target.exists():
+                verify_present(target, spec.checksums)
+                logger.info("%s: present and verified, not downloaded again", target)
+            else:
+                download_file(spec.name, folder, urls, spec.checksums, size=spec.size, **options)
+            fetched.append(target)
     if marker is not None:
         record = {
             "source": str(source),
             "split": split,
             "dest": None if dest is None else str(dest),
         }
-        write_json(marker, {**record, "files": [str(f) for f in files]})
-    logger.info("fetched %s (%s) into %s: %d files", source, split, dest, len(files))
-    return files
-
-
-def _fetch_files(source, dest, mirrors, files, split, timeout, retries, retry_wait, progress):
-    src = get_source(source)
-    if src.loader == "sample-photos":
-        return sample_photo_files()
-    if src.loader == "image-folder":
-        if dest is None:
-            raise DatasetError("source 'image-folder' needs the folder of images (dest)")
-        return list_image_folder(dest)
-    folder = _dest(src, dest)
-    urls = tuple(src.mirrors if mirrors is None else mirrors)
-    fetched = []
-    for spec in src.select(files, split):
-        target = folder / spec.name
-        if target.exists():
-            verify_present(target, spec.checksums)
-            logger.info("%s: present and verified, not downloaded again", target)
-        else:
-            download_file(
-                spec.name,
-                folder,
-                urls,
-                spec.checksums,
-                size=spec.size,
-                timeout=timeout,
-                retries=retries,
-                retry_wait=retry_wait,
-                progress=progress,
-            )
-        fetched.append(target)
+        write_json(marker, {**record, "files": [str(f) for f in fetched]})
+    logger.info("fetched %s (%s) into %s: %d files", source, split, dest, len(fetched))
     return fetched
 
 

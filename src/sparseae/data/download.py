@@ -221,27 +221,15 @@ def download_file(
 ) -> Path:
     """Download ``dest / name`` from the first mirror that serves it with the right checksums.
 
-    Parameters
-    ----------
-    mirrors : sequence of str
-        Base URLs tried in order (``http(s)://``, ``file://`` or a local folder).
-    checksums : mapping
-        Recorded digests (see :func:`file_digests`); all must match.
-    size : int, optional
-        Expected size in bytes, for a clearer message on truncation.
-    timeout, retries, retry_wait : float, int, float
-        Seconds allowed for connecting and for each read; extra attempts per mirror after a
-        network failure (not after a 404 or a checksum mismatch, which would fail again);
-        seconds before the first retry, doubled after each.
-    progress, stream : optional
-        ``progress(name, bytes_done, bytes_total_or_None)``; without it a live line goes to
-        ``stream`` (default ``sys.stderr``) when that is a terminal.
-
-    Raises
-    ------
-    DownloadError
-        Every mirror failed; the message names every URL tried, why, and how to place the file
-        by hand.
+    ``mirrors`` are base URLs tried in order (``http(s)://``, ``file://`` or a local folder);
+    ``checksums`` the recorded digests (:func:`file_digests`), all of which must match; ``size``
+    the expected bytes, for a clearer message on truncation. ``timeout`` bounds the connection
+    and each read; a network failure is retried ``retries`` times per mirror (not a 404 or a
+    checksum mismatch, which would fail again), after ``retry_wait`` seconds doubled each time.
+    ``progress(name, bytes_done, bytes_total_or_None)`` follows the download; without it a live
+    line goes to ``stream`` (default ``sys.stderr``) when that is a terminal. Raises
+    DownloadError when every mirror failed, naming every URL tried, why, and how to place the
+    file by hand.
     """
     if not checksums:
         raise ValueError(f"refusing to download {name} without a recorded checksum")

@@ -279,10 +279,9 @@ def _backward_block(ws, k, t, X, c0, c1, h):
 def _run_blocks(fn, n_blocks, n_threads):
     """Run ``fn(k, t)`` for every block ``k``; thread ``t`` takes the next free block.
 
-    Blocks are handed out dynamically (``next`` on a shared counter is atomic under the GIL),
-    so a descheduled thread does not hold the others up. Each block writes only its own
-    outputs and thread ``t`` only its own scratch buffers: the result does not depend on which
-    thread ran which block.
+    Handed out dynamically (``next`` on a shared counter is atomic under the GIL), so a
+    descheduled thread does not hold the others up; block ``k`` writes only its own outputs and
+    thread ``t`` only its own scratch, so who ran which block does not change the result.
     """
     counter = itertools.count()
 

@@ -18,8 +18,7 @@ from sparseae.model import autoencoder
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BOUND = 1e-9
-"""Largest accepted relative difference for the autoencoder check (UFLDL's criterion)."""
+DEFAULT_BOUND = 1e-9  # largest accepted autoencoder figure (UFLDL's criterion)
 
 
 def numerical_gradient(fun: Callable, theta: np.ndarray, epsilon: float = 1e-4) -> np.ndarray:
@@ -93,27 +92,19 @@ def check_gradient(
 ) -> dict:
     """Run the quadratic sanity check and the autoencoder check on a small problem.
 
-    Parameters
-    ----------
-    visible_size, hidden_size, num_examples : int
-        Size of the small problem (``data`` / ``theta``, when given, fix them).
-    rng, seed : optional
-        Source of the random data in ``[0.1, 0.9]`` and parameters: a generator, or a seed for
-        a fresh one (neither: seed 0, so the check is reproducible).
-    data, theta : ndarray, optional
-        Use these instead; the default ``theta`` is ``initialize_parameters`` with random
-        non-zero biases, so their gradient entries are exercised too.
-    bound : float
-        Largest accepted autoencoder figure (UFLDL: 1e-9).
-    cost_fn : callable, optional
-        Replaces :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass wrong ones).
+    The problem is ``num_examples`` random examples in ``[0.1, 0.9]`` and
+    ``initialize_parameters`` with random non-zero biases (so their gradient entries are
+    exercised too), drawn from ``rng`` or a fresh generator of ``seed`` (neither: seed 0, so
+    the check is reproducible); ``data`` and ``theta``, when given, replace them and fix the
+    sizes. ``cost_fn`` replaces :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass
+    wrong ones). The check passes when the autoencoder figure is below ``bound`` (UFLDL: 1e-9).
 
     Returns
     -------
     dict
-        ``quadratic`` and ``autoencoder`` (relative differences), ``max_abs_diff``, ``passed``
-        (``autoencoder < bound``), and the settings: ``bound``, ``epsilon``, the sizes,
-        ``num_parameters``, ``lambda_``, ``beta``, ``rho``.
+        ``quadratic`` and ``autoencoder`` (relative differences), ``max_abs_diff``, ``passed``,
+        and the settings: ``bound``, ``epsilon``, the sizes, ``num_parameters``, ``lambda_``,
+        ``beta``, ``rho``.
     """
     if rng is None:
         rng = np.random.default_rng(0 if seed is None else seed)

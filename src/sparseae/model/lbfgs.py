@@ -24,12 +24,9 @@ import numpy as np
 
 __all__ = ["LBFGSResult", "minimize_lbfgs"]
 
-C1, C2 = 1e-4, 0.9
-"""Wolfe constants (minFunc's defaults)."""
-TOLX = 1e-9
-"""minFunc's ``tolX``: smallest step (``Σ|t d|``) and line-search progress."""
-CURVATURE_MIN = 1e-10
-"""A pair is stored only when ``yᵀs`` exceeds this (minFunc's ``lbfgsUpdate``)."""
+C1, C2 = 1e-4, 0.9  # Wolfe constants (minFunc's defaults)
+TOLX = 1e-9  # minFunc's tolX: smallest step (Σ|t d|) and line-search progress
+CURVATURE_MIN = 1e-10  # a pair is stored only when yᵀs exceeds this (minFunc's lbfgsUpdate)
 
 
 @dataclasses.dataclass
@@ -285,24 +282,14 @@ def minimize_lbfgs(
     maxls: int = 20,
     callback: Callable[[np.ndarray, float, np.ndarray], None] | None = None,
 ) -> LBFGSResult:
-    """Minimize ``fun`` (returning cost and float64 gradient) by L-BFGS from ``x0``.
+    """Minimize ``fun`` (``fun(x) -> (f, g)``, float64 gradient) by L-BFGS from ``x0``.
 
-    Parameters
-    ----------
-    fun : callable
-        ``fun(x) -> (f, g)``; ``x`` is a fresh float64 array, not kept by the optimizer.
-    maxcor : int
-        Stored correction pairs (minFunc: 100).
-    maxiter, maxfun : int
-        Iteration and evaluation budgets; ``maxfun`` counts the evaluation at ``x0`` and is
-        checked between iterations.
-    gtol, ftol : float
-        Converged when ``max |g_i| <= gtol``, or when
-        ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``.
-    maxls : int
-        Cost evaluations per line search.
-    callback : callable, optional
-        ``callback(x, f, g)`` after every iteration, at the accepted point.
+    ``x`` passed to ``fun`` is a fresh array, not kept by the optimizer. ``maxcor``: stored
+    correction pairs (minFunc: 100). ``maxiter`` and ``maxfun`` are budgets (``maxfun`` counts
+    the evaluation at ``x0`` and is checked between iterations). Converged when
+    ``max |g_i| <= gtol`` or ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``.
+    ``maxls``: cost evaluations per line search. ``callback(x, f, g)`` runs after every
+    iteration, at the accepted point.
     """
     x = np.array(x0, dtype=np.float64, copy=True)
     if x.ndim != 1:
