@@ -227,7 +227,7 @@ def test_clear_errors_for_bad_inputs():
     theta, data, kwargs = _problem(m=10)
     with pytest.raises(ValueError, match="visible_size × m"):
         ae.cost_and_grad(theta, data.T, **kwargs)
-    with pytest.raises(ValueError, match="theta has length"):
+    with pytest.raises(ValueError, match="theta has shape"):
         ae.cost_and_grad(theta[:-1], data, **kwargs)
     with pytest.raises(ValueError, match="rho"):
         ae.cost_and_grad(theta, data, **{**kwargs, "rho": 0.0})

@@ -132,17 +132,17 @@ def _legend_texts(fig):
     return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
 
 
-def test_plot_cost_curve_from_records_and_from_arrays(tmp_path):
+def test_plot_cost_curve(tmp_path):
     records = _records()
-    fig = plot_cost_curve(records, tmp_path / "a.png", chunk_boundaries=[40, 80])
+    iterations = np.array([r["iteration"] for r in records])
+    costs = np.array([r["cost"] for r in records])
+    fig = plot_cost_curve(iterations, costs, tmp_path / "a.png", chunk_boundaries=[40, 80])
     ax = fig.axes[0]
     assert "cost" in ax.get_title().lower() and ax.get_xlabel() and ax.get_ylabel()
     assert ax.get_yscale() == "log"
     assert _legend_texts(fig) == ["cost J(θ)", "chunk boundary (warm restart)"]
     assert len(ax.lines) == 3  # the curve and two boundaries
-    np.testing.assert_array_equal(ax.lines[0].get_ydata(), [r["cost"] for r in records])
-    iterations = np.array([r["iteration"] for r in records])
-    costs = np.array([r["cost"] for r in records])
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), costs)
     fig2 = plot_cost_curve(iterations, costs, tmp_path / "b.png", chunk_boundaries=[40])
     np.testing.assert_array_equal(fig2.axes[0].lines[0].get_xdata(), iterations)
     for name in ("a.png", "b.png"):

@@ -57,13 +57,11 @@ def thread_info() -> dict[str, str]:
     """Return BLAS / OpenMP thread settings: environment variables and threadpoolctl's view."""
     info = {f"env.{name}": os.environ.get(name, "unset") for name in THREAD_VARIABLES}
     info["cpu_count"] = str(os.cpu_count())
-    try:
-        # threadpoolctl only sees libraries already loaded: load the BLAS that training uses.
-        import numpy  # noqa: F401
-        import scipy.linalg  # noqa: F401
-        from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover - all three are declared dependencies
-        return info
+    # threadpoolctl only sees libraries already loaded: load the BLAS that training uses.
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_info
+
     for pool in threadpool_info():
         # The file's stem tells numpy's and scipy's bundled OpenBLAS apart; the wheel-build
         # hash after "-" is dropped so the key stays stable across reinstalls.
@@ -86,13 +84,8 @@ def environment_info(folder: str | os.PathLike | None = None) -> dict[str, str]:
 
 def _git(where: Path, *args: str) -> str:
     try:
-        done = subprocess.run(
-            ["git", "-C", str(where), *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
+        command = ["git", "-C", str(where), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""

@@ -24,24 +24,16 @@ from sparseae.model.autoencoder import parameter_count
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+    """Yield a temporary path beside ``path`` (folder created); rename it onto ``path`` on success.
 
-    Use it for libraries that want a file name rather than a file object (``np.savez``,
+    For libraries that want a file name rather than a file object (``np.savez``,
     ``PIL.Image.save``, ``scipy.io.savemat``). On any exception the temporary file is removed
-    and ``path`` is left untouched.
-
-    Parameters
-    ----------
-    path : path-like
-        Final destination. Its parent folder is created if missing.
-    suffix : str, optional
-        Suffix of the temporary file (defaults to the suffix of ``path``), so that libraries
-        which choose a format from the extension see the right one.
+    and ``path`` is left untouched. The temporary file ends in ``suffix`` (default: ``path``'s)
+    for libraries that choose a format from the extension.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary name starts with a dot and ends like the target, so libraries that pick a
-    # format from the extension see the right one and globs over results skip it.
+    # A leading dot, so globs over results skip the temporary file.
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{path.name}.tmp-",
         suffix=path.suffix if suffix is None else suffix,
@@ -50,11 +42,14 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp = Path(tmp_name)
     # mkstemp creates the file 0600; results are shared (clusters, CI), so give them the
     # permissions a plain open() would: 0666 minus the process umask.
-    os.fchmod(fd, 0o666 & ~_current_umask())
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.fchmod(fd, 0o666 & ~mask)
     os.close(fd)
     try:
         yield tmp
-        _fsync_file(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     except BaseException:
@@ -65,17 +60,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """Open a temporary file beside ``path`` for writing; rename it onto ``path`` on success.
-
-    Parameters
-    ----------
-    path : path-like
-        Final destination.
-    mode : {"w", "wb"}
-        Text or binary mode.
-    **kwargs
-        Passed to :func:`open` (e.g. ``encoding``).
-    """
+    """:func:`atomic_path` as an open file: ``mode`` ``"w"`` (UTF-8 by default) or ``"wb"``,
+    ``kwargs`` passed to :func:`open`."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write supports modes 'w' and 'wb', not {mode!r}")
     if "b" not in mode:
@@ -97,17 +83,6 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(handle)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
 def _fsync_dir(folder: Path) -> None:
     # Persist the rename itself; not every platform lets a folder be opened for this.
     with contextlib.suppress(OSError):
@@ -118,9 +93,6 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-# --------------------------------------------------------------------------------------------
-# Parameter vectors
-# --------------------------------------------------------------------------------------------
 def _as_theta(theta: Any, where: str):
     theta = np.asarray(theta)
     if theta.ndim == 2 and 1 in theta.shape:
@@ -138,17 +110,10 @@ def _as_theta(theta: Any, where: str):
 
 
 def save_theta_npz(path: str | os.PathLike, theta: Any, config: Any = None) -> None:
-    """Write parameters to ``.npz`` atomically: key ``theta`` (float64) and key ``config``.
+    """Write flat parameters to ``.npz`` atomically: keys ``theta`` (float64) and ``config``.
 
-    Parameters
-    ----------
-    path : path-like
-        Destination (``results/{experiment}/theta.npz``).
-    theta : array-like, shape (n,)
-        Flat parameters ``[W1(:); W2(:); b1; b2]``.
-    config : dict or str, optional
-        Experiment configuration, stored as a JSON string (a 0-d unicode array, no pickle).
-        A string must already be JSON. ``None`` stores ``null``.
+    ``config`` (a mapping, a JSON string, or ``None`` for ``null``) is stored as a JSON string
+    in a 0-d unicode array: no pickle.
     """
     theta = _as_theta(theta, f"save_theta_npz({path})")
     if isinstance(config, str):
@@ -164,20 +129,8 @@ def save_theta_npz(path: str | os.PathLike, theta: Any, config: Any = None) -> N
 
 
 def load_theta_npz(path: str | os.PathLike):
-    """Read a file written by :func:`save_theta_npz` (``allow_pickle=False``).
-
-    Returns
-    -------
-    theta : ndarray, float64, shape (n,)
-    config : dict or None
-        The decoded ``config`` JSON (``None`` if it was not given or the key is absent).
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        Missing file, unreadable archive, missing ``theta`` key, bad values or bad JSON;
-        the message names the file.
-    """
+    """``(theta, config)`` from a file written by :func:`save_theta_npz` (``config`` is
+    ``None`` when absent); every failure names the file."""
     label = f"theta file {path}"
     members = read_npz(path, ["theta"], optional=["config"], label=label)
     theta = _as_theta(members["theta"], label)
@@ -187,26 +140,11 @@ def load_theta_npz(path: str | os.PathLike):
 
 
 def read_npz(path, required, *, optional=(), label: str):
-    """The members of an ``.npz`` archive, read without pickle, every failure naming the file.
+    """The ``required`` and present ``optional`` members of an ``.npz`` archive, by name.
 
-    Parameters
-    ----------
-    path : path-like
-    required, optional : sequence of str
-        Member names; a missing required one is an error, a missing optional one is left out.
-    label : str
-        How messages name the file, e.g. ``"checkpoint results/x/chunks/1.npz"``.
-
-    Returns
-    -------
-    dict of str to ndarray
-
-    Raises
-    ------
-    FileNotFoundError
-        The file does not exist.
-    ParameterFileError
-        Unreadable archive, a missing member or a pickled (object) member.
+    Read without pickle; ``label`` names the file in messages (e.g. ``"checkpoint
+    results/x/chunks/1.npz"``). Raises FileNotFoundError for a missing file and
+    ParameterFileError for an unreadable archive, a missing or a pickled (object) member.
     """
     path = Path(path)
     if not path.is_file():
@@ -276,11 +214,9 @@ def save_theta_mat(
 ) -> None:
     """Write parameters as MATLAB ``.mat`` in the exercise's layout, atomically.
 
-    The variable ``opttheta`` is an ``n × 1`` double column vector, as the original
-    ``train.m`` leaves it, so MATLAB/Octave's ``load`` followed by
-    ``W1 = reshape(opttheta(1:hiddenSize*visibleSize), hiddenSize, visibleSize)`` works
-    unchanged. ``visibleSize`` and ``hiddenSize`` are stored too when given (checked against
-    the length of ``theta``).
+    ``opttheta`` is an ``n × 1`` double column as the original ``train.m`` leaves it, so
+    MATLAB/Octave code that reshapes it works unchanged; ``visibleSize`` and ``hiddenSize``
+    are stored too when given (checked against the length of ``theta``).
     """
     from scipy.io import savemat
 
@@ -302,22 +238,11 @@ def save_theta_mat(
 
 
 def load_theta_mat(path: str | os.PathLike, variable: str = "opttheta"):
-    """Read parameters from a MATLAB ``.mat`` file (original layout or ours).
+    """``(theta, info)`` from a MATLAB ``.mat`` file (the original layout or ours).
 
-    Accepts ``opttheta`` as an ``n × 1`` column (as MATLAB saves it), a ``1 × n`` row, or 1-D.
-
-    Returns
-    -------
-    theta : ndarray, float64, shape (n,)
-    info : dict
-        ``visible_size`` and ``hidden_size`` when the file has ``visibleSize`` /
-        ``hiddenSize`` (else ``None``), and ``variables`` (names in the file).
-
-    Raises
-    ------
-    FileNotFoundError, ValueError
-        Missing file, unreadable file, missing variable (the message lists those present),
-        or a value that is not a real vector.
+    ``opttheta`` may be an ``n × 1`` column (as MATLAB saves it), a ``1 × n`` row, or 1-D.
+    ``info``: ``visible_size`` and ``hidden_size`` (``None`` without ``visibleSize`` /
+    ``hiddenSize``) and ``variables`` (the names in the file). Every failure names the file.
     """
     from scipy.io import loadmat
 
@@ -332,21 +257,13 @@ def load_theta_mat(path: str | os.PathLike, variable: str = "opttheta"):
     if variable not in contents:
         raise ParameterFileError(f"{path} has no variable {variable!r} (variables: {names})")
     theta = _as_theta(contents[variable], f"{path}: variable {variable!r}")
-
-    def scalar(name):
-        if name not in contents:
-            return None
-        return int(round(float(contents[name].reshape(-1)[0])))
-
-    info = {
-        "visible_size": scalar("visibleSize"),
-        "hidden_size": scalar("hiddenSize"),
-        "variables": names,
-    }
-    v, h = info["visible_size"], info["hidden_size"]
+    v, h = (
+        int(round(float(contents[name].reshape(-1)[0]))) if name in contents else None
+        for name in ("visibleSize", "hiddenSize")
+    )
     if v is not None and h is not None and theta.size != parameter_count(v, h):
         raise ValueError(
             f"{path}: opttheta has length {theta.size} but visibleSize={v}, hiddenSize={h} "
             f"need {parameter_count(v, h)}"
         )
-    return theta, info
+    return theta, {"visible_size": v, "hidden_size": h, "variables": names}

@@ -12,23 +12,15 @@ import logging
 import os
 import sys
 
+from sparseae.errors import SparseaeError
+
 DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 def log_to_rule_log(
     path: str | os.PathLike, *, fmt: str = DEFAULT_FORMAT, level: int = logging.INFO
 ) -> None:
-    """Send the root logger to ``path`` (truncated) and log uncaught exceptions there too.
-
-    Parameters
-    ----------
-    path : path-like
-        The rule's log file (``snakemake.log[0]``).
-    fmt : str
-        :mod:`logging` format of each line.
-    level : int
-        Lowest level written.
-    """
+    """Send the root logger to ``path`` (the rule's log, truncated), uncaught exceptions too."""
     logging.basicConfig(filename=os.fspath(path), filemode="w", level=level, format=fmt)
 
     def log_then_report(kind, error, trace):
@@ -43,13 +35,7 @@ def log_to_rule_log(
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The project's own errors (:class:`~sparseae.errors.SparseaeError`): printed as one line.
-
-    Anything else escaping a rule script (a real bug) keeps its traceback, in the log and on
-    the console.
-    """
-    from sparseae.errors import SparseaeError
-
+    """The project's own errors, printed as one line; anything else (a bug) keeps its traceback."""
     return (SparseaeError,)
 
 
@@ -60,18 +46,9 @@ def _report(error: BaseException) -> None:
 
 
 def run_rule(log_path: str | os.PathLike, step, /, *args, fmt: str = DEFAULT_FORMAT, **kwargs):
-    """Run one workflow step from its rule script, logging to the rule's log.
-
-    A known failure (:func:`user_errors`) ends the job with its one-line message on stderr
-    and in the log, without a traceback; any other exception is a bug and keeps it.
-
-    Parameters
-    ----------
-    log_path : path-like
-        The rule's log file (``snakemake.log[0]``).
-    step : callable
-        The package function of the rule's name; called with ``*args, **kwargs``.
-    """
+    """Run ``step(*args, **kwargs)`` (the package function of the rule's name), logging to
+    ``log_path`` (``snakemake.log[0]``); a known failure (:func:`user_errors`) ends the job
+    with its one-line message on stderr and in the log, without a traceback."""
     log_to_rule_log(log_path, fmt=fmt)
     try:
         return step(*args, **kwargs)

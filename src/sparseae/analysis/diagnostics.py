@@ -1,38 +1,10 @@
-"""Per-unit diagnostics: what each hidden unit responds to, measured on the training examples.
+"""Per-unit diagnostics: what drives each hidden unit, measured on the training examples.
 
-The filter grid shows each unit's weight direction, the input of norm ≤ 1 that drives it most.
-Real inputs are not norm-bounded, so this module measures, from the final ``theta`` over the
-training examples, whether the weight direction is what actually drives a unit.
-
-With ``x = x_c + μ·1`` (``μ`` the mean of the example's pixels, ``x_c`` the example with its
-mean removed) and ``w_c`` the weight vector with its own mean removed, a unit's input is
-
-    z = W1[i]·x + b1[i] = ‖w_c‖ ‖x_c‖ cos(w_c, x_c) + μ ΣW1[i] + b1[i]
-
-because ``W1[i]·x_c = w_c·x_c`` (``x_c`` sums to zero). Two factors of the example compete:
-its **alignment** ``cos(w_c, x_c)`` with the weight direction and its **contrast**
-``‖x_c‖``. Means are removed before every cosine: normalized patches sit around 0.5 and the
-constant part would otherwise dominate every cosine.
-
-Measured per hidden unit ``i``:
-
-- the top-k activating examples (:func:`top_k_examples`) and their activations;
-- ``alignment_top_k``: the mean of ``cos(w_c, x_c)`` over the top-k examples, against
-  ``alignment_random`` (the same cosine, mean over random examples drawn with the
-  ``"diagnostics"`` generator) and ``alignment_random_abs`` (mean ``|cos|``, the chance level
-  of the cosine's size);
-- ``activation_norm_corr``: the Pearson correlation, over all examples, between the unit's
-  activation and the example's contrast ``‖x_c‖`` (undefined, ``None``, for a constant
-  activation);
-- ``topk_norm_ratio``: the top-k examples' mean contrast over the mean contrast of all
-  examples (1: the unit picks examples of ordinary contrast; ≫ 1: high-contrast examples win);
-- ``rhohat`` (mean activation), ``dead`` (``rhohat < dead_fraction · ρ``) and ``saturated``
-  (``rhohat > saturated_threshold``).
-
-For the model: the fraction of variance explained by the reconstruction
-``1 − Σ‖a3 − x‖² / Σ‖x − x̄‖²`` (``x̄`` the mean example; 1 is perfect, 0 is no better than
-always answering ``x̄``, negative is worse), and the mean number of units active (activation
-above :data:`ACTIVE_THRESHOLD`) per example.
+The filter grid shows each unit's weight direction, the input of norm ≤ 1 that drives it most;
+real inputs are not norm-bounded, so this measures from the final ``theta`` whether that
+direction (alignment, a cosine with means removed) or the example's contrast (its mean-removed
+norm) picks each unit's top examples. The figures and their meaning: docs/model.md,
+"Diagnostics".
 """
 
 from __future__ import annotations
@@ -47,18 +19,6 @@ from scipy.special import expit
 
 from sparseae.errors import DiagnosticsError
 from sparseae.model.autoencoder import hidden_activations, unpack
-
-__all__ = [
-    "ACTIVE_THRESHOLD",
-    "DEFAULT_SETTINGS",
-    "DiagnosticsError",
-    "top_k_examples",
-    "centre_examples",
-    "cosines",
-    "fraction_variance_explained",
-    "unit_diagnostics",
-    "write_diagnostics",
-]
 
 #: A hidden unit counts as active on an example when its activation exceeds this.
 ACTIVE_THRESHOLD = 0.5
@@ -83,26 +43,14 @@ METRIC_KEYS = (
     "activation_norm_corr",
     "topk_norm_ratio",
 )
+_ALIGNMENTS = ("alignment_top_k", "alignment_random", "alignment_random_abs")
 
 
 def top_k_examples(activations: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``k`` largest values and their column indices, largest first.
+    """Each row's ``k`` largest values and their column indices (both h × k), largest first.
 
-    Selection by :func:`numpy.argpartition` (linear in the number of columns), then a sort of
-    the ``k`` selected values only; equal values are ordered by column index.
-
-    Parameters
-    ----------
-    activations : ndarray, shape (h, m)
-        One row per hidden unit, one column per example.
-    k : int
-        ``1 ≤ k ≤ m``.
-
-    Returns
-    -------
-    indices : ndarray of int64, shape (h, k)
-    values : ndarray of float64, shape (h, k)
-        ``values[i, j] == activations[i, indices[i, j]]``, non-increasing along each row.
+    :func:`numpy.argpartition` (linear in the number of columns), then a sort of the ``k``
+    selected values only; equal values are ordered by column index.
     """
     a = np.asarray(activations, dtype=np.float64)
     if a.ndim != 2:
@@ -118,34 +66,24 @@ def top_k_examples(activations: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
     return indices, np.take_along_axis(values, order, axis=1)
 
 
-def centre_examples(data: np.ndarray) -> np.ndarray:
-    """Each example (column) minus the mean of its own pixels, float64."""
+def _centred_examples(data: np.ndarray) -> np.ndarray:
     data = np.asarray(data, dtype=np.float64)
     return data - data.mean(axis=0, keepdims=True)
 
 
-def cosines(weights: np.ndarray, examples: np.ndarray) -> np.ndarray:
-    """``cos(w_c, x_c)`` for every weight row and example column, means removed from both.
-
-    Parameters
-    ----------
-    weights : ndarray, shape (h, v)
-        ``W1``: one row per hidden unit.
-    examples : ndarray, shape (v, n)
-        Examples as columns (their means are removed here).
-
-    Returns
-    -------
-    ndarray, shape (h, n)
-        In ``[-1, 1]``; 0 where a weight row or an example is constant (no direction).
-    """
-    W = np.asarray(weights, dtype=np.float64)
-    Wc = W - W.mean(axis=1, keepdims=True)
-    Xc = centre_examples(examples)
-    norms = np.linalg.norm(Wc, axis=1)[:, None] * np.linalg.norm(Xc, axis=0)[None, :]
-    products = Wc @ Xc
+def _cosine(products: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    # 0 where a weight row or an example is constant (no direction); rounding clipped.
     out = np.divide(products, norms, out=np.zeros_like(products), where=norms > 0)
     return np.clip(out, -1.0, 1.0, out=out)
+
+
+def cosines(weights: np.ndarray, examples: np.ndarray) -> np.ndarray:
+    """``cos(w_c, x_c)`` (h × n) for every row of ``W1`` and example column, means removed."""
+    W = np.asarray(weights, dtype=np.float64)
+    Wc = W - W.mean(axis=1, keepdims=True)
+    Xc = _centred_examples(examples)
+    norms = np.linalg.norm(Wc, axis=1)[:, None] * np.linalg.norm(Xc, axis=0)[None, :]
+    return _cosine(Wc @ Xc, norms)
 
 
 def fraction_variance_explained(reconstruction: np.ndarray, data: np.ndarray) -> float:
@@ -186,38 +124,22 @@ def unit_diagnostics(
     dead_fraction: float = DEFAULT_SETTINGS["dead_fraction"],
     saturated_threshold: float = DEFAULT_SETTINGS["saturated_threshold"],
 ) -> dict[str, Any]:
-    """Per-unit evidence and model figures for ``theta`` on ``data`` (see the module text).
+    """Per-unit evidence and model figures for ``theta`` on ``data`` (v × m, the training set).
 
-    Parameters
-    ----------
-    theta : ndarray
-        Flat parameters ``[W1(:); W2(:); b1; b2]``.
-    data : ndarray, shape (visible_size, m)
-        The training examples as columns.
-    visible_size, hidden_size : int
-        Layer sizes.
-    rho : float
-        The sparsity target (the dead-unit threshold is ``dead_fraction · rho``).
-    rng : numpy.random.Generator
-        Draws the random baseline examples (the experiment's ``"diagnostics"`` generator).
-    top_k : int
-        Examples kept per unit, ``1 ≤ top_k ≤ m``.
-    random_examples : int
-        Random examples of the alignment baseline (at most ``m``, drawn without replacement).
-    dead_fraction, saturated_threshold : float
-        A unit is dead when ``rhohat < dead_fraction · rho``, saturated when
-        ``rhohat > saturated_threshold``.
+    ``rng`` draws the random baseline examples (the experiment's ``"diagnostics"`` generator),
+    ``random_examples`` of them at most, without replacement; ``top_k`` examples are kept per
+    unit; a unit is dead when ``rhohat < dead_fraction · rho``, saturated when ``rhohat >
+    saturated_threshold``.
 
     Returns
     -------
     dict
         Scalars (the names in :data:`METRIC_KEYS`, plus ``dead_threshold``), ``dead_unit_indices``,
-        ``saturated_unit_indices``, ``random_indices`` and ``units``: per-unit ndarrays
-        ``rhohat``, ``top_k_indices`` (h, k), ``top_k_activations`` (h, k), ``top_k_cosines``
-        (h, k), ``alignment_top_k``, ``alignment_random``, ``alignment_random_abs``,
+        ``saturated_unit_indices``, ``random_indices``, ``contrast`` (m,) and ``units``: per-unit
+        ndarrays ``rhohat``, ``top_k_indices``, ``top_k_activations``, ``top_k_cosines`` (h × k),
+        ``alignment_top_k``, ``alignment_random``, ``alignment_random_abs``,
         ``activation_norm_corr`` (NaN where undefined), ``topk_norm_ratio``, ``weight_norm``
-        (of the mean-removed weights), ``dead``, ``saturated``. Also ``contrast`` (m,), the
-        norm of every mean-removed example.
+        (of the mean-removed weights), ``dead``, ``saturated``.
     """
     theta = np.asarray(theta, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
@@ -239,15 +161,13 @@ def unit_diagnostics(
 
     Wc = W1 - W1.mean(axis=1, keepdims=True)
     weight_norm = np.linalg.norm(Wc, axis=1)
-    Xc = centre_examples(X)
+    Xc = _centred_examples(X)
     contrast = np.linalg.norm(Xc, axis=0)
 
     # cos(w_c[i], x_c[:, indices[i, j]]) for the top-k examples of each unit, in one product.
     chosen = Xc[:, indices]  # (v, h, k)
     norms = weight_norm[:, None] * contrast[indices]
-    products = np.einsum("hv,vhk->hk", Wc, chosen)
-    top_cos = np.divide(products, norms, out=np.zeros_like(products), where=norms > 0)
-    np.clip(top_cos, -1.0, 1.0, out=top_cos)
+    top_cos = _cosine(np.einsum("hv,vhk->hk", Wc, chosen), norms)
 
     n_random = min(int(random_examples), m)
     random_indices = np.sort(rng.choice(m, size=n_random, replace=False))
@@ -287,9 +207,7 @@ def unit_diagnostics(
         "dead_unit_indices": np.flatnonzero(dead),
         "saturated_unit_indices": np.flatnonzero(saturated),
         "mean_active_units": float((a2 > ACTIVE_THRESHOLD).sum(axis=0).mean()),
-        "alignment_top_k": float(units["alignment_top_k"].mean()),
-        "alignment_random": float(units["alignment_random"].mean()),
-        "alignment_random_abs": float(units["alignment_random_abs"].mean()),
+        **{key: float(units[key].mean()) for key in _ALIGNMENTS},
         "activation_norm_corr": _nanmean(corr),
         "topk_norm_ratio": _nanmean(ratio),
         "random_indices": random_indices,
@@ -318,24 +236,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def diagnostics_record(result: Mapping[str, Any], *, experiment: str, settings: Mapping) -> dict:
-    """The JSON content of ``diagnostics.json`` for a :func:`unit_diagnostics` result.
-
-    Scalars at the top level, per-unit lists under ``units``, the settings used under
-    ``settings``, and ``metrics``: every finite scalar of :data:`METRIC_KEYS` (what tracking
-    logs). The per-example ``contrast`` array is left out (it is a property of the data).
-    """
-    record = {key: _jsonable(value) for key, value in result.items() if key != "contrast"}
-    record["experiment"] = experiment
-    record["settings"] = {**dict(settings), "active_threshold": ACTIVE_THRESHOLD}
-    record["metrics"] = {
-        key: float(result[key])
-        for key in METRIC_KEYS
-        if result[key] is not None and math.isfinite(float(result[key]))
-    }
-    return record
-
-
 def write_diagnostics(
     theta: np.ndarray,
     data: np.ndarray,
@@ -348,33 +248,15 @@ def write_diagnostics(
     seed: int,
     trajectory_key: str | None = None,
 ) -> dict:
-    """``diagnostics.json`` and ``units.png`` for the final ``theta`` on its training data.
+    """Write ``diagnostics.json`` and ``units.png`` for the final ``theta`` on its training data.
 
     The workflow's step (checked inputs) is :func:`sparseae.pipeline.experiment.diagnose`.
-
-    Parameters
-    ----------
-    theta : ndarray
-        The final parameters (packed).
-    data : ndarray, shape (visible_size, m)
-        The training examples (``patches.npz``).
-    json_path, png_path : path-like
-        The outputs, each written atomically (the figure first, the JSON last).
-    experiment : str
-        The experiment's name (recorded, and shown in the figure's title).
-    model : mapping
-        The experiment's ``model`` section (sizes and ``rho``).
-    settings : mapping
-        The ``diagnostics`` config section (:data:`DEFAULT_SETTINGS` fills missing keys).
-    seed : int
-        The experiment's seed; the random baseline uses its ``"diagnostics"`` generator.
-    trajectory_key : str, optional
-        Recorded as ``trajectory_key``: the trajectory ``theta`` belongs to.
-
-    Returns
-    -------
-    dict
-        The record written to ``json_path``.
+    ``model`` is the experiment's ``model`` section (sizes, ``rho``), ``settings`` its
+    ``diagnostics`` section (:data:`DEFAULT_SETTINGS` fill missing keys); the random baseline
+    uses the ``"diagnostics"`` generator of ``seed``. Each file is written atomically, the
+    figure first. The record (returned) is the result as JSON without ``contrast`` (a property
+    of the data), plus ``experiment``, ``settings``, ``trajectory_key`` when given, and
+    ``metrics``: the finite scalars of :data:`METRIC_KEYS`, what tracking logs.
     """
     from sparseae.analysis.visualize import plot_units
     from sparseae.config import rng
@@ -406,7 +288,14 @@ def write_diagnostics(
             f"cos: alignment, top-k (random); ×: contrast of top-k / mean contrast"
         ),
     )
-    record = diagnostics_record(result, experiment=experiment, settings=settings)
+    record = {key: _jsonable(value) for key, value in result.items() if key != "contrast"}
+    record["experiment"] = experiment
+    record["settings"] = {**settings, "active_threshold": ACTIVE_THRESHOLD}
+    record["metrics"] = {
+        key: float(result[key])
+        for key in METRIC_KEYS
+        if result[key] is not None and math.isfinite(float(result[key]))
+    }
     if trajectory_key is not None:
         record["trajectory_key"] = trajectory_key
     write_json(json_path, record)

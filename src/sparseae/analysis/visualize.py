@@ -1,21 +1,16 @@
-"""Figures: the exercise's ``display_network`` filter grid, PNG output, training curves and
-confusion matrices.
+"""Figures: the exercise's ``display_network`` filter grid, PNG output, training curves,
+per-unit rows and confusion matrices.
 
-``display_network`` reproduces the original function's array exactly (docs/model.md):
-subtract the global mean of ``A``; reshape each column to ``sz × sz`` column-major and divide it
-by its own max |value|; tile row by row on a background of -1 with 1-pixel borders. Each tile
-shows the input that maximally activates one hidden unit under the norm bound ``‖x‖² ≤ 1``
-(``W1[i, :] / ‖W1[i, :]‖``), rescaled for contrast.
-
-Plots use matplotlib's Agg canvas directly (no pyplot, no display, no global state) and every
-file is written atomically.
+``display_network`` reproduces the original function's array exactly (docs/model.md, "What the
+filter grid shows"). Plots use matplotlib's Agg canvas directly (no pyplot, no display, no
+global state); every file is written atomically.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -71,20 +66,11 @@ def _square_columns(A) -> tuple[np.ndarray, int, int]:
 
 
 def scale_tiles(A: np.ndarray) -> np.ndarray:
-    """``display_network``'s scaling: the square tiles of ``A``'s columns, each in ``[-1, 1]``.
+    """``display_network``'s scaling of ``A`` (pixels × tiles): M square tiles in ``[-1, 1]``.
 
     The global mean of ``A`` is subtracted, each column is divided by its own max |value| (a
     column constant after that is drawn as 0) and reshaped column-major (MATLAB's
     ``reshape(A(:, k), sz, sz)``).
-
-    Parameters
-    ----------
-    A : ndarray, shape (sz*sz, M)
-        Pixels × tiles.
-
-    Returns
-    -------
-    ndarray, float64, shape (M, sz, sz)
     """
     A, M, sz = _square_columns(A)
     A = A - A.mean()
@@ -95,20 +81,11 @@ def scale_tiles(A: np.ndarray) -> np.ndarray:
 
 
 def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
-    """Tile the columns of ``A`` (one square filter each) into one image array.
+    """Tile the columns of ``A`` (pixels × filters, e.g. ``W1.T``) into one image array.
 
-    Parameters
-    ----------
-    A : ndarray, shape (sz*sz, M)
-        Pixels × filters, e.g. ``W1.T``.
-    cols : int, optional
-        Number of tile columns; default by :func:`grid_shape`'s rule.
-
-    Returns
-    -------
-    ndarray, float64, shape (1 + rows*(sz+1), 1 + cols*(sz+1))
-        Values in ``[-1, 1]``; background and borders exactly -1. A column that is constant
-        after mean removal (max |value| 0, where MATLAB would divide 0 by 0) is drawn as 0.
+    :func:`scale_tiles`' tiles laid out row by row, ``cols`` per row (default:
+    :func:`grid_shape`'s rule), on a background of exactly -1 with 1-pixel borders: shape
+    ``(1 + rows*(sz+1), 1 + cols*(sz+1))``, values in ``[-1, 1]``.
     """
     A, M, sz = _square_columns(A)
     if not np.all(np.isfinite(A)):
@@ -141,10 +118,14 @@ def save_png(array: np.ndarray, path: str | os.PathLike, scale: int = 4) -> None
     scale = int(scale)
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
-    grey = np.rint((np.clip(array, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-    grey = np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
     with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(grey, mode="L").save(tmp, format="PNG")
+        Image.fromarray(_grey(array, scale), mode="L").save(tmp, format="PNG")
+
+
+def _grey(array: np.ndarray, scale: int) -> np.ndarray:
+    """:func:`save_png`'s grey map, each pixel enlarged to a ``scale × scale`` block."""
+    grey = np.rint((np.clip(array, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+    return np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
 
 
 def _new_figure(size=(7.0, 4.5)):
@@ -162,50 +143,19 @@ def _save_figure(fig, path):
         fig.savefig(tmp, format="png")
 
 
-def _iterations_and_costs(records):
-    if isinstance(records, Mapping) or hasattr(records, "columns"):  # dict of arrays, DataFrame
-        return np.asarray(records["iteration"]), np.asarray(records["cost"])
-    if isinstance(records, Sequence) and (len(records) == 0 or isinstance(records[0], Mapping)):
-        return (
-            np.asarray([r["iteration"] for r in records]),
-            np.asarray([r["cost"] for r in records]),
-        )
-    raise TypeError(
-        "records must be a list of record dicts, a mapping with 'iteration' and 'cost', or "
-        "two arrays (iterations, costs)"
-    )
-
-
 def plot_cost_curve(
-    records,
-    costs_or_path,
-    path: str | os.PathLike | None = None,
+    iterations: Sequence[float],
+    costs: Sequence[float],
+    path: str | os.PathLike,
     *,
     chunk_boundaries: Sequence[float] | None = None,
     title: str = "Sparse autoencoder training cost",
 ):
-    """Cost per L-BFGS iteration (log scale), chunk boundaries marked, saved as PNG.
+    """Cost per L-BFGS iteration (log scale when positive) saved as PNG; returns the figure.
 
-    Call either ``plot_cost_curve(records, path, ...)`` with records (list of dicts, or a
-    mapping / DataFrame with ``iteration`` and ``cost``), or
-    ``plot_cost_curve(iterations, costs, path, ...)`` with two arrays.
-
-    Parameters
-    ----------
-    chunk_boundaries : sequence of float, optional
-        Global iterations after which a chunk ended (a warm restart follows); drawn as dashed
-        vertical lines.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        The saved figure (for inspection).
+    ``chunk_boundaries``: global iterations after which a chunk ended (a warm restart
+    follows), drawn as dashed vertical lines.
     """
-    if path is None:
-        iterations, costs = _iterations_and_costs(records)
-        path = costs_or_path
-    else:
-        iterations, costs = np.asarray(records), np.asarray(costs_or_path)
     iterations = np.asarray(iterations, dtype=np.float64).reshape(-1)
     costs = np.asarray(costs, dtype=np.float64).reshape(-1)
     if iterations.shape != costs.shape:
@@ -216,13 +166,8 @@ def plot_cost_curve(
     ax = fig.add_subplot()
     ax.plot(iterations, costs, color="tab:blue", linewidth=1.2, label="cost J(θ)")
     for index, boundary in enumerate(chunk_boundaries or []):
-        ax.axvline(
-            boundary,
-            color="tab:gray",
-            linestyle="--",
-            linewidth=0.8,
-            label="chunk boundary (warm restart)" if index == 0 else None,
-        )
+        label = "chunk boundary (warm restart)" if index == 0 else None
+        ax.axvline(boundary, color="tab:gray", linestyle="--", linewidth=0.8, label=label)
     if np.all(costs > 0):
         ax.set_yscale("log")
     ax.set_xlabel("L-BFGS iteration")
@@ -241,12 +186,8 @@ def plot_rhohat(
     *,
     title: str = "Mean activation of each hidden unit",
 ):
-    """Bar chart of ``rhohat`` (mean activation per hidden unit) against the target ``ρ``.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
+    """Bar chart of ``rhohat`` (mean activation per hidden unit) against the target ``ρ``;
+    returns the figure."""
     rhohat = np.asarray(rhohat, dtype=np.float64).reshape(-1)
     if rhohat.size == 0 or not np.all(np.isfinite(rhohat)):
         raise ValueError("rhohat must be a non-empty vector of finite values")
@@ -296,41 +237,17 @@ def plot_units(
     path: str | os.PathLike,
     title: str = "",
 ) -> np.ndarray:
-    """One row per hidden unit: its weight tile, then its top-k examples, the alignment beside.
+    """One row per hidden unit: its weight tile, its top-k examples, its figures beside.
 
-    The weight tiles are scaled as in ``filters.png`` (:func:`scale_tiles` of ``W1ᵀ``), the
-    examples as ``display_network`` would show them (:func:`scale_tiles` of all examples
-    drawn: global mean removed, each tile by its own max |value|, so contrast is not visible in
-    the tile; it is written beside as ``×`` the mean contrast). Grey map and background as
-    :func:`save_png` (black -1, grey 0, white +1). Up to :data:`UNITS_PER_COLUMN` units are
-    stacked in one column; more wrap into further columns (196 units: four columns of 49),
-    keeping the unit order of ``filters.png``. Tiles are enlarged to about 32 pixels.
-
-    Parameters
-    ----------
-    W1 : ndarray, shape (h, v)
-        Weights; ``v`` must be a square (8×8 patches, 28×28 digits).
-    data : ndarray, shape (v, m)
-        The training examples.
-    top_indices : ndarray of int, shape (h, k)
-        Each unit's top-k example indices, most activating first.
-    alignment : ndarray, shape (h,)
-        Mean cosine between the unit's weights and its top-k examples (written as ``cos``).
-    baseline : ndarray, shape (h,), optional
-        The same cosine for random examples (written in brackets).
-    contrast_ratio : ndarray, shape (h,), optional
-        The top-k examples' mean contrast over the mean contrast of all examples.
-    dead : ndarray of bool, shape (h,), optional
-        Units marked "dead".
-    path : path-like
-        The PNG (written atomically).
-    title : str
-        Lines shown above the rows.
-
-    Returns
-    -------
-    ndarray of uint8
-        The grey image written.
+    ``W1`` is h × v (``v`` a square: 8×8 patches, 28×28 digits), ``data`` the v × m training
+    examples and ``top_indices`` (h × k) each unit's top examples, most activating first. Weight
+    tiles are scaled as in ``filters.png`` (:func:`scale_tiles` of ``W1ᵀ``), examples as
+    ``display_network`` would show them (so contrast is not visible in the tile), grey map as
+    :func:`save_png`. Beside each row, per unit: ``alignment`` (``cos``), ``baseline`` (in
+    brackets), ``contrast_ratio`` (``×``) and ``dead``. Up to :data:`UNITS_PER_COLUMN` units
+    per column, more wrap into further columns in the unit order of ``filters.png``; tiles are
+    enlarged to about 32 pixels; ``title`` lines go above. Writes the PNG at ``path``
+    atomically and returns its grey image (uint8).
     """
     from PIL import Image, ImageDraw
 
@@ -366,8 +283,7 @@ def plot_units(
             array[top : top + sz, left : left + sz] = examples[unit, j]
             left += sz + buf
 
-    grey = np.rint((np.clip(array, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-    grey = np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
+    grey = _grey(array, scale)
     lines = title.splitlines() if title else []
     title_px = 8 + 16 * len(lines) if lines else 0
     font, title_font = _mono_font(font_px), _mono_font(12)
@@ -400,24 +316,8 @@ def plot_confusion_matrix(
     path: str | Path,
     title: str,
 ) -> Path:
-    """Draw a confusion matrix with its counts and write it as PNG, atomically.
-
-    Parameters
-    ----------
-    matrix : array-like, shape (k, k)
-        Counts; row = true class, column = predicted class.
-    labels : sequence, length k
-        Class names in matrix order.
-    path : path-like
-        Destination ``.png``.
-    title : str
-        Figure title (e.g. the representation and its accuracy).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
+    """Draw a confusion matrix (row: true class, column: predicted) with its counts and the
+    class ``labels`` as a PNG at ``path``, atomically; returns ``path``."""
     matrix = np.asarray(matrix)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"confusion matrix must be square, got shape {matrix.shape}")
@@ -435,15 +335,8 @@ def plot_confusion_matrix(
     threshold = matrix.max() / 2 if matrix.size else 0
     for i in range(k):
         for j in range(k):
-            ax.text(
-                j,
-                i,
-                f"{matrix[i, j]:g}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if matrix[i, j] > threshold else "black",
-            )
+            color = "white" if matrix[i, j] > threshold else "black"
+            ax.text(j, i, f"{matrix[i, j]:g}", ha="center", va="center", fontsize=8, color=color)
     ticks = np.arange(k)
     ax.set_xticks(ticks, [str(label) for label in labels])
     ax.set_yticks(ticks, [str(label) for label in labels])

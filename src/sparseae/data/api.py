@@ -35,6 +35,13 @@ def _dest(source: Source, dest: str | os.PathLike | None) -> Path:
     return Path(dest) if dest is not None else DEFAULT_RESOURCES / source.name
 
 
+def _image_folder(path, dest):
+    folder = path if path is not None else dest
+    if folder is None:
+        raise DatasetError("source 'image-folder' needs a folder of images (path or dest)")
+    return folder
+
+
 def fetch(
     source: str | Source,
     dest: str | os.PathLike | None,
@@ -50,90 +57,46 @@ def fetch(
 ) -> list[Path]:
     """Make a source's files available in ``dest``, verified; download only what is missing.
 
-    Parameters
-    ----------
-    source : str or Source
-        Registry name (see :data:`~sparseae.data.SOURCES`).
-    dest : path-like or None
-        Destination folder (default ``resources/<source>``). For ``image-folder`` it is the
-        user's folder of images.
-    mirrors : sequence of str, optional
-        Base URLs tried in order instead of the source's defaults.
-    files : iterable of str, optional
-        Only these file names.
-    split : str, optional
-        Only the files of this split (MNIST: ``"train"`` → train images and labels,
-        ``"test"`` → t10k images and labels).
-    timeout : float
-        Seconds allowed for connecting and for each read from a mirror.
-    retries : int
-        Extra attempts per mirror after a network failure.
-    retry_wait : float
-        Seconds before the first retry (doubled after each).
-    progress : callable, optional
-        ``progress(name, bytes_done, bytes_total_or_None)``; by default a live line on a
-        terminal and one log line (``sparseae.data`` logger, INFO) per file.
-    marker : path-like, optional
-        Also write this JSON file (atomically) listing the source, split, folder and files:
-        the workflow's ``fetch`` rule output.
+    ``dest`` defaults to ``resources/<source>`` (for ``image-folder``: the user's folder of
+    images); ``mirrors`` replace the source's default base URLs; ``files`` or ``split`` (MNIST:
+    ``"train"``, ``"test"``) select files; ``timeout``, ``retries``, ``retry_wait`` and
+    ``progress`` are :func:`~sparseae.data.download.download_file`'s. ``marker``: also write
+    this JSON file (atomically) listing the source, split, folder and files, the workflow's
+    ``fetch`` rule output.
 
-    Returns
-    -------
-    list of Path
-        The verified files (for local sources: the images the loader will read).
-
-    Raises
-    ------
-    ChecksumError
-        A file is present with the wrong checksum (it is not replaced).
-    DownloadError
-        Every mirror failed for a file.
-    DatasetError
-        Unknown source, file or split; a missing or empty image folder.
+    Returns the verified files (for local sources: the images the loader will read). Raises
+    ChecksumError (a present file with the wrong checksum is not replaced), DownloadError
+    (every mirror failed for a file) or DatasetError (unknown source, file or split; a missing
+    or empty image folder).
     """
-    files = _fetch_files(
-        source, dest, mirrors, files, split, timeout, retries, retry_wait, progress
-    )
+    src = get_source(source)
+    if src.loader == "sample-photos":
+        fetched = sample_photo_files()
+    elif src.loader == "image-folder":
+        if dest is None:
+            raise DatasetError("source 'image-folder' needs the folder of images (dest)")
+        fetched = list_image_folder(dest)
+    else:
+        folder = _dest(src, dest)
+        urls = tuple(src.mirrors if mirrors is None else mirrors)
+        options = dict(timeout=timeout, retries=retries, retry_wait=retry_wait, progress=progress)
+        fetched = []
+        for spec in src.select(files, split):
+            target = folder / spec.name
+            if target.exists():
+                verify_present(target, spec.checksums)
+                logger.info("%s: present and verified, not downloaded again", target)
+            else:
+                download_file(spec.name, folder, urls, spec.checksums, size=spec.size, **options)
+            fetched.append(target)
     if marker is not None:
         record = {
             "source": str(source),
             "split": split,
             "dest": None if dest is None else str(dest),
         }
-        write_json(marker, {**record, "files": [str(f) for f in files]})
-    logger.info("fetched %s (%s) into %s: %d files", source, split, dest, len(files))
-    return files
-
-
-def _fetch_files(source, dest, mirrors, files, split, timeout, retries, retry_wait, progress):
-    src = get_source(source)
-    if src.loader == "sample-photos":
-        return sample_photo_files()
-    if src.loader == "image-folder":
-        if dest is None:
-            raise DatasetError("source 'image-folder' needs the folder of images (dest)")
-        return list_image_folder(dest)
-    folder = _dest(src, dest)
-    urls = tuple(src.mirrors if mirrors is None else mirrors)
-    fetched = []
-    for spec in src.select(files, split):
-        target = folder / spec.name
-        if target.exists():
-            verify_present(target, spec.checksums)
-            logger.info("%s: present and verified, not downloaded again", target)
-        else:
-            download_file(
-                spec.name,
-                folder,
-                urls,
-                spec.checksums,
-                size=spec.size,
-                timeout=timeout,
-                retries=retries,
-                retry_wait=retry_wait,
-                progress=progress,
-            )
-        fetched.append(target)
+        write_json(marker, {**record, "files": [str(f) for f in fetched]})
+    logger.info("fetched %s (%s) into %s: %d files", source, split, dest, len(fetched))
     return fetched
 
 
@@ -166,19 +129,10 @@ def load_images(
 ) -> np.ndarray:
     """Load a source's images as float64 ``H × W × N``.
 
-    Parameters
-    ----------
-    source : str or Source
-        ``ufldl-images`` (``IMAGES``, already whitened), ``olshausen-raw`` (``IMAGESr``,
-        whitened here), ``sample-photos`` (offline, see :mod:`sparseae.data.images`),
-        ``image-folder``.
-    dest : path-like, optional
-        Folder the files were fetched to (default ``resources/<source>``); for
-        ``image-folder`` the folder of images.
-    path : path-like, optional
-        Read this ``.mat`` file (or this image folder) instead.
-    whiten : bool, optional
-        Apply :func:`~sparseae.data.whitening.whiten_images`; default: the source's own setting.
+    ``dest`` is the folder the files were fetched to (default ``resources/<source>``; for
+    ``image-folder`` the folder of images), ``path`` a ``.mat`` file or image folder to read
+    instead. ``whiten`` applies :func:`~sparseae.data.whitening.whiten_images` (default: the
+    source's own setting; ``ufldl-images`` comes whitened).
     """
     src = get_source(source)
     if src.loader == "mat":
@@ -187,10 +141,7 @@ def load_images(
     elif src.loader == "sample-photos":
         images = sample_photo_tiles()
     elif src.loader == "image-folder":
-        folder = path if path is not None else dest
-        if folder is None:
-            raise DatasetError("source 'image-folder' needs a folder of images (path or dest)")
-        images = load_image_folder(folder)
+        images = load_image_folder(_image_folder(path, dest))
     else:
         raise DatasetError(f"source {src.name!r} holds labelled digits, not images; use load_mnist")
     if src.whiten if whiten is None else whiten:
@@ -210,21 +161,10 @@ def load_mnist(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load MNIST as UFLDL's ``loadMNISTImages`` / ``loadMNISTLabels`` do.
 
-    Parameters
-    ----------
-    dest : path-like or None
-        Folder holding the IDX files (``.gz`` or decompressed); default ``resources/mnist``.
-    split : {"train", "test"}
-        ``train``: 60,000 training digits; ``test``: the 10,000 t10k digits.
-    num_images : int, optional
-        Keep only the first ``num_images``.
-
-    Returns
-    -------
-    X : ndarray, float64, 784 × N
-        Pixels / 255; column ``n`` is image ``n`` flattened column-major
-        (``img.flatten(order="F")`` of the 28×28 image).
-    labels : ndarray, int64, N
+    ``dest`` holds the IDX files (``.gz`` or decompressed; default ``resources/mnist``);
+    ``split`` is ``train`` (60,000 digits) or ``test`` (the 10,000 t10k digits);
+    ``num_images`` keeps only the first ones. Returns ``X`` (float64, 784 × N: pixels / 255,
+    column ``n`` the image flattened column-major) and the labels (int64, N).
     """
     src = get_source("mnist")
     if split not in src.splits:
@@ -272,10 +212,7 @@ def source_files(
     if src.loader == "sample-photos":
         return sample_photo_files()
     if src.loader == "image-folder":
-        folder = path if path is not None else dest
-        if folder is None:
-            raise DatasetError("source 'image-folder' needs a folder of images (path or dest)")
-        return list_image_folder(folder)
+        return list_image_folder(_image_folder(path, dest))
     folder = _dest(src, dest)
     return [_mnist_path(folder, spec.name) for spec in src.select(split=split)]
 

@@ -1,14 +1,10 @@
 """Verified downloads: checksums, streaming to a temporary file, mirrors with retries.
 
-A download is streamed to a hidden temporary file in the destination folder (via
-:func:`sparseae.io.atomic_path`), its checksums are verified, and only then is it renamed to
-its final name. A failed, corrupted or interrupted download therefore never leaves a file
-under the data file's name that a later run could mistake for data.
-
-Checksums: a :class:`~sparseae.data.sources.FileSpec` records one or more digests
-(``md5``, ``sha256``, ``git-blob`` - the id ``git hash-object`` prints). Whichever are
-recorded are checked; when several are recorded they describe the same bytes, so all must
-agree.
+A download is streamed to a hidden temporary file beside its target
+(:func:`sparseae.io.atomic_path`), verified, and only then renamed: a failed, corrupted or
+interrupted download never leaves a file under the data file's name. A
+:class:`~sparseae.data.sources.FileSpec` records one or more digests (``md5``, ``sha256``,
+``git-blob``: what ``git hash-object`` prints); all recorded ones must match.
 """
 
 from __future__ import annotations
@@ -43,15 +39,9 @@ ProgressCallback = Callable[[str, int, "int | None"], None]
 
 
 def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ALGORITHMS) -> dict:
-    """Return ``{algorithm: hex digest}`` of a file, reading it once.
+    """``{algorithm: hex digest}`` of a file, read once, for :data:`ALGORITHMS`.
 
-    Parameters
-    ----------
-    path : path-like
-        File to hash.
-    algorithms : iterable of str
-        Any of ``"md5"``, ``"sha256"``, ``"git-blob"`` (git's blob id: sha1 of
-        ``b"blob <size>\\0"`` followed by the content).
+    ``git-blob`` is git's blob id: the sha1 of ``b"blob <size>\\0"`` followed by the content.
     """
     path = Path(path)
     hashers = {}
@@ -71,15 +61,8 @@ def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ALGORITHMS
     return {name: hasher.hexdigest() for name, hasher in hashers.items()}
 
 
-def checksum_mismatches(path: str | os.PathLike, expected: Mapping[str, str]) -> dict:
-    """Compare a file with recorded digests.
-
-    Returns
-    -------
-    dict
-        ``{algorithm: (expected, actual)}`` for every recorded digest that differs; empty when
-        the file matches.
-    """
+def _mismatches(path: str | os.PathLike, expected: Mapping[str, str]) -> dict:
+    """``{algorithm: (expected, actual)}`` for every recorded digest the file does not match."""
     actual = file_digests(path, expected.keys())
     return {
         name: (want.lower(), actual[name])
@@ -88,21 +71,13 @@ def checksum_mismatches(path: str | os.PathLike, expected: Mapping[str, str]) ->
     }
 
 
-def describe_checksums(checksums: Mapping[str, str]) -> str:
-    """``"md5 abc…, sha256 def…"``: the recorded digests in a message."""
-    text = ", ".join(f"{name} {value}" for name, value in checksums.items())
-    if "git-blob" in checksums:
-        text += "; `git hash-object FILE` prints a file's git-blob id"
-    return text
-
-
 def verify_present(path: Path, expected: Mapping[str, str]) -> None:
     """Raise :class:`ChecksumError` if an existing file does not match its checksums.
 
     The file is left in place: it may be a user's own copy, and replacing it silently could
     destroy the only evidence of what went wrong.
     """
-    bad = checksum_mismatches(path, expected)
+    bad = _mismatches(path, expected)
     if bad:
         detail = "; ".join(f"{n}: expected {e}, found {a}" for n, (e, a) in bad.items())
         raise ChecksumError(
@@ -157,15 +132,15 @@ def _isatty(stream: TextIO) -> bool:
 
 
 def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
-    raise AssertionError("unreachable")
+    return f"{n:.1f} GB"
 
 
-def join_url(mirror: str, name: str) -> str:
-    """URL of file ``name`` on ``mirror``; a mirror without a scheme is a local folder."""
+def _url(mirror: str, name: str) -> str:
+    # A mirror without a scheme is a local folder.
     if "://" not in mirror:
         return Path(mirror, name).resolve().as_uri()
     return mirror.rstrip("/") + "/" + name
@@ -223,12 +198,6 @@ def _stream_to(url: str, handle: BinaryIO, timeout: float, progress: _Progress) 
         )
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _remove_stale_temporaries(target: Path) -> None:
     now = time.time()
     for leftover in target.parent.glob(f".{target.name}.tmp-*"):
@@ -250,42 +219,17 @@ def download_file(
     progress: ProgressCallback | None = None,
     stream: TextIO | None = None,
 ) -> Path:
-    """Download one file from the first mirror that serves it with the right checksum.
+    """Download ``dest / name`` from the first mirror that serves it with the right checksums.
 
-    Parameters
-    ----------
-    name : str
-        File name; the URL is ``<mirror>/<name>`` and the result ``dest / name``.
-    dest : Path
-        Destination folder (created if missing).
-    mirrors : sequence of str
-        Base URLs tried in order (``http(s)://``, ``file://`` or a local folder).
-    checksums : mapping
-        Recorded digests (see :func:`file_digests`); all must match.
-    size : int, optional
-        Expected size in bytes, for a clearer message on truncation.
-    timeout : float
-        Seconds allowed for connecting and for each read.
-    retries : int
-        Extra attempts per mirror after a network failure (not after a 404 or a checksum
-        mismatch, which would fail the same way again).
-    retry_wait : float
-        Seconds before the first retry, doubled after each.
-    progress : callable, optional
-        ``progress(name, bytes_done, bytes_total_or_None)`` during the download; without it a
-        live line goes to ``stream`` when that is a terminal.
-    stream : text stream, optional
-        Where the live line goes (default ``sys.stderr``).
-
-    Returns
-    -------
-    Path
-        ``dest / name``, verified.
-
-    Raises
-    ------
-    DownloadError
-        When every mirror failed: names every URL tried, why, and how to place the file by hand.
+    ``mirrors`` are base URLs tried in order (``http(s)://``, ``file://`` or a local folder);
+    ``checksums`` the recorded digests (:func:`file_digests`), all of which must match; ``size``
+    the expected bytes, for a clearer message on truncation. ``timeout`` bounds the connection
+    and each read; a network failure is retried ``retries`` times per mirror (not a 404 or a
+    checksum mismatch, which would fail again), after ``retry_wait`` seconds doubled each time.
+    ``progress(name, bytes_done, bytes_total_or_None)`` follows the download; without it a live
+    line goes to ``stream`` (default ``sys.stderr``) when that is a terminal. Raises
+    DownloadError when every mirror failed, naming every URL tried, why, and how to place the
+    file by hand.
     """
     if not checksums:
         raise ValueError(f"refusing to download {name} without a recorded checksum")
@@ -295,16 +239,13 @@ def download_file(
     _remove_stale_temporaries(target)
     tried: list[str] = []
     for mirror in mirrors:
-        url = join_url(mirror, name)
+        url = _url(mirror, name)
         for attempt in range(retries + 1):
             if attempt:
                 time.sleep(retry_wait * 2 ** (attempt - 1))
             meter = _Progress(name, size, progress, stream or sys.stderr)
             try:
                 with atomic_path(target) as tmp:
-                    # mkstemp creates 0600 files; downloads are shared data, so give them
-                    # the permissions a plain open() would (0666 minus the umask).
-                    os.chmod(tmp, 0o666 & ~_umask())
                     with open(tmp, "wb") as handle:
                         _stream_to(url, handle, timeout, meter)
                     if size is not None and meter.done != size:
@@ -312,7 +253,7 @@ def download_file(
                             f"wrong size: received {meter.done} bytes, expected {size}",
                             retry=meter.done < size,
                         )
-                    bad = checksum_mismatches(tmp, checksums)
+                    bad = _mismatches(tmp, checksums)
                     if bad:
                         detail = "; ".join(
                             f"{n} expected {e}, got {a}" for n, (e, a) in bad.items()
@@ -328,10 +269,12 @@ def download_file(
             meter.finish(url)
             return target
     listing = "\n".join(f"  - {line}" for line in tried) or "  (no mirrors configured)"
+    expected = ", ".join(f"{algorithm} {value}" for algorithm, value in checksums.items())
+    if "git-blob" in checksums:
+        expected += "; `git hash-object FILE` prints a file's git-blob id"
     raise DownloadError(
         f"could not download {name}; tried:\n{listing}\n"
-        f"To place it by hand, copy the file to {target.resolve()} "
-        f"(expected {describe_checksums(checksums)}"
+        f"To place it by hand, copy the file to {target.resolve()} (expected {expected}"
         + (f", {size} bytes" if size is not None else "")
         + ") and run again; it will be verified and used."
     )

@@ -48,24 +48,11 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
-    """Read an IDX file (``.gz`` or plain) into an array of the header's shape.
+    """Read an IDX file (``.gz`` or plain, told by content) into a native-endian array.
 
-    Parameters
-    ----------
-    path : path-like
-        The file. Gzip compression is recognised from the content.
-    expected_magic : int, optional
-        Required magic number, e.g. :data:`IMAGES_MAGIC` (2051) or :data:`LABELS_MAGIC` (2049).
-
-    Returns
-    -------
-    ndarray
-        Native-endian array with the shape given in the header.
-
-    Raises
-    ------
-    DatasetError
-        Naming the file, when the magic number, type or size disagree with the header.
+    ``expected_magic``, e.g. :data:`IMAGES_MAGIC` (2051) or :data:`LABELS_MAGIC` (2049), is
+    required when given. Raises DatasetError, naming the file, when the magic number, type or
+    size disagree with the header.
     """
     path = Path(path)
     raw = _read_bytes(path)

@@ -1,46 +1,10 @@
 """Image loaders: MATLAB ``.mat`` files, image folders, and the bundled sample photographs.
 
 All loaders return ``float64`` arrays ``H × W × N`` (one image per slice along the last axis)
-and refuse non-finite values, naming the file.
-
-Sample photographs (source ``sample-photos``, the offline default)
--------------------------------------------------------------------
-Three real photographs that ship inside packages the project already installs:
-
-- ``china.jpg`` and ``flower.jpg`` from scikit-learn (``sklearn/datasets/images``, 640×427),
-- ``grace_hopper.jpg`` from matplotlib's sample data (``mpl-data/sample_data``, 512×600),
-  used when the installed matplotlib has it.
-
-Recipe (deterministic: no random numbers, fixed order):
-
-1. decode the JPEG with Pillow to RGB ``uint8``; convert to grey in float64 with the ITU-R
-   BT.601 weights ``0.299 R + 0.587 G + 0.114 B``, divided by 255;
-2. downsample by 2 with 2×2 block means (this also averages away most of the JPEG 8×8 block
-   artefacts and sensor noise that whitening would otherwise amplify);
-3. cut the largest grid of non-overlapping 128×128 tiles, centred in the downsampled photo:
-   1×2 tiles from each 320×213 photo and 2×2 tiles from grace_hopper (256×300);
-4. stack the 8 tiles (china 2, flower 2, grace_hopper 4, in that order) and whiten them all
-   together with :func:`sparseae.data.whitening.whiten_images`.
-
-Result: ``128 × 128 × 8`` float64 (``128 × 128 × 4`` without grace_hopper), mean per-image
-variance 0.1, bit-identical between runs with the same Pillow/numpy.
-
-What the default experiment learns from these photos: oriented edges and bars, but longer (more
-often spanning the 8×8 patch) than the localized edge detectors that Olshausen's ``IMAGES.mat``
-gives. The cause is the content, not the recipe: a pagoda with long straight roof lines, a
-dahlia with smooth petal contours in front of a defocused background, and a portrait, where
-Olshausen's scenes are foliage and rocks; and JPEG compression, which blurs the finest scale
-and, without the 2× downsampling, adds 8-pixel block edges that whitening amplifies into
-gratings. Variations were measured with the ``natural`` settings (mean over filters of the
-squared weight inside the best 4×4 window; 0.25 for a grating across the patch, 0.5 for a
-full-length bar, 0.9 for a centred Gabor): this recipe 0.56 (three seeds within 0.003); no
-downsampling 0.48; 3× or 4× downsampling 0.53 / 0.56; 64×64 or 256×256 tiles 0.55 / 0.51 (the
-latter undownsampled); whitening whole photos before tiling 0.54; dropping tile borders after
-whitening 0.53–0.59; hand-picked foliage or flower crops 0.49 / 0.55 (foliage gives JPEG noise
-textures); spectrum flattened exactly to the ideal whitened shape 0.57; scikit-image's bundled
-grass, gravel, brick, camera and astronaut images together 0.55 (its ``grass.png`` texture
-alone 0.58–0.64, not worth a dependency). None is clearly better, so the recipe stays the
-simplest one.
+and refuse non-finite values, naming the file. The sample photographs (source
+``sample-photos``, the offline default) are real photographs shipped inside packages the
+project already installs; :func:`sample_photo_tiles` says how they are cut (docs/model.md,
+"Data preparation", says what they teach).
 """
 
 from __future__ import annotations
@@ -73,17 +37,6 @@ _MAT_V73_SIGNATURE = b"MATLAB 7.3 MAT-file"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-# --------------------------------------------------------------------------- .mat files
-
-
-def _mat_format(path: Path) -> str:
-    with open(path, "rb") as handle:
-        head = handle.read(520)
-    if head.startswith(_MAT_V73_SIGNATURE) or head[512:520] == _HDF5_SIGNATURE:
-        return "v7.3"
-    return "v5"
-
-
 def _to_image_stack(array: np.ndarray, path: Path, variable: str) -> np.ndarray:
     """Bring a .mat variable to H × W × N float64, with checks naming the file."""
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
@@ -112,35 +65,24 @@ def _to_image_stack(array: np.ndarray, path: Path, variable: str) -> np.ndarray:
 
 
 def load_mat_images(path: str | os.PathLike, variable: str) -> np.ndarray:
-    """Read an image stack from a MATLAB ``.mat`` file.
+    """The image stack in variable ``variable`` (``IMAGES``, ``IMAGESr``) of a ``.mat`` file.
 
-    Parameters
-    ----------
-    path : path-like
-        A v5/v7 file (read with :func:`scipy.io.loadmat`). A v7.3 (HDF5) file is read with
-        ``h5py`` when it is installed, otherwise refused with a message naming the format.
-    variable : str
-        Name of the variable holding the images (``IMAGES``, ``IMAGESr``).
-
-    Returns
-    -------
-    ndarray, float64, H × W × N
+    v5/v7 files are read with :func:`scipy.io.loadmat`; a v7.3 (HDF5) file with ``h5py`` when
+    it is installed, otherwise refused with a message naming the format.
     """
     import scipy.io
 
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path} does not exist")
-    if _mat_format(path) == "v7.3":
+    with open(path, "rb") as handle:
+        head = handle.read(520)
+    if head.startswith(_MAT_V73_SIGNATURE) or head[512:520] == _HDF5_SIGNATURE:
         return _load_mat_v73(path, variable)
     try:
         contents = scipy.io.loadmat(path, variable_names=[variable])
         if variable not in contents:
-            present = [name for name, _shape, _cls in scipy.io.whosmat(path)]
-            raise DatasetError(
-                f"{path} has no variable {variable!r}; variables present: "
-                f"{', '.join(present) or 'none'}"
-            )
+            raise _no_variable(path, variable, [name for name, *_ in scipy.io.whosmat(path)])
     except DatasetError:
         raise
     except NotImplementedError as exc:  # scipy's message for HDF5-based files
@@ -150,6 +92,12 @@ def load_mat_images(path: str | os.PathLike, variable: str) -> np.ndarray:
             f"cannot read {path} as a MATLAB .mat file: {type(exc).__name__}: {exc}"
         ) from None
     return _to_image_stack(contents[variable], path, variable)
+
+
+def _no_variable(path: Path, variable: str, present: list[str]) -> DatasetError:
+    return DatasetError(
+        f"{path} has no variable {variable!r}; variables present: {', '.join(present) or 'none'}"
+    )
 
 
 def _load_mat_v73(path: Path, variable: str) -> np.ndarray:
@@ -164,11 +112,7 @@ def _load_mat_v73(path: Path, variable: str) -> np.ndarray:
     try:
         with h5py.File(path, "r") as handle:
             if variable not in handle:
-                present = [k for k in handle if not k.startswith("#")]
-                raise DatasetError(
-                    f"{path} has no variable {variable!r}; variables present: "
-                    f"{', '.join(present) or 'none'}"
-                )
+                raise _no_variable(path, variable, [k for k in handle if not k.startswith("#")])
             # HDF5 stores MATLAB's column-major arrays with the axes reversed.
             array = np.asarray(handle[variable]).T
     except DatasetError:
@@ -178,48 +122,60 @@ def _load_mat_v73(path: Path, variable: str) -> np.ndarray:
     return _to_image_stack(array, path, variable)
 
 
-# --------------------------------------------------------------------------- image files
-
-
 #: Largest image read from a folder, in pixels (512 MB as float64): larger files are refused
 #: before decoding, naming the file, instead of exhausting memory (or Pillow's
 #: DecompressionBombError without the file name).
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_ALPHA = ("LA", "PA", "RGBA", "RGBa", "La")
+_EIGHT_BIT = ("L", "P", "RGB", "CMYK", "YCbCr", "LAB", "HSV", *_ALPHA)
 #: Pillow modes read, and the full-scale value that maps each to [0, 1]. Every image is scaled
 #: by the maximum of *its own* bit depth, so a folder mixing 8-bit and 16-bit files gives
 #: comparable [0, 1] grey values (one global factor would make the 8-bit ones nearly flat).
 #: Floating-point images ("F") must already lie in [0, 1].
 MODE_SCALE = {
     "1": 1.0,
-    "L": 255.0,
-    "P": 255.0,
-    "RGB": 255.0,
-    "CMYK": 255.0,
-    "YCbCr": 255.0,
-    "LAB": 255.0,
-    "HSV": 255.0,
-    "LA": 255.0,
-    "PA": 255.0,
-    "RGBA": 255.0,
-    "RGBa": 255.0,
-    "La": 255.0,
-    "I;16": 65535.0,
-    "I;16L": 65535.0,
-    "I;16B": 65535.0,
-    "I;16N": 65535.0,
-    "I": 65535.0,
+    **dict.fromkeys(_EIGHT_BIT, 255.0),
+    **dict.fromkeys(_SIXTEEN_BIT, 65535.0),
     "F": 1.0,
 }
 
 
 @contextlib.contextmanager
-def _reading(path: Path):
-    """Turn what Pillow raises for an unreadable file into one :class:`DatasetError`."""
+def _opened(path: Path):
+    """The opened, not yet decoded image, refused (one DatasetError naming the file) when it
+    cannot be read: undecodable, a mode outside :data:`MODE_SCALE`, more than
+    :data:`MAX_IMAGE_PIXELS` (checked here, with the size, instead of Pillow's own limit), or
+    several frames. Errors raised while the caller decodes it are turned the same way."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        yield
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            image = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+        with image:
+            width, height = image.size
+            if image.mode not in MODE_SCALE:
+                raise DatasetError(
+                    f"image file {path} has the pixel mode {image.mode!r}, which sparseae does "
+                    f"not read; allowed: 1-, 8- or 16-bit grey or colour (modes "
+                    f"{', '.join(MODE_SCALE)})"
+                )
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DatasetError(
+                    f"image file {path} is {width}×{height} = {width * height:,} pixels, more "
+                    f"than the {MAX_IMAGE_PIXELS:,} sparseae reads "
+                    f"({MAX_IMAGE_PIXELS * 8 / 2**20:,.0f} MB as float64); downscale or crop it"
+                )
+            if (frames := getattr(image, "n_frames", 1)) > 1:
+                raise DatasetError(
+                    f"image file {path} holds {frames} frames (pages); sparseae reads single "
+                    f"images: save each frame as its own file"
+                )
+            yield image
     except DatasetError:
         raise
     except FileNotFoundError:
@@ -230,99 +186,39 @@ def _reading(path: Path):
         raise DatasetError(f"cannot read image file {path}: {exc}") from None
 
 
-@contextlib.contextmanager
-def _open_image(path: Path):
-    """``PIL.Image.open`` with Pillow's own pixel limit lifted: :data:`MAX_IMAGE_PIXELS`
-    (lower) is checked by :func:`_image_problem`, with the file's name and size."""
-    from PIL import Image
-
-    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-    try:
-        image = Image.open(path)
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
-    with image:
-        yield image
-
-
-def _image_problem(path: Path, image) -> str | None:
-    """Checks of an opened (not yet decoded) image: mode, size, frames, transparency."""
-    if image.mode not in MODE_SCALE:
-        return (
-            f"image file {path} has the pixel mode {image.mode!r}, which sparseae does not "
-            f"read; allowed: 1-, 8- or 16-bit grey or colour (modes {', '.join(MODE_SCALE)})"
-        )
-    width, height = image.size
-    if width * height > MAX_IMAGE_PIXELS:
-        return (
-            f"image file {path} is {width}×{height} = {width * height:,} pixels, more than the "
-            f"{MAX_IMAGE_PIXELS:,} sparseae reads ({MAX_IMAGE_PIXELS * 8 / 2**20:,.0f} MB as "
-            f"float64); downscale or crop it"
-        )
-    frames = getattr(image, "n_frames", 1)
-    if frames > 1:
-        return (
-            f"image file {path} holds {frames} frames (pages); sparseae reads single images: "
-            f"save each frame as its own file"
-        )
-    return None
-
-
 def check_image_header(path: str | os.PathLike) -> tuple[int, int]:
-    """Open ``path`` without decoding its pixels; refuse what :func:`read_grey_image` would.
-
-    Returns
-    -------
-    (rows, cols)
-        The image size.
-    """
-    path = Path(path)
-    with _reading(path):
-        with _open_image(path) as image:
-            problem = _image_problem(path, image)
-            width, height = image.size
-    if problem:
-        raise DatasetError(problem)
+    """``(rows, cols)`` of an image, refused as :func:`read_grey_image` would without decoding."""
+    with _opened(Path(path)) as image:
+        width, height = image.size
     return height, width
 
 
 def read_grey_image(path: str | os.PathLike) -> np.ndarray:
     """Read one image file as a 2-D float64 grey image in [0, 1].
 
-    Each file is scaled by the full-scale value of its own bit depth (:data:`MODE_SCALE`:
-    8-bit by 255, 16-bit by 65535, 1-bit by 1); floating-point images must already lie in
-    [0, 1]. Colour is converted with the BT.601 luma weights. Refused, naming the file: pixel
-    modes outside :data:`MODE_SCALE`, images larger than :data:`MAX_IMAGE_PIXELS`, multi-frame
-    files, transparent pixels (grey values would silently ignore the alpha channel),
-    32-bit integer values outside 0..65535, non-finite values, undecodable files.
+    Each file is scaled by the full-scale value of its own bit depth (:data:`MODE_SCALE`);
+    colour is converted with the BT.601 luma weights. Refused, naming the file: what
+    :func:`check_image_header` refuses, transparent pixels (grey values would silently ignore
+    the alpha channel), values outside the mode's range, non-finite values.
     """
-
     path = Path(path)
-    with _reading(path):
-        with _open_image(path) as image:
-            problem = _image_problem(path, image)
-            if problem:
-                raise DatasetError(problem)
-            image.load()
-            mode = image.mode
-            if mode in ("LA", "PA", "RGBA", "RGBa", "La") or (
-                mode == "P" and "transparency" in image.info
-            ):
-                alpha = np.asarray(image.convert("RGBA"))[..., 3]
-                if alpha.min() < 255:
-                    raise DatasetError(
-                        f"image file {path} has {int(np.count_nonzero(alpha < 255))} "
-                        f"transparent pixels; sparseae reads grey values and would ignore the "
-                        f"transparency: flatten the image onto a background first"
-                    )
-            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F", "1"):
-                grey = np.asarray(image, dtype=np.float64)
-            elif mode == "L":
-                grey = np.asarray(image, dtype=np.float64)
-            else:
-                rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
-                grey = rgb @ _LUMA
-                mode = "RGB/1"
+    with _opened(path) as image:
+        image.load()
+        mode = image.mode
+        if mode in _ALPHA or (mode == "P" and "transparency" in image.info):
+            alpha = np.asarray(image.convert("RGBA"))[..., 3]
+            if alpha.min() < 255:
+                raise DatasetError(
+                    f"image file {path} has {int(np.count_nonzero(alpha < 255))} "
+                    f"transparent pixels; sparseae reads grey values and would ignore the "
+                    f"transparency: flatten the image onto a background first"
+                )
+        if mode in (*_SIXTEEN_BIT, "F", "1", "L"):
+            grey = np.asarray(image, dtype=np.float64)
+        else:
+            rgb = np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+            grey = rgb @ _LUMA
+            mode = "RGB/1"
     if grey.ndim != 2 or grey.size == 0:
         raise DatasetError(f"image file {path} decoded to shape {grey.shape}, not a 2-D image")
     bad = np.count_nonzero(~np.isfinite(grey))
@@ -393,9 +289,6 @@ def load_image_folder(folder: str | os.PathLike) -> np.ndarray:
     return np.stack(images, axis=2)
 
 
-# --------------------------------------------------------------------------- sample photos
-
-
 def sample_photo_files() -> list[Path]:
     """Paths of the bundled photographs used by ``sample-photos``, in their fixed order."""
     files = []
@@ -433,7 +326,14 @@ def _centred_tiles(image: np.ndarray, tile: int) -> list[np.ndarray]:
 
 
 def sample_photo_tiles(files: Sequence[Path] | None = None) -> np.ndarray:
-    """Grey, downsampled 128×128 tiles of the sample photographs (before whitening)."""
+    """Grey, downsampled 128×128 tiles of the sample photographs (before whitening).
+
+    Deterministic (no random numbers, fixed order): each JPEG is decoded to grey by
+    :func:`read_grey_image` (BT.601 weights, float64), downsampled by 2 with 2×2 block means
+    (which also averages away most JPEG block artefacts and sensor noise that whitening would
+    amplify), and cut into the largest centred grid of 128×128 tiles: 1×2 from each 320×213
+    scikit-learn photo, 2×2 from matplotlib's grace_hopper (256×300); 8 tiles in all.
+    """
     tiles = []
     for path in files if files is not None else sample_photo_files():
         grey = _block_mean(read_grey_image(path), SAMPLE_DOWNSAMPLE)

@@ -9,42 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sample_patches", "normalize_patches"]
-
 
 def sample_patches(
     images: np.ndarray, patch_size: int, num_patches: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Sample square patches uniformly from a stack of images.
+    """``num_patches`` square patches drawn uniformly from ``images`` (H × W × N, finite).
 
-    For each patch an image, a row offset and a column offset are drawn uniformly (offsets in
-    ``0 … H − patch_size`` and ``0 … W − patch_size`` inclusive). Extraction is a single
-    fancy-indexing gather of ``patch_size² × num_patches`` pixels: no image is copied.
-
-    Parameters
-    ----------
-    images : ndarray, shape (H, W, N)
-        Finite real images, last axis indexing the image (the layout of ``IMAGES.mat``).
-    patch_size : int
-        Side of the square patches.
-    num_patches : int
-        How many patches to sample.
-    rng : numpy.random.Generator
-        Source of the random positions (seeded by the caller).
-
-    Returns
-    -------
-    ndarray, float64, shape (patch_size**2, num_patches)
-        Column ``i`` is patch ``i`` flattened column-major: element ``a + b * patch_size`` is
-        pixel ``(row0 + a, col0 + b)``.
-
-    Raises
-    ------
-    ValueError
-        Wrong number of dimensions, non-finite pixels, a patch larger than the images, or a
-        non-positive size or count.
-    TypeError
-        ``rng`` is not a ``numpy.random.Generator``.
+    For each patch ``rng`` draws an image, then a row and a column offset (``0 … H −
+    patch_size`` and ``0 … W − patch_size`` inclusive); one fancy-indexing gather extracts
+    them without copying any image. Returns float64 ``patch_size² × num_patches``: column
+    ``i`` is patch ``i`` flattened column-major (element ``a + b * patch_size`` is pixel
+    ``(row0 + a, col0 + b)``). Raises ValueError for bad shapes, sizes or pixels.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -91,25 +66,11 @@ def sample_patches(
 
 
 def normalize_patches(patches: np.ndarray) -> np.ndarray:
-    """The exercise's ``normalizeData``: per-patch mean removal, 3σ clipping, map to [0.1, 0.9].
+    """The exercise's ``normalizeData`` on pixels × patches (a new float64 array).
 
-    Steps: subtract each column's own mean; ``pstd = 3 * std(all values, ddof=1)``;
-    clip to ``[-pstd, pstd]`` and divide by ``pstd``; then ``(p + 1) * 0.4 + 0.1``.
-
-    Parameters
-    ----------
-    patches : ndarray, shape (pixels, num_patches)
-        One patch per column; not modified.
-
-    Returns
-    -------
-    ndarray, float64, same shape, values in ``[0.1, 0.9]``
-
-    Raises
-    ------
-    ValueError
-        Not 2-D, fewer than two values, non-finite values, or all patches constant
-        (``pstd == 0``, nothing to scale).
+    Subtract each column's own mean; ``pstd = 3 * std(all values, ddof=1)``; clip to
+    ``[-pstd, pstd]`` and divide by ``pstd``; then ``(p + 1) * 0.4 + 0.1``, in ``[0.1, 0.9]``.
+    Raises ValueError when there is nothing to scale (all patches constant) or for bad input.
     """
     p = np.array(patches, dtype=np.float64, copy=True)
     if p.ndim != 2:

@@ -1,23 +1,11 @@
 """Whitening: Olshausen's 1/f filter for whole images, and ZCA for patches.
 
 :func:`whiten_images` reproduces how Olshausen made ``IMAGES.mat`` from ``IMAGES_RAW.mat``
-(sparsenet's ``make_your_own_images``): multiply each image's 2-D spectrum by
-``rho * exp(-(rho / f0)**4)``, with ``rho`` the radial frequency in cycles per image and
-``f0 = 0.4 N``, transform back, then scale all images by one factor so that the mean over
-images of each image's variance is 0.1.
-
-The ``rho`` ramp flattens the roughly ``1/f`` amplitude spectrum of natural images (and removes
-the mean: ``rho = 0`` at DC); the ``exp(-(rho/f0)**4)`` term rolls off the highest frequencies,
-where noise and aliasing dominate.
-
-Non-square images (H ≠ W): frequencies are measured in cycles per pixel along each axis and
-expressed in cycles per ``S`` pixels with ``S = max(H, W)``; ``f0 = 0.4 S``. The cut-off is
-thus 0.4 cycles per pixel in every direction, as for a square image, and for ``H == W == N``
-the filter is exactly the square-image formula. (The constant ``S`` in ``rho`` cancels in the
-final variance scaling.)
-
-:class:`ZCA` / :func:`zca_whiten` follow UFLDL's "PCA and Whitening": remove each patch's own
-mean, ``sigma = x xᵀ / m``, ``x_zca = U diag(1 / sqrt(s + ε)) Uᵀ x``.
+(sparsenet's ``make_your_own_images``): the ``rho`` ramp of ``rho * exp(-(rho / f0)**4)``
+flattens the roughly ``1/f`` amplitude spectrum of natural images (and removes the mean), the
+exponential rolls off the highest frequencies, where noise and aliasing dominate.
+:class:`ZCA` follows UFLDL's "PCA and Whitening": remove each patch's own mean,
+``sigma = x xᵀ / m``, ``x_zca = U diag(1 / sqrt(s + ε)) Uᵀ x``.
 """
 
 from __future__ import annotations
@@ -35,18 +23,12 @@ def _centred_frequencies(n: int) -> np.ndarray:
 
 
 def whitening_filter(height: int, width: int) -> np.ndarray:
-    """The ``rho * exp(-(rho / f0)**4)`` filter for an image of this size, in FFT order.
+    """The gains ``rho * exp(-(rho / f0)**4)`` for ``numpy.fft.fft2`` of an image this size.
 
-    Parameters
-    ----------
-    height, width : int
-        Image size in pixels.
-
-    Returns
-    -------
-    ndarray, shape (height, width)
-        Real, non-negative gains, index ``[0, 0]`` being DC (gain 0), ready to multiply
-        ``numpy.fft.fft2(image)``.
+    ``rho`` is the radial frequency in cycles per ``S = max(H, W)`` pixels and ``f0 = 0.4 S``:
+    a cut-off of 0.4 cycles per pixel in every direction, exactly the square-image formula
+    when ``H == W`` (``S`` itself cancels in the final variance scaling). Index ``[0, 0]`` is
+    DC, gain 0.
     """
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}×{width}")
@@ -59,25 +41,11 @@ def whitening_filter(height: int, width: int) -> np.ndarray:
 
 
 def whiten_images(images: np.ndarray) -> np.ndarray:
-    """Whiten images with Olshausen's filter and scale them to mean variance 0.1.
+    """Whiten images (H × W × N or H × W) with Olshausen's filter, to mean variance 0.1.
 
-    Parameters
-    ----------
-    images : array_like, shape (H, W, N) or (H, W)
-        Raw images (one per slice along the last axis), finite values.
-
-    Returns
-    -------
-    ndarray, float64, same shape
-        ``real(ifft2(fft2(image) * filter))`` for each image, all multiplied by
-        ``sqrt(0.1) / sqrt(mean_i var(image_i))`` where ``var`` divides by ``H·W - 1`` as
-        MATLAB's ``var`` does.
-
-    Raises
-    ------
-    ValueError
-        For the wrong number of dimensions, non-finite values, or images without any
-        contrast left after filtering (e.g. constant images).
+    ``real(ifft2(fft2(image) * filter))`` for each image, all multiplied by
+    ``sqrt(0.1) / sqrt(mean_i var(image_i))`` (``var`` divides by ``H·W - 1`` as MATLAB's
+    does). Raises ValueError for bad shapes, non-finite values, or no contrast left.
     """
     array = np.asarray(images, dtype=np.float64)
     if array.ndim not in (2, 3):
@@ -101,37 +69,23 @@ def whiten_images(images: np.ndarray) -> np.ndarray:
     return whitened.reshape(array.shape)
 
 
-def _check_patches(patches: np.ndarray) -> np.ndarray:
+def _centred_patches(patches: np.ndarray) -> np.ndarray:
     x = np.asarray(patches, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"patches must be pixels × m (one patch per column), got {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("patches contain non-finite values (NaN or inf)")
-    return x
-
-
-def _remove_patch_means(x: np.ndarray) -> np.ndarray:
     # UFLDL: each patch's own mean (a column mean), not the mean of each pixel.
     return x - x.mean(axis=0, keepdims=True)
 
 
 class ZCA:
-    """ZCA whitening of patches as in UFLDL "PCA and Whitening".
+    """ZCA whitening of patches (pixels × m) as in UFLDL "PCA and Whitening".
 
-    Parameters
-    ----------
-    epsilon : float
-        Regulariser added to the eigenvalues (UFLDL uses 0.1 for natural image patches): it
-        keeps the whitening from amplifying the noise in the smallest components.
-
-    Attributes
-    ----------
-    eigenvalues_ : ndarray
-        Eigenvalues of the patch covariance, in decreasing order.
-    components_ : ndarray
-        Matching eigenvectors (columns).
-    matrix_ : ndarray
-        ``U diag(1 / sqrt(s + epsilon)) Uᵀ``; :meth:`transform` applies it.
+    ``epsilon`` is added to the eigenvalues (UFLDL: 0.1 for natural image patches) so the
+    noise in the smallest components is not amplified. After :meth:`fit`: ``eigenvalues_``
+    (decreasing), ``components_`` (matching eigenvector columns) and ``matrix_``
+    (``U diag(1 / sqrt(s + epsilon)) Uᵀ``, which :meth:`transform` applies).
     """
 
     def __init__(self, epsilon: float = 0.1):
@@ -141,7 +95,7 @@ class ZCA:
 
     def fit(self, patches: np.ndarray) -> ZCA:
         """Estimate the covariance of mean-removed patches (pixels × m)."""
-        x = _remove_patch_means(_check_patches(patches))
+        x = _centred_patches(patches)
         sigma = x @ x.T / x.shape[1]
         # eigh on the symmetric covariance gives UFLDL's svd(sigma) up to eigenvector signs,
         # which cancel in U D Uᵀ.
@@ -165,7 +119,7 @@ class ZCA:
         """Remove each patch's mean and apply the fitted whitening matrix."""
         if not hasattr(self, "matrix_"):
             raise RuntimeError("ZCA.transform called before fit")
-        x = _remove_patch_means(_check_patches(patches))
+        x = _centred_patches(patches)
         if x.shape[0] != self.matrix_.shape[0]:
             raise ValueError(
                 f"patches have {x.shape[0]} pixels, ZCA was fitted on {self.matrix_.shape[0]}"
@@ -175,17 +129,3 @@ class ZCA:
     def fit_transform(self, patches: np.ndarray) -> np.ndarray:
         """:meth:`fit` then :meth:`transform` on the same patches."""
         return self.fit(patches).transform(patches)
-
-
-def zca_whiten(patches: np.ndarray, epsilon: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """ZCA-whiten patches (pixels × m).
-
-    Returns
-    -------
-    whitened : ndarray
-        Whitened patches, same shape.
-    transform : ndarray
-        The pixels × pixels whitening matrix (apply it to mean-removed patches).
-    """
-    zca = ZCA(epsilon)
-    return zca.fit_transform(patches), zca.matrix_

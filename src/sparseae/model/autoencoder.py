@@ -1,22 +1,11 @@
-"""The sparse autoencoder: parameter layout, initialisation, cost and gradient.
+"""The sparse autoencoder: parameter layout, initialisation, cost and gradient (docs/model.md).
 
-Everything follows the UFLDL / CS294A sparse autoencoder (docs/model.md): sigmoid hidden and
-output layers, the cost
-
-``J = (1/2m) Σ‖a3 − x‖² + (λ/2)(ΣW1² + ΣW2²) + β Σ_j KL(ρ‖ρ̂_j)``
-
-and a flat parameter vector ``theta = [W1(:); W2(:); b1; b2]`` in column-major (MATLAB)
-order, so a theta written by the original MATLAB/Octave code loads unchanged.
-
-:func:`cost_and_grad` is the hot loop of training. It processes the examples in column blocks
-of 2500, hands them out to a small thread pool (numpy's ufuncs and matrix products release the
-GIL; the BLAS runs one thread per worker for the duration of the call, and the interpreter's
-switch interval is shortened so the workers do not stall waiting for the GIL), keeps its work
-buffers between calls, folds the biases into the matrix
-products by appending a row of ones to the activations, and computes the sigmoid in place.
-The partial sums of the blocks are added in block order, so results do not depend on the
-number of threads. :func:`naive_cost_and_grad` is a plain transcription of the equations used
-as an independent check by the tests and as the baseline in ``bench/cost_and_grad.py``.
+Sigmoid hidden and output layers, ``J = (1/2m) Σ‖a3 − x‖² + (λ/2)(ΣW1² + ΣW2²) + β Σ KL(ρ‖ρ̂)``,
+and ``theta = [W1(:); W2(:); b1; b2]`` in column-major (MATLAB) order, so a theta written by
+the original MATLAB/Octave code loads unchanged. :func:`cost_and_grad` is training's hot loop:
+column blocks on a small thread pool, cached buffers, biases folded into the products (how and
+why: bench/README.md); block partials are added in block order, so results do not depend on
+the thread count. :func:`naive_cost_and_grad` is the plain transcription, the independent check.
 """
 
 from __future__ import annotations
@@ -42,48 +31,23 @@ __all__ = [
     "set_num_threads",
 ]
 
-# Columns per block. Measured on this 2-core machine (bench/cost_and_grad.py style, block
-# sizes timed round-robin): for 64×25 blocks of 2048–4096 columns beat 1024 (per-block Python
-# overhead) and a single block (cache misses); for 784×196 blocks of ~2700 columns beat 256
-# (the per-block gradient partials, 2hv values each, add up) and 5000. 2500 columns gives four
-# blocks for the exercises' m = 10,000 and keeps the partial sums negligible.
+# Columns per block: four blocks for the exercises' m = 10,000 (measured: bench/README.md).
 _BLOCK_COLUMNS = 2500
 
 # Interpreter switch interval (seconds) while the worker threads run; see _evaluate.
 _SWITCH_INTERVAL = 1e-4
 
 
-# --------------------------------------------------------------------------------------------
-# Parameter layout
-# --------------------------------------------------------------------------------------------
 def parameter_count(visible_size: int, hidden_size: int) -> int:
     """Length of ``theta`` for a model with these layer sizes: ``2 h v + h + v``."""
     return 2 * hidden_size * visible_size + hidden_size + visible_size
 
 
 def unpack(theta: np.ndarray, visible_size: int, hidden_size: int):
-    """Split ``theta`` into ``(W1, W2, b1, b2)`` as views (no copies).
+    """Split ``theta`` into views ``W1`` (h×v), ``W2`` (v×h), ``b1`` (h), ``b2`` (v).
 
-    Parameters
-    ----------
-    theta : ndarray, shape (2hv + h + v,)
-        Flat parameters ``[W1(:); W2(:); b1; b2]`` in column-major order.
-    visible_size, hidden_size : int
-        Layer sizes ``v`` and ``h``.
-
-    Returns
-    -------
-    W1 : ndarray, shape (h, v)
-        Fortran-ordered view.
-    W2 : ndarray, shape (v, h)
-        Fortran-ordered view.
-    b1 : ndarray, shape (h,)
-    b2 : ndarray, shape (v,)
-
-    Raises
-    ------
-    ValueError
-        If ``theta`` is not 1-D or its length does not match the sizes.
+    ``theta`` is ``[W1(:); W2(:); b1; b2]`` column-major; the matrices are Fortran-ordered
+    views (no copies). Raises ValueError when its length does not match the sizes.
     """
     theta = np.asarray(theta)
     v, h = int(visible_size), int(hidden_size)
@@ -96,18 +60,13 @@ def unpack(theta: np.ndarray, visible_size: int, hidden_size: int):
     hv = h * v
     W1 = theta[:hv].reshape((h, v), order="F")
     W2 = theta[hv : 2 * hv].reshape((v, h), order="F")
-    b1 = theta[2 * hv : 2 * hv + h]
-    b2 = theta[2 * hv + h :]
-    return W1, W2, b1, b2
+    return W1, W2, theta[2 * hv : 2 * hv + h], theta[2 * hv + h :]
 
 
 def pack(W1: np.ndarray, W2: np.ndarray, b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
     """Inverse of :func:`unpack`: ``[W1(:); W2(:); b1; b2]`` (column-major), float64.
 
-    Raises
-    ------
-    ValueError
-        If the shapes are inconsistent (``W1`` h×v, ``W2`` v×h, ``b1`` h, ``b2`` v).
+    Raises ValueError for inconsistent shapes (``W1`` h×v, ``W2`` v×h, ``b1`` h, ``b2`` v).
     """
     W1, W2 = np.asarray(W1), np.asarray(W2)
     b1, b2 = np.ravel(b1), np.ravel(b2)
@@ -125,21 +84,10 @@ def pack(W1: np.ndarray, W2: np.ndarray, b1: np.ndarray, b2: np.ndarray) -> np.n
 
 
 def initialize_parameters(hidden_size: int, visible_size: int, rng: np.random.Generator):
-    """Random initial ``theta`` as in the exercise's ``initializeParameters``.
+    """Random initial ``theta`` as the exercise's ``initializeParameters`` (hidden size first).
 
-    ``r = sqrt(6) / sqrt(h + v + 1)``; ``W1`` then ``W2`` uniform in ``[-r, r]`` (drawn in
-    that order, column-major, like MATLAB's ``rand(h, v) * 2 * r - r``); biases zero.
-
-    Parameters
-    ----------
-    hidden_size, visible_size : int
-        Note the order (hidden first), as in the original function.
-    rng : numpy.random.Generator
-        Source of randomness (seeded by the caller).
-
-    Returns
-    -------
-    ndarray, float64, shape (2hv + h + v,)
+    ``r = sqrt(6) / sqrt(h + v + 1)``; ``W1`` then ``W2`` uniform in ``[-r, r]`` drawn from
+    ``rng`` in that order, column-major, like MATLAB's ``rand(h, v) * 2 * r - r``; biases zero.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -156,10 +104,8 @@ def initialize_parameters(hidden_size: int, visible_size: int, rng: np.random.Ge
 def clip_rhohat(rhohat: np.ndarray) -> np.ndarray:
     """Keep ``rhohat`` strictly inside (0, 1) so ``log`` and the divisions stay finite.
 
-    The bounds are the smallest normal double (float tiny) and the largest double below 1, so
-    every ``rhohat`` for which the original formula is finite and not subnormal is returned
-    unchanged (bit for bit); only exact 0, subnormals and exact 1 move. With ``ρ/rhohat`` at
-    most ``1/tiny ≈ 4.5e307`` the cost and gradient stay finite.
+    The bounds are the smallest normal double and the largest double below 1: only exact 0,
+    subnormals and exact 1 move, every other value is returned bit for bit.
     """
     return np.clip(rhohat, np.finfo(np.float64).tiny, np.nextafter(1.0, 0.0))
 
@@ -171,53 +117,17 @@ def _kl_terms(rhohat: np.ndarray, rho: float, beta: float):
     return cost, beta * (-rho / p + (1 - rho) / (1 - p))
 
 
-def _check_inputs(theta, data, visible_size, hidden_size, rho):
-    theta = np.asarray(theta)
-    if theta.ndim != 1:
-        raise ValueError(f"theta must be 1-D, got shape {theta.shape}")
-    v, h = int(visible_size), int(hidden_size)
-    if theta.shape[0] != parameter_count(v, h):
-        raise ValueError(
-            f"theta has length {theta.shape[0]}, expected {parameter_count(v, h)} for "
-            f"visible_size={v}, hidden_size={h}"
-        )
-    data = np.asarray(data)
-    if data.ndim != 2 or data.shape[0] != v:
-        raise ValueError(
-            f"data must be visible_size × m = {v} × m (one example per column), got shape "
-            f"{data.shape}"
-        )
-    if data.shape[1] < 1:
-        raise ValueError("data has no examples (0 columns)")
-    if not 0.0 < rho < 1.0:
-        raise ValueError(f"rho must lie in (0, 1), got {rho}")
-    return theta, data, v, h
-
-
-def _resolve_dtype(data: np.ndarray, dtype):
-    if dtype is None:
-        dtype = data.dtype if data.dtype in (np.float32, np.float64) else np.float64
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
-
-
-# --------------------------------------------------------------------------------------------
-# Threads and work buffers
-# --------------------------------------------------------------------------------------------
 def _default_threads() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not available on macOS / Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 8))
+    # sched_getaffinity (the cores this process may use) exists on Linux only.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 8))
 
 
 _threads = _default_threads()
 _pool: ThreadPoolExecutor | None = None
+_pool_workers = 0
 _pool_lock = threading.Lock()
-_blas = None  # threadpoolctl controller, created on first parallel call
+_blas = None  # threadpoolctl controllers, found on first parallel call
 
 
 def set_num_threads(n: int) -> None:
@@ -234,10 +144,11 @@ def set_num_threads(n: int) -> None:
 
 
 def _get_pool(n_workers: int) -> ThreadPoolExecutor:
-    global _pool
+    global _pool, _pool_workers
     with _pool_lock:
-        if _pool is None or _pool._max_workers < n_workers:
+        if _pool is None or _pool_workers < n_workers:
             _pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="sparseae")
+            _pool_workers = n_workers
         return _pool
 
 
@@ -283,15 +194,11 @@ _workspaces: dict = {}
 _workspace_lock = threading.Lock()
 
 
-def _block_bounds(m: int):
-    # Independent of the thread count, so the order of the partial sums is too.
-    n_blocks = -(-m // _BLOCK_COLUMNS)
-    return [round(i * m / n_blocks) for i in range(n_blocks + 1)]
-
-
 def _acquire_workspace(v, h, m, dtype, n_threads):
-    bounds = _block_bounds(m)
-    key = (v, h, m, np.dtype(dtype), tuple(bounds), n_threads)
+    # Block bounds do not depend on the thread count, so neither does the order of the sums.
+    n_blocks = -(-m // _BLOCK_COLUMNS)
+    bounds = [round(i * m / n_blocks) for i in range(n_blocks + 1)]
+    key = (v, h, m, dtype, tuple(bounds), n_threads)
     with _workspace_lock:
         ws = _workspaces.get(key)
         if ws is None:
@@ -299,19 +206,14 @@ def _acquire_workspace(v, h, m, dtype, n_threads):
             # small so a sweep over sizes does not accumulate memory.
             if len(_workspaces) >= 4:
                 _workspaces.pop(next(iter(_workspaces)))
-            ws = _Workspace(v, h, m, np.dtype(dtype), bounds, n_threads)
-            _workspaces[key] = ws
-    if ws.lock.acquire(blocking=False):
-        return ws, bounds, True
-    # Another thread is using the cached buffers: use private ones rather than wait.
-    ws = _Workspace(v, h, m, np.dtype(dtype), bounds, n_threads)
-    ws.lock.acquire()
-    return ws, bounds, False
+            ws = _workspaces[key] = _Workspace(v, h, m, dtype, bounds, n_threads)
+    if not ws.lock.acquire(blocking=False):
+        # Another thread is using the cached buffers: use private ones rather than wait.
+        ws = _Workspace(v, h, m, dtype, bounds, n_threads)
+        ws.lock.acquire()
+    return ws, bounds
 
 
-# --------------------------------------------------------------------------------------------
-# Per-block kernels
-# --------------------------------------------------------------------------------------------
 def _sigmoid_of_negated(buf: np.ndarray) -> None:
     """In place: ``buf ← 1 / (1 + exp(buf))``, i.e. ``f(z)`` when ``buf`` holds ``−z``.
 
@@ -377,10 +279,9 @@ def _backward_block(ws, k, t, X, c0, c1, h):
 def _run_blocks(fn, n_blocks, n_threads):
     """Run ``fn(k, t)`` for every block ``k``; thread ``t`` takes the next free block.
 
-    Blocks are handed out dynamically (a shared counter; ``next`` on it is atomic under the
-    GIL), so a thread descheduled on a busy machine does not hold the others up. Each block
-    writes only its own outputs and thread ``t`` only its own scratch buffers, so the result
-    does not depend on which thread ran which block.
+    Handed out dynamically (``next`` on a shared counter is atomic under the GIL), so a
+    descheduled thread does not hold the others up; block ``k`` writes only its own outputs and
+    thread ``t`` only its own scratch, so who ran which block does not change the result.
     """
     counter = itertools.count()
 
@@ -402,14 +303,33 @@ def _run_blocks(fn, n_blocks, n_threads):
             f.result()
 
 
-def _evaluate(theta, data, v, h, lambda_, beta, rho, dtype, need_grad):
+def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, need_grad):
+    """Check the arguments, then compute the cost terms and (``need_grad``) the gradient."""
+    v, h = int(visible_size), int(hidden_size)
+    W1, W2, b1, b2 = unpack(theta, v, h)
+    theta, data = np.asarray(theta), np.asarray(data)
+    if data.ndim != 2 or data.shape[0] != v:
+        raise ValueError(
+            f"data must be visible_size × m = {v} × m (one example per column), got shape "
+            f"{data.shape}"
+        )
+    if data.shape[1] < 1:
+        raise ValueError("data has no examples (0 columns)")
+    if not 0.0 < rho < 1.0:
+        raise ValueError(f"rho must lie in (0, 1), got {rho}")
+    if dtype is None:
+        dtype = data.dtype if data.dtype in (np.float32, np.float64) else np.float64
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    lambda_, beta, rho = float(lambda_), float(beta), float(rho)
+
     m = data.shape[1]
     X = data if data.dtype == dtype else data.astype(dtype)
-    ws, bounds, _ = _acquire_workspace(v, h, m, dtype, _threads)
+    ws, bounds = _acquire_workspace(v, h, m, dtype, _threads)
     try:
         n_blocks = len(bounds) - 1
         n_threads = min(ws.key[-1], n_blocks)
-        W1, W2, b1, b2 = unpack(theta, v, h)
         np.negative(W1, out=ws.W1n)
         np.negative(b1[:, None], out=ws.b1n)
         np.negative(W2, out=ws.W2n[:, :h])
@@ -486,20 +406,8 @@ def _evaluate(theta, data, v, h, lambda_, beta, rho, dtype, need_grad):
         ws.lock.release()
 
 
-# --------------------------------------------------------------------------------------------
-# Public functions
-# --------------------------------------------------------------------------------------------
-def _checked_evaluate(
-    theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, *, with_grad
-):
-    """:func:`_evaluate` after the argument checks (shared by the public functions)."""
-    theta, data, v, h = _check_inputs(theta, data, visible_size, hidden_size, rho)
-    dtype = _resolve_dtype(data, dtype)
-    return _evaluate(theta, data, v, h, float(lambda_), float(beta), float(rho), dtype, with_grad)
-
-
 def cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
-    """Sparse autoencoder cost ``J`` and its gradient (docs/model.md, "Sparse autoencoder").
+    """Sparse autoencoder cost ``J`` and its float64 gradient (same layout as ``theta``).
 
     Parameters
     ----------
@@ -507,53 +415,29 @@ def cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho,
         Parameters ``[W1(:); W2(:); b1; b2]``, column-major.
     data : ndarray, shape (visible_size, m)
         One example per column.
-    visible_size, hidden_size : int
-    lambda_ : float
-        Weight decay λ (biases are not decayed).
-    beta : float
-        Weight of the sparsity penalty β.
-    rho : float
-        Sparsity target ρ in (0, 1).
+    lambda_, beta, rho : float
+        Weight decay λ (biases are not decayed), sparsity weight β, sparsity target ρ in (0, 1).
     dtype : {None, numpy.float32, numpy.float64}, optional
-        Precision of the element-wise work and matrix products. ``None`` uses the data's
-        dtype (float32 data gives the fast float32 path; anything else float64). Reductions,
-        the sparsity term and the returned values are always float64. Passing a dtype that
-        differs from the data's converts the data on every call; convert once instead.
-
-    Returns
-    -------
-    cost : float
-    grad : ndarray, float64, same layout as ``theta``
+        Precision of the element-wise work and products; ``None``: the data's (float32 data
+        gives the fast float32 path; anything else float64). Reductions and results are always
+        float64. A dtype other than the data's converts the data on every call.
     """
-    terms, grad = _checked_evaluate(
-        theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, with_grad=True
-    )
+    terms, grad = _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, True)
     return terms["total"], grad
 
 
 def cost_terms(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
-    """The three cost terms separately, their total, and ``rhohat``.
+    """The cost's terms as floats and ``rhohat`` (mean hidden activation, shape (h,)).
 
-    Returns
-    -------
-    dict
-        ``reconstruction`` ``(1/2m) Σ‖a3 − x‖²``, ``weight_decay`` ``(λ/2)(ΣW1² + ΣW2²)``,
-        ``sparsity`` ``β Σ KL(ρ‖ρ̂)``, ``total`` (their sum, equal to :func:`cost_and_grad`'s
-        cost) as floats, and ``rhohat`` (ndarray, shape (h,), mean hidden activation).
+    Keys ``reconstruction`` ``(1/2m) Σ‖a3 − x‖²``, ``weight_decay`` ``(λ/2)(ΣW1² + ΣW2²)``,
+    ``sparsity`` ``β Σ KL(ρ‖ρ̂)``, ``total`` (equal to :func:`cost_and_grad`'s cost), ``rhohat``.
     """
-    terms, _ = _checked_evaluate(
-        theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, with_grad=False
-    )
+    terms, _ = _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, False)
     return terms
 
 
 def hidden_activations(theta, data, *, visible_size, hidden_size):
-    """Hidden-layer activations ``a2 = f(W1 x + b1)`` (the learned features).
-
-    Returns
-    -------
-    ndarray, float64, shape (hidden_size, m)
-    """
+    """Hidden-layer activations ``a2 = f(W1 x + b1)`` (the learned features), float64 h × m."""
     theta = np.asarray(theta, dtype=np.float64)
     data = np.asarray(data, dtype=np.float64)
     W1, _, b1, _ = unpack(theta, visible_size, hidden_size)
@@ -571,8 +455,8 @@ def hidden_activations(theta, data, *, visible_size, hidden_size):
 def naive_cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho):
     """Straightforward transcription of the equations in docs/model.md (float64, no tricks).
 
-    Kept as an independent cross-check for the tests and as the baseline candidate in
-    ``bench/cost_and_grad.py``; use :func:`cost_and_grad` for real work.
+    The independent cross-check for the tests and the baseline of ``bench/cost_and_grad.py``;
+    use :func:`cost_and_grad` for real work.
     """
     W1, W2, b1, b2 = unpack(np.asarray(theta, dtype=np.float64), visible_size, hidden_size)
     X = np.asarray(data, dtype=np.float64)

@@ -1,10 +1,9 @@
 """Numerical gradient checking (docs/model.md, "Gradient checking").
 
-Central differences with ``ε = 1e-4`` and the figure ``‖num − ana‖ / ‖num + ana‖``. The
-sanity function ``h(x) = x1² + 3 x1 x2`` at ``(4, 10)`` gives ≈ 2.1452e-12; the autoencoder on a
-small problem must give less than 1e-9. :func:`check_gradient` accepts any cost function with
-the signature of :func:`sparseae.model.autoencoder.cost_and_grad`, so the tests can show that the
-same check rejects deliberately wrong gradients.
+Central differences with ``ε = 1e-4`` and the figure ``‖num − ana‖ / ‖num + ana‖``: about
+2.1452e-12 for the sanity function ``h(x) = x1² + 3 x1 x2`` at ``(4, 10)``, below 1e-9 for the
+autoencoder on a small problem. :func:`check_gradient` takes any function with the signature of
+:func:`sparseae.model.autoencoder.cost_and_grad`, so tests can show it rejects wrong gradients.
 """
 
 from __future__ import annotations
@@ -19,36 +18,14 @@ from sparseae.model import autoencoder
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "DEFAULT_BOUND",
-    "numerical_gradient",
-    "relative_difference",
-    "quadratic",
-    "check_quadratic",
-    "check_gradient",
-    "require_passed",
-]
-
-DEFAULT_BOUND = 1e-9
-"""Largest accepted relative difference for the autoencoder check (UFLDL's criterion)."""
+DEFAULT_BOUND = 1e-9  # largest accepted autoencoder figure (UFLDL's criterion)
 
 
 def numerical_gradient(fun: Callable, theta: np.ndarray, epsilon: float = 1e-4) -> np.ndarray:
     """Central-difference gradient ``(f(θ + εeᵢ) − f(θ − εeᵢ)) / 2ε`` for every coordinate.
 
-    Parameters
-    ----------
-    fun : callable
-        ``fun(theta)`` returning the cost, or a tuple whose first item is the cost (so a
-        ``cost_and_grad``-style function can be passed directly).
-    theta : ndarray, shape (n,)
-        Point of evaluation; not modified.
-    epsilon : float
-        Step ε (UFLDL: 1e-4).
-
-    Returns
-    -------
-    ndarray, float64, shape (n,)
+    ``fun(theta)`` returns the cost, or a tuple whose first item is the cost (so a
+    ``cost_and_grad``-style function can be passed directly); ``theta`` is not modified.
     """
     if epsilon <= 0:
         raise ValueError(f"epsilon must be positive, got {epsilon}")
@@ -92,10 +69,7 @@ def quadratic(x: np.ndarray):
 
 
 def check_quadratic(epsilon: float = 1e-4) -> float:
-    """Relative difference of the numerical and exact gradients of :func:`quadratic` at (4, 10).
-
-    The original exercise (and our Octave reference) gives ≈ 2.1452e-12.
-    """
+    """Relative difference of the numerical and exact gradients of :func:`quadratic` at (4, 10)."""
     x = np.array([4.0, 10.0])
     return relative_difference(numerical_gradient(quadratic, x, epsilon), quadratic(x)[1])
 
@@ -118,36 +92,19 @@ def check_gradient(
 ) -> dict:
     """Run the quadratic sanity check and the autoencoder check on a small problem.
 
-    Parameters
-    ----------
-    visible_size, hidden_size, num_examples : int
-        Size of the small problem (ignored where ``data`` / ``theta`` fix them).
-    lambda_, beta, rho : float
-        Hyperparameters of the model under test.
-    rng : numpy.random.Generator, optional
-        Source of the random data and parameters. Give ``rng`` or ``seed``; with neither,
-        seed 0 is used so the check is reproducible.
-    seed : int, optional
-        Seed for a fresh ``numpy.random.default_rng`` when ``rng`` is not given.
-    data : ndarray, shape (visible_size, num_examples), optional
-        Use these examples instead of random ones in ``[0.1, 0.9]``.
-    theta : ndarray, optional
-        Use this point instead of ``initialize_parameters`` plus random biases (non-zero
-        biases so their gradient entries are exercised too).
-    epsilon : float
-        Central-difference step.
-    bound : float
-        Largest accepted autoencoder figure (UFLDL: 1e-9).
-    cost_fn : callable, optional
-        Function with the signature of :func:`sparseae.model.autoencoder.cost_and_grad`; defaults
-        to it. Tests pass deliberately wrong implementations here.
+    The problem is ``num_examples`` random examples in ``[0.1, 0.9]`` and
+    ``initialize_parameters`` with random non-zero biases (so their gradient entries are
+    exercised too), drawn from ``rng`` or a fresh generator of ``seed`` (neither: seed 0, so
+    the check is reproducible); ``data`` and ``theta``, when given, replace them and fix the
+    sizes. ``cost_fn`` replaces :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass
+    wrong ones). The check passes when the autoencoder figure is below ``bound`` (UFLDL: 1e-9).
 
     Returns
     -------
     dict
-        ``quadratic`` and ``autoencoder`` (relative differences), ``max_abs_diff``
-        (largest ``|num − ana|``), ``bound``, ``passed`` (``autoencoder < bound``),
-        ``epsilon``, ``visible_size``, ``hidden_size``, ``num_examples``, ``num_parameters``.
+        ``quadratic`` and ``autoencoder`` (relative differences), ``max_abs_diff``, ``passed``,
+        and the settings: ``bound``, ``epsilon``, the sizes, ``num_parameters``, ``lambda_``,
+        ``beta``, ``rho``.
     """
     if rng is None:
         rng = np.random.default_rng(0 if seed is None else seed)
@@ -166,12 +123,7 @@ def check_gradient(
         n_weights = 2 * hidden_size * visible_size
         theta[n_weights:] = rng.uniform(-0.1, 0.1, theta.size - n_weights)
     theta = np.asarray(theta, dtype=np.float64)
-    expected = autoencoder.parameter_count(visible_size, hidden_size)
-    if theta.shape != (expected,):
-        raise ValueError(
-            f"theta has shape {theta.shape}, expected ({expected},) for visible_size="
-            f"{visible_size}, hidden_size={hidden_size}"
-        )
+    autoencoder.unpack(theta, visible_size, hidden_size)  # refuses a theta of other sizes
 
     kwargs = dict(
         visible_size=visible_size, hidden_size=hidden_size, lambda_=lambda_, beta=beta, rho=rho
@@ -193,7 +145,7 @@ def check_gradient(
         "visible_size": int(visible_size),
         "hidden_size": int(hidden_size),
         "num_examples": int(num_examples),
-        "num_parameters": int(expected),
+        "num_parameters": int(theta.size),
         "lambda_": float(lambda_),
         "beta": float(beta),
         "rho": float(rho),
@@ -203,22 +155,10 @@ def check_gradient(
 def require_passed(result: Mapping, differences: Mapping, *, what: str, config_key: str) -> None:
     """Log a check's relative differences; stop with one message when the check failed.
 
-    Parameters
-    ----------
-    result : mapping
-        A check's result with ``passed``, ``bound`` and ``num_parameters``.
-    differences : mapping of str to float
-        The relative differences to report, by what they measure.
-    what : str
-        What was checked, for the message (e.g. ``"experiment 'natural'"``).
-    config_key : str
-        The config key of the bound, so the message says where to look.
-
-    Raises
-    ------
-    ConfigError
-        ``result["passed"]`` is false: training would follow a gradient that disagrees with
-        central differences.
+    ``result`` holds ``passed``, ``bound`` and ``num_parameters``; ``differences`` the figures
+    to report by name; ``what`` names what was checked and ``config_key`` the bound's key.
+    Raises ConfigError on failure: training would follow a gradient that disagrees with
+    central differences.
     """
     text = ", ".join(f"{name} {value:.3e}" for name, value in differences.items())
     log.info(

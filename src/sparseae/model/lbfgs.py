@@ -1,34 +1,17 @@
 """Unconstrained L-BFGS with minFunc's semantics and the correction pairs in one array.
 
-minFunc's ``lbfgs`` method (the optimizer of the original exercise): the two-loop recursion
-over the last ``maxcor`` pairs ``(s, y)`` (a pair is kept only when ``yᵀs > 1e-10``), the
-initial Hessian scaled by ``yᵀs / yᵀy`` of the newest pair, a first step of
-``min(1, 1/Σ|g|)`` and then ``t = 1``, and a line search that brackets a step satisfying the
-strong Wolfe conditions (``c1 = 1e-4``, ``c2 = 0.9``) and refines it by cubic interpolation
-(minFunc's ``LS = 4``).
+minFunc's ``lbfgs`` (the original exercise's optimizer): the two-loop recursion over the last
+``maxcor`` pairs (one is kept only when ``yᵀs > 1e-10``), initial Hessian ``yᵀs / yᵀy`` of the
+newest pair, a first step of ``min(1, 1/Σ|g|)`` then ``t = 1``, and a strong-Wolfe line search
+(``c1 = 1e-4``, ``c2 = 0.9``) refined by cubic interpolation (``LS = 4``). Stopping rules: the
+options of :class:`sparseae.model.train.LBFGSOptions` as scipy means them, plus minFunc's
+``Σ|t d| <= 1e-9``.
 
-What differs is where the time goes. At n = 308,308 and 100 pairs, the pairs fill 493 MB:
-any L-BFGS step reads them at least twice (once to project the new gradient on them, once to
-build the direction), so the step is bound by memory bandwidth. Here the pairs are the rows
-of one C-contiguous array ``P`` (``P[2i] = s_i``, ``P[2i + 1] = y_i``), and the step is
-exactly those two reads, each one BLAS call:
-
-1. ``P @ g`` (the new gradient against every stored vector);
-2. ``d = Pᵀ c + c_g g`` (the direction as a combination of the stored vectors and ``g``).
-
-Between them, the two-loop recursion runs on coefficient vectors of length ``2k + 1`` with
-the Gram matrix ``P Pᵀ`` (the "vector-free" form of the recursion: every inner product of
-the recursion is a combination of entries of ``P Pᵀ`` and ``P g``). The Gram matrix is
-kept up to date without extra passes: ``P s_new = t (Gram c + c_g P g_old)``,
-``P y_new = P g_new − P g_old``, and the new pair's own products are n-length dots. In exact
-arithmetic the direction is the two-loop recursion's; in floating point the two agree to
-rounding. On the exercise's 400-iteration reference run (64×25×10,000) the costs follow
-minFunc's trace within 1e-9 relative for 90 iterations and within 1.3e-4 throughout, as
-closely as minFunc's own rerun with another BLAS follows it (tests/test_train.py).
-
-Stopping rules use the options of :class:`sparseae.model.train.LBFGSOptions` with the meaning scipy
-gives them (``gtol`` on ``max |g_i|``, ``ftol`` on the relative reduction, budgets checked
-between iterations), plus minFunc's ``Σ|t d| <= 1e-9``.
+The step is bound by memory bandwidth (100 pairs at n = 308,308 fill 493 MB), so the pairs are
+the rows of one array ``P`` (``P[2i] = s_i``, ``P[2i + 1] = y_i``) and a step reads them exactly
+twice, one BLAS call each: ``P @ g``, then ``d = Pᵀ c + c_g g``. Between them the recursion runs
+on coefficients with the Gram matrix ``P Pᵀ``, kept up to date without extra passes; it equals
+the vector recursion up to rounding (docs/model.md, "Optimizer and chunks").
 """
 
 from __future__ import annotations
@@ -41,39 +24,20 @@ import numpy as np
 
 __all__ = ["LBFGSResult", "minimize_lbfgs"]
 
-C1, C2 = 1e-4, 0.9
-"""Wolfe constants (minFunc's defaults)."""
-TOLX = 1e-9
-"""minFunc's ``tolX``: smallest step (``Σ|t d|``) and line-search progress."""
-CURVATURE_MIN = 1e-10
-"""A pair is stored only when ``yᵀs`` exceeds this (minFunc's ``lbfgsUpdate``)."""
+C1, C2 = 1e-4, 0.9  # Wolfe constants (minFunc's defaults)
+TOLX = 1e-9  # minFunc's tolX: smallest step (Σ|t d|) and line-search progress
+CURVATURE_MIN = 1e-10  # a pair is stored only when yᵀs exceeds this (minFunc's lbfgsUpdate)
 
 
 @dataclasses.dataclass
 class LBFGSResult:
-    """Outcome of :func:`minimize_lbfgs`.
+    """Outcome of :func:`minimize_lbfgs`: the last accepted point ``x`` with ``fun`` and ``jac``.
 
-    Attributes
-    ----------
-    x : ndarray
-        Last accepted point.
-    fun : float
-    jac : ndarray
-        Cost and gradient at ``x``.
-    nit : int
-        Iterations done (accepted steps).
-    nfev : int
-        Cost evaluations, the one at ``x0`` included.
-    reason : {"budget", "evaluations", "converged", "abnormal"}
-        ``budget``: ``maxiter`` reached; ``evaluations``: ``maxfun`` reached; ``converged``: a
-        tolerance was met; ``abnormal``: the optimizer could not continue (no descent
-        direction, the line search found no lower point, or a non-finite cost or gradient).
-    message : str
-        What happened, in words.
-    non_finite : bool
-        The run ended because the cost or gradient was non-finite: at ``x0``, or at every
-        trial point of the last line search that was not higher than ``fun`` (``x`` is then
-        the last point where both were finite).
+    ``nit`` counts accepted steps, ``nfev`` cost evaluations (the one at ``x0`` included).
+    ``reason``: ``budget`` (``maxiter`` reached), ``evaluations`` (``maxfun`` reached),
+    ``converged`` (a tolerance met) or ``abnormal`` (no descent direction, no lower point found,
+    or a non-finite cost or gradient); ``message`` says it in words. ``non_finite``: the run
+    ended on a non-finite cost or gradient (``x`` is then the last point where both were finite).
     """
 
     x: np.ndarray
@@ -84,10 +48,6 @@ class LBFGSResult:
     reason: str
     message: str
     non_finite: bool = False
-
-    @property
-    def success(self) -> bool:
-        return self.reason != "abnormal"
 
 
 class _Pairs:
@@ -144,14 +104,10 @@ class _Pairs:
             return False
         Ps = t * (self.gram[:r, :r] @ delta[:r] + delta[r] * Pg_old)
         Py = Pg_new - Pg_old
-        if len(self.order) < self.m:
-            slot = len(self.order)
-        else:
-            slot = self.order.pop(0)
+        slot = len(self.order) if len(self.order) < self.m else self.order.pop(0)
         self.order.append(slot)
         si, yi = 2 * slot, 2 * slot + 1
-        self.P[si] = s
-        self.P[yi] = y
+        self.P[si], self.P[yi] = s, y
         rows = 2 * len(self.order)
         if r:
             keep = np.ones(rows, bool)
@@ -326,30 +282,14 @@ def minimize_lbfgs(
     maxls: int = 20,
     callback: Callable[[np.ndarray, float, np.ndarray], None] | None = None,
 ) -> LBFGSResult:
-    """Minimize ``fun`` (returning cost and float64 gradient) by L-BFGS from ``x0``.
+    """Minimize ``fun`` (``fun(x) -> (f, g)``, float64 gradient) by L-BFGS from ``x0``.
 
-    Parameters
-    ----------
-    fun : callable
-        ``fun(x) -> (f, g)``; ``x`` is a fresh float64 array, not kept by the optimizer.
-    x0 : array_like, 1-D
-    maxcor : int
-        Stored correction pairs (minFunc: 100).
-    maxiter, maxfun : int
-        Iteration and evaluation budgets; ``maxfun`` is checked between iterations and counts
-        the evaluation at ``x0``.
-    gtol : float
-        Converged when ``max |g_i| <= gtol``.
-    ftol : float
-        Converged when ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``.
-    maxls : int
-        Cost evaluations per line search.
-    callback : callable, optional
-        ``callback(x, f, g)`` after every iteration, at the accepted point.
-
-    Returns
-    -------
-    LBFGSResult
+    ``x`` passed to ``fun`` is a fresh array, not kept by the optimizer. ``maxcor``: stored
+    correction pairs (minFunc: 100). ``maxiter`` and ``maxfun`` are budgets (``maxfun`` counts
+    the evaluation at ``x0`` and is checked between iterations). Converged when
+    ``max |g_i| <= gtol`` or ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``.
+    ``maxls``: cost evaluations per line search. ``callback(x, f, g)`` runs after every
+    iteration, at the accepted point.
     """
     x = np.array(x0, dtype=np.float64, copy=True)
     if x.ndim != 1:
@@ -381,14 +321,13 @@ def minimize_lbfgs(
         t, f_new, g_new, evals, _, non_finite = _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls)
         nfev += evals
         if t == 0 or not f_new < f:
-            if non_finite:
-                return result(
-                    "abnormal",
-                    f"the line search met a non-finite cost or gradient and found no lower "
-                    f"finite cost in {evals} evaluations",
-                    True,
-                )
-            return result("abnormal", f"the line search found no lower cost in {evals} evaluations")
+            met = " met a non-finite cost or gradient and" if non_finite else ""
+            lower = "lower finite cost" if non_finite else "lower cost"
+            return result(
+                "abnormal",
+                f"the line search{met} found no {lower} in {evals} evaluations",
+                non_finite,
+            )
         s = t * d
         y = g_new - g
         x = x + s
