@@ -197,44 +197,34 @@ def read_config(path: str | Path | None) -> dict:
 # --------------------------------------------------------------------------- fetch
 
 
-def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
+def _arg(*names: str, **options) -> tuple[tuple[str, ...], dict]:
+    """One ``add_argument`` call as data (``choices`` may be a function, called when the
+    parser is built, so ``sparseae --help`` imports nothing heavy)."""
+    return names, options
+
+
+def _source_names() -> list[str]:
     from sparseae.data import SOURCES
 
-    parser.add_argument("source", choices=sorted(SOURCES), help="data source to fetch")
-    parser.add_argument(
-        "--dest",
-        metavar="DIR",
-        help="destination folder (default resources/SOURCE; for image-folder: the folder)",
-    )
-    parser.add_argument(
-        "--mirror",
-        metavar="URL",
-        action="append",
-        type=mirror_argument,
-        help="base URL (or local folder) to try, in order; repeat for several. Overrides "
-        "the config's sources.SOURCE.mirrors and the built-in defaults",
-    )
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help=f"YAML config with sources.SOURCE.mirrors (default {DEFAULT_CONFIG} if present)",
-    )
-    parser.add_argument("--split", help="only the files of this split (mnist: train, test)")
-    parser.add_argument(
-        "--file", metavar="NAME", action="append", help="only this file (repeatable)"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        default=30.0,
-        help="seconds per connect/read, 0 < T <= 86400 (default 30)",
-    )
-    parser.add_argument(
-        "--retries",
-        type=retry_count,
-        default=2,
-        help="extra attempts per mirror, 0..20 (default 2)",
-    )
+    return sorted(SOURCES)
+
+
+FETCH_ARGUMENTS = (
+    _arg("source", choices=_source_names, help="data source to fetch"),
+    _arg("--dest", metavar="DIR",
+         help="destination folder (default resources/SOURCE; for image-folder: the folder)"),
+    _arg("--mirror", metavar="URL", action="append", type=mirror_argument,
+         help="base URL (or local folder) to try, in order; repeat for several. Overrides the "
+         "config's sources.SOURCE.mirrors and the built-in defaults"),
+    _arg("--config", metavar="FILE",
+         help=f"YAML config with sources.SOURCE.mirrors (default {DEFAULT_CONFIG} if present)"),
+    _arg("--split", help="only the files of this split (mnist: train, test)"),
+    _arg("--file", metavar="NAME", action="append", help="only this file (repeatable)"),
+    _arg("--timeout", type=positive_seconds, default=30.0,
+         help="seconds per connect/read, 0 < T <= 86400 (default 30)"),
+    _arg("--retries", type=retry_count, default=2,
+         help="extra attempts per mirror, 0..20 (default 2)"),
+)  # fmt: skip
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -275,12 +265,10 @@ def _fetch(args: argparse.Namespace) -> int:
 # MLflow is imported only inside the commands that use a store, so `sparseae --help` is fast.
 
 
-def _tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="store URI (default: $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlflow.db)",
-    )
+TRACKING_URI_ARGUMENTS = (
+    _arg("--tracking-uri", default=None,
+         help="store URI (default: $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlflow.db)"),
+)  # fmt: skip
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
@@ -299,14 +287,12 @@ def _tracking_uri(args: argparse.Namespace) -> str:
         raise UsageError(f"--tracking-uri: {exc}") from None
 
 
-def _tracking_init_arguments(parser: argparse.ArgumentParser) -> None:
-    _tracking_uri_argument(parser)
-    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", type=experiment_name)
-    parser.add_argument(
-        "--artifact-location",
-        default=None,
-        help="artifact root (default: mlartifacts/ beside a local database)",
-    )
+TRACKING_INIT_ARGUMENTS = (
+    *TRACKING_URI_ARGUMENTS,
+    _arg("experiments", nargs="+", metavar="EXPERIMENT", type=experiment_name),
+    _arg("--artifact-location", default=None,
+         help="artifact root (default: mlartifacts/ beside a local database)"),
+)  # fmt: skip
 
 
 def _tracking_init(args: argparse.Namespace) -> int:
@@ -322,16 +308,15 @@ def _tracking_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_arguments(parser: argparse.ArgumentParser) -> None:
-    _tracking_uri_argument(parser)
-    parser.add_argument("results_dir", metavar="RESULTS_DIR")
-    parser.add_argument(
-        "--experiment", required=True, type=experiment_name, help="MLflow experiment name"
-    )
-    parser.add_argument("--run-key", default=None, help="override the derived run identity")
-    parser.add_argument("--log-dir", default=None, help="rule logs (default: logs/EXPERIMENT)")
-    parser.add_argument("--parent-run-id", default=None)
-    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+LOG_ARGUMENTS = (
+    *TRACKING_URI_ARGUMENTS,
+    _arg("results_dir", metavar="RESULTS_DIR"),
+    _arg("--experiment", required=True, type=experiment_name, help="MLflow experiment name"),
+    _arg("--run-key", default=None, help="override the derived run identity"),
+    _arg("--log-dir", default=None, help="rule logs (default: logs/EXPERIMENT)"),
+    _arg("--parent-run-id", default=None),
+    _arg("--tag", action="append", default=[], metavar="KEY=VALUE"),
+)
 
 
 def _split_tag(text: str) -> tuple[str, str]:
@@ -369,23 +354,15 @@ def _log(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    _tracking_uri_argument(parser)
-    parser.add_argument("name", metavar="SWEEP")
-    parser.add_argument(
-        "members", nargs="+", metavar="RESULTS_DIR_OR_RUN_ID", type=folder_or_run_id
-    )
-    parser.add_argument(
-        "--experiment", default=None, type=experiment_name, help="experiment of the parent run"
-    )
-    parser.add_argument(
-        "--summary",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="file to attach to the parent run (repeatable: table, HTML page, figure)",
-    )
-    parser.add_argument("--output", default=None, help="write the parent run id here (JSON)")
+LOG_SWEEP_ARGUMENTS = (
+    *TRACKING_URI_ARGUMENTS,
+    _arg("name", metavar="SWEEP"),
+    _arg("members", nargs="+", metavar="RESULTS_DIR_OR_RUN_ID", type=folder_or_run_id),
+    _arg("--experiment", default=None, type=experiment_name, help="experiment of the parent run"),
+    _arg("--summary", action="append", default=[], metavar="FILE",
+         help="file to attach to the parent run (repeatable: table, HTML page, figure)"),
+    _arg("--output", default=None, help="write the parent run id here (JSON)"),
+)  # fmt: skip
 
 
 def _log_sweep(args: argparse.Namespace) -> int:
@@ -416,19 +393,12 @@ def _tracking_uri_command(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- check-config
 
 
-def _check_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "files",
-        nargs="*",
-        metavar="FILE",
-        help="config files merged over config/config.yaml, in order (as --configfile)",
-    )
-    parser.add_argument(
-        "--base",
-        metavar="FILE",
-        default=str(DEFAULT_CONFIG),
-        help=f"the workflow's own config (default {DEFAULT_CONFIG})",
-    )
+CHECK_CONFIG_ARGUMENTS = (
+    _arg("files", nargs="*", metavar="FILE",
+         help="config files merged over config/config.yaml, in order (as --configfile)"),
+    _arg("--base", metavar="FILE", default=str(DEFAULT_CONFIG),
+         help=f"the workflow's own config (default {DEFAULT_CONFIG})"),
+)  # fmt: skip
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -447,15 +417,12 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ui_url_arguments(parser: argparse.ArgumentParser) -> None:
-    _tracking_uri_argument(parser)
-    parser.add_argument(
-        "experiments",
-        nargs="*",
-        metavar="EXPERIMENT",
-        help="experiments (default: every one the pipeline created in the store)",
-    )
-    parser.add_argument("--base-url", default="http://127.0.0.1:5000", help="where the UI runs")
+UI_URL_ARGUMENTS = (
+    *TRACKING_URI_ARGUMENTS,
+    _arg("experiments", nargs="*", metavar="EXPERIMENT",
+         help="experiments (default: every one the pipeline created in the store)"),
+    _arg("--base-url", default="http://127.0.0.1:5000", help="where the UI runs"),
+)  # fmt: skip
 
 
 def _ui_url(args: argparse.Namespace) -> int:
@@ -479,54 +446,26 @@ def _ui_url(args: argparse.Namespace) -> int:
 class _Command:
     name: str
     help: str
-    arguments: Callable[[argparse.ArgumentParser], None]
+    arguments: tuple[tuple[tuple[str, ...], dict], ...]
     run: Callable[[argparse.Namespace], int]
 
 
 COMMANDS = (
-    _Command(
-        "fetch",
-        "download and verify a data source (same code as the pipeline's fetch rule)",
-        _fetch_arguments,
-        _fetch,
-    ),
-    _Command(
-        "check-config",
-        "check config files as the workflow will (make run CONFIG=FILE does this first)",
-        _check_config_arguments,
-        _check_config,
-    ),
-    _Command(
-        "tracking-init",
-        "create the MLflow store and experiments before jobs start",
-        _tracking_init_arguments,
-        _tracking_init,
-    ),
-    _Command(
-        "log",
-        "log a result folder to MLflow (idempotent: adds only what is missing)",
-        _log_arguments,
-        _log,
-    ),
-    _Command(
-        "log-sweep",
-        "log a sweep's parent run and tag its member runs",
-        _log_sweep_arguments,
-        _log_sweep,
-    ),
-    _Command(
-        "tracking-uri",
-        "print the tracking URI the other commands would use",
-        _tracking_uri_argument,
-        _tracking_uri_command,
-    ),
-    _Command(
-        "ui-url",
-        "print the MLflow UI address of each experiment's runs (model-training view)",
-        _ui_url_arguments,
-        _ui_url,
-    ),
-)
+    _Command("fetch", "download and verify a data source (same code as the pipeline's fetch "
+             "rule)", FETCH_ARGUMENTS, _fetch),
+    _Command("check-config", "check config files as the workflow will (make run CONFIG=FILE "
+             "does this first)", CHECK_CONFIG_ARGUMENTS, _check_config),
+    _Command("tracking-init", "create the MLflow store and experiments before jobs start",
+             TRACKING_INIT_ARGUMENTS, _tracking_init),
+    _Command("log", "log a result folder to MLflow (idempotent: adds only what is missing)",
+             LOG_ARGUMENTS, _log),
+    _Command("log-sweep", "log a sweep's parent run and tag its member runs",
+             LOG_SWEEP_ARGUMENTS, _log_sweep),
+    _Command("tracking-uri", "print the tracking URI the other commands would use",
+             TRACKING_URI_ARGUMENTS, _tracking_uri_command),
+    _Command("ui-url", "print the MLflow UI address of each experiment's runs (model-training "
+             "view)", UI_URL_ARGUMENTS, _ui_url),
+)  # fmt: skip
 """Every subcommand, in the order ``sparseae --help`` lists them."""
 
 
@@ -541,7 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help)
-        command.arguments(sub)
+        for names, options in command.arguments:
+            if callable(options.get("choices")):
+                options = {**options, "choices": options["choices"]()}
+            sub.add_argument(*names, **options)
         sub.set_defaults(_run=command.run)
     return parser
 
