@@ -13,7 +13,6 @@ import logging
 
 import numpy as np
 import pytest
-import yaml
 
 from sparseae import config
 from sparseae.config import RECOMPUTES, fingerprint, recomputes, trajectory_config

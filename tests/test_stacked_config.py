@@ -140,7 +140,10 @@ def _with(**changes) -> dict:
         # The rules experiments have, applied to every stage.
         (
             {"optimizer__gtol": 1e9},
-            ["'stacked_experiments.stacked-t10k.optimizer.gtol' = 1000000000.0", "0 <= gtol < 0.01"],
+            [
+                "'stacked_experiments.stacked-t10k.optimizer.gtol' = 1000000000.0",
+                "0 <= gtol < 0.01",
+            ],
         ),
         (
             {"optimizer__maxfun": 1},
@@ -148,7 +151,10 @@ def _with(**changes) -> dict:
         ),
         (
             {"pretraining__chunks": 100000, "pretraining__iterations_per_chunk": 1},
-            ["'stacked_experiments.stacked-t10k.pretraining.chunks' = 100000", "1 <= chunks <= 10000"],
+            [
+                "'stacked_experiments.stacked-t10k.pretraining.chunks' = 100000",
+                "1 <= chunks <= 10000",
+            ],
         ),
         (
             {"layers__lambda_": 1e300},

@@ -173,9 +173,8 @@ def _format_error(error: Any, root: Mapping) -> str:
             f"config key '{key}' = {value} has the wrong type ({type(error.instance).__name__}); "
             f"expected {error.validator_value}; allowed: {_allowed(schema)}"
         )
-    return (
-        f"config key '{key}' = {value} is not allowed ({error.message}); allowed: {_allowed(schema)}"
-    )
+    allowed = _allowed(schema)
+    return f"config key '{key}' = {value} is not allowed ({error.message}); allowed: {allowed}"
 
 
 def schema_problems(

@@ -14,18 +14,6 @@ from collections.abc import Mapping
 
 from sparseae.identity import key_of
 
-__all__ = [
-    "NUM_CLASSES",
-    "INPUT_SIZE",
-    "image_range",
-    "layer_settings",
-    "num_layers",
-    "stage_trajectory",
-    "stage_fingerprint",
-    "fingerprint_of",
-    "gradcheck_settings",
-]
-
 #: Digits 0-9, 28 x 28 pixels.
 NUM_CLASSES, INPUT_SIZE = 10, 784
 PER_LAYER = ("rho", "lambda_", "beta")
