@@ -431,7 +431,7 @@ CASES: list[Case] = [
     config("num-images-folder", "num_images larger than the folder",
            "experiments: {natural: {dataset: {source: image-folder, path: '{tmp}/images', "
            "num_images: 5}}}",
-           KEY + "dataset.num_images", "2 images",
+           KEY + "dataset.num_images", "holds (2)",
            prepare=folder(("a.png", (16, 16)), ("b.png", (16, 16)))),
     config("path-ignored", "dataset.path for a source that reads no path",
            NAT % "{dataset: {path: /data/photos}}", KEY + "dataset.path"),

@@ -158,15 +158,15 @@ def test_yaml_1_1_numbers_and_whole_floats_are_read_as_meant(tmp_path):
         "sweeps: {sparsity: {grid: {rho: [1e-2, 5e-2]}, overrides: {patches: {count: 1e4}}}}"
     )
     assert written["experiments"]["natural"]["model"]["rho"] == "1e-2"  # what YAML 1.1 gives
-    from sparseae.pipeline.sweep import _deep_merge
+    from sparseae.config.schema import deep_merge
 
-    resolved = resolve_config(_deep_merge(base, written))
+    resolved = resolve_config(deep_merge(base, written))
     natural = resolved["experiments"]["natural"]
     assert natural["model"]["rho"] == 0.01 and natural["model"]["lambda_"] == 1e-4
     assert natural["patches"]["count"] == 10000 and type(natural["patches"]["count"]) is int
     assert "sparsity-beta1-rho0.01" in resolved["experiments"]
     assert fingerprint(natural) == fingerprint(resolve_config(base)["experiments"]["natural"])
-    as_float = _deep_merge(base, {"experiments": {"natural": {"patches": {"count": 10000.0}}}})
+    as_float = deep_merge(base, {"experiments": {"natural": {"patches": {"count": 10000.0}}}})
     count = resolve_config(as_float)["experiments"]["natural"]["patches"]["count"]
     assert count == 10000 and type(count) is int
 
@@ -188,16 +188,16 @@ def test_mixed_bit_depths_are_scaled_per_image(tmp_path):
 
 def test_memory_is_compared_with_the_machine_and_cluster_job_limits():
     """The estimate names the settings; beyond mem_mb only matters where jobs are killed."""
-    from sparseae.config.checks import memory_problems
+    from sparseae.config.rules import memory_problems
 
     experiment = resolved_natural()
     experiment["patches"]["count"] = 2_000_000  # ~2.9 GB in the data job, ~3.7 GB training
-    assert memory_problems("natural", experiment, physical_mb=64_000) == []
-    cluster = memory_problems("natural", experiment, physical_mb=64_000, job_limits=True)
+    assert memory_problems("natural", experiment, physical=64_000) == []
+    cluster = memory_problems("natural", experiment, physical=64_000, job_limits=True)
     assert (
         len(cluster) == 1 and "'experiments.natural.resources.data.mem_mb' is 2,000" in cluster[0]
     )
-    small = memory_problems("natural", experiment, physical_mb=1_000)
+    small = memory_problems("natural", experiment, physical=1_000)
     assert len(small) == 2 and all("this machine has 1,000 MB" in p for p in small)
     assert "experiments.natural.patches.count = 2000000" in small[0]
 

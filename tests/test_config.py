@@ -7,7 +7,9 @@ parameters (the tutorial's natural-image parameters).
 
 from __future__ import annotations
 
+import ast
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +27,10 @@ from sparseae.config import (
     rng,
     trajectory_config,
 )
-from sparseae.pipeline.sweep import expand_sweep, format_value
+from sparseae.config.sweeps import expand_sweep, format_value
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = REPO / "src" / "sparseae" / "schemas" / "config.schema.yaml"
 
 
 def shipped_config() -> dict:
@@ -86,11 +88,11 @@ def test_defaults_fill_a_minimal_experiment_without_aliasing():
         ("model.rho", 1.5, "experiments.natural.model.rho", "0 < rho < 1"),
         ("model.rho", 0.0, "experiments.natural.model.rho", "0 < rho < 1"),
         ("model.rho", 1, "experiments.natural.model.rho", "0 < rho < 1"),
-        ("model.lambda_", -1e-4, "experiments.natural.model.lambda_", ">= 0"),
-        ("model.beta", -3, "experiments.natural.model.beta", ">= 0"),
+        ("model.lambda_", -1e-4, "experiments.natural.model.lambda_", "0 <= lambda_ <= 1e6"),
+        ("model.beta", -3, "experiments.natural.model.beta", "0 <= beta <= 1e6"),
         ("model.hidden_size", 0, "experiments.natural.model.hidden_size", ">= 1"),
         ("model.visible_size", 0, "experiments.natural.model.visible_size", ">= 1"),
-        ("training.chunks", 0, "experiments.natural.training.chunks", ">= 1"),
+        ("training.chunks", 0, "experiments.natural.training.chunks", "1 <= chunks <= 10000"),
         (
             "training.iterations_per_chunk",
             0,
@@ -287,20 +289,26 @@ def test_fingerprint_tracks_exactly_the_trajectory_settings():
     assert fingerprint(other) == base
 
 
-def test_resume_refuses_another_configuration_naming_both():
+def test_resume_refuses_another_configuration_naming_both(tmp_path):
+    from sparseae.errors import ForeignResultError
+    from sparseae.model.train import save_checkpoint
+    from sparseae.pipeline.experiment import load_chunks
+
     exp = resolve_config(shipped_config(), SCHEMA)["experiments"]["natural"]
     old = copy.deepcopy(exp)
     old["model"]["rho"] = 0.05
-    meta = {"fingerprint": fingerprint(old), "trajectory": trajectory_config(old)}
-    with pytest.raises(ConfigError) as info:
-        check_resume("results/natural/chunks/1.npz", meta, "natural", exp, 3289)
+    path = tmp_path / "chunks" / "1.npz"
+    path.parent.mkdir()
+    meta = {"fingerprint": fingerprint(old), "trajectory": trajectory_config(old), "chunk": 1}
+    save_checkpoint(path, np.zeros(3289), [], meta)
+    with pytest.raises(ForeignResultError) as info:
+        load_chunks([path], name="natural", trajectory=trajectory_config(exp))
     message = str(info.value)
     assert fingerprint(old) in message and fingerprint(exp) in message
     assert "model.rho: 0.05 != 0.01" in message and "chunks/1.npz" in message
     with pytest.raises(ConfigError, match="length 3000.*needs 3289"):
         check_resume("x.npz", {"fingerprint": fingerprint(exp)}, "natural", exp, 3000)
-    same = {"fingerprint": fingerprint(exp), "trajectory": trajectory_config(exp)}
-    check_resume("x.npz", same, "natural", exp, 3289)
+    check_resume("x.npz", {}, "natural", exp, 3289)
 
 
 def test_child_generators_are_reproducible_and_independent():
@@ -326,3 +334,91 @@ def test_snakemake_reports_a_bad_config_naming_the_key(tmp_path):
     )
     assert result.returncode != 0
     assert "config key 'run'" in result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------ one rule, one place
+
+SRC = REPO / "src" / "sparseae"
+
+#: Module-level numbers named like a range that are no rule of a config value (numerics,
+#: file formats, MLflow's own limits), each with why it is not in the schema.
+NOT_CONFIG_RANGES = {
+    "CURVATURE_MIN": "L-BFGS numerics (minFunc's curvature test), no setting",
+    "MAX_IMAGE_PIXELS": "image file headers (decompression bombs), not a config key",
+    "MAX_PARAM_LENGTH": "MLflow's limit on a param value",
+}
+
+
+def _numeric(node) -> bool:
+    return all(
+        isinstance(n, ast.Constant) and isinstance(n.value, int | float)
+        for n in ast.walk(node)
+        if isinstance(n, ast.Constant)
+    ) and any(isinstance(n, ast.Constant) for n in ast.walk(node))
+
+
+def test_every_single_field_range_is_in_the_schema_not_in_python():
+    """Ranges of single settings are schema keywords: no ``*_MAX``/``*_MIN`` number in the
+    package's modules, and every number setting of an experiment has its bounds."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            for target in targets:
+                name = getattr(target, "id", "")
+                ranged = re.search(r"(^|_)(MAX|MIN|LIMIT)(_|$)", name)
+                if ranged and _numeric(node.value) and name not in NOT_CONFIG_RANGES:
+                    found.append(f"{path.relative_to(REPO)}: {name}")
+    assert found == [], "ranges belong in the schema: " + ", ".join(found)
+    root = yaml.safe_load((SRC / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
+    optimizer = root["$defs"]["experiment"]["properties"]["optimizer"]["properties"]
+    assert optimizer["gtol"]["exclusiveMaximum"] == optimizer["ftol"]["exclusiveMaximum"] == 0.01
+    unbounded = []
+
+    def walk(node, path):
+        if "properties" in node:
+            for key, sub in node["properties"].items():
+                walk(sub, f"{path}.{key}")
+        kinds = node.get("type", [])
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if {"number", "integer"} & set(kinds) and "minimum" not in node:
+            if "exclusiveMinimum" not in node:
+                unbounded.append(path)
+
+    walk(root["$defs"]["experiment"], "experiment")
+    assert unbounded == []
+
+
+def _messages(path: Path) -> dict[str, set[str]]:
+    """Message texts (string pieces naming a config key or what is allowed) -> the top-level
+    functions of ``path`` that write them."""
+    texts: dict[str, set[str]] = {}
+    for function in ast.parse(path.read_text(encoding="utf-8")).body:
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        doc = ast.get_docstring(function, clean=False)
+        for node in ast.walk(function):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value.strip()
+                if text != doc and len(text) >= 30 and ("allowed" in text or "key" in text):
+                    texts.setdefault(text, set()).add(f"{path.name}:{function.name}")
+    return texts
+
+
+def test_each_rule_is_written_once():
+    """Every message of the configuration layer (and the command line's flags) comes from one
+    function: a rule applied at several entry points calls that function, never a copy."""
+    owners: dict[str, set[str]] = {}
+    for path in [*sorted((SRC / "config").glob("*.py")), SRC / "cli.py"]:
+        for text, where in _messages(path).items():
+            owners.setdefault(text, set()).update(where)
+    twice = {text: sorted(where) for text, where in owners.items() if len(where) > 1}
+    assert twice == {}
+    # The rule of a patch larger than the images: one function, used by each entry point.
+    uses = [
+        path.name
+        for path in (SRC / "config").glob("*.py")
+        if "patch_fits_problem(" in path.read_text(encoding="utf-8")
+    ]
+    assert sorted(uses) == ["checks.py", "environment.py", "rules.py"]
+    assert "is larger than the images" not in (SRC / "config" / "environment.py").read_text()

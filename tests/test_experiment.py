@@ -13,7 +13,6 @@ import logging
 
 import numpy as np
 import pytest
-import yaml
 
 from sparseae import config
 from sparseae.config import RECOMPUTES, fingerprint, recomputes, trajectory_config
@@ -353,14 +352,13 @@ def test_result_files_name_what_mlflow_shows_of_them(folder):
     assert not {"gradcheck.autoencoder", "gradcheck.metrics"} & set(written["params"])
 
 
-def test_the_packaged_schema_is_what_the_workflow_validates_with():
-    from importlib import resources
+def test_the_packaged_schema_is_the_only_schema():
+    """The workflow validates with the package's schema (resolve_config); no copy to drift."""
+    from workflow_helpers import REPO
 
-    packaged = resources.files("sparseae").joinpath("schemas/config.schema.yaml")
-    workflow = config.REPO_SCHEMA
-    assert yaml.safe_load(packaged.read_text(encoding="utf-8")) == yaml.safe_load(
-        workflow.read_text(encoding="utf-8")
-    )
+    schemas = sorted(p.relative_to(REPO).as_posix() for p in REPO.glob("[sw]*/**/*.schema.yaml"))
+    assert schemas == ["src/sparseae/schemas/config.schema.yaml"]
+    assert config.DEFAULT_SCHEMA.is_file()
 
 
 def test_the_config_reference_shows_what_each_key_recomputes():

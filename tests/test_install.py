@@ -43,9 +43,7 @@ def installed(tmp_path_factory) -> Path:
     sources.mkdir()
     for name in ("pyproject.toml", "README.md", "constraints.txt"):
         shutil.copy2(REPO / name, sources / name)
-    # symlinks=True: the package's schema is a link into workflow/schemas, as in the checkout.
-    shutil.copytree(REPO / "src" / "sparseae", sources / "src" / "sparseae", symlinks=True)
-    shutil.copytree(REPO / "workflow" / "schemas", sources / "workflow" / "schemas")
+    shutil.copytree(REPO / "src" / "sparseae", sources / "src" / "sparseae")
     venv = base / "venv"
     run([sys.executable, "-m", "venv", venv], cwd=base)
     run(

@@ -41,7 +41,7 @@ from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 from sparseae.config import ConfigError, resolve_config
 
 SNAKEMAKE = BIN / "snakemake"
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = REPO / "src" / "sparseae" / "schemas" / "config.schema.yaml"
 NAME = "stl-t10k"
 
 # Published md5 of the t10k .gz files (as torchvision checks them).

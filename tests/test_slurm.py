@@ -302,7 +302,7 @@ def sweep_members(config: dict) -> list[str]:
     """Member names as the workflow expands them (sparseae.config, the workflow's own code)."""
     import yaml
 
-    from sparseae.pipeline.sweep import expand_sweep
+    from sparseae.config.sweeps import expand_sweep
 
     defaults = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
     (name,) = config["sweeps"]
@@ -328,7 +328,7 @@ def group_request(config: dict, member: str) -> dict[str, int]:
     from sparseae.config import resolve_config
 
     defaults = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
-    schema = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    schema = REPO_ROOT / "src" / "sparseae" / "schemas" / "config.schema.yaml"
     resources = resolve_config({**defaults, **config}, schema)["experiments"][member]["resources"]
     steps = [*STEP_RESOURCES] + ["train_chunk"] * (config_chunks(config) - 1)
     return {

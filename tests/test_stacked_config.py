@@ -12,7 +12,7 @@ from workflow_helpers import REPO
 from sparseae.config import ConfigError, resolve_config
 from sparseae.config.stacked import layer_settings, stage_fingerprint, stage_trajectory
 
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = REPO / "src" / "sparseae" / "schemas" / "config.schema.yaml"
 
 
 def shipped(name: str = "config.yaml") -> dict:
@@ -124,7 +124,7 @@ def _with(**changes) -> dict:
         ),
         (
             {"softmax__lambda_": -1},
-            ["'stacked_experiments.stacked-t10k.softmax.lambda_'", ">= 0"],
+            ["'stacked_experiments.stacked-t10k.softmax.lambda_' = -1", "0 <= lambda_ <= 1e6"],
         ),
         (
             {"dataset__train__split": "validation"},
@@ -140,7 +140,10 @@ def _with(**changes) -> dict:
         # The rules experiments have, applied to every stage.
         (
             {"optimizer__gtol": 1e9},
-            ["'stacked_experiments.stacked-t10k.optimizer.gtol' = 1e+09", "0 <= gtol < 0.01"],
+            [
+                "'stacked_experiments.stacked-t10k.optimizer.gtol' = 1000000000.0",
+                "0 <= gtol < 0.01",
+            ],
         ),
         (
             {"optimizer__maxfun": 1},
@@ -148,11 +151,14 @@ def _with(**changes) -> dict:
         ),
         (
             {"pretraining__chunks": 100000, "pretraining__iterations_per_chunk": 1},
-            ["'stacked_experiments.stacked-t10k.pretraining.chunks' = 100000", "<= 10000"],
+            [
+                "'stacked_experiments.stacked-t10k.pretraining.chunks' = 100000",
+                "1 <= chunks <= 10000",
+            ],
         ),
         (
             {"layers__lambda_": 1e300},
-            ["'stacked_experiments.stacked-t10k.layers.lambda_' = 1e+300", "<= 1e+06"],
+            ["'stacked_experiments.stacked-t10k.layers.lambda_' = 1e+300", "0 <= lambda_ <= 1e6"],
         ),
         (
             {"layers__hidden_sizes": [2000000000, 5]},

@@ -15,7 +15,7 @@ from sparseae.model.train import load_checkpoint
 from sparseae.pipeline import stacked as steps
 from sparseae.pipeline.experiment import ForeignResultError, ResultFileError
 
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = REPO / "src" / "sparseae" / "schemas" / "config.schema.yaml"
 
 
 @pytest.fixture

@@ -23,15 +23,9 @@ import pytest
 import yaml
 from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
-from sparseae.pipeline.sweep import (
-    MEMBER_FILES,
-    RESULT_COLUMNS,
-    SweepError,
-    expand_sweep,
-    grid_settings,
-    read_sweep_table,
-    sweep_table,
-)
+from sparseae.config.sweeps import expand_sweep, grid_settings
+from sparseae.errors import SweepError
+from sparseae.pipeline.sweep import MEMBER_FILES, RESULT_COLUMNS, read_sweep_table, sweep_table
 
 pytestmark = pytest.mark.slow
 
@@ -338,12 +332,11 @@ def test_whitening_sweep_reduced_runs_end_to_end_with_the_diagnostic_columns(tmp
 
 
 def check_config(tmp_path: Path, text: str) -> dict:
-    from sparseae.cli import load_merged
     from sparseae.config import resolve_config
 
     path = tmp_path / "sweep.yaml"
     path.write_text(text, encoding="utf-8")
-    return resolve_config(load_merged(REPO / "config" / "config.yaml", [str(path)]))
+    return resolve_config(files=[REPO / "config" / "config.yaml", path])
 
 
 @pytest.mark.parametrize(

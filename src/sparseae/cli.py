@@ -18,43 +18,86 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from sparseae import __version__
-from sparseae.config.checks import yaml_file_problems
 from sparseae.errors import UsageError  # raised by every command; defined apart for rulelog
 
 #: Config file read by default (relative to the working folder) when it exists.
 DEFAULT_CONFIG = Path("config/config.yaml")
 
 
-def read_config(path: str | Path | None) -> dict:
-    """Read a YAML config (``config/config.yaml`` by default, if present) with safe_load."""
-    if path is None:
-        if not DEFAULT_CONFIG.is_file():
-            return {}
-        path = DEFAULT_CONFIG
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            config = yaml.safe_load(handle)
-    except OSError as exc:
-        raise UsageError(f"cannot read config file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"config file {path} is not valid YAML: {exc}") from None
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise UsageError(f"config file {path} must hold a mapping, not {type(config).__name__}")
-    problems = yaml_file_problems([path])
-    if problems:
-        raise UsageError("invalid configuration:\n  - " + "\n  - ".join(problems))
-    return config
-
-
 # --------------------------------------------------------------------------- flag checks
 # Every flag value is checked where it enters, before any side effect (a download, an MLflow
-# run): one message naming the flag, the value, what is allowed and how to fix it.
+# run): one message naming the flag, the value, what is allowed and how to fix it. Checks that
+# need no other flag are argparse ``type=`` functions (argparse names the flag).
+
+
+def _flag_type(check: Callable[[str], str | None]) -> Callable[[str], str]:
+    """An argparse ``type=``: ``check(text)`` returns a problem (refused) or None."""
+
+    def parse(text: str) -> str:
+        problem = check(text)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return text
+
+    parse.__name__ = check.__name__
+    return parse
+
+
+def _bounded(parse, what: str, allowed: str, ok) -> Callable[[str], float]:
+    """An argparse ``type=`` for a number: ``parse(text)`` finite and ``ok(value)``."""
+
+    def number(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value != value or abs(value) == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text} is not allowed; allowed: {allowed}")
+        return value
+
+    return number
+
+
+#: ``--timeout``: seconds, finite, at most a day.
+positive_seconds = _bounded(float, "a number", "seconds, a number with 0 < value <= 86400 "
+                            "(e.g. 30)", lambda value: 0 < value <= 86_400)  # fmt: skip
+#: ``--retries``: extra attempts per mirror (0: one attempt each).
+retry_count = _bounded(int, "an integer", "extra attempts per mirror, an integer 0..20",
+                       lambda value: 0 <= value <= 20)  # fmt: skip
+
+
+@_flag_type
+def mirror_argument(text: str) -> str | None:
+    """``--mirror``: an http(s):// or file:// URL, or a folder."""
+    from sparseae.config.environment import mirror_problem
+
+    problem = mirror_problem("mirror", text)
+    return problem.split(": ", 1)[1] if problem else None
+
+
+@_flag_type
+def experiment_name(text: str) -> str | None:
+    """An MLflow experiment name: not empty, no surrounding blanks or control characters."""
+    if not text.strip() or text != text.strip() or any(ord(c) < 32 for c in text):
+        return (
+            f"{text!r} is not allowed; allowed: a non-empty name without surrounding blanks or "
+            f"control characters, e.g. natural or alice/natural"
+        )
+    return None
+
+
+@_flag_type
+def folder_or_run_id(text: str) -> str | None:
+    """A sweep member: a result folder that exists, or an MLflow run id (32 hex digits)."""
+    if Path(text).is_dir() or _RUN_ID.fullmatch(text):
+        return None
+    return (
+        f"{text!r} is neither a result folder (none exists there) nor an MLflow run id (32 hex "
+        f"digits); allowed: results/<experiment> folders or run ids"
+    )
 
 
 def _blocking_file(path: Path) -> Path | None:
@@ -67,74 +110,50 @@ def _blocking_file(path: Path) -> Path | None:
     return None
 
 
-def _empty(flag: str, value: str, allowed: str) -> None:
+def _refuse(flag: str, value: str, problem: str, allowed: str, fix: str) -> None:
+    raise UsageError(f"{flag} {value!r}{problem}; allowed: {allowed}; fix: {fix}")
+
+
+def _path_flag(flag: str, value: str, allowed: str, *, folder: bool) -> Path:
+    """Not blank, not the other kind (a folder for a file or the reverse), no parent a file."""
     if not value.strip():
-        raise UsageError(f"{flag} {value!r} is empty; allowed: {allowed}; fix: give {allowed}")
-
-
-def _file_path(flag: str, value: str, allowed: str, fix: str) -> Path:
-    """The path of a file flag: not blank, and not a folder."""
-    _empty(flag, value, allowed)
+        _refuse(flag, value, " is empty", allowed, f"give {allowed}")
     path = Path(value)
-    if path.is_dir():
-        raise UsageError(
-            f"{flag} {value!r} is a folder, not a file; allowed: {allowed}; fix: {fix}"
-        )
+    if folder and path.exists() and not path.is_dir():
+        _refuse(flag, value, " is a file, not a folder", allowed, "give a folder")
+    if not folder and path.is_dir():
+        _refuse(flag, value, " is a folder, not a file", allowed, "name a file inside it")
+    blocking = _blocking_file(path)
+    if blocking is not None:
+        fix = "choose a path whose folders are folders"
+        _refuse(flag, value, f": {blocking} is a file, not a folder", allowed, fix)
     return path
 
 
 def check_output_file(flag: str, value: str | None) -> None:
     """An output file: not empty, not an existing folder, no parent component a file."""
-    if value is None:
-        return
-    allowed = "the path of a file to write, e.g. results/out.json"
-    fix = f"give a file name inside it, e.g. {Path(value) / 'out.json'}"
-    path = _file_path(flag, value, allowed, fix)
-    blocking = _blocking_file(path)
-    if blocking is not None:
-        raise UsageError(
-            f"{flag} {value!r}: {blocking} is a file, not a folder, so nothing can be written "
-            f"under it; allowed: {allowed}; fix: choose a path whose folders are folders"
-        )
+    if value is not None:
+        _path_flag(flag, value, "the path of a file to write, e.g. results/out.json", folder=False)
 
 
 def check_input_file(flag: str, value: str | None) -> None:
     """An input file: exists and is a file."""
-    if value is None:
-        return
-    allowed = "the path of an existing file"
-    path = _file_path(flag, value, allowed, "name a file inside it")
-    if not path.exists():
-        raise UsageError(
-            f"{flag} {value!r} does not exist (working folder {Path.cwd()}); allowed: "
-            f"{allowed}; fix: check the path"
-        )
+    if value is not None:
+        allowed = "the path of an existing file"
+        if not _path_flag(flag, value, allowed, folder=False).exists():
+            problem = f" does not exist (working folder {Path.cwd()})"
+            _refuse(flag, value, problem, allowed, "check the path")
 
 
 def check_folder(
     flag: str, value: str | None, *, must_exist: bool = False, example: str = "results/natural"
 ) -> None:
     """A folder: not empty; if it exists a folder; no parent component a file."""
-    if value is None:
-        return
-    allowed = f"the path of a folder, e.g. {example}"
-    _empty(flag, value, allowed)
-    path = Path(value)
-    if path.exists() and not path.is_dir():
-        raise UsageError(
-            f"{flag} {value!r} is a file, not a folder; allowed: {allowed}; fix: give a folder"
-        )
-    blocking = _blocking_file(path)
-    if blocking is not None:
-        raise UsageError(
-            f"{flag} {value!r}: {blocking} is a file, not a folder; allowed: {allowed}; fix: "
-            f"choose a path whose folders are folders"
-        )
-    if must_exist and not path.is_dir():
-        raise UsageError(
-            f"{flag} {value!r} does not exist (working folder {Path.cwd()}); allowed: an "
-            f"existing folder; fix: check the path"
-        )
+    if value is not None:
+        path = _path_flag(flag, value, f"the path of a folder, e.g. {example}", folder=True)
+        if must_exist and not path.is_dir():
+            problem = f" does not exist (working folder {Path.cwd()})"
+            _refuse(flag, value, problem, "an existing folder", "check the path")
 
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -143,78 +162,69 @@ _RUN_ID = re.compile(r"[0-9a-f]{32}")
 def check_run_id(flag: str, value: str | None) -> None:
     """An MLflow run id: 32 lowercase hex characters."""
     if value is not None and not _RUN_ID.fullmatch(value):
-        raise UsageError(
-            f"{flag} {value!r} is not an MLflow run id; allowed: 32 lowercase hex characters, "
-            f"e.g. 0123456789abcdef0123456789abcdef; fix: copy the id from the MLflow UI or "
-            f"from mlflow.json"
-        )
+        allowed = "32 lowercase hex characters, e.g. 0123456789abcdef0123456789abcdef"
+        fix = "copy the id from the MLflow UI or from mlflow.json"
+        _refuse(flag, value, " is not an MLflow run id", allowed, fix)
 
 
 def check_not_blank(flag: str, value: str | None, example: str) -> None:
     """A text flag that must not be empty or blank when given."""
     if value is not None and not value.strip():
-        raise UsageError(
-            f"{flag} {value!r} is empty; allowed: a non-blank text, e.g. {example}; fix: give "
-            f"one or leave {flag} out"
-        )
+        allowed = f"a non-blank text, e.g. {example}"
+        _refuse(flag, value, " is empty", allowed, f"give one or leave {flag} out")
 
 
 def check_http_url(flag: str, value: str) -> None:
     """An http(s) URL with a host (the mirror check's host rule, http(s) only)."""
-    from sparseae.config.checks import mirror_problem
+    from sparseae.config.environment import mirror_problem
 
     text = value.strip()
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    problem = mirror_problem(flag, value) if scheme in ("http", "https") else "not http(s)"
-    if problem:
-        raise UsageError(
-            f"{flag} {value!r} is not an http(s) URL with a host; allowed: http(s)://HOST[:PORT]"
-            f"[/PATH], e.g. http://127.0.0.1:5000; fix: give such a URL"
-        )
+    if scheme not in ("http", "https") or mirror_problem(flag, value):
+        allowed = "http(s)://HOST[:PORT][/PATH], e.g. http://127.0.0.1:5000"
+        _refuse(flag, value, " is not an http(s) URL with a host", allowed, "give such a URL")
+
+
+def read_config(path: str | Path | None) -> dict:
+    """A YAML config file (``config/config.yaml`` by default, if present; else empty)."""
+    from sparseae.config import read_config_files
+
+    if path is None and not DEFAULT_CONFIG.is_file():
+        return {}
+    return read_config_files([DEFAULT_CONFIG if path is None else path])
 
 
 # --------------------------------------------------------------------------- fetch
 
 
-def _fetch_arguments(parser: argparse.ArgumentParser) -> None:
-    from sparseae.config.checks import mirror_argument, positive_seconds, retry_count
+def _arg(*names: str, **options) -> tuple[tuple[str, ...], dict]:
+    """One ``add_argument`` call as data (``choices`` may be a function, called when the
+    parser is built, so ``sparseae --help`` imports nothing heavy)."""
+    return names, options
+
+
+def _source_names() -> list[str]:
     from sparseae.data import SOURCES
 
-    parser.add_argument("source", choices=sorted(SOURCES), help="data source to fetch")
-    parser.add_argument(
-        "--dest",
-        metavar="DIR",
-        help="destination folder (default resources/SOURCE; for image-folder: the folder)",
-    )
-    parser.add_argument(
-        "--mirror",
-        metavar="URL",
-        action="append",
-        type=mirror_argument,
-        help="base URL (or local folder) to try, in order; repeat for several. Overrides "
-        "the config's sources.SOURCE.mirrors and the built-in defaults",
-    )
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help=f"YAML config with sources.SOURCE.mirrors (default {DEFAULT_CONFIG} if present)",
-    )
-    parser.add_argument("--split", help="only the files of this split (mnist: train, test)")
-    parser.add_argument(
-        "--file", metavar="NAME", action="append", help="only this file (repeatable)"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=positive_seconds,
-        default=30.0,
-        help="seconds per connect/read, 0 < T <= 86400 (default 30)",
-    )
-    parser.add_argument(
-        "--retries",
-        type=retry_count,
-        default=2,
-        help="extra attempts per mirror, 0..20 (default 2)",
-    )
+    return sorted(SOURCES)
+
+
+FETCH_ARGUMENTS = (
+    _arg("source", choices=_source_names, help="data source to fetch"),
+    _arg("--dest", metavar="DIR",
+         help="destination folder (default resources/SOURCE; for image-folder: the folder)"),
+    _arg("--mirror", metavar="URL", action="append", type=mirror_argument,
+         help="base URL (or local folder) to try, in order; repeat for several. Overrides the "
+         "config's sources.SOURCE.mirrors and the built-in defaults"),
+    _arg("--config", metavar="FILE",
+         help=f"YAML config with sources.SOURCE.mirrors (default {DEFAULT_CONFIG} if present)"),
+    _arg("--split", help="only the files of this split (mnist: train, test)"),
+    _arg("--file", metavar="NAME", action="append", help="only this file (repeatable)"),
+    _arg("--timeout", type=positive_seconds, default=30.0,
+         help="seconds per connect/read, 0 < T <= 86400 (default 30)"),
+    _arg("--retries", type=retry_count, default=2,
+         help="extra attempts per mirror, 0..20 (default 2)"),
+)  # fmt: skip
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -255,12 +265,10 @@ def _fetch(args: argparse.Namespace) -> int:
 # MLflow is imported only inside the commands that use a store, so `sparseae --help` is fast.
 
 
-def _tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="store URI (default: $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlflow.db)",
-    )
+TRACKING_URI_ARGUMENTS = (
+    _arg("--tracking-uri", default=None,
+         help="store URI (default: $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlflow.db)"),
+)  # fmt: skip
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
@@ -279,16 +287,12 @@ def _tracking_uri(args: argparse.Namespace) -> str:
         raise UsageError(f"--tracking-uri: {exc}") from None
 
 
-def _tracking_init_arguments(parser: argparse.ArgumentParser) -> None:
-    from sparseae.config.checks import experiment_name
-
-    _tracking_uri_argument(parser)
-    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT", type=experiment_name)
-    parser.add_argument(
-        "--artifact-location",
-        default=None,
-        help="artifact root (default: mlartifacts/ beside a local database)",
-    )
+TRACKING_INIT_ARGUMENTS = (
+    *TRACKING_URI_ARGUMENTS,
+    _arg("experiments", nargs="+", metavar="EXPERIMENT", type=experiment_name),
+    _arg("--artifact-location", default=None,
+         help="artifact root (default: mlartifacts/ beside a local database)"),
+)  # fmt: skip
 
 
 def _tracking_init(args: argparse.Namespace) -> int:
@@ -304,18 +308,15 @@ def _tracking_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_arguments(parser: argparse.ArgumentParser) -> None:
-    from sparseae.config.checks import experiment_name
-
-    _tracking_uri_argument(parser)
-    parser.add_argument("results_dir", metavar="RESULTS_DIR")
-    parser.add_argument(
-        "--experiment", required=True, type=experiment_name, help="MLflow experiment name"
-    )
-    parser.add_argument("--run-key", default=None, help="override the derived run identity")
-    parser.add_argument("--log-dir", default=None, help="rule logs (default: logs/EXPERIMENT)")
-    parser.add_argument("--parent-run-id", default=None)
-    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+LOG_ARGUMENTS = (
+    *TRACKING_URI_ARGUMENTS,
+    _arg("results_dir", metavar="RESULTS_DIR"),
+    _arg("--experiment", required=True, type=experiment_name, help="MLflow experiment name"),
+    _arg("--run-key", default=None, help="override the derived run identity"),
+    _arg("--log-dir", default=None, help="rule logs (default: logs/EXPERIMENT)"),
+    _arg("--parent-run-id", default=None),
+    _arg("--tag", action="append", default=[], metavar="KEY=VALUE"),
+)
 
 
 def _split_tag(text: str) -> tuple[str, str]:
@@ -353,25 +354,15 @@ def _log(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    from sparseae.config.checks import experiment_name, folder_or_run_id
-
-    _tracking_uri_argument(parser)
-    parser.add_argument("name", metavar="SWEEP")
-    parser.add_argument(
-        "members", nargs="+", metavar="RESULTS_DIR_OR_RUN_ID", type=folder_or_run_id
-    )
-    parser.add_argument(
-        "--experiment", default=None, type=experiment_name, help="experiment of the parent run"
-    )
-    parser.add_argument(
-        "--summary",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="file to attach to the parent run (repeatable: table, HTML page, figure)",
-    )
-    parser.add_argument("--output", default=None, help="write the parent run id here (JSON)")
+LOG_SWEEP_ARGUMENTS = (
+    *TRACKING_URI_ARGUMENTS,
+    _arg("name", metavar="SWEEP"),
+    _arg("members", nargs="+", metavar="RESULTS_DIR_OR_RUN_ID", type=folder_or_run_id),
+    _arg("--experiment", default=None, type=experiment_name, help="experiment of the parent run"),
+    _arg("--summary", action="append", default=[], metavar="FILE",
+         help="file to attach to the parent run (repeatable: table, HTML page, figure)"),
+    _arg("--output", default=None, help="write the parent run id here (JSON)"),
+)  # fmt: skip
 
 
 def _log_sweep(args: argparse.Namespace) -> int:
@@ -402,72 +393,36 @@ def _tracking_uri_command(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- check-config
 
 
-def _check_config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "files",
-        nargs="*",
-        metavar="FILE",
-        help="config files merged over config/config.yaml, in order (as --configfile)",
-    )
-    parser.add_argument(
-        "--base",
-        metavar="FILE",
-        default=str(DEFAULT_CONFIG),
-        help=f"the workflow's own config (default {DEFAULT_CONFIG})",
-    )
-
-
-def load_merged(base: str | Path, files: Sequence[str]) -> dict:
-    """``base`` with each of ``files`` merged over it the way Snakemake's ``--configfile``
-    does (nested mappings merged, other values replaced); a missing or broken file is refused."""
-    from sparseae.pipeline.sweep import _deep_merge
-
-    for name in [base, *files]:
-        path = Path(name)
-        if not path.exists():
-            raise UsageError(
-                f"config file {path} does not exist (working folder {Path.cwd()}); give the "
-                f"path of a YAML file, e.g. config/stl-t10k.yaml"
-            )
-        if not path.is_file():
-            raise UsageError(f"config file {path} is a folder, not a file")
-    merged = read_config(base)
-    for name in files:
-        merged = _deep_merge(merged, read_config(name))
-    return merged
+CHECK_CONFIG_ARGUMENTS = (
+    _arg("files", nargs="*", metavar="FILE",
+         help="config files merged over config/config.yaml, in order (as --configfile)"),
+    _arg("--base", metavar="FILE", default=str(DEFAULT_CONFIG),
+         help=f"the workflow's own config (default {DEFAULT_CONFIG})"),
+)  # fmt: skip
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    """Every check the workflow applies while it is read: the schema and cross-field rules
-    (:func:`sparseae.config.resolve_config`), environment variables, the tracking store and
-    the input folders (:func:`sparseae.config.checks.workflow_input_problems`). ``make run
-    CONFIG=FILE`` calls it first, so a missing or broken FILE gets one message instead of
-    Snakemake's traceback."""
-    from sparseae.config import ConfigError, resolve_config
-    from sparseae.config.checks import workflow_input_problems
+    """Every check the workflow applies while it is read: the config itself
+    (:func:`sparseae.config.resolve_config`), then environment variables, the tracking store
+    and the input folders. ``make run CONFIG=FILE`` calls it first, so a missing or broken
+    FILE gets one message instead of Snakemake's traceback."""
+    from sparseae.config import resolve_config
+    from sparseae.config.environment import workflow_input_problems
+    from sparseae.config.schema import raise_problems
 
-    config = load_merged(args.base, args.files)
-    try:
-        resolved = resolve_config(config)
-        problems = workflow_input_problems(resolved)
-    except ConfigError as error:
-        raise UsageError(str(error)) from None
-    if problems:
-        raise UsageError("invalid configuration:\n  - " + "\n  - ".join(problems))
-    names = [*resolved["run"], *resolved.get("run_stacked", [])]
+    resolved = resolve_config(files=[args.base, *args.files])
+    raise_problems(workflow_input_problems(resolved))
+    names = [*resolved["run"], *resolved["run_stacked"]]
     print(f"config OK: runs {', '.join(names)}", file=sys.stdout)
     return 0
 
 
-def _ui_url_arguments(parser: argparse.ArgumentParser) -> None:
-    _tracking_uri_argument(parser)
-    parser.add_argument(
-        "experiments",
-        nargs="*",
-        metavar="EXPERIMENT",
-        help="experiments (default: every one the pipeline created in the store)",
-    )
-    parser.add_argument("--base-url", default="http://127.0.0.1:5000", help="where the UI runs")
+UI_URL_ARGUMENTS = (
+    *TRACKING_URI_ARGUMENTS,
+    _arg("experiments", nargs="*", metavar="EXPERIMENT",
+         help="experiments (default: every one the pipeline created in the store)"),
+    _arg("--base-url", default="http://127.0.0.1:5000", help="where the UI runs"),
+)  # fmt: skip
 
 
 def _ui_url(args: argparse.Namespace) -> int:
@@ -491,54 +446,26 @@ def _ui_url(args: argparse.Namespace) -> int:
 class _Command:
     name: str
     help: str
-    arguments: Callable[[argparse.ArgumentParser], None]
+    arguments: tuple[tuple[tuple[str, ...], dict], ...]
     run: Callable[[argparse.Namespace], int]
 
 
 COMMANDS = (
-    _Command(
-        "fetch",
-        "download and verify a data source (same code as the pipeline's fetch rule)",
-        _fetch_arguments,
-        _fetch,
-    ),
-    _Command(
-        "check-config",
-        "check config files as the workflow will (make run CONFIG=FILE does this first)",
-        _check_config_arguments,
-        _check_config,
-    ),
-    _Command(
-        "tracking-init",
-        "create the MLflow store and experiments before jobs start",
-        _tracking_init_arguments,
-        _tracking_init,
-    ),
-    _Command(
-        "log",
-        "log a result folder to MLflow (idempotent: adds only what is missing)",
-        _log_arguments,
-        _log,
-    ),
-    _Command(
-        "log-sweep",
-        "log a sweep's parent run and tag its member runs",
-        _log_sweep_arguments,
-        _log_sweep,
-    ),
-    _Command(
-        "tracking-uri",
-        "print the tracking URI the other commands would use",
-        _tracking_uri_argument,
-        _tracking_uri_command,
-    ),
-    _Command(
-        "ui-url",
-        "print the MLflow UI address of each experiment's runs (model-training view)",
-        _ui_url_arguments,
-        _ui_url,
-    ),
-)
+    _Command("fetch", "download and verify a data source (same code as the pipeline's fetch "
+             "rule)", FETCH_ARGUMENTS, _fetch),
+    _Command("check-config", "check config files as the workflow will (make run CONFIG=FILE "
+             "does this first)", CHECK_CONFIG_ARGUMENTS, _check_config),
+    _Command("tracking-init", "create the MLflow store and experiments before jobs start",
+             TRACKING_INIT_ARGUMENTS, _tracking_init),
+    _Command("log", "log a result folder to MLflow (idempotent: adds only what is missing)",
+             LOG_ARGUMENTS, _log),
+    _Command("log-sweep", "log a sweep's parent run and tag its member runs",
+             LOG_SWEEP_ARGUMENTS, _log_sweep),
+    _Command("tracking-uri", "print the tracking URI the other commands would use",
+             TRACKING_URI_ARGUMENTS, _tracking_uri_command),
+    _Command("ui-url", "print the MLflow UI address of each experiment's runs (model-training "
+             "view)", UI_URL_ARGUMENTS, _ui_url),
+)  # fmt: skip
 """Every subcommand, in the order ``sparseae --help`` lists them."""
 
 
@@ -553,7 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         sub = commands.add_parser(command.name, help=command.help, description=command.help)
-        command.arguments(sub)
+        for names, options in command.arguments:
+            if callable(options.get("choices")):
+                options = {**options, "choices": options["choices"]()}
+            sub.add_argument(*names, **options)
         sub.set_defaults(_run=command.run)
     return parser
 

@@ -1,44 +1,28 @@
-# Config loading, validation and input functions shared by every rule file.
-#
-# The config is validated twice on purpose: sparseae.config.resolve_config gives one readable
-# message per problem (dotted key + allowed range) and adds what a schema cannot check; the
-# resolved result (defaults filled, sweeps expanded) is then passed through
-# snakemake.utils.validate against the same schema, so the defaults themselves are checked.
+# Config loading and input functions shared by every rule file. The config is checked once,
+# by sparseae.config.resolve_config (YAML of each file, schema, cross-field rules, sweeps);
+# what lies outside it (environment, tracking store, input files) right after.
 import copy
 import json
 import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 from sparseae.config import ConfigError, resolve_config, trajectory_config
-from sparseae.pipeline.sweep import grid_settings
-from sparseae.config.checks import cluster_memory_problems, dataset_path_problem
-from sparseae.config.checks import input_path_problems, workflow_input_problems
-from sparseae.config.checks import yaml_file_problems
+from sparseae.config.environment import cluster_memory_problems, dataset_path_problem
+from sparseae.config.environment import input_path_problems, workflow_input_problems
+from sparseae.config.sweeps import grid_settings
 from sparseae.data import SOURCES, DatasetError, dataset_checksum
 from sparseae.pipeline.experiment import EVALUATION_FILES, RESULT_FILES, data_config
 from sparseae.tracking.settings import SWEEP_TAG, resolve_tracking_uri, sqlite_path
 from sparseae.tracking.store import store_marker
 
-SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 ENV = "../envs/sparseae.yaml"
 
-# What YAML 1.1 reads differently from what the files show (a key twice, 010, 1:30).
-_yaml_problems = yaml_file_problems(workflow.configfiles)
-if _yaml_problems:
-    raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(_yaml_problems))
 try:
-    CONFIG = resolve_config(config, SCHEMA)
+    CONFIG = resolve_config(config, files=workflow.configfiles)
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
-validate(
-    {k: v for k, v in CONFIG.items() if k not in ("sweep_members", "run_stacked")}
-    | {"run": CONFIG["run"] + CONFIG["run_stacked"]},
-    str(SCHEMA),
-    set_default=False,
-)
 
 EXPERIMENTS = CONFIG["experiments"]
 RUN = CONFIG["run"]

@@ -58,6 +58,10 @@ class Source:
         Whether the loader whitens with :func:`~sparseae.data.whitening.whiten_images` by default.
     splits : mapping
         Named subsets of ``files`` (MNIST: ``train``, ``test``).
+    image_side : int or None
+        Side of the (square) images of a fixed source (None: a folder, read from its headers).
+    num_images : mapping
+        Images held, per split (key ``""`` for a source without splits); empty for a folder.
     """
 
     name: str
@@ -69,6 +73,12 @@ class Source:
     variable: str | None = None
     whiten: bool = False
     splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    image_side: int | None = None
+    num_images: Mapping[str, int] = field(default_factory=dict)
+
+    def images_held(self, split: str) -> int | None:
+        """Images of ``split`` (ignored by a source without splits); None when unknown."""
+        return self.num_images.get(split if self.splits else "")
 
     def file(self, name: str) -> FileSpec:
         """The :class:`FileSpec` called ``name``."""
@@ -151,6 +161,8 @@ SOURCES: dict[str, Source] = {
             ),
             variable="IMAGES",
             whiten=False,
+            image_side=512,
+            num_images={"": 10},
         ),
         Source(
             name="olshausen-raw",
@@ -168,6 +180,8 @@ SOURCES: dict[str, Source] = {
             ),
             variable="IMAGESr",
             whiten=True,
+            image_side=512,
+            num_images={"": 10},
         ),
         Source(
             name="mnist",
@@ -184,6 +198,8 @@ SOURCES: dict[str, Source] = {
                 "train": (MNIST_FILES["train-images"], MNIST_FILES["train-labels"]),
                 "test": (MNIST_FILES["test-images"], MNIST_FILES["test-labels"]),
             },
+            image_side=28,
+            num_images={"train": 60_000, "test": 10_000},
         ),
         Source(
             name="sample-photos",
@@ -192,6 +208,8 @@ SOURCES: dict[str, Source] = {
             kind="local",
             loader="sample-photos",
             whiten=True,
+            image_side=128,
+            num_images={"": 8},
         ),
         Source(
             name="image-folder",

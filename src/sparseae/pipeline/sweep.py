@@ -1,38 +1,23 @@
-"""Sweeps: naming and expanding their members, and one summary table row per member.
+"""Sweep summaries: one table row per member, its figures, and the workflow steps.
 
-A sweep (``sweeps: {name: {base, overrides, grid}}`` in the config, expanded by
-:func:`expand_sweep` when the config is resolved) trains each member as its own experiment under
-``results/{member}/``. :func:`sweep_table` collects, per member, the swept settings (from the
-member's own ``config.json``, i.e. what it really ran with), the final cost and its three
-terms, the mean activation statistics, the gradient-check difference, iterations, cost
-evaluations and training wall time, and the model figures of its ``diagnostics.json``
-(fraction of variance explained, alignment, contrast correlation, dead units).
-:func:`write_sweep_summary` writes the table as TSV (full precision, so values read back equal
-the members' files), a self-contained HTML page and a PNG figure, each atomically.
-
-Sweep names
------------
-A sweep ``s`` with ``grid: {lambda_: [1e-4, 1e-3], beta: [3]}`` expands into the experiments
-``s-lam1e-04-beta3`` and ``s-lam1e-03-beta3``. Tokens appear in a fixed order (``lam``,
-``beta``, ``rho``, ``hid``, ``vis``, ``seed``, then other dotted paths alphabetically, named
-by their last component with ``_`` dropped), so reordering the grid in the YAML file never
-renames a member. Values: integers as written (``hid196``); floats that are whole numbers
-without a decimal point (``beta3``); floats in ``[0.01, 1e4)`` in ``%g`` form (``rho0.05``);
-other floats in two-digit-exponent scientific form with the mantissa's trailing zeros dropped
-(``lam1e-04``, ``lam2.5e-05``); booleans as ``true``/``false``; strings as written.
+A sweep (``sweeps:`` in the config; members named and expanded by :mod:`sparseae.config.sweeps`)
+trains each member as its own experiment under ``results/{member}/``. :func:`sweep_table`
+collects, per member, the swept settings (from the member's own ``config.json``, i.e. what it
+really ran with), the final cost and its three terms, the mean activation statistics, the
+gradient-check difference, iterations, cost evaluations, training wall time and the model
+figures of its ``diagnostics.json``. :func:`write_sweep_summary` writes the table as TSV (full
+precision, so values read back equal the members' files), a self-contained HTML page and a
+PNG figure, each atomically.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import html
 import io
-import itertools
 import json
 import logging
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,18 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sparseae.errors import ConfigError, SweepError
+from sparseae.config.sweeps import format_value
+from sparseae.errors import SweepError
 from sparseae.io import atomic_path, atomic_write, read_json
-
-#: Short grid keys and the settings they stand for, in naming order.
-SWEEP_ALIASES = {
-    "lambda_": ("model.lambda_", "lam"),
-    "beta": ("model.beta", "beta"),
-    "rho": ("model.rho", "rho"),
-    "hidden_size": ("model.hidden_size", "hid"),
-    "visible_size": ("model.visible_size", "vis"),
-    "seed": ("seed", "seed"),
-}
 
 #: Result columns after the parameter columns: (column, file, key in that file).
 RESULT_COLUMNS = (
@@ -79,222 +55,6 @@ RESULT_COLUMNS = (
 
 #: Files each member folder must hold.
 MEMBER_FILES = ("config.json", "summary.json", "gradcheck.json", "diagnostics.json")
-
-
-# --------------------------------------------------------------------------------------------
-# naming and expansion
-
-
-def format_value(value: Any) -> str:
-    """Readable, stable text for a sweep value (see the module docstring)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        if 1e-2 <= abs(value) < 1e4:
-            return f"{value:g}"
-        mantissa, exponent = f"{value:.6e}".split("e")
-        mantissa = mantissa.rstrip("0").rstrip(".")
-        return f"{mantissa}e{exponent}"
-    return str(value)
-
-
-def _grid_key(key: str) -> tuple[str, str]:
-    """Grid key -> (dotted path in the experiment, name token)."""
-    if key in SWEEP_ALIASES:
-        return SWEEP_ALIASES[key]
-    return key, key.rsplit(".", 1)[-1].replace("_", "")
-
-
-def _grid_order(key: str) -> tuple[int, str]:
-    aliases = list(SWEEP_ALIASES)
-    path, _ = _grid_key(key)
-    for index, alias in enumerate(aliases):
-        if SWEEP_ALIASES[alias][0] == path:
-            return index, ""
-    return len(aliases), path
-
-
-def grid_settings(grid: Mapping) -> dict[str, str]:
-    """``{grid key: dotted path in the experiment}`` in naming order (see the docstring).
-
-    The order is the one member names use, so a sweep table's parameter columns read like the
-    names (``lambda_``, ``beta``, ``rho``, ..., then other paths alphabetically).
-    """
-    return {key: _grid_key(key)[0] for key in sorted(grid, key=_grid_order)}
-
-
-def _set_path(target: dict, path: str, value: Any, where: str) -> None:
-    parts = path.split(".")
-    node = target
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
-
-
-def _deep_merge(base: dict, override: Mapping) -> dict:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-#: Grid keys that are no setting of the training (free text): members would be identical runs.
-TEXT_KEYS = ("description",)
-
-
-def _leaf_paths(mapping: Mapping, prefix: str = "") -> list[str]:
-    """Dotted paths of the values ``mapping`` sets (nested mappings walked, empty ones skipped)."""
-    paths: list[str] = []
-    for key, value in mapping.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            paths.extend(_leaf_paths(value, f"{path}."))
-        else:
-            paths.append(path)
-    return paths
-
-
-def _default_name_rule() -> Mapping:
-    # The packaged schema read here, not through sparseae.config (which imports this module).
-    from importlib import resources
-
-    import yaml
-
-    schema = resources.files("sparseae").joinpath("schemas/config.schema.yaml")
-    return yaml.safe_load(schema.read_text(encoding="utf-8"))["$defs"]["name"]
-
-
-def sweep_definition_problems(
-    name: str, sweep: Mapping, name_rule: Mapping | None = None
-) -> list[str]:
-    """Problems of one sweep on its own, one message each (empty list: none).
-
-    Refused: a grid key that is free text (:data:`TEXT_KEYS`); a setting both in ``overrides``
-    and ``grid`` (the grid would silently replace the override); a grid value whose member name
-    breaks the rule of experiment names (``name_rule``: the schema's ``$defs/name``, whose
-    pattern every experiment name matches).
-    """
-    rule = name_rule if name_rule is not None else _default_name_rule()
-    pattern, allowed_name = rule["pattern"], str(rule.get("description", "")).strip()
-    problems: list[str] = []
-    grid = sweep.get("grid") or {}
-    for key in sorted(grid, key=_grid_order):
-        path, token = _grid_key(key)
-        if path in TEXT_KEYS:
-            problems.append(
-                f"config key 'sweeps.{name}.grid.{key}' = {grid[key]!r}: {path} is free text, "
-                f"not a setting of "
-                f"the training (members would be identical runs); allowed: grid keys "
-                f"lambda_, beta, rho, hidden_size, visible_size, seed or a dotted setting path; "
-                f"fix: remove {key!r} from the grid (set a description in 'overrides')"
-            )
-            continue
-        for override in _leaf_paths(sweep.get("overrides") or {}):
-            if (
-                override == path
-                or override.startswith(f"{path}.")
-                or path.startswith(f"{override}.")
-            ):
-                problems.append(
-                    f"config key 'sweeps.{name}.overrides.{override}' and config key "
-                    f"'sweeps.{name}.grid.{key}' both set {path}: the grid would silently "
-                    f"replace the override; allowed: each setting in either overrides or grid; "
-                    f"fix: remove {override} from 'overrides' or {key} from 'grid'"
-                )
-        for value in grid[key] if isinstance(grid[key], list) else []:
-            member = f"{name}-{token}{format_value(value)}"
-            if re.search(pattern, member) is None:
-                problems.append(
-                    f"config key 'sweeps.{name}.grid.{key}': the value {value!r} gives the "
-                    f"member name {member!r}, which is no valid experiment name; allowed: "
-                    f"values whose text keeps the name valid ({allowed_name}); fix: use such "
-                    f"values, or define an experiment of its own for {value!r}"
-                )
-    return problems
-
-
-def name_clash_problems(
-    experiments: Mapping, stacked: Mapping, sweeps: Mapping, members_of: Mapping
-) -> list[str]:
-    """One message per name used twice among experiments, stacked experiments, sweeps and
-    sweep members (``members_of``: ``{sweep: [member, ...]}``), naming both config keys.
-
-    A clash would otherwise be resolved silently (``run`` would pick one of the two).
-    """
-    owner: dict[str, str] = {}
-    problems: list[str] = []
-    entries = [
-        *((n, f"experiments.{n}") for n in experiments),
-        *((n, f"stacked_experiments.{n}") for n in stacked),
-        *((n, f"sweeps.{n}") for n in sweeps),
-        *((m, f"sweeps.{s}.grid") for s, members in members_of.items() for m in members),
-    ]
-    for entry, key in entries:
-        if entry not in owner:
-            owner[entry] = key
-            continue
-        first = owner[entry]
-        what = f"member {entry!r}" if key.endswith(".grid") else f"name {entry!r}"
-        other = (
-            f"member {entry!r} of config key '{first}'"
-            if first.endswith(".grid")
-            else f"config key '{first}'"
-        )
-        problems.append(
-            f"config key '{key}': {what} clashes with {other}; allowed: names used "
-            f"once across experiments, stacked_experiments, sweeps and sweep members; "
-            f"fix: rename one of them"
-        )
-    return problems
-
-
-def expand_sweep(
-    name: str, sweep: Mapping, experiments: Mapping, *, name_rule: Mapping | None = None
-) -> dict[str, dict]:
-    """Expand one sweep into ``{member name: raw experiment dict}`` (no defaults applied).
-
-    Members are ordered like the Cartesian product of the grid in naming order; names follow
-    the module docstring (e.g. ``name-lam1e-04-beta3``). :func:`sweep_definition_problems`
-    are refused first (``name_rule``: the schema's ``$defs/name``; None reads the default
-    schema). Clashes with other names of the config are :func:`name_clash_problems`.
-    """
-    base_name = sweep.get("base", "natural")
-    if base_name not in experiments:
-        raise ConfigError(
-            f"config key 'sweeps.{name}.base' = {base_name!r} is not a defined experiment; "
-            f"allowed: one of {', '.join(sorted(experiments)) or '(none defined)'}"
-        )
-    keys = sorted(sweep["grid"], key=_grid_order)
-    paths = [_grid_key(k) for k in keys]
-    if len({p for p, _ in paths}) != len(paths):
-        raise ConfigError(f"config key 'sweeps.{name}.grid' names the same setting twice: {keys}")
-    problems = sweep_definition_problems(name, sweep, name_rule)
-    if problems:
-        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
-    base = _deep_merge(experiments[base_name], sweep.get("overrides", {}))
-    members: dict[str, dict] = {}
-    for values in itertools.product(*(sweep["grid"][k] for k in keys)):
-        tokens = [f"{tok}{format_value(v)}" for (_, tok), v in zip(paths, values, strict=True)]
-        member = "-".join([name, *tokens])
-        experiment = copy.deepcopy(base)
-        for (path, _), value in zip(paths, values, strict=True):
-            _set_path(experiment, path, value, f"sweeps.{name}.grid")
-        if member in members:
-            raise ConfigError(
-                f"config key 'sweeps.{name}.grid': two members would both be named {member!r}; "
-                f"allowed: values that differ in their text form"
-            )
-        members[member] = experiment
-    return members
 
 
 # --------------------------------------------------------------------------------------------

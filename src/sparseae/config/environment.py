@@ -1,0 +1,227 @@
+"""What the workflow checks outside the config itself while it is read (dry runs too):
+``sources:`` mirrors, environment variables, the tracking store, the files and folders the
+experiments read, and, under a cluster executor, each job's memory limit."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from sparseae.config.rules import memory_problems, num_images_problem, patch_fits_problem
+
+_MIRROR_SCHEMES = ("http", "https", "file")
+
+#: MLflow variables the project sets defaults for (``tracking.settings.HTTP_RETRY_DEFAULTS``)
+#: and what they must hold: (integer?, minimum).
+HTTP_VARIABLES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": (True, 0),
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": (False, 0),
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": (False, 0),
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": (False, 1e-3),
+}
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`` (did you mean 'x'?)`` when one of ``choices`` is close to ``word``, else ``""``."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def home_path_problem(where: str, path: str) -> str | None:
+    """A message if ``path`` starts with ``~``: no shell expands it here."""
+    if str(path).startswith("~"):
+        return (
+            f"{where}: {str(path)!r} starts with '~', which is not expanded here (no shell reads "
+            f"the config); allowed: an absolute path or one relative to the working folder, "
+            f"e.g. {os.path.expanduser(str(path))!r}"
+        )
+    return None
+
+
+def mirror_problem(where: str, mirror: str) -> str | None:
+    """A message if ``mirror`` is neither an http(s)/file URL nor a plain folder path."""
+    text = str(mirror).strip()
+    if not text:
+        return f"{where}: an empty mirror; allowed: an http(s):// or file:// URL, or a folder"
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if "://" in text and scheme not in _MIRROR_SCHEMES:
+        return (
+            f"{where}: {text!r} has the scheme {scheme!r}{did_you_mean(scheme, _MIRROR_SCHEMES)}; "
+            f"allowed: an http://, https:// or file:// URL, or a folder"
+        )
+    if scheme in ("http", "https"):
+        from urllib.parse import urlparse
+
+        parsed = urlparse(text)
+        try:
+            parsed.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+        except ValueError:
+            return f"{where}: {text!r} has an invalid port; allowed: 1..65535, or none"
+        if not parsed.hostname or any(c.isspace() for c in text):
+            return f"{where}: {text!r} names no valid host; allowed: e.g. https://my.mirror/mnist/"
+    return home_path_problem(where, text) if not scheme else None
+
+
+def sources_problems(config: Mapping) -> list[str]:
+    """Names under ``sources:`` must be sources; their mirrors must be URLs or folders."""
+    from sparseae.data import SOURCES
+
+    problems = []
+    for name, entry in (config.get("sources") or {}).items():
+        if name not in SOURCES:
+            problems.append(
+                f"config key 'sources.{name}': no source is named {name!r}"
+                f"{did_you_mean(name, SOURCES)}; allowed: one of {', '.join(sorted(SOURCES))} "
+                f"(a misspelt name would silently leave your mirrors unused)"
+            )
+            continue
+        mirrors = (entry or {}).get("mirrors") or []
+        if SOURCES[name].kind == "local" and mirrors:
+            problems.append(
+                f"config key 'sources.{name}.mirrors': source {name!r} is local and downloads "
+                f"nothing; allowed: no mirrors for it (remove the entry)"
+            )
+        for index, mirror in enumerate(mirrors):
+            problems.append(mirror_problem(f"config key 'sources.{name}.mirrors.{index}'", mirror))
+    return [problem for problem in problems if problem]
+
+
+def _number_env(name: str, value: str, *, integer: bool, minimum: float) -> str | None:
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number) or number < minimum:
+        kind = "an integer" if integer else "a number"
+        return (
+            f"environment variable {name}={value!r} is not allowed; allowed: {kind} >= "
+            f"{minimum:g}; fix: `export {name}=...` with such a value, or `unset {name}`"
+        )
+    return None
+
+
+def environment_problems(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Environment variables sparseae reads (the tracking URI: :func:`tracking_problems`):
+    MLflow HTTP limits, the TLS bundle, the cache folder."""
+    environ = os.environ if environ is None else environ
+    problems = [
+        _number_env(name, environ[name], integer=integer, minimum=minimum)
+        for name, (integer, minimum) in HTTP_VARIABLES.items()
+        if environ.get(name)
+    ]
+    cert = environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    if cert and not Path(cert).is_file():
+        problems.append(
+            f"environment variable MLFLOW_TRACKING_SERVER_CERT_PATH={cert!r}: no such file; "
+            f"allowed: the CA bundle (PEM file) of the tracking server, or unset it"
+        )
+    cache = environ.get("XDG_CACHE_HOME")
+    if cache and Path(cache).exists() and not Path(cache).is_dir():
+        problems.append(
+            f"environment variable XDG_CACHE_HOME={cache!r} is a file, not a folder; allowed: "
+            f"a folder (or unset it)"
+        )
+    return [problem for problem in problems if problem]
+
+
+def tracking_problems(
+    config_uri: str | None, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """The tracking URI (``MLFLOW_TRACKING_URI`` wins over ``tracking.uri``) and its file."""
+    from sparseae.tracking.settings import (
+        TRACKING_URI_ENV,
+        blank_environment_problem,
+        check_sqlite_file,
+        check_tracking_uri_text,
+        resolve_tracking_uri,
+    )
+
+    environ = os.environ if environ is None else environ
+    blank = blank_environment_problem(environ)
+    if blank:
+        return [blank]
+    from_env = (environ.get(TRACKING_URI_ENV) or "").strip()
+    where = f"environment variable {TRACKING_URI_ENV}" if from_env else "config key 'tracking.uri'"
+    text = from_env or (config_uri or "").strip()
+    problem = check_tracking_uri_text(text) if text else None
+    if problem:
+        return [f"{where}: {problem}"]
+    problem = check_sqlite_file(resolve_tracking_uri(config_uri, environ=environ))
+    return [f"{where if text else 'default tracking store'}: {problem}"] if problem else []
+
+
+def dataset_path_problem(name: str, path: str, error: Exception) -> str:
+    """The one message for a ``dataset.path`` that cannot be read (checked while the workflow
+    is read, and again when its files are hashed for ``sample_patches``)."""
+    return f"config key 'experiments.{name}.dataset.path' = {path!r}: {error}"
+
+
+def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
+    """An image folder, from the files' headers (nothing decoded): readable, one size,
+    modes, frames and pixel counts allowed, enough images, patches that fit."""
+    from sparseae.data.images import check_image_header, list_image_folder
+    from sparseae.errors import DatasetError
+
+    key, folder = f"experiments.{name}", experiment["dataset"]["path"]
+    try:
+        files = list_image_folder(folder)
+        sizes = {path: check_image_header(path) for path in files}
+    except DatasetError as error:
+        return [dataset_path_problem(name, folder, error)]
+    if len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{p.name} {r}×{c}" for p, (r, c) in sizes.items())
+        return [
+            f"config key '{key}.dataset.path' = {folder!r}: images in {folder} have different "
+            f"sizes ({listing}); crop or resize them to one size"
+        ]
+    wanted, size = experiment["dataset"]["num_images"], experiment["patches"]["size"]
+    problems = [
+        num_images_problem(key, wanted, len(files), f"image folder {folder}"),
+        patch_fits_problem(key, size, "image-folder", *next(iter(sizes.values()))),
+    ]
+    return [problem for problem in problems if problem]
+
+
+def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
+    """Files and folders the experiments read that exist before any job (``dataset.path``)."""
+    from sparseae.data import SOURCES
+
+    problems = []
+    for name, experiment in experiments.items():
+        path = experiment["dataset"].get("path")
+        source = SOURCES.get(experiment["dataset"]["source"])
+        if not path or source is None:
+            continue
+        key = f"experiments.{name}.dataset.path"
+        problem = home_path_problem(f"config key '{key}'", path)
+        if problem:
+            problems.append(problem)
+        elif source.loader == "image-folder":
+            problems += image_folder_problems(name, experiment)
+        elif source.loader == "mat" and not Path(path).is_file():
+            problems.append(
+                f"config key '{key}' = {path!r}: no such file; allowed: the .mat file of "
+                f"source '{source.name}' (or null for the downloaded one)"
+            )
+    return problems
+
+
+def workflow_input_problems(config: Mapping, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Everything outside the resolved ``config`` the workflow needs: environment variables,
+    the tracking store and the input files of the experiments in ``run``."""
+    environ = os.environ if environ is None else environ
+    problems = environment_problems(environ) + tracking_problems(config["tracking"]["uri"], environ)
+    return problems + input_path_problems({n: config["experiments"][n] for n in config["run"]})
+
+
+def cluster_memory_problems(config: Mapping) -> list[str]:
+    """Under a cluster executor: each job's memory estimate must fit its ``mem_mb`` (beyond
+    it the job is killed). Called when the run starts (the executor is known then)."""
+    problems = []
+    for name in config["run"]:
+        experiment = config["experiments"][name]
+        problems += [p for p in memory_problems(name, experiment, job_limits=True) if "mem_mb" in p]
+    return problems

@@ -1,0 +1,346 @@
+"""Cross-field rules: what no single-field schema rule can say, each rule written once.
+
+Every function returns messages (empty: none) naming the dotted key, the value, what is
+allowed and the fix. :func:`sparseae.config.resolve_config` applies them to every experiment
+and stacked experiment; the facts of each source (image side, images held) come from
+:class:`sparseae.data.sources.Source`. The rules that need the images themselves (a folder's
+files, the loaded pixels) are applied where those are read, with the same functions.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+
+_BYTES = 8  # float64
+
+
+def _source(name: str):
+    from sparseae.data import SOURCES
+
+    return SOURCES.get(name)
+
+
+# --------------------------------------------------------------------------------------------
+# rules shared by several entry points
+
+
+def patch_fits_problem(key: str, size, source: str, rows: int, cols: int) -> str | None:
+    """A patch side larger than the images (``key``: the experiment's dotted key)."""
+    if size is None or (size <= rows and size <= cols):
+        return None
+    return (
+        f"config key '{key}.patches.size' = {size} is larger than the images of source "
+        f"'{source}' ({rows}x{cols}); allowed: 1 <= patches.size <= {min(rows, cols)}"
+    )
+
+
+def num_images_problem(key: str, wanted, held: int, where: str) -> str | None:
+    """``dataset.num_images`` beyond what ``where`` holds: never silently fewer images."""
+    if wanted is None or wanted <= held:
+        return None
+    return (
+        f"config key '{key}.dataset.num_images' = {wanted} is more than {where} holds ({held}); "
+        f"allowed: 1 <= num_images <= {held}, or null for all of them"
+    )
+
+
+def maxfun_problem(key: str, maxfun: int, planned: int, plan: str) -> str | None:
+    """An evaluation budget smaller than the iterations planned (``plan`` says which)."""
+    if maxfun >= planned:
+        return None
+    return (
+        f"config key '{key}.optimizer.maxfun' = {maxfun} is smaller than the {planned} "
+        f"iterations planned ({plan}; every iteration costs at least one evaluation, so "
+        f"training would stop early); allowed: maxfun >= {planned}, e.g. {max(1000, 2 * planned)}"
+    )
+
+
+def examples_problem(key: str, num: int, available: int, what: str) -> str | None:
+    """A gradient check on more examples than the training data has."""
+    if num <= available:
+        return None
+    return (
+        f"config key '{key}.gradcheck.num_examples' = {num} exceeds {what} ({available}); "
+        f"allowed: 1 <= num_examples <= {available}"
+    )
+
+
+def physical_mb() -> int | None:
+    """Memory of this machine in MB (None where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# experiments
+
+
+def experiment_problems(name: str, experiment: Mapping) -> list[str]:
+    """Every cross-field rule of one experiment with defaults filled."""
+    key = f"experiments.{name}"
+    size, visible = experiment["patches"]["size"], experiment["model"]["visible_size"]
+    problems = []
+    if size is not None and size * size != visible:
+        problems.append(
+            f"config key '{key}.patches.size' = {size} gives {size}x{size} = {size * size} "
+            f"inputs but '{key}.model.visible_size' = {visible}; allowed: patches.size squared "
+            f"must equal model.visible_size (e.g. size {int(round(visible**0.5))} for "
+            f"{visible} inputs if that is a square)"
+        )
+    problems += _dataset_problems(key, experiment)
+    problems += _evaluation_problems(key, experiment)
+    if size is not None:
+        count = experiment["patches"]["count"]
+        num = experiment["gradcheck"]["num_examples"]
+        problems.append(examples_problem(key, num, count, f"'{key}.patches.count'"))
+    training = experiment["training"]
+    planned = training["chunks"] * training["iterations_per_chunk"]
+    plan = (
+        f"training.chunks {training['chunks']} x training.iterations_per_chunk "
+        f"{training['iterations_per_chunk']}"
+    )
+    problems.append(maxfun_problem(key, experiment["optimizer"]["maxfun"], planned, plan))
+    problems += memory_problems(name, experiment)
+    return [problem for problem in problems if problem]
+
+
+def _dataset_problems(key: str, experiment: Mapping) -> list[str | None]:
+    """The source must exist, suit the patch setting, and use every dataset key given."""
+    from sparseae.data import SOURCES
+
+    dataset, size = experiment["dataset"], experiment["patches"]["size"]
+    source = SOURCES.get(dataset["source"])
+    if source is None:
+        return [
+            f"config key '{key}.dataset.source' = {dataset['source']!r} is not a known source; "
+            f"allowed: one of {', '.join(sorted(SOURCES))}"
+        ]
+    digits, name, path = source.loader == "mnist", source.name, dataset["path"]
+    problems: list[str | None] = []
+    if digits and size is not None:
+        problems.append(
+            f"config key '{key}.patches.size' = {size}, but source '{name}' holds whole digit "
+            f"images; allowed: null (whole 28x28 images, model.visible_size 784)"
+        )
+    if not digits and size is None:
+        problems.append(
+            f"config key '{key}.patches.size' is null, but source '{name}' holds images to cut "
+            f"patches from; allowed: an integer >= 1 (e.g. 8)"
+        )
+    if source.loader == "image-folder" and not path:
+        problems.append(
+            f"config key '{key}.dataset.path' is not set; allowed: the folder of images that "
+            f"source 'image-folder' reads"
+        )
+    if dataset["digits"] is not None and not digits:
+        problems.append(
+            f"config key '{key}.dataset.digits' is set, but source '{name}' has no labels; "
+            f"allowed: null for image sources"
+        )
+    if path and source.loader in ("mnist", "sample-photos"):
+        problems.append(
+            f"config key '{key}.dataset.path' = {path!r} is set, but source '{name}' does not "
+            f"read a path (it would be ignored); allowed: null, or source image-folder for "
+            f"your own images"
+        )
+    if dataset["split"] != "train" and not source.splits:
+        problems.append(
+            f"config key '{key}.dataset.split' = {dataset['split']!r}, but source '{name}' has "
+            f"no splits (it would be ignored); allowed: train (the default) for image sources"
+        )
+    held = source.images_held(dataset["split"])
+    if held is not None and not path:  # a file of the user's own is checked once read
+        where = f"source '{name}'" + (f" split {dataset['split']!r}" if source.splits else "")
+        problems.append(num_images_problem(key, dataset["num_images"], held, where))
+    if source.image_side is not None and not path and not digits:
+        side = source.image_side
+        problems.append(patch_fits_problem(key, size, name, side, side))
+    return problems
+
+
+def _evaluation_problems(key: str, experiment: Mapping) -> list[str]:
+    """Self-taught evaluation: labeled digits of a digit source, disjoint from the unlabeled
+    ``dataset.digits`` (with every digit unlabeled, the classifier would be tested on digits
+    the features were learned from)."""
+    evaluation, dataset = experiment["evaluation"], experiment["dataset"]
+    source = _source(dataset["source"])
+    if not evaluation["enabled"] or source is None:
+        return []
+    if source.loader != "mnist":
+        return [
+            f"config key '{key}.evaluation.enabled' is true, but source '{source.name}' has no "
+            f"labels; allowed: a digit source (mnist) or evaluation.enabled: false"
+        ]
+    unlabeled = dataset["digits"]
+    if unlabeled is None:
+        return [
+            f"config key '{key}.evaluation.enabled' is true, but '{key}.dataset.digits' is null "
+            f"(the autoencoder would train on every digit, the labeled ones included); allowed: "
+            f"dataset.digits set to the unlabeled digits, e.g. [5, 6, 7, 8, 9]"
+        ]
+    overlap = sorted(set(unlabeled) & set(evaluation["labeled_digits"]))
+    if overlap:
+        return [
+            f"config key '{key}.evaluation.labeled_digits' = {evaluation['labeled_digits']} "
+            f"shares {overlap} with '{key}.dataset.digits' = {unlabeled} (the unlabeled digits "
+            f"the autoencoder trains on); allowed: disjoint digit sets"
+        ]
+    return []
+
+
+def examples_count(experiment: Mapping) -> tuple[int, str]:
+    """Training examples (columns of the patch matrix) and the key that sets them."""
+    if experiment["patches"]["size"] is not None:
+        return int(experiment["patches"]["count"]), "patches.count"
+    dataset = experiment["dataset"]
+    source = _source(dataset["source"])
+    held = source.images_held(dataset["split"]) if source is not None else None
+    return int(dataset["num_images"] or held or 60_000), "dataset.num_images"
+
+
+def memory_estimates(experiment: Mapping, key: str = "") -> dict[str, tuple[float, str]]:
+    """Estimated peak memory in MB per kind of job, with the settings that drive it.
+
+    Lower bounds: only the arrays each job surely holds at once (float64), so a refusal is
+    never a false alarm. ``key`` prefixes the setting names in the explanations.
+    """
+    model, maxcor = experiment["model"], int(experiment["optimizer"]["maxcor"])
+    v, h = int(model["visible_size"]), int(model["hidden_size"])
+    m, m_key = examples_count(experiment)
+    theta = 2 * h * v + h + v
+    mb = _BYTES / 2**20
+    examples, visible, hidden = (
+        f"{key}{m_key} = {m}",
+        f"{key}model.visible_size = {v}",
+        (f"{key}model.hidden_size = {h}"),
+    )
+    estimates = {
+        # the patch matrix, its normalized copy and the saved array
+        "data": (3 * m * v * mb, f"3 arrays of {examples} x {visible}, float64"),
+        # data and a3 and delta3 (visible x m), a2 and delta2 (hidden x m), L-BFGS history
+        "train": (
+            (3 * m * v + 2 * m * h + (2 * maxcor + 4) * theta) * mb,
+            f"{examples} examples x ({visible} + {hidden}) activations, and "
+            f"2 x {key}optimizer.maxcor = {maxcor} + 4 parameter vectors of length "
+            f"2 x {h} x {v} + {h} + {v} = {theta}",
+        ),
+    }
+    if experiment["evaluation"]["enabled"]:
+        estimates["evaluate"] = (
+            (2 * m * v + 2 * m * h) * mb,
+            f"{examples} examples x ({visible} + {hidden}) features",
+        )
+    return estimates
+
+
+def memory_problems(
+    name: str, experiment: Mapping, *, physical: int | None = None, job_limits: bool = False
+) -> list[str]:
+    """Jobs of an experiment that would not fit this machine (``physical`` MB, default: read
+    from the system) or, with ``job_limits``, their ``resources.<kind>.mem_mb`` (where a
+    cluster job is killed beyond it; local runs do not enforce it)."""
+    key = f"experiments.{name}"
+    physical = physical_mb() if physical is None else physical
+    problems = []
+    for kind, (needed, why) in memory_estimates(experiment, f"{key}.").items():
+        limit = int(experiment["resources"][kind]["mem_mb"])
+        if physical is not None and needed > physical:
+            problems.append(
+                f"experiment '{name}' needs at least {needed:,.0f} MB in its {kind} job "
+                f"({why}) but this machine has {physical:,} MB; allowed: settings whose "
+                f"estimate fits; fix: lower the settings named here"
+            )
+        elif job_limits and needed > limit:
+            problems.append(
+                f"experiment '{name}' needs at least {needed:,.0f} MB in its {kind} job "
+                f"({why}) but config key '{key}.resources.{kind}.mem_mb' is {limit:,} (a "
+                f"cluster job is killed beyond it); fix: raise it to at least "
+                f"{math.ceil(needed)}, or lower the settings named here"
+            )
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# stacked experiments
+
+
+def stacked_problems(name: str, experiment: Mapping) -> list[str]:
+    """Every cross-field rule of one stacked experiment with defaults filled: one value per
+    layer, disjoint image ranges inside their splits, float64 stages, the evaluation budget,
+    the gradient check's examples and the memory of the largest layer."""
+    from sparseae.config.stacked import INPUT_SIZE, PER_LAYER, image_range, num_layers
+
+    key = f"stacked_experiments.{name}"
+    problems: list[str | None] = []
+    count = num_layers(experiment)
+    for setting in PER_LAYER:
+        value = experiment["layers"][setting]
+        if isinstance(value, list) and len(value) != count:
+            problems.append(
+                f"config key '{key}.layers.{setting}' lists {len(value)} values for {count} "
+                f"layers (layers.hidden_sizes); allowed: one number for every layer, or a list "
+                f"of {count}"
+            )
+    ranges = {}
+    for part in ("train", "test"):
+        split = experiment["dataset"][part]["split"]
+        size = _source(experiment["dataset"]["source"]).images_held(split)
+        start, stop = image_range(experiment, part)
+        if stop > size:
+            problems.append(
+                f"config key '{key}.dataset.{part}.stop' = {stop}, but the {split} split has "
+                f"{size} images; allowed: {part}.start < stop <= {size} (or null for all)"
+            )
+        if start >= stop:
+            problems.append(
+                f"config key '{key}.dataset.{part}.start' = {start} leaves no images before "
+                f"stop = {stop}; allowed: 0 <= start < stop"
+            )
+        ranges[part] = (split, start, stop)
+    (s1, a1, b1), (s2, a2, b2) = ranges["train"], ranges["test"]
+    if s1 == s2 and max(a1, a2) < min(b1, b2):
+        problems.append(
+            f"config key '{key}.dataset.test' ({s2} images {a2}..{b2 - 1}) overlaps "
+            f"'{key}.dataset.train' ({s1} images {a1}..{b1 - 1}); allowed: disjoint ranges of "
+            f"one split, e.g. train start 0 stop 5000 and test start 5000 (stop null)"
+        )
+    for stage in ("pretraining", "finetuning"):
+        dtype = experiment[stage]["dtype"]  # the stacked costs run in float64 only
+        if dtype != "float64":
+            problems.append(
+                f"config key '{key}.{stage}.dtype' = {dtype!r}; allowed: 'float64' (stacked "
+                f"experiments train in float64; float32 is for experiments); remove the key"
+            )
+    stages = {s: experiment[s]["chunks"] * experiment[s]["iterations_per_chunk"]
+              for s in ("pretraining", "finetuning")}  # fmt: skip
+    stages["softmax"] = experiment["softmax"]["max_iter"]
+    stage, planned = max(stages.items(), key=lambda item: item[1])
+    plan = f"stage {stage}" if stage == "softmax" else f"{stage}.chunks x iterations_per_chunk"
+    problems.append(maxfun_problem(key, experiment["optimizer"]["maxfun"], planned, plan))
+    examples = b1 - a1
+    num = experiment["gradcheck"]["num_examples"]
+    problems.append(examples_problem(key, num, examples, "the training images"))
+    sizes = [INPUT_SIZE, *experiment["layers"]["hidden_sizes"]]
+    problems.append(_stacked_memory_problem(key, sizes, examples, experiment["optimizer"]))
+    return [problem for problem in problems if problem]
+
+
+def _stacked_memory_problem(key: str, sizes, examples: int, optimizer: Mapping) -> str | None:
+    """The largest layer's L-BFGS memory (``2 × maxcor`` vectors of its parameters) plus its
+    activations on the training images, against this machine's memory."""
+    physical, maxcor, needed = physical_mb(), optimizer["maxcor"], 0.0
+    for visible, hidden in zip(sizes[:-1], sizes[1:], strict=False):
+        parameters = 2 * visible * hidden + visible + hidden
+        needed = max(needed, 8 * ((2 * maxcor + 8) * parameters + 3 * hidden * examples) / 1e6)
+    if physical is None or needed <= physical:
+        return None
+    return (
+        f"config key '{key}.layers.hidden_sizes' = {list(sizes[1:])} with "
+        f"'{key}.optimizer.maxcor' = {maxcor} needs at least {needed:,.0f} MB (the largest "
+        f"layer's L-BFGS pairs and activations) but this machine has {physical:,} MB; allowed: "
+        f"smaller layers or fewer correction pairs"
+    )
