@@ -51,7 +51,7 @@ from sparseae.io import (
     save_theta_npz,
     write_json,
 )
-from sparseae.model import autoencoder, stacked
+from sparseae.model import autoencoder, softmax, stacked
 from sparseae.model.train import (
     LBFGSOptions,
     continuing,
@@ -426,9 +426,8 @@ def _softmax_run(labels, settings, optimizer):
 def train_stacked_softmax(features_path, data_path, output, *, name, trajectory):
     """Softmax regression on the last layer's training features (UFLDL ``softmaxTrain``).
 
-    L-BFGS on UFLDL's softmax cost (:func:`sparseae.analysis.evaluate.softmax_cost`, λ =
-    ``softmax.lambda_``, no intercept, the minimiser :func:`sparseae.analysis.evaluate.fit_softmax`
-    finds with ``C = 1/(λm)``) from θ = 0 for ``softmax.max_iter`` iterations with the
+    L-BFGS on UFLDL's softmax cost (:func:`sparseae.model.softmax.cost_and_grad`, λ =
+    ``softmax.lambda_``, no intercept) from θ = 0 for ``softmax.max_iter`` iterations with the
     experiment's optimizer settings. ``softmax.npz`` is a checkpoint: θ (flat, column-major
     ``10 × h_L``) and the cost of every iteration.
     """
@@ -438,7 +437,7 @@ def train_stacked_softmax(features_path, data_path, output, *, name, trajectory)
     start = np.zeros(NUM_CLASSES * features.shape[0]), FIRST
     cost_kwargs = {"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]}
     meta = _chunk_meta(name, trajectory, "softmax", 1)
-    theta, _ = _run_chunk(stacked.softmax_objective, start, features, cost_kwargs, meta, output)
+    theta, _ = _run_chunk(softmax.cost_and_grad, start, features, cost_kwargs, meta, output)
     return theta
 
 
@@ -530,7 +529,7 @@ def evaluate_stacked(
     """
     from threadpoolctl import threadpool_limits
 
-    from sparseae.analysis.evaluate import plot_confusion_matrix
+    from sparseae.analysis.visualize import plot_confusion_matrix
 
     train_x, train_y = _load(train_path, "images", "labels")
     test_x, test_y = _load(test_path, "images", "labels")
@@ -558,7 +557,7 @@ def evaluate_stacked(
     settings = trajectory["softmax"]
     with threadpool_limits(limits=1, user_api="blas"):
         raw_theta, raw_records = lbfgs_chunk(
-            stacked.softmax_objective,
+            softmax.cost_and_grad,
             np.zeros(NUM_CLASSES * INPUT_SIZE),
             train_x,
             settings["max_iter"],
