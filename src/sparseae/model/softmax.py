@@ -85,7 +85,8 @@ def predict(weights, features) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SoftmaxModel:
-    """A fitted softmax regression: ``weights`` (classes × features) and each row's label."""
+    """A fitted softmax regression: ``weights`` (classes × features), each row's label, and
+    the L-BFGS run's final ``cost``, iterations, whether a tolerance (``tol``) stopped it."""
 
     weights: np.ndarray
     classes: np.ndarray
