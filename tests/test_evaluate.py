@@ -1,4 +1,7 @@
-"""Self-taught-learning evaluation: the split, the softmax regularization, real MNIST accuracy."""
+"""Self-taught-learning evaluation: the split, the figures, real MNIST accuracy.
+
+The softmax regression itself is tested in tests/test_softmax.py.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +13,17 @@ import pytest
 from http_mirror import MNIST_TEST_FILES, MirrorServer
 from PIL import Image
 from shared_data import shared_file
-from sklearn.linear_model import LogisticRegression
 
 from sparseae.analysis.evaluate import (
     evaluate_features,
     evaluation_blocks,
-    fit_softmax,
     save_evaluation,
     self_taught_split,
-    softmax_C,
-    softmax_cost,
     take_split,
 )
 from sparseae.analysis.visualize import plot_confusion_matrix
 from sparseae.data import fetch, load_mnist
-from sparseae.model import autoencoder, train
+from sparseae.model import autoencoder, softmax, train
 
 # t10k per-digit counts 0..9, from ../shared/data/README.md (checked there by parsing the file)
 T10K_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -34,14 +33,6 @@ def _labels_like_t10k() -> np.ndarray:
     """Labels with the t10k class counts, in a shuffled order (no file needed)."""
     labels = np.repeat(np.arange(10), T10K_COUNTS)
     return np.random.default_rng(123).permutation(labels)
-
-
-def _separable_problem(rng, d=20, m=300, k=5):
-    """A noisy linear classification problem (features × m)."""
-    X = rng.normal(size=(d, m))
-    W = rng.normal(size=(k, d))
-    y = np.argmax(W @ X + 2.0 * rng.normal(size=(k, m)), axis=0)
-    return X, y
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,120 +127,6 @@ def test_take_split_gathers_matching_columns():
 
 
 # ---------------------------------------------------------------------------------------------
-# softmax: the C mapping really gives UFLDL's objective
-# ---------------------------------------------------------------------------------------------
-
-
-def test_softmax_cost_gradient_matches_central_differences():
-    rng = np.random.default_rng(2)
-    X, y = _separable_problem(rng, d=6, m=40, k=4)
-    theta = 0.3 * rng.normal(size=(4, 6))
-    lam = 0.05
-    _, grad = softmax_cost(theta, X, y, lambda_=lam)
-    numeric = np.zeros_like(theta)
-    eps = 1e-4
-    for index in np.ndindex(theta.shape):
-        step = np.zeros_like(theta)
-        step[index] = eps
-        numeric[index] = (
-            softmax_cost(theta + step, X, y, lambda_=lam)[0]
-            - softmax_cost(theta - step, X, y, lambda_=lam)[0]
-        ) / (2 * eps)
-    assert np.linalg.norm(numeric - grad) / np.linalg.norm(numeric + grad) < 1e-9
-
-
-def test_softmax_cost_value_on_a_hand_computed_case():
-    # theta = 0 gives p = 1/k for every class: J = log k; decay adds (λ/2)||θ||²
-    X = np.array([[1.0, -2.0, 0.5]])
-    y = np.array([0, 1, 2])
-    cost, _ = softmax_cost(np.zeros((3, 1)), X, y, lambda_=0.3)
-    assert cost == pytest.approx(np.log(3))
-    theta = np.array([[1.0], [0.0], [0.0]])
-    cost, _ = softmax_cost(theta, X, y, lambda_=0.3)
-    expected = (
-        -np.mean(
-            [np.log(np.e / (np.e + 2)), np.log(1 / (np.exp(-2) + 2)), np.log(1 / (np.exp(0.5) + 2))]
-        )
-        + 0.15
-    )
-    assert cost == pytest.approx(expected, rel=1e-12)
-
-
-@pytest.mark.parametrize("n_classes", [5, 2])
-@pytest.mark.parametrize("lam", [1e-4, 1e-2, 1.0])
-def test_fit_softmax_minimizes_the_ufldl_objective(n_classes, lam):
-    """At scikit-learn's solution the gradient of UFLDL's J (our numpy code) vanishes."""
-    rng = np.random.default_rng(3)
-    X, y = _separable_problem(rng, k=5)
-    if n_classes == 2:
-        y = (y > 2).astype(np.int64)
-    model = fit_softmax(X, y, lambda_=lam, max_iter=5000, tol=1e-12)
-    assert model.converged
-    assert model.C == pytest.approx(softmax_C(lam, y.size, n_classes))
-    cost, grad = softmax_cost(model.theta, X, y, lambda_=lam)
-    assert np.abs(grad).max() < 1e-7
-    # and the check can fail: the usual mistake C = 1/λ (forgetting m) is not stationary (its
-    # gradient is at least 100 times the bound above, even at λ = 1e-4 where decay is tiny)
-    wrong = LogisticRegression(
-        C=1 / lam, l1_ratio=0.0, fit_intercept=False, max_iter=5000, tol=1e-12
-    ).fit(X.T, y)
-    coef = wrong.coef_ if n_classes > 2 else np.vstack([-wrong.coef_ / 2, wrong.coef_ / 2])
-    wrong_cost, wrong_grad = softmax_cost(coef, X, y, lambda_=lam)
-    assert np.abs(wrong_grad).max() > 1e-5
-    assert wrong_cost > cost
-
-
-def test_fit_softmax_model_predicts_like_scikit_learn():
-    rng = np.random.default_rng(4)
-    X, y = _separable_problem(rng)
-    y = y + 3  # labels need not start at 0
-    model = fit_softmax(X, y, lambda_=1e-3)
-    reference = LogisticRegression(
-        C=softmax_C(1e-3, y.size, 5), l1_ratio=0.0, fit_intercept=False, tol=model.tol
-    ).fit(X.T, y)
-    np.testing.assert_array_equal(model.predict(X), reference.predict(X.T))
-    np.testing.assert_array_equal(model.classes, np.arange(3, 8))
-    assert np.all(model.intercept == 0)
-
-
-def test_fit_softmax_default_tolerance_implies_minfuncs_stopping_rule():
-    """When it stops before max_iter, sum |∇J| <= 1e-5 holds, as minFunc's optTol demands."""
-    rng = np.random.default_rng(8)
-    X, y = _separable_problem(rng, d=30, m=400)
-    model = fit_softmax(X, y, lambda_=1e-3, max_iter=2000)
-    assert model.converged
-    assert model.tol == pytest.approx(1e-5 / (5 * 30))
-    _, grad = softmax_cost(model.theta, X, y, lambda_=1e-3)
-    assert np.abs(grad).sum() <= 1e-5
-
-
-def test_fit_softmax_reports_the_iteration_limit_without_warning():
-    rng = np.random.default_rng(5)
-    X, y = _separable_problem(rng)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the expected ConvergenceWarning must not escape
-        model = fit_softmax(X, y, lambda_=1e-4, max_iter=3)
-    assert model.n_iter == 3
-    assert not model.converged
-
-
-def test_fit_softmax_rejects_transposed_features():
-    X, y = _separable_problem(np.random.default_rng(6))
-    with pytest.raises(ValueError, match="one example per column"):
-        fit_softmax(X.T, y)
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        fit_softmax(X, np.zeros(X.shape[1], dtype=int))
-
-
-def test_softmax_C_rejects_negative_lambda():
-    with pytest.raises(ValueError, match="lambda_"):
-        softmax_C(-1e-4, 10, 5)
-    assert softmax_C(0.0, 10, 5) == float("inf")
-
-
-# ---------------------------------------------------------------------------------------------
 # confusion matrix figure
 # ---------------------------------------------------------------------------------------------
 
@@ -311,7 +188,7 @@ def test_raw_pixel_softmax_on_t10k_digits_0_to_4(t10k_parts):
     """Softmax on raw pixels of real digits: chance is 20 %; about 95 % measured here."""
     _, parts = t10k_parts
     n = 500  # a subset of the 2570 training digits keeps this test to a few seconds
-    model = fit_softmax(parts["X_train"][:, :n], parts["y_train"][:n], lambda_=1e-4)
+    model = softmax.fit(parts["X_train"][:, :n], parts["y_train"][:n], lambda_=1e-4)
     predicted = model.predict(parts["X_test"])
     accuracy = np.mean(predicted == parts["y_test"])
     assert accuracy > 0.90
@@ -379,6 +256,7 @@ def test_self_taught_chain_on_t10k_reduced(t10k_parts, tmp_path):
     assert written["metrics"]["accuracy_features"] == result["accuracy_features"]
     assert written["metrics"]["per_class_accuracy_raw.4"] == result["per_class_accuracy_raw"][4]
     assert written["metrics"]["softmax.n_iter_raw"] == result["softmax"]["n_iter_raw"]
+    assert written["metrics"]["softmax.cost_features"] == result["softmax"]["cost_features"]
     assert written["params"]["evaluation.split_seed"] == 2024
     assert written["params"]["evaluation.softmax.solver"] == "lbfgs"
     assert not [k for k in (*written["metrics"], *written["params"]) if "confusion" in k]

@@ -1,26 +1,17 @@
 """Stacked sparse autoencoders with a softmax output: layout, fine-tuning cost, prediction.
 
-The deep network of UFLDL's "Building Deep Networks for Classification" (stacked
-autoencoders): ``L`` sigmoid encoder layers, each the first layer of a sparse autoencoder
-trained greedily on the previous layer's activations, followed by softmax regression. After
-pretraining, the whole network is *fine-tuned* on the labels by backpropagation, minimising
-the softmax cost of the stack (UFLDL's ``stackedAECost``; the equations are in
-``docs/stacked.md``)::
+UFLDL's "Building Deep Networks for Classification": ``L`` sigmoid encoder layers, each the
+first layer of a sparse autoencoder trained greedily on the previous layer's activations, then
+softmax regression (:mod:`sparseae.model.softmax`); fine-tuning backpropagates the softmax
+cost through the whole stack (``stackedAECost``; equations in ``docs/stacked.md``)::
 
     a¹ = x;  aˡ⁺¹ = f(Wˡ aˡ + bˡ);  P = softmax(θ aᴸ⁺¹)          (columns are examples)
     J  = −(1/m) Σᵢ log P[yᵢ, i] + (λ/2) ‖θ‖²                     (no decay on the Wˡ)
 
-Parameter layout
-----------------
-One flat float64 vector, column-major (MATLAB) like :mod:`sparseae.model.autoencoder`, in the
-order of the tutorial's ``[softmaxTheta(:); stack2params(stack)]``::
-
-    theta = [θ(:); W¹(:); b¹; W²(:); b²; …]
-
-with ``θ`` of shape ``num_classes × hidden_sizes[-1]`` and ``Wˡ`` of shape
-``hidden_sizes[l] × (input_size or hidden_sizes[l-1])``, so a theta written by the original
-MATLAB/Octave code loads unchanged. Data follow the package convention: one example per
-column; labels are class indices ``0 … num_classes-1``.
+Parameters: one flat float64 vector, column-major (MATLAB), in the tutorial's order
+``[softmaxTheta(:); stack2params(stack)]`` = ``[θ(:); W¹(:); b¹; W²(:); b²; …]`` with ``θ``
+``num_classes × hidden_sizes[-1]`` and ``Wˡ`` ``hidden_l × input_l``, so a theta written by
+the original Octave code loads unchanged. One example per column; labels ``0 … K-1``.
 """
 
 from __future__ import annotations
@@ -30,7 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy.special import expit
 
-from sparseae.model import autoencoder
+from sparseae.model import autoencoder, softmax
 from sparseae.model.gradcheck import DEFAULT_BOUND, numerical_gradient, relative_difference
 
 __all__ = [
@@ -41,8 +32,6 @@ __all__ = [
     "stack_from_autoencoders",
     "stack_activations",
     "finetune_cost_and_grad",
-    "naive_finetune_cost_and_grad",
-    "softmax_objective",
     "predict",
     "check_finetune_gradient",
 ]
@@ -73,26 +62,9 @@ def stack_parameter_count(input_size: int, hidden_sizes: Sequence[int], num_clas
 def unpack_stack(theta, input_size: int, hidden_sizes: Sequence[int], num_classes: int):
     """Split ``theta`` into the softmax weights and the encoder layers (views, no copies).
 
-    Parameters
-    ----------
-    theta : ndarray, shape (stack_parameter_count(...),)
-        ``[θ(:); W¹(:); b¹; W²(:); b²; …]``, column-major.
-    input_size : int
-    hidden_sizes : sequence of int
-        Units of each encoder layer, first layer first.
-    num_classes : int
-
-    Returns
-    -------
-    softmax_theta : ndarray, shape (num_classes, hidden_sizes[-1])
-        Fortran-ordered view.
-    layers : list of (W, b)
-        ``W`` of shape (hidden_l, input_l) (Fortran-ordered view), ``b`` of shape (hidden_l,).
-
-    Raises
-    ------
-    ValueError
-        If ``theta`` is not 1-D of the right length.
+    Returns ``softmax_theta`` (num_classes × hidden_sizes[-1]) and ``layers``, a list of
+    ``(W, b)`` with ``W`` hidden_l × input_l (both Fortran-ordered views into ``theta``).
+    Raises ValueError unless ``theta`` is 1-D of :func:`stack_parameter_count` entries.
     """
     theta = np.asarray(theta)
     expected = stack_parameter_count(input_size, hidden_sizes, num_classes)
@@ -144,21 +116,8 @@ def pack_stack(softmax_theta, layers) -> np.ndarray:
 
 
 def stack_from_autoencoders(softmax_theta, autoencoder_thetas, input_size: int, hidden_sizes):
-    """The pretrained stack: each autoencoder's encoder ``(W1, b1)`` plus the softmax weights.
-
-    Parameters
-    ----------
-    softmax_theta : ndarray, shape (num_classes, hidden_sizes[-1])
-    autoencoder_thetas : sequence of ndarray
-        Layer ``l``'s sparse autoencoder parameters (:mod:`sparseae.model.autoencoder` layout),
-        trained on layer ``l-1``'s activations.
-    input_size : int
-    hidden_sizes : sequence of int
-
-    Returns
-    -------
-    ndarray
-        Flat stack parameters (:func:`pack_stack`).
+    """The pretrained stack (:func:`pack_stack`): softmax weights, then each autoencoder's
+    encoder ``(W1, b1)``; ``autoencoder_thetas[l]`` in :mod:`sparseae.model.autoencoder` layout.
     """
     shapes = layer_shapes(input_size, hidden_sizes)
     if len(autoencoder_thetas) != len(shapes):
@@ -183,15 +142,6 @@ def _as_data(data, input_size):
     return X
 
 
-def _as_labels(labels, m, num_classes):
-    y = np.asarray(labels)
-    if y.shape != (m,) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"labels must be {m} integers (one per column of data), got {y.shape}")
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
-    return y.astype(np.intp, copy=False)
-
-
 def stack_activations(theta, data, *, input_size, hidden_sizes, num_classes) -> list:
     """Activations ``[a¹ = x, a², …, aᴸ⁺¹]`` of every encoder layer (float64, units × m)."""
     _, layers = unpack_stack(
@@ -207,13 +157,9 @@ def stack_activations(theta, data, *, input_size, hidden_sizes, num_classes) -> 
 
 def predict(theta, data, *, input_size, hidden_sizes, num_classes) -> np.ndarray:
     """Most probable class (``0 … num_classes-1``) of each column of ``data``."""
-    softmax_theta, _ = unpack_stack(
-        np.asarray(theta, dtype=np.float64), input_size, hidden_sizes, num_classes
-    )
-    top = stack_activations(
-        theta, data, input_size=input_size, hidden_sizes=hidden_sizes, num_classes=num_classes
-    )[-1]
-    return np.argmax(softmax_theta @ top, axis=0)
+    shape = dict(input_size=input_size, hidden_sizes=hidden_sizes, num_classes=num_classes)
+    softmax_theta, _ = unpack_stack(np.asarray(theta, dtype=np.float64), **shape)
+    return softmax.predict(softmax_theta, stack_activations(theta, data, **shape)[-1])
 
 
 def finetune_cost_and_grad(
@@ -221,47 +167,20 @@ def finetune_cost_and_grad(
 ) -> tuple[float, np.ndarray]:
     """Fine-tuning cost of the whole stack and its gradient (UFLDL ``stackedAECost``).
 
-    Parameters
-    ----------
-    theta : ndarray
-        Flat stack parameters (see the module docstring).
-    data : ndarray, shape (input_size, m)
-        One example per column.
-    labels : ndarray of int, shape (m,)
-        Class indices ``0 … num_classes-1``.
-    input_size : int
-    hidden_sizes : sequence of int
-    num_classes : int
-    lambda_ : float
-        Weight decay of the softmax weights ``θ`` only (the encoders are not decayed).
-
-    Returns
-    -------
-    cost : float
-    grad : ndarray, float64, same layout as ``theta``
-        ``∇θ = −(1/m)(G − P) aᴸ⁺¹ᵀ + λθ``; ``δᴸ⁺¹ = θᵀ(P − G) ∘ a(1 − a)``,
-        ``δˡ = (Wˡᵀ δˡ⁺¹) ∘ aˡ(1 − aˡ)``; ``∇Wˡ = (1/m) δˡ⁺¹ aˡᵀ``, ``∇bˡ = (1/m) Σ δˡ⁺¹``.
+    ``theta`` is the flat stack, ``data`` input_size × m, ``labels`` class indices; ``lambda_``
+    decays the softmax weights only. The top layer is :func:`sparseae.model.softmax.layer_cost`;
+    below it ``δᴸ⁺¹ = θᵀ(P − G) ∘ a(1 − a)``, ``δˡ = (Wˡᵀ δˡ⁺¹) ∘ aˡ(1 − aˡ)``,
+    ``∇Wˡ = (1/m) δˡ⁺¹ aˡᵀ``, ``∇bˡ = (1/m) Σ δˡ⁺¹``. Returns the cost and the gradient in
+    ``theta``'s layout.
     """
     theta = np.asarray(theta, dtype=np.float64)
     softmax_theta, layers = unpack_stack(theta, input_size, hidden_sizes, num_classes)
     activations = stack_activations(
         theta, data, input_size=input_size, hidden_sizes=hidden_sizes, num_classes=num_classes
     )
-    m = activations[0].shape[1]
-    y = _as_labels(labels, m, int(num_classes))
-    columns = np.arange(m)
-
-    scores = softmax_theta @ activations[-1]
-    scores -= scores.max(axis=0, keepdims=True)  # the softmax is unchanged, exp cannot overflow
-    log_p = scores - np.log(np.exp(scores).sum(axis=0, keepdims=True))
-    cost = -log_p[y, columns].sum() / m + 0.5 * lambda_ * np.sum(softmax_theta**2)
-
-    residual = np.exp(log_p)  # P
-    residual[y, columns] -= 1.0  # P − G
-    residual /= m
-    grad_softmax = residual @ activations[-1].T + lambda_ * softmax_theta
     a = activations[-1]
-    delta = (softmax_theta.T @ residual) * a * (1.0 - a)  # (1/m) δᴸ⁺¹
+    cost, grad_softmax, error = softmax.layer_cost(softmax_theta, a, labels, lambda_)
+    delta = (softmax_theta.T @ error) * a * (1.0 - a)  # (1/m) δᴸ⁺¹
     grads = []
     for index in range(len(layers) - 1, -1, -1):
         W, _ = layers[index]
@@ -271,64 +190,6 @@ def finetune_cost_and_grad(
             delta = (W.T @ delta) * below * (1.0 - below)
     grads.reverse()
     return float(cost), pack_stack(grad_softmax, grads)
-
-
-def naive_finetune_cost_and_grad(
-    theta, data, *, labels, input_size, hidden_sizes, num_classes, lambda_
-) -> tuple[float, np.ndarray]:
-    """The same cost and gradient, one example at a time with explicit loops (a reference).
-
-    A direct transcription of the equations for tests: no matrix over examples, the softmax
-    normaliser summed class by class, every weight gradient accumulated as an outer product.
-    """
-    theta = np.asarray(theta, dtype=np.float64)
-    softmax_theta, layers = unpack_stack(theta, input_size, hidden_sizes, num_classes)
-    X = _as_data(data, input_size)
-    m = X.shape[1]
-    y = _as_labels(labels, m, int(num_classes))
-    g_softmax = np.zeros_like(softmax_theta)
-    g_layers = [(np.zeros_like(W), np.zeros_like(b)) for W, b in layers]
-    log_likelihood = 0.0
-    for i in range(m):
-        a = [X[:, i]]
-        for W, b in layers:
-            a.append(1.0 / (1.0 + np.exp(-(W @ a[-1] + b))))
-        scores = [float(softmax_theta[k] @ a[-1]) for k in range(num_classes)]
-        top = max(scores)
-        normaliser = sum(np.exp(s - top) for s in scores)
-        p = [np.exp(s - top) / normaliser for s in scores]
-        log_likelihood += np.log(p[y[i]])
-        error = np.array([p[k] - (1.0 if k == y[i] else 0.0) for k in range(num_classes)])
-        g_softmax += np.outer(error, a[-1])
-        delta = (softmax_theta.T @ error) * a[-1] * (1.0 - a[-1])
-        for index in range(len(layers) - 1, -1, -1):
-            g_layers[index][0][...] += np.outer(delta, a[index])
-            g_layers[index][1][...] += delta
-            if index > 0:
-                delta = (layers[index][0].T @ delta) * a[index] * (1.0 - a[index])
-    cost = -log_likelihood / m + lambda_ / 2 * float(np.sum(softmax_theta**2))
-    grad = pack_stack(
-        g_softmax / m + lambda_ * softmax_theta, [(gW / m, gb / m) for gW, gb in g_layers]
-    )
-    return float(cost), grad
-
-
-def softmax_objective(theta, features, *, labels, num_classes, lambda_):
-    """UFLDL's softmax cost on a flat column-major ``θ`` (``num_classes × features``).
-
-    :func:`sparseae.analysis.evaluate.softmax_cost` with the classes fixed to ``0 … num_classes-1``,
-    flattened the way the stack stores ``θ``, for an L-BFGS run with recorded cost curve.
-    """
-    from sparseae.analysis.evaluate import softmax_cost
-
-    features = np.asarray(features, dtype=np.float64)
-    weights = np.asarray(theta, dtype=np.float64).reshape(
-        (int(num_classes), features.shape[0]), order="F"
-    )
-    cost, grad = softmax_cost(
-        weights, features, labels, lambda_=lambda_, classes=np.arange(int(num_classes))
-    )
-    return cost, grad.ravel(order="F")
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,27 +213,12 @@ def check_finetune_gradient(
     with biases uniform in ±0.1 (so their gradients are exercised), softmax weights
     ``0.005 · N(0, 1)`` as the tutorial initialises them.
 
-    Parameters
-    ----------
-    data : ndarray, shape (input_size, m)
-        A few examples (one per column).
-    labels : ndarray of int, shape (m,)
-    hidden_sizes : sequence of int
-        The small stack's layers.
-    num_classes, lambda_
-        As for :func:`finetune_cost_and_grad`.
-    rng : numpy.random.Generator
-    epsilon, bound : float
-        Central-difference step; largest accepted ``‖num − ana‖ / ‖num + ana‖``.
-    cost_fn : callable, optional
-        Replacement for :func:`finetune_cost_and_grad` (tests pass broken ones).
-
-    Returns
-    -------
-    dict
-        ``finetune`` (the relative difference), ``max_abs_diff``, ``bound``, ``passed``,
-        ``epsilon``, ``input_size``, ``hidden_sizes``, ``num_classes``, ``num_examples``,
-        ``num_parameters``, ``lambda_``.
+    ``data`` (a few columns), ``labels``, ``hidden_sizes`` (the small stack), ``num_classes``
+    and ``lambda_`` as for :func:`finetune_cost_and_grad`; ``epsilon`` the step, ``bound`` the
+    largest accepted ``‖num − ana‖ / ‖num + ana‖``; ``cost_fn`` replaces the cost (tests pass
+    broken ones). Returns ``finetune`` (the relative difference), ``max_abs_diff``, ``bound``,
+    ``passed``, ``epsilon``, the sizes (``input_size``, ``hidden_sizes``, ``num_classes``,
+    ``num_examples``, ``num_parameters``) and ``lambda_``.
     """
     X = np.asarray(data, dtype=np.float64)
     input_size = X.shape[0]

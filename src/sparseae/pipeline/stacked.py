@@ -52,7 +52,7 @@ from sparseae.io import (
     save_theta_npz,
     write_json,
 )
-from sparseae.model import autoencoder, stacked
+from sparseae.model import autoencoder, softmax, stacked
 from sparseae.model.train import LBFGSOptions, lbfgs_chunk
 from sparseae.pipeline.chunks import Run, read_checkpoint, read_chunks, run_chunk
 
@@ -309,7 +309,7 @@ def train_stacked_softmax(features_path, data_path, output, *, name, trajectory)
     return run_chunk(
         output, k=1, previous=None, run=_run(name, trajectory, output),
         initial=lambda: np.zeros(NUM_CLASSES * features.shape[0]),
-        cost_fn=stacked.softmax_objective, data=features,
+        cost_fn=softmax.cost_and_grad, data=features,
         cost_kwargs={"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
         iterations=settings["max_iter"], optimizer=trajectory["optimizer"],
     )  # fmt: skip
@@ -390,7 +390,7 @@ def evaluate_stacked(
     ``confusion_after`` (PNG). ``stage_chunks``: stage -> its chunk checkpoints (for the
     training times and iteration counts).
     """
-    from sparseae.analysis.evaluate import plot_confusion_matrix
+    from sparseae.analysis.visualize import plot_confusion_matrix
 
     train_x, train_y = _load(train_path, "images", "labels")
     test_x, test_y = _load(test_path, "images", "labels")
@@ -417,7 +417,7 @@ def evaluate_stacked(
     started = time.perf_counter()
     settings = trajectory["softmax"]
     raw = lbfgs_chunk(
-        stacked.softmax_objective, np.zeros(NUM_CLASSES * INPUT_SIZE), train_x,
+        softmax.cost_and_grad, np.zeros(NUM_CLASSES * INPUT_SIZE), train_x,
         settings["max_iter"],
         cost_kwargs={"labels": train_y, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
         options=LBFGSOptions(**trajectory["optimizer"], maxiter=settings["max_iter"]),
