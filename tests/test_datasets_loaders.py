@@ -28,6 +28,8 @@ from sparseae.datasets import (
 from sparseae.datasets.images import SAMPLE_TILE
 from sparseae.whitening import whiten_images
 
+pytestmark = pytest.mark.fast
+
 T10K_LABELS = "t10k-labels-idx1-ubyte.gz"
 T10K_IMAGES = "t10k-images-idx3-ubyte.gz"
 

@@ -20,6 +20,8 @@ from sparseae.diagnostics import (
     write_diagnostics,
 )
 
+pytestmark = pytest.mark.fast
+
 V, H, M = 16, 6, 300
 
 

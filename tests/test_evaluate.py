@@ -26,6 +26,8 @@ from sparseae.evaluate import (
 )
 from sparseae.visualize import plot_confusion_matrix
 
+pytestmark = pytest.mark.fast
+
 # t10k per-digit counts 0..9, from ../shared/data/README.md (checked there by parsing the file)
 T10K_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

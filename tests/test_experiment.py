@@ -17,6 +17,8 @@ import yaml
 from sparseae import autoencoder, config, experiment
 from sparseae.config import RECOMPUTES, fingerprint, recomputes, trajectory_config
 
+pytestmark = pytest.mark.fast
+
 TINY = {
     "run": ["natural"],
     "experiments": {

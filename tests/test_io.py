@@ -17,6 +17,8 @@ from sparseae.io import (
     save_theta_npz,
 )
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture
 def opttheta(reference):

@@ -26,7 +26,7 @@ import yaml
 from PIL import Image
 from workflow_helpers import BIN, copy_workflow, workflow_environment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 SNAKEMAKE = BIN / "snakemake"
 CHUNKS = 2

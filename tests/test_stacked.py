@@ -10,6 +10,8 @@ from sparseae import autoencoder, stacked
 from sparseae.evaluate import softmax_cost
 from sparseae.gradcheck import numerical_gradient, relative_difference
 
+pytestmark = pytest.mark.fast
+
 INPUT, HIDDEN, CLASSES = 6, [4, 3], 3
 
 

@@ -12,6 +12,8 @@ from workflow_helpers import REPO
 from sparseae.config import ConfigError, resolve_config
 from sparseae.stacked_config import layer_settings, stage_fingerprint, stage_trajectory
 
+pytestmark = pytest.mark.fast
+
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 

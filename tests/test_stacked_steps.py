@@ -15,6 +15,8 @@ from sparseae.experiment import ForeignResultError, ResultFileError
 from sparseae.stacked_config import gradcheck_settings, stage_trajectory
 from sparseae.train import load_checkpoint
 
+pytestmark = pytest.mark.fast
+
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 

@@ -33,7 +33,7 @@ from sparseae.sweep import (
     sweep_table,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 
 SWEEP = "tinysweep"

@@ -23,7 +23,7 @@ from sparseae.tracking import ResultsError, log_results, read_store_token, store
 from sparseae.tracking.logger import FILTERS_KEY, MANIFEST_NAME, read_manifest
 from sparseae.tracking.results import load_chunk
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 #: The most project tags (``sparseae.*``) a run may carry.
 MAX_PROJECT_TAGS = 10

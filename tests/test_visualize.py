@@ -17,6 +17,8 @@ from sparseae.visualize import (
     scale_tiles,
 )
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize(
     ("M", "expected"),
