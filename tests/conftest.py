@@ -11,6 +11,7 @@ from shared_data import SHARED_DIR, load_reference, shared_file
 TIERS = ("fast", "full")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects
 def pytest_collection_modifyitems(config, items):
     """Every test has a tier: its module's ``pytestmark`` says ``fast`` or ``full``; a test
     marked ``full``, ``slow`` or ``slurm`` is in the full tier (``make test-all``) only."""
