@@ -7,6 +7,30 @@ from pathlib import Path
 import pytest
 from shared_data import SHARED_DIR, load_reference, shared_file
 
+# --- test tiers (pyproject.toml's markers) ---------------------------------------------------
+TIERS = ("fast", "full")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects
+def pytest_collection_modifyitems(config, items):
+    """Every test has a tier: its module's ``pytestmark`` says ``fast`` or ``full``; a test
+    marked ``full``, ``slow`` or ``slurm`` is in the full tier (``make test-all``) only."""
+    untiered = sorted({item.path.name for item in items if not _tiers(item)})
+    if untiered:
+        raise pytest.UsageError(
+            "test modules without a tier (pytestmark = pytest.mark.fast or pytest.mark.full): "
+            + ", ".join(untiered)
+        )
+    for item in items:
+        if "full" not in _tiers(item) and any(
+            item.get_closest_marker(m) for m in ("slow", "slurm")
+        ):
+            item.add_marker(pytest.mark.full)
+
+
+def _tiers(item) -> set[str]:
+    return {tier for tier in TIERS if item.get_closest_marker(tier)}
+
 
 @pytest.fixture(scope="session")
 def reference():

@@ -12,6 +12,8 @@ from threadpoolctl import threadpool_info
 
 from sparseae.model import autoencoder as ae
 
+pytestmark = pytest.mark.fast
+
 
 def _reference(name):
     ref = load_reference(name)

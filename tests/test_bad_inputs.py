@@ -32,6 +32,8 @@ from workflow_helpers import REPO, copy_workflow, workflow_environment
 from sparseae import cli
 from sparseae.rulelog import user_errors
 
+pytestmark = pytest.mark.fast
+
 ERRORS_DOC = REPO / "docs" / "errors.md"
 START, END = "<!-- bad-inputs:start -->", "<!-- bad-inputs:end -->"
 
@@ -206,6 +208,7 @@ def test_memory_is_compared_with_the_machine_and_cluster_job_limits():
     ("error", "traceback_expected"),
     [("DatasetError('image file x.png is broken')", False), ("KeyError('bug')", True)],
 )
+@pytest.mark.full  # a subprocess
 def test_rule_scripts_print_project_errors_without_traceback(tmp_path, error, traceback_expected):
     """sparseae.rulelog: a project error is one line on stderr and in the log; a bug keeps
     its traceback in both."""
@@ -247,6 +250,7 @@ def workflow_copy(tmp_path_factory):
 
 
 @pytest.mark.parametrize("case_id", WORKFLOW_CASES)
+@pytest.mark.full  # a subprocess
 def test_workflow_refuses_before_any_job(case_id, workflow_copy, places, tmp_path):
     """The same cases through ``snakemake -n``: one message naming the key, no traceback."""
     case = by_id()[case_id]
@@ -271,6 +275,7 @@ def test_workflow_refuses_before_any_job(case_id, workflow_copy, places, tmp_pat
     assert snapshot(work) == before
 
 
+@pytest.mark.full  # a subprocess
 def test_make_run_refuses_a_missing_config_file(tmp_path):
     """``make run CONFIG=…`` checks the file first: one message, Snakemake never starts."""
     before = snapshot(REPO / "results") if (REPO / "results").exists() else {}
@@ -329,6 +334,7 @@ def errors_table(tmp_root: Path, places: dict) -> str:
     return "\n".join(rows) + "\n"
 
 
+@pytest.mark.full  # every case run again (~15 s)
 def test_errors_doc_is_the_table(tmp_path, places):
     """docs/errors.md's table is generated from CASES and real runs; it cannot drift."""
     table = errors_table(tmp_path, places)

@@ -12,6 +12,8 @@ from http_mirror import MNIST_TEST_FILES
 
 from sparseae import cli
 
+pytestmark = pytest.mark.fast
+
 SCRIPT = Path(sys.executable).with_name("sparseae")
 
 
@@ -22,6 +24,7 @@ def run(*args, cwd):
     )
 
 
+@pytest.mark.full  # a subprocess
 def test_help_lists_fetch(tmp_path):
     out = run("--help", cwd=tmp_path)
     assert out.returncode == 0
@@ -33,6 +36,7 @@ def test_help_lists_fetch(tmp_path):
     assert "ufldl-images" in sub.stdout and "sample-photos" in sub.stdout
 
 
+@pytest.mark.full  # a subprocess
 def test_fetch_mnist_through_loopback_mirror(mnist_mirror, tmp_path):
     dest = tmp_path / "data"
     out = run(
@@ -69,6 +73,7 @@ def test_fetch_mnist_through_loopback_mirror(mnist_mirror, tmp_path):
     assert mnist_mirror.downloads_of(MNIST_TEST_FILES[0]) == 1
 
 
+@pytest.mark.full  # a subprocess
 def test_fetch_reads_mirrors_from_config(mnist_mirror, tmp_path):
     config = tmp_path / "site.yaml"
     config.write_text(yaml.safe_dump({"sources": {"mnist": {"mirrors": [mnist_mirror.url]}}}))
@@ -93,6 +98,7 @@ def test_fetch_reads_mirrors_from_config(mnist_mirror, tmp_path):
     assert mnist_mirror.downloads_of(MNIST_TEST_FILES[1]) == 2
 
 
+@pytest.mark.full  # a subprocess
 def test_fetch_failure_is_one_clear_message(http_mirror, tmp_path):
     out = run(
         "fetch",
@@ -114,6 +120,7 @@ def test_fetch_failure_is_one_clear_message(http_mirror, tmp_path):
     assert "9fb629c4189551a2d022fa330f9573f3" in out.stderr
 
 
+@pytest.mark.full  # a subprocess
 def test_usage_errors(tmp_path):
     out = run("fetch", "nope", cwd=tmp_path)
     assert out.returncode == 2 and "invalid choice: 'nope'" in out.stderr
@@ -125,6 +132,7 @@ def test_usage_errors(tmp_path):
     assert out.returncode == 1 and "does not exist or is not a folder" in out.stderr
 
 
+@pytest.mark.full  # a subprocess
 def test_help_lists_every_command(tmp_path):
     out = run("--help", cwd=tmp_path)
     assert out.returncode == 0
@@ -140,6 +148,7 @@ def test_help_lists_every_command(tmp_path):
         assert run(name, "--help", cwd=tmp_path).returncode == 0, name
 
 
+@pytest.mark.full  # a subprocess
 def test_tracking_uri_command_reports_a_bad_uri(tmp_path):
     out = run("tracking-uri", "--tracking-uri", "sqlite://relative.db", cwd=tmp_path)
     assert out.returncode == 1 and "Traceback" not in out.stderr
@@ -245,6 +254,7 @@ def test_bad_flag_value_is_one_message(case, tmp_path, capsys, monkeypatch):
     assert list((tmp_path / "A").iterdir()) == []
 
 
+@pytest.mark.full  # a subprocess
 def test_bad_flag_value_through_the_console_script(tmp_path):
     _bad_tree(tmp_path)
     out = run(

@@ -29,6 +29,8 @@ from sparseae.config import (
 )
 from sparseae.config.sweeps import expand_sweep, format_value
 
+pytestmark = pytest.mark.fast
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "src" / "sparseae" / "schemas" / "config.schema.yaml"
 
@@ -322,6 +324,7 @@ def test_child_generators_are_reproducible_and_independent():
         rng(1, "dropout")
 
 
+@pytest.mark.full  # a subprocess
 def test_snakemake_reports_a_bad_config_naming_the_key(tmp_path):
     """The same message reaches the user through `snakemake` (dry run, no jobs)."""
     snakemake = Path(sys.executable).parent / "snakemake"

@@ -32,6 +32,8 @@ from sparseae.data import (
     read_idx,
 )
 
+pytestmark = pytest.mark.fast
+
 IMAGES, LABELS = MNIST_TEST_FILES
 TRAIN_LABELS = "train-labels-idx1-ubyte.gz"
 # Published md5 of the gz files (as torchvision checks them).

@@ -28,6 +28,8 @@ from sparseae.data import (
 from sparseae.data.images import SAMPLE_TILE
 from sparseae.data.whitening import whiten_images
 
+pytestmark = pytest.mark.fast
+
 T10K_LABELS = "t10k-labels-idx1-ubyte.gz"
 T10K_IMAGES = "t10k-images-idx3-ubyte.gz"
 

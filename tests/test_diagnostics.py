@@ -21,6 +21,8 @@ from sparseae.config import PURPOSES, rng
 from sparseae.model.autoencoder import pack
 from sparseae.pipeline import experiment
 
+pytestmark = pytest.mark.fast
+
 V, H, M = 16, 6, 300
 
 

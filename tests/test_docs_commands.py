@@ -36,6 +36,8 @@ import pytest
 import yaml
 from workflow_helpers import REPO, copy_workflow, workflow_environment
 
+pytestmark = pytest.mark.full
+
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 PREFIXES = (".venv/bin/", "snakemake ", "make ", "sparseae ", "snakefmt ", "conda ")
 SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s+(?P<reason>[^>]*?)\s*-->")

@@ -25,6 +25,8 @@ from sparseae.analysis.visualize import plot_confusion_matrix
 from sparseae.data import fetch, load_mnist
 from sparseae.model import autoencoder, softmax, train
 
+pytestmark = pytest.mark.fast
+
 # t10k per-digit counts 0..9, from ../shared/data/README.md (checked there by parsing the file)
 T10K_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

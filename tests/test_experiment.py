@@ -19,6 +19,8 @@ from sparseae.config import RECOMPUTES, fingerprint, recomputes, trajectory_conf
 from sparseae.model import autoencoder
 from sparseae.pipeline import experiment
 
+pytestmark = pytest.mark.fast
+
 TINY = {
     "run": ["natural"],
     "experiments": {

@@ -8,6 +8,8 @@ import pytest
 from sparseae.model import autoencoder as ae
 from sparseae.model import gradcheck as gc
 
+pytestmark = pytest.mark.fast
+
 PARAMS = dict(lambda_=1e-4, beta=3.0, rho=0.01)
 
 

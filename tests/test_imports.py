@@ -9,6 +9,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.fast
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "sparseae"
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from workflow_helpers import REPO, copy_workflow
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 
 def run(command, cwd, env=None, timeout=1200):

@@ -17,6 +17,8 @@ from sparseae.io import (
 )
 from sparseae.model import autoencoder as ae
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture
 def opttheta(reference):

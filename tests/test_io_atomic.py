@@ -7,6 +7,8 @@ import pytest
 
 from sparseae.io import atomic_path, atomic_write, read_json, write_json
 
+pytestmark = pytest.mark.fast
+
 
 def test_atomic_write_replaces_only_on_success(tmp_path):
     target = tmp_path / "out.txt"

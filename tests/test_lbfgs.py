@@ -9,6 +9,8 @@ from scipy.optimize import rosen, rosen_der
 from sparseae.model import autoencoder as ae
 from sparseae.model import lbfgs
 
+pytestmark = pytest.mark.fast
+
 
 def rosenbrock(x):
     return float(rosen(x)), rosen_der(x)

@@ -40,6 +40,8 @@ from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
 from sparseae.config import ConfigError, resolve_config
 
+pytestmark = pytest.mark.fast
+
 SNAKEMAKE = BIN / "snakemake"
 SCHEMA = REPO / "src" / "sparseae" / "schemas" / "config.schema.yaml"
 NAME = "stl-t10k"

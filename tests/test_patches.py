@@ -7,6 +7,8 @@ import pytest
 
 from sparseae.data.patches import normalize_patches, sample_patches
 
+pytestmark = pytest.mark.fast
+
 
 def _coordinate_images(height=512, width=512, count=10):
     """Images whose pixel value encodes (row, column, image): ``1e6 n + 1e3 row + column``."""

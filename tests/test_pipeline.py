@@ -38,7 +38,7 @@ from tiny_pipeline import (
 )
 from workflow_helpers import workflow_environment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import yaml
 from tiny_pipeline import CHUNKS, command, load, make_workdir, run
 from workflow_helpers import workflow_environment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 # Long enough to end near a minimum: float32 and float64 follow different trajectories
 # (measured on these 2,000 patches: 5e-3 apart at iteration 80, while the cost still falls

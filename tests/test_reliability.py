@@ -35,7 +35,7 @@ import yaml
 from PIL import Image
 from workflow_helpers import workflow_environment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 CHUNKS, PER_CHUNK, HIDDEN, VISIBLE = 3, 8, 1500, 64
 # A wide hidden layer makes theta 1.5 MB, so a checkpoint write takes milliseconds and can be

@@ -26,7 +26,7 @@ import yaml
 from PIL import Image
 from workflow_helpers import BIN, copy_workflow, workflow_environment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 SNAKEMAKE = BIN / "snakemake"
 CHUNKS = 2
@@ -188,7 +188,11 @@ def test_a_diagnostics_setting_reruns_only_the_diagnostics(finished, settings):
     jobs = planned_jobs(finished, {**copy.deepcopy(CONFIG), "diagnostics": settings})
     experiments = len(CONFIG["run"])
     assert jobs == {"diagnose": experiments, "log_mlflow": experiments, "all": 1}, jobs
-    # The same values as the defaults written out: nothing to do.
+
+
+def test_diagnostics_defaults_written_out_are_no_change(finished):
+    """The same values as the defaults, written out: nothing to do (one dry run, not one per
+    setting above)."""
     defaults = {"top_k": 8, "random_examples": 1000, "dead_fraction": 0.1}
     assert planned_jobs(finished, {**copy.deepcopy(CONFIG), "diagnostics": defaults}) == {}
 

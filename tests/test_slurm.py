@@ -35,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PROFILE = REPO_ROOT / "profiles" / "slurm"
 VENV_BIN = Path(sys.executable).parent
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.full, pytest.mark.slurm]
 
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+)")
 RUN_ID = re.compile(r"SLURM run ID: ([0-9a-f-]{36})")

@@ -17,6 +17,8 @@ import pytest
 import yaml
 from workflow_helpers import REPO, copy_workflow
 
+pytestmark = pytest.mark.fast
+
 PROFILES = REPO / "profiles"
 
 

@@ -8,6 +8,8 @@ from scipy.special import expit
 
 from sparseae.model import autoencoder, softmax, stacked
 
+pytestmark = pytest.mark.fast
+
 INPUT, HIDDEN, CLASSES = 6, [4, 3], 3
 
 

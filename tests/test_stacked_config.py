@@ -12,6 +12,8 @@ from workflow_helpers import REPO
 from sparseae.config import ConfigError, resolve_config
 from sparseae.config.stacked import layer_settings, stage_fingerprint, stage_trajectory
 
+pytestmark = pytest.mark.fast
+
 SCHEMA = REPO / "src" / "sparseae" / "schemas" / "config.schema.yaml"
 
 

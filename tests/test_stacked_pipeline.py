@@ -37,7 +37,7 @@ from http_mirror import MNIST_TEST_FILES, MirrorServer
 from shared_data import SHARED_DIR, shared_file
 from workflow_helpers import BIN, copy_workflow, workflow_environment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 SNAKEMAKE = BIN / "snakemake"
 NAME = "stacked-t10k"

@@ -15,6 +15,8 @@ from sparseae.model.train import load_checkpoint
 from sparseae.pipeline import stacked as steps
 from sparseae.pipeline.experiment import ForeignResultError, ResultFileError
 
+pytestmark = pytest.mark.fast
+
 SCHEMA = REPO / "src" / "sparseae" / "schemas" / "config.schema.yaml"
 
 

@@ -27,7 +27,7 @@ from sparseae.config.sweeps import expand_sweep, grid_settings
 from sparseae.errors import SweepError
 from sparseae.pipeline.sweep import MEMBER_FILES, RESULT_COLUMNS, read_sweep_table, sweep_table
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 
 SWEEP = "tinysweep"

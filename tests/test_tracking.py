@@ -27,6 +27,8 @@ from sparseae.tracking import (
     resolve_tracking_uri,
 )
 
+pytestmark = pytest.mark.fast
+
 
 def test_log_results_into_local_store(result_folder_factory, sqlite_store, tmp_path):
     results = result_folder_factory("tiny", evaluation=True)

@@ -20,7 +20,7 @@ from workflow_helpers import run_tracking
 
 from sparseae.tracking import log_results
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 #: Flags that work in containers and offline (no sandbox, no GPU, no background traffic).

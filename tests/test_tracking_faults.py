@@ -28,6 +28,8 @@ from sparseae.tracking import (
 )
 from sparseae.tracking.sync import Session, read_manifest
 
+pytestmark = pytest.mark.fast
+
 #: Generous bound for "fails within seconds" (a timeout bound, not a performance assertion).
 FAIL_FAST_SECONDS = 15.0
 
@@ -72,6 +74,7 @@ def test_server_down_at_start_fails_fast_and_loses_nothing(result_folder_factory
     assert snapshot(results) == before  # nothing written, nothing removed (no mlflow.json)
 
 
+@pytest.mark.full  # a subprocess
 def test_command_line_reports_unreachable_server(result_folder_factory):
     results = result_folder_factory("tiny")
     uri = f"http://127.0.0.1:{free_port()}"

@@ -24,7 +24,7 @@ from sparseae.tracking.logger import FILTERS_KEY
 from sparseae.tracking.results import load_chunk
 from sparseae.tracking.sync import MANIFEST_NAME, Session, read_manifest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 #: The most project tags (``sparseae.*``) a run may carry.
 MAX_PROJECT_TAGS = 10

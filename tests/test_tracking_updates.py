@@ -18,12 +18,15 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 from mlflow import MlflowClient
 from workflow_helpers import BIN, REPO, copy_workflow, workflow_environment
 
 from sparseae.io import read_json, write_json
 from sparseae.tracking import log_results, log_sweep
 from sparseae.tracking.results import EVALUATION_FILES, load_chunk
+
+pytestmark = pytest.mark.fast
 
 
 def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
@@ -248,6 +251,7 @@ def test_sweep_tag_has_one_definition():
     assert "SWEEP_TAG" in common and '"sparseae.sweep"' not in common
 
 
+@pytest.mark.full  # a subprocess
 def test_log_mlflow_inputs_name_the_evaluation_outputs(tmp_path):
     copy_workflow(tmp_path)
     env = workflow_environment()

@@ -20,7 +20,7 @@ import yaml
 from mlflow import MlflowClient
 from workflow_helpers import BIN, copy_workflow, workflow_environment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.full, pytest.mark.slow]
 
 PER_CHUNK = 10
 

@@ -11,6 +11,8 @@ import pytest
 from sparseae.model import autoencoder as ae
 from sparseae.model import train
 
+pytestmark = pytest.mark.fast
+
 SMALL = dict(visible_size=16, hidden_size=4, lambda_=1e-4, beta=3.0, rho=0.05)
 
 

@@ -17,6 +17,8 @@ from sparseae.analysis.visualize import (
 )
 from sparseae.model import autoencoder as ae
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize(
     ("M", "expected"),

@@ -7,6 +7,8 @@ import pytest
 
 from sparseae.data.whitening import ZCA, whiten_images, whitening_filter
 
+pytestmark = pytest.mark.fast
+
 
 def olshausen_filter(n: int) -> np.ndarray:
     """sparsenet's recipe, literally: meshgrid(-N/2:N/2-1), rho, f0 = 0.4 N, fftshift."""
