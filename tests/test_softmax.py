@@ -9,6 +9,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from sparseae.model import softmax
+
+pytestmark = pytest.mark.fast
 from sparseae.model.gradcheck import numerical_gradient, relative_difference
 
 
