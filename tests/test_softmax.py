@@ -9,9 +9,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from sparseae.model import softmax
+from sparseae.model.gradcheck import numerical_gradient, relative_difference
 
 pytestmark = pytest.mark.fast
-from sparseae.model.gradcheck import numerical_gradient, relative_difference
 
 
 def separable_problem(rng, d=20, m=300, k=5):
