@@ -50,9 +50,8 @@ def _read_bytes(path: Path) -> bytes:
 def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
     """Read an IDX file (``.gz`` or plain, told by content) into a native-endian array.
 
-    ``expected_magic``, e.g. :data:`IMAGES_MAGIC` (2051) or :data:`LABELS_MAGIC` (2049), is
-    required when given. Raises DatasetError, naming the file, when the magic number, type or
-    size disagree with the header.
+    Raises DatasetError, naming the file, when the magic number (``expected_magic`` if given),
+    type or size disagree with the header.
     """
     path = Path(path)
     raw = _read_bytes(path)
