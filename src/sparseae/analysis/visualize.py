@@ -137,6 +137,7 @@ def _new_figure(size=(7.0, 4.5)):
 def _save_figure(fig, path):
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
+    return fig
 
 
 def plot_cost_curve(
@@ -170,8 +171,7 @@ def plot_cost_curve(
     ax.set_title(f"{title}\nfinal cost {costs[-1]:.6g} after iteration {iterations[-1]:.0f}")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper right")
-    _save_figure(fig, path)
-    return fig
+    return _save_figure(fig, path)
 
 
 def plot_rhohat(
@@ -198,8 +198,7 @@ def plot_rhohat(
     ax.set_xlim(0.4, rhohat.size + 0.6)
     ax.set_ylim(0, 1.3 * max(float(rhohat.max()), float(rho)))  # headroom for the legend
     ax.legend(loc="upper right")
-    _save_figure(fig, path)
-    return fig
+    return _save_figure(fig, path)
 
 
 #: Units per column of :func:`plot_units` before the rows wrap into another column.

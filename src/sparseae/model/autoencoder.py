@@ -200,8 +200,7 @@ def _sigmoid_of_negated(buf: np.ndarray) -> None:
     (the products yield ``−z`` directly, saving a pass; ``exp`` overflow gives the limit 0)."""
     np.exp(buf, out=buf)
     np.add(buf, 1.0, out=buf)
-    # divide(1, x), not reciprocal(x): same IEEE result, but numpy vectorizes division and
-    # not float64 reciprocal (measured 2x faster here).
+    # divide(1, x), not reciprocal(x): same IEEE result, faster (bench/README.md).
     np.divide(1.0, buf, out=buf)
 
 
@@ -213,8 +212,7 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
     np.matmul(ws.W1n, Xb, out=a2)
     np.add(a2, ws.b1n, out=a2)
     _sigmoid_of_negated(a2)
-    # Row sums in the working dtype (pairwise, accurate to ~1e-7 even in float32; a float64
-    # accumulator would make numpy cast block by block), stored as float64.
+    # Pairwise row sums in the working dtype (a float64 accumulator would cast every block).
     ws.a2sum[k] = a2.sum(axis=1)
     a3 = ws.scratch_v[t][: v * w].reshape(v, w)
     np.matmul(ws.W2n, A2, out=a3)
@@ -225,8 +223,7 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
     if d.dtype == np.float64:
         ws.recon[k] = float(np.dot(flat, flat))
     else:
-        # BLAS sdot accumulates in float32: about 1e-5 relative noise at this size, which
-        # stalls the line search near convergence ("no lower cost"); sum in float64.
+        # Not sdot: its float32 accumulation stalls the line search (bench/README.md).
         squares = ws.squares[t][: flat.size]
         np.square(flat, out=squares)
         ws.recon[k] = float(squares.sum(dtype=np.float64))
@@ -311,9 +308,8 @@ def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype,
         np.negative(W2, out=ws.W2n[:, :h])
         np.negative(b2, out=ws.W2n[:, h])
 
-        # One BLAS thread per worker: the workers already occupy the cores, OpenBLAS would
-        # serialize concurrent multi-threaded calls, and a single-threaded product rounds the
-        # same way whatever the machine, so results do not depend on the thread count.
+        # One BLAS thread per worker: the workers occupy the cores, and a single-threaded
+        # product rounds the same way whatever the thread count.
         limited = []
         for c in _blas_controllers():
             if c.num_threads != 1:
@@ -321,10 +317,7 @@ def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype,
                 c.set_num_threads(1)
         switch = sys.getswitchinterval()
         if n_threads > 1:
-            # Each numpy call releases and retakes the GIL. With the default 5 ms switch
-            # interval a worker that finishes a call while another holds the GIL can stall for
-            # milliseconds (measured: a block taking 13 ms instead of 2 ms, no speed-up at all
-            # from the second thread); 0.1 ms bounds the stall. Restored below.
+            # A short switch interval bounds GIL stalls between numpy calls (bench/README.md).
             sys.setswitchinterval(min(switch, _SWITCH_INTERVAL))
         try:
             _run_blocks(
@@ -353,8 +346,7 @@ def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype,
 
         reconstruction = float(np.sum(ws.recon)) / (2 * m)
         weights = theta[: 2 * h * v].astype(np.float64, copy=False)
-        # Pairwise summation (np.sum), not a BLAS dot: it matches the reference breakdown to
-        # ~1e-16 rather than ~1e-14 on 300k weights, for a negligible temporary.
+        # Pairwise np.sum, not a BLAS dot: matches the reference breakdown to ~1e-16.
         weight_decay = 0.5 * lambda_ * float(np.sum(np.square(weights)))
         terms = {
             "reconstruction": reconstruction,

@@ -73,6 +73,22 @@ def check_quadratic(epsilon: float = 1e-4) -> float:
     return relative_difference(numerical_gradient(quadratic, x, epsilon), quadratic(x)[1])
 
 
+def compare_gradients(fun: Callable, theta: np.ndarray, name: str, epsilon, bound) -> dict:
+    """``{name: ‖num − ana‖ / ‖num + ana‖}`` for ``fun``'s analytic gradient at ``theta``
+    (``fun(theta)[1]``), with ``max_abs_diff``, ``passed`` (below ``bound``) and the settings."""
+    analytic = np.asarray(fun(theta)[1])
+    numeric = numerical_gradient(fun, theta, epsilon)
+    difference = relative_difference(numeric, analytic)
+    return {
+        name: difference,
+        "max_abs_diff": float(np.max(np.abs(numeric - analytic))),
+        "bound": bound,
+        "passed": bool(difference < bound),
+        "epsilon": epsilon,
+        "num_parameters": int(theta.size),
+    }
+
+
 def check_gradient(
     *,
     visible_size: int = 8,
@@ -121,23 +137,14 @@ def check_gradient(
         visible_size=visible_size, hidden_size=hidden_size, lambda_=lambda_, beta=beta, rho=rho
     )
 
-    def fun(point):
-        return cost_fn(point, data, **kwargs)
-
-    _, analytic = fun(theta)
-    numeric = numerical_gradient(fun, theta, epsilon)
-    difference = relative_difference(numeric, analytic)
     return {
         "quadratic": check_quadratic(epsilon),
-        "autoencoder": difference,
-        "max_abs_diff": float(np.max(np.abs(numeric - np.asarray(analytic)))),
-        "bound": bound,
-        "passed": bool(difference < bound),
-        "epsilon": epsilon,
+        **compare_gradients(
+            lambda point: cost_fn(point, data, **kwargs), theta, "autoencoder", epsilon, bound
+        ),
         "visible_size": int(visible_size),
         "hidden_size": int(hidden_size),
         "num_examples": int(num_examples),
-        "num_parameters": int(theta.size),
         "lambda_": float(lambda_),
         "beta": float(beta),
         "rho": float(rho),

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.special import expit
 
 from sparseae.model import autoencoder, softmax
-from sparseae.model.gradcheck import DEFAULT_BOUND, numerical_gradient, relative_difference
+from sparseae.model.gradcheck import DEFAULT_BOUND, compare_gradients
 
 __all__ = [
     "layer_shapes",
@@ -212,23 +212,13 @@ def check_finetune_gradient(
         num_classes=int(num_classes),
         lambda_=lambda_,
     )
-
-    def fun(point):
-        return cost_fn(point, X, **kwargs)
-
-    analytic = np.asarray(fun(theta)[1])
-    numeric = numerical_gradient(fun, theta, epsilon)
-    difference = relative_difference(numeric, analytic)
     return {
-        "finetune": difference,
-        "max_abs_diff": float(np.max(np.abs(numeric - analytic))),
-        "bound": float(bound),
-        "passed": bool(difference < bound),
-        "epsilon": float(epsilon),
+        **compare_gradients(
+            lambda x: cost_fn(x, X, **kwargs), theta, "finetune", float(epsilon), float(bound)
+        ),
         "input_size": int(input_size),
         "hidden_sizes": [int(h) for h in hidden_sizes],
         "num_classes": int(num_classes),
         "num_examples": int(X.shape[1]),
-        "num_parameters": int(theta.size),
         "lambda_": float(lambda_),
     }
