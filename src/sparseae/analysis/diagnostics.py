@@ -1,10 +1,7 @@
 """Per-unit diagnostics: what drives each hidden unit, measured on the training examples.
 
-The filter grid shows each unit's weight direction, the input of norm ≤ 1 that drives it most;
-real inputs are not norm-bounded, so this measures from the final ``theta`` whether that
-direction (alignment, a cosine with means removed) or the example's contrast (its mean-removed
-norm) picks each unit's top examples. The figures and their meaning: docs/model.md,
-"Diagnostics".
+Whether a unit's weight direction (alignment, a cosine with means removed) or the examples'
+contrast picks its top examples; the figures and their meaning: docs/model.md, "Diagnostics".
 """
 
 from __future__ import annotations

@@ -6,11 +6,8 @@ With ``θ`` of shape ``num_classes × n_features`` (no bias term, so the decay c
     P = softmax(θ X)   (per column);   J = −(1/m) Σᵢ log P[yᵢ, i] + (λ/2) ‖θ‖²
     ∇J = (1/m) (P − G) Xᵀ + λ θ
 
-The same function serves the self-taught evaluation (:mod:`sparseae.analysis.evaluate`), the
-stacked network's softmax stage and the top layer of its fine-tuning cost
-(:mod:`sparseae.model.stacked`). Training is :func:`sparseae.model.lbfgs.minimize_lbfgs` from
-``θ = 0`` (the objective is strictly convex for λ > 0, so the start only matters when the
-iteration budget ends the run). The flat layout is MATLAB's ``θ(:)``, column-major.
+One function serves the self-taught evaluation, the stacked network's softmax stage and the
+top layer of its fine-tuning cost. The flat layout is MATLAB's ``θ(:)``, column-major.
 """
 
 from __future__ import annotations
@@ -69,8 +66,8 @@ def predict(weights, features) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SoftmaxModel:
-    """A fitted softmax regression: ``weights`` (classes × features), each row's label, and
-    the L-BFGS run's final ``cost``, iterations, whether a tolerance (``tol``) stopped it."""
+    """A fitted softmax regression: ``weights`` (classes × features), each row's label and the
+    L-BFGS run's outcome."""
 
     weights: np.ndarray
     classes: np.ndarray

@@ -8,10 +8,8 @@ cost through the whole stack (``stackedAECost``; equations in ``docs/stacked.md`
     a¹ = x;  aˡ⁺¹ = f(Wˡ aˡ + bˡ);  P = softmax(θ aᴸ⁺¹)          (columns are examples)
     J  = −(1/m) Σᵢ log P[yᵢ, i] + (λ/2) ‖θ‖²                     (no decay on the Wˡ)
 
-Parameters: one flat float64 vector, column-major (MATLAB), in the tutorial's order
-``[softmaxTheta(:); stack2params(stack)]`` = ``[θ(:); W¹(:); b¹; W²(:); b²; …]`` with ``θ``
-``num_classes × hidden_sizes[-1]`` and ``Wˡ`` ``hidden_l × input_l``, so a theta written by
-the original Octave code loads unchanged. One example per column; labels ``0 … K-1``.
+Parameters: one flat float64 vector in the tutorial's column-major order
+``[θ(:); W¹(:); b¹; W²(:); b²; …]``, so a theta written by the Octave code loads unchanged.
 """
 
 from __future__ import annotations
