@@ -39,11 +39,8 @@ def package_versions() -> dict[str, str]:
 
 
 def git_info(folder: str | os.PathLike | None = None) -> dict[str, str]:
-    """Return ``{"git.commit", "git.dirty"}`` for the repository holding ``folder``, if any.
-
-    Tries ``folder`` (default: the working directory), then the folder of this package (an
-    editable install inside a clone). Returns an empty dict outside any repository.
-    """
+    """``{"git.commit", "git.dirty"}`` of the repository holding ``folder`` (default: the
+    working directory) or this package (an editable install); empty outside any."""
     candidates = [Path(folder) if folder is not None else Path.cwd(), Path(__file__).parent]
     for where in candidates:
         commit = _git(where, "rev-parse", "HEAD")

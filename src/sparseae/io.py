@@ -26,10 +26,9 @@ from sparseae.model.autoencoder import parameter_count
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (folder created); rename it onto ``path`` on success.
 
-    For libraries that want a file name rather than a file object (``np.savez``,
-    ``PIL.Image.save``, ``scipy.io.savemat``). On any exception the temporary file is removed
-    and ``path`` is left untouched. The temporary file ends in ``suffix`` (default: ``path``'s)
-    for libraries that choose a format from the extension.
+    For libraries that want a file name (``np.savez``, ``PIL``, ``savemat``); on any exception
+    the temporary file is removed and ``path`` left untouched. ``suffix`` (default: ``path``'s)
+    is for libraries that choose a format from the extension.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,11 +109,8 @@ def _as_theta(theta: Any, where: str):
 
 
 def save_theta_npz(path: str | os.PathLike, theta: Any, config: Any = None) -> None:
-    """Write flat parameters to ``.npz`` atomically: keys ``theta`` (float64) and ``config``.
-
-    ``config`` (a mapping, a JSON string, or ``None`` for ``null``) is stored as a JSON string
-    in a 0-d unicode array: no pickle.
-    """
+    """Write flat parameters to ``.npz`` atomically: ``theta`` (float64) and ``config`` (a
+    mapping, JSON string or ``None``) as a JSON string in a 0-d unicode array: no pickle."""
     theta = _as_theta(theta, f"save_theta_npz({path})")
     if isinstance(config, str):
         try:
@@ -142,9 +138,8 @@ def load_theta_npz(path: str | os.PathLike):
 def read_npz(path, required, *, optional=(), label: str):
     """The ``required`` and present ``optional`` members of an ``.npz`` archive, by name.
 
-    Read without pickle; ``label`` names the file in messages (e.g. ``"checkpoint
-    results/x/chunks/1.npz"``). Raises FileNotFoundError for a missing file and
-    ParameterFileError for an unreadable archive, a missing or a pickled (object) member.
+    Read without pickle; ``label`` names the file in messages. Raises FileNotFoundError or
+    ParameterFileError (unreadable archive, missing or pickled member).
     """
     path = Path(path)
     if not path.is_file():
@@ -191,10 +186,7 @@ def numeric_member(raw, name: str, *, label: str):
 
 
 def json_member(raw, name: str, *, label: str, expect: type | None = None):
-    """Decode a 0-d string member of an archive read by :func:`read_npz` as JSON.
-
-    With ``expect`` (e.g. ``dict``), a decoded value of another type is refused too.
-    """
+    """Decode a 0-d string member read by :func:`read_npz` as JSON (of type ``expect``)."""
     try:
         value = json.loads(str(raw[()]))
     except (json.JSONDecodeError, TypeError, IndexError) as err:
@@ -212,12 +204,8 @@ def save_theta_mat(
     visible_size: int | None = None,
     hidden_size: int | None = None,
 ) -> None:
-    """Write parameters as MATLAB ``.mat`` in the exercise's layout, atomically.
-
-    ``opttheta`` is an ``n × 1`` double column as the original ``train.m`` leaves it, so
-    MATLAB/Octave code that reshapes it works unchanged; ``visibleSize`` and ``hiddenSize``
-    are stored too when given (checked against the length of ``theta``).
-    """
+    """Write parameters as MATLAB ``.mat`` atomically: ``opttheta`` an ``n × 1`` column as
+    ``train.m`` leaves it, plus ``visibleSize`` and ``hiddenSize`` when given (checked)."""
     from scipy.io import savemat
 
     theta = _as_theta(theta, f"save_theta_mat({path})")
@@ -240,9 +228,8 @@ def save_theta_mat(
 def load_theta_mat(path: str | os.PathLike, variable: str = "opttheta"):
     """``(theta, info)`` from a MATLAB ``.mat`` file (the original layout or ours).
 
-    ``opttheta`` may be an ``n × 1`` column (as MATLAB saves it), a ``1 × n`` row, or 1-D.
-    ``info``: ``visible_size`` and ``hidden_size`` (``None`` without ``visibleSize`` /
-    ``hiddenSize``) and ``variables`` (the names in the file). Every failure names the file.
+    ``opttheta`` may be a column, a row or 1-D. ``info``: ``visible_size``, ``hidden_size``
+    (``None`` when not stored) and ``variables``. Every failure names the file.
     """
     from scipy.io import loadmat
 

@@ -1,10 +1,7 @@
 """Per-unit diagnostics: what drives each hidden unit, measured on the training examples.
 
-The filter grid shows each unit's weight direction, the input of norm ≤ 1 that drives it most;
-real inputs are not norm-bounded, so this measures from the final ``theta`` whether that
-direction (alignment, a cosine with means removed) or the example's contrast (its mean-removed
-norm) picks each unit's top examples. The figures and their meaning: docs/model.md,
-"Diagnostics".
+Whether a unit's weight direction (alignment, a cosine with means removed) or the examples'
+contrast picks its top examples; the figures and their meaning: docs/model.md, "Diagnostics".
 """
 
 from __future__ import annotations
@@ -47,11 +44,8 @@ _ALIGNMENTS = ("alignment_top_k", "alignment_random", "alignment_random_abs")
 
 
 def top_k_examples(activations: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``k`` largest values and their column indices (both h × k), largest first.
-
-    :func:`numpy.argpartition` (linear in the number of columns), then a sort of the ``k``
-    selected values only; equal values are ordered by column index.
-    """
+    """Each row's ``k`` largest values and their column indices (both h × k), largest first;
+    equal values are ordered by column index."""
     a = np.asarray(activations, dtype=np.float64)
     if a.ndim != 2:
         raise ValueError(f"activations must be 2-D (units × examples), got shape {a.shape}")
@@ -87,11 +81,8 @@ def cosines(weights: np.ndarray, examples: np.ndarray) -> np.ndarray:
 
 
 def fraction_variance_explained(reconstruction: np.ndarray, data: np.ndarray) -> float:
-    """``1 − Σ‖a3 − x‖² / Σ‖x − x̄‖²`` over the examples (columns); ``x̄`` the mean example.
-
-    1 for a perfect reconstruction, 0 for always answering ``x̄``, below 0 for worse; NaN when
-    every example is the same (no variance to explain).
-    """
+    """``1 − Σ‖a3 − x‖² / Σ‖x − x̄‖²`` over the examples (columns), ``x̄`` the mean example;
+    NaN when every example is the same (no variance to explain)."""
     X = np.asarray(data, dtype=np.float64)
     R = np.asarray(reconstruction, dtype=np.float64)
     if R.shape != X.shape:
@@ -126,20 +117,10 @@ def unit_diagnostics(
 ) -> dict[str, Any]:
     """Per-unit evidence and model figures for ``theta`` on ``data`` (v × m, the training set).
 
-    ``rng`` draws the random baseline examples (the experiment's ``"diagnostics"`` generator),
-    ``random_examples`` of them at most, without replacement; ``top_k`` examples are kept per
-    unit; a unit is dead when ``rhohat < dead_fraction · rho``, saturated when ``rhohat >
-    saturated_threshold``.
-
-    Returns
-    -------
-    dict
-        Scalars (the names in :data:`METRIC_KEYS`, plus ``dead_threshold``), ``dead_unit_indices``,
-        ``saturated_unit_indices``, ``random_indices``, ``contrast`` (m,) and ``units``: per-unit
-        ndarrays ``rhohat``, ``top_k_indices``, ``top_k_activations``, ``top_k_cosines`` (h × k),
-        ``alignment_top_k``, ``alignment_random``, ``alignment_random_abs``,
-        ``activation_norm_corr`` (NaN where undefined), ``topk_norm_ratio``, ``weight_norm``
-        (of the mean-removed weights), ``dead``, ``saturated``.
+    ``rng`` draws at most ``random_examples`` baseline examples without replacement; a unit
+    is dead when ``rhohat < dead_fraction · rho``, saturated when ``rhohat >
+    saturated_threshold``. Returns the scalars of :data:`METRIC_KEYS` (and ``dead_threshold``),
+    the dead, saturated and random indices, ``contrast`` (m,) and ``units``: per-unit arrays.
     """
     theta = np.asarray(theta, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
@@ -250,13 +231,11 @@ def write_diagnostics(
 ) -> dict:
     """Write ``diagnostics.json`` and ``units.png`` for the final ``theta`` on its training data.
 
-    The workflow's step (checked inputs) is :func:`sparseae.pipeline.experiment.diagnose`.
-    ``model`` is the experiment's ``model`` section (sizes, ``rho``), ``settings`` its
-    ``diagnostics`` section (:data:`DEFAULT_SETTINGS` fill missing keys); the random baseline
-    uses the ``"diagnostics"`` generator of ``seed``. Each file is written atomically, the
-    figure first. The record (returned) is the result as JSON without ``contrast`` (a property
-    of the data), plus ``experiment``, ``settings``, ``trajectory_key`` when given, and
-    ``metrics``: the finite scalars of :data:`METRIC_KEYS`, what tracking logs.
+    ``model`` is the experiment's ``model`` section, ``settings`` its ``diagnostics`` section
+    (:data:`DEFAULT_SETTINGS` fill gaps); the baseline uses ``seed``'s ``"diagnostics"``
+    generator. The record (returned) is the result as JSON without ``contrast``, plus
+    ``experiment``, ``settings``, ``trajectory_key`` and ``metrics`` (the finite scalars of
+    :data:`METRIC_KEYS`, what tracking logs).
     """
     from sparseae.analysis.visualize import plot_units
     from sparseae.config import rng

@@ -30,11 +30,10 @@ __all__ = [
 
 
 def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
-    """Rows and columns of the tile grid, by the original rule.
+    """Rows and columns of the tile grid by the original rule (``cols`` forces the columns).
 
-    ``√M × √M`` when ``M`` is a perfect square; otherwise the column count ``n`` starts at
-    ``ceil(√M)`` and grows while ``M mod n ≠ 0`` and ``n < 1.2 √M``. Rows are ``ceil(M / n)``.
-    With ``cols`` given, ``n = cols``.
+    ``√M × √M`` for a perfect square; otherwise the column count ``n`` starts at ``ceil(√M)``
+    and grows while ``M mod n ≠ 0`` and ``n < 1.2 √M``. Rows are ``ceil(M / n)``.
     """
     M = int(num_filters)
     if M < 1:
@@ -91,22 +90,19 @@ def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
     if not np.all(np.isfinite(A)):
         raise ValueError("A contains non-finite values")
     rows, n = grid_shape(M, cols)
-    tiles = scale_tiles(A)
-    buf = 1
-    array = -np.ones((buf + rows * (sz + buf), buf + n * (sz + buf)))
-    for k in range(M):
+    array = -np.ones((1 + rows * (sz + 1), 1 + n * (sz + 1)))
+    for k, tile in enumerate(scale_tiles(A)):
         i, j = divmod(k, n)  # row by row, as the original's k loop
-        top, left = buf + i * (sz + buf), buf + j * (sz + buf)
-        array[top : top + sz, left : left + sz] = tiles[k]
+        top, left = 1 + i * (sz + 1), 1 + j * (sz + 1)
+        array[top : top + sz, left : left + sz] = tile
     return array
 
 
 def save_png(array: np.ndarray, path: str | os.PathLike, scale: int = 4) -> None:
     """Save a display array as an 8-bit grey PNG, atomically.
 
-    The grey map is MATLAB's ``imagesc(array, [-1 1])`` with a grey colormap: -1 → 0 (black),
-    0 → 128, +1 → 255 (white), values outside clipped. Each pixel becomes a
-    ``scale × scale`` block (nearest neighbour) so 8×8 filters stay visible.
+    Grey map of MATLAB's ``imagesc(array, [-1 1])``: -1 → 0, 0 → 128, +1 → 255, outside
+    clipped; each pixel becomes a ``scale × scale`` block so 8×8 filters stay visible.
     """
     from PIL import Image
 
@@ -135,12 +131,13 @@ def _new_figure(size=(7.0, 4.5)):
 
     fig = Figure(figsize=size, dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    return fig
+    return fig, fig.add_subplot()
 
 
 def _save_figure(fig, path):
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
+    return fig
 
 
 def plot_cost_curve(
@@ -162,8 +159,7 @@ def plot_cost_curve(
         raise ValueError(f"{iterations.size} iterations but {costs.size} costs")
     if costs.size == 0:
         raise ValueError("no training records to plot")
-    fig = _new_figure()
-    ax = fig.add_subplot()
+    fig, ax = _new_figure()
     ax.plot(iterations, costs, color="tab:blue", linewidth=1.2, label="cost J(θ)")
     for index, boundary in enumerate(chunk_boundaries or []):
         label = "chunk boundary (warm restart)" if index == 0 else None
@@ -175,8 +171,7 @@ def plot_cost_curve(
     ax.set_title(f"{title}\nfinal cost {costs[-1]:.6g} after iteration {iterations[-1]:.0f}")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper right")
-    _save_figure(fig, path)
-    return fig
+    return _save_figure(fig, path)
 
 
 def plot_rhohat(
@@ -191,8 +186,7 @@ def plot_rhohat(
     rhohat = np.asarray(rhohat, dtype=np.float64).reshape(-1)
     if rhohat.size == 0 or not np.all(np.isfinite(rhohat)):
         raise ValueError("rhohat must be a non-empty vector of finite values")
-    fig = _new_figure()
-    ax = fig.add_subplot()
+    fig, ax = _new_figure()
     units = np.arange(1, rhohat.size + 1)
     ax.bar(units, rhohat, width=0.8, color="tab:blue", label="ρ̂ (mean activation)")
     ax.axhline(rho, color="tab:red", linestyle="--", linewidth=1.2, label=f"target ρ = {rho:g}")
@@ -204,8 +198,7 @@ def plot_rhohat(
     ax.set_xlim(0.4, rhohat.size + 0.6)
     ax.set_ylim(0, 1.3 * max(float(rhohat.max()), float(rho)))  # headroom for the legend
     ax.legend(loc="upper right")
-    _save_figure(fig, path)
-    return fig
+    return _save_figure(fig, path)
 
 
 #: Units per column of :func:`plot_units` before the rows wrap into another column.
@@ -239,15 +232,11 @@ def plot_units(
 ) -> np.ndarray:
     """One row per hidden unit: its weight tile, its top-k examples, its figures beside.
 
-    ``W1`` is h × v (``v`` a square: 8×8 patches, 28×28 digits), ``data`` the v × m training
-    examples and ``top_indices`` (h × k) each unit's top examples, most activating first. Weight
-    tiles are scaled as in ``filters.png`` (:func:`scale_tiles` of ``W1ᵀ``), examples as
-    ``display_network`` would show them (so contrast is not visible in the tile), grey map as
-    :func:`save_png`. Beside each row, per unit: ``alignment`` (``cos``), ``baseline`` (in
-    brackets), ``contrast_ratio`` (``×``) and ``dead``. Up to :data:`UNITS_PER_COLUMN` units
-    per column, more wrap into further columns in the unit order of ``filters.png``; tiles are
-    enlarged to about 32 pixels; ``title`` lines go above. Writes the PNG at ``path``
-    atomically and returns its grey image (uint8).
+    ``W1`` is h × v (``v`` a square), ``data`` the v × m training examples, ``top_indices``
+    (h × k) each unit's top examples, most activating first; tiles are scaled as
+    :func:`scale_tiles` does. Beside each row: ``alignment`` (``cos``), ``baseline`` (in
+    brackets), ``contrast_ratio`` (``×``) and ``dead``. Rows wrap into further columns after
+    :data:`UNITS_PER_COLUMN` units. Writes the PNG atomically and returns its grey image.
     """
     from PIL import Image, ImageDraw
 
@@ -328,8 +317,7 @@ def plot_confusion_matrix(
 
     k = matrix.shape[0]
     size = 1.6 + 0.55 * k
-    fig = _new_figure(size=(size + 1.2, size))
-    ax = fig.add_subplot()
+    fig, ax = _new_figure(size=(size + 1.2, size))
     image = ax.imshow(matrix, cmap="Blues", vmin=0, interpolation="nearest")
     fig.colorbar(image, ax=ax, label="count")
     threshold = matrix.max() / 2 if matrix.size else 0

@@ -57,17 +57,11 @@ def fetch(
 ) -> list[Path]:
     """Make a source's files available in ``dest``, verified; download only what is missing.
 
-    ``dest`` defaults to ``resources/<source>`` (for ``image-folder``: the user's folder of
-    images); ``mirrors`` replace the source's default base URLs; ``files`` or ``split`` (MNIST:
-    ``"train"``, ``"test"``) select files; ``timeout``, ``retries``, ``retry_wait`` and
-    ``progress`` are :func:`~sparseae.data.download.download_file`'s. ``marker``: also write
-    this JSON file (atomically) listing the source, split, folder and files, the workflow's
-    ``fetch`` rule output.
-
-    Returns the verified files (for local sources: the images the loader will read). Raises
-    ChecksumError (a present file with the wrong checksum is not replaced), DownloadError
-    (every mirror failed for a file) or DatasetError (unknown source, file or split; a missing
-    or empty image folder).
+    ``dest`` defaults to ``resources/<source>`` (``image-folder``: the folder of images);
+    ``mirrors`` replace the defaults; ``files`` or ``split`` select files; the download options
+    are :func:`~sparseae.data.download.download_file`'s. ``marker``: a JSON file listing what
+    was fetched (the ``fetch`` rule's output). Returns the verified files. Raises
+    ChecksumError (a wrong present file is not replaced), DownloadError or DatasetError.
     """
     src = get_source(source)
     if src.loader == "sample-photos":
@@ -110,11 +104,7 @@ def fetch_source(
     files: Iterable[str] | None = None,
     **kwargs,
 ) -> list[Path]:
-    """:func:`fetch` with mirrors taken from a config mapping; used by the CLI and the rule.
-
-    Mirrors: ``mirrors`` if given, else ``config["sources"][source]["mirrors"]``, else the
-    registry defaults. Extra keyword arguments go to :func:`fetch`.
-    """
+    """:func:`fetch` with ``mirrors`` defaulting to :func:`mirrors_from_config` of ``config``."""
     if mirrors is None:
         mirrors = mirrors_from_config(source, config)
     return fetch(source, dest, mirrors, files=files, split=split, **kwargs)
@@ -129,15 +119,13 @@ def load_images(
 ) -> np.ndarray:
     """Load a source's images as float64 ``H × W × N``.
 
-    ``dest`` is the folder the files were fetched to (default ``resources/<source>``; for
-    ``image-folder`` the folder of images), ``path`` a ``.mat`` file or image folder to read
-    instead. ``whiten`` applies :func:`~sparseae.data.whitening.whiten_images` (default: the
-    source's own setting; ``ufldl-images`` comes whitened).
+    ``dest`` is the folder fetched to (as :func:`fetch`), ``path`` a ``.mat`` file or image
+    folder to read instead; ``whiten`` (default: the source's setting) applies
+    :func:`~sparseae.data.whitening.whiten_images`.
     """
     src = get_source(source)
     if src.loader == "mat":
-        mat = Path(path) if path is not None else _dest(src, dest) / src.files[0].name
-        images = load_mat_images(mat, src.variable)
+        images = load_mat_images(source_files(src, dest, path=path)[0], src.variable)
     elif src.loader == "sample-photos":
         images = sample_photo_tiles()
     elif src.loader == "image-folder":
@@ -161,10 +149,9 @@ def load_mnist(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load MNIST as UFLDL's ``loadMNISTImages`` / ``loadMNISTLabels`` do.
 
-    ``dest`` holds the IDX files (``.gz`` or decompressed; default ``resources/mnist``);
-    ``split`` is ``train`` (60,000 digits) or ``test`` (the 10,000 t10k digits);
-    ``num_images`` keeps only the first ones. Returns ``X`` (float64, 784 × N: pixels / 255,
-    column ``n`` the image flattened column-major) and the labels (int64, N).
+    ``dest`` holds the IDX files (``.gz`` or not; default ``resources/mnist``); ``split`` is
+    ``train`` or ``test``; ``num_images`` keeps the first ones. Returns ``X`` (float64, 784 × N,
+    pixels / 255, columns column-major images) and the labels (int64).
     """
     src = get_source("mnist")
     if split not in src.splits:
@@ -224,12 +211,8 @@ def dataset_checksum(
     path: str | os.PathLike | None = None,
     split: str | None = None,
 ) -> str:
-    """A stable checksum of the data a source loads, for MLflow params.
-
-    ``"sha256:<hex>"`` over the source name, the sample-photo recipe (for that source) and,
-    for each file read, its name and sha256. Folder locations do not enter, so two machines
-    with the same files get the same value.
-    """
+    """``"sha256:<hex>"`` of the source name, the sample-photo recipe and each file's name
+    and sha256 (not its folder, so machines with the same files agree), for MLflow params."""
     src = get_source(source)
     digest = hashlib.sha256(f"source {src.name}\n".encode())
     if src.loader == "sample-photos":

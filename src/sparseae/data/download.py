@@ -1,10 +1,8 @@
 """Verified downloads: checksums, streaming to a temporary file, mirrors with retries.
 
-A download is streamed to a hidden temporary file beside its target
-(:func:`sparseae.io.atomic_path`), verified, and only then renamed: a failed, corrupted or
-interrupted download never leaves a file under the data file's name. A
-:class:`~sparseae.data.sources.FileSpec` records one or more digests (``md5``, ``sha256``,
-``git-blob``: what ``git hash-object`` prints); all recorded ones must match.
+A download is streamed to a hidden temporary file beside its target, verified against every
+recorded digest, and only then renamed: a failed download never leaves a file under the
+data file's name.
 """
 
 from __future__ import annotations
@@ -39,10 +37,7 @@ ProgressCallback = Callable[[str, int, "int | None"], None]
 
 
 def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ALGORITHMS) -> dict:
-    """``{algorithm: hex digest}`` of a file, read once, for :data:`ALGORITHMS`.
-
-    ``git-blob`` is git's blob id: the sha1 of ``b"blob <size>\\0"`` followed by the content.
-    """
+    """``{algorithm: hex digest}`` of a file, read once (``git-blob``: git's blob id)."""
     path = Path(path)
     hashers = {}
     for name in algorithms:
@@ -72,11 +67,8 @@ def _mismatches(path: str | os.PathLike, expected: Mapping[str, str]) -> dict:
 
 
 def verify_present(path: Path, expected: Mapping[str, str]) -> None:
-    """Raise :class:`ChecksumError` if an existing file does not match its checksums.
-
-    The file is left in place: it may be a user's own copy, and replacing it silently could
-    destroy the only evidence of what went wrong.
-    """
+    """Raise :class:`ChecksumError` if an existing file does not match its checksums; the file
+    stays (it may be the user's own copy, the only evidence of what went wrong)."""
     bad = _mismatches(path, expected)
     if bad:
         detail = "; ".join(f"{n}: expected {e}, found {a}" for n, (e, a) in bad.items())
@@ -98,7 +90,10 @@ class _Progress:
         self.done = 0
         self.start = time.monotonic()
         self._last = -float("inf")  # the first update draws the live line at once
-        self.live = callback is None and _isatty(stream)
+        try:
+            self.live = callback is None and stream.isatty()
+        except (AttributeError, ValueError):
+            self.live = False
 
     def update(self, nbytes: int) -> None:
         self.done += nbytes
@@ -122,13 +117,6 @@ class _Progress:
             f"{self.name}: {_fmt_bytes(self.done)}{total} in {seconds:.1f} s "
             f"({_fmt_bytes(self.done / seconds)}/s)"
         )
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _fmt_bytes(n: float) -> str:
@@ -221,15 +209,11 @@ def download_file(
 ) -> Path:
     """Download ``dest / name`` from the first mirror that serves it with the right checksums.
 
-    ``mirrors`` are base URLs tried in order (``http(s)://``, ``file://`` or a local folder);
-    ``checksums`` the recorded digests (:func:`file_digests`), all of which must match; ``size``
-    the expected bytes, for a clearer message on truncation. ``timeout`` bounds the connection
-    and each read; a network failure is retried ``retries`` times per mirror (not a 404 or a
-    checksum mismatch, which would fail again), after ``retry_wait`` seconds doubled each time.
-    ``progress(name, bytes_done, bytes_total_or_None)`` follows the download; without it a live
-    line goes to ``stream`` (default ``sys.stderr``) when that is a terminal. Raises
-    DownloadError when every mirror failed, naming every URL tried, why, and how to place the
-    file by hand.
+    ``mirrors``: base URLs (``http(s)://``, ``file://`` or a folder) tried in order. ``timeout``
+    bounds the connection and each read; a network failure is retried ``retries`` times per
+    mirror after ``retry_wait`` seconds doubled each time (a 404 or a checksum mismatch is
+    not). ``progress(name, done, total)`` follows the download, else a live line on a
+    terminal ``stream``. Raises DownloadError naming every URL tried, why, and the manual fix.
     """
     if not checksums:
         raise ValueError(f"refusing to download {name} without a recorded checksum")

@@ -1,10 +1,8 @@
 """Reader for the IDX format of the MNIST files, plain or gzip-compressed.
 
-Layout (all header integers big-endian): two zero bytes, a type byte (``0x08`` unsigned
-byte, ``0x09`` signed byte, ``0x0B`` int16, ``0x0C`` int32, ``0x0D`` float32, ``0x0E``
-float64), the number of dimensions, one uint32 per dimension, then the data in C order.
-MNIST's image files have magic ``2051`` (``0x00000803``: ubyte, 3-D) and its label files
-``2049`` (``0x00000801``: ubyte, 1-D).
+Layout (header integers big-endian): two zero bytes, a type byte, the number of dimensions,
+one uint32 per dimension, then the data in C order. MNIST's image files have magic ``2051``
+(ubyte, 3-D), its label files ``2049`` (ubyte, 1-D).
 """
 
 from __future__ import annotations
@@ -50,9 +48,8 @@ def _read_bytes(path: Path) -> bytes:
 def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
     """Read an IDX file (``.gz`` or plain, told by content) into a native-endian array.
 
-    ``expected_magic``, e.g. :data:`IMAGES_MAGIC` (2051) or :data:`LABELS_MAGIC` (2049), is
-    required when given. Raises DatasetError, naming the file, when the magic number, type or
-    size disagree with the header.
+    Raises DatasetError, naming the file, when the magic number (``expected_magic`` if given),
+    type or size disagree with the header.
     """
     path = Path(path)
     raw = _read_bytes(path)

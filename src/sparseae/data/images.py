@@ -65,11 +65,7 @@ def _to_image_stack(array: np.ndarray, path: Path, variable: str) -> np.ndarray:
 
 
 def load_mat_images(path: str | os.PathLike, variable: str) -> np.ndarray:
-    """The image stack in variable ``variable`` (``IMAGES``, ``IMAGESr``) of a ``.mat`` file.
-
-    v5/v7 files are read with :func:`scipy.io.loadmat`; a v7.3 (HDF5) file with ``h5py`` when
-    it is installed, otherwise refused with a message naming the format.
-    """
+    """The image stack in variable ``variable`` of a ``.mat`` file (v7.3/HDF5 needs ``h5py``)."""
     import scipy.io
 
     path = Path(path)
@@ -144,10 +140,8 @@ MODE_SCALE = {
 
 @contextlib.contextmanager
 def _opened(path: Path):
-    """The opened, not yet decoded image, refused (one DatasetError naming the file) when it
-    cannot be read: undecodable, a mode outside :data:`MODE_SCALE`, more than
-    :data:`MAX_IMAGE_PIXELS` (checked here, with the size, instead of Pillow's own limit), or
-    several frames. Errors raised while the caller decodes it are turned the same way."""
+    """The opened, not yet decoded image; anything unreadable (also while the caller decodes
+    it) is refused with one DatasetError naming the file."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -196,10 +190,8 @@ def check_image_header(path: str | os.PathLike) -> tuple[int, int]:
 def read_grey_image(path: str | os.PathLike) -> np.ndarray:
     """Read one image file as a 2-D float64 grey image in [0, 1].
 
-    Each file is scaled by the full-scale value of its own bit depth (:data:`MODE_SCALE`);
-    colour is converted with the BT.601 luma weights. Refused, naming the file: what
-    :func:`check_image_header` refuses, transparent pixels (grey values would silently ignore
-    the alpha channel), values outside the mode's range, non-finite values.
+    Scaled by its own bit depth's full-scale value (:data:`MODE_SCALE`), colour by BT.601
+    luma. Transparent pixels, out-of-range and non-finite values are refused, naming the file.
     """
     path = Path(path)
     with _opened(path) as image:
@@ -271,11 +263,8 @@ def list_image_folder(folder: str | os.PathLike) -> list[Path]:
 
 
 def load_image_folder(folder: str | os.PathLike) -> np.ndarray:
-    """Read every image of a folder into an H × W × N grey stack (not whitened).
-
-    All images must have the same size: a folder with mixed sizes is refused with a message
-    listing the sizes found (crop or resize them first), rather than silently cropped.
-    """
+    """Read every image of a folder into an H × W × N grey stack (not whitened); mixed sizes
+    are refused, listing them, rather than silently cropped."""
     files = list_image_folder(folder)
     images = [read_grey_image(p) for p in files]
     shapes = {img.shape for img in images}
@@ -328,11 +317,9 @@ def _centred_tiles(image: np.ndarray, tile: int) -> list[np.ndarray]:
 def sample_photo_tiles(files: Sequence[Path] | None = None) -> np.ndarray:
     """Grey, downsampled 128×128 tiles of the sample photographs (before whitening).
 
-    Deterministic (no random numbers, fixed order): each JPEG is decoded to grey by
-    :func:`read_grey_image` (BT.601 weights, float64), downsampled by 2 with 2×2 block means
-    (which also averages away most JPEG block artefacts and sensor noise that whitening would
-    amplify), and cut into the largest centred grid of 128×128 tiles: 1×2 from each 320×213
-    scikit-learn photo, 2×2 from matplotlib's grace_hopper (256×300); 8 tiles in all.
+    Deterministic: each photo is read grey, downsampled by 2×2 block means (averaging away
+    JPEG artefacts and noise that whitening would amplify) and cut into the largest centred
+    grid of 128×128 tiles; 8 tiles in all.
     """
     tiles = []
     for path in files if files is not None else sample_photo_files():

@@ -15,11 +15,9 @@ def sample_patches(
 ) -> np.ndarray:
     """``num_patches`` square patches drawn uniformly from ``images`` (H × W × N, finite).
 
-    For each patch ``rng`` draws an image, then a row and a column offset (``0 … H −
-    patch_size`` and ``0 … W − patch_size`` inclusive); one fancy-indexing gather extracts
-    them without copying any image. Returns float64 ``patch_size² × num_patches``: column
-    ``i`` is patch ``i`` flattened column-major (element ``a + b * patch_size`` is pixel
-    ``(row0 + a, col0 + b)``). Raises ValueError for bad shapes, sizes or pixels.
+    For each patch ``rng`` draws an image, then a row and a column offset. Returns float64
+    ``patch_size² × num_patches``, each column a patch flattened column-major. Raises
+    ValueError for bad shapes, sizes or pixels.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -68,9 +66,8 @@ def sample_patches(
 def normalize_patches(patches: np.ndarray) -> np.ndarray:
     """The exercise's ``normalizeData`` on pixels × patches (a new float64 array).
 
-    Subtract each column's own mean; ``pstd = 3 * std(all values, ddof=1)``; clip to
-    ``[-pstd, pstd]`` and divide by ``pstd``; then ``(p + 1) * 0.4 + 0.1``, in ``[0.1, 0.9]``.
-    Raises ValueError when there is nothing to scale (all patches constant) or for bad input.
+    Remove each column's mean, clip to ``±pstd = ±3 std`` (``ddof=1``), divide by ``pstd``,
+    map to ``[0.1, 0.9]``. Raises ValueError for constant patches or bad input.
     """
     p = np.array(patches, dtype=np.float64, copy=True)
     if p.ndim != 2:

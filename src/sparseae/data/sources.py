@@ -17,17 +17,7 @@ from sparseae.errors import DatasetError
 
 @dataclass(frozen=True)
 class FileSpec:
-    """One file of a source.
-
-    Attributes
-    ----------
-    name : str
-        File name on the mirrors and on disk.
-    checksums : mapping
-        Recorded digests ``{"md5" | "sha256" | "git-blob": hex}``; all recorded ones must match.
-    size : int or None
-        Size in bytes, when known.
-    """
+    """One file of a source: its name, recorded digests (all must match), size if known."""
 
     name: str
     checksums: Mapping[str, str]
@@ -36,32 +26,11 @@ class FileSpec:
 
 @dataclass(frozen=True)
 class Source:
-    """A named data source.
+    """A named data source: the files to download and their mirrors, and how it is loaded.
 
-    Attributes
-    ----------
-    name : str
-        Registry key.
-    description : str
-        One line for humans (``sparseae fetch --help``).
-    kind : {"download", "local"}
-        Whether :func:`~sparseae.data.fetch` downloads files.
-    loader : {"mat", "mnist", "sample-photos", "image-folder"}
-        How :func:`~sparseae.data.load_images` / ``load_mnist`` read it.
-    files : tuple of FileSpec
-        Files to download (empty for local sources).
-    mirrors : tuple of str
-        Default base URLs, tried in order.
-    variable : str or None
-        ``.mat`` variable holding the images.
-    whiten : bool
-        Whether the loader whitens with :func:`~sparseae.data.whitening.whiten_images` by default.
-    splits : mapping
-        Named subsets of ``files`` (MNIST: ``train``, ``test``).
-    image_side : int or None
-        Side of the (square) images of a fixed source (None: a folder, read from its headers).
-    num_images : mapping
-        Images held, per split (key ``""`` for a source without splits); empty for a folder.
+    ``kind`` is ``"download"`` or ``"local"``; ``loader`` one of ``mat``, ``mnist``,
+    ``sample-photos``, ``image-folder``; ``variable`` the ``.mat`` variable; ``splits`` named
+    subsets of ``files``; ``num_images`` the images per split (key ``""`` without splits).
     """
 
     name: str
@@ -113,9 +82,8 @@ MNIST_FILES = {
     "test-labels": "t10k-labels-idx1-ubyte.gz",
 }
 
-# Published md5 (the values torchvision checks), sha256 and size of each MNIST file
-# (sha256 computed on the original files; none for
-# train-images, which was not available to check).
+# Published md5 (the values torchvision checks), size, and sha256 of the original files (none
+# for train-images, which was not available to check).
 _MNIST_SPECS = (
     FileSpec(MNIST_FILES["train-images"], {"md5": "f68b3c2dcbeaaa9fbdd348bbdeb94873"}, 9912422),
     FileSpec(
@@ -235,13 +203,8 @@ def get_source(source: str | Source) -> Source:
 
 
 def mirrors_from_config(source: str | Source, config: Mapping | None) -> tuple[str, ...]:
-    """Mirrors for ``source``: ``config["sources"][name]["mirrors"]`` if set, else defaults.
-
-    Raises
-    ------
-    DatasetError
-        When the config entry exists but is not a list of strings (naming the key).
-    """
+    """Mirrors for ``source``: ``config["sources"][name]["mirrors"]`` if set, else defaults;
+    a config entry that is not a list of URLs is refused, naming the key."""
     src = get_source(source)
     entry = ((config or {}).get("sources") or {}).get(src.name) or {}
     if not isinstance(entry, Mapping):

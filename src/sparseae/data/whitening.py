@@ -25,10 +25,8 @@ def _centred_frequencies(n: int) -> np.ndarray:
 def whitening_filter(height: int, width: int) -> np.ndarray:
     """The gains ``rho * exp(-(rho / f0)**4)`` for ``numpy.fft.fft2`` of an image this size.
 
-    ``rho`` is the radial frequency in cycles per ``S = max(H, W)`` pixels and ``f0 = 0.4 S``:
-    a cut-off of 0.4 cycles per pixel in every direction, exactly the square-image formula
-    when ``H == W`` (``S`` itself cancels in the final variance scaling). Index ``[0, 0]`` is
-    DC, gain 0.
+    ``rho`` is the radial frequency in cycles per ``S = max(H, W)`` pixels and ``f0 = 0.4 S``
+    (the square-image formula when ``H == W``); index ``[0, 0]`` is DC, gain 0.
     """
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}×{width}")
@@ -41,12 +39,8 @@ def whitening_filter(height: int, width: int) -> np.ndarray:
 
 
 def whiten_images(images: np.ndarray) -> np.ndarray:
-    """Whiten images (H × W × N or H × W) with Olshausen's filter, to mean variance 0.1.
-
-    ``real(ifft2(fft2(image) * filter))`` for each image, all multiplied by
-    ``sqrt(0.1) / sqrt(mean_i var(image_i))`` (``var`` divides by ``H·W - 1`` as MATLAB's
-    does). Raises ValueError for bad shapes, non-finite values, or no contrast left.
-    """
+    """Whiten images (H × W × N or H × W) with Olshausen's filter, to mean variance 0.1
+    (``var`` with ``ddof=1`` as MATLAB's); raises ValueError for bad input or no contrast."""
     array = np.asarray(images, dtype=np.float64)
     if array.ndim not in (2, 3):
         raise ValueError(f"images must be H × W or H × W × N, got shape {array.shape}")
@@ -82,10 +76,8 @@ def _centred_patches(patches: np.ndarray) -> np.ndarray:
 class ZCA:
     """ZCA whitening of patches (pixels × m) as in UFLDL "PCA and Whitening".
 
-    ``epsilon`` is added to the eigenvalues (UFLDL: 0.1 for natural image patches) so the
-    noise in the smallest components is not amplified. After :meth:`fit`: ``eigenvalues_``
-    (decreasing), ``components_`` (matching eigenvector columns) and ``matrix_``
-    (``U diag(1 / sqrt(s + epsilon)) Uᵀ``, which :meth:`transform` applies).
+    ``epsilon`` is added to the eigenvalues (UFLDL: 0.1) so noise is not amplified. After
+    :meth:`fit`: ``eigenvalues_`` (decreasing), ``components_`` and ``matrix_``.
     """
 
     def __init__(self, epsilon: float = 0.1):

@@ -44,11 +44,8 @@ def parameter_count(visible_size: int, hidden_size: int) -> int:
 
 
 def unpack(theta: np.ndarray, visible_size: int, hidden_size: int):
-    """Split ``theta`` into views ``W1`` (h×v), ``W2`` (v×h), ``b1`` (h), ``b2`` (v).
-
-    ``theta`` is ``[W1(:); W2(:); b1; b2]`` column-major; the matrices are Fortran-ordered
-    views (no copies). Raises ValueError when its length does not match the sizes.
-    """
+    """Split ``theta`` (``[W1(:); W2(:); b1; b2]``) into Fortran-ordered views ``W1`` (h×v),
+    ``W2`` (v×h), ``b1`` (h), ``b2`` (v); raises ValueError when its length does not match."""
     theta = np.asarray(theta)
     v, h = int(visible_size), int(hidden_size)
     expected = parameter_count(v, h)
@@ -64,10 +61,7 @@ def unpack(theta: np.ndarray, visible_size: int, hidden_size: int):
 
 
 def pack(W1: np.ndarray, W2: np.ndarray, b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`unpack`: ``[W1(:); W2(:); b1; b2]`` (column-major), float64.
-
-    Raises ValueError for inconsistent shapes (``W1`` h×v, ``W2`` v×h, ``b1`` h, ``b2`` v).
-    """
+    """Inverse of :func:`unpack`: ``[W1(:); W2(:); b1; b2]`` (column-major), float64."""
     W1, W2 = np.asarray(W1), np.asarray(W2)
     b1, b2 = np.ravel(b1), np.ravel(b2)
     if W1.ndim != 2:
@@ -84,11 +78,8 @@ def pack(W1: np.ndarray, W2: np.ndarray, b1: np.ndarray, b2: np.ndarray) -> np.n
 
 
 def initialize_parameters(hidden_size: int, visible_size: int, rng: np.random.Generator):
-    """Random initial ``theta`` as the exercise's ``initializeParameters`` (hidden size first).
-
-    ``r = sqrt(6) / sqrt(h + v + 1)``; ``W1`` then ``W2`` uniform in ``[-r, r]`` drawn from
-    ``rng`` in that order, column-major, like MATLAB's ``rand(h, v) * 2 * r - r``; biases zero.
-    """
+    """Random initial ``theta`` as the exercise's ``initializeParameters`` (hidden size first):
+    ``W1``, ``W2`` uniform in ``[-r, r]``, ``r = sqrt(6 / (h + v + 1))``, biases zero."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     h, v = int(hidden_size), int(visible_size)
@@ -96,17 +87,14 @@ def initialize_parameters(hidden_size: int, visible_size: int, rng: np.random.Ge
         raise ValueError(f"hidden_size and visible_size must be positive, got {h}, {v}")
     r = np.sqrt(6.0) / np.sqrt(h + v + 1)
     theta = np.zeros(parameter_count(v, h))
-    # rand(h, v) fills column-major, which is exactly theta's flat order for W1, then W2.
+    # MATLAB's rand(h, v) * 2 * r - r fills column-major: exactly theta's order for W1, W2.
     theta[: 2 * h * v] = rng.random(2 * h * v) * 2 * r - r
     return theta
 
 
 def clip_rhohat(rhohat: np.ndarray) -> np.ndarray:
-    """Keep ``rhohat`` strictly inside (0, 1) so ``log`` and the divisions stay finite.
-
-    The bounds are the smallest normal double and the largest double below 1: only exact 0,
-    subnormals and exact 1 move, every other value is returned bit for bit.
-    """
+    """Keep ``rhohat`` strictly inside (0, 1) so ``log`` and the divisions stay finite; only
+    exact 0, subnormals and exact 1 move, every other value is returned bit for bit."""
     return np.clip(rhohat, np.finfo(np.float64).tiny, np.nextafter(1.0, 0.0))
 
 
@@ -117,13 +105,9 @@ def _kl_terms(rhohat: np.ndarray, rho: float, beta: float):
     return cost, beta * (-rho / p + (1 - rho) / (1 - p))
 
 
-def _default_threads() -> int:
-    # sched_getaffinity (the cores this process may use) exists on Linux only.
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, 8))
-
-
-_threads = _default_threads()
+# sched_getaffinity (the cores this process may use) exists on Linux only.
+_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+_threads = max(1, min(_cores or 1, 8))
 _pool: ThreadPoolExecutor | None = None
 _pool_workers = 0
 _pool_lock = threading.Lock()
@@ -131,11 +115,8 @@ _blas = None  # threadpoolctl controllers, found on first parallel call
 
 
 def set_num_threads(n: int) -> None:
-    """Number of threads :func:`cost_and_grad` uses (default: usable cores, at most 8).
-
-    The BLAS runs single-threaded inside each worker, and the column blocks do not depend on
-    the thread count, so results are bit-identical for every ``n``.
-    """
+    """Number of threads :func:`cost_and_grad` uses (default: usable cores, at most 8); results
+    are bit-identical for every ``n``."""
     global _threads
     n = int(n)
     if n < 1:
@@ -215,16 +196,11 @@ def _acquire_workspace(v, h, m, dtype, n_threads):
 
 
 def _sigmoid_of_negated(buf: np.ndarray) -> None:
-    """In place: ``buf ← 1 / (1 + exp(buf))``, i.e. ``f(z)`` when ``buf`` holds ``−z``.
-
-    The matrix products produce ``−z`` directly (negated weights), which saves a pass; the
-    formula is the original ``1 ./ (1 + exp(-z))`` bit for bit. ``exp`` overflows to ``inf``
-    for very negative ``z`` and gives the correct limit 0.
-    """
+    """In place ``buf ← 1 / (1 + exp(buf))``: ``f(z)`` bit for bit when ``buf`` holds ``−z``
+    (the products yield ``−z`` directly, saving a pass; ``exp`` overflow gives the limit 0)."""
     np.exp(buf, out=buf)
     np.add(buf, 1.0, out=buf)
-    # divide(1, x), not reciprocal(x): same IEEE result, but numpy vectorizes division and
-    # not float64 reciprocal (measured 2x faster here).
+    # divide(1, x), not reciprocal(x): same IEEE result, faster (bench/README.md).
     np.divide(1.0, buf, out=buf)
 
 
@@ -236,8 +212,7 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
     np.matmul(ws.W1n, Xb, out=a2)
     np.add(a2, ws.b1n, out=a2)
     _sigmoid_of_negated(a2)
-    # Row sums in the working dtype (pairwise, accurate to ~1e-7 even in float32; a float64
-    # accumulator would make numpy cast block by block), stored as float64.
+    # Pairwise row sums in the working dtype (a float64 accumulator would cast every block).
     ws.a2sum[k] = a2.sum(axis=1)
     a3 = ws.scratch_v[t][: v * w].reshape(v, w)
     np.matmul(ws.W2n, A2, out=a3)
@@ -248,8 +223,7 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
     if d.dtype == np.float64:
         ws.recon[k] = float(np.dot(flat, flat))
     else:
-        # BLAS sdot accumulates in float32: about 1e-5 relative noise at this size, which
-        # stalls the line search near convergence ("no lower cost"); sum in float64.
+        # Not sdot: its float32 accumulation stalls the line search (bench/README.md).
         squares = ws.squares[t][: flat.size]
         np.square(flat, out=squares)
         ws.recon[k] = float(squares.sum(dtype=np.float64))
@@ -279,9 +253,8 @@ def _backward_block(ws, k, t, X, c0, c1, h):
 def _run_blocks(fn, n_blocks, n_threads):
     """Run ``fn(k, t)`` for every block ``k``; thread ``t`` takes the next free block.
 
-    Handed out dynamically (``next`` on a shared counter is atomic under the GIL), so a
-    descheduled thread does not hold the others up; block ``k`` writes only its own outputs and
-    thread ``t`` only its own scratch, so who ran which block does not change the result.
+    ``next`` on a shared counter is atomic under the GIL; block ``k`` writes only its own
+    outputs and thread ``t`` only its own scratch, so who ran which block does not matter.
     """
     counter = itertools.count()
 
@@ -335,9 +308,8 @@ def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype,
         np.negative(W2, out=ws.W2n[:, :h])
         np.negative(b2, out=ws.W2n[:, h])
 
-        # One BLAS thread per worker: the workers already occupy the cores, OpenBLAS would
-        # serialize concurrent multi-threaded calls, and a single-threaded product rounds the
-        # same way whatever the machine, so results do not depend on the thread count.
+        # One BLAS thread per worker: the workers occupy the cores, and a single-threaded
+        # product rounds the same way whatever the thread count.
         limited = []
         for c in _blas_controllers():
             if c.num_threads != 1:
@@ -345,10 +317,7 @@ def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype,
                 c.set_num_threads(1)
         switch = sys.getswitchinterval()
         if n_threads > 1:
-            # Each numpy call releases and retakes the GIL. With the default 5 ms switch
-            # interval a worker that finishes a call while another holds the GIL can stall for
-            # milliseconds (measured: a block taking 13 ms instead of 2 ms, no speed-up at all
-            # from the second thread); 0.1 ms bounds the stall. Restored below.
+            # A short switch interval bounds GIL stalls between numpy calls (bench/README.md).
             sys.setswitchinterval(min(switch, _SWITCH_INTERVAL))
         try:
             _run_blocks(
@@ -377,8 +346,7 @@ def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype,
 
         reconstruction = float(np.sum(ws.recon)) / (2 * m)
         weights = theta[: 2 * h * v].astype(np.float64, copy=False)
-        # Pairwise summation (np.sum), not a BLAS dot: it matches the reference breakdown to
-        # ~1e-16 rather than ~1e-14 on 300k weights, for a negligible temporary.
+        # Pairwise np.sum, not a BLAS dot: matches the reference breakdown to ~1e-16.
         weight_decay = 0.5 * lambda_ * float(np.sum(np.square(weights)))
         terms = {
             "reconstruction": reconstruction,
@@ -453,11 +421,8 @@ def hidden_activations(theta, data, *, visible_size, hidden_size):
 
 
 def naive_cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho):
-    """Straightforward transcription of the equations in docs/model.md (float64, no tricks).
-
-    The independent cross-check for the tests and the baseline of ``bench/cost_and_grad.py``;
-    use :func:`cost_and_grad` for real work.
-    """
+    """Plain float64 transcription of docs/model.md's equations: the independent check for the
+    tests and the baseline of ``bench/cost_and_grad.py``; use :func:`cost_and_grad` for work."""
     W1, W2, b1, b2 = unpack(np.asarray(theta, dtype=np.float64), visible_size, hidden_size)
     X = np.asarray(data, dtype=np.float64)
     m = X.shape[1]

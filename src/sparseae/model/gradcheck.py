@@ -51,8 +51,7 @@ def numerical_gradient(fun: Callable, theta: np.ndarray, epsilon: float = 1e-4) 
 
 def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
     """``‖a − b‖ / ‖a + b‖`` (Euclidean norms); 0 when both are zero."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     denominator = np.linalg.norm(a + b)
@@ -74,6 +73,22 @@ def check_quadratic(epsilon: float = 1e-4) -> float:
     return relative_difference(numerical_gradient(quadratic, x, epsilon), quadratic(x)[1])
 
 
+def compare_gradients(fun: Callable, theta: np.ndarray, name: str, epsilon, bound) -> dict:
+    """``{name: ‖num − ana‖ / ‖num + ana‖}`` for ``fun``'s analytic gradient at ``theta``
+    (``fun(theta)[1]``), with ``max_abs_diff``, ``passed`` (below ``bound``) and the settings."""
+    analytic = np.asarray(fun(theta)[1])
+    numeric = numerical_gradient(fun, theta, epsilon)
+    difference = relative_difference(numeric, analytic)
+    return {
+        name: difference,
+        "max_abs_diff": float(np.max(np.abs(numeric - analytic))),
+        "bound": bound,
+        "passed": bool(difference < bound),
+        "epsilon": epsilon,
+        "num_parameters": int(theta.size),
+    }
+
+
 def check_gradient(
     *,
     visible_size: int = 8,
@@ -92,19 +107,12 @@ def check_gradient(
 ) -> dict:
     """Run the quadratic sanity check and the autoencoder check on a small problem.
 
-    The problem is ``num_examples`` random examples in ``[0.1, 0.9]`` and
-    ``initialize_parameters`` with random non-zero biases (so their gradient entries are
-    exercised too), drawn from ``rng`` or a fresh generator of ``seed`` (neither: seed 0, so
-    the check is reproducible); ``data`` and ``theta``, when given, replace them and fix the
-    sizes. ``cost_fn`` replaces :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass
-    wrong ones). The check passes when the autoencoder figure is below ``bound`` (UFLDL: 1e-9).
-
-    Returns
-    -------
-    dict
-        ``quadratic`` and ``autoencoder`` (relative differences), ``max_abs_diff``, ``passed``,
-        and the settings: ``bound``, ``epsilon``, the sizes, ``num_parameters``, ``lambda_``,
-        ``beta``, ``rho``.
+    ``num_examples`` random examples in ``[0.1, 0.9]`` and ``initialize_parameters`` with
+    random non-zero biases (so their gradients are exercised), from ``rng`` or ``seed``
+    (default seed 0); ``data`` and ``theta`` replace them and fix the sizes. ``cost_fn``
+    replaces :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass wrong ones). Returns
+    ``quadratic`` and ``autoencoder`` (relative differences), ``max_abs_diff``, ``passed``
+    (autoencoder figure below ``bound``) and the settings.
     """
     if rng is None:
         rng = np.random.default_rng(0 if seed is None else seed)
@@ -129,23 +137,14 @@ def check_gradient(
         visible_size=visible_size, hidden_size=hidden_size, lambda_=lambda_, beta=beta, rho=rho
     )
 
-    def fun(point):
-        return cost_fn(point, data, **kwargs)
-
-    _, analytic = fun(theta)
-    numeric = numerical_gradient(fun, theta, epsilon)
-    difference = relative_difference(numeric, analytic)
     return {
         "quadratic": check_quadratic(epsilon),
-        "autoencoder": difference,
-        "max_abs_diff": float(np.max(np.abs(numeric - np.asarray(analytic)))),
-        "bound": bound,
-        "passed": bool(difference < bound),
-        "epsilon": epsilon,
+        **compare_gradients(
+            lambda point: cost_fn(point, data, **kwargs), theta, "autoencoder", epsilon, bound
+        ),
         "visible_size": int(visible_size),
         "hidden_size": int(hidden_size),
         "num_examples": int(num_examples),
-        "num_parameters": int(theta.size),
         "lambda_": float(lambda_),
         "beta": float(beta),
         "rho": float(rho),
@@ -153,13 +152,9 @@ def check_gradient(
 
 
 def require_passed(result: Mapping, differences: Mapping, *, what: str, config_key: str) -> None:
-    """Log a check's relative differences; stop with one message when the check failed.
-
-    ``result`` holds ``passed``, ``bound`` and ``num_parameters``; ``differences`` the figures
-    to report by name; ``what`` names what was checked and ``config_key`` the bound's key.
-    Raises ConfigError on failure: training would follow a gradient that disagrees with
-    central differences.
-    """
+    """Log a check's ``differences``; raise ConfigError naming ``what`` and ``config_key`` when
+    ``result`` did not pass: training would follow a gradient that disagrees with central
+    differences."""
     text = ", ".join(f"{name} {value:.3e}" for name, value in differences.items())
     log.info(
         "||num - ana|| / ||num + ana||: %s (bound %.1e, %d parameters)",

@@ -191,18 +191,17 @@ def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
     finite cost and gradient found (``t`` is 0 when nothing lower was found), whether it
     satisfies the strong Wolfe conditions, and whether any trial point was non-finite.
     """
-    seen = {"non_finite": False}
+    evals, non_finite = 0, False
 
     def evaluate(step):
+        nonlocal evals, non_finite
         fx, gx = fun(x + step * d)
         fx = float(fx)
-        if not _finite(fx, gx):
-            seen["non_finite"] = True
-        return fx, gx
+        evals += 1
+        non_finite = non_finite or not _finite(fx, gx)
+        return fx, gx, float(gx @ d)
 
-    f_new, g_new = evaluate(t)
-    evals = 1
-    gtd_new = float(g_new @ d)
+    f_new, g_new, gtd_new = evaluate(t)
     t_prev, f_prev, g_prev, gtd_prev = 0.0, f, g, gtd
     bracket = None
     done = False
@@ -210,9 +209,7 @@ def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
         if not _finite(f_new, g_new):
             # Stepped into a region where the cost overflows: back off towards t_prev.
             t = (t + t_prev) / 2
-            f_new, g_new = evaluate(t)
-            evals += 1
-            gtd_new = float(g_new @ d)
+            f_new, g_new, gtd_new = evaluate(t)
             continue
         if f_new > f + C1 * t * gtd or (evals > 2 and f_new >= f_prev):
             bracket = [[t_prev, f_prev, g_prev, gtd_prev], [t, f_new, g_new, gtd_new]]
@@ -227,9 +224,7 @@ def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
         temp, t_prev = t_prev, t
         t = _cubic_min(temp, f_prev, gtd_prev, t, f_new, gtd_new, t + 0.01 * (t - temp), 10 * t)
         f_prev, g_prev, gtd_prev = f_new, g_new, gtd_new
-        f_new, g_new = evaluate(t)
-        evals += 1
-        gtd_new = float(g_new @ d)
+        f_new, g_new, gtd_new = evaluate(t)
     if bracket is None:  # out of evaluations while extrapolating
         bracket = [[0.0, f, g, gtd], [t, f_new, g_new, gtd_new]]
     insufficient = False
@@ -249,9 +244,7 @@ def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
                 insufficient = True
         else:
             insufficient = False
-        f_new, g_new = evaluate(t)
-        evals += 1
-        gtd_new = float(g_new @ d)
+        f_new, g_new, gtd_new = evaluate(t)
         f_lo = bracket[lo_pos][1]
         if not _finite(f_new, g_new) or f_new > f + C1 * t * gtd or f_new >= f_lo:
             bracket[hi_pos] = [t, f_new, g_new, gtd_new]
@@ -265,9 +258,9 @@ def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
             break  # the bracket cannot shrink any further
     finite = [b for b in bracket if _finite(b[1], b[2])]
     if not finite:  # only possible when the starting point itself was non-finite
-        return 0.0, f, g, evals, False, seen["non_finite"]
+        return 0.0, f, g, evals, False, non_finite
     best = min(finite, key=lambda b: b[1])
-    return best[0], best[1], best[2], evals, done, seen["non_finite"]
+    return best[0], best[1], best[2], evals, done, non_finite
 
 
 def minimize_lbfgs(

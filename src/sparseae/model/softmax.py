@@ -6,11 +6,8 @@ With ``θ`` of shape ``num_classes × n_features`` (no bias term, so the decay c
     P = softmax(θ X)   (per column);   J = −(1/m) Σᵢ log P[yᵢ, i] + (λ/2) ‖θ‖²
     ∇J = (1/m) (P − G) Xᵀ + λ θ
 
-The same function serves the self-taught evaluation (:mod:`sparseae.analysis.evaluate`), the
-stacked network's softmax stage and the top layer of its fine-tuning cost
-(:mod:`sparseae.model.stacked`). Training is :func:`sparseae.model.lbfgs.minimize_lbfgs` from
-``θ = 0`` (the objective is strictly convex for λ > 0, so the start only matters when the
-iteration budget ends the run). The flat layout is MATLAB's ``θ(:)``, column-major.
+One function serves the self-taught evaluation, the stacked network's softmax stage and the
+top layer of its fine-tuning cost. The flat layout is MATLAB's ``θ(:)``, column-major.
 """
 
 from __future__ import annotations
@@ -35,25 +32,9 @@ def check_labels(labels, m: int, num_classes: int) -> np.ndarray:
 
 
 def layer_cost(weights, features, labels, lambda_: float):
-    """Softmax cost, its gradient in ``weights`` and the output error ``(P − G) / m``.
-
-    Parameters
-    ----------
-    weights : ndarray, shape (num_classes, n_features)
-    features : ndarray, shape (n_features, m)
-        One example per column.
-    labels : ndarray of int, shape (m,)
-        Class indices ``0 … num_classes-1``.
-    lambda_ : float
-        Weight decay λ.
-
-    Returns
-    -------
-    cost : float
-    grad : ndarray, shape (num_classes, n_features)
-    error : ndarray, shape (num_classes, m)
-        ``(P − G) / m``: what a network below the softmax backpropagates.
-    """
+    """Softmax cost, its gradient in ``weights`` (classes × features) and the output error
+    ``(P − G) / m`` (classes × m, what a network below backpropagates); ``features`` one
+    example per column, ``labels`` class indices."""
     weights = np.asarray(weights, dtype=np.float64)
     m = features.shape[1]
     y = check_labels(labels, m, weights.shape[0])
@@ -85,8 +66,8 @@ def predict(weights, features) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SoftmaxModel:
-    """A fitted softmax regression: ``weights`` (classes × features), each row's label, and
-    the L-BFGS run's final ``cost``, iterations, whether a tolerance (``tol``) stopped it."""
+    """A fitted softmax regression: ``weights`` (classes × features), each row's label and the
+    L-BFGS run's outcome."""
 
     weights: np.ndarray
     classes: np.ndarray
@@ -109,20 +90,10 @@ class SoftmaxModel:
 def fit(features, labels, *, lambda_=1e-4, max_iter=100, tol=None, maxcor=100) -> SoftmaxModel:
     """Train softmax regression on any integer labels, as UFLDL's ``softmaxTrain`` does.
 
-    L-BFGS (:func:`~sparseae.model.lbfgs.minimize_lbfgs`, ``maxcor`` pairs) from ``θ = 0`` for
-    at most ``max_iter`` iterations, minFunc's ``maxIter`` (100 in the exercise). minFunc
+    L-BFGS from ``θ = 0`` for at most ``max_iter`` iterations (minFunc's ``maxIter``). minFunc
     stops when ``Σ|∇J| ≤ 1e-5``; the default ``tol = 1e-5 / θ.size`` on ``max|∇J|`` implies it,
-    so a run never ends earlier than the original's would. Stopping at ``max_iter`` is the
-    normal case and reads ``converged=False``.
-
-    Parameters
-    ----------
-    features : ndarray, shape (n_features, m)
-        One example per column.
-    labels : ndarray of int, shape (m,)
-        At least two distinct values; the rows of ``weights`` follow their sorted order.
-    lambda_, max_iter, tol, maxcor
-        Weight decay, iteration budget, ``max|∇J|`` tolerance, stored correction pairs.
+    so a run never ends earlier than the original's. ``features`` has one example per column;
+    ``labels`` at least two distinct values, whose sorted order gives the rows of ``weights``.
     """
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels)

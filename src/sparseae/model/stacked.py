@@ -8,10 +8,8 @@ cost through the whole stack (``stackedAECost``; equations in ``docs/stacked.md`
     a¹ = x;  aˡ⁺¹ = f(Wˡ aˡ + bˡ);  P = softmax(θ aᴸ⁺¹)          (columns are examples)
     J  = −(1/m) Σᵢ log P[yᵢ, i] + (λ/2) ‖θ‖²                     (no decay on the Wˡ)
 
-Parameters: one flat float64 vector, column-major (MATLAB), in the tutorial's order
-``[softmaxTheta(:); stack2params(stack)]`` = ``[θ(:); W¹(:); b¹; W²(:); b²; …]`` with ``θ``
-``num_classes × hidden_sizes[-1]`` and ``Wˡ`` ``hidden_l × input_l``, so a theta written by
-the original Octave code loads unchanged. One example per column; labels ``0 … K-1``.
+Parameters: one flat float64 vector in the tutorial's column-major order
+``[θ(:); W¹(:); b¹; W²(:); b²; …]``, so a theta written by the Octave code loads unchanged.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ import numpy as np
 from scipy.special import expit
 
 from sparseae.model import autoencoder, softmax
-from sparseae.model.gradcheck import DEFAULT_BOUND, numerical_gradient, relative_difference
+from sparseae.model.gradcheck import DEFAULT_BOUND, compare_gradients
 
 __all__ = [
     "layer_shapes",
@@ -37,9 +35,6 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------------
-# Layout
-# --------------------------------------------------------------------------------------------
 def layer_shapes(input_size: int, hidden_sizes: Sequence[int]) -> list[tuple[int, int]]:
     """``(rows, cols)`` of each encoder weight matrix ``Wˡ``: ``(hidden_l, input_l)``."""
     sizes = [int(input_size), *(int(h) for h in hidden_sizes)]
@@ -60,12 +55,8 @@ def stack_parameter_count(input_size: int, hidden_sizes: Sequence[int], num_clas
 
 
 def unpack_stack(theta, input_size: int, hidden_sizes: Sequence[int], num_classes: int):
-    """Split ``theta`` into the softmax weights and the encoder layers (views, no copies).
-
-    Returns ``softmax_theta`` (num_classes × hidden_sizes[-1]) and ``layers``, a list of
-    ``(W, b)`` with ``W`` hidden_l × input_l (both Fortran-ordered views into ``theta``).
-    Raises ValueError unless ``theta`` is 1-D of :func:`stack_parameter_count` entries.
-    """
+    """``softmax_theta`` (classes × last hidden) and ``layers`` ``[(W, b), …]``: Fortran-ordered
+    views into ``theta``, which must be 1-D of :func:`stack_parameter_count` entries."""
     theta = np.asarray(theta)
     expected = stack_parameter_count(input_size, hidden_sizes, num_classes)
     if theta.ndim != 1 or theta.shape[0] != expected:
@@ -88,11 +79,7 @@ def unpack_stack(theta, input_size: int, hidden_sizes: Sequence[int], num_classe
 def pack_stack(softmax_theta, layers) -> np.ndarray:
     """Inverse of :func:`unpack_stack`: ``[θ(:); W¹(:); b¹; …]`` (column-major), float64.
 
-    Raises
-    ------
-    ValueError
-        If consecutive shapes do not chain (``Wˡ⁺¹`` must have ``Wˡ``'s rows as columns,
-        ``bˡ`` one entry per row of ``Wˡ``, ``θ`` the last layer's rows as columns).
+    Raises ValueError when consecutive shapes do not chain.
     """
     softmax_theta = np.asarray(softmax_theta)
     if softmax_theta.ndim != 2 or not layers:
@@ -129,25 +116,18 @@ def stack_from_autoencoders(softmax_theta, autoencoder_thetas, input_size: int, 
     return pack_stack(softmax_theta, layers)
 
 
-# --------------------------------------------------------------------------------------------
-# Forward pass, cost and gradient
-# --------------------------------------------------------------------------------------------
-def _as_data(data, input_size):
+def stack_activations(theta, data, *, input_size, hidden_sizes, num_classes) -> list:
+    """Activations ``[a¹ = x, a², …, aᴸ⁺¹]`` of every encoder layer (float64, units × m)."""
+    _, layers = unpack_stack(
+        np.asarray(theta, dtype=np.float64), input_size, hidden_sizes, num_classes
+    )
     X = np.asarray(data, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] != int(input_size):
         raise ValueError(
             f"data must be input_size × m = {input_size} × m (one example per column), got "
             f"shape {X.shape}"
         )
-    return X
-
-
-def stack_activations(theta, data, *, input_size, hidden_sizes, num_classes) -> list:
-    """Activations ``[a¹ = x, a², …, aᴸ⁺¹]`` of every encoder layer (float64, units × m)."""
-    _, layers = unpack_stack(
-        np.asarray(theta, dtype=np.float64), input_size, hidden_sizes, num_classes
-    )
-    activations = [_as_data(data, input_size)]
+    activations = [X]
     for W, b in layers:
         z = W @ activations[-1]
         z += b[:, None]
@@ -192,9 +172,6 @@ def finetune_cost_and_grad(
     return float(cost), pack_stack(grad_softmax, grads)
 
 
-# --------------------------------------------------------------------------------------------
-# Gradient check
-# --------------------------------------------------------------------------------------------
 def check_finetune_gradient(
     data,
     labels,
@@ -209,16 +186,11 @@ def check_finetune_gradient(
 ) -> dict:
     """Central-difference check of the fine-tuning gradient on a small stack.
 
-    The point is random: encoders from :func:`sparseae.model.autoencoder.initialize_parameters`
+    The point is random: encoders from :func:`~sparseae.model.autoencoder.initialize_parameters`
     with biases uniform in ±0.1 (so their gradients are exercised), softmax weights
-    ``0.005 · N(0, 1)`` as the tutorial initialises them.
-
-    ``data`` (a few columns), ``labels``, ``hidden_sizes`` (the small stack), ``num_classes``
-    and ``lambda_`` as for :func:`finetune_cost_and_grad`; ``epsilon`` the step, ``bound`` the
-    largest accepted ``‖num − ana‖ / ‖num + ana‖``; ``cost_fn`` replaces the cost (tests pass
-    broken ones). Returns ``finetune`` (the relative difference), ``max_abs_diff``, ``bound``,
-    ``passed``, ``epsilon``, the sizes (``input_size``, ``hidden_sizes``, ``num_classes``,
-    ``num_examples``, ``num_parameters``) and ``lambda_``.
+    ``0.005 · N(0, 1)`` as the tutorial's. ``cost_fn`` replaces the cost (tests pass broken
+    ones). Returns ``finetune`` (``‖num − ana‖ / ‖num + ana‖``), ``max_abs_diff``, ``passed``
+    (below ``bound``) and the settings.
     """
     X = np.asarray(data, dtype=np.float64)
     input_size = X.shape[0]
@@ -238,23 +210,13 @@ def check_finetune_gradient(
         num_classes=int(num_classes),
         lambda_=lambda_,
     )
-
-    def fun(point):
-        return cost_fn(point, X, **kwargs)
-
-    analytic = np.asarray(fun(theta)[1])
-    numeric = numerical_gradient(fun, theta, epsilon)
-    difference = relative_difference(numeric, analytic)
     return {
-        "finetune": difference,
-        "max_abs_diff": float(np.max(np.abs(numeric - analytic))),
-        "bound": float(bound),
-        "passed": bool(difference < bound),
-        "epsilon": float(epsilon),
+        **compare_gradients(
+            lambda x: cost_fn(x, X, **kwargs), theta, "finetune", float(epsilon), float(bound)
+        ),
         "input_size": int(input_size),
         "hidden_sizes": [int(h) for h in hidden_sizes],
         "num_classes": int(num_classes),
         "num_examples": int(X.shape[1]),
-        "num_parameters": int(theta.size),
         "lambda_": float(lambda_),
     }
