@@ -192,7 +192,8 @@ def test_a_checkpoint_of_another_dtype_is_refused_on_resume(folder, tmp_path_fac
     with pytest.raises(experiment.ForeignResultError, match="training.dtype") as error:
         experiment.train_chunk(
             experiment.chunk_path(folder, 2), k=2, previous=chunk1,
-            patches=folder / "patches.npz", name="natural", trajectory=trajectory_config(resolved()),
+            patches=folder / "patches.npz", name="natural",
+            trajectory=trajectory_config(resolved()),
         )  # fmt: skip
     assert "results/natural/chunks/" in str(error.value)
     assert not experiment.chunk_path(folder, 2).exists()
