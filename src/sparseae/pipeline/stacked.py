@@ -53,16 +53,13 @@ log = logging.getLogger("sparseae.stacked")
 AUTOENCODER_KEYS = ("visible_size", "hidden_size", "lambda_", "beta", "rho")
 
 
-def _stages(experiment: Mapping) -> list[str]:
-    return [f"layer{i}" for i in range(1, num_layers(experiment) + 1)] + ["softmax", "finetune"]
-
-
 def write_stacked_config(path, name: str, experiment: Mapping) -> dict:
     """``stacked_config.json``: name, the resolved config and every stage's fingerprint."""
+    stages = [f"layer{i}" for i in range(1, num_layers(experiment) + 1)] + ["softmax", "finetune"]
     record = {
         "name": name,
         "kind": "stacked",
-        "fingerprints": {s: stage_fingerprint(experiment, s) for s in _stages(experiment)},
+        "fingerprints": {s: stage_fingerprint(experiment, s) for s in stages},
         "experiment": dict(experiment),
     }
     write_json(path, record)
@@ -170,21 +167,16 @@ def _hidden_sizes(trajectory) -> list[int]:
     return [int(layer["hidden_size"]) for layer in trajectory["layers"]]
 
 
-def _stage(trajectory: Mapping) -> str:
-    """The stage a stage trajectory belongs to (its last section says which)."""
-    if "finetuning" in trajectory:
-        return "finetune"
-    return "softmax" if "softmax" in trajectory else f"layer{len(trajectory['layers'])}"
-
-
 def _run(name: str, trajectory: Mapping, output) -> Run:
     """The chunked run of one stage (checkpoints in ``output``'s folder)."""
-    stage, hidden = _stage(trajectory), _hidden_sizes(trajectory)
-    if stage == "finetune":
-        length = stacked.stack_parameter_count(INPUT_SIZE, hidden, NUM_CLASSES)
-    elif stage == "softmax":
-        length = NUM_CLASSES * hidden[-1]
+    hidden = _hidden_sizes(trajectory)
+    # A stage trajectory's last section says which stage it is.
+    if "finetuning" in trajectory:
+        stage, length = "finetune", stacked.stack_parameter_count(INPUT_SIZE, hidden, NUM_CLASSES)
+    elif "softmax" in trajectory:
+        stage, length = "softmax", NUM_CLASSES * hidden[-1]
     else:
+        stage = f"layer{len(hidden)}"
         length = autoencoder.parameter_count(trajectory["layers"][-1]["visible_size"], hidden[-1])
     return Run(
         owner=f"stage {stage} of stacked experiment '{name}'",
