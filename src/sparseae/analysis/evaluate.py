@@ -1,10 +1,7 @@
-"""Self-taught-learning evaluation: what are the learned features worth to a classifier?
+"""Self-taught-learning evaluation (UFLDL): softmax on hidden activations against raw pixels.
 
-The protocol of the UFLDL "Self-Taught Learning" exercise: train the sparse autoencoder on
-*unlabeled* digits 5–9, encode the *labeled* digits 0–4 with its hidden layer, fit softmax
-regression (:mod:`sparseae.model.softmax`) on half of them and report test accuracy on the
-other half, once on the hidden activations and once on the raw pixels, with the same λ and
-iteration budget. Data are one example per **column** (``features × examples``).
+The autoencoder trains on unlabeled digits; softmax (same λ and budget) is fitted on half of
+the labeled digits and tested on the other half. One example per **column**.
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ from sparseae.model import softmax
 from sparseae.model.autoencoder import hidden_activations
 
 __all__ = [
+    "confusion_matrix",
     "evaluate_features",
     "evaluation_blocks",
     "save_evaluation",
@@ -37,25 +35,11 @@ def self_taught_split(
     train_fraction: float = 0.5,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """Split example indices into unlabeled / labeled-train / labeled-test sets.
+    """Sorted int64 indices ``unlabeled``, ``train``, ``test`` of a self-taught split.
 
-    Unlabeled: every example whose label is in ``unlabeled_digits``, in file order. Labeled:
-    split **per digit** (so both halves keep the data's class proportions): each digit's
-    examples are shuffled with ``rng`` and the first ``round_half_up(train_fraction · count)``
-    go to ``train``, the rest to ``test``. Other digits are left out.
-
-    Returns
-    -------
-    dict
-        ``unlabeled``, ``train``, ``test``: sorted, pairwise disjoint int64 indices.
-
-    Raises
-    ------
-    ValueError
-        Overlapping or empty digit sets, a digit absent from ``labels``, ``train_fraction``
-        outside (0, 1), or an empty train or test set.
-    TypeError
-        If ``rng`` is not a :class:`numpy.random.Generator`.
+    Labeled digits are split **per digit** (both halves keep the class proportions): each
+    digit's examples shuffled with ``rng``, the first ``round_half_up(train_fraction · n)``
+    to ``train``. Impossible splits raise ``ValueError``.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -93,11 +77,7 @@ def self_taught_split(
 def take_split(
     images: np.ndarray, labels: np.ndarray, split: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """The arrays of a :func:`self_taught_split` of ``images`` (visible × m) and ``labels``.
-
-    Returns ``unlabeled``, ``X_train``, ``y_train``, ``X_test``, ``y_test``; the column blocks
-    are C-contiguous copies, ready to save or train on.
-    """
+    """``unlabeled``, ``X_train``, ``y_train``, ``X_test``, ``y_test`` of a split (copies)."""
     images = np.asarray(images)
     labels = _as_labels(labels, "labels")
     if images.ndim != 2 or images.shape[1] != labels.size:
@@ -130,19 +110,9 @@ def evaluate_features(
     max_iter: int = 100,
     tol: float | None = None,
 ) -> dict:
-    """Test accuracy of softmax regression on hidden activations and on raw pixels.
+    """Test accuracy of softmax on hidden activations and on raw pixels (a JSON-ready dict).
 
-    Both fits (:func:`sparseae.model.softmax.fit`) see the same examples, λ, iteration budget
-    and tolerance; only the representation differs (``hidden_activations`` of the
-    autoencoder ``theta`` against the visible input itself).
-
-    Returns
-    -------
-    dict
-        JSON-ready: ``accuracy_features``, ``accuracy_raw``, ``n_train``, ``n_test``,
-        ``classes``, ``confusion_<name>`` (row = true, column = predicted class),
-        ``per_class_accuracy_<name>``, ``n_features_<name>``, ``softmax`` (settings, and per
-        representation iterations, tolerance, convergence, final cost) and ``seconds``.
+    Both fits see the same examples, λ, budget and tolerance; only the representation differs.
     """
     X_train, X_test = _as_features(X_train, "X_train"), _as_features(X_test, "X_test")
     y_train, y_test = _as_labels(y_train, "y_train"), _as_labels(y_test, "y_test")
@@ -177,7 +147,7 @@ def evaluate_features(
         model = softmax.fit(train, y_train, lambda_=lambda_, max_iter=max_iter, tol=tol)
         seconds[f"fit_{name}"] = time.perf_counter() - start
         predicted = model.predict(test)
-        confusion = _confusion(y_test, predicted, model.classes)
+        confusion = confusion_matrix(y_test, predicted, model.classes)
         support = confusion.sum(axis=1)
         per_class = np.divide(
             np.diag(confusion), support, out=np.full(support.shape, np.nan), where=support > 0
@@ -196,12 +166,8 @@ def evaluate_features(
 
 
 def save_evaluation(result: dict, folder: str | Path, *, extra: dict | None = None) -> dict:
-    """Write ``evaluation.json`` (``result`` plus ``extra``) and the two confusion figures.
-
-    ``extra`` (e.g. the split protocol) may not overwrite result keys. Every file is written
-    atomically into ``folder``; returns their paths by name (``evaluation``,
-    ``confusion_features``, ``confusion_raw``).
-    """
+    """Write ``evaluation.json`` (``result`` plus ``extra``, which may not overwrite it) and
+    the two confusion figures into ``folder``; returns their paths by name."""
     folder = Path(folder)
     missing = [k for k in ("accuracy_features", "accuracy_raw", "classes",
                            "confusion_features", "confusion_raw") if k not in result]  # fmt: skip
@@ -234,12 +200,8 @@ FILE_ONLY = ("classes", "confusion_features", "confusion_raw")
 def evaluation_blocks(record: Mapping) -> dict:
     """The ``metrics`` and ``params`` blocks of ``evaluation.json``: what MLflow shows of it.
 
-    Metrics: the accuracies (``accuracy_features``, ``accuracy_raw``), one
-    ``per_class_accuracy_<name>.<label>`` per class, and the measurements of the
-    :data:`MEASURED` sections by dotted path (``softmax.n_iter_features``,
-    ``seconds.encode``). Params ``evaluation.<dotted path>``: the counts (``n_train``), the
-    softmax settings, the split protocol and the other strings and flags. The confusion
-    matrices and class list stay in the file.
+    Metrics: accuracies, per-class accuracies and the :data:`MEASURED` measurements; params
+    ``evaluation.<dotted path>``: counts, settings, protocol; :data:`FILE_ONLY` stays out.
     """
     metrics: dict = {}
     params: dict = {}
@@ -279,7 +241,7 @@ def evaluation_blocks(record: Mapping) -> dict:
     return {"metrics": metrics, "params": params}
 
 
-def _confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray) -> np.ndarray:
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Counts with row = true class, column = predicted class, both in ``classes`` order."""
     k = classes.size
     rows = np.searchsorted(classes, y_true)

@@ -1,13 +1,8 @@
 """One chunk of L-BFGS training, its per-iteration records and its ``.npz`` checkpoint.
 
-Two optimizers (:attr:`LBFGSOptions.method`): ``"lbfgs"`` (default),
-:func:`sparseae.model.lbfgs.minimize_lbfgs`, minFunc's L-BFGS and line search, and
-``"scipy-lbfgsb"``, ``scipy.optimize.minimize(method="L-BFGS-B")`` with every option set
-explicitly. A chunk starts a fresh L-BFGS from the previous chunk's ``theta`` (the curvature
-pairs are not carried over); records are one per iteration, numbered globally from 1 across
-chunks. ``maxiter`` and ``maxfun`` are budgets of the whole run, shared by its chunks. The
-cost may run in float32 (``dtype``); the optimizer, ``theta`` and checkpoints are float64.
-How chunks are chained, resumed and checked: :mod:`sparseae.pipeline.chunks` (docs/model.md).
+A chunk starts a fresh L-BFGS (minFunc-style, or scipy's L-BFGS-B) from the previous chunk's
+``theta``; records are numbered globally across chunks and ``maxiter``/``maxfun`` are budgets
+of the whole run. Chaining and resuming: :mod:`sparseae.pipeline.chunks` (docs/model.md).
 """
 
 from __future__ import annotations
@@ -48,13 +43,8 @@ DTYPES = ("float64", "float32")
 RECORD_FIELDS = ("iteration", "cost", "grad_norm", "fun_evals", "seconds")
 """Fields of one training record (one per L-BFGS iteration)."""
 
-_RECORD_DTYPES = {
-    "iteration": np.int64,
-    "cost": np.float64,
-    "grad_norm": np.float64,
-    "fun_evals": np.int64,
-    "seconds": np.float64,
-}
+_COUNTERS = ("iteration", "fun_evals")
+_RECORD_DTYPES = {k: np.int64 if k in _COUNTERS else np.float64 for k in RECORD_FIELDS}
 
 FIRST = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
 """The counters a run's first chunk starts from (``start`` of :func:`lbfgs_chunk`)."""
@@ -62,25 +52,11 @@ FIRST = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
 
 @dataclasses.dataclass(frozen=True)
 class LBFGSOptions:
-    """Optimizer options, set explicitly; the defaults mirror minFunc.
+    """Optimizer options, set explicitly; the defaults mirror minFunc (docs/model.md).
 
-    Attributes
-    ----------
-    method : {"lbfgs", "scipy-lbfgsb"}
-        minFunc's L-BFGS and line search (c1 = 1e-4, c2 = 0.9), or scipy's L-BFGS-B (c1 =
-        1e-3, c2 = 0.9). The other options mean the same for both.
-    maxcor : int
-        Stored correction pairs (minFunc 100, scipy's default 10): a speed/quality setting.
-    maxiter, maxfun : int
-        Iteration and cost-evaluation budgets of the whole run (minFunc ``maxIter`` 400,
-        ``maxFunEvals`` 1000); scipy checks ``maxfun`` only between iterations.
-    gtol : float
-        Stop when ``max |proj g_i| <= gtol``; 1e-9 leaves the iteration budget in charge.
-    ftol : float
-        Stop when the relative cost reduction of a step is at most ``ftol`` (1e-12, so that
-        a plateau does not end the run early).
-    maxls : int
-        Cost evaluations per (strong Wolfe) line search.
+    ``method`` is ``"lbfgs"`` (minFunc's L-BFGS) or ``"scipy-lbfgsb"``; ``maxiter`` and
+    ``maxfun`` are budgets of the whole run; ``gtol``/``ftol`` are small enough that the
+    iteration budget decides when training ends.
     """
 
     method: str = "lbfgs"
@@ -123,24 +99,10 @@ class LBFGSOptions:
 class ChunkResult:
     """What one chunk of L-BFGS gives: the parameters, its records and why it stopped.
 
-    Attributes
-    ----------
-    theta : ndarray, float64
-        Parameters after the last iteration (after an ``"abnormal"`` stop: the last point
-        whose cost and gradient were finite).
-    records : list of dict
-        One per iteration: ``iteration`` (global, 1-based), ``cost``, ``grad_norm``
-        (Euclidean), ``fun_evals`` (cumulative), ``seconds`` (cumulative wall time).
-    reason : {"budget", "evaluations", "converged", "abnormal"}
-        The same for both methods: the iteration budget (chunk's or run's) was used up, the
-        normal end; the run's ``maxfun`` ran out first; ``gtol``/``ftol`` (or minFunc's
-        smallest step) was reached; the line search failed or the cost became non-finite.
-    status : int
-        scipy's codes, for both methods: 0 converged, 1 budget or evaluations, 2 abnormal.
-    message : str
-        The optimizer's own words.
-    fun_evals : int
-        This chunk's cost evaluations (the one at ``theta0`` included).
+    ``theta`` is the last finite point; ``records`` one dict of :data:`RECORD_FIELDS` per
+    iteration; ``reason`` is ``"budget"`` (the normal end), ``"evaluations"``,
+    ``"converged"`` or ``"abnormal"`` for both methods, ``status`` scipy's code for it;
+    ``fun_evals`` counts this chunk's cost evaluations.
     """
 
     theta: np.ndarray
@@ -163,11 +125,7 @@ class ChunkResult:
 
 
 class _Objective:
-    """Wraps the cost: counts evaluations and remembers the last point evaluated.
-
-    L-BFGS-B accepts the point where its line search ended, which is the last point evaluated,
-    so the record of an iteration needs no extra evaluation.
-    """
+    """The cost, counting evaluations and caching the last point (L-BFGS-B's accepted one)."""
 
     def __init__(self, cost_fn, data, kwargs):
         self.cost_fn, self.data, self.kwargs = cost_fn, data, kwargs
@@ -211,23 +169,8 @@ def train_chunk(
 ) -> ChunkResult:
     """Up to ``iterations`` L-BFGS iterations of the sparse autoencoder from ``theta0``.
 
-    Parameters
-    ----------
-    theta0 : ndarray, shape (2hv + h + v,)
-        Starting parameters (not modified).
-    data : ndarray, shape (visible_size, m)
-        Training examples, one per column.
-    iterations : int
-        Iterations of this chunk; fewer run when the run's budgets end first or L-BFGS
-        converges.
-    visible_size, hidden_size, lambda_, beta, rho
-        As for :func:`sparseae.model.autoencoder.cost_and_grad`.
-    options : LBFGSOptions, optional
-        Defaults to ``LBFGSOptions()``.
-    start, progress, dtype
-        As for :func:`lbfgs_chunk`.
-    cost_fn : callable, optional
-        Replacement for :func:`sparseae.model.autoencoder.cost_and_grad` (same signature).
+    The model settings are those of :func:`sparseae.model.autoencoder.cost_and_grad`
+    (``cost_fn`` may replace it); the rest is as for :func:`lbfgs_chunk`.
     """
     options = LBFGSOptions() if options is None else options
     if not isinstance(options, LBFGSOptions):
@@ -268,21 +211,9 @@ def lbfgs_chunk(
 ) -> ChunkResult:
     """One chunk of L-BFGS on any ``cost_fn(theta, data, **cost_kwargs) -> (cost, grad)``.
 
-    Parameters
-    ----------
-    theta0 : ndarray
-        Finite 1-D starting point (not modified).
-    iterations : int
-        Iterations of this chunk, within the run's budgets ``options.maxiter`` and
-        ``options.maxfun`` (counted from ``start``).
-    start : mapping
-        ``iteration``, ``fun_evals`` and ``seconds`` at the end of the previous chunk (its
-        last record), so records continue globally; :data:`FIRST` for a run's first chunk.
-    progress : callable, optional
-        Called with each record as it is made (for log lines).
-    dtype : {None, "float64", "float32"}, optional
-        Precision of the cost: the data are converted once and the cost runs in that dtype.
-        ``None`` keeps the data's dtype.
+    ``start`` holds the counters of the previous chunk's last record (:data:`FIRST` for a
+    run's first chunk), so records continue globally; ``progress`` is called with each record;
+    ``dtype`` (None keeps the data's) is the precision the cost runs in.
     """
     theta0 = np.array(theta0, dtype=np.float64, copy=True)
     if theta0.ndim != 1 or not np.all(np.isfinite(theta0)):
@@ -383,12 +314,8 @@ def records_to_arrays(records) -> dict:
 
 
 def save_checkpoint(path, theta, records, meta) -> None:
-    """Write a chunk checkpoint ``.npz`` atomically (no pickle).
-
-    Keys: ``theta`` (float64), ``iteration``, ``cost``, ``grad_norm``, ``fun_evals``,
-    ``seconds`` (1-D, one entry per iteration of the chunk) and ``meta`` (0-d unicode array
-    holding the JSON of ``meta``).
-    """
+    """Write a chunk checkpoint ``.npz`` atomically: ``theta``, one array per record field
+    and ``meta`` as JSON (no pickle)."""
     theta = np.asarray(theta, dtype=np.float64)
     if theta.ndim != 1:
         raise ValueError(f"theta must be 1-D, got shape {theta.shape}")
@@ -399,12 +326,7 @@ def save_checkpoint(path, theta, records, meta) -> None:
 
 
 def load_checkpoint(path) -> tuple[np.ndarray, list[dict], dict]:
-    """``(theta, records, meta)`` of a checkpoint written by :func:`save_checkpoint`.
-
-    Raises ``FileNotFoundError`` or :class:`~sparseae.errors.ParameterFileError` (a
-    ``ValueError``) naming the file: a missing key, non-finite or non-1-D ``theta``, record
-    arrays of different lengths, a ``meta`` that is not a JSON object, pickled members.
-    """
+    """``(theta, records, meta)`` of a checkpoint, or a ``ParameterFileError`` naming it."""
     label = f"checkpoint {path}"
     members = read_npz(path, ["theta", "meta", *RECORD_FIELDS], label=label)
     theta = np.asarray(numeric_member(members["theta"], "theta", label=label), dtype=np.float64)
@@ -421,7 +343,7 @@ def load_checkpoint(path) -> tuple[np.ndarray, list[dict], dict]:
     if any(len(s) != 1 for s in lengths.values()) or len({s[0] for s in lengths.values()}) != 1:
         raise ParameterFileError(f"{label}: record arrays must be 1-D of one length: {lengths}")
     meta = json_member(members["meta"], "meta", label=label, expect=dict)
-    cast = {k: int if _RECORD_DTYPES[k] is np.int64 else float for k in RECORD_FIELDS}
+    cast = {k: int if k in _COUNTERS else float for k in RECORD_FIELDS}
     n = columns["iteration"].shape[0]
     records = [{k: cast[k](columns[k][i]) for k in RECORD_FIELDS} for i in range(n)]
     return theta, records, meta

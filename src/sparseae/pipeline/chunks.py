@@ -39,22 +39,9 @@ log = logging.getLogger(__name__)
 class Run:
     """Whose checkpoints these are: what each must match, and how messages name the run.
 
-    Attributes
-    ----------
-    owner : str
-        The run in messages: ``"experiment 'natural'"``.
-    trajectory : mapping
-        The settings that can change its numbers, stored in every checkpoint.
-    fingerprint : str
-        Their hash: a checkpoint of another fingerprint is refused.
-    length : int
-        The length of theta.
-    shape : str
-        What decides ``length``, for the message: ``"(hidden_size 25, visible_size 64)"``.
-    folder : str
-        What to delete to retrain from the start: ``"results/natural/chunks/"``.
-    meta : mapping
-        Further fields of every checkpoint's metadata (experiment name, stage, data key).
+    ``owner`` names the run in messages; ``trajectory`` and its ``fingerprint`` must match;
+    ``length`` of theta, explained by ``shape``; ``folder`` is what to delete to retrain;
+    ``meta`` goes into every checkpoint's metadata.
     """
 
     owner: str
@@ -115,17 +102,8 @@ def read_checkpoint(path, run: Run | None = None, k: int | None = None):
 
 
 def read_chunks(paths: Sequence, run: Run | None = None):
-    """Chunks 1..K of a run in order (each checked when ``run`` is given).
-
-    Returns
-    -------
-    theta : ndarray
-        The last chunk's parameters.
-    records : list of dict
-        Every chunk's iteration records, in order.
-    metas : list of dict
-        Every chunk's metadata.
-    """
+    """``(last theta, all records, every meta)`` of chunks 1..K (checked when ``run`` is
+    given)."""
     if not paths:
         raise ValueError("no chunk checkpoints given")
     records: list[dict] = []
@@ -156,29 +134,10 @@ def run_chunk(
 ) -> dict:
     """Chunk ``k`` of ``run``: resume check, warm start, L-BFGS, atomic checkpoint ``output``.
 
-    Parameters
-    ----------
-    previous : path-like or None
-        Chunk ``k-1``'s checkpoint (``k > 1``); chunk 1 starts from ``initial()``.
-    cost_fn, data, cost_kwargs, dtype
-        The objective ``cost_fn(theta, data, **cost_kwargs)`` and the precision it runs in.
-    iterations : int
-        Iterations of this chunk.
-    optimizer : mapping
-        :class:`~sparseae.model.train.LBFGSOptions` but ``maxiter``: the iteration limit is
-        this chunk's end, so the number of chunks stays out of the trajectory, while
-        ``maxfun`` is the whole run's budget (as minFunc's ``maxFunEvals``).
-    threads : int
-        The job's threads, recorded (the caller sets the cost's own thread count).
-    progress_every : int
-        A progress line every so many iterations.
-    summarize : callable, optional
-        Further metadata computed from the chunk's final theta (cost terms, ρ̂).
-
-    Returns
-    -------
-    dict
-        The checkpoint's metadata, ``stop`` included.
+    Chunk 1 starts from ``initial()``, chunk ``k`` from ``previous``. ``optimizer`` is
+    :class:`~sparseae.model.train.LBFGSOptions` but ``maxiter`` (this chunk's end, so the
+    number of chunks stays out of the trajectory). ``summarize(theta)`` adds metadata.
+    Returns the checkpoint's metadata.
     """
     output = Path(output)
     # A job killed while writing leaves `.{k}.npz.tmp-*` (atomic_path cannot clean up after

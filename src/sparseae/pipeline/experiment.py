@@ -1,11 +1,8 @@
 """The steps of one experiment, one function per workflow rule (same name), and their files.
 
-Rule scripts only unpack ``snakemake`` and call these, so every step runs without Snakemake.
-Every file a step writes carries the key of the settings it belongs to: ``patches.npz`` the
-*data key* (:func:`data_key`, so a change of ``model.rho`` retrains without resampling),
-chunks, ``theta.npz``, ``summary.json`` and ``gradcheck.json`` the *trajectory key*
-(:func:`sparseae.config.fingerprint` of :func:`sparseae.config.trajectory_config`). A step
-that reads a file of another key stops with :class:`ForeignResultError`, naming the file.
+Every file a step writes carries the key of its settings: ``patches.npz`` the *data key*
+(:func:`data_key`, so a change of ``model.rho`` retrains without resampling), the others the
+*trajectory key*; a step reading a file of another key stops with :class:`ForeignResultError`.
 """
 
 from __future__ import annotations
@@ -33,6 +30,7 @@ from sparseae.io import (
     write_json,
 )
 from sparseae.model import autoencoder
+from sparseae.model.train import RECORD_FIELDS
 from sparseae.pipeline.chunks import Run, read_chunks, run_chunk
 
 __all__ = [
@@ -74,9 +72,6 @@ SUMMARY_METRICS = {
 #: gradcheck.json measurements, shown as metrics ``gradcheck_<key>`` (see :func:`gradcheck_blocks`).
 GRADCHECK_METRICS = ("quadratic", "autoencoder", "max_abs_diff", "passed")
 
-#: Columns of ``history.tsv``, one row per L-BFGS iteration.
-HISTORY_FIELDS = ("iteration", "cost", "grad_norm", "fun_evals", "seconds")
-
 
 def chunk_path(folder: str | Path, k: int) -> Path:
     """``<folder>/chunks/<k>.npz``: the checkpoint at the end of chunk ``k`` (1-based)."""
@@ -84,10 +79,7 @@ def chunk_path(folder: str | Path, k: int) -> Path:
 
 
 def data_config(experiment: Mapping) -> dict:
-    """The settings that decide the training data (``patches.npz``): a subset of the trajectory.
-
-    ``training.dtype`` is one of them: the patches are stored in it.
-    """
+    """The settings that decide ``patches.npz`` (stored in ``training.dtype``)."""
     return {
         "dataset": copy.deepcopy(experiment["dataset"]),
         "patches": copy.deepcopy(experiment["patches"]),
@@ -133,18 +125,11 @@ def write_trajectory(output: str | Path, *, name: str, trajectory: Mapping) -> d
 
 
 def sample_patches(output, *, name: str, data: Mapping, resources="resources") -> np.ndarray:
-    """Rule ``sample_patches``: prepare the images and write ``patches.npz``.
+    """Rule ``sample_patches``: ``patches.npz`` (``data``, visible × m, and ``data_key``).
 
-    Image sources: load the images (1/f-whitened where the source holds raw photographs, or
-    as ``dataset.whiten`` says), sample ``patches.count`` patches of ``patches.size``² pixels
-    with the experiment's "patches" generator, optionally ZCA-whiten them, then normalizeData.
-    Digit sources (``patches.size: null``): whole images, pixels / 255, optional digit filter.
-
-    ``output`` (``patches.npz``) holds ``data`` (visible × m, computed in float64, stored in
-    ``training.dtype``) and ``data_key``; ``data`` is :func:`data_config`; the sources were
-    fetched into ``resources/<source>``.
+    Image sources give sampled (whitened, normalized) patches, digit sources whole images /
+    255; ``data`` is :func:`data_config`.
     """
-
     dataset, patch_cfg = data["dataset"], data["patches"]
     source = dataset["source"]
     dest = Path(resources) / source
@@ -221,10 +206,8 @@ def load_patches(path: str | Path, *, name: str, experiment: Mapping) -> np.ndar
 def check_gradient(patches, output, *, name: str, trajectory: Mapping, gradcheck: Mapping) -> dict:
     """Rule ``check_gradient``: numerical against analytic gradient on a small sub-problem.
 
-    The sub-problem uses the experiment's visible size, ``gradcheck.num_examples`` of its own
-    patches and ``gradcheck.hidden_size`` hidden units, with the experiment's λ, β and ρ.
-    ``gradcheck.json`` is written only when the check passes, so training (which waits for it)
-    never starts on a gradient that disagrees with central differences.
+    ``gradcheck.json`` is written only when the check passes, so training never starts on a
+    gradient that disagrees with central differences.
     """
     from sparseae.model import gradcheck as gradient_check
 
@@ -250,11 +233,7 @@ def check_gradient(patches, output, *, name: str, trajectory: Mapping, gradcheck
 
 
 def gradcheck_blocks(result: Mapping) -> dict:
-    """The ``metrics`` and ``params`` blocks of ``gradcheck.json``: what MLflow shows of it.
-
-    Measurements are metrics ``gradcheck_<key>``; the check's settings and identity (bound,
-    epsilon, sizes, keys) are params ``gradcheck.<key>``.
-    """
+    """The ``metrics`` (``gradcheck_<key>``) and ``params`` (``gradcheck.<key>``) blocks."""
     metrics = {f"gradcheck_{k}": result[k] for k in GRADCHECK_METRICS if k in result}
     params = {
         f"gradcheck.{k}": v
@@ -285,9 +264,8 @@ def train_chunk(
 ) -> dict:  # fmt: skip
     """Rule ``train_chunk``: chunk ``k`` of the L-BFGS training (:func:`.chunks.run_chunk`).
 
-    Chunk 1 starts from :func:`~sparseae.model.autoencoder.initialize_parameters` with the
-    experiment's "init" generator, chunk k > 1 from ``previous``. The checkpoint's metadata
-    (returned) adds the chunk-end cost terms and ρ̂ statistics.
+    Chunk 1 starts from the "init" generator; the returned metadata adds the chunk-end cost
+    terms and ρ̂ statistics.
     """
     model = trajectory["model"]
     # The cost function's own pool (and BLAS, via Snakemake's OPENBLAS_NUM_THREADS) use
@@ -331,9 +309,7 @@ def finalize(
 ) -> dict:  # fmt: skip
     """Rule ``finalize``: ``theta.npz``, ``history.tsv`` and ``summary.json`` from chunks 1..K.
 
-    K is ``training.chunks`` now: raising it trains only the new chunks before this step,
-    lowering it finalizes from the earlier chunk without training; ``summary.json`` says which
-    chunk the final result came from (``final_chunk``) and how the optimizer stopped.
+    K is ``training.chunks`` now, so lowering it finalizes from an earlier chunk untrained.
     """
     autoencoder.set_num_threads(threads)
     final, records, metas = load_chunks(chunks, name=name, trajectory=trajectory)
@@ -343,7 +319,7 @@ def finalize(
     record = {"name": name, "fingerprint": key, "trajectory": copy.deepcopy(dict(trajectory))}
     save_theta_npz(theta, final, config=record)
     with atomic_write(history) as handle:
-        handle.write("\t".join(HISTORY_FIELDS) + "\n")
+        handle.write("\t".join(RECORD_FIELDS) + "\n")
         for r in records:
             handle.write(
                 f"{int(r['iteration'])}\t{float(r['cost']):.17g}\t{float(r['grad_norm']):.17g}\t"
@@ -404,12 +380,9 @@ def finalize(
 
 
 def summary_blocks(summary: Mapping) -> dict:
-    """The ``metrics`` and ``params`` blocks of ``summary.json``: what MLflow shows of it.
+    """The ``metrics`` (:data:`SUMMARY_METRICS`) and ``params`` blocks of ``summary.json``.
 
-    The figures of :data:`SUMMARY_METRICS` are metrics under their MLflow names; the data
-    checksum is the param ``dataset_checksum``, the experiment's name, ρ and example count
-    params ``summary.<key>``. The stops, identity keys and lists (ρ̂ per unit, chunk ends) are
-    in the file only (the tracking turns the stops into a tag and the run's description).
+    Stops, keys and lists stay in the file only.
     """
     metrics = {name: summary[key] for key, name in SUMMARY_METRICS.items() if key in summary}
     params = {
@@ -467,12 +440,7 @@ def plot_curves(history, summary, *, cost, rhohat, name: str, rho: float) -> Non
 def diagnose(
     theta, patches, *, json_path, png_path, name: str, trajectory: Mapping, settings: Mapping
 ) -> dict:
-    """Rule ``diagnose``: ``diagnostics.json`` and ``units.png``, what each hidden unit does.
-
-    Hands the final ``theta`` and the training data, each refused if it belongs to other
-    settings, to :func:`sparseae.analysis.diagnostics.write_diagnostics` with the top-level
-    ``diagnostics`` section (``settings``).
-    """
+    """Rule ``diagnose``: ``diagnostics.json`` and ``units.png``, what each hidden unit does."""
     from sparseae.analysis.diagnostics import DiagnosticsError, write_diagnostics
 
     params = load_theta(theta, name=name, trajectory=trajectory)
@@ -500,15 +468,8 @@ def evaluate(
 ) -> dict:  # fmt: skip
     """Rule ``evaluate``: self-taught evaluation -> evaluation.json and two confusion matrices.
 
-    Loads the images the autoencoder's data came from (source, split, first
-    ``dataset.num_images``), splits them with :func:`sparseae.analysis.evaluate.self_taught_split`:
-    unlabeled = ``dataset.digits``, labeled = ``evaluation.labeled_digits`` halved per digit
-    with the experiment's "split" generator. Before classifying, it checks that
-    ``patches.npz`` (what the autoencoder trained on) is exactly the unlabeled set, so no
-    labeled digit ever shaped the features. Softmax is then fitted on the hidden activations
-    and on the raw pixels with the same λ and iteration limit. The confusion matrices are
-    written beside ``evaluation.json`` (:data:`EVALUATION_FILES`); ``settings`` is the
-    experiment's ``evaluation`` section.
+    Refuses a ``patches.npz`` that is not exactly the unlabeled set, so no labeled digit ever
+    shaped the features; ``settings`` is the experiment's ``evaluation`` section.
     """
     from sparseae.analysis import evaluate as evaluation_tools
 

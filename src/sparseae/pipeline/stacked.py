@@ -1,28 +1,7 @@
 """The steps of a stacked experiment, one function per workflow rule (same name as the rule).
 
-Files of experiment ``E`` (all under ``results/E/``)::
-
-    stacked_config.json           write_stacked_config   resolved config, stage fingerprints
-    finetune/trajectory.json      write_finetune_trajectory  fine-tuning's trajectory
-    stacked_{train,test}.npz      prepare_stacked_data   images and labels of each part
-    stacked_gradcheck.json        check_stacked_gradient fine-tuning and layer-1 checks
-    layer{l}/chunks/{k}.npz       train_layer_chunk      autoencoder l, chunk k (checkpoint)
-    layer{l}/theta.npz            finalize_layer         autoencoder l's final parameters
-    layer{l}/features.npz         finalize_layer         its hidden activations of the train set
-    softmax.npz                   train_stacked_softmax  softmax on layer L's features
-    finetune/chunks/{k}.npz       finetune_chunk         the whole stack, chunk k
-    stack.npz                     finalize_stacked       pretrained and fine-tuned stack
-    stacked_evaluation.json       evaluate_stacked       accuracies before/after, raw pixels
-    confusion_{before,after}.png  evaluate_stacked
-    filters_{before,after}.png    plot_stacked           layer 1's filters
-    stacked_cost_curves.png       plot_stacked           every stage's cost per iteration
-
-Chunked stages work exactly like the single-layer training (:mod:`sparseae.model.train`): chunk
-``k`` warm-starts from chunk ``k-1``'s checkpoint, refuses a checkpoint of another
-configuration (stage fingerprint, :mod:`sparseae.config.stacked`), and writes its own
-checkpoint atomically, so a killed run resumes at the first missing chunk and ends
-bit-identical to an uninterrupted one (one BLAS thread inside L-BFGS, the autoencoder cost's
-thread count fixed by the job's threads).
+Files and stages: docs/stacked.md. Chunked stages (layers, softmax, fine-tuning) are runs of
+the one chunk engine (:mod:`sparseae.pipeline.chunks`), so they resume bit-identically.
 """
 
 from __future__ import annotations
@@ -74,16 +53,13 @@ log = logging.getLogger("sparseae.stacked")
 AUTOENCODER_KEYS = ("visible_size", "hidden_size", "lambda_", "beta", "rho")
 
 
-def _stages(experiment: Mapping) -> list[str]:
-    return [f"layer{i}" for i in range(1, num_layers(experiment) + 1)] + ["softmax", "finetune"]
-
-
 def write_stacked_config(path, name: str, experiment: Mapping) -> dict:
     """``stacked_config.json``: name, the resolved config and every stage's fingerprint."""
+    stages = [f"layer{i}" for i in range(1, num_layers(experiment) + 1)] + ["softmax", "finetune"]
     record = {
         "name": name,
         "kind": "stacked",
-        "fingerprints": {s: stage_fingerprint(experiment, s) for s in _stages(experiment)},
+        "fingerprints": {s: stage_fingerprint(experiment, s) for s in stages},
         "experiment": dict(experiment),
     }
     write_json(path, record)
@@ -94,10 +70,8 @@ def write_stacked_config(path, name: str, experiment: Mapping) -> dict:
 def write_finetune_trajectory(path, *, name: str, trajectory: Mapping) -> dict:
     """``finetune/trajectory.json``: fine-tuning's stage trajectory and its fingerprint.
 
-    Fine-tuning depends on this file as a plain input, so Snakemake refits exactly when the
-    trajectory changed, also when the gradient check (an ``ancient`` gate of fine-tuning) must
-    rerun at the same time: Snakemake does not compare a job's params once one of its upstream
-    jobs must rerun, and an ``ancient`` input does not pass that rerun on.
+    A plain input of fine-tuning, so Snakemake refits exactly when the trajectory changed, even
+    when its ``ancient`` gradient-check gate reruns too (params are not compared then).
     """
     record = {
         "name": name,
@@ -110,15 +84,8 @@ def write_finetune_trajectory(path, *, name: str, trajectory: Mapping) -> dict:
     return record
 
 
-# --------------------------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------------------------
 def prepare_stacked_data(path, source: str, images: Mapping, folder=None) -> tuple:
-    """``stacked_train.npz`` or ``stacked_test.npz``: ``images`` (784 × m) and ``labels`` (m).
-
-    Whole 28×28 digits flattened column-major, pixels / 255 (as UFLDL's ``loadMNISTImages``),
-    images ``start … stop-1`` of the split ``images`` names.
-    """
+    """``stacked_{train,test}.npz``: ``images`` (784 × m, pixels / 255) and ``labels`` (m)."""
     from sparseae.data import load_mnist
 
     split = images["split"]
@@ -145,17 +112,11 @@ def _load(path, *keys):
     return [members[k] for k in keys]
 
 
-# --------------------------------------------------------------------------------------------
-# gradient check
-# --------------------------------------------------------------------------------------------
 def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dict:
     """Check the fine-tuning gradient on a small stack and layer 1's autoencoder gradient.
 
-    ``settings`` is :func:`sparseae.config.stacked.gradcheck_settings`. The small stack has
-    the experiment's number of layers, ``gradcheck.hidden_size`` units in each, and the first
-    ``gradcheck.num_examples`` training images with their labels; the autoencoder check uses
-    layer 1's ρ, λ, β on the same images. Raises ``ConfigError`` (nothing written) if either
-    difference reaches ``gradcheck.bound``.
+    ``settings``: :func:`sparseae.config.stacked.gradcheck_settings`. Nothing is written
+    (``ConfigError``) when either difference reaches ``gradcheck.bound``.
     """
     from sparseae.model.gradcheck import check_gradient, require_passed
 
@@ -202,28 +163,20 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
     return result
 
 
-# --------------------------------------------------------------------------------------------
-# chunked stages
-# --------------------------------------------------------------------------------------------
 def _hidden_sizes(trajectory) -> list[int]:
     return [int(layer["hidden_size"]) for layer in trajectory["layers"]]
 
 
-def _stage(trajectory: Mapping) -> str:
-    """The stage a stage trajectory belongs to (its last section says which)."""
-    if "finetuning" in trajectory:
-        return "finetune"
-    return "softmax" if "softmax" in trajectory else f"layer{len(trajectory['layers'])}"
-
-
 def _run(name: str, trajectory: Mapping, output) -> Run:
     """The chunked run of one stage (checkpoints in ``output``'s folder)."""
-    stage, hidden = _stage(trajectory), _hidden_sizes(trajectory)
-    if stage == "finetune":
-        length = stacked.stack_parameter_count(INPUT_SIZE, hidden, NUM_CLASSES)
-    elif stage == "softmax":
-        length = NUM_CLASSES * hidden[-1]
+    hidden = _hidden_sizes(trajectory)
+    # A stage trajectory's last section says which stage it is.
+    if "finetuning" in trajectory:
+        stage, length = "finetune", stacked.stack_parameter_count(INPUT_SIZE, hidden, NUM_CLASSES)
+    elif "softmax" in trajectory:
+        stage, length = "softmax", NUM_CLASSES * hidden[-1]
     else:
+        stage = f"layer{len(hidden)}"
         length = autoencoder.parameter_count(trajectory["layers"][-1]["visible_size"], hidden[-1])
     return Run(
         owner=f"stage {stage} of stacked experiment '{name}'",
@@ -239,13 +192,10 @@ def _run(name: str, trajectory: Mapping, output) -> Run:
 def train_layer_chunk(
     data_path, previous, output, *, name, trajectory, chunk: int, progress_every=10, threads=1
 ):
-    """Chunk ``chunk`` of the sparse autoencoder of the last layer of ``trajectory``.
+    """Chunk ``chunk`` of the autoencoder of the last layer of stage trajectory ``trajectory``.
 
-    ``trajectory`` is :func:`sparseae.config.stacked.stage_trajectory` of stage ``layer{l}``.
-    Layer 1 trains on the training images (``data_path`` is ``stacked_train.npz``), layer
-    ``l > 1`` on layer ``l-1``'s features (``data_path`` is its ``features.npz``). Chunk 1
-    starts from :func:`sparseae.model.autoencoder.initialize_parameters` with child ``l`` of the
-    experiment's ``stacked_init`` seed; chunk ``k > 1`` from ``previous``.
+    Layer 1 trains on the images, layer ``l > 1`` on layer ``l-1``'s ``features.npz``; chunk 1
+    starts from child ``l`` of the ``stacked_init`` seed.
     """
     autoencoder.set_num_threads(threads)
     layer = len(trajectory["layers"])
@@ -297,12 +247,7 @@ def finalize_layer(
 
 
 def train_stacked_softmax(features_path, data_path, output, *, name, trajectory):
-    """Softmax regression on the last layer's training features (UFLDL ``softmaxTrain``).
-
-    L-BFGS on UFLDL's softmax cost (λ = ``softmax.lambda_``, no intercept) from θ = 0 for
-    ``softmax.max_iter`` iterations with the experiment's optimizer settings. ``softmax.npz``
-    is a one-chunk checkpoint: θ (flat, column-major ``10 × h_L``) and every iteration's cost.
-    """
+    """``softmax.npz``: UFLDL's softmax on the last layer's features, a one-chunk run from 0."""
     (features,) = _load(features_path, "features")
     (labels,) = _load(data_path, "labels")
     settings = trajectory["softmax"]
@@ -326,12 +271,7 @@ def finetune_chunk(
     data_path, layer_thetas, softmax_path, previous, output, *, name, trajectory, chunk: int,
     progress_every=10,
 ):  # fmt: skip
-    """Chunk ``chunk`` of fine-tuning the whole stack on the training labels.
-
-    Chunk 1 starts from the pretrained stack (each layer's encoder, the softmax weights);
-    chunk ``k > 1`` from ``previous``. Cost: :func:`sparseae.model.stacked.finetune_cost_and_grad`
-    with the softmax λ.
-    """
+    """Chunk ``chunk`` of fine-tuning the whole stack (chunk 1 from the pretrained stack)."""
     images, labels = _load(data_path, "images", "labels")
     hidden = _hidden_sizes(trajectory)
     cost_kwargs = {
@@ -374,22 +314,15 @@ def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, t
     return pretrained, finetuned
 
 
-# --------------------------------------------------------------------------------------------
-# evaluation and figures
-# --------------------------------------------------------------------------------------------
-def _confusion(y_true, y_pred, k):
-    return np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k).astype(np.int64)
-
-
 def evaluate_stacked(
     train_path, test_path, stack_path, stage_chunks: Mapping, outputs: Mapping, *, trajectory
 ):
     """Test accuracy before and after fine-tuning, and of softmax on raw pixels.
 
-    ``outputs``: ``evaluation`` (``stacked_evaluation.json``), ``confusion_before``,
-    ``confusion_after`` (PNG). ``stage_chunks``: stage -> its chunk checkpoints (for the
-    training times and iteration counts).
+    ``outputs``: ``evaluation``, ``confusion_before``, ``confusion_after``; ``stage_chunks``:
+    stage -> its checkpoints (for times and iteration counts).
     """
+    from sparseae.analysis.evaluate import confusion_matrix
     from sparseae.analysis.visualize import plot_confusion_matrix
 
     train_x, train_y = _load(train_path, "images", "labels")
@@ -412,7 +345,9 @@ def evaluate_stacked(
         result[f"train_accuracy_{when}"] = float(
             np.mean(stacked.predict(theta, train_x, **shape) == train_y)
         )
-        result[f"confusion_{when}"] = _confusion(test_y, predicted, NUM_CLASSES).tolist()
+        result[f"confusion_{when}"] = confusion_matrix(
+            test_y, predicted, np.arange(NUM_CLASSES)
+        ).tolist()
     # Softmax on the raw pixels: the same objective, λ, iterations and optimizer settings.
     started = time.perf_counter()
     settings = trajectory["softmax"]

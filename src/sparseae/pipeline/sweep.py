@@ -1,20 +1,13 @@
-"""Sweep summaries: one table row per member, its figures, and the workflow steps.
+"""Sweep summaries: one table row per member (each trained as its own experiment), its figures.
 
-A sweep (``sweeps:`` in the config; members named and expanded by :mod:`sparseae.config.sweeps`)
-trains each member as its own experiment under ``results/{member}/``. :func:`sweep_table`
-collects, per member, the swept settings (from the member's own ``config.json``, i.e. what it
-really ran with), the final cost and its three terms, the mean activation statistics, the
-gradient-check difference, iterations, cost evaluations, training wall time and the model
-figures of its ``diagnostics.json``. :func:`write_sweep_summary` writes the table as TSV (full
-precision, so values read back equal the members' files), a self-contained HTML page and a
-PNG figure, each atomically.
+The swept settings come from each member's own ``config.json`` (what it really ran with); the
+TSV keeps full precision, so values read back equal the members' files.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import logging
 import os
@@ -57,10 +50,6 @@ RESULT_COLUMNS = (
 MEMBER_FILES = ("config.json", "summary.json", "gradcheck.json", "diagnostics.json")
 
 
-# --------------------------------------------------------------------------------------------
-# summaries of finished members
-
-
 def _read_member(folder: Path, name: str) -> dict[str, Any]:
     files = {}
     for filename in MEMBER_FILES:
@@ -98,28 +87,11 @@ def sweep_table(
     members: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike],
     parameters: Mapping[str, str] | Sequence[str] = (),
 ) -> pd.DataFrame:
-    """One row per sweep member: swept settings, final cost and its terms, rhohat, timings.
+    """One row per sweep member: ``experiment``, the swept settings, :data:`RESULT_COLUMNS`.
 
-    Parameters
-    ----------
-    members : mapping or sequence
-        ``{member name: result folder}`` in row order, or result folders
-        (``results/{member}``; the folder's name is the member's name).
-    parameters : mapping or sequence of str
-        ``{column: dotted setting path}`` (e.g. ``{"beta": "model.beta"}``, as
-        :func:`grid_settings` returns for the sweep's grid), or dotted paths
-        used as their own column names. Values come from each member's ``config.json``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``experiment``, the parameter columns, then :data:`RESULT_COLUMNS` in order.
-
-    Raises
-    ------
-    SweepError
-        A member file is missing, written for another experiment, lacks a key, or a
-        parameter column would clash with a result column.
+    ``members``: ``{name: result folder}`` or folders named after their member;
+    ``parameters``: ``{column: dotted setting path}`` (e.g. ``{"beta": "model.beta"}``) or
+    paths used as their own column names. A missing or foreign member file is a ``SweepError``.
     """
     if not isinstance(members, Mapping):
         folders = [Path(folder) for folder in members]
@@ -158,40 +130,20 @@ def sweep_table(
     return pd.DataFrame(rows, columns=columns)
 
 
-def parameter_columns(table: pd.DataFrame) -> list[str]:
-    """The swept-setting columns of a :func:`sweep_table` (between ``experiment`` and results)."""
-    results = {column for column, _, _ in RESULT_COLUMNS}
-    return [c for c in table.columns if c != "experiment" and c not in results]
-
-
 def member_labels(table: pd.DataFrame) -> list[str]:
     """Short row labels: the swept values (``beta=3, rho=0.01``), else the member name."""
-    params = parameter_columns(table)
+    results = {"experiment", *(column for column, _, _ in RESULT_COLUMNS)}
+    params = [c for c in table.columns if c not in results]
     if not params:
         return [str(name) for name in table["experiment"]]
-    return [
-        ", ".join(f"{p}={format_value(_plain(row[p]))}" for p in params)
-        for _, row in table.iterrows()
-    ]
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars -> Python scalars (for :func:`format_value`)."""
-    return value.item() if isinstance(value, np.generic) else value
+    # astype(object): Python scalars, not numpy ones, for format_value
+    rows = table[params].astype(object).to_dict("records")
+    return [", ".join(f"{p}={format_value(row[p])}" for p in params) for row in rows]
 
 
 def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> None:
-    """PNG per member: final cost and its terms, rhohat against rho, and the unit diagnostics.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        A :func:`sweep_table`.
-    path : path-like
-        The PNG to write (atomically).
-    title : str
-        Figure title.
-    """
+    """PNG of a :func:`sweep_table`: final cost and its terms, rhohat against rho, unit
+    diagnostics, one row per member."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -268,86 +220,22 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
         fig.savefig(tmp, format="png")
 
 
-def filter_contact_sheet(
-    table: pd.DataFrame,
-    filters: Sequence[str | os.PathLike],
-    path: str | os.PathLike,
-    *,
-    title: str,
-    cols: int | None = None,
-) -> None:
-    """PNG contact sheet: every member's filter grid on one figure, labelled by its values.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        A :func:`sweep_table` (row order = panel order; labels by :func:`member_labels`).
-    filters : sequence of path-like
-        Each member's ``filters.png``, in the table's row order.
-    path : path-like
-        The PNG to write (atomically).
-    title : str
-        Figure title.
-    cols : int, optional
-        Panels per row (default: about square).
-    """
-    import math
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from PIL import Image
-
-    if len(filters) != len(table):
-        raise SweepError(f"{len(filters)} filter images for a table of {len(table)} members")
-    labels = member_labels(table)
-    n = len(filters)
-    cols = cols or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    fig = Figure(figsize=(3.2 * cols, 3.4 * rows + 0.6), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for ax, image_path, label, name in zip(
-        axes, filters, labels, table["experiment"], strict=False
-    ):
-        with Image.open(image_path) as image:
-            pixels = np.asarray(image.convert("L"))
-        # Nearest-neighbour: each filter pixel stays a sharp square.
-        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(f"{label}\n({name})", fontsize="small")
-        ax.set_axis_off()
-    for ax in axes[n:]:
-        ax.set_axis_off()
-    fig.suptitle(title)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-
-
-def format_tsv(table: pd.DataFrame) -> str:
-    """The table as TSV text; floats in shortest round-trip form (read back equal)."""
-    buffer = io.StringIO()
-    table.to_csv(buffer, sep="\t", index=False, lineterminator="\n")
-    return buffer.getvalue()
-
-
 def read_sweep_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a ``summary.tsv`` written by :func:`write_sweep_summary`."""
+    """Read a ``summary.tsv`` written by :func:`summarize_sweep`."""
     # pandas' default float parser reads the shortest round-trip text back exactly.
     return pd.read_csv(path, sep="\t")
 
 
-def format_html(table: pd.DataFrame, *, title: str, png: str | os.PathLike | None = None) -> str:
+def format_html(table: pd.DataFrame, *, title: str, png: str | os.PathLike) -> str:
     """A self-contained HTML page: title, the table (6 significant digits), the PNG inline.
 
-    The figure is embedded as a data URI so the page also displays as an MLflow artifact or in
+    The figure is a data URI so the page also displays as an MLflow artifact or in
     ``snakemake --report`` without its neighbour files.
     """
     shown = table.to_html(
         index=False, float_format=lambda v: f"{v:.6g}", border=0, classes="sweep", escape=True
     )
-    figure = ""
-    if png is not None:
-        data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
-        figure = f'<p><img alt="{html.escape(title)}" src="data:image/png;base64,{data}"></p>\n'
+    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title>\n<style>"
@@ -357,37 +245,13 @@ def format_html(table: pd.DataFrame, *, title: str, png: str | os.PathLike | Non
         "text-align:right}"
         "img{max-width:100%}</style></head><body>\n"
         f"<h1>{html.escape(title)}</h1>\n"
-        "<p>One row per sweep member: swept settings, final cost J and its three terms "
-        "(reconstruction, weight decay, sparsity penalty), target &rho; and the hidden units' "
-        "mean activation &rho;&#770; (mean, min, max), the gradient check's relative "
-        "difference, L-BFGS iterations, cost evaluations and training wall time in "
-        "seconds; then, from each member's diagnostics.json, the fraction of variance "
-        "explained, the alignment (mean cosine between a unit's weights and its most "
-        "activating examples, and for random examples), the correlation of activation with "
-        "example contrast, the top examples' contrast relative to the mean, and dead "
-        "units.</p>\n"
-        f"{shown}\n{figure}</body></html>\n"
+        "<p>One row per sweep member: swept settings, final cost J and its terms, target "
+        "&rho; and mean activations &rho;&#770;, gradient check, iterations, evaluations, "
+        "wall time, and the unit diagnostics of each member's diagnostics.json.</p>\n"
+        f"{shown}\n"
+        f'<p><img alt="{html.escape(title)}" src="data:image/png;base64,{data}"></p>\n'
+        "</body></html>\n"
     )
-
-
-def write_sweep_summary(
-    table: pd.DataFrame,
-    *,
-    tsv: str | os.PathLike,
-    html_path: str | os.PathLike,
-    png: str | os.PathLike,
-    title: str,
-) -> None:
-    """Write the table as TSV, the figure as PNG and both as one HTML page, each atomically."""
-    with atomic_write(tsv) as handle:
-        handle.write(format_tsv(table))
-    plot_sweep(table, png, title=title)
-    with atomic_write(html_path) as handle:
-        handle.write(format_html(table, title=title, png=png))
-
-
-# --------------------------------------------------------------------------------------------
-# workflow steps (rules of the same names)
 
 
 def summarize_sweep(
@@ -400,15 +264,15 @@ def summarize_sweep(
     png: str | os.PathLike,
     results: str | os.PathLike = "results",
 ) -> pd.DataFrame:
-    """Rule ``summarize_sweep``: the members' table as TSV, HTML page and figure.
-
-    ``members`` are experiment names whose result folders are ``results/<member>``;
-    ``parameters`` is what :func:`grid_settings` returns for the sweep's grid.
-    """
+    """Rule ``summarize_sweep``: the table of ``results/<member>`` as TSV, PNG and HTML page."""
     table = sweep_table({name: Path(results) / name for name in members}, parameters)
-    write_sweep_summary(
-        table, tsv=tsv, html_path=html_path, png=png, title=f"sweep {sweep}: {len(table)} members"
-    )
+    title = f"sweep {sweep}: {len(table)} members"
+    with atomic_write(tsv) as handle:
+        # floats in shortest round-trip form: read back equal
+        table.to_csv(handle, sep="\t", index=False, lineterminator="\n")
+    plot_sweep(table, png, title=title)
+    with atomic_write(html_path) as handle:
+        handle.write(format_html(table, title=title, png=png))
     logging.getLogger(__name__).info("sweep %s: %d members -> %s", sweep, len(table), tsv)
     return table
 
@@ -419,11 +283,39 @@ def plot_sweep_filters(
     filters: Sequence[str | os.PathLike],
     path: str | os.PathLike,
 ) -> None:
-    """Rule ``plot_sweep_filters``: the contact sheet of a summarized sweep's filter grids.
+    """Rule ``plot_sweep_filters``: every member's ``filters.png`` on one contact sheet.
 
-    MLflow has no side-by-side view of artifact images, so the sweep's parent run holds this.
+    MLflow shows no images side by side, so the sweep's parent run holds this.
     """
+    import math
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
     table = read_sweep_table(tsv)
-    title = f"sweep {sweep}: learned filters of its {len(table)} members"
-    filter_contact_sheet(table, list(filters), path, title=title)
+    filters = list(filters)
+    if len(filters) != len(table):
+        raise SweepError(f"{len(filters)} filter images for a table of {len(table)} members")
+    n = len(filters)
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.2 * cols, 3.4 * rows + 0.6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    labels = member_labels(table)
+    for ax, image_path, label, name in zip(
+        axes, filters, labels, table["experiment"], strict=False
+    ):
+        with Image.open(image_path) as image:
+            pixels = np.asarray(image.convert("L"))
+        # Nearest-neighbour: each filter pixel stays a sharp square.
+        ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(f"{label}\n({name})", fontsize="small")
+        ax.set_axis_off()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    fig.suptitle(f"sweep {sweep}: learned filters of its {n} members")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
     logging.getLogger(__name__).info("sweep %s: contact sheet -> %s", sweep, path)
