@@ -110,12 +110,9 @@ def resolve_config(
         problems = schema_problems(
             raw[member], root, subschema="experiment", prefix=["experiments", member]
         )
-        if problems:
-            raise ConfigError(
-                "invalid configuration:\n  - "
-                + "\n  - ".join(problems)
-                + f" (member of sweep 'sweeps.{sweep_name}')"
-            )
+        if problems:  # the sweep is named once, after the member's last problem
+            problems[-1] += f" (member of sweep 'sweeps.{sweep_name}')"
+        raise_problems(problems)
     experiments = {name: apply_defaults(exp, root["$defs"]["experiment"], root)
                    for name, exp in raw.items()}  # fmt: skip
     # A member inherits its base's problems: they are named once, at the base, and the

@@ -54,11 +54,8 @@ def grid_key(key: str) -> tuple[str, str]:
 
 
 def _grid_order(key: str) -> tuple[int, str]:
-    path = grid_key(key)[0]
-    for index, (alias_path, _) in enumerate(SWEEP_ALIASES.values()):
-        if alias_path == path:
-            return index, ""
-    return len(SWEEP_ALIASES), path
+    path, aliases = grid_key(key)[0], [alias for alias, _ in SWEEP_ALIASES.values()]
+    return (aliases.index(path), "") if path in aliases else (len(aliases), path)
 
 
 def grid_settings(grid: Mapping) -> dict[str, str]:
