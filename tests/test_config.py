@@ -21,7 +21,6 @@ import yaml
 from sparseae.config import (
     ConfigError,
     check_patch_fits,
-    check_resume,
     fingerprint,
     resolve_config,
     rng,
@@ -308,9 +307,11 @@ def test_resume_refuses_another_configuration_naming_both(tmp_path):
     message = str(info.value)
     assert fingerprint(old) in message and fingerprint(exp) in message
     assert "model.rho: 0.05 != 0.01" in message and "chunks/1.npz" in message
-    with pytest.raises(ConfigError, match="length 3000.*needs 3289"):
-        check_resume("x.npz", {"fingerprint": fingerprint(exp)}, "natural", exp, 3000)
-    check_resume("x.npz", {}, "natural", exp, 3289)
+    # A checkpoint of this trajectory but a theta of another length is refused too.
+    meta = {"fingerprint": fingerprint(exp), "trajectory": trajectory_config(exp), "chunk": 1}
+    save_checkpoint(path, np.zeros(3000), [], meta)
+    with pytest.raises(ForeignResultError, match="length 3000.*needs 3289"):
+        load_chunks([path], name="natural", trajectory=trajectory_config(exp))
 
 
 def test_child_generators_are_reproducible_and_independent():

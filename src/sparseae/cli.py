@@ -1,9 +1,7 @@
-"""The ``sparseae`` command line: every subcommand is defined here, in one parser.
+"""The ``sparseae`` command line (also ``python -m sparseae``): every subcommand, one parser.
 
-``sparseae COMMAND --help`` documents each command. Exit status: 0 on success, 1 for a failure
-the user can act on (bad data, a failed download, a bad config or result file, an unreachable
-tracking store: one message, no traceback), 2 for a command line argparse rejects. ``python -m
-sparseae`` is the same program.
+Exit status: 0 on success, 1 for a failure the user can act on (one message, no traceback), 2
+for a command line argparse rejects.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from sparseae import __version__
@@ -25,10 +22,8 @@ from sparseae.errors import UsageError  # raised by every command; defined apart
 DEFAULT_CONFIG = Path("config/config.yaml")
 
 
-# --------------------------------------------------------------------------- flag checks
-# Every flag value is checked where it enters, before any side effect (a download, an MLflow
-# run): one message naming the flag, the value, what is allowed and how to fix it. Checks that
-# need no other flag are argparse ``type=`` functions (argparse names the flag).
+# Every flag is checked before any side effect (a download, an MLflow run); checks that need
+# no other flag are argparse ``type=`` functions (argparse names the flag).
 
 
 def _flag_type(check: Callable[[str], str | None]) -> Callable[[str], str]:
@@ -100,14 +95,7 @@ def folder_or_run_id(text: str) -> str | None:
     )
 
 
-def _blocking_file(path: Path) -> Path | None:
-    """The first existing component of ``path``'s parents that is not a folder, if any."""
-    for parent in reversed(path.parents):
-        if not parent.exists():
-            return None
-        if not parent.is_dir():
-            return parent
-    return None
+_FOLDER, _INPUT = "the path of a folder, e.g. ", "the path of an existing file"
 
 
 def _refuse(flag: str, value: str, problem: str, allowed: str, fix: str) -> None:
@@ -123,37 +111,22 @@ def _path_flag(flag: str, value: str, allowed: str, *, folder: bool) -> Path:
         _refuse(flag, value, " is a file, not a folder", allowed, "give a folder")
     if not folder and path.is_dir():
         _refuse(flag, value, " is a folder, not a file", allowed, "name a file inside it")
-    blocking = _blocking_file(path)
+    # The first parent that exists but is no folder (nothing exists below a missing one).
+    blocking = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:
         fix = "choose a path whose folders are folders"
         _refuse(flag, value, f": {blocking} is a file, not a folder", allowed, fix)
     return path
 
 
-def check_output_file(flag: str, value: str | None) -> None:
-    """An output file: not empty, not an existing folder, no parent component a file."""
+def check_path(flag: str, value: str | None, allowed: str, *, folder=False, exists=False) -> None:
+    """A path flag, if given: not blank, of its kind, no parent a file, existing if ``exists``."""
     if value is not None:
-        _path_flag(flag, value, "the path of a file to write, e.g. results/out.json", folder=False)
-
-
-def check_input_file(flag: str, value: str | None) -> None:
-    """An input file: exists and is a file."""
-    if value is not None:
-        allowed = "the path of an existing file"
-        if not _path_flag(flag, value, allowed, folder=False).exists():
+        path = _path_flag(flag, value, allowed, folder=folder)
+        if exists and not path.exists():
             problem = f" does not exist (working folder {Path.cwd()})"
+            allowed = "an existing folder" if folder else allowed
             _refuse(flag, value, problem, allowed, "check the path")
-
-
-def check_folder(
-    flag: str, value: str | None, *, must_exist: bool = False, example: str = "results/natural"
-) -> None:
-    """A folder: not empty; if it exists a folder; no parent component a file."""
-    if value is not None:
-        path = _path_flag(flag, value, f"the path of a folder, e.g. {example}", folder=True)
-        if must_exist and not path.is_dir():
-            problem = f" does not exist (working folder {Path.cwd()})"
-            _refuse(flag, value, problem, "an existing folder", "check the path")
 
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -194,12 +167,8 @@ def read_config(path: str | Path | None) -> dict:
     return read_config_files([DEFAULT_CONFIG if path is None else path])
 
 
-# --------------------------------------------------------------------------- fetch
-
-
 def _arg(*names: str, **options) -> tuple[tuple[str, ...], dict]:
-    """One ``add_argument`` call as data (``choices`` may be a function, called when the
-    parser is built, so ``sparseae --help`` imports nothing heavy)."""
+    """One ``add_argument`` call as data (a callable ``choices`` is called at parser build)."""
     return names, options
 
 
@@ -232,8 +201,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
     if args.split is not None and args.file:
         raise UsageError("give --split or --file, not both")
-    check_folder("--dest", args.dest, example=f"resources/{args.source}")
-    check_input_file("--config", args.config)
+    check_path("--dest", args.dest, f"{_FOLDER}resources/{args.source}", folder=True)
+    check_path("--config", args.config, _INPUT, exists=True)
     source = SOURCES[args.source]
     if source.kind == "local" and args.mirror:
         raise UsageError(
@@ -261,10 +230,6 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- tracking
-# MLflow is imported only inside the commands that use a store, so `sparseae --help` is fast.
-
-
 TRACKING_URI_ARGUMENTS = (
     _arg("--tracking-uri", default=None,
          help="store URI (default: $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlflow.db)"),
@@ -274,17 +239,14 @@ TRACKING_URI_ARGUMENTS = (
 def _tracking_uri(args: argparse.Namespace) -> str:
     from sparseae.tracking.settings import TRACKING_URI_ENV, resolve_tracking_uri
 
+    where, environ = "--tracking-uri: ", {}  # the flag wins over the environment
     if args.tracking_uri is None:
         from_env = os.environ.get(TRACKING_URI_ENV, "").strip()
-        where = f"environment variable {TRACKING_URI_ENV}: " if from_env else ""
-        try:
-            return resolve_tracking_uri()
-        except ValueError as exc:
-            raise UsageError(f"{where}{exc}") from None
+        where, environ = f"environment variable {TRACKING_URI_ENV}: " if from_env else "", None
     try:
-        return resolve_tracking_uri(args.tracking_uri, environ={})  # the flag wins
+        return resolve_tracking_uri(args.tracking_uri, environ=environ)
     except ValueError as exc:
-        raise UsageError(f"--tracking-uri: {exc}") from None
+        raise UsageError(f"{where}{exc}") from None
 
 
 TRACKING_INIT_ARGUMENTS = (
@@ -301,7 +263,7 @@ def _tracking_init(args: argparse.Namespace) -> int:
     location = args.artifact_location
     check_not_blank("--artifact-location", location, "mlartifacts or s3://bucket/path")
     if location is not None and "://" not in location and not location.startswith("file:"):
-        check_folder("--artifact-location", location, example="mlartifacts")
+        check_path("--artifact-location", location, f"{_FOLDER}mlartifacts", folder=True)
     uri = _tracking_uri(args)
     ids = init_store(uri, args.experiments, args.artifact_location)
     print(json.dumps({"tracking_uri": uri, "experiments": ids}, indent=2))
@@ -330,9 +292,11 @@ def _log(args: argparse.Namespace) -> int:
     from sparseae.tracking.logger import log_results
     from sparseae.tracking.results import ResultsError
 
-    check_folder("RESULTS_DIR", args.results_dir, must_exist=True)
+    check_path(
+        "RESULTS_DIR", args.results_dir, f"{_FOLDER}results/natural", folder=True, exists=True
+    )
     check_not_blank("--run-key", args.run_key, "natural-v2")
-    check_folder("--log-dir", args.log_dir, example="logs/natural")
+    check_path("--log-dir", args.log_dir, f"{_FOLDER}logs/natural", folder=True)
     check_run_id("--parent-run-id", args.parent_run_id)
     tags = dict(_split_tag(t) for t in args.tag)
     uri = _tracking_uri(args)
@@ -370,8 +334,8 @@ def _log_sweep(args: argparse.Namespace) -> int:
 
     check_not_blank("SWEEP", args.name, "lambda-sweep")
     for summary in args.summary:
-        check_input_file("--summary", summary)
-    check_output_file("--output", args.output)
+        check_path("--summary", summary, _INPUT, exists=True)
+    check_path("--output", args.output, "the path of a file to write, e.g. results/out.json")
     uri = _tracking_uri(args)
     run_id = log_sweep(
         args.name,
@@ -390,9 +354,6 @@ def _tracking_uri_command(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- check-config
-
-
 CHECK_CONFIG_ARGUMENTS = (
     _arg("files", nargs="*", metavar="FILE",
          help="config files merged over config/config.yaml, in order (as --configfile)"),
@@ -402,10 +363,7 @@ CHECK_CONFIG_ARGUMENTS = (
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    """Every check the workflow applies while it is read: the config itself
-    (:func:`sparseae.config.resolve_config`), then environment variables, the tracking store
-    and the input folders. ``make run CONFIG=FILE`` calls it first, so a missing or broken
-    FILE gets one message instead of Snakemake's traceback."""
+    """Every check the workflow applies while it is read (one message, not a traceback)."""
     from sparseae.config import resolve_config
     from sparseae.config.environment import workflow_input_problems
     from sparseae.config.schema import raise_problems
@@ -439,34 +397,23 @@ def _ui_url(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- entry point
-
-
-@dataclass(frozen=True)
-class _Command:
-    name: str
-    help: str
-    arguments: tuple[tuple[tuple[str, ...], dict], ...]
-    run: Callable[[argparse.Namespace], int]
-
-
 COMMANDS = (
-    _Command("fetch", "download and verify a data source (same code as the pipeline's fetch "
+    ("fetch", "download and verify a data source (same code as the pipeline's fetch "
              "rule)", FETCH_ARGUMENTS, _fetch),
-    _Command("check-config", "check config files as the workflow will (make run CONFIG=FILE "
+    ("check-config", "check config files as the workflow will (make run CONFIG=FILE "
              "does this first)", CHECK_CONFIG_ARGUMENTS, _check_config),
-    _Command("tracking-init", "create the MLflow store and experiments before jobs start",
+    ("tracking-init", "create the MLflow store and experiments before jobs start",
              TRACKING_INIT_ARGUMENTS, _tracking_init),
-    _Command("log", "log a result folder to MLflow (idempotent: adds only what is missing)",
+    ("log", "log a result folder to MLflow (idempotent: adds only what is missing)",
              LOG_ARGUMENTS, _log),
-    _Command("log-sweep", "log a sweep's parent run and tag its member runs",
+    ("log-sweep", "log a sweep's parent run and tag its member runs",
              LOG_SWEEP_ARGUMENTS, _log_sweep),
-    _Command("tracking-uri", "print the tracking URI the other commands would use",
+    ("tracking-uri", "print the tracking URI the other commands would use",
              TRACKING_URI_ARGUMENTS, _tracking_uri_command),
-    _Command("ui-url", "print the MLflow UI address of each experiment's runs (model-training "
+    ("ui-url", "print the MLflow UI address of each experiment's runs (model-training "
              "view)", UI_URL_ARGUMENTS, _ui_url),
 )  # fmt: skip
-"""Every subcommand, in the order ``sparseae --help`` lists them."""
+"""Every subcommand (name, help, arguments, function), in ``sparseae --help`` order."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -478,13 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sparseae {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        sub = commands.add_parser(command.name, help=command.help, description=command.help)
-        for names, options in command.arguments:
+    for name, text, arguments, run in COMMANDS:
+        sub = commands.add_parser(name, help=text, description=text)
+        for names, options in arguments:
             if callable(options.get("choices")):
                 options = {**options, "choices": options["choices"]()}
             sub.add_argument(*names, **options)
-        sub.set_defaults(_run=command.run)
+        sub.set_defaults(_run=run)
     return parser
 
 

@@ -150,10 +150,6 @@ def previous_chunk(wildcards):
     return [f"results/{wildcards.experiment}/chunks/{k - 1}.npz"] if k > 1 else []
 
 
-def last_chunk(wildcards):
-    return f"results/{wildcards.experiment}/chunks/{num_chunks(wildcards)}.npz"
-
-
 def all_chunks(wildcards):
     return [
         f"results/{wildcards.experiment}/chunks/{k}.npz"

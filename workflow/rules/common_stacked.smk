@@ -7,11 +7,6 @@ STACKED = CONFIG["stacked_experiments"]
 RUN_STACKED = CONFIG["run_stacked"]
 
 
-def stacked_section(name):
-    """Params function: one section of the stacked experiment."""
-    return lambda wildcards: copy.deepcopy(STACKED[wildcards.experiment][name])
-
-
 def stacked_resource(kind, field):
     """threads/resources: stacked_experiments.<exp>.resources.<kind>.<field>."""
     return lambda wildcards: STACKED[wildcards.experiment]["resources"][kind][field]

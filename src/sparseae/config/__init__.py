@@ -1,12 +1,9 @@
 """The configuration layer: one pass from the YAML files to resolved experiments.
 
-:func:`resolve_config` reads the config (refusing what YAML 1.1 reads differently from what a
-file shows), reads numbers as meant, applies the packaged schema (:mod:`.schema`: every
-single-field rule) and its defaults, expands sweeps (:mod:`.sweeps`) and applies the
-cross-field rules (:mod:`.rules`), each written once. :mod:`.keys` says what each key
-decides (seeds, reruns, the trajectory key); :mod:`.environment` checks what lies outside the
-config (variables, tracking store, input files); :mod:`.checks` applies the rules once the
-data is read. Every message names the dotted key, the value, what is allowed and the fix.
+:func:`resolve_config` reads the files (refusing YAML 1.1 surprises), applies the schema
+(:mod:`.schema`), expands sweeps (:mod:`.sweeps`) and applies the cross-field rules
+(:mod:`.rules`). :mod:`.keys` says what each key decides, :mod:`.environment` checks what lies
+outside the config and :mod:`.checks` applies the rules once the data is read.
 """
 
 from __future__ import annotations
@@ -22,9 +19,7 @@ from sparseae.config.keys import (
     PURPOSES,
     RECOMPUTE_KINDS,
     RECOMPUTES,
-    check_resume,
     describe_difference,
-    experiment_record,
     fingerprint,
     recomputes,
     rng,
@@ -55,9 +50,7 @@ __all__ = [
     "ConfigError",
     "check_image_inputs",
     "check_patch_fits",
-    "check_resume",
     "describe_difference",
-    "experiment_record",
     "fingerprint",
     "load_schema",
     "read_config_files",
@@ -85,27 +78,11 @@ def resolve_config(
 ) -> dict:
     """Check a config and return it resolved: defaults filled, sweeps expanded, keys sorted.
 
-    Parameters
-    ----------
-    config : mapping, optional
-        The config as loaded (Snakemake's ``config``); None reads and merges ``files``.
-    schema : path-like or mapping, optional
-        The config schema (default: the packaged one).
-    files : sequence of path-like
-        The YAML files the config came from, checked for YAML 1.1 surprises.
-
-    Returns
-    -------
-    dict
-        Every experiment complete (sweep members added under ``experiments``), ``run`` as a
-        list of experiment names (sweeps replaced by their members, order kept, duplicates
-        dropped), ``run_stacked`` (the stacked experiments named in ``run``) and
-        ``sweep_members``: ``{sweep: [member, ...]}``.
-
-    Raises
-    ------
-    ConfigError
-        One message listing every problem found (key, value, what is allowed, the fix).
+    ``config`` is the config as loaded (None: read and merge ``files``, which are checked for
+    YAML 1.1 surprises either way); ``schema`` defaults to the packaged one. The result has
+    every experiment complete (sweep members added), ``run`` as experiment names (sweeps
+    replaced by their members), ``run_stacked`` and ``sweep_members`` (``{sweep: [member]}``).
+    Raises :class:`ConfigError` listing every problem (key, value, what is allowed, the fix).
     """
     raise_problems(yaml_file_problems(files))
     root = load_schema(schema)
@@ -133,12 +110,9 @@ def resolve_config(
         problems = schema_problems(
             raw[member], root, subschema="experiment", prefix=["experiments", member]
         )
-        if problems:
-            raise ConfigError(
-                "invalid configuration:\n  - "
-                + "\n  - ".join(problems)
-                + f" (member of sweep 'sweeps.{sweep_name}')"
-            )
+        if problems:  # the sweep is named once, after the member's last problem
+            problems[-1] += f" (member of sweep 'sweeps.{sweep_name}')"
+        raise_problems(problems)
     experiments = {name: apply_defaults(exp, root["$defs"]["experiment"], root)
                    for name, exp in raw.items()}  # fmt: skip
     # A member inherits its base's problems: they are named once, at the base, and the

@@ -1,5 +1,4 @@
-"""The config's rules applied once the data is read (rule scripts): the images loaded, the
-examples left, the training made. The same rule functions as :mod:`sparseae.config.rules`."""
+"""The config's rules applied once the data is read (rule scripts), with :mod:`.rules`."""
 
 from __future__ import annotations
 
@@ -10,19 +9,16 @@ from sparseae.config.schema import raise_problems
 
 
 def check_loaded_images(name: str, experiment: Mapping, available: int, where: str) -> None:
-    """``dataset.num_images`` must not exceed the ``available`` images of ``where`` (the
-    source, e.g. ``"image folder /data/faces"``): never silently fewer."""
+    """``dataset.num_images`` must not exceed the ``available`` images of ``where``."""
     wanted = experiment["dataset"]["num_images"]
-    problem = num_images_problem(f"experiments.{name}", wanted, available, where)
-    raise_problems([problem] if problem else [])
+    raise_problems([num_images_problem(f"experiments.{name}", wanted, available, where)])
 
 
 def check_patch_fits(name: str, experiment: Mapping, image_shape: tuple[int, ...]) -> None:
     """Refuse a patch larger than the images, once their ``(rows, cols)`` are known."""
     rows, cols = int(image_shape[0]), int(image_shape[1])
     source, size = experiment["dataset"]["source"], experiment["patches"]["size"]
-    problem = patch_fits_problem(f"experiments.{name}", size, source, rows, cols)
-    raise_problems([problem] if problem else [])
+    raise_problems([patch_fits_problem(f"experiments.{name}", size, source, rows, cols)])
 
 
 def check_image_inputs(name: str, experiment: Mapping, num_pixels: int) -> None:

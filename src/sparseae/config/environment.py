@@ -1,6 +1,5 @@
-"""What the workflow checks outside the config itself while it is read (dry runs too):
-``sources:`` mirrors, environment variables, the tracking store, the files and folders the
-experiments read, and, under a cluster executor, each job's memory limit."""
+"""What the workflow checks outside the config itself while it is read (dry runs too): mirrors,
+environment variables, the tracking store, input files and cluster memory limits."""
 
 from __future__ import annotations
 
@@ -14,8 +13,7 @@ from sparseae.config.rules import memory_problems, num_images_problem, patch_fit
 
 _MIRROR_SCHEMES = ("http", "https", "file")
 
-#: MLflow variables the project sets defaults for (``tracking.settings.HTTP_RETRY_DEFAULTS``)
-#: and what they must hold: (integer?, minimum).
+#: MLflow HTTP variables the project sets defaults for: (integer?, minimum).
 HTTP_VARIABLES = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": (True, 0),
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": (False, 0),
@@ -104,8 +102,7 @@ def _number_env(name: str, value: str, *, integer: bool, minimum: float) -> str 
 
 
 def environment_problems(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Environment variables sparseae reads (the tracking URI: :func:`tracking_problems`):
-    MLflow HTTP limits, the TLS bundle, the cache folder."""
+    """Environment variables sparseae reads: MLflow HTTP limits, TLS bundle, cache folder."""
     environ = os.environ if environ is None else environ
     problems = [
         _number_env(name, environ[name], integer=integer, minimum=minimum)
@@ -154,14 +151,13 @@ def tracking_problems(
 
 
 def dataset_path_problem(name: str, path: str, error: Exception) -> str:
-    """The one message for a ``dataset.path`` that cannot be read (checked while the workflow
-    is read, and again when its files are hashed for ``sample_patches``)."""
+    """The one message for a ``dataset.path`` that cannot be read."""
     return f"config key 'experiments.{name}.dataset.path' = {path!r}: {error}"
 
 
 def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
-    """An image folder, from the files' headers (nothing decoded): readable, one size,
-    modes, frames and pixel counts allowed, enough images, patches that fit."""
+    """An image folder, from the files' headers: readable, one size, enough images, patches
+    that fit."""
     from sparseae.data.images import check_image_header, list_image_folder
     from sparseae.errors import DatasetError
 
@@ -210,16 +206,14 @@ def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
 
 
 def workflow_input_problems(config: Mapping, environ: Mapping[str, str] | None = None) -> list[str]:
-    """Everything outside the resolved ``config`` the workflow needs: environment variables,
-    the tracking store and the input files of the experiments in ``run``."""
+    """Environment variables, tracking store and input files of the experiments in ``run``."""
     environ = os.environ if environ is None else environ
     problems = environment_problems(environ) + tracking_problems(config["tracking"]["uri"], environ)
     return problems + input_path_problems({n: config["experiments"][n] for n in config["run"]})
 
 
 def cluster_memory_problems(config: Mapping) -> list[str]:
-    """Under a cluster executor: each job's memory estimate must fit its ``mem_mb`` (beyond
-    it the job is killed). Called when the run starts (the executor is known then)."""
+    """Under a cluster executor: each job's memory estimate must fit its ``mem_mb``."""
     problems = []
     for name in config["run"]:
         experiment = config["experiments"][name]

@@ -1,12 +1,7 @@
 """What each experiment key decides: seeds, what a change recomputes, the trajectory key.
 
-Seeds
------
-Each experiment has one integer ``seed``. Every random choice draws from its own
-:class:`numpy.random.Generator`, derived by :func:`rng` as the *named child* ``i`` of
-``numpy.random.SeedSequence(seed)`` (``SeedSequence(seed, spawn_key=(i,))``, identical to
-``SeedSequence(seed).spawn(i + 1)[i]``), with the fixed purpose indices in :data:`PURPOSES`.
-Adding a purpose later never changes the streams of the existing ones.
+Every random choice draws from its own Generator, :func:`rng` (child ``PURPOSES[purpose]`` of
+``SeedSequence(seed)``); config/README.md documents seeds and what each key recomputes.
 """
 
 from __future__ import annotations
@@ -19,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from sparseae.errors import ConfigError
 from sparseae.identity import key_of
 
 #: Purpose -> child index of ``SeedSequence(seed)``; never renumber, only append.
@@ -33,19 +27,9 @@ PURPOSES = {
     "diagnostics": 6,  # the random examples of the per-unit diagnostics' baseline
 }
 
-#: What a change of each experiment key recomputes, by dotted path under
-#: ``experiments.<name>`` (an entry covers every key below it). This table is the one
-#: definition of an experiment's trajectory: the keys marked "trajectory" are what
-#: :func:`trajectory_config` selects and :func:`fingerprint` hashes. A test walks the schema and
-#: fails for a key that is not classified here. Meanings (config/README.md shows them per key):
-#:
-#: - ``trajectory``: the numbers change: patches (where the data settings change), the gradient
-#:   check, every training chunk and everything after them; a new MLflow run.
-#: - ``chunks``: only the chunks added are trained (raising), or the final result is taken
-#:   from an earlier chunk without training (lowering); the MLflow run is extended.
-#: - ``gradcheck``: the gradient check reruns; training waits for it but is not redone.
-#: - ``evaluation``: the self-taught evaluation reruns (digit experiments).
-#: - ``record``: nothing is recomputed; ``config.json`` and the MLflow run's params follow.
+#: What a change of each experiment key recomputes, by dotted path under ``experiments.<name>``
+#: (an entry covers every key below it; config/README.md explains each kind). The keys marked
+#: "trajectory" are what :func:`trajectory_config` selects and :func:`fingerprint` hashes.
 RECOMPUTES = {
     "description": "record",
     "dataset": "trajectory",
@@ -75,13 +59,7 @@ def rng(seed: int, purpose: str) -> np.random.Generator:
 
 
 def recomputes(path: str) -> str:
-    """What a change of the experiment key ``path`` (dotted) recomputes (:data:`RECOMPUTES`).
-
-    Raises
-    ------
-    KeyError
-        For a key no entry of :data:`RECOMPUTES` covers.
-    """
+    """What a change of the experiment key ``path`` (dotted) recomputes; KeyError if none."""
     parts = path.split(".")
     for n in range(len(parts), 0, -1):
         kind = RECOMPUTES.get(".".join(parts[:n]))
@@ -91,12 +69,8 @@ def recomputes(path: str) -> str:
 
 
 def trajectory_config(experiment: Mapping) -> dict:
-    """The settings that decide the training trajectory (what :func:`fingerprint` hashes).
-
-    The keys :data:`RECOMPUTES` marks "trajectory", e.g. ``training.iterations_per_chunk`` (a
-    chunk boundary restarts L-BFGS) but not ``training.chunks``, so raising it extends a
-    finished run without retraining. Works on a trajectory too (it selects itself).
-    """
+    """The settings :data:`RECOMPUTES` marks "trajectory" (what :func:`fingerprint` hashes);
+    a trajectory selects itself."""
     subset: dict = {}
     for path, kind in RECOMPUTES.items():
         if kind != "trajectory":
@@ -116,18 +90,19 @@ def fingerprint(experiment: Mapping) -> str:
     return key_of(trajectory_config(experiment))
 
 
-def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted path: value}`` of every leaf of a nested mapping."""
     if isinstance(obj, Mapping):
         out: dict[str, Any] = {}
         for key, value in obj.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{key}."))
         return out
     return {prefix[:-1]: obj}
 
 
 def describe_difference(a: Mapping, b: Mapping) -> str:
     """``key: a-value != b-value`` for every differing leaf of two nested configs."""
-    fa, fb = _flatten(a), _flatten(b)
+    fa, fb = flatten(a), flatten(b)
     diffs = [
         f"{k}: {json.dumps(fa.get(k), default=str)} != {json.dumps(fb.get(k), default=str)}"
         for k in sorted(set(fa) | set(fb))
@@ -136,36 +111,11 @@ def describe_difference(a: Mapping, b: Mapping) -> str:
     return "; ".join(diffs) if diffs else "(no differing keys)"
 
 
-def check_resume(
-    path: str | os.PathLike, meta: Mapping, name: str, experiment: Mapping, theta_length: int
-) -> None:
-    """Refuse a checkpoint whose theta has the wrong length for ``experiment``'s model (the
-    chunk's trajectory key is compared by its reader, ``pipeline.experiment.load_chunks``)."""
-    from sparseae.model.autoencoder import parameter_count
-
-    h, v = experiment["model"]["hidden_size"], experiment["model"]["visible_size"]
-    expected = parameter_count(v, h)
-    if theta_length != expected:
-        raise ConfigError(
-            f"checkpoint {path} holds a theta of length {theta_length}, but experiment "
-            f"'{name}' (hidden_size {h}, visible_size {v}) needs {expected}; delete the "
-            f"checkpoint or restore the configuration that wrote it"
-        )
-
-
-def experiment_record(name: str, experiment: Mapping) -> dict:
-    """What ``results/{name}/config.json`` holds: name, fingerprint and the resolved config."""
-    return {
-        "name": name,
-        "fingerprint": fingerprint(experiment),
-        "experiment": copy.deepcopy(dict(experiment)),
-    }
-
-
 def write_config(path: str | os.PathLike, name: str, experiment: Mapping) -> dict:
-    """Write :func:`experiment_record` atomically to ``path`` and return it."""
+    """Write ``config.json`` (name, fingerprint, resolved experiment) atomically; return it."""
     from sparseae.io import write_json
 
-    record = experiment_record(name, experiment)
+    record = {"name": name, "fingerprint": fingerprint(experiment)}
+    record["experiment"] = copy.deepcopy(dict(experiment))
     write_json(path, record)
     return record

@@ -1,10 +1,7 @@
 """Cross-field rules: what no single-field schema rule can say, each rule written once.
 
 Every function returns messages (empty: none) naming the dotted key, the value, what is
-allowed and the fix. :func:`sparseae.config.resolve_config` applies them to every experiment
-and stacked experiment; the facts of each source (image side, images held) come from
-:class:`sparseae.data.sources.Source`. The rules that need the images themselves (a folder's
-files, the loaded pixels) are applied where those are read, with the same functions.
+allowed and the fix; rules that need the images themselves reuse them where those are read.
 """
 
 from __future__ import annotations
@@ -20,10 +17,6 @@ def _source(name: str):
     from sparseae.data import SOURCES
 
     return SOURCES.get(name)
-
-
-# --------------------------------------------------------------------------------------------
-# rules shared by several entry points
 
 
 def patch_fits_problem(key: str, size, source: str, rows: int, cols: int) -> str | None:
@@ -73,10 +66,6 @@ def physical_mb() -> int | None:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
         return None
-
-
-# --------------------------------------------------------------------------------------------
-# experiments
 
 
 def experiment_problems(name: str, experiment: Mapping) -> list[str]:
@@ -163,9 +152,7 @@ def _dataset_problems(key: str, experiment: Mapping) -> list[str | None]:
 
 
 def _evaluation_problems(key: str, experiment: Mapping) -> list[str]:
-    """Self-taught evaluation: labeled digits of a digit source, disjoint from the unlabeled
-    ``dataset.digits`` (with every digit unlabeled, the classifier would be tested on digits
-    the features were learned from)."""
+    """Self-taught evaluation: labeled digits disjoint from the unlabeled ``dataset.digits``."""
     evaluation, dataset = experiment["evaluation"], experiment["dataset"]
     source = _source(dataset["source"])
     if not evaluation["enabled"] or source is None:
@@ -203,21 +190,15 @@ def examples_count(experiment: Mapping) -> tuple[int, str]:
 
 
 def memory_estimates(experiment: Mapping, key: str = "") -> dict[str, tuple[float, str]]:
-    """Estimated peak memory in MB per kind of job, with the settings that drive it.
-
-    Lower bounds: only the arrays each job surely holds at once (float64), so a refusal is
-    never a false alarm. ``key`` prefixes the setting names in the explanations.
-    """
+    """Peak memory in MB per kind of job and the settings that drive it: lower bounds (arrays
+    surely held at once), so a refusal is never a false alarm."""
     model, maxcor = experiment["model"], int(experiment["optimizer"]["maxcor"])
     v, h = int(model["visible_size"]), int(model["hidden_size"])
     m, m_key = examples_count(experiment)
     theta = 2 * h * v + h + v
     mb = _BYTES / 2**20
-    examples, visible, hidden = (
-        f"{key}{m_key} = {m}",
-        f"{key}model.visible_size = {v}",
-        (f"{key}model.hidden_size = {h}"),
-    )
+    examples, visible = f"{key}{m_key} = {m}", f"{key}model.visible_size = {v}"
+    hidden = f"{key}model.hidden_size = {h}"
     estimates = {
         # the patch matrix, its normalized copy and the saved array
         "data": (3 * m * v * mb, f"3 arrays of {examples} x {visible}, float64"),
@@ -240,9 +221,8 @@ def memory_estimates(experiment: Mapping, key: str = "") -> dict[str, tuple[floa
 def memory_problems(
     name: str, experiment: Mapping, *, physical: int | None = None, job_limits: bool = False
 ) -> list[str]:
-    """Jobs of an experiment that would not fit this machine (``physical`` MB, default: read
-    from the system) or, with ``job_limits``, their ``resources.<kind>.mem_mb`` (where a
-    cluster job is killed beyond it; local runs do not enforce it)."""
+    """Jobs that would not fit this machine (``physical`` MB) or, with ``job_limits``, their
+    ``resources.<kind>.mem_mb`` (a cluster job is killed beyond it)."""
     key = f"experiments.{name}"
     physical = physical_mb() if physical is None else physical
     problems = []
@@ -264,14 +244,8 @@ def memory_problems(
     return problems
 
 
-# --------------------------------------------------------------------------------------------
-# stacked experiments
-
-
 def stacked_problems(name: str, experiment: Mapping) -> list[str]:
-    """Every cross-field rule of one stacked experiment with defaults filled: one value per
-    layer, disjoint image ranges inside their splits, float64 stages, the evaluation budget,
-    the gradient check's examples and the memory of the largest layer."""
+    """Every cross-field rule of one stacked experiment with defaults filled."""
     from sparseae.config.stacked import INPUT_SIZE, PER_LAYER, image_range, num_layers
 
     key = f"stacked_experiments.{name}"
@@ -330,8 +304,7 @@ def stacked_problems(name: str, experiment: Mapping) -> list[str]:
 
 
 def _stacked_memory_problem(key: str, sizes, examples: int, optimizer: Mapping) -> str | None:
-    """The largest layer's L-BFGS memory (``2 × maxcor`` vectors of its parameters) plus its
-    activations on the training images, against this machine's memory."""
+    """The largest layer's L-BFGS pairs and activations against this machine's memory."""
     physical, maxcor, needed = physical_mb(), optimizer["maxcor"], 0.0
     for visible, hidden in zip(sizes[:-1], sizes[1:], strict=False):
         parameters = 2 * visible * hidden + visible + hidden

@@ -1,8 +1,7 @@
 """The config schema: reading YAML as written, numbers as meant, validation, defaults.
 
-The packaged ``sparseae/schemas/config.schema.yaml`` (JSON schema, draft 2020-12) states every
-single-field rule: types, ranges, enums, required keys, no unknown keys. The workflow, the
-command line and the library all validate with it (:func:`sparseae.config.resolve_config`).
+The packaged ``schemas/config.schema.yaml`` (JSON schema 2020-12) states every single-field
+rule; the workflow, the command line and the library all validate with it.
 """
 
 from __future__ import annotations
@@ -37,8 +36,9 @@ def load_schema(schema: str | os.PathLike | Mapping | None = None) -> dict:
     return yaml.safe_load(text)
 
 
-def raise_problems(problems: list[str]) -> None:
-    """Raise one :class:`~sparseae.errors.ConfigError` listing ``problems`` (if any)."""
+def raise_problems(problems: list[str | None]) -> None:
+    """Raise one :class:`~sparseae.errors.ConfigError` listing ``problems`` (Nones skipped)."""
+    problems = [problem for problem in problems if problem]
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
@@ -83,13 +83,9 @@ def setting_node(path: str, root: Mapping) -> Mapping | None:
     return resolve_refs(node, root) if node is not None else None
 
 
-# --------------------------------------------------------------------------------------------
-# numbers as meant
-
-
 def coerce(value: Any, node: Mapping | None, root: Mapping) -> Any:
-    """``value`` with number-typed text (``1e-2``, which YAML 1.1 reads as text) and whole
-    floats at integer keys (``1e4``, ``10000.0``) read as the numbers meant."""
+    """``value`` with number text (``1e-2``: YAML 1.1 text) and whole floats at integer keys
+    (``1e4``) read as the numbers meant."""
     if isinstance(value, dict):
         return {key: coerce(item, _child(node, key, root), root) for key, item in value.items()}
     if isinstance(value, list):
@@ -107,8 +103,8 @@ def coerce(value: Any, node: Mapping | None, root: Mapping) -> Any:
 
 
 def non_finite_problems(config: Any, root: Mapping) -> list[str]:
-    """One message per ``.nan`` / ``.inf`` / ``-.inf`` anywhere in ``config`` (the schema's
-    ``minimum`` lets them through, and they would fail late, in the gradient check)."""
+    """One message per ``.nan`` / ``.inf`` / ``-.inf`` in ``config`` (``minimum`` lets them
+    through; they would fail late, in the gradient check)."""
     problems: list[str] = []
 
     def walk(value: Any, node: Mapping | None, path: tuple) -> None:
@@ -127,10 +123,6 @@ def non_finite_problems(config: Any, root: Mapping) -> list[str]:
 
     walk(config, root, ())
     return problems
-
-
-# --------------------------------------------------------------------------------------------
-# validation with readable messages, defaults
 
 
 def _key(path: Iterable[Any]) -> str:
@@ -180,8 +172,7 @@ def _format_error(error: Any, root: Mapping) -> str:
 def schema_problems(
     config: Any, root: Mapping, *, subschema: str | None = None, prefix: Iterable[Any] = ()
 ) -> list[str]:
-    """Every violation of the schema (or of ``$defs[subschema]``), sorted by key, each naming
-    the dotted key (under ``prefix``), the value and the allowed range."""
+    """Every violation of the schema (or of ``$defs[subschema]``), sorted by dotted key."""
     from jsonschema import Draft202012Validator
 
     target = dict(root["$defs"][subschema]) if subschema else dict(root)
@@ -218,17 +209,9 @@ def _fill(instance: Any, node: Mapping, root: Mapping) -> None:
             _fill(instance[name], sub, root)
 
 
-# --------------------------------------------------------------------------------------------
-# YAML files
-
-
 def yaml_file_problems(paths) -> list[str]:
-    """Config files whose YAML means something other than what it shows.
-
-    PyYAML (and so Snakemake) reads YAML 1.1, where a key given twice silently keeps the last
-    value, ``010`` is the octal number 8 and ``1:30`` is 90 (base 60). Each is reported with
-    the file, the line and the dotted key; unreadable files are left to the loader.
-    """
+    """Config files whose YAML 1.1 (PyYAML, Snakemake) means other than it shows: a key given
+    twice, ``010`` (octal 8), ``1:30`` (base 60). Unreadable files are left to the loader."""
     import yaml
 
     problems: list[str] = []
@@ -301,8 +284,7 @@ def read_yaml(path: str | os.PathLike) -> dict:
 
 
 def deep_merge(base: Mapping, override: Mapping) -> dict:
-    """``override`` merged over a deep copy of ``base`` as Snakemake's ``--configfile`` does:
-    nested mappings merged, other values replaced."""
+    """``override`` merged over a copy of ``base`` as Snakemake's ``--configfile`` merges."""
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), dict):

@@ -1,10 +1,5 @@
-"""Settings of stacked experiments (``stacked_experiments``; schema ``$defs/stacked_experiment``,
-rules in :func:`sparseae.config.rules.stacked_problems`).
-
-The per-layer settings (:func:`layer_settings`) and what decides each stage's result
-(:func:`stage_trajectory`, :func:`stage_fingerprint`): a checkpoint of a stage is resumed only
-by a configuration with the same fingerprint, and Snakemake reruns a stage exactly when its
-trajectory changed.
+"""Settings of stacked experiments (schema ``$defs/stacked_experiment``): per-layer settings
+and each stage's trajectory and fingerprint (a stage resumes or reruns exactly when it changed).
 """
 
 from __future__ import annotations
@@ -45,15 +40,9 @@ def layer_settings(experiment: Mapping, layer: int) -> dict:
 
 
 def stage_trajectory(experiment: Mapping, stage: str) -> dict:
-    """The settings that decide the result of one stage (and, through it, of later stages).
-
-    Stages are ``layer1`` … ``layerL`` (pretraining of each autoencoder), ``softmax`` and
-    ``finetune``. Each stage's trajectory contains the training data, the seed, the L-BFGS options
-    and everything of the earlier stages; ``iterations_per_chunk`` of a chunked stage is part
-    of it (a chunk boundary restarts L-BFGS), the number of chunks is not (raising it extends
-    a finished run). Resources, progress lines, gradient-check settings and descriptions are
-    left out.
-    """
+    """The settings that decide the result of stage ``layer1`` … ``layerL``, ``softmax`` or
+    ``finetune``: training data, seed, L-BFGS options, earlier stages and
+    ``iterations_per_chunk`` (a chunk boundary restarts L-BFGS), not the own chunk count."""
     count = num_layers(experiment)
     if stage.startswith("layer"):
         depth = int(stage[len("layer") :])

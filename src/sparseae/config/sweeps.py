@@ -1,13 +1,8 @@
 """Sweeps: naming their members, expanding them into experiments, refusing bad ones.
 
-A sweep ``s`` with ``grid: {lambda_: [1e-4, 1e-3], beta: [3]}`` expands into the experiments
-``s-lam1e-04-beta3`` and ``s-lam1e-03-beta3``. Tokens appear in a fixed order (``lam``,
-``beta``, ``rho``, ``hid``, ``vis``, ``seed``, then other dotted paths alphabetically, named
-by their last component with ``_`` dropped), so reordering the grid in the YAML file never
-renames a member. Values: integers as written (``hid196``); floats that are whole numbers
-without a decimal point (``beta3``); floats in ``[0.01, 1e4)`` in ``%g`` form (``rho0.05``);
-other floats in two-digit-exponent scientific form with the mantissa's trailing zeros dropped
-(``lam1e-04``, ``lam2.5e-05``); booleans as ``true``/``false``; strings as written.
+A sweep ``s`` with ``grid: {lambda_: [1e-4, 1e-3]}`` expands into ``s-lam1e-04`` and
+``s-lam1e-03``; tokens come in a fixed order so reordering the grid never renames a member
+(config/README.md, "Sweeps", states the naming rules).
 """
 
 from __future__ import annotations
@@ -18,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from sparseae.config.keys import flatten
 from sparseae.config.schema import coerce, deep_merge, setting_node
 
 #: Short grid keys and the settings they stand for, in naming order.
@@ -35,7 +31,7 @@ TEXT_KEYS = ("description",)
 
 
 def format_value(value: Any) -> str:
-    """Readable, stable text for a sweep value (see the module docstring)."""
+    """Readable, stable text for a sweep value (config/README.md gives the rules)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -58,16 +54,12 @@ def grid_key(key: str) -> tuple[str, str]:
 
 
 def _grid_order(key: str) -> tuple[int, str]:
-    path = grid_key(key)[0]
-    for index, (alias_path, _) in enumerate(SWEEP_ALIASES.values()):
-        if alias_path == path:
-            return index, ""
-    return len(SWEEP_ALIASES), path
+    path, aliases = grid_key(key)[0], [alias for alias, _ in SWEEP_ALIASES.values()]
+    return (aliases.index(path), "") if path in aliases else (len(aliases), path)
 
 
 def grid_settings(grid: Mapping) -> dict[str, str]:
-    """``{grid key: dotted path in the experiment}`` in naming order, so a sweep table's
-    parameter columns read like the member names."""
+    """``{grid key: dotted path in the experiment}`` in naming order (like member names)."""
     return {key: grid_key(key)[0] for key in sorted(grid, key=_grid_order)}
 
 
@@ -87,22 +79,10 @@ def coerce_sweeps(sweeps: Mapping, root: Mapping) -> dict:
     return out
 
 
-def _leaf_paths(mapping: Mapping, prefix: str = "") -> list[str]:
-    """Dotted paths of the values ``mapping`` sets (nested mappings walked)."""
-    paths: list[str] = []
-    for key, value in mapping.items():
-        path = f"{prefix}{key}"
-        paths += _leaf_paths(value, f"{path}.") if isinstance(value, Mapping) else [path]
-    return paths
-
-
 def sweep_problems(
     name: str, sweep: Mapping, experiments: Mapping, name_rule: Mapping
 ) -> list[str]:
-    """Problems of one sweep, one message each: an undefined base, a setting named twice, a
-    free-text grid key (:data:`TEXT_KEYS`), a setting both in ``overrides`` and ``grid`` (the
-    grid would silently replace the override), a value whose member name breaks ``name_rule``
-    (the schema's ``$defs/name``), two members of one name."""
+    """Problems of one sweep, one message each (``name_rule``: the schema's ``$defs/name``)."""
     base = sweep.get("base", "natural")
     if base not in experiments:
         return [
@@ -129,12 +109,8 @@ def sweep_problems(
                 f"'overrides')"
             )
             continue
-        for override in _leaf_paths(sweep.get("overrides") or {}):
-            if (
-                override == path
-                or f"{override}.".startswith(f"{path}.")
-                or path.startswith(f"{override}.")
-            ):
+        for override in flatten(sweep.get("overrides") or {}):
+            if f"{override}.".startswith(f"{path}.") or path.startswith(f"{override}."):
                 problems.append(
                     f"config key 'sweeps.{name}.overrides.{override}' and config key "
                     f"'sweeps.{name}.grid.{key}' both set {path}: the grid would silently "
@@ -150,7 +126,9 @@ def sweep_problems(
                     f"values whose text keeps the name valid ({allowed_name}); fix: use such "
                     f"values, or define an experiment of its own for {value!r}"
                 )
-    names = [_member_name(name, keys, values) for values in _products(grid, keys)]
+    names = [
+        _member_name(name, keys, values) for values in itertools.product(*(grid[k] for k in keys))
+    ]
     twice = sorted({m for m in names if names.count(m) > 1})
     if twice and not problems:
         problems.append(
@@ -158,10 +136,6 @@ def sweep_problems(
             f"allowed: values that differ in their text form; fix: change one of them"
         )
     return problems
-
-
-def _products(grid: Mapping, keys: list[str]):
-    return itertools.product(*(grid[k] for k in keys))
 
 
 def _member_name(name: str, keys: list[str], values) -> str:
@@ -172,9 +146,8 @@ def _member_name(name: str, keys: list[str], values) -> str:
 def expand_sweep(
     name: str, sweep: Mapping, experiments: Mapping, *, name_rule: Mapping | None = None
 ) -> dict[str, dict]:
-    """One sweep as ``{member name: raw experiment dict}`` (no defaults applied), ordered
-    like the Cartesian product of the grid in naming order; :func:`sweep_problems` first
-    (``name_rule``: the schema's ``$defs/name``, read from the packaged schema if None)."""
+    """One sweep as ``{member name: raw experiment}`` (no defaults), in grid product order,
+    refused first by :func:`sweep_problems` (``name_rule`` default: the packaged schema's)."""
     from sparseae.config.schema import load_schema, raise_problems
 
     rule = name_rule if name_rule is not None else load_schema()["$defs"]["name"]
@@ -182,7 +155,7 @@ def expand_sweep(
     base = deep_merge(experiments[sweep.get("base", "natural")], sweep.get("overrides", {}))
     keys = sorted(sweep["grid"], key=_grid_order)
     members: dict[str, dict] = {}
-    for values in _products(sweep["grid"], keys):
+    for values in itertools.product(*(sweep["grid"][k] for k in keys)):
         experiment = copy.deepcopy(base)
         for key, value in zip(keys, values, strict=True):
             *parents, leaf = grid_key(key)[0].split(".")
@@ -200,8 +173,7 @@ def name_clash_problems(
     experiments: Mapping, stacked: Mapping, sweeps: Mapping, members_of: Mapping
 ) -> list[str]:
     """One message per name used twice among experiments, stacked experiments, sweeps and
-    sweep members (``members_of``: ``{sweep: [member, ...]}``), naming both config keys:
-    ``run`` would otherwise silently pick one of the two."""
+    sweep members, naming both keys (``run`` would otherwise silently pick one)."""
     owner: dict[str, str] = {}
     problems: list[str] = []
     entries = [
