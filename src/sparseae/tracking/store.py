@@ -1,17 +1,16 @@
 """The tracking store: creating it once, reaching it quickly, retrying sqlite lock contention.
 
-- Processes creating a fresh sqlite store at once race on MLflow's table creation, so
-  :func:`init_store` creates tables and experiments once, under a file lock, before parallel
-  jobs start.
-- sqlite allows one writer at a time, and a transaction that read first gets ``database is
-  locked`` at once (no busy wait, to avoid a deadlock): :func:`call` retries it with backoff.
-- A server that is down fails in seconds with a message saying that nothing is lost.
+Processes creating a fresh sqlite store at once race on MLflow's table creation, so
+:func:`init_store` creates it under a file lock before parallel jobs start. A transaction that
+read first gets ``database is locked`` at once (no busy wait): :func:`call` retries it with
+backoff. A server that is down fails in seconds with a message saying that nothing is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -41,8 +40,7 @@ T = TypeVar("T")
 _log = logging.getLogger(__name__)
 
 # The one place that sets MLflow's HTTP retries and telemetry: before any MLflow import of this
-# package (every one runs in this module's functions or after them), since MLflow decides
-# telemetry when first imported and reads the HTTP variables on each request.
+# package, since MLflow decides telemetry when first imported.
 configure_http_retries()
 
 #: Tells the MLflow UI these are model-training experiments (runs table, not the GenAI view).
@@ -123,16 +121,12 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
         )
 
 
-_CLIENTS: dict[str, object] = {}
-
-
+@functools.cache
 def client(uri: str):
     """The process's ``MlflowClient`` for ``uri`` (building one re-checks the store's schema)."""
-    if uri not in _CLIENTS:
-        from mlflow.tracking.client import MlflowClient
+    from mlflow.tracking.client import MlflowClient
 
-        _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
-    return _CLIENTS[uri]
+    return MlflowClient(tracking_uri=uri)
 
 
 def call(uri: str, fn: Callable[..., T], *args, results_dir=None, **kwargs) -> T:
@@ -458,7 +452,7 @@ def _prepare_local_store(uri: str, db: Path) -> None:
     """
     if db.exists() and db.stat().st_size > 0:
         return
-    _CLIENTS.pop(uri, None)
+    client.cache_clear()
     prepare_sqlite_store(db)
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
