@@ -203,10 +203,8 @@ def param_value(value: Any) -> str:
 
 
 def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """One ``chunks/{k}.npz`` as arrays (``theta`` and one per record field) and meta.
-
-    Read by the training's own :func:`sparseae.model.train.load_checkpoint`, which checks it.
-    """
+    """One ``chunks/{k}.npz`` as arrays (``theta`` and one per record field) and meta, read
+    and checked by the training's own :func:`sparseae.model.train.load_checkpoint`."""
     try:
         theta, records, meta = load_checkpoint(path)
         arrays = records_to_arrays(records)
@@ -320,11 +318,7 @@ def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step
 
 
 def _read_blocks(folder: ResultFolder) -> None:
-    """Log every result JSON's ``metrics`` and ``params`` blocks under their names.
-
-    The producers decide what MLflow shows, so a new result file needs nothing here; metrics
-    are derived points at step 0.
-    """
+    """Every result JSON's ``metrics`` (derived, step 0) and ``params`` blocks, as named."""
     known = {point.key for point in folder.metrics}
     for path in sorted(folder.path.glob("*.json")):
         if path.name in NOT_RESULT_JSON or path.name.startswith("."):

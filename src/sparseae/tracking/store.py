@@ -197,10 +197,7 @@ def _is_unreachable(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def exclusive_lock(name: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on a temp-folder lock file named after ``name``.
-
-    The same scheme as MLflow's own table-initialisation lock.
-    """
+    """Hold an exclusive ``flock`` on a temp-folder lock file named after ``name``."""
     digest = hashlib.sha256(name.encode()).hexdigest()[:24]
     lock_path = Path(tempfile.gettempdir()) / f"sparseae-mlflow-{digest}.lock"
     with open(lock_path, "a") as handle:
@@ -388,8 +385,7 @@ def _record_token(uri: str, mlflow_client, token: str, experiment_ids: list[str]
 def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
     """Return the id of experiment ``name``, creating the store/experiment if needed.
 
-    An sqlite store is first opened under :func:`init_store`'s lock, so loggers started
-    without it cannot race on table creation.
+    An sqlite store is first opened under :func:`init_store`'s lock (no race on its tables).
     """
     db = sqlite_path(tracking_uri)
     with exclusive_lock(tracking_uri) if db is not None else contextlib.nullcontext():
@@ -445,11 +441,9 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
 
 
 def _prepare_local_store(uri: str, db: Path) -> None:
-    """:func:`prepare_sqlite_store`, then make this process's MLflow use the new file.
-
-    Disposing MLflow's engine of this URI closes connections pooled to a store since moved or
-    deleted; the second open adds the default experiment.
-    """
+    """:func:`prepare_sqlite_store`, then make this process's MLflow use the new file."""
+    # Disposing MLflow's engine closes connections pooled to a store since moved or deleted;
+    # the second open adds the default experiment.
     if db.exists() and db.stat().st_size > 0:
         return
     client.cache_clear()

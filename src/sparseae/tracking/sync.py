@@ -55,10 +55,7 @@ VALUE_TOLERANCE = 1e-12
 
 @dataclass(frozen=True)
 class Session:
-    """A store's ``MlflowClient`` whose calls go through :func:`sparseae.tracking.store.call`.
-
-    ``results_dir`` is named in an outage's message.
-    """
+    """A store's ``MlflowClient`` whose calls go through :func:`sparseae.tracking.store.call`."""
 
     uri: str
     results_dir: Path | None = None
@@ -116,11 +113,15 @@ def sync_run(
     ``extra(run, start_ms)`` logs what only some runs have (images, datasets, a model) before
     the artifacts and tags, and returns its counts.
     """
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, Param
 
     run = find_or_create(session, experiment_id, spec)
     run_id = run.info.run_id
-    params, changed = params_todo(run.data.params, spec.params)
+    # Params keep their first value (MLflow cannot change them); changed ones are listed.
+    existing = run.data.params
+    params = [Param(k, v[:MAX_PARAM_LENGTH]) for k, v in sorted(spec.params.items())]
+    changed = {p.key: spec.params[p.key] for p in params if existing.get(p.key, p.value) != p.value}
+    params = [p for p in params if p.key not in existing]
     start = run.info.start_time or spec.start_time or 0
     history: dict[str, list] = {}
     for key in sorted({p.key for p in spec.metrics} & set(run.data.metrics)):
@@ -213,17 +214,6 @@ def supersede(session: Session, experiment_id: str, name: str, current) -> list[
             log_batch(session, run.info.run_id, tags=todo)
             marked.append(run.info.run_id)
     return marked
-
-
-def params_todo(existing: Mapping, wanted: Mapping[str, str]) -> tuple[list, dict[str, str]]:
-    """Params not in the run yet, and ``{key: current value}`` of those that changed since."""
-    from mlflow.entities import Param
-
-    changed = {
-        k: v for k, v in wanted.items() if k in existing and existing[k] != v[:MAX_PARAM_LENGTH]
-    }
-    todo = [Param(k, v[:MAX_PARAM_LENGTH]) for k, v in sorted(wanted.items()) if k not in existing]
-    return todo, changed
 
 
 def log_batch(session: Session, run_id: str, *, params=(), metrics=(), tags=None) -> None:
