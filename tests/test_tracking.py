@@ -231,14 +231,14 @@ def test_sweep_parent_and_members(result_folder_factory, sqlite_store, tmp_path)
         "sweep-a",
         members,
         tracking_uri=sqlite_store,
-        summary_path=table,
+        artifacts=[table],
         params={"grid": {"beta": [1, 3]}},
     )
     again = log_sweep(
         "sweep-a",
         members,
         tracking_uri=sqlite_store,
-        summary_path=table,
+        artifacts=[table],
         params={"grid": {"beta": [1, 3]}},
     )
 

@@ -9,16 +9,10 @@ store, so importing this package (e.g. for ``sparseae --help``) stays cheap.
 from __future__ import annotations
 
 from sparseae.tracking.logger import log_results, log_sweep
-from sparseae.tracking.results import ResultsError, read_result_folder
-from sparseae.tracking.settings import (
-    HTTP_RETRY_DEFAULTS,
-    SWEEP_TAG,
-    configure_http_retries,
-    resolve_tracking_uri,
-)
+from sparseae.tracking.results import ResultsError
+from sparseae.tracking.settings import configure_http_retries, resolve_tracking_uri
 from sparseae.tracking.store import (
     ArtifactLocationError,
-    TrackingError,
     TrackingUnavailableError,
     check_reachable,
     init_store,
@@ -27,18 +21,14 @@ from sparseae.tracking.store import (
 )
 
 __all__ = [
-    "HTTP_RETRY_DEFAULTS",
-    "SWEEP_TAG",
     "ArtifactLocationError",
     "ResultsError",
-    "TrackingError",
     "TrackingUnavailableError",
     "check_reachable",
     "configure_http_retries",
     "init_store",
     "log_results",
     "log_sweep",
-    "read_result_folder",
     "read_store_token",
     "resolve_tracking_uri",
     "store_marker",

@@ -7,95 +7,54 @@ where it comes from (the first mirror's URL, or the local path) and the shape th
 from __future__ import annotations
 
 import json
-from typing import Any
-
-#: MLflow's limit on a dataset digest (``mlflow.utils.validation.MAX_DATASET_DIGEST_SIZE``
-#: is read at run time; this is the fallback).
-DIGEST_LENGTH = 36
-
-
-def describe_dataset(folder) -> dict[str, Any] | None:
-    """Name, digest, source and schema of the training data of a result folder, or ``None``.
-
-    ``None`` when summary.json (with the data checksum) or the dataset settings are missing.
-    """
-    checksum = folder.summary.get("dataset_checksum")
-    block = folder.config.get("experiment", folder.config)
-    dataset = block.get("dataset") if isinstance(block, dict) else None
-    if not isinstance(checksum, str) or not isinstance(dataset, dict):
-        return None
-    source_name = str(dataset.get("source", "unknown"))
-    split = dataset.get("split")
-    name = f"{source_name}-{split}" if split else source_name
-    model = block.get("model") or {}
-    visible = model.get("visible_size")
-    examples = folder.summary.get("num_examples")
-    location = _source_location(source_name, dataset)
-    spec = {"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, visible]}}
-    return {
-        "name": name,
-        "digest": _digest(checksum),
-        "source": location,
-        "source_type": "http" if location.startswith("http") else "local",
-        "schema": {"mlflow_tensorspec": {"features": json.dumps([spec]), "targets": None}},
-        "profile": {"num_examples": examples, "visible_size": visible, "checksum": checksum},
-    }
 
 
 def dataset_inputs(folder) -> list:
     """The :class:`mlflow.entities.DatasetInput` list of a result folder (may be empty).
 
     Training data with context ``training``; an evaluated experiment adds its labeled digits
-    with context ``evaluation`` (same files, the labeled classes).
+    with context ``evaluation`` (same files). Empty without summary.json's data checksum or
+    the dataset settings.
     """
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+    from mlflow.utils.validation import MAX_DATASET_DIGEST_SIZE
 
-    described = describe_dataset(folder)
-    if described is None:
+    checksum = folder.summary.get("dataset_checksum")
+    block = folder.config.get("experiment", folder.config)
+    dataset = block.get("dataset") if isinstance(block, dict) else None
+    if not isinstance(checksum, str) or not isinstance(dataset, dict):
         return []
+    source_name = str(dataset.get("source", "unknown"))
+    split = dataset.get("split")
+    name = f"{source_name}-{split}" if split else source_name
+    visible = (block.get("model") or {}).get("visible_size")
+    location = _source_location(source_name, dataset)
+    spec = {"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, visible]}}
+    schema = {"mlflow_tensorspec": {"features": json.dumps([spec]), "targets": None}}
 
-    def entity(name: str, profile: dict) -> Any:
-        return Dataset(
-            name=name,
-            digest=described["digest"],
-            source_type=described["source_type"],
-            source=json.dumps({"uri": described["source"]}),
-            schema=json.dumps(described["schema"]),
+    def entry(entity_name: str, profile: dict, context: str):
+        entity = Dataset(
+            name=entity_name,
+            digest=checksum.split(":", 1)[-1][:MAX_DATASET_DIGEST_SIZE],  # "sha256:<hex>"
+            source_type="http" if location.startswith("http") else "local",
+            source=json.dumps({"uri": location}),
+            schema=json.dumps(schema),
             profile=json.dumps(profile),
         )
+        return DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)])
 
-    inputs = [
-        DatasetInput(
-            entity(described["name"], described["profile"]),
-            [InputTag(MLFLOW_DATASET_CONTEXT, "training")],
-        )
-    ]
+    examples = folder.summary.get("num_examples")
+    profile = {"num_examples": examples, "visible_size": visible, "checksum": checksum}
+    inputs = [entry(name, profile, "training")]
     evaluation = folder.evaluation
     if evaluation:
         classes = evaluation.get("classes")
         label = f" digits {''.join(map(str, classes))}" if isinstance(classes, list) else ""
-        profile = {
-            "n_train": evaluation.get("n_train"),
-            "n_test": evaluation.get("n_test"),
-            "checksum": described["profile"]["checksum"],
-        }
-        inputs.append(
-            DatasetInput(
-                entity(f"{described['name']} labeled{label}", profile),
-                [InputTag(MLFLOW_DATASET_CONTEXT, "evaluation")],
-            )
-        )
+        profile = {"n_train": evaluation.get("n_train"), "n_test": evaluation.get("n_test")}
+        profile["checksum"] = checksum
+        inputs.append(entry(f"{name} labeled{label}", profile, "evaluation"))
     return inputs
-
-
-def _digest(checksum: str) -> str:
-    try:
-        from mlflow.utils.validation import MAX_DATASET_DIGEST_SIZE as limit
-    except ImportError:  # pragma: no cover - older MLflow
-        limit = DIGEST_LENGTH
-    text = checksum.split(":", 1)[-1]  # "sha256:<hex>" -> "<hex>"
-    return text[:limit]
 
 
 def _source_location(source_name: str, dataset: dict) -> str:

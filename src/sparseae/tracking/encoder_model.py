@@ -8,7 +8,6 @@ mlflow only. :func:`log_encoder` logs it for a run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
@@ -24,8 +23,6 @@ class SparseEncoder(PythonModel):
 
     def load_context(self, context):
         """Read ``theta`` and split off ``W1`` (h × v, column-major as in theta) and ``b1``."""
-        import json
-
         with open(context.artifacts["sizes"], encoding="utf-8") as handle:
             sizes = json.load(handle)
         v, h = int(sizes["visible_size"]), int(sizes["hidden_size"])
@@ -68,50 +65,44 @@ def log_encoder(
     is linked to the run (its output, at ``step``: the final global iteration).
     """
     from mlflow.models import Model, ModelSignature
-    from mlflow.tracking import fluent
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
     from mlflow.types import Schema, TensorSpec
 
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float64), (-1, visible_size))]),
         outputs=Schema([TensorSpec(np.dtype(np.float64), (-1, hidden_size))]),
     )
-    # MLflow's model logging reads the global tracking URI and active experiment; both are
-    # set for this call only (set_tracking_uri also writes MLFLOW_TRACKING_URI to the
-    # environment, which the user's value must survive).
-    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
-    saved_experiment = fluent._active_experiment_id
-    with contextlib.ExitStack() as stack:
-        stack.callback(_restore, saved_env, saved_experiment)  # runs last
-        stack.enter_context(_use_tracking_uri(tracking_uri))
-        experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
-        mlflow.set_experiment(experiment_id=experiment_id)
-        # The layer sizes travel as a small JSON artifact: a model_config would also be
-        # logged as params of the run, beside the config's own.
-        sizes = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "sizes.json"
-        sizes.write_text(json.dumps({"visible_size": visible_size, "hidden_size": hidden_size}))
-        # mlflow.pyfunc.log_model with an explicit run: it would otherwise start (and end) an
-        # active run, changing the run's status and end time.
-        return Model.log(
-            artifact_path=None,
-            flavor=mlflow.pyfunc,
-            flavor_name="pyfunc.ModelFromCode",
-            name="encoder",
-            python_model=str(Path(__file__).resolve()),
-            artifacts={"theta": str(Path(theta_path).resolve()), "sizes": str(sizes)},
-            signature=signature,
-            pip_requirements=["numpy", "mlflow"],
-            tags=dict(tags or {}),
-            step=int(step),
-            run_id=run_id,
-        )
-
-
-def _restore(environment_uri: str | None, experiment_id: str | None) -> None:
-    from mlflow.tracking import fluent
-
-    fluent._active_experiment_id = experiment_id
-    if environment_uri is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = environment_uri
+    experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+    # Model logging reads the global tracking URI and experiment: set for this call only, and
+    # the user's environment (which set_tracking_uri overwrites) restored afterwards.
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
+    previous_uri = mlflow.get_tracking_uri()
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            mlflow.set_tracking_uri(tracking_uri)
+            os.environ["MLFLOW_EXPERIMENT_ID"] = experiment_id
+            # The layer sizes travel as a small JSON artifact: a model_config would also be
+            # logged as params of the run, beside the config's own.
+            sizes = Path(tmp) / "sizes.json"
+            sizes.write_text(json.dumps({"visible_size": visible_size, "hidden_size": hidden_size}))
+            # Model.log with an explicit run: mlflow.pyfunc.log_model would start (and end) an
+            # active run, changing the run's status and end time.
+            return Model.log(
+                artifact_path=None,
+                flavor=mlflow.pyfunc,
+                flavor_name="pyfunc.ModelFromCode",
+                name="encoder",
+                python_model=str(Path(__file__).resolve()),
+                artifacts={"theta": str(Path(theta_path).resolve()), "sizes": str(sizes)},
+                signature=signature,
+                pip_requirements=["numpy", "mlflow"],
+                tags=dict(tags or {}),
+                step=int(step),
+                run_id=run_id,
+            )
+        finally:
+            mlflow.set_tracking_uri(previous_uri)
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

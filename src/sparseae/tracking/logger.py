@@ -1,13 +1,10 @@
 """Logging a result folder (and a sweep) into MLflow, through the one sync engine.
 
-A single run is the pair (MLflow experiment, trajectory key): the key is config.json's
-``fingerprint`` (tag ``sparseae.trajectory``), which every setting that can change the numbers
-enters and ``training.chunks`` does not. Training further extends the same run (``cost`` steps
-continue); a changed trajectory gets a new run and the earlier runs of the config experiment
-are marked ``sparseae.status = superseded``. Wall-clock figures are never compared. Besides
-what :func:`sparseae.tracking.sync.sync_run` adds, the filter grid of each chunk end is an
-image series (``filters``, step = global iteration), the training data a dataset input, and
-the final parameters a logged model made from code (:mod:`sparseae.tracking.encoder_model`).
+A run is the pair (MLflow experiment, trajectory key = config.json's ``fingerprint``, which
+``training.chunks`` does not enter): training further extends the same run, a changed
+trajectory gets a new one and the earlier runs are marked superseded. Besides what
+:func:`sparseae.tracking.sync.sync_run` adds, each chunk end's filter grid is an image series
+(``filters``), the training data a dataset input and theta a logged model from code.
 """
 
 from __future__ import annotations
@@ -79,40 +76,11 @@ def log_results(
 ) -> str:
     """Log ``results/{experiment}`` into one MLflow run, adding only what is missing.
 
-    Parameters
-    ----------
-    results_dir : path-like
-        The result folder; what exists is logged, what is missing is listed in ``mlflow.json``
-        and the run's description (status ``partial``).
-    experiment_name : str
-        MLflow experiment (the config experiment's name, or its sweep's); created if missing.
-    tracking_uri : str
-        See :func:`sparseae.tracking.resolve_tracking_uri`.
-    run_key : str, optional
-        Identity of the run; default: the trajectory key (config.json's ``fingerprint``).
-    log_dir : path-like, optional
-        Rule logs to upload under ``logs/``; default ``logs/{experiment}`` beside ``results``.
-    tags : mapping, optional
-        Extra run tags.
-    parent_run_id : str, optional
-        Makes the run a child of that run.
-    chunks : int, optional
-        Chunks of the final result (``training.chunks``); default: what summary.json says.
-        Later checkpoints on disk are not logged.
-
-    Returns
-    -------
-    str
-        The run id; ``results_dir/mlflow.json`` (written last) records it and the counts.
-
-    Raises
-    ------
-    TrackingUnavailableError
-        The server is unreachable; rerun later to fill in.
-    TrackingError
-        MLflow refused a call (the message says which).
-    sparseae.tracking.results.ResultsError
-        A result file does not match its contract or belongs to another trajectory.
+    What is missing is listed in ``mlflow.json`` (written last, with the run id and counts)
+    and the run's description (status ``partial``). ``experiment_name`` is created if missing;
+    ``run_key`` defaults to the trajectory key, ``log_dir`` and ``chunks`` as for
+    :func:`sparseae.tracking.results.read_result_folder`. Returns the run id. Raises
+    TrackingUnavailableError (rerun later to fill in), TrackingError, or ResultsError.
     """
     results_dir = Path(results_dir).resolve()
     folder = read_result_folder(results_dir, log_dir=log_dir, chunks=chunks)
@@ -150,8 +118,7 @@ def log_results(
         experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir)
         synced = sync_run(session, experiment_id, spec, extra)
         superseded = supersede(session, experiment_id, name, synced.run)
-    run = synced.run
-    conflicts = synced.conflicts
+    run, conflicts = synced.run, synced.conflicts
     record = {
         "tracking_uri": tracking_uri,
         "experiment_name": experiment_name,
@@ -199,43 +166,20 @@ def log_sweep(
     *,
     tracking_uri: str,
     experiment_name: str | None = None,
-    summary_path=None,
     params: Mapping | None = None,
     output=None,
     artifacts: Iterable | None = None,
 ) -> str:
-    """Log a sweep: a parent run with the summary table, the member runs nested under it.
+    """Log a sweep: a parent run with the summary files, the member runs nested under it.
 
-    The parent run's key (``sparseae.trajectory``) is a hash of its params (the sweep settings
-    and the member count): the same sweep finds it again, a changed sweep (another grid, base
-    or overrides) gets a new parent run instead of contradicting the old one's params.
-
-    Parameters
-    ----------
-    sweep_name : str
-        The sweep's name; member runs get the tag ``sparseae.sweep=<name>``.
-    members : iterable
-        Result folders logged by :func:`log_results` (their ``mlflow.json`` names the run),
-        or run ids; logged into the sweep's experiment, they nest under the parent.
-    tracking_uri : str
-        Store holding the member runs.
-    experiment_name : str, optional
-        Experiment of the parent run (default: the sweep's name).
-    summary_path : path-like or list of path-like, optional
-        Same as ``artifacts``, kept for callers that attach one table.
-    params : mapping, optional
-        Sweep settings logged as params of the parent run (nested dicts are flattened).
-    output : path-like, optional
-        Where to write ``{"run_id", "members", ...}`` as JSON (atomically).
-    artifacts : iterable of path-like, optional
-        Files uploaded to the parent run (the table, the contact sheet of the filters).
-
-    Returns
-    -------
-    str
-        The parent run's id.
+    ``members`` are result folders logged by :func:`log_results` (their ``mlflow.json`` names
+    the run) or run ids; those in the parent's experiment (default: the sweep's name) nest
+    under it, all get the tag ``sparseae.sweep=<name>``. The parent's key is a hash of its
+    params (``params``, flattened, and the member count), so a changed sweep gets a new parent
+    run instead of contradicting the old one's params. ``artifacts`` are uploaded to it,
+    ``output`` gets ``{"run_id", "members", ...}``. Returns the parent run's id.
     """
-    files = _as_paths(summary_path) + _as_paths(artifacts)
+    files = [Path(path) for path in artifacts or ()]
     for path in files:
         if not path.is_file():
             raise TrackingError(f"sweep artifact {path} does not exist")
@@ -285,14 +229,6 @@ def log_sweep(
     return parent_id
 
 
-def _as_paths(value) -> list[Path]:
-    if value is None:
-        return []
-    if isinstance(value, str | Path) or hasattr(value, "__fspath__"):
-        return [Path(value)]
-    return [Path(v) for v in value]
-
-
 def _member_run_id(member, tracking_uri: str) -> str:
     path = Path(member)
     record_path = path / "mlflow.json" if path.is_dir() else path
@@ -313,11 +249,13 @@ def _member_run_id(member, tracking_uri: str) -> str:
 
 def _run_tags(folder: ResultFolder, name: str, extra_tags, parent_run_id) -> dict[str, str]:
     stop = _last_stop(folder)
+    snakefile = folder.path.parent.parent / "Snakefile"
     wanted = {
         STATUS_TAG: "complete" if folder.complete else "partial",
         NOTE_TAG: _description(folder, name),
         "mlflow.source.type": "LOCAL",
-        "mlflow.source.name": _source_name(folder),
+        # The workflow that made the results: the Snakefile beside results/, if there.
+        "mlflow.source.name": str(snakefile if snakefile.is_file() else folder.path),
     }
     checksum = folder.summary.get("dataset_checksum")
     if isinstance(checksum, str):
@@ -333,12 +271,6 @@ def _run_tags(folder: ResultFolder, name: str, extra_tags, parent_run_id) -> dic
         wanted[PARENT_TAG] = parent_run_id
     wanted.update({str(k): str(v) for k, v in extra_tags.items()})
     return wanted
-
-
-def _source_name(folder: ResultFolder) -> str:
-    """The workflow that made the results: the Snakefile beside results/, if there."""
-    snakefile = folder.path.parent.parent / "Snakefile"
-    return str(snakefile) if snakefile.is_file() else str(folder.path)
 
 
 def _last_stop(folder: ResultFolder) -> dict:
@@ -365,11 +297,10 @@ def _filter_image_steps(session: Session, run_id: str) -> set[int]:
 
 
 def filter_image(theta, visible_size: int, hidden_size: int):
-    """The filter grid of ``theta`` as an 8-bit grey array, enlarged by a whole factor.
+    """``filters.png``'s grid of ``theta`` as 8-bit grey, each pixel repeated ``s × s`` times.
 
-    The grid is :func:`sparseae.analysis.visualize.display_network` of ``W1ᵀ`` (as
-    ``filters.png``), each pixel repeated ``s × s`` times (sharp pixels), ``s`` the largest
-    factor keeping the longer edge within :data:`FILTER_IMAGE_EDGE` pixels.
+    ``s`` is the largest whole factor keeping the longer edge within
+    :data:`FILTER_IMAGE_EDGE` pixels (sharp pixels in the MLflow image viewer).
     """
     import numpy as np
 

@@ -1,9 +1,7 @@
 """Read a result folder into what MLflow should hold: params, metric points, artifacts.
 
-No MLflow import: this is a pure description of ``results/{experiment}/`` (see
-``docs/architecture.md``), so it can be tested and reused without a tracking store. Any file
-may be missing (a partial run); what exists is described, what is missing is listed. A file
-that exists but does not match its contract is an error naming the file and the problem.
+No MLflow import, so it is tested without a store. What exists is described, what is missing
+listed; a file that breaks its contract is an error naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ MAX_PARAM_LENGTH = 6000
 TRUNCATION_NOTE = " ...[truncated; full value in the config.json artifact]"
 #: MLflow allows these characters in keys; anything else is replaced by "_".
 _KEY_FORBIDDEN = re.compile(r"[^A-Za-z0-9_\-./ ]")
-
 #: Per-iteration series logged as metrics: checkpoint array -> metric key.
 ITERATION_METRICS = {
     "cost": "cost",
@@ -41,12 +38,11 @@ ITERATION_METRICS = {
 #: Top-level files uploaded as artifacts, by suffix; ``mlflow.json`` is our own output.
 ARTIFACT_SUFFIXES = (".png", ".json", ".tsv", ".npz")
 NOT_ARTIFACTS = ("mlflow.json", "patches.npz")
-#: A result JSON's ``"metrics": {name: number}`` and ``"params": {name: value}`` blocks are
-#: logged under those names (metrics at step 0, derived): the producers decide what MLflow
-#: shows, so a new result file needs nothing here.
-BLOCK_KEYS = ("metrics", "params")
 #: JSON files in a result folder that are not results (our records; the config's settings).
 NOT_RESULT_JSON = ("mlflow.json", "manifest.json", "config.json")
+#: Chunk-end figures of a checkpoint's meta: ``terms`` -> ``J_*``, ``rhohat`` -> ``rhohat_*``.
+_TERMS = ("reconstruction", "weight_decay", "sparsity")
+_RHOHAT_STATS = ("mean", "min", "max")
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,6 @@ class ResultFolder:
     derived_params: dict[str, str] = field(default_factory=dict)
     #: Params describing the software/threads.
     environment: dict[str, str] = field(default_factory=dict)
-    environment_source: str = "logging process"
     metrics: list[MetricPoint] = field(default_factory=list)
     #: (local file, artifact folder or "" for the root)
     artifacts: list[tuple[Path, str]] = field(default_factory=list)
@@ -114,11 +109,7 @@ class ResultFolder:
         return self.chunks_present[-1] if self.chunks_present else None
 
     def run_key(self) -> str:
-        """Identity of the run: the trajectory key (config.json's ``fingerprint``).
-
-        A folder without one (written by hand) falls back to a hash of its resolved config and
-        first checkpoint.
-        """
+        """The run's identity: config.json's ``fingerprint``, else a hash of config and chunk 1."""
         if self.fingerprint:
             return self.fingerprint
         if self.config_sha256 is None and self.chunk1_sha256 is None:
@@ -135,22 +126,11 @@ def read_result_folder(
 ) -> ResultFolder:
     """Describe ``results_dir`` (``results/{experiment}``) and its rule logs.
 
-    Parameters
-    ----------
-    results_dir : path-like
-        The experiment's result folder; it must exist.
-    log_dir : path-like, optional
-        Folder of the rule logs; default ``<results_dir>/../../logs/<name>`` when it exists.
-    chunks : int, optional
-        How many chunks make up the result (the config's ``training.chunks``); default:
-        summary.json's ``final_chunk`` (or ``chunks``), else every checkpoint on disk.
-        Checkpoints after it (left by a run with more chunks) are not logged.
-
-    Raises
-    ------
-    ResultsError
-        A file does not match its contract, or a checkpoint or summary belongs to another
-        trajectory than config.json's (the message names the file).
+    ``log_dir`` defaults to ``<results_dir>/../../logs/<name>`` when it exists; ``chunks``
+    (the config's ``training.chunks``) to summary.json's ``final_chunk`` (or ``chunks``), else
+    every checkpoint on disk: later checkpoints (left by a run with more chunks) are not logged.
+    Raises ResultsError for a file that breaks its contract or belongs to another trajectory
+    than config.json's.
     """
     path = Path(results_dir).resolve()
     if not path.is_dir():
@@ -165,38 +145,31 @@ def read_result_folder(
             folder.fingerprint = config["fingerprint"]
         if isinstance(config.get("name"), str):
             folder.name = config["name"]
-    _read_summary(folder)
+    folder.summary = _read_object(folder, "summary.json")
+    _check_fingerprint(folder, path / "summary.json", folder.summary.get("fingerprint"))
+    if isinstance(folder.summary.get("stop"), dict):
+        folder.stop = folder.summary["stop"]
+    stops = folder.summary.get("chunk_stops")
+    if isinstance(stops, list):
+        # The stops the final result was made of; a chunk's own checkpoint fills in the rest.
+        folder.chunk_stops.update(
+            {k: stop for k, stop in enumerate(stops, start=1) if isinstance(stop, dict)}
+        )
     if chunks is None:
         recorded = folder.summary.get("final_chunk", folder.summary.get("chunks"))
         chunks = recorded if isinstance(recorded, int) and recorded >= 1 else None
     folder.chunks_expected = chunks
     metas = _read_chunks(folder)
-    _read_gradcheck(folder)
-    _read_evaluation(folder)
+    folder.gradcheck = _read_object(folder, "gradcheck.json")
+    # A missing evaluation.json is listed by _collect_artifacts when the config evaluates.
+    folder.evaluation = _read_object(folder, "evaluation.json", required=False)
     _read_blocks(folder)
     _read_environment(folder, metas)
-    _collect_artifacts(folder, log_dir, expected_files(config))
-    _collect_times(folder)
-    return folder
-
-
-def evaluates(config: dict | None) -> bool:
-    """Whether a resolved config (``config.json``) has ``evaluation.enabled``."""
-    if not isinstance(config, dict):
-        return False
-    # config.json holds {"experiment": {...}, "name", "fingerprint"}; accept the bare block.
-    block = config.get("experiment", config)
+    block = config.get("experiment", config) if isinstance(config, dict) else None
     evaluation = block.get("evaluation") if isinstance(block, dict) else None
-    return isinstance(evaluation, dict) and bool(evaluation.get("enabled"))
-
-
-def expected_files(config: dict | None) -> tuple[str, ...]:
-    """Files a complete result folder holds (chunks apart), evaluation files included.
-
-    The workflow's own lists: :data:`sparseae.pipeline.experiment.RESULT_FILES`, and
-    :data:`sparseae.pipeline.experiment.EVALUATION_FILES` for ``evaluation.enabled``.
-    """
-    return RESULT_FILES + (EVALUATION_FILES if evaluates(config) else ())
+    evaluates = isinstance(evaluation, dict) and bool(evaluation.get("enabled"))
+    _collect_artifacts(folder, log_dir, RESULT_FILES + (EVALUATION_FILES if evaluates else ()))
+    return folder
 
 
 def flatten_params(config: dict, prefix: str = "") -> dict[str, str]:
@@ -230,10 +203,8 @@ def param_value(value: Any) -> str:
 
 
 def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """One ``chunks/{k}.npz`` as arrays (``theta`` and one per record field) and meta.
-
-    Read by the training's own :func:`sparseae.model.train.load_checkpoint`, which checks it.
-    """
+    """One ``chunks/{k}.npz`` as arrays (``theta`` and one per record field) and meta, read
+    and checked by the training's own :func:`sparseae.model.train.load_checkpoint`."""
     try:
         theta, records, meta = load_checkpoint(path)
         arrays = records_to_arrays(records)
@@ -328,20 +299,16 @@ def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step
         )
     # Chunk-end figures sit at the chunk's last global iteration; a chunk that did no
     # iteration (converged earlier) would repeat the previous step, which already has them.
-    if not iterations.size:
+    if not iterations.size or int(iterations[-1]) <= previous_step:
         return
-    step = int(iterations[-1])
-    if step <= previous_step:
-        return
-    offset = _ms(seconds[-1])
-    terms = meta.get("terms") or {}
-    for term in ("reconstruction", "weight_decay", "sparsity"):
-        if _is_number(terms.get(term)):
-            folder.metrics.append(MetricPoint(f"J_{term}", float(terms[term]), step, offset))
-    rhohat = meta.get("rhohat") or {}
-    for stat in ("mean", "min", "max"):
-        if _is_number(rhohat.get(stat)):
-            folder.metrics.append(MetricPoint(f"rhohat_{stat}", float(rhohat[stat]), step, offset))
+    step, offset = int(iterations[-1]), _ms(seconds[-1])
+    figures = {f"J_{t}": (meta.get("terms") or {}).get(t) for t in _TERMS}
+    figures.update({f"rhohat_{s}": (meta.get("rhohat") or {}).get(s) for s in _RHOHAT_STATS})
+    folder.metrics.extend(
+        MetricPoint(key, float(value), step, offset)
+        for key, value in figures.items()
+        if _is_number(value)
+    )
     if _is_number(meta.get("wall_seconds")):
         folder.metrics.append(
             MetricPoint(
@@ -350,46 +317,14 @@ def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step
         )
 
 
-def _read_gradcheck(folder: ResultFolder) -> None:
-    path = folder.path / "gradcheck.json"
-    if not path.exists():
-        folder.missing.append("gradcheck.json")
-        return
-    folder.gradcheck = _read_object(path)
-
-
-def _read_summary(folder: ResultFolder) -> None:
-    path = folder.path / "summary.json"
-    if not path.exists():
-        folder.missing.append("summary.json")
-        return
-    data = _read_object(path)
-    _check_fingerprint(folder, path, data.get("fingerprint"))
-    folder.summary = data
-    if isinstance(data.get("stop"), dict):
-        folder.stop = data["stop"]
-    stops = data.get("chunk_stops")
-    if isinstance(stops, list):
-        # The stops the final result was made of; a chunk's own checkpoint fills in the rest.
-        folder.chunk_stops.update(
-            {k: stop for k, stop in enumerate(stops, start=1) if isinstance(stop, dict)}
-        )
-
-
-def _read_evaluation(folder: ResultFolder) -> None:
-    path = folder.path / "evaluation.json"
-    if path.exists():  # else listed as missing by _collect_artifacts when the config evaluates
-        folder.evaluation = _read_object(path)
-
-
 def _read_blocks(folder: ResultFolder) -> None:
-    """Log every result JSON's ``metrics`` and ``params`` blocks (see :data:`BLOCK_KEYS`)."""
+    """Every result JSON's ``metrics`` (derived, step 0) and ``params`` blocks, as named."""
     known = {point.key for point in folder.metrics}
     for path in sorted(folder.path.glob("*.json")):
         if path.name in NOT_RESULT_JSON or path.name.startswith("."):
             continue
         data = _read_json(path)
-        for block_key in BLOCK_KEYS:
+        for block_key in ("metrics", "params"):
             block = data.get(block_key) if isinstance(data, dict) else None
             if block is None:
                 continue
@@ -401,54 +336,46 @@ def _read_blocks(folder: ResultFolder) -> None:
                 )
             for name, value in sorted(block.items()):
                 key = _KEY_FORBIDDEN.sub("_", str(name))
-                if block_key == "params":
-                    if key in folder.derived_params or key in folder.params:
-                        raise ResultsError(
-                            f"{path}: param {name!r} is also logged from another result file; "
-                            f"rename it"
-                        )
-                    folder.derived_params[key] = param_value(value)
-                    continue
-                if isinstance(value, bool):
-                    value = float(value)
-                if not _is_number(value):
+                value = (
+                    float(value) if block_key == "metrics" and isinstance(value, bool) else value
+                )
+                if block_key == "metrics" and not _is_number(value):
                     raise ResultsError(
                         f"{path}: metric {name!r} = {value!r} is not a number; the 'metrics' "
                         f"block holds numbers only"
                     )
-                if key in known:
+                taken = (
+                    known if block_key == "metrics" else {*folder.derived_params, *folder.params}
+                )
+                if key in taken:
                     raise ResultsError(
-                        f"{path}: metric {name!r} is also logged from another result file; "
-                        f"rename it"
+                        f"{path}: {block_key[:-1]} {name!r} is also logged from another result "
+                        f"file; rename it"
                     )
+                if block_key == "params":
+                    folder.derived_params[key] = param_value(value)
+                    continue
                 known.add(key)
                 folder.metrics.append(MetricPoint(key, float(value), 0, derived=True))
 
 
 def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:
-    # Prefer what training recorded (meta["environment"], the training process's threads and
-    # versions); fall back to this process's, and say which one it is.
-    recorded = [
-        (k, m["environment"])
-        for k, m in sorted(metas.items())
-        if isinstance(m.get("environment"), dict)
-    ]
-    if recorded:
-        first_k, first = recorded[0]
-        folder.environment = {str(k): param_value(v) for k, v in first.items()}
-        folder.environment_source = f"training (chunk {first_k})"
-        for k, env in recorded[1:]:
-            # A resumed chunk may have run elsewhere: record only what differed.
-            for key, value in env.items():
-                if folder.environment.get(str(key)) != param_value(value):
-                    folder.environment[f"chunk{k}.{key}"] = param_value(value)
-    else:
+    # Prefer what training recorded (its threads and versions), else this process's.
+    recorded = [(k, m.get("environment")) for k, m in sorted(metas.items())]
+    recorded = [(k, env) for k, env in recorded if isinstance(env, dict)]
+    if not recorded:
         folder.environment = environment_info(folder.path)
+        return
+    folder.environment = {str(k): param_value(v) for k, v in recorded[0][1].items()}
+    for k, env in recorded[1:]:
+        # A resumed chunk may have run elsewhere: record only what differed.
+        for key, value in env.items():
+            if folder.environment.get(str(key)) != param_value(value):
+                folder.environment[f"chunk{k}.{key}"] = param_value(value)
 
 
-def _collect_artifacts(
-    folder: ResultFolder, log_dir: str | Path | None, expected: tuple[str, ...] = RESULT_FILES
-) -> None:
+def _collect_artifacts(folder: ResultFolder, log_dir, expected: tuple[str, ...]) -> None:
+    """Result files and rule logs to upload, missing expected files, the run's time span."""
     for item in sorted(folder.path.iterdir()):
         if (
             item.is_file()
@@ -457,6 +384,12 @@ def _collect_artifacts(
             and not item.name.startswith(".")
         ):
             folder.artifacts.append((item, ""))
+    # Result files only: the logs folder may hold older logs of shared data rules.
+    times = [f.stat().st_mtime for f, _ in folder.artifacts]
+    times += [p.stat().st_mtime for p in (folder.path / "chunks").glob("*.npz")]
+    if times:
+        folder.start_time_ms = int(min(times) * 1000)
+        folder.end_time_ms = int(max(times) * 1000)
     for name in expected:
         if not (folder.path / name).exists() and name not in folder.missing:
             folder.missing.append(name)
@@ -473,16 +406,13 @@ def _collect_artifacts(
                 folder.artifacts.append((item, "logs" if relative == "." else f"logs/{relative}"))
 
 
-def _collect_times(folder: ResultFolder) -> None:
-    # Result files only: the logs folder may hold older logs of shared data rules.
-    times = [f.stat().st_mtime for f, where in folder.artifacts if not where]
-    times += [p.stat().st_mtime for p in (folder.path / "chunks").glob("*.npz")]
-    if times:
-        folder.start_time_ms = int(min(times) * 1000)
-        folder.end_time_ms = int(max(times) * 1000)
-
-
-def _read_object(path: Path) -> dict:
+def _read_object(folder: ResultFolder, name: str, required: bool = True) -> dict:
+    """A result file holding a JSON object; ``{}`` (listed as missing if required) if absent."""
+    path = folder.path / name
+    if not path.exists():
+        if required:
+            folder.missing.append(name)
+        return {}
     data = _read_json(path)
     if not isinstance(data, dict):
         raise ResultsError(f"{path} holds a {type(data).__name__}, not a JSON object")

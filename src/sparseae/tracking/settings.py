@@ -1,8 +1,6 @@
-"""Where runs go and how fast an unreachable server fails; no MLflow import here.
+"""Where runs go (the tracking URI and its checks) and how fast an unreachable server fails.
 
-MLflow's HTTP client retries a failed request 7 times and waits up to 120 s per request by
-default; :func:`configure_http_retries` lowers those limits (unless the user set them) so an
-unreachable server is reported within seconds.
+No MLflow import here.
 """
 
 from __future__ import annotations
@@ -12,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
-#: MLflow's REST client settings (read on every request) used unless the user set them: a
-#: refused connection gives up after 3 attempts, a silent host after at most 3 x 10 s. The
-#: timeout is per socket operation, so large uploads that keep sending are not cut off.
+#: MLflow's REST client settings (read per request) unless the user set them: instead of 7
+#: retries and 120 s, a refused connection gives up after 3 attempts, a silent host after
+#: 3 x 10 s (per socket operation, so large uploads that keep sending are not cut off).
 HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -22,12 +20,10 @@ HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 
-#: MLflow tag naming the sweep a run belongs to: the one definition used by the tracking code,
-#: ``sparseae.sweep`` and the workflow (``common.smk``'s ``mlflow_tags``).
+#: MLflow tag naming the sweep a run belongs to (also used by ``common.smk``'s ``mlflow_tags``).
 SWEEP_TAG = "sparseae.sweep"
 
-#: Other MLflow settings defaulted like the retries: the pipeline is offline by default, so
-#: MLflow's usage telemetry (a background HTTP client started at import) is off.
+#: Defaulted like the retries: the pipeline is offline, so MLflow's telemetry is off.
 OFFLINE_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true"}
 
 #: Environment variable that selects the tracking store; it wins over the config.
@@ -38,18 +34,8 @@ DEFAULT_DB_NAME = "mlflow.db"
 
 
 def configure_http_retries(environ: dict | None = None) -> dict[str, str]:
-    """Set MLflow's HTTP retry, timeout (and telemetry) variables to fail fast, unless set.
-
-    Parameters
-    ----------
-    environ : dict, optional
-        Environment to modify (defaults to ``os.environ``, which MLflow reads per request).
-
-    Returns
-    -------
-    dict
-        The effective value of every variable in :data:`HTTP_RETRY_DEFAULTS`.
-    """
+    """Set MLflow's HTTP retry, timeout (and telemetry) variables in ``environ`` (default
+    ``os.environ``) to fail fast, unless set; return those of :data:`HTTP_RETRY_DEFAULTS`."""
     environ = os.environ if environ is None else environ
     for name, value in {**HTTP_RETRY_DEFAULTS, **OFFLINE_DEFAULTS}.items():
         environ.setdefault(name, value)
@@ -62,20 +48,11 @@ def resolve_tracking_uri(
     cwd: str | os.PathLike | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> str:
-    """Return the tracking URI: ``MLFLOW_TRACKING_URI``, else the config value, else local.
+    """Return the tracking URI: ``MLFLOW_TRACKING_URI``, else ``config_value``, else local.
 
-    The local default ``sqlite:///<working directory>/mlflow.db`` and relative sqlite paths are
-    made absolute, so jobs started in other folders (cluster nodes) write to the same store.
-
-    Parameters
-    ----------
-    config_value : str, optional
-        The config's tracking URI (``None`` or an empty string means "not set").
-    cwd : path-like, optional
-        Folder that relative paths are resolved against (default: the working directory).
-    environ : mapping, optional
-        Where ``MLFLOW_TRACKING_URI`` is looked up (default ``os.environ``; ``{}`` makes
-        ``config_value`` win, as a command-line flag must).
+    The default ``sqlite:///mlflow.db`` and relative sqlite paths are made absolute against
+    ``cwd``, so jobs started in other folders (cluster nodes) write to the same store.
+    ``environ={}`` makes ``config_value`` win, as a command-line flag must. Raises ValueError.
     """
     base = Path(cwd) if cwd is not None else Path.cwd()
     environ = os.environ if environ is None else environ
@@ -90,11 +67,6 @@ def resolve_tracking_uri(
     db_path = sqlite_path(uri)
     if db_path is not None and not db_path.is_absolute():
         uri = f"sqlite:///{(base / db_path).resolve()}"
-    elif "://" not in uri:
-        raise ValueError(
-            f"tracking URI {uri!r} is neither sqlite:///PATH nor http(s)://HOST:PORT; MLflow 3 "
-            f"no longer accepts a plain folder (the ./mlruns file store) by default"
-        )
     return uri
 
 
@@ -123,10 +95,7 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def check_tracking_uri_text(uri: str) -> str | None:
-    """A message if ``uri`` cannot be a tracking store (no network or file access), else None.
-
-    Allowed: ``sqlite:///PATH`` and ``http(s)://HOST[:PORT][/PATH]``.
-    """
+    """A message if ``uri`` cannot be a tracking store (no network or file access), else None."""
     text = str(uri).strip()
     try:
         if sqlite_path(text) is not None:
@@ -196,11 +165,8 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def check_sqlite_file(uri: str) -> str | None:
-    """A message if the file of a ``sqlite:///`` URI exists but is no SQLite database.
-
-    An empty file is fine; a folder or another kind of file is refused before MLflow would
-    print a long SQLAlchemy error about it.
-    """
+    """A message if the file of a ``sqlite:///`` URI exists but is no SQLite database (an empty
+    file is fine), before MLflow would print a long SQLAlchemy error about it."""
     path = sqlite_path(uri)
     if path is None or not path.exists():
         return None

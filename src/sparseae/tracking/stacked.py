@@ -1,13 +1,10 @@
 """MLflow logging of a stacked experiment: one run, a nested run per stage.
 
-The run's key (``sparseae.trajectory``) is :func:`sparseae.identity.key_of` of the stage
-fingerprints in ``stacked_config.json``, so training further or recomputing a figure extends
-the same run and a changed trajectory gets a new one (the earlier run is marked superseded).
-It holds the resolved config as params, the evaluation's and the gradient check's ``metrics``
-and ``params`` blocks, and the figures and files as artifacts. Each stage (``layer1`` …
-``layerL``, ``softmax``, ``finetune``) is a child run keyed by its stage fingerprint, with its
-trajectory as params and its cost and gradient norm per L-BFGS iteration as metrics. Both go
-through :func:`sparseae.tracking.sync.sync_run`, so a rerun adds only what is missing.
+The run's key is :func:`sparseae.identity.key_of` of the stage fingerprints, so a changed
+trajectory gets a new run (the earlier one is marked superseded). It holds the resolved config
+as params, the evaluation's and gradient check's ``metrics``/``params`` blocks and the files as
+artifacts; each stage is a child run keyed by its fingerprint, with its trajectory as params
+and cost and gradient norm per L-BFGS iteration. Both go through the one sync engine.
 """
 
 from __future__ import annotations
@@ -52,20 +49,9 @@ def log_stacked(
 ) -> str:
     """Log a finished stacked experiment (``results/{name}``) and its stages; return the run id.
 
-    Parameters
-    ----------
-    result_dir : path-like
-        The experiment's result folder (files listed in :data:`STACKED_ARTIFACTS`).
-    experiment_name : str
-        MLflow experiment.
-    tracking_uri : str
-    stages : mapping
-        Stage name -> its checkpoint files in order (``layer1`` … ``softmax``, ``finetune``).
-    log_dir : path-like, optional
-        The rule logs, attached to the parent run under ``logs/``; default
-        ``logs/{name}`` beside ``results``.
-    output : path-like, optional
-        Where to write ``{"run_id", "stage_runs", "tracking_uri", "logged"}`` (atomically).
+    ``stages`` maps each stage (``layer1`` … ``softmax``, ``finetune``) to its checkpoint files
+    in order; ``log_dir`` (default ``logs/{name}`` beside ``results``) is attached under
+    ``logs/``; ``output`` gets ``{"run_id", "stage_runs", "tracking_uri", "logged"}``.
     """
     folder = Path(result_dir).resolve()
     config = read_json(folder / "stacked_config.json")

@@ -1,17 +1,16 @@
 """The tracking store: creating it once, reaching it quickly, retrying sqlite lock contention.
 
-- Processes creating a fresh sqlite store at once race on MLflow's table creation, so
-  :func:`init_store` creates tables and experiments once, under a file lock, before parallel
-  jobs start.
-- sqlite allows one writer at a time, and a transaction that read first gets ``database is
-  locked`` at once (no busy wait, to avoid a deadlock): :func:`call` retries it with backoff.
-- A server that is down fails in seconds with a message saying that nothing is lost.
+Processes creating a fresh sqlite store at once race on MLflow's table creation, so
+:func:`init_store` creates it under a file lock before parallel jobs start. A transaction that
+read first gets ``database is locked`` at once (no busy wait): :func:`call` retries it with
+backoff. A server that is down fails in seconds with a message saying that nothing is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -41,18 +40,15 @@ T = TypeVar("T")
 _log = logging.getLogger(__name__)
 
 # The one place that sets MLflow's HTTP retries and telemetry: before any MLflow import of this
-# package (every one runs in this module's functions or after them), since MLflow decides
-# telemetry when first imported and reads the HTTP variables on each request.
+# package, since MLflow decides telemetry when first imported.
 configure_http_retries()
 
-#: Experiment tag that tells the MLflow UI (where it honours it) these are model-training
-#: experiments, so it opens them in the runs table rather than the GenAI view.
+#: Tells the MLflow UI these are model-training experiments (runs table, not the GenAI view).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
-#: The runs-table view the UI opens with ``viewStateShareKey=<RUNS_VIEW_KEY>`` (a "shared
-#: view" of the MLflow UI: an experiment tag ``mlflow.sharedViewState.<key>`` holding its
-#: JSON): the dataset, source and model columns and the key figures of each run.
+#: The UI's "shared view" ``viewStateShareKey=<RUNS_VIEW_KEY>`` (experiment tag
+#: ``mlflow.sharedViewState.<key>`` holding its JSON): these runs-table columns.
 RUNS_VIEW_KEY = "sparseae"
 RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
 RUNS_VIEW_COLUMNS = (
@@ -93,13 +89,8 @@ def unavailable_message(
 
 
 def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> None:
-    """Probe a tracking server's ``/health`` endpoint quickly; a no-op for local stores.
-
-    Raises
-    ------
-    TrackingUnavailableError
-        The server did not answer ``OK`` within :data:`HEALTH_TIMEOUT` seconds.
-    """
+    """Probe a server's ``/health`` (TrackingUnavailableError unless it answers ``OK`` within
+    :data:`HEALTH_TIMEOUT` s); for a local store, check that its file is an SQLite database."""
     if not is_http_uri(uri):
         problem = check_sqlite_file(uri)
         if problem:
@@ -130,20 +121,12 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
         )
 
 
-_CLIENTS: dict[str, object] = {}
-
-
+@functools.cache
 def client(uri: str):
-    """An ``MlflowClient`` for ``uri`` (the fast-failing HTTP settings are in place).
+    """The process's ``MlflowClient`` for ``uri`` (building one re-checks the store's schema)."""
+    from mlflow.tracking.client import MlflowClient
 
-    One client per URI and process: building one resolves the store (for sqlite, an engine
-    and a schema check) again each time.
-    """
-    if uri not in _CLIENTS:
-        from mlflow.tracking.client import MlflowClient
-
-        _CLIENTS[uri] = MlflowClient(tracking_uri=uri)
-    return _CLIENTS[uri]
+    return MlflowClient(tracking_uri=uri)
 
 
 def call(uri: str, fn: Callable[..., T], *args, results_dir=None, **kwargs) -> T:
@@ -214,11 +197,7 @@ def _is_unreachable(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def exclusive_lock(name: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on a lock file in the temp folder named after ``name``.
-
-    The same scheme as MLflow's own table-initialisation lock; processes on one machine that
-    use the same store serialise on it.
-    """
+    """Hold an exclusive ``flock`` on a temp-folder lock file named after ``name``."""
     digest = hashlib.sha256(name.encode()).hexdigest()[:24]
     lock_path = Path(tempfile.gettempdir()) / f"sparseae-mlflow-{digest}.lock"
     with open(lock_path, "a") as handle:
@@ -230,10 +209,10 @@ def exclusive_lock(name: str) -> Iterator[None]:
 
 
 def check_writable_folder(folder: Path, what: str) -> None:
-    """Create ``folder`` if needed and write a probe file in it, or raise a clear error.
+    """Create ``folder`` if needed and write a probe file in it, or raise ArtifactLocationError.
 
     A real write, not ``os.access``: root passes every permission check but still cannot
-    create a folder below a regular file or write to a read-only filesystem.
+    write below a regular file or to a read-only filesystem.
     """
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -263,11 +242,10 @@ def experiment_tags() -> dict[str, str]:
 
 
 def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None:
-    """The MLflow UI address of an experiment's runs table in the model-training view.
+    """The MLflow UI address of an experiment's runs table (``None`` if there is none).
 
-    ``workflowType=machine_learning`` opens the runs table (MLflow 3.x would otherwise open
-    an experiment without traces in its GenAI view), ``viewStateShareKey`` the view of
-    :data:`RUNS_VIEW_COLUMNS`. ``None`` when the store has no such experiment.
+    ``workflowType=machine_learning`` opens the runs table rather than MLflow 3's GenAI view,
+    ``viewStateShareKey`` the view of :data:`RUNS_VIEW_COLUMNS`.
     """
     found = call(tracking_uri, client(tracking_uri).get_experiment_by_name, experiment_name)
     if found is None:
@@ -294,8 +272,7 @@ def pipeline_experiments(tracking_uri: str) -> list[str]:
 def read_store_token(uri: str) -> str | None:
     """The identity token recorded in a local sqlite store, read without writing any file.
 
-    ``None`` for a missing or unreadable database, one without a token (made before tokens
-    or by a logger alone), and for tracking servers (not read while parsing the workflow).
+    ``None`` for servers and for a missing or unreadable store or one without a token.
     """
     db = sqlite_path(uri)
     if db is None or not db.is_file():
@@ -318,11 +295,9 @@ def read_store_token(uri: str) -> str | None:
 def store_marker(uri: str, folder: str | os.PathLike) -> Path:
     """The init marker of the store as it is now: ``<folder>/init_store-<token>.json``.
 
-    A prepared store holds its token, so the name stays the same and nothing reruns. A lost
-    store (or one without a token) gets a new token from the URI and the earlier markers: its
-    marker does not exist, so init_store runs and the logging jobs refill the store from the
-    result files. Reads only (``snakemake -n`` changes no file). A server's token is its URI's
-    hash: a server that lost its store is not detected here.
+    A prepared store keeps its token, so nothing reruns; a lost store (or one without a
+    token) gets a new token from the URI and the earlier markers, so init_store runs and the
+    loggers refill it. Reads only (``snakemake -n``). A server's token is its URI's hash.
     """
     folder = Path(folder)
     if sqlite_path(uri) is None:
@@ -335,11 +310,6 @@ def store_marker(uri: str, folder: str | os.PathLike) -> Path:
     return folder / f"{MARKER_PREFIX}{token}.json"
 
 
-def marker_token(marker: str | os.PathLike) -> str:
-    """The token in a marker's file name (see :func:`store_marker`)."""
-    return Path(marker).stem[len(MARKER_PREFIX) :]
-
-
 def init_store(
     tracking_uri: str,
     experiment_names,
@@ -350,35 +320,12 @@ def init_store(
 ) -> dict[str, str]:
     """Create the store and the experiments once; check everything a run will need.
 
-    Call it before parallel jobs start; idempotent and safe to call concurrently (an
-    exclusive lock serialises first-time creation of an sqlite store).
-
-    Parameters
-    ----------
-    tracking_uri : str
-        ``sqlite:///ABSOLUTE/PATH.db`` or ``http(s)://host:port``.
-    experiment_names : str or iterable of str
-        MLflow experiments to create (one per config experiment).
-    artifact_location : str or path-like, optional
-        Root for the experiments' artifacts (``<root>/<name>`` each); default: ``mlartifacts/``
-        beside a local database, the server's choice for a server.
-    token : str, optional
-        Identity token to record (tag ``sparseae.store_token``) unless the store holds one.
-    marker : path-like, optional
-        :func:`store_marker`'s path: its token is recorded (unless ``token`` is given), the
-        marker written and earlier markers beside it removed.
-
-    Returns
-    -------
-    dict
-        Experiment name -> experiment id.
-
-    Raises
-    ------
-    TrackingUnavailableError
-        The tracking server is not reachable.
-    ArtifactLocationError
-        The database folder or a local artifact location cannot be written.
+    Call it before parallel jobs start; idempotent and safe concurrently (a lock serialises
+    creating an sqlite store). ``artifact_location`` is the root of the experiments' artifacts
+    (default: ``mlartifacts/`` beside a local database, the server's choice for a server).
+    ``token`` (default: ``marker``'s, see :func:`store_marker`) is recorded unless the store
+    holds one; ``marker`` is written and earlier markers beside it removed. Returns experiment
+    name -> id; raises TrackingUnavailableError or ArtifactLocationError.
     """
     names = [experiment_names] if isinstance(experiment_names, str) else list(experiment_names)
     check_reachable(tracking_uri)
@@ -399,9 +346,13 @@ def init_store(
         ids = {}
         for name in names:
             ids[name] = _get_or_create_experiment(tracking_uri, mlflow_client, name, root)
-            _check_experiment_artifacts(tracking_uri, mlflow_client, ids[name])
+            experiment = call(tracking_uri, mlflow_client.get_experiment, ids[name])
+            local = local_artifact_path(experiment.artifact_location)
+            if local is not None and not is_http_uri(tracking_uri):
+                where = f"MLflow artifact location of experiment {experiment.name!r}"
+                check_writable_folder(local, where)
         if token is None and marker is not None:
-            token = marker_token(marker)
+            token = Path(marker).stem[len(MARKER_PREFIX) :]
         if token is not None:
             _record_token(tracking_uri, mlflow_client, token, list(ids.values()))
     if marker is not None:
@@ -434,8 +385,7 @@ def _record_token(uri: str, mlflow_client, token: str, experiment_ids: list[str]
 def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
     """Return the id of experiment ``name``, creating the store/experiment if needed.
 
-    For an sqlite store the first store access of this process happens under the same lock as
-    :func:`init_store`, so loggers started without it still cannot race on table creation.
+    An sqlite store is first opened under :func:`init_store`'s lock (no race on its tables).
     """
     db = sqlite_path(tracking_uri)
     with exclusive_lock(tracking_uri) if db is not None else contextlib.nullcontext():
@@ -463,14 +413,8 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
             )
         for key, value in experiment_tags().items():
             if found.tags.get(key) != value:
-                call(
-                    uri,
-                    mlflow_client.set_experiment_tag,
-                    found.experiment_id,
-                    key,
-                    value,
-                    results_dir=results_dir,
-                )
+                tag = mlflow_client.set_experiment_tag
+                call(uri, tag, found.experiment_id, key, value, results_dir=results_dir)
         return found.experiment_id
     location = None
     if root is not None:
@@ -488,32 +432,21 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
             artifact_location=location,
             tags=experiment_tags(),
         )
-    except MlflowException as exc:
+    except MlflowException:
         # Another process created it between our lookup and creation (a server is shared).
         found = call(uri, mlflow_client.get_experiment_by_name, name)
         if found is None:
             raise
-        del exc
         return found.experiment_id
 
 
-def _check_experiment_artifacts(uri: str, mlflow_client, experiment_id: str) -> None:
-    experiment = call(uri, mlflow_client.get_experiment, experiment_id)
-    local = local_artifact_path(experiment.artifact_location)
-    if local is not None and not is_http_uri(uri):
-        check_writable_folder(local, f"MLflow artifact location of experiment {experiment.name!r}")
-
-
 def _prepare_local_store(uri: str, db: Path) -> None:
-    """:func:`prepare_sqlite_store`, then make this process's MLflow use the new file.
-
-    MLflow keeps one engine per URI and process; a connection it pooled to a store since moved
-    away or deleted would keep writing to the old file. Disposing the engine (public
-    ``SqlAlchemyStore.engine``) closes them; the second open adds the default experiment.
-    """
+    """:func:`prepare_sqlite_store`, then make this process's MLflow use the new file."""
+    # Disposing MLflow's engine closes connections pooled to a store since moved or deleted;
+    # the second open adds the default experiment.
     if db.exists() and db.stat().st_size > 0:
         return
-    _CLIENTS.pop(uri, None)
+    client.cache_clear()
     prepare_sqlite_store(db)
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
@@ -524,11 +457,10 @@ def _prepare_local_store(uri: str, db: Path) -> None:
 def prepare_sqlite_store(db: Path) -> None:
     """Create a missing sqlite store by copying a cached, fully migrated empty store.
 
-    MLflow builds a new store by running its whole migration history (seconds; timed in
-    ``bench/sqlite_store.py``). The template is a store MLflow's ``SqlAlchemyStore`` made,
-    without its default experiment, built once per MLflow version in ``$XDG_CACHE_HOME/sparseae``
-    (default ``~/.cache/sparseae``). Call it under :func:`exclusive_lock`. If the cache cannot be
-    used, nothing happens and MLflow creates the store the usual way.
+    MLflow would run its whole migration history (seconds, ``bench/sqlite_store.py``). The
+    template, made by ``SqlAlchemyStore`` less its default experiment, is built once per
+    MLflow version in ``$XDG_CACHE_HOME/sparseae`` (default ``~/.cache/sparseae``). Call it
+    under :func:`exclusive_lock`; without a usable cache MLflow creates the store itself.
     """
     if db.exists() and db.stat().st_size > 0:
         return

@@ -1,12 +1,11 @@
 """The one MLflow sync engine: find a run by its identity, add only what it lacks.
 
-Single runs (:mod:`sparseae.tracking.logger`), stacked runs with a nested run per stage
-(:mod:`sparseae.tracking.stacked`) and sweep parents are all a :class:`RunSpec` (what the
-files on disk say the run holds) given to :func:`sync_run`, so a rerun after any failure
-fills in what is missing and duplicates nothing:
+Single, stacked (a nested run per stage) and sweep-parent runs are each a :class:`RunSpec`
+(what the files on disk say the run holds) given to :func:`sync_run`, so a rerun after any
+failure fills in what is missing and duplicates nothing:
 
-- the run is found by its identity tags (the trajectory key ``sparseae.trajectory``, and
-  whatever else tells runs apart), or created with them;
+- the run is found by its identity tags (the trajectory key and whatever else tells runs
+  apart), or created with them;
 - params keep the first value logged (MLflow params cannot change); a value that changed
   since is listed in the one tag ``sparseae.changed_params``;
 - a metric point is logged only when the run has no point for that key at that step, with a
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparseae.data.download import file_digests
 from sparseae.errors import TrackingError, TrackingUnavailableError
 from sparseae.tracking.results import MAX_PARAM_LENGTH, MetricPoint
 from sparseae.tracking.store import call, client
@@ -55,11 +55,7 @@ VALUE_TOLERANCE = 1e-12
 
 @dataclass(frozen=True)
 class Session:
-    """A store's ``MlflowClient`` whose calls retry lock contention and name outages.
-
-    ``session.log_batch(...)`` is ``MlflowClient.log_batch`` through
-    :func:`sparseae.tracking.store.call`; ``results_dir`` is named in an outage's message.
-    """
+    """A store's ``MlflowClient`` whose calls go through :func:`sparseae.tracking.store.call`."""
 
     uri: str
     results_dir: Path | None = None
@@ -117,11 +113,15 @@ def sync_run(
     ``extra(run, start_ms)`` logs what only some runs have (images, datasets, a model) before
     the artifacts and tags, and returns its counts.
     """
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, Param
 
     run = find_or_create(session, experiment_id, spec)
     run_id = run.info.run_id
-    params, changed = params_todo(run.data.params, spec.params)
+    # Params keep their first value (MLflow cannot change them); changed ones are listed.
+    existing = run.data.params
+    params = [Param(k, v[:MAX_PARAM_LENGTH]) for k, v in sorted(spec.params.items())]
+    changed = {p.key: spec.params[p.key] for p in params if existing.get(p.key, p.value) != p.value}
+    params = [p for p in params if p.key not in existing]
     start = run.info.start_time or spec.start_time or 0
     history: dict[str, list] = {}
     for key in sorted({p.key for p in spec.metrics} & set(run.data.metrics)):
@@ -216,17 +216,6 @@ def supersede(session: Session, experiment_id: str, name: str, current) -> list[
     return marked
 
 
-def params_todo(existing: Mapping, wanted: Mapping[str, str]) -> tuple[list, dict[str, str]]:
-    """Params not in the run yet, and ``{key: current value}`` of those that changed since."""
-    from mlflow.entities import Param
-
-    changed = {
-        k: v for k, v in wanted.items() if k in existing and existing[k] != v[:MAX_PARAM_LENGTH]
-    }
-    todo = [Param(k, v[:MAX_PARAM_LENGTH]) for k, v in sorted(wanted.items()) if k not in existing]
-    return todo, changed
-
-
 def log_batch(session: Session, run_id: str, *, params=(), metrics=(), tags=None) -> None:
     """Send params, metric points and tags; MLflow's client splits them into allowed batches."""
     from mlflow.entities import RunTag
@@ -254,19 +243,12 @@ def truncate_tag(text: str) -> str:
 
 def file_sha256(path: Path) -> str:
     """The sha256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digests(path, ["sha256"])["sha256"]
 
 
 def read_manifest(session: Session, run_id: str, run_tags: Mapping) -> dict[str, dict]:
-    """The run's ``manifest.json`` (artifact path -> sha256, size), if its hash tag confirms it.
-
-    A manifest whose sha256 is not the tag (an upload cut before the tag was set) confirms
-    nothing: every file is then checked as unconfirmed.
-    """
+    """The run's ``manifest.json`` (artifact path -> sha256, size) if its hash tag confirms it,
+    else ``{}`` (an upload cut before the tag was set confirms nothing)."""
     from mlflow.exceptions import MlflowException
 
     expected = run_tags.get(MANIFEST_TAG)
