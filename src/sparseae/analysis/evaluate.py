@@ -17,15 +17,6 @@ from sparseae.io import write_json
 from sparseae.model import softmax
 from sparseae.model.autoencoder import hidden_activations
 
-__all__ = [
-    "confusion_matrix",
-    "evaluate_features",
-    "evaluation_blocks",
-    "save_evaluation",
-    "self_taught_split",
-    "take_split",
-]
-
 
 def self_taught_split(
     labels: np.ndarray,
@@ -37,9 +28,7 @@ def self_taught_split(
 ) -> dict[str, np.ndarray]:
     """Sorted int64 indices ``unlabeled``, ``train``, ``test`` of a self-taught split.
 
-    Labeled digits are split **per digit** (both halves keep the class proportions): each
-    digit's examples shuffled with ``rng``, the first ``round_half_up(train_fraction · n)``
-    to ``train``. Impossible splits raise ``ValueError``.
+    Labeled digits are split per digit, so both halves keep the class proportions.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -110,10 +99,7 @@ def evaluate_features(
     max_iter: int = 100,
     tol: float | None = None,
 ) -> dict:
-    """Test accuracy of softmax on hidden activations and on raw pixels (a JSON-ready dict).
-
-    Both fits see the same examples, λ, budget and tolerance; only the representation differs.
-    """
+    """Test accuracy of softmax on hidden activations and on raw pixels (a JSON-ready dict)."""
     X_train, X_test = _as_features(X_train, "X_train"), _as_features(X_test, "X_test")
     y_train, y_test = _as_labels(y_train, "y_train"), _as_labels(y_test, "y_test")
     for name, X, y in (("X_train", X_train, y_train), ("X_test", X_test, y_test)):
@@ -198,11 +184,7 @@ FILE_ONLY = ("classes", "confusion_features", "confusion_raw")
 
 
 def evaluation_blocks(record: Mapping) -> dict:
-    """The ``metrics`` and ``params`` blocks of ``evaluation.json``: what MLflow shows of it.
-
-    Metrics: accuracies, per-class accuracies and the :data:`MEASURED` measurements; params
-    ``evaluation.<dotted path>``: counts, settings, protocol; :data:`FILE_ONLY` stays out.
-    """
+    """The ``metrics`` and ``params`` blocks of ``evaluation.json``: what MLflow shows of it."""
     metrics: dict = {}
     params: dict = {}
     classes = record.get("classes")

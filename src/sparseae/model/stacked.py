@@ -22,18 +22,6 @@ from scipy.special import expit
 from sparseae.model import autoencoder, softmax
 from sparseae.model.gradcheck import DEFAULT_BOUND, compare_gradients
 
-__all__ = [
-    "layer_shapes",
-    "stack_parameter_count",
-    "unpack_stack",
-    "pack_stack",
-    "stack_from_autoencoders",
-    "stack_activations",
-    "finetune_cost_and_grad",
-    "predict",
-    "check_finetune_gradient",
-]
-
 
 def layer_shapes(input_size: int, hidden_sizes: Sequence[int]) -> list[tuple[int, int]]:
     """``(rows, cols)`` of each encoder weight matrix ``Wˡ``: ``(hidden_l, input_l)``."""
@@ -77,10 +65,7 @@ def unpack_stack(theta, input_size: int, hidden_sizes: Sequence[int], num_classe
 
 
 def pack_stack(softmax_theta, layers) -> np.ndarray:
-    """Inverse of :func:`unpack_stack`: ``[θ(:); W¹(:); b¹; …]`` (column-major), float64.
-
-    Raises ValueError when consecutive shapes do not chain.
-    """
+    """Inverse of :func:`unpack_stack`: ``[θ(:); W¹(:); b¹; …]`` (column-major), float64."""
     softmax_theta = np.asarray(softmax_theta)
     if softmax_theta.ndim != 2 or not layers:
         raise ValueError("softmax_theta must be 2-D (classes × last hidden) and layers non-empty")
@@ -103,9 +88,7 @@ def pack_stack(softmax_theta, layers) -> np.ndarray:
 
 
 def stack_from_autoencoders(softmax_theta, autoencoder_thetas, input_size: int, hidden_sizes):
-    """The pretrained stack (:func:`pack_stack`): softmax weights, then each autoencoder's
-    encoder ``(W1, b1)``; ``autoencoder_thetas[l]`` in :mod:`sparseae.model.autoencoder` layout.
-    """
+    """The pretrained stack (:func:`pack_stack`): softmax weights, then each encoder."""
     shapes = layer_shapes(input_size, hidden_sizes)
     if len(autoencoder_thetas) != len(shapes):
         raise ValueError(f"{len(autoencoder_thetas)} autoencoders for {len(shapes)} layers")
@@ -147,11 +130,7 @@ def finetune_cost_and_grad(
 ) -> tuple[float, np.ndarray]:
     """Fine-tuning cost of the whole stack and its gradient (UFLDL ``stackedAECost``).
 
-    ``theta`` is the flat stack, ``data`` input_size × m, ``labels`` class indices; ``lambda_``
-    decays the softmax weights only. The top layer is :func:`sparseae.model.softmax.layer_cost`;
-    below it ``δᴸ⁺¹ = θᵀ(P − G) ∘ a(1 − a)``, ``δˡ = (Wˡᵀ δˡ⁺¹) ∘ aˡ(1 − aˡ)``,
-    ``∇Wˡ = (1/m) δˡ⁺¹ aˡᵀ``, ``∇bˡ = (1/m) Σ δˡ⁺¹``. Returns the cost and the gradient in
-    ``theta``'s layout.
+    ``lambda_`` decays the softmax weights only; equations in ``docs/stacked.md``.
     """
     theta = np.asarray(theta, dtype=np.float64)
     softmax_theta, layers = unpack_stack(theta, input_size, hidden_sizes, num_classes)
@@ -184,13 +163,9 @@ def check_finetune_gradient(
     bound: float = DEFAULT_BOUND,
     cost_fn: Callable | None = None,
 ) -> dict:
-    """Central-difference check of the fine-tuning gradient on a small stack.
+    """Central-difference check of the fine-tuning gradient on a small random stack.
 
-    The point is random: encoders from :func:`~sparseae.model.autoencoder.initialize_parameters`
-    with biases uniform in ±0.1 (so their gradients are exercised), softmax weights
-    ``0.005 · N(0, 1)`` as the tutorial's. ``cost_fn`` replaces the cost (tests pass broken
-    ones). Returns ``finetune`` (``‖num − ana‖ / ‖num + ana‖``), ``max_abs_diff``, ``passed``
-    (below ``bound``) and the settings.
+    Returns ``finetune`` (``‖num − ana‖ / ‖num + ana‖``), ``max_abs_diff``, ``passed``.
     """
     X = np.asarray(data, dtype=np.float64)
     input_size = X.shape[0]

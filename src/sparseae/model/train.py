@@ -54,9 +54,7 @@ FIRST = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
 class LBFGSOptions:
     """Optimizer options, set explicitly; the defaults mirror minFunc (docs/model.md).
 
-    ``method`` is ``"lbfgs"`` (minFunc's L-BFGS) or ``"scipy-lbfgsb"``; ``maxiter`` and
-    ``maxfun`` are budgets of the whole run; ``gtol``/``ftol`` are small enough that the
-    iteration budget decides when training ends.
+    ``maxiter`` and ``maxfun`` are budgets of the whole run.
     """
 
     method: str = "lbfgs"
@@ -167,11 +165,7 @@ def train_chunk(
     cost_fn: Callable | None = None,
     dtype=None,
 ) -> ChunkResult:
-    """Up to ``iterations`` L-BFGS iterations of the sparse autoencoder from ``theta0``.
-
-    The model settings are those of :func:`sparseae.model.autoencoder.cost_and_grad`
-    (``cost_fn`` may replace it); the rest is as for :func:`lbfgs_chunk`.
-    """
+    """Up to ``iterations`` L-BFGS iterations of the sparse autoencoder from ``theta0``."""
     options = LBFGSOptions() if options is None else options
     if not isinstance(options, LBFGSOptions):
         raise TypeError(f"options must be an LBFGSOptions, got {type(options).__name__}")
@@ -211,9 +205,7 @@ def lbfgs_chunk(
 ) -> ChunkResult:
     """One chunk of L-BFGS on any ``cost_fn(theta, data, **cost_kwargs) -> (cost, grad)``.
 
-    ``start`` holds the counters of the previous chunk's last record (:data:`FIRST` for a
-    run's first chunk), so records continue globally; ``progress`` is called with each record;
-    ``dtype`` (None keeps the data's) is the precision the cost runs in.
+    ``start``: the previous chunk's last record's counters, so records continue globally.
     """
     theta0 = np.array(theta0, dtype=np.float64, copy=True)
     if theta0.ndim != 1 or not np.all(np.isfinite(theta0)):

@@ -30,8 +30,6 @@ from sparseae.model.train import (
     save_checkpoint,
 )
 
-__all__ = ["Run", "read_checkpoint", "read_chunks", "run_chunk"]
-
 log = logging.getLogger(__name__)
 
 
@@ -88,10 +86,7 @@ def _by_layer(trajectory: Mapping) -> Mapping:
 
 
 def read_checkpoint(path, run: Run | None = None, k: int | None = None):
-    """``(theta, records, meta)`` of a checkpoint; with ``run``, checked to be its chunk ``k``.
-
-    A damaged file is a :class:`ResultFileError` naming it and saying to delete and rerun.
-    """
+    """``(theta, records, meta)`` of a checkpoint; with ``run``, checked to be its chunk ``k``."""
     try:
         theta, records, meta = load_checkpoint(path)
     except (OSError, ValueError) as err:
@@ -134,10 +129,7 @@ def run_chunk(
 ) -> dict:
     """Chunk ``k`` of ``run``: resume check, warm start, L-BFGS, atomic checkpoint ``output``.
 
-    Chunk 1 starts from ``initial()``, chunk ``k`` from ``previous``. ``optimizer`` is
-    :class:`~sparseae.model.train.LBFGSOptions` but ``maxiter`` (this chunk's end, so the
-    number of chunks stays out of the trajectory). ``summarize(theta)`` adds metadata.
-    Returns the checkpoint's metadata.
+    Chunk 1 starts from ``initial()``, chunk ``k`` from ``previous``; returns the metadata.
     """
     output = Path(output)
     # A job killed while writing leaves `.{k}.npz.tmp-*` (atomic_path cannot clean up after

@@ -33,13 +33,6 @@ from sparseae.model import autoencoder
 from sparseae.model.train import RECORD_FIELDS
 from sparseae.pipeline.chunks import Run, read_chunks, run_chunk
 
-__all__ = [
-    "RESULT_FILES", "EVALUATION_FILES", "ForeignResultError", "ResultFileError", "chunk_path",
-    "data_config", "data_key", "write_trajectory", "sample_patches", "load_patches",
-    "check_gradient", "train_chunk", "load_chunks", "finalize", "summary_blocks",
-    "gradcheck_blocks", "plot_filters", "plot_curves", "diagnose", "evaluate",
-]  # fmt: skip
-
 log = logging.getLogger(__name__)
 
 #: Files of a finished experiment in ``results/{experiment}/`` (chunks apart).
@@ -109,10 +102,7 @@ def _refuse_foreign(path, what: str, found, expected: str, name: str, remedy: st
 
 
 def write_trajectory(output: str | Path, *, name: str, trajectory: Mapping) -> dict:
-    """Rule ``write_trajectory``: ``trajectory.json``, the experiment's trajectory and its key.
-
-    Training depends on this file, so Snakemake retrains exactly when the trajectory changed.
-    """
+    """Rule ``write_trajectory``: ``trajectory.json`` (retraining follows its changes)."""
     record = {
         "name": name,
         "trajectory_key": fingerprint(trajectory),
@@ -125,11 +115,7 @@ def write_trajectory(output: str | Path, *, name: str, trajectory: Mapping) -> d
 
 
 def sample_patches(output, *, name: str, data: Mapping, resources="resources") -> np.ndarray:
-    """Rule ``sample_patches``: ``patches.npz`` (``data``, visible × m, and ``data_key``).
-
-    Image sources give sampled (whitened, normalized) patches, digit sources whole images /
-    255; ``data`` is :func:`data_config`.
-    """
+    """Rule ``sample_patches``: ``patches.npz`` (``data``, visible × m, and ``data_key``)."""
     dataset, patch_cfg = data["dataset"], data["patches"]
     source = dataset["source"]
     dest = Path(resources) / source
@@ -204,11 +190,7 @@ def load_patches(path: str | Path, *, name: str, experiment: Mapping) -> np.ndar
 
 
 def check_gradient(patches, output, *, name: str, trajectory: Mapping, gradcheck: Mapping) -> dict:
-    """Rule ``check_gradient``: numerical against analytic gradient on a small sub-problem.
-
-    ``gradcheck.json`` is written only when the check passes, so training never starts on a
-    gradient that disagrees with central differences.
-    """
+    """Rule ``check_gradient``: ``gradcheck.json``, written only when the check passes."""
     from sparseae.model import gradcheck as gradient_check
 
     model = trajectory["model"]
@@ -262,15 +244,9 @@ def train_chunk(
     output, *, k: int, previous, patches, name: str, trajectory: Mapping, threads: int = 1,
     progress_every: int = 10,
 ) -> dict:  # fmt: skip
-    """Rule ``train_chunk``: chunk ``k`` of the L-BFGS training (:func:`.chunks.run_chunk`).
-
-    Chunk 1 starts from the "init" generator; the returned metadata adds the chunk-end cost
-    terms and ρ̂ statistics.
-    """
+    """Rule ``train_chunk``: chunk ``k`` of the L-BFGS training (:func:`.chunks.run_chunk`)."""
     model = trajectory["model"]
-    # The cost function's own pool (and BLAS, via Snakemake's OPENBLAS_NUM_THREADS) use
-    # exactly the job's threads: the same thread count gives the same summation order, hence
-    # bit-identical results on reruns.
+    # Same thread count, same summation order: bit-identical reruns.
     autoencoder.set_num_threads(threads)
     data = load_patches(patches, name=name, experiment=trajectory)
     settings = cost_settings(model)
@@ -298,8 +274,7 @@ def train_chunk(
 
 
 def load_chunks(paths: Sequence[str | Path], *, name: str, trajectory: Mapping):
-    """Chunks 1..K of experiment ``name`` as ``(theta, records, metas)``, each checked to
-    belong to ``trajectory`` (:func:`sparseae.pipeline.chunks.read_chunks`)."""
+    """Chunks 1..K of experiment ``name`` as ``(theta, records, metas)``, checked."""
     return read_chunks(paths, _run(name, trajectory))
 
 
@@ -307,10 +282,7 @@ def finalize(
     chunks: Sequence, patches, *, theta, history, summary, name: str, trajectory: Mapping,
     threads: int = 1, resources="resources",
 ) -> dict:  # fmt: skip
-    """Rule ``finalize``: ``theta.npz``, ``history.tsv`` and ``summary.json`` from chunks 1..K.
-
-    K is ``training.chunks`` now, so lowering it finalizes from an earlier chunk untrained.
-    """
+    """Rule ``finalize``: ``theta.npz``, ``history.tsv`` and ``summary.json`` from chunks 1..K."""
     autoencoder.set_num_threads(threads)
     final, records, metas = load_chunks(chunks, name=name, trajectory=trajectory)
     checks.check_trained(name, len(records))  # e.g. a gtol above the starting gradient
@@ -380,10 +352,7 @@ def finalize(
 
 
 def summary_blocks(summary: Mapping) -> dict:
-    """The ``metrics`` (:data:`SUMMARY_METRICS`) and ``params`` blocks of ``summary.json``.
-
-    Stops, keys and lists stay in the file only.
-    """
+    """The ``metrics`` (:data:`SUMMARY_METRICS`) and ``params`` blocks of ``summary.json``."""
     metrics = {name: summary[key] for key, name in SUMMARY_METRICS.items() if key in summary}
     params = {
         f"summary.{k}": summary[k] for k in ("experiment", "rho", "num_examples") if k in summary
@@ -466,11 +435,7 @@ def evaluate(
     theta, patches, evaluation, *, name: str, trajectory: Mapping, settings: Mapping,
     resources="resources",
 ) -> dict:  # fmt: skip
-    """Rule ``evaluate``: self-taught evaluation -> evaluation.json and two confusion matrices.
-
-    Refuses a ``patches.npz`` that is not exactly the unlabeled set, so no labeled digit ever
-    shaped the features; ``settings`` is the experiment's ``evaluation`` section.
-    """
+    """Rule ``evaluate``: self-taught evaluation -> evaluation.json and two confusion matrices."""
     from sparseae.analysis import evaluate as evaluation_tools
 
     key = f"experiments.{name}"

@@ -35,20 +35,6 @@ from sparseae.model import autoencoder, softmax, stacked
 from sparseae.model.train import LBFGSOptions, lbfgs_chunk
 from sparseae.pipeline.chunks import Run, read_checkpoint, read_chunks, run_chunk
 
-__all__ = [
-    "write_stacked_config",
-    "write_finetune_trajectory",
-    "prepare_stacked_data",
-    "check_stacked_gradient",
-    "train_layer_chunk",
-    "finalize_layer",
-    "train_stacked_softmax",
-    "finetune_chunk",
-    "finalize_stacked",
-    "evaluate_stacked",
-    "plot_stacked",
-]
-
 log = logging.getLogger("sparseae.stacked")
 AUTOENCODER_KEYS = ("visible_size", "hidden_size", "lambda_", "beta", "rho")
 
@@ -68,11 +54,7 @@ def write_stacked_config(path, name: str, experiment: Mapping) -> dict:
 
 
 def write_finetune_trajectory(path, *, name: str, trajectory: Mapping) -> dict:
-    """``finetune/trajectory.json``: fine-tuning's stage trajectory and its fingerprint.
-
-    A plain input of fine-tuning, so Snakemake refits exactly when the trajectory changed, even
-    when its ``ancient`` gradient-check gate reruns too (params are not compared then).
-    """
+    """``finetune/trajectory.json``: fine-tuning's stage trajectory and its fingerprint."""
     record = {
         "name": name,
         "stage": "finetune",
@@ -113,11 +95,7 @@ def _load(path, *keys):
 
 
 def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dict:
-    """Check the fine-tuning gradient on a small stack and layer 1's autoencoder gradient.
-
-    ``settings``: :func:`sparseae.config.stacked.gradcheck_settings`. Nothing is written
-    (``ConfigError``) when either difference reaches ``gradcheck.bound``.
-    """
+    """Check the fine-tuning gradient on a small stack and layer 1's autoencoder gradient."""
     from sparseae.model.gradcheck import check_gradient, require_passed
 
     check = settings["gradcheck"]
@@ -154,7 +132,6 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
         what=f"stacked experiment '{name}'",
         config_key=f"stacked_experiments.{name}.gradcheck.bound",
     )
-    # What MLflow shows of it (sparseae.tracking.stacked logs the block as it is).
     metrics = {
         "gradcheck_finetune": result["finetune"],
         "gradcheck_autoencoder": result["autoencoder"],
@@ -170,7 +147,6 @@ def _hidden_sizes(trajectory) -> list[int]:
 def _run(name: str, trajectory: Mapping, output) -> Run:
     """The chunked run of one stage (checkpoints in ``output``'s folder)."""
     hidden = _hidden_sizes(trajectory)
-    # A stage trajectory's last section says which stage it is.
     if "finetuning" in trajectory:
         stage, length = "finetune", stacked.stack_parameter_count(INPUT_SIZE, hidden, NUM_CLASSES)
     elif "softmax" in trajectory:
@@ -192,11 +168,7 @@ def _run(name: str, trajectory: Mapping, output) -> Run:
 def train_layer_chunk(
     data_path, previous, output, *, name, trajectory, chunk: int, progress_every=10, threads=1
 ):
-    """Chunk ``chunk`` of the autoencoder of the last layer of stage trajectory ``trajectory``.
-
-    Layer 1 trains on the images, layer ``l > 1`` on layer ``l-1``'s ``features.npz``; chunk 1
-    starts from child ``l`` of the ``stacked_init`` seed.
-    """
+    """Chunk ``chunk`` of the autoencoder of the last layer of stage trajectory ``trajectory``."""
     autoencoder.set_num_threads(threads)
     layer = len(trajectory["layers"])
     model = trajectory["layers"][-1]
@@ -317,11 +289,7 @@ def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, t
 def evaluate_stacked(
     train_path, test_path, stack_path, stage_chunks: Mapping, outputs: Mapping, *, trajectory
 ):
-    """Test accuracy before and after fine-tuning, and of softmax on raw pixels.
-
-    ``outputs``: ``evaluation``, ``confusion_before``, ``confusion_after``; ``stage_chunks``:
-    stage -> its checkpoints (for times and iteration counts).
-    """
+    """Test accuracy before and after fine-tuning, and of softmax on raw pixels."""
     from sparseae.analysis.evaluate import confusion_matrix
     from sparseae.analysis.visualize import plot_confusion_matrix
 

@@ -227,11 +227,7 @@ def read_sweep_table(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def format_html(table: pd.DataFrame, *, title: str, png: str | os.PathLike) -> str:
-    """A self-contained HTML page: title, the table (6 significant digits), the PNG inline.
-
-    The figure is a data URI so the page also displays as an MLflow artifact or in
-    ``snakemake --report`` without its neighbour files.
-    """
+    """A self-contained HTML page: title, the table (6 significant digits), the PNG inline."""
     shown = table.to_html(
         index=False, float_format=lambda v: f"{v:.6g}", border=0, classes="sweep", escape=True
     )
@@ -283,10 +279,7 @@ def plot_sweep_filters(
     filters: Sequence[str | os.PathLike],
     path: str | os.PathLike,
 ) -> None:
-    """Rule ``plot_sweep_filters``: every member's ``filters.png`` on one contact sheet.
-
-    MLflow shows no images side by side, so the sweep's parent run holds this.
-    """
+    """Rule ``plot_sweep_filters``: every member's ``filters.png`` on one contact sheet."""
     import math
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
