@@ -1,9 +1,7 @@
 """File input/output: atomic writes, and parameter vectors as ``.npz`` and MATLAB ``.mat``.
 
-Every writer in the project goes through :func:`atomic_write` (or :func:`atomic_path`) so a
-crash, a ``kill -9`` or a full disk never leaves a half-written file under the final name: the
-data is written to a temporary file in the destination folder, flushed to disk, and renamed
-over the target (``os.replace`` is atomic within one filesystem).
+Every writer goes through :func:`atomic_write` (or :func:`atomic_path`), so a crash never
+leaves a half-written file under the final name.
 """
 
 from __future__ import annotations
@@ -24,12 +22,7 @@ from sparseae.model.autoencoder import parameter_count
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (folder created); rename it onto ``path`` on success.
-
-    For libraries that want a file name (``np.savez``, ``PIL``, ``savemat``); on any exception
-    the temporary file is removed and ``path`` left untouched. ``suffix`` (default: ``path``'s)
-    is for libraries that choose a format from the extension.
-    """
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A leading dot, so globs over results skip the temporary file.
@@ -226,11 +219,7 @@ def save_theta_mat(
 
 
 def load_theta_mat(path: str | os.PathLike, variable: str = "opttheta"):
-    """``(theta, info)`` from a MATLAB ``.mat`` file (the original layout or ours).
-
-    ``opttheta`` may be a column, a row or 1-D. ``info``: ``visible_size``, ``hidden_size``
-    (``None`` when not stored) and ``variables``. Every failure names the file.
-    """
+    """``(theta, info)`` from a MATLAB ``.mat`` file (the original layout or ours)."""
     from scipy.io import loadmat
 
     path = Path(path)

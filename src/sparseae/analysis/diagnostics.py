@@ -44,8 +44,7 @@ _ALIGNMENTS = ("alignment_top_k", "alignment_random", "alignment_random_abs")
 
 
 def top_k_examples(activations: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``k`` largest values and their column indices (both h × k), largest first;
-    equal values are ordered by column index."""
+    """Each row's ``k`` largest values and their column indices (both h × k), largest first."""
     a = np.asarray(activations, dtype=np.float64)
     if a.ndim != 2:
         raise ValueError(f"activations must be 2-D (units × examples), got shape {a.shape}")
@@ -81,8 +80,7 @@ def cosines(weights: np.ndarray, examples: np.ndarray) -> np.ndarray:
 
 
 def fraction_variance_explained(reconstruction: np.ndarray, data: np.ndarray) -> float:
-    """``1 − Σ‖a3 − x‖² / Σ‖x − x̄‖²`` over the examples (columns), ``x̄`` the mean example;
-    NaN when every example is the same (no variance to explain)."""
+    """``1 − Σ‖a3 − x‖² / Σ‖x − x̄‖²`` over the examples; NaN when there is no variance."""
     X = np.asarray(data, dtype=np.float64)
     R = np.asarray(reconstruction, dtype=np.float64)
     if R.shape != X.shape:
@@ -117,10 +115,7 @@ def unit_diagnostics(
 ) -> dict[str, Any]:
     """Per-unit evidence and model figures for ``theta`` on ``data`` (v × m, the training set).
 
-    ``rng`` draws at most ``random_examples`` baseline examples without replacement; a unit
-    is dead when ``rhohat < dead_fraction · rho``, saturated when ``rhohat >
-    saturated_threshold``. Returns the scalars of :data:`METRIC_KEYS` (and ``dead_threshold``),
-    the dead, saturated and random indices, ``contrast`` (m,) and ``units``: per-unit arrays.
+    Returns the scalars of :data:`METRIC_KEYS`, index arrays, ``contrast`` and ``units``.
     """
     theta = np.asarray(theta, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
@@ -229,14 +224,7 @@ def write_diagnostics(
     seed: int,
     trajectory_key: str | None = None,
 ) -> dict:
-    """Write ``diagnostics.json`` and ``units.png`` for the final ``theta`` on its training data.
-
-    ``model`` is the experiment's ``model`` section, ``settings`` its ``diagnostics`` section
-    (:data:`DEFAULT_SETTINGS` fill gaps); the baseline uses ``seed``'s ``"diagnostics"``
-    generator. The record (returned) is the result as JSON without ``contrast``, plus
-    ``experiment``, ``settings``, ``trajectory_key`` and ``metrics`` (the finite scalars of
-    :data:`METRIC_KEYS`, what tracking logs).
-    """
+    """Write ``diagnostics.json`` and ``units.png`` for the final ``theta``; returns the record."""
     from sparseae.analysis.visualize import plot_units
     from sparseae.config import rng
     from sparseae.io import write_json

@@ -1,9 +1,6 @@
-"""Figures: the exercise's ``display_network`` filter grid, PNG output, training curves,
-per-unit rows and confusion matrices.
+"""Figures: the ``display_network`` filter grid, training curves, unit rows, confusion matrices.
 
-``display_network`` reproduces the original function's array exactly (docs/model.md, "What the
-filter grid shows"). Plots use matplotlib's Agg canvas directly (no pyplot, no display, no
-global state); every file is written atomically.
+Plots use matplotlib's Agg canvas directly (no pyplot state); every file is written atomically.
 """
 
 from __future__ import annotations
@@ -30,11 +27,7 @@ __all__ = [
 
 
 def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
-    """Rows and columns of the tile grid by the original rule (``cols`` forces the columns).
-
-    ``√M × √M`` for a perfect square; otherwise the column count ``n`` starts at ``ceil(√M)``
-    and grows while ``M mod n ≠ 0`` and ``n < 1.2 √M``. Rows are ``ceil(M / n)``.
-    """
+    """Rows and columns of the tile grid by the original rule (``cols`` forces the columns)."""
     M = int(num_filters)
     if M < 1:
         raise ValueError(f"need at least one filter, got {M}")
@@ -65,27 +58,16 @@ def _square_columns(A) -> tuple[np.ndarray, int, int]:
 
 
 def scale_tiles(A: np.ndarray) -> np.ndarray:
-    """``display_network``'s scaling of ``A`` (pixels × tiles): M square tiles in ``[-1, 1]``.
-
-    The global mean of ``A`` is subtracted, each column is divided by its own max |value| (a
-    column constant after that is drawn as 0) and reshaped column-major (MATLAB's
-    ``reshape(A(:, k), sz, sz)``).
-    """
+    """``display_network``'s scaling of ``A`` (pixels × tiles): M square tiles in ``[-1, 1]``."""
     A, M, sz = _square_columns(A)
     A = A - A.mean()
     clim = np.max(np.abs(A), axis=0)
     scaled = np.divide(A, clim, out=np.zeros_like(A), where=clim > 0)
-    # tiles[k] is column k reshaped column-major (MATLAB reshape(A(:,k), sz, sz)).
     return scaled.T.reshape(M, sz, sz).transpose(0, 2, 1)
 
 
 def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
-    """Tile the columns of ``A`` (pixels × filters, e.g. ``W1.T``) into one image array.
-
-    :func:`scale_tiles`' tiles laid out row by row, ``cols`` per row (default:
-    :func:`grid_shape`'s rule), on a background of exactly -1 with 1-pixel borders: shape
-    ``(1 + rows*(sz+1), 1 + cols*(sz+1))``, values in ``[-1, 1]``.
-    """
+    """Tile the columns of ``A`` (pixels × filters, e.g. ``W1.T``) into one image array."""
     A, M, sz = _square_columns(A)
     if not np.all(np.isfinite(A)):
         raise ValueError("A contains non-finite values")
@@ -99,11 +81,7 @@ def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
 
 
 def save_png(array: np.ndarray, path: str | os.PathLike, scale: int = 4) -> None:
-    """Save a display array as an 8-bit grey PNG, atomically.
-
-    Grey map of MATLAB's ``imagesc(array, [-1 1])``: -1 → 0, 0 → 128, +1 → 255, outside
-    clipped; each pixel becomes a ``scale × scale`` block so 8×8 filters stay visible.
-    """
+    """Save a display array as an 8-bit grey PNG (-1 → 0, +1 → 255), ``scale``× enlarged."""
     from PIL import Image
 
     array = np.asarray(array, dtype=np.float64)
@@ -125,7 +103,6 @@ def _grey(array: np.ndarray, scale: int) -> np.ndarray:
 
 
 def _new_figure(size=(7.0, 4.5)):
-    # The object-oriented API with an explicit Agg canvas: no pyplot global state, no display.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -148,11 +125,7 @@ def plot_cost_curve(
     chunk_boundaries: Sequence[float] | None = None,
     title: str = "Sparse autoencoder training cost",
 ):
-    """Cost per L-BFGS iteration (log scale when positive) saved as PNG; returns the figure.
-
-    ``chunk_boundaries``: global iterations after which a chunk ended (a warm restart
-    follows), drawn as dashed vertical lines.
-    """
+    """Cost per L-BFGS iteration (log scale when positive) saved as PNG; returns the figure."""
     iterations = np.asarray(iterations, dtype=np.float64).reshape(-1)
     costs = np.asarray(costs, dtype=np.float64).reshape(-1)
     if iterations.shape != costs.shape:
@@ -181,8 +154,7 @@ def plot_rhohat(
     *,
     title: str = "Mean activation of each hidden unit",
 ):
-    """Bar chart of ``rhohat`` (mean activation per hidden unit) against the target ``ρ``;
-    returns the figure."""
+    """Bar chart of ``rhohat`` against the target ``ρ``; returns the figure."""
     rhohat = np.asarray(rhohat, dtype=np.float64).reshape(-1)
     if rhohat.size == 0 or not np.all(np.isfinite(rhohat)):
         raise ValueError("rhohat must be a non-empty vector of finite values")
@@ -232,11 +204,7 @@ def plot_units(
 ) -> np.ndarray:
     """One row per hidden unit: its weight tile, its top-k examples, its figures beside.
 
-    ``W1`` is h × v (``v`` a square), ``data`` the v × m training examples, ``top_indices``
-    (h × k) each unit's top examples, most activating first; tiles are scaled as
-    :func:`scale_tiles` does. Beside each row: ``alignment`` (``cos``), ``baseline`` (in
-    brackets), ``contrast_ratio`` (``×``) and ``dead``. Rows wrap into further columns after
-    :data:`UNITS_PER_COLUMN` units. Writes the PNG atomically and returns its grey image.
+    Writes the PNG atomically and returns its grey image.
     """
     from PIL import Image, ImageDraw
 
@@ -305,8 +273,7 @@ def plot_confusion_matrix(
     path: str | Path,
     title: str,
 ) -> Path:
-    """Draw a confusion matrix (row: true class, column: predicted) with its counts and the
-    class ``labels`` as a PNG at ``path``, atomically; returns ``path``."""
+    """Draw a confusion matrix (row: true, column: predicted) as a PNG; returns ``path``."""
     matrix = np.asarray(matrix)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"confusion matrix must be square, got shape {matrix.shape}")

@@ -1,10 +1,7 @@
 """Image loaders: MATLAB ``.mat`` files, image folders, and the bundled sample photographs.
 
-All loaders return ``float64`` arrays ``H × W × N`` (one image per slice along the last axis)
-and refuse non-finite values, naming the file. The sample photographs (source
-``sample-photos``, the offline default) are real photographs shipped inside packages the
-project already installs; :func:`sample_photo_tiles` says how they are cut (docs/model.md,
-"Data preparation", says what they teach).
+All loaders return ``float64`` arrays ``H × W × N`` and refuse non-finite values, naming the
+file. The sample photographs ship inside packages the project already installs.
 """
 
 from __future__ import annotations
@@ -24,8 +21,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # Pictures in formats that are not read (GIF may be animated; convert the others to PNG).
 UNREAD_IMAGE_SUFFIXES = (".gif", ".bmp", ".webp", ".ppm", ".pgm", ".pbm", ".heic", ".jp2")
 
-# BT.601 luma weights (what Pillow's "L" conversion uses, but kept in float64 here so the grey
-# values are not rounded to 8 bits).
+# BT.601 luma weights, in float64 so the grey values are not rounded to 8 bits.
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 SAMPLE_DOWNSAMPLE = 2
@@ -118,18 +114,14 @@ def _load_mat_v73(path: Path, variable: str) -> np.ndarray:
     return _to_image_stack(array, path, variable)
 
 
-#: Largest image read from a folder, in pixels (512 MB as float64): larger files are refused
-#: before decoding, naming the file, instead of exhausting memory (or Pillow's
-#: DecompressionBombError without the file name).
+#: Largest image read from a folder, in pixels (512 MB as float64); refused before decoding.
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _ALPHA = ("LA", "PA", "RGBA", "RGBa", "La")
 _EIGHT_BIT = ("L", "P", "RGB", "CMYK", "YCbCr", "LAB", "HSV", *_ALPHA)
-#: Pillow modes read, and the full-scale value that maps each to [0, 1]. Every image is scaled
-#: by the maximum of *its own* bit depth, so a folder mixing 8-bit and 16-bit files gives
-#: comparable [0, 1] grey values (one global factor would make the 8-bit ones nearly flat).
-#: Floating-point images ("F") must already lie in [0, 1].
+#: Pillow modes read, and the full-scale value of each image's own bit depth that maps it to
+#: [0, 1], so mixed 8- and 16-bit folders give comparable values ("F" must lie in [0, 1]).
 MODE_SCALE = {
     "1": 1.0,
     **dict.fromkeys(_EIGHT_BIT, 255.0),
@@ -140,8 +132,7 @@ MODE_SCALE = {
 
 @contextlib.contextmanager
 def _opened(path: Path):
-    """The opened, not yet decoded image; anything unreadable (also while the caller decodes
-    it) is refused with one DatasetError naming the file."""
+    """The opened, not yet decoded image; anything unreadable raises DatasetError."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -188,11 +179,7 @@ def check_image_header(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def read_grey_image(path: str | os.PathLike) -> np.ndarray:
-    """Read one image file as a 2-D float64 grey image in [0, 1].
-
-    Scaled by its own bit depth's full-scale value (:data:`MODE_SCALE`), colour by BT.601
-    luma. Transparent pixels, out-of-range and non-finite values are refused, naming the file.
-    """
+    """Read one image file as a 2-D float64 grey image in [0, 1] (colour by BT.601 luma)."""
     path = Path(path)
     with _opened(path) as image:
         image.load()
@@ -240,9 +227,7 @@ def list_image_folder(folder: str | os.PathLike) -> list[Path]:
         raise DatasetError(f"image folder {folder} cannot be listed: {exc.strerror}") from None
     visible = [p for p in entries if not p.name.startswith(".")]
     files = sorted(p for p in visible if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    # Other files (notes, a README) are left alone, but nothing that looks like an image is
-    # skipped in silence: a folder or a broken link under an image name, or a picture in a
-    # format that is not read.
+    # Nothing that looks like an image is skipped in silence.
     refused = sorted(
         f"{p.name} ({'not a readable file' if p.suffix.lower() in IMAGE_SUFFIXES else 'format'})"
         for p in visible
@@ -263,8 +248,7 @@ def list_image_folder(folder: str | os.PathLike) -> list[Path]:
 
 
 def load_image_folder(folder: str | os.PathLike) -> np.ndarray:
-    """Read every image of a folder into an H × W × N grey stack (not whitened); mixed sizes
-    are refused, listing them, rather than silently cropped."""
+    """Read every image of a folder into an H × W × N grey stack; mixed sizes are refused."""
     files = list_image_folder(folder)
     images = [read_grey_image(p) for p in files]
     shapes = {img.shape for img in images}
@@ -315,11 +299,9 @@ def _centred_tiles(image: np.ndarray, tile: int) -> list[np.ndarray]:
 
 
 def sample_photo_tiles(files: Sequence[Path] | None = None) -> np.ndarray:
-    """Grey, downsampled 128×128 tiles of the sample photographs (before whitening).
+    """Grey, 2×2 block-mean downsampled 128×128 centred tiles of the sample photographs.
 
-    Deterministic: each photo is read grey, downsampled by 2×2 block means (averaging away
-    JPEG artefacts and noise that whitening would amplify) and cut into the largest centred
-    grid of 128×128 tiles; 8 tiles in all.
+    Block means average away JPEG artefacts and noise that whitening would amplify.
     """
     tiles = []
     for path in files if files is not None else sample_photo_files():

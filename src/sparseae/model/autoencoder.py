@@ -1,11 +1,8 @@
 """The sparse autoencoder: parameter layout, initialisation, cost and gradient (docs/model.md).
 
-Sigmoid hidden and output layers, ``J = (1/2m) Σ‖a3 − x‖² + (λ/2)(ΣW1² + ΣW2²) + β Σ KL(ρ‖ρ̂)``,
-and ``theta = [W1(:); W2(:); b1; b2]`` in column-major (MATLAB) order, so a theta written by
-the original MATLAB/Octave code loads unchanged. :func:`cost_and_grad` is training's hot loop:
-column blocks on a small thread pool, cached buffers, biases folded into the products (how and
-why: bench/README.md); block partials are added in block order, so results do not depend on
-the thread count. :func:`naive_cost_and_grad` is the plain transcription, the independent check.
+``theta = [W1(:); W2(:); b1; b2]`` in column-major (MATLAB) order, so MATLAB thetas load
+unchanged. :func:`cost_and_grad` runs column blocks on a thread pool (bench/README.md), summed
+in block order so results do not depend on the thread count.
 """
 
 from __future__ import annotations
@@ -44,8 +41,7 @@ def parameter_count(visible_size: int, hidden_size: int) -> int:
 
 
 def unpack(theta: np.ndarray, visible_size: int, hidden_size: int):
-    """Split ``theta`` (``[W1(:); W2(:); b1; b2]``) into Fortran-ordered views ``W1`` (h×v),
-    ``W2`` (v×h), ``b1`` (h), ``b2`` (v); raises ValueError when its length does not match."""
+    """Split ``theta`` into Fortran-ordered views ``W1`` (h×v), ``W2`` (v×h), ``b1``, ``b2``."""
     theta = np.asarray(theta)
     v, h = int(visible_size), int(hidden_size)
     expected = parameter_count(v, h)
@@ -78,8 +74,7 @@ def pack(W1: np.ndarray, W2: np.ndarray, b1: np.ndarray, b2: np.ndarray) -> np.n
 
 
 def initialize_parameters(hidden_size: int, visible_size: int, rng: np.random.Generator):
-    """Random initial ``theta`` as the exercise's ``initializeParameters`` (hidden size first):
-    ``W1``, ``W2`` uniform in ``[-r, r]``, ``r = sqrt(6 / (h + v + 1))``, biases zero."""
+    """Random initial ``theta`` as the exercise's ``initializeParameters`` (hidden size first)."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     h, v = int(hidden_size), int(visible_size)
@@ -93,8 +88,7 @@ def initialize_parameters(hidden_size: int, visible_size: int, rng: np.random.Ge
 
 
 def clip_rhohat(rhohat: np.ndarray) -> np.ndarray:
-    """Keep ``rhohat`` strictly inside (0, 1) so ``log`` and the divisions stay finite; only
-    exact 0, subnormals and exact 1 move, every other value is returned bit for bit."""
+    """Keep ``rhohat`` strictly inside (0, 1) so ``log`` and the divisions stay finite."""
     return np.clip(rhohat, np.finfo(np.float64).tiny, np.nextafter(1.0, 0.0))
 
 
@@ -115,8 +109,7 @@ _blas = None  # threadpoolctl controllers, found on first parallel call
 
 
 def set_num_threads(n: int) -> None:
-    """Number of threads :func:`cost_and_grad` uses (default: usable cores, at most 8); results
-    are bit-identical for every ``n``."""
+    """Number of threads :func:`cost_and_grad` uses (default: usable cores, at most 8)."""
     global _threads
     n = int(n)
     if n < 1:
@@ -183,8 +176,7 @@ def _acquire_workspace(v, h, m, dtype, n_threads):
     with _workspace_lock:
         ws = _workspaces.get(key)
         if ws is None:
-            # A few shapes at most are live (training data, a gradient check); keep the cache
-            # small so a sweep over sizes does not accumulate memory.
+            # Keep the cache small so a sweep over sizes does not accumulate memory.
             if len(_workspaces) >= 4:
                 _workspaces.pop(next(iter(_workspaces)))
             ws = _workspaces[key] = _Workspace(v, h, m, dtype, bounds, n_threads)
@@ -196,8 +188,7 @@ def _acquire_workspace(v, h, m, dtype, n_threads):
 
 
 def _sigmoid_of_negated(buf: np.ndarray) -> None:
-    """In place ``buf ← 1 / (1 + exp(buf))``: ``f(z)`` bit for bit when ``buf`` holds ``−z``
-    (the products yield ``−z`` directly, saving a pass; ``exp`` overflow gives the limit 0)."""
+    """In place ``buf ← 1 / (1 + exp(buf))``: ``f(z)`` when ``buf`` holds ``−z``."""
     np.exp(buf, out=buf)
     np.add(buf, 1.0, out=buf)
     # divide(1, x), not reciprocal(x): same IEEE result, faster (bench/README.md).
@@ -229,7 +220,6 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
         ws.recon[k] = float(squares.sum(dtype=np.float64))
     if not need_grad:
         return
-    # delta3 = (a3 - x) * a3 * (1 - a3), in place without temporaries.
     np.multiply(d, a3, out=d)
     np.subtract(1.0, a3, out=a3)
     np.multiply(d, a3, out=d)
@@ -251,11 +241,7 @@ def _backward_block(ws, k, t, X, c0, c1, h):
 
 
 def _run_blocks(fn, n_blocks, n_threads):
-    """Run ``fn(k, t)`` for every block ``k``; thread ``t`` takes the next free block.
-
-    ``next`` on a shared counter is atomic under the GIL; block ``k`` writes only its own
-    outputs and thread ``t`` only its own scratch, so who ran which block does not matter.
-    """
+    """Run ``fn(k, t)`` for every block ``k``; thread ``t`` takes the next free block."""
     counter = itertools.count()
 
     def worker(t):
@@ -360,7 +346,6 @@ def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype,
 
         grad = np.empty(parameter_count(v, h), np.float64)
         gW1, gW2, gb1, gb2 = unpack(grad, v, h)
-        # Block partials are added in block order: deterministic whatever the thread count.
         acc2 = np.sum(ws.gW2, axis=0, dtype=np.float64)
         np.multiply(acc2[:, :h], 1.0 / m, out=gW2)
         gW2 += lambda_ * W2
@@ -377,29 +362,15 @@ def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype,
 def cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
     """Sparse autoencoder cost ``J`` and its float64 gradient (same layout as ``theta``).
 
-    Parameters
-    ----------
-    theta : ndarray, shape (2hv + h + v,)
-        Parameters ``[W1(:); W2(:); b1; b2]``, column-major.
-    data : ndarray, shape (visible_size, m)
-        One example per column.
-    lambda_, beta, rho : float
-        Weight decay λ (biases are not decayed), sparsity weight β, sparsity target ρ in (0, 1).
-    dtype : {None, numpy.float32, numpy.float64}, optional
-        Precision of the element-wise work and products; ``None``: the data's (float32 data
-        gives the fast float32 path; anything else float64). Reductions and results are always
-        float64. A dtype other than the data's converts the data on every call.
+    ``data`` is visible_size × m; ``dtype`` (default: the data's if float32/64) sets the
+    precision of the products; reductions and results are always float64.
     """
     terms, grad = _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, True)
     return terms["total"], grad
 
 
 def cost_terms(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
-    """The cost's terms as floats and ``rhohat`` (mean hidden activation, shape (h,)).
-
-    Keys ``reconstruction`` ``(1/2m) Σ‖a3 − x‖²``, ``weight_decay`` ``(λ/2)(ΣW1² + ΣW2²)``,
-    ``sparsity`` ``β Σ KL(ρ‖ρ̂)``, ``total`` (equal to :func:`cost_and_grad`'s cost), ``rhohat``.
-    """
+    """The cost's terms (reconstruction, weight_decay, sparsity, total) and ``rhohat``."""
     terms, _ = _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, False)
     return terms
 
@@ -421,8 +392,7 @@ def hidden_activations(theta, data, *, visible_size, hidden_size):
 
 
 def naive_cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho):
-    """Plain float64 transcription of docs/model.md's equations: the independent check for the
-    tests and the baseline of ``bench/cost_and_grad.py``; use :func:`cost_and_grad` for work."""
+    """Plain float64 transcription of docs/model.md's equations: the independent check."""
     W1, W2, b1, b2 = unpack(np.asarray(theta, dtype=np.float64), visible_size, hidden_size)
     X = np.asarray(data, dtype=np.float64)
     m = X.shape[1]

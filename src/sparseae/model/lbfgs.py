@@ -1,17 +1,9 @@
 """Unconstrained L-BFGS with minFunc's semantics and the correction pairs in one array.
 
-minFunc's ``lbfgs`` (the original exercise's optimizer): the two-loop recursion over the last
-``maxcor`` pairs (one is kept only when ``yᵀs > 1e-10``), initial Hessian ``yᵀs / yᵀy`` of the
-newest pair, a first step of ``min(1, 1/Σ|g|)`` then ``t = 1``, and a strong-Wolfe line search
-(``c1 = 1e-4``, ``c2 = 0.9``) refined by cubic interpolation (``LS = 4``). Stopping rules: the
-options of :class:`sparseae.model.train.LBFGSOptions` as scipy means them, plus minFunc's
-``Σ|t d| <= 1e-9``.
-
-The step is bound by memory bandwidth (100 pairs at n = 308,308 fill 493 MB), so the pairs are
-the rows of one array ``P`` (``P[2i] = s_i``, ``P[2i + 1] = y_i``) and a step reads them exactly
-twice, one BLAS call each: ``P @ g``, then ``d = Pᵀ c + c_g g``. Between them the recursion runs
-on coefficients with the Gram matrix ``P Pᵀ``, kept up to date without extra passes; it equals
-the vector recursion up to rounding (docs/model.md, "Optimizer and chunks").
+minFunc's ``lbfgs`` (the original exercise's optimizer) with a strong-Wolfe cubic line search.
+The step is bound by memory bandwidth, so the pairs are the rows of one array read twice per
+step; the recursion runs on coefficients with the Gram matrix (docs/model.md, "Optimizer and
+chunks").
 """
 
 from __future__ import annotations
@@ -33,11 +25,7 @@ CURVATURE_MIN = 1e-10  # a pair is stored only when yᵀs exceeds this (minFunc'
 class LBFGSResult:
     """Outcome of :func:`minimize_lbfgs`: the last accepted point ``x`` with ``fun`` and ``jac``.
 
-    ``nit`` counts accepted steps, ``nfev`` cost evaluations (the one at ``x0`` included).
-    ``reason``: ``budget`` (``maxiter`` reached), ``evaluations`` (``maxfun`` reached),
-    ``converged`` (a tolerance met) or ``abnormal`` (no descent direction, no lower point found,
-    or a non-finite cost or gradient); ``message`` says it in words. ``non_finite``: the run
-    ended on a non-finite cost or gradient (``x`` is then the last point where both were finite).
+    ``reason``: ``budget``, ``evaluations``, ``converged`` or ``abnormal``.
     """
 
     x: np.ndarray
@@ -90,11 +78,7 @@ class _Pairs:
         return d, delta
 
     def update(self, g_new, s, y, t, delta):
-        """Account for the step ``s = t d`` (``d`` from ``delta``) and the new gradient.
-
-        One pass over the stored pairs (``P @ g_new``); the pair is stored when
-        ``yᵀs > 1e-10``. Returns whether it was.
-        """
+        """Account for the step ``s = t d`` and the new gradient; returns whether it was stored."""
         r = self.rows
         Pg_old = self.Pg[:r].copy()
         Pg_new = self.P[:r] @ g_new if r else np.zeros(0)
@@ -131,12 +115,7 @@ def _finite(f, g) -> bool:
 
 
 def _cubic_min(x1, f1, g1, x2, f2, g2, lo=None, hi=None):
-    """Minimizer of the cubic through two points with slopes (minFunc's ``polyinterp``).
-
-    Without bounds: the closed form, clamped to the interval of the points (bisection if the
-    cubic has no real minimizer). With bounds ``[lo, hi]`` (extrapolation): the lowest of the
-    cubic's values at the bounds and its real critical points inside them.
-    """
+    """Minimizer of the cubic through two points with slopes (minFunc's ``polyinterp``)."""
     if lo is None:
         if x2 < x1:
             x1, f1, g1, x2, f2, g2 = x2, f2, g2, x1, f1, g1
@@ -185,12 +164,7 @@ def _cubic_min(x1, f1, g1, x2, f2, g2, lo=None, hi=None):
 
 
 def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
-    """minFunc's ``WolfeLineSearch`` with cubic interpolation (``LS = 4``).
-
-    Returns ``(t, f_new, g_new, evaluations, wolfe, non_finite)``: the lowest point of
-    finite cost and gradient found (``t`` is 0 when nothing lower was found), whether it
-    satisfies the strong Wolfe conditions, and whether any trial point was non-finite.
-    """
+    """minFunc's ``WolfeLineSearch``; returns ``(t, f_new, g_new, evals, wolfe, non_finite)``."""
     evals, non_finite = 0, False
 
     def evaluate(step):
@@ -277,12 +251,8 @@ def minimize_lbfgs(
 ) -> LBFGSResult:
     """Minimize ``fun`` (``fun(x) -> (f, g)``, float64 gradient) by L-BFGS from ``x0``.
 
-    ``x`` passed to ``fun`` is a fresh array, not kept by the optimizer. ``maxcor``: stored
-    correction pairs (minFunc: 100). ``maxiter`` and ``maxfun`` are budgets (``maxfun`` counts
-    the evaluation at ``x0`` and is checked between iterations). Converged when
-    ``max |g_i| <= gtol`` or ``(f_k - f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) <= ftol``.
-    ``maxls``: cost evaluations per line search. ``callback(x, f, g)`` runs after every
-    iteration, at the accepted point.
+    Converged when ``max |g_i| <= gtol`` or the relative cost reduction is ``<= ftol``;
+    ``callback(x, f, g)`` runs after every iteration, at the accepted point.
     """
     x = np.array(x0, dtype=np.float64, copy=True)
     if x.ndim != 1:
