@@ -112,6 +112,12 @@ _MNIST_SPECS = (
     ),
 )
 
+#: Where Olshausen's sparsenet images are published.
+_SPARSENET_MIRRORS = (
+    "https://www.rctn.org/bruno/sparsenet/",
+    "http://www.rctn.org/bruno/sparsenet/",
+)
+
 SOURCES: dict[str, Source] = {
     source.name: source
     for source in (
@@ -123,10 +129,7 @@ SOURCES: dict[str, Source] = {
             files=(
                 FileSpec("IMAGES.mat", {"git-blob": "18a1e3ab1363edeb6132e237dd84f6ea0a5c9cb2"}),
             ),
-            mirrors=(
-                "https://www.rctn.org/bruno/sparsenet/",
-                "http://www.rctn.org/bruno/sparsenet/",
-            ),
+            mirrors=_SPARSENET_MIRRORS,
             variable="IMAGES",
             whiten=False,
             image_side=512,
@@ -142,10 +145,7 @@ SOURCES: dict[str, Source] = {
                     "IMAGES_RAW.mat", {"git-blob": "bc5042ffd6449bedd837ecf95d03cda3bf22cb7a"}
                 ),
             ),
-            mirrors=(
-                "https://www.rctn.org/bruno/sparsenet/",
-                "http://www.rctn.org/bruno/sparsenet/",
-            ),
+            mirrors=_SPARSENET_MIRRORS,
             variable="IMAGESr",
             whiten=True,
             image_side=512,
