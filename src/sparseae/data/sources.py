@@ -112,44 +112,41 @@ _MNIST_SPECS = (
     ),
 )
 
-#: Where Olshausen's sparsenet images are published.
-_SPARSENET_MIRRORS = (
-    "https://www.rctn.org/bruno/sparsenet/",
-    "http://www.rctn.org/bruno/sparsenet/",
-)
+
+def _sparsenet(name: str, description: str, file: str, blob: str, variable: str, whiten: bool):
+    """One of Olshausen's ten 512×512 natural images files, as the sparsenet page serves it."""
+    return Source(
+        name=name,
+        description=description,
+        kind="download",
+        loader="mat",
+        files=(FileSpec(file, {"git-blob": blob}),),
+        mirrors=("https://www.rctn.org/bruno/sparsenet/", "http://www.rctn.org/bruno/sparsenet/"),
+        variable=variable,
+        whiten=whiten,
+        image_side=512,
+        num_images={"": 10},
+    )
+
 
 SOURCES: dict[str, Source] = {
     source.name: source
     for source in (
-        Source(
-            name="ufldl-images",
-            description="IMAGES.mat: 10 whitened 512×512 natural images (UFLDL / Olshausen)",
-            kind="download",
-            loader="mat",
-            files=(
-                FileSpec("IMAGES.mat", {"git-blob": "18a1e3ab1363edeb6132e237dd84f6ea0a5c9cb2"}),
-            ),
-            mirrors=_SPARSENET_MIRRORS,
-            variable="IMAGES",
+        _sparsenet(
+            "ufldl-images",
+            "IMAGES.mat: 10 whitened 512×512 natural images (UFLDL / Olshausen)",
+            "IMAGES.mat",
+            "18a1e3ab1363edeb6132e237dd84f6ea0a5c9cb2",
+            "IMAGES",
             whiten=False,
-            image_side=512,
-            num_images={"": 10},
         ),
-        Source(
-            name="olshausen-raw",
-            description="IMAGES_RAW.mat: the 10 raw natural images, whitened here",
-            kind="download",
-            loader="mat",
-            files=(
-                FileSpec(
-                    "IMAGES_RAW.mat", {"git-blob": "bc5042ffd6449bedd837ecf95d03cda3bf22cb7a"}
-                ),
-            ),
-            mirrors=_SPARSENET_MIRRORS,
-            variable="IMAGESr",
+        _sparsenet(
+            "olshausen-raw",
+            "IMAGES_RAW.mat: the 10 raw natural images, whitened here",
+            "IMAGES_RAW.mat",
+            "bc5042ffd6449bedd837ecf95d03cda3bf22cb7a",
+            "IMAGESr",
             whiten=True,
-            image_side=512,
-            num_images={"": 10},
         ),
         Source(
             name="mnist",
