@@ -1,9 +1,6 @@
 """MLflow tracking: the result files on disk are the truth, MLflow is filled from them.
 
-:func:`init_store` prepares a store once, :func:`log_results` and :func:`log_sweep` (and
-``sparseae.tracking.stacked.log_stacked``) fill it through one sync engine
-(:mod:`sparseae.tracking.sync`). MLflow is imported only inside the functions that open a
-store, so importing this package (e.g. for ``sparseae --help``) stays cheap.
+MLflow is imported only inside the functions that open a store (cheap package import).
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""The data a run trained (and was evaluated) on, as MLflow dataset inputs.
-
-Shown in the runs table's Dataset column: source and split, the data checksum as digest,
-where it comes from (the first mirror's URL, or the local path) and the shape the model saw.
-"""
+"""The data a run trained (and was evaluated) on, as MLflow dataset inputs."""
 
 from __future__ import annotations
 
@@ -10,12 +6,7 @@ import json
 
 
 def dataset_inputs(folder) -> list:
-    """The :class:`mlflow.entities.DatasetInput` list of a result folder (may be empty).
-
-    Training data with context ``training``; an evaluated experiment adds its labeled digits
-    with context ``evaluation`` (same files). Empty without summary.json's data checksum or
-    the dataset settings.
-    """
+    """The :class:`mlflow.entities.DatasetInput` list of a result folder (may be empty)."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
     from mlflow.utils.validation import MAX_DATASET_DIGEST_SIZE

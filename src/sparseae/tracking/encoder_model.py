@@ -1,10 +1,5 @@
-"""The trained encoder as an MLflow model made from code (no pickle).
-
-MLflow stores this file and ``theta.npz``; ``predict`` maps an ``m × v`` float64 array to the
-``m × h`` hidden activations ``sigmoid(X W1ᵀ + b1)``, as
-:func:`sparseae.model.autoencoder.hidden_activations` (transposed). Loading needs numpy and
-mlflow only. :func:`log_encoder` logs it for a run.
-"""
+"""The trained encoder as an MLflow model made from code (no pickle): ``m × v`` in, the
+``m × h`` hidden activations ``sigmoid(X W1ᵀ + b1)`` out."""
 
 from __future__ import annotations
 
@@ -59,11 +54,7 @@ def log_encoder(
     step: int = 0,
     tags: dict | None = None,
 ):
-    """Log ``theta_path`` as the logged model ``encoder`` of run ``run_id``; return its info.
-
-    The signature says float64 ``m × visible_size`` in, ``m × hidden_size`` out. The model
-    is linked to the run (its output, at ``step``: the final global iteration).
-    """
+    """Log ``theta_path`` as the logged model ``encoder`` of run ``run_id``; return its info."""
     from mlflow.models import Model, ModelSignature
     from mlflow.types import Schema, TensorSpec
 

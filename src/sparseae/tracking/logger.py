@@ -1,10 +1,7 @@
 """Logging a result folder (and a sweep) into MLflow, through the one sync engine.
 
-A run is the pair (MLflow experiment, trajectory key = config.json's ``fingerprint``, which
-``training.chunks`` does not enter): training further extends the same run, a changed
-trajectory gets a new one and the earlier runs are marked superseded. Besides what
-:func:`sparseae.tracking.sync.sync_run` adds, each chunk end's filter grid is an image series
-(``filters``), the training data a dataset input and theta a logged model from code.
+A run is keyed by config.json's ``fingerprint``: a changed trajectory gets a new run and the
+earlier ones are marked superseded.
 """
 
 from __future__ import annotations
@@ -74,14 +71,8 @@ def log_results(
     parent_run_id: str | None = None,
     chunks: int | None = None,
 ) -> str:
-    """Log ``results/{experiment}`` into one MLflow run, adding only what is missing.
-
-    What is missing is listed in ``mlflow.json`` (written last, with the run id and counts)
-    and the run's description (status ``partial``). ``experiment_name`` is created if missing;
-    ``run_key`` defaults to the trajectory key, ``log_dir`` and ``chunks`` as for
-    :func:`sparseae.tracking.results.read_result_folder`. Returns the run id. Raises
-    TrackingUnavailableError (rerun later to fill in), TrackingError, or ResultsError.
-    """
+    """Log ``results/{experiment}`` into one MLflow run, adding only what is missing; write
+    ``mlflow.json`` last. Returns the run id."""
     results_dir = Path(results_dir).resolve()
     folder = read_result_folder(results_dir, log_dir=log_dir, chunks=chunks)
     key = run_key or folder.run_key()
@@ -170,15 +161,8 @@ def log_sweep(
     output=None,
     artifacts: Iterable | None = None,
 ) -> str:
-    """Log a sweep: a parent run with the summary files, the member runs nested under it.
-
-    ``members`` are result folders logged by :func:`log_results` (their ``mlflow.json`` names
-    the run) or run ids; those in the parent's experiment (default: the sweep's name) nest
-    under it, all get the tag ``sparseae.sweep=<name>``. The parent's key is a hash of its
-    params (``params``, flattened, and the member count), so a changed sweep gets a new parent
-    run instead of contradicting the old one's params. ``artifacts`` are uploaded to it,
-    ``output`` gets ``{"run_id", "members", ...}``. Returns the parent run's id.
-    """
+    """Log a sweep: a parent run with the summary files, the member runs (result folders or
+    run ids) nested under it. Returns the parent run's id."""
     files = [Path(path) for path in artifacts or ()]
     for path in files:
         if not path.is_file():
@@ -297,11 +281,7 @@ def _filter_image_steps(session: Session, run_id: str) -> set[int]:
 
 
 def filter_image(theta, visible_size: int, hidden_size: int):
-    """``filters.png``'s grid of ``theta`` as 8-bit grey, each pixel repeated ``s × s`` times.
-
-    ``s`` is the largest whole factor keeping the longer edge within
-    :data:`FILTER_IMAGE_EDGE` pixels (sharp pixels in the MLflow image viewer).
-    """
+    """``filters.png``'s grid of ``theta`` as 8-bit grey, enlarged to :data:`FILTER_IMAGE_EDGE`."""
     import numpy as np
 
     from sparseae.analysis.visualize import display_network

@@ -1,8 +1,4 @@
-"""Read a result folder into what MLflow should hold: params, metric points, artifacts.
-
-No MLflow import, so it is tested without a store. What exists is described, what is missing
-listed; a file that breaks its contract is an error naming the file and the problem.
-"""
+"""Read a result folder into what MLflow should hold: params, metric points, artifacts."""
 
 from __future__ import annotations
 
@@ -124,14 +120,8 @@ class ResultFolder:
 def read_result_folder(
     results_dir: str | Path, *, log_dir: str | Path | None = None, chunks: int | None = None
 ) -> ResultFolder:
-    """Describe ``results_dir`` (``results/{experiment}``) and its rule logs.
-
-    ``log_dir`` defaults to ``<results_dir>/../../logs/<name>`` when it exists; ``chunks``
-    (the config's ``training.chunks``) to summary.json's ``final_chunk`` (or ``chunks``), else
-    every checkpoint on disk: later checkpoints (left by a run with more chunks) are not logged.
-    Raises ResultsError for a file that breaks its contract or belongs to another trajectory
-    than config.json's.
-    """
+    """Describe ``results_dir`` (``results/{experiment}``) and its rule logs; checkpoints past
+    ``chunks`` (default: summary.json's ``final_chunk``) are not logged. Raises ResultsError."""
     path = Path(results_dir).resolve()
     if not path.is_dir():
         raise ResultsError(f"result folder {path} does not exist")
@@ -173,11 +163,7 @@ def read_result_folder(
 
 
 def flatten_params(config: dict, prefix: str = "") -> dict[str, str]:
-    """Flatten a nested config into ``{"model.hidden_size": "25", ...}`` MLflow params.
-
-    Strings stay as they are, everything else is compact JSON (``true``, ``[1, 2]``,
-    ``null``); values over MLflow's 6000-character limit are truncated with a note.
-    """
+    """Flatten a nested config into ``{"model.hidden_size": "25", ...}`` MLflow params."""
     flat: dict[str, str] = {}
     for raw_key, value in config.items():
         key = f"{prefix}{_KEY_FORBIDDEN.sub('_', str(raw_key))}"
@@ -203,8 +189,7 @@ def param_value(value: Any) -> str:
 
 
 def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """One ``chunks/{k}.npz`` as arrays (``theta`` and one per record field) and meta, read
-    and checked by the training's own :func:`sparseae.model.train.load_checkpoint`."""
+    """One ``chunks/{k}.npz`` as arrays (``theta`` and one per record field) and meta."""
     try:
         theta, records, meta = load_checkpoint(path)
         arrays = records_to_arrays(records)

@@ -1,7 +1,4 @@
-"""Where runs go (the tracking URI and its checks) and how fast an unreachable server fails.
-
-No MLflow import here.
-"""
+"""Where runs go (the tracking URI and its checks) and how fast an unreachable server fails."""
 
 from __future__ import annotations
 
@@ -48,12 +45,8 @@ def resolve_tracking_uri(
     cwd: str | os.PathLike | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> str:
-    """Return the tracking URI: ``MLFLOW_TRACKING_URI``, else ``config_value``, else local.
-
-    The default ``sqlite:///mlflow.db`` and relative sqlite paths are made absolute against
-    ``cwd``, so jobs started in other folders (cluster nodes) write to the same store.
-    ``environ={}`` makes ``config_value`` win, as a command-line flag must. Raises ValueError.
-    """
+    """Return the tracking URI: ``MLFLOW_TRACKING_URI``, else ``config_value``, else local
+    (relative sqlite paths made absolute against ``cwd``); raises ValueError."""
     base = Path(cwd) if cwd is not None else Path.cwd()
     environ = os.environ if environ is None else environ
     problem = blank_environment_problem(environ)

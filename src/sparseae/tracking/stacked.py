@@ -1,11 +1,5 @@
-"""MLflow logging of a stacked experiment: one run, a nested run per stage.
-
-The run's key is :func:`sparseae.identity.key_of` of the stage fingerprints, so a changed
-trajectory gets a new run (the earlier one is marked superseded). It holds the resolved config
-as params, the evaluation's and gradient check's ``metrics``/``params`` blocks and the files as
-artifacts; each stage is a child run keyed by its fingerprint, with its trajectory as params
-and cost and gradient norm per L-BFGS iteration. Both go through the one sync engine.
-"""
+"""MLflow logging of a stacked experiment: one run keyed by the stage fingerprints (a changed
+trajectory gets a new run), a nested run per stage keyed by its fingerprint."""
 
 from __future__ import annotations
 
@@ -20,8 +14,6 @@ from sparseae.tracking import sync
 from sparseae.tracking.results import MetricPoint, flatten_params, param_value
 from sparseae.tracking.store import check_reachable, ensure_experiment, exclusive_lock
 from sparseae.tracking.sync import RunSpec, Session
-
-__all__ = ["log_stacked", "STACKED_ARTIFACTS"]
 
 STAGE_TAG = "sparseae.stage"
 KIND_TAG = "sparseae.kind"

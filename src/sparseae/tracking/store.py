@@ -1,10 +1,5 @@
-"""The tracking store: creating it once, reaching it quickly, retrying sqlite lock contention.
-
-Processes creating a fresh sqlite store at once race on MLflow's table creation, so
-:func:`init_store` creates it under a file lock before parallel jobs start. A transaction that
-read first gets ``database is locked`` at once (no busy wait): :func:`call` retries it with
-backoff. A server that is down fails in seconds with a message saying that nothing is lost.
-"""
+"""The tracking store: creating it once (under a file lock: processes race on MLflow's table
+creation), reaching it quickly, retrying sqlite lock contention (:func:`call`)."""
 
 from __future__ import annotations
 
@@ -209,11 +204,8 @@ def exclusive_lock(name: str) -> Iterator[None]:
 
 
 def check_writable_folder(folder: Path, what: str) -> None:
-    """Create ``folder`` if needed and write a probe file in it, or raise ArtifactLocationError.
-
-    A real write, not ``os.access``: root passes every permission check but still cannot
-    write below a regular file or to a read-only filesystem.
-    """
+    """Create ``folder`` if needed and write a probe file in it (root passes ``os.access``
+    checks), or raise ArtifactLocationError."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".sparseae-write-probe-"):
@@ -242,11 +234,7 @@ def experiment_tags() -> dict[str, str]:
 
 
 def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None:
-    """The MLflow UI address of an experiment's runs table (``None`` if there is none).
-
-    ``workflowType=machine_learning`` opens the runs table rather than MLflow 3's GenAI view,
-    ``viewStateShareKey`` the view of :data:`RUNS_VIEW_COLUMNS`.
-    """
+    """The MLflow UI address of an experiment's runs table (``None`` if there is none)."""
     found = call(tracking_uri, client(tracking_uri).get_experiment_by_name, experiment_name)
     if found is None:
         return None
@@ -270,10 +258,7 @@ def pipeline_experiments(tracking_uri: str) -> list[str]:
 
 
 def read_store_token(uri: str) -> str | None:
-    """The identity token recorded in a local sqlite store, read without writing any file.
-
-    ``None`` for servers and for a missing or unreadable store or one without a token.
-    """
+    """The identity token recorded in a local sqlite store (read-only), else ``None``."""
     db = sqlite_path(uri)
     if db is None or not db.is_file():
         return None
@@ -295,9 +280,7 @@ def read_store_token(uri: str) -> str | None:
 def store_marker(uri: str, folder: str | os.PathLike) -> Path:
     """The init marker of the store as it is now: ``<folder>/init_store-<token>.json``.
 
-    A prepared store keeps its token, so nothing reruns; a lost store (or one without a
-    token) gets a new token from the URI and the earlier markers, so init_store runs and the
-    loggers refill it. Reads only (``snakemake -n``). A server's token is its URI's hash.
+    A lost store (or one without a token) gets a new token, so init_store reruns. Reads only.
     """
     folder = Path(folder)
     if sqlite_path(uri) is None:
@@ -318,15 +301,8 @@ def init_store(
     token: str | None = None,
     marker: str | os.PathLike | None = None,
 ) -> dict[str, str]:
-    """Create the store and the experiments once; check everything a run will need.
-
-    Call it before parallel jobs start; idempotent and safe concurrently (a lock serialises
-    creating an sqlite store). ``artifact_location`` is the root of the experiments' artifacts
-    (default: ``mlartifacts/`` beside a local database, the server's choice for a server).
-    ``token`` (default: ``marker``'s, see :func:`store_marker`) is recorded unless the store
-    holds one; ``marker`` is written and earlier markers beside it removed. Returns experiment
-    name -> id; raises TrackingUnavailableError or ArtifactLocationError.
-    """
+    """Create the store and the experiments once (idempotent, safe concurrently); check
+    everything a run will need; write ``marker``. Returns experiment name -> id."""
     names = [experiment_names] if isinstance(experiment_names, str) else list(experiment_names)
     check_reachable(tracking_uri)
     db = sqlite_path(tracking_uri)
@@ -383,10 +359,7 @@ def _record_token(uri: str, mlflow_client, token: str, experiment_ids: list[str]
 
 
 def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
-    """Return the id of experiment ``name``, creating the store/experiment if needed.
-
-    An sqlite store is first opened under :func:`init_store`'s lock (no race on its tables).
-    """
+    """Return the id of experiment ``name``, creating the store/experiment if needed."""
     db = sqlite_path(tracking_uri)
     with exclusive_lock(tracking_uri) if db is not None else contextlib.nullcontext():
         if db is not None:
@@ -455,13 +428,8 @@ def _prepare_local_store(uri: str, db: Path) -> None:
 
 
 def prepare_sqlite_store(db: Path) -> None:
-    """Create a missing sqlite store by copying a cached, fully migrated empty store.
-
-    MLflow would run its whole migration history (seconds, ``bench/sqlite_store.py``). The
-    template, made by ``SqlAlchemyStore`` less its default experiment, is built once per
-    MLflow version in ``$XDG_CACHE_HOME/sparseae`` (default ``~/.cache/sparseae``). Call it
-    under :func:`exclusive_lock`; without a usable cache MLflow creates the store itself.
-    """
+    """Create a missing sqlite store by copying a cached, migrated empty store (MLflow's
+    migrations take seconds); call it under :func:`exclusive_lock`."""
     if db.exists() and db.stat().st_size > 0:
         return
     try:

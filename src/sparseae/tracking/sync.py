@@ -1,20 +1,11 @@
 """The one MLflow sync engine: find a run by its identity, add only what it lacks.
 
-Single, stacked (a nested run per stage) and sweep-parent runs are each a :class:`RunSpec`
-(what the files on disk say the run holds) given to :func:`sync_run`, so a rerun after any
-failure fills in what is missing and duplicates nothing:
-
-- the run is found by its identity tags (the trajectory key and whatever else tells runs
-  apart), or created with them;
-- params keep the first value logged (MLflow params cannot change); a value that changed
-  since is listed in the one tag ``sparseae.changed_params``;
-- a metric point is logged only when the run has no point for that key at that step, with a
-  timestamp derived from the run's start, so a point sent twice is the identical row. A
-  differing value at a logged step is reported, never replaced; a derived figure (step 0 of a
-  result file's ``metrics`` block) whose latest point differs gets a point at the next step;
-- artifacts are uploaded when absent, of another size or another sha256 than the run's
-  ``manifest.json`` records; the manifest is uploaded last and confirmed by the tag
-  ``sparseae.manifest_sha256``, so an upload cut by an outage is repeated next time.
+Every run is a :class:`RunSpec` given to :func:`sync_run`, so a rerun after any failure fills
+in what is missing and duplicates nothing: runs are found by identity tags; params keep their
+first value (changes listed in ``sparseae.changed_params``); a metric point is logged only at a
+step the run lacks (differing values reported, never replaced; a changed derived figure gets
+the next step); artifacts are uploaded when absent or changed against ``manifest.json``, which
+is uploaded last and confirmed by the tag ``sparseae.manifest_sha256``.
 """
 
 from __future__ import annotations
@@ -74,7 +65,6 @@ class RunSpec:
 
     #: Tags that find the run again; a new run is created with them.
     identity: dict[str, str]
-    #: Run name given at creation.
     name: str
     params: dict[str, str] = field(default_factory=dict)
     metrics: list[MetricPoint] = field(default_factory=list)
@@ -108,11 +98,8 @@ def sync_run(
     spec: RunSpec,
     extra: Callable[[Any, int], Mapping[str, int]] | None = None,
 ) -> Synced:
-    """Find or create the run of ``spec`` and add what it lacks; see the module docstring.
-
-    ``extra(run, start_ms)`` logs what only some runs have (images, datasets, a model) before
-    the artifacts and tags, and returns its counts.
-    """
+    """Find or create the run of ``spec`` and add what it lacks; ``extra(run, start_ms)`` logs
+    what only some runs have (images, datasets, a model) and returns its counts."""
     from mlflow.entities import Metric, Param
 
     run = find_or_create(session, experiment_id, spec)
@@ -247,8 +234,7 @@ def file_sha256(path: Path) -> str:
 
 
 def read_manifest(session: Session, run_id: str, run_tags: Mapping) -> dict[str, dict]:
-    """The run's ``manifest.json`` (artifact path -> sha256, size) if its hash tag confirms it,
-    else ``{}`` (an upload cut before the tag was set confirms nothing)."""
+    """The run's ``manifest.json`` files (path -> sha256, size) if its hash tag confirms it."""
     from mlflow.exceptions import MlflowException
 
     expected = run_tags.get(MANIFEST_TAG)
