@@ -68,8 +68,11 @@ PYTEST = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_JOBS)
 test: $(BIN)/.installed
 	$(PYTEST) -m "fast and not full" $(PYTEST_ARGS)
 
+# The Slurm tests run last and alone: they submit, cancel and wait on jobs of the one-node
+# cluster, whose timings other tests running beside them would stretch.
 test-all: $(BIN)/.installed
-	$(PYTEST) --dist loadfile $(PYTEST_ARGS)
+	$(PYTEST) --dist loadfile -m "not slurm" $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m slurm $(PYTEST_ARGS)
 
 # Prints each experiment's runs table in the model-training view (MLflow 3 opens others in
 # its GenAI view), then serves the UI.
