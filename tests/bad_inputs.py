@@ -297,6 +297,107 @@ def _sampler_nan(tmp: Path):
     return sample_patches(images, 8, 5, np.random.default_rng(0))
 
 
+# ------------------------------------------------------------------ integrity: results, data
+
+
+RESULTS = "results/natural"
+
+
+def _results(**files: bytes | str) -> Callable[[Path], None]:
+    """prepare(): results/natural with a config.json and ``files`` (name -> content)."""
+
+    def make(tmp: Path) -> None:
+        folder = tmp / RESULTS
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text('{"name": "natural"}\n')
+        for name, content in files.items():
+            path = folder / name.replace("__", ".")
+            if isinstance(content, str):
+                path.write_text(content)
+            else:
+                path.write_bytes(content)
+
+    return make
+
+
+def _png_bytes() -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+HISTORY = "iteration\tcost\tgrad_norm\tfun_evals\tseconds\n1\t0.9\t0.1\t1\t0.1\n"
+SUMMARY = '{"chunk_ends": [2], "iterations": 2, "rhohat": [0.01, 0.02]}\n'
+
+
+def _plot_curves(tmp: Path):
+    """The plot_curves step: history.tsv and summary.json read back."""
+    from sparseae.pipeline.experiment import plot_curves
+
+    folder = tmp / RESULTS
+    return plot_curves(
+        folder / "history.tsv", folder / "summary.json", cost=folder / "cost_curve.png",
+        rhohat=folder / "rhohat.png", name="natural", rho=0.01,
+    )
+
+
+def _read_results(tmp: Path):
+    """What log_mlflow reads and uploads from results/natural."""
+    from sparseae.tracking.results import read_result_folder
+
+    return read_result_folder(tmp / RESULTS)
+
+
+def _patches_with(value: float) -> Callable[[Path], None]:
+    """prepare(): patches.npz of the shipped 'natural' with one entry set to ``value``."""
+
+    def make(tmp: Path) -> None:
+        from sparseae.pipeline.experiment import data_key
+
+        data = np.random.default_rng(0).random((64, 100))
+        data[5, 17] = value
+        (tmp / RESULTS).mkdir(parents=True)
+        np.savez(tmp / PATCHES, data=data, data_key=np.array(data_key(_trajectory())))
+
+    return make
+
+
+def _spot_pngs(tmp: Path) -> None:
+    """Two 128x128 grey images, constant but for one bright pixel: 99.6 % of 8x8 patches flat."""
+    (tmp / "images").mkdir()
+    for i in range(2):
+        pixels = np.full((128, 128), 90, dtype=np.uint8)
+        pixels[40 + i, 70] = 250
+        Image.fromarray(pixels, mode="L").save(tmp / "images" / f"{i}.png")
+
+
+def _constant_mat(tmp: Path) -> None:
+    scipy.io.savemat(tmp / "IMAGES.mat", {"IMAGES": np.full((32, 32, 3), 0.25)})
+
+
+def _sample_mat(tmp: Path):
+    """The sample_patches step of 'natural' on {tmp}/IMAGES.mat, normalize off."""
+    from sparseae.pipeline.experiment import data_config, sample_patches
+
+    experiment = resolved_natural()
+    experiment["dataset"].update(source="ufldl-images", path=str(tmp / "IMAGES.mat"))
+    experiment["patches"]["normalize"] = False
+    return sample_patches(tmp / PATCHES, name="natural", data=data_config(experiment))
+
+
+def _exif_turned(tmp: Path) -> None:
+    """a.jpg stored 16x24; b.jpg stored 24x16 with EXIF orientation 6 (shown 16x24)."""
+    (tmp / "images").mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray((rng.random((16, 24)) * 255).astype(np.uint8)).save(tmp / "images" / "a.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    turned = Image.fromarray((rng.random((24, 16)) * 255).astype(np.uint8))
+    turned.save(tmp / "images" / "b.jpg", exif=exif)
+
+
 # ------------------------------------------------------------------ the table
 
 
@@ -745,6 +846,62 @@ CASES: list[Case] = [
          prepare=lambda tmp: scipy.io.savemat(tmp / "opttheta.mat", {"theta": np.zeros((5, 1))})),
     file("sampler-nan", "array with NaN given to the patch sampler", _sampler_nan,
          "row 2", "column 7", "image 1", documented=True, kind="api"),
+    # ---------------------------------------------------------------- result files read back
+    file("summary-cut", "summary.json cut off (read back by plot_curves)", _plot_curves,
+         "{tmp}/results/natural/summary.json", "not readable JSON", "delete it and rerun",
+         prepare=_results(history__tsv=HISTORY, summary__json='{"chunk_ends": [2], "iter')),
+    file("history-cut", "history.tsv cut off mid-row", _plot_curves,
+         "{tmp}/results/natural/history.tsv", "cut off", "delete it and rerun",
+         prepare=_results(history__tsv=HISTORY + "2\t0.8\t0.0", summary__json=SUMMARY)),
+    file("history-short", "history.tsv with fewer rows than summary.json's iterations",
+         _plot_curves, "{tmp}/results/natural/history.tsv", "1 rows, not the 2 expected",
+         prepare=_results(history__tsv=HISTORY, summary__json=SUMMARY)),
+    file("diagnostics-cut", "diagnostics.json cut off (logged to MLflow)", _read_results,
+         "{tmp}/results/natural/diagnostics.json", "delete it and rerun",
+         prepare=_results(diagnostics__json='{"metrics": {"dead_units": 0')),
+    file("evaluation-foreign", "evaluation.json of another trajectory (logged to MLflow)",
+         _read_results, "{tmp}/results/natural/evaluation.json", "belongs to trajectory 0123",
+         prepare=_results(config__json='{"name": "natural", "fingerprint": "abcd"}\n',
+                          evaluation__json='{"trajectory_key": "0123"}\n')),
+    file("png-cut", "filters.png cut off (uploaded to MLflow)", _read_results,
+         "{tmp}/results/natural/filters.png", "not a complete PNG",
+         prepare=_results(filters__png=_png_bytes()[:40])),
+    file("patches-nan", "patches.npz with a NaN (training data)", _load_patches,
+         "{tmp}/results/natural/patches.npz", "'data'", "NaN or inf", "(5, 17)",
+         prepare=_patches_with(np.nan)),
+    file("patches-inf", "patches.npz with an inf (training data)", _load_patches,
+         "{tmp}/results/natural/patches.npz", "NaN or inf", prepare=_patches_with(np.inf)),
+    # ---------------------------------------------------------------- degenerate training data
+    file("constant-raw", "constant images, no whitening, normalize off", _sample_folder(
+         dataset={"whiten": False}, patches={"normalize": False}), "experiments.natural", "10000 are constant",
+         "patches.normalize False", prepare=_grey_pngs((32, 32, 90), (32, 32, 200))),
+    file("constant-zca", "constant images, ZCA whitening", _sample_folder(
+         dataset={"whiten": False}, patches={"normalize": False, "whitening": {"method": "zca", "epsilon": 0.1}}),
+         "experiments.natural", "are constant", "patches.whitening.method 'zca'",
+         prepare=_grey_pngs((32, 32, 90), (32, 32, 200))),
+    file("almost-constant", "images constant but for one pixel (99.6 % flat patches)",
+         _sample_folder(dataset={"whiten": False}, patches={"normalize": False}),
+         "experiments.natural", "are constant", prepare=_spot_pngs),
+    file("constant-mat", "IMAGES.mat of constant images, normalize off", _sample_mat,
+         "experiments.natural", "dataset.source 'ufldl-images'", prepare=_constant_mat),
+    # ---------------------------------------------------------------- the operating system
+    cli("configfile-latin1", "config file with a Latin-1 byte", ["check-config", *BASE,
+        "{tmp}/c.yaml"], "{tmp}/c.yaml", "not UTF-8", "position 9",
+        prepare=lambda tmp: (tmp / "c.yaml").write_bytes(b"run: [caf\xe9]\n")),
+    cli("configfile-empty", "empty config file", ["check-config", *BASE, "{tmp}/c.yaml"],
+        "{tmp}/c.yaml", "is empty", prepare=lambda tmp: (tmp / "c.yaml").write_text("")),
+    cli("configfile-device", "config file that is a device", ["check-config", "--base",
+        "/dev/null", "{tmp}/c.yaml"], "/dev/null", "a device",
+        prepare=lambda tmp: (tmp / "c.yaml").write_text("run: [natural]\n")),
+    cli("path-too-long", "a path with a name too long for the file system",
+        ["fetch", "mnist", "--dest", "{tmp}/" + "d" * 300], "{tmp}/ddd", "File name too long"),
+    config("name-too-long", "experiment name too long for a file name",
+           "experiments: {%s: {}}" % ("n" * 300), "experiments.nnn", "300 bytes long"),
+    config("name-periodic", "experiment name with a periodic tail",
+           "experiments: {natural-%s: {}}" % ("a" * 24), "experiments.natural-aaa",
+           "PeriodicWildcardError"),
+    config("folder-exif-turned", "images of one size, one turned by its EXIF tag", FOLDER % "",
+           "b.jpg", "EXIF orientation", prepare=_exif_turned),
 ]  # fmt: skip
 
 

@@ -30,7 +30,7 @@ from bad_inputs import CASES, Case, by_id, resolved_natural
 from workflow_helpers import REPO, copy_workflow, workflow_environment
 
 from sparseae import cli
-from sparseae.rulelog import user_errors
+from sparseae.rulelog import failure_line
 
 pytestmark = pytest.mark.fast
 
@@ -113,9 +113,9 @@ def run_case(case: Case, tmp: Path, places: dict, monkeypatch) -> tuple[int, str
         return int(status or 0), err.getvalue()
     try:
         case.call(tmp)
-    except user_errors() as error:  # what rule scripts print as one line (sparseae.rulelog)
-        return 1, f"sparseae: error: {error}\n"
     except Exception as error:  # noqa: BLE001
+        if failure_line(error) is not None:  # what rule scripts print as one line (rulelog)
+            return 1, f"sparseae: error: {failure_line(error)}\n"
         if case.kind == "api":  # a library call: the exception is its answer
             return 1, f"{type(error).__name__}: {error}\n"
         return 1, traceback.format_exc()

@@ -437,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sparseae``; returns the exit status (0 success, 1 error, 2 usage)."""
-    from sparseae.rulelog import user_errors
+    from sparseae.rulelog import failure_line, stdout_failure, user_errors
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -447,18 +447,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return args._run(args)
+        status = args._run(args)
+        sys.stdout.flush()  # a closed or full stdout fails here, not in Python's exit
+        return status
     except (UsageError, *user_errors()) as exc:
         print(f"sparseae {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:  # safety net: a file the checks above did not foresee
-        if exc.filename is None:
-            raise
-        print(
-            f"sparseae {args.command}: error: {exc.filename}: {exc.strerror or exc}; check "
-            f"that path (and that its folders are folders you may write)",
-            file=sys.stderr,
-        )
+    except OSError as exc:  # a file the checks above did not foresee, or stdout itself
+        if failure_line(exc) is None:
+            return stdout_failure(exc)
+        print(f"sparseae {args.command}: error: {failure_line(exc)}", file=sys.stderr)
         return 1
 
 

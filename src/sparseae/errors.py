@@ -47,12 +47,12 @@ class ForeignResultError(ConfigError):
     """A result file that belongs to another experiment state than the current settings."""
 
 
-class ResultFileError(ConfigError):
-    """A result file that cannot be read (truncated, corrupt, not what its name says)."""
-
-
 class ResultsError(SparseaeError, ValueError):
     """A file in the result folder does not match its contract."""
+
+
+class ResultFileError(ConfigError, ResultsError):
+    """A result file that cannot be read (truncated, corrupt, not what its name says)."""
 
 
 class SweepError(SparseaeError, ValueError):

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from sparseae.errors import ParameterFileError
+from sparseae.errors import ForeignResultError, ParameterFileError, ResultFileError
 from sparseae.model.autoencoder import parameter_count
 
 
@@ -44,9 +44,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(err, OSError) and err.filename is None and err.errno:
+            # A write on a full disk names no file: name the one being written.
+            raise OSError(err.errno, err.strerror, os.fspath(path)) from err
         raise
 
 
@@ -69,10 +72,66 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
         handle.write("\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file written by :func:`write_json`."""
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+def read_json(path: str | os.PathLike, *, key: str | None = None) -> Any:
+    """Read a JSON file written by :func:`write_json`; a damaged one is a ResultFileError, and
+    with ``key`` an object recording another ``trajectory_key`` a ForeignResultError."""
+    try:
+        value = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError
+        raise damaged(path, f"is not readable JSON ({err})") from None
+    found = value.get("trajectory_key", key) if isinstance(value, dict) else key
+    if key is not None and found != key:
+        raise ForeignResultError(
+            f"{path} belongs to trajectory {found}, not {key} (the current settings); it was "
+            f"copied from another experiment or written with other settings: delete it and rerun"
+        )
+    return value
+
+
+def read_tsv(path: str | os.PathLike, *, rows: int | None = None) -> dict[str, np.ndarray]:
+    """The numeric columns of a tab-separated table (header line first) by name; a table cut
+    off, ragged, not numeric or without the ``rows`` expected is a ResultFileError."""
+    lines = check_tsv(path)
+    header, body = lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
+    try:
+        table = np.array(body, dtype=np.float64).reshape(len(body), len(header))
+    except ValueError as err:
+        raise damaged(path, f"holds a value that is not a number ({err})") from None
+    if rows is not None and len(body) != rows:
+        raise damaged(path, f"has {len(body)} rows, not the {rows} expected")
+    return dict(zip(header, table.T, strict=True))
+
+
+def check_tsv(path: str | os.PathLike) -> list[str]:
+    """The lines of a table whose rows all end and have as many fields as its header."""
+    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    lines = text.split("\n")[:-1]
+    widths = {line.count("\t") for line in lines}
+    if not text.endswith("\n") or len(widths) != 1:
+        raise damaged(path, "is cut off or has rows of different lengths")
+    return lines
+
+
+def check_result_file(path: str | os.PathLike) -> None:
+    """Refuse a damaged result before it is uploaded: JSON that does not parse, a ragged or
+    cut table, a PNG without its end chunk (an ``IEND`` in the last 12 bytes)."""
+    path = Path(path)
+    if path.suffix == ".json":
+        read_json(path)
+    elif path.suffix == ".tsv":
+        check_tsv(path)
+    elif path.suffix == ".png":
+        with open(path, "rb") as handle:
+            head, _ = handle.read(8), handle.seek(max(0, path.stat().st_size - 12))
+            if head != b"\x89PNG\r\n\x1a\n" or handle.read()[4:8] != b"IEND":
+                raise damaged(path, "is not a complete PNG image")
+
+
+def damaged(path: str | os.PathLike, problem: str) -> ResultFileError:
+    """The error of a damaged result file: it names the file and the fix."""
+    return ResultFileError(
+        f"result file {path} {problem}: it was cut off or changed; delete it and rerun"
+    )
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -128,11 +187,12 @@ def load_theta_npz(path: str | os.PathLike):
     return theta, config
 
 
-def read_npz(path, required, *, optional=(), label: str):
+def read_npz(path, required, *, optional=(), label: str, finite=()):
     """The ``required`` and present ``optional`` members of an ``.npz`` archive, by name.
 
     Read without pickle; ``label`` names the file in messages. Raises FileNotFoundError or
-    ParameterFileError (unreadable archive, missing or pickled member).
+    ParameterFileError (unreadable archive, missing or pickled member, NaN or inf in a member
+    named in ``finite``: training data, refused before it trains to a NaN cost).
     """
     path = Path(path)
     if not path.is_file():
@@ -157,7 +217,7 @@ def read_npz(path, required, *, optional=(), label: str):
                 # Members are read lazily: an object (pickled) member fails here, not in
                 # np.load; so does a damaged compressed member.
                 wanted = [*required, *(name for name in optional if name in archive.files)]
-                return {name: archive[name] for name in wanted}
+                members = {name: archive[name] for name in wanted}
     except ParameterFileError:
         raise
     except Exception as err:  # noqa: BLE001 - see below
@@ -167,6 +227,14 @@ def read_npz(path, required, *, optional=(), label: str):
         raise ParameterFileError(
             f"{label} is not a readable .npz file: {type(err).__name__}: {err}"
         ) from err
+    for name in finite:
+        bad = np.argwhere(~np.isfinite(numeric_member(members[name], name, label=label)))
+        if bad.size:
+            raise ParameterFileError(
+                f"{label}: key {name!r} holds {len(bad)} NaN or inf values (the first at index "
+                f"{tuple(int(i) for i in bad[0])}); training data must be finite numbers"
+            )
+    return members
 
 
 def numeric_member(raw, name: str, *, label: str):

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sparseae.config.checks import check_image_inputs, check_patch_fits
+from sparseae.config.checks import check_image_inputs, check_patch_fits, name_problems
 from sparseae.config.environment import sources_problems
 from sparseae.config.keys import (
     PURPOSES,
@@ -115,6 +115,7 @@ def resolve_config(
         raise_problems(problems)
     experiments = {name: apply_defaults(exp, root["$defs"]["experiment"], root)
                    for name, exp in raw.items()}  # fmt: skip
+    raise_problems(name_problems({**resolved, "experiments": experiments}))
     # A member inherits its base's problems: they are named once, at the base, and the
     # members are checked once the experiments as written pass.
     raise_problems([p for name in written for p in experiment_problems(name, experiments[name])])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
+
+import numpy as np
 
 from sparseae.config.rules import num_images_problem, patch_fits_problem
 from sparseae.config.schema import raise_problems
@@ -57,3 +61,66 @@ def check_trained(name: str, iterations: int) -> None:
                 f"1.0e-9) or 'optimizer.ftol' (default 1.0e-12), then rerun"
             ]
         )
+
+
+#: A name ending in a part repeated 20 times: Snakemake's wildcard matching takes it for a
+#: runaway recursion (its PeriodicWildcardError) and stops mid-run.
+PERIODIC = re.compile(r"(.+?)\1{19,}$")
+
+
+def name_problems(config: Mapping, folder: str | os.PathLike = ".") -> list[str]:
+    """Experiment, stacked and sweep names become folder names (``results/{name}``) and
+    wildcard values: refuse those the file system or Snakemake would refuse mid-run."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):  # no such setting: the common limit
+        limit = 255
+    problems = []
+    for section in ("experiments", "stacked_experiments", "sweeps"):
+        for name in config.get(section) or {}:
+            key, size, periodic = f"{section}.{name}", len(name.encode()), PERIODIC.search(name)
+            if size > limit:
+                problems.append(
+                    f"config key '{key}': the name is {size} bytes long, but the file system "
+                    f"of {os.path.abspath(folder)} allows {limit} per file name (the name "
+                    f"becomes a folder, results/NAME); allowed: at most {limit}; shorten it"
+                )
+            elif periodic:
+                problems.append(
+                    f"config key '{key}': the name ends in {periodic.group(1)!r} repeated "
+                    f"{len(periodic.group(0)) // len(periodic.group(1))} times, which "
+                    f"Snakemake's wildcard matching refuses (PeriodicWildcardError); allowed: "
+                    f"fewer than 20 repeats at its end; rename it"
+                )
+    return problems
+
+
+#: A patch whose values spread less than this (times the data's largest magnitude, at least
+#: 1) is constant; training data of (almost, FLAT_SHARE) only such patches teaches nothing.
+FLAT_SPREAD, FLAT_SHARE = 1e-6, 0.99
+
+
+def check_training_data(name: str, data: Mapping, X: np.ndarray) -> None:
+    """Refuse training data (visible × m) that preprocessing left non-finite or (almost) all
+    constant, naming the settings that made it: every source and preprocessing path."""
+    spread = X.max(axis=0) - X.min(axis=0)
+    bad = int(np.count_nonzero(~np.isfinite(spread)))
+    flat = int(np.count_nonzero(spread <= FLAT_SPREAD * max(1.0, float(np.abs(X).max()))))
+    if not bad and flat < FLAT_SHARE * X.shape[1]:
+        return
+    key, dataset, patches = f"experiments.{name}", data["dataset"], data["patches"]
+    made = (
+        f"dataset.source {dataset['source']!r}, dataset.path {dataset['path']!r}, "
+        f"dataset.whiten {dataset['whiten']!r}, patches.size {patches['size']}, "
+        f"patches.whitening.method {patches['whitening']['method']!r}, patches.normalize "
+        f"{patches['normalize']}"
+    )
+    what = f"{bad} hold NaN or inf" if bad else f"{flat} are constant"
+    raise_problems(
+        [
+            f"experiment '{name}': the training data gives no usable patches: {what} of its "
+            f"{X.shape[1]} patches after preprocessing ({made}, under '{key}'); use images "
+            f"with contrast, or change '{key}.patches' (whitening, normalize) or "
+            f"'{key}.dataset.whiten'"
+        ]
+    )

@@ -158,7 +158,7 @@ def dataset_path_problem(name: str, path: str, error: Exception) -> str:
 def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
     """An image folder, from the files' headers: readable, one size, enough images, patches
     that fit."""
-    from sparseae.data.images import check_image_header, list_image_folder
+    from sparseae.data.images import check_image_header, different_sizes, list_image_folder
     from sparseae.errors import DatasetError
 
     key, folder = f"experiments.{name}", experiment["dataset"]["path"]
@@ -168,11 +168,7 @@ def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
     except DatasetError as error:
         return [dataset_path_problem(name, folder, error)]
     if len(set(sizes.values())) > 1:
-        listing = ", ".join(f"{p.name} {r}×{c}" for p, (r, c) in sizes.items())
-        return [
-            f"config key '{key}.dataset.path' = {folder!r}: images in {folder} have different "
-            f"sizes ({listing}); crop or resize them to one size"
-        ]
+        return [f"config key '{key}.dataset.path' = {folder!r}: {different_sizes(folder, sizes)}"]
     wanted, size = experiment["dataset"]["num_images"], experiment["patches"]["size"]
     problems = [
         num_images_problem(key, wanted, len(files), f"image folder {folder}"),

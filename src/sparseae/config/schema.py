@@ -268,15 +268,21 @@ def read_yaml(path: str | os.PathLike) -> dict:
             f"path of a YAML file, e.g. config/stl-t10k.yaml"
         )
     if not path.is_file():
-        raise ConfigError(f"config file {path} is a folder, not a file")
+        kind = "a folder" if path.is_dir() else "a device or pipe"
+        raise ConfigError(f"config file {path} is {kind}, not a file; give a YAML file")
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at byte "
+            f"position {exc.start} ({exc.reason}); save it as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if config is None:
-        return {}
+        raise ConfigError(f"config file {path} is empty; write settings into it or leave it out")
     if not isinstance(config, dict):
         raise ConfigError(f"config file {path} must hold a mapping, not {type(config).__name__}")
     raise_problems(yaml_file_problems([path]))

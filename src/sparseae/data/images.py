@@ -251,15 +251,30 @@ def load_image_folder(folder: str | os.PathLike) -> np.ndarray:
     """Read every image of a folder into an H × W × N grey stack; mixed sizes are refused."""
     files = list_image_folder(folder)
     images = [read_grey_image(p) for p in files]
-    shapes = {img.shape for img in images}
-    if len(shapes) > 1:
-        listing = ", ".join(
-            f"{p.name} {img.shape[0]}×{img.shape[1]}" for p, img in zip(files, images, strict=True)
-        )
-        raise DatasetError(
-            f"images in {folder} have different sizes ({listing}); crop or resize them to one size"
-        )
+    if len({img.shape for img in images}) > 1:
+        shapes = {path: image.shape for path, image in zip(files, images, strict=True)}
+        raise DatasetError(different_sizes(folder, shapes))
     return np.stack(images, axis=2)
+
+
+def different_sizes(folder, sizes: dict[Path, tuple[int, int]]) -> str:
+    """The message for images of ``(rows, cols)`` ``sizes``, saying why when an EXIF orientation
+    tag turns some of them: viewers show them turned, sparseae reads the pixels as stored."""
+    from PIL import Image
+
+    turned = []
+    for path in sizes:
+        with contextlib.suppress(Exception), Image.open(path) as image:
+            turned += [path.name] if image.getexif().get(0x0112, 1) in (5, 6, 7, 8) else []
+    listing = ", ".join(f"{p.name} {r}×{c}" for p, (r, c) in sizes.items())
+    why = (
+        f" ({', '.join(turned)}: an EXIF orientation tag turns them by 90° in viewers, but "
+        f"sparseae reads the pixels as stored; rotate the pixels, e.g. exiftran -ai)"
+    )
+    return (
+        f"images in {folder} have different sizes ({listing}){why if turned else ''}; crop or "
+        f"resize them to one size"
+    )
 
 
 def sample_photo_files() -> list[Path]:

@@ -140,6 +140,7 @@ def sample_patches(output, *, name: str, data: Mapping, resources="resources") -
                 f"whitening, normalize) or experiments.{name}.dataset.whiten"
             ) from None
     X = np.ascontiguousarray(X, dtype=data["training"]["dtype"])
+    checks.check_training_data(name, data, X)
     with atomic_path(output, suffix=".npz") as tmp:
         np.savez(tmp, data=X, data_key=np.array(data_key(data)))
     log.info("wrote %s: data %s %s, min %.4f max %.4f mean %.4f",
@@ -178,7 +179,8 @@ def _image_patches(name: str, data: Mapping, dest: Path) -> np.ndarray:
 def load_patches(path: str | Path, *, name: str, experiment: Mapping) -> np.ndarray:
     """The training data of ``patches.npz``, after checking it was sampled for ``experiment``."""
     try:
-        members = read_npz(path, ["data"], optional=["data_key"], label=f"patches file {path}")
+        label = f"patches file {path}"
+        members = read_npz(path, ["data"], optional=["data_key"], label=label, finite=["data"])
     except (FileNotFoundError, ParameterFileError) as err:
         raise ResultFileError(f"{err}; delete it and rerun") from None
     data = members["data"]
@@ -389,15 +391,13 @@ def plot_filters(theta: str | Path, output: str | Path, *, name: str, trajectory
 
 def plot_curves(history, summary, *, cost, rhohat, name: str, rho: float) -> None:
     """Rule ``plot_curves``: ``cost_curve.png`` (chunk boundaries marked) and ``rhohat.png``."""
-    import pandas as pd
-
     from sparseae.analysis.visualize import plot_cost_curve, plot_rhohat
-    from sparseae.io import read_json
+    from sparseae.io import read_json, read_tsv
 
-    table = pd.read_csv(history, sep="\t")
     result = read_json(summary)
+    table = read_tsv(history, rows=result["iterations"])
     plot_cost_curve(
-        table["iteration"].to_numpy(), table["cost"].to_numpy(), cost,
+        table["iteration"], table["cost"], cost,
         chunk_boundaries=result["chunk_ends"][:-1],
         title=f"{name}: sparse autoencoder training cost",
     )  # fmt: skip

@@ -88,7 +88,7 @@ def prepare_stacked_data(path, source: str, images: Mapping, folder=None) -> tup
 
 def _load(path, *keys):
     try:
-        members = read_npz(path, keys, label=f"result file {path}")
+        members = read_npz(path, keys, label=f"result file {path}", finite=keys)
     except (FileNotFoundError, ParameterFileError) as err:
         raise ResultFileError(f"{err}; delete it and rerun to recompute it") from None
     return [members[k] for k in keys]

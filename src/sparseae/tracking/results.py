@@ -15,7 +15,7 @@ import numpy as np
 from sparseae.environment import environment_info
 from sparseae.errors import ResultsError
 from sparseae.identity import arrays_key, key_of
-from sparseae.io import ParameterFileError, json_member, read_npz
+from sparseae.io import ParameterFileError, check_result_file, json_member, read_json, read_npz
 from sparseae.model.train import load_checkpoint, records_to_arrays
 from sparseae.pipeline.experiment import EVALUATION_FILES, RESULT_FILES
 
@@ -308,7 +308,7 @@ def _read_blocks(folder: ResultFolder) -> None:
     for path in sorted(folder.path.glob("*.json")):
         if path.name in NOT_RESULT_JSON or path.name.startswith("."):
             continue
-        data = _read_json(path)
+        data = read_json(path, key=folder.fingerprint)
         for block_key in ("metrics", "params"):
             block = data.get(block_key) if isinstance(data, dict) else None
             if block is None:
@@ -368,6 +368,7 @@ def _collect_artifacts(folder: ResultFolder, log_dir, expected: tuple[str, ...])
             and item.name not in NOT_ARTIFACTS
             and not item.name.startswith(".")
         ):
+            check_result_file(item)  # nothing damaged is uploaded as if complete
             folder.artifacts.append((item, ""))
     # Result files only: the logs folder may hold older logs of shared data rules.
     times = [f.stat().st_mtime for f, _ in folder.artifacts]
@@ -405,10 +406,7 @@ def _read_object(folder: ResultFolder, name: str, required: bool = True) -> dict
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ResultsError(f"{path} is not readable JSON: {exc}") from exc
+    return read_json(path)  # a damaged file: a ResultFileError (a ResultsError) naming it
 
 
 def _is_number(value: Any) -> bool:
