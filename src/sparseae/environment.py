@@ -73,10 +73,7 @@ def thread_info() -> dict[str, str]:
 def environment_info(folder: str | os.PathLike | None = None) -> dict[str, str]:
     """Everything above plus the platform, as flat ``str -> str`` params."""
     info = {"platform": platform.platform(), "machine": platform.machine()}
-    info.update(package_versions())
-    info.update(git_info(folder))
-    info.update(thread_info())
-    return info
+    return {**info, **package_versions(), **git_info(folder), **thread_info()}
 
 
 def _git(where: Path, *args: str) -> str:

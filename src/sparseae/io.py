@@ -81,57 +81,41 @@ def read_json(path: str | os.PathLike, *, key: str | None = None) -> Any:
         raise damaged(path, f"is not readable JSON ({err})") from None
     found = value.get("trajectory_key", key) if isinstance(value, dict) else key
     if key is not None and found != key:
-        raise ForeignResultError(
-            f"{path} belongs to trajectory {found}, not {key} (the current settings); it was "
-            f"copied from another experiment or written with other settings: delete it and rerun"
-        )
+        raise ForeignResultError(f"{path} is of trajectory {found}, not {key}: delete it, rerun")
     return value
 
 
-def read_tsv(path: str | os.PathLike, *, rows: int | None = None) -> dict[str, np.ndarray]:
-    """The numeric columns of a tab-separated table (header line first) by name; a table cut
-    off, ragged, not numeric or without the ``rows`` expected is a ResultFileError."""
-    lines = check_tsv(path)
-    header, body = lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
+def read_tsv(path: str | os.PathLike, *, rows: int | None = None, numbers: bool = True):
+    """The columns of a tab-separated table (header line first) by name, as float arrays; a
+    table cut off, ragged, not numeric or without ``rows`` rows is a ResultFileError."""
+    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    table = [line.split("\t") for line in text.split("\n")[:-1]]
+    if not text.endswith("\n") or len({len(row) for row in table}) != 1:
+        raise damaged(path, "is cut off or has rows of different lengths")
+    if rows is not None and len(table) - 1 != rows:
+        raise damaged(path, f"has {len(table) - 1} rows, not the {rows} expected")
     try:
-        table = np.array(body, dtype=np.float64).reshape(len(body), len(header))
+        columns = np.array(table[1:], dtype=float if numbers else str).reshape(-1, len(table[0]))
     except ValueError as err:
         raise damaged(path, f"holds a value that is not a number ({err})") from None
-    if rows is not None and len(body) != rows:
-        raise damaged(path, f"has {len(body)} rows, not the {rows} expected")
-    return dict(zip(header, table.T, strict=True))
-
-
-def check_tsv(path: str | os.PathLike) -> list[str]:
-    """The lines of a table whose rows all end and have as many fields as its header."""
-    text = Path(path).read_bytes().decode("utf-8", errors="replace")
-    lines = text.split("\n")[:-1]
-    widths = {line.count("\t") for line in lines}
-    if not text.endswith("\n") or len(widths) != 1:
-        raise damaged(path, "is cut off or has rows of different lengths")
-    return lines
+    return dict(zip(table[0], columns.T, strict=True))
 
 
 def check_result_file(path: str | os.PathLike) -> None:
     """Refuse a damaged result before it is uploaded: JSON that does not parse, a ragged or
-    cut table, a PNG without its end chunk (an ``IEND`` in the last 12 bytes)."""
+    cut table, a PNG without its signature or end chunk (``IEND`` and its CRC last)."""
     path = Path(path)
     if path.suffix == ".json":
         read_json(path)
     elif path.suffix == ".tsv":
-        check_tsv(path)
-    elif path.suffix == ".png":
-        with open(path, "rb") as handle:
-            head, _ = handle.read(8), handle.seek(max(0, path.stat().st_size - 12))
-            if head != b"\x89PNG\r\n\x1a\n" or handle.read()[4:8] != b"IEND":
-                raise damaged(path, "is not a complete PNG image")
+        read_tsv(path, numbers=False)
+    elif path.suffix == ".png" and (data := path.read_bytes())[:4] + data[-8:-4] != b"\x89PNGIEND":
+        raise damaged(path, "is not a complete PNG image")
 
 
 def damaged(path: str | os.PathLike, problem: str) -> ResultFileError:
     """The error of a damaged result file: it names the file and the fix."""
-    return ResultFileError(
-        f"result file {path} {problem}: it was cut off or changed; delete it and rerun"
-    )
+    return ResultFileError(f"result file {path} {problem}: delete it and rerun")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -230,10 +214,8 @@ def read_npz(path, required, *, optional=(), label: str, finite=()):
     for name in finite:
         bad = np.argwhere(~np.isfinite(numeric_member(members[name], name, label=label)))
         if bad.size:
-            raise ParameterFileError(
-                f"{label}: key {name!r} holds {len(bad)} NaN or inf values (the first at index "
-                f"{tuple(int(i) for i in bad[0])}); training data must be finite numbers"
-            )
+            where = tuple(bad[0].tolist())
+            raise ParameterFileError(f"{label}: key {name!r} holds NaN or inf (first at {where})")
     return members
 
 

@@ -8,6 +8,7 @@ printed without a traceback; any other exception keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import logging
@@ -22,11 +23,9 @@ DEFAULT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 #: What to do when the operating system refuses a named file, by errno.
 OS_FIXES = {
-    errno.ENOSPC: "free space on that file system (or work in a folder with room), then rerun",
-    errno.EDQUOT: "your disk quota is used up: free space or raise the quota, then rerun",
+    **dict.fromkeys((errno.ENOSPC, errno.EDQUOT), "free space on that file system, then rerun"),
+    **dict.fromkeys((errno.EACCES, errno.EPERM), "change its permissions or work elsewhere"),
     errno.ENAMETOOLONG: "a name in that path is too long for its file system: shorten it",
-    errno.EACCES: "you may not use that path: change its permissions or work elsewhere",
-    errno.EPERM: "you may not use that path: change its permissions or work elsewhere",
     errno.EROFS: "that file system is read-only: work in a writable folder",
 }
 
@@ -36,8 +35,7 @@ def log_to_rule_log(
 ) -> None:
     """Send the root logger to ``path`` (the rule's log, truncated), uncaught exceptions too."""
     logging.basicConfig(filename=os.fspath(path), filemode="w", level=level, format=fmt)
-    # On a full disk the log cannot be written either: one line on stderr, not a traceback
-    # per log record.
+    # On a full disk the log cannot be written either: no traceback per log record then.
     logging.raiseExceptions = False
 
     def log_then_report(kind, error, trace):
@@ -56,11 +54,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def failure_line(error: BaseException) -> str | None:
-    """The one line a known failure is shown as; ``None`` for a bug (it keeps its traceback).
-
-    Known: the project's errors, and the operating system refusing a named file (disk full,
-    name too long, no permission, read-only): the user, not a developer, acts on those.
-    """
+    """The one line of a known failure: the project's errors and the system refusing a named
+    file (disk full, name too long, read-only…); ``None`` for a bug, which keeps its traceback."""
     if isinstance(error, user_errors()):
         return str(error)
     if isinstance(error, OSError) and error.filename is not None:
@@ -71,30 +66,22 @@ def failure_line(error: BaseException) -> str | None:
 
 
 def stdout_failure(error: OSError) -> int:
-    """Standard output closed (``| head -0``) or full (``> /dev/full``): exit as command-line
-    tools do, quietly with 141 (128 + SIGPIPE) for a closed pipe, one line and 1 otherwise.
-    ``error`` is raised again when it did not come from stdout."""
-    if not isinstance(error, BrokenPipeError) and not _stdout_full():
+    """A closed (``| head -0``) or full (``> /dev/full``) stdout ends as command-line tools end:
+    quietly with 141 (128 + SIGPIPE) or one line and 1; other errors are raised again."""
+    fd, full = None, True
+    with contextlib.suppress(io.UnsupportedOperation):  # a captured stdout: not a file
+        fd = sys.stdout.fileno()
+    with contextlib.suppress(OSError, TypeError):
+        os.write(fd, b"")  # a device that refuses writes (/dev/full) refuses even this
+        full = stat.S_ISREG(os.fstat(fd).st_mode) and os.fstatvfs(fd).f_bavail == 0
+    if fd is None or not (full or isinstance(error, BrokenPipeError)):
         raise error
-    try:  # what is still buffered goes nowhere, so Python's flush at exit cannot fail again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):  # no file descriptor (a captured stdout)
-        pass
+    # What is still buffered goes nowhere, so Python's flush at exit does not fail again.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
     if isinstance(error, BrokenPipeError):
         return 128 + signal.SIGPIPE
     print(f"sparseae: error: cannot write standard output: {error.strerror}", file=sys.stderr)
     return 1
-
-
-def _stdout_full() -> bool:
-    try:
-        fd = sys.stdout.fileno()
-        os.write(fd, b"")  # a device that refuses writes (/dev/full) refuses even this
-        return stat.S_ISREG(os.fstat(fd).st_mode) and os.fstatvfs(fd).f_bavail == 0
-    except io.UnsupportedOperation:  # a captured stdout: not a file
-        return False
-    except OSError:
-        return True
 
 
 def _report(error: BaseException) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from sparseae.config.rules import num_images_problem, patch_fits_problem
 from sparseae.config.schema import raise_problems
+from sparseae.errors import ConfigError
 
 
 def check_loaded_images(name: str, experiment: Mapping, available: int, where: str) -> None:
@@ -71,27 +72,20 @@ PERIODIC = re.compile(r"(.+?)\1{19,}$")
 def name_problems(config: Mapping, folder: str | os.PathLike = ".") -> list[str]:
     """Experiment, stacked and sweep names become folder names (``results/{name}``) and
     wildcard values: refuse those the file system or Snakemake would refuse mid-run."""
-    try:
-        limit = os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError):  # no such setting: the common limit
-        limit = 255
+    limit = os.pathconf(folder, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
     problems = []
-    for section in ("experiments", "stacked_experiments", "sweeps"):
-        for name in config.get(section) or {}:
-            key, size, periodic = f"{section}.{name}", len(name.encode()), PERIODIC.search(name)
-            if size > limit:
-                problems.append(
-                    f"config key '{key}': the name is {size} bytes long, but the file system "
-                    f"of {os.path.abspath(folder)} allows {limit} per file name (the name "
-                    f"becomes a folder, results/NAME); allowed: at most {limit}; shorten it"
-                )
-            elif periodic:
-                problems.append(
-                    f"config key '{key}': the name ends in {periodic.group(1)!r} repeated "
-                    f"{len(periodic.group(0)) // len(periodic.group(1))} times, which "
-                    f"Snakemake's wildcard matching refuses (PeriodicWildcardError); allowed: "
-                    f"fewer than 20 repeats at its end; rename it"
-                )
+    sections = ("experiments", "stacked_experiments", "sweeps")
+    for section, name in ((s, n) for s in sections for n in config.get(s) or {}):
+        if len(name.encode()) > limit:
+            why = f"is {len(name.encode())} bytes long; the file system allows {limit} per name"
+        elif tail := PERIODIC.search(name):
+            why = f"ends in {tail.group(1)!r} repeated: Snakemake's PeriodicWildcardError"
+        else:
+            continue
+        problems.append(
+            f"config key '{section}.{name}': the name {why}; it becomes a folder name and a "
+            f"wildcard value: rename it"
+        )
     return problems
 
 
@@ -108,19 +102,13 @@ def check_training_data(name: str, data: Mapping, X: np.ndarray) -> None:
     flat = int(np.count_nonzero(spread <= FLAT_SPREAD * max(1.0, float(np.abs(X).max()))))
     if not bad and flat < FLAT_SHARE * X.shape[1]:
         return
-    key, dataset, patches = f"experiments.{name}", data["dataset"], data["patches"]
-    made = (
-        f"dataset.source {dataset['source']!r}, dataset.path {dataset['path']!r}, "
-        f"dataset.whiten {dataset['whiten']!r}, patches.size {patches['size']}, "
-        f"patches.whitening.method {patches['whitening']['method']!r}, patches.normalize "
-        f"{patches['normalize']}"
-    )
+    dataset, patches = data["dataset"], data["patches"]
     what = f"{bad} hold NaN or inf" if bad else f"{flat} are constant"
-    raise_problems(
-        [
-            f"experiment '{name}': the training data gives no usable patches: {what} of its "
-            f"{X.shape[1]} patches after preprocessing ({made}, under '{key}'); use images "
-            f"with contrast, or change '{key}.patches' (whitening, normalize) or "
-            f"'{key}.dataset.whiten'"
-        ]
+    raise ConfigError(
+        f"experiment '{name}': the training data gives no usable patches: {what} of its "
+        f"{X.shape[1]} patches after preprocessing (dataset.source {dataset['source']!r}, "
+        f"dataset.path {dataset['path']!r}, dataset.whiten {dataset['whiten']!r}, patches.size "
+        f"{patches['size']}, patches.whitening.method {patches['whitening']['method']!r}, "
+        f"patches.normalize {patches['normalize']} under 'experiments.{name}'); use images "
+        f"with contrast or change these settings"
     )

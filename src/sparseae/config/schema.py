@@ -275,10 +275,7 @@ def read_yaml(path: str | os.PathLike) -> dict:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"config file {path} is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at byte "
-            f"position {exc.start} ({exc.reason}); save it as UTF-8"
-        ) from None
+        raise ConfigError(f"config file {path} is not UTF-8 ({exc}): save it as UTF-8") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if config is None:

@@ -8,6 +8,7 @@ data file's name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import logging
@@ -176,6 +177,8 @@ def _stream_to(url: str, handle: BinaryIO, timeout: float, progress: _Progress) 
         missing = isinstance(reason, FileNotFoundError)
         raise _Failure(f"cannot connect: {reason}", retry=not missing) from None
     except (http.client.HTTPException, ConnectionError, OSError) as exc:
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise  # the local disk, not the connection: no retry, no other mirror helps
         raise _Failure(
             f"connection broken after {progress.done} bytes: {type(exc).__name__}: {exc}",
             retry=True,

@@ -19,14 +19,7 @@ from sparseae.errors import DatasetError
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
 
-_TYPES = {
-    0x08: np.dtype("u1"),
-    0x09: np.dtype("i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
+_TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -63,7 +56,7 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
         )
     if expected_magic is not None and magic != expected_magic:
         raise DatasetError(f"{path}: magic number {magic}, expected {expected_magic}")
-    dtype, ndim = _TYPES[raw[2]], raw[3]
+    dtype, ndim = np.dtype(_TYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DatasetError(f"{path}: header of {ndim} dimensions is cut short")

@@ -258,23 +258,18 @@ def load_image_folder(folder: str | os.PathLike) -> np.ndarray:
 
 
 def different_sizes(folder, sizes: dict[Path, tuple[int, int]]) -> str:
-    """The message for images of ``(rows, cols)`` ``sizes``, saying why when an EXIF orientation
-    tag turns some of them: viewers show them turned, sparseae reads the pixels as stored."""
+    """The message for images of ``(rows, cols)`` ``sizes``, naming those an EXIF tag turns."""
     from PIL import Image
 
-    turned = []
+    listing = ", ".join(f"{p.name} {r}×{c}" for p, (r, c) in sizes.items())
     for path in sizes:
         with contextlib.suppress(Exception), Image.open(path) as image:
-            turned += [path.name] if image.getexif().get(0x0112, 1) in (5, 6, 7, 8) else []
-    listing = ", ".join(f"{p.name} {r}×{c}" for p, (r, c) in sizes.items())
-    why = (
-        f" ({', '.join(turned)}: an EXIF orientation tag turns them by 90° in viewers, but "
-        f"sparseae reads the pixels as stored; rotate the pixels, e.g. exiftran -ai)"
-    )
-    return (
-        f"images in {folder} have different sizes ({listing}){why if turned else ''}; crop or "
-        f"resize them to one size"
-    )
+            if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # orientations turned by 90°
+                listing += (
+                    f"; {path.name}: an EXIF orientation tag turns it by 90° in viewers, but "
+                    f"sparseae reads pixels as stored: rotate them (e.g. exiftran -ai)"
+                )
+    return f"images in {folder} have different sizes ({listing}); crop or resize them to one size"
 
 
 def sample_photo_files() -> list[Path]:

@@ -202,7 +202,7 @@ def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
 def _read_config(folder: ResultFolder) -> dict | None:
     config_path = folder.path / "config.json"
     if config_path.exists():
-        config = _read_json(config_path)
+        config = read_json(config_path)
         if not isinstance(config, dict):
             raise ResultsError(f"{config_path} holds a {type(config).__name__}, not an object")
         return config
@@ -399,14 +399,10 @@ def _read_object(folder: ResultFolder, name: str, required: bool = True) -> dict
         if required:
             folder.missing.append(name)
         return {}
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ResultsError(f"{path} holds a {type(data).__name__}, not a JSON object")
     return data
-
-
-def _read_json(path: Path) -> Any:
-    return read_json(path)  # a damaged file: a ResultFileError (a ResultsError) naming it
 
 
 def _is_number(value: Any) -> bool:
