@@ -241,6 +241,7 @@ WORKFLOW_CASES = [
     "tracking-not-sqlite",
     "folder-empty",
     "env-uri-folder",
+    "name-periodic",
 ]
 
 
