@@ -337,10 +337,9 @@ def _plot_curves(tmp: Path):
     from sparseae.pipeline.experiment import plot_curves
 
     folder = tmp / RESULTS
-    return plot_curves(
-        folder / "history.tsv", folder / "summary.json", cost=folder / "cost_curve.png",
-        rhohat=folder / "rhohat.png", name="natural", rho=0.01,
-    )
+    figures = {"cost": folder / "cost_curve.png", "rhohat": folder / "rhohat.png"}
+    history, summary = folder / "history.tsv", folder / "summary.json"
+    return plot_curves(history, summary, **figures, name="natural", rho=0.01)
 
 
 def _read_results(tmp: Path):
@@ -873,10 +872,12 @@ CASES: list[Case] = [
          "{tmp}/results/natural/patches.npz", "NaN or inf", prepare=_patches_with(np.inf)),
     # ---------------------------------------------------------------- degenerate training data
     file("constant-raw", "constant images, no whitening, normalize off", _sample_folder(
-         dataset={"whiten": False}, patches={"normalize": False}), "experiments.natural", "10000 are constant",
-         "patches.normalize False", prepare=_grey_pngs((32, 32, 90), (32, 32, 200))),
+         dataset={"whiten": False}, patches={"normalize": False}), "experiments.natural",
+         "10000 are constant", "patches.normalize False",
+         prepare=_grey_pngs((32, 32, 90), (32, 32, 200))),
     file("constant-zca", "constant images, ZCA whitening", _sample_folder(
-         dataset={"whiten": False}, patches={"normalize": False, "whitening": {"method": "zca", "epsilon": 0.1}}),
+         dataset={"whiten": False},
+         patches={"normalize": False, "whitening": {"method": "zca", "epsilon": 0.1}}),
          "experiments.natural", "are constant", "patches.whitening.method 'zca'",
          prepare=_grey_pngs((32, 32, 90), (32, 32, 200))),
     file("almost-constant", "images constant but for one pixel (99.6 % flat patches)",
