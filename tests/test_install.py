@@ -2,7 +2,7 @@
 
 Everything the package reads at run time (the config schema) must ship inside it: the test
 builds the package from a clean copy of the sources, installs it into a new virtual
-environment (dependencies pinned by constraints.txt, from pip's cache where it has them),
+environment (dependencies pinned by constraints.txt, from uv's or pip's cache where it has them),
 then runs a tiny experiment from a copy of the workflow with only that environment on PATH.
 """
 
@@ -46,10 +46,16 @@ def installed(tmp_path_factory) -> Path:
     shutil.copytree(REPO / "src" / "sparseae", sources / "src" / "sparseae")
     venv = base / "venv"
     run([sys.executable, "-m", "venv", venv], cwd=base)
-    run(
-        [venv / "bin" / "python", "-m", "pip", "install", "--quiet", "-c", "constraints.txt", "."],
-        cwd=sources,
-    )
+    python = venv / "bin" / "python"
+    # uv, as `make venv` installs: its cache holds the pinned wheels `make venv` just installed,
+    # so every dependency comes from there (~10 s instead of pip's ~80 s); pip where uv is not.
+    uv = Path(sys.executable).parent / "uv"
+    if uv.is_file():
+        install = [uv, "pip", "install", "--python", python, "--quiet", "-c", "constraints.txt"]
+    else:
+        install = [python, "-m", "pip", "install", "--quiet", "-c", "constraints.txt"]
+    # Not editable (no -e): the package is built from the sources and copied into the venv.
+    run([*install, "."], cwd=sources)
     shutil.rmtree(sources)  # nothing may be read from the sources after installation
     return venv
 

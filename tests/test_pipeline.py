@@ -164,6 +164,9 @@ def test_mlflow_store_holds_the_run(finished, tmp_path):
     params = run_info.data.params
     assert any(key.endswith("rho") and value == "0.01" for key, value in params.items()), params
     assert any(key.endswith("hidden_size") and value == "25" for key, value in params.items())
+    # The default dtype is logged too (test_pipeline_dtype.py: a float32 run logs float32).
+    dtypes = {value for key, value in params.items() if key.endswith("training.dtype")}
+    assert dtypes == {"float64"}, params
     history = client.get_metric_history(run_info.info.run_id, "cost")
     assert sorted(m.step for m in history) == list(range(1, CHUNKS * PER_CHUNK + 1))
     expected = np.loadtxt(finished / "results" / "natural" / "history.tsv", skiprows=1)[:, 1]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from workflow_helpers import BIN, copy_workflow, workflow_environment
+from workflow_helpers import BIN, copy_workflow, dry_run, workflow_environment
 
 pytestmark = [pytest.mark.full, pytest.mark.slow]
 
@@ -59,14 +58,19 @@ def write_photos(folder: Path, count: int = 3, seed: int = 0) -> None:
         Image.fromarray((smooth * 255).astype(np.uint8), mode="L").save(folder / f"{i}.png")
 
 
+def write_config(workdir: Path, config: dict | None = None) -> None:
+    """CONFIG (or ``config``) as the workflow's config/test.yaml."""
+    (workdir / "config" / "test.yaml").write_text(
+        yaml.safe_dump(config or CONFIG, sort_keys=False), encoding="utf-8"
+    )
+
+
 def snakemake(workdir: Path, *args: str, config: dict | None = None):
     """Run snakemake in ``workdir`` with CONFIG (or ``config``) as config/test.yaml.
 
     Keys are written in the dicts' own order (not sorted), as a user's file would be.
     """
-    (workdir / "config" / "test.yaml").write_text(
-        yaml.safe_dump(config or CONFIG, sort_keys=False), encoding="utf-8"
-    )
+    write_config(workdir, config)
     return subprocess.run(
         [str(SNAKEMAKE), *args, "--cores", "2", "--configfile", "config/test.yaml"],
         cwd=workdir,
@@ -78,16 +82,11 @@ def snakemake(workdir: Path, *args: str, config: dict | None = None):
 
 
 def planned_jobs(workdir: Path, config: dict | None = None) -> dict[str, int]:
-    """{rule: count} of the jobs `snakemake -n` would run ({} when nothing is to be done)."""
-    result = snakemake(workdir, "-n", config=config)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    text = result.stdout + result.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:", 1)[1]
-    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M))
-    jobs.pop("total", None)
-    return {rule: int(n) for rule, n in jobs.items()}
+    """{rule: count} of the jobs `snakemake -n` would run ({} when nothing is to be done),
+    with CONFIG (or ``config``) as config/test.yaml, through Snakemake's API in this process
+    (one import of Snakemake for all of this module's dry runs)."""
+    write_config(workdir, config)
+    return dry_run(workdir, ["config/test.yaml"])
 
 
 def changed(experiment: str, path: str, value) -> dict:

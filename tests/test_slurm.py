@@ -25,6 +25,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -363,21 +364,58 @@ def workflow_args(workdir: Path, config: dict, *targets: str) -> list[str]:
     ]  # fmt: skip
 
 
-def local_thetas(workdir: Path, config: dict, members: list[str]) -> dict[str, dict]:
-    """The members' final thetas from a local run (``--cores 2``) of the same config."""
+@dataclass
+class LocalRun:
+    """A local run (``--cores 2``) of the config a Slurm run trains, started beside that run:
+    it is only needed at the end, and the Slurm run spends most of its time waiting on jobs
+    and status polls, so the two overlap instead of adding up."""
+
+    process: subprocess.Popen
+    log_path: Path
+    members: list[str]
+
+    def thetas(self, timeout: float = 900) -> dict[str, dict]:
+        """The members' final thetas, once the run has finished."""
+        returncode, log = wait_snakemake(self.process, self.log_path, timeout)
+        assert returncode == 0, log[-4000:]
+        results = self.log_path.parent / "results"
+        return {m: load_theta(results / m / "theta.npz") for m in self.members}
+
+
+def start_local(workdir: Path, config: dict, members: list[str]) -> LocalRun:
+    """Start the local run of ``config`` that trains ``members`` into ``workdir``."""
     workdir.mkdir()
     targets = [f"results/{m}/theta.npz" for m in members]
-    command = [
-        str(VENV_BIN / "snakemake"),
-        "--cores",
-        "2",
-        *workflow_args(workdir, config, *targets),
-    ]
-    result = subprocess.run(
-        command, cwd=workdir, env=job_environment(), capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return {m: load_theta(workdir / "results" / m / "theta.npz") for m in members}
+    command = [str(VENV_BIN / "snakemake"), "--cores", "2"]
+    command += workflow_args(workdir, config, *targets)
+    log_path = workdir / "snakemake.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=workdir,
+            env=job_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return LocalRun(process, log_path, members)
+
+
+@pytest.fixture
+def local_run(tmp_path):
+    """``start(config, members)``: :func:`start_local` into ``tmp_path / "local"``; a run the
+    test left unfinished (it failed first) is stopped with the test."""
+    runs: list[LocalRun] = []
+
+    def start(config: dict, members: list[str]) -> LocalRun:
+        runs.append(start_local(tmp_path / "local", config, members))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        if run.process.poll() is None:
+            _stop_group(run.process)
 
 
 def load_theta(path: Path) -> dict:
@@ -424,7 +462,9 @@ def compute_jobs_ran_locally(log: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.slow
-def test_sweep_goes_to_slurm_as_one_job_per_member(cluster, mlflow_server, tmp_path):
+def test_sweep_goes_to_slurm_as_one_job_per_member(
+    cluster, shared_mlflow_server, local_run, tmp_path
+):
     """profiles/slurm: each member's compute chain is one Slurm job; runs reach the server;
     the thetas are those of a local run."""
     from mlflow.tracking import MlflowClient
@@ -434,7 +474,9 @@ def test_sweep_goes_to_slurm_as_one_job_per_member(cluster, mlflow_server, tmp_p
     config = sweep_config()
     members = sweep_members(config)
     assert len(members) == 2, members
+    local = local_run(config, members)  # the reference, compared at the end
 
+    mlflow_server = shared_mlflow_server  # the sweep's runs are told apart by its tag
     args = [*workflow_args(workdir, config), *slurm_resources(cluster)]
     args.append("--slurm-keep-successful-logs")
     env = job_environment(MLFLOW_TRACKING_URI=mlflow_server.uri)
@@ -511,24 +553,27 @@ def test_sweep_goes_to_slurm_as_one_job_per_member(cluster, mlflow_server, tmp_p
     assert (sweep_dir / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # The same config run locally trains to the same bits.
-    reference = local_thetas(tmp_path / "local", config, members)
+    reference = local.thetas()
     for member in members:
         theta = load_theta(workdir / "results" / member / "theta.npz")
         assert_bit_identical(theta, reference[member], member)
 
 
 @pytest.mark.slow
-def test_cancelled_group_job_resumes_at_the_chunk_in_progress(cluster, mlflow_server, tmp_path):
+def test_cancelled_group_job_resumes_at_the_chunk_in_progress(
+    cluster, shared_mlflow_server, local_run, tmp_path
+):
     """scancel the member's group job while chunk 2 of 3 is under way; the rerun trains chunks
     2 and 3 only, and the final theta is bit-identical to an uninterrupted run."""
     workdir = tmp_path / "work"
     workdir.mkdir()
     config = sweep_config("cancelme", grid={"beta": [3]}, chunks=3, iterations=20)
     (member,) = sweep_members(config)
+    local = local_run(config, [member])  # the uninterrupted reference, compared at the end
     result = workdir / "results" / member
     target = f"results/{member}/theta.npz"
     args = [*workflow_args(workdir, config, target), *slurm_resources(cluster)]
-    env = job_environment(MLFLOW_TRACKING_URI=mlflow_server.uri)
+    env = job_environment(MLFLOW_TRACKING_URI=shared_mlflow_server.uri)
 
     process, log_path = start_snakemake(args, workdir, env)
     deadline = time.monotonic() + 900
@@ -568,12 +613,12 @@ def test_cancelled_group_job_resumes_at_the_chunk_in_progress(cluster, mlflow_se
     resumed = (workdir / "logs" / member / "train_chunk-2.log").read_text()
     assert "from iteration 20" in resumed, resumed
 
-    reference = local_thetas(tmp_path / "local", config, [member])
+    reference = local.thetas()
     assert_bit_identical(load_theta(result / "theta.npz"), reference[member], member)
 
 
 @pytest.mark.slow
-def test_chunks_profile_submits_each_chunk_as_its_own_job(cluster, mlflow_server, tmp_path):
+def test_chunks_profile_submits_each_chunk_as_its_own_job(cluster, shared_mlflow_server, tmp_path):
     """profiles/slurm-chunks: every train_chunk is its own Slurm job (own sacct record)."""
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -581,7 +626,7 @@ def test_chunks_profile_submits_each_chunk_as_its_own_job(cluster, mlflow_server
     (member,) = sweep_members(config)
     args = [*workflow_args(workdir, config, f"results/{member}/theta.npz")]
     args += slurm_resources(cluster)
-    env = job_environment(MLFLOW_TRACKING_URI=mlflow_server.uri)
+    env = job_environment(MLFLOW_TRACKING_URI=shared_mlflow_server.uri)
     profile = REPO_ROOT / "profiles" / "slurm-chunks"
     returncode, log = run_snakemake(args, workdir, env, timeout=1200, profile=profile)
     assert returncode == 0, log[-6000:]

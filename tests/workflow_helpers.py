@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -47,3 +48,53 @@ def run_tracking(uri: str, *args: str, timeout: float = 120) -> subprocess.Compl
     return subprocess.run(
         tracking_command(uri, *args), capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+class _RunInfo(logging.Handler):
+    """Keeps the job counts of Snakemake's "Job stats" record (its RUN_INFO log event)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.stats: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stats = getattr(record, "stats", None)
+        if isinstance(stats, dict):
+            self.stats = dict(stats)
+
+
+def dry_run(workdir: Path, configfiles: list[str], *targets: str) -> dict[str, int]:
+    """{rule: count} of the jobs ``snakemake -n TARGETS --configfile CONFIGFILES`` would run in
+    ``workdir`` ({} when nothing is to be done), through Snakemake's API in this process.
+
+    Dry runs of the same workflow repeated as subprocesses spend most of their time importing
+    Snakemake, the package and their dependencies; in-process that is paid once. A refused
+    config raises Snakemake's error here (the CLI would print it and exit 1).
+    """
+    from snakemake.api import SnakemakeApi
+    from snakemake.logging import logger
+    from snakemake.settings.enums import Quietness
+    from snakemake.settings.types import (
+        ConfigSettings,
+        DAGSettings,
+        OutputSettings,
+        ResourceSettings,
+    )
+
+    capture = _RunInfo()
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow = api.workflow(
+            resource_settings=ResourceSettings(cores=2),
+            config_settings=ConfigSettings(configfiles=[Path(workdir) / f for f in configfiles]),
+            snakefile=Path(workdir) / "Snakefile",
+            workdir=Path(workdir),
+        )
+        dag = workflow.dag(dag_settings=DAGSettings(targets=set(targets)))
+        logger.addHandler(capture)
+        try:
+            dag.execute_workflow(executor="dryrun")
+        finally:
+            logger.removeHandler(capture)
+    stats = dict(capture.stats)
+    stats.pop("total", None)
+    return stats
