@@ -5,7 +5,8 @@ rule plot_filters:
     input:
         theta="results/{experiment}/theta.npz",
     output:
-        report(
+        array="results/{experiment}/filters_array.npy",
+        png=report(
             "results/{experiment}/filters.png",
             caption="../report/filters.rst",
             category="Filters",
