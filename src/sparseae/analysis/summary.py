@@ -1,8 +1,5 @@
-"""What a finished workflow run shows first: its closing lines and the report's landing page.
-
-Both are read from the result files (the truth), so a run that had nothing left to do says the
-same; missing downloads are listed all at once when a run fails.
-"""
+"""What a finished run shows first (closing lines, the report's landing page), read from the
+result files; and what a failed run lacks (every missing download at once)."""
 
 from __future__ import annotations
 
@@ -13,8 +10,7 @@ from pathlib import Path
 
 from sparseae.io import atomic_write, read_json, write_json
 
-#: Where ``make ui`` serves a local (sqlite) store.
-LOCAL_UI = "http://127.0.0.1:5000"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `make ui` serves a local (sqlite) store
 
 
 def _read(path: Path) -> dict:

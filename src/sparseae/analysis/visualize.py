@@ -103,14 +103,9 @@ def _grey(array: np.ndarray, scale: int) -> np.ndarray:
     return np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
 
 
-#: Longer edge of ``filters.png`` at least (a 46-pixel grid would show at 184 px in a report).
-FILTER_EDGE = 600
-
-
-def save_filter_grid(A: np.ndarray, png, npy, *, edge: int = FILTER_EDGE) -> np.ndarray:
-    """``display_network(A)``, saved exactly as ``npy`` (for fidelity checks) and as ``png``:
-    nearest-neighbour enlarged to at least ``edge`` pixels, each tile numbered in its corner
-    where the number fits. Returns the display array."""
+def save_filter_grid(A: np.ndarray, png, npy, *, edge: int = 600) -> np.ndarray:
+    """``display_network(A)`` exactly as ``npy`` (for fidelity checks) and as ``png``, enlarged
+    to ``edge`` pixels or more (a report shows it readable), tiles numbered where that fits."""
     from PIL import Image, ImageDraw
 
     array = display_network(A)
@@ -124,8 +119,7 @@ def save_filter_grid(A: np.ndarray, png, npy, *, edge: int = FILTER_EDGE) -> np.
         for k in range(M):
             i, j = divmod(k, cols)
             xy = ((1 + j * (sz + 1)) * scale + 2, (1 + i * (sz + 1)) * scale + 1)
-            yellow, black = (255, 220, 0), (0, 0, 0)
-            draw.text(xy, str(k + 1), fill=yellow, font=font, stroke_width=1, stroke_fill=black)
+            draw.text(xy, str(k + 1), fill="gold", font=font, stroke_width=1, stroke_fill="black")
     with atomic_path(npy, suffix=".npy") as tmp:
         np.save(tmp, array, allow_pickle=False)
     with atomic_path(png, suffix=".png") as tmp:
@@ -180,9 +174,8 @@ def plot_cost_curve(
 
 
 def _log_axis_ticks(ax, low: float, high: float) -> None:
-    """A log y-axis labelled in plain numbers across ``[low, high]``: 1-2-5 steps over a wide
-    range, evenly spaced values when it spans less than a decade (matplotlib's default would
-    then label only the powers of ten, which may lie outside the data)."""
+    """A log y-axis labelled in plain numbers: 1-2-5 steps, or even steps within one decade
+    (matplotlib's default labels only powers of ten, which may all lie outside the data)."""
     from matplotlib import ticker
 
     ax.set_yscale("log")
@@ -195,8 +188,8 @@ def _log_axis_ticks(ax, low: float, high: float) -> None:
 
 
 def _zoom_on_the_tail(ax, iterations: np.ndarray, costs: np.ndarray) -> None:
-    """An inset on a linear axis from where the cost is within 50 % of its final value: after
-    the first steep iterations the log axis squeezes the part that decides the result."""
+    """A linear inset from where the cost is within 50 % of its final value: after a steep
+    start the log axis squeezes the part that decides the result."""
     from matplotlib import ticker
 
     start = int(np.argmax(costs <= 1.5 * costs[-1]))
@@ -217,10 +210,8 @@ def plot_rhohat(
     *,
     title: str = "Mean activation of each hidden unit",
 ):
-    """Each unit's ``rhohat`` as a point on a stem from the target ``ρ``; returns the figure.
-
-    Points around ρ rather than bars from zero: the deviations from ρ are what the sparsity
-    penalty acts on, and bars from zero hide them."""
+    """Each unit's ``rhohat`` as a point on a stem from the target ``ρ`` (bars from zero would
+    hide the deviations the sparsity penalty acts on); returns the figure."""
     rhohat = np.asarray(rhohat, dtype=np.float64).reshape(-1)
     if rhohat.size == 0 or not np.all(np.isfinite(rhohat)):
         raise ValueError("rhohat must be a non-empty vector of finite values")
