@@ -138,12 +138,11 @@ def test_make_run_with_two_configs_summarizes_each_and_keeps_both_reports(tmp_pa
     for name in ("Makefile", "pyproject.toml", "constraints.txt"):
         shutil.copy2(REPO / name, workdir / name)
     digits = yaml.safe_load((REPO / "config" / "stl-t10k.yaml").read_text())
-    digits["experiments"]["stl-t10k"].update(
-        dataset={"num_images": 3000},
-        model={"hidden_size": 25},
-        training={"chunks": 2, "iterations_per_chunk": 10},
-        gradcheck={"num_examples": 5, "hidden_size": 3},
-    )
+    experiment = digits["experiments"]["stl-t10k"]
+    experiment["dataset"]["num_images"] = 3000
+    experiment["model"]["hidden_size"] = 25
+    experiment["training"].update(chunks=2, iterations_per_chunk=10)
+    experiment["gradcheck"] = {"num_examples": 5, "hidden_size": 3}
     (workdir / "config" / "natural-tiny.yaml").write_text(yaml.safe_dump(TINY_NATURAL))
     with MirrorServer(SHARED_DIR / "data") as server:
         digits["sources"] = {"mnist": {"mirrors": [server.url]}}
