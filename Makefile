@@ -80,19 +80,18 @@ test-all: $(BIN)/.installed
 	$(PYTEST) --dist loadfile -m "not slurm" $(PYTEST_ARGS)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m slurm $(PYTEST_ARGS)
 
-# Starts the server, waits until it answers (~30 s), then prints each experiment's runs
-# table in the model-training view (MLflow 3 opens others in its GenAI view); Ctrl-C stops it.
+# Serves the UI in the foreground (Ctrl-C stops it); beside it, a watcher waits until the
+# server answers (~30 s), then prints each experiment's runs table in the model-training view
+# (MLflow 3 opens others in its GenAI view), so no address is printed that does not answer yet.
 UI_URL = http://$(UI_HOST):$(UI_PORT)
 ui: $(BIN)/.installed
-	@echo "starting the MLflow UI (store mlflow.db; about 30 s) ..."
-	@$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
-		--host $(UI_HOST) --port $(UI_PORT) & server=$$!; \
-	trap 'kill $$server 2>/dev/null' INT TERM; \
-	until $(BIN)/python -c "import urllib.request as u; u.urlopen('$(UI_URL)/health', timeout=2)" \
-		2>/dev/null; do kill -0 $$server 2>/dev/null || exit 1; sleep 1; done; \
-	echo "MLflow UI on $(UI_URL); open your experiment's runs:"; \
-	$(BIN)/sparseae ui-url --tracking-uri sqlite:///$(CURDIR)/mlflow.db --base-url $(UI_URL); \
-	wait $$server
+	@echo "starting the MLflow UI (store mlflow.db; about 30 s; Ctrl-C stops it) ..."
+	@( for i in $$(seq 600); do \
+		$(BIN)/python -c "import urllib.request as u; u.urlopen('$(UI_URL)/health', timeout=2)" \
+			2>/dev/null && { echo "MLflow UI on $(UI_URL); open your experiment's runs:"; \
+			$(BIN)/sparseae ui-url --tracking-uri sqlite:///$(CURDIR)/mlflow.db --base-url $(UI_URL); \
+			exit 0; }; sleep 1; done ) & \
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(UI_HOST) --port $(UI_PORT)
 
 report: $(BIN)/.installed
 	$(REPORT_CMD)
