@@ -19,8 +19,8 @@ help:
 	@echo "make run     set up .venv and run the default experiment (offline)"
 	@echo "make test    set up .venv and run the fast tests (unit and step tests, ~1 min)"
 	@echo "make test-all  set up .venv and run every test: workflow runs, Slurm, browser (CI)"
-	@echo "make ui      open the MLflow UI for the local store on http://$(UI_HOST):$(UI_PORT)"
-	@echo "make report  write report.html (snakemake --report) after a run"
+	@echo "make ui      serve the MLflow UI for the local store; prints its address once it answers"
+	@echo "make report  write report-<config>.html (snakemake --report) after a run"
 	@echo "make lint    ruff, snakefmt --check and snakemake --lint"
 	@echo "make bench   run the benchmarks under bench/"
 
@@ -30,6 +30,7 @@ help:
 # PyPI, pip does the install.
 $(BIN)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10) and "sparseae needs Python >= 3.10")'
+	@echo "sparseae: installing the pinned packages into $(VENV) (once; ~20 s with uv, ~2 min with pip)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	( $(BIN)/python -m pip install --quiet -c constraints.txt uv \
 	  && $(BIN)/uv pip install --python $(BIN)/python --quiet -c constraints.txt -e '.[test]' ) \
@@ -37,26 +38,31 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	  && $(BIN)/python -m pip install --quiet --upgrade pip \
 	  && $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]' )
 	touch $@
+	@echo "sparseae: $(VENV) is ready"
 
 venv: $(BIN)/.installed
 
 # Another config file merged over config/config.yaml: make run CONFIG=config/stl-t10k.yaml
 # (checked first: a missing or broken file gets one message). Extra snakemake arguments:
-# ARGS, e.g. make run ARGS=-n for a dry run (no report then).
+# ARGS, e.g. make run ARGS=-n for a dry run (no report then). Each config file has its own
+# report, report-<file name>.html, so a run with another config keeps the earlier reports; it
+# opens on the page the workflow's closing message wrote (results/_report/<file name>.*).
 CONFIG ?=
 ARGS   ?=
 CONFIGFILE = $(if $(CONFIG),--configfile $(CONFIG))
 DRYRUN     = $(filter -n --dry-run --dryrun,$(ARGS))
+REPORT_NAME = $(basename $(notdir $(or $(CONFIG),config/config.yaml)))
+REPORT     = report-$(REPORT_NAME).html
+SNAKEMAKE  = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/default
+REPORT_CMD = $(SNAKEMAKE) --cores 1 --report $(REPORT) $(CONFIGFILE) \
+	$$(test -f results/_report/$(REPORT_NAME).json && echo --report-metadata results/_report/$(REPORT_NAME).json)
 
 run: $(BIN)/.installed
 	$(BIN)/sparseae -q check-config $(CONFIG)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/default --cores $(CORES) $(ARGS) $(CONFIGFILE)
-	$(if $(DRYRUN),@true,PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/default --cores 1 \
-		--report report.html $(CONFIGFILE) >/dev/null 2>&1 || echo "(report.html could not be written; see snakemake --report)")
-	@$(if $(DRYRUN),true,printf '\n%s\n%s\n%s\n' \
-		"Filter grid:  results/natural/filters.png" \
-		"Report:       report.html (open in a browser)" \
-		"MLflow UI:    make ui, then http://$(UI_HOST):$(UI_PORT) (store: mlflow.db)")
+	@$(SNAKEMAKE) --cores $(CORES) $(ARGS) $(CONFIGFILE)
+	@$(if $(DRYRUN),true,$(REPORT_CMD) >/dev/null 2>&1 \
+		&& echo "  report:  $(REPORT) (open in a browser; one per config file)" \
+		|| echo "  ($(REPORT) could not be written; see make report)")
 
 # The tiers are pytest markers (pyproject.toml): `make test` runs the fast tier, `make
 # test-all` everything (CI, .ci/run). Extra pytest arguments: PYTEST_ARGS, e.g.
@@ -74,17 +80,21 @@ test-all: $(BIN)/.installed
 	$(PYTEST) --dist loadfile -m "not slurm" $(PYTEST_ARGS)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m slurm $(PYTEST_ARGS)
 
-# Prints each experiment's runs table in the model-training view (MLflow 3 opens others in
-# its GenAI view), then serves the UI.
+# Serves the UI in the foreground (Ctrl-C stops it); beside it, a watcher waits until the
+# server answers (~30 s), then prints each experiment's runs table in the model-training view
+# (MLflow 3 opens others in its GenAI view), so no address is printed that does not answer yet.
+UI_URL = http://$(UI_HOST):$(UI_PORT)
 ui: $(BIN)/.installed
-	@echo "MLflow UI on http://$(UI_HOST):$(UI_PORT); open your experiment's runs:"
-	@$(BIN)/sparseae ui-url --tracking-uri sqlite:///$(CURDIR)/mlflow.db \
-		--base-url http://$(UI_HOST):$(UI_PORT)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
-		--host $(UI_HOST) --port $(UI_PORT)
+	@echo "starting the MLflow UI (store mlflow.db; about 30 s; Ctrl-C stops it) ..."
+	@( for i in $$(seq 600); do \
+		$(BIN)/python -c "import urllib.request as u; u.urlopen('$(UI_URL)/health', timeout=2)" \
+			2>/dev/null && { echo "MLflow UI on $(UI_URL); open your experiment's runs:"; \
+			$(BIN)/sparseae ui-url --tracking-uri sqlite:///$(CURDIR)/mlflow.db --base-url $(UI_URL); \
+			exit 0; }; sleep 1; done ) & \
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(UI_HOST) --port $(UI_PORT)
 
 report: $(BIN)/.installed
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --profile profiles/default --report report.html
+	$(REPORT_CMD)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench workflow/scripts
@@ -100,4 +110,4 @@ bench: $(BIN)/.installed
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf results logs benchmarks .snakemake report.html
+	rm -rf results logs benchmarks .snakemake report.html report-*.html

@@ -12,6 +12,7 @@ from sparseae.analysis.visualize import (
     plot_cost_curve,
     plot_rhohat,
     plot_units,
+    save_filter_grid,
     save_png,
     scale_tiles,
 )
@@ -108,6 +109,41 @@ def test_filters_of_the_octave_trained_model(tmp_path, reference):
         assert image.size == (184, 184) and image.mode == "L"
 
 
+def test_filter_grid_keeps_the_exact_array_and_draws_it_large_and_numbered(tmp_path, reference):
+    ref = reference("sae_train_small")
+    W1 = ae.unpack(ref["opttheta"].reshape(-1), int(ref["visible"]), int(ref["hidden"]))[0]
+    array = save_filter_grid(W1.T, tmp_path / "filters.png", tmp_path / "filters_array.npy")
+    # The array file is display_network's, bit for bit: the one fidelity checks compare.
+    exact = np.load(tmp_path / "filters_array.npy", allow_pickle=False)
+    assert exact.dtype == np.float64 and np.array_equal(exact, display_network(W1.T))
+    assert np.array_equal(array, exact)
+    with Image.open(tmp_path / "filters.png") as image:
+        assert image.size == (46 * 14, 46 * 14) and image.mode == "RGB"  # ≥ 600 px, integer
+        pixels = np.asarray(image)
+    scale = 14
+    # Nearest neighbour: away from the numbers each array pixel is a flat grey block.
+    expected = np.rint((np.clip(exact, -1, 1) + 1) * 127.5).astype(np.uint8)
+    tile = (slice(5 * scale, 9 * scale), slice(1 * scale, 9 * scale))  # lower half of tile 1
+    assert np.array_equal(
+        pixels[tile][..., 0], np.repeat(np.repeat(expected[5:9, 1:9], scale, axis=0), scale, axis=1)
+    )
+    # Unit numbers: yellow text (red ≠ blue) in the top-left corner of tiles 1 and 25 only.
+    yellow = (pixels[..., 0].astype(int) - pixels[..., 2]) > 100
+    assert yellow[scale : 4 * scale, scale : 4 * scale].any()  # "1"
+    last = (1 + 4 * 9) * scale
+    assert yellow[last : last + 3 * scale, last : last + 4 * scale].any()  # "25"
+    assert not yellow[5 * scale : 9 * scale, :].any()  # lower halves of the first row
+
+
+def test_filter_grid_leaves_numbers_out_where_they_do_not_fit(tmp_path):
+    A = np.random.default_rng(5).standard_normal((4, 900))  # 900 tiles of 2×2 pixels
+    save_filter_grid(A, tmp_path / "f.png", tmp_path / "f.npy")
+    with Image.open(tmp_path / "f.png") as image:
+        pixels = np.asarray(image)
+    assert max(pixels.shape[:2]) >= 600
+    assert np.array_equal(pixels[..., 0], pixels[..., 2])  # grey only: no number drawn
+
+
 def test_save_png_grey_map_and_nearest_neighbour(tmp_path):
     array = np.array([[-1.0, 0.0], [1.0, 0.5]])
     path = tmp_path / "sub" / "a.png"
@@ -154,14 +190,37 @@ def test_plot_cost_curve(tmp_path):
         plot_cost_curve(iterations, costs[:-1], tmp_path / "c.png")
 
 
+def test_cost_curve_labels_its_real_range(tmp_path):
+    # A run that ends between 0.36 and 0.5: the ticks are labelled inside that range.
+    iterations = np.arange(1, 401)
+    costs = 0.36 + 0.14 * np.exp(-iterations / 60)
+    fig = plot_cost_curve(iterations, costs, tmp_path / "a.png")
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    labelled = [t for t in ax.get_yticks() if low <= t <= high]
+    assert ax.get_yscale() == "log" and len(labelled) >= 3
+    assert all(0.34 < t < 0.52 for t in labelled)
+    # A wide range keeps 1-2-5 steps, labelled in plain numbers.
+    fig = plot_cost_curve(iterations, 0.36 + 40 / iterations, tmp_path / "b.png")
+    texts = {t.get_text() for t in fig.axes[0].get_yticklabels()}
+    assert {"0.5", "1", "2", "5", "10", "20"} <= texts
+    # ... and an inset on a linear axis shows the tail that the log axis squeezes.
+    (inset,) = fig.axes[0].child_axes
+    assert inset.get_yscale() == "linear" and inset.get_ylim()[1] < 1
+    assert not ax.child_axes  # no steep start, no inset
+
+
 def test_plot_rhohat(tmp_path):
     rhohat = np.random.default_rng(3).uniform(0.005, 0.05, 25)
     fig = plot_rhohat(rhohat, 0.01, tmp_path / "rhohat.png")
     ax = fig.axes[0]
-    assert len(ax.patches) == 25
-    np.testing.assert_allclose([p.get_height() for p in ax.patches], rhohat)
+    assert not ax.patches  # points, no bars from zero
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), rhohat)
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), np.arange(1, 26))
+    low, high = ax.get_ylim()
+    assert 0 < low < 0.005 and 0.05 < high < 0.1  # the axis spans the points around ρ
     assert any("0.01" in t for t in _legend_texts(fig))
-    assert ax.get_title() and ax.get_xlabel() == "hidden unit"
+    assert ax.get_title() and ax.get_xlabel().startswith("hidden unit")
     with Image.open(tmp_path / "rhohat.png") as image:
         assert image.format == "PNG"
 

@@ -343,37 +343,26 @@ def startup_message():
 
 
 def success_message():
-    lines = ["", "sparseae: done."]
-    for name in RUN:
-        lines.append(f"  {name}: filter grid results/{name}/filters.png")
-        if evaluates(name):
-            lines.append(f"  {name}: {evaluation_line(name)}")
-    lines += stacked_success_lines()
-    for name in RUN_SWEEPS:
-        lines.append(f"  sweep {name}: table results/sweeps/{name}/summary.html")
-    lines += [
-        "  report:    snakemake --report report.html   (or: make report)",
-        f"  MLflow UI: make ui   (store {TRACKING_URI})",
-    ]
-    return "\n".join(lines)
+    """Each experiment's key numbers, figures and MLflow page; also the landing page of
+    `make report` for this config file, named after it (sparseae.analysis.summary)."""
+    from sparseae.analysis.summary import closing_summary, write_report_page
 
-
-def evaluation_line(name):
-    """Test accuracies from results/{name}/evaluation.json, for the closing message."""
-    path = Path(f"results/{name}/evaluation.json")
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-        return (
-            f"softmax test accuracy {100 * result['accuracy_features']:.2f}% on features, "
-            f"{100 * result['accuracy_raw']:.2f}% on raw pixels ({path})"
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"evaluation {path} (not readable)"
+    intro = Path(workflow.basedir, "workflow/report/workflow.rst").read_text()
+    write_report_page(RUN, REPORT_PAGE, intro)
+    summary = closing_summary(RUN, RUN_SWEEPS, TRACKING_URI)
+    return "\n".join([summary, *stacked_success_lines()])
 
 
 def error_message():
-    return (
-        "sparseae: a job failed; its log is named above (logs/<experiment>/<rule>.log).\n"
-        "  Finished results are kept: rerun the same command to resume (training restarts at\n"
-        "  the first missing chunk; MLflow logging fills in what is missing)."
+    from sparseae.analysis.summary import missing_downloads
+
+    # Every missing download at once: the fetch job names only the first file it missed.
+    missing = missing_downloads(EXPERIMENTS[name]["dataset"] for name in RUN)
+    return "\n".join(
+        [
+            "sparseae: a job failed; its log is named above (logs/<experiment>/<rule>.log).",
+            *(f"  {line}" for line in missing),
+            "  Finished results are kept: rerun the same command to resume (training restarts at",
+            "  the first missing chunk; MLflow logging fills in what is missing).",
+        ]
     )

@@ -1,11 +1,19 @@
-# Figures, tagged for `snakemake --report report.html` with the captions in workflow/report/.
+# Figures, tagged for `snakemake --report` with the captions in workflow/report/. The report
+# opens on the page the closing message wrote for this config file (each experiment's numbers
+# and filter grid; `make report` passes its .json as --report-metadata), else workflow.rst.
+_config_name = Path(workflow.configfiles[0]).stem  # command-line config files come first
+REPORT_PAGE = Path(f"results/_report/{_config_name}.rst").resolve()
+
+
+report: str(REPORT_PAGE) if REPORT_PAGE.exists() else "../report/workflow.rst"
 
 
 rule plot_filters:
     input:
         theta="results/{experiment}/theta.npz",
     output:
-        report(
+        array="results/{experiment}/filters_array.npy",
+        png=report(
             "results/{experiment}/filters.png",
             caption="../report/filters.rst",
             category="Filters",

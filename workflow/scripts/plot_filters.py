@@ -1,4 +1,4 @@
-"""Rule plot_filters: results/{experiment}/filters.png, display_network of W1ᵀ."""
+"""Rule plot_filters: filters.png and filters_array.npy, display_network of W1ᵀ."""
 
 from sparseae.pipeline.experiment import plot_filters
 from sparseae.rulelog import run_rule
@@ -8,7 +8,8 @@ run_rule(
     smk.log[0],
     plot_filters,
     smk.input.theta,
-    smk.output[0],
+    smk.output.png,
+    array=smk.output.array,
     name=smk.wildcards.experiment,
     trajectory=smk.params.trajectory,
 )

@@ -4,7 +4,7 @@ from sparseae.pipeline.experiment import train_chunk
 from sparseae.rulelog import run_rule
 
 smk = snakemake  # noqa: F821
-run_rule(
+meta = run_rule(
     smk.log[0],
     train_chunk,
     smk.output[0],
@@ -18,3 +18,7 @@ run_rule(
     progress_every=smk.resources.progress_every,
     fmt="%(asctime)s %(message)s",  # progress lines as a table under the timestamps
 )
+# One line on the console per chunk (the log has every iteration).
+name, k, total = smk.wildcards.experiment, smk.wildcards.k, smk.resources.chunks_total
+cost, seconds = meta["terms"]["total"], meta["wall_seconds"]
+print(f"{name}: chunk {k}/{total}: cost {cost:.4f}, {seconds:.1f} s", flush=True)

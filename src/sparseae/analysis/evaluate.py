@@ -155,8 +155,7 @@ def save_evaluation(result: dict, folder: str | Path, *, extra: dict | None = No
     """Write ``evaluation.json`` (``result`` plus ``extra``, which may not overwrite it) and
     the two confusion figures into ``folder``; returns their paths by name."""
     folder = Path(folder)
-    missing = [k for k in ("accuracy_features", "accuracy_raw", "classes",
-                           "confusion_features", "confusion_raw") if k not in result]  # fmt: skip
+    missing = [k for k in ("accuracy_features", "accuracy_raw", *FILE_ONLY) if k not in result]
     if missing:
         raise ValueError(f"result lacks {missing}; pass the dict evaluate_features returned")
     clash = sorted(set(extra or {}) & set(result))
@@ -165,10 +164,11 @@ def save_evaluation(result: dict, folder: str | Path, *, extra: dict | None = No
     paths = {}
     for name in ("features", "raw"):
         label = "hidden-layer features" if name == "features" else "raw pixels"
+        title = f"softmax on {label}: test accuracy {100 * result[f'accuracy_{name}']:.2f}%"
+        path = folder / f"confusion_{name}.png"
         paths[f"confusion_{name}"] = plot_confusion_matrix(
-            result[f"confusion_{name}"], result["classes"], folder / f"confusion_{name}.png",
-            f"softmax on {label}: test accuracy {100 * result[f'accuracy_{name}']:.2f}%",
-        )  # fmt: skip
+            result[f"confusion_{name}"], result["classes"], path, title
+        )
     # the JSON last: its presence means the figures are there too
     paths["evaluation"] = folder / "evaluation.json"
     record = {**result, **(extra or {})}

@@ -19,6 +19,7 @@ __all__ = [
     "scale_tiles",
     "display_network",
     "save_png",
+    "save_filter_grid",
     "plot_cost_curve",
     "plot_rhohat",
     "plot_units",
@@ -102,6 +103,30 @@ def _grey(array: np.ndarray, scale: int) -> np.ndarray:
     return np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
 
 
+def save_filter_grid(A: np.ndarray, png, npy, *, edge: int = 600) -> np.ndarray:
+    """``display_network(A)`` exactly as ``npy`` (for fidelity checks) and as ``png``, enlarged
+    to ``edge`` pixels or more (a report shows it readable), tiles numbered where that fits."""
+    from PIL import Image, ImageDraw
+
+    array = display_network(A)
+    _, M, sz = _square_columns(A)
+    cols = grid_shape(M)[1]
+    scale = -(-int(edge) // max(array.shape))
+    image = Image.fromarray(_grey(array, scale), mode="L").convert("RGB")
+    font_px = min(14, sz * scale // 3)
+    if font_px >= 8:  # smaller digits would hide more of a tile than they tell
+        draw, font = ImageDraw.Draw(image), _mono_font(font_px)
+        for k in range(M):
+            i, j = divmod(k, cols)
+            xy = ((1 + j * (sz + 1)) * scale + 2, (1 + i * (sz + 1)) * scale + 1)
+            draw.text(xy, str(k + 1), fill="gold", font=font, stroke_width=1, stroke_fill="black")
+    with atomic_path(npy, suffix=".npy") as tmp:
+        np.save(tmp, array, allow_pickle=False)
+    with atomic_path(png, suffix=".png") as tmp:
+        image.save(tmp, format="PNG")
+    return array
+
+
 def _new_figure(size=(7.0, 4.5)):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -138,13 +163,44 @@ def plot_cost_curve(
         label = "chunk boundary (warm restart)" if index == 0 else None
         ax.axvline(boundary, color="tab:gray", linestyle="--", linewidth=0.8, label=label)
     if np.all(costs > 0):
-        ax.set_yscale("log")
+        _log_axis_ticks(ax, float(costs.min()), float(costs.max()))
+        _zoom_on_the_tail(ax, iterations, costs)
     ax.set_xlabel("L-BFGS iteration")
     ax.set_ylabel("cost (log scale)" if np.all(costs > 0) else "cost")
     ax.set_title(f"{title}\nfinal cost {costs[-1]:.6g} after iteration {iterations[-1]:.0f}")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper right")
     return _save_figure(fig, path)
+
+
+def _log_axis_ticks(ax, low: float, high: float) -> None:
+    """A log y-axis labelled in plain numbers: 1-2-5 steps, or even steps within one decade
+    (matplotlib's default labels only powers of ten, which may all lie outside the data)."""
+    from matplotlib import ticker
+
+    ax.set_yscale("log")
+    wide = high / low >= 10
+    locator = ticker.LogLocator(subs=(1.0, 2.0, 5.0)) if wide else ticker.MaxNLocator(6)
+    ax.yaxis.set_major_locator(locator)
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:.3g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_ylim(low / 1.03, high * 1.03)
+
+
+def _zoom_on_the_tail(ax, iterations: np.ndarray, costs: np.ndarray) -> None:
+    """A linear inset from where the cost is within 50 % of its final value: after a steep
+    start the log axis squeezes the part that decides the result."""
+    from matplotlib import ticker
+
+    start = int(np.argmax(costs <= 1.5 * costs[-1]))
+    if costs[0] < 3 * costs[-1] or costs.size - start < 5:
+        return  # no steep start: the main axis already shows the range
+    inset = ax.inset_axes((0.32, 0.3, 0.63, 0.45), zorder=5, facecolor="white")
+    inset.plot(iterations[start:], costs[start:], color="tab:blue", linewidth=1.2)
+    inset.yaxis.set_major_locator(ticker.MaxNLocator(5))
+    inset.set_title(f"from iteration {iterations[start]:.0f} (linear)", fontsize="small")
+    inset.tick_params(labelsize="small")
+    inset.grid(True, alpha=0.3)
 
 
 def plot_rhohat(
@@ -154,21 +210,25 @@ def plot_rhohat(
     *,
     title: str = "Mean activation of each hidden unit",
 ):
-    """Bar chart of ``rhohat`` against the target ``ρ``; returns the figure."""
+    """Each unit's ``rhohat`` as a point on a stem from the target ``ρ`` (bars from zero would
+    hide the deviations the sparsity penalty acts on); returns the figure."""
     rhohat = np.asarray(rhohat, dtype=np.float64).reshape(-1)
     if rhohat.size == 0 or not np.all(np.isfinite(rhohat)):
         raise ValueError("rhohat must be a non-empty vector of finite values")
     fig, ax = _new_figure()
     units = np.arange(1, rhohat.size + 1)
-    ax.bar(units, rhohat, width=0.8, color="tab:blue", label="ρ̂ (mean activation)")
+    ax.vlines(units, rho, rhohat, color="tab:blue", linewidth=0.8, alpha=0.5)
+    ax.plot(units, rhohat, "o", color="tab:blue", markersize=4, label="ρ̂ (mean activation)")
     ax.axhline(rho, color="tab:red", linestyle="--", linewidth=1.2, label=f"target ρ = {rho:g}")
-    ax.set_xlabel("hidden unit")
+    ax.set_xlabel("hidden unit (numbered as in the filter grid)")
     ax.set_ylabel("mean activation over the training examples")
     ax.set_title(
         f"{title}\nρ̂ from {rhohat.min():.3g} to {rhohat.max():.3g}, mean {rhohat.mean():.3g}"
     )
     ax.set_xlim(0.4, rhohat.size + 0.6)
-    ax.set_ylim(0, 1.3 * max(float(rhohat.max()), float(rho)))  # headroom for the legend
+    low, high = min(float(rhohat.min()), rho), max(float(rhohat.max()), rho)
+    pad = 0.1 * (high - low) or 0.1 * rho
+    ax.set_ylim(low - pad, high + 3 * pad)  # headroom for the legend
     ax.legend(loc="upper right")
     return _save_figure(fig, path)
 

@@ -376,15 +376,15 @@ def load_theta(path: str | Path, *, name: str, trajectory: Mapping) -> np.ndarra
     return theta
 
 
-def plot_filters(theta: str | Path, output: str | Path, *, name: str, trajectory: Mapping):
-    """Rule ``plot_filters``: ``filters.png``, ``display_network`` of W1ᵀ."""
-    from sparseae.analysis.visualize import display_network, save_png
+def plot_filters(theta, output, *, array, name: str, trajectory: Mapping):
+    """Rule ``plot_filters``: ``filters.png`` (enlarged, numbered) and ``filters_array.npy``
+    (the exact ``display_network`` of W1ᵀ)."""
+    from sparseae.analysis.visualize import save_filter_grid
 
     model = trajectory["model"]
     params = load_theta(theta, name=name, trajectory=trajectory)
     W1 = autoencoder.unpack(params, model["visible_size"], model["hidden_size"])[0]
-    grid = display_network(W1.T)
-    save_png(grid, output)
+    grid = save_filter_grid(W1.T, output, array)
     log.info("filter grid of %d units: %s pixels -> %s", W1.shape[0], grid.shape, output)
     return grid
 

@@ -246,7 +246,8 @@ def format_html(table: pd.DataFrame, *, title: str, png: str | os.PathLike) -> s
         "wall time, and the unit diagnostics of each member's diagnostics.json.</p>\n"
         f"{shown}\n"
         f'<p><img alt="{html.escape(title)}" src="data:image/png;base64,{data}"></p>\n'
-        "</body></html>\n"
+        # The members' filter grids (plot_sweep_filters writes them beside this page, later).
+        '<p><img alt="filters of every member" src="filters.png"></p>\n</body></html>\n'
     )
 
 
@@ -308,7 +309,9 @@ def plot_sweep_filters(
         ax.set_axis_off()
     for ax in axes[n:]:
         ax.set_axis_off()
-    fig.suptitle(f"sweep {sweep}: learned filters of its {n} members")
+    low, high = int(table["iterations"].min()), int(table["iterations"].max())
+    iterations = f"{low}" if low == high else f"{low}-{high}"
+    fig.suptitle(f"sweep {sweep}: learned filters of its {n} members after {iterations} iterations")
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
     logging.getLogger(__name__).info("sweep %s: contact sheet -> %s", sweep, path)
