@@ -258,12 +258,16 @@ TRACKING_INIT_ARGUMENTS = (
 
 
 def _tracking_init(args: argparse.Namespace) -> int:
+    from sparseae.tracking.settings import artifact_client_problem
     from sparseae.tracking.store import init_store
 
     location = args.artifact_location
     check_not_blank("--artifact-location", location, "mlartifacts or s3://bucket/path")
     if location is not None and "://" not in location and not location.startswith("file:"):
         check_path("--artifact-location", location, f"{_FOLDER}mlartifacts", folder=True)
+    problem = artifact_client_problem(location or "")
+    if problem:
+        raise UsageError(f"--artifact-location {problem}")
     uri = _tracking_uri(args)
     ids = init_store(uri, args.experiments, args.artifact_location)
     print(json.dumps({"tracking_uri": uri, "experiments": ids}, indent=2))
@@ -285,7 +289,25 @@ def _split_tag(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise UsageError(f"--tag {text!r}: expected KEY=VALUE, e.g. --tag owner=alice")
+    if key.startswith("sparseae.") or key == "mlflow.parentRunId":
+        allowed = "your own keys (the project sets sparseae.* and mlflow.parentRunId itself)"
+        _refuse("--tag", text, " sets a project-owned tag", allowed, "choose another key")
     return key, value
+
+
+def check_parent_run(uri: str, run_id: str | None) -> None:
+    """``--parent-run-id``: a run of the store the run is logged to."""
+    from mlflow.exceptions import MlflowException
+
+    from sparseae.tracking.store import call, check_reachable, client
+
+    if run_id is not None:
+        check_reachable(uri)
+        try:
+            call(uri, client(uri).get_run, run_id)
+        except MlflowException:
+            allowed = f"the id of a run in {uri}"
+            _refuse("--parent-run-id", run_id, f" is no run in {uri}", allowed, "check the id")
 
 
 def _log(args: argparse.Namespace) -> int:
@@ -300,6 +322,7 @@ def _log(args: argparse.Namespace) -> int:
     check_run_id("--parent-run-id", args.parent_run_id)
     tags = dict(_split_tag(t) for t in args.tag)
     uri = _tracking_uri(args)
+    check_parent_run(uri, args.parent_run_id)
     try:
         run_id = log_results(
             args.results_dir,

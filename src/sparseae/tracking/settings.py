@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.util
 import os
+import re
+import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -120,8 +126,6 @@ def check_tracking_uri_text(uri: str) -> str | None:
         )
     scheme = parsed.scheme.split("+")[0]
     if scheme in DATABASE_DRIVERS:
-        import importlib.util
-
         driver = parsed.scheme.split("+")[1] if "+" in parsed.scheme else None
         modules = [driver] if driver else DATABASE_DRIVERS[scheme]
         if not any(importlib.util.find_spec(module) for module in modules):
@@ -157,26 +161,174 @@ DATABASE_DRIVERS = {
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
+#: Experiment tag naming the folder a local store was made for (see :func:`inspect_store`).
+STORE_FOLDER_TAG = "sparseae.store_folder"
+#: Python modules MLflow needs for an artifact location's scheme (one of them suffices).
+ARTIFACT_CLIENTS = {
+    "s3": ["boto3"],
+    "gs": ["google.cloud.storage"],
+    "wasbs": ["azure.storage.blob"],
+    "abfss": ["azure.storage.filedatalake"],
+    "hdfs": ["pyarrow"],
+    "viewfs": ["pyarrow"],
+    "sftp": ["pysftp"],
+}
+
+
 def check_sqlite_file(uri: str) -> str | None:
-    """A message if the file of a ``sqlite:///`` URI exists but is no SQLite database (an empty
-    file is fine), before MLflow would print a long SQLAlchemy error about it."""
+    """A message if the store of a ``sqlite:///`` URI cannot take the pipeline's runs:
+    read-only, not SQLite, corrupt, another application's, another MLflow's schema, made for
+    another project folder. A missing, empty or half-built store is fine. Reads only."""
     path = sqlite_path(uri)
-    if path is None or not path.exists():
+    if path is None:
+        return None
+    if "mode=ro" in uri.partition("?")[2]:
+        return (
+            f"tracking URI {uri} opens the store read-only (mode=ro), but the pipeline writes "
+            f"its runs into it; fix: drop ?mode=ro from the URI, or log to another store"
+        )
+    if not path.exists():
         return None
     if path.is_dir():
         return f"MLflow database {path} is a folder, not a file; allowed: an SQLite file path"
     try:
-        with open(path, "rb") as handle:
+        with open(path, "r+b") as handle:  # r+: refused for a read-only or immutable file
             head = handle.read(len(SQLITE_HEADER))
     except OSError as error:
-        return f"MLflow database {path} cannot be read: {error.strerror or error}"
+        return (
+            f"MLflow database {path} cannot be opened for writing ({error.strerror or error}), "
+            f"but the pipeline writes its runs into it; fix: make it writable (chmod u+w, "
+            f"chattr -i) or point tracking.uri / MLFLOW_TRACKING_URI elsewhere"
+        )
     if head and head != SQLITE_HEADER:
         return (
             f"MLflow database {path} is not an SQLite database (it starts with {head[:8]!r}); "
             f"allowed: an SQLite file made by MLflow, or a path that does not exist yet; fix: "
             f"move that file away or point tracking.uri / MLFLOW_TRACKING_URI elsewhere"
         )
-    return None
+    return inspect_store(path).problem if head else None
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What :func:`inspect_store` found: a problem to report, or a store to (re)build."""
+
+    problem: str | None = None
+    #: Nothing in it (no tables, or a half-built schema without any experiment or run).
+    rebuild: bool = False
+
+
+def inspect_store(path: Path) -> StoreState:
+    """Check an existing SQLite file read-only: ``PRAGMA quick_check``, MLflow's tables, a
+    schema revision this MLflow knows, the project folder recorded in it."""
+    fix = "fix: move that file away (or point tracking.uri / MLFLOW_TRACKING_URI elsewhere)"
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        ) as db:
+            damage = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            rows = {
+                table: db.execute(query).fetchall()
+                for table, query in _STORE_QUERIES.items()
+                if table in tables
+            }
+    except sqlite3.Error as error:
+        # Locked or needing a rollback first (a writer was killed) says nothing about damage.
+        if getattr(error, "sqlite_errorcode", 0) & 0xFF not in (11, 26):  # CORRUPT, NOTADB
+            return StoreState()
+        damage = str(error)
+    if damage != "ok":
+        return StoreState(
+            f"MLflow database {path} is damaged (sqlite: {damage}); the result files hold "
+            f"everything it had: {fix}, and rerun `snakemake` to refill a new one"
+        )
+    if not tables:
+        return StoreState(rebuild=True)
+    if not {"alembic_version", "experiments"} & tables:
+        shown = ", ".join(sorted(tables)[:5])
+        return StoreState(
+            f"{path} is an SQLite database of another application (tables {shown}), not an "
+            f"MLflow store; allowed: a store made by MLflow or a new path; {fix}"
+        )
+    revision = (rows.get("alembic_version") or [[None]])[0][0]
+    known, head = mlflow_schema_revisions()
+    if revision and known and revision not in known:
+        return StoreState(
+            f"MLflow database {path} has schema revision {revision!r}, made by a newer MLflow "
+            f"than the installed {_mlflow_version()}; fix: install that MLflow version into "
+            f"this environment, or {fix[5:]}"
+        )
+    if revision != head or any(t.startswith("_alembic_tmp") for t in tables):
+        if not rows.get("runs") and all(r[0] == 0 for r in rows.get("experiments", [])):
+            return StoreState(rebuild=True)  # half-built and empty: init_store builds it anew
+        return StoreState(
+            f"MLflow database {path} has the schema of an older MLflow (revision "
+            f"{revision!r}); fix: back it up, then run `mlflow db upgrade sqlite:///{path}`"
+        )
+    folder = str(path.resolve().parent)
+    made_for = next((r[0] for r in rows.get("experiment_tags", [])), folder)
+    if made_for != folder:
+        return StoreState(
+            f"MLflow database {path} was made in {made_for} (a copied project): its "
+            f"experiments write artifacts into {made_for}; fix: delete {path} and "
+            f"{Path(folder) / 'mlartifacts'} (the next `snakemake` refills MLflow from the "
+            f"result files), or set tracking.uri to sqlite:///{made_for}/{path.name}"
+        )
+    return StoreState()
+
+
+#: What :func:`inspect_store` reads, by table.
+_STORE_QUERIES = {
+    "alembic_version": "SELECT version_num FROM alembic_version",
+    "runs": "SELECT run_uuid FROM runs LIMIT 1",
+    "experiments": "SELECT experiment_id FROM experiments LIMIT 2",
+    "experiment_tags": f"SELECT value FROM experiment_tags WHERE key = '{STORE_FOLDER_TAG}'",
+}
+
+
+@functools.cache
+def mlflow_schema_revisions() -> tuple[frozenset[str], str | None]:
+    """The schema revisions the installed MLflow knows and its newest, from its migration
+    scripts (without importing MLflow; empty if they cannot be read)."""
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or spec.origin is None:
+        return frozenset(), None
+    revisions, parents = set(), set()
+    for script in (Path(spec.origin).parent / "store/db_migrations/versions").glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        revisions.update(re.findall(r"^revision\s*=\s*['\"](\w+)['\"]", text, re.M))
+        for down in re.findall(r"^down_revision\s*=\s*(\([^)]*\)|.*)$", text, re.M):
+            parents.update(re.findall(r"['\"](\w+)['\"]", down))
+    heads = revisions - parents
+    return frozenset(revisions), heads.pop() if len(heads) == 1 else None
+
+
+def _mlflow_version() -> str:
+    from importlib import metadata
+
+    return f"MLflow {metadata.version('mlflow')}"
+
+
+def artifact_client_problem(location: str) -> str | None:
+    """A message if MLflow cannot write to an artifact location's scheme here (its client
+    library is not installed), else None."""
+    scheme = urlparse(location).scheme.lower()
+    modules = ARTIFACT_CLIENTS.get(scheme, [])
+    if not modules or any(_installed(module) for module in modules):
+        return None
+    return (
+        f"{location!r} needs the Python package {' or '.join(modules)} (MLflow's {scheme}:// "
+        f"client), which is not installed; fix: install it into the environment (pip install "
+        f"...), or choose a local folder"
+    )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing (google.cloud...)
+        return False
 
 
 def is_http_uri(uri: str) -> bool:

@@ -24,8 +24,10 @@ from sparseae.errors import ArtifactLocationError, TrackingError, TrackingUnavai
 from sparseae.io import atomic_path
 from sparseae.tracking.settings import (
     HTTP_RETRY_DEFAULTS,
+    STORE_FOLDER_TAG,
     check_sqlite_file,
     configure_http_retries,
+    inspect_store,
     is_http_uri,
     local_artifact_path,
     sqlite_path,
@@ -258,38 +260,49 @@ def pipeline_experiments(tracking_uri: str) -> list[str]:
 
 
 def read_store_token(uri: str) -> str | None:
-    """The identity token recorded in a local sqlite store (read-only), else ``None``."""
+    """The identity token recorded in the store (read-only), else ``None``; raises OSError or
+    sqlite3.Error if a server or file cannot be asked."""
+    if is_http_uri(uri):
+        import requests
+
+        # MLflow's REST API, not its client: the workflow calls this while it is parsed.
+        response = requests.post(
+            f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
+            json={"max_results": 1, "filter": f"tags.`{STORE_TOKEN_TAG}` LIKE '%'"},
+            timeout=HEALTH_TIMEOUT,
+        )
+        response.raise_for_status()
+        for experiment in response.json().get("experiments", []):
+            tags = {t["key"]: t["value"] for t in experiment.get("tags", [])}
+            return tags.get(STORE_TOKEN_TAG)
+        return None
     db = sqlite_path(uri)
     if db is None or not db.is_file():
         return None
-    try:
-        # Read-only URI: no journal or lock file is created, the database is not modified.
-        connection = sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True, timeout=5)
-        try:
-            row = connection.execute(
-                "SELECT value FROM experiment_tags WHERE key = ? ORDER BY experiment_id LIMIT 1",
-                (STORE_TOKEN_TAG,),
-            ).fetchone()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return None
+    # Read-only URI: no journal or lock file is created, the database is not modified.
+    with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as c:
+        query = "SELECT value FROM experiment_tags WHERE key = ? ORDER BY experiment_id LIMIT 1"
+        row = c.execute(query, (STORE_TOKEN_TAG,)).fetchone()
     return str(row[0]) if row else None
 
 
 def store_marker(uri: str, folder: str | os.PathLike) -> Path:
     """The init marker of the store as it is now: ``<folder>/init_store-<token>.json``.
 
-    A lost store (or one without a token) gets a new token, so init_store reruns. Reads only.
+    A lost store (or a server restarted empty) has no token, so it gets a new one and
+    init_store reruns; a store that cannot be asked keeps its newest marker. Reads only.
     """
     folder = Path(folder)
-    if sqlite_path(uri) is None:
-        token = hashlib.sha256(uri.encode()).hexdigest()[:12]
-    else:
+    earlier = sorted(folder.glob(f"{MARKER_PREFIX}*.json"), key=lambda p: p.stat().st_mtime)
+    try:
         token = read_store_token(uri)
-        if token is None:
-            earlier = sorted(p.name for p in folder.glob(f"{MARKER_PREFIX}*.json"))
-            token = hashlib.sha256("|".join([uri, *earlier]).encode()).hexdigest()[:12]
+    except (OSError, ValueError, sqlite3.Error):
+        if earlier:
+            return earlier[-1]
+        token = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    if token is None:
+        names = sorted(p.name for p in earlier)
+        token = hashlib.sha256("|".join([uri, *names]).encode()).hexdigest()[:12]
     return folder / f"{MARKER_PREFIX}{token}.json"
 
 
@@ -329,8 +342,7 @@ def init_store(
                 check_writable_folder(local, where)
         if token is None and marker is not None:
             token = Path(marker).stem[len(MARKER_PREFIX) :]
-        if token is not None:
-            _record_token(tracking_uri, mlflow_client, token, list(ids.values()))
+        _record_token(tracking_uri, mlflow_client, token, list(ids.values()))
     if marker is not None:
         from sparseae.io import write_json
 
@@ -345,17 +357,25 @@ def init_store(
     return ids
 
 
-def _record_token(uri: str, mlflow_client, token: str, experiment_ids: list[str]) -> None:
-    """Record ``token`` unless the store holds one: it names the store for its lifetime."""
-    recorded = read_store_token(uri) if sqlite_path(uri) is not None else None
-    value = recorded or token
+def _record_token(uri: str, mlflow_client, token: str | None, experiment_ids: list[str]) -> None:
+    """Record ``token`` (and a local store's folder) unless the store holds them: they name
+    the store for its lifetime."""
+    wanted = {STORE_TOKEN_TAG: read_store_token(uri) or token}
+    db = sqlite_path(uri)
+    if db is not None:
+        wanted[STORE_FOLDER_TAG] = str(db.resolve().parent)
     for experiment_id in ["0", *experiment_ids]:
         try:
             experiment = call(uri, mlflow_client.get_experiment, experiment_id)
         except Exception:  # noqa: BLE001 - the default experiment may have been deleted
             continue
-        if experiment.lifecycle_stage == "active" and experiment.tags.get(STORE_TOKEN_TAG) != value:
-            call(uri, mlflow_client.set_experiment_tag, experiment_id, STORE_TOKEN_TAG, value)
+        for key, value in wanted.items():
+            if (
+                value
+                and experiment.lifecycle_stage == "active"
+                and experiment.tags.get(key) != value
+            ):
+                call(uri, mlflow_client.set_experiment_tag, experiment_id, key, value)
 
 
 def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
@@ -414,30 +434,32 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
 
 
 def _prepare_local_store(uri: str, db: Path) -> None:
-    """:func:`prepare_sqlite_store`, then make this process's MLflow use the new file."""
-    # Disposing MLflow's engine closes connections pooled to a store since moved or deleted;
-    # the second open adds the default experiment.
-    if db.exists() and db.stat().st_size > 0:
+    """Build a missing, empty or half-built sqlite store; make this process use the new file."""
+    if db.exists() and db.stat().st_size > 0 and not inspect_store(db).rebuild:
         return
+    # Disposing MLflow's engine closes connections pooled to a store since moved or deleted.
     client.cache_clear()
-    prepare_sqlite_store(db)
+    prepare_sqlite_store(db, default_artifact_root(uri))
+
+
+def prepare_sqlite_store(db: Path, root: Path | None = None) -> None:
+    """Build an sqlite store in a temporary file beside ``db`` and rename it onto ``db``, so a
+    kill or a full disk never leaves a half-built store; call it under :func:`exclusive_lock`."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    for _ in range(2):
-        SqlAlchemyStore(uri, str(default_artifact_root(uri))).engine.dispose()
-
-
-def prepare_sqlite_store(db: Path) -> None:
-    """Create a missing sqlite store by copying a cached, migrated empty store (MLflow's
-    migrations take seconds); call it under :func:`exclusive_lock`."""
-    if db.exists() and db.stat().st_size > 0:
-        return
-    try:
-        template = _store_template()
-        with atomic_path(db) as tmp:
-            shutil.copyfile(template, tmp)
-    except Exception as exc:  # noqa: BLE001 - an optimisation only: fall back to MLflow
-        _log.info("no cached empty MLflow store (%s); MLflow creates the store itself", exc)
+    for stale in db.parent.glob(f".{db.name}.tmp-*"):  # left by a killed build
+        stale.unlink(missing_ok=True)
+    with atomic_path(db) as tmp:
+        try:
+            # A cached, migrated empty store: MLflow's migrations take seconds.
+            shutil.copyfile(_store_template(), tmp)
+        except Exception as exc:  # noqa: BLE001 - an optimisation only: MLflow migrates tmp
+            _log.info("no cached empty MLflow store (%s); MLflow builds the store", exc)
+            tmp.write_bytes(b"")
+        # The second open adds the default experiment, pointing into the store's own root.
+        root = root or db.resolve().parent / "mlartifacts"
+        for _ in range(2):
+            SqlAlchemyStore(f"sqlite:///{tmp}", str(root)).engine.dispose()
 
 
 def _store_template() -> Path:
