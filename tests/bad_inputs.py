@@ -681,7 +681,7 @@ CASES: list[Case] = [
         ["tracking-init", "natural", "--tracking-uri", "sqlite:///{tmp}/notes.db"],
         "{tmp}/notes.db", "another application", prepare=_foreign_sqlite),
     cli("store-newer", "tracking store of a newer MLflow schema",
-        ["tracking-init", "natural", *STORE_URI], "{tmp}/mlflow.db", "newer MLflow",
+        ["tracking-init", "natural", *STORE_URI], "{tmp}/mlflow.db", "MLflow newer than",
         prepare=_store("UPDATE alembic_version SET version_num = 'ffffffffffff'")),
     cli("store-older", "tracking store of an older MLflow schema holding runs",
         ["tracking-init", "natural", *STORE_URI], "{tmp}/mlflow.db", "mlflow db upgrade",

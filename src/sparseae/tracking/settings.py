@@ -9,8 +9,9 @@ import os
 import re
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 #: MLflow's REST client settings (read per request) unless the user set them: instead of 7
@@ -163,15 +164,12 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 #: Experiment tag naming the folder a local store was made for (see :func:`inspect_store`).
 STORE_FOLDER_TAG = "sparseae.store_folder"
-#: Python modules MLflow needs for an artifact location's scheme (one of them suffices).
+#: The package MLflow needs for an artifact location's scheme (its module: the first part).
 ARTIFACT_CLIENTS = {
-    "s3": ["boto3"],
-    "gs": ["google.cloud.storage"],
-    "wasbs": ["azure.storage.blob"],
-    "abfss": ["azure.storage.filedatalake"],
-    "hdfs": ["pyarrow"],
-    "viewfs": ["pyarrow"],
-    "sftp": ["pysftp"],
+    "s3": "boto3",
+    "gs": "google-cloud-storage",
+    "wasbs": "azure-storage-blob",
+    "hdfs": "pyarrow",
 }
 
 
@@ -183,10 +181,8 @@ def check_sqlite_file(uri: str) -> str | None:
     if path is None:
         return None
     if "mode=ro" in uri.partition("?")[2]:
-        return (
-            f"tracking URI {uri} opens the store read-only (mode=ro), but the pipeline writes "
-            f"its runs into it; fix: drop ?mode=ro from the URI, or log to another store"
-        )
+        why = "opens the store read-only (mode=ro), but the pipeline writes its runs into it"
+        return f"tracking URI {uri} {why}; fix: drop ?mode=ro, or log to another store"
     if not path.exists():
         return None
     if path.is_dir():
@@ -195,11 +191,8 @@ def check_sqlite_file(uri: str) -> str | None:
         with open(path, "r+b") as handle:  # r+: refused for a read-only or immutable file
             head = handle.read(len(SQLITE_HEADER))
     except OSError as error:
-        return (
-            f"MLflow database {path} cannot be opened for writing ({error.strerror or error}), "
-            f"but the pipeline writes its runs into it; fix: make it writable (chmod u+w, "
-            f"chattr -i) or point tracking.uri / MLFLOW_TRACKING_URI elsewhere"
-        )
+        why = f"({error.strerror or error}), but the pipeline writes its runs into it"
+        return f"MLflow database {path} cannot be opened for writing {why}; fix: chmod u+w it"
     if head and head != SQLITE_HEADER:
         return (
             f"MLflow database {path} is not an SQLite database (it starts with {head[:8]!r}); "
@@ -209,12 +202,10 @@ def check_sqlite_file(uri: str) -> str | None:
     return inspect_store(path).problem if head else None
 
 
-@dataclass(frozen=True)
-class StoreState:
-    """What :func:`inspect_store` found: a problem to report, or a store to (re)build."""
+class StoreState(NamedTuple):
+    """What :func:`inspect_store` found: a problem, or nothing in it (build it anew)."""
 
     problem: str | None = None
-    #: Nothing in it (no tables, or a half-built schema without any experiment or run).
     rebuild: bool = False
 
 
@@ -228,11 +219,7 @@ def inspect_store(path: Path) -> StoreState:
         ) as db:
             damage = db.execute("PRAGMA quick_check(1)").fetchone()[0]
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-            rows = {
-                table: db.execute(query).fetchall()
-                for table, query in _STORE_QUERIES.items()
-                if table in tables
-            }
+            rows = {t: db.execute(q).fetchall() for t, q in _STORE_QUERIES.items() if t in tables}
     except sqlite3.Error as error:
         # Locked or needing a rollback first (a writer was killed) says nothing about damage.
         if getattr(error, "sqlite_errorcode", 0) & 0xFF not in (11, 26):  # CORRUPT, NOTADB
@@ -255,11 +242,11 @@ def inspect_store(path: Path) -> StoreState:
     known, head = mlflow_schema_revisions()
     if revision and known and revision not in known:
         return StoreState(
-            f"MLflow database {path} has schema revision {revision!r}, made by a newer MLflow "
-            f"than the installed {_mlflow_version()}; fix: install that MLflow version into "
-            f"this environment, or {fix[5:]}"
+            f"MLflow database {path} has schema revision {revision!r} of an MLflow newer than "
+            f"the installed {metadata.version('mlflow')}; fix: install that newer MLflow, or "
+            f"{fix[5:]}"
         )
-    if revision != head or any(t.startswith("_alembic_tmp") for t in tables):
+    if known and (revision != head or any(t.startswith("_alembic_tmp") for t in tables)):
         if not rows.get("runs") and all(r[0] == 0 for r in rows.get("experiments", [])):
             return StoreState(rebuild=True)  # half-built and empty: init_store builds it anew
         return StoreState(
@@ -278,7 +265,6 @@ def inspect_store(path: Path) -> StoreState:
     return StoreState()
 
 
-#: What :func:`inspect_store` reads, by table.
 _STORE_QUERIES = {
     "alembic_version": "SELECT version_num FROM alembic_version",
     "runs": "SELECT run_uuid FROM runs LIMIT 1",
@@ -304,31 +290,16 @@ def mlflow_schema_revisions() -> tuple[frozenset[str], str | None]:
     return frozenset(revisions), heads.pop() if len(heads) == 1 else None
 
 
-def _mlflow_version() -> str:
-    from importlib import metadata
-
-    return f"MLflow {metadata.version('mlflow')}"
-
-
 def artifact_client_problem(location: str) -> str | None:
-    """A message if MLflow cannot write to an artifact location's scheme here (its client
-    library is not installed), else None."""
+    """A message if the package MLflow needs for an artifact location is not installed."""
     scheme = urlparse(location).scheme.lower()
-    modules = ARTIFACT_CLIENTS.get(scheme, [])
-    if not modules or any(_installed(module) for module in modules):
+    package = ARTIFACT_CLIENTS.get(scheme)
+    if package is None or importlib.util.find_spec(package.split("-")[0]):
         return None
     return (
-        f"{location!r} needs the Python package {' or '.join(modules)} (MLflow's {scheme}:// "
-        f"client), which is not installed; fix: install it into the environment (pip install "
-        f"...), or choose a local folder"
+        f"{location!r} needs the package {package} (MLflow's {scheme}:// client), which is not "
+        f"installed; fix: pip install {package} into this environment, or use a local folder"
     )
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # its parent package is missing (google.cloud...)
-        return False
 
 
 def is_http_uri(uri: str) -> bool:

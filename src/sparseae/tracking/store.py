@@ -260,8 +260,7 @@ def pipeline_experiments(tracking_uri: str) -> list[str]:
 
 
 def read_store_token(uri: str) -> str | None:
-    """The identity token recorded in the store (read-only), else ``None``; raises OSError or
-    sqlite3.Error if a server or file cannot be asked."""
+    """The store's identity token, else None (reads only; raises if it cannot be asked)."""
     if is_http_uri(uri):
         import requests
 
@@ -272,10 +271,8 @@ def read_store_token(uri: str) -> str | None:
             timeout=HEALTH_TIMEOUT,
         )
         response.raise_for_status()
-        for experiment in response.json().get("experiments", []):
-            tags = {t["key"]: t["value"] for t in experiment.get("tags", [])}
-            return tags.get(STORE_TOKEN_TAG)
-        return None
+        tags = (response.json().get("experiments") or [{}])[0].get("tags", [])
+        return next((t["value"] for t in tags if t["key"] == STORE_TOKEN_TAG), None)
     db = sqlite_path(uri)
     if db is None or not db.is_file():
         return None
@@ -319,9 +316,7 @@ def init_store(
     names = [experiment_names] if isinstance(experiment_names, str) else list(experiment_names)
     check_reachable(tracking_uri)
     db = sqlite_path(tracking_uri)
-    root = (
-        artifact_location if artifact_location is not None else default_artifact_root(tracking_uri)
-    )
+    root = default_artifact_root(tracking_uri) if artifact_location is None else artifact_location
     if db is not None:
         check_writable_folder(db.resolve().parent, "folder of the MLflow database")
     local_root = local_artifact_path(root) if root is not None else None
@@ -330,11 +325,11 @@ def init_store(
         check_writable_folder(local_root, "MLflow artifact location")
     with exclusive_lock(tracking_uri):
         if db is not None:
-            _prepare_local_store(tracking_uri, db.resolve())
+            prepare_sqlite_store(db)
         mlflow_client = client(tracking_uri)
         ids = {}
         for name in names:
-            ids[name] = _get_or_create_experiment(tracking_uri, mlflow_client, name, root)
+            ids[name] = _find_or_create(tracking_uri, mlflow_client, name, root)
             experiment = call(tracking_uri, mlflow_client.get_experiment, ids[name])
             local = local_artifact_path(experiment.artifact_location)
             if local is not None and not is_http_uri(tracking_uri):
@@ -360,21 +355,17 @@ def init_store(
 def _record_token(uri: str, mlflow_client, token: str | None, experiment_ids: list[str]) -> None:
     """Record ``token`` (and a local store's folder) unless the store holds them: they name
     the store for its lifetime."""
-    wanted = {STORE_TOKEN_TAG: read_store_token(uri) or token}
     db = sqlite_path(uri)
-    if db is not None:
-        wanted[STORE_FOLDER_TAG] = str(db.resolve().parent)
+    wanted = {STORE_TOKEN_TAG: read_store_token(uri) or token}
+    wanted[STORE_FOLDER_TAG] = str(db.resolve().parent) if db is not None else None
+    wanted = {key: value for key, value in wanted.items() if value}
     for experiment_id in ["0", *experiment_ids]:
         try:
             experiment = call(uri, mlflow_client.get_experiment, experiment_id)
         except Exception:  # noqa: BLE001 - the default experiment may have been deleted
             continue
         for key, value in wanted.items():
-            if (
-                value
-                and experiment.lifecycle_stage == "active"
-                and experiment.tags.get(key) != value
-            ):
+            if experiment.lifecycle_stage == "active" and experiment.tags.get(key) != value:
                 call(uri, mlflow_client.set_experiment_tag, experiment_id, key, value)
 
 
@@ -383,17 +374,12 @@ def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
     db = sqlite_path(tracking_uri)
     with exclusive_lock(tracking_uri) if db is not None else contextlib.nullcontext():
         if db is not None:
-            _prepare_local_store(tracking_uri, db.resolve())
-        return _get_or_create_experiment(
-            tracking_uri,
-            client(tracking_uri),
-            name,
-            default_artifact_root(tracking_uri),
-            results_dir=results_dir,
-        )
+            prepare_sqlite_store(db)
+        root = default_artifact_root(tracking_uri)
+        return _find_or_create(tracking_uri, client(tracking_uri), name, root, results_dir)
 
 
-def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_dir=None) -> str:
+def _find_or_create(uri: str, mlflow_client, name: str, root, results_dir=None) -> str:
     from mlflow.exceptions import MlflowException
 
     found = call(uri, mlflow_client.get_experiment_by_name, name, results_dir=results_dir)
@@ -409,14 +395,10 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
                 tag = mlflow_client.set_experiment_tag
                 call(uri, tag, found.experiment_id, key, value, results_dir=results_dir)
         return found.experiment_id
-    location = None
-    if root is not None:
-        local = local_artifact_path(root)
-        location = (
-            (local / _safe_name(name)).as_uri()
-            if local is not None
-            else (f"{str(root).rstrip('/')}/{_safe_name(name)}")
-        )
+    local = local_artifact_path(root) if root is not None else None
+    location = root and f"{str(root).rstrip('/')}/{_safe_name(name)}"
+    if local is not None:
+        location = (local / _safe_name(name)).as_uri()
     try:
         return call(
             uri,
@@ -433,20 +415,16 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
         return found.experiment_id
 
 
-def _prepare_local_store(uri: str, db: Path) -> None:
-    """Build a missing, empty or half-built sqlite store; make this process use the new file."""
+def prepare_sqlite_store(db: Path) -> None:
+    """Build a missing, empty or half-built store in a temporary file beside ``db``, renamed
+    onto it: a kill or a full disk never leaves a half-built store. Under :func:`exclusive_lock`."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    db = db.resolve()
     if db.exists() and db.stat().st_size > 0 and not inspect_store(db).rebuild:
         return
     # Disposing MLflow's engine closes connections pooled to a store since moved or deleted.
     client.cache_clear()
-    prepare_sqlite_store(db, default_artifact_root(uri))
-
-
-def prepare_sqlite_store(db: Path, root: Path | None = None) -> None:
-    """Build an sqlite store in a temporary file beside ``db`` and rename it onto ``db``, so a
-    kill or a full disk never leaves a half-built store; call it under :func:`exclusive_lock`."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
     for stale in db.parent.glob(f".{db.name}.tmp-*"):  # left by a killed build
         stale.unlink(missing_ok=True)
     with atomic_path(db) as tmp:
@@ -457,9 +435,8 @@ def prepare_sqlite_store(db: Path, root: Path | None = None) -> None:
             _log.info("no cached empty MLflow store (%s); MLflow builds the store", exc)
             tmp.write_bytes(b"")
         # The second open adds the default experiment, pointing into the store's own root.
-        root = root or db.resolve().parent / "mlartifacts"
         for _ in range(2):
-            SqlAlchemyStore(f"sqlite:///{tmp}", str(root)).engine.dispose()
+            SqlAlchemyStore(f"sqlite:///{tmp}", str(db.parent / "mlartifacts")).engine.dispose()
 
 
 def _store_template() -> Path:
