@@ -312,7 +312,8 @@ def check_parent_run(uri: str, run_id: str | None) -> None:
         try:
             call(uri, client(uri).get_run, run_id)
         except MlflowException:
-            _refuse("--parent-run-id", run_id, f" is no run in {uri}", "a run id", "check it")
+            fix = "copy the id from the parent's mlflow.json or the MLflow UI"
+            _refuse("--parent-run-id", run_id, f" is no run in {uri}", "a run of that store", fix)
 
 
 def _log(args: argparse.Namespace) -> int:

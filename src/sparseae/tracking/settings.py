@@ -227,8 +227,8 @@ def inspect_store(path: Path) -> StoreState:
         damage = str(error)
     if damage != "ok":
         return StoreState(
-            f"MLflow database {path} is damaged (sqlite: {damage}); the result files hold "
-            f"everything it had: {fix}, and rerun `snakemake` to refill a new one"
+            f"MLflow database {path} is damaged (sqlite: {damage}); {fix}, then rerun "
+            f"`snakemake`: a new store is refilled from the result files"
         )
     if not tables:
         return StoreState(rebuild=True)
