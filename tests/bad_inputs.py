@@ -696,9 +696,9 @@ CASES: list[Case] = [
     cli("store-read-only-uri", "tracking store opened read-only (?mode=ro)",
         ["tracking-init", "natural", "--tracking-uri", "sqlite:///{tmp}/mlflow.db?mode=ro"],
         "mode=ro", prepare=_store()),
-    config("store-copied", "tracking store of a project folder copied elsewhere",
-           "tracking: {uri: 'sqlite:///{tmp}/mlflow.db'}", "{tmp}/mlflow.db", "/original",
-           "copied project", prepare=_store(
+    cli("store-copied", "tracking store of a project folder copied elsewhere",
+        ["tracking-init", "natural", *STORE_URI], "{tmp}/mlflow.db", "/original",
+        "copied project", prepare=_store(
                "INSERT INTO experiment_tags VALUES ('sparseae.store_folder', '/original', 0)")),
     cli("log-parent-unknown", "log --parent-run-id naming no run of the store",
         [*LOG_HERE, "--parent-run-id", "0123456789abcdef0123456789abcdef"],

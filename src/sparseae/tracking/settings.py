@@ -173,10 +173,11 @@ ARTIFACT_CLIENTS = {
 }
 
 
-def check_sqlite_file(uri: str) -> str | None:
+def check_sqlite_file(uri: str, *, writing: bool = False) -> str | None:
     """A message if the store of a ``sqlite:///`` URI cannot take the pipeline's runs:
     read-only, not SQLite, corrupt, another application's, another MLflow's schema, made for
-    another project folder. A missing, empty or half-built store is fine. Reads only."""
+    another project folder (``writing``: a copied project may be read). A missing, empty or
+    half-built store is fine. Reads only."""
     path = sqlite_path(uri)
     if path is None:
         return None
@@ -199,7 +200,7 @@ def check_sqlite_file(uri: str) -> str | None:
             f"allowed: an SQLite file made by MLflow, or a path that does not exist yet; fix: "
             f"move that file away or point tracking.uri / MLFLOW_TRACKING_URI elsewhere"
         )
-    return inspect_store(path).problem if head else None
+    return inspect_store(path, writing=writing).problem if head else None
 
 
 class StoreState(NamedTuple):
@@ -209,7 +210,7 @@ class StoreState(NamedTuple):
     rebuild: bool = False
 
 
-def inspect_store(path: Path) -> StoreState:
+def inspect_store(path: Path, *, writing: bool = False) -> StoreState:
     """Check an existing SQLite file read-only: ``PRAGMA quick_check``, MLflow's tables, a
     schema revision this MLflow knows, the project folder recorded in it."""
     fix = "fix: move that file away (or point tracking.uri / MLFLOW_TRACKING_URI elsewhere)"
@@ -255,7 +256,7 @@ def inspect_store(path: Path) -> StoreState:
         )
     folder = str(path.resolve().parent)
     made_for = next((r[0] for r in rows.get("experiment_tags", [])), folder)
-    if made_for != folder:
+    if writing and made_for != folder:
         return StoreState(
             f"MLflow database {path} was made in {made_for} (a copied project): its "
             f"experiments write artifacts into {made_for}; fix: delete {path} and "

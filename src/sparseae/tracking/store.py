@@ -89,7 +89,7 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
     """Probe a server's ``/health`` (TrackingUnavailableError unless it answers ``OK`` within
     :data:`HEALTH_TIMEOUT` s); for a local store, check that its file is an SQLite database."""
     if not is_http_uri(uri):
-        problem = check_sqlite_file(uri)
+        problem = check_sqlite_file(uri, writing=True)
         if problem:
             raise TrackingError(problem)
         return
