@@ -165,7 +165,7 @@ def test_killed_store_builds_leave_every_next_run_whole(tmp_path, result_folder_
     results = result_folder_factory("tiny")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "not-a-folder")}
     (tmp_path / "not-a-folder").write_text("x")
-    for seconds in (1.0, 3.0, 5.0, 8.0):
+    for seconds in (1.0, 4.0, 8.0):
         folder = tmp_path / f"kill-{seconds}"
         folder.mkdir()
         uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -223,7 +223,8 @@ def test_copied_project_never_writes_into_the_original(tmp_path):
     client = MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("natural").experiment_id])
     assert run.info.artifact_uri.startswith((copy / "mlartifacts").as_uri())
-    assert run.data.params["model.lambda_"] == "0.001"
+    lambdas = {k: v for k, v in run.data.params.items() if k.endswith("lambda_")}
+    assert set(lambdas.values()) == {"0.001"}, run.data.params
 
 
 @pytest.mark.full

@@ -302,18 +302,24 @@ def _split_tag(text: str) -> tuple[str, str]:
 
 
 def check_parent_run(uri: str, run_id: str | None) -> None:
-    """``--parent-run-id``: a run of the store the run is logged to."""
+    """``--parent-run-id``: a run of that store (a local store not made yet holds none)."""
     from mlflow.exceptions import MlflowException
 
+    from sparseae.tracking.settings import sqlite_path
     from sparseae.tracking.store import call, check_reachable, client
 
-    if run_id is not None:
-        check_reachable(uri)
-        try:
+    if run_id is None:
+        return
+    check_reachable(uri)
+    db = sqlite_path(uri)
+    try:
+        if db is None or db.exists():
             call(uri, client(uri).get_run, run_id)
-        except MlflowException:
-            fix = "copy the id from the parent's mlflow.json or the MLflow UI"
-            _refuse("--parent-run-id", run_id, f" is no run in {uri}", "a run of that store", fix)
+            return
+    except MlflowException:
+        pass
+    fix = "copy the id from the parent's mlflow.json or the MLflow UI"
+    _refuse("--parent-run-id", run_id, f" is no run in {uri}", "a run of that store", fix)
 
 
 def _log(args: argparse.Namespace) -> int:

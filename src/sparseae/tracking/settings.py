@@ -211,8 +211,7 @@ class StoreState(NamedTuple):
 
 
 def inspect_store(path: Path, *, writing: bool = False) -> StoreState:
-    """Check an existing SQLite file read-only: ``PRAGMA quick_check``, MLflow's tables, a
-    schema revision this MLflow knows, the project folder recorded in it."""
+    """Check an SQLite file read-only: quick_check, MLflow's tables, schema, project folder."""
     fix = "fix: move that file away (or point tracking.uri / MLFLOW_TRACKING_URI elsewhere)"
     try:
         with contextlib.closing(
@@ -276,8 +275,7 @@ _STORE_QUERIES = {
 
 @functools.cache
 def mlflow_schema_revisions() -> tuple[frozenset[str], str | None]:
-    """The schema revisions the installed MLflow knows and its newest, from its migration
-    scripts (without importing MLflow; empty if they cannot be read)."""
+    """The schema revisions the installed MLflow knows and its newest (from its scripts)."""
     spec = importlib.util.find_spec("mlflow")
     if spec is None or spec.origin is None:
         return frozenset(), None

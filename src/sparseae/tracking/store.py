@@ -73,9 +73,7 @@ LOCK_FIRST_DELAY = 0.05
 HEALTH_TIMEOUT = 5.0
 
 
-def unavailable_message(
-    uri: str, cause: object, results_dir: str | os.PathLike | None = None
-) -> str:
+def unavailable_message(uri: str, cause: object, results_dir=None) -> str:
     """The message for an unreachable server: what failed, that nothing is lost, what to do."""
     where = f" in {results_dir}" if results_dir is not None else ""
     return (
@@ -353,19 +351,17 @@ def init_store(
 
 
 def _record_token(uri: str, mlflow_client, token: str | None, experiment_ids: list[str]) -> None:
-    """Record ``token`` (and a local store's folder) unless the store holds them: they name
-    the store for its lifetime."""
+    """Record ``token`` and a local store's folder unless held: they name it for its lifetime."""
     db = sqlite_path(uri)
-    wanted = {STORE_TOKEN_TAG: read_store_token(uri) or token}
-    wanted[STORE_FOLDER_TAG] = str(db.resolve().parent) if db is not None else None
-    wanted = {key: value for key, value in wanted.items() if value}
+    folder = str(db.resolve().parent) if db is not None else None
+    wanted = {STORE_TOKEN_TAG: read_store_token(uri) or token, STORE_FOLDER_TAG: folder}
     for experiment_id in ["0", *experiment_ids]:
         try:
-            experiment = call(uri, mlflow_client.get_experiment, experiment_id)
+            found = call(uri, mlflow_client.get_experiment, experiment_id)
         except Exception:  # noqa: BLE001 - the default experiment may have been deleted
             continue
         for key, value in wanted.items():
-            if experiment.lifecycle_stage == "active" and experiment.tags.get(key) != value:
+            if value and found.lifecycle_stage == "active" and found.tags.get(key) != value:
                 call(uri, mlflow_client.set_experiment_tag, experiment_id, key, value)
 
 
