@@ -57,7 +57,9 @@ def _bounded(parse, what: str, allowed: str, ok) -> Callable[[str], float]:
 
 
 #: ``--timeout``: seconds, finite, at most a day; ``--retries``: extra attempts per mirror.
-positive_seconds = _bounded(float, "a number", "seconds, 0 < T <= 86400", lambda v: 0 < v <= 86400)
+positive_seconds = _bounded(
+    float, "a number", "seconds, 0 < value <= 86400", lambda v: 0 < v <= 86400
+)
 retry_count = _bounded(int, "an integer", "an integer 0..20", lambda value: 0 <= value <= 20)
 
 

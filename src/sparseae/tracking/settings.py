@@ -174,10 +174,8 @@ ARTIFACT_CLIENTS = {
 
 
 def check_sqlite_file(uri: str, *, writing: bool = False) -> str | None:
-    """A message if the store of a ``sqlite:///`` URI cannot take the pipeline's runs:
-    read-only, not SQLite, corrupt, another application's, another MLflow's schema, made for
-    another project folder (``writing``: a copied project may be read). A missing, empty or
-    half-built store is fine. Reads only."""
+    """A message if a ``sqlite:///`` store cannot take the runs: read-only, not SQLite, damaged,
+    foreign, another schema, a copied project's (if ``writing``). Half-built is fine. Reads only."""
     path = sqlite_path(uri)
     if path is None:
         return None

@@ -282,16 +282,13 @@ def read_store_token(uri: str) -> str | None:
 
 
 def store_marker(uri: str, folder: str | os.PathLike) -> Path:
-    """The init marker of the store as it is now: ``<folder>/init_store-<token>.json``.
-
-    A lost store (or a server restarted empty) has no token, so it gets a new one and
-    init_store reruns; a store that cannot be asked keeps its newest marker. Reads only.
-    """
+    """The init marker of the store as it is now, ``<folder>/init_store-<token>.json``: a new
+    token for a lost store or an emptied server, so init_store reruns. Reads only."""
     folder = Path(folder)
     earlier = sorted(folder.glob(f"{MARKER_PREFIX}*.json"), key=lambda p: p.stat().st_mtime)
     try:
         token = read_store_token(uri)
-    except (OSError, ValueError, sqlite3.Error):
+    except (OSError, ValueError, sqlite3.Error):  # a store that cannot be asked: as it was
         if earlier:
             return earlier[-1]
         token = hashlib.sha256(uri.encode()).hexdigest()[:12]
