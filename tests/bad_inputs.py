@@ -316,6 +316,28 @@ def _results(**files: bytes | str) -> Callable[[Path], None]:
                 path.write_text(content)
             else:
                 path.write_bytes(content)
+# ------------------------------------------------------------------ the MLflow store (store)
+
+
+def _store(change: str = "", *, cut: float = 0.0, damage: bool = False):
+    """prepare(): ``{tmp}/mlflow.db``, a real empty MLflow store; then SQL ``change`` run in
+    it, the file ``cut`` to that fraction, or a page in its middle overwritten."""
+
+    def make(tmp: Path) -> None:
+        import sqlite3
+
+        from sparseae.tracking.store import prepare_sqlite_store
+
+        db = tmp / "mlflow.db"
+        prepare_sqlite_store(db)
+        with sqlite3.connect(db) as connection:
+            connection.executescript(change)
+        connection.close()
+        data = bytearray(db.read_bytes())
+        if damage:
+            page = 4096 * (len(data) // 8192)
+            data[page : page + 4096] = b"\xa5" * 4096
+        db.write_bytes(bytes(data[: int(len(data) * cut)] if cut else data))
 
     return make
 
@@ -395,6 +417,16 @@ def _exif_turned(tmp: Path) -> None:
     exif[0x0112] = 6
     turned = Image.fromarray((rng.random((24, 16)) * 255).astype(np.uint8))
     turned.save(tmp / "images" / "b.jpg", exif=exif)
+def _foreign_sqlite(tmp: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp / "notes.db") as connection:
+        connection.execute("CREATE TABLE notes (id INTEGER, body TEXT)")
+    connection.close()
+
+
+STORE_URI = ("--tracking-uri", "sqlite:///{tmp}/mlflow.db")
+LOG_HERE = ["log", "{tmp}", "--experiment", "x", *STORE_URI]
 
 
 # ------------------------------------------------------------------ the table
@@ -738,6 +770,39 @@ CASES: list[Case] = [
         ["tracking-init", "natural", "--tracking-uri", "sqlite:///{tmp}/blocker/store/m.db"],
         "folder of the MLflow database", "{tmp}/blocker",
         prepare=lambda tmp: (tmp / "blocker").write_text("x"), documented=True),
+    # ---------------------------------------------------------------- the MLflow store (store)
+    cli("store-foreign", "tracking store that is another application's SQLite database",
+        ["tracking-init", "natural", "--tracking-uri", "sqlite:///{tmp}/notes.db"],
+        "{tmp}/notes.db", "another application", prepare=_foreign_sqlite),
+    cli("store-newer", "tracking store of a newer MLflow schema",
+        ["tracking-init", "natural", *STORE_URI], "{tmp}/mlflow.db", "MLflow newer than",
+        prepare=_store("UPDATE alembic_version SET version_num = 'ffffffffffff'")),
+    cli("store-older", "tracking store of an older MLflow schema holding runs",
+        ["tracking-init", "natural", *STORE_URI], "{tmp}/mlflow.db", "mlflow db upgrade",
+        prepare=_store("UPDATE alembic_version SET version_num = '0c779009ac13';"
+                       "INSERT INTO experiments (experiment_id, name) VALUES (7, 'kept')")),
+    cli("store-damaged-page", "tracking store with a damaged page",
+        ["tracking-init", "natural", *STORE_URI], "{tmp}/mlflow.db", "damaged",
+        prepare=_store(damage=True)),
+    config("store-truncated", "tracking store cut short (check-config)",
+           "tracking: {uri: 'sqlite:///{tmp}/mlflow.db'}", "tracking.uri", "{tmp}/mlflow.db",
+           "damaged", prepare=_store(cut=0.5)),
+    cli("store-read-only-uri", "tracking store opened read-only (?mode=ro)",
+        ["tracking-init", "natural", "--tracking-uri", "sqlite:///{tmp}/mlflow.db?mode=ro"],
+        "mode=ro", prepare=_store()),
+    cli("store-copied", "tracking store of a project folder copied elsewhere",
+        ["tracking-init", "natural", *STORE_URI], "{tmp}/mlflow.db", "/original",
+        "copied project", prepare=_store(
+               "INSERT INTO experiment_tags VALUES ('sparseae.store_folder', '/original', 0)")),
+    cli("log-parent-unknown", "log --parent-run-id naming no run of the store",
+        [*LOG_HERE, "--parent-run-id", "0123456789abcdef0123456789abcdef"],
+        "--parent-run-id", "0123456789abcdef0123456789abcdef", "no run in", prepare=_store()),
+    cli("log-tag-project", "log --tag setting a project-owned tag",
+        [*LOG_HERE, "--tag", "sparseae.status=bogus"], "--tag", "sparseae.status",
+        "project-owned"),
+    cli("init-artifacts-no-client", "artifact location whose client library is missing",
+        ["tracking-init", "natural", *STORE_URI, "--artifact-location", "s3://bucket/runs"],
+        "--artifact-location", "s3://bucket/runs", "boto3"),
     # ---------------------------------------------------------------- files read by jobs
     file("mat-variable", ".mat without the expected variable", _load_mat,
          "{tmp}/IMAGES.mat", "IMAGESr",

@@ -287,10 +287,11 @@ def test_os_error_with_a_filename_is_one_message(tmp_path, capsys, monkeypatch):
     """The safety net of main(): an OSError naming a file no check foresaw is one message."""
 
     def fail(args):
+        """print the tracking URI (here: fail on a file)"""
         raise PermissionError(13, "Permission denied", str(tmp_path / "x.json"))
 
-    commands = [(name, text, arguments, fail if name == "tracking-uri" else run)
-                for name, text, arguments, run in cli.COMMANDS]  # fmt: skip
+    commands = [(name, arguments, fail if name == "tracking-uri" else run)
+                for name, arguments, run in cli.COMMANDS]  # fmt: skip
     monkeypatch.setattr(cli, "COMMANDS", tuple(commands))
     assert cli.main(["tracking-uri"]) == 1
     err = capsys.readouterr().err

@@ -56,12 +56,11 @@ def _bounded(parse, what: str, allowed: str, ok) -> Callable[[str], float]:
     return number
 
 
-#: ``--timeout``: seconds, finite, at most a day.
-positive_seconds = _bounded(float, "a number", "seconds, a number with 0 < value <= 86400 "
-                            "(e.g. 30)", lambda value: 0 < value <= 86_400)  # fmt: skip
-#: ``--retries``: extra attempts per mirror (0: one attempt each).
-retry_count = _bounded(int, "an integer", "extra attempts per mirror, an integer 0..20",
-                       lambda value: 0 <= value <= 20)  # fmt: skip
+#: ``--timeout``: seconds, finite, at most a day; ``--retries``: extra attempts per mirror.
+positive_seconds = _bounded(
+    float, "a number", "seconds, 0 < value <= 86400", lambda v: 0 < v <= 86400
+)
+retry_count = _bounded(int, "an integer", "an integer 0..20", lambda value: 0 <= value <= 20)
 
 
 @_flag_type
@@ -168,8 +167,25 @@ def read_config(path: str | Path | None) -> dict:
 
 
 def _arg(*names: str, **options) -> tuple[tuple[str, ...], dict]:
-    """One ``add_argument`` call as data (a callable ``choices`` is called at parser build)."""
-    return names, options
+    """One ``add_argument`` call as data (a callable ``choices`` is called at parser build);
+    its help is ``HELP[first name]``."""
+    return names, {"help": HELP.get(names[0]), **options}
+
+
+HELP = {
+    "--dest": "destination folder (default resources/SOURCE; for image-folder: the folder)",
+    "--mirror": "base URL (or local folder) to try, in order; repeat for several. Overrides "
+    "the config's sources.SOURCE.mirrors and the built-in defaults",
+    "--config": f"YAML config with sources.SOURCE.mirrors (default {DEFAULT_CONFIG} if present)",
+    "--timeout": "seconds per connect/read, 0 < T <= 86400 (default 30)",
+    "--retries": "extra attempts per mirror, 0..20 (default 2)",
+    "--tracking-uri": "store URI (default: $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlflow.db)",
+    "--artifact-location": "artifact root (default: mlartifacts/ beside a local database)",
+    "--summary": "file to attach to the parent run (repeatable: table, HTML page, figure)",
+    "files": "config files merged over config/config.yaml, in order (as --configfile)",
+    "--base": f"the workflow's own config (default {DEFAULT_CONFIG})",
+    "--base-url": "where the UI runs",
+}
 
 
 def _source_names() -> list[str]:
@@ -180,23 +196,18 @@ def _source_names() -> list[str]:
 
 FETCH_ARGUMENTS = (
     _arg("source", choices=_source_names, help="data source to fetch"),
-    _arg("--dest", metavar="DIR",
-         help="destination folder (default resources/SOURCE; for image-folder: the folder)"),
-    _arg("--mirror", metavar="URL", action="append", type=mirror_argument,
-         help="base URL (or local folder) to try, in order; repeat for several. Overrides the "
-         "config's sources.SOURCE.mirrors and the built-in defaults"),
-    _arg("--config", metavar="FILE",
-         help=f"YAML config with sources.SOURCE.mirrors (default {DEFAULT_CONFIG} if present)"),
+    _arg("--dest", metavar="DIR"),
+    _arg("--mirror", metavar="URL", action="append", type=mirror_argument),
+    _arg("--config", metavar="FILE"),
     _arg("--split", help="only the files of this split (mnist: train, test)"),
     _arg("--file", metavar="NAME", action="append", help="only this file (repeatable)"),
-    _arg("--timeout", type=positive_seconds, default=30.0,
-         help="seconds per connect/read, 0 < T <= 86400 (default 30)"),
-    _arg("--retries", type=retry_count, default=2,
-         help="extra attempts per mirror, 0..20 (default 2)"),
-)  # fmt: skip
+    _arg("--timeout", type=positive_seconds, default=30.0),
+    _arg("--retries", type=retry_count, default=2),
+)
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    """download and verify a data source (same code as the pipeline's fetch rule)"""
     from sparseae.data import SOURCES, fetch_source
 
     if args.split is not None and args.file:
@@ -230,10 +241,7 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-TRACKING_URI_ARGUMENTS = (
-    _arg("--tracking-uri", default=None,
-         help="store URI (default: $MLFLOW_TRACKING_URI, else sqlite:///$PWD/mlflow.db)"),
-)  # fmt: skip
+TRACKING_URI_ARGUMENTS = (_arg("--tracking-uri", default=None),)
 
 
 def _tracking_uri(args: argparse.Namespace) -> str:
@@ -252,18 +260,22 @@ def _tracking_uri(args: argparse.Namespace) -> str:
 TRACKING_INIT_ARGUMENTS = (
     *TRACKING_URI_ARGUMENTS,
     _arg("experiments", nargs="+", metavar="EXPERIMENT", type=experiment_name),
-    _arg("--artifact-location", default=None,
-         help="artifact root (default: mlartifacts/ beside a local database)"),
-)  # fmt: skip
+    _arg("--artifact-location", default=None),
+)
 
 
 def _tracking_init(args: argparse.Namespace) -> int:
+    """create the MLflow store and experiments before jobs start"""
+    from sparseae.tracking.settings import artifact_client_problem
     from sparseae.tracking.store import init_store
 
     location = args.artifact_location
     check_not_blank("--artifact-location", location, "mlartifacts or s3://bucket/path")
     if location is not None and "://" not in location and not location.startswith("file:"):
         check_path("--artifact-location", location, f"{_FOLDER}mlartifacts", folder=True)
+    problem = artifact_client_problem(location or "")
+    if problem:
+        raise UsageError(f"--artifact-location {problem}")
     uri = _tracking_uri(args)
     ids = init_store(uri, args.experiments, args.artifact_location)
     print(json.dumps({"tracking_uri": uri, "experiments": ids}, indent=2))
@@ -285,10 +297,35 @@ def _split_tag(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise UsageError(f"--tag {text!r}: expected KEY=VALUE, e.g. --tag owner=alice")
+    if key.startswith("sparseae.") or key == "mlflow.parentRunId":
+        allowed = "your own keys (the project sets sparseae.* and mlflow.parentRunId itself)"
+        _refuse("--tag", text, " sets a project-owned tag", allowed, "choose another key")
     return key, value
 
 
+def check_parent_run(uri: str, run_id: str | None) -> None:
+    """``--parent-run-id``: a run of that store (a local store not made yet holds none)."""
+    from mlflow.exceptions import MlflowException
+
+    from sparseae.tracking.settings import sqlite_path
+    from sparseae.tracking.store import call, check_reachable, client
+
+    if run_id is None:
+        return
+    check_reachable(uri)
+    db = sqlite_path(uri)
+    try:
+        if db is None or db.exists():
+            call(uri, client(uri).get_run, run_id)
+            return
+    except MlflowException:
+        pass
+    fix = "copy the id from the parent's mlflow.json or the MLflow UI"
+    _refuse("--parent-run-id", run_id, f" is no run in {uri}", "a run of that store", fix)
+
+
 def _log(args: argparse.Namespace) -> int:
+    """log a result folder to MLflow (idempotent: adds only what is missing)"""
     from sparseae.tracking.logger import log_results
     from sparseae.tracking.results import ResultsError
 
@@ -300,6 +337,7 @@ def _log(args: argparse.Namespace) -> int:
     check_run_id("--parent-run-id", args.parent_run_id)
     tags = dict(_split_tag(t) for t in args.tag)
     uri = _tracking_uri(args)
+    check_parent_run(uri, args.parent_run_id)
     try:
         run_id = log_results(
             args.results_dir,
@@ -313,8 +351,8 @@ def _log(args: argparse.Namespace) -> int:
     except ResultsError as error:  # the library names its parameter; the user knows the flag
         text = str(error).replace("pass run_key explicitly", "pass --run-key KEY")
         raise UsageError(text) from None
-    print(f"logged {args.results_dir} to run {run_id} in {uri} (details: "
-          f"{args.results_dir}/mlflow.json)")  # fmt: skip
+    details = Path(args.results_dir, "mlflow.json")
+    print(f"logged {args.results_dir} to run {run_id} in {uri} (details: {details})")
     return 0
 
 
@@ -323,13 +361,13 @@ LOG_SWEEP_ARGUMENTS = (
     _arg("name", metavar="SWEEP"),
     _arg("members", nargs="+", metavar="RESULTS_DIR_OR_RUN_ID", type=folder_or_run_id),
     _arg("--experiment", default=None, type=experiment_name, help="experiment of the parent run"),
-    _arg("--summary", action="append", default=[], metavar="FILE",
-         help="file to attach to the parent run (repeatable: table, HTML page, figure)"),
+    _arg("--summary", action="append", default=[], metavar="FILE"),
     _arg("--output", default=None, help="write the parent run id here (JSON)"),
-)  # fmt: skip
+)
 
 
 def _log_sweep(args: argparse.Namespace) -> int:
+    """log a sweep's parent run and tag its member runs"""
     from sparseae.tracking.logger import log_sweep
 
     check_not_blank("SWEEP", args.name, "lambda-sweep")
@@ -350,20 +388,19 @@ def _log_sweep(args: argparse.Namespace) -> int:
 
 
 def _tracking_uri_command(args: argparse.Namespace) -> int:
+    """print the tracking URI the other commands would use"""
     print(_tracking_uri(args))
     return 0
 
 
 CHECK_CONFIG_ARGUMENTS = (
-    _arg("files", nargs="*", metavar="FILE",
-         help="config files merged over config/config.yaml, in order (as --configfile)"),
-    _arg("--base", metavar="FILE", default=str(DEFAULT_CONFIG),
-         help=f"the workflow's own config (default {DEFAULT_CONFIG})"),
-)  # fmt: skip
+    _arg("files", nargs="*", metavar="FILE"),
+    _arg("--base", metavar="FILE", default=str(DEFAULT_CONFIG)),
+)
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    """Every check the workflow applies while it is read (one message, not a traceback)."""
+    """check config files as the workflow will (make run CONFIG=FILE does this first)"""
     from sparseae.config import resolve_config
     from sparseae.config.environment import workflow_input_problems
     from sparseae.config.schema import raise_problems
@@ -375,15 +412,16 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+EVERY_EXPERIMENT = "experiments (default: every one the pipeline created in the store)"
 UI_URL_ARGUMENTS = (
     *TRACKING_URI_ARGUMENTS,
-    _arg("experiments", nargs="*", metavar="EXPERIMENT",
-         help="experiments (default: every one the pipeline created in the store)"),
-    _arg("--base-url", default="http://127.0.0.1:5000", help="where the UI runs"),
-)  # fmt: skip
+    _arg("experiments", nargs="*", metavar="EXPERIMENT", help=EVERY_EXPERIMENT),
+    _arg("--base-url", default="http://127.0.0.1:5000"),
+)
 
 
 def _ui_url(args: argparse.Namespace) -> int:
+    """print the MLflow UI address of each experiment's runs (model-training view)"""
     from sparseae.tracking.store import pipeline_experiments, ui_url
 
     check_http_url("--base-url", args.base_url)
@@ -398,22 +436,15 @@ def _ui_url(args: argparse.Namespace) -> int:
 
 
 COMMANDS = (
-    ("fetch", "download and verify a data source (same code as the pipeline's fetch "
-             "rule)", FETCH_ARGUMENTS, _fetch),
-    ("check-config", "check config files as the workflow will (make run CONFIG=FILE "
-             "does this first)", CHECK_CONFIG_ARGUMENTS, _check_config),
-    ("tracking-init", "create the MLflow store and experiments before jobs start",
-             TRACKING_INIT_ARGUMENTS, _tracking_init),
-    ("log", "log a result folder to MLflow (idempotent: adds only what is missing)",
-             LOG_ARGUMENTS, _log),
-    ("log-sweep", "log a sweep's parent run and tag its member runs",
-             LOG_SWEEP_ARGUMENTS, _log_sweep),
-    ("tracking-uri", "print the tracking URI the other commands would use",
-             TRACKING_URI_ARGUMENTS, _tracking_uri_command),
-    ("ui-url", "print the MLflow UI address of each experiment's runs (model-training "
-             "view)", UI_URL_ARGUMENTS, _ui_url),
-)  # fmt: skip
-"""Every subcommand (name, help, arguments, function), in ``sparseae --help`` order."""
+    ("fetch", FETCH_ARGUMENTS, _fetch),
+    ("check-config", CHECK_CONFIG_ARGUMENTS, _check_config),
+    ("tracking-init", TRACKING_INIT_ARGUMENTS, _tracking_init),
+    ("log", LOG_ARGUMENTS, _log),
+    ("log-sweep", LOG_SWEEP_ARGUMENTS, _log_sweep),
+    ("tracking-uri", TRACKING_URI_ARGUMENTS, _tracking_uri_command),
+    ("ui-url", UI_URL_ARGUMENTS, _ui_url),
+)
+"""Every subcommand (name, arguments, function; its docstring is its help), in ``--help`` order."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -425,7 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sparseae {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, text, arguments, run in COMMANDS:
+    for name, arguments, run in COMMANDS:
+        text = " ".join(run.__doc__.split())
         sub = commands.add_parser(name, help=text, description=text)
         for names, options in arguments:
             if callable(options.get("choices")):

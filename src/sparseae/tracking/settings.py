@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.util
 import os
+import re
+import sqlite3
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 #: MLflow's REST client settings (read per request) unless the user set them: instead of 7
@@ -120,8 +127,6 @@ def check_tracking_uri_text(uri: str) -> str | None:
         )
     scheme = parsed.scheme.split("+")[0]
     if scheme in DATABASE_DRIVERS:
-        import importlib.util
-
         driver = parsed.scheme.split("+")[1] if "+" in parsed.scheme else None
         modules = [driver] if driver else DATABASE_DRIVERS[scheme]
         if not any(importlib.util.find_spec(module) for module in modules):
@@ -157,26 +162,141 @@ DATABASE_DRIVERS = {
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def check_sqlite_file(uri: str) -> str | None:
-    """A message if the file of a ``sqlite:///`` URI exists but is no SQLite database (an empty
-    file is fine), before MLflow would print a long SQLAlchemy error about it."""
+#: Experiment tag naming the folder a local store was made for (see :func:`inspect_store`).
+STORE_FOLDER_TAG = "sparseae.store_folder"
+#: The package MLflow needs for an artifact location's scheme (its module: the first part).
+ARTIFACT_CLIENTS = {
+    "s3": "boto3",
+    "gs": "google-cloud-storage",
+    "wasbs": "azure-storage-blob",
+    "hdfs": "pyarrow",
+}
+
+
+def check_sqlite_file(uri: str, *, writing: bool = False) -> str | None:
+    """A message if a ``sqlite:///`` store cannot take the runs: read-only, not SQLite, damaged,
+    foreign, another schema, a copied project's (if ``writing``). Half-built is fine. Reads only."""
     path = sqlite_path(uri)
-    if path is None or not path.exists():
+    if path is None:
+        return None
+    if "mode=ro" in uri.partition("?")[2]:
+        why = "opens the store read-only (mode=ro), but the pipeline writes its runs into it"
+        return f"tracking URI {uri} {why}; fix: drop ?mode=ro, or log to another store"
+    if not path.exists():
         return None
     if path.is_dir():
         return f"MLflow database {path} is a folder, not a file; allowed: an SQLite file path"
     try:
-        with open(path, "rb") as handle:
+        with open(path, "r+b") as handle:  # r+: refused for a read-only or immutable file
             head = handle.read(len(SQLITE_HEADER))
     except OSError as error:
-        return f"MLflow database {path} cannot be read: {error.strerror or error}"
+        why = f"({error.strerror or error}), but the pipeline writes its runs into it"
+        return f"MLflow database {path} cannot be opened for writing {why}; fix: chmod u+w it"
     if head and head != SQLITE_HEADER:
         return (
             f"MLflow database {path} is not an SQLite database (it starts with {head[:8]!r}); "
             f"allowed: an SQLite file made by MLflow, or a path that does not exist yet; fix: "
             f"move that file away or point tracking.uri / MLFLOW_TRACKING_URI elsewhere"
         )
-    return None
+    return inspect_store(path, writing=writing).problem if head else None
+
+
+class StoreState(NamedTuple):
+    """What :func:`inspect_store` found: a problem, or nothing in it (build it anew)."""
+
+    problem: str | None = None
+    rebuild: bool = False
+
+
+def inspect_store(path: Path, *, writing: bool = False) -> StoreState:
+    """Check an SQLite file read-only: quick_check, MLflow's tables, schema, project folder."""
+    fix = "fix: move that file away (or point tracking.uri / MLFLOW_TRACKING_URI elsewhere)"
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10)
+        ) as db:
+            damage = db.execute("PRAGMA quick_check(1)").fetchone()[0]
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            rows = {t: db.execute(q).fetchall() for t, q in _STORE_QUERIES.items() if t in tables}
+    except sqlite3.Error as error:
+        # Locked or needing a rollback first (a writer was killed) says nothing about damage.
+        if getattr(error, "sqlite_errorcode", 0) & 0xFF not in (11, 26):  # CORRUPT, NOTADB
+            return StoreState()
+        damage = str(error)
+    if damage != "ok":
+        return StoreState(
+            f"MLflow database {path} is damaged (sqlite: {damage}); {fix}, then rerun "
+            f"`snakemake`: a new store is refilled from the result files"
+        )
+    if not tables:
+        return StoreState(rebuild=True)
+    if not {"alembic_version", "experiments"} & tables:
+        shown = ", ".join(sorted(tables)[:5])
+        return StoreState(
+            f"{path} is an SQLite database of another application (tables {shown}), not an "
+            f"MLflow store; allowed: a store made by MLflow or a new path; {fix}"
+        )
+    revision = (rows.get("alembic_version") or [[None]])[0][0]
+    known, head = mlflow_schema_revisions()
+    if revision and known and revision not in known:
+        return StoreState(
+            f"MLflow database {path} has schema revision {revision!r} of an MLflow newer than "
+            f"the installed {metadata.version('mlflow')}; fix: install that newer MLflow, or "
+            f"{fix[5:]}"
+        )
+    if known and (revision != head or any(t.startswith("_alembic_tmp") for t in tables)):
+        if not rows.get("runs") and all(r[0] == 0 for r in rows.get("experiments", [])):
+            return StoreState(rebuild=True)  # half-built and empty: init_store builds it anew
+        return StoreState(
+            f"MLflow database {path} has the schema of an older MLflow (revision "
+            f"{revision!r}); fix: back it up, then run `mlflow db upgrade sqlite:///{path}`"
+        )
+    folder = str(path.resolve().parent)
+    made_for = next((r[0] for r in rows.get("experiment_tags", [])), folder)
+    if writing and made_for != folder:
+        return StoreState(
+            f"MLflow database {path} was made in {made_for} (a copied project): its "
+            f"experiments write artifacts into {made_for}; fix: delete {path} and "
+            f"{Path(folder) / 'mlartifacts'} (the next `snakemake` refills MLflow from the "
+            f"result files), or set tracking.uri to sqlite:///{made_for}/{path.name}"
+        )
+    return StoreState()
+
+
+_STORE_QUERIES = {
+    "alembic_version": "SELECT version_num FROM alembic_version",
+    "runs": "SELECT run_uuid FROM runs LIMIT 1",
+    "experiments": "SELECT experiment_id FROM experiments LIMIT 2",
+    "experiment_tags": f"SELECT value FROM experiment_tags WHERE key = '{STORE_FOLDER_TAG}'",
+}
+
+
+@functools.cache
+def mlflow_schema_revisions() -> tuple[frozenset[str], str | None]:
+    """The schema revisions the installed MLflow knows and its newest (from its scripts)."""
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or spec.origin is None:
+        return frozenset(), None
+    revisions, parents = set(), set()
+    for script in (Path(spec.origin).parent / "store/db_migrations/versions").glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        revisions.update(re.findall(r"^revision\s*=\s*['\"](\w+)['\"]", text, re.M))
+        for down in re.findall(r"^down_revision\s*=\s*(\([^)]*\)|.*)$", text, re.M):
+            parents.update(re.findall(r"['\"](\w+)['\"]", down))
+    heads = revisions - parents
+    return frozenset(revisions), heads.pop() if len(heads) == 1 else None
+
+
+def artifact_client_problem(location: str) -> str | None:
+    """A message if the package MLflow needs for an artifact location is not installed."""
+    scheme = urlparse(location).scheme.lower()
+    package = ARTIFACT_CLIENTS.get(scheme)
+    if package is None or importlib.util.find_spec(package.split("-")[0]):
+        return None
+    return (
+        f"{location!r} needs the package {package} (MLflow's {scheme}:// client), which is not "
+        f"installed; fix: pip install {package} into this environment, or use a local folder"
+    )
 
 
 def is_http_uri(uri: str) -> bool:

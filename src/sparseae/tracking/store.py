@@ -24,8 +24,10 @@ from sparseae.errors import ArtifactLocationError, TrackingError, TrackingUnavai
 from sparseae.io import atomic_path
 from sparseae.tracking.settings import (
     HTTP_RETRY_DEFAULTS,
+    STORE_FOLDER_TAG,
     check_sqlite_file,
     configure_http_retries,
+    inspect_store,
     is_http_uri,
     local_artifact_path,
     sqlite_path,
@@ -71,9 +73,7 @@ LOCK_FIRST_DELAY = 0.05
 HEALTH_TIMEOUT = 5.0
 
 
-def unavailable_message(
-    uri: str, cause: object, results_dir: str | os.PathLike | None = None
-) -> str:
+def unavailable_message(uri: str, cause: object, results_dir=None) -> str:
     """The message for an unreachable server: what failed, that nothing is lost, what to do."""
     where = f" in {results_dir}" if results_dir is not None else ""
     return (
@@ -87,7 +87,7 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
     """Probe a server's ``/health`` (TrackingUnavailableError unless it answers ``OK`` within
     :data:`HEALTH_TIMEOUT` s); for a local store, check that its file is an SQLite database."""
     if not is_http_uri(uri):
-        problem = check_sqlite_file(uri)
+        problem = check_sqlite_file(uri, writing=True)
         if problem:
             raise TrackingError(problem)
         return
@@ -258,38 +258,43 @@ def pipeline_experiments(tracking_uri: str) -> list[str]:
 
 
 def read_store_token(uri: str) -> str | None:
-    """The identity token recorded in a local sqlite store (read-only), else ``None``."""
+    """The store's identity token, else None (reads only; raises if it cannot be asked)."""
+    if is_http_uri(uri):
+        import requests
+
+        # MLflow's REST API, not its client: the workflow calls this while it is parsed.
+        response = requests.post(
+            f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
+            json={"max_results": 1, "filter": f"tags.`{STORE_TOKEN_TAG}` LIKE '%'"},
+            timeout=HEALTH_TIMEOUT,
+        )
+        response.raise_for_status()
+        tags = (response.json().get("experiments") or [{}])[0].get("tags", [])
+        return next((t["value"] for t in tags if t["key"] == STORE_TOKEN_TAG), None)
     db = sqlite_path(uri)
     if db is None or not db.is_file():
         return None
-    try:
-        # Read-only URI: no journal or lock file is created, the database is not modified.
-        connection = sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True, timeout=5)
-        try:
-            row = connection.execute(
-                "SELECT value FROM experiment_tags WHERE key = ? ORDER BY experiment_id LIMIT 1",
-                (STORE_TOKEN_TAG,),
-            ).fetchone()
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return None
+    # Read-only URI: no journal or lock file is created, the database is not modified.
+    with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as c:
+        query = "SELECT value FROM experiment_tags WHERE key = ? ORDER BY experiment_id LIMIT 1"
+        row = c.execute(query, (STORE_TOKEN_TAG,)).fetchone()
     return str(row[0]) if row else None
 
 
 def store_marker(uri: str, folder: str | os.PathLike) -> Path:
-    """The init marker of the store as it is now: ``<folder>/init_store-<token>.json``.
-
-    A lost store (or one without a token) gets a new token, so init_store reruns. Reads only.
-    """
+    """The init marker of the store as it is now, ``<folder>/init_store-<token>.json``: a new
+    token for a lost store or an emptied server, so init_store reruns. Reads only."""
     folder = Path(folder)
-    if sqlite_path(uri) is None:
-        token = hashlib.sha256(uri.encode()).hexdigest()[:12]
-    else:
+    earlier = sorted(folder.glob(f"{MARKER_PREFIX}*.json"), key=lambda p: p.stat().st_mtime)
+    try:
         token = read_store_token(uri)
-        if token is None:
-            earlier = sorted(p.name for p in folder.glob(f"{MARKER_PREFIX}*.json"))
-            token = hashlib.sha256("|".join([uri, *earlier]).encode()).hexdigest()[:12]
+    except (OSError, ValueError, sqlite3.Error):  # a store that cannot be asked: as it was
+        if earlier:
+            return earlier[-1]
+        token = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    if token is None:
+        names = sorted(p.name for p in earlier)
+        token = hashlib.sha256("|".join([uri, *names]).encode()).hexdigest()[:12]
     return folder / f"{MARKER_PREFIX}{token}.json"
 
 
@@ -306,9 +311,7 @@ def init_store(
     names = [experiment_names] if isinstance(experiment_names, str) else list(experiment_names)
     check_reachable(tracking_uri)
     db = sqlite_path(tracking_uri)
-    root = (
-        artifact_location if artifact_location is not None else default_artifact_root(tracking_uri)
-    )
+    root = default_artifact_root(tracking_uri) if artifact_location is None else artifact_location
     if db is not None:
         check_writable_folder(db.resolve().parent, "folder of the MLflow database")
     local_root = local_artifact_path(root) if root is not None else None
@@ -317,11 +320,11 @@ def init_store(
         check_writable_folder(local_root, "MLflow artifact location")
     with exclusive_lock(tracking_uri):
         if db is not None:
-            _prepare_local_store(tracking_uri, db.resolve())
+            prepare_sqlite_store(db)
         mlflow_client = client(tracking_uri)
         ids = {}
         for name in names:
-            ids[name] = _get_or_create_experiment(tracking_uri, mlflow_client, name, root)
+            ids[name] = _find_or_create(tracking_uri, mlflow_client, name, root)
             experiment = call(tracking_uri, mlflow_client.get_experiment, ids[name])
             local = local_artifact_path(experiment.artifact_location)
             if local is not None and not is_http_uri(tracking_uri):
@@ -329,8 +332,7 @@ def init_store(
                 check_writable_folder(local, where)
         if token is None and marker is not None:
             token = Path(marker).stem[len(MARKER_PREFIX) :]
-        if token is not None:
-            _record_token(tracking_uri, mlflow_client, token, list(ids.values()))
+        _record_token(tracking_uri, mlflow_client, token, list(ids.values()))
     if marker is not None:
         from sparseae.io import write_json
 
@@ -345,17 +347,19 @@ def init_store(
     return ids
 
 
-def _record_token(uri: str, mlflow_client, token: str, experiment_ids: list[str]) -> None:
-    """Record ``token`` unless the store holds one: it names the store for its lifetime."""
-    recorded = read_store_token(uri) if sqlite_path(uri) is not None else None
-    value = recorded or token
+def _record_token(uri: str, mlflow_client, token: str | None, experiment_ids: list[str]) -> None:
+    """Record ``token`` and a local store's folder unless held: they name it for its lifetime."""
+    db = sqlite_path(uri)
+    folder = str(db.resolve().parent) if db is not None else None
+    wanted = {STORE_TOKEN_TAG: read_store_token(uri) or token, STORE_FOLDER_TAG: folder}
     for experiment_id in ["0", *experiment_ids]:
         try:
-            experiment = call(uri, mlflow_client.get_experiment, experiment_id)
+            found = call(uri, mlflow_client.get_experiment, experiment_id)
         except Exception:  # noqa: BLE001 - the default experiment may have been deleted
             continue
-        if experiment.lifecycle_stage == "active" and experiment.tags.get(STORE_TOKEN_TAG) != value:
-            call(uri, mlflow_client.set_experiment_tag, experiment_id, STORE_TOKEN_TAG, value)
+        for key, value in wanted.items():
+            if value and found.lifecycle_stage == "active" and found.tags.get(key) != value:
+                call(uri, mlflow_client.set_experiment_tag, experiment_id, key, value)
 
 
 def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
@@ -363,17 +367,12 @@ def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
     db = sqlite_path(tracking_uri)
     with exclusive_lock(tracking_uri) if db is not None else contextlib.nullcontext():
         if db is not None:
-            _prepare_local_store(tracking_uri, db.resolve())
-        return _get_or_create_experiment(
-            tracking_uri,
-            client(tracking_uri),
-            name,
-            default_artifact_root(tracking_uri),
-            results_dir=results_dir,
-        )
+            prepare_sqlite_store(db)
+        root = default_artifact_root(tracking_uri)
+        return _find_or_create(tracking_uri, client(tracking_uri), name, root, results_dir)
 
 
-def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_dir=None) -> str:
+def _find_or_create(uri: str, mlflow_client, name: str, root, results_dir=None) -> str:
     from mlflow.exceptions import MlflowException
 
     found = call(uri, mlflow_client.get_experiment_by_name, name, results_dir=results_dir)
@@ -389,14 +388,10 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
                 tag = mlflow_client.set_experiment_tag
                 call(uri, tag, found.experiment_id, key, value, results_dir=results_dir)
         return found.experiment_id
-    location = None
-    if root is not None:
-        local = local_artifact_path(root)
-        location = (
-            (local / _safe_name(name)).as_uri()
-            if local is not None
-            else (f"{str(root).rstrip('/')}/{_safe_name(name)}")
-        )
+    local = local_artifact_path(root) if root is not None else None
+    location = root and f"{str(root).rstrip('/')}/{_safe_name(name)}"
+    if local is not None:
+        location = (local / _safe_name(name)).as_uri()
     try:
         return call(
             uri,
@@ -413,31 +408,28 @@ def _get_or_create_experiment(uri: str, mlflow_client, name: str, root, results_
         return found.experiment_id
 
 
-def _prepare_local_store(uri: str, db: Path) -> None:
-    """:func:`prepare_sqlite_store`, then make this process's MLflow use the new file."""
-    # Disposing MLflow's engine closes connections pooled to a store since moved or deleted;
-    # the second open adds the default experiment.
-    if db.exists() and db.stat().st_size > 0:
-        return
-    client.cache_clear()
-    prepare_sqlite_store(db)
+def prepare_sqlite_store(db: Path) -> None:
+    """Build a missing, empty or half-built store in a temporary file beside ``db``, renamed
+    onto it: a kill or a full disk never leaves a half-built store. Under :func:`exclusive_lock`."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    for _ in range(2):
-        SqlAlchemyStore(uri, str(default_artifact_root(uri))).engine.dispose()
-
-
-def prepare_sqlite_store(db: Path) -> None:
-    """Create a missing sqlite store by copying a cached, migrated empty store (MLflow's
-    migrations take seconds); call it under :func:`exclusive_lock`."""
-    if db.exists() and db.stat().st_size > 0:
+    db = db.resolve()
+    if db.exists() and db.stat().st_size > 0 and not inspect_store(db).rebuild:
         return
-    try:
-        template = _store_template()
-        with atomic_path(db) as tmp:
-            shutil.copyfile(template, tmp)
-    except Exception as exc:  # noqa: BLE001 - an optimisation only: fall back to MLflow
-        _log.info("no cached empty MLflow store (%s); MLflow creates the store itself", exc)
+    # Disposing MLflow's engine closes connections pooled to a store since moved or deleted.
+    client.cache_clear()
+    for stale in db.parent.glob(f".{db.name}.tmp-*"):  # left by a killed build
+        stale.unlink(missing_ok=True)
+    with atomic_path(db) as tmp:
+        try:
+            # A cached, migrated empty store: MLflow's migrations take seconds.
+            shutil.copyfile(_store_template(), tmp)
+        except Exception as exc:  # noqa: BLE001 - an optimisation only: MLflow migrates tmp
+            _log.info("no cached empty MLflow store (%s); MLflow builds the store", exc)
+            tmp.write_bytes(b"")
+        # The second open adds the default experiment, pointing into the store's own root.
+        for _ in range(2):
+            SqlAlchemyStore(f"sqlite:///{tmp}", str(db.parent / "mlartifacts")).engine.dispose()
 
 
 def _store_template() -> Path:

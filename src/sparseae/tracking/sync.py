@@ -200,6 +200,8 @@ def supersede(session: Session, experiment_id: str, name: str, current) -> list[
         if todo:
             log_batch(session, run.info.run_id, tags=todo)
             marked.append(run.info.run_id)
+        if run.info.status == "RUNNING":  # interrupted while logging: it will never finish
+            session.set_terminated(run.info.run_id, "KILLED")
     return marked
 
 
