@@ -49,6 +49,7 @@ def _line(metric: str, scale: str = "linear") -> dict:
 def _view(columns: Iterable[str], charts: list[dict], **facets) -> dict:
     return {
         "selectedColumns": list(columns),
+        "columnOrder": list(columns),
         "compareRunCharts": charts,
         "compareRunSections": _SECTIONS,
         "isAccordionReordered": True,
@@ -62,7 +63,7 @@ def run_view(folder: ResultFolder) -> dict:
     columns = ["metrics.`cost`"]
     if folder.evaluation:
         columns += ["metrics.`accuracy_features`", "metrics.`accuracy_raw`"]
-    columns += ["metrics.`iterations`", "attributes.`Models`", "attributes.`Dataset`"]
+    columns += ["metrics.`iterations`", "attributes.`Models`"]
     step = max((step for step, _ in folder.chunk_ends.values()), default=0)
     charts = [
         _card("IMAGE", "filters", imageKeys=["filters"], step=step),
