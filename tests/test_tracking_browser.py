@@ -79,7 +79,7 @@ def test_reviewer_sees_key_figures_filter_images_and_sweep(result_folder_factory
     grid = {"cost.beta": [1, 3], "cost.rho": [0.01, 0.05]}
     log_sweep("grid", members, tracking_uri=uri, experiment_name="grid", params={"grid": grid})
     with MlflowServer(tmp_path / "server", db=store, workers=1) as server:
-        printed = run_tracking(uri, "ui-url", "--base-url", server.uri)
+        printed = run_tracking(uri, "ui-url", "--base-url", server.uri, timeout=300)
         assert printed.returncode == 0, printed.stderr
         (url,) = re.findall(r"^natural: (\S+)$", printed.stdout, flags=re.MULTILINE)
         (sweep_url,) = re.findall(r"^grid: (\S+)$", printed.stdout, flags=re.MULTILINE)

@@ -1,10 +1,6 @@
 """How an experiment's runs page opens: MLflow's shared view (experiment tag
-``mlflow.sharedViewState.<key>``, loaded by ``?viewStateShareKey=<key>``, the address ``make ui``
-prints) with the key figures as the first columns and the charts ready.
-
-The state is the UI's own: runs-table facets (sort order) and UI fields (columns, chart cards,
-sections). Sorting by a metric lists nested runs flat, so a sweep's members are visible at once.
-"""
+``mlflow.sharedViewState.<key>``, loaded by ``?viewStateShareKey=<key>`` in the address ``make
+ui`` prints), in the UI's own state fields: key figures as the first columns, charts ready."""
 
 from __future__ import annotations
 
@@ -29,20 +25,14 @@ def _card(kind: str, uuid: str, **fields) -> dict:
     return {**card, "deleted": False, "isGenerated": False, "runsCountToCompare": 100, **fields}
 
 
+#: A line card's settings, as the UI writes them (per step, no smoothing, global x axis).
+_LINE = {"xAxisKey": "step", "xAxisScaleType": "linear", "lineSmoothness": 0, "range": {}}
+_LINE.update(useGlobalXaxisKey=True, useGlobalLineSmoothing=True, selectedXAxisMetricKey="")
+
+
 def _line(metric: str, scale: str = "linear") -> dict:
     return _card(
-        "LINE",
-        metric,
-        metricKey=metric,
-        selectedMetricKeys=[metric],
-        scaleType=scale,
-        xAxisKey="step",
-        xAxisScaleType="linear",
-        lineSmoothness=0,
-        range={},
-        useGlobalXaxisKey=True,
-        useGlobalLineSmoothing=True,
-        selectedXAxisMetricKey="",
+        "LINE", metric, metricKey=metric, selectedMetricKeys=[metric], scaleType=scale, **_LINE
     )
 
 
