@@ -122,6 +122,7 @@ def build_result_folder(
     rng = np.random.default_rng(seed)
     config = json.loads(json.dumps(TRACKING_CONFIG))
     config["training"].update(chunks=chunks, seed=seed)
+    config["seed"] = seed  # the top-level seed of a real config: the step-0 filter image
     config["optimizer"]["max_iterations"] = chunks * iterations_per_chunk
     v, h = config["model"]["visible_size"], config["model"]["hidden_size"]
     kw = dict(visible_size=v, hidden_size=h, lambda_=1e-4, beta=3.0, rho=0.01)

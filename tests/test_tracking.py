@@ -40,9 +40,8 @@ def test_log_results_into_local_store(result_folder_factory, sqlite_store, tmp_p
     assert run.info.experiment_id == ids["tiny"]
     assert run.info.status == "FINISHED"
     assert run.data.metrics["accuracy_features"] == 0.97
-    assert run.data.params["evaluation.n_test"] == "400"
-    # The check's settings are params, its measurements metrics.
-    assert run.data.params["gradcheck.examples"] == "10"
+    # Counts and the check's settings stay in their result files (artifacts), not params.
+    assert not any(key.startswith(("evaluation.n_", "gradcheck.")) for key in run.data.params)
     assert run.data.metrics["gradcheck_passed"] == 1.0
     assert run.data.tags["sparseae.status"] == "complete"
     # Local artifacts live beside the database, under the experiment's folder.
@@ -116,11 +115,14 @@ def test_partial_folder_then_complete_fills_exactly_the_rest(
         == run_id
     )
     record = read_json(staged / "mlflow.json")
-    # Chunk 3's 4 iterations x 4 series + its 7 chunk-end points + 12 summary figures
-    # (converged among them).
+    # Chunk 3's 4 iterations x 5 series (the last, lowest cost has no log10 excess, but step 8,
+    # the lowest before, now has one) + its 7 chunk-end points + the summary figures that are
+    # not a series' final value.
     diagnostics = len(read_json(complete / "diagnostics.json")["metrics"])  # their figures
-    assert diagnostics > 0
-    assert record["logged_this_time"]["metric_points"] == 4 * 4 + 7 + 12 + diagnostics
+    figures = read_json(complete / "summary.json")["metrics"]
+    summary = len([k for k in figures if not k.startswith(("final_", "total_"))])
+    assert diagnostics > 0 and summary == 4
+    assert record["logged_this_time"]["metric_points"] == 4 * 5 + 7 + summary + diagnostics
     assert record["missing"] == []
     assert client.get_run(run_id).info.status == "FINISHED"
     experiment = client.get_experiment_by_name("exp")
@@ -167,11 +169,11 @@ def test_changed_setting_outside_the_trajectory_is_listed(result_folder_factory,
     results = result_folder_factory("tiny")
     run_id = log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
     config = read_json(results / "config.json")
-    config["tracking"]["note"] = "changed"
+    config["dataset"]["whitening"] = True  # a hand edit: the file says so, the run keeps its first
     (results / "config.json").write_text(json.dumps(config))
     assert log_results(results, experiment_name="tiny", tracking_uri=sqlite_store) == run_id
     run = MlflowClient(sqlite_store).get_run(run_id)
-    assert run.data.tags["sparseae.changed_params"] == "tracking.note=changed"
+    assert run.data.tags["sparseae.changed_params"] == "dataset.whitening=true"
     assert read_json(results / "mlflow.json")["logged_this_time"]["artifacts"] == 1  # config
 
 

@@ -8,17 +8,17 @@ app settles. Skips where no Chromium is installed (CI installs it, see .ci/run).
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
-import urllib.request
 
 import pytest
 from mlflow_server import MlflowServer
 from workflow_helpers import run_tracking
 
-from sparseae.tracking import log_results
+from sparseae.io import read_json, write_json
+from sparseae.tracking import log_results, log_sweep
+from sparseae.tracking.settings import SWEEP_TAG
 
 pytestmark = [pytest.mark.full, pytest.mark.slow]
 
@@ -43,11 +43,19 @@ def dump_dom(url: str, profile, height: int = 1200, width: int = 1600, until: st
     until that text is in it: on a loaded machine the app's fetches can outlast one budget."""
     for attempt in range(3):
         done = subprocess.run(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}-{attempt}",
-             f"--virtual-time-budget={SETTLE_MS}", f"--window-size={width},{height}",
-             "--dump-dom", url],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                CHROMIUM,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}-{attempt}",
+                f"--virtual-time-budget={SETTLE_MS}",
+                f"--window-size={width},{height}",
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         if until in done.stdout:
             break
@@ -55,42 +63,58 @@ def dump_dom(url: str, profile, height: int = 1200, width: int = 1600, until: st
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-def test_reviewer_sees_runs_table_model_and_filter_images(result_folder_factory, tmp_path):
-    results = result_folder_factory("natural", chunks=3)
+def test_reviewer_sees_key_figures_filter_images_and_sweep(result_folder_factory, tmp_path):
     store = tmp_path / "mlflow.db"
     uri = f"sqlite:///{store}"
+    results = result_folder_factory("natural", chunks=3)
     run_id = log_results(results, experiment_name="natural", tracking_uri=uri)
+    members = []
+    for seed, (beta, rho) in enumerate([(1, 0.01), (1, 0.05), (3, 0.01), (3, 0.05)]):
+        member = result_folder_factory(f"grid-beta{beta}-rho{rho}", chunks=2, seed=10 + seed)
+        config = read_json(member / "config.json")
+        config["cost"].update(beta=beta, rho=rho)
+        write_json(member / "config.json", config)
+        log_results(member, experiment_name="grid", tracking_uri=uri, tags={SWEEP_TAG: "grid"})
+        members.append(member)
+    grid = {"cost.beta": [1, 3], "cost.rho": [0.01, 0.05]}
+    log_sweep("grid", members, tracking_uri=uri, experiment_name="grid", params={"grid": grid})
     with MlflowServer(tmp_path / "server", db=store, workers=1) as server:
-        printed = run_tracking(uri, "ui-url", "--base-url", server.uri)
+        printed = run_tracking(uri, "ui-url", "--base-url", server.uri, timeout=300)
         assert printed.returncode == 0, printed.stderr
         (url,) = re.findall(r"^natural: (\S+)$", printed.stdout, flags=re.MULTILINE)
+        (sweep_url,) = re.findall(r"^grid: (\S+)$", printed.stdout, flags=re.MULTILINE)
         assert "workflowType=machine_learning" in url
 
-        # The runs table (not the GenAI view): the run, a metric column, the dataset, model.
-        # (Wide: the table renders only the columns in view, metrics after the attributes.)
-        table = dump_dom(url, tmp_path / "profile-table", width=3000, until="natural 20")
-        (tmp_path / "table.html").write_text(table)
-        assert "natural 20" in table  # the run's name: experiment and start time
-        shown = set(re.findall(r'col-id="(metrics\.`[^`]+`)"', table))
-        assert shown & {"metrics.`final_cost`", "metrics.`final_J_reconstruction`"}, shown
-        assert 'col-id="attributes.`Dataset`"' in table and "synthetic (" in table
+        # The runs table at 1600 px (the grid renders only the columns in view): the final
+        # cost is a visible column, its value shown; no GenAI tabs.
+        table = dump_dom(url, tmp_path / "profile-table", until="natural 20")
+        assert 'col-id="metrics.`cost`"' in table
+        cost = read_json(results / "summary.json")["final_cost"]
+        assert re.search(rf">{cost:.6f}", table), "final cost not shown"
         assert "encoder" in table
         assert "Traces" not in re.findall(r'role="tab"[^>]*>([^<]*)', table)
 
-        # The run's page: the logged model; its model-metrics tab: the filters image card.
+        # The run's model metrics: the filters card opens (step 0) on a picture.
         run_url = url.split("/runs?")[0] + f"/runs/{run_id}"
-        page = dump_dom(run_url, tmp_path / "profile-run", until="encoder")
-        assert "encoder" in page and "synthetic" in page
         charts = dump_dom(
-            f"{run_url}/model-metrics", tmp_path / "profile-charts", height=12000,
-            until='title="filters"',
-        )  # fmt: skip
-        assert 'title="filters"' in charts
-        # The images behind the card, as the UI lists them.
-        with urllib.request.urlopen(
-            f"{server.uri}/ajax-api/2.0/mlflow/artifacts/list?run_id={run_id}&path=images",
-            timeout=30,
-        ) as response:
-            files = [f["path"] for f in json.load(response)["files"]]
-        steps = {int(f.split("+")[2]) for f in files if f.startswith("images/filters+step+")}
-        assert steps == {4, 8, 12}
+            f"{run_url}/model-metrics",
+            tmp_path / "profile-charts",
+            height=12000,
+            until="filters%2Bstep%2B0",
+        )
+        assert re.search(
+            r'<img [^>]*src="get-artifact\?path=images%2Ffilters%2Bstep%2B0%2B', charts
+        )
+
+        # The sweep in the chart view: members named by their values, parallel coordinates.
+        compare = dump_dom(
+            f"{sweep_url}&compareRunsMode=CHART", tmp_path / "profile-sweep", until="parcoords"
+        )
+        for name in ("β1 ρ0.01", "β1 ρ0.05", "β3 ρ0.01", "β3 ρ0.05"):
+            assert name in compare, name
+        assert 'title="Parallel Coordinates"' in compare and 'class="parcoords"' in compare
+        # The table: the swept values are columns.
+        sweep_table = dump_dom(sweep_url, tmp_path / "profile-sweep-table", until="β3")
+        assert {'col-id="params.`cost.beta`"', 'col-id="params.`cost.rho`"'} <= set(
+            re.findall(r'col-id="[^"]*"', sweep_table)
+        )

@@ -10,7 +10,8 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from sparseae.io import read_json
-from sparseae.tracking.results import flatten_params, load_chunk
+from sparseae.tracking.logger import DATA_TAG, ENVIRONMENT_TAG
+from sparseae.tracking.results import load_chunk, science_params
 
 EXPECTED_ARTIFACTS = {
     "config.json",
@@ -45,14 +46,15 @@ def assert_run_matches_folder(client: MlflowClient, run_id: str, results: Path, 
     run = client.get_run(run_id)
     config = read_json(results / "config.json")
     params = run.data.params
-    for key, value in flatten_params(config).items():
-        assert params[key] == value, key
+    assert params == science_params(config.get("experiment", config))
     assert params["model.hidden_size"] == str(config["model"]["hidden_size"])
-    assert params["dataset_checksum"] == read_json(results / "summary.json")["dataset_checksum"]
+    assert 10 <= len(params) <= 25, sorted(params)
+    assert not any(k.startswith(("tracking.", "version.", "threads.")) for k in params)
+    environment = json.loads(run.data.tags[ENVIRONMENT_TAG])
     for package in ("numpy", "scipy", "mlflow", "snakemake", "sparseae"):
-        assert params[f"version.{package}"], package
-    assert any(key.startswith("threads.") for key in params)
-    assert len(params["tracking.note"]) == 6000 and "truncated" in params["tracking.note"]
+        assert environment[f"version.{package}"], package
+    assert run.data.tags[DATA_TAG] == read_json(results / "summary.json")["dataset_checksum"]
+    assert_no_twins(run.data.metrics)
 
     iterations, costs, grads, ends = chunk_series(results)
     assert iterations == list(range(1, len(iterations) + 1))
@@ -65,9 +67,21 @@ def assert_run_matches_folder(client: MlflowClient, run_id: str, results: Path, 
             (s, m["rhohat"][stat]) for s, m in ends
         ]
     gradcheck = read_json(results / "gradcheck.json")
-    assert run.data.metrics["gradcheck_autoencoder"] == gradcheck["autoencoder"]
-    assert params["gradcheck.bound"] == "1e-09"
-    assert run.data.metrics["final_cost"] == read_json(results / "summary.json")["final_cost"]
+    last = iterations[-1]
+    # One-off figures once (at the last step logged then); the final cost is the series' last.
+    assert [v for _, v in history(client, run_id, "gradcheck_autoencoder")] == [
+        gradcheck["autoencoder"]
+    ]
+    summary = read_json(results / "summary.json")
+    assert history(client, run_id, "iterations") == [(last, summary["iterations"])]
+    assert history(client, run_id, "chunks") == [(last, summary["chunks"])]
+    excess = history(client, run_id, "log10_excess_cost")
+    lowest = min(costs)
+    assert excess == [
+        (i, np.log10(c - lowest)) for i, c in zip(iterations, costs, strict=True) if c > lowest
+    ]
+    assert_filter_steps(client, run_id, [0] + [s for s, _ in ends])
+    assert_model_described(client, run_id, config["model"]["visible_size"], tmp / "model")
 
     names = {a.path for a in client.list_artifacts(run_id)}
     assert EXPECTED_ARTIFACTS <= names
@@ -88,3 +102,37 @@ def assert_run_matches_folder(client: MlflowClient, run_id: str, results: Path, 
         p.name for p in log_dir.glob("*.log")
     )
     return run
+
+
+def assert_no_twins(metrics) -> None:
+    """No metric is another's ``final_``/``total_`` twin (each figure once, as its series)."""
+    twins = [k for k in metrics if k.split("_", 1)[0] in ("final", "total")]
+    twins += [k for k in metrics if f"final_{k}" in metrics or f"total_{k}" in metrics]
+    assert not twins, twins
+
+
+def assert_filter_steps(client: MlflowClient, run_id: str, steps: list[int]) -> None:
+    """The ``filters`` image series has a picture (and its preview) at exactly ``steps``."""
+    found: dict[int, int] = {}
+    for info in client.list_artifacts(run_id, "images"):
+        parts = Path(info.path).name.split("+")
+        if parts[0] == "filters":
+            found[int(parts[2])] = found.get(int(parts[2]), 0) + 1
+    assert found == dict.fromkeys(steps, 2), found
+
+
+def assert_model_described(client: MlflowClient, run_id: str, visible: int, tmp: Path) -> None:
+    """The logged model has a description, its source named after the step, an input example."""
+    import mlflow
+
+    run = client.get_run(run_id)
+    (model,) = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
+    assert "hidden activations" in model.tags["mlflow.note.content"]
+    assert model.tags["mlflow.source.name"] == "log_mlflow"
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=model.artifact_location, dst_path=str(tmp), tracking_uri=client.tracking_uri
+    )
+    example = mlflow.models.Model.load(local).load_input_example(local)
+    assert np.asarray(example).shape == (3, visible)

@@ -6,10 +6,10 @@ Usage, after ``make run`` (and, for the sweep picture, a run of a sweep)::
         [--experiment natural] [--sweep NAME] [--out docs/images]
 
 It serves the store with ``mlflow server`` on a free loopback port, opens the addresses
-``make ui`` prints (the runs table in the model-training view, a run's page, its model
-metrics with the ``filters`` image series, and the sweep's experiment in the chart view) in
-Debian's ``chromium`` (``apt-get install chromium``) and writes one PNG per view. Run it again
-after an MLflow upgrade changes the UI.
+``make ui`` prints (the runs table with the final cost first, a run's page, the experiment's
+chart view opening on the ``filters`` card, and the sweep's chart view: members named by their
+values, parallel coordinates, the filter grids) in Debian's ``chromium`` (``apt-get install
+chromium``) and writes one PNG per view. Run it again after an MLflow upgrade changes the UI.
 """
 
 from __future__ import annotations
@@ -113,15 +113,18 @@ def main() -> None:
         )[0]
         run_page = table.split("/runs?")[0] + f"/runs/{run.info.run_id}"
         views = [
-            ("table", "mlflow-runs-table.png", table, "2300,520"),
+            ("table", "mlflow-runs-table.png", table, "1600,520"),
             ("run", "mlflow-run-page.png", run_page, "1500,1100"),
-            ("charts", "mlflow-run-charts.png", f"{run_page}/model-metrics", "1500,1300"),
+            # The shared view's first card is the filters image series.
+            ("charts", "mlflow-run-charts.png", f"{table}&compareRunsMode=CHART", "1600,900"),
         ]
         if args.sweep:
             sweep = ui_url(uri, args.sweep, base)
             if sweep is None:
                 raise SystemExit(f"no sweep experiment {args.sweep!r} in {args.store}")
-            views.append(("sweep", "mlflow-sweep-compare.png", sweep, "2300,600"))
+            views.append(
+                ("sweep", "mlflow-sweep-compare.png", f"{sweep}&compareRunsMode=CHART", "1600,900")
+            )
         wanted = set(args.views.split(","))
         for view, name, url, size in views:
             if view in wanted:

@@ -31,7 +31,7 @@ class SparseEncoder(PythonModel):
         self.W1 = theta[: h * v].reshape((h, v), order="F")
         self.b1 = theta[2 * h * v : 2 * h * v + h]
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: np.ndarray, params: dict | None = None) -> np.ndarray:
         """``m × v`` examples -> ``m × h`` hidden activations (float64)."""
         X = np.asarray(model_input, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.W1.shape[1]:
@@ -53,6 +53,7 @@ def log_encoder(
     hidden_size: int,
     step: int = 0,
     tags: dict | None = None,
+    input_example=None,
 ):
     """Log ``theta_path`` as the logged model ``encoder`` of run ``run_id``; return its info."""
     from mlflow.models import Model, ModelSignature
@@ -85,6 +86,7 @@ def log_encoder(
                 python_model=str(Path(__file__).resolve()),
                 artifacts={"theta": str(Path(theta_path).resolve()), "sizes": str(sizes)},
                 signature=signature,
+                input_example=input_example,
                 pip_requirements=["numpy", "mlflow"],
                 tags=dict(tags or {}),
                 step=int(step),

@@ -6,6 +6,7 @@ earlier ones are marked superseded.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -41,13 +42,17 @@ from sparseae.tracking.sync import (
     supersede,
     sync_run,
     tag_updates,
+    truncate_tag,
 )
+from sparseae.tracking.views import member_name, run_view, set_view, sweep_view
 
 _log = logging.getLogger(__name__)
 
 DATA_TAG = "sparseae.data_checksum"
 FINAL_CHUNK_TAG = "sparseae.final_chunk"
 STOP_TAG = "sparseae.optimizer_stop"
+#: The software versions and threads of the training, as one JSON tag (not science params).
+ENVIRONMENT_TAG = "sparseae.environment"
 #: A sweep parent's role tag (its name is :data:`SWEEP_TAG`, its key ``sparseae.trajectory``).
 SWEEP_ROLE_TAG = "sparseae.sweep_role"
 #: Image series of the filter grid, one image per chunk end.
@@ -83,7 +88,7 @@ def log_results(
     spec = RunSpec(
         identity={RUN_KEY_TAG: key, EXPERIMENT_TAG: name},
         name=f"{name} {stamp:%Y-%m-%d %H:%M}",
-        params={**folder.environment, **folder.derived_params, **folder.params},
+        params=folder.params,
         metrics=folder.metrics,
         tags=_run_tags(folder, name, dict(tags or {}), parent_run_id),
         artifacts=folder.artifacts,
@@ -97,7 +102,7 @@ def log_results(
         return {
             "filter_images": _log_filter_images(session, run.info.run_id, folder, start_ms),
             "datasets": _log_datasets(session, run, folder),
-            "models": _log_model(session, run, folder),
+            "models": _log_model(session, run, folder, name),
         }
 
     # One logger per result folder and per run at a time (lock files live in the temp folder,
@@ -107,6 +112,8 @@ def log_results(
         exclusive_lock(f"{tracking_uri}#{experiment_name}#{name}"),
     ):
         experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir)
+        if SWEEP_TAG not in spec.tags:  # a sweep's view is set by log_sweep
+            set_view(session, experiment_id, run_view(folder))
         synced = sync_run(session, experiment_id, spec, extra)
         superseded = supersede(session, experiment_id, name, synced.run)
     run, conflicts = synced.run, synced.conflicts
@@ -127,7 +134,7 @@ def log_results(
             "params": len(spec.params),
             "metric_points": len(folder.metrics),
             "artifacts": len(folder.artifacts),
-            "filter_images": len(folder.chunk_ends),
+            "filter_images": len(folder.chunk_ends) + 1,
         },
         "differing_points": {"count": len(conflicts), "first": conflicts[:CONFLICTS_LISTED]},
         "logged_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -190,8 +197,17 @@ def log_sweep(
         experiment_id = ensure_experiment(tracking_uri, experiment_name)
         synced = sync_run(session, experiment_id, spec)
         parent_id = synced.run.info.run_id
-        for run_id in member_runs.values():
+        swept = _swept_keys(params)
+        last_step = 0
+        for folder, run_id in member_runs.items():
             member = session.get_run(run_id)
+            config_path = Path(folder) / "config.json"
+            if swept and config_path.is_file():
+                config = read_json(config_path)
+                name = member_name(config.get("experiment", config), swept)
+                if member.info.run_name != name:
+                    session.update_run(run_id, name=name)
+            last_step = max(last_step, int(member.data.metrics.get("iterations", 0)))
             wanted_tags = {SWEEP_TAG: sweep_name}
             if member.info.experiment_id == experiment_id:
                 wanted_tags[PARENT_TAG] = parent_id
@@ -204,6 +220,7 @@ def log_sweep(
                     experiment_name,
                 )
             log_batch(session, run_id, tags=tag_updates(member, wanted_tags))
+        set_view(session, experiment_id, sweep_view(swept, last_step))
     if output is not None:
         record = {"run_id": parent_id, "experiment_id": experiment_id}
         record.update(tracking_uri=tracking_uri, sweep_key=sweep_key, members=member_runs)
@@ -211,6 +228,14 @@ def log_sweep(
         write_json(output, record)
     _log.info("sweep %s: parent run %s", sweep_name, parent_id)
     return parent_id
+
+
+def _swept_keys(params: Mapping | None) -> list[str]:
+    """The config paths a sweep's ``grid`` (its params as written) varies."""
+    from sparseae.config.sweeps import grid_key
+
+    grid = (params or {}).get("grid")
+    return [grid_key(k)[0] for k in grid] if isinstance(grid, dict) else []
 
 
 def _member_run_id(member, tracking_uri: str) -> str:
@@ -237,6 +262,7 @@ def _run_tags(folder: ResultFolder, name: str, extra_tags, parent_run_id) -> dic
     wanted = {
         STATUS_TAG: "complete" if folder.complete else "partial",
         NOTE_TAG: _description(folder, name),
+        ENVIRONMENT_TAG: truncate_tag(json.dumps(folder.environment, sort_keys=True)),
         "mlflow.source.type": "LOCAL",
         # The workflow that made the results: the Snakefile beside results/, if there.
         "mlflow.source.name": str(snakefile if snakefile.is_file() else folder.path),
@@ -293,6 +319,17 @@ def filter_image(theta, visible_size: int, hidden_size: int):
     return np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
 
 
+def _initial_theta(folder: ResultFolder, sizes: tuple[int, int]):
+    """The training's random start: as ``train_chunk`` draws it from the config's seed."""
+    from sparseae.config.keys import rng
+    from sparseae.model.autoencoder import initialize_parameters
+
+    seed = folder.config.get("experiment", folder.config).get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return None
+    return initialize_parameters(sizes[1], sizes[0], rng(seed, "init"))
+
+
 def _model_sizes(folder: ResultFolder) -> tuple[int, int] | None:
     block = folder.config.get("experiment", folder.config)
     model = block.get("model") if isinstance(block, dict) else None
@@ -305,12 +342,18 @@ def _model_sizes(folder: ResultFolder) -> tuple[int, int] | None:
 
 
 def _log_filter_images(session: Session, run_id: str, folder: ResultFolder, start: int) -> int:
-    """Log the filter grid of every chunk end not in the run yet (key ``filters``)."""
+    """Log the filter grid of the random start (step 0, so the UI's image card, which opens at
+    step 0, shows a picture) and of every chunk end not in the run yet (key ``filters``)."""
     sizes = _model_sizes(folder)
     if sizes is None or math.isqrt(sizes[0]) ** 2 != sizes[0] or not folder.chunk_ends:
         return 0
     done = _filter_image_steps(session, run_id)
     count = 0
+    initial = None if 0 in done else _initial_theta(folder, sizes)
+    if initial is not None:
+        image = filter_image(initial, *sizes)
+        session.log_image(run_id, image, key=FILTERS_KEY, step=0, timestamp=start, synchronous=True)
+        count += 1
     for _, (step, path) in sorted(folder.chunk_ends.items()):
         if step in done or step == 0:
             continue
@@ -345,8 +388,9 @@ def _dataset_id(d) -> tuple:
     return d.dataset.name, d.dataset.digest, tuple(sorted((t.key, t.value) for t in d.tags))
 
 
-def _log_model(session: Session, run, folder: ResultFolder) -> int:
+def _log_model(session: Session, run, folder: ResultFolder, name: str) -> int:
     """Log theta.npz as the run's logged model (models from code) unless already there."""
+    from sparseae.io import read_npz
     from sparseae.tracking.encoder_model import log_encoder
 
     theta = folder.path / "theta.npz"
@@ -360,6 +404,15 @@ def _log_model(session: Session, run, folder: ResultFolder) -> int:
     )
     if any(m.tags.get(MODEL_THETA_TAG) == sha for m in models):
         return 0
+    patches = folder.path / "patches.npz"
+    # Three training examples (rows): what the model takes, as MLflow shows and checks it.
+    data = read_npz(patches, ["data"], label=f"patches file {patches}") if patches.is_file() else {}
+    example = data["data"][:, :3].T if "data" in data else None
+    note = (
+        f"Encoder of experiment **{name}**: m × {sizes[0]} inputs (rows, as the training "
+        f"patches) -> m × {sizes[1]} hidden activations sigmoid(X W1ᵀ + b1); parameters "
+        f"`theta.npz` after {folder.summary.get('iterations', '?')} L-BFGS iterations."
+    )
     step = int(folder.summary.get("iterations") or 0)
     session.retry(log_encoder)(
         session.uri,
@@ -368,7 +421,15 @@ def _log_model(session: Session, run, folder: ResultFolder) -> int:
         visible_size=sizes[0],
         hidden_size=sizes[1],
         step=step,
-        tags={MODEL_THETA_TAG: sha, FINAL_CHUNK_TAG: str(folder.final_chunk)},
+        tags={
+            MODEL_THETA_TAG: sha,
+            FINAL_CHUNK_TAG: str(folder.final_chunk),
+            NOTE_TAG: note,
+            # The step that logged it, not Snakemake's temporary copy of its script.
+            "mlflow.source.name": "log_mlflow",
+            "mlflow.source.type": "LOCAL",
+        },
+        input_example=example,
     )
     return 1
 
@@ -378,16 +439,20 @@ def _description(folder: ResultFolder, experiment_name: str) -> str:
     lines = [f"Sparse autoencoder, experiment **{experiment_name}**, results in `{folder.path}`."]
     summary = folder.summary
     if "final_cost" in summary:
+        chunks = f"{summary.get('chunks', '?')} chunks"
         lines.append(
-            f"Final cost {summary['final_cost']:.6g} after {summary.get('iterations', '?')} "
-            f"L-BFGS iterations (final result from chunk {folder.final_chunk}, "
-            f"{summary.get('train_seconds', float('nan')):.1f} s of training in the latest "
-            f"execution)."
+            f"Final cost **{summary['final_cost']:.4f}** after {summary.get('iterations', '?')} "
+            f"L-BFGS iterations ({chunks}; final result from chunk {folder.final_chunk}). "
+            f"Training took {summary.get('train_seconds', math.nan):.1f} s (chunk jobs; the "
+            f"optimizer alone {summary.get('optimizer_seconds', math.nan):.1f} s); the run's "
+            f"Duration spans the first to the last result file, figures included."
         )
     stop = _last_stop(folder)
-    if stop:
+    if stop.get("reason") == "budget":
+        lines.append("Ran its whole iteration budget (every chunk its iterations_per_chunk).")
+    elif stop:
         lines.append(
-            f"Optimizer stop: {stop.get('reason', '?')} ({stop.get('message', 'no message')})."
+            f"Optimizer stopped: {stop.get('reason', '?')} ({stop.get('message', 'no message')})."
         )
     # Chunks that ended before their iteration budget (the later ones then do no iteration).
     early = [
@@ -407,8 +472,8 @@ def _description(folder: ResultFolder, experiment_name: str) -> str:
     if grad:
         verdict = "passed" if grad.get("passed") else "FAILED"
         lines.append(
-            f"Gradient check {verdict}: autoencoder difference "
-            f"{grad.get('autoencoder')}, bound {grad.get('bound')}."
+            f"Gradient check {verdict}: relative difference {_sci(grad.get('autoencoder'))} "
+            f"(bound {_sci(grad.get('bound'))})."
         )
     evaluation = folder.evaluation
     accuracies = {
@@ -426,8 +491,14 @@ def _description(folder: ResultFolder, experiment_name: str) -> str:
         )
     lines.append("Missing files: " + (", ".join(f"`{m}`" for m in folder.missing) or "none") + ".")
     lines.append(
-        "Charts: `cost` and `grad_norm` per iteration; the image series `filters` shows the "
-        "filter grid at each chunk end (step slider). The model `encoder` returns the hidden "
-        "activations. Every artifact's sha256 is in `manifest.json`."
+        "Charts: `cost` and `grad_norm` per iteration, `log10_excess_cost` = log10(cost − lowest "
+        "cost) where `cost` looks flat; the image series `filters` is the filter grid at the "
+        "random start (step 0) and at each chunk end (step slider). The model `encoder` returns "
+        "the hidden activations. The full config is `config.json`; versions and threads are the "
+        "tag `sparseae.environment`; every artifact's sha256 is in `manifest.json`."
     )
     return "\n\n".join(lines)
+
+
+def _sci(value) -> str:
+    return f"{value:.1e}" if isinstance(value, int | float) else str(value)

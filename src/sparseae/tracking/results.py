@@ -39,6 +39,14 @@ NOT_RESULT_JSON = ("mlflow.json", "manifest.json", "config.json")
 #: Chunk-end figures of a checkpoint's meta: ``terms`` -> ``J_*``, ``rhohat`` -> ``rhohat_*``.
 _TERMS = ("reconstruction", "weight_decay", "sparsity")
 _RHOHAT_STATS = ("mean", "min", "max")
+#: Config sections that define the science, shown as params; the rest (resources, progress,
+#: gradient-check settings) is in the config.json artifact.
+SCIENCE_SECTIONS = ("dataset", "patches", "model", "cost", "optimizer", "training", "seed")
+NOT_SCIENCE = ("training.progress_every", "evaluation.enabled")
+#: Prefixes of result-file figures that repeat a series' last point (``final_cost`` = ``cost``).
+TWIN_PREFIXES = ("final_", "total_")
+#: ``log10(cost - lowest cost)`` per iteration: the cost chart on a readable scale.
+EXCESS_COST = "log10_excess_cost"
 
 
 @dataclass(frozen=True)
@@ -61,9 +69,7 @@ class ResultFolder:
 
     path: Path
     params: dict[str, str] = field(default_factory=dict)
-    #: Params of derived outputs (a recomputation may change them).
-    derived_params: dict[str, str] = field(default_factory=dict)
-    #: Params describing the software/threads.
+    #: The software and threads (a tag, not params: they do not define the science).
     environment: dict[str, str] = field(default_factory=dict)
     metrics: list[MetricPoint] = field(default_factory=list)
     #: (local file, artifact folder or "" for the root)
@@ -130,7 +136,7 @@ def read_result_folder(
     if config is not None:
         folder.config = config
         folder.config_sha256 = key_of(config, 64)
-        folder.params.update(flatten_params(config))
+        folder.params.update(science_params(config.get("experiment", config)))
         if isinstance(config.get("fingerprint"), str):
             folder.fingerprint = config["fingerprint"]
         if isinstance(config.get("name"), str):
@@ -153,6 +159,7 @@ def read_result_folder(
     folder.gradcheck = _read_object(folder, "gradcheck.json")
     # A missing evaluation.json is listed by _collect_artifacts when the config evaluates.
     folder.evaluation = _read_object(folder, "evaluation.json", required=False)
+    _excess_cost(folder)
     _read_blocks(folder)
     _read_environment(folder, metas)
     block = config.get("experiment", config) if isinstance(config, dict) else None
@@ -178,6 +185,16 @@ def flatten_params(config: dict, prefix: str = "") -> dict[str, str]:
             raise ResultsError(f"config key {key!r} clashes with another after flattening")
         flat[key] = param_value(value)
     return flat
+
+
+def science_params(experiment: dict) -> dict[str, str]:
+    """The params of a run: the settings of :data:`SCIENCE_SECTIONS` (and of the evaluation
+    where enabled) that are set."""
+    evaluation = experiment.get("evaluation")
+    evaluates = isinstance(evaluation, dict) and evaluation.get("enabled")
+    sections = SCIENCE_SECTIONS + (("evaluation",) if evaluates else ())
+    flat = flatten_params({k: v for k, v in experiment.items() if k in sections})
+    return {k: v for k, v in flat.items() if k not in NOT_SCIENCE and v != "null"}
 
 
 def param_value(value: Any) -> str:
@@ -302,46 +319,54 @@ def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step
         )
 
 
+def _excess_cost(folder: ResultFolder) -> None:
+    """``log10(cost - lowest cost)`` per iteration; its values depend on the chunks present,
+    so (like wall-clock points) they are never compared with the run's."""
+    costs = [p for p in folder.metrics if p.key == "cost"]
+    lowest = min((p.value for p in costs), default=math.nan)
+    folder.metrics.extend(
+        MetricPoint(EXCESS_COST, math.log10(p.value - lowest), p.step, p.offset_ms, wallclock=True)
+        for p in costs
+        if p.value > lowest
+    )
+
+
 def _read_blocks(folder: ResultFolder) -> None:
-    """Every result JSON's ``metrics`` (derived, step 0) and ``params`` blocks, as named."""
-    known = {point.key for point in folder.metrics}
+    """Every result JSON's ``metrics`` block, each figure once at the last step (derived); a
+    ``final_``/``total_`` figure whose series is logged is that series' last point."""
+    series = {point.key for point in folder.metrics}
+    known = set(series)
+    last = max((point.step for point in folder.metrics), default=0)
     for path in sorted(folder.path.glob("*.json")):
         if path.name in NOT_RESULT_JSON or path.name.startswith("."):
             continue
         data = read_json(path, key=folder.fingerprint)
-        for block_key in ("metrics", "params"):
-            block = data.get(block_key) if isinstance(data, dict) else None
-            if block is None:
-                continue
-            if not isinstance(block, dict):
+        block = data.get("metrics") if isinstance(data, dict) else None
+        if block is None:
+            continue
+        if not isinstance(block, dict):
+            raise ResultsError(
+                f"{path}: key 'metrics' holds a {type(block).__name__}; it must be an object "
+                f"of metric name -> number"
+            )
+        for name, value in sorted(block.items()):
+            key = _KEY_FORBIDDEN.sub("_", str(name))
+            for prefix in TWIN_PREFIXES:
+                key = key.removeprefix(prefix)
+            value = float(value) if isinstance(value, bool) else value
+            if not _is_number(value):
                 raise ResultsError(
-                    f"{path}: key {block_key!r} holds a {type(block).__name__}; it must be an "
-                    f"object of {block_key[:-1]} name -> "
-                    + ("number" if block_key == "metrics" else "value")
+                    f"{path}: metric {name!r} = {value!r} is not a number; the 'metrics' "
+                    f"block holds numbers only"
                 )
-            for name, value in sorted(block.items()):
-                key = _KEY_FORBIDDEN.sub("_", str(name))
-                value = (
-                    float(value) if block_key == "metrics" and isinstance(value, bool) else value
+            if key != name and key in series:
+                continue
+            if key in known:
+                raise ResultsError(
+                    f"{path}: metric {name!r} is also logged from another result file; rename it"
                 )
-                if block_key == "metrics" and not _is_number(value):
-                    raise ResultsError(
-                        f"{path}: metric {name!r} = {value!r} is not a number; the 'metrics' "
-                        f"block holds numbers only"
-                    )
-                taken = (
-                    known if block_key == "metrics" else {*folder.derived_params, *folder.params}
-                )
-                if key in taken:
-                    raise ResultsError(
-                        f"{path}: {block_key[:-1]} {name!r} is also logged from another result "
-                        f"file; rename it"
-                    )
-                if block_key == "params":
-                    folder.derived_params[key] = param_value(value)
-                    continue
-                known.add(key)
-                folder.metrics.append(MetricPoint(key, float(value), 0, derived=True))
+            known.add(key)
+            folder.metrics.append(MetricPoint(key, float(value), last, derived=True))
 
 
 def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:
