@@ -26,8 +26,9 @@ except ConfigError as error:
 
 EXPERIMENTS = CONFIG["experiments"]
 RUN = CONFIG["run"]
-# Environment variables, the tracking store and the input folders: checked before any job.
-_input_problems = workflow_input_problems(CONFIG)
+# Environment variables, the tracking store and the input folders: checked before any job;
+# a cluster job checks its own node's device (the GPU is there, not on the submitting host).
+_input_problems = workflow_input_problems(CONFIG, local=workflow.local_exec)
 if _input_problems:
     raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(_input_problems))
 try:
