@@ -209,7 +209,8 @@ def workflow_input_problems(
     config: Mapping, environ: Mapping[str, str] | None = None, *, local: bool = True
 ) -> list[str]:
     """Environment variables, tracking store and input files of the experiments in ``run``;
-    ``local``: jobs run here, so each experiment's device must be here too."""
+    ``local``: jobs run here, so each experiment's device must be here too (the workflow
+    checks that once it knows its executor)."""
     environ = os.environ if environ is None else environ
     problems = environment_problems(environ) + tracking_problems(config["tracking"]["uri"], environ)
     problems += device_problems(config) if local else []

@@ -28,10 +28,13 @@ __all__ = [
     "naive_cost_and_grad",
     "clip_rhohat",
     "set_num_threads",
+    "get_num_threads",
 ]
 
-# Columns per block: four blocks for the exercises' m = 10,000 (measured: bench/README.md).
-_BLOCK_COLUMNS = 2500
+# Columns per block: at most 2500; for large models down to 625, so that m = 10,000 gives 16
+# blocks for 16 cores. Chosen from the shape alone, never from the thread count, so the
+# order of the sums (and every bit of the result) is the same on any number of cores.
+_BLOCK_COLUMNS, _MIN_COLUMNS, _MAX_BLOCKS = 2500, 625, 16
 
 # Interpreter switch interval (seconds) while the worker threads run; see _evaluate.
 _SWITCH_INTERVAL = 1e-4
@@ -103,7 +106,7 @@ def _kl_terms(rhohat: np.ndarray, rho: float, beta: float):
 
 # sched_getaffinity (the cores this process may use) exists on Linux only.
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-_threads = max(1, min(_cores or 1, 8))
+_threads = max(1, _cores or 1)
 _pool: ThreadPoolExecutor | None = None
 _pool_workers = 0
 _pool_lock = threading.Lock()
@@ -111,12 +114,17 @@ _blas = None  # threadpoolctl controllers, found on first parallel call
 
 
 def set_num_threads(n: int) -> None:
-    """Number of threads :func:`cost_and_grad` uses (default: usable cores, at most 8)."""
+    """Number of threads :func:`cost_and_grad` uses (default: the usable cores)."""
     global _threads
     n = int(n)
     if n < 1:
         raise ValueError(f"number of threads must be >= 1, got {n}")
     _threads = n
+
+
+def get_num_threads() -> int:
+    """Threads of :func:`cost_and_grad` (the optimizer's BLAS uses as many)."""
+    return _threads
 
 
 def _get_pool(n_workers: int) -> ThreadPoolExecutor:
@@ -172,7 +180,9 @@ _workspace_lock = threading.Lock()
 
 def _acquire_workspace(v, h, m, dtype, n_threads):
     # Block bounds do not depend on the thread count, so neither does the order of the sums.
-    n_blocks = -(-m // _BLOCK_COLUMNS)
+    # Per-block Python calls are amortised by at least ~4e6 multiply-adds per product.
+    columns = max(_MIN_COLUMNS, min(_BLOCK_COLUMNS, -(-4_000_000 // (v * h))))
+    n_blocks = max(-(-m // _BLOCK_COLUMNS), min(_MAX_BLOCKS, -(-m // columns)))
     bounds = [round(i * m / n_blocks) for i in range(n_blocks + 1)]
     key = (v, h, m, dtype, tuple(bounds), n_threads)
     with _workspace_lock:

@@ -265,10 +265,9 @@ def lbfgs_chunk(
 
     limits = {"maxcor": options.maxcor, "maxiter": budget_iter, "maxfun": budget_fun}
     limits.update(gtol=options.gtol, ftol=options.ftol, maxls=options.maxls)
-    # One BLAS thread for the whole optimization: cost_and_grad runs its own worker threads
-    # (with single-threaded BLAS inside), and the optimizer's memory-bound vector work loses
-    # more to thread wake-ups than it gains (bench/README.md).
-    with threadpool_limits(limits=1, user_api="blas"):
+    # The optimizer's passes over the pairs are BLAS calls on the cost's thread count;
+    # cost_and_grad runs its own workers with single-threaded BLAS inside (bench/README.md).
+    with threadpool_limits(limits=autoencoder.get_num_threads(), user_api="blas"):
         if options.method == "lbfgs":
             # minimize_lbfgs accepts only points of finite cost and gradient (its line search
             # backs off from non-finite trial points); it reports a search that found none.
