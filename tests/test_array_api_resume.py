@@ -55,7 +55,5 @@ def test_array_api_device_resumes_bit_identically_after_kill9(tmp_path):
         assert json.loads(str(mine["meta"][()]))["trajectory"]["training"]["device"] == (
             "array_api_strict"
         )
-    final, expected = (
-        pipeline.load(folder / TARGET)["theta"] for folder in (workdir, reference)
-    )
+    final, expected = (pipeline.load(folder / TARGET)["theta"] for folder in (workdir, reference))
     assert final.tobytes() == expected.tobytes()
