@@ -745,6 +745,9 @@ CASES: list[Case] = [
          prepare=lambda tmp: scipy.io.savemat(tmp / "opttheta.mat", {"theta": np.zeros((5, 1))})),
     file("sampler-nan", "array with NaN given to the patch sampler", _sampler_nan,
          "row 2", "column 7", "image 1", documented=True, kind="api"),
+    config("device-cuda-missing", "training.device cuda without PyTorch or a GPU",
+           NAT % "{training: {device: cuda}}", KEY + "training.device", "'cuda'",
+           "training.device: cpu"),
 ]  # fmt: skip
 
 
