@@ -1,25 +1,51 @@
 """The array-API device through the workflow: a chunked run with ``training.device:
 array_api_strict`` (the GPU path's code on the CPU) killed with SIGKILL in the middle of a
 chunk resumes there, and every checkpoint and the final theta are bit-identical to an
-uninterrupted run's. Reuses tests/test_reliability.py's kill helpers."""
+uninterrupted run's (tests/test_reliability.py kills the numpy path at more points)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 import tiny_pipeline as pipeline
-from test_reliability import KILL_CONFIG, RECORD_KEYS, TARGET, _kill_mid_iterations
 from workflow_helpers import workflow_environment
 
 pytestmark = [pytest.mark.full, pytest.mark.slow]
 
-CONFIG = json.loads(json.dumps(KILL_CONFIG))
-CONFIG["training"]["device"] = "array_api_strict"
-CONFIG["model"]["hidden_size"] = 25  # the strict library copies every result: keep it small
+TARGET = "results/natural/theta.npz"
+RECORD_KEYS = ("theta", "iteration", "cost", "grad_norm", "fun_evals")
+CONFIG = {
+    "patches": {"count": 400},
+    "model": {"visible_size": 64, "hidden_size": 25},
+    "optimizer": {"maxcor": 5},
+    "training": {
+        "chunks": 3,
+        "iterations_per_chunk": 8,
+        "progress_every": 1,
+        "device": "array_api_strict",
+    },
+    "gradcheck": {"num_examples": 5, "hidden_size": 3},
+}
+
+
+def kill_chunk_3_mid_iterations(workdir: Path, process: subprocess.Popen) -> None:
+    """SIGKILL every train_chunk process once chunk 3 logged 3 of its 8 iterations."""
+    log = workdir / "logs" / "natural" / "train_chunk-3.log"
+    deadline = time.monotonic() + 600
+    while not (log.exists() and log.read_text().count("\n") >= 2 + 3):  # 2 header lines
+        assert process.poll() is None and time.monotonic() < deadline, "chunk 3 made no progress"
+        time.sleep(0.01)
+    for pid in pipeline.descendants(process.pid):
+        with contextlib.suppress(OSError):  # ended meanwhile
+            if b"train_chunk" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_array_api_device_resumes_bit_identically_after_kill9(tmp_path):
@@ -35,13 +61,13 @@ def test_array_api_device_resumes_bit_identically_after_kill9(tmp_path):
         start_new_session=True,
     )
     try:
-        killed = _kill_mid_iterations(workdir, process)
+        kill_chunk_3_mid_iterations(workdir, process)
         process.wait(timeout=120)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    assert process.returncode != 0 and killed == 3
+    assert process.returncode != 0
     chunks = workdir / "results" / "natural" / "chunks"
     assert not (chunks / "3.npz").exists()
     output = pipeline.run(workdir, TARGET)
