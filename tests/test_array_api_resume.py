@@ -52,21 +52,18 @@ def test_array_api_device_resumes_bit_identically_after_kill9(tmp_path):
     reference = pipeline.make_workdir(tmp_path / "reference", json.loads(json.dumps(CONFIG)))
     pipeline.run(reference, TARGET)
     workdir = pipeline.make_workdir(tmp_path / "killed", json.loads(json.dumps(CONFIG)))
-    process = subprocess.Popen(
-        pipeline.command(TARGET),
-        cwd=workdir,
-        env=workflow_environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    env, quiet = (
+        workflow_environment(),
+        {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL},
     )
-    try:
-        kill_chunk_3_mid_iterations(workdir, process)
-        process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
+    with subprocess.Popen(
+        pipeline.command(TARGET), cwd=workdir, env=env, start_new_session=True, **quiet
+    ) as process:  # leaving the block waits for snakemake to end
+        try:
+            kill_chunk_3_mid_iterations(workdir, process)
+        except BaseException:
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            raise
     assert process.returncode != 0
     chunks = workdir / "results" / "natural" / "chunks"
     assert not (chunks / "3.npz").exists()
