@@ -265,9 +265,11 @@ def lbfgs_chunk(
 
     limits = {"maxcor": options.maxcor, "maxiter": budget_iter, "maxfun": budget_fun}
     limits.update(gtol=options.gtol, ftol=options.ftol, maxls=options.maxls)
-    # The optimizer's passes over the pairs are BLAS calls on the cost's thread count;
-    # cost_and_grad runs its own workers with single-threaded BLAS inside (bench/README.md).
-    with threadpool_limits(limits=autoencoder.get_num_threads(), user_api="blas"):
+    # The optimizer's passes over the pairs are BLAS calls on the cost's threads from 3 on; on
+    # 2 cores a second BLAS thread made them 5x slower under load (bench/README.md).
+    # cost_and_grad runs its own workers with single-threaded BLAS inside.
+    threads = autoencoder.get_num_threads()
+    with threadpool_limits(limits=threads if threads > 2 else 1, user_api="blas"):
         if options.method == "lbfgs":
             # minimize_lbfgs accepts only points of finite cost and gradient (its line search
             # backs off from non-finite trial points); it reports a search that found none.
