@@ -28,7 +28,6 @@ __all__ = [
     "naive_cost_and_grad",
     "clip_rhohat",
     "set_num_threads",
-    "get_num_threads",
 ]
 
 # Columns per block: at most 2500; for large models down to 625, so that m = 10,000 gives 16
@@ -120,11 +119,6 @@ def set_num_threads(n: int) -> None:
     if n < 1:
         raise ValueError(f"number of threads must be >= 1, got {n}")
     _threads = n
-
-
-def get_num_threads() -> int:
-    """Threads of :func:`cost_and_grad` (the optimizer's BLAS uses as many)."""
-    return _threads
 
 
 def _get_pool(n_workers: int) -> ThreadPoolExecutor:

@@ -265,11 +265,11 @@ def lbfgs_chunk(
 
     limits = {"maxcor": options.maxcor, "maxiter": budget_iter, "maxfun": budget_fun}
     limits.update(gtol=options.gtol, ftol=options.ftol, maxls=options.maxls)
-    # The optimizer's passes over the pairs are BLAS calls on the cost's threads from 3 on; on
-    # 2 cores a second BLAS thread made them 5x slower under load (bench/README.md).
-    # cost_and_grad runs its own workers with single-threaded BLAS inside.
-    threads = autoencoder.get_num_threads()
-    with threadpool_limits(limits=threads if threads > 2 else 1, user_api="blas"):
+    # One BLAS thread for the whole optimization: cost_and_grad runs its own worker threads
+    # (with single-threaded BLAS inside); a threaded BLAS would make the optimizer's sums (and
+    # the trajectory) depend on the thread count, and 2 BLAS threads on 2 cores made the time
+    # outside the cost 5x longer under load (bench/README.md).
+    with threadpool_limits(limits=1, user_api="blas"):
         if options.method == "lbfgs":
             # minimize_lbfgs accepts only points of finite cost and gradient (its line search
             # backs off from non-finite trial points); it reports a search that found none.
