@@ -968,6 +968,9 @@ CASES: list[Case] = [
            "PeriodicWildcardError"),
     config("folder-exif-turned", "images of one size, one turned by its EXIF tag", FOLDER % "",
            "b.jpg", "EXIF orientation", prepare=_exif_turned),
+    config("device-cuda-missing", "training.device cuda without PyTorch or a GPU",
+           NAT % "{training: {device: cuda}}", KEY + "training.device", "'cuda'",
+           "training.device: cpu"),
 ]  # fmt: skip
 
 

@@ -124,7 +124,11 @@ def test_trajectory_is_the_keys_marked_trajectory():
     exp = resolved()
     trajectory = trajectory_config(exp)
     assert set(trajectory) == {"dataset", "patches", "model", "optimizer", "seed", "training"}
-    assert trajectory["training"] == {"iterations_per_chunk": 5, "dtype": "float64"}
+    assert trajectory["training"] == {
+        "iterations_per_chunk": 5,
+        "dtype": "float64",
+        "device": "cpu",
+    }
     # Selecting twice changes nothing, so steps may pass either the experiment or its trajectory.
     assert trajectory_config(trajectory) == trajectory
     assert fingerprint(trajectory) == fingerprint(exp)
@@ -137,6 +141,7 @@ def test_trajectory_is_the_keys_marked_trajectory():
         ("model.rho", 0.02, False),
         ("training.iterations_per_chunk", 6, False),
         ("seed", 2, False),
+        ("training.device", "array_api_strict", False),
         ("patches.count", 301, False),
     ]:
         assert (fingerprint(resolved({path: value})) == fingerprint(exp)) is same, path

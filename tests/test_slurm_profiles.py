@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -24,7 +25,8 @@ PROFILES = REPO / "profiles"
 
 @pytest.fixture(scope="module")
 def rules(tmp_path_factory) -> dict[str, dict]:
-    """Every rule of the workflow as Snakemake parses it: its wildcards, whether it is local."""
+    """Every rule of the workflow as Snakemake parses it: its wildcards, whether it is local,
+    its resources."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.enums import Quietness
     from snakemake.settings.types import (
@@ -35,6 +37,10 @@ def rules(tmp_path_factory) -> dict[str, dict]:
     )
 
     folder = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    # natural on a GPU: test_a_cuda_experiment_asks_slurm_for_one_gpu reads its resource.
+    config = yaml.safe_load((folder / "config" / "config.yaml").read_text())
+    config["experiments"]["natural"].setdefault("training", {})["device"] = "cuda"
+    (folder / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     with contextlib.chdir(folder), SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
         workflow = api.workflow(
             resource_settings=ResourceSettings(),
@@ -47,7 +53,11 @@ def rules(tmp_path_factory) -> dict[str, dict]:
         # rule outside a cluster executor).
         local = set(workflow._localrules)
         return {
-            rule.name: {"wildcards": set(rule.wildcard_names), "local": rule.name in local}
+            rule.name: {
+                "wildcards": set(rule.wildcard_names),
+                "local": rule.name in local,
+                "resources": rule.resources,
+            }
             for rule in workflow.rules
         }
 
@@ -96,3 +106,23 @@ def test_the_chunks_profile_submits_each_chunk_alone(rules):
     chunks = {"train_chunk", "train_layer_chunk", "finetune_chunk"}
     assert not chunks & set(groups), groups
     assert set(groups) == compute_rules(rules) - chunks, groups
+
+
+def test_a_cuda_experiment_asks_slurm_for_one_gpu(rules):
+    """training.device: cuda gives train_chunk the executor plugin's `gpu` resource, which it
+    turns into `--gpus=1` on the sbatch line; a cpu experiment's job asks for no GPU."""
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    class Resources(dict):
+        __getattr__ = dict.__getitem__
+
+    def sbatch_gres(experiment):
+        value = (
+            rules["train_chunk"]["resources"]["gpu"]
+            .evaluate(SimpleNamespace(experiment=experiment))
+            .value
+        )
+        return set_gres_string(SimpleNamespace(resources=Resources(gpu=value)))
+
+    assert sbatch_gres("natural") == " --gpus=1"
+    assert sbatch_gres("mnist") == ""

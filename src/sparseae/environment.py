@@ -83,3 +83,18 @@ def _git(where: Path, *args: str) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def device_missing(device: str) -> str | None:
+    """What ``training.device`` ``device`` lacks here (its array library, a GPU), or None."""
+    if device == "cpu":
+        return None
+    library = "torch" if device == "cuda" else "array_api_strict"
+    try:
+        lib = __import__(library)
+    except ImportError:
+        extra = "gpu" if device == "cuda" else "test"
+        return f"{library} is not installed (pip install 'sparseae[{extra}]')"
+    if device == "cuda" and not lib.cuda.is_available():
+        return f"PyTorch {lib.__version__} finds no CUDA GPU (torch.cuda.is_available() is False)"
+    return None

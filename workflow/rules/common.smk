@@ -10,6 +10,7 @@ from snakemake.exceptions import WorkflowError
 
 from sparseae.config import ConfigError, resolve_config, trajectory_config
 from sparseae.config.environment import cluster_memory_problems, dataset_path_problem
+from sparseae.config.environment import device_problems
 from sparseae.config.environment import input_path_problems, workflow_input_problems
 from sparseae.config.sweeps import grid_settings
 from sparseae.data import SOURCES, DatasetError, dataset_checksum
@@ -27,7 +28,8 @@ except ConfigError as error:
 EXPERIMENTS = CONFIG["experiments"]
 RUN = CONFIG["run"]
 # Environment variables, the tracking store and the input folders: checked before any job.
-_input_problems = workflow_input_problems(CONFIG)
+# The device is checked in preflight(): only then does Snakemake know whether jobs run here.
+_input_problems = workflow_input_problems(CONFIG, local=False)
 if _input_problems:
     raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(_input_problems))
 try:
@@ -294,6 +296,8 @@ def preflight():
     from sparseae.tracking.store import TrackingError, check_writable_folder
 
     problems = blocked_folders() + cluster_tracking_problems()
+    # On a cluster each chunk job finds its node's GPU (or stops with the same message).
+    problems += device_problems(CONFIG) if workflow.local_exec else []
     for folder, what in output_folders():
         try:
             check_writable_folder(folder, what)

@@ -29,6 +29,10 @@ rule train_chunk:
         # and the progress output are not part of the trajectory.
         chunks_total=num_chunks,
         progress_every=progress_every,
+        # training.device: cuda asks Slurm for one GPU (--gpus=1); 0 asks for none.
+        gpu=lambda wildcards: int(
+            EXPERIMENTS[wildcards.experiment]["training"]["device"] == "cuda"
+        ),
     params:
         # Only the trajectory: what can change the numbers (see config/README.md).
         trajectory=trajectory,

@@ -201,11 +201,40 @@ def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
     return problems
 
 
-def workflow_input_problems(config: Mapping, environ: Mapping[str, str] | None = None) -> list[str]:
-    """Environment variables, tracking store and input files of the experiments in ``run``."""
+def workflow_input_problems(
+    config: Mapping, environ: Mapping[str, str] | None = None, *, local: bool = True
+) -> list[str]:
+    """Environment variables, tracking store and input files of the experiments in ``run``;
+    ``local``: jobs run here, so each experiment's device must be here too (the workflow
+    checks that once it knows its executor)."""
     environ = os.environ if environ is None else environ
     problems = environment_problems(environ) + tracking_problems(config["tracking"]["uri"], environ)
+    problems += device_problems(config) if local else []
     return problems + input_path_problems({n: config["experiments"][n] for n in config["run"]})
+
+
+def device_problems(config: Mapping) -> list[str]:
+    """Each experiment in ``run`` with a ``training.device`` other than cpu must find its
+    array library (and a GPU for cuda) here, and train with optimizer.method lbfgs."""
+    from sparseae.environment import device_missing
+
+    problems = []
+    for name in config["run"]:
+        experiment = config["experiments"][name]
+        device = experiment["training"]["device"]
+        where = f"config key 'experiments.{name}.training.device' = {device!r}"
+        missing = device_missing(device)
+        if missing:
+            problems.append(
+                f"{where}: {missing}; allowed: cpu, or {device} where its library (and GPU) is "
+                f"present: install it, run on a GPU node, or set training.device: cpu"
+            )
+        elif device != "cpu" and experiment["optimizer"]["method"] != "lbfgs":
+            problems.append(
+                f"{where} needs optimizer.method 'lbfgs' (the optimizer that runs on the "
+                f"device), got {experiment['optimizer']['method']!r}; set optimizer.method: lbfgs"
+            )
+    return problems
 
 
 def cluster_memory_problems(config: Mapping) -> list[str]:

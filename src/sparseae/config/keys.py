@@ -40,6 +40,7 @@ RECOMPUTES = {
     "seed": "trajectory",
     "training.iterations_per_chunk": "trajectory",
     "training.dtype": "trajectory",
+    "training.device": "trajectory",
     "training.chunks": "chunks",
     "training.progress_every": "record",
     "gradcheck": "gradcheck",

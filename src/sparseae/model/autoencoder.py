@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from sparseae.model import arrays
+
 __all__ = [
     "unpack",
     "pack",
@@ -28,8 +30,10 @@ __all__ = [
     "set_num_threads",
 ]
 
-# Columns per block: four blocks for the exercises' m = 10,000 (measured: bench/README.md).
-_BLOCK_COLUMNS = 2500
+# Columns per block: at most 2500; for large models down to 625, so that m = 10,000 gives 16
+# blocks for 16 cores. Chosen from the shape alone, never from the thread count, so the
+# order of the sums (and every bit of the result) is the same on any number of cores.
+_BLOCK_COLUMNS, _MIN_COLUMNS, _MAX_BLOCKS = 2500, 625, 16
 
 # Interpreter switch interval (seconds) while the worker threads run; see _evaluate.
 _SWITCH_INTERVAL = 1e-4
@@ -101,7 +105,7 @@ def _kl_terms(rhohat: np.ndarray, rho: float, beta: float):
 
 # sched_getaffinity (the cores this process may use) exists on Linux only.
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-_threads = max(1, min(_cores or 1, 8))
+_threads = max(1, _cores or 1)
 _pool: ThreadPoolExecutor | None = None
 _pool_workers = 0
 _pool_lock = threading.Lock()
@@ -109,7 +113,7 @@ _blas = None  # threadpoolctl controllers, found on first parallel call
 
 
 def set_num_threads(n: int) -> None:
-    """Number of threads :func:`cost_and_grad` uses (default: usable cores, at most 8)."""
+    """Number of threads :func:`cost_and_grad` uses (default: the usable cores)."""
     global _threads
     n = int(n)
     if n < 1:
@@ -170,7 +174,9 @@ _workspace_lock = threading.Lock()
 
 def _acquire_workspace(v, h, m, dtype, n_threads):
     # Block bounds do not depend on the thread count, so neither does the order of the sums.
-    n_blocks = -(-m // _BLOCK_COLUMNS)
+    # Per-block Python calls are amortised by at least ~4e6 multiply-adds per product.
+    columns = max(_MIN_COLUMNS, min(_BLOCK_COLUMNS, -(-4_000_000 // (v * h))))
+    n_blocks = max(-(-m // _BLOCK_COLUMNS), min(_MAX_BLOCKS, -(-m // columns)))
     bounds = [round(i * m / n_blocks) for i in range(n_blocks + 1)]
     key = (v, h, m, dtype, tuple(bounds), n_threads)
     with _workspace_lock:
@@ -364,13 +370,21 @@ def cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho,
 
     ``data`` is visible_size × m; ``dtype`` (default: the data's if float32/64) sets the
     precision of the products; reductions and results are always float64.
+    Arrays of another array-API library (PyTorch, CuPy, ...) are computed and returned there.
     """
+    if arrays.foreign(theta, data):
+        settings = (visible_size, hidden_size, lambda_, beta, rho, dtype)
+        terms, grad = _array_api_evaluate(theta, data, *settings)
+        return terms["total"], grad
     terms, grad = _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, True)
     return terms["total"], grad
 
 
 def cost_terms(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
     """The cost's terms (reconstruction, weight_decay, sparsity, total) and ``rhohat``."""
+    if arrays.foreign(theta, data):
+        settings = (visible_size, hidden_size, lambda_, beta, rho, dtype)
+        return _array_api_evaluate(theta, data, *settings)[0]
     terms, _ = _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, False)
     return terms
 
@@ -391,27 +405,51 @@ def hidden_activations(theta, data, *, visible_size, hidden_size):
     return a2
 
 
-def naive_cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho):
-    """Plain float64 transcription of docs/model.md's equations: the independent check."""
-    W1, W2, b1, b2 = unpack(np.asarray(theta, dtype=np.float64), visible_size, hidden_size)
-    X = np.asarray(data, dtype=np.float64)
-    m = X.shape[1]
+def _array_api_evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
+    """docs/model.md's equations in the array API: the independent check, and the whole cost
+    for non-numpy arrays (computed and returned in their library and on their device)."""
+    xp, where = arrays.namespace(theta, data)
+    v, h = int(visible_size), int(hidden_size)
+    if theta.shape != (parameter_count(v, h),) or data.ndim != 2 or data.shape[0] != v:
+        raise ValueError(
+            f"theta {tuple(theta.shape)} and data {tuple(data.shape)} do not fit visible_size={v}, "
+            f"hidden_size={h}: theta (2*h*v + h + v,), data visible_size × m"
+        )
+    f64 = xp.float64
+    dt = data.dtype if dtype is None else getattr(xp, np.dtype(dtype).name)
+    theta = xp.astype(theta, f64)
+    hv, m = h * v, data.shape[1]
+    # Column-major W1 (h×v) is the row-major v×h reshape, transposed.
+    W1, W2 = xp.reshape(theta[:hv], (v, h)).T, xp.reshape(theta[hv : 2 * hv], (h, v)).T
+    b1, b2 = theta[2 * hv : 2 * hv + h], theta[2 * hv + h :]
+    X = xp.astype(data, dt)
     with np.errstate(over="ignore", under="ignore"):
-        a2 = 1.0 / (1.0 + np.exp(-(W1 @ X + b1[:, None])))
-        a3 = 1.0 / (1.0 + np.exp(-(W2 @ a2 + b2[:, None])))
-    rhohat = clip_rhohat(a2.mean(axis=1))
-    cost = (
-        np.sum((a3 - X) ** 2) / (2 * m)
-        + lambda_ / 2 * (np.sum(W1**2) + np.sum(W2**2))
-        + beta * np.sum(rho * np.log(rho / rhohat) + (1 - rho) * np.log((1 - rho) / (1 - rhohat)))
-    )
-    delta3 = -(X - a3) * a3 * (1 - a3)
-    sparse = beta * (-rho / rhohat + (1 - rho) / (1 - rhohat))
-    delta2 = (W2.T @ delta3 + sparse[:, None]) * a2 * (1 - a2)
-    grad = pack(
-        delta2 @ X.T / m + lambda_ * W1,
-        delta3 @ a2.T / m + lambda_ * W2,
-        delta2.sum(axis=1) / m,
-        delta3.sum(axis=1) / m,
-    )
-    return float(cost), grad
+        a2 = 1.0 / (1.0 + xp.exp(-(xp.astype(W1, dt) @ X + xp.astype(b1, dt)[:, None])))
+        a3 = 1.0 / (1.0 + xp.exp(-(xp.astype(W2, dt) @ a2 + xp.astype(b2, dt)[:, None])))
+    tiny = float(np.finfo(np.float64).tiny)
+    rhohat = xp.clip(xp.astype(xp.sum(a2, axis=1), f64) / m, tiny, float(np.nextafter(1.0, 0.0)))
+    err = a3 - X
+    kl = rho * xp.log(rho / rhohat) + (1 - rho) * xp.log((1 - rho) / (1 - rhohat))
+    terms = {
+        "reconstruction": float(xp.sum(xp.astype(err, f64) ** 2)) / (2 * m),
+        "weight_decay": lambda_ / 2 * float(xp.sum(theta[: 2 * hv] ** 2)),
+        "sparsity": beta * float(xp.sum(kl)),
+        "rhohat": rhohat,
+    }
+    terms["total"] = terms["reconstruction"] + terms["weight_decay"] + terms["sparsity"]
+    delta3 = err * a3 * (1 - a3)
+    sparse = xp.astype(beta * (-rho / rhohat + (1 - rho) / (1 - rhohat)), dt)
+    delta2 = (xp.astype(W2, dt).T @ delta3 + sparse[:, None]) * a2 * (1 - a2)
+    gW1 = xp.astype(delta2 @ X.T, f64) / m + lambda_ * W1
+    gW2 = xp.astype(delta3 @ a2.T, f64) / m + lambda_ * W2
+    parts = [xp.reshape(gW1.T, (-1,)), xp.reshape(gW2.T, (-1,))]
+    parts += [xp.astype(xp.sum(d, axis=1), f64) / m for d in (delta2, delta3)]
+    return terms, xp.concat(parts)
+
+
+def naive_cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho):
+    """Float64 transcription of docs/model.md's equations: the independent check."""
+    theta, data = (x if arrays.foreign(x) else np.asarray(x, np.float64) for x in (theta, data))
+    settings = (visible_size, hidden_size, lambda_, beta, rho, np.float64)
+    terms, grad = _array_api_evaluate(theta, data, *settings)
+    return terms["total"], grad

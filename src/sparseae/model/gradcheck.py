@@ -156,10 +156,8 @@ def require_passed(result: Mapping, differences: Mapping, *, what: str, config_k
     ``result`` did not pass: training would follow a gradient that disagrees with central
     differences."""
     text = ", ".join(f"{name} {value:.3e}" for name, value in differences.items())
-    log.info(
-        "||num - ana|| / ||num + ana||: %s (bound %.1e, %d parameters)",
-        text, result["bound"], result["num_parameters"],
-    )  # fmt: skip
+    bound, n = result["bound"], result["num_parameters"]
+    log.info("||num - ana|| / ||num + ana||: %s (bound %.1e, %d parameters)", text, bound, n)
     if not result["passed"]:
         raise ConfigError(
             f"gradient check FAILED for {what}: {text}, bound {result['bound']:.1e} (config key "

@@ -4,6 +4,8 @@ minFunc's ``lbfgs`` (the original exercise's optimizer) with a strong-Wolfe cubi
 The step is bound by memory bandwidth, so the pairs are the rows of one array read twice per
 step; the recursion runs on coefficients with the Gram matrix (docs/model.md, "Optimizer and
 chunks").
+Arrays of any array-API library work: the pairs, the point and the line search stay in that
+library and on its device; only the Gram coefficients (2·maxcor square) are numpy on the host.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+
+from sparseae.model import arrays
 
 __all__ = ["LBFGSResult", "minimize_lbfgs"]
 
@@ -41,9 +45,10 @@ class LBFGSResult:
 class _Pairs:
     """The last ``m`` correction pairs as rows of one array, with their Gram matrix."""
 
-    def __init__(self, n: int, m: int):
-        self.m = m
-        self.P = np.empty((2 * m, n))  # pages are touched only as pairs arrive
+    def __init__(self, n: int, m: int, xp, where):
+        self.m, self.xp, self.where = m, xp, where
+        # Pages are touched only as pairs arrive.
+        self.P = xp.empty((2 * m, n), dtype=xp.float64, device=where)
         self.gram = np.zeros((2 * m, 2 * m))
         self.Pg = np.zeros(2 * m)  # P @ g at the current gradient
         self.order: list[int] = []  # slots, oldest first
@@ -73,15 +78,15 @@ class _Pairs:
             si, yi = 2 * slot, 2 * slot + 1
             beta = (B[yi] @ delta) / B[si, yi]
             delta[si] += alpha[slot] - beta
-        d = self.P[:r].T @ delta[:r]
-        d += delta[r] * g
+        d = self.P[:r, :].T @ self.xp.asarray(delta[:r], device=self.where)
+        d += float(delta[r]) * g
         return d, delta
 
     def update(self, g_new, s, y, t, delta):
         """Account for the step ``s = t d`` and the new gradient; returns whether it was stored."""
         r = self.rows
         Pg_old = self.Pg[:r].copy()
-        Pg_new = self.P[:r] @ g_new if r else np.zeros(0)
+        Pg_new = arrays.to_numpy(self.P[:r, :] @ g_new) if r else np.zeros(0)
         ys = float(y @ s)
         if ys <= CURVATURE_MIN:
             self.Pg[:r] = Pg_new
@@ -91,7 +96,7 @@ class _Pairs:
         slot = len(self.order) if len(self.order) < self.m else self.order.pop(0)
         self.order.append(slot)
         si, yi = 2 * slot, 2 * slot + 1
-        self.P[si], self.P[yi] = s, y
+        self.P[si, :], self.P[yi, :] = s, y
         rows = 2 * len(self.order)
         if r:
             keep = np.ones(rows, bool)
@@ -108,10 +113,6 @@ class _Pairs:
         self.Pg[yi] = float(y @ g_new)
         self.hdiag = ys / yy
         return True
-
-
-def _finite(f, g) -> bool:
-    return math.isfinite(f) and bool(np.isfinite(g).all())
 
 
 def _cubic_min(x1, f1, g1, x2, f2, g2, lo=None, hi=None):
@@ -169,10 +170,10 @@ def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
 
     def evaluate(step):
         nonlocal evals, non_finite
-        fx, gx = fun(x + step * d)
+        fx, gx = fun(x + float(step) * d)
         fx = float(fx)
         evals += 1
-        non_finite = non_finite or not _finite(fx, gx)
+        non_finite = non_finite or not arrays.finite(fx, gx)
         return fx, gx, float(gx @ d)
 
     f_new, g_new, gtd_new = evaluate(t)
@@ -180,7 +181,7 @@ def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
     bracket = None
     done = False
     while evals < maxls:
-        if not _finite(f_new, g_new):
+        if not arrays.finite(f_new, g_new):
             # Stepped into a region where the cost overflows: back off towards t_prev.
             t = (t + t_prev) / 2
             f_new, g_new, gtd_new = evaluate(t)
@@ -206,7 +207,7 @@ def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
         lo_pos = 0 if bracket[0][1] <= bracket[1][1] else 1
         hi_pos = 1 - lo_pos
         (t1, f1, _, d1), (t2, f2, _, d2) = bracket
-        legal = all(_finite(b[1], b[2]) for b in bracket)
+        legal = all(arrays.finite(b[1], b[2]) for b in bracket)
         t = _cubic_min(t1, f1, d1, t2, f2, d2) if legal else (t1 + t2) / 2
         bmin, bmax = min(t1, t2), max(t1, t2)
         width = bmax - bmin
@@ -220,7 +221,7 @@ def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
             insufficient = False
         f_new, g_new, gtd_new = evaluate(t)
         f_lo = bracket[lo_pos][1]
-        if not _finite(f_new, g_new) or f_new > f + C1 * t * gtd or f_new >= f_lo:
+        if not arrays.finite(f_new, g_new) or f_new > f + C1 * t * gtd or f_new >= f_lo:
             bracket[hi_pos] = [t, f_new, g_new, gtd_new]
         else:
             if abs(gtd_new) <= -C2 * gtd:
@@ -230,7 +231,7 @@ def _wolfe_line_search(fun, x, t, d, f, g, gtd, maxls):
             bracket[lo_pos] = [t, f_new, g_new, gtd_new]
         if not done and abs((bracket[0][0] - bracket[1][0]) * gtd_new) < TOLX:
             break  # the bracket cannot shrink any further
-    finite = [b for b in bracket if _finite(b[1], b[2])]
+    finite = [b for b in bracket if arrays.finite(b[1], b[2])]
     if not finite:  # only possible when the starting point itself was non-finite
         return 0.0, f, g, evals, False, non_finite
     best = min(finite, key=lambda b: b[1])
@@ -251,24 +252,28 @@ def minimize_lbfgs(
 ) -> LBFGSResult:
     """Minimize ``fun`` (``fun(x) -> (f, g)``, float64 gradient) by L-BFGS from ``x0``.
 
+    ``x0`` of any array-API library: ``fun`` gets and returns arrays of that library.
+
     Converged when ``max |g_i| <= gtol`` or the relative cost reduction is ``<= ftol``;
     ``callback(x, f, g)`` runs after every iteration, at the accepted point.
     """
-    x = np.array(x0, dtype=np.float64, copy=True)
+    foreign = arrays.foreign(x0)
+    xp, where = arrays.namespace(x0 if foreign else np.asarray(x0))
+    x = xp.asarray(x0, dtype=xp.float64, copy=True)
     if x.ndim != 1:
-        raise ValueError(f"x0 must be 1-D, got shape {x.shape}")
-    f, g = fun(x.copy())
+        raise ValueError(f"x0 must be 1-D, got shape {tuple(x.shape)}")
+    f, g = fun(xp.asarray(x, copy=True))
     f = float(f)
     nfev, nit = 1, 0
 
     def result(reason, message, non_finite=False):
         return LBFGSResult(x, f, g, nit, nfev, reason, message, non_finite)
 
-    if not _finite(f, g):
+    if not arrays.finite(f, g):
         return result("abnormal", "the cost or gradient at the starting point is not finite", True)
-    if float(np.max(np.abs(g))) <= gtol:
+    if float(xp.max(xp.abs(g))) <= gtol:
         return result("converged", f"max |g_i| <= gtol = {gtol:g} at the starting point")
-    pairs = _Pairs(x.size, int(maxcor))
+    pairs = _Pairs(x.shape[0], int(maxcor), xp, where)
     gg = float(g @ g)
     while True:
         if pairs.order:
@@ -277,7 +282,7 @@ def minimize_lbfgs(
         else:
             d = -g
             delta = np.array([-1.0])
-            t = min(1.0, 1.0 / float(np.sum(np.abs(g))))
+            t = min(1.0, 1.0 / float(xp.sum(xp.abs(g))))
         gtd = float(g @ d)
         if not (math.isfinite(gtd) and gtd < 0):
             return result("abnormal", f"not a descent direction (gᵀd = {gtd:.3e})")
@@ -291,7 +296,7 @@ def minimize_lbfgs(
                 f"the line search{met} found no {lower} in {evals} evaluations",
                 non_finite,
             )
-        s = t * d
+        s = float(t) * d
         y = g_new - g
         x = x + s
         pairs.update(g_new, s, y, t, delta)
@@ -300,11 +305,11 @@ def minimize_lbfgs(
         nit += 1
         if callback is not None:
             callback(x, f, g)
-        if float(np.max(np.abs(g))) <= gtol:
+        if float(xp.max(xp.abs(g))) <= gtol:
             return result("converged", f"max |g_i| <= gtol = {gtol:g}")
         if (f_old - f) / max(abs(f_old), abs(f), 1.0) <= ftol:
             return result("converged", f"relative reduction of the cost <= ftol = {ftol:g}")
-        if float(np.sum(np.abs(s))) <= TOLX:
+        if float(xp.sum(xp.abs(s))) <= TOLX:
             return result("converged", f"step size sum |t d| <= {TOLX:g}")
         if nit >= maxiter:
             return result("budget", f"reached maxiter = {maxiter} iterations")

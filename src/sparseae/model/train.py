@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 
@@ -17,7 +18,7 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from sparseae.io import ParameterFileError, atomic_path, json_member, numeric_member, read_npz
-from sparseae.model import autoencoder
+from sparseae.model import arrays, autoencoder
 from sparseae.model.lbfgs import minimize_lbfgs
 
 __all__ = [
@@ -134,7 +135,9 @@ class _Objective:
         f, g = self.cost_fn(x, self.data, **self.kwargs)
         self.count += 1
         # scipy may reuse x's buffer; keep our own copy of the point.
-        if self.x is None or self.x.shape != x.shape:
+        if arrays.foreign(x):
+            self.x = x  # minimize_lbfgs passes a new array each time
+        elif self.x is None or self.x.shape != x.shape:
             self.x = np.array(x, dtype=np.float64)
         else:
             self.x[...] = x
@@ -164,6 +167,7 @@ def train_chunk(
     progress: Callable[[dict], None] | None = None,
     cost_fn: Callable | None = None,
     dtype=None,
+    device: str = "cpu",
 ) -> ChunkResult:
     """Up to ``iterations`` L-BFGS iterations of the sparse autoencoder from ``theta0``."""
     options = LBFGSOptions() if options is None else options
@@ -188,6 +192,7 @@ def train_chunk(
         start=start,
         progress=progress,
         dtype=dtype,
+        device=device,
     )
 
 
@@ -202,11 +207,18 @@ def lbfgs_chunk(
     start: Mapping = FIRST,
     progress: Callable[[dict], None] | None = None,
     dtype=None,
+    device: str = "cpu",
 ) -> ChunkResult:
     """One chunk of L-BFGS on any ``cost_fn(theta, data, **cost_kwargs) -> (cost, grad)``.
 
     ``start``: the previous chunk's last record's counters, so records continue globally.
+    ``device`` (:data:`.arrays.DEVICES`): where the data, the cost and the optimizer's state
+    live; only the records and the final float64 numpy ``theta`` leave it.
     """
+    if device not in arrays.DEVICES:
+        raise ValueError(f"device must be one of {list(arrays.DEVICES)}, got {device!r}")
+    if device != "cpu" and options.method != "lbfgs":
+        raise ValueError(f"device {device!r} needs method 'lbfgs', got {options.method!r}")
     theta0 = np.array(theta0, dtype=np.float64, copy=True)
     if theta0.ndim != 1 or not np.all(np.isfinite(theta0)):
         raise ValueError(f"theta0 must be a finite 1-D vector, got shape {theta0.shape}")
@@ -222,28 +234,28 @@ def lbfgs_chunk(
     budget_fun = options.maxfun - evals0
     if budget_iter <= 0 or budget_fun <= 0:
         exhausted = "iterations" if budget_iter <= 0 else "function evaluations"
-        return ChunkResult(
-            theta0, [], "budget" if budget_iter <= 0 else "evaluations", 1,
-            f"the run's budget of {exhausted} was used up before this chunk", 0,
-        )  # fmt: skip
+        message = f"the run's budget of {exhausted} was used up before this chunk"
+        reason = "budget" if budget_iter <= 0 else "evaluations"
+        return ChunkResult(theta0, [], reason, 1, message, 0)
 
-    objective = _Objective(cost_fn, data, dict(cost_kwargs))
+    objective = _Objective(cost_fn, arrays.on_device(data, device), dict(cost_kwargs))
     records: list[dict] = []
     clock0 = time.perf_counter()
     last_finite = [theta0]
     non_finite: list[int] = []
 
     def record(x, f, g):
-        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+        if not arrays.finite(float(f), g):
             # scipy's L-BFGS-B goes on from a NaN cost as if nothing happened; stop here and
             # keep the last point whose cost and gradient were finite.
             non_finite.append(first + len(records) + 1)
             raise StopIteration
-        last_finite[0] = np.array(x, dtype=np.float64)
+        last_finite[0] = arrays.namespace(x)[0].asarray(x, copy=True)  # scipy reuses x
         entry = {
             "iteration": first + len(records) + 1,
             "cost": float(f),
-            "grad_norm": float(np.linalg.norm(g)),
+            # sqrt(gᵀg), as numpy's norm computes it, in any array library.
+            "grad_norm": math.sqrt(float(g @ g)),
             "fun_evals": evals0 + objective.count,
             "seconds": float(seconds0) + (time.perf_counter() - clock0),
         }
@@ -251,18 +263,18 @@ def lbfgs_chunk(
         if progress is not None:
             progress(entry)
 
-    limits = dict(
-        maxcor=options.maxcor, maxiter=budget_iter, maxfun=budget_fun, gtol=options.gtol,
-        ftol=options.ftol, maxls=options.maxls,
-    )  # fmt: skip
+    limits = {"maxcor": options.maxcor, "maxiter": budget_iter, "maxfun": budget_fun}
+    limits.update(gtol=options.gtol, ftol=options.ftol, maxls=options.maxls)
     # One BLAS thread for the whole optimization: cost_and_grad runs its own worker threads
-    # (with single-threaded BLAS inside), and the optimizer's memory-bound vector work loses
-    # more to thread wake-ups than it gains (bench/README.md).
+    # (with single-threaded BLAS inside); a threaded BLAS would make the optimizer's sums (and
+    # the trajectory) depend on the thread count, and 2 BLAS threads on 2 cores made the time
+    # outside the cost 5x longer under load (bench/README.md).
     with threadpool_limits(limits=1, user_api="blas"):
         if options.method == "lbfgs":
             # minimize_lbfgs accepts only points of finite cost and gradient (its line search
             # backs off from non-finite trial points); it reports a search that found none.
-            result = minimize_lbfgs(objective, theta0, callback=record, **limits)
+            x0 = arrays.on_device(theta0, device)
+            result = minimize_lbfgs(objective, x0, callback=record, **limits)
             status, message = _LBFGS_STATUS[result.reason], result.message
             if result.non_finite:
                 non_finite.append(first + len(records) + 1)
@@ -280,12 +292,13 @@ def lbfgs_chunk(
             f"the cost or its gradient became non-finite at iteration {non_finite[0]}; "
             f"the chunk ends at the last finite point (iteration {non_finite[0] - 1})"
         )
-        return ChunkResult(last_finite[0], records, "abnormal", 2, message, objective.count)
+        theta = arrays.to_numpy(last_finite[0])
+        return ChunkResult(theta, records, "abnormal", 2, message, objective.count)
     # scipy's status: 0 converged (gtol/ftol), 1 maxiter or maxfun reached, 2 anything else.
     reason = {0: "converged", 1: "budget"}.get(status, "abnormal")
     if reason == "budget" and len(records) < budget_iter:
         reason = "evaluations"
-    theta = np.array(result.x, dtype=np.float64)
+    theta = arrays.to_numpy(result.x)
     return ChunkResult(theta, records, reason, status, message, objective.count)
 
 

@@ -123,6 +123,7 @@ def run_chunk(
     iterations: int,
     optimizer: Mapping,
     dtype=None,
+    device: str = "cpu",
     threads: int = 1,
     progress_every: int = 10,
     summarize: Callable[[np.ndarray], dict] | None = None,
@@ -164,7 +165,7 @@ def run_chunk(
 
     result = lbfgs_chunk(
         cost_fn, theta0, data, iterations, cost_kwargs=cost_kwargs, options=options,
-        start=last, progress=progress, dtype=dtype,
+        start=last, progress=progress, dtype=dtype, device=device,
     )  # fmt: skip
     if result.reason != "budget":
         log.warning(

@@ -271,7 +271,8 @@ def train_chunk(
         cost_fn=autoencoder.cost_and_grad, data=data, cost_kwargs=settings,
         iterations=trajectory["training"]["iterations_per_chunk"],
         optimizer=trajectory["optimizer"], dtype=trajectory["training"]["dtype"],
-        threads=threads, progress_every=progress_every, summarize=summarize,
+        device=trajectory["training"]["device"], threads=threads,
+        progress_every=progress_every, summarize=summarize,
     )  # fmt: skip
 
 
