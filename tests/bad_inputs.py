@@ -316,6 +316,10 @@ def _results(**files: bytes | str) -> Callable[[Path], None]:
                 path.write_text(content)
             else:
                 path.write_bytes(content)
+
+    return make
+
+
 # ------------------------------------------------------------------ the MLflow store (store)
 
 
@@ -417,6 +421,8 @@ def _exif_turned(tmp: Path) -> None:
     exif[0x0112] = 6
     turned = Image.fromarray((rng.random((24, 16)) * 255).astype(np.uint8))
     turned.save(tmp / "images" / "b.jpg", exif=exif)
+
+
 def _foreign_sqlite(tmp: Path) -> None:
     import sqlite3
 
