@@ -81,7 +81,9 @@ def read_json(path: str | os.PathLike, *, key: str | None = None) -> Any:
         raise damaged(path, f"is not readable JSON ({err})") from None
     found = value.get("trajectory_key", key) if isinstance(value, dict) else key
     if key is not None and found != key:
-        raise ForeignResultError(f"{path} is of trajectory {found}, not {key}: delete it, rerun")
+        raise ForeignResultError(
+            f"result file {path} belongs to trajectory {found}, not {key}: delete it and rerun"
+        )
     return value
 
 
