@@ -153,8 +153,12 @@ def run_chunk(
     label = f"{run.owner}, chunk {k}"
     log.info(
         "%s: %d iterations from iteration %d; %d threads; theta length %d",
-        label, iterations, first, threads, np.size(theta0),
-    )  # fmt: skip
+        label,
+        iterations,
+        first,
+        threads,
+        np.size(theta0),
+    )
     log.info("%9s %14s %12s %9s %9s", *RECORD_FIELDS)
 
     def progress(record):
@@ -163,14 +167,25 @@ def run_chunk(
             log.info("%9d %14.8f %12.4e %9d %9.2f", *(record[f] for f in RECORD_FIELDS))
 
     result = lbfgs_chunk(
-        cost_fn, theta0, data, iterations, cost_kwargs=cost_kwargs, options=options,
-        start=last, progress=progress, dtype=dtype,
-    )  # fmt: skip
+        cost_fn,
+        theta0,
+        data,
+        iterations,
+        cost_kwargs=cost_kwargs,
+        options=options,
+        start=last,
+        progress=progress,
+        dtype=dtype,
+    )
     if result.reason != "budget":
         log.warning(
             "WARNING %s stopped after %d of %d iterations: %s (%s)",
-            label, result.iterations, iterations, result.reason, result.message,
-        )  # fmt: skip
+            label,
+            result.iterations,
+            iterations,
+            result.reason,
+            result.message,
+        )
     from sparseae.environment import environment_info
 
     meta = {
@@ -189,8 +204,10 @@ def run_chunk(
     save_checkpoint(output, result.theta, result.records, meta)
     log.info(
         "wrote %s: %d iterations in this chunk, cost %s; optimizer stopped (%s): %s",
-        output, result.iterations,
+        output,
+        result.iterations,
         f"{result.records[-1]['cost']:.8f}" if result.records else "unchanged",
-        result.reason, result.message,
-    )  # fmt: skip
+        result.reason,
+        result.message,
+    )
     return meta

@@ -81,8 +81,13 @@ def prepare_stacked_data(path, source: str, images: Mapping, folder=None) -> tup
         np.savez(tmp, **arrays)
     log.info(
         "wrote %s: %s images %d..%d (%d), array %s",
-        path, split, start, stop - 1, stop - start, arrays["images"].shape,
-    )  # fmt: skip
+        path,
+        split,
+        start,
+        stop - 1,
+        stop - start,
+        arrays["images"].shape,
+    )
     return arrays["images"].shape
 
 
@@ -187,12 +192,19 @@ def train_layer_chunk(
         return autoencoder.initialize_parameters(h, v, np.random.default_rng(seed))
 
     return run_chunk(
-        output, k=chunk, previous=previous, run=_run(name, trajectory, output),
-        initial=initial, cost_fn=autoencoder.cost_and_grad, data=data,
+        output,
+        k=chunk,
+        previous=previous,
+        run=_run(name, trajectory, output),
+        initial=initial,
+        cost_fn=autoencoder.cost_and_grad,
+        data=data,
         cost_kwargs={k: model[k] for k in AUTOENCODER_KEYS},
         iterations=trajectory["pretraining"]["iterations_per_chunk"],
-        optimizer=trajectory["optimizer"], threads=threads, progress_every=progress_every,
-    )  # fmt: skip
+        optimizer=trajectory["optimizer"],
+        threads=threads,
+        progress_every=progress_every,
+    )
 
 
 def finalize_layer(
@@ -212,9 +224,13 @@ def finalize_layer(
         np.savez(tmp, features=features)
     log.info(
         "layer %d: %d iterations, final cost %.8f; features %s, mean activation %.4f (rho %g)",
-        layer, len(records), records[-1]["cost"] if records else float("nan"),
-        features.shape, features.mean(), model["rho"],
-    )  # fmt: skip
+        layer,
+        len(records),
+        records[-1]["cost"] if records else float("nan"),
+        features.shape,
+        features.mean(),
+        model["rho"],
+    )
     return theta
 
 
@@ -224,12 +240,17 @@ def train_stacked_softmax(features_path, data_path, output, *, name, trajectory)
     (labels,) = _load(data_path, "labels")
     settings = trajectory["softmax"]
     return run_chunk(
-        output, k=1, previous=None, run=_run(name, trajectory, output),
+        output,
+        k=1,
+        previous=None,
+        run=_run(name, trajectory, output),
         initial=lambda: np.zeros(NUM_CLASSES * features.shape[0]),
-        cost_fn=softmax.cost_and_grad, data=features,
+        cost_fn=softmax.cost_and_grad,
+        data=features,
         cost_kwargs={"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
-        iterations=settings["max_iter"], optimizer=trajectory["optimizer"],
-    )  # fmt: skip
+        iterations=settings["max_iter"],
+        optimizer=trajectory["optimizer"],
+    )
 
 
 def _pretrained_stack(layer_thetas, softmax_path, hidden):
@@ -240,9 +261,17 @@ def _pretrained_stack(layer_thetas, softmax_path, hidden):
 
 
 def finetune_chunk(
-    data_path, layer_thetas, softmax_path, previous, output, *, name, trajectory, chunk: int,
+    data_path,
+    layer_thetas,
+    softmax_path,
+    previous,
+    output,
+    *,
+    name,
+    trajectory,
+    chunk: int,
     progress_every=10,
-):  # fmt: skip
+):
     """Chunk ``chunk`` of fine-tuning the whole stack (chunk 1 from the pretrained stack)."""
     images, labels = _load(data_path, "images", "labels")
     hidden = _hidden_sizes(trajectory)
@@ -254,12 +283,18 @@ def finetune_chunk(
         "lambda_": trajectory["softmax"]["lambda_"],
     }
     return run_chunk(
-        output, k=chunk, previous=previous, run=_run(name, trajectory, output),
+        output,
+        k=chunk,
+        previous=previous,
+        run=_run(name, trajectory, output),
         initial=lambda: _pretrained_stack(layer_thetas, softmax_path, hidden),
-        cost_fn=stacked.finetune_cost_and_grad, data=images, cost_kwargs=cost_kwargs,
+        cost_fn=stacked.finetune_cost_and_grad,
+        data=images,
+        cost_kwargs=cost_kwargs,
         iterations=trajectory["finetuning"]["iterations_per_chunk"],
-        optimizer=trajectory["optimizer"], progress_every=progress_every,
-    )  # fmt: skip
+        optimizer=trajectory["optimizer"],
+        progress_every=progress_every,
+    )
 
 
 def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, trajectory):
@@ -320,11 +355,13 @@ def evaluate_stacked(
     started = time.perf_counter()
     settings = trajectory["softmax"]
     raw = lbfgs_chunk(
-        softmax.cost_and_grad, np.zeros(NUM_CLASSES * INPUT_SIZE), train_x,
+        softmax.cost_and_grad,
+        np.zeros(NUM_CLASSES * INPUT_SIZE),
+        train_x,
         settings["max_iter"],
         cost_kwargs={"labels": train_y, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
         options=LBFGSOptions(**trajectory["optimizer"], maxiter=settings["max_iter"]),
-    )  # fmt: skip
+    )
     raw_scores = raw.theta.reshape((NUM_CLASSES, INPUT_SIZE), order="F") @ test_x
     result["accuracy_raw"] = float(np.mean(np.argmax(raw_scores, axis=0) == test_y))
     seconds = {}
@@ -340,9 +377,11 @@ def evaluate_stacked(
     for when in ("before", "after"):
         label = "pretrained stack" if when == "before" else "fine-tuned stack"
         plot_confusion_matrix(
-            result[f"confusion_{when}"], result["classes"], outputs[f"confusion_{when}"],
+            result[f"confusion_{when}"],
+            result["classes"],
+            outputs[f"confusion_{when}"],
             f"{label}: test accuracy {100 * result[f'accuracy_{when}']:.2f}%",
-        )  # fmt: skip
+        )
     # What MLflow shows of it: the accuracies and stage times (metrics), the counts (params).
     blocks = {
         "metrics": {
@@ -361,9 +400,12 @@ def evaluate_stacked(
     log.info(
         "test accuracy: before fine-tuning %.4f, after %.4f, softmax on raw pixels %.4f "
         "(n_train %d, n_test %d)",
-        result["accuracy_before"], result["accuracy_after"], result["accuracy_raw"],
-        result["n_train"], result["n_test"],
-    )  # fmt: skip
+        result["accuracy_before"],
+        result["accuracy_after"],
+        result["accuracy_raw"],
+        result["n_train"],
+        result["n_test"],
+    )
     return result
 
 
