@@ -151,14 +151,8 @@ def run_chunk(
     first = int(last["iteration"])
     options = LBFGSOptions(**optimizer, maxiter=first + int(iterations))
     label = f"{run.owner}, chunk {k}"
-    log.info(
-        "%s: %d iterations from iteration %d; %d threads; theta length %d",
-        label,
-        iterations,
-        first,
-        threads,
-        np.size(theta0),
-    )
+    text = "%s: %d iterations from iteration %d; %d threads; theta length %d"
+    log.info(text, label, iterations, first, threads, np.size(theta0))
     log.info("%9s %14s %12s %9s %9s", *RECORD_FIELDS)
 
     def progress(record):
@@ -166,26 +160,11 @@ def run_chunk(
         if done % progress_every == 0 or done == iterations:
             log.info("%9d %14.8f %12.4e %9d %9.2f", *(record[f] for f in RECORD_FIELDS))
 
-    result = lbfgs_chunk(
-        cost_fn,
-        theta0,
-        data,
-        iterations,
-        cost_kwargs=cost_kwargs,
-        options=options,
-        start=last,
-        progress=progress,
-        dtype=dtype,
-    )
+    hooks = {"cost_kwargs": cost_kwargs, "start": last, "progress": progress, "dtype": dtype}
+    result = lbfgs_chunk(cost_fn, theta0, data, iterations, options=options, **hooks)
     if result.reason != "budget":
-        log.warning(
-            "WARNING %s stopped after %d of %d iterations: %s (%s)",
-            label,
-            result.iterations,
-            iterations,
-            result.reason,
-            result.message,
-        )
+        why = (result.iterations, iterations, result.reason, result.message)
+        log.warning("WARNING %s stopped after %d of %d iterations: %s (%s)", label, *why)
     from sparseae.environment import environment_info
 
     meta = {
@@ -202,12 +181,7 @@ def run_chunk(
         "environment": environment_info(),
     }
     save_checkpoint(output, result.theta, result.records, meta)
-    log.info(
-        "wrote %s: %d iterations in this chunk, cost %s; optimizer stopped (%s): %s",
-        output,
-        result.iterations,
-        f"{result.records[-1]['cost']:.8f}" if result.records else "unchanged",
-        result.reason,
-        result.message,
-    )
+    cost = f"{result.records[-1]['cost']:.8f}" if result.records else "unchanged"
+    text = "wrote %s: %d iterations in this chunk, cost %s; optimizer stopped (%s): %s"
+    log.info(text, output, result.iterations, cost, result.reason, result.message)
     return meta

@@ -152,15 +152,8 @@ def sample_patches(output, *, name: str, data: Mapping, resources="resources") -
     X = np.ascontiguousarray(X, dtype=data["training"]["dtype"])
     with atomic_path(output, suffix=".npz") as tmp:
         np.savez(tmp, data=X, data_key=np.array(data_key(data)))
-    log.info(
-        "wrote %s: data %s %s, min %.4f max %.4f mean %.4f",
-        output,
-        X.shape,
-        X.dtype,
-        X.min(),
-        X.max(),
-        X.mean(),
-    )
+    stats = (X.shape, X.dtype, X.min(), X.max(), X.mean())
+    log.info("wrote %s: data %s %s, min %.4f max %.4f mean %.4f", output, *stats)
     return X
 
 
@@ -214,16 +207,9 @@ def check_gradient(patches, output, *, name: str, trajectory: Mapping, gradcheck
     data = load_patches(patches, name=name, experiment=trajectory)[:, : gradcheck["num_examples"]]
     # float64 whatever training.dtype: the check compares gradients to about 1e-9.
     data = data.astype(np.float64)
-    result = gradient_check.check_gradient(
-        hidden_size=gradcheck["hidden_size"],
-        lambda_=model["lambda_"],
-        beta=model["beta"],
-        rho=model["rho"],
-        rng=rng(trajectory["seed"], "gradcheck"),
-        data=data,
-        epsilon=gradcheck["epsilon"],
-        bound=gradcheck["bound"],
-    )
+    settings = {k: gradcheck[k] for k in ("hidden_size", "epsilon", "bound")}
+    settings.update({k: model[k] for k in ("lambda_", "beta", "rho")}, data=data)
+    result = gradient_check.check_gradient(rng=rng(trajectory["seed"], "gradcheck"), **settings)
     log.info("quadratic sanity check: %.4e (expected about 2.1e-12)", result["quadratic"])
     gradient_check.require_passed(
         result,
@@ -388,14 +374,11 @@ def finalize(
         "chunk_wall_seconds": [float(m["wall_seconds"]) for m in metas],
     }
     write_json(summary, {**result, **summary_blocks(result)})
-    log.info(
-        "final cost %.8f = reconstruction %.6f + weight decay %.6f + sparsity %.6f after %d "
-        "iterations (chunk %d; optimizer stop: %s)",
-        *(result[k] for k in ("final_cost", "reconstruction", "weight_decay", "sparsity")),
-        result["iterations"],
-        result["final_chunk"],
-        result["stop"].get("reason"),
-    )
+    terms = ("final_cost", "reconstruction", "weight_decay", "sparsity")
+    shown = (*terms, "iterations", "final_chunk")
+    text = "final cost %.8f = reconstruction %.6f + weight decay %.6f + sparsity %.6f after %d "
+    text += "iterations (chunk %d; optimizer stop: %s)"
+    log.info(text, *(result[k] for k in shown), result["stop"].get("reason"))
     return result
 
 
@@ -444,13 +427,9 @@ def plot_curves(history, summary, *, cost, rhohat, name: str, rho: float) -> Non
 
     table = pd.read_csv(history, sep="\t")
     result = read_json(summary)
-    plot_cost_curve(
-        table["iteration"].to_numpy(),
-        table["cost"].to_numpy(),
-        cost,
-        chunk_boundaries=result["chunk_ends"][:-1],
-        title=f"{name}: sparse autoencoder training cost",
-    )
+    title, curve = f"{name}: sparse autoencoder training cost", table[["iteration", "cost"]]
+    ends = result["chunk_ends"][:-1]
+    plot_cost_curve(*curve.to_numpy().T, cost, chunk_boundaries=ends, title=title)
     title = f"{name}: mean activation of each hidden unit"
     plot_rhohat(np.asarray(result["rhohat"]), rho, rhohat, title=title)
     log.info("wrote %s and %s", cost, rhohat)
@@ -539,27 +518,12 @@ def evaluate(
     del trained_on
     model = trajectory["model"]
     params = load_theta(theta, name=name, trajectory=trajectory)
-    log.info(
-        "%s: %d unlabeled (digits %s), %d train / %d test labeled (digits %s, train_fraction %g)",
-        name,
-        split["unlabeled"].size,
-        dataset["digits"],
-        split["train"].size,
-        split["test"].size,
-        settings["labeled_digits"],
-        settings["train_fraction"],
-    )
-    result = evaluation_tools.evaluate_features(
-        params,
-        parts["X_train"],
-        parts["y_train"],
-        parts["X_test"],
-        parts["y_test"],
-        visible_size=model["visible_size"],
-        hidden_size=model["hidden_size"],
-        lambda_=settings["softmax"]["lambda_"],
-        max_iter=settings["softmax"]["max_iter"],
-    )
+    counts = (split["unlabeled"].size, dataset["digits"], split["train"].size, split["test"].size)
+    text = "%s: %d unlabeled (digits %s), %d train / %d test labeled (digits %s, train_fraction %g)"
+    log.info(text, name, *counts, settings["labeled_digits"], settings["train_fraction"])
+    arrays = [parts[k] for k in ("X_train", "y_train", "X_test", "y_test")]
+    sizes = {k: model[k] for k in ("visible_size", "hidden_size")}
+    result = evaluation_tools.evaluate_features(params, *arrays, **sizes, **settings["softmax"])
     # Settings go in a nested block: config.json already gives them to MLflow as params.
     extra = {
         "trajectory_key": fingerprint(trajectory),

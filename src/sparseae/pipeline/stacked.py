@@ -17,12 +17,12 @@ from sparseae.config import PURPOSES, rng
 from sparseae.config.stacked import (
     INPUT_SIZE,
     NUM_CLASSES,
-    fingerprint_of,
     image_range,
     num_layers,
     stage_fingerprint,
 )
 from sparseae.errors import ResultFileError
+from sparseae.identity import key_of
 from sparseae.io import (
     ParameterFileError,
     atomic_path,
@@ -58,7 +58,7 @@ def write_finetune_trajectory(path, *, name: str, trajectory: Mapping) -> dict:
     record = {
         "name": name,
         "stage": "finetune",
-        "fingerprint": fingerprint_of(trajectory),
+        "fingerprint": key_of(trajectory),
         "trajectory": dict(trajectory),
     }
     write_json(path, record)
@@ -79,16 +79,9 @@ def prepare_stacked_data(path, source: str, images: Mapping, folder=None) -> tup
     }
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-    log.info(
-        "wrote %s: %s images %d..%d (%d), array %s",
-        path,
-        split,
-        start,
-        stop - 1,
-        stop - start,
-        arrays["images"].shape,
-    )
-    return arrays["images"].shape
+    shape, where = arrays["images"].shape, (split, start, stop - 1, stop - start)
+    log.info("wrote %s: %s images %d..%d (%d), array %s", path, *where, shape)
+    return shape
 
 
 def _load(path, *keys):
@@ -105,31 +98,17 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
 
     check = settings["gradcheck"]
     images, labels = _load(data_path, "images", "labels")
-    count = check["num_examples"]
-    generator = rng(settings["seed"], "stacked_gradcheck")
-    result = stacked.check_finetune_gradient(
-        images[:, :count],
-        labels[:count],
-        hidden_sizes=[check["hidden_size"]] * settings["num_layers"],
-        num_classes=NUM_CLASSES,
-        lambda_=settings["softmax_lambda"],
-        rng=generator,
-        epsilon=check["epsilon"],
-        bound=check["bound"],
-    )
-    layer = settings["layer1"]
-    ae = check_gradient(
-        hidden_size=check["hidden_size"],
-        lambda_=layer["lambda_"],
-        beta=layer["beta"],
-        rho=layer["rho"],
-        rng=generator,
-        data=images[:, :count],
-        epsilon=check["epsilon"],
-        bound=check["bound"],
-    )
-    result["autoencoder"] = ae["autoencoder"]
-    result["quadratic"] = ae["quadratic"]
+    count, hidden = check["num_examples"], check["hidden_size"]
+    # One generator, drawn from in this order: the fine-tuning check, then layer 1's.
+    common = {"rng": rng(settings["seed"], "stacked_gradcheck"), "epsilon": check["epsilon"]}
+    common["bound"] = check["bound"]
+    sizes = [hidden] * settings["num_layers"]
+    finetune = {"hidden_sizes": sizes, "num_classes": NUM_CLASSES, **common}
+    data = images[:, :count]
+    lambda_ = settings["softmax_lambda"]
+    result = stacked.check_finetune_gradient(data, labels[:count], lambda_=lambda_, **finetune)
+    ae = check_gradient(hidden_size=hidden, data=data, **settings["layer1"], **common)
+    result.update(autoencoder=ae["autoencoder"], quadratic=ae["quadratic"])
     result["passed"] = bool(result["passed"] and ae["passed"])
     require_passed(
         result,
@@ -137,10 +116,7 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
         what=f"stacked experiment '{name}'",
         config_key=f"stacked_experiments.{name}.gradcheck.bound",
     )
-    metrics = {
-        "gradcheck_finetune": result["finetune"],
-        "gradcheck_autoencoder": result["autoencoder"],
-    }
+    metrics = {f"gradcheck_{k}": result[k] for k in ("finetune", "autoencoder")}
     write_json(path, {**result, "metrics": metrics})
     return result
 
@@ -162,7 +138,7 @@ def _run(name: str, trajectory: Mapping, output) -> Run:
     return Run(
         owner=f"stage {stage} of stacked experiment '{name}'",
         trajectory=trajectory,
-        fingerprint=fingerprint_of(trajectory),
+        fingerprint=key_of(trajectory),
         length=length,
         shape=f"(hidden sizes {hidden})",
         folder=f"{Path(output).parent}/",
@@ -222,15 +198,9 @@ def finalize_layer(
     )
     with atomic_path(features_path, suffix=".npz") as tmp:
         np.savez(tmp, features=features)
-    log.info(
-        "layer %d: %d iterations, final cost %.8f; features %s, mean activation %.4f (rho %g)",
-        layer,
-        len(records),
-        records[-1]["cost"] if records else float("nan"),
-        features.shape,
-        features.mean(),
-        model["rho"],
-    )
+    stats = (len(records), records[-1]["cost"] if records else float("nan"), features.shape)
+    text = "layer %d: %d iterations, final cost %.8f; features %s, mean activation %.4f (rho %g)"
+    log.info(text, layer, *stats, features.mean(), model["rho"])
     return theta
 
 
@@ -311,13 +281,9 @@ def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, t
         "num_classes": NUM_CLASSES,
         "layout": "[softmaxTheta(:); W1(:); b1; W2(:); b2; ...] column-major",
     }
+    config = np.array(json.dumps(layout, sort_keys=True))
     with atomic_path(output, suffix=".npz") as tmp:
-        np.savez(
-            tmp,
-            pretrained=pretrained,
-            finetuned=finetuned,
-            config=np.array(json.dumps(layout, sort_keys=True)),
-        )
+        np.savez(tmp, pretrained=pretrained, finetuned=finetuned, config=config)
     return pretrained, finetuned
 
 
@@ -364,16 +330,14 @@ def evaluate_stacked(
     )
     raw_scores = raw.theta.reshape((NUM_CLASSES, INPUT_SIZE), order="F") @ test_x
     result["accuracy_raw"] = float(np.mean(np.argmax(raw_scores, axis=0) == test_y))
-    seconds = {}
-    iterations = {}
+    seconds, iterations = {}, {}
     for stage, paths in stage_chunks.items():
         _, records, metas = read_chunks(paths)
         seconds[stage] = float(sum(m["wall_seconds"] for m in metas))
         iterations[stage] = int(records[-1]["iteration"]) if records else 0
     seconds["softmax_raw"] = time.perf_counter() - started
     iterations["softmax_raw"] = raw.iterations
-    result["seconds"] = seconds
-    result["iterations"] = iterations
+    result.update(seconds=seconds, iterations=iterations)
     for when in ("before", "after"):
         label = "pretrained stack" if when == "before" else "fine-tuned stack"
         plot_confusion_matrix(
@@ -397,14 +361,11 @@ def evaluate_stacked(
     }
     # last: its presence means the figures exist
     write_json(outputs["evaluation"], {**result, **blocks})
+    shown = ("accuracy_before", "accuracy_after", "accuracy_raw", "n_train", "n_test")
     log.info(
         "test accuracy: before fine-tuning %.4f, after %.4f, softmax on raw pixels %.4f "
         "(n_train %d, n_test %d)",
-        result["accuracy_before"],
-        result["accuracy_after"],
-        result["accuracy_raw"],
-        result["n_train"],
-        result["n_test"],
+        *(result[key] for key in shown),
     )
     return result
 
