@@ -155,4 +155,3 @@ def _run(run, experiments: Mapping, stacked: Mapping, members_of: Mapping):
                 )
             names += [] if target in names else [target]
     return names, stacked_names
-
