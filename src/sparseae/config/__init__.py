@@ -119,9 +119,8 @@ def resolve_config(
         if problems:  # the sweep is named once, after the member's last problem
             problems[-1] += f" (member of sweep 'sweeps.{sweep_name}')"
         raise_problems(problems)
-    experiments = {
-        name: apply_defaults(exp, root["$defs"]["experiment"], root) for name, exp in raw.items()
-    }
+    node = root["$defs"]["experiment"]
+    experiments = {name: apply_defaults(exp, node, root) for name, exp in raw.items()}
     # A member inherits its base's problems: they are named once, at the base, and the
     # members are checked once the experiments as written pass.
     raise_problems([p for name in written for p in experiment_problems(name, experiments[name])])

@@ -249,15 +249,7 @@ def _run(name: str, trajectory: Mapping) -> Run:
 
 
 def train_chunk(
-    output,
-    *,
-    k: int,
-    previous,
-    patches,
-    name: str,
-    trajectory: Mapping,
-    threads: int = 1,
-    progress_every: int = 10,
+    output, *, k: int, previous, patches, name: str, trajectory, threads=1, progress_every=10
 ) -> dict:
     """Rule ``train_chunk``: chunk ``k`` of the L-BFGS training (:func:`.chunks.run_chunk`)."""
     model = trajectory["model"]
@@ -303,16 +295,7 @@ def load_chunks(paths: Sequence[str | Path], *, name: str, trajectory: Mapping):
 
 
 def finalize(
-    chunks: Sequence,
-    patches,
-    *,
-    theta,
-    history,
-    summary,
-    name: str,
-    trajectory: Mapping,
-    threads: int = 1,
-    resources="resources",
+    chunks, patches, *, theta, history, summary, name, trajectory, threads=1, resources="resources"
 ) -> dict:
     """Rule ``finalize``: ``theta.npz``, ``history.tsv`` and ``summary.json`` from chunks 1..K."""
     autoencoder.set_num_threads(threads)
@@ -444,16 +427,11 @@ def diagnose(
     params = load_theta(theta, name=name, trajectory=trajectory)
     data = load_patches(patches, name=name, experiment=trajectory)
     try:
+        paths = {"json_path": json_path, "png_path": png_path, "settings": settings}
+        run = {"model": trajectory["model"], "seed": trajectory["seed"]}
+        key = fingerprint(trajectory)
         record = write_diagnostics(
-            params,
-            data,
-            json_path=json_path,
-            png_path=png_path,
-            experiment=name,
-            model=trajectory["model"],
-            settings=settings,
-            seed=trajectory["seed"],
-            trajectory_key=fingerprint(trajectory),
+            params, data, experiment=name, trajectory_key=key, **paths, **run
         )
     except DiagnosticsError as error:
         raise DiagnosticsError(f"experiment '{name}': {error}") from None
@@ -467,14 +445,7 @@ def _index_digest(indices) -> str:
 
 
 def evaluate(
-    theta,
-    patches,
-    evaluation,
-    *,
-    name: str,
-    trajectory: Mapping,
-    settings: Mapping,
-    resources="resources",
+    theta, patches, evaluation, *, name: str, trajectory, settings, resources="resources"
 ) -> dict:
     """Rule ``evaluate``: self-taught evaluation -> evaluation.json and two confusion matrices."""
     from sparseae.analysis import evaluate as evaluation_tools

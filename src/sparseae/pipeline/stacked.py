@@ -239,19 +239,14 @@ def finetune_chunk(
     *,
     name,
     trajectory,
-    chunk: int,
+    chunk,
     progress_every=10,
 ):
     """Chunk ``chunk`` of fine-tuning the whole stack (chunk 1 from the pretrained stack)."""
     images, labels = _load(data_path, "images", "labels")
     hidden = _hidden_sizes(trajectory)
-    cost_kwargs = {
-        "labels": labels,
-        "input_size": INPUT_SIZE,
-        "hidden_sizes": hidden,
-        "num_classes": NUM_CLASSES,
-        "lambda_": trajectory["softmax"]["lambda_"],
-    }
+    cost_kwargs = {"labels": labels, "lambda_": trajectory["softmax"]["lambda_"]}
+    cost_kwargs.update(input_size=INPUT_SIZE, hidden_sizes=hidden, num_classes=NUM_CLASSES)
     return run_chunk(
         output,
         k=chunk,
