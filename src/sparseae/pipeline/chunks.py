@@ -35,12 +35,9 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """Whose checkpoints these are: what each must match, and how messages name the run.
-
-    ``owner`` names the run in messages; ``trajectory`` and its ``fingerprint`` must match;
-    ``length`` of theta, explained by ``shape``; ``folder`` is what to delete to retrain;
-    ``meta`` goes into every checkpoint's metadata.
-    """
+    """Whose checkpoints these are: ``trajectory``, its ``fingerprint`` and the theta ``length``
+    (explained by ``shape``) must match; ``owner`` names the run in messages, ``folder`` is what
+    to delete to retrain, ``meta`` goes into every checkpoint's metadata."""
 
     owner: str
     trajectory: Mapping
@@ -97,12 +94,10 @@ def read_checkpoint(path, run: Run | None = None, k: int | None = None):
 
 
 def read_chunks(paths: Sequence, run: Run | None = None):
-    """``(last theta, all records, every meta)`` of chunks 1..K (checked when ``run`` is
-    given)."""
+    """``(last theta, all records, every meta)`` of chunks 1..K, checked against ``run``."""
     if not paths:
         raise ValueError("no chunk checkpoints given")
-    records: list[dict] = []
-    metas: list[dict] = []
+    records, metas = [], []
     for k, path in enumerate(paths, start=1):
         theta, chunk_records, meta = read_checkpoint(path, run, k)
         records += chunk_records

@@ -306,22 +306,18 @@ def evaluate_stacked(
     for when, theta in (("before", pretrained), ("after", finetuned)):
         predicted = stacked.predict(theta, test_x, **shape)
         result[f"accuracy_{when}"] = float(np.mean(predicted == test_y))
-        result[f"train_accuracy_{when}"] = float(
-            np.mean(stacked.predict(theta, train_x, **shape) == train_y)
-        )
-        result[f"confusion_{when}"] = confusion_matrix(
-            test_y, predicted, np.arange(NUM_CLASSES)
-        ).tolist()
+        trained = stacked.predict(theta, train_x, **shape)
+        result[f"train_accuracy_{when}"] = float(np.mean(trained == train_y))
+        confusion = confusion_matrix(test_y, predicted, np.arange(NUM_CLASSES))
+        result[f"confusion_{when}"] = confusion.tolist()
     # Softmax on the raw pixels: the same objective, λ, iterations and optimizer settings.
     started = time.perf_counter()
     settings = trajectory["softmax"]
+    cost_kwargs = {"labels": train_y, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]}
+    options = LBFGSOptions(**trajectory["optimizer"], maxiter=settings["max_iter"])
+    theta0, max_iter = np.zeros(NUM_CLASSES * INPUT_SIZE), settings["max_iter"]
     raw = lbfgs_chunk(
-        softmax.cost_and_grad,
-        np.zeros(NUM_CLASSES * INPUT_SIZE),
-        train_x,
-        settings["max_iter"],
-        cost_kwargs={"labels": train_y, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
-        options=LBFGSOptions(**trajectory["optimizer"], maxiter=settings["max_iter"]),
+        softmax.cost_and_grad, theta0, train_x, max_iter, cost_kwargs=cost_kwargs, options=options
     )
     raw_scores = raw.theta.reshape((NUM_CLASSES, INPUT_SIZE), order="F") @ test_x
     result["accuracy_raw"] = float(np.mean(np.argmax(raw_scores, axis=0) == test_y))
@@ -335,12 +331,9 @@ def evaluate_stacked(
     result.update(seconds=seconds, iterations=iterations)
     for when in ("before", "after"):
         label = "pretrained stack" if when == "before" else "fine-tuned stack"
-        plot_confusion_matrix(
-            result[f"confusion_{when}"],
-            result["classes"],
-            outputs[f"confusion_{when}"],
-            f"{label}: test accuracy {100 * result[f'accuracy_{when}']:.2f}%",
-        )
+        title = f"{label}: test accuracy {100 * result[f'accuracy_{when}']:.2f}%"
+        matrix, path = result[f"confusion_{when}"], outputs[f"confusion_{when}"]
+        plot_confusion_matrix(matrix, result["classes"], path, title)
     # What MLflow shows of it: the accuracies and stage times (metrics), the counts (params).
     blocks = {
         "metrics": {
