@@ -116,7 +116,7 @@ def resolved_natural() -> dict:
     from sparseae.config import resolve_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    return resolve_config(config)["experiments"]["natural"]
+    return resolve_config(config)["experiments"]["natural"].to_dict()
 
 
 # ------------------------------------------------------------------ the file/api calls

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -19,7 +20,9 @@ import pytest
 import yaml
 
 from sparseae.config import (
+    Config,
     ConfigError,
+    Experiment,
     check_patch_fits,
     fingerprint,
     resolve_config,
@@ -78,9 +81,33 @@ def test_defaults_fill_a_minimal_experiment_without_aliasing():
     resolved = resolve_config({"experiments": {"a": {}, "b": {"seed": 7}}, "run": ["a", "b"]})
     a, b = resolved["experiments"]["a"], resolved["experiments"]["b"]
     assert a["model"]["hidden_size"] == 25 and b["seed"] == 7 and a["seed"] == 1
-    a["model"]["hidden_size"] = 99  # defaults are deep copies, not one shared dict
-    assert b["model"]["hidden_size"] == 25
+    edited = copy.deepcopy(a)  # a plain, editable copy: defaults are never one shared dict
+    edited["model"]["hidden_size"] = 99
+    assert b["model"]["hidden_size"] == a["model"]["hidden_size"] == 25
     assert resolved["experiments"]["a"]["resources"]["train"]["threads"] == 2
+
+
+def test_resolved_config_is_typed_frozen_and_reads_as_its_dicts():
+    resolved = resolve_config(shipped_config(), SCHEMA)
+    natural = resolved.experiments["natural"]
+    assert isinstance(resolved, Config) and isinstance(natural, Experiment)
+    assert natural.training["chunks"] == natural["training"]["chunks"] == 8
+    for edit in (
+        lambda: natural.model.__setitem__("rho", 0.5),
+        lambda: natural.dataset.update(source="mnist"),
+        lambda: resolved.run.append("natural"),
+        lambda: resolved.experiments.pop("natural"),
+    ):
+        with pytest.raises(TypeError, match="read-only"):
+            edit()
+    with pytest.raises(AttributeError):
+        natural.seed = 2  # a frozen dataclass
+    # Plain dicts with today's text: Snakemake compares rule params by their repr.
+    plain = natural.to_dict()
+    assert type(plain) is dict and type(plain["model"]) is dict
+    assert repr(natural) == repr(plain) == repr(copy.deepcopy(natural))
+    assert list(plain) == sorted(plain) and list(plain["model"]) == sorted(plain["model"])
+    assert json.loads(json.dumps(dict(natural))) == plain
 
 
 @pytest.mark.parametrize(

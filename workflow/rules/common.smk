@@ -25,15 +25,15 @@ try:
 except ConfigError as error:
     raise WorkflowError(str(error)) from None
 
-EXPERIMENTS = CONFIG["experiments"]
-RUN = CONFIG["run"]
+EXPERIMENTS = CONFIG.experiments
+RUN = CONFIG.run
 # Environment variables, the tracking store and the input folders: checked before any job.
 # The device is checked in preflight(): only then does Snakemake know whether jobs run here.
 _input_problems = workflow_input_problems(CONFIG, local=False)
 if _input_problems:
     raise WorkflowError("invalid configuration:\n  - " + "\n  - ".join(_input_problems))
 try:
-    TRACKING_URI = resolve_tracking_uri(CONFIG["tracking"]["uri"])
+    TRACKING_URI = resolve_tracking_uri(CONFIG.tracking["uri"])
 except ValueError as error:
     raise WorkflowError(f"config key 'tracking.uri': {error}") from None
 # The init marker is named after the store's identity token (read-only here): a store that is
@@ -45,11 +45,6 @@ TRACKING_MARKER = store_marker(TRACKING_URI, "results/_tracking").as_posix()
 # ------------------------------------------------------------------ config access
 
 
-def experiment(wildcards):
-    """The resolved config of the experiment named by the wildcards."""
-    return EXPERIMENTS[wildcards.experiment]
-
-
 def section(name):
     """Input/params function returning one config section of the experiment."""
     return lambda wildcards: copy.deepcopy(EXPERIMENTS[wildcards.experiment][name])
@@ -57,20 +52,20 @@ def section(name):
 
 def resource(kind, field):
     """threads/resources function: experiments.<exp>.resources.<kind>.<field>."""
-    return lambda wildcards: EXPERIMENTS[wildcards.experiment]["resources"][kind][field]
+    return lambda wildcards: EXPERIMENTS[wildcards.experiment].resources[kind][field]
 
 
 def num_chunks(wildcards):
-    return EXPERIMENTS[wildcards.experiment]["training"]["chunks"]
+    return EXPERIMENTS[wildcards.experiment].training["chunks"]
 
 
 def experiment_mlflow_name(name):
     """MLflow experiment of a config experiment, or of a sweep: a sweep member logs into its
     sweep's experiment, so the members compare in one runs table."""
-    return CONFIG["tracking"]["experiment_prefix"] + SWEEP_OF.get(name, name)
+    return CONFIG.tracking["experiment_prefix"] + SWEEP_OF.get(name, name)
 
 
-SWEEP_OF = {m: s for s, members in CONFIG["sweep_members"].items() for m in members}
+SWEEP_OF = {m: s for s, members in CONFIG.sweep_members.items() for m in members}
 
 
 def mlflow_tags(name):
@@ -80,25 +75,25 @@ def mlflow_tags(name):
 
 # ------------------------------------------------------------------ sweeps
 
-SWEEPS = CONFIG["sweeps"]
-# Sweeps named in `run` get a summary table and a parent MLflow run (CONFIG["run"] lists
+SWEEPS = CONFIG.sweeps
+# Sweeps named in `run` get a summary table and a parent MLflow run (CONFIG.run lists
 # their members instead of the sweep names, so the names come from the config as given).
 _run_given = config.get("run", [])
 RUN_SWEEPS = [
     s
     for s in ([_run_given] if isinstance(_run_given, str) else _run_given)
-    if s in CONFIG["sweep_members"]
+    if s in CONFIG.sweep_members
 ]
 
 
 def sweep_members(wildcards):
     """The member experiments of the sweep named by the wildcards, in grid order."""
-    if wildcards.sweep not in CONFIG["sweep_members"]:
+    if wildcards.sweep not in CONFIG.sweep_members:
         raise WorkflowError(
             f"no sweep named {wildcards.sweep!r} under 'sweeps' in the config; defined: "
             f"{', '.join(sorted(CONFIG['sweep_members'])) or '(none)'}"
         )
-    return list(CONFIG["sweep_members"][wildcards.sweep])
+    return list(CONFIG.sweep_members[wildcards.sweep])
 
 
 def sweep_member_files(filename):
@@ -117,7 +112,7 @@ def sweep_parameters(wildcards):
 def sweep_settings(wildcards):
     """The sweep as written (base, overrides, grid): params of its parent MLflow run."""
     sweep_members(wildcards)
-    return copy.deepcopy(dict(SWEEPS[wildcards.sweep]))
+    return SWEEPS[wildcards.sweep].to_dict()
 
 
 def sweep_targets():
@@ -140,7 +135,7 @@ def sweep_targets():
 
 def fetched_marker(wildcards):
     """The download marker of the experiment's source (and split, for split sources)."""
-    dataset = EXPERIMENTS[wildcards.experiment]["dataset"]
+    dataset = EXPERIMENTS[wildcards.experiment].dataset
     if SOURCES[dataset["source"]].loader == "image-folder":
         return []  # the user's own folder (dataset.path): nothing to fetch
     return f"resources/{dataset['source']}/fetched-{dataset['split']}.json"
@@ -175,7 +170,7 @@ def data_settings(wildcards):
 
 
 def progress_every(wildcards):
-    return EXPERIMENTS[wildcards.experiment]["training"]["progress_every"]
+    return EXPERIMENTS[wildcards.experiment].training["progress_every"]
 
 
 def folder_checksum(wildcards):
@@ -184,7 +179,7 @@ def folder_checksum(wildcards):
     Downloaded sources are checked by their fetch markers; a path of the user's own is no
     file Snakemake tracks, so its contents enter sample_patches' params instead.
     """
-    dataset = EXPERIMENTS[wildcards.experiment]["dataset"]
+    dataset = EXPERIMENTS[wildcards.experiment].dataset
     if dataset["path"] is None:
         return None
     try:
@@ -222,7 +217,7 @@ def rule_logs(wildcards):
 
 def evaluates(name):
     """Whether experiment `name` has the self-taught evaluation (evaluation.enabled)."""
-    return bool(EXPERIMENTS[name]["evaluation"]["enabled"])
+    return bool(EXPERIMENTS[name].evaluation["enabled"])
 
 
 def evaluation_outputs(wildcards):

@@ -3,13 +3,13 @@
 # (sparseae.config.stacked.stage_trajectory), so a change reruns exactly the stages it affects.
 from sparseae.config.stacked import gradcheck_settings, stage_trajectory
 
-STACKED = CONFIG["stacked_experiments"]
-RUN_STACKED = CONFIG["run_stacked"]
+STACKED = CONFIG.stacked_experiments
+RUN_STACKED = CONFIG.run_stacked
 
 
 def stacked_resource(kind, field):
     """threads/resources: stacked_experiments.<exp>.resources.<kind>.<field>."""
-    return lambda wildcards: STACKED[wildcards.experiment]["resources"][kind][field]
+    return lambda wildcards: STACKED[wildcards.experiment].resources[kind][field]
 
 
 def stacked_trajectory(stage):
@@ -28,14 +28,14 @@ def stacked_gradcheck(wildcards):
 
 def stacked_fetched(wildcards):
     """The download marker of the MNIST split the train or test images come from."""
-    dataset = STACKED[wildcards.experiment]["dataset"]
+    dataset = STACKED[wildcards.experiment].dataset
     return (
         f"resources/{dataset['source']}/fetched-{dataset[wildcards.part]['split']}.json"
     )
 
 
 def stacked_layers(wildcards):
-    return len(STACKED[wildcards.experiment]["layers"]["hidden_sizes"])
+    return len(STACKED[wildcards.experiment].layers["hidden_sizes"])
 
 
 def layer_input(wildcards):

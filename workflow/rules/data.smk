@@ -38,7 +38,7 @@ rule write_config:
         mem_mb=resource("light", "mem_mb"),
         runtime=resource("light", "runtime"),
     params:
-        experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment],
+        experiment=lambda wildcards: EXPERIMENTS[wildcards.experiment].to_dict(),
     script:
         "../scripts/write_config.py"
 

@@ -24,7 +24,7 @@ rule write_stacked_config:
         mem_mb=stacked_resource("light", "mem_mb"),
         runtime=stacked_resource("light", "runtime"),
     params:
-        experiment=lambda wildcards: STACKED[wildcards.experiment],
+        experiment=lambda wildcards: STACKED[wildcards.experiment].to_dict(),
     script:
         "../scripts/write_stacked_config.py"
 

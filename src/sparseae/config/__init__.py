@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from sparseae.config.checks import check_image_inputs, check_patch_fits, name_problems
 from sparseae.config.environment import sources_problems
@@ -26,6 +25,7 @@ from sparseae.config.keys import (
     trajectory_config,
     write_config,
 )
+from sparseae.config.resolved import Config, Experiment, StackedExperiment, Sweep
 from sparseae.config.rules import experiment_problems, stacked_problems
 from sparseae.config.schema import (
     DEFAULT_SCHEMA,
@@ -47,7 +47,11 @@ __all__ = [
     "PURPOSES",
     "RECOMPUTES",
     "RECOMPUTE_KINDS",
+    "Config",
     "ConfigError",
+    "Experiment",
+    "StackedExperiment",
+    "Sweep",
     "check_image_inputs",
     "check_patch_fits",
     "describe_difference",
@@ -75,13 +79,15 @@ def resolve_config(
     schema: str | os.PathLike | Mapping | None = None,
     *,
     files: Sequence[str | os.PathLike] = (),
-) -> dict:
+) -> Config:
     """Check a config and return it resolved: defaults filled, sweeps expanded, keys sorted.
 
     ``config`` is the config as loaded (None: read and merge ``files``, which are checked for
     YAML 1.1 surprises either way); ``schema`` defaults to the packaged one. The result has
     every experiment complete (sweep members added), ``run`` as experiment names (sweeps
-    replaced by their members), ``run_stacked`` and ``sweep_members`` (``{sweep: [member]}``).
+    replaced by their members), ``run_stacked`` and ``sweep_members`` (``{sweep: [member]}``),
+    as a frozen :class:`Config` of :class:`Experiment`, :class:`StackedExperiment` and
+    :class:`Sweep` objects.
     Raises :class:`ConfigError` listing every problem (key, value, what is allowed, the fix).
     """
     raise_problems(yaml_file_problems(files))
@@ -113,8 +119,8 @@ def resolve_config(
         if problems:  # the sweep is named once, after the member's last problem
             problems[-1] += f" (member of sweep 'sweeps.{sweep_name}')"
         raise_problems(problems)
-    experiments = {name: apply_defaults(exp, root["$defs"]["experiment"], root)
-                   for name, exp in raw.items()}  # fmt: skip
+    node = root["$defs"]["experiment"]
+    experiments = {name: apply_defaults(exp, node, root) for name, exp in raw.items()}
     raise_problems(name_problems({**resolved, "experiments": experiments}))
     # A member inherits its base's problems: they are named once, at the base, and the
     # members are checked once the experiments as written pass.
@@ -128,7 +134,7 @@ def resolve_config(
     resolved["sweep_members"] = members_of
     # Keys in one order, whatever order the YAML file wrote them in: Snakemake compares rule
     # params by their text, so reordering keys in a config file must not look like a change.
-    return _sorted_keys(resolved)
+    return Config.of(resolved)
 
 
 def _run(run, experiments: Mapping, stacked: Mapping, members_of: Mapping):
@@ -149,11 +155,3 @@ def _run(run, experiments: Mapping, stacked: Mapping, members_of: Mapping):
                 )
             names += [] if target in names else [target]
     return names, stacked_names
-
-
-def _sorted_keys(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _sorted_keys(value[key]) for key in sorted(value)}
-    if isinstance(value, list):
-        return [_sorted_keys(item) for item in value]
-    return value

@@ -289,8 +289,10 @@ def stacked_problems(name: str, experiment: Mapping) -> list[str]:
                 f"config key '{key}.{stage}.dtype' = {dtype!r}; allowed: 'float64' (stacked "
                 f"experiments train in float64; float32 is for experiments); remove the key"
             )
-    stages = {s: experiment[s]["chunks"] * experiment[s]["iterations_per_chunk"]
-              for s in ("pretraining", "finetuning")}  # fmt: skip
+    stages = {
+        s: experiment[s]["chunks"] * experiment[s]["iterations_per_chunk"]
+        for s in ("pretraining", "finetuning")
+    }
     stages["softmax"] = experiment["softmax"]["max_iter"]
     stage, planned = max(stages.items(), key=lambda item: item[1])
     plan = f"stage {stage}" if stage == "softmax" else f"{stage}.chunks x iterations_per_chunk"

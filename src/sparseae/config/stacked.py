@@ -75,14 +75,9 @@ def stage_trajectory(experiment: Mapping, stage: str) -> dict:
     return trajectory
 
 
-def fingerprint_of(trajectory: Mapping) -> str:
-    """16-hex-digit sha256 of a stage trajectory (canonical JSON)."""
-    return key_of(trajectory)
-
-
 def stage_fingerprint(experiment: Mapping, stage: str) -> str:
-    """:func:`fingerprint_of` the stage's :func:`stage_trajectory`."""
-    return fingerprint_of(stage_trajectory(experiment, stage))
+    """The key (:func:`sparseae.identity.key_of`) of the stage's :func:`stage_trajectory`."""
+    return key_of(stage_trajectory(experiment, stage))
 
 
 def gradcheck_settings(experiment: Mapping) -> dict:

@@ -35,12 +35,9 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """Whose checkpoints these are: what each must match, and how messages name the run.
-
-    ``owner`` names the run in messages; ``trajectory`` and its ``fingerprint`` must match;
-    ``length`` of theta, explained by ``shape``; ``folder`` is what to delete to retrain;
-    ``meta`` goes into every checkpoint's metadata.
-    """
+    """Whose checkpoints these are: ``trajectory``, its ``fingerprint`` and the theta ``length``
+    (explained by ``shape``) must match; ``owner`` names the run in messages, ``folder`` is what
+    to delete to retrain, ``meta`` goes into every checkpoint's metadata."""
 
     owner: str
     trajectory: Mapping
@@ -97,12 +94,10 @@ def read_checkpoint(path, run: Run | None = None, k: int | None = None):
 
 
 def read_chunks(paths: Sequence, run: Run | None = None):
-    """``(last theta, all records, every meta)`` of chunks 1..K (checked when ``run`` is
-    given)."""
+    """``(last theta, all records, every meta)`` of chunks 1..K, checked against ``run``."""
     if not paths:
         raise ValueError("no chunk checkpoints given")
-    records: list[dict] = []
-    metas: list[dict] = []
+    records, metas = [], []
     for k, path in enumerate(paths, start=1):
         theta, chunk_records, meta = read_checkpoint(path, run, k)
         records += chunk_records
@@ -152,10 +147,8 @@ def run_chunk(
     first = int(last["iteration"])
     options = LBFGSOptions(**optimizer, maxiter=first + int(iterations))
     label = f"{run.owner}, chunk {k}"
-    log.info(
-        "%s: %d iterations from iteration %d; %d threads; theta length %d",
-        label, iterations, first, threads, np.size(theta0),
-    )  # fmt: skip
+    text = "%s: %d iterations from iteration %d; %d threads; theta length %d"
+    log.info(text, label, iterations, first, threads, np.size(theta0))
     log.info("%9s %14s %12s %9s %9s", *RECORD_FIELDS)
 
     def progress(record):
@@ -163,15 +156,12 @@ def run_chunk(
         if done % progress_every == 0 or done == iterations:
             log.info("%9d %14.8f %12.4e %9d %9.2f", *(record[f] for f in RECORD_FIELDS))
 
-    result = lbfgs_chunk(
-        cost_fn, theta0, data, iterations, cost_kwargs=cost_kwargs, options=options,
-        start=last, progress=progress, dtype=dtype, device=device,
-    )  # fmt: skip
+    hooks = {"cost_kwargs": cost_kwargs, "start": last, "progress": progress, "dtype": dtype}
+    hooks["device"] = device
+    result = lbfgs_chunk(cost_fn, theta0, data, iterations, options=options, **hooks)
     if result.reason != "budget":
-        log.warning(
-            "WARNING %s stopped after %d of %d iterations: %s (%s)",
-            label, result.iterations, iterations, result.reason, result.message,
-        )  # fmt: skip
+        why = (result.iterations, iterations, result.reason, result.message)
+        log.warning("WARNING %s stopped after %d of %d iterations: %s (%s)", label, *why)
     from sparseae.environment import environment_info
 
     meta = {
@@ -188,10 +178,7 @@ def run_chunk(
         "environment": environment_info(),
     }
     save_checkpoint(output, result.theta, result.records, meta)
-    log.info(
-        "wrote %s: %d iterations in this chunk, cost %s; optimizer stopped (%s): %s",
-        output, result.iterations,
-        f"{result.records[-1]['cost']:.8f}" if result.records else "unchanged",
-        result.reason, result.message,
-    )  # fmt: skip
+    cost = f"{result.records[-1]['cost']:.8f}" if result.records else "unchanged"
+    text = "wrote %s: %d iterations in this chunk, cost %s; optimizer stopped (%s): %s"
+    log.info(text, output, result.iterations, cost, result.reason, result.message)
     return meta

@@ -37,9 +37,19 @@ log = logging.getLogger(__name__)
 
 #: Files of a finished experiment in ``results/{experiment}/`` (chunks apart).
 RESULT_FILES = (
-    "config.json", "trajectory.json", "patches.npz", "gradcheck.json", "theta.npz", "history.tsv",
-    "summary.json", "filters.png", "cost_curve.png", "rhohat.png", "diagnostics.json", "units.png",
-)  # fmt: skip
+    "config.json",
+    "trajectory.json",
+    "patches.npz",
+    "gradcheck.json",
+    "theta.npz",
+    "history.tsv",
+    "summary.json",
+    "filters.png",
+    "cost_curve.png",
+    "rhohat.png",
+    "diagnostics.json",
+    "units.png",
+)
 
 #: What the evaluation of a digit experiment adds (``evaluation.enabled``).
 EVALUATION_FILES = ("evaluation.json", "confusion_features.png", "confusion_raw.png")
@@ -143,8 +153,8 @@ def sample_patches(output, *, name: str, data: Mapping, resources="resources") -
     checks.check_training_data(name, data, X)
     with atomic_path(output, suffix=".npz") as tmp:
         np.savez(tmp, data=X, data_key=np.array(data_key(data)))
-    log.info("wrote %s: data %s %s, min %.4f max %.4f mean %.4f",
-             output, X.shape, X.dtype, X.min(), X.max(), X.mean())  # fmt: skip
+    stats = (X.shape, X.dtype, X.min(), X.max(), X.mean())
+    log.info("wrote %s: data %s %s, min %.4f max %.4f mean %.4f", output, *stats)
     return X
 
 
@@ -199,11 +209,9 @@ def check_gradient(patches, output, *, name: str, trajectory: Mapping, gradcheck
     data = load_patches(patches, name=name, experiment=trajectory)[:, : gradcheck["num_examples"]]
     # float64 whatever training.dtype: the check compares gradients to about 1e-9.
     data = data.astype(np.float64)
-    result = gradient_check.check_gradient(
-        hidden_size=gradcheck["hidden_size"], lambda_=model["lambda_"], beta=model["beta"],
-        rho=model["rho"], rng=rng(trajectory["seed"], "gradcheck"), data=data,
-        epsilon=gradcheck["epsilon"], bound=gradcheck["bound"],
-    )  # fmt: skip
+    settings = {k: gradcheck[k] for k in ("hidden_size", "epsilon", "bound")}
+    settings.update({k: model[k] for k in ("lambda_", "beta", "rho")}, data=data)
+    result = gradient_check.check_gradient(rng=rng(trajectory["seed"], "gradcheck"), **settings)
     log.info("quadratic sanity check: %.4e (expected about 2.1e-12)", result["quadratic"])
     gradient_check.require_passed(
         result,
@@ -243,9 +251,8 @@ def _run(name: str, trajectory: Mapping) -> Run:
 
 
 def train_chunk(
-    output, *, k: int, previous, patches, name: str, trajectory: Mapping, threads: int = 1,
-    progress_every: int = 10,
-) -> dict:  # fmt: skip
+    output, *, k: int, previous, patches, name: str, trajectory, threads=1, progress_every=10
+) -> dict:
     """Rule ``train_chunk``: chunk ``k`` of the L-BFGS training (:func:`.chunks.run_chunk`)."""
     model = trajectory["model"]
     # Same thread count, same summation order: bit-identical reruns.
@@ -267,13 +274,22 @@ def train_chunk(
         }
 
     return run_chunk(
-        output, k=k, previous=previous, run=_run(name, trajectory), initial=initial,
-        cost_fn=autoencoder.cost_and_grad, data=data, cost_kwargs=settings,
+        output,
+        k=k,
+        previous=previous,
+        run=_run(name, trajectory),
+        initial=initial,
+        cost_fn=autoencoder.cost_and_grad,
+        data=data,
+        cost_kwargs=settings,
         iterations=trajectory["training"]["iterations_per_chunk"],
-        optimizer=trajectory["optimizer"], dtype=trajectory["training"]["dtype"],
-        device=trajectory["training"]["device"], threads=threads,
-        progress_every=progress_every, summarize=summarize,
-    )  # fmt: skip
+        optimizer=trajectory["optimizer"],
+        dtype=trajectory["training"]["dtype"],
+        device=trajectory["training"]["device"],
+        threads=threads,
+        progress_every=progress_every,
+        summarize=summarize,
+    )
 
 
 def load_chunks(paths: Sequence[str | Path], *, name: str, trajectory: Mapping):
@@ -282,9 +298,8 @@ def load_chunks(paths: Sequence[str | Path], *, name: str, trajectory: Mapping):
 
 
 def finalize(
-    chunks: Sequence, patches, *, theta, history, summary, name: str, trajectory: Mapping,
-    threads: int = 1, resources="resources",
-) -> dict:  # fmt: skip
+    chunks, patches, *, theta, history, summary, name, trajectory, threads=1, resources="resources"
+) -> dict:
     """Rule ``finalize``: ``theta.npz``, ``history.tsv`` and ``summary.json`` from chunks 1..K."""
     autoencoder.set_num_threads(threads)
     final, records, metas = load_chunks(chunks, name=name, trajectory=trajectory)
@@ -345,12 +360,11 @@ def finalize(
         "chunk_wall_seconds": [float(m["wall_seconds"]) for m in metas],
     }
     write_json(summary, {**result, **summary_blocks(result)})
-    log.info(
-        "final cost %.8f = reconstruction %.6f + weight decay %.6f + sparsity %.6f after %d "
-        "iterations (chunk %d; optimizer stop: %s)",
-        *(result[k] for k in ("final_cost", "reconstruction", "weight_decay", "sparsity")),
-        result["iterations"], result["final_chunk"], result["stop"].get("reason"),
-    )  # fmt: skip
+    terms = ("final_cost", "reconstruction", "weight_decay", "sparsity")
+    shown = (*terms, "iterations", "final_chunk")
+    text = "final cost %.8f = reconstruction %.6f + weight decay %.6f + sparsity %.6f after %d "
+    text += "iterations (chunk %d; optimizer stop: %s)"
+    log.info(text, *(result[k] for k in shown), result["stop"].get("reason"))
     return result
 
 
@@ -397,11 +411,8 @@ def plot_curves(history, summary, *, cost, rhohat, name: str, rho: float) -> Non
 
     result = read_json(summary)
     table = read_tsv(history, rows=result["iterations"])
-    plot_cost_curve(
-        table["iteration"], table["cost"], cost,
-        chunk_boundaries=result["chunk_ends"][:-1],
-        title=f"{name}: sparse autoencoder training cost",
-    )  # fmt: skip
+    title, ends = f"{name}: sparse autoencoder training cost", result["chunk_ends"][:-1]
+    plot_cost_curve(table["iteration"], table["cost"], cost, chunk_boundaries=ends, title=title)
     title = f"{name}: mean activation of each hidden unit"
     plot_rhohat(np.asarray(result["rhohat"]), rho, rhohat, title=title)
     log.info("wrote %s and %s", cost, rhohat)
@@ -416,11 +427,12 @@ def diagnose(
     params = load_theta(theta, name=name, trajectory=trajectory)
     data = load_patches(patches, name=name, experiment=trajectory)
     try:
+        paths = {"json_path": json_path, "png_path": png_path, "settings": settings}
+        run = {"model": trajectory["model"], "seed": trajectory["seed"]}
+        key = fingerprint(trajectory)
         record = write_diagnostics(
-            params, data, json_path=json_path, png_path=png_path, experiment=name,
-            model=trajectory["model"], settings=settings, seed=trajectory["seed"],
-            trajectory_key=fingerprint(trajectory),
-        )  # fmt: skip
+            params, data, experiment=name, trajectory_key=key, **paths, **run
+        )
     except DiagnosticsError as error:
         raise DiagnosticsError(f"experiment '{name}': {error}") from None
     log.info("%s", ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items()))
@@ -433,9 +445,8 @@ def _index_digest(indices) -> str:
 
 
 def evaluate(
-    theta, patches, evaluation, *, name: str, trajectory: Mapping, settings: Mapping,
-    resources="resources",
-) -> dict:  # fmt: skip
+    theta, patches, evaluation, *, name: str, trajectory, settings, resources="resources"
+) -> dict:
     """Rule ``evaluate``: self-taught evaluation -> evaluation.json and two confusion matrices."""
     from sparseae.analysis import evaluate as evaluation_tools
 
@@ -451,9 +462,12 @@ def evaluate(
     )
     try:
         split = evaluation_tools.self_taught_split(
-            labels, unlabeled_digits=dataset["digits"], labeled_digits=settings["labeled_digits"],
-            train_fraction=settings["train_fraction"], rng=rng(trajectory["seed"], "split"),
-        )  # fmt: skip
+            labels,
+            unlabeled_digits=dataset["digits"],
+            labeled_digits=settings["labeled_digits"],
+            train_fraction=settings["train_fraction"],
+            rng=rng(trajectory["seed"], "split"),
+        )
     except ValueError as error:
         raise ConfigError(
             f"experiment '{name}': the self-taught split of the {labels.size} images of "
@@ -475,16 +489,12 @@ def evaluate(
     del trained_on
     model = trajectory["model"]
     params = load_theta(theta, name=name, trajectory=trajectory)
-    log.info(
-        "%s: %d unlabeled (digits %s), %d train / %d test labeled (digits %s, train_fraction %g)",
-        name, split["unlabeled"].size, dataset["digits"], split["train"].size,
-        split["test"].size, settings["labeled_digits"], settings["train_fraction"],
-    )  # fmt: skip
-    result = evaluation_tools.evaluate_features(
-        params, parts["X_train"], parts["y_train"], parts["X_test"], parts["y_test"],
-        visible_size=model["visible_size"], hidden_size=model["hidden_size"],
-        lambda_=settings["softmax"]["lambda_"], max_iter=settings["softmax"]["max_iter"],
-    )  # fmt: skip
+    counts = (split["unlabeled"].size, dataset["digits"], split["train"].size, split["test"].size)
+    text = "%s: %d unlabeled (digits %s), %d train / %d test labeled (digits %s, train_fraction %g)"
+    log.info(text, name, *counts, settings["labeled_digits"], settings["train_fraction"])
+    arrays = [parts[k] for k in ("X_train", "y_train", "X_test", "y_test")]
+    sizes = {k: model[k] for k in ("visible_size", "hidden_size")}
+    result = evaluation_tools.evaluate_features(params, *arrays, **sizes, **settings["softmax"])
     # Settings go in a nested block: config.json already gives them to MLflow as params.
     extra = {
         "trajectory_key": fingerprint(trajectory),

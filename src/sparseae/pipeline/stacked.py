@@ -17,12 +17,12 @@ from sparseae.config import PURPOSES, rng
 from sparseae.config.stacked import (
     INPUT_SIZE,
     NUM_CLASSES,
-    fingerprint_of,
     image_range,
     num_layers,
     stage_fingerprint,
 )
 from sparseae.errors import ResultFileError
+from sparseae.identity import key_of
 from sparseae.io import (
     ParameterFileError,
     atomic_path,
@@ -58,7 +58,7 @@ def write_finetune_trajectory(path, *, name: str, trajectory: Mapping) -> dict:
     record = {
         "name": name,
         "stage": "finetune",
-        "fingerprint": fingerprint_of(trajectory),
+        "fingerprint": key_of(trajectory),
         "trajectory": dict(trajectory),
     }
     write_json(path, record)
@@ -79,11 +79,9 @@ def prepare_stacked_data(path, source: str, images: Mapping, folder=None) -> tup
     }
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-    log.info(
-        "wrote %s: %s images %d..%d (%d), array %s",
-        path, split, start, stop - 1, stop - start, arrays["images"].shape,
-    )  # fmt: skip
-    return arrays["images"].shape
+    shape, where = arrays["images"].shape, (split, start, stop - 1, stop - start)
+    log.info("wrote %s: %s images %d..%d (%d), array %s", path, *where, shape)
+    return shape
 
 
 def _load(path, *keys):
@@ -100,31 +98,17 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
 
     check = settings["gradcheck"]
     images, labels = _load(data_path, "images", "labels")
-    count = check["num_examples"]
-    generator = rng(settings["seed"], "stacked_gradcheck")
-    result = stacked.check_finetune_gradient(
-        images[:, :count],
-        labels[:count],
-        hidden_sizes=[check["hidden_size"]] * settings["num_layers"],
-        num_classes=NUM_CLASSES,
-        lambda_=settings["softmax_lambda"],
-        rng=generator,
-        epsilon=check["epsilon"],
-        bound=check["bound"],
-    )
-    layer = settings["layer1"]
-    ae = check_gradient(
-        hidden_size=check["hidden_size"],
-        lambda_=layer["lambda_"],
-        beta=layer["beta"],
-        rho=layer["rho"],
-        rng=generator,
-        data=images[:, :count],
-        epsilon=check["epsilon"],
-        bound=check["bound"],
-    )
-    result["autoencoder"] = ae["autoencoder"]
-    result["quadratic"] = ae["quadratic"]
+    count, hidden = check["num_examples"], check["hidden_size"]
+    # One generator, drawn from in this order: the fine-tuning check, then layer 1's.
+    common = {"rng": rng(settings["seed"], "stacked_gradcheck"), "epsilon": check["epsilon"]}
+    common["bound"] = check["bound"]
+    sizes = [hidden] * settings["num_layers"]
+    finetune = {"hidden_sizes": sizes, "num_classes": NUM_CLASSES, **common}
+    data = images[:, :count]
+    lambda_ = settings["softmax_lambda"]
+    result = stacked.check_finetune_gradient(data, labels[:count], lambda_=lambda_, **finetune)
+    ae = check_gradient(hidden_size=hidden, data=data, **settings["layer1"], **common)
+    result.update(autoencoder=ae["autoencoder"], quadratic=ae["quadratic"])
     result["passed"] = bool(result["passed"] and ae["passed"])
     require_passed(
         result,
@@ -132,10 +116,7 @@ def check_stacked_gradient(data_path, path, name: str, settings: Mapping) -> dic
         what=f"stacked experiment '{name}'",
         config_key=f"stacked_experiments.{name}.gradcheck.bound",
     )
-    metrics = {
-        "gradcheck_finetune": result["finetune"],
-        "gradcheck_autoencoder": result["autoencoder"],
-    }
+    metrics = {f"gradcheck_{k}": result[k] for k in ("finetune", "autoencoder")}
     write_json(path, {**result, "metrics": metrics})
     return result
 
@@ -157,7 +138,7 @@ def _run(name: str, trajectory: Mapping, output) -> Run:
     return Run(
         owner=f"stage {stage} of stacked experiment '{name}'",
         trajectory=trajectory,
-        fingerprint=fingerprint_of(trajectory),
+        fingerprint=key_of(trajectory),
         length=length,
         shape=f"(hidden sizes {hidden})",
         folder=f"{Path(output).parent}/",
@@ -187,12 +168,19 @@ def train_layer_chunk(
         return autoencoder.initialize_parameters(h, v, np.random.default_rng(seed))
 
     return run_chunk(
-        output, k=chunk, previous=previous, run=_run(name, trajectory, output),
-        initial=initial, cost_fn=autoencoder.cost_and_grad, data=data,
+        output,
+        k=chunk,
+        previous=previous,
+        run=_run(name, trajectory, output),
+        initial=initial,
+        cost_fn=autoencoder.cost_and_grad,
+        data=data,
         cost_kwargs={k: model[k] for k in AUTOENCODER_KEYS},
         iterations=trajectory["pretraining"]["iterations_per_chunk"],
-        optimizer=trajectory["optimizer"], threads=threads, progress_every=progress_every,
-    )  # fmt: skip
+        optimizer=trajectory["optimizer"],
+        threads=threads,
+        progress_every=progress_every,
+    )
 
 
 def finalize_layer(
@@ -210,11 +198,9 @@ def finalize_layer(
     )
     with atomic_path(features_path, suffix=".npz") as tmp:
         np.savez(tmp, features=features)
-    log.info(
-        "layer %d: %d iterations, final cost %.8f; features %s, mean activation %.4f (rho %g)",
-        layer, len(records), records[-1]["cost"] if records else float("nan"),
-        features.shape, features.mean(), model["rho"],
-    )  # fmt: skip
+    stats = (len(records), records[-1]["cost"] if records else float("nan"), features.shape)
+    text = "layer %d: %d iterations, final cost %.8f; features %s, mean activation %.4f (rho %g)"
+    log.info(text, layer, *stats, features.mean(), model["rho"])
     return theta
 
 
@@ -224,12 +210,17 @@ def train_stacked_softmax(features_path, data_path, output, *, name, trajectory)
     (labels,) = _load(data_path, "labels")
     settings = trajectory["softmax"]
     return run_chunk(
-        output, k=1, previous=None, run=_run(name, trajectory, output),
+        output,
+        k=1,
+        previous=None,
+        run=_run(name, trajectory, output),
         initial=lambda: np.zeros(NUM_CLASSES * features.shape[0]),
-        cost_fn=softmax.cost_and_grad, data=features,
+        cost_fn=softmax.cost_and_grad,
+        data=features,
         cost_kwargs={"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
-        iterations=settings["max_iter"], optimizer=trajectory["optimizer"],
-    )  # fmt: skip
+        iterations=settings["max_iter"],
+        optimizer=trajectory["optimizer"],
+    )
 
 
 def _pretrained_stack(layer_thetas, softmax_path, hidden):
@@ -240,26 +231,35 @@ def _pretrained_stack(layer_thetas, softmax_path, hidden):
 
 
 def finetune_chunk(
-    data_path, layer_thetas, softmax_path, previous, output, *, name, trajectory, chunk: int,
+    data_path,
+    layer_thetas,
+    softmax_path,
+    previous,
+    output,
+    *,
+    name,
+    trajectory,
+    chunk,
     progress_every=10,
-):  # fmt: skip
+):
     """Chunk ``chunk`` of fine-tuning the whole stack (chunk 1 from the pretrained stack)."""
     images, labels = _load(data_path, "images", "labels")
     hidden = _hidden_sizes(trajectory)
-    cost_kwargs = {
-        "labels": labels,
-        "input_size": INPUT_SIZE,
-        "hidden_sizes": hidden,
-        "num_classes": NUM_CLASSES,
-        "lambda_": trajectory["softmax"]["lambda_"],
-    }
+    cost_kwargs = {"labels": labels, "lambda_": trajectory["softmax"]["lambda_"]}
+    cost_kwargs.update(input_size=INPUT_SIZE, hidden_sizes=hidden, num_classes=NUM_CLASSES)
     return run_chunk(
-        output, k=chunk, previous=previous, run=_run(name, trajectory, output),
+        output,
+        k=chunk,
+        previous=previous,
+        run=_run(name, trajectory, output),
         initial=lambda: _pretrained_stack(layer_thetas, softmax_path, hidden),
-        cost_fn=stacked.finetune_cost_and_grad, data=images, cost_kwargs=cost_kwargs,
+        cost_fn=stacked.finetune_cost_and_grad,
+        data=images,
+        cost_kwargs=cost_kwargs,
         iterations=trajectory["finetuning"]["iterations_per_chunk"],
-        optimizer=trajectory["optimizer"], progress_every=progress_every,
-    )  # fmt: skip
+        optimizer=trajectory["optimizer"],
+        progress_every=progress_every,
+    )
 
 
 def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, trajectory):
@@ -276,13 +276,9 @@ def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, t
         "num_classes": NUM_CLASSES,
         "layout": "[softmaxTheta(:); W1(:); b1; W2(:); b2; ...] column-major",
     }
+    config = np.array(json.dumps(layout, sort_keys=True))
     with atomic_path(output, suffix=".npz") as tmp:
-        np.savez(
-            tmp,
-            pretrained=pretrained,
-            finetuned=finetuned,
-            config=np.array(json.dumps(layout, sort_keys=True)),
-        )
+        np.savez(tmp, pretrained=pretrained, finetuned=finetuned, config=config)
     return pretrained, finetuned
 
 
@@ -310,39 +306,34 @@ def evaluate_stacked(
     for when, theta in (("before", pretrained), ("after", finetuned)):
         predicted = stacked.predict(theta, test_x, **shape)
         result[f"accuracy_{when}"] = float(np.mean(predicted == test_y))
-        result[f"train_accuracy_{when}"] = float(
-            np.mean(stacked.predict(theta, train_x, **shape) == train_y)
-        )
-        result[f"confusion_{when}"] = confusion_matrix(
-            test_y, predicted, np.arange(NUM_CLASSES)
-        ).tolist()
+        trained = stacked.predict(theta, train_x, **shape)
+        result[f"train_accuracy_{when}"] = float(np.mean(trained == train_y))
+        confusion = confusion_matrix(test_y, predicted, np.arange(NUM_CLASSES))
+        result[f"confusion_{when}"] = confusion.tolist()
     # Softmax on the raw pixels: the same objective, λ, iterations and optimizer settings.
     started = time.perf_counter()
     settings = trajectory["softmax"]
+    cost_kwargs = {"labels": train_y, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]}
+    options = LBFGSOptions(**trajectory["optimizer"], maxiter=settings["max_iter"])
+    theta0, max_iter = np.zeros(NUM_CLASSES * INPUT_SIZE), settings["max_iter"]
     raw = lbfgs_chunk(
-        softmax.cost_and_grad, np.zeros(NUM_CLASSES * INPUT_SIZE), train_x,
-        settings["max_iter"],
-        cost_kwargs={"labels": train_y, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
-        options=LBFGSOptions(**trajectory["optimizer"], maxiter=settings["max_iter"]),
-    )  # fmt: skip
+        softmax.cost_and_grad, theta0, train_x, max_iter, cost_kwargs=cost_kwargs, options=options
+    )
     raw_scores = raw.theta.reshape((NUM_CLASSES, INPUT_SIZE), order="F") @ test_x
     result["accuracy_raw"] = float(np.mean(np.argmax(raw_scores, axis=0) == test_y))
-    seconds = {}
-    iterations = {}
+    seconds, iterations = {}, {}
     for stage, paths in stage_chunks.items():
         _, records, metas = read_chunks(paths)
         seconds[stage] = float(sum(m["wall_seconds"] for m in metas))
         iterations[stage] = int(records[-1]["iteration"]) if records else 0
     seconds["softmax_raw"] = time.perf_counter() - started
     iterations["softmax_raw"] = raw.iterations
-    result["seconds"] = seconds
-    result["iterations"] = iterations
+    result.update(seconds=seconds, iterations=iterations)
     for when in ("before", "after"):
         label = "pretrained stack" if when == "before" else "fine-tuned stack"
-        plot_confusion_matrix(
-            result[f"confusion_{when}"], result["classes"], outputs[f"confusion_{when}"],
-            f"{label}: test accuracy {100 * result[f'accuracy_{when}']:.2f}%",
-        )  # fmt: skip
+        title = f"{label}: test accuracy {100 * result[f'accuracy_{when}']:.2f}%"
+        matrix, path = result[f"confusion_{when}"], outputs[f"confusion_{when}"]
+        plot_confusion_matrix(matrix, result["classes"], path, title)
     # What MLflow shows of it: the accuracies and stage times (metrics), the counts (params).
     blocks = {
         "metrics": {
@@ -358,12 +349,12 @@ def evaluate_stacked(
     }
     # last: its presence means the figures exist
     write_json(outputs["evaluation"], {**result, **blocks})
+    shown = ("accuracy_before", "accuracy_after", "accuracy_raw", "n_train", "n_test")
     log.info(
         "test accuracy: before fine-tuning %.4f, after %.4f, softmax on raw pixels %.4f "
         "(n_train %d, n_test %d)",
-        result["accuracy_before"], result["accuracy_after"], result["accuracy_raw"],
-        result["n_train"], result["n_test"],
-    )  # fmt: skip
+        *(result[key] for key in shown),
+    )
     return result
 
 

@@ -178,8 +178,8 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
     high = table["rhohat_max"].to_numpy(dtype=float)
     rho_ax.hlines(y, low, high, color="0.55", linewidth=2, label="min - max over hidden units")
     rho_ax.plot(mean, y, "o", color="tab:blue", label="mean activation rhohat")
-    rho_ax.plot(table["rho_target"].to_numpy(dtype=float), y, "x", color="tab:red",
-                markersize=9, label="target rho")  # fmt: skip
+    target = table["rho_target"].to_numpy(dtype=float)
+    rho_ax.plot(target, y, "x", color="tab:red", markersize=9, label="target rho")
     if np.all(low > 0) and np.all(high > 0):
         rho_ax.set_xscale("log")  # targets and activations span decades
         rho_ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -211,8 +211,9 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
     handles = [
         handle for ax in (cost_ax, rho_ax, unit_ax) for handle in ax.get_legend_handles_labels()[0]
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize="small",
-               frameon=False)  # fmt: skip
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=5, fontsize="small", frameon=False
+    )
     rho_ax.grid(axis="x", alpha=0.3)
 
     fig.suptitle(title)
