@@ -71,18 +71,22 @@ def test_defaults_fill_a_minimal_stacked_experiment():
         "iterations_per_chunk": 50,
         "progress_every": 10,
         "dtype": "float64",
+        "device": "cpu",
     }
     assert exp["gradcheck"]["bound"] == 1e-9 and exp["resources"]["train"]["threads"] == 2
     assert exp["optimizer"]["method"] == "lbfgs"
 
 
 @pytest.mark.parametrize("stage", ["pretraining", "finetuning"])
-def test_stacked_stages_train_in_float64_only(stage):
+@pytest.mark.parametrize(
+    ("field", "value", "only"), [("dtype", "float32", "float64"), ("device", "cuda", "cpu")]
+)
+def test_stacked_stages_train_in_float64_on_the_cpu_only(stage, field, value, only):
     with pytest.raises(ConfigError) as error:
-        resolve_config(_with(**{f"{stage}__dtype": "float32"}), SCHEMA)
+        resolve_config(_with(**{f"{stage}__{field}": value}), SCHEMA)
     message = str(error.value)
-    assert f"'stacked_experiments.stacked-t10k.{stage}.dtype' = 'float32'" in message
-    assert "allowed: 'float64'" in message
+    assert f"'stacked_experiments.stacked-t10k.{stage}.{field}' = '{value}'" in message
+    assert f"allowed: '{only}'" in message
 
 
 def _with(**changes) -> dict:
