@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import functools
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -44,22 +43,9 @@ configure_http_retries()
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
-#: The UI's "shared view" ``viewStateShareKey=<RUNS_VIEW_KEY>`` (experiment tag
-#: ``mlflow.sharedViewState.<key>`` holding its JSON): these runs-table columns.
+#: The UI's "shared view" ``viewStateShareKey=<RUNS_VIEW_KEY>`` (see :mod:`.views`).
 RUNS_VIEW_KEY = "sparseae"
 RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
-RUNS_VIEW_COLUMNS = (
-    "attributes.`Dataset`",
-    "attributes.`Source`",
-    "attributes.`Models`",
-    "metrics.`final_cost`",
-    "metrics.`final_J_reconstruction`",
-    "metrics.`final_J_sparsity`",
-    "metrics.`final_rhohat_mean`",
-    "metrics.`iterations`",
-    "metrics.`accuracy_features`",
-    "tags.`sparseae.status`",
-)
 
 #: Experiment tag holding the store's identity token (see :func:`store_marker`).
 STORE_TOKEN_TAG = "sparseae.store_token"
@@ -228,9 +214,8 @@ def default_artifact_root(uri: str) -> Path | None:
 
 
 def experiment_tags() -> dict[str, str]:
-    """Tags every experiment the pipeline creates carries (kind, and the runs-table view)."""
-    view = json.dumps({"selectedColumns": list(RUNS_VIEW_COLUMNS)}, separators=(",", ":"))
-    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, RUNS_VIEW_TAG: view}
+    """Tags every experiment the pipeline creates carries (its views: :mod:`.views`)."""
+    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
 
 
 def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None:
