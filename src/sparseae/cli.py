@@ -490,7 +490,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             return stdout_failure(exc)
         print(f"sparseae {args.command}: error: {failure_line(exc)}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

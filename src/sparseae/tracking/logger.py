@@ -16,12 +16,7 @@ from pathlib import Path
 
 from sparseae.identity import key_of
 from sparseae.io import read_json, write_json
-from sparseae.tracking.results import (
-    ResultFolder,
-    flatten_params,
-    load_chunk,
-    read_result_folder,
-)
+from sparseae.tracking.results import ResultFolder, flatten_params, load_chunk, read_result_folder
 from sparseae.tracking.settings import SWEEP_TAG
 from sparseae.tracking.store import (
     TrackingError,
@@ -308,15 +303,11 @@ def _filter_image_steps(session: Session, run_id: str) -> set[int]:
 
 def filter_image(theta, visible_size: int, hidden_size: int):
     """``filters.png``'s grid of ``theta`` as 8-bit grey, enlarged to :data:`FILTER_IMAGE_EDGE`."""
-    import numpy as np
-
-    from sparseae.analysis.visualize import display_network
+    from sparseae.analysis.visualize import display_network, grey_pixels
     from sparseae.model.autoencoder import unpack
 
     grid = display_network(unpack(theta, visible_size, hidden_size)[0].T)
-    grey = np.rint((np.clip(grid, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-    scale = max(1, FILTER_IMAGE_EDGE // max(grey.shape))
-    return np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
+    return grey_pixels(grid, max(1, FILTER_IMAGE_EDGE // max(grid.shape)))
 
 
 def _initial_theta(folder: ResultFolder, sizes: tuple[int, int]):
