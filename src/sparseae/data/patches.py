@@ -58,9 +58,7 @@ def sample_patches(
     c = (cols[:, None] + step)[:, :, None]
     n = which[:, None, None]
     gathered = images[r, c, n]  # (num, b, a)
-    out = np.empty((patch_size * patch_size, num_patches), dtype=np.float64)
-    out[...] = gathered.reshape(num_patches, -1).T
-    return out
+    return np.ascontiguousarray(gathered.reshape(num_patches, -1).T, dtype=np.float64)
 
 
 def normalize_patches(patches: np.ndarray) -> np.ndarray:
@@ -81,8 +79,4 @@ def normalize_patches(patches: np.ndarray) -> np.ndarray:
     if not pstd > 0:
         raise ValueError("every patch is constant: standard deviation is 0, cannot normalize")
     np.clip(p, -pstd, pstd, out=p)
-    p /= pstd
-    p += 1.0
-    p *= 0.4
-    p += 0.1
-    return p
+    return (p / pstd + 1.0) * 0.4 + 0.1
