@@ -1,8 +1,5 @@
 """The ``sparseae`` command line (also ``python -m sparseae``): every subcommand, one parser.
-
-Exit status: 0 on success, 1 for a failure the user can act on (one message, no traceback), 2
-for a command line argparse rejects.
-"""
+Exit status 0 on success, 1 for a failure the user can act on (one line), 2 for argparse's."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""File input/output: atomic writes, and parameter vectors as ``.npz`` and MATLAB ``.mat``.
-
-Every writer goes through :func:`atomic_write` (or :func:`atomic_path`), so a crash never
-leaves a half-written file under the final name.
-"""
+"""File input/output: atomic writes (a crash never leaves a half-written file under the final
+name), and parameter vectors as ``.npz`` and MATLAB ``.mat``."""
 
 from __future__ import annotations
 

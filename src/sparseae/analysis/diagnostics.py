@@ -1,8 +1,5 @@
-"""Per-unit diagnostics: what drives each hidden unit, measured on the training examples.
-
-Whether a unit's weight direction (alignment, a cosine with means removed) or the examples'
-contrast picks its top examples; the figures and their meaning: docs/model.md, "Diagnostics".
-"""
+"""Per-unit diagnostics on the training examples: whether a unit's weight direction (alignment,
+a cosine with means removed) or the examples' contrast picks its top examples (docs/model.md)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Self-taught-learning evaluation (UFLDL): softmax on hidden activations against raw pixels.
-
-The autoencoder trains on unlabeled digits; softmax (same λ and budget) is fitted on half of
-the labeled digits and tested on the other half. One example per **column**.
-"""
+"""Self-taught-learning evaluation (UFLDL): the autoencoder trains on unlabeled digits; softmax
+(same λ and budget) on hidden activations and on raw pixels is fitted on half of the labeled
+digits and tested on the other half. One example per **column**."""
 
 from __future__ import annotations
 
@@ -142,13 +140,14 @@ def evaluate_features(
         result[f"confusion_{name}"] = confusion.tolist()
         result[f"per_class_accuracy_{name}"] = [float(a) for a in per_class]
         result["classes"] = model.classes.tolist()
-        settings[f"n_iter_{name}"] = model.n_iter
-        settings[f"tol_{name}"] = model.tol
-        settings[f"converged_{name}"] = model.converged
-        settings[f"cost_{name}"] = model.cost
+        settings.update({f"{k}_{name}": getattr(model, k) for k in SOFTMAX_FIGURES})
     result["softmax"] = settings
     result["seconds"] = seconds
     return result
+
+
+#: What each softmax fit adds to ``softmax``: ``<figure>_features``, ``<figure>_raw``.
+SOFTMAX_FIGURES = ("n_iter", "tol", "converged", "cost")
 
 
 def save_evaluation(result: dict, folder: str | Path, *, extra: dict | None = None) -> dict:

@@ -1,7 +1,5 @@
-"""Figures: the ``display_network`` filter grid, training curves, unit rows, confusion matrices.
-
-Plots use matplotlib's Agg canvas directly (no pyplot state); every file is written atomically.
-"""
+"""Figures: the ``display_network`` filter grid, training curves, unit rows, confusion matrices;
+matplotlib's Agg canvas directly (no pyplot state), every file written atomically."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Verified downloads: checksums, streaming to a temporary file, mirrors with retries.
-
-A download is streamed to a hidden temporary file beside its target, verified against every
-recorded digest, and only then renamed: a failed download never leaves a file under the
-data file's name.
-"""
+"""Verified downloads from mirrors, with retries: streamed to a hidden temporary file beside
+the target, checked against every recorded digest, only then renamed onto it."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Reader for the IDX format of the MNIST files, plain or gzip-compressed.
-
-Layout (header integers big-endian): two zero bytes, a type byte, the number of dimensions,
-one uint32 per dimension, then the data in C order. MNIST's image files have magic ``2051``
-(ubyte, 3-D), its label files ``2049`` (ubyte, 1-D).
-"""
+"""Reader for MNIST's IDX files, plain or gzip-compressed: two zero bytes, a type byte, the
+number of dimensions, one big-endian uint32 per dimension, then the data in C order (magic
+``2051``: images, ubyte 3-D; ``2049``: labels, ubyte 1-D)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""Random image patches and the exercise's ``normalizeData`` (docs/model.md, "Data preparation").
-
-Patches are flattened column-major (MATLAB ``patch(:)``) into the columns of a
-``patch_size² × num_patches`` matrix. Offsets are 0-based and cover every position
-``0 … size − patch_size`` inclusive (505 values for 8-pixel patches of 512-pixel images).
-"""
+"""Random image patches, flattened column-major (MATLAB ``patch(:)``) into the columns of a
+``patch_size² × num_patches`` matrix, and the exercise's ``normalizeData`` (docs/model.md)."""
 
 from __future__ import annotations
 
@@ -15,9 +11,9 @@ def sample_patches(
 ) -> np.ndarray:
     """``num_patches`` square patches drawn uniformly from ``images`` (H × W × N, finite).
 
-    For each patch ``rng`` draws an image, then a row and a column offset. Returns float64
-    ``patch_size² × num_patches``, each column a patch flattened column-major. Raises
-    ValueError for bad shapes, sizes or pixels.
+    For each patch ``rng`` draws an image, then row and column offsets in 0 … size − patch_size
+    (505 values for 8 of 512 pixels). Returns float64 ``patch_size² × num_patches``, each
+    column a patch flattened column-major. Raises ValueError for bad shapes, sizes or pixels.
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")

@@ -1,9 +1,6 @@
-"""The sparse autoencoder: parameter layout, initialisation, cost and gradient (docs/model.md).
-
-``theta = [W1(:); W2(:); b1; b2]`` in column-major (MATLAB) order, so MATLAB thetas load
-unchanged. :func:`cost_and_grad` runs column blocks on a thread pool (bench/README.md), summed
-in block order so results do not depend on the thread count.
-"""
+"""The sparse autoencoder (docs/model.md): ``theta = [W1(:); W2(:); b1; b2]`` column-major as
+MATLAB's; :func:`cost_and_grad` sums column blocks of a thread pool in block order, so results
+do not depend on the thread count (bench/README.md)."""
 
 from __future__ import annotations
 

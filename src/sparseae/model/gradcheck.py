@@ -1,10 +1,6 @@
-"""Numerical gradient checking (docs/model.md, "Gradient checking").
-
-Central differences with ``ε = 1e-4`` and the figure ``‖num − ana‖ / ‖num + ana‖``: about
-2.1452e-12 for the sanity function ``h(x) = x1² + 3 x1 x2`` at ``(4, 10)``, below 1e-9 for the
-autoencoder on a small problem. :func:`check_gradient` takes any function with the signature of
-:func:`sparseae.model.autoencoder.cost_and_grad`, so tests can show it rejects wrong gradients.
-"""
+"""Numerical gradient checking (docs/model.md, "Gradient checking"): central differences with
+``ε = 1e-4`` and the figure ``‖num − ana‖ / ‖num + ana‖``, about 2.1452e-12 for the sanity
+function ``h(x) = x1² + 3 x1 x2`` at ``(4, 10)``, below 1e-9 for the autoencoder."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
-"""Unconstrained L-BFGS with minFunc's semantics and the correction pairs in one array.
-
-minFunc's ``lbfgs`` (the original exercise's optimizer) with a strong-Wolfe cubic line search.
-The step is bound by memory bandwidth, so the pairs are the rows of one array read twice per
-step; the recursion runs on coefficients with the Gram matrix (docs/model.md, "Optimizer and
-chunks").
-Arrays of any array-API library work: the pairs, the point and the line search stay in that
-library and on its device; only the Gram coefficients (2·maxcor square) are numpy on the host.
-"""
+"""Unconstrained L-BFGS as minFunc's ``lbfgs`` (strong-Wolfe cubic line search), the
+correction pairs the rows of one array read twice per step: memory bandwidth bounds the step
+(docs/model.md, "Optimizer and chunks"). Arrays of any array-API library stay in it and on its
+device; only the Gram coefficients (2·maxcor square) are numpy on the host."""
 
 from __future__ import annotations
 

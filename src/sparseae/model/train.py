@@ -1,9 +1,6 @@
-"""One chunk of L-BFGS training, its per-iteration records and its ``.npz`` checkpoint.
-
-A chunk starts a fresh L-BFGS (minFunc-style, or scipy's L-BFGS-B) from the previous chunk's
-``theta``; records are numbered globally across chunks and ``maxiter``/``maxfun`` are budgets
-of the whole run. Chaining and resuming: :mod:`sparseae.pipeline.chunks` (docs/model.md).
-"""
+"""One chunk of L-BFGS training (minFunc-style or scipy's L-BFGS-B, from the previous chunk's
+``theta``), its records (numbered across chunks) and its ``.npz`` checkpoint; ``maxiter`` and
+``maxfun`` are budgets of the whole run (chaining: :mod:`sparseae.pipeline.chunks`)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Logging a result folder (and a sweep) into MLflow, through the one sync engine.
-
-A run is keyed by config.json's ``fingerprint``: a changed trajectory gets a new run and the
-earlier ones are marked superseded.
-"""
+"""Logging a result folder (and a sweep) into MLflow through the one sync engine; a run is keyed
+by config.json's ``fingerprint``, so a changed trajectory gets a new run, the old superseded."""
 
 from __future__ import annotations
 
