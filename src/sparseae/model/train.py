@@ -179,18 +179,9 @@ def train_chunk(
     model = dict(
         visible_size=visible_size, hidden_size=hidden_size, lambda_=lambda_, beta=beta, rho=rho
     )
-    return lbfgs_chunk(
-        autoencoder.cost_and_grad if cost_fn is None else cost_fn,
-        theta0,
-        data,
-        iterations,
-        cost_kwargs=model,
-        options=options,
-        start=start,
-        progress=progress,
-        dtype=dtype,
-        device=device,
-    )
+    cost = autoencoder.cost_and_grad if cost_fn is None else cost_fn
+    run = dict(options=options, start=start, progress=progress, dtype=dtype, device=device)
+    return lbfgs_chunk(cost, theta0, data, iterations, cost_kwargs=model, **run)
 
 
 def lbfgs_chunk(

@@ -321,12 +321,9 @@ def _initial_theta(folder: ResultFolder, sizes: tuple[int, int]):
 def _model_sizes(folder: ResultFolder) -> tuple[int, int] | None:
     block = folder.config.get("experiment", folder.config)
     model = block.get("model") if isinstance(block, dict) else None
-    if not isinstance(model, dict):
-        return None
+    model = model if isinstance(model, dict) else {}
     v, h = model.get("visible_size"), model.get("hidden_size")
-    if isinstance(v, int) and isinstance(h, int):
-        return v, h
-    return None
+    return (v, h) if isinstance(v, int) and isinstance(h, int) else None
 
 
 def _log_filter_images(session: Session, run_id: str, folder: ResultFolder, start: int) -> int:
