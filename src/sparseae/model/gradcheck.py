@@ -129,22 +129,15 @@ def check_gradient(
     theta = np.asarray(theta, dtype=np.float64)
     autoencoder.unpack(theta, visible_size, hidden_size)  # refuses a theta of other sizes
 
-    kwargs = dict(
-        visible_size=visible_size, hidden_size=hidden_size, lambda_=lambda_, beta=beta, rho=rho
-    )
+    sizes = dict(visible_size=int(visible_size), hidden_size=int(hidden_size))
+    model = dict(lambda_=float(lambda_), beta=float(beta), rho=float(rho))
 
-    return {
-        "quadratic": check_quadratic(epsilon),
-        **compare_gradients(
-            lambda point: cost_fn(point, data, **kwargs), theta, "autoencoder", epsilon, bound
-        ),
-        "visible_size": int(visible_size),
-        "hidden_size": int(hidden_size),
-        "num_examples": int(num_examples),
-        "lambda_": float(lambda_),
-        "beta": float(beta),
-        "rho": float(rho),
-    }
+    def cost(point):
+        return cost_fn(point, data, **sizes, **model)
+
+    checked = compare_gradients(cost, theta, "autoencoder", epsilon, bound)
+    record = {"quadratic": check_quadratic(epsilon), **checked, **sizes}
+    return {**record, "num_examples": int(num_examples), **model}
 
 
 def require_passed(result: Mapping, differences: Mapping, *, what: str, config_key: str) -> None:

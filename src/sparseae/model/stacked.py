@@ -178,20 +178,11 @@ def check_finetune_gradient(
     softmax_theta = 0.005 * rng.standard_normal((int(num_classes), int(hidden_sizes[-1])))
     theta = pack_stack(softmax_theta, layers)
     cost_fn = finetune_cost_and_grad if cost_fn is None else cost_fn
-    kwargs = dict(
-        labels=labels,
-        input_size=input_size,
-        hidden_sizes=list(hidden_sizes),
-        num_classes=int(num_classes),
-        lambda_=lambda_,
-    )
-    return {
-        **compare_gradients(
-            lambda x: cost_fn(x, X, **kwargs), theta, "finetune", float(epsilon), float(bound)
-        ),
-        "input_size": int(input_size),
-        "hidden_sizes": [int(h) for h in hidden_sizes],
-        "num_classes": int(num_classes),
-        "num_examples": int(X.shape[1]),
-        "lambda_": float(lambda_),
-    }
+    sizes = dict(input_size=int(input_size), hidden_sizes=[int(h) for h in hidden_sizes])
+    sizes["num_classes"] = int(num_classes)
+
+    def cost(x):
+        return cost_fn(x, X, labels=labels, lambda_=lambda_, **sizes)
+
+    checked = compare_gradients(cost, theta, "finetune", float(epsilon), float(bound))
+    return {**checked, **sizes, "num_examples": int(X.shape[1]), "lambda_": float(lambda_)}

@@ -386,12 +386,8 @@ def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:
 def _collect_artifacts(folder: ResultFolder, log_dir, expected: tuple[str, ...]) -> None:
     """Result files and rule logs to upload, missing expected files, the run's time span."""
     for item in sorted(folder.path.iterdir()):
-        if (
-            item.is_file()
-            and item.suffix in ARTIFACT_SUFFIXES
-            and item.name not in NOT_ARTIFACTS
-            and not item.name.startswith(".")
-        ):
+        named = item.suffix in ARTIFACT_SUFFIXES and item.name not in NOT_ARTIFACTS
+        if named and item.is_file() and not item.name.startswith("."):
             check_result_file(item)  # nothing damaged is uploaded as if complete
             folder.artifacts.append((item, ""))
     # Result files only: the logs folder may hold older logs of shared data rules.
@@ -430,11 +426,8 @@ def _read_object(folder: ResultFolder, name: str, required: bool = True) -> dict
 
 
 def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and not (isinstance(value, float) and math.isinf(value))
-    )
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and not (isinstance(value, float) and math.isinf(value))
 
 
 def _ms(seconds: float) -> int:

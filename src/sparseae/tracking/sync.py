@@ -151,9 +151,8 @@ def sync_run(
         if stale in run.data.tags and stale not in wanted:
             session.delete_tag(run_id, stale)
     end = max(spec.end_time, start) if spec.end_time is not None else None
-    if spec.finished and (
-        run.info.status != "FINISHED" or (end is not None and run.info.end_time != end)
-    ):
+    ended = run.info.status == "FINISHED" and (end is None or run.info.end_time == end)
+    if spec.finished and not ended:
         session.set_terminated(run_id, "FINISHED", end_time=end)
     logged = {"params": len(params), "metric_points": len(todo), "artifacts": len(uploaded)}
     logged.update(tags=len(tags), **counts)
@@ -265,10 +264,8 @@ def log_artifacts(
         artifact_path = f"{folder}/{local.name}" if folder else local.name
         entry = {"sha256": file_sha256(local), "size": local.stat().st_size}
         manifest[artifact_path] = entry
-        if (
-            existing.get(artifact_path, -1) == entry["size"]
-            and recorded.get(artifact_path) == entry
-        ):
+        same_size = existing.get(artifact_path, -1) == entry["size"]
+        if same_size and recorded.get(artifact_path) == entry:
             continue
         try:
             session.log_artifact(run_id, str(local), folder or None)
