@@ -111,9 +111,7 @@ def unit_diagnostics(
     saturated_threshold: float = DEFAULT_SETTINGS["saturated_threshold"],
 ) -> dict[str, Any]:
     """Per-unit evidence and model figures for ``theta`` on ``data`` (v × m, the training set).
-
-    Returns the scalars of :data:`METRIC_KEYS`, index arrays, ``contrast`` and ``units``.
-    """
+    Returns the scalars of :data:`METRIC_KEYS`, index arrays, ``contrast`` and ``units``."""
     theta = np.asarray(theta, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
     v, h = int(visible_size), int(hidden_size)

@@ -24,10 +24,8 @@ def self_taught_split(
     train_fraction: float = 0.5,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """Sorted int64 indices ``unlabeled``, ``train``, ``test`` of a self-taught split.
-
-    Labeled digits are split per digit, so both halves keep the class proportions.
-    """
+    """Sorted int64 indices ``unlabeled``, ``train``, ``test`` of a self-taught split. Labeled
+    digits are split per digit, so both halves keep the class proportions."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     labels = _as_labels(labels, "labels")

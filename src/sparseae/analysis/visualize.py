@@ -260,10 +260,8 @@ def plot_units(
     path: str | os.PathLike,
     title: str = "",
 ) -> np.ndarray:
-    """One row per hidden unit: its weight tile, its top-k examples, its figures beside.
-
-    Writes the PNG atomically and returns its grey image.
-    """
+    """One row per hidden unit: its weight tile, its top-k examples, its figures beside. Writes
+    the PNG atomically and returns its grey image."""
     from PIL import Image, ImageDraw
 
     W1 = np.asarray(W1, dtype=np.float64)

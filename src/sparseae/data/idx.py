@@ -36,11 +36,9 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
-    """Read an IDX file (``.gz`` or plain, told by content) into a native-endian array.
-
-    Raises DatasetError, naming the file, when the magic number (``expected_magic`` if given),
-    type or size disagree with the header.
-    """
+    """Read an IDX file (``.gz`` or plain, told by content) into a native-endian array. Raises
+    DatasetError, naming the file, when the magic number (``expected_magic`` if given), type or
+    size disagree with the header."""
     path = Path(path)
     raw = _read_bytes(path)
     if len(raw) < 4:

@@ -309,10 +309,8 @@ def _centred_tiles(image: np.ndarray, tile: int) -> list[np.ndarray]:
 
 
 def sample_photo_tiles(files: Sequence[Path] | None = None) -> np.ndarray:
-    """Grey, 2×2 block-mean downsampled 128×128 centred tiles of the sample photographs.
-
-    Block means average away JPEG artefacts and noise that whitening would amplify.
-    """
+    """Grey, 2×2 block-mean downsampled 128×128 centred tiles of the sample photographs. Block
+    means average away JPEG artefacts and noise that whitening would amplify."""
     tiles = []
     for path in files if files is not None else sample_photo_files():
         grey = _block_mean(read_grey_image(path), SAMPLE_DOWNSAMPLE)

@@ -58,11 +58,9 @@ def sample_patches(
 
 
 def normalize_patches(patches: np.ndarray) -> np.ndarray:
-    """The exercise's ``normalizeData`` on pixels × patches (a new float64 array).
-
-    Remove each column's mean, clip to ``±pstd = ±3 std`` (``ddof=1``), divide by ``pstd``,
-    map to ``[0.1, 0.9]``. Raises ValueError for constant patches or bad input.
-    """
+    """The exercise's ``normalizeData`` on pixels × patches (a new float64 array). Remove each
+    column's mean, clip to ``±pstd = ±3 std`` (``ddof=1``), divide by ``pstd``, map to
+    ``[0.1, 0.9]``. Raises ValueError for constant patches or bad input."""
     p = np.array(patches, dtype=np.float64, copy=True)
     if p.ndim != 2:
         raise ValueError(f"patches must be 2-D (pixels × patches), got shape {p.shape}")

@@ -19,10 +19,8 @@ DEFAULT_BOUND = 1e-9  # largest accepted autoencoder figure (UFLDL's criterion)
 
 def numerical_gradient(fun: Callable, theta: np.ndarray, epsilon: float = 1e-4) -> np.ndarray:
     """Central-difference gradient ``(f(θ + εeᵢ) − f(θ − εeᵢ)) / 2ε`` for every coordinate.
-
     ``fun(theta)`` returns the cost, or a tuple whose first item is the cost (so a
-    ``cost_and_grad``-style function can be passed directly); ``theta`` is not modified.
-    """
+    ``cost_and_grad``-style function can be passed directly); ``theta`` is not modified."""
     if epsilon <= 0:
         raise ValueError(f"epsilon must be positive, got {epsilon}")
     x = np.array(theta, dtype=np.float64, copy=True)

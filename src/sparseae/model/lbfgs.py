@@ -22,10 +22,8 @@ CURVATURE_MIN = 1e-10  # a pair is stored only when yᵀs exceeds this (minFunc'
 
 @dataclasses.dataclass
 class LBFGSResult:
-    """Outcome of :func:`minimize_lbfgs`: the last accepted point ``x`` with ``fun`` and ``jac``.
-
-    ``reason``: ``budget``, ``evaluations``, ``converged`` or ``abnormal``.
-    """
+    """Outcome of :func:`minimize_lbfgs`: the last accepted point ``x`` with ``fun`` and
+    ``jac``. ``reason``: ``budget``, ``evaluations``, ``converged`` or ``abnormal``."""
 
     x: np.ndarray
     fun: float

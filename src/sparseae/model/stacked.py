@@ -129,9 +129,7 @@ def finetune_cost_and_grad(
     theta, data, *, labels, input_size, hidden_sizes, num_classes, lambda_
 ) -> tuple[float, np.ndarray]:
     """Fine-tuning cost of the whole stack and its gradient (UFLDL ``stackedAECost``).
-
-    ``lambda_`` decays the softmax weights only; equations in ``docs/stacked.md``.
-    """
+    ``lambda_`` decays the softmax weights only; equations in ``docs/stacked.md``."""
     theta = np.asarray(theta, dtype=np.float64)
     softmax_theta, layers = unpack_stack(theta, input_size, hidden_sizes, num_classes)
     activations = stack_activations(
@@ -163,10 +161,8 @@ def check_finetune_gradient(
     bound: float = DEFAULT_BOUND,
     cost_fn: Callable | None = None,
 ) -> dict:
-    """Central-difference check of the fine-tuning gradient on a small random stack.
-
-    Returns ``finetune`` (``‖num − ana‖ / ‖num + ana‖``), ``max_abs_diff``, ``passed``.
-    """
+    """Central-difference check of the fine-tuning gradient on a small random stack. Returns
+    ``finetune`` (``‖num − ana‖ / ‖num + ana‖``), ``max_abs_diff``, ``passed``."""
     X = np.asarray(data, dtype=np.float64)
     input_size = X.shape[0]
     layers = []

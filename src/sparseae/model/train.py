@@ -51,9 +51,7 @@ FIRST = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
 @dataclasses.dataclass(frozen=True)
 class LBFGSOptions:
     """Optimizer options, set explicitly; the defaults mirror minFunc (docs/model.md).
-
-    ``maxiter`` and ``maxfun`` are budgets of the whole run.
-    """
+    ``maxiter`` and ``maxfun`` are budgets of the whole run."""
 
     method: str = "lbfgs"
     maxcor: int = 100
