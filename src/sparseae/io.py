@@ -173,8 +173,7 @@ def read_npz(path, required, *, optional=(), label: str, finite=()):
 
     Read without pickle; ``label`` names the file in messages. Raises FileNotFoundError or
     ParameterFileError (unreadable archive, missing or pickled member, NaN or inf in a member
-    named in ``finite``: training data, refused before it trains to a NaN cost).
-    """
+    named in ``finite``: training data, refused before it trains to a NaN cost)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{label} does not exist")

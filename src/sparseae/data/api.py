@@ -114,8 +114,7 @@ def load_images(
 
     ``dest`` is the folder fetched to (as :func:`fetch`), ``path`` a ``.mat`` file or image
     folder to read instead; ``whiten`` (default: the source's setting) applies
-    :func:`~sparseae.data.whitening.whiten_images`.
-    """
+    :func:`~sparseae.data.whitening.whiten_images`."""
     src = get_source(source)
     if src.loader == "mat":
         images = load_mat_images(source_files(src, dest, path=path)[0], src.variable)
@@ -144,8 +143,7 @@ def load_mnist(
 
     ``dest`` holds the IDX files (``.gz`` or not; default ``resources/mnist``); ``split`` is
     ``train`` or ``test``; ``num_images`` keeps the first ones. Returns ``X`` (float64, 784 × N,
-    pixels / 255, columns column-major images) and the labels (int64).
-    """
+    pixels / 255, columns column-major images) and the labels (int64)."""
     src = get_source("mnist")
     if split not in src.splits:
         raise DatasetError(f"MNIST split must be one of {', '.join(src.splits)}, got {split!r}")

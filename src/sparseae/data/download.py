@@ -210,10 +210,9 @@ def download_file(
 
     ``mirrors``: base URLs (``http(s)://``, ``file://`` or a folder) tried in order. ``timeout``
     bounds the connection and each read; a network failure is retried ``retries`` times per
-    mirror after ``retry_wait`` seconds doubled each time (a 404 or a checksum mismatch is
-    not). ``progress(name, done, total)`` follows the download, else a live line on a
-    terminal ``stream``. Raises DownloadError naming every URL tried, why, and the manual fix.
-    """
+    mirror after ``retry_wait`` seconds doubled each time (a 404 or a checksum mismatch is not).
+    ``progress(name, done, total)`` follows the download, else a live line on a terminal
+    ``stream``. Raises DownloadError naming every URL tried, why, and the manual fix."""
     if not checksums:
         raise ValueError(f"refusing to download {name} without a recorded checksum")
     dest = Path(dest)

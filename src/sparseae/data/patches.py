@@ -12,9 +12,8 @@ def sample_patches(
     """``num_patches`` square patches drawn uniformly from ``images`` (H × W × N, finite).
 
     For each patch ``rng`` draws an image, then row and column offsets in 0 … size − patch_size
-    (505 values for 8 of 512 pixels). Returns float64 ``patch_size² × num_patches``, each
-    column a patch flattened column-major. Raises ValueError for bad shapes, sizes or pixels.
-    """
+    (505 values for 8 of 512 pixels). Returns float64 ``patch_size² × num_patches``, each column
+    a patch flattened column-major. Raises ValueError for bad shapes, sizes or pixels."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     images = np.asarray(images)

@@ -25,8 +25,7 @@ class Source:
 
     ``kind`` is ``"download"`` or ``"local"``; ``loader`` one of ``mat``, ``mnist``,
     ``sample-photos``, ``image-folder``; ``variable`` the ``.mat`` variable; ``splits`` named
-    subsets of ``files``; ``num_images`` the images per split (key ``""`` without splits).
-    """
+    subsets of ``files``; ``num_images`` the images per split (key ``""`` without splits)."""
 
     name: str
     description: str

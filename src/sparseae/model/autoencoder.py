@@ -366,9 +366,8 @@ def cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho,
     """Sparse autoencoder cost ``J`` and its float64 gradient (same layout as ``theta``).
 
     ``data`` is visible_size × m; ``dtype`` (default: the data's if float32/64) sets the
-    precision of the products; reductions and results are always float64.
-    Arrays of another array-API library (PyTorch, CuPy, ...) are computed and returned there.
-    """
+    precision of the products; reductions and results are always float64. Arrays of another
+    array-API library (PyTorch, CuPy, ...) are computed and returned there."""
     if arrays.foreign(theta, data):
         settings = (visible_size, hidden_size, lambda_, beta, rho, dtype)
         terms, grad = _array_api_evaluate(theta, data, *settings)

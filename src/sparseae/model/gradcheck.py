@@ -101,13 +101,12 @@ def check_gradient(
 ) -> dict:
     """Run the quadratic sanity check and the autoencoder check on a small problem.
 
-    ``num_examples`` random examples in ``[0.1, 0.9]`` and ``initialize_parameters`` with
-    random non-zero biases (so their gradients are exercised), from ``rng`` or ``seed``
-    (default seed 0); ``data`` and ``theta`` replace them and fix the sizes. ``cost_fn``
-    replaces :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass wrong ones). Returns
+    ``num_examples`` random examples in ``[0.1, 0.9]`` and ``initialize_parameters`` with random
+    non-zero biases (so their gradients are exercised), from ``rng`` or ``seed`` (default seed
+    0); ``data`` and ``theta`` replace them and fix the sizes. ``cost_fn`` replaces
+    :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass wrong ones). Returns
     ``quadratic`` and ``autoencoder`` (relative differences), ``max_abs_diff``, ``passed``
-    (autoencoder figure below ``bound``) and the settings.
-    """
+    (autoencoder figure below ``bound``) and the settings."""
     if rng is None:
         rng = np.random.default_rng(0 if seed is None else seed)
     elif seed is not None:

@@ -245,11 +245,9 @@ def minimize_lbfgs(
 ) -> LBFGSResult:
     """Minimize ``fun`` (``fun(x) -> (f, g)``, float64 gradient) by L-BFGS from ``x0``.
 
-    ``x0`` of any array-API library: ``fun`` gets and returns arrays of that library.
-
-    Converged when ``max |g_i| <= gtol`` or the relative cost reduction is ``<= ftol``;
-    ``callback(x, f, g)`` runs after every iteration, at the accepted point.
-    """
+    ``x0`` of any array-API library: ``fun`` gets and returns arrays of that library. Converged
+    when ``max |g_i| <= gtol`` or the relative cost reduction is ``<= ftol``;
+    ``callback(x, f, g)`` runs after every iteration, at the accepted point."""
     foreign = arrays.foreign(x0)
     xp, where = arrays.namespace(x0 if foreign else np.asarray(x0))
     x = xp.asarray(x0, dtype=xp.float64, copy=True)

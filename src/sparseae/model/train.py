@@ -94,10 +94,9 @@ class ChunkResult:
     """What one chunk of L-BFGS gives: the parameters, its records and why it stopped.
 
     ``theta`` is the last finite point; ``records`` one dict of :data:`RECORD_FIELDS` per
-    iteration; ``reason`` is ``"budget"`` (the normal end), ``"evaluations"``,
-    ``"converged"`` or ``"abnormal"`` for both methods, ``status`` scipy's code for it;
-    ``fun_evals`` counts this chunk's cost evaluations.
-    """
+    iteration; ``reason`` is ``"budget"`` (the normal end), ``"evaluations"``, ``"converged"``
+    or ``"abnormal"`` for both methods, ``status`` scipy's code for it; ``fun_evals`` counts
+    this chunk's cost evaluations."""
 
     theta: np.ndarray
     records: list[dict]
@@ -199,8 +198,7 @@ def lbfgs_chunk(
 
     ``start``: the previous chunk's last record's counters, so records continue globally.
     ``device`` (:data:`.arrays.DEVICES`): where the data, the cost and the optimizer's state
-    live; only the records and the final float64 numpy ``theta`` leave it.
-    """
+    live; only the records and the final float64 numpy ``theta`` leave it."""
     if device not in arrays.DEVICES:
         raise ValueError(f"device must be one of {list(arrays.DEVICES)}, got {device!r}")
     if device != "cpu" and options.method != "lbfgs":
