@@ -201,9 +201,8 @@ def read_npz(path, required, *, optional=(), label: str, finite=()):
     except ParameterFileError:
         raise
     except Exception as err:  # noqa: BLE001 - see below
-        # A damaged archive fails in many ways (zipfile.BadZipFile, zlib.error, OSError,
-        # EOFError, ValueError, and numpy's header parser raises SyntaxError or
-        # tokenize.TokenError on a garbled header): every one means the file is unreadable.
+        # A damaged archive fails in many ways (BadZipFile, zlib.error, OSError, EOFError,
+        # ValueError; SyntaxError or TokenError from numpy's header parser): all unreadable.
         raise ParameterFileError(
             f"{label} is not a readable .npz file: {type(err).__name__}: {err}"
         ) from err

@@ -60,8 +60,7 @@ def fetch(
 
     ``mirrors`` replace the defaults; ``files`` or ``split`` select files; ``marker`` gets a
     JSON list of what was fetched. Returns the verified files. Raises ChecksumError (a wrong
-    present file is not replaced), DownloadError or DatasetError.
-    """
+    present file is not replaced), DownloadError or DatasetError."""
     src = get_source(source)
     if src.loader == "sample-photos":
         fetched = sample_photo_files()

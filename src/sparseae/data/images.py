@@ -1,8 +1,7 @@
 """Image loaders: MATLAB ``.mat`` files, image folders, and the bundled sample photographs.
 
 All loaders return ``float64`` arrays ``H × W × N`` and refuse non-finite values, naming the
-file. The sample photographs ship inside packages the project already installs.
-"""
+file. The sample photographs ship inside packages the project already installs."""
 
 from __future__ import annotations
 

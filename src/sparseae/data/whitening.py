@@ -5,8 +5,7 @@
 flattens the roughly ``1/f`` amplitude spectrum of natural images (and removes the mean), the
 exponential rolls off the highest frequencies, where noise and aliasing dominate.
 :class:`ZCA` follows UFLDL's "PCA and Whitening": remove each patch's own mean,
-``sigma = x xᵀ / m``, ``x_zca = U diag(1 / sqrt(s + ε)) Uᵀ x``.
-"""
+``sigma = x xᵀ / m``, ``x_zca = U diag(1 / sqrt(s + ε)) Uᵀ x``."""
 
 from __future__ import annotations
 

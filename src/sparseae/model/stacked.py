@@ -9,8 +9,7 @@ cost through the whole stack (``stackedAECost``; equations in ``docs/stacked.md`
     J  = −(1/m) Σᵢ log P[yᵢ, i] + (λ/2) ‖θ‖²                     (no decay on the Wˡ)
 
 Parameters: one flat float64 vector in the tutorial's column-major order
-``[θ(:); W¹(:); b¹; W²(:); b²; …]``, so a theta written by the Octave code loads unchanged.
-"""
+``[θ(:); W¹(:); b¹; W²(:); b²; …]``, so a theta written by the Octave code loads unchanged."""
 
 from __future__ import annotations
 

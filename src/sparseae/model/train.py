@@ -249,10 +249,8 @@ def lbfgs_chunk(
 
     limits = {"maxcor": options.maxcor, "maxiter": budget_iter, "maxfun": budget_fun}
     limits.update(gtol=options.gtol, ftol=options.ftol, maxls=options.maxls)
-    # One BLAS thread for the whole optimization: cost_and_grad runs its own worker threads
-    # (with single-threaded BLAS inside); a threaded BLAS would make the optimizer's sums (and
-    # the trajectory) depend on the thread count, and 2 BLAS threads on 2 cores made the time
-    # outside the cost 5x longer under load (bench/README.md).
+    # One BLAS thread: cost_and_grad runs its own workers; a threaded BLAS would make the
+    # optimizer's sums (the trajectory) depend on the thread count; slower too (bench/README.md).
     with threadpool_limits(limits=1, user_api="blas"):
         if options.method == "lbfgs":
             # minimize_lbfgs accepts only points of finite cost and gradient (its line search

@@ -20,7 +20,7 @@ from typing import TypeVar
 import numpy as np
 
 from sparseae.errors import ArtifactLocationError, TrackingError, TrackingUnavailableError
-from sparseae.io import atomic_path
+from sparseae.io import atomic_path, write_json
 from sparseae.tracking.settings import (
     HTTP_RETRY_DEFAULTS,
     STORE_FOLDER_TAG,
@@ -319,8 +319,6 @@ def init_store(
             token = Path(marker).stem[len(MARKER_PREFIX) :]
         _record_token(tracking_uri, mlflow_client, token, list(ids.values()))
     if marker is not None:
-        from sparseae.io import write_json
-
         marker = Path(marker)
         record = {"uri": tracking_uri, "experiments": ids, "token": token}
         record["http"] = {name: os.environ[name] for name in HTTP_RETRY_DEFAULTS}
