@@ -23,11 +23,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A leading dot, so globs over results skip the temporary file.
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.tmp-",
-        suffix=path.suffix if suffix is None else suffix,
-        dir=path.parent,
-    )
+    suffix = path.suffix if suffix is None else suffix
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
     tmp = Path(tmp_name)
     # mkstemp creates the file 0600; results are shared (clusters, CI), so give them the
     # permissions a plain open() would: 0666 minus the process umask.

@@ -1,7 +1,5 @@
-"""Image loaders: MATLAB ``.mat`` files, image folders, and the bundled sample photographs.
-
-All loaders return ``float64`` arrays ``H × W × N`` and refuse non-finite values, naming the
-file. The sample photographs ship inside packages the project already installs."""
+"""Image loaders (MATLAB ``.mat`` files, image folders, the sample photographs shipped in
+installed packages): float64 ``H × W × N``, non-finite values refused, naming the file."""
 
 from __future__ import annotations
 

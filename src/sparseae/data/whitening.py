@@ -1,11 +1,9 @@
 """Whitening: Olshausen's 1/f filter for whole images, and ZCA for patches.
 
-:func:`whiten_images` reproduces how Olshausen made ``IMAGES.mat`` from ``IMAGES_RAW.mat``
-(sparsenet's ``make_your_own_images``): the ``rho`` ramp of ``rho * exp(-(rho / f0)**4)``
-flattens the roughly ``1/f`` amplitude spectrum of natural images (and removes the mean), the
-exponential rolls off the highest frequencies, where noise and aliasing dominate.
-:class:`ZCA` follows UFLDL's "PCA and Whitening": remove each patch's own mean,
-``sigma = x xᵀ / m``, ``x_zca = U diag(1 / sqrt(s + ε)) Uᵀ x``."""
+:func:`whiten_images` remakes ``IMAGES.mat`` from ``IMAGES_RAW.mat`` (sparsenet's
+``make_your_own_images``): the ramp ``rho`` of ``rho * exp(-(rho / f0)**4)`` flattens the ~1/f
+amplitude spectrum (and removes the mean), the exponential rolls off the top (noise, aliasing).
+:class:`ZCA` (UFLDL): each patch's mean removed, ``x_zca = U diag(1 / sqrt(s + ε)) Uᵀ x``."""
 
 from __future__ import annotations
 

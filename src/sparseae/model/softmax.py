@@ -6,8 +6,7 @@ With ``θ`` of shape ``num_classes × n_features`` (no bias term, so the decay c
     P = softmax(θ X)   (per column);   J = −(1/m) Σᵢ log P[yᵢ, i] + (λ/2) ‖θ‖²
     ∇J = (1/m) (P − G) Xᵀ + λ θ
 
-One function serves the self-taught evaluation, the stacked network's softmax stage and the
-top layer of its fine-tuning cost. The flat layout is MATLAB's ``θ(:)``, column-major."""
+One function for the self-taught evaluation and the stacked network; flat ``θ(:)`` column-major."""
 
 from __future__ import annotations
 

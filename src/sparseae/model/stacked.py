@@ -3,10 +3,7 @@
 UFLDL's "Building Deep Networks for Classification": ``L`` sigmoid encoder layers, each the
 first layer of a sparse autoencoder trained greedily on the previous layer's activations, then
 softmax regression (:mod:`sparseae.model.softmax`); fine-tuning backpropagates the softmax
-cost through the whole stack (``stackedAECost``; equations in ``docs/stacked.md``)::
-
-    a¹ = x;  aˡ⁺¹ = f(Wˡ aˡ + bˡ);  P = softmax(θ aᴸ⁺¹)          (columns are examples)
-    J  = −(1/m) Σᵢ log P[yᵢ, i] + (λ/2) ‖θ‖²                     (no decay on the Wˡ)
+cost (decay on its ``θ`` only) through the whole stack (``stackedAECost``; docs/stacked.md).
 
 Parameters: one flat float64 vector in the tutorial's column-major order
 ``[θ(:); W¹(:); b¹; W²(:); b²; …]``, so a theta written by the Octave code loads unchanged."""

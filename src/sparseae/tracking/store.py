@@ -89,9 +89,8 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
     except requests.RequestException as exc:
         raise TrackingUnavailableError(unavailable_message(uri, exc, results_dir)) from exc
     if response.status_code != 200:
-        raise TrackingUnavailableError(
-            unavailable_message(uri, f"GET {url} answered HTTP {response.status_code}", results_dir)
-        )
+        cause = f"GET {url} answered HTTP {response.status_code}"
+        raise TrackingUnavailableError(unavailable_message(uri, cause, results_dir))
     if response.text.strip() != "OK":
         # A web page (a login portal, a proxy, another service) is not an MLflow server.
         kind = response.headers.get("Content-Type", "unknown content").split(";")[0]
