@@ -166,12 +166,8 @@ def _is_unreachable(exc: BaseException) -> bool:
     """A connection that failed, timed out, broke off, or retries the server kept refusing."""
     import requests
 
-    kinds = (
-        requests.exceptions.ConnectionError,
-        requests.exceptions.Timeout,
-        requests.exceptions.RetryError,
-        requests.exceptions.ChunkedEncodingError,
-    )
+    errors = requests.exceptions
+    kinds = (errors.ConnectionError, errors.Timeout, errors.RetryError, errors.ChunkedEncodingError)
     return any(isinstance(cause, kinds) for cause in _causes(exc))
 
 
