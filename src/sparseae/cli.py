@@ -1,8 +1,5 @@
 """The ``sparseae`` command line (also ``python -m sparseae``): every subcommand, one parser.
-
-Exit status: 0 on success, 1 for a failure the user can act on (one message, no traceback), 2
-for a command line argparse rejects.
-"""
+Exit status 0 on success, 1 for a failure the user can act on (one line), 2 for argparse's."""
 
 from __future__ import annotations
 
@@ -226,16 +223,9 @@ def _fetch(args: argparse.Namespace) -> int:
             f"source {args.source!r} needs the folder of images: give --dest DIR, e.g. "
             f"--dest data/my-images"
         )
-    paths = fetch_source(
-        args.source,
-        args.dest,
-        read_config(args.config),
-        mirrors=args.mirror,
-        split=args.split,
-        files=args.file,
-        timeout=args.timeout,
-        retries=args.retries,
-    )
+    config = read_config(args.config)
+    options = dict(mirrors=args.mirror, split=args.split, files=args.file, retries=args.retries)
+    paths = fetch_source(args.source, args.dest, config, timeout=args.timeout, **options)
     for path in paths:
         print(path)
     return 0
@@ -338,16 +328,10 @@ def _log(args: argparse.Namespace) -> int:
     tags = dict(_split_tag(t) for t in args.tag)
     uri = _tracking_uri(args)
     check_parent_run(uri, args.parent_run_id)
+    options = dict(run_key=args.run_key, log_dir=args.log_dir, parent_run_id=args.parent_run_id)
+    options.update(experiment_name=args.experiment, tracking_uri=uri, tags=tags)
     try:
-        run_id = log_results(
-            args.results_dir,
-            experiment_name=args.experiment,
-            tracking_uri=uri,
-            run_key=args.run_key,
-            log_dir=args.log_dir,
-            tags=tags,
-            parent_run_id=args.parent_run_id,
-        )
+        run_id = log_results(args.results_dir, **options)
     except ResultsError as error:  # the library names its parameter; the user knows the flag
         text = str(error).replace("pass run_key explicitly", "pass --run-key KEY")
         raise UsageError(text) from None
@@ -375,14 +359,8 @@ def _log_sweep(args: argparse.Namespace) -> int:
         check_path("--summary", summary, _INPUT, exists=True)
     check_path("--output", args.output, "the path of a file to write, e.g. results/out.json")
     uri = _tracking_uri(args)
-    run_id = log_sweep(
-        args.name,
-        args.members,
-        tracking_uri=uri,
-        experiment_name=args.experiment,
-        artifacts=args.summary,
-        output=args.output,
-    )
+    options = dict(experiment_name=args.experiment, artifacts=args.summary, output=args.output)
+    run_id = log_sweep(args.name, args.members, tracking_uri=uri, **options)
     print(f"logged sweep {args.name} to run {run_id} in {uri}")
     return 0
 
@@ -490,7 +468,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             return stdout_failure(exc)
         print(f"sparseae {args.command}: error: {failure_line(exc)}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,9 +1,6 @@
 """What the software and threads looked like: package versions, git commit, BLAS threads.
-
-Light on purpose (no MLflow import), so training code can record the same dictionary in its
-checkpoints with ``environment_info()``; the tracking code prefers such a recording, since the
-process that logs to MLflow may run later, elsewhere, with other thread settings.
-"""
+No MLflow import, so training records it in its checkpoints: the process that logs to MLflow
+may run later, elsewhere, with other thread settings."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Every error the project raises for a user to act on, in one hierarchy.
-
-A :class:`SparseaeError` is printed as one line without a traceback (``rulelog``, the command
-line); anything else is a bug and keeps its traceback. The message always names the key, flag
-or file, the value, what is allowed and the fix.
-"""
+"""Every error the project raises for a user to act on, in one hierarchy: printed as one line
+without a traceback (``rulelog``, the command line), naming the key, flag or file, the value,
+what is allowed and the fix. Anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 

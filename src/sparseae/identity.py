@@ -1,8 +1,6 @@
-"""The key of anything the pipeline computes: canonical JSON (or array bytes) → sha256.
-
-Data keys, trajectory keys, stacked stage keys and checkpoint metadata all come from
-:func:`key_of`, so two results are the same result exactly when their keys agree.
-"""
+"""The key of anything the pipeline computes: canonical JSON (or array bytes) → sha256. Data,
+trajectory and stacked stage keys and checkpoint metadata all come from :func:`key_of`, so two
+results are the same result exactly when their keys agree."""
 
 from __future__ import annotations
 

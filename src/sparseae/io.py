@@ -1,8 +1,5 @@
-"""File input/output: atomic writes, and parameter vectors as ``.npz`` and MATLAB ``.mat``.
-
-Every writer goes through :func:`atomic_write` (or :func:`atomic_path`), so a crash never
-leaves a half-written file under the final name.
-"""
+"""File input/output: atomic writes (a crash never leaves a half-written file under the final
+name), and parameter vectors as ``.npz`` and MATLAB ``.mat``."""
 
 from __future__ import annotations
 
@@ -26,11 +23,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A leading dot, so globs over results skip the temporary file.
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.tmp-",
-        suffix=path.suffix if suffix is None else suffix,
-        dir=path.parent,
-    )
+    suffix = path.suffix if suffix is None else suffix
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
     tmp = Path(tmp_name)
     # mkstemp creates the file 0600; results are shared (clusters, CI), so give them the
     # permissions a plain open() would: 0666 minus the process umask.
@@ -178,8 +172,7 @@ def read_npz(path, required, *, optional=(), label: str, finite=()):
 
     Read without pickle; ``label`` names the file in messages. Raises FileNotFoundError or
     ParameterFileError (unreadable archive, missing or pickled member, NaN or inf in a member
-    named in ``finite``: training data, refused before it trains to a NaN cost).
-    """
+    named in ``finite``: training data, refused before it trains to a NaN cost)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{label} does not exist")
@@ -207,9 +200,8 @@ def read_npz(path, required, *, optional=(), label: str, finite=()):
     except ParameterFileError:
         raise
     except Exception as err:  # noqa: BLE001 - see below
-        # A damaged archive fails in many ways (zipfile.BadZipFile, zlib.error, OSError,
-        # EOFError, ValueError, and numpy's header parser raises SyntaxError or
-        # tokenize.TokenError on a garbled header): every one means the file is unreadable.
+        # A damaged archive fails in many ways (BadZipFile, zlib.error, OSError, EOFError,
+        # ValueError; SyntaxError or TokenError from numpy's header parser): all unreadable.
         raise ParameterFileError(
             f"{label} is not a readable .npz file: {type(err).__name__}: {err}"
         ) from err

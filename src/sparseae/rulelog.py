@@ -1,10 +1,6 @@
-"""Logging for workflow rule scripts: everything, errors included, lands in the rule's log.
-
-Snakemake's error report tells the user to read the job's ``log:`` file; without this the log
-would be empty when a script dies with a traceback (that goes to the console only). A known
-failure (:func:`failure_line`) is written as one ``CRITICAL failed: <message>`` line and
-printed without a traceback; any other exception keeps its traceback.
-"""
+"""Logging for workflow rule scripts: everything, errors included, lands in the rule's log
+(Snakemake's error report points there). A known failure (:func:`failure_line`) is one
+``CRITICAL failed: <message>`` line, printed without a traceback; a bug keeps its traceback."""
 
 from __future__ import annotations
 

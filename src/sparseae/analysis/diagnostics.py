@@ -1,8 +1,5 @@
-"""Per-unit diagnostics: what drives each hidden unit, measured on the training examples.
-
-Whether a unit's weight direction (alignment, a cosine with means removed) or the examples'
-contrast picks its top examples; the figures and their meaning: docs/model.md, "Diagnostics".
-"""
+"""Per-unit diagnostics on the training examples: whether a unit's weight direction (alignment,
+a cosine with means removed) or the examples' contrast picks its top examples (docs/model.md)."""
 
 from __future__ import annotations
 
@@ -114,9 +111,7 @@ def unit_diagnostics(
     saturated_threshold: float = DEFAULT_SETTINGS["saturated_threshold"],
 ) -> dict[str, Any]:
     """Per-unit evidence and model figures for ``theta`` on ``data`` (v × m, the training set).
-
-    Returns the scalars of :data:`METRIC_KEYS`, index arrays, ``contrast`` and ``units``.
-    """
+    Returns the scalars of :data:`METRIC_KEYS`, index arrays, ``contrast`` and ``units``."""
     theta = np.asarray(theta, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
     v, h = int(visible_size), int(hidden_size)

@@ -1,8 +1,6 @@
-"""Self-taught-learning evaluation (UFLDL): softmax on hidden activations against raw pixels.
-
-The autoencoder trains on unlabeled digits; softmax (same λ and budget) is fitted on half of
-the labeled digits and tested on the other half. One example per **column**.
-"""
+"""Self-taught-learning evaluation (UFLDL): the autoencoder trains on unlabeled digits; softmax
+(same λ and budget) on hidden activations and on raw pixels is fitted on half of the labeled
+digits and tested on the other half. One example per **column**."""
 
 from __future__ import annotations
 
@@ -26,10 +24,8 @@ def self_taught_split(
     train_fraction: float = 0.5,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """Sorted int64 indices ``unlabeled``, ``train``, ``test`` of a self-taught split.
-
-    Labeled digits are split per digit, so both halves keep the class proportions.
-    """
+    """Sorted int64 indices ``unlabeled``, ``train``, ``test`` of a self-taught split. Labeled
+    digits are split per digit, so both halves keep the class proportions."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     labels = _as_labels(labels, "labels")
@@ -142,13 +138,14 @@ def evaluate_features(
         result[f"confusion_{name}"] = confusion.tolist()
         result[f"per_class_accuracy_{name}"] = [float(a) for a in per_class]
         result["classes"] = model.classes.tolist()
-        settings[f"n_iter_{name}"] = model.n_iter
-        settings[f"tol_{name}"] = model.tol
-        settings[f"converged_{name}"] = model.converged
-        settings[f"cost_{name}"] = model.cost
+        settings.update({f"{k}_{name}": getattr(model, k) for k in SOFTMAX_FIGURES})
     result["softmax"] = settings
     result["seconds"] = seconds
     return result
+
+
+#: What each softmax fit adds to ``softmax``: ``<figure>_features``, ``<figure>_raw``.
+SOFTMAX_FIGURES = ("n_iter", "tol", "converged", "cost")
 
 
 def save_evaluation(result: dict, folder: str | Path, *, extra: dict | None = None) -> dict:

@@ -1,7 +1,5 @@
-"""Figures: the ``display_network`` filter grid, training curves, unit rows, confusion matrices.
-
-Plots use matplotlib's Agg canvas directly (no pyplot state); every file is written atomically.
-"""
+"""Figures: the ``display_network`` filter grid, training curves, unit rows, confusion matrices;
+matplotlib's Agg canvas directly (no pyplot state), every file written atomically."""
 
 from __future__ import annotations
 
@@ -94,11 +92,11 @@ def save_png(array: np.ndarray, path: str | os.PathLike, scale: int = 4) -> None
     if scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale}")
     with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(_grey(array, scale), mode="L").save(tmp, format="PNG")
+        Image.fromarray(grey_pixels(array, scale), mode="L").save(tmp, format="PNG")
 
 
-def _grey(array: np.ndarray, scale: int) -> np.ndarray:
-    """:func:`save_png`'s grey map, each pixel enlarged to a ``scale × scale`` block."""
+def grey_pixels(array: np.ndarray, scale: int) -> np.ndarray:
+    """:func:`save_png`'s grey map (8-bit), each pixel enlarged to a ``scale × scale`` block."""
     grey = np.rint((np.clip(array, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
     return np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
 
@@ -112,7 +110,7 @@ def save_filter_grid(A: np.ndarray, png, npy, *, edge: int = 600) -> np.ndarray:
     _, M, sz = _square_columns(A)
     cols = grid_shape(M)[1]
     scale = -(-int(edge) // max(array.shape))
-    image = Image.fromarray(_grey(array, scale), mode="L").convert("RGB")
+    image = Image.fromarray(grey_pixels(array, scale), mode="L").convert("RGB")
     font_px = min(14, sz * scale // 3)
     if font_px >= 8:  # smaller digits would hide more of a tile than they tell
         draw, font = ImageDraw.Draw(image), _mono_font(font_px)
@@ -262,10 +260,8 @@ def plot_units(
     path: str | os.PathLike,
     title: str = "",
 ) -> np.ndarray:
-    """One row per hidden unit: its weight tile, its top-k examples, its figures beside.
-
-    Writes the PNG atomically and returns its grey image.
-    """
+    """One row per hidden unit: its weight tile, its top-k examples, its figures beside. Writes
+    the PNG atomically and returns its grey image."""
     from PIL import Image, ImageDraw
 
     W1 = np.asarray(W1, dtype=np.float64)
@@ -300,7 +296,7 @@ def plot_units(
             array[top : top + sz, left : left + sz] = examples[unit, j]
             left += sz + buf
 
-    grey = _grey(array, scale)
+    grey = grey_pixels(array, scale)
     lines = title.splitlines() if title else []
     title_px = 8 + 16 * len(lines) if lines else 0
     font, title_font = _mono_font(font_px), _mono_font(12)

@@ -1,9 +1,5 @@
-"""Data sources: a registry, verified downloads, and loaders.
-
-Sources: ``ufldl-images`` (IMAGES.mat), ``olshausen-raw`` (IMAGES_RAW.mat, whitened here),
-``mnist`` (IDX files), ``sample-photos`` (the offline default, :mod:`sparseae.data.images`)
-and ``image-folder``.
-"""
+"""Data sources: a registry, verified downloads and loaders (``ufldl-images``, ``olshausen-raw``
+whitened here, ``mnist``, the offline default ``sample-photos``, ``image-folder``)."""
 
 from sparseae.data.api import dataset_checksum, fetch, fetch_source, load_images, load_mnist
 from sparseae.data.download import file_digests

@@ -55,21 +55,17 @@ def fetch(
     progress: ProgressCallback | None = None,
     marker: str | os.PathLike | None = None,
 ) -> list[Path]:
-    """Make a source's files available in ``dest``, verified; download only what is missing.
+    """Make a source's files available in ``dest`` (default ``resources/<source>``; for
+    ``image-folder`` the folder of images), verified; download only what is missing.
 
-    ``dest`` defaults to ``resources/<source>`` (``image-folder``: the folder of images);
-    ``mirrors`` replace the defaults; ``files`` or ``split`` select files; the download options
-    are :func:`~sparseae.data.download.download_file`'s. ``marker``: a JSON file listing what
-    was fetched (the ``fetch`` rule's output). Returns the verified files. Raises
-    ChecksumError (a wrong present file is not replaced), DownloadError or DatasetError.
-    """
+    ``mirrors`` replace the defaults; ``files`` or ``split`` select files; ``marker`` gets a
+    JSON list of what was fetched. Returns the verified files. Raises ChecksumError (a wrong
+    present file is not replaced), DownloadError or DatasetError."""
     src = get_source(source)
     if src.loader == "sample-photos":
         fetched = sample_photo_files()
     elif src.loader == "image-folder":
-        if dest is None:
-            raise DatasetError("source 'image-folder' needs the folder of images (dest)")
-        fetched = list_image_folder(dest)
+        fetched = list_image_folder(_image_folder(None, dest))
     else:
         folder = _dest(src, dest)
         urls = tuple(src.mirrors if mirrors is None else mirrors)
@@ -84,12 +80,8 @@ def fetch(
                 download_file(spec.name, folder, urls, spec.checksums, size=spec.size, **options)
             fetched.append(target)
     if marker is not None:
-        record = {
-            "source": str(source),
-            "split": split,
-            "dest": None if dest is None else str(dest),
-        }
-        write_json(marker, {**record, "files": [str(f) for f in fetched]})
+        files, where = [str(f) for f in fetched], None if dest is None else str(dest)
+        write_json(marker, {"source": str(source), "split": split, "dest": where, "files": files})
     logger.info("fetched %s (%s) into %s: %d files", source, split, dest, len(fetched))
     return fetched
 
@@ -121,8 +113,7 @@ def load_images(
 
     ``dest`` is the folder fetched to (as :func:`fetch`), ``path`` a ``.mat`` file or image
     folder to read instead; ``whiten`` (default: the source's setting) applies
-    :func:`~sparseae.data.whitening.whiten_images`.
-    """
+    :func:`~sparseae.data.whitening.whiten_images`."""
     src = get_source(source)
     if src.loader == "mat":
         images = load_mat_images(source_files(src, dest, path=path)[0], src.variable)
@@ -151,16 +142,14 @@ def load_mnist(
 
     ``dest`` holds the IDX files (``.gz`` or not; default ``resources/mnist``); ``split`` is
     ``train`` or ``test``; ``num_images`` keeps the first ones. Returns ``X`` (float64, 784 × N,
-    pixels / 255, columns column-major images) and the labels (int64).
-    """
+    pixels / 255, columns column-major images) and the labels (int64)."""
     src = get_source("mnist")
     if split not in src.splits:
         raise DatasetError(f"MNIST split must be one of {', '.join(src.splits)}, got {split!r}")
     folder = _dest(src, dest)
     images_path = _mnist_path(folder, MNIST_FILES[f"{split}-images"])
     labels_path = _mnist_path(folder, MNIST_FILES[f"{split}-labels"])
-    images = read_idx(images_path, IMAGES_MAGIC)
-    labels = read_idx(labels_path, LABELS_MAGIC)
+    images, labels = read_idx(images_path, IMAGES_MAGIC), read_idx(labels_path, LABELS_MAGIC)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DatasetError(
             f"{images_path}: expected N × rows × cols unsigned bytes, got "

@@ -1,9 +1,5 @@
-"""Verified downloads: checksums, streaming to a temporary file, mirrors with retries.
-
-A download is streamed to a hidden temporary file beside its target, verified against every
-recorded digest, and only then renamed: a failed download never leaves a file under the
-data file's name.
-"""
+"""Verified downloads from mirrors, with retries: streamed to a hidden temporary file beside
+the target, checked against every recorded digest, only then renamed onto it."""
 
 from __future__ import annotations
 
@@ -214,10 +210,9 @@ def download_file(
 
     ``mirrors``: base URLs (``http(s)://``, ``file://`` or a folder) tried in order. ``timeout``
     bounds the connection and each read; a network failure is retried ``retries`` times per
-    mirror after ``retry_wait`` seconds doubled each time (a 404 or a checksum mismatch is
-    not). ``progress(name, done, total)`` follows the download, else a live line on a
-    terminal ``stream``. Raises DownloadError naming every URL tried, why, and the manual fix.
-    """
+    mirror after ``retry_wait`` seconds doubled each time (a 404 or a checksum mismatch is not).
+    ``progress(name, done, total)`` follows the download, else a live line on a terminal
+    ``stream``. Raises DownloadError naming every URL tried, why, and the manual fix."""
     if not checksums:
         raise ValueError(f"refusing to download {name} without a recorded checksum")
     dest = Path(dest)

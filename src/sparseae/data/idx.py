@@ -1,9 +1,6 @@
-"""Reader for the IDX format of the MNIST files, plain or gzip-compressed.
-
-Layout (header integers big-endian): two zero bytes, a type byte, the number of dimensions,
-one uint32 per dimension, then the data in C order. MNIST's image files have magic ``2051``
-(ubyte, 3-D), its label files ``2049`` (ubyte, 1-D).
-"""
+"""Reader for MNIST's IDX files, plain or gzip-compressed: two zero bytes, a type byte, the
+number of dimensions, one big-endian uint32 per dimension, then the data in C order (magic
+``2051``: images, ubyte 3-D; ``2049``: labels, ubyte 1-D)."""
 
 from __future__ import annotations
 
@@ -39,11 +36,9 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
-    """Read an IDX file (``.gz`` or plain, told by content) into a native-endian array.
-
-    Raises DatasetError, naming the file, when the magic number (``expected_magic`` if given),
-    type or size disagree with the header.
-    """
+    """Read an IDX file (``.gz`` or plain, told by content) into a native-endian array. Raises
+    DatasetError, naming the file, when the magic number (``expected_magic`` if given), type or
+    size disagree with the header."""
     path = Path(path)
     raw = _read_bytes(path)
     if len(raw) < 4:

@@ -1,8 +1,5 @@
-"""Image loaders: MATLAB ``.mat`` files, image folders, and the bundled sample photographs.
-
-All loaders return ``float64`` arrays ``H × W × N`` and refuse non-finite values, naming the
-file. The sample photographs ship inside packages the project already installs.
-"""
+"""Image loaders (MATLAB ``.mat`` files, image folders, the sample photographs shipped in
+installed packages): float64 ``H × W × N``, non-finite values refused, naming the file."""
 
 from __future__ import annotations
 
@@ -309,10 +306,8 @@ def _centred_tiles(image: np.ndarray, tile: int) -> list[np.ndarray]:
 
 
 def sample_photo_tiles(files: Sequence[Path] | None = None) -> np.ndarray:
-    """Grey, 2×2 block-mean downsampled 128×128 centred tiles of the sample photographs.
-
-    Block means average away JPEG artefacts and noise that whitening would amplify.
-    """
+    """Grey, 2×2 block-mean downsampled 128×128 centred tiles of the sample photographs. Block
+    means average away JPEG artefacts and noise that whitening would amplify."""
     tiles = []
     for path in files if files is not None else sample_photo_files():
         grey = _block_mean(read_grey_image(path), SAMPLE_DOWNSAMPLE)

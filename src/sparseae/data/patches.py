@@ -1,9 +1,5 @@
-"""Random image patches and the exercise's ``normalizeData`` (docs/model.md, "Data preparation").
-
-Patches are flattened column-major (MATLAB ``patch(:)``) into the columns of a
-``patch_size² × num_patches`` matrix. Offsets are 0-based and cover every position
-``0 … size − patch_size`` inclusive (505 values for 8-pixel patches of 512-pixel images).
-"""
+"""Random image patches, flattened column-major (MATLAB ``patch(:)``) into the columns of a
+``patch_size² × num_patches`` matrix, and the exercise's ``normalizeData`` (docs/model.md)."""
 
 from __future__ import annotations
 
@@ -15,10 +11,9 @@ def sample_patches(
 ) -> np.ndarray:
     """``num_patches`` square patches drawn uniformly from ``images`` (H × W × N, finite).
 
-    For each patch ``rng`` draws an image, then a row and a column offset. Returns float64
-    ``patch_size² × num_patches``, each column a patch flattened column-major. Raises
-    ValueError for bad shapes, sizes or pixels.
-    """
+    For each patch ``rng`` draws an image, then row and column offsets in 0 … size − patch_size
+    (505 values for 8 of 512 pixels). Returns float64 ``patch_size² × num_patches``, each column
+    a patch flattened column-major. Raises ValueError for bad shapes, sizes or pixels."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     images = np.asarray(images)
@@ -58,17 +53,13 @@ def sample_patches(
     c = (cols[:, None] + step)[:, :, None]
     n = which[:, None, None]
     gathered = images[r, c, n]  # (num, b, a)
-    out = np.empty((patch_size * patch_size, num_patches), dtype=np.float64)
-    out[...] = gathered.reshape(num_patches, -1).T
-    return out
+    return np.ascontiguousarray(gathered.reshape(num_patches, -1).T, dtype=np.float64)
 
 
 def normalize_patches(patches: np.ndarray) -> np.ndarray:
-    """The exercise's ``normalizeData`` on pixels × patches (a new float64 array).
-
-    Remove each column's mean, clip to ``±pstd = ±3 std`` (``ddof=1``), divide by ``pstd``,
-    map to ``[0.1, 0.9]``. Raises ValueError for constant patches or bad input.
-    """
+    """The exercise's ``normalizeData`` on pixels × patches (a new float64 array). Remove each
+    column's mean, clip to ``±pstd = ±3 std`` (``ddof=1``), divide by ``pstd``, map to
+    ``[0.1, 0.9]``. Raises ValueError for constant patches or bad input."""
     p = np.array(patches, dtype=np.float64, copy=True)
     if p.ndim != 2:
         raise ValueError(f"patches must be 2-D (pixels × patches), got shape {p.shape}")
@@ -81,8 +72,4 @@ def normalize_patches(patches: np.ndarray) -> np.ndarray:
     if not pstd > 0:
         raise ValueError("every patch is constant: standard deviation is 0, cannot normalize")
     np.clip(p, -pstd, pstd, out=p)
-    p /= pstd
-    p += 1.0
-    p *= 0.4
-    p += 0.1
-    return p
+    return (p / pstd + 1.0) * 0.4 + 0.1

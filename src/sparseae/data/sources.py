@@ -1,11 +1,6 @@
-"""The registry of named data sources: files, checksums, default mirrors, loader.
-
-Each :class:`Source` says which files it needs (with recorded checksums), where to get them
-(``mirrors``: base URLs tried in order; ``config/config.yaml`` may override them under
-``sources: {<name>: {mirrors: [...]}}``) and how its images are loaded.
-
-``sample-photos`` and ``image-folder`` are local: nothing is downloaded.
-"""
+"""The registry of named data sources: files and checksums, default mirrors (the config's
+``sources.<name>.mirrors`` overrides them), loader. ``sample-photos`` and ``image-folder`` are
+local: nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -30,8 +25,7 @@ class Source:
 
     ``kind`` is ``"download"`` or ``"local"``; ``loader`` one of ``mat``, ``mnist``,
     ``sample-photos``, ``image-folder``; ``variable`` the ``.mat`` variable; ``splits`` named
-    subsets of ``files``; ``num_images`` the images per split (key ``""`` without splits).
-    """
+    subsets of ``files``; ``num_images`` the images per split (key ``""`` without splits)."""
 
     name: str
     description: str

@@ -1,12 +1,9 @@
 """Whitening: Olshausen's 1/f filter for whole images, and ZCA for patches.
 
-:func:`whiten_images` reproduces how Olshausen made ``IMAGES.mat`` from ``IMAGES_RAW.mat``
-(sparsenet's ``make_your_own_images``): the ``rho`` ramp of ``rho * exp(-(rho / f0)**4)``
-flattens the roughly ``1/f`` amplitude spectrum of natural images (and removes the mean), the
-exponential rolls off the highest frequencies, where noise and aliasing dominate.
-:class:`ZCA` follows UFLDL's "PCA and Whitening": remove each patch's own mean,
-``sigma = x xᵀ / m``, ``x_zca = U diag(1 / sqrt(s + ε)) Uᵀ x``.
-"""
+:func:`whiten_images` remakes ``IMAGES.mat`` from ``IMAGES_RAW.mat`` (sparsenet's
+``make_your_own_images``): the ramp ``rho`` of ``rho * exp(-(rho / f0)**4)`` flattens the ~1/f
+amplitude spectrum (and removes the mean), the exponential rolls off the top (noise, aliasing).
+:class:`ZCA` (UFLDL): each patch's mean removed, ``x_zca = U diag(1 / sqrt(s + ε)) Uᵀ x``."""
 
 from __future__ import annotations
 
@@ -24,10 +21,8 @@ def _centred_frequencies(n: int) -> np.ndarray:
 
 def whitening_filter(height: int, width: int) -> np.ndarray:
     """The gains ``rho * exp(-(rho / f0)**4)`` for ``numpy.fft.fft2`` of an image this size.
-
     ``rho`` is the radial frequency in cycles per ``S = max(H, W)`` pixels and ``f0 = 0.4 S``
-    (the square-image formula when ``H == W``); index ``[0, 0]`` is DC, gain 0.
-    """
+    (the square-image formula when ``H == W``); index ``[0, 0]`` is DC, gain 0."""
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}×{width}")
     size = max(height, width)
@@ -74,11 +69,9 @@ def _centred_patches(patches: np.ndarray) -> np.ndarray:
 
 
 class ZCA:
-    """ZCA whitening of patches (pixels × m) as in UFLDL "PCA and Whitening".
-
-    ``epsilon`` is added to the eigenvalues (UFLDL: 0.1) so noise is not amplified. After
-    :meth:`fit`: ``eigenvalues_`` (decreasing), ``components_`` and ``matrix_``.
-    """
+    """ZCA whitening of patches (pixels × m) as in UFLDL "PCA and Whitening". ``epsilon`` is
+    added to the eigenvalues (UFLDL: 0.1) so noise is not amplified. After :meth:`fit`:
+    ``eigenvalues_`` (decreasing), ``components_`` and ``matrix_``."""
 
     def __init__(self, epsilon: float = 0.1):
         if not epsilon >= 0:

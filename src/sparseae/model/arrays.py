@@ -1,9 +1,6 @@
-"""Array-API dispatch: which library and device an array lives in, and moving arrays there.
-
-numpy arrays take the blocked, threaded numpy code; arrays of any other array-API library
-(PyTorch, CuPy, ``array_api_strict``) take the code written once against the standard, which
-computes and returns in that library, on that device (docs/model.md, "Devices").
-"""
+"""Array-API dispatch: numpy arrays take the blocked, threaded numpy code; arrays of any other
+array-API library (PyTorch, CuPy, ``array_api_strict``) the code written once against the
+standard, computed in that library on that device (docs/model.md, "Devices")."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""The sparse autoencoder: parameter layout, initialisation, cost and gradient (docs/model.md).
-
-``theta = [W1(:); W2(:); b1; b2]`` in column-major (MATLAB) order, so MATLAB thetas load
-unchanged. :func:`cost_and_grad` runs column blocks on a thread pool (bench/README.md), summed
-in block order so results do not depend on the thread count.
-"""
+"""The sparse autoencoder (docs/model.md): ``theta = [W1(:); W2(:); b1; b2]`` column-major as
+MATLAB's; :func:`cost_and_grad` sums column blocks of a thread pool in block order, so results
+do not depend on the thread count (bench/README.md)."""
 
 from __future__ import annotations
 
@@ -369,9 +366,8 @@ def cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho,
     """Sparse autoencoder cost ``J`` and its float64 gradient (same layout as ``theta``).
 
     ``data`` is visible_size × m; ``dtype`` (default: the data's if float32/64) sets the
-    precision of the products; reductions and results are always float64.
-    Arrays of another array-API library (PyTorch, CuPy, ...) are computed and returned there.
-    """
+    precision of the products; reductions and results are always float64. Arrays of another
+    array-API library (PyTorch, CuPy, ...) are computed and returned there."""
     if arrays.foreign(theta, data):
         settings = (visible_size, hidden_size, lambda_, beta, rho, dtype)
         terms, grad = _array_api_evaluate(theta, data, *settings)

@@ -1,10 +1,6 @@
-"""Numerical gradient checking (docs/model.md, "Gradient checking").
-
-Central differences with ``ε = 1e-4`` and the figure ``‖num − ana‖ / ‖num + ana‖``: about
-2.1452e-12 for the sanity function ``h(x) = x1² + 3 x1 x2`` at ``(4, 10)``, below 1e-9 for the
-autoencoder on a small problem. :func:`check_gradient` takes any function with the signature of
-:func:`sparseae.model.autoencoder.cost_and_grad`, so tests can show it rejects wrong gradients.
-"""
+"""Numerical gradient checking (docs/model.md, "Gradient checking"): central differences with
+``ε = 1e-4`` and the figure ``‖num − ana‖ / ‖num + ana‖``, about 2.1452e-12 for the sanity
+function ``h(x) = x1² + 3 x1 x2`` at ``(4, 10)``, below 1e-9 for the autoencoder."""
 
 from __future__ import annotations
 
@@ -23,10 +19,8 @@ DEFAULT_BOUND = 1e-9  # largest accepted autoencoder figure (UFLDL's criterion)
 
 def numerical_gradient(fun: Callable, theta: np.ndarray, epsilon: float = 1e-4) -> np.ndarray:
     """Central-difference gradient ``(f(θ + εeᵢ) − f(θ − εeᵢ)) / 2ε`` for every coordinate.
-
     ``fun(theta)`` returns the cost, or a tuple whose first item is the cost (so a
-    ``cost_and_grad``-style function can be passed directly); ``theta`` is not modified.
-    """
+    ``cost_and_grad``-style function can be passed directly); ``theta`` is not modified."""
     if epsilon <= 0:
         raise ValueError(f"epsilon must be positive, got {epsilon}")
     x = np.array(theta, dtype=np.float64, copy=True)
@@ -107,13 +101,12 @@ def check_gradient(
 ) -> dict:
     """Run the quadratic sanity check and the autoencoder check on a small problem.
 
-    ``num_examples`` random examples in ``[0.1, 0.9]`` and ``initialize_parameters`` with
-    random non-zero biases (so their gradients are exercised), from ``rng`` or ``seed``
-    (default seed 0); ``data`` and ``theta`` replace them and fix the sizes. ``cost_fn``
-    replaces :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass wrong ones). Returns
+    ``num_examples`` random examples in ``[0.1, 0.9]`` and ``initialize_parameters`` with random
+    non-zero biases (so their gradients are exercised), from ``rng`` or ``seed`` (default seed
+    0); ``data`` and ``theta`` replace them and fix the sizes. ``cost_fn`` replaces
+    :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass wrong ones). Returns
     ``quadratic`` and ``autoencoder`` (relative differences), ``max_abs_diff``, ``passed``
-    (autoencoder figure below ``bound``) and the settings.
-    """
+    (autoencoder figure below ``bound``) and the settings."""
     if rng is None:
         rng = np.random.default_rng(0 if seed is None else seed)
     elif seed is not None:
@@ -133,22 +126,15 @@ def check_gradient(
     theta = np.asarray(theta, dtype=np.float64)
     autoencoder.unpack(theta, visible_size, hidden_size)  # refuses a theta of other sizes
 
-    kwargs = dict(
-        visible_size=visible_size, hidden_size=hidden_size, lambda_=lambda_, beta=beta, rho=rho
-    )
+    sizes = dict(visible_size=int(visible_size), hidden_size=int(hidden_size))
+    model = dict(lambda_=float(lambda_), beta=float(beta), rho=float(rho))
 
-    return {
-        "quadratic": check_quadratic(epsilon),
-        **compare_gradients(
-            lambda point: cost_fn(point, data, **kwargs), theta, "autoencoder", epsilon, bound
-        ),
-        "visible_size": int(visible_size),
-        "hidden_size": int(hidden_size),
-        "num_examples": int(num_examples),
-        "lambda_": float(lambda_),
-        "beta": float(beta),
-        "rho": float(rho),
-    }
+    def cost(point):
+        return cost_fn(point, data, **sizes, **model)
+
+    checked = compare_gradients(cost, theta, "autoencoder", epsilon, bound)
+    record = {"quadratic": check_quadratic(epsilon), **checked, **sizes}
+    return {**record, "num_examples": int(num_examples), **model}
 
 
 def require_passed(result: Mapping, differences: Mapping, *, what: str, config_key: str) -> None:

@@ -1,12 +1,7 @@
-"""Unconstrained L-BFGS with minFunc's semantics and the correction pairs in one array.
-
-minFunc's ``lbfgs`` (the original exercise's optimizer) with a strong-Wolfe cubic line search.
-The step is bound by memory bandwidth, so the pairs are the rows of one array read twice per
-step; the recursion runs on coefficients with the Gram matrix (docs/model.md, "Optimizer and
-chunks").
-Arrays of any array-API library work: the pairs, the point and the line search stay in that
-library and on its device; only the Gram coefficients (2·maxcor square) are numpy on the host.
-"""
+"""Unconstrained L-BFGS as minFunc's ``lbfgs`` (strong-Wolfe cubic line search), the
+correction pairs the rows of one array read twice per step: memory bandwidth bounds the step
+(docs/model.md, "Optimizer and chunks"). Arrays of any array-API library stay in it and on its
+device; only the Gram coefficients (2·maxcor square) are numpy on the host."""
 
 from __future__ import annotations
 
@@ -27,10 +22,8 @@ CURVATURE_MIN = 1e-10  # a pair is stored only when yᵀs exceeds this (minFunc'
 
 @dataclasses.dataclass
 class LBFGSResult:
-    """Outcome of :func:`minimize_lbfgs`: the last accepted point ``x`` with ``fun`` and ``jac``.
-
-    ``reason``: ``budget``, ``evaluations``, ``converged`` or ``abnormal``.
-    """
+    """Outcome of :func:`minimize_lbfgs`: the last accepted point ``x`` with ``fun`` and
+    ``jac``. ``reason``: ``budget``, ``evaluations``, ``converged`` or ``abnormal``."""
 
     x: np.ndarray
     fun: float
@@ -252,11 +245,9 @@ def minimize_lbfgs(
 ) -> LBFGSResult:
     """Minimize ``fun`` (``fun(x) -> (f, g)``, float64 gradient) by L-BFGS from ``x0``.
 
-    ``x0`` of any array-API library: ``fun`` gets and returns arrays of that library.
-
-    Converged when ``max |g_i| <= gtol`` or the relative cost reduction is ``<= ftol``;
-    ``callback(x, f, g)`` runs after every iteration, at the accepted point.
-    """
+    ``x0`` of any array-API library: ``fun`` gets and returns arrays of that library. Converged
+    when ``max |g_i| <= gtol`` or the relative cost reduction is ``<= ftol``;
+    ``callback(x, f, g)`` runs after every iteration, at the accepted point."""
     foreign = arrays.foreign(x0)
     xp, where = arrays.namespace(x0 if foreign else np.asarray(x0))
     x = xp.asarray(x0, dtype=xp.float64, copy=True)

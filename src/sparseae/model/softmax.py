@@ -6,9 +6,7 @@ With ``θ`` of shape ``num_classes × n_features`` (no bias term, so the decay c
     P = softmax(θ X)   (per column);   J = −(1/m) Σᵢ log P[yᵢ, i] + (λ/2) ‖θ‖²
     ∇J = (1/m) (P − G) Xᵀ + λ θ
 
-One function serves the self-taught evaluation, the stacked network's softmax stage and the
-top layer of its fine-tuning cost. The flat layout is MATLAB's ``θ(:)``, column-major.
-"""
+One function for the self-taught evaluation and the stacked network; flat ``θ(:)`` column-major."""
 
 from __future__ import annotations
 
@@ -93,8 +91,7 @@ def fit(features, labels, *, lambda_=1e-4, max_iter=100, tol=None, maxcor=100) -
     L-BFGS from ``θ = 0`` for at most ``max_iter`` iterations (minFunc's ``maxIter``). minFunc
     stops when ``Σ|∇J| ≤ 1e-5``; the default ``tol = 1e-5 / θ.size`` on ``max|∇J|`` implies it,
     so a run never ends earlier than the original's. ``features`` has one example per column;
-    ``labels`` at least two distinct values, whose sorted order gives the rows of ``weights``.
-    """
+    ``labels`` at least two distinct values, whose sorted order gives the rows of ``weights``."""
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels)
     if features.ndim != 2 or labels.shape != (features.shape[1],):

@@ -3,14 +3,10 @@
 UFLDL's "Building Deep Networks for Classification": ``L`` sigmoid encoder layers, each the
 first layer of a sparse autoencoder trained greedily on the previous layer's activations, then
 softmax regression (:mod:`sparseae.model.softmax`); fine-tuning backpropagates the softmax
-cost through the whole stack (``stackedAECost``; equations in ``docs/stacked.md``)::
-
-    a¹ = x;  aˡ⁺¹ = f(Wˡ aˡ + bˡ);  P = softmax(θ aᴸ⁺¹)          (columns are examples)
-    J  = −(1/m) Σᵢ log P[yᵢ, i] + (λ/2) ‖θ‖²                     (no decay on the Wˡ)
+cost (decay on its ``θ`` only) through the whole stack (``stackedAECost``; docs/stacked.md).
 
 Parameters: one flat float64 vector in the tutorial's column-major order
-``[θ(:); W¹(:); b¹; W²(:); b²; …]``, so a theta written by the Octave code loads unchanged.
-"""
+``[θ(:); W¹(:); b¹; W²(:); b²; …]``, so a theta written by the Octave code loads unchanged."""
 
 from __future__ import annotations
 
@@ -129,9 +125,7 @@ def finetune_cost_and_grad(
     theta, data, *, labels, input_size, hidden_sizes, num_classes, lambda_
 ) -> tuple[float, np.ndarray]:
     """Fine-tuning cost of the whole stack and its gradient (UFLDL ``stackedAECost``).
-
-    ``lambda_`` decays the softmax weights only; equations in ``docs/stacked.md``.
-    """
+    ``lambda_`` decays the softmax weights only; equations in ``docs/stacked.md``."""
     theta = np.asarray(theta, dtype=np.float64)
     softmax_theta, layers = unpack_stack(theta, input_size, hidden_sizes, num_classes)
     activations = stack_activations(
@@ -163,10 +157,8 @@ def check_finetune_gradient(
     bound: float = DEFAULT_BOUND,
     cost_fn: Callable | None = None,
 ) -> dict:
-    """Central-difference check of the fine-tuning gradient on a small random stack.
-
-    Returns ``finetune`` (``‖num − ana‖ / ‖num + ana‖``), ``max_abs_diff``, ``passed``.
-    """
+    """Central-difference check of the fine-tuning gradient on a small random stack. Returns
+    ``finetune`` (``‖num − ana‖ / ‖num + ana‖``), ``max_abs_diff``, ``passed``."""
     X = np.asarray(data, dtype=np.float64)
     input_size = X.shape[0]
     layers = []
@@ -178,20 +170,11 @@ def check_finetune_gradient(
     softmax_theta = 0.005 * rng.standard_normal((int(num_classes), int(hidden_sizes[-1])))
     theta = pack_stack(softmax_theta, layers)
     cost_fn = finetune_cost_and_grad if cost_fn is None else cost_fn
-    kwargs = dict(
-        labels=labels,
-        input_size=input_size,
-        hidden_sizes=list(hidden_sizes),
-        num_classes=int(num_classes),
-        lambda_=lambda_,
-    )
-    return {
-        **compare_gradients(
-            lambda x: cost_fn(x, X, **kwargs), theta, "finetune", float(epsilon), float(bound)
-        ),
-        "input_size": int(input_size),
-        "hidden_sizes": [int(h) for h in hidden_sizes],
-        "num_classes": int(num_classes),
-        "num_examples": int(X.shape[1]),
-        "lambda_": float(lambda_),
-    }
+    sizes = dict(input_size=int(input_size), hidden_sizes=[int(h) for h in hidden_sizes])
+    sizes["num_classes"] = int(num_classes)
+
+    def cost(x):
+        return cost_fn(x, X, labels=labels, lambda_=lambda_, **sizes)
+
+    checked = compare_gradients(cost, theta, "finetune", float(epsilon), float(bound))
+    return {**checked, **sizes, "num_examples": int(X.shape[1]), "lambda_": float(lambda_)}

@@ -1,9 +1,6 @@
-"""One chunk of L-BFGS training, its per-iteration records and its ``.npz`` checkpoint.
-
-A chunk starts a fresh L-BFGS (minFunc-style, or scipy's L-BFGS-B) from the previous chunk's
-``theta``; records are numbered globally across chunks and ``maxiter``/``maxfun`` are budgets
-of the whole run. Chaining and resuming: :mod:`sparseae.pipeline.chunks` (docs/model.md).
-"""
+"""One chunk of L-BFGS training (minFunc-style or scipy's L-BFGS-B, from the previous chunk's
+``theta``), its records (numbered across chunks) and its ``.npz`` checkpoint; ``maxiter`` and
+``maxfun`` are budgets of the whole run (chaining: :mod:`sparseae.pipeline.chunks`)."""
 
 from __future__ import annotations
 
@@ -54,9 +51,7 @@ FIRST = {"iteration": 0, "fun_evals": 0, "seconds": 0.0}
 @dataclasses.dataclass(frozen=True)
 class LBFGSOptions:
     """Optimizer options, set explicitly; the defaults mirror minFunc (docs/model.md).
-
-    ``maxiter`` and ``maxfun`` are budgets of the whole run.
-    """
+    ``maxiter`` and ``maxfun`` are budgets of the whole run."""
 
     method: str = "lbfgs"
     maxcor: int = 100
@@ -99,10 +94,9 @@ class ChunkResult:
     """What one chunk of L-BFGS gives: the parameters, its records and why it stopped.
 
     ``theta`` is the last finite point; ``records`` one dict of :data:`RECORD_FIELDS` per
-    iteration; ``reason`` is ``"budget"`` (the normal end), ``"evaluations"``,
-    ``"converged"`` or ``"abnormal"`` for both methods, ``status`` scipy's code for it;
-    ``fun_evals`` counts this chunk's cost evaluations.
-    """
+    iteration; ``reason`` is ``"budget"`` (the normal end), ``"evaluations"``, ``"converged"``
+    or ``"abnormal"`` for both methods, ``status`` scipy's code for it; ``fun_evals`` counts
+    this chunk's cost evaluations."""
 
     theta: np.ndarray
     records: list[dict]
@@ -182,18 +176,9 @@ def train_chunk(
     model = dict(
         visible_size=visible_size, hidden_size=hidden_size, lambda_=lambda_, beta=beta, rho=rho
     )
-    return lbfgs_chunk(
-        autoencoder.cost_and_grad if cost_fn is None else cost_fn,
-        theta0,
-        data,
-        iterations,
-        cost_kwargs=model,
-        options=options,
-        start=start,
-        progress=progress,
-        dtype=dtype,
-        device=device,
-    )
+    cost = autoencoder.cost_and_grad if cost_fn is None else cost_fn
+    run = dict(options=options, start=start, progress=progress, dtype=dtype, device=device)
+    return lbfgs_chunk(cost, theta0, data, iterations, cost_kwargs=model, **run)
 
 
 def lbfgs_chunk(
@@ -213,8 +198,7 @@ def lbfgs_chunk(
 
     ``start``: the previous chunk's last record's counters, so records continue globally.
     ``device`` (:data:`.arrays.DEVICES`): where the data, the cost and the optimizer's state
-    live; only the records and the final float64 numpy ``theta`` leave it.
-    """
+    live; only the records and the final float64 numpy ``theta`` leave it."""
     if device not in arrays.DEVICES:
         raise ValueError(f"device must be one of {list(arrays.DEVICES)}, got {device!r}")
     if device != "cpu" and options.method != "lbfgs":
@@ -265,10 +249,8 @@ def lbfgs_chunk(
 
     limits = {"maxcor": options.maxcor, "maxiter": budget_iter, "maxfun": budget_fun}
     limits.update(gtol=options.gtol, ftol=options.ftol, maxls=options.maxls)
-    # One BLAS thread for the whole optimization: cost_and_grad runs its own worker threads
-    # (with single-threaded BLAS inside); a threaded BLAS would make the optimizer's sums (and
-    # the trajectory) depend on the thread count, and 2 BLAS threads on 2 cores made the time
-    # outside the cost 5x longer under load (bench/README.md).
+    # One BLAS thread: cost_and_grad runs its own workers; a threaded BLAS would make the
+    # optimizer's sums (the trajectory) depend on the thread count; slower too (bench/README.md).
     with threadpool_limits(limits=1, user_api="blas"):
         if options.method == "lbfgs":
             # minimize_lbfgs accepts only points of finite cost and gradient (its line search

@@ -1,7 +1,5 @@
-"""MLflow tracking: the result files on disk are the truth, MLflow is filled from them.
-
-MLflow is imported only inside the functions that open a store (cheap package import).
-"""
+"""MLflow tracking: the result files on disk are the truth, MLflow is filled from them; MLflow
+is imported only inside the functions that open a store (cheap package import)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Logging a result folder (and a sweep) into MLflow, through the one sync engine.
-
-A run is keyed by config.json's ``fingerprint``: a changed trajectory gets a new run and the
-earlier ones are marked superseded.
-"""
+"""Logging a result folder (and a sweep) into MLflow through the one sync engine; a run is keyed
+by config.json's ``fingerprint``, so a changed trajectory gets a new run, the old superseded."""
 
 from __future__ import annotations
 
@@ -16,12 +13,8 @@ from pathlib import Path
 
 from sparseae.identity import key_of
 from sparseae.io import read_json, write_json
-from sparseae.tracking.results import (
-    ResultFolder,
-    flatten_params,
-    load_chunk,
-    read_result_folder,
-)
+from sparseae.tracking import sync
+from sparseae.tracking.results import ResultFolder, flatten_params, load_chunk, read_result_folder
 from sparseae.tracking.settings import SWEEP_TAG
 from sparseae.tracking.store import (
     TrackingError,
@@ -29,21 +22,7 @@ from sparseae.tracking.store import (
     ensure_experiment,
     exclusive_lock,
 )
-from sparseae.tracking.sync import (
-    EXPERIMENT_TAG,
-    NOTE_TAG,
-    PARENT_TAG,
-    RUN_KEY_TAG,
-    STATUS_TAG,
-    RunSpec,
-    Session,
-    file_sha256,
-    log_batch,
-    supersede,
-    sync_run,
-    tag_updates,
-    truncate_tag,
-)
+from sparseae.tracking.sync import RunSpec, Session
 from sparseae.tracking.views import member_name, run_view, set_view, sweep_view
 
 _log = logging.getLogger(__name__)
@@ -86,7 +65,7 @@ def log_results(
     start = folder.start_time_ms or int(time.time() * 1000)
     stamp = datetime.fromtimestamp(start / 1000, tz=timezone.utc)
     spec = RunSpec(
-        identity={RUN_KEY_TAG: key, EXPERIMENT_TAG: name},
+        identity={sync.RUN_KEY_TAG: key, sync.EXPERIMENT_TAG: name},
         name=f"{name} {stamp:%Y-%m-%d %H:%M}",
         params=folder.params,
         metrics=folder.metrics,
@@ -114,8 +93,8 @@ def log_results(
         experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir)
         if SWEEP_TAG not in spec.tags:  # a sweep's view is set by log_sweep
             set_view(session, experiment_id, run_view(folder))
-        synced = sync_run(session, experiment_id, spec, extra)
-        superseded = supersede(session, experiment_id, name, synced.run)
+        synced = sync.sync_run(session, experiment_id, spec, extra)
+        superseded = sync.supersede(session, experiment_id, name, synced.run)
     run, conflicts = synced.run, synced.conflicts
     record = {
         "tracking_uri": tracking_uri,
@@ -186,16 +165,16 @@ def log_sweep(
         f"the summary table and the contact sheet of the members' filters."
     )
     spec = RunSpec(
-        identity={SWEEP_TAG: sweep_name, SWEEP_ROLE_TAG: "parent", RUN_KEY_TAG: sweep_key},
+        identity={SWEEP_TAG: sweep_name, SWEEP_ROLE_TAG: "parent", sync.RUN_KEY_TAG: sweep_key},
         name=f"sweep {sweep_name}",
         params=wanted,
-        tags={NOTE_TAG: note},
+        tags={sync.NOTE_TAG: note},
         artifacts=[(f, "") for f in files],
     )
     session = Session(tracking_uri)
     with exclusive_lock(f"{tracking_uri}#{experiment_name}#sweep#{sweep_name}"):
         experiment_id = ensure_experiment(tracking_uri, experiment_name)
-        synced = sync_run(session, experiment_id, spec)
+        synced = sync.sync_run(session, experiment_id, spec)
         parent_id = synced.run.info.run_id
         swept = _swept_keys(params)
         last_step = 0
@@ -210,7 +189,7 @@ def log_sweep(
             last_step = max(last_step, int(member.data.metrics.get("iterations", 0)))
             wanted_tags = {SWEEP_TAG: sweep_name}
             if member.info.experiment_id == experiment_id:
-                wanted_tags[PARENT_TAG] = parent_id
+                wanted_tags[sync.PARENT_TAG] = parent_id
             else:
                 _log.warning(
                     "sweep %s: member run %s is in another experiment than the parent run; it "
@@ -219,7 +198,7 @@ def log_sweep(
                     run_id,
                     experiment_name,
                 )
-            log_batch(session, run_id, tags=tag_updates(member, wanted_tags))
+            sync.log_batch(session, run_id, tags=sync.tag_updates(member, wanted_tags))
         set_view(session, experiment_id, sweep_view(swept, last_step))
     if output is not None:
         record = {"run_id": parent_id, "experiment_id": experiment_id}
@@ -260,9 +239,9 @@ def _run_tags(folder: ResultFolder, name: str, extra_tags, parent_run_id) -> dic
     stop = _last_stop(folder)
     snakefile = folder.path.parent.parent / "Snakefile"
     wanted = {
-        STATUS_TAG: "complete" if folder.complete else "partial",
-        NOTE_TAG: _description(folder, name),
-        ENVIRONMENT_TAG: truncate_tag(json.dumps(folder.environment, sort_keys=True)),
+        sync.STATUS_TAG: "complete" if folder.complete else "partial",
+        sync.NOTE_TAG: _description(folder, name),
+        ENVIRONMENT_TAG: sync.truncate_tag(json.dumps(folder.environment, sort_keys=True)),
         "mlflow.source.type": "LOCAL",
         # The workflow that made the results: the Snakefile beside results/, if there.
         "mlflow.source.name": str(snakefile if snakefile.is_file() else folder.path),
@@ -278,7 +257,7 @@ def _run_tags(folder: ResultFolder, name: str, extra_tags, parent_run_id) -> dic
     if commit:
         wanted["mlflow.source.git.commit"] = commit
     if parent_run_id:
-        wanted[PARENT_TAG] = parent_run_id
+        wanted[sync.PARENT_TAG] = parent_run_id
     wanted.update({str(k): str(v) for k, v in extra_tags.items()})
     return wanted
 
@@ -308,15 +287,11 @@ def _filter_image_steps(session: Session, run_id: str) -> set[int]:
 
 def filter_image(theta, visible_size: int, hidden_size: int):
     """``filters.png``'s grid of ``theta`` as 8-bit grey, enlarged to :data:`FILTER_IMAGE_EDGE`."""
-    import numpy as np
-
-    from sparseae.analysis.visualize import display_network
+    from sparseae.analysis.visualize import display_network, grey_pixels
     from sparseae.model.autoencoder import unpack
 
     grid = display_network(unpack(theta, visible_size, hidden_size)[0].T)
-    grey = np.rint((np.clip(grid, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
-    scale = max(1, FILTER_IMAGE_EDGE // max(grey.shape))
-    return np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
+    return grey_pixels(grid, max(1, FILTER_IMAGE_EDGE // max(grid.shape)))
 
 
 def _initial_theta(folder: ResultFolder, sizes: tuple[int, int]):
@@ -333,12 +308,9 @@ def _initial_theta(folder: ResultFolder, sizes: tuple[int, int]):
 def _model_sizes(folder: ResultFolder) -> tuple[int, int] | None:
     block = folder.config.get("experiment", folder.config)
     model = block.get("model") if isinstance(block, dict) else None
-    if not isinstance(model, dict):
-        return None
+    model = model if isinstance(model, dict) else {}
     v, h = model.get("visible_size"), model.get("hidden_size")
-    if isinstance(v, int) and isinstance(h, int):
-        return v, h
-    return None
+    return (v, h) if isinstance(v, int) and isinstance(h, int) else None
 
 
 def _log_filter_images(session: Session, run_id: str, folder: ResultFolder, start: int) -> int:
@@ -397,7 +369,7 @@ def _log_model(session: Session, run, folder: ResultFolder, name: str) -> int:
     sizes = _model_sizes(folder)
     if not theta.is_file() or sizes is None or "summary.json" in folder.missing:
         return 0
-    sha = file_sha256(theta)
+    sha = sync.file_sha256(theta)
     models = session.search_logged_models(
         experiment_ids=[run.info.experiment_id],
         filter_string=f"source_run_id = '{run.info.run_id}'",
@@ -424,7 +396,7 @@ def _log_model(session: Session, run, folder: ResultFolder, name: str) -> int:
         tags={
             MODEL_THETA_TAG: sha,
             FINAL_CHUNK_TAG: str(folder.final_chunk),
-            NOTE_TAG: note,
+            sync.NOTE_TAG: note,
             # The step that logged it, not Snakemake's temporary copy of its script.
             "mlflow.source.name": "log_mlflow",
             "mlflow.source.type": "LOCAL",

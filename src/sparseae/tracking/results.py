@@ -162,9 +162,8 @@ def read_result_folder(
     _excess_cost(folder)
     _read_blocks(folder)
     _read_environment(folder, metas)
-    block = config.get("experiment", config) if isinstance(config, dict) else None
-    evaluation = block.get("evaluation") if isinstance(block, dict) else None
-    evaluates = isinstance(evaluation, dict) and bool(evaluation.get("enabled"))
+    block = config.get("experiment", config) if isinstance(config, dict) else {}
+    evaluates = _evaluates(block)
     _collect_artifacts(folder, log_dir, RESULT_FILES + (EVALUATION_FILES if evaluates else ()))
     return folder
 
@@ -190,11 +189,14 @@ def flatten_params(config: dict, prefix: str = "") -> dict[str, str]:
 def science_params(experiment: dict) -> dict[str, str]:
     """The params of a run: the settings of :data:`SCIENCE_SECTIONS` (and of the evaluation
     where enabled) that are set."""
-    evaluation = experiment.get("evaluation")
-    evaluates = isinstance(evaluation, dict) and evaluation.get("enabled")
-    sections = SCIENCE_SECTIONS + (("evaluation",) if evaluates else ())
+    sections = SCIENCE_SECTIONS + (("evaluation",) if _evaluates(experiment) else ())
     flat = flatten_params({k: v for k, v in experiment.items() if k in sections})
     return {k: v for k, v in flat.items() if k not in NOT_SCIENCE and v != "null"}
+
+
+def _evaluates(experiment: Any) -> bool:
+    evaluation = experiment.get("evaluation") if isinstance(experiment, dict) else None
+    return isinstance(evaluation, dict) and bool(evaluation.get("enabled"))
 
 
 def param_value(value: Any) -> str:
@@ -312,11 +314,8 @@ def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step
         if _is_number(value)
     )
     if _is_number(meta.get("wall_seconds")):
-        folder.metrics.append(
-            MetricPoint(
-                "chunk_wall_seconds", float(meta["wall_seconds"]), step, offset, wallclock=True
-            )
-        )
+        wall = float(meta["wall_seconds"])
+        folder.metrics.append(MetricPoint("chunk_wall_seconds", wall, step, offset, wallclock=True))
 
 
 def _excess_cost(folder: ResultFolder) -> None:
@@ -387,12 +386,8 @@ def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:
 def _collect_artifacts(folder: ResultFolder, log_dir, expected: tuple[str, ...]) -> None:
     """Result files and rule logs to upload, missing expected files, the run's time span."""
     for item in sorted(folder.path.iterdir()):
-        if (
-            item.is_file()
-            and item.suffix in ARTIFACT_SUFFIXES
-            and item.name not in NOT_ARTIFACTS
-            and not item.name.startswith(".")
-        ):
+        named = item.suffix in ARTIFACT_SUFFIXES and item.name not in NOT_ARTIFACTS
+        if named and item.is_file() and not item.name.startswith("."):
             check_result_file(item)  # nothing damaged is uploaded as if complete
             folder.artifacts.append((item, ""))
     # Result files only: the logs folder may hold older logs of shared data rules.
@@ -431,11 +426,8 @@ def _read_object(folder: ResultFolder, name: str, required: bool = True) -> dict
 
 
 def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and not (isinstance(value, float) and math.isinf(value))
-    )
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and not (isinstance(value, float) and math.isinf(value))
 
 
 def _ms(seconds: float) -> int:

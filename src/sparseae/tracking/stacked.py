@@ -43,8 +43,7 @@ def log_stacked(
 
     ``stages`` maps each stage (``layer1`` … ``softmax``, ``finetune``) to its checkpoint files
     in order; ``log_dir`` (default ``logs/{name}`` beside ``results``) is attached under
-    ``logs/``; ``output`` gets ``{"run_id", "stage_runs", "tracking_uri", "logged"}``.
-    """
+    ``logs/``; ``output`` gets ``{"run_id", "stage_runs", "tracking_uri", "logged"}``."""
     folder = Path(result_dir).resolve()
     config = read_json(folder / "stacked_config.json")
     evaluation = read_json(folder / "stacked_evaluation.json")

@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import functools
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -21,7 +20,7 @@ from typing import TypeVar
 import numpy as np
 
 from sparseae.errors import ArtifactLocationError, TrackingError, TrackingUnavailableError
-from sparseae.io import atomic_path
+from sparseae.io import atomic_path, write_json
 from sparseae.tracking.settings import (
     HTTP_RETRY_DEFAULTS,
     STORE_FOLDER_TAG,
@@ -44,22 +43,9 @@ configure_http_retries()
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 
-#: The UI's "shared view" ``viewStateShareKey=<RUNS_VIEW_KEY>`` (experiment tag
-#: ``mlflow.sharedViewState.<key>`` holding its JSON): these runs-table columns.
+#: The UI's "shared view" ``viewStateShareKey=<RUNS_VIEW_KEY>`` (see :mod:`.views`).
 RUNS_VIEW_KEY = "sparseae"
 RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
-RUNS_VIEW_COLUMNS = (
-    "attributes.`Dataset`",
-    "attributes.`Source`",
-    "attributes.`Models`",
-    "metrics.`final_cost`",
-    "metrics.`final_J_reconstruction`",
-    "metrics.`final_J_sparsity`",
-    "metrics.`final_rhohat_mean`",
-    "metrics.`iterations`",
-    "metrics.`accuracy_features`",
-    "tags.`sparseae.status`",
-)
 
 #: Experiment tag holding the store's identity token (see :func:`store_marker`).
 STORE_TOKEN_TAG = "sparseae.store_token"
@@ -103,9 +89,8 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
     except requests.RequestException as exc:
         raise TrackingUnavailableError(unavailable_message(uri, exc, results_dir)) from exc
     if response.status_code != 200:
-        raise TrackingUnavailableError(
-            unavailable_message(uri, f"GET {url} answered HTTP {response.status_code}", results_dir)
-        )
+        cause = f"GET {url} answered HTTP {response.status_code}"
+        raise TrackingUnavailableError(unavailable_message(uri, cause, results_dir))
     if response.text.strip() != "OK":
         # A web page (a login portal, a proxy, another service) is not an MLflow server.
         kind = response.headers.get("Content-Type", "unknown content").split(";")[0]
@@ -181,12 +166,8 @@ def _is_unreachable(exc: BaseException) -> bool:
     """A connection that failed, timed out, broke off, or retries the server kept refusing."""
     import requests
 
-    kinds = (
-        requests.exceptions.ConnectionError,
-        requests.exceptions.Timeout,
-        requests.exceptions.RetryError,
-        requests.exceptions.ChunkedEncodingError,
-    )
+    errors = requests.exceptions
+    kinds = (errors.ConnectionError, errors.Timeout, errors.RetryError, errors.ChunkedEncodingError)
     return any(isinstance(cause, kinds) for cause in _causes(exc))
 
 
@@ -228,9 +209,8 @@ def default_artifact_root(uri: str) -> Path | None:
 
 
 def experiment_tags() -> dict[str, str]:
-    """Tags every experiment the pipeline creates carries (kind, and the runs-table view)."""
-    view = json.dumps({"selectedColumns": list(RUNS_VIEW_COLUMNS)}, separators=(",", ":"))
-    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, RUNS_VIEW_TAG: view}
+    """Tags every experiment the pipeline creates carries (its views: :mod:`.views`)."""
+    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
 
 
 def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None:
@@ -334,8 +314,6 @@ def init_store(
             token = Path(marker).stem[len(MARKER_PREFIX) :]
         _record_token(tracking_uri, mlflow_client, token, list(ids.values()))
     if marker is not None:
-        from sparseae.io import write_json
-
         marker = Path(marker)
         record = {"uri": tracking_uri, "experiments": ids, "token": token}
         record["http"] = {name: os.environ[name] for name in HTTP_RETRY_DEFAULTS}

@@ -1,15 +1,9 @@
-"""The one MLflow sync engine: find a run by its identity, add only what it lacks.
-
-Every run is a :class:`RunSpec` given to :func:`sync_run`, so a rerun after any failure fills
-in what is missing and duplicates nothing: runs are found by identity tags; params keep their
-first value (changes listed in ``sparseae.changed_params``); a metric point is logged only at a
-step the run lacks (differing values reported, never replaced; a changed derived figure gets
-the next step); artifacts are uploaded when absent or changed against ``manifest.json``, which
-is uploaded last and confirmed by the tag ``sparseae.manifest_sha256``.
-"""
+"""The one MLflow sync engine: find a run by its identity tags, add only what it lacks, so a
+rerun after any failure fills in what is missing and duplicates nothing (docs/pipeline.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -157,9 +151,8 @@ def sync_run(
         if stale in run.data.tags and stale not in wanted:
             session.delete_tag(run_id, stale)
     end = max(spec.end_time, start) if spec.end_time is not None else None
-    if spec.finished and (
-        run.info.status != "FINISHED" or (end is not None and run.info.end_time != end)
-    ):
+    ended = run.info.status == "FINISHED" and (end is None or run.info.end_time == end)
+    if spec.finished and not ended:
         session.set_terminated(run_id, "FINISHED", end_time=end)
     logged = {"params": len(params), "metric_points": len(todo), "artifacts": len(uploaded)}
     logged.update(tags=len(tags), **counts)
@@ -209,10 +202,9 @@ def log_batch(session: Session, run_id: str, *, params=(), metrics=(), tags=None
     """Send params, metric points and tags; MLflow's client splits them into allowed batches."""
     from mlflow.entities import RunTag
 
-    params, metrics = list(params), list(metrics)
-    tag_list = [RunTag(k, v) for k, v in (tags or {}).items()]
-    if params or metrics or tag_list:
-        session.log_batch(run_id, metrics=metrics, params=params, tags=tag_list)
+    params, metrics, tags = list(params), list(metrics), [RunTag(*t) for t in (tags or {}).items()]
+    if params or metrics or tags:
+        session.log_batch(run_id, metrics=metrics, params=params, tags=tags)
 
 
 def tag_updates(run, wanted: Mapping[str, str]) -> dict[str, str]:
@@ -249,11 +241,10 @@ def read_manifest(session: Session, run_id: str, run_tags: Mapping) -> dict[str,
             return {}
     if hashlib.sha256(data).hexdigest() != expected:
         return {}
-    try:
+    with contextlib.suppress(ValueError):
         manifest = json.loads(data)
-    except ValueError:
-        return {}
-    return manifest.get("files", {}) if isinstance(manifest, dict) else {}
+        return manifest.get("files", {}) if isinstance(manifest, dict) else {}
+    return {}
 
 
 def log_artifacts(
@@ -273,10 +264,8 @@ def log_artifacts(
         artifact_path = f"{folder}/{local.name}" if folder else local.name
         entry = {"sha256": file_sha256(local), "size": local.stat().st_size}
         manifest[artifact_path] = entry
-        if (
-            existing.get(artifact_path, -1) == entry["size"]
-            and recorded.get(artifact_path) == entry
-        ):
+        same_size = existing.get(artifact_path, -1) == entry["size"]
+        if same_size and recorded.get(artifact_path) == entry:
             continue
         try:
             session.log_artifact(run_id, str(local), folder or None)
