@@ -115,14 +115,13 @@ def test_partial_folder_then_complete_fills_exactly_the_rest(
         == run_id
     )
     record = read_json(staged / "mlflow.json")
-    # Chunk 3's 4 iterations x 5 series (the last, lowest cost has no log10 excess, but step 8,
-    # the lowest before, now has one) + its 7 chunk-end points + the summary figures that are
+    # Chunk 3's 4 iterations x 4 series + its 7 chunk-end points + the summary figures that are
     # not a series' final value.
     diagnostics = len(read_json(complete / "diagnostics.json")["metrics"])  # their figures
     figures = read_json(complete / "summary.json")["metrics"]
     summary = len([k for k in figures if not k.startswith(("final_", "total_"))])
     assert diagnostics > 0 and summary == 4
-    assert record["logged_this_time"]["metric_points"] == 4 * 5 + 7 + summary + diagnostics
+    assert record["logged_this_time"]["metric_points"] == 4 * 4 + 7 + summary + diagnostics
     assert record["missing"] == []
     assert client.get_run(run_id).info.status == "FINISHED"
     experiment = client.get_experiment_by_name("exp")

@@ -463,11 +463,11 @@ def _description(folder: ResultFolder, experiment_name: str) -> str:
         )
     lines.append("Missing files: " + (", ".join(f"`{m}`" for m in folder.missing) or "none") + ".")
     lines.append(
-        "Charts: `cost` and `grad_norm` per iteration, `log10_excess_cost` = log10(cost − lowest "
-        "cost) where `cost` looks flat; the image series `filters` is the filter grid at the "
-        "random start (step 0) and at each chunk end (step slider). The model `encoder` returns "
-        "the hidden activations. The full config is `config.json`; versions and threads are the "
-        "tag `sparseae.environment`; every artifact's sha256 is in `manifest.json`."
+        "Charts: `cost` (log axis) and `grad_norm` per iteration; the image series `filters` is "
+        "the filter grid at the random start (step 0) and at each chunk end (step slider). The "
+        "model `encoder` returns the hidden activations. The full config is `config.json`; "
+        "versions and threads are the tag `sparseae.environment`; every artifact's sha256 is in "
+        "`manifest.json`."
     )
     return "\n\n".join(lines)
 

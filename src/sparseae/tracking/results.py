@@ -46,7 +46,6 @@ NOT_SCIENCE = ("training.progress_every", "evaluation.enabled")
 #: Prefixes of result-file figures that repeat a series' last point (``final_cost`` = ``cost``).
 TWIN_PREFIXES = ("final_", "total_")
 #: ``log10(cost - lowest cost)`` per iteration: the cost chart on a readable scale.
-EXCESS_COST = "log10_excess_cost"
 
 
 @dataclass(frozen=True)
@@ -159,7 +158,6 @@ def read_result_folder(
     folder.gradcheck = _read_object(folder, "gradcheck.json")
     # A missing evaluation.json is listed by _collect_artifacts when the config evaluates.
     folder.evaluation = _read_object(folder, "evaluation.json", required=False)
-    _excess_cost(folder)
     _read_blocks(folder)
     _read_environment(folder, metas)
     block = config.get("experiment", config) if isinstance(config, dict) else {}
@@ -316,18 +314,6 @@ def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step
     if _is_number(meta.get("wall_seconds")):
         wall = float(meta["wall_seconds"])
         folder.metrics.append(MetricPoint("chunk_wall_seconds", wall, step, offset, wallclock=True))
-
-
-def _excess_cost(folder: ResultFolder) -> None:
-    """``log10(cost - lowest cost)`` per iteration; its values depend on the chunks present,
-    so (like wall-clock points) they are never compared with the run's."""
-    costs = [p for p in folder.metrics if p.key == "cost"]
-    lowest = min((p.value for p in costs), default=math.nan)
-    folder.metrics.extend(
-        MetricPoint(EXCESS_COST, math.log10(p.value - lowest), p.step, p.offset_ms, wallclock=True)
-        for p in costs
-        if p.value > lowest
-    )
 
 
 def _read_blocks(folder: ResultFolder) -> None:

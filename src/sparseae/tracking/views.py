@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 
-from sparseae.tracking.results import EXCESS_COST, ResultFolder
+from sparseae.tracking.results import ResultFolder
 from sparseae.tracking.store import RUNS_VIEW_TAG
 
 #: Short names of common swept settings in a member's run name (``β3 ρ0.05``).
@@ -57,7 +57,6 @@ def run_view(folder: ResultFolder) -> dict:
     step = max((step for step, _ in folder.chunk_ends.values()), default=0)
     charts = [
         _card("IMAGE", "filters", imageKeys=["filters"], step=step),
-        _line(EXCESS_COST),
         _line("cost", "log"),
     ]
     return _view(columns, charts)
@@ -70,7 +69,7 @@ def sweep_view(swept: list[str], step: int) -> dict:
     charts = [
         _card("PARALLEL", "parallel", selectedParams=swept, selectedMetrics=["cost"]),
         _card("IMAGE", "filters", imageKeys=["filters"], step=step),
-        _line(EXCESS_COST),
+        _line("cost", "log"),
     ]
     columns = ["metrics.`cost`", *params, "metrics.`iterations`", "attributes.`Models`"]
     return _view(
