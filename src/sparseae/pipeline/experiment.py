@@ -1,8 +1,7 @@
 """The steps of one experiment, one function per workflow rule (same name), and their files.
 
-Every file a step writes carries the key of its settings: ``patches.npz`` the *data key*
-(:func:`data_key`, so a change of ``model.rho`` retrains without resampling), the others the
-*trajectory key*; a step reading a file of another key stops with :class:`ForeignResultError`.
+Every file a step writes carries the key of its settings (``patches.npz`` the *data key*, the
+others the *trajectory key*); a file of another key stops with :class:`ForeignResultError`.
 """
 
 from __future__ import annotations
