@@ -292,17 +292,10 @@ def evaluate_stacked(
     train_x, train_y = _load(train_path, "images", "labels")
     test_x, test_y = _load(test_path, "images", "labels")
     pretrained, finetuned = _load(stack_path, "pretrained", "finetuned")
-    shape = dict(
-        input_size=INPUT_SIZE, hidden_sizes=_hidden_sizes(trajectory), num_classes=NUM_CLASSES
-    )
-    result = {
-        "n_train": int(train_y.size),
-        "n_test": int(test_y.size),
-        "input_size": INPUT_SIZE,
-        "hidden_sizes": shape["hidden_sizes"],
-        "num_classes": NUM_CLASSES,
-        "classes": list(range(NUM_CLASSES)),
-    }
+    shape = {"input_size": INPUT_SIZE, "hidden_sizes": _hidden_sizes(trajectory)}
+    shape["num_classes"] = NUM_CLASSES
+    result = {"n_train": int(train_y.size), "n_test": int(test_y.size), **shape}
+    result["classes"] = list(range(NUM_CLASSES))
     for when, theta in (("before", pretrained), ("after", finetuned)):
         predicted = stacked.predict(theta, test_x, **shape)
         result[f"accuracy_{when}"] = float(np.mean(predicted == test_y))
