@@ -317,32 +317,20 @@ def test_a_converged_run_says_so(folder):
 
 
 def test_result_files_name_what_mlflow_shows_of_them(folder):
-    """summary.json and gradcheck.json carry ``metrics``/``params`` blocks: the MLflow names."""
+    """summary.json and gradcheck.json carry ``metrics`` blocks: the MLflow names."""
     exp = resolved()
     summary = finalize(folder, exp, train(folder, exp, 2))
     written = json.loads((folder / "summary.json").read_text())
+    # The final cost, its terms and rhohat statistics are the chunk series' last points.
     assert written["metrics"] == {
-        "final_cost": summary["final_cost"],
-        "final_J_reconstruction": summary["reconstruction"],
-        "final_J_weight_decay": summary["weight_decay"],
-        "final_J_sparsity": summary["sparsity"],
-        "final_rhohat_mean": summary["rhohat_mean"],
-        "final_rhohat_min": summary["rhohat_min"],
-        "final_rhohat_max": summary["rhohat_max"],
-        "final_rhohat_median": summary["rhohat_median"],
+        "rhohat_median": summary["rhohat_median"],
         "iterations": 10,
-        "total_fun_evals": summary["fun_evals"],
         "chunks": 2,
         "converged": False,
         "train_seconds": summary["train_seconds"],
         "optimizer_seconds": summary["optimizer_seconds"],
     }
-    assert written["params"] == {
-        "dataset_checksum": summary["dataset_checksum"],
-        "summary.experiment": "natural",
-        "summary.rho": exp["model"]["rho"],
-        "summary.num_examples": 300,
-    }
+    assert "params" not in written  # config.json gives MLflow the settings
     result = experiment.check_gradient(
         folder / "patches.npz",
         folder / "gradcheck.json",
@@ -355,9 +343,7 @@ def test_result_files_name_what_mlflow_shows_of_them(folder):
         f"gradcheck_{k}": result[k] for k in ("quadratic", "autoencoder", "max_abs_diff", "passed")
     }
     assert written["metrics"]["gradcheck_passed"] is True
-    assert written["params"]["gradcheck.bound"] == exp["gradcheck"]["bound"]
-    assert written["params"]["gradcheck.trajectory_key"] == fingerprint(exp)
-    assert not {"gradcheck.autoencoder", "gradcheck.metrics"} & set(written["params"])
+    assert "params" not in written
 
 
 def test_the_packaged_schema_is_the_only_schema():

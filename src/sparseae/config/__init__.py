@@ -1,9 +1,7 @@
 """The configuration layer: one pass from the YAML files to resolved experiments.
 
-:func:`resolve_config` reads the files (refusing YAML 1.1 surprises), applies the schema
-(:mod:`.schema`), expands sweeps (:mod:`.sweeps`) and applies the cross-field rules
-(:mod:`.rules`). :mod:`.keys` says what each key decides, :mod:`.environment` checks what lies
-outside the config and :mod:`.checks` applies the rules once the data is read.
+:func:`resolve_config` reads the files, applies the schema (:mod:`.schema`), expands sweeps
+(:mod:`.sweeps`) and applies the cross-field rules (:mod:`.rules`).
 """
 
 from __future__ import annotations
@@ -80,15 +78,11 @@ def resolve_config(
     *,
     files: Sequence[str | os.PathLike] = (),
 ) -> Config:
-    """Check a config and return it resolved: defaults filled, sweeps expanded, keys sorted.
+    """Check a config and return it resolved: a frozen :class:`Config`, defaults filled.
 
-    ``config`` is the config as loaded (None: read and merge ``files``, which are checked for
-    YAML 1.1 surprises either way); ``schema`` defaults to the packaged one. The result has
-    every experiment complete (sweep members added), ``run`` as experiment names (sweeps
-    replaced by their members), ``run_stacked`` and ``sweep_members`` (``{sweep: [member]}``),
-    as a frozen :class:`Config` of :class:`Experiment`, :class:`StackedExperiment` and
-    :class:`Sweep` objects.
-    Raises :class:`ConfigError` listing every problem (key, value, what is allowed, the fix).
+    ``config``: the config as loaded (None: read and merge ``files``); ``schema``: default the
+    packaged one. Sweeps are expanded into member experiments, ``run`` names experiments only
+    (``run_stacked`` the stacked ones). Raises :class:`ConfigError` listing every problem.
     """
     raise_problems(yaml_file_problems(files))
     root = load_schema(schema)

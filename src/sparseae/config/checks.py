@@ -30,38 +30,35 @@ def check_image_inputs(name: str, experiment: Mapping, num_pixels: int) -> None:
     """For whole-image experiments (``patches.size: null``): visible_size == pixels per image."""
     visible = experiment["model"]["visible_size"]
     if experiment["patches"]["size"] is None and visible != num_pixels:
-        raise_problems(
-            [
-                f"config key 'experiments.{name}.model.visible_size' = {visible} but the images of "
-                f"source '{experiment['dataset']['source']}' have {num_pixels} pixels; allowed: "
-                f"model.visible_size = {num_pixels} when patches.size is null"
-            ]
+        problem = (
+            f"config key 'experiments.{name}.model.visible_size' = {visible} but the images of "
+            f"source '{experiment['dataset']['source']}' have {num_pixels} pixels; allowed: "
+            f"model.visible_size = {num_pixels} when patches.size is null"
         )
+        raise_problems([problem])
 
 
 def check_examples_left(name: str, experiment: Mapping, count: int) -> None:
     """After the label filter (``dataset.digits``) at least one example must remain."""
     if count < 1:
         dataset = experiment["dataset"]
-        raise_problems(
-            [
-                f"config key 'experiments.{name}.dataset.digits' = {dataset['digits']} keeps no "
-                f"image of the first {dataset['num_images']} (dataset.num_images); allowed: "
-                f"digits present in the data, or a larger num_images (null = all)"
-            ]
+        problem = (
+            f"config key 'experiments.{name}.dataset.digits' = {dataset['digits']} keeps no "
+            f"image of the first {dataset['num_images']} (dataset.num_images); allowed: "
+            f"digits present in the data, or a larger num_images (null = all)"
         )
+        raise_problems([problem])
 
 
 def check_trained(name: str, iterations: int) -> None:
     """A finished training run must have made at least one L-BFGS iteration."""
     if iterations < 1:
-        raise_problems(
-            [
-                f"experiment '{name}' made no L-BFGS iteration: L-BFGS stopped at the random "
-                f"start; lower config key 'experiments.{name}.optimizer.gtol' (default "
-                f"1.0e-9) or 'optimizer.ftol' (default 1.0e-12), then rerun"
-            ]
+        problem = (
+            f"experiment '{name}' made no L-BFGS iteration: L-BFGS stopped at the random "
+            f"start; lower config key 'experiments.{name}.optimizer.gtol' (default "
+            f"1.0e-9) or 'optimizer.ftol' (default 1.0e-12), then rerun"
         )
+        raise_problems([problem])
 
 
 #: A name ending in a part repeated 20 times: Snakemake's wildcard matching takes it for a

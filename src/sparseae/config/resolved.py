@@ -1,9 +1,7 @@
 """The typed, frozen objects :func:`sparseae.config.resolve_config` returns.
 
-Each has one field per schema section, in key order. A section is a read-only dict, so
-``experiment.training["chunks"]`` and ``experiment["training"]["chunks"]`` both work and any
-edit raises. ``to_dict()`` and ``copy.deepcopy`` give plain dicts with the same text (repr,
-JSON): Snakemake compares rule params by their text, so it must not change.
+A section is a read-only dict (``exp.training["chunks"]`` or ``exp["training"]["chunks"]``);
+``to_dict()`` and ``copy.deepcopy`` give plain dicts of the same text, which Snakemake compares.
 """
 
 from __future__ import annotations

@@ -59,9 +59,7 @@ def stage_trajectory(experiment: Mapping, stage: str) -> dict:
         "seed": experiment["seed"],
         "optimizer": copy.deepcopy(dict(experiment["optimizer"])),
         "layers": [layer_settings(experiment, layer) for layer in range(1, depth + 1)],
-        "pretraining": {
-            "iterations_per_chunk": experiment["pretraining"]["iterations_per_chunk"],
-        },
+        "pretraining": {"iterations_per_chunk": experiment["pretraining"]["iterations_per_chunk"]},
     }
     if depth > 1 or stage in ("softmax", "finetune"):
         # The earlier layers' final parameters (their features) depend on their chunk count.
@@ -70,7 +68,7 @@ def stage_trajectory(experiment: Mapping, stage: str) -> dict:
         trajectory["softmax"] = copy.deepcopy(dict(experiment["softmax"]))
     if stage == "finetune":
         trajectory["finetuning"] = {
-            "iterations_per_chunk": experiment["finetuning"]["iterations_per_chunk"],
+            "iterations_per_chunk": experiment["finetuning"]["iterations_per_chunk"]
         }
     return trajectory
 

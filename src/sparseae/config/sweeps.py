@@ -1,8 +1,7 @@
 """Sweeps: naming their members, expanding them into experiments, refusing bad ones.
 
-A sweep ``s`` with ``grid: {lambda_: [1e-4, 1e-3]}`` expands into ``s-lam1e-04`` and
-``s-lam1e-03``; tokens come in a fixed order so reordering the grid never renames a member
-(config/README.md, "Sweeps", states the naming rules).
+``grid: {lambda_: [1e-4, 1e-3]}`` of sweep ``s`` gives members ``s-lam1e-04`` and ``s-lam1e-03``;
+tokens come in a fixed order, so reordering the grid never renames a member.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
-"""The one chunk engine: every trained thing runs and resumes here, and reads its chunks back.
+"""The one chunk engine: every trained thing runs, resumes and reads its chunks back here.
 
-An experiment's autoencoder, each stacked layer, the stacked softmax and fine-tuning are runs
-of chunks. Chunk ``k`` warm-starts from chunk ``k-1``'s checkpoint after checking that it
-belongs to the same :class:`Run` (trajectory fingerprint, chunk number, theta length), runs
-L-BFGS (:func:`sparseae.model.train.lbfgs_chunk`) and writes its checkpoint atomically: a
-killed job leaves no checkpoint, so a rerun resumes at the first missing chunk and ends
-bit-identical to an uninterrupted run (the cost's thread count is fixed by the job's threads).
+Chunk ``k`` warm-starts from chunk ``k-1``'s checkpoint once it is checked to be the same
+:class:`Run`'s, and is written atomically: a killed job resumes at the first missing chunk and
+ends bit-identical to an uninterrupted run.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The steps of one experiment, one function per workflow rule (same name), and their files.
 
-Every file a step writes carries the key of its settings: ``patches.npz`` the *data key*
-(:func:`data_key`, so a change of ``model.rho`` retrains without resampling), the others the
-*trajectory key*; a step reading a file of another key stops with :class:`ForeignResultError`.
+Every file a step writes carries the key of its settings (``patches.npz`` the *data key*, the
+others the *trajectory key*); a file of another key stops with :class:`ForeignResultError`.
 """
 
 from __future__ import annotations
@@ -54,25 +53,18 @@ RESULT_FILES = (
 #: What the evaluation of a digit experiment adds (``evaluation.enabled``).
 EVALUATION_FILES = ("evaluation.json", "confusion_features.png", "confusion_raw.png")
 
-#: summary.json figures shown as MLflow metrics: key -> metric name (see :func:`summary_blocks`).
-SUMMARY_METRICS = {
-    "final_cost": "final_cost",
-    "reconstruction": "final_J_reconstruction",
-    "weight_decay": "final_J_weight_decay",
-    "sparsity": "final_J_sparsity",
-    "rhohat_mean": "final_rhohat_mean",
-    "rhohat_min": "final_rhohat_min",
-    "rhohat_max": "final_rhohat_max",
-    "rhohat_median": "final_rhohat_median",
-    "iterations": "iterations",
-    "fun_evals": "total_fun_evals",
-    "chunks": "chunks",
+#: summary.json figures logged as MLflow metrics under the same names; the final cost, its
+#: terms and rhohat statistics are the last points of the chunk series, so not repeated here.
+SUMMARY_METRICS = (
+    "rhohat_median",
+    "iterations",
+    "chunks",
     # 1 when the optimizer stopped on its tolerances in some chunk (stop reason "converged").
-    "converged": "converged",
-    "train_seconds": "train_seconds",
-    "optimizer_seconds": "optimizer_seconds",
-}
-#: gradcheck.json measurements, shown as metrics ``gradcheck_<key>`` (see :func:`gradcheck_blocks`).
+    "converged",
+    "train_seconds",
+    "optimizer_seconds",
+)
+#: gradcheck.json measurements, logged as metrics ``gradcheck_<key>``.
 GRADCHECK_METRICS = ("quadratic", "autoencoder", "max_abs_diff", "passed")
 
 
@@ -225,14 +217,8 @@ def check_gradient(patches, output, *, name: str, trajectory: Mapping, gradcheck
 
 
 def gradcheck_blocks(result: Mapping) -> dict:
-    """The ``metrics`` (``gradcheck_<key>``) and ``params`` (``gradcheck.<key>``) blocks."""
-    metrics = {f"gradcheck_{k}": result[k] for k in GRADCHECK_METRICS if k in result}
-    params = {
-        f"gradcheck.{k}": v
-        for k, v in result.items()
-        if k not in GRADCHECK_METRICS and not isinstance(v, dict | list)
-    }
-    return {"metrics": metrics, "params": params}
+    """The ``metrics`` block of ``gradcheck.json``: what MLflow shows of it."""
+    return {"metrics": {f"gradcheck_{k}": result[k] for k in GRADCHECK_METRICS if k in result}}
 
 
 def _run(name: str, trajectory: Mapping) -> Run:
@@ -369,14 +355,8 @@ def finalize(
 
 
 def summary_blocks(summary: Mapping) -> dict:
-    """The ``metrics`` (:data:`SUMMARY_METRICS`) and ``params`` blocks of ``summary.json``."""
-    metrics = {name: summary[key] for key, name in SUMMARY_METRICS.items() if key in summary}
-    params = {
-        f"summary.{k}": summary[k] for k in ("experiment", "rho", "num_examples") if k in summary
-    }
-    if "dataset_checksum" in summary:
-        params["dataset_checksum"] = summary["dataset_checksum"]
-    return {"metrics": metrics, "params": params}
+    """The ``metrics`` block of ``summary.json`` (:data:`SUMMARY_METRICS`)."""
+    return {"metrics": {k: summary[k] for k in SUMMARY_METRICS if k in summary}}
 
 
 def load_theta(path: str | Path, *, name: str, trajectory: Mapping) -> np.ndarray:

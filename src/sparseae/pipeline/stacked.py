@@ -292,17 +292,10 @@ def evaluate_stacked(
     train_x, train_y = _load(train_path, "images", "labels")
     test_x, test_y = _load(test_path, "images", "labels")
     pretrained, finetuned = _load(stack_path, "pretrained", "finetuned")
-    shape = dict(
-        input_size=INPUT_SIZE, hidden_sizes=_hidden_sizes(trajectory), num_classes=NUM_CLASSES
-    )
-    result = {
-        "n_train": int(train_y.size),
-        "n_test": int(test_y.size),
-        "input_size": INPUT_SIZE,
-        "hidden_sizes": shape["hidden_sizes"],
-        "num_classes": NUM_CLASSES,
-        "classes": list(range(NUM_CLASSES)),
-    }
+    shape = {"input_size": INPUT_SIZE, "hidden_sizes": _hidden_sizes(trajectory)}
+    shape["num_classes"] = NUM_CLASSES
+    result = {"n_train": int(train_y.size), "n_test": int(test_y.size), **shape}
+    result["classes"] = list(range(NUM_CLASSES))
     for when, theta in (("before", pretrained), ("after", finetuned)):
         predicted = stacked.predict(theta, test_x, **shape)
         result[f"accuracy_{when}"] = float(np.mean(predicted == test_y))
@@ -335,20 +328,11 @@ def evaluate_stacked(
         matrix, path = result[f"confusion_{when}"], outputs[f"confusion_{when}"]
         plot_confusion_matrix(matrix, result["classes"], path, title)
     # What MLflow shows of it: the accuracies and stage times (metrics), the counts (params).
-    blocks = {
-        "metrics": {
-            **{
-                f"{k}_{w}": result[f"{k}_{w}"]
-                for k in ("accuracy", "train_accuracy")
-                for w in ("before", "after")
-            },
-            "accuracy_raw": result["accuracy_raw"],
-            **{f"seconds_{stage}": value for stage, value in seconds.items()},
-        },
-        "params": {f"evaluation.{k}": result[k] for k in ("n_train", "n_test")},
-    }
+    metrics = {key: value for key, value in result.items() if "accuracy_" in key}
+    metrics.update({f"seconds_{stage}": value for stage, value in seconds.items()})
+    params = {f"evaluation.{k}": result[k] for k in ("n_train", "n_test")}
     # last: its presence means the figures exist
-    write_json(outputs["evaluation"], {**result, **blocks})
+    write_json(outputs["evaluation"], {**result, "metrics": metrics, "params": params})
     shown = ("accuracy_before", "accuracy_after", "accuracy_raw", "n_train", "n_test")
     log.info(
         "test accuracy: before fine-tuning %.4f, after %.4f, softmax on raw pixels %.4f "

@@ -89,10 +89,8 @@ def sweep_table(
 ) -> pd.DataFrame:
     """One row per sweep member: ``experiment``, the swept settings, :data:`RESULT_COLUMNS`.
 
-    ``members``: ``{name: result folder}`` or folders named after their member;
-    ``parameters``: ``{column: dotted setting path}`` (e.g. ``{"beta": "model.beta"}``) or
-    paths used as their own column names. A missing or foreign member file is a ``SweepError``.
-    """
+    ``members``: ``{name: folder}`` or folders named after their member; ``parameters``:
+    ``{column: dotted setting}`` or settings named as columns. Raises ``SweepError``."""
     if not isinstance(members, Mapping):
         folders = [Path(folder) for folder in members]
         members = {folder.name: folder for folder in folders}
