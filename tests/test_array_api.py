@@ -85,8 +85,8 @@ def test_a_chunk_on_the_array_api_device_leaves_numpy_checkpoint_data():
 
 @pytest.mark.skipif(device_missing("cuda") is None, reason="a GPU is present here")
 def test_cuda_without_a_gpu_is_refused_when_the_config_is_read():
-    config = resolve_config({"experiments": {"natural": {"training": {"device": "cuda"}}}})
-    config["run"] = ["natural"]
+    natural = {"natural": {"training": {"device": "cuda"}}}
+    config = resolve_config({"experiments": natural, "run": ["natural"]}).to_dict()
     (problem,) = device_problems(config)
     assert problem.startswith(
         "config key 'experiments.natural.training.device' = 'cuda': "
