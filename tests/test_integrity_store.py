@@ -223,7 +223,7 @@ def test_copied_project_never_writes_into_the_original(tmp_path):
     client = MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("natural").experiment_id])
     assert run.info.artifact_uri.startswith((copy / "mlartifacts").as_uri())
-    assert run.data.params["experiment.model.lambda_"] == "0.001"  # the changed setting
+    assert run.data.params["model.lambda_"] == "0.001"  # the changed setting
 
 
 @pytest.mark.full

@@ -267,11 +267,13 @@ def test_thread_settings_are_recorded_in_checkpoints_and_mlflow(reference, sqlit
     run_id = log_results(
         res, experiment_name="natural", tracking_uri=sqlite_store, log_dir=reference / "logs"
     )
-    params = MlflowClient(sqlite_store).get_run(run_id).data.params
+    # Threads and versions are one JSON tag, not params (params are the science settings).
+    tags = MlflowClient(sqlite_store).get_run(run_id).data.tags
+    logged = json.loads(tags["sparseae.environment"])
     first = json.loads(str(pipeline.load(res / "chunks" / "1.npz")["meta"][()]))["environment"]
     for key in ("env.OPENBLAS_NUM_THREADS", "env.MKL_NUM_THREADS", "cpu_count"):
-        assert params[key] == first[key], key
-    assert any(k.startswith("threads.") and k.endswith(".num_threads") for k in params), params
+        assert logged[key] == first[key], key
+    assert any(k.startswith("threads.") and k.endswith(".num_threads") for k in logged), logged
 
 
 def test_every_npz_the_pipeline_writes_loads_without_pickle(reference):

@@ -78,17 +78,19 @@ def test_tags_manifest_dataset_and_filter_images(result_folder_factory, sqlite_s
     assert summary["dataset_checksum"].split(":", 1)[1].startswith(dataset_input.dataset.digest)
     assert {(t.key, t.value) for t in dataset_input.tags} == {("mlflow.data.context", "training")}
 
-    # The filter grid at every chunk end's global iteration (full image and preview).
+    # The filter grid at the random start (step 0) and every chunk end's global iteration.
     steps = {
         int(Path(a.path).name.split("+")[2])
         for a in client.list_artifacts(run_id, "images")
         if Path(a.path).name.startswith(f"{FILTERS_KEY}+step+")
     }
     ends = [int(load_chunk(p)[0]["iteration"][-1]) for p in (results / "chunks").glob("*.npz")]
-    assert steps == set(ends) == {4, 8, 12}
+    assert steps == {0, *ends} == {0, 4, 8, 12}
 
     # A rerun after one file changed re-uploads exactly that file.
-    (results / "history.tsv").write_text((results / "history.tsv").read_text() + "# note\n")
+    # (gradcheck.json gains a key: still a whole result file, now with other bytes)
+    gradcheck = {**read_json(results / "gradcheck.json"), "note": "rerun"}
+    (results / "gradcheck.json").write_text(json.dumps(gradcheck))
     log_results(results, experiment_name="tiny", tracking_uri=sqlite_store)
     record = read_json(results / "mlflow.json")
     assert record["logged_this_time"]["artifacts"] == 1
@@ -96,8 +98,8 @@ def test_tags_manifest_dataset_and_filter_images(result_folder_factory, sqlite_s
     assert record["logged_this_time"]["datasets"] == 0
     run = client.get_run(run_id)
     assert (
-        manifest_of(client, run)["history.tsv"]["sha256"]
-        == hashlib.sha256((results / "history.tsv").read_bytes()).hexdigest()
+        manifest_of(client, run)["gradcheck.json"]["sha256"]
+        == hashlib.sha256((results / "gradcheck.json").read_bytes()).hexdigest()
     )
 
 
@@ -208,7 +210,11 @@ def test_store_marker_follows_the_store_and_writes_nothing(tmp_path):
     (tmp_path / "mlflow.db").rename(tmp_path / "moved.db")
     second = store_marker(uri, markers)
     assert second != first and not second.exists()  # a lost store: init_store runs again
-    init_store(uri, ["a"], marker=second)
+    # In a new process, as the workflow's rule runs it (this process's MLflow still holds a
+    # connection to the moved file, which SQLite then refuses to write: "database moved").
+    script = "import sys; from sparseae.tracking import init_store; "
+    script += "init_store(sys.argv[1], ['a'], marker=sys.argv[2])"
+    subprocess.run([sys.executable, "-c", script, uri, str(second)], check=True, timeout=300)
     assert sorted(p.name for p in markers.iterdir()) == [second.name]
     assert store_marker(uri, markers) == second
 
@@ -233,7 +239,7 @@ def test_optimizer_stops_of_the_summary_are_what_the_run_shows(result_folder_fac
     assert "summary.converged" not in run.data.params
     assert "summary.trajectory_key" not in run.data.params
     note = run.data.tags["mlflow.note.content"]
-    assert "Optimizer stop: converged (CONVERGENCE)." in note
+    assert "Optimizer stopped: converged (CONVERGENCE)." in note
     assert (
         "Chunks stopped before their budget: chunk 2: converged after 3 iterations; "
         "chunk 3: converged after 0 iterations." in note

@@ -1,7 +1,9 @@
 # Figures, tagged for `snakemake --report` with the captions in workflow/report/. The report
 # opens on the page the closing message wrote for this config file (each experiment's numbers
 # and filter grid; `make report` passes its .json as --report-metadata), else workflow.rst.
-_config_name = Path(workflow.configfiles[0]).stem  # command-line config files come first
+_config_name = Path(
+    workflow.configfiles[0]
+).stem  # command-line config files come first
 REPORT_PAGE = Path(f"results/_report/{_config_name}.rst").resolve()
 
 

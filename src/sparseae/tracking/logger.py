@@ -377,9 +377,10 @@ def _log_model(session: Session, run, folder: ResultFolder, name: str) -> int:
     if any(m.tags.get(MODEL_THETA_TAG) == sha for m in models):
         return 0
     patches = folder.path / "patches.npz"
-    # Three training examples (rows): what the model takes, as MLflow shows and checks it.
+    # Three training examples (rows): what the model takes, as MLflow shows and checks it, in
+    # the signature's float64 whatever dtype training used.
     data = read_npz(patches, ["data"], label=f"patches file {patches}") if patches.is_file() else {}
-    example = data["data"][:, :3].T if "data" in data else None
+    example = data["data"][:, :3].T.astype("float64") if "data" in data else None
     note = (
         f"Encoder of experiment **{name}**: m × {sizes[0]} inputs (rows, as the training "
         f"patches) -> m × {sizes[1]} hidden activations sigmoid(X W1ᵀ + b1); parameters "

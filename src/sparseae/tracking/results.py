@@ -40,12 +40,12 @@ NOT_RESULT_JSON = ("mlflow.json", "manifest.json", "config.json")
 _TERMS = ("reconstruction", "weight_decay", "sparsity")
 _RHOHAT_STATS = ("mean", "min", "max")
 #: Config sections that define the science, shown as params; the rest (resources, progress,
-#: gradient-check settings) is in the config.json artifact.
+#: gradient-check settings, the optimizer's safety limits) is in the config.json artifact.
 SCIENCE_SECTIONS = ("dataset", "patches", "model", "cost", "optimizer", "training", "seed")
-NOT_SCIENCE = ("training.progress_every", "evaluation.enabled")
+NOT_SCIENCE = ("training.progress_every", "evaluation.enabled", "evaluation.softmax.max_iter")
+NOT_SCIENCE += ("optimizer.ftol", "optimizer.maxfun", "optimizer.maxls")
 #: Prefixes of result-file figures that repeat a series' last point (``final_cost`` = ``cost``).
 TWIN_PREFIXES = ("final_", "total_")
-#: ``log10(cost - lowest cost)`` per iteration: the cost chart on a readable scale.
 
 
 @dataclass(frozen=True)
