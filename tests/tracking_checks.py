@@ -41,8 +41,11 @@ def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, floa
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
 
-def assert_run_matches_folder(client: MlflowClient, run_id: str, results: Path, tmp: Path):
-    """Everything the folder holds is in the run, once: params, metric history, artifacts."""
+def assert_run_matches_folder(
+    client: MlflowClient, run_id: str, results: Path, tmp: Path, *, cut_upload: bool = False
+):
+    """Everything the folder holds is in the run, once: params, metric history, artifacts
+    (``cut_upload``: one image upload was cut by a dying server, see assert_filter_steps)."""
     run = client.get_run(run_id)
     config = read_json(results / "config.json")
     params = run.data.params
@@ -75,7 +78,7 @@ def assert_run_matches_folder(client: MlflowClient, run_id: str, results: Path, 
     summary = read_json(results / "summary.json")
     assert history(client, run_id, "iterations") == [(last, summary["iterations"])]
     assert history(client, run_id, "chunks") == [(last, summary["chunks"])]
-    assert_filter_steps(client, run_id, [0] + [s for s, _ in ends])
+    assert_filter_steps(client, run_id, [0] + [s for s, _ in ends], cut_upload=cut_upload)
     assert_model_described(client, run_id, config["model"]["visible_size"], tmp / "model")
 
     names = {a.path for a in client.list_artifacts(run_id)}
@@ -106,14 +109,23 @@ def assert_no_twins(metrics) -> None:
     assert not twins, twins
 
 
-def assert_filter_steps(client: MlflowClient, run_id: str, steps: list[int]) -> None:
-    """The ``filters`` image series has a picture (and its preview) at exactly ``steps``."""
+def assert_filter_steps(
+    client: MlflowClient, run_id: str, steps: list[int], *, cut_upload: bool = False
+) -> None:
+    """The ``filters`` image series has a picture (and its preview) at exactly ``steps``. An
+    upload cut between an image's two files leaves that one file beside the step's re-logged
+    pair (MLflow names image files by a fresh uuid and its client cannot delete artifacts):
+    with ``cut_upload`` at most one such file is allowed."""
     found: dict[int, int] = {}
     for info in client.list_artifacts(run_id, "images"):
         parts = Path(info.path).name.split("+")
         if parts[0] == "filters":
             found[int(parts[2])] = found.get(int(parts[2]), 0) + 1
-    assert found == dict.fromkeys(steps, 2), found
+    if cut_upload:
+        extra = {step: n - 2 for step, n in found.items() if n != 2}
+        assert sorted(found) == sorted(steps) and list(extra.values()) in ([], [1]), found
+    else:
+        assert found == dict.fromkeys(steps, 2), found
 
 
 def assert_model_described(client: MlflowClient, run_id: str, visible: int, tmp: Path) -> None:
