@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from array_api_compat import array_namespace, device, is_array_api_obj, is_numpy_array
 
 from sparseae.environment import device_missing
 from sparseae.errors import ConfigError
@@ -20,25 +19,35 @@ DEVICES = ("cpu", "cuda", "array_api_strict")
 
 
 def foreign(*arrays) -> bool:
-    """Whether any argument is an array of a library other than numpy (the array-API path)."""
+    """Whether any argument is an array of a library other than numpy (the array-API path).
+    numpy inputs are answered without importing ``array_api_compat`` (start-up, hot path)."""
+    if all(isinstance(a, (np.ndarray, np.generic)) for a in arrays):
+        return False
+    from array_api_compat import is_array_api_obj, is_numpy_array
+
     return any(is_array_api_obj(a) and not is_numpy_array(a) for a in arrays)
 
 
 def namespace(*arrays):
     """``(xp, device)`` of the arrays (one library and device for all, else a TypeError)."""
-    xp = array_namespace(*arrays)
-    return xp, device(arrays[0])
+    from array_api_compat import array_namespace, device
+
+    return array_namespace(*arrays), device(arrays[0])
 
 
 def finite(f, g) -> bool:
     """Whether the cost ``f`` and every element of the gradient ``g`` are finite."""
+    if isinstance(g, np.ndarray):
+        return math.isfinite(f) and bool(np.isfinite(g).all())
+    from array_api_compat import array_namespace
+
     xp = array_namespace(g)
     return math.isfinite(f) and bool(xp.all(xp.isfinite(g)))
 
 
 def to_numpy(x) -> np.ndarray:
     """A float64 numpy copy of ``x`` from any library or device (checkpoints, records)."""
-    if is_numpy_array(x):
+    if isinstance(x, (np.ndarray, np.generic)):
         return np.array(x, dtype=np.float64)
     if hasattr(x, "detach"):  # PyTorch: through host memory
         return x.detach().cpu().numpy().astype(np.float64)
@@ -66,5 +75,7 @@ def on_device(x, name: str):
     if missing:
         raise ConfigError(f"training.device {name!r}: {missing}; install it or train on cpu")
     lib, where = _library(name)
+    from array_api_compat import array_namespace
+
     xp = array_namespace(lib.asarray(0.0))
     return xp.asarray(np.ascontiguousarray(x), device=where)
