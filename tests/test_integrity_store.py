@@ -21,7 +21,13 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 from mlflow_server import MlflowServer
-from workflow_helpers import BIN, copy_workflow, tracking_command, workflow_environment
+from workflow_helpers import (
+    BIN,
+    copy_workflow,
+    run_tracking,
+    tracking_command,
+    workflow_environment,
+)
 
 from sparseae.tracking import init_store, log_results, store_marker
 from sparseae.tracking.settings import check_sqlite_file, inspect_store, mlflow_schema_revisions
@@ -182,13 +188,8 @@ def test_killed_store_builds_leave_every_next_run_whole(tmp_path, result_folder_
             state = inspect_store(folder / "mlflow.db")
             assert state.problem is None and not state.rebuild
         for _ in range(2):  # the second adds nothing
-            done = subprocess.run(
-                tracking_command(uri, "log", str(results), "--experiment", "tiny"),
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
+            done = run_tracking(
+                uri, "log", str(results), "--experiment", "tiny", timeout=300, env=env
             )
             assert done.returncode == 0, done.stderr[-3000:]
         assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []

@@ -43,10 +43,13 @@ def tracking_command(uri: str, command: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "sparseae", command, "--tracking-uri", uri, *args]
 
 
-def run_tracking(uri: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_tracking(
+    uri: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run :func:`tracking_command`; output captured as text, exit status not checked."""
+    command = tracking_command(uri, *args)
     return subprocess.run(
-        tracking_command(uri, *args), capture_output=True, text=True, timeout=timeout, check=False
+        command, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
