@@ -236,6 +236,12 @@ def _run(name: str, trajectory: Mapping) -> Run:
     )
 
 
+def initial_theta(model: Mapping, seed: int) -> np.ndarray:
+    """The training's random start, drawn from the experiment's seed (chunk 1 starts here)."""
+    h, v = model["hidden_size"], model["visible_size"]
+    return autoencoder.initialize_parameters(h, v, rng(seed, "init"))
+
+
 def train_chunk(
     output, *, k: int, previous, patches, name: str, trajectory, threads=1, progress_every=10
 ) -> dict:
@@ -247,8 +253,7 @@ def train_chunk(
     settings = cost_settings(model)
 
     def initial():
-        h, v = model["hidden_size"], model["visible_size"]
-        return autoencoder.initialize_parameters(h, v, rng(trajectory["seed"], "init"))
+        return initial_theta(model, trajectory["seed"])
 
     def summarize(theta):
         terms = autoencoder.cost_terms(theta, data, **settings)

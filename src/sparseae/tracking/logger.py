@@ -295,14 +295,13 @@ def filter_image(theta, visible_size: int, hidden_size: int):
 
 
 def _initial_theta(folder: ResultFolder, sizes: tuple[int, int]):
-    """The training's random start: as ``train_chunk`` draws it from the config's seed."""
-    from sparseae.config.keys import rng
-    from sparseae.model.autoencoder import initialize_parameters
+    """The training's random start (:func:`~sparseae.pipeline.experiment.initial_theta`)."""
+    from sparseae.pipeline.experiment import initial_theta
 
     seed = folder.config.get("experiment", folder.config).get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         return None
-    return initialize_parameters(sizes[1], sizes[0], rng(seed, "init"))
+    return initial_theta({"visible_size": sizes[0], "hidden_size": sizes[1]}, seed)
 
 
 def _model_sizes(folder: ResultFolder) -> tuple[int, int] | None:
