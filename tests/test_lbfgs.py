@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.optimize import rosen, rosen_der
+from threadpoolctl import threadpool_limits
 
 from sparseae.model import autoencoder as ae
 from sparseae.model import lbfgs
@@ -64,6 +65,45 @@ def test_direction_is_the_two_loop_recursion():
     finally:
         lbfgs._Pairs.update = spy
     assert result.nit == 15 and len(seen) == 15
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_trajectory_is_bit_identical_on_any_number_of_threads(monkeypatch, dtype):
+    """The passes over the pairs cut in parts on 1, 2 and 4 threads give every bit of the run
+    with one whole-array BLAS call per pass (the step as it was before it was threaded)."""
+    rng = np.random.default_rng(3)
+    data = rng.random((64, 300)) * 0.8 + 0.1
+    theta0 = ae.initialize_parameters(25, 64, rng)  # 3,289 parameters: 7 segments of 512
+    kwargs = dict(visible_size=64, hidden_size=25, lambda_=1e-4, beta=3.0, rho=0.05, dtype=dtype)
+    monkeypatch.setattr(ae, "_threads", ae._threads)  # restored after the test
+    used = []
+    run_blocks = ae._run_blocks
+
+    def counting(fn, n_blocks, n_threads):
+        used.append(n_threads)
+        return run_blocks(fn, n_blocks, n_threads)
+
+    monkeypatch.setattr(ae, "_run_blocks", counting)
+
+    def run(threads, segment, rows):
+        monkeypatch.setattr(lbfgs, "SEGMENT", segment)
+        monkeypatch.setattr(lbfgs, "ROWS", rows)
+        ae.set_num_threads(threads)
+        used.clear()
+        costs = []
+        with threadpool_limits(limits=1, user_api="blas"):  # as in training
+            result = lbfgs.minimize_lbfgs(
+                lambda x: ae.cost_and_grad(x, data, **kwargs),
+                theta0,
+                maxiter=30,
+                callback=lambda x, f, g: costs.append(f),
+            )
+        assert result.nit == 30 and max(used) == threads
+        return result.x.tobytes(), costs
+
+    whole = run(1, 10**9, 10**9)
+    for threads in (1, 2, 4):
+        assert run(threads, 512, lbfgs.ROWS) == whole, threads
 
 
 def test_rosenbrock_converges_with_wolfe_steps():

@@ -1,7 +1,8 @@
 """Unconstrained L-BFGS as minFunc's ``lbfgs`` (strong-Wolfe cubic line search), the
 correction pairs the rows of one array read twice per step: memory bandwidth bounds the step
 (docs/model.md, "Optimizer and chunks"). Arrays of any array-API library stay in it and on its
-device; only the Gram coefficients (2·maxcor square) are numpy on the host."""
+device; only the Gram coefficients (2·maxcor square) are numpy on the host. numpy's two passes
+run on the threads of :func:`sparseae.model.autoencoder.set_num_threads`."""
 
 from __future__ import annotations
 
@@ -11,13 +12,26 @@ from collections.abc import Callable
 
 import numpy as np
 
-from sparseae.model import arrays
+from sparseae.model import arrays, autoencoder
 
 __all__ = ["LBFGSResult", "minimize_lbfgs"]
 
 C1, C2 = 1e-4, 0.9  # Wolfe constants (minFunc's defaults)
 TOLX = 1e-9  # minFunc's tolX: smallest step (Σ|t d|) and line-search progress
 CURVATURE_MIN = 1e-10  # a pair is stored only when yᵀs exceeds this (minFunc's lbfgsUpdate)
+# The passes over the pairs in fixed parts, never chosen from the thread count: the direction
+# by 64 KB-aligned segments of parameters (BLAS sums each element over the pairs whatever the
+# segment), P g by groups of rows (each row summed alone; r is even, so no group is one row,
+# which BLAS sums another way). Both give the bits of one whole-array call (tests/test_lbfgs.py):
+# the trajectory is the unthreaded one on any number of threads.
+SEGMENT, ROWS = 8192, 8
+
+
+def _in_parts(fn, size: int, part: int) -> None:
+    """``fn(a, b)`` for the slices ``[a, b)`` of ``range(size)`` cut every ``part``, threaded."""
+    n_parts = -(-size // part)
+    threads = max(1, min(n_parts, autoencoder._threads))
+    autoencoder._run_blocks(lambda k, _: fn(k * part, min(size, k * part + part)), n_parts, threads)
 
 
 @dataclasses.dataclass
@@ -42,6 +56,7 @@ class _Pairs:
         self.m, self.xp, self.where = m, xp, where
         # Pages are touched only as pairs arrive.
         self.P = xp.empty((2 * m, n), dtype=xp.float64, device=where)
+        self.numpy = isinstance(self.P, np.ndarray)  # else the array-API path, unthreaded
         self.gram = np.zeros((2 * m, 2 * m))
         self.Pg = np.zeros(2 * m)  # P @ g at the current gradient
         self.order: list[int] = []  # slots, oldest first
@@ -71,15 +86,29 @@ class _Pairs:
             si, yi = 2 * slot, 2 * slot + 1
             beta = (B[yi] @ delta) / B[si, yi]
             delta[si] += alpha[slot] - beta
-        d = self.P[:r, :].T @ self.xp.asarray(delta[:r], device=self.where)
-        d += float(delta[r]) * g
+        coef = self.xp.asarray(delta[:r], device=self.where)
+        if not self.numpy:
+            d = self.P[:r, :].T @ coef
+            d += float(delta[r]) * g
+            return d, delta
+        d = np.empty(g.shape[0])
+
+        def segment(a, b):
+            np.matmul(self.P[:r, a:b].T, coef, out=d[a:b])
+            d[a:b] += float(delta[r]) * g[a:b]
+
+        _in_parts(segment, d.shape[0], SEGMENT)
         return d, delta
 
     def update(self, g_new, s, y, t, delta):
         """Account for the step ``s = t d`` and the new gradient; returns whether it was stored."""
         r = self.rows
         Pg_old = self.Pg[:r].copy()
-        Pg_new = arrays.to_numpy(self.P[:r, :] @ g_new) if r else np.zeros(0)
+        if self.numpy:
+            Pg_new = np.empty(r)
+            _in_parts(lambda a, b: np.matmul(self.P[a:b], g_new, out=Pg_new[a:b]), r, ROWS)
+        else:
+            Pg_new = arrays.to_numpy(self.P[:r, :] @ g_new) if r else np.zeros(0)
         ys = float(y @ s)
         if ys <= CURVATURE_MIN:
             self.Pg[:r] = Pg_new
