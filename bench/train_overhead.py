@@ -6,6 +6,8 @@ problem from the same start, round-robin in one process (the order rotates every
 - ``lbfgs/float64``, ``lbfgs/float32``: :func:`sparseae.model.train.train_chunk` in chunks
   with a checkpoint each (:func:`train_chunked`), the minFunc-style optimizer
   (:mod:`sparseae.model.lbfgs`), cost in float64 / float32;
+- ``whole/float64``, ``whole/float32``: the same with the optimizer's passes over the pairs as
+  one BLAS call each on one thread (:func:`whole_passes`: the step before it was threaded);
 - ``scipy/float64``, ``scipy/float32``: the same with ``method="scipy-lbfgsb"``;
 - ``plain+scipy``: the plain numpy port of the cost (``bench/cost_and_grad.py``) under
   ``scipy.optimize.minimize(method="L-BFGS-B")`` with default threads, as one would first
@@ -30,8 +32,10 @@ Usage: ``python bench/train_overhead.py [--shape 784x196] [--iterations 130] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -42,10 +46,30 @@ from cost_and_grad import plain_port
 from scipy.optimize import minimize
 
 from sparseae.model import autoencoder as ae
-from sparseae.model import train
+from sparseae.model import lbfgs, train
 
 PARAMS = {(64, 25): (1e-4, 3.0, 0.01), (784, 196): (3e-3, 3.0, 0.1)}
-CANDIDATES = ("lbfgs/float64", "lbfgs/float32", "scipy/float64", "scipy/float32", "plain+scipy")
+CANDIDATES = (
+    "lbfgs/float64",
+    "lbfgs/float32",
+    "whole/float64",
+    "whole/float32",
+    "scipy/float64",
+    "scipy/float32",
+    "plain+scipy",
+)
+
+
+@contextlib.contextmanager
+def whole_passes(whole=True):
+    """The optimizer's two passes over the pairs as one part each: one BLAS call, one thread."""
+    saved = lbfgs.SEGMENT, lbfgs.ROWS
+    if whole:
+        lbfgs.SEGMENT = lbfgs.ROWS = sys.maxsize
+    try:
+        yield
+    finally:
+        lbfgs.SEGMENT, lbfgs.ROWS = saved
 
 
 class TimedCost:
@@ -81,11 +105,12 @@ def run_package(name, theta0, data, v, h, iterations, chunks, maxcor):
     method, dtype = name.split("/")
     lambda_, beta, rho = PARAMS.get((v, h), (1e-4, 3.0, 0.01))
     timed = TimedCost(ae.cost_and_grad)
-    method = {"scipy": "scipy-lbfgsb"}.get(method, method)
+    whole = method == "whole"
+    method = {"scipy": "scipy-lbfgsb", "whole": "lbfgs"}.get(method, method)
     options = train.LBFGSOptions(
         method=method, maxcor=maxcor, maxiter=iterations, maxfun=10 * iterations
     )
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, whole_passes(whole):
         start = time.perf_counter()
         records = train_chunked(
             theta0, data, chunks, -(-iterations // chunks), Path(folder), options=options,
@@ -194,7 +219,7 @@ def step_only(n, maxcor, iterations, rounds):
     theta = ae.initialize_parameters(h, v, rng)
     cost_kwargs = dict(visible_size=v, hidden_size=h, lambda_=lambda_, beta=beta, rho=rho)
     evals = {"float64": [], "float32": []}
-    times = {"lbfgs": [], "scipy-lbfgsb": []}
+    times = {"lbfgs": [], "lbfgs whole": [], "scipy-lbfgsb": []}
     for r in range(rounds):
         for dtype, X in data.items():
             ae.cost_and_grad(theta, X, **cost_kwargs)
@@ -202,21 +227,24 @@ def step_only(n, maxcor, iterations, rounds):
                 start = time.perf_counter()
                 ae.cost_and_grad(theta, X, **cost_kwargs)
                 evals[dtype].append(1e3 * (time.perf_counter() - start))
-        for method in list(times)[r % 2 :] + list(times)[: r % 2]:
+        for method in list(times)[r % 3 :] + list(times)[: r % 3]:
             timed = TimedCost(quadratic)
             stamps = []
 
             def stamp(*_args, timed=timed, stamps=stamps):
                 stamps.append((time.perf_counter(), timed.seconds))
 
-            options = train.LBFGSOptions(method=method, maxcor=maxcor, maxiter=iterations)
-            if method == "lbfgs":
-                from sparseae.model.lbfgs import minimize_lbfgs
-
-                minimize_lbfgs(
-                    timed, x0, maxcor=maxcor, maxiter=iterations, maxfun=10 * iterations,
-                    callback=stamp,
-                )  # fmt: skip
+            options = train.LBFGSOptions(maxcor=maxcor, maxiter=iterations)
+            if method.startswith("lbfgs"):
+                with whole_passes(method == "lbfgs whole"):
+                    lbfgs.minimize_lbfgs(
+                        timed,
+                        x0,
+                        maxcor=maxcor,
+                        maxiter=iterations,
+                        maxfun=10 * iterations,
+                        callback=stamp,
+                    )
             else:
                 minimize(
                     timed, x0, jac=True, method="L-BFGS-B",
