@@ -86,13 +86,13 @@ def resolve_config(
     """
     raise_problems(yaml_file_problems(files))
     root = load_schema(schema)
-    config = coerce(dict(read_config_files(files) if config is None else config), root, root)
+    config = coerce(dict(read_config_files(files) if config is None else config), root)
     if isinstance(config.get("sweeps"), dict):
         config["sweeps"] = coerce_sweeps(config["sweeps"], root)
     raise_problems(non_finite_problems(config, root))
     raise_problems(schema_problems(config, root))
     raise_problems(sources_problems(config))
-    resolved = apply_defaults(config, root, root)
+    resolved = apply_defaults(config, root)
     # Sweeps start from the experiments as written; defaults are filled after expansion.
     raw = copy.deepcopy(config.get("experiments", {}))
     members_of: dict[str, list[str]] = {}
@@ -113,8 +113,7 @@ def resolve_config(
         if problems:  # the sweep is named once, after the member's last problem
             problems[-1] += f" (member of sweep 'sweeps.{sweep_name}')"
         raise_problems(problems)
-    node = root["$defs"]["experiment"]
-    experiments = {name: apply_defaults(exp, node, root) for name, exp in raw.items()}
+    experiments = {name: apply_defaults(exp, root, "experiment") for name, exp in raw.items()}
     raise_problems(name_problems({**resolved, "experiments": experiments}))
     # A member inherits its base's problems: they are named once, at the base, and the
     # members are checked once the experiments as written pass.
