@@ -10,7 +10,7 @@ import copy
 import os
 from collections.abc import Mapping, Sequence
 
-from sparseae.config.checks import check_image_inputs, check_patch_fits, name_problems
+from sparseae.config.checks import check_patch_fits, name_problems
 from sparseae.config.environment import sources_problems
 from sparseae.config.keys import (
     PURPOSES,
@@ -23,7 +23,7 @@ from sparseae.config.keys import (
     trajectory_config,
     write_config,
 )
-from sparseae.config.resolved import Config, Experiment, StackedExperiment, Sweep
+from sparseae.config.resolved import Config, Experiment
 from sparseae.config.rules import experiment_problems, stacked_problems
 from sparseae.config.schema import (
     DEFAULT_SCHEMA,
@@ -48,9 +48,6 @@ __all__ = [
     "Config",
     "ConfigError",
     "Experiment",
-    "StackedExperiment",
-    "Sweep",
-    "check_image_inputs",
     "check_patch_fits",
     "describe_difference",
     "fingerprint",
@@ -89,8 +86,8 @@ def resolve_config(
     config = coerce(dict(read_config_files(files) if config is None else config), root)
     if isinstance(config.get("sweeps"), dict):
         config["sweeps"] = coerce_sweeps(config["sweeps"], root)
-    raise_problems(non_finite_problems(config, root))
-    raise_problems(schema_problems(config, root))
+    # Non-finite numbers first: the range errors they would also raise say less.
+    raise_problems(non_finite_problems(config, root) or schema_problems(config, root))
     raise_problems(sources_problems(config))
     resolved = apply_defaults(config, root)
     # Sweeps start from the experiments as written; defaults are filled after expansion.
