@@ -84,8 +84,11 @@ def _refuse(flag: str, value: str, problem: str, allowed: str, fix: str) -> None
     raise UsageError(f"{flag} {value!r}{problem}; allowed: {allowed}; fix: {fix}")
 
 
-def _path_flag(flag: str, value: str, allowed: str, *, folder: bool) -> Path:
-    """Not blank, not the other kind (a folder for a file or the reverse), no parent a file."""
+def check_path(flag: str, value: str | None, allowed: str, *, folder=False, exists=False) -> None:
+    """A path flag, if given: not blank, not the other kind (a folder for a file or the
+    reverse), no parent a file, existing if ``exists``."""
+    if value is None:
+        return
     if not value.strip():
         _refuse(flag, value, " is empty", allowed, f"give {allowed}")
     path = Path(value)
@@ -98,17 +101,10 @@ def _path_flag(flag: str, value: str, allowed: str, *, folder: bool) -> Path:
     if blocking is not None:
         fix = "choose a path whose folders are folders"
         _refuse(flag, value, f": {blocking} is a file, not a folder", allowed, fix)
-    return path
-
-
-def check_path(flag: str, value: str | None, allowed: str, *, folder=False, exists=False) -> None:
-    """A path flag, if given: not blank, of its kind, no parent a file, existing if ``exists``."""
-    if value is not None:
-        path = _path_flag(flag, value, allowed, folder=folder)
-        if exists and not path.exists():
-            problem = f" does not exist (working folder {Path.cwd()})"
-            allowed = "an existing folder" if folder else allowed
-            _refuse(flag, value, problem, allowed, "check the path")
+    if exists and not path.exists():
+        problem = f" does not exist (working folder {Path.cwd()})"
+        allowed = "an existing folder" if folder else allowed
+        _refuse(flag, value, problem, allowed, "check the path")
 
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")

@@ -27,14 +27,12 @@ from sparseae.config.resolved import Config, Experiment
 from sparseae.config.rules import experiment_problems, stacked_problems
 from sparseae.config.schema import (
     DEFAULT_SCHEMA,
-    apply_defaults,
     coerce,
     deep_merge,
     load_schema,
-    non_finite_problems,
     raise_problems,
     read_yaml,
-    schema_problems,
+    validated,
     yaml_file_problems,
 )
 from sparseae.config.sweeps import coerce_sweeps, expand_sweep, name_clash_problems
@@ -86,10 +84,9 @@ def resolve_config(
     config = coerce(dict(read_config_files(files) if config is None else config), root)
     if isinstance(config.get("sweeps"), dict):
         config["sweeps"] = coerce_sweeps(config["sweeps"], root)
-    # Non-finite numbers first: the range errors they would also raise say less.
-    raise_problems(non_finite_problems(config, root) or schema_problems(config, root))
+    resolved, problems = validated(config, root)
+    raise_problems(problems)
     raise_problems(sources_problems(config))
-    resolved = apply_defaults(config, root)
     # Sweeps start from the experiments as written; defaults are filled after expansion.
     raw = copy.deepcopy(config.get("experiments", {}))
     members_of: dict[str, list[str]] = {}
@@ -103,14 +100,15 @@ def resolve_config(
     stacked = resolved["stacked_experiments"]
     written = config.get("experiments", {})
     raise_problems(name_clash_problems(written, stacked, resolved["sweeps"], members_of))
+    filled = {}
     for member, sweep_name in member_sweep.items():
-        problems = schema_problems(
+        filled[member], problems = validated(
             raw[member], root, subschema="experiment", prefix=["experiments", member]
         )
         if problems:  # the sweep is named once, after the member's last problem
             problems[-1] += f" (member of sweep 'sweeps.{sweep_name}')"
         raise_problems(problems)
-    experiments = {name: apply_defaults(exp, root, "experiment") for name, exp in raw.items()}
+    experiments = {**resolved["experiments"], **filled}
     raise_problems(name_problems({**resolved, "experiments": experiments}))
     # A member inherits its base's problems: they are named once, at the base, and the
     # members are checked once the experiments as written pass.

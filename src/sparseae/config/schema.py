@@ -54,19 +54,19 @@ def _keywords(*, fill: bool) -> type:
     base = Draft202012Validator.VALIDATORS
 
     def type_(validator, types, instance, schema):
-        types = {types} if isinstance(types, str) else set(types)
+        kinds = {types} if isinstance(types, str) else set(types)
         value = instance
-        if isinstance(value, str) and "string" not in types and _SCIENTIFIC.match(value.strip()):
-            value = float(value) if types & {"number", "integer"} else value
-        if isinstance(value, float) and not math.isfinite(value) and types & {"number", "integer"}:
+        if isinstance(value, str) and "string" not in kinds and _SCIENTIFIC.match(value.strip()):
+            value = float(value) if kinds & {"number", "integer"} else value
+        if isinstance(value, float) and not math.isfinite(value) and kinds & {"number", "integer"}:
             yield ValidationError("not finite", validator="finite", instance=value, schema=schema)
             return
         whole = isinstance(value, float) and math.isfinite(value) and value.is_integer()
-        value = int(value) if "integer" in types and whole else value
+        value = int(value) if "integer" in kinds and whole else value
         if value is not instance:
             yield ValidationError("read as", validator="coerce", instance=value, schema=schema)
             return
-        yield from base["type"](validator, list(types), instance, schema)
+        yield from base["type"](validator, types, instance, schema)
 
     def properties(validator, props, instance, schema):
         if fill and validator.is_type(instance, "object"):
@@ -98,12 +98,6 @@ def coerce(config: Any, root: Mapping, subschema: str | None = None) -> Any:
                 node = node[part]
             node[leaf] = error.instance
     return config
-
-
-def non_finite_problems(config: Any, root: Mapping) -> list[str]:
-    """One message per ``.nan`` / ``.inf`` / ``-.inf`` at a number key (``minimum`` lets them
-    through; they would fail late, in the gradient check)."""
-    return [_format_error(e) for e in _errors(config, root, None) if e.validator == "finite"]
 
 
 def _key(path: Iterable[Any]) -> str:
@@ -139,12 +133,6 @@ def _format_error(error: Any) -> str:
             f"unknown config key(s) {', '.join(repr(e) for e in extra)} {where}; "
             f"allowed keys: {', '.join(allowed) or '(none)'}"
         )
-    if error.validator == "propertyNames":
-        name = error.instance
-        return (
-            f"config key '{_key([*error.absolute_path, name])}': the name {name!r} is not "
-            f"allowed; allowed: {_allowed(schema)}"
-        )
     if error.validator == "required":
         return f"config key '{key}': {error.message}"
     value = json.dumps(error.instance, default=str)
@@ -157,22 +145,18 @@ def _format_error(error: Any) -> str:
     return f"config key '{key}' = {value} is not allowed ({error.message}); allowed: {allowed}"
 
 
-def schema_problems(
+def validated(
     config: Any, root: Mapping, *, subschema: str | None = None, prefix: Iterable[Any] = ()
-) -> list[str]:
-    """Every violation of the schema (or of ``$defs[subschema]``), sorted by dotted key."""
-    errors = [e for e in _errors(config, root, subschema) if e.validator != "coerce"]
+) -> tuple[Any, list[str]]:
+    """A deep copy of ``config`` with missing keys filled from the schema's defaults, and every
+    violation of the schema (or of ``$defs[subschema]``), sorted by dotted key."""
+    filled = copy.deepcopy(config)
+    errors = [e for e in _errors(filled, root, subschema, fill=True) if e.validator != "coerce"]
+    # A non-finite number (which ``minimum`` lets through) alone: its other errors say less.
+    errors = [e for e in errors if e.validator == "finite"] or errors
     for error in errors:
         error.path.extendleft(reversed(list(prefix)))
-    return [_format_error(error) for error in errors]
-
-
-def apply_defaults(instance: Any, root: Mapping, subschema: str | None = None) -> Any:
-    """A deep copy of ``instance`` (valid) with missing keys filled from the schema's
-    defaults."""
-    instance = copy.deepcopy(instance)
-    _errors(instance, root, subschema, fill=True)
-    return instance
+    return filled, [_format_error(error) for error in errors]
 
 
 def yaml_file_problems(paths) -> list[str]:
