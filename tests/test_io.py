@@ -45,16 +45,12 @@ def test_npz_round_trip_with_config(tmp_path, opttheta):
     assert _leftovers(tmp_path) == []
 
 
-def test_npz_config_may_be_json_text_or_absent(tmp_path):
+def test_npz_config_may_be_absent(tmp_path):
     theta = np.linspace(-1, 1, 13)
-    save_theta_npz(tmp_path / "a.npz", theta, config=json.dumps({"k": [1, 2]}))
-    assert load_theta_npz(tmp_path / "a.npz")[1] == {"k": [1, 2]}
     save_theta_npz(tmp_path / "b.npz", theta)
     assert load_theta_npz(tmp_path / "b.npz")[1] is None
     np.savez(tmp_path / "c.npz", theta=theta)  # a bare file without config
     assert load_theta_npz(tmp_path / "c.npz")[1] is None
-    with pytest.raises(ValueError, match="not JSON"):
-        save_theta_npz(tmp_path / "d.npz", theta, config="{oops")
 
 
 def test_npz_errors_name_file_and_key(tmp_path):

@@ -43,8 +43,3 @@ def test_atomic_files_get_umask_permissions_not_0600(tmp_path):
     mode = stat.S_IMODE((tmp_path / "a.json").stat().st_mode)
     assert mode == 0o644
     assert read_json(tmp_path / "a.json") == {"x": 1}
-
-
-def test_atomic_write_rejects_append_mode(tmp_path):
-    with pytest.raises(ValueError, match="modes"), atomic_write(tmp_path / "x", mode="a"):
-        pass

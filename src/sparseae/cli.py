@@ -23,19 +23,6 @@ DEFAULT_CONFIG = Path("config/config.yaml")
 # no other flag are argparse ``type=`` functions (argparse names the flag).
 
 
-def _flag_type(check: Callable[[str], str | None]) -> Callable[[str], str]:
-    """An argparse ``type=``: ``check(text)`` returns a problem (refused) or None."""
-
-    def parse(text: str) -> str:
-        problem = check(text)
-        if problem:
-            raise argparse.ArgumentTypeError(problem)
-        return text
-
-    parse.__name__ = check.__name__
-    return parse
-
-
 def _bounded(parse, what: str, allowed: str, ok) -> Callable[[str], float]:
     """An argparse ``type=`` for a number: ``parse(text)`` finite and ``ok(value)``."""
 
@@ -60,35 +47,34 @@ positive_seconds = _bounded(
 retry_count = _bounded(int, "an integer", "an integer 0..20", lambda value: 0 <= value <= 20)
 
 
-@_flag_type
-def mirror_argument(text: str) -> str | None:
+def mirror_argument(text: str) -> str:
     """``--mirror``: an http(s):// or file:// URL, or a folder."""
     from sparseae.config.environment import mirror_problem
 
     problem = mirror_problem("mirror", text)
-    return problem.split(": ", 1)[1] if problem else None
+    if problem:
+        raise argparse.ArgumentTypeError(problem.split(": ", 1)[1])
+    return text
 
 
-@_flag_type
-def experiment_name(text: str) -> str | None:
+def experiment_name(text: str) -> str:
     """An MLflow experiment name: not empty, no surrounding blanks or control characters."""
     if not text.strip() or text != text.strip() or any(ord(c) < 32 for c in text):
-        return (
+        raise argparse.ArgumentTypeError(
             f"{text!r} is not allowed; allowed: a non-empty name without surrounding blanks or "
             f"control characters, e.g. natural or alice/natural"
         )
-    return None
+    return text
 
 
-@_flag_type
-def folder_or_run_id(text: str) -> str | None:
+def folder_or_run_id(text: str) -> str:
     """A sweep member: a result folder that exists, or an MLflow run id (32 hex digits)."""
-    if Path(text).is_dir() or _RUN_ID.fullmatch(text):
-        return None
-    return (
-        f"{text!r} is neither a result folder (none exists there) nor an MLflow run id (32 hex "
-        f"digits); allowed: results/<experiment> folders or run ids"
-    )
+    if not Path(text).is_dir() and not _RUN_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a result folder (none exists there) nor an MLflow run id (32 "
+            f"hex digits); allowed: results/<experiment> folders or run ids"
+        )
+    return text
 
 
 _FOLDER, _INPUT = "the path of a folder, e.g. ", "the path of an existing file"
@@ -98,8 +84,11 @@ def _refuse(flag: str, value: str, problem: str, allowed: str, fix: str) -> None
     raise UsageError(f"{flag} {value!r}{problem}; allowed: {allowed}; fix: {fix}")
 
 
-def _path_flag(flag: str, value: str, allowed: str, *, folder: bool) -> Path:
-    """Not blank, not the other kind (a folder for a file or the reverse), no parent a file."""
+def check_path(flag: str, value: str | None, allowed: str, *, folder=False, exists=False) -> None:
+    """A path flag, if given: not blank, not the other kind (a folder for a file or the
+    reverse), no parent a file, existing if ``exists``."""
+    if value is None:
+        return
     if not value.strip():
         _refuse(flag, value, " is empty", allowed, f"give {allowed}")
     path = Path(value)
@@ -112,17 +101,10 @@ def _path_flag(flag: str, value: str, allowed: str, *, folder: bool) -> Path:
     if blocking is not None:
         fix = "choose a path whose folders are folders"
         _refuse(flag, value, f": {blocking} is a file, not a folder", allowed, fix)
-    return path
-
-
-def check_path(flag: str, value: str | None, allowed: str, *, folder=False, exists=False) -> None:
-    """A path flag, if given: not blank, of its kind, no parent a file, existing if ``exists``."""
-    if value is not None:
-        path = _path_flag(flag, value, allowed, folder=folder)
-        if exists and not path.exists():
-            problem = f" does not exist (working folder {Path.cwd()})"
-            allowed = "an existing folder" if folder else allowed
-            _refuse(flag, value, problem, allowed, "check the path")
+    if exists and not path.exists():
+        problem = f" does not exist (working folder {Path.cwd()})"
+        allowed = "an existing folder" if folder else allowed
+        _refuse(flag, value, problem, allowed, "check the path")
 
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
@@ -447,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sparseae``; returns the exit status (0 success, 1 error, 2 usage)."""
-    from sparseae.rulelog import failure_line, stdout_failure, user_errors
+    from sparseae.rulelog import failure_line, stdout_failure
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -460,11 +442,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = args._run(args)
         sys.stdout.flush()  # a closed or full stdout fails here, not in Python's exit
         return status
-    except (UsageError, *user_errors()) as exc:
-        print(f"sparseae {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # a file the checks above did not foresee, or stdout itself
-        if failure_line(exc) is None:
+    except Exception as exc:  # a known failure is one line (as in rulelog); a bug is raised
+        line = failure_line(exc)
+        if line is None and isinstance(exc, OSError):  # stdout itself, or raised again
             return stdout_failure(exc)
-        print(f"sparseae {args.command}: error: {failure_line(exc)}", file=sys.stderr)
+        if line is None:
+            raise
+        print(f"sparseae {args.command}: error: {line}", file=sys.stderr)
         return 1

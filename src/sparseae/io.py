@@ -48,14 +48,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """:func:`atomic_path` as an open file: ``mode`` ``"w"`` (UTF-8 by default) or ``"wb"``,
-    ``kwargs`` passed to :func:`open`."""
-    if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_write supports modes 'w' and 'wb', not {mode!r}")
-    if "b" not in mode:
-        kwargs.setdefault("encoding", "utf-8")
-    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as handle:
+def atomic_write(path: str | os.PathLike) -> Iterator[IO]:
+    """:func:`atomic_path` as a text file open for writing (UTF-8)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         yield handle
 
 
@@ -142,16 +137,9 @@ def _as_theta(theta: Any, where: str):
 
 def save_theta_npz(path: str | os.PathLike, theta: Any, config: Any = None) -> None:
     """Write flat parameters to ``.npz`` atomically: ``theta`` (float64) and ``config`` (a
-    mapping, JSON string or ``None``) as a JSON string in a 0-d unicode array: no pickle."""
+    mapping or ``None``) as a JSON string in a 0-d unicode array: no pickle."""
     theta = _as_theta(theta, f"save_theta_npz({path})")
-    if isinstance(config, str):
-        try:
-            json.loads(config)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"save_theta_npz({path}): config string is not JSON: {err}") from err
-        text = config
-    else:
-        text = json.dumps(config, sort_keys=True)
+    text = json.dumps(config, sort_keys=True)
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, theta=theta, config=np.array(text))
 

@@ -90,12 +90,7 @@ def _report(error: BaseException) -> None:
 def run_rule(log_path: str | os.PathLike, step, /, *args, fmt: str = DEFAULT_FORMAT, **kwargs):
     """Run ``step(*args, **kwargs)`` (the package function of the rule's name), logging to
     ``log_path`` (``snakemake.log[0]``); a known failure (:func:`failure_line`) ends the job
-    with its one-line message on stderr and in the log, without a traceback."""
+    with its one-line message on stderr and in the log, without a traceback (the hook
+    :func:`log_to_rule_log` installs: a rule script is a process of its own)."""
     log_to_rule_log(log_path, fmt=fmt)
-    try:
-        return step(*args, **kwargs)
-    except Exception as error:
-        if failure_line(error) is None:
-            raise
-        _report(error)
-        sys.exit(1)
+    return step(*args, **kwargs)

@@ -10,7 +10,7 @@ import copy
 import os
 from collections.abc import Mapping, Sequence
 
-from sparseae.config.checks import check_image_inputs, check_patch_fits, name_problems
+from sparseae.config.checks import check_patch_fits, name_problems
 from sparseae.config.environment import sources_problems
 from sparseae.config.keys import (
     PURPOSES,
@@ -23,18 +23,16 @@ from sparseae.config.keys import (
     trajectory_config,
     write_config,
 )
-from sparseae.config.resolved import Config, Experiment, StackedExperiment, Sweep
+from sparseae.config.resolved import Config, Experiment
 from sparseae.config.rules import experiment_problems, stacked_problems
 from sparseae.config.schema import (
     DEFAULT_SCHEMA,
-    apply_defaults,
     coerce,
     deep_merge,
     load_schema,
-    non_finite_problems,
     raise_problems,
     read_yaml,
-    schema_problems,
+    validated,
     yaml_file_problems,
 )
 from sparseae.config.sweeps import coerce_sweeps, expand_sweep, name_clash_problems
@@ -48,9 +46,6 @@ __all__ = [
     "Config",
     "ConfigError",
     "Experiment",
-    "StackedExperiment",
-    "Sweep",
-    "check_image_inputs",
     "check_patch_fits",
     "describe_difference",
     "fingerprint",
@@ -86,13 +81,12 @@ def resolve_config(
     """
     raise_problems(yaml_file_problems(files))
     root = load_schema(schema)
-    config = coerce(dict(read_config_files(files) if config is None else config), root, root)
+    config = coerce(dict(read_config_files(files) if config is None else config), root)
     if isinstance(config.get("sweeps"), dict):
         config["sweeps"] = coerce_sweeps(config["sweeps"], root)
-    raise_problems(non_finite_problems(config, root))
-    raise_problems(schema_problems(config, root))
+    resolved, problems = validated(config, root)
+    raise_problems(problems)
     raise_problems(sources_problems(config))
-    resolved = apply_defaults(config, root, root)
     # Sweeps start from the experiments as written; defaults are filled after expansion.
     raw = copy.deepcopy(config.get("experiments", {}))
     members_of: dict[str, list[str]] = {}
@@ -106,15 +100,15 @@ def resolve_config(
     stacked = resolved["stacked_experiments"]
     written = config.get("experiments", {})
     raise_problems(name_clash_problems(written, stacked, resolved["sweeps"], members_of))
+    filled = {}
     for member, sweep_name in member_sweep.items():
-        problems = schema_problems(
+        filled[member], problems = validated(
             raw[member], root, subschema="experiment", prefix=["experiments", member]
         )
         if problems:  # the sweep is named once, after the member's last problem
             problems[-1] += f" (member of sweep 'sweeps.{sweep_name}')"
         raise_problems(problems)
-    node = root["$defs"]["experiment"]
-    experiments = {name: apply_defaults(exp, node, root) for name, exp in raw.items()}
+    experiments = {**resolved["experiments"], **filled}
     raise_problems(name_problems({**resolved, "experiments": experiments}))
     # A member inherits its base's problems: they are named once, at the base, and the
     # members are checked once the experiments as written pass.

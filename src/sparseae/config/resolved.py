@@ -1,12 +1,12 @@
-"""The typed, frozen objects :func:`sparseae.config.resolve_config` returns.
+"""The frozen objects :func:`sparseae.config.resolve_config` returns.
 
-A section is a read-only dict (``exp.training["chunks"]`` or ``exp["training"]["chunks"]``);
-``to_dict()`` and ``copy.deepcopy`` give plain dicts of the same text, which Snakemake compares.
+Each is a read-only dict whose keys also read as attributes (``exp.training["chunks"]`` or
+``exp["training"]["chunks"]``); ``to_dict()`` and ``copy.deepcopy`` give plain dicts of the
+same text, which Snakemake compares. The schema, not a field list here, names the sections.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,25 +59,17 @@ def thaw(value: Any) -> Any:
     return value
 
 
-class _Sections(Mapping):
-    """Read access by key as well as by attribute; a copy is a plain dict."""
+class Section(FrozenDict):
+    """A frozen dict whose keys read as attributes too; setting an attribute is refused."""
 
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.__dataclass_fields__:
-            raise KeyError(key)
-        return getattr(self, key)
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
-    def __iter__(self):
-        return iter(self.__dataclass_fields__)
-
-    def __len__(self) -> int:
-        return len(self.__dataclass_fields__)
-
-    def __repr__(self) -> str:
-        return repr(self.to_dict())
-
-    def __deepcopy__(self, memo) -> dict:
-        return self.to_dict()
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"a resolved config is read-only; cannot set {name!r}")
 
     def to_dict(self) -> dict:
         """Plain, key-sorted dicts and lists."""
@@ -85,75 +77,32 @@ class _Sections(Mapping):
 
     @classmethod
     def of(cls, mapping: Mapping):
-        """The object of a resolved mapping (every section present)."""
-        return cls(**{name: freeze(mapping[name]) for name in cls.__dataclass_fields__})
+        """The object of a resolved mapping."""
+        return cls(freeze(mapping))
 
 
-_frozen = dataclasses.dataclass(frozen=True, eq=False, repr=False)
-
-
-@_frozen
-class Experiment(_Sections):
+class Experiment(Section):
     """One experiment with defaults filled (schema ``$defs/experiment``)."""
 
-    dataset: Mapping
-    description: str
-    evaluation: Mapping
-    gradcheck: Mapping
-    model: Mapping
-    optimizer: Mapping
-    patches: Mapping
-    resources: Mapping
-    seed: int
-    training: Mapping
 
-
-@_frozen
-class StackedExperiment(_Sections):
+class StackedExperiment(Section):
     """One stacked experiment with defaults filled (schema ``$defs/stacked_experiment``)."""
 
-    dataset: Mapping
-    description: str
-    finetuning: Mapping
-    gradcheck: Mapping
-    layers: Mapping
-    optimizer: Mapping
-    pretraining: Mapping
-    resources: Mapping
-    seed: int
-    softmax: Mapping
 
-
-@_frozen
-class Sweep(_Sections):
+class Sweep(Section):
     """One sweep as written, defaults filled (schema ``$defs/sweep``)."""
 
-    base: str
-    grid: Mapping
-    overrides: Mapping
 
-
-@_frozen
-class Config(_Sections):
+class Config(Section):
     """A whole resolved config: ``run`` names experiments (sweeps replaced by their members),
     ``run_stacked`` stacked experiments, ``sweep_members`` maps a sweep to its members."""
-
-    diagnostics: Mapping
-    experiments: Mapping[str, Experiment]
-    run: list
-    run_stacked: list
-    sources: Mapping
-    stacked_experiments: Mapping[str, StackedExperiment]
-    sweep_members: Mapping[str, list]
-    sweeps: Mapping[str, Sweep]
-    tracking: Mapping
 
     @classmethod
     def of(cls, mapping: Mapping) -> Config:
         """The config of a resolved mapping, every experiment and sweep typed."""
         typed = {"experiments": Experiment, "stacked_experiments": StackedExperiment}
         typed["sweeps"] = Sweep
-        fields = {name: freeze(mapping[name]) for name in cls.__dataclass_fields__}
+        fields = dict(freeze(mapping))
         for name, kind in typed.items():
             fields[name] = FrozenDict({k: kind.of(v) for k, v in fields[name].items()})
-        return cls(**fields)
+        return cls(fields)

@@ -7,6 +7,7 @@ rule; the workflow, the command line and the library all validate with it.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
@@ -43,86 +44,60 @@ def raise_problems(problems: list[str | None]) -> None:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
-def resolve_refs(node: Mapping, root: Mapping) -> dict:
-    """Follow local ``$ref`` (``#/...``) and merge ``allOf`` into one schema dict."""
-    node = dict(node)
-    while "$ref" in node:
-        ref = node.pop("$ref")
-        if not ref.startswith("#/"):
-            raise ValueError(f"only local $ref are supported, not {ref!r}")
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target[part]
-        node = {**resolve_refs(target, root), **node}
-    for sub in node.pop("allOf", []):
-        resolved = resolve_refs(sub, root)
-        props = {**resolved.get("properties", {}), **node.get("properties", {})}
-        node = {**resolved, **node}
-        if props:
-            node["properties"] = props
-    return node
+@functools.cache
+def _keywords(*, fill: bool) -> type:
+    """A 2020-12 validator whose ``type`` also reports number text and whole floats to read
+    as numbers (and non-finite numbers), and, with ``fill``, whose ``properties`` fills the
+    defaults: jsonschema resolves ``$ref`` and ``allOf`` and names each value's path itself."""
+    from jsonschema import Draft202012Validator, ValidationError, validators
+
+    base = Draft202012Validator.VALIDATORS
+
+    def type_(validator, types, instance, schema):
+        kinds = {types} if isinstance(types, str) else set(types)
+        value = instance
+        if isinstance(value, str) and "string" not in kinds and _SCIENTIFIC.match(value.strip()):
+            value = float(value) if kinds & {"number", "integer"} else value
+        if isinstance(value, float) and not math.isfinite(value) and kinds & {"number", "integer"}:
+            yield ValidationError("not finite", validator="finite", instance=value, schema=schema)
+            return
+        whole = isinstance(value, float) and math.isfinite(value) and value.is_integer()
+        value = int(value) if "integer" in kinds and whole else value
+        if value is not instance:
+            yield ValidationError("read as", validator="coerce", instance=value, schema=schema)
+            return
+        yield from base["type"](validator, types, instance, schema)
+
+    def properties(validator, props, instance, schema):
+        if fill and validator.is_type(instance, "object"):
+            for name, sub in props.items():
+                if name not in instance and "default" in sub:
+                    instance[name] = copy.deepcopy(sub["default"])  # never one dict shared
+        yield from base["properties"](validator, props, instance, schema)
+
+    return validators.extend(Draft202012Validator, {"type": type_, "properties": properties})
 
 
-def _child(node: Mapping | None, key: Any, root: Mapping) -> Mapping | None:
-    """Schema node of ``key`` below ``node`` (a property, or additionalProperties / items)."""
-    if node is None:
-        return None
-    node = resolve_refs(node, root)
-    if isinstance(key, int):
-        items = node.get("items")
-        return items if isinstance(items, Mapping) else None
-    extra = node.get("additionalProperties")
-    return node.get("properties", {}).get(key, extra if isinstance(extra, Mapping) else None)
+def _errors(config: Any, root: Mapping, subschema: str | None, *, fill: bool = False) -> list:
+    """Every error of ``config`` against the schema (or ``$defs[subschema]``), path-sorted."""
+    target = dict(root["$defs"][subschema]) if subschema else dict(root)
+    target["$defs"] = root.get("$defs", {})  # local references resolve in the subschema too
+    errors = _keywords(fill=fill)(target).iter_errors(config)
+    return sorted(errors, key=lambda e: [str(p) for p in e.absolute_path])
 
 
-def setting_node(path: str, root: Mapping) -> Mapping | None:
-    """Schema node of a dotted experiment setting (e.g. ``model.rho``), None if unknown."""
-    node: Mapping | None = root["$defs"]["experiment"]
-    for part in path.split("."):
-        node = _child(node, part, root)
-    return resolve_refs(node, root) if node is not None else None
-
-
-def coerce(value: Any, node: Mapping | None, root: Mapping) -> Any:
-    """``value`` with number text (``1e-2``: YAML 1.1 text) and whole floats at integer keys
-    (``1e4``) read as the numbers meant."""
-    if isinstance(value, dict):
-        return {key: coerce(item, _child(node, key, root), root) for key, item in value.items()}
-    if isinstance(value, list):
-        return [coerce(item, _child(node, i, root), root) for i, item in enumerate(value)]
-    if node is None or isinstance(value, bool):
-        return value
-    kind = resolve_refs(node, root).get("type", [])
-    types = {kind} if isinstance(kind, str) else set(kind)
-    if not types & {"number", "integer"}:
-        return value
-    if isinstance(value, str) and "string" not in types and _SCIENTIFIC.match(value.strip()):
-        value = float(value)
-    whole = isinstance(value, float) and math.isfinite(value) and value.is_integer()
-    return int(value) if "integer" in types and whole else value
-
-
-def non_finite_problems(config: Any, root: Mapping) -> list[str]:
-    """One message per ``.nan`` / ``.inf`` / ``-.inf`` in ``config`` (``minimum`` lets them
-    through; they would fail late, in the gradient check)."""
-    problems: list[str] = []
-
-    def walk(value: Any, node: Mapping | None, path: tuple) -> None:
-        if isinstance(value, float) and not math.isfinite(value):
-            shown = {"nan": ".nan", "inf": ".inf", "-inf": "-.inf"}[repr(value)]
-            text = (resolve_refs(node, root) if node else {}).get("description")
-            allowed = str(text).strip() if text else "a finite number"
-            problems.append(
-                f"config key '{_key(path)}': {shown} is not a finite number; allowed: "
-                f"{allowed} (a finite number such as 0.01 or 1.0e-4)"
-            )
-        elif isinstance(value, dict | list):
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in items:
-                walk(item, _child(node, key, root), (*path, key))
-
-    walk(config, root, ())
-    return problems
+def coerce(config: Any, root: Mapping, subschema: str | None = None) -> Any:
+    """A copy of ``config`` with number text (``1e-2``: YAML 1.1 text) and whole floats at
+    integer keys (``1e4``) read as the numbers meant."""
+    config = copy.deepcopy(config)
+    for error in _errors(config, root, subschema):
+        if error.validator == "coerce" and error.path:
+            *parents, leaf = error.path
+            node = config
+            for part in parents:
+                node = node[part]
+            node[leaf] = error.instance
+    return config
 
 
 def _key(path: Iterable[Any]) -> str:
@@ -140,9 +115,16 @@ def _allowed(schema: Mapping) -> str:
     return "see config/README.md"
 
 
-def _format_error(error: Any, root: Mapping) -> str:
+def _format_error(error: Any) -> str:
     key = _key(error.absolute_path)
-    schema = resolve_refs(error.schema, root) if isinstance(error.schema, Mapping) else {}
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    if error.validator == "finite":
+        shown = {"nan": ".nan", "inf": ".inf", "-inf": "-.inf"}[repr(error.instance)]
+        allowed = str(schema.get("description", "a finite number")).strip()
+        return (
+            f"config key '{key}': {shown} is not a finite number; allowed: {allowed} (a finite "
+            f"number such as 0.01 or 1.0e-4)"
+        )
     if error.validator == "additionalProperties":
         allowed = sorted(schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
@@ -150,12 +132,6 @@ def _format_error(error: Any, root: Mapping) -> str:
         return (
             f"unknown config key(s) {', '.join(repr(e) for e in extra)} {where}; "
             f"allowed keys: {', '.join(allowed) or '(none)'}"
-        )
-    if error.validator == "propertyNames":
-        name = error.instance
-        return (
-            f"config key '{_key([*error.absolute_path, name])}': the name {name!r} is not "
-            f"allowed; allowed: {_allowed(schema)}"
         )
     if error.validator == "required":
         return f"config key '{key}': {error.message}"
@@ -169,44 +145,18 @@ def _format_error(error: Any, root: Mapping) -> str:
     return f"config key '{key}' = {value} is not allowed ({error.message}); allowed: {allowed}"
 
 
-def schema_problems(
+def validated(
     config: Any, root: Mapping, *, subschema: str | None = None, prefix: Iterable[Any] = ()
-) -> list[str]:
-    """Every violation of the schema (or of ``$defs[subschema]``), sorted by dotted key."""
-    from jsonschema import Draft202012Validator
-
-    target = dict(root["$defs"][subschema]) if subschema else dict(root)
-    target["$defs"] = root.get("$defs", {})  # local references resolve in the subschema too
-    errors = sorted(
-        Draft202012Validator(target).iter_errors(config),
-        key=lambda e: [str(p) for p in e.absolute_path],
-    )
+) -> tuple[Any, list[str]]:
+    """A deep copy of ``config`` with missing keys filled from the schema's defaults, and every
+    violation of the schema (or of ``$defs[subschema]``), sorted by dotted key."""
+    filled = copy.deepcopy(config)
+    errors = [e for e in _errors(filled, root, subschema, fill=True) if e.validator != "coerce"]
+    # A non-finite number (which ``minimum`` lets through) alone: its other errors say less.
+    errors = [e for e in errors if e.validator == "finite"] or errors
     for error in errors:
         error.path.extendleft(reversed(list(prefix)))
-    return [_format_error(error, target) for error in errors]
-
-
-def apply_defaults(instance: Any, node: Mapping, root: Mapping) -> Any:
-    """A deep copy of ``instance`` with missing keys filled from the schema's defaults."""
-    instance = copy.deepcopy(instance)
-    _fill(instance, node, root)
-    return instance
-
-
-def _fill(instance: Any, node: Mapping, root: Mapping) -> None:
-    if not isinstance(instance, dict):
-        return
-    node = resolve_refs(node, root)
-    props = node.get("properties", {})
-    for name in [*props, *(name for name in instance if name not in props)]:
-        sub = _child(node, name, root)
-        if sub is None:
-            continue
-        sub = resolve_refs(sub, root)
-        if name not in instance and "default" in sub:
-            instance[name] = copy.deepcopy(sub["default"])  # never one dict shared by two
-        if name in instance:
-            _fill(instance[name], sub, root)
+    return filled, [_format_error(error) for error in errors]
 
 
 def yaml_file_problems(paths) -> list[str]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sparseae.config.keys import flatten
-from sparseae.config.schema import coerce, deep_merge, setting_node
+from sparseae.config.schema import coerce, deep_merge
 
 #: Short grid keys and the settings they stand for, in naming order.
 SWEEP_ALIASES = {
@@ -69,13 +69,24 @@ def coerce_sweeps(sweeps: Mapping, root: Mapping) -> dict:
         if not isinstance(sweep, dict):
             continue
         if isinstance(sweep.get("overrides"), dict):
-            sweep["overrides"] = coerce(sweep["overrides"], root["$defs"]["experiment"], root)
+            sweep["overrides"] = coerce(sweep["overrides"], root, "experiment")
         grid = sweep.get("grid")
         for key, values in grid.items() if isinstance(grid, dict) else ():
-            node = setting_node(grid_key(key)[0], root) if isinstance(key, str) else None
-            if node is not None and isinstance(values, list):
-                grid[key] = [coerce(value, node, root) for value in values]
+            if isinstance(key, str) and isinstance(values, list):
+                grid[key] = [_read_as(grid_key(key)[0], value, root) for value in values]
     return out
+
+
+def _read_as(path: str, value: Any, root: Mapping) -> Any:
+    """``value`` read as an experiment reads the setting at the dotted ``path``."""
+    parts = path.split(".")
+    nested = value
+    for part in reversed(parts):
+        nested = {part: nested}
+    nested = coerce(nested, root, "experiment")
+    for part in parts:
+        nested = nested[part]
+    return nested
 
 
 def sweep_problems(
