@@ -16,6 +16,7 @@ __all__ = [
     "grid_shape",
     "scale_tiles",
     "display_network",
+    "display_color_network",
     "save_png",
     "save_filter_grid",
     "plot_cost_curve",
@@ -67,12 +68,35 @@ def scale_tiles(A: np.ndarray) -> np.ndarray:
 
 def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
     """Tile the columns of ``A`` (pixels × filters, e.g. ``W1.T``) into one image array."""
-    A, M, sz = _square_columns(A)
+    A = _square_columns(A)[0]
     if not np.all(np.isfinite(A)):
         raise ValueError("A contains non-finite values")
+    return _tile_grid(scale_tiles(A), cols, -1.0)
+
+
+def display_color_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
+    """Tile RGB filters (columns of ``A``, s² values per channel, channel after channel, e.g.
+    ``(W1 · ZCAWhite)ᵀ``) as the linear-decoder exercise's ``displayColorNetwork``: each
+    channel of each tile divided by its largest magnitude, mapped to [0, 1]; white gaps."""
+    A = np.asarray(A, dtype=np.float64)
+    sz = math.isqrt(A.shape[0] // 3) if A.ndim == 2 else 0
+    if sz == 0 or 3 * sz * sz != A.shape[0] or not np.all(np.isfinite(A)):
+        raise ValueError(f"A must be finite, 3 s² × filters (s × s RGB tiles), got {A.shape}")
+    if A.min() >= 0:  # as the original: a non-negative basis is centred first
+        A = A - A.mean()
+    channels = A.reshape(3, sz * sz, A.shape[1])
+    clim = np.max(np.abs(channels), axis=1, keepdims=True)
+    scaled = np.divide(channels, clim, out=np.zeros_like(channels), where=clim > 0)
+    # [channel, column, row, tile] -> [tile, row, column, channel]
+    return _tile_grid((scaled.reshape(3, sz, sz, -1).transpose(3, 2, 1, 0) + 1) / 2, cols, 1.0)
+
+
+def _tile_grid(tiles: np.ndarray, cols: int | None, background: float) -> np.ndarray:
+    """Tiles (M × s × s, or × 3) row by row in a grid with one-pixel gaps of ``background``."""
+    M, sz = tiles.shape[:2]
     rows, n = grid_shape(M, cols)
-    array = -np.ones((1 + rows * (sz + 1), 1 + n * (sz + 1)))
-    for k, tile in enumerate(scale_tiles(A)):
+    array = np.full((1 + rows * (sz + 1), 1 + n * (sz + 1), *tiles.shape[3:]), background)
+    for k, tile in enumerate(tiles):
         i, j = divmod(k, n)  # row by row, as the original's k loop
         top, left = 1 + i * (sz + 1), 1 + j * (sz + 1)
         array[top : top + sz, left : left + sz] = tile
@@ -101,16 +125,18 @@ def grey_pixels(array: np.ndarray, scale: int) -> np.ndarray:
     return np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
 
 
-def save_filter_grid(A: np.ndarray, png, npy, *, edge: int = 600) -> np.ndarray:
-    """``display_network(A)`` exactly as ``npy`` (for fidelity checks) and as ``png``, enlarged
-    to ``edge`` pixels or more (a report shows it readable), tiles numbered where that fits."""
+def save_filter_grid(A: np.ndarray, png, npy, *, edge: int = 600, colour=False) -> np.ndarray:
+    """``display_network(A)`` (``colour``: :func:`display_color_network`) exactly as ``npy``
+    (for fidelity checks) and as ``png``, enlarged to ``edge`` pixels or more (a report shows
+    it readable), tiles numbered where that fits."""
     from PIL import Image, ImageDraw
 
-    array = display_network(A)
-    _, M, sz = _square_columns(A)
+    array = display_color_network(A) if colour else display_network(A)
+    M, sz = np.shape(A)[1], math.isqrt(np.shape(A)[0] // (3 if colour else 1))
     cols = grid_shape(M)[1]
-    scale = -(-int(edge) // max(array.shape))
-    image = Image.fromarray(grey_pixels(array, scale), mode="L").convert("RGB")
+    scale = -(-int(edge) // max(array.shape[:2]))
+    # grey_pixels maps [-1, 1] to 0..255; the colour grid lies in [0, 1].
+    image = Image.fromarray(grey_pixels(array * 2 - 1 if colour else array, scale)).convert("RGB")
     font_px = min(14, sz * scale // 3)
     if font_px >= 8:  # smaller digits would hide more of a tile than they tell
         draw, font = ImageDraw.Draw(image), _mono_font(font_px)
