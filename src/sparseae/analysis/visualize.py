@@ -46,24 +46,30 @@ def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
 
 
 def _square_columns(A) -> tuple[np.ndarray, int, int]:
-    """``A`` as float64 pixels × tiles, the number of tiles and the tile edge (checked)."""
+    """``A`` as float64 pixels × tiles, the number of tiles and the tile edge (checked); a
+    column of 3 s² values (never a square) is an RGB tile, channel after channel."""
     A = np.asarray(A, dtype=np.float64)
     if A.ndim != 2:
         raise ValueError(f"A must be 2-D (pixels × filters), got shape {A.shape}")
     L, M = A.shape
-    sz = math.isqrt(L)
-    if sz * sz != L or L == 0:
-        raise ValueError(f"each column must be a square image: {L} pixels is not a square")
+    sz = math.isqrt(L) if math.isqrt(L) ** 2 == L else math.isqrt(L // 3)
+    if sz * sz * (1 if sz * sz == L else 3) != L or L == 0:
+        raise ValueError(
+            f"each column must be a square image: {L} pixels is not a square (nor 3 squares)"
+        )
     return A, M, sz
 
 
 def scale_tiles(A: np.ndarray) -> np.ndarray:
-    """``display_network``'s scaling of ``A`` (pixels × tiles): M square tiles in ``[-1, 1]``."""
+    """``display_network``'s scaling of ``A`` (pixels × tiles): M square tiles in ``[-1, 1]``
+    (M × s × s, or M × s × s × 3 for RGB columns)."""
     A, M, sz = _square_columns(A)
     A = A - A.mean()
     clim = np.max(np.abs(A), axis=0)
     scaled = np.divide(A, clim, out=np.zeros_like(A), where=clim > 0)
-    return scaled.T.reshape(M, sz, sz).transpose(0, 2, 1)
+    channels = A.shape[0] // (sz * sz)
+    tiles = scaled.T.reshape(M, channels, sz, sz).transpose(0, 3, 2, 1)
+    return tiles[..., 0] if channels == 1 else tiles
 
 
 def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
@@ -299,9 +305,9 @@ def plot_units(
     if X.ndim != 2 or X.shape[0] != v:
         raise ValueError(f"data must be {v} × m, got shape {X.shape}")
     k = idx.shape[1]
-    sz = math.isqrt(v)
-    weights = scale_tiles(W1.T)  # (h, sz, sz)
-    examples = scale_tiles(X[:, idx.ravel()]).reshape(h, k, sz, sz)
+    weights = scale_tiles(W1.T)  # (h, sz, sz), or (h, sz, sz, 3)
+    examples = scale_tiles(X[:, idx.ravel()]).reshape(h, k, *weights.shape[1:])
+    sz = weights.shape[1]
 
     buf, gap = 1, max(2, sz // 2)
     scale = max(1, round(32 / sz))  # tiles of about 32 screen pixels
@@ -312,7 +318,7 @@ def plot_units(
     block_w = buf + (sz + buf) + gap + k * (sz + buf) + text_w
     per_column = h if h <= UNITS_PER_COLUMN else math.ceil(h / math.ceil(h / UNITS_PER_COLUMN))
     columns = math.ceil(h / per_column)
-    array = -np.ones((buf + per_column * row_px, columns * block_w))
+    array = -np.ones((buf + per_column * row_px, columns * block_w, *weights.shape[3:]))
     for unit in range(h):
         c, r = divmod(unit, per_column)
         top, left = buf + r * row_px, c * block_w + buf
@@ -327,11 +333,12 @@ def plot_units(
     title_px = 8 + 16 * len(lines) if lines else 0
     font, title_font = _mono_font(font_px), _mono_font(12)
     title_w = max((math.ceil(title_font.getlength(line)) + 12 for line in lines), default=0)
-    image = Image.new("L", (max(grey.shape[1], title_w), grey.shape[0] + title_px), 0)
-    image.paste(Image.fromarray(grey, mode="L"), (0, title_px))
+    mode = "RGB" if grey.ndim == 3 else "L"
+    image = Image.new(mode, (max(grey.shape[1], title_w), grey.shape[0] + title_px), 0)
+    image.paste(Image.fromarray(grey), (0, title_px))
     draw = ImageDraw.Draw(image)
     for n, line in enumerate(lines):
-        draw.text((6, 4 + 16 * n), line, fill=255, font=title_font)
+        draw.text((6, 4 + 16 * n), line, fill="white", font=title_font)
     for unit in range(h):
         c, r = divmod(unit, per_column)
         x = (c * block_w + block_w - text_w + 1) * scale
@@ -343,7 +350,7 @@ def plot_units(
             text += f" ×{contrast_ratio[unit]:.1f}"
         if dead is not None and dead[unit]:
             text += " dead"
-        draw.text((x, y), text, fill=255, font=font, anchor="lm")
+        draw.text((x, y), text, fill="white", font=font, anchor="lm")
     with atomic_path(path, suffix=".png") as tmp:
         image.save(tmp, format="PNG")
     return np.asarray(image)
