@@ -154,7 +154,7 @@ def test_display_color_network_scales_each_channel_of_each_tile():
 def test_filter_grid_png_is_in_colour(tmp_path):
     A = np.random.default_rng(6).standard_normal((192, 25))
     array = save_filter_grid(A, tmp_path / "f.png", tmp_path / "f.npy", colour=True)
-    np.testing.assert_array_equal(np.load(tmp_path / "f.npy"), array)
+    np.testing.assert_array_equal(np.load(tmp_path / "f.npy", allow_pickle=False), array)
     pixels = np.asarray(Image.open(tmp_path / "f.png"))
     assert pixels.ndim == 3 and pixels.shape[0] >= 600
     assert np.any(pixels[..., 0] != pixels[..., 1])  # not grey
@@ -167,7 +167,7 @@ def test_sample_patches_step_saves_the_fitted_transform(tmp_path):
     exp = resolve_config(config)["experiments"]["linear-photos"]
     out = tmp_path / "patches.npz"
     data = experiment.sample_patches(out, name="linear-photos", data=experiment.data_config(exp))
-    with np.load(out) as saved:
+    with np.load(out, allow_pickle=False) as saved:
         zca, mean = saved["zca"], saved["zca_mean"]
         np.testing.assert_array_equal(saved["data"], data)
     assert zca.shape == (192, 192) and mean.shape == (192,)
