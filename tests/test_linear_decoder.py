@@ -177,3 +177,23 @@ def test_sample_patches_step_saves_the_fitted_transform(tmp_path):
     )
     np.testing.assert_allclose(zca @ (raw - mean[:, None]), data, atol=1e-10)
     np.testing.assert_allclose(mean, raw.mean(axis=1), atol=1e-12)
+
+
+def test_diagnostics_reconstruct_through_the_linear_output():
+    from sparseae.analysis.diagnostics import unit_diagnostics
+
+    theta, data, kw = small_problem(seed=7, visible=16, hidden=6, m=50)
+    result = unit_diagnostics(
+        theta,
+        data,
+        visible_size=16,
+        hidden_size=6,
+        rho=0.035,
+        rng=np.random.default_rng(0),
+        top_k=3,
+        random_examples=10,
+        output="linear",
+    )
+    squared_error = 2 * 50 * ae.cost_terms(theta, data, **kw, output="linear")["reconstruction"]
+    spread = np.sum((data - data.mean(axis=1, keepdims=True)) ** 2)
+    assert result["fraction_variance_explained"] == pytest.approx(1 - squared_error / spread)
