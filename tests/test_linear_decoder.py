@@ -197,3 +197,33 @@ def test_diagnostics_reconstruct_through_the_linear_output():
     squared_error = 2 * 50 * ae.cost_terms(theta, data, **kw, output="linear")["reconstruction"]
     spread = np.sum((data - data.mean(axis=1, keepdims=True)) ** 2)
     assert result["fraction_variance_explained"] == pytest.approx(1 - squared_error / spread)
+
+
+def test_digit_patches_are_cut_from_the_digits(tmp_path):
+    """The convolution exercise's data: random 8x8 patches of the first t10k digits."""
+    from shared_data import shared_file
+
+    from sparseae.data import load_mnist
+
+    folder = tmp_path / "resources" / "mnist"
+    folder.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (folder / name).symlink_to(shared_file(f"data/{name}"))
+    config = {
+        "run": ["digits"],
+        "experiments": {
+            "digits": {
+                "dataset": {"source": "mnist", "split": "test", "num_images": 50},
+                "patches": {"size": 8, "count": 300, "normalize": False},
+            }
+        },
+    }
+    exp = resolve_config(config)["experiments"]["digits"]
+    data = experiment.data_config(exp)
+    X = experiment.sample_patches(
+        tmp_path / "p.npz", name="digits", data=data, resources=tmp_path / "resources"
+    )
+    digits = load_mnist(folder, "test", 50)[0].reshape(28, 28, 50, order="F")
+    expected = sample_patches(digits, 8, 300, experiment.rng(exp["seed"], "patches"))
+    np.testing.assert_array_equal(X, expected)
+    assert X.shape == (64, 300) and X.max() > 0.9  # strokes, not only background
