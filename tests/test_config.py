@@ -187,8 +187,12 @@ def test_patch_larger_than_images_names_the_key_and_limit():
 def test_unknown_source_and_digit_mismatch():
     message = error_of(with_change("dataset.source", "imagenet"))
     assert "'experiments.natural.dataset.source'" in message and "sample-photos" in message
-    message = error_of(with_change("dataset.source", "mnist"))
-    assert "'experiments.natural.patches.size' = 8" in message and "null" in message
+    # Digits give 8x8 patches too (the convolution exercise's); whole digits need 784 inputs.
+    config = with_change("dataset.source", "mnist")
+    assert resolve_config(config, SCHEMA)["experiments"]["natural"]["patches"]["size"] == 8
+    config["experiments"]["natural"]["model"]["visible_size"] = 784
+    message = error_of(config)
+    assert "'experiments.natural.patches.size' = 8" in message and "784" in message
 
 
 def test_run_must_name_defined_experiments():

@@ -12,4 +12,5 @@ run_rule(
     array=smk.output.array,
     name=smk.wildcards.experiment,
     trajectory=smk.params.trajectory,
+    patches=getattr(smk.input, "patches", None),
 )

@@ -109,9 +109,11 @@ def unit_diagnostics(
     random_examples: int = DEFAULT_SETTINGS["random_examples"],
     dead_fraction: float = DEFAULT_SETTINGS["dead_fraction"],
     saturated_threshold: float = DEFAULT_SETTINGS["saturated_threshold"],
+    output: str = "sigmoid",
 ) -> dict[str, Any]:
-    """Per-unit evidence and model figures for ``theta`` on ``data`` (v × m, the training set).
-    Returns the scalars of :data:`METRIC_KEYS`, index arrays, ``contrast`` and ``units``."""
+    """Per-unit evidence and model figures for ``theta`` on ``data`` (v × m, the training set;
+    ``output``: the model's output layer). Returns the scalars of :data:`METRIC_KEYS`, index
+    arrays, ``contrast`` and ``units``."""
     theta = np.asarray(theta, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
     v, h = int(visible_size), int(hidden_size)
@@ -125,7 +127,8 @@ def unit_diagnostics(
         )
     W1, W2, b1, b2 = unpack(theta, v, h)
     a2 = hidden_activations(theta, X, visible_size=v, hidden_size=h)
-    a3 = expit(W2 @ a2 + b2[:, None])
+    z3 = W2 @ a2 + b2[:, None]
+    a3 = z3 if output == "linear" else expit(z3)
 
     rhohat = a2.mean(axis=1)
     indices, activations = top_k_examples(a2, int(top_k))
@@ -233,6 +236,7 @@ def write_diagnostics(
         hidden_size=model["hidden_size"],
         rho=model["rho"],
         rng=rng(seed, "diagnostics"),
+        output=model.get("output", "sigmoid"),
         **settings,
     )
     W1 = unpack(theta, model["visible_size"], model["hidden_size"])[0]

@@ -16,6 +16,7 @@ __all__ = [
     "grid_shape",
     "scale_tiles",
     "display_network",
+    "display_color_network",
     "save_png",
     "save_filter_grid",
     "plot_cost_curve",
@@ -45,34 +46,63 @@ def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
 
 
 def _square_columns(A) -> tuple[np.ndarray, int, int]:
-    """``A`` as float64 pixels × tiles, the number of tiles and the tile edge (checked)."""
+    """``A`` as float64 pixels × tiles, the number of tiles and the tile edge (checked); a
+    column of 3 s² values (never a square) is an RGB tile, channel after channel."""
     A = np.asarray(A, dtype=np.float64)
     if A.ndim != 2:
         raise ValueError(f"A must be 2-D (pixels × filters), got shape {A.shape}")
     L, M = A.shape
-    sz = math.isqrt(L)
-    if sz * sz != L or L == 0:
-        raise ValueError(f"each column must be a square image: {L} pixels is not a square")
+    sz = math.isqrt(L) if math.isqrt(L) ** 2 == L else math.isqrt(L // 3)
+    if sz * sz * (1 if sz * sz == L else 3) != L or L == 0:
+        raise ValueError(
+            f"each column must be a square image: {L} pixels is not a square (nor 3 squares)"
+        )
     return A, M, sz
 
 
 def scale_tiles(A: np.ndarray) -> np.ndarray:
-    """``display_network``'s scaling of ``A`` (pixels × tiles): M square tiles in ``[-1, 1]``."""
+    """``display_network``'s scaling of ``A`` (pixels × tiles): M square tiles in ``[-1, 1]``
+    (M × s × s, or M × s × s × 3 for RGB columns)."""
     A, M, sz = _square_columns(A)
     A = A - A.mean()
     clim = np.max(np.abs(A), axis=0)
     scaled = np.divide(A, clim, out=np.zeros_like(A), where=clim > 0)
-    return scaled.T.reshape(M, sz, sz).transpose(0, 2, 1)
+    channels = A.shape[0] // (sz * sz)
+    tiles = scaled.T.reshape(M, channels, sz, sz).transpose(0, 3, 2, 1)
+    return tiles[..., 0] if channels == 1 else tiles
 
 
 def display_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
     """Tile the columns of ``A`` (pixels × filters, e.g. ``W1.T``) into one image array."""
-    A, M, sz = _square_columns(A)
+    A = _square_columns(A)[0]
     if not np.all(np.isfinite(A)):
         raise ValueError("A contains non-finite values")
+    return _tile_grid(scale_tiles(A), cols, -1.0)
+
+
+def display_color_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
+    """Tile RGB filters (columns of ``A``, s² values per channel, channel after channel, e.g.
+    ``(W1 · ZCAWhite)ᵀ``) as the linear-decoder exercise's ``displayColorNetwork``: each
+    channel of each tile divided by its largest magnitude, mapped to [0, 1]; white gaps."""
+    A = np.asarray(A, dtype=np.float64)
+    sz = math.isqrt(A.shape[0] // 3) if A.ndim == 2 else 0
+    if sz == 0 or 3 * sz * sz != A.shape[0] or not np.all(np.isfinite(A)):
+        raise ValueError(f"A must be finite, 3 s² × filters (s × s RGB tiles), got {A.shape}")
+    if A.min() >= 0:  # as the original: a non-negative basis is centred first
+        A = A - A.mean()
+    channels = A.reshape(3, sz * sz, A.shape[1])
+    clim = np.max(np.abs(channels), axis=1, keepdims=True)
+    scaled = np.divide(channels, clim, out=np.zeros_like(channels), where=clim > 0)
+    # [channel, column, row, tile] -> [tile, row, column, channel]
+    return _tile_grid((scaled.reshape(3, sz, sz, -1).transpose(3, 2, 1, 0) + 1) / 2, cols, 1.0)
+
+
+def _tile_grid(tiles: np.ndarray, cols: int | None, background: float) -> np.ndarray:
+    """Tiles (M × s × s, or × 3) row by row in a grid with one-pixel gaps of ``background``."""
+    M, sz = tiles.shape[:2]
     rows, n = grid_shape(M, cols)
-    array = -np.ones((1 + rows * (sz + 1), 1 + n * (sz + 1)))
-    for k, tile in enumerate(scale_tiles(A)):
+    array = np.full((1 + rows * (sz + 1), 1 + n * (sz + 1), *tiles.shape[3:]), background)
+    for k, tile in enumerate(tiles):
         i, j = divmod(k, n)  # row by row, as the original's k loop
         top, left = 1 + i * (sz + 1), 1 + j * (sz + 1)
         array[top : top + sz, left : left + sz] = tile
@@ -101,16 +131,18 @@ def grey_pixels(array: np.ndarray, scale: int) -> np.ndarray:
     return np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
 
 
-def save_filter_grid(A: np.ndarray, png, npy, *, edge: int = 600) -> np.ndarray:
-    """``display_network(A)`` exactly as ``npy`` (for fidelity checks) and as ``png``, enlarged
-    to ``edge`` pixels or more (a report shows it readable), tiles numbered where that fits."""
+def save_filter_grid(A: np.ndarray, png, npy, *, edge: int = 600, colour=False) -> np.ndarray:
+    """``display_network(A)`` (``colour``: :func:`display_color_network`) exactly as ``npy``
+    (for fidelity checks) and as ``png``, enlarged to ``edge`` pixels or more (a report shows
+    it readable), tiles numbered where that fits."""
     from PIL import Image, ImageDraw
 
-    array = display_network(A)
-    _, M, sz = _square_columns(A)
+    array = display_color_network(A) if colour else display_network(A)
+    M, sz = np.shape(A)[1], math.isqrt(np.shape(A)[0] // (3 if colour else 1))
     cols = grid_shape(M)[1]
-    scale = -(-int(edge) // max(array.shape))
-    image = Image.fromarray(grey_pixels(array, scale), mode="L").convert("RGB")
+    scale = -(-int(edge) // max(array.shape[:2]))
+    # grey_pixels maps [-1, 1] to 0..255; the colour grid lies in [0, 1].
+    image = Image.fromarray(grey_pixels(array * 2 - 1 if colour else array, scale)).convert("RGB")
     font_px = min(14, sz * scale // 3)
     if font_px >= 8:  # smaller digits would hide more of a tile than they tell
         draw, font = ImageDraw.Draw(image), _mono_font(font_px)
@@ -273,9 +305,9 @@ def plot_units(
     if X.ndim != 2 or X.shape[0] != v:
         raise ValueError(f"data must be {v} × m, got shape {X.shape}")
     k = idx.shape[1]
-    sz = math.isqrt(v)
-    weights = scale_tiles(W1.T)  # (h, sz, sz)
-    examples = scale_tiles(X[:, idx.ravel()]).reshape(h, k, sz, sz)
+    weights = scale_tiles(W1.T)  # (h, sz, sz), or (h, sz, sz, 3)
+    examples = scale_tiles(X[:, idx.ravel()]).reshape(h, k, *weights.shape[1:])
+    sz = weights.shape[1]
 
     buf, gap = 1, max(2, sz // 2)
     scale = max(1, round(32 / sz))  # tiles of about 32 screen pixels
@@ -286,7 +318,7 @@ def plot_units(
     block_w = buf + (sz + buf) + gap + k * (sz + buf) + text_w
     per_column = h if h <= UNITS_PER_COLUMN else math.ceil(h / math.ceil(h / UNITS_PER_COLUMN))
     columns = math.ceil(h / per_column)
-    array = -np.ones((buf + per_column * row_px, columns * block_w))
+    array = -np.ones((buf + per_column * row_px, columns * block_w, *weights.shape[3:]))
     for unit in range(h):
         c, r = divmod(unit, per_column)
         top, left = buf + r * row_px, c * block_w + buf
@@ -301,11 +333,12 @@ def plot_units(
     title_px = 8 + 16 * len(lines) if lines else 0
     font, title_font = _mono_font(font_px), _mono_font(12)
     title_w = max((math.ceil(title_font.getlength(line)) + 12 for line in lines), default=0)
-    image = Image.new("L", (max(grey.shape[1], title_w), grey.shape[0] + title_px), 0)
-    image.paste(Image.fromarray(grey, mode="L"), (0, title_px))
+    mode = "RGB" if grey.ndim == 3 else "L"
+    image = Image.new(mode, (max(grey.shape[1], title_w), grey.shape[0] + title_px), 0)
+    image.paste(Image.fromarray(grey), (0, title_px))
     draw = ImageDraw.Draw(image)
     for n, line in enumerate(lines):
-        draw.text((6, 4 + 16 * n), line, fill=255, font=title_font)
+        draw.text((6, 4 + 16 * n), line, fill="white", font=title_font)
     for unit in range(h):
         c, r = divmod(unit, per_column)
         x = (c * block_w + block_w - text_w + 1) * scale
@@ -317,7 +350,7 @@ def plot_units(
             text += f" ×{contrast_ratio[unit]:.1f}"
         if dead is not None and dead[unit]:
             text += " dead"
-        draw.text((x, y), text, fill=255, font=font, anchor="lm")
+        draw.text((x, y), text, fill="white", font=font, anchor="lm")
     with atomic_path(path, suffix=".png") as tmp:
         image.save(tmp, format="PNG")
     return np.asarray(image)

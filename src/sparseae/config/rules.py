@@ -72,13 +72,15 @@ def experiment_problems(name: str, experiment: Mapping) -> list[str]:
     """Every cross-field rule of one experiment with defaults filled."""
     key = f"experiments.{name}"
     size, visible = experiment["patches"]["size"], experiment["model"]["visible_size"]
+    channels = experiment["patches"].get("channels", 1)
     problems = []
-    if size is not None and size * size != visible:
+    if size is not None and size * size * channels != visible:
         problems.append(
-            f"config key '{key}.patches.size' = {size} gives {size}x{size} = {size * size} "
-            f"inputs but '{key}.model.visible_size' = {visible}; allowed: patches.size squared "
-            f"must equal model.visible_size (e.g. size {int(round(visible**0.5))} for "
-            f"{visible} inputs if that is a square)"
+            f"config key '{key}.patches.size' = {size} gives {size}x{size}x{channels} = "
+            f"{size * size * channels} inputs but '{key}.model.visible_size' = {visible}; "
+            f"allowed: patches.size squared must equal model.visible_size / "
+            f"patches.channels (e.g. size {int(round((visible / channels) ** 0.5))} for "
+            f"{visible} inputs if that fits)"
         )
     problems += _dataset_problems(key, experiment)
     problems += _evaluation_problems(key, experiment)
@@ -110,10 +112,10 @@ def _dataset_problems(key: str, experiment: Mapping) -> list[str | None]:
         ]
     digits, name, path = source.loader == "mnist", source.name, dataset["path"]
     problems: list[str | None] = []
-    if digits and size is not None:
+    if experiment["patches"].get("channels", 1) != 1 and source.loader != "sample-photos":
         problems.append(
-            f"config key '{key}.patches.size' = {size}, but source '{name}' holds whole digit "
-            f"images; allowed: null (whole 28x28 images, model.visible_size 784)"
+            f"config key '{key}.patches.channels' = 3, but source '{name}' is read in grey; "
+            f"allowed: 1, or source sample-photos for colour patches"
         )
     if not digits and size is None:
         problems.append(
@@ -145,7 +147,7 @@ def _dataset_problems(key: str, experiment: Mapping) -> list[str | None]:
     if held is not None and not path:  # a file of the user's own is checked once read
         where = f"source '{name}'" + (f" split {dataset['split']!r}" if source.splits else "")
         problems.append(num_images_problem(key, dataset["num_images"], held, where))
-    if source.image_side is not None and not path and not digits:
+    if source.image_side is not None and not path:
         side = source.image_side
         problems.append(patch_fits_problem(key, size, name, side, side))
     return problems

@@ -108,8 +108,10 @@ def load_images(
     *,
     path: str | os.PathLike | None = None,
     whiten: bool | None = None,
+    channels: int = 1,
 ) -> np.ndarray:
-    """Load a source's images as float64 ``H × W × N``.
+    """Load a source's images as float64 ``H × W × N`` (``channels=3``: RGB ``H × W × 3 × N``,
+    sample-photos only).
 
     ``dest`` is the folder fetched to (as :func:`fetch`), ``path`` a ``.mat`` file or image
     folder to read instead; ``whiten`` (default: the source's setting) applies
@@ -118,7 +120,7 @@ def load_images(
     if src.loader == "mat":
         images = load_mat_images(source_files(src, dest, path=path)[0], src.variable)
     elif src.loader == "sample-photos":
-        images = sample_photo_tiles()
+        images = sample_photo_tiles(channels=channels)
     elif src.loader == "image-folder":
         images = load_image_folder(_image_folder(path, dest))
     else:

@@ -290,7 +290,7 @@ def sample_photo_files() -> list[Path]:
 
 def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     h, w = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
-    blocks = image[:h, :w].reshape(h // factor, factor, w // factor, factor)
+    blocks = image[:h, :w].reshape(h // factor, factor, w // factor, factor, *image.shape[2:])
     return blocks.mean(axis=(1, 3))
 
 
@@ -305,11 +305,18 @@ def _centred_tiles(image: np.ndarray, tile: int) -> list[np.ndarray]:
     ]
 
 
-def sample_photo_tiles(files: Sequence[Path] | None = None) -> np.ndarray:
-    """Grey, 2×2 block-mean downsampled 128×128 centred tiles of the sample photographs. Block
-    means average away JPEG artefacts and noise that whitening would amplify."""
+def read_rgb_image(path: str | os.PathLike) -> np.ndarray:
+    """One image file as float64 RGB ``H × W × 3`` in [0, 1] (the colour exercises' input)."""
+    with _opened(Path(path)) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+
+
+def sample_photo_tiles(files: Sequence[Path] | None = None, channels: int = 1) -> np.ndarray:
+    """Grey (H × W × N), or with ``channels=3`` RGB (H × W × 3 × N), 2×2 block-mean downsampled
+    128×128 centred tiles of the sample photographs. Block means average away JPEG artefacts
+    and noise that whitening would amplify."""
+    read = read_rgb_image if channels == 3 else read_grey_image
     tiles = []
     for path in files if files is not None else sample_photo_files():
-        grey = _block_mean(read_grey_image(path), SAMPLE_DOWNSAMPLE)
-        tiles += _centred_tiles(grey, SAMPLE_TILE)
-    return np.stack(tiles, axis=2)
+        tiles += _centred_tiles(_block_mean(read(path), SAMPLE_DOWNSAMPLE), SAMPLE_TILE)
+    return np.stack(tiles, axis=-1)

@@ -1,5 +1,6 @@
-"""Random image patches, flattened column-major (MATLAB ``patch(:)``) into the columns of a
-``patch_size² × num_patches`` matrix, and the exercise's ``normalizeData`` (docs/model.md)."""
+"""Random image patches, flattened column-major (MATLAB ``patch(:)``; colour channel after
+channel) into the columns of a pixels × num_patches matrix, and the exercise's
+``normalizeData`` (docs/model.md)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,20 @@ import numpy as np
 def sample_patches(
     images: np.ndarray, patch_size: int, num_patches: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """``num_patches`` square patches drawn uniformly from ``images`` (H × W × N, finite).
+    """``num_patches`` square patches drawn uniformly from ``images`` (H × W × N, or colour
+    H × W × C × N; finite).
 
     For each patch ``rng`` draws an image, then row and column offsets in 0 … size − patch_size
-    (505 values for 8 of 512 pixels). Returns float64 ``patch_size² × num_patches``, each column
-    a patch flattened column-major. Raises ValueError for bad shapes, sizes or pixels."""
+    (505 values for 8 of 512 pixels). Returns float64 ``C patch_size² × num_patches``, each
+    column a patch flattened as MATLAB's ``patch(:)`` of a size × size × C array. Raises
+    ValueError for bad shapes, sizes or pixels."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     images = np.asarray(images)
-    if images.ndim != 3:
+    if images.ndim not in (3, 4):
         raise ValueError(
-            f"images must be a 3-D array H × W × N (image index last), got shape {images.shape}"
+            f"images must be a 3-D array H × W × N (or 4-D H × W × C × N, image index last), "
+            f"got shape {images.shape}"
         )
     if not np.issubdtype(images.dtype, np.number) or np.iscomplexobj(images):
         raise ValueError(f"images must be real numbers, got dtype {images.dtype}")
@@ -28,7 +32,8 @@ def sample_patches(
         raise ValueError(f"patch_size must be positive, got {patch_size}")
     if num_patches < 1:
         raise ValueError(f"num_patches must be positive, got {num_patches}")
-    height, width, count = images.shape
+    images = images[:, :, None] if images.ndim == 3 else images
+    height, width, channels, count = images.shape
     if count < 1:
         raise ValueError("images holds no image (last axis has length 0)")
     if patch_size > height or patch_size > width:
@@ -39,7 +44,7 @@ def sample_patches(
         bad = np.argwhere(~np.isfinite(images))[0]
         raise ValueError(
             f"images contain non-finite values (first at row {bad[0]}, column {bad[1]}, "
-            f"image {bad[2]})"
+            f"image {bad[3]})"
         )
 
     which = rng.integers(0, count, size=num_patches)
@@ -47,12 +52,12 @@ def sample_patches(
     cols = rng.integers(0, width - patch_size + 1, size=num_patches)
 
     step = np.arange(patch_size)
-    # Index arrays shaped (num, b, a): a (row within the patch) varies fastest once flattened,
-    # which is MATLAB's column-major patch(:).
-    r = (rows[:, None] + step)[:, None, :]
-    c = (cols[:, None] + step)[:, :, None]
-    n = which[:, None, None]
-    gathered = images[r, c, n]  # (num, b, a)
+    # Index arrays shaped (num, channel, b, a): a (row within the patch) varies fastest once
+    # flattened, then b, then the channel: MATLAB's column-major patch(:).
+    r = (rows[:, None] + step)[:, None, None, :]
+    c = (cols[:, None] + step)[:, None, :, None]
+    channel = np.arange(channels)[None, :, None, None]
+    gathered = images[r, c, channel, which[:, None, None, None]]
     return np.ascontiguousarray(gathered.reshape(num_patches, -1).T, dtype=np.float64)
 
 

@@ -3,7 +3,8 @@
 :func:`whiten_images` remakes ``IMAGES.mat`` from ``IMAGES_RAW.mat`` (sparsenet's
 ``make_your_own_images``): the ramp ``rho`` of ``rho * exp(-(rho / f0)**4)`` flattens the ~1/f
 amplitude spectrum (and removes the mean), the exponential rolls off the top (noise, aliasing).
-:class:`ZCA` (UFLDL): each patch's mean removed, ``x_zca = U diag(1 / sqrt(s + ε)) Uᵀ x``."""
+:class:`ZCA` (UFLDL): each patch's mean removed (or, for the linear decoder, the mean patch),
+``x_zca = U diag(1 / sqrt(s + ε)) Uᵀ x``."""
 
 from __future__ import annotations
 
@@ -34,16 +35,17 @@ def whitening_filter(height: int, width: int) -> np.ndarray:
 
 
 def whiten_images(images: np.ndarray) -> np.ndarray:
-    """Whiten images (H × W × N or H × W) with Olshausen's filter, to mean variance 0.1
-    (``var`` with ``ddof=1`` as MATLAB's); raises ValueError for bad input or no contrast."""
+    """Whiten images (H × W, H × W × N or colour H × W × C × N; each channel alone) with
+    Olshausen's filter, to mean variance 0.1 (``var`` with ``ddof=1`` as MATLAB's); raises
+    ValueError for bad input or no contrast."""
     array = np.asarray(images, dtype=np.float64)
-    if array.ndim not in (2, 3):
-        raise ValueError(f"images must be H × W or H × W × N, got shape {array.shape}")
+    if array.ndim not in (2, 3, 4):
+        raise ValueError(f"images must be H × W or H × W × N (× C before N), got {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(
             f"images contain {np.count_nonzero(~np.isfinite(array))} non-finite values (NaN or inf)"
         )
-    stack = array[:, :, None] if array.ndim == 2 else array
+    stack = array.reshape(*array.shape[:2], -1)
     height, width, count = stack.shape
     if count == 0 or height * width < 2:
         raise ValueError(f"need at least one image of two pixels, got shape {array.shape}")
@@ -58,29 +60,39 @@ def whiten_images(images: np.ndarray) -> np.ndarray:
     return whitened.reshape(array.shape)
 
 
-def _centred_patches(patches: np.ndarray) -> np.ndarray:
+def _checked_patches(patches: np.ndarray) -> np.ndarray:
     x = np.asarray(patches, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"patches must be pixels × m (one patch per column), got {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError("patches contain non-finite values (NaN or inf)")
-    # UFLDL: each patch's own mean (a column mean), not the mean of each pixel.
-    return x - x.mean(axis=0, keepdims=True)
+    return x
 
 
 class ZCA:
     """ZCA whitening of patches (pixels × m) as in UFLDL "PCA and Whitening". ``epsilon`` is
     added to the eigenvalues (UFLDL: 0.1) so noise is not amplified. After :meth:`fit`:
-    ``eigenvalues_`` (decreasing), ``components_`` and ``matrix_``."""
+    ``eigenvalues_`` (decreasing), ``components_``, ``matrix_`` and ``mean_``. ``centre``:
+    "patch" removes each patch's own mean ("PCA and Whitening"), "pixel" the mean patch fitted
+    here ("Linear Decoders"; then ``matrix_ @ (x − mean_)`` is the whole transform)."""
 
-    def __init__(self, epsilon: float = 0.1):
+    def __init__(self, epsilon: float = 0.1, centre: str = "patch"):
         if not epsilon >= 0:
             raise ValueError(f"epsilon must be >= 0, got {epsilon}")
-        self.epsilon = float(epsilon)
+        if centre not in ("patch", "pixel"):
+            raise ValueError(f"centre must be 'patch' or 'pixel', got {centre!r}")
+        self.epsilon, self.centre = float(epsilon), centre
+
+    def _centred(self, x: np.ndarray) -> np.ndarray:
+        if self.centre == "pixel":
+            return x - self.mean_[:, None]
+        return x - x.mean(axis=0, keepdims=True)
 
     def fit(self, patches: np.ndarray) -> ZCA:
         """Estimate the covariance of mean-removed patches (pixels × m)."""
-        x = _centred_patches(patches)
+        x = _checked_patches(patches)
+        self.mean_ = x.mean(axis=1) if self.centre == "pixel" else np.zeros(x.shape[0])
+        x = self._centred(x)
         sigma = x @ x.T / x.shape[1]
         # eigh on the symmetric covariance gives UFLDL's svd(sigma) up to eigenvector signs,
         # which cancel in U D Uᵀ.
@@ -101,15 +113,15 @@ class ZCA:
         return self
 
     def transform(self, patches: np.ndarray) -> np.ndarray:
-        """Remove each patch's mean and apply the fitted whitening matrix."""
+        """Remove the mean (as ``centre``) and apply the fitted whitening matrix."""
         if not hasattr(self, "matrix_"):
             raise RuntimeError("ZCA.transform called before fit")
-        x = _centred_patches(patches)
+        x = _checked_patches(patches)
         if x.shape[0] != self.matrix_.shape[0]:
             raise ValueError(
                 f"patches have {x.shape[0]} pixels, ZCA was fitted on {self.matrix_.shape[0]}"
             )
-        return self.matrix_ @ x
+        return self.matrix_ @ self._centred(x)
 
     def fit_transform(self, patches: np.ndarray) -> np.ndarray:
         """:meth:`fit` then :meth:`transform` on the same patches."""

@@ -198,7 +198,7 @@ def _sigmoid_of_negated(buf: np.ndarray) -> None:
     np.divide(1.0, buf, out=buf)
 
 
-def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
+def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad, linear):
     w = c1 - c0
     Xb = X[:, c0:c1]
     A2 = ws.A2[k]
@@ -210,7 +210,10 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
     ws.a2sum[k] = a2.sum(axis=1)
     a3 = ws.scratch_v[t][: v * w].reshape(v, w)
     np.matmul(ws.W2n, A2, out=a3)
-    _sigmoid_of_negated(a3)
+    if linear:
+        np.negative(a3, out=a3)  # a3 = z3: W2n holds −W2, −b2
+    else:
+        _sigmoid_of_negated(a3)
     d = ws.D3[k][:v]
     np.subtract(a3, Xb, out=d)
     flat = d.reshape(-1)
@@ -223,9 +226,10 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad):
         ws.recon[k] = float(squares.sum(dtype=np.float64))
     if not need_grad:
         return
-    np.multiply(d, a3, out=d)
-    np.subtract(1.0, a3, out=a3)
-    np.multiply(d, a3, out=d)
+    if not linear:  # a linear output's delta3 is the error itself
+        np.multiply(d, a3, out=d)
+        np.subtract(1.0, a3, out=a3)
+        np.multiply(d, a3, out=d)
     np.matmul(d, A2.T, out=ws.gW2[k])
     # Keep f'(z2) = a2 (1 - a2) for the second pass; a2 itself is no longer needed.
     tmp = ws.scratch_h[t][: h * w].reshape(h, w)
@@ -265,9 +269,11 @@ def _run_blocks(fn, n_blocks, n_threads):
             f.result()
 
 
-def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, need_grad):
+def _evaluate(theta, data, settings, dtype, output, need_grad):
     """Check the arguments, then compute the cost terms and (``need_grad``) the gradient."""
+    visible_size, hidden_size, lambda_, beta, rho = settings
     v, h = int(visible_size), int(hidden_size)
+    linear = _is_linear(output)
     W1, W2, b1, b2 = unpack(theta, v, h)
     theta, data = np.asarray(theta), np.asarray(data)
     if data.ndim != 2 or data.shape[0] != v:
@@ -310,7 +316,9 @@ def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype,
             sys.setswitchinterval(min(switch, _SWITCH_INTERVAL))
         try:
             _run_blocks(
-                lambda k, t: _forward_block(ws, k, t, X, bounds[k], bounds[k + 1], v, h, need_grad),
+                lambda k, t: _forward_block(
+                    ws, k, t, X, bounds[k], bounds[k + 1], v, h, need_grad, linear
+                ),
                 n_blocks,
                 n_threads,
             )
@@ -362,27 +370,37 @@ def _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype,
         ws.lock.release()
 
 
-def cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
+def _is_linear(output: str) -> bool:
+    if output not in ("sigmoid", "linear"):
+        raise ValueError(f"output must be 'sigmoid' or 'linear', got {output!r}")
+    return output == "linear"
+
+
+def cost_and_grad(
+    theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None, output="sigmoid"
+):
     """Sparse autoencoder cost ``J`` and its float64 gradient (same layout as ``theta``).
 
     ``data`` is visible_size × m; ``dtype`` (default: the data's if float32/64) sets the
-    precision of the products; reductions and results are always float64. Arrays of another
-    array-API library (PyTorch, CuPy, ...) are computed and returned there."""
+    precision of the products; reductions and results are always float64. ``output="linear"``
+    is the linear decoder (``a3 = z3``). Arrays of another array-API library (PyTorch, CuPy,
+    ...) are computed and returned there."""
+    settings = (visible_size, hidden_size, lambda_, beta, rho)
     if arrays.foreign(theta, data):
-        settings = (visible_size, hidden_size, lambda_, beta, rho, dtype)
-        terms, grad = _array_api_evaluate(theta, data, *settings)
+        terms, grad = _array_api_evaluate(theta, data, *settings, dtype, output)
         return terms["total"], grad
-    terms, grad = _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, True)
+    terms, grad = _evaluate(theta, data, settings, dtype, output, True)
     return terms["total"], grad
 
 
-def cost_terms(theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
+def cost_terms(
+    theta, data, *, visible_size, hidden_size, lambda_, beta, rho, dtype=None, output="sigmoid"
+):
     """The cost's terms (reconstruction, weight_decay, sparsity, total) and ``rhohat``."""
+    settings = (visible_size, hidden_size, lambda_, beta, rho)
     if arrays.foreign(theta, data):
-        settings = (visible_size, hidden_size, lambda_, beta, rho, dtype)
-        return _array_api_evaluate(theta, data, *settings)[0]
-    terms, _ = _evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype, False)
-    return terms
+        return _array_api_evaluate(theta, data, *settings, dtype, output)[0]
+    return _evaluate(theta, data, settings, dtype, output, False)[0]
 
 
 def hidden_activations(theta, data, *, visible_size, hidden_size):
@@ -401,11 +419,13 @@ def hidden_activations(theta, data, *, visible_size, hidden_size):
     return a2
 
 
-def _array_api_evaluate(theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype=None):
+def _array_api_evaluate(
+    theta, data, visible_size, hidden_size, lambda_, beta, rho, dtype=None, output="sigmoid"
+):
     """docs/model.md's equations in the array API: the independent check, and the whole cost
     for non-numpy arrays (computed and returned in their library and on their device)."""
     xp, where = arrays.namespace(theta, data)
-    v, h = int(visible_size), int(hidden_size)
+    v, h, linear = int(visible_size), int(hidden_size), _is_linear(output)
     if theta.shape != (parameter_count(v, h),) or data.ndim != 2 or data.shape[0] != v:
         raise ValueError(
             f"theta {tuple(theta.shape)} and data {tuple(data.shape)} do not fit visible_size={v}, "
@@ -421,7 +441,8 @@ def _array_api_evaluate(theta, data, visible_size, hidden_size, lambda_, beta, r
     X = xp.astype(data, dt)
     with np.errstate(over="ignore", under="ignore"):
         a2 = 1.0 / (1.0 + xp.exp(-(xp.astype(W1, dt) @ X + xp.astype(b1, dt)[:, None])))
-        a3 = 1.0 / (1.0 + xp.exp(-(xp.astype(W2, dt) @ a2 + xp.astype(b2, dt)[:, None])))
+        z3 = xp.astype(W2, dt) @ a2 + xp.astype(b2, dt)[:, None]
+        a3 = z3 if linear else 1.0 / (1.0 + xp.exp(-z3))
     tiny = float(np.finfo(np.float64).tiny)
     rhohat = xp.clip(xp.astype(xp.sum(a2, axis=1), f64) / m, tiny, float(np.nextafter(1.0, 0.0)))
     err = a3 - X
@@ -433,7 +454,7 @@ def _array_api_evaluate(theta, data, visible_size, hidden_size, lambda_, beta, r
         "rhohat": rhohat,
     }
     terms["total"] = terms["reconstruction"] + terms["weight_decay"] + terms["sparsity"]
-    delta3 = err * a3 * (1 - a3)
+    delta3 = err if linear else err * a3 * (1 - a3)
     sparse = xp.astype(beta * (-rho / rhohat + (1 - rho) / (1 - rhohat)), dt)
     delta2 = (xp.astype(W2, dt).T @ delta3 + sparse[:, None]) * a2 * (1 - a2)
     gW1 = xp.astype(delta2 @ X.T, f64) / m + lambda_ * W1
@@ -443,9 +464,11 @@ def _array_api_evaluate(theta, data, visible_size, hidden_size, lambda_, beta, r
     return terms, xp.concat(parts)
 
 
-def naive_cost_and_grad(theta, data, *, visible_size, hidden_size, lambda_, beta, rho):
+def naive_cost_and_grad(
+    theta, data, *, visible_size, hidden_size, lambda_, beta, rho, output="sigmoid"
+):
     """Float64 transcription of docs/model.md's equations: the independent check."""
     theta, data = (x if arrays.foreign(x) else np.asarray(x, np.float64) for x in (theta, data))
-    settings = (visible_size, hidden_size, lambda_, beta, rho, np.float64)
+    settings = (visible_size, hidden_size, lambda_, beta, rho, np.float64, output)
     terms, grad = _array_api_evaluate(theta, data, *settings)
     return terms["total"], grad

@@ -98,13 +98,15 @@ def check_gradient(
     epsilon: float = 1e-4,
     bound: float = DEFAULT_BOUND,
     cost_fn: Callable | None = None,
+    output: str = "sigmoid",
 ) -> dict:
     """Run the quadratic sanity check and the autoencoder check on a small problem.
 
     ``num_examples`` random examples in ``[0.1, 0.9]`` and ``initialize_parameters`` with random
     non-zero biases (so their gradients are exercised), from ``rng`` or ``seed`` (default seed
     0); ``data`` and ``theta`` replace them and fix the sizes. ``cost_fn`` replaces
-    :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass wrong ones). Returns
+    :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass wrong ones); ``output``
+    ``"linear"`` checks the linear decoder (passed to ``cost_fn`` only then). Returns
     ``quadratic`` and ``autoencoder`` (relative differences), ``max_abs_diff``, ``passed``
     (autoencoder figure below ``bound``) and the settings."""
     if rng is None:
@@ -128,13 +130,14 @@ def check_gradient(
 
     sizes = dict(visible_size=int(visible_size), hidden_size=int(hidden_size))
     model = dict(lambda_=float(lambda_), beta=float(beta), rho=float(rho))
+    decoder = {} if output == "sigmoid" else {"output": output}
 
     def cost(point):
-        return cost_fn(point, data, **sizes, **model)
+        return cost_fn(point, data, **sizes, **model, **decoder)
 
     checked = compare_gradients(cost, theta, "autoencoder", epsilon, bound)
     record = {"quadratic": check_quadratic(epsilon), **checked, **sizes}
-    return {**record, "num_examples": int(num_examples), **model}
+    return {**record, "num_examples": int(num_examples), **model, "output": output}
 
 
 def require_passed(result: Mapping, differences: Mapping, *, what: str, config_key: str) -> None:

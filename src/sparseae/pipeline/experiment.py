@@ -91,7 +91,8 @@ def data_key(experiment: Mapping) -> str:
 
 def cost_settings(model: Mapping) -> dict:
     """The keyword arguments of :func:`~sparseae.model.autoencoder.cost_and_grad` of a model."""
-    return {k: model[k] for k in ("visible_size", "hidden_size", "lambda_", "beta", "rho")}
+    settings = {k: model[k] for k in ("visible_size", "hidden_size", "lambda_", "beta", "rho")}
+    return {**settings, "output": model.get("output", "sigmoid")}
 
 
 def _refuse_foreign(path, what: str, found, expected: str, name: str, remedy: str) -> None:
@@ -117,10 +118,12 @@ def write_trajectory(output: str | Path, *, name: str, trajectory: Mapping) -> d
 
 
 def sample_patches(output, *, name: str, data: Mapping, resources="resources") -> np.ndarray:
-    """Rule ``sample_patches``: ``patches.npz`` (``data``, visible × m, and ``data_key``)."""
+    """Rule ``sample_patches``: ``patches.npz`` (``data``, visible × m, and ``data_key``; for
+    ``zca-mean-patch`` also the fitted ``zca`` (v × v) and ``zca_mean`` (v,))."""
     dataset, patch_cfg = data["dataset"], data["patches"]
     source = dataset["source"]
     dest = Path(resources) / source
+    fitted = {}
     if patch_cfg["size"] is None:
         X, labels = datasets.load_mnist(dest, dataset["split"], dataset["num_images"])
         if dataset["digits"] is not None:
@@ -130,7 +133,7 @@ def sample_patches(output, *, name: str, data: Mapping, resources="resources") -
         log.info("%s: %d whole images of %d pixels", source, X.shape[1], X.shape[0])
     else:
         try:
-            X = _image_patches(name, data, dest)
+            X, fitted = _image_patches(name, data, dest)
         except ConfigError:
             raise
         except ValueError as err:
@@ -144,38 +147,50 @@ def sample_patches(output, *, name: str, data: Mapping, resources="resources") -
     X = np.ascontiguousarray(X, dtype=data["training"]["dtype"])
     checks.check_training_data(name, data, X)
     with atomic_path(output, suffix=".npz") as tmp:
-        np.savez(tmp, data=X, data_key=np.array(data_key(data)))
+        np.savez(tmp, data=X, data_key=np.array(data_key(data)), **fitted)
     stats = (X.shape, X.dtype, X.min(), X.max(), X.mean())
     log.info("wrote %s: data %s %s, min %.4f max %.4f mean %.4f", output, *stats)
     return X
 
 
-def _image_patches(name: str, data: Mapping, dest: Path) -> np.ndarray:
-    """The patches of an image source: load (and 1/f-whiten), sample, ZCA, normalizeData."""
+def _image_patches(name: str, data: Mapping, dest: Path) -> tuple[np.ndarray, dict]:
+    """The patches of an image source (or of digits): load (and 1/f-whiten), sample, ZCA,
+    normalizeData; and the members a fitted ``zca-mean-patch`` transform adds to the file."""
     from sparseae.data import patches as patch_tools
     from sparseae.data.whitening import ZCA
 
     dataset, patch_cfg = data["dataset"], data["patches"]
     source, whiten = dataset["source"], dataset["whiten"]
-    # "auto": the source's own setting (raw photographs are 1/f-whitened, IMAGES.mat not).
-    images = datasets.load_images(
-        source,
-        dest if dataset["path"] is None else dataset["path"],
-        path=dataset["path"],
-        whiten=None if whiten == "auto" else bool(whiten),
-    )
-    checks.check_loaded_images(name, data, images.shape[2], dataset["path"] or f"source {source!r}")
+    if datasets.get_source(source).loader == "mnist":
+        X = datasets.load_mnist(dest, dataset["split"], dataset["num_images"])[0]
+        images = X.reshape(28, 28, -1, order="F")  # columns are column-major 28x28 digits
+    else:
+        # "auto": the source's own setting (raw photographs are 1/f-whitened, IMAGES.mat not).
+        images = datasets.load_images(
+            source,
+            dest if dataset["path"] is None else dataset["path"],
+            path=dataset["path"],
+            whiten=None if whiten == "auto" else bool(whiten),
+            channels=patch_cfg.get("channels", 1),
+        )
+        where = dataset["path"] or f"source {source!r}"
+        checks.check_loaded_images(name, data, images.shape[-1], where)
     if dataset["num_images"] is not None:
         images = images[..., : dataset["num_images"]]
     config.check_patch_fits(name, data, images.shape[:2])
-    log.info("%s: %d images of %dx%d (whiten: %s)", source, *images.shape[::-1], whiten)
+    log.info("%s: images %s (whiten: %s)", source, images.shape, whiten)
     generator = rng(data["seed"], "patches")
     X = patch_tools.sample_patches(images, patch_cfg["size"], patch_cfg["count"], generator)
-    if patch_cfg["whitening"]["method"] == "zca":
-        X = ZCA(epsilon=patch_cfg["whitening"]["epsilon"]).fit(X).transform(X)
+    method, fitted = patch_cfg["whitening"]["method"], {}
+    if method != "none":
+        centre = "pixel" if method == "zca-mean-patch" else "patch"
+        zca = ZCA(epsilon=patch_cfg["whitening"]["epsilon"], centre=centre).fit(X)
+        X = zca.transform(X)
+        if centre == "pixel":  # an affine map later steps fold into the weights
+            fitted = {"zca": zca.matrix_, "zca_mean": zca.mean_}
     if patch_cfg["normalize"]:
         X = patch_tools.normalize_patches(X)
-    return X
+    return X, fitted
 
 
 def load_patches(path: str | Path, *, name: str, experiment: Mapping) -> np.ndarray:
@@ -203,6 +218,7 @@ def check_gradient(patches, output, *, name: str, trajectory: Mapping, gradcheck
     data = data.astype(np.float64)
     settings = {k: gradcheck[k] for k in ("hidden_size", "epsilon", "bound")}
     settings.update({k: model[k] for k in ("lambda_", "beta", "rho")}, data=data)
+    settings["output"] = model.get("output", "sigmoid")
     result = gradient_check.check_gradient(rng=rng(trajectory["seed"], "gradcheck"), **settings)
     log.info("quadratic sanity check: %.4e (expected about 2.1e-12)", result["quadratic"])
     gradient_check.require_passed(
@@ -376,15 +392,20 @@ def load_theta(path: str | Path, *, name: str, trajectory: Mapping) -> np.ndarra
     return theta
 
 
-def plot_filters(theta, output, *, array, name: str, trajectory: Mapping):
+def plot_filters(theta, output, *, array, name: str, trajectory: Mapping, patches=None):
     """Rule ``plot_filters``: ``filters.png`` (enlarged, numbered) and ``filters_array.npy``
-    (the exact ``display_network`` of W1ᵀ)."""
+    (the exact ``display_network`` of W1ᵀ; of ``(W1 · ZCAWhite)ᵀ`` when ``patches`` holds a
+    fitted ZCA, colour tiles for RGB patches, as the linear-decoder exercise shows them)."""
     from sparseae.analysis.visualize import save_filter_grid
 
     model = trajectory["model"]
     params = load_theta(theta, name=name, trajectory=trajectory)
     W1 = autoencoder.unpack(params, model["visible_size"], model["hidden_size"])[0]
-    grid = save_filter_grid(W1.T, output, array)
+    if patches is not None:
+        label = f"patches file {patches}"
+        W1 = W1 @ read_npz(patches, ["zca"], label=label, finite=["zca"])["zca"]
+    colour = trajectory["patches"].get("channels", 1) == 3
+    grid = save_filter_grid(W1.T, output, array, colour=colour)
     log.info("filter grid of %d units: %s pixels -> %s", W1.shape[0], grid.shape, output)
     return grid
 
