@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparseae.data.download import ProgressCallback, download_file, file_digests, verify_present
+from sparseae.data.download import ProgressCallback, ensure_file, extract_members, file_digests
 from sparseae.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from sparseae.data.images import (
     SAMPLE_RECIPE,
@@ -20,7 +20,13 @@ from sparseae.data.images import (
     sample_photo_files,
     sample_photo_tiles,
 )
-from sparseae.data.sources import MNIST_FILES, Source, get_source, mirrors_from_config
+from sparseae.data.sources import (
+    MNIST_FILES,
+    Source,
+    checksums_from_config,
+    get_source,
+    mirrors_from_config,
+)
 from sparseae.data.whitening import whiten_images
 from sparseae.errors import DatasetError
 from sparseae.io import write_json
@@ -70,19 +76,20 @@ def fetch(
         folder = _dest(src, dest)
         urls = tuple(src.mirrors if mirrors is None else mirrors)
         options = dict(timeout=timeout, retries=retries, retry_wait=retry_wait, progress=progress)
-        fetched = []
-        for spec in src.select(files, split):
-            target = folder / spec.name
-            if target.exists():
-                verify_present(target, spec.checksums)
-                logger.info("%s: present and verified, not downloaded again", target)
-            else:
-                download_file(spec.name, folder, urls, spec.checksums, size=spec.size, **options)
-            fetched.append(target)
+        selected = src.select(files, split)
+        # An archive source's missing members come out of its archive (downloaded once, kept).
+        missing = [s for s in selected if src.archive and not (folder / s.name).exists()]
+        for spec in selected:
+            if spec not in missing:
+                ensure_file(spec, folder, urls, **options)
+        if missing:
+            ensure_file(src.archive, folder, urls, **options)
+            extract_members(folder / src.archive.name, missing, folder)
+        fetched = [folder / spec.name for spec in selected]
     if marker is not None:
         files, where = [str(f) for f in fetched], None if dest is None else str(dest)
-        write_json(marker, {"source": str(source), "split": split, "dest": where, "files": files})
-    logger.info("fetched %s (%s) into %s: %d files", source, split, dest, len(fetched))
+        write_json(marker, {"source": src.name, "split": split, "dest": where, "files": files})
+    logger.info("fetched %s (%s) into %s: %d files", src.name, split, dest, len(fetched))
     return fetched
 
 
@@ -96,10 +103,12 @@ def fetch_source(
     files: Iterable[str] | None = None,
     **kwargs,
 ) -> list[Path]:
-    """:func:`fetch` with ``mirrors`` defaulting to :func:`mirrors_from_config` of ``config``."""
+    """:func:`fetch` with ``mirrors`` defaulting to :func:`mirrors_from_config` of ``config``
+    and the checksums of :func:`~sparseae.data.sources.checksums_from_config`."""
     if mirrors is None:
         mirrors = mirrors_from_config(source, config)
-    return fetch(source, dest, mirrors, files=files, split=split, **kwargs)
+    src = checksums_from_config(source, config)
+    return fetch(src, dest, mirrors, files=files, split=split, **kwargs)
 
 
 def load_images(

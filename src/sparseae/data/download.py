@@ -1,5 +1,6 @@
 """Verified downloads from mirrors, with retries: streamed to a hidden temporary file beside
-the target, checked against every recorded digest, only then renamed onto it."""
+the target, checked against every recorded digest, only then renamed onto it. Members of a
+downloaded tar archive are extracted the same way: streamed, verified, renamed."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import hashlib
 import http.client
 import logging
 import os
+import shutil
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
 
-from sparseae.errors import ChecksumError, DownloadError
+from sparseae.data.sources import FileSpec
+from sparseae.errors import ChecksumError, DatasetError, DownloadError
 from sparseae.io import atomic_path
 
 logger = logging.getLogger("sparseae.datasets")
@@ -260,3 +265,51 @@ def download_file(
         + (f", {size} bytes" if size is not None else "")
         + ") and run again; it will be verified and used."
     )
+
+
+def ensure_file(spec: FileSpec, dest: Path, mirrors: Sequence[str], **options) -> Path:
+    """``dest / spec.name`` verified: a present file is checked (never replaced), a missing one
+    downloaded with :func:`download_file` (``options`` are its keywords)."""
+    target = Path(dest) / spec.name
+    if not target.exists():
+        return download_file(spec.name, dest, mirrors, spec.checksums, size=spec.size, **options)
+    verify_present(target, spec.checksums)
+    logger.info("%s: present and verified, not downloaded again", target)
+    return target
+
+
+def extract_members(archive: Path, members: Sequence[FileSpec], dest: Path) -> None:
+    """Write the ``members`` of tar ``archive`` (found by file name in any of its folders) into
+    ``dest``, reading the archive once as a stream (a 2.5 GB archive is never unpacked whole);
+    each member is renamed into place only once its checksums match."""
+    wanted = {spec.name: spec for spec in members}
+    try:
+        with tarfile.open(archive, "r|*") as tar:
+            for info in tar:
+                spec = wanted.pop(PurePosixPath(info.name).name, None) if info.isfile() else None
+                if spec is None:
+                    continue
+                with atomic_path(Path(dest) / spec.name) as tmp:
+                    with tar.extractfile(info) as member, open(tmp, "wb") as handle:
+                        shutil.copyfileobj(member, handle, _CHUNK)
+                    bad = _mismatches(tmp, spec.checksums)
+                    if bad:
+                        detail = "; ".join(
+                            f"{n}: expected {e}, found {a}" for n, (e, a) in bad.items()
+                        )
+                        raise ChecksumError(
+                            f"member {info.name} of {archive} has the wrong checksum ({detail}); "
+                            f"it was not written. Fix the recorded value (config key "
+                            f"sources.SOURCE.md5) or delete the archive to download it again"
+                        )
+                if not wanted:
+                    break
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise DatasetError(
+            f"cannot read {archive} as a tar archive ({type(exc).__name__}: {exc}); delete it "
+            f"to download it again"
+        ) from None
+    if wanted:
+        raise DatasetError(
+            f"{archive} has no member {', '.join(wanted)}; delete it to download it again"
+        )

@@ -4,8 +4,9 @@ local: nothing is downloaded."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sparseae.errors import DatasetError
 
@@ -25,7 +26,8 @@ class Source:
 
     ``kind`` is ``"download"`` or ``"local"``; ``loader`` one of ``mat``, ``mnist``,
     ``sample-photos``, ``image-folder``; ``variable`` the ``.mat`` variable; ``splits`` named
-    subsets of ``files``; ``num_images`` the images per split (key ``""`` without splits)."""
+    subsets of ``files``; ``num_images`` the images per split (key ``""`` without splits);
+    ``archive`` the tar file that holds ``files`` (each then extracted from it, verified)."""
 
     name: str
     description: str
@@ -38,6 +40,7 @@ class Source:
     splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     image_side: int | None = None
     num_images: Mapping[str, int] = field(default_factory=dict)
+    archive: FileSpec | None = None
 
     def images_held(self, split: str) -> int | None:
         """Images of ``split`` (ignored by a source without splits); None when unknown."""
@@ -123,6 +126,15 @@ def _sparsenet(name: str, description: str, file: str, blob: str, variable: str,
     )
 
 
+# Published md5 of the STL-10 binary archive and of its members (the values torchvision checks).
+_STL10_MD5 = {
+    "train_X.bin": "918c2871b30a85fa023e0c44e0bee87f",
+    "train_y.bin": "5a34089d4802c674881badbb80307741",
+    "unlabeled_X.bin": "5242ba1fed5e4be9e1e742405eb56ca4",
+    "test_X.bin": "7f263ba9f9e0b06b93213547f721ac82",
+    "test_y.bin": "36f9794fa4beb8a2c72628de14fa638e",
+}
+
 SOURCES: dict[str, Source] = {
     source.name: source
     for source in (
@@ -161,6 +173,23 @@ SOURCES: dict[str, Source] = {
             num_images={"train": 60_000, "test": 10_000},
         ),
         Source(
+            name="stl10",
+            description="STL-10 binary: 96×96 colour images, 10 classes (md5-verified members "
+            "of stl10_binary.tar.gz)",
+            kind="download",
+            loader="stl10",
+            files=tuple(FileSpec(name, {"md5": md5}) for name, md5 in _STL10_MD5.items()),
+            archive=FileSpec("stl10_binary.tar.gz", {"md5": "91f7769df0f17e558f3565bffb0c7dfb"}),
+            mirrors=("http://ai.stanford.edu/~acoates/stl10/",),
+            splits={
+                "train": ("train_X.bin", "train_y.bin"),
+                "test": ("test_X.bin", "test_y.bin"),
+                "unlabeled": ("unlabeled_X.bin",),
+            },
+            image_side=96,
+            num_images={"train": 5_000, "test": 8_000, "unlabeled": 100_000},
+        ),
+        Source(
             name="sample-photos",
             description="offline default: photographs bundled with scikit-learn and "
             "matplotlib, grey, 128×128 tiles, whitened",
@@ -193,13 +222,39 @@ def get_source(source: str | Source) -> Source:
         ) from None
 
 
+def _entry(src: Source, config: Mapping | None) -> Mapping:
+    entry = ((config or {}).get("sources") or {}).get(src.name) or {}
+    if not isinstance(entry, Mapping):
+        raise DatasetError(f"config key sources.{src.name} must be a mapping, got {entry!r}")
+    return entry
+
+
+def checksums_from_config(source: str | Source, config: Mapping | None) -> Source:
+    """``source`` with the md5 of ``config["sources"][name]["md5"]`` (``{file: md5}``, the
+    archive or its members; e.g. a small test archive) instead of the published ones."""
+    src = get_source(source)
+    given = _entry(src, config).get("md5") or {}
+    names = [spec.name for spec in (*src.files, *filter(None, [src.archive]))]
+    for name, md5 in dict(given).items():
+        if name not in names or not re.fullmatch(r"[0-9a-fA-F]{32}", str(md5)):
+            raise DatasetError(
+                f"config key sources.{src.name}.md5.{name} = {md5!r}; allowed: 32 hex digits "
+                f"for one of the files {', '.join(names)}; fix the name or value"
+            )
+
+    def given_md5(spec: FileSpec) -> FileSpec:
+        md5 = given.get(spec.name)
+        return spec if md5 is None else replace(spec, checksums={"md5": md5.lower()}, size=None)
+
+    archive = src.archive and given_md5(src.archive)
+    return replace(src, files=tuple(map(given_md5, src.files)), archive=archive)
+
+
 def mirrors_from_config(source: str | Source, config: Mapping | None) -> tuple[str, ...]:
     """Mirrors for ``source``: ``config["sources"][name]["mirrors"]`` if set, else defaults;
     a config entry that is not a list of URLs is refused, naming the key."""
     src = get_source(source)
-    entry = ((config or {}).get("sources") or {}).get(src.name) or {}
-    if not isinstance(entry, Mapping):
-        raise DatasetError(f"config key sources.{src.name} must be a mapping, got {entry!r}")
+    entry = _entry(src, config)
     mirrors = entry.get("mirrors")
     if mirrors is None:
         return src.mirrors
