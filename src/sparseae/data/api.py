@@ -20,13 +20,7 @@ from sparseae.data.images import (
     sample_photo_files,
     sample_photo_tiles,
 )
-from sparseae.data.sources import (
-    MNIST_FILES,
-    Source,
-    checksums_from_config,
-    get_source,
-    mirrors_from_config,
-)
+from sparseae.data.sources import MNIST_FILES, Source, get_source, source_from_config
 from sparseae.data.whitening import whiten_images
 from sparseae.errors import DatasetError
 from sparseae.io import write_json
@@ -103,12 +97,11 @@ def fetch_source(
     files: Iterable[str] | None = None,
     **kwargs,
 ) -> list[Path]:
-    """:func:`fetch` with ``mirrors`` defaulting to :func:`mirrors_from_config` of ``config``
-    and the checksums of :func:`~sparseae.data.sources.checksums_from_config`."""
-    if mirrors is None:
-        mirrors = mirrors_from_config(source, config)
-    src = checksums_from_config(source, config)
-    return fetch(src, dest, mirrors, files=files, split=split, **kwargs)
+    """:func:`fetch` of the source as :func:`~sparseae.data.sources.source_from_config` reads
+    ``config`` (mirrors, checksums); ``mirrors`` given here replace the config's."""
+    return fetch(
+        source_from_config(source, config), dest, mirrors, files=files, split=split, **kwargs
+    )
 
 
 def load_images(

@@ -58,25 +58,24 @@ def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ALGORITHMS
     return {name: hasher.hexdigest() for name, hasher in hashers.items()}
 
 
-def _mismatches(path: str | os.PathLike, expected: Mapping[str, str]) -> dict:
-    """``{algorithm: (expected, actual)}`` for every recorded digest the file does not match."""
+def _checksum_problem(path: str | os.PathLike, expected: Mapping[str, str]) -> str:
+    """What differs from the recorded digests (``"md5: expected …, found …"``), "" if none."""
     actual = file_digests(path, expected.keys())
-    return {
-        name: (want.lower(), actual[name])
+    return "; ".join(
+        f"{name}: expected {want.lower()}, found {actual[name]}"
         for name, want in expected.items()
         if actual[name] != want.lower()
-    }
+    )
 
 
 def verify_present(path: Path, expected: Mapping[str, str]) -> None:
     """Raise :class:`ChecksumError` if an existing file does not match its checksums; the file
     stays (it may be the user's own copy, the only evidence of what went wrong)."""
-    bad = _mismatches(path, expected)
-    if bad:
-        detail = "; ".join(f"{n}: expected {e}, found {a}" for n, (e, a) in bad.items())
+    problem = _checksum_problem(path, expected)
+    if problem:
         raise ChecksumError(
-            f"{path} is present but its checksum is wrong ({detail}"
-            + ("; `git hash-object FILE` prints a git-blob id" if "git-blob" in bad else "")
+            f"{path} is present but its checksum is wrong ({problem}"
+            + ("; `git hash-object FILE` prints a git-blob id" if "git-blob" in problem else "")
             + "). It was not replaced. "
             "Delete or move it to download it again, or put the correct file there."
         )
@@ -240,13 +239,10 @@ def download_file(
                             f"wrong size: received {meter.done} bytes, expected {size}",
                             retry=meter.done < size,
                         )
-                    bad = _mismatches(tmp, checksums)
-                    if bad:
-                        detail = "; ".join(
-                            f"{n} expected {e}, got {a}" for n, (e, a) in bad.items()
-                        )
+                    problem = _checksum_problem(tmp, checksums)
+                    if problem:
                         # A mirror serving other bytes will serve them again: next mirror.
-                        raise _Failure(f"checksum mismatch ({detail})", retry=False)
+                        raise _Failure(f"checksum mismatch ({problem})", retry=False)
             except _Failure as failure:
                 tried.append(f"{url} (attempt {attempt + 1}): {failure}")
                 logger.warning("download of %s failed: %s", url, failure)
@@ -292,13 +288,10 @@ def extract_members(archive: Path, members: Sequence[FileSpec], dest: Path) -> N
                 with atomic_path(Path(dest) / spec.name) as tmp:
                     with tar.extractfile(info) as member, open(tmp, "wb") as handle:
                         shutil.copyfileobj(member, handle, _CHUNK)
-                    bad = _mismatches(tmp, spec.checksums)
-                    if bad:
-                        detail = "; ".join(
-                            f"{n}: expected {e}, found {a}" for n, (e, a) in bad.items()
-                        )
+                    problem = _checksum_problem(tmp, spec.checksums)
+                    if problem:
                         raise ChecksumError(
-                            f"member {info.name} of {archive} has the wrong checksum ({detail}); "
+                            f"member {info.name} of {archive} has the wrong checksum ({problem}); "
                             f"it was not written. Fix the recorded value (config key "
                             f"sources.SOURCE.md5) or delete the archive to download it again"
                         )

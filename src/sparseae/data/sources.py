@@ -222,18 +222,19 @@ def get_source(source: str | Source) -> Source:
         ) from None
 
 
-def _entry(src: Source, config: Mapping | None) -> Mapping:
+def source_from_config(source: str | Source, config: Mapping | None) -> Source:
+    """``source`` as ``config["sources"][name]`` sets it: ``mirrors`` (a list of URLs) replace
+    the defaults; ``md5`` (``{file: 32 hex digits}``, the archive or its members) replaces the
+    published checksums, e.g. for a small test archive. A bad entry is refused, naming the key."""
+    src = get_source(source)
     entry = ((config or {}).get("sources") or {}).get(src.name) or {}
     if not isinstance(entry, Mapping):
         raise DatasetError(f"config key sources.{src.name} must be a mapping, got {entry!r}")
-    return entry
-
-
-def checksums_from_config(source: str | Source, config: Mapping | None) -> Source:
-    """``source`` with the md5 of ``config["sources"][name]["md5"]`` (``{file: md5}``, the
-    archive or its members; e.g. a small test archive) instead of the published ones."""
-    src = get_source(source)
-    given = _entry(src, config).get("md5") or {}
+    mirrors, given = entry.get("mirrors") or src.mirrors, entry.get("md5") or {}
+    if isinstance(mirrors, str) or not all(isinstance(m, str) and m for m in mirrors):
+        raise DatasetError(
+            f"config key sources.{src.name}.mirrors must be a list of URLs, got {mirrors!r}"
+        )
     names = [spec.name for spec in (*src.files, *filter(None, [src.archive]))]
     for name, md5 in dict(given).items():
         if name not in names or not re.fullmatch(r"[0-9a-fA-F]{32}", str(md5)):
@@ -246,20 +247,5 @@ def checksums_from_config(source: str | Source, config: Mapping | None) -> Sourc
         md5 = given.get(spec.name)
         return spec if md5 is None else replace(spec, checksums={"md5": md5.lower()}, size=None)
 
-    archive = src.archive and given_md5(src.archive)
-    return replace(src, files=tuple(map(given_md5, src.files)), archive=archive)
-
-
-def mirrors_from_config(source: str | Source, config: Mapping | None) -> tuple[str, ...]:
-    """Mirrors for ``source``: ``config["sources"][name]["mirrors"]`` if set, else defaults;
-    a config entry that is not a list of URLs is refused, naming the key."""
-    src = get_source(source)
-    entry = _entry(src, config)
-    mirrors = entry.get("mirrors")
-    if mirrors is None:
-        return src.mirrors
-    if isinstance(mirrors, str) or not all(isinstance(m, str) and m for m in mirrors):
-        raise DatasetError(
-            f"config key sources.{src.name}.mirrors must be a list of URLs, got {mirrors!r}"
-        )
-    return tuple(mirrors)
+    files, archive = tuple(map(given_md5, src.files)), src.archive and given_md5(src.archive)
+    return replace(src, mirrors=tuple(mirrors), files=files, archive=archive)
