@@ -159,3 +159,23 @@ def test_unlabeled_images_are_colour_images_in_0_1(archive, dest):
     images = stl10.load_unlabeled(dest, 3)
     assert images.shape == (96, 96, 3, 3) and images.dtype == np.float64
     np.testing.assert_array_equal(images * 255, archive.images["unlabeled"][..., :3])
+
+
+def test_config_takes_stl10_checksums_and_splits_and_refuses_bad_ones():
+    from sparseae.config import resolve_config
+    from sparseae.errors import ConfigError
+
+    def resolve(dataset, md5):
+        experiments = {"x": {"dataset": dataset, "patches": {"size": 8}}}
+        sources = {"stl10": {"md5": md5}}
+        return resolve_config({"run": ["x"], "experiments": experiments, "sources": sources})
+
+    stl10_unlabeled = {"source": "stl10", "split": "unlabeled", "num_images": 10}
+    config = resolve(stl10_unlabeled, {ARCHIVE: "A" * 32})
+    assert config.sources["stl10"]["md5"] == {ARCHIVE: "A" * 32}
+    with pytest.raises(ConfigError, match=r"sources\.stl10\.md5\.stl10_binary\.tar\.gz.*32 hex"):
+        resolve(stl10_unlabeled, {ARCHIVE: "A" * 31})
+    with pytest.raises(ConfigError, match="source 'mnist' has splits train, test; allowed"):
+        resolve({"source": "mnist", "split": "unlabeled"}, {})
+    with pytest.raises(ConfigError, match="num_images' = 100001"):
+        resolve({**stl10_unlabeled, "num_images": 100_001}, {})
