@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparseae.data.download import ProgressCallback, ensure_file, extract_members, file_digests
+from sparseae.data.download import ProgressCallback, ensure_files, file_digests
 from sparseae.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from sparseae.data.images import (
     SAMPLE_RECIPE,
@@ -70,16 +70,7 @@ def fetch(
         folder = _dest(src, dest)
         urls = tuple(src.mirrors if mirrors is None else mirrors)
         options = dict(timeout=timeout, retries=retries, retry_wait=retry_wait, progress=progress)
-        selected = src.select(files, split)
-        # An archive source's missing members come out of its archive (downloaded once, kept).
-        missing = [s for s in selected if src.archive and not (folder / s.name).exists()]
-        for spec in selected:
-            if spec not in missing:
-                ensure_file(spec, folder, urls, **options)
-        if missing:
-            ensure_file(src.archive, folder, urls, **options)
-            extract_members(folder / src.archive.name, missing, folder)
-        fetched = [folder / spec.name for spec in selected]
+        fetched = ensure_files(src.select(files, split), folder, urls, src.archive, **options)
     if marker is not None:
         files, where = [str(f) for f in fetched], None if dest is None else str(dest)
         write_json(marker, {"source": src.name, "split": split, "dest": where, "files": files})

@@ -68,19 +68,6 @@ def _checksum_problem(path: str | os.PathLike, expected: Mapping[str, str]) -> s
     )
 
 
-def verify_present(path: Path, expected: Mapping[str, str]) -> None:
-    """Raise :class:`ChecksumError` if an existing file does not match its checksums; the file
-    stays (it may be the user's own copy, the only evidence of what went wrong)."""
-    problem = _checksum_problem(path, expected)
-    if problem:
-        raise ChecksumError(
-            f"{path} is present but its checksum is wrong ({problem}"
-            + ("; `git hash-object FILE` prints a git-blob id" if "git-blob" in problem else "")
-            + "). It was not replaced. "
-            "Delete or move it to download it again, or put the correct file there."
-        )
-
-
 class _Progress:
     """Byte counter for one file: a live line on a TTY, one summary line in the log."""
 
@@ -263,15 +250,42 @@ def download_file(
     )
 
 
-def ensure_file(spec: FileSpec, dest: Path, mirrors: Sequence[str], **options) -> Path:
-    """``dest / spec.name`` verified: a present file is checked (never replaced), a missing one
-    downloaded with :func:`download_file` (``options`` are its keywords)."""
-    target = Path(dest) / spec.name
-    if not target.exists():
-        return download_file(spec.name, dest, mirrors, spec.checksums, size=spec.size, **options)
-    verify_present(target, spec.checksums)
-    logger.info("%s: present and verified, not downloaded again", target)
-    return target
+def ensure_files(
+    specs: Sequence[FileSpec],
+    dest: Path,
+    mirrors: Sequence[str],
+    archive: FileSpec | None = None,
+    **options,
+) -> list[Path]:
+    """``dest / spec.name`` of every spec, verified: a present file is checked and never
+    replaced (it may be the user's own copy, the only evidence of what went wrong); a missing
+    one is downloaded by :func:`download_file` (``options`` are its keywords) or, for a source
+    with an ``archive``, extracted from it (the archive itself ensured the same way, and kept)."""
+    dest, missing = Path(dest), []
+    for spec in specs:
+        target = dest / spec.name
+        if target.exists():
+            problem = _checksum_problem(target, spec.checksums)
+            if problem:
+                raise ChecksumError(
+                    f"{target} is present but its checksum is wrong ({problem}"
+                    + (
+                        "; `git hash-object FILE` prints a git-blob id"
+                        if "git-blob" in problem
+                        else ""
+                    )
+                    + "). It was not replaced. "
+                    "Delete or move it to download it again, or put the correct file there."
+                )
+            logger.info("%s: present and verified, not downloaded again", target)
+        elif archive is None:
+            download_file(spec.name, dest, mirrors, spec.checksums, size=spec.size, **options)
+        else:
+            missing.append(spec)
+    if missing:
+        ensure_files([archive], dest, mirrors, **options)
+        extract_members(dest / archive.name, missing, dest)
+    return [dest / spec.name for spec in specs]
 
 
 def extract_members(archive: Path, members: Sequence[FileSpec], dest: Path) -> None:

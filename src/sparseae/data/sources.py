@@ -126,15 +126,6 @@ def _sparsenet(name: str, description: str, file: str, blob: str, variable: str,
     )
 
 
-# Published md5 of the STL-10 binary archive and of its members (the values torchvision checks).
-_STL10_MD5 = {
-    "train_X.bin": "918c2871b30a85fa023e0c44e0bee87f",
-    "train_y.bin": "5a34089d4802c674881badbb80307741",
-    "unlabeled_X.bin": "5242ba1fed5e4be9e1e742405eb56ca4",
-    "test_X.bin": "7f263ba9f9e0b06b93213547f721ac82",
-    "test_y.bin": "36f9794fa4beb8a2c72628de14fa638e",
-}
-
 SOURCES: dict[str, Source] = {
     source.name: source
     for source in (
@@ -178,7 +169,14 @@ SOURCES: dict[str, Source] = {
             "of stl10_binary.tar.gz)",
             kind="download",
             loader="stl10",
-            files=tuple(FileSpec(name, {"md5": md5}) for name, md5 in _STL10_MD5.items()),
+            # Published md5 of the members (the values torchvision checks), and of the archive.
+            files=(
+                FileSpec("train_X.bin", {"md5": "918c2871b30a85fa023e0c44e0bee87f"}),
+                FileSpec("train_y.bin", {"md5": "5a34089d4802c674881badbb80307741"}),
+                FileSpec("unlabeled_X.bin", {"md5": "5242ba1fed5e4be9e1e742405eb56ca4"}),
+                FileSpec("test_X.bin", {"md5": "7f263ba9f9e0b06b93213547f721ac82"}),
+                FileSpec("test_y.bin", {"md5": "36f9794fa4beb8a2c72628de14fa638e"}),
+            ),
             archive=FileSpec("stl10_binary.tar.gz", {"md5": "91f7769df0f17e558f3565bffb0c7dfb"}),
             mirrors=("http://ai.stanford.edu/~acoates/stl10/",),
             splits={
@@ -235,17 +233,14 @@ def source_from_config(source: str | Source, config: Mapping | None) -> Source:
         raise DatasetError(
             f"config key sources.{src.name}.mirrors must be a list of URLs, got {mirrors!r}"
         )
-    names = [spec.name for spec in (*src.files, *filter(None, [src.archive]))]
+    specs = {spec.name: spec for spec in (*src.files, *filter(None, [src.archive]))}
     for name, md5 in dict(given).items():
-        if name not in names or not re.fullmatch(r"[0-9a-fA-F]{32}", str(md5)):
+        if name not in specs or not re.fullmatch(r"[0-9a-fA-F]{32}", str(md5)):
             raise DatasetError(
                 f"config key sources.{src.name}.md5.{name} = {md5!r}; allowed: 32 hex digits "
-                f"for one of the files {', '.join(names)}; fix the name or value"
+                f"for one of the files {', '.join(specs)}; fix the name or value"
             )
-
-    def given_md5(spec: FileSpec) -> FileSpec:
-        md5 = given.get(spec.name)
-        return spec if md5 is None else replace(spec, checksums={"md5": md5.lower()}, size=None)
-
-    files, archive = tuple(map(given_md5, src.files)), src.archive and given_md5(src.archive)
+        specs[name] = replace(specs[name], checksums={"md5": md5.lower()}, size=None)
+    files = tuple(specs[spec.name] for spec in src.files)
+    archive = src.archive and specs[src.archive.name]
     return replace(src, mirrors=tuple(mirrors), files=files, archive=archive)
