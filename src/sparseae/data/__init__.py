@@ -1,5 +1,6 @@
 """Data sources: a registry, verified downloads and loaders (``ufldl-images``, ``olshausen-raw``
-whitened here, ``mnist``, the offline default ``sample-photos``, ``image-folder``)."""
+whitened here, ``mnist``, ``stl10`` (see :mod:`sparseae.data.stl10`), the offline default
+``sample-photos``, ``image-folder``)."""
 
 from sparseae.data.api import dataset_checksum, fetch, fetch_source, load_images, load_mnist
 from sparseae.data.download import file_digests
