@@ -61,11 +61,14 @@ def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ALGORITHMS
 def _checksum_problem(path: str | os.PathLike, expected: Mapping[str, str]) -> str:
     """What differs from the recorded digests (``"md5: expected …, found …"``), "" if none."""
     actual = file_digests(path, expected.keys())
-    return "; ".join(
+    problem = "; ".join(
         f"{name}: expected {want.lower()}, found {actual[name]}"
         for name, want in expected.items()
         if actual[name] != want.lower()
     )
+    # Few tools print a git blob id: say which one does.
+    hint = "; `git hash-object FILE` prints a git-blob id" if "git-blob" in problem else ""
+    return problem + hint
 
 
 class _Progress:
@@ -268,14 +271,9 @@ def ensure_files(
             problem = _checksum_problem(target, spec.checksums)
             if problem:
                 raise ChecksumError(
-                    f"{target} is present but its checksum is wrong ({problem}"
-                    + (
-                        "; `git hash-object FILE` prints a git-blob id"
-                        if "git-blob" in problem
-                        else ""
-                    )
-                    + "). It was not replaced. "
-                    "Delete or move it to download it again, or put the correct file there."
+                    f"{target} is present but its checksum is wrong ({problem}). It was not "
+                    "replaced. Delete or move it to download it again, or put the correct file "
+                    "there."
                 )
             logger.info("%s: present and verified, not downloaded again", target)
         elif archive is None:
@@ -299,6 +297,7 @@ def extract_members(archive: Path, members: Sequence[FileSpec], dest: Path) -> N
                 spec = wanted.pop(PurePosixPath(info.name).name, None) if info.isfile() else None
                 if spec is None:
                     continue
+                _remove_stale_temporaries(Path(dest) / spec.name)  # a killed extraction's
                 with atomic_path(Path(dest) / spec.name) as tmp:
                     with tar.extractfile(info) as member, open(tmp, "wb") as handle:
                         shutil.copyfileobj(member, handle, _CHUNK)
