@@ -1,6 +1,6 @@
 """The registry of named data sources: files and checksums, default mirrors (the config's
-``sources.<name>.mirrors`` overrides them), loader. ``sample-photos`` and ``image-folder`` are
-local: nothing is downloaded."""
+``sources.<name>.mirrors`` and ``.md5`` override them), loader. ``sample-photos`` and
+``image-folder`` are local: nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class FileSpec:
 class Source:
     """A named data source: the files to download and their mirrors, and how it is loaded.
 
-    ``kind`` is ``"download"`` or ``"local"``; ``loader`` one of ``mat``, ``mnist``,
+    ``kind`` is ``"download"`` or ``"local"``; ``loader`` one of ``mat``, ``mnist``, ``stl10``,
     ``sample-photos``, ``image-folder``; ``variable`` the ``.mat`` variable; ``splits`` named
     subsets of ``files``; ``num_images`` the images per split (key ``""`` without splits);
     ``archive`` the tar file that holds ``files`` (each then extracted from it, verified)."""
