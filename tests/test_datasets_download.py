@@ -28,8 +28,8 @@ from sparseae.data import (
     fetch_source,
     file_digests,
     load_mnist,
-    mirrors_from_config,
     read_idx,
+    source_from_config,
 )
 
 pytestmark = pytest.mark.fast
@@ -106,7 +106,7 @@ def test_present_verified_file_is_not_downloaded_again(mnist_mirror, tmp_path):
     ("fault", "reason"),
     [
         ("truncate", "truncated: received 2271 of 4542 bytes"),
-        ("corrupt", f"checksum mismatch (md5 expected {MD5[LABELS]}, got "),
+        ("corrupt", f"checksum mismatch (md5: expected {MD5[LABELS]}, found "),
         ("404", "HTTP 404"),
         ("500", "HTTP 500"),
     ],
@@ -252,7 +252,7 @@ def test_checksums_with_several_algorithms_must_all_match(tmp_path, http_mirror)
     good = file_digests(http_mirror.root / "f.bin", ["md5", "sha256"])
     from sparseae.data.download import download_file
 
-    with pytest.raises(DownloadError, match="sha256 expected 0{64}, got " + good["sha256"]):
+    with pytest.raises(DownloadError, match="sha256: expected 0{64}, found " + good["sha256"]):
         download_file(
             "f.bin", tmp_path, [http_mirror.url], {"md5": good["md5"], "sha256": "0" * 64}
         )
@@ -281,12 +281,12 @@ def test_unknown_names_are_refused(tmp_path):
 
 def test_mirrors_come_from_config(mnist_mirror, tmp_path):
     config = {"sources": {"mnist": {"mirrors": [mnist_mirror.url]}}}
-    assert mirrors_from_config("mnist", config) == (mnist_mirror.url,)
-    assert mirrors_from_config("mnist", {}) == SOURCES["mnist"].mirrors
+    assert source_from_config("mnist", config).mirrors == (mnist_mirror.url,)
+    assert source_from_config("mnist", {}).mirrors == SOURCES["mnist"].mirrors
     fetch_source("mnist", tmp_path, config, split="test", retries=0)
     assert mnist_mirror.downloads_of(IMAGES) == 1
     with pytest.raises(DatasetError, match="sources.mnist.mirrors must be a list of URLs"):
-        mirrors_from_config("mnist", {"sources": {"mnist": {"mirrors": "http://x/"}}})
+        source_from_config("mnist", {"sources": {"mnist": {"mirrors": "http://x/"}}})
 
 
 def test_default_mirrors_are_recorded_for_downloads():

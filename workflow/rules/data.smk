@@ -19,6 +19,7 @@ rule fetch:
         mirrors=lambda wildcards: CONFIG["sources"]
         .get(wildcards.source, {})
         .get("mirrors", []),
+        md5=lambda wildcards: CONFIG["sources"].get(wildcards.source, {}).get("md5", {}),
         dest=lambda wildcards: f"resources/{wildcards.source}",
     message:
         "fetch {wildcards.source} ({wildcards.split}) into resources/{wildcards.source}"

@@ -138,10 +138,12 @@ def _dataset_problems(key: str, experiment: Mapping) -> list[str | None]:
             f"read a path (it would be ignored); allowed: null, or source image-folder for "
             f"your own images"
         )
-    if dataset["split"] != "train" and not source.splits:
+    if dataset["split"] not in (source.splits or ["train"]):
+        held = ", ".join(source.splits) or "no splits (it would be ignored)"
+        allowed = " or ".join(source.splits) or "train (the default) for image sources"
         problems.append(
             f"config key '{key}.dataset.split' = {dataset['split']!r}, but source '{name}' has "
-            f"no splits (it would be ignored); allowed: train (the default) for image sources"
+            f"{'splits ' if source.splits else ''}{held}; allowed: {allowed}"
         )
     held = source.images_held(dataset["split"])
     if held is not None and not path:  # a file of the user's own is checked once read

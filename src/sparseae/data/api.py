@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparseae.data.download import ProgressCallback, download_file, file_digests, verify_present
+from sparseae.data.download import ProgressCallback, ensure_files, file_digests
 from sparseae.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from sparseae.data.images import (
     SAMPLE_RECIPE,
@@ -20,7 +20,7 @@ from sparseae.data.images import (
     sample_photo_files,
     sample_photo_tiles,
 )
-from sparseae.data.sources import MNIST_FILES, Source, get_source, mirrors_from_config
+from sparseae.data.sources import MNIST_FILES, Source, get_source, source_from_config
 from sparseae.data.whitening import whiten_images
 from sparseae.errors import DatasetError
 from sparseae.io import write_json
@@ -70,19 +70,11 @@ def fetch(
         folder = _dest(src, dest)
         urls = tuple(src.mirrors if mirrors is None else mirrors)
         options = dict(timeout=timeout, retries=retries, retry_wait=retry_wait, progress=progress)
-        fetched = []
-        for spec in src.select(files, split):
-            target = folder / spec.name
-            if target.exists():
-                verify_present(target, spec.checksums)
-                logger.info("%s: present and verified, not downloaded again", target)
-            else:
-                download_file(spec.name, folder, urls, spec.checksums, size=spec.size, **options)
-            fetched.append(target)
+        fetched = ensure_files(src.select(files, split), folder, urls, src.archive, **options)
     if marker is not None:
         files, where = [str(f) for f in fetched], None if dest is None else str(dest)
-        write_json(marker, {"source": str(source), "split": split, "dest": where, "files": files})
-    logger.info("fetched %s (%s) into %s: %d files", source, split, dest, len(fetched))
+        write_json(marker, {"source": src.name, "split": split, "dest": where, "files": files})
+    logger.info("fetched %s (%s) into %s: %d files", src.name, split, dest, len(fetched))
     return fetched
 
 
@@ -96,10 +88,11 @@ def fetch_source(
     files: Iterable[str] | None = None,
     **kwargs,
 ) -> list[Path]:
-    """:func:`fetch` with ``mirrors`` defaulting to :func:`mirrors_from_config` of ``config``."""
-    if mirrors is None:
-        mirrors = mirrors_from_config(source, config)
-    return fetch(source, dest, mirrors, files=files, split=split, **kwargs)
+    """:func:`fetch` of the source as :func:`~sparseae.data.sources.source_from_config` reads
+    ``config`` (mirrors, checksums); ``mirrors`` given here replace the config's."""
+    return fetch(
+        source_from_config(source, config), dest, mirrors, files=files, split=split, **kwargs
+    )
 
 
 def load_images(

@@ -1,5 +1,6 @@
 """Verified downloads from mirrors, with retries: streamed to a hidden temporary file beside
-the target, checked against every recorded digest, only then renamed onto it."""
+the target, checked against every recorded digest, only then renamed onto it. Members of a
+downloaded tar archive are extracted the same way: streamed, verified, renamed."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import hashlib
 import http.client
 import logging
 import os
+import shutil
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
 
-from sparseae.errors import ChecksumError, DownloadError
+from sparseae.data.sources import FileSpec
+from sparseae.errors import ChecksumError, DatasetError, DownloadError
 from sparseae.io import atomic_path
 
 logger = logging.getLogger("sparseae.datasets")
@@ -53,28 +58,17 @@ def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ALGORITHMS
     return {name: hasher.hexdigest() for name, hasher in hashers.items()}
 
 
-def _mismatches(path: str | os.PathLike, expected: Mapping[str, str]) -> dict:
-    """``{algorithm: (expected, actual)}`` for every recorded digest the file does not match."""
+def _checksum_problem(path: str | os.PathLike, expected: Mapping[str, str]) -> str:
+    """What differs from the recorded digests (``"md5: expected …, found …"``), "" if none."""
     actual = file_digests(path, expected.keys())
-    return {
-        name: (want.lower(), actual[name])
+    problem = "; ".join(
+        f"{name}: expected {want.lower()}, found {actual[name]}"
         for name, want in expected.items()
         if actual[name] != want.lower()
-    }
-
-
-def verify_present(path: Path, expected: Mapping[str, str]) -> None:
-    """Raise :class:`ChecksumError` if an existing file does not match its checksums; the file
-    stays (it may be the user's own copy, the only evidence of what went wrong)."""
-    bad = _mismatches(path, expected)
-    if bad:
-        detail = "; ".join(f"{n}: expected {e}, found {a}" for n, (e, a) in bad.items())
-        raise ChecksumError(
-            f"{path} is present but its checksum is wrong ({detail}"
-            + ("; `git hash-object FILE` prints a git-blob id" if "git-blob" in bad else "")
-            + "). It was not replaced. "
-            "Delete or move it to download it again, or put the correct file there."
-        )
+    )
+    # Few tools print a git blob id: say which one does.
+    hint = "; `git hash-object FILE` prints a git-blob id" if "git-blob" in problem else ""
+    return problem + hint
 
 
 class _Progress:
@@ -235,13 +229,10 @@ def download_file(
                             f"wrong size: received {meter.done} bytes, expected {size}",
                             retry=meter.done < size,
                         )
-                    bad = _mismatches(tmp, checksums)
-                    if bad:
-                        detail = "; ".join(
-                            f"{n} expected {e}, got {a}" for n, (e, a) in bad.items()
-                        )
+                    problem = _checksum_problem(tmp, checksums)
+                    if problem:
                         # A mirror serving other bytes will serve them again: next mirror.
-                        raise _Failure(f"checksum mismatch ({detail})", retry=False)
+                        raise _Failure(f"checksum mismatch ({problem})", retry=False)
             except _Failure as failure:
                 tried.append(f"{url} (attempt {attempt + 1}): {failure}")
                 logger.warning("download of %s failed: %s", url, failure)
@@ -260,3 +251,71 @@ def download_file(
         + (f", {size} bytes" if size is not None else "")
         + ") and run again; it will be verified and used."
     )
+
+
+def ensure_files(
+    specs: Sequence[FileSpec],
+    dest: Path,
+    mirrors: Sequence[str],
+    archive: FileSpec | None = None,
+    **options,
+) -> list[Path]:
+    """``dest / spec.name`` of every spec, verified: a present file is checked and never
+    replaced (it may be the user's own copy, the only evidence of what went wrong); a missing
+    one is downloaded by :func:`download_file` (``options`` are its keywords) or, for a source
+    with an ``archive``, extracted from it (the archive itself ensured the same way, and kept)."""
+    dest, missing = Path(dest), []
+    for spec in specs:
+        target = dest / spec.name
+        if target.exists():
+            problem = _checksum_problem(target, spec.checksums)
+            if problem:
+                raise ChecksumError(
+                    f"{target} is present but its checksum is wrong ({problem}). It was not "
+                    "replaced. Delete or move it to download it again, or put the correct file "
+                    "there."
+                )
+            logger.info("%s: present and verified, not downloaded again", target)
+        elif archive is None:
+            download_file(spec.name, dest, mirrors, spec.checksums, size=spec.size, **options)
+        else:
+            missing.append(spec)
+    if missing:
+        ensure_files([archive], dest, mirrors, **options)
+        extract_members(dest / archive.name, missing, dest)
+    return [dest / spec.name for spec in specs]
+
+
+def extract_members(archive: Path, members: Sequence[FileSpec], dest: Path) -> None:
+    """Write the ``members`` of tar ``archive`` (found by file name in any of its folders) into
+    ``dest``, reading the archive once as a stream (a 2.5 GB archive is never unpacked whole);
+    each member is renamed into place only once its checksums match."""
+    wanted = {spec.name: spec for spec in members}
+    try:
+        with tarfile.open(archive, "r|*") as tar:
+            for info in tar:
+                spec = wanted.pop(PurePosixPath(info.name).name, None) if info.isfile() else None
+                if spec is None:
+                    continue
+                _remove_stale_temporaries(Path(dest) / spec.name)  # a killed extraction's
+                with atomic_path(Path(dest) / spec.name) as tmp:
+                    with tar.extractfile(info) as member, open(tmp, "wb") as handle:
+                        shutil.copyfileobj(member, handle, _CHUNK)
+                    problem = _checksum_problem(tmp, spec.checksums)
+                    if problem:
+                        raise ChecksumError(
+                            f"member {info.name} of {archive} has the wrong checksum ({problem}); "
+                            f"it was not written. Fix the recorded value (config key "
+                            f"sources.SOURCE.md5) or delete the archive to download it again"
+                        )
+                if not wanted:
+                    break
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise DatasetError(
+            f"cannot read {archive} as a tar archive ({type(exc).__name__}: {exc}); delete it "
+            f"to download it again"
+        ) from None
+    if wanted:
+        raise DatasetError(
+            f"{archive} has no member {', '.join(wanted)}; delete it to download it again"
+        )

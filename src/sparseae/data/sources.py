@@ -1,11 +1,12 @@
 """The registry of named data sources: files and checksums, default mirrors (the config's
-``sources.<name>.mirrors`` overrides them), loader. ``sample-photos`` and ``image-folder`` are
-local: nothing is downloaded."""
+``sources.<name>.mirrors`` and ``.md5`` override them), loader. ``sample-photos`` and
+``image-folder`` are local: nothing is downloaded."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sparseae.errors import DatasetError
 
@@ -23,9 +24,10 @@ class FileSpec:
 class Source:
     """A named data source: the files to download and their mirrors, and how it is loaded.
 
-    ``kind`` is ``"download"`` or ``"local"``; ``loader`` one of ``mat``, ``mnist``,
+    ``kind`` is ``"download"`` or ``"local"``; ``loader`` one of ``mat``, ``mnist``, ``stl10``,
     ``sample-photos``, ``image-folder``; ``variable`` the ``.mat`` variable; ``splits`` named
-    subsets of ``files``; ``num_images`` the images per split (key ``""`` without splits)."""
+    subsets of ``files``; ``num_images`` the images per split (key ``""`` without splits);
+    ``archive`` the tar file that holds ``files`` (each then extracted from it, verified)."""
 
     name: str
     description: str
@@ -38,6 +40,7 @@ class Source:
     splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     image_side: int | None = None
     num_images: Mapping[str, int] = field(default_factory=dict)
+    archive: FileSpec | None = None
 
     def images_held(self, split: str) -> int | None:
         """Images of ``split`` (ignored by a source without splits); None when unknown."""
@@ -161,6 +164,30 @@ SOURCES: dict[str, Source] = {
             num_images={"train": 60_000, "test": 10_000},
         ),
         Source(
+            name="stl10",
+            description="STL-10 binary: 96×96 colour images, 10 classes (md5-verified members "
+            "of stl10_binary.tar.gz)",
+            kind="download",
+            loader="stl10",
+            # Published md5 of the members (the values torchvision checks), and of the archive.
+            files=(
+                FileSpec("train_X.bin", {"md5": "918c2871b30a85fa023e0c44e0bee87f"}),
+                FileSpec("train_y.bin", {"md5": "5a34089d4802c674881badbb80307741"}),
+                FileSpec("unlabeled_X.bin", {"md5": "5242ba1fed5e4be9e1e742405eb56ca4"}),
+                FileSpec("test_X.bin", {"md5": "7f263ba9f9e0b06b93213547f721ac82"}),
+                FileSpec("test_y.bin", {"md5": "36f9794fa4beb8a2c72628de14fa638e"}),
+            ),
+            archive=FileSpec("stl10_binary.tar.gz", {"md5": "91f7769df0f17e558f3565bffb0c7dfb"}),
+            mirrors=("http://ai.stanford.edu/~acoates/stl10/",),
+            splits={
+                "train": ("train_X.bin", "train_y.bin"),
+                "test": ("test_X.bin", "test_y.bin"),
+                "unlabeled": ("unlabeled_X.bin",),
+            },
+            image_side=96,
+            num_images={"train": 5_000, "test": 8_000, "unlabeled": 100_000},
+        ),
+        Source(
             name="sample-photos",
             description="offline default: photographs bundled with scikit-learn and "
             "matplotlib, grey, 128×128 tiles, whitened",
@@ -193,18 +220,27 @@ def get_source(source: str | Source) -> Source:
         ) from None
 
 
-def mirrors_from_config(source: str | Source, config: Mapping | None) -> tuple[str, ...]:
-    """Mirrors for ``source``: ``config["sources"][name]["mirrors"]`` if set, else defaults;
-    a config entry that is not a list of URLs is refused, naming the key."""
+def source_from_config(source: str | Source, config: Mapping | None) -> Source:
+    """``source`` as ``config["sources"][name]`` sets it: ``mirrors`` (a list of URLs) replace
+    the defaults; ``md5`` (``{file: 32 hex digits}``, the archive or its members) replaces the
+    published checksums, e.g. for a small test archive. A bad entry is refused, naming the key."""
     src = get_source(source)
     entry = ((config or {}).get("sources") or {}).get(src.name) or {}
     if not isinstance(entry, Mapping):
         raise DatasetError(f"config key sources.{src.name} must be a mapping, got {entry!r}")
-    mirrors = entry.get("mirrors")
-    if mirrors is None:
-        return src.mirrors
+    mirrors, given = entry.get("mirrors") or src.mirrors, entry.get("md5") or {}
     if isinstance(mirrors, str) or not all(isinstance(m, str) and m for m in mirrors):
         raise DatasetError(
             f"config key sources.{src.name}.mirrors must be a list of URLs, got {mirrors!r}"
         )
-    return tuple(mirrors)
+    specs = {spec.name: spec for spec in (*src.files, *filter(None, [src.archive]))}
+    for name, md5 in dict(given).items():
+        if name not in specs or not re.fullmatch(r"[0-9a-fA-F]{32}", str(md5)):
+            raise DatasetError(
+                f"config key sources.{src.name}.md5.{name} = {md5!r}; allowed: 32 hex digits "
+                f"for one of the files {', '.join(specs)}; fix the name or value"
+            )
+        specs[name] = replace(specs[name], checksums={"md5": md5.lower()}, size=None)
+    files = tuple(specs[spec.name] for spec in src.files)
+    archive = src.archive and specs[src.archive.name]
+    return replace(src, mirrors=tuple(mirrors), files=files, archive=archive)
