@@ -96,6 +96,7 @@ _frozen = dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Experiment(_Sections):
     """One experiment with defaults filled (schema ``$defs/experiment``)."""
 
+    cnn: Mapping | None
     dataset: Mapping
     description: str
     evaluation: Mapping
