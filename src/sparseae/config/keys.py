@@ -46,20 +46,12 @@ RECOMPUTES = {
     "gradcheck": "gradcheck",
     "evaluation": "evaluation",
     "cnn": "pooled",
-    "cnn.softmax": "classifier",
+    "cnn.softmax": "softmax",
     "resources": "record",
 }
 
 #: The kinds of :data:`RECOMPUTES`, in order of what they redo.
-RECOMPUTE_KINDS = (
-    "trajectory",
-    "chunks",
-    "gradcheck",
-    "evaluation",
-    "pooled",
-    "classifier",
-    "record",
-)
+RECOMPUTE_KINDS = ("trajectory", "chunks", "gradcheck", "evaluation", "pooled", "softmax", "record")
 
 
 def rng(seed: int, purpose: str) -> np.random.Generator:

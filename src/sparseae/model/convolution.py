@@ -36,10 +36,6 @@ def convolve(images, W, b, patch: int) -> np.ndarray:
     if images.ndim != 4:
         raise ValueError(f"images must be H × W × C × n, got shape {images.shape}")
     channels = images.shape[2]
-    if W.shape[1] != patch * patch * channels:
-        raise ValueError(
-            f"features of length {W.shape[1]} do not fit {patch}×{patch}×{channels} patches"
-        )
     kernels = np.asarray(W).reshape((W.shape[0], patch, patch, channels), order="F")
     # windows[r, c, channel, image, a, b] = images[r + a, c + b, channel, image]
     windows = sliding_window_view(images, (patch, patch), axis=(0, 1))

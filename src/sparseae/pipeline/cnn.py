@@ -79,7 +79,7 @@ def convolve_pool(
     if rows.start >= h:
         raise ConfigError(
             f"pooled chunk {k} of experiment '{name}' would start at feature {rows.start}, but "
-            f"model.hidden_size is {h}; allowed: chunks 1..{num_pooled_chunks(trajectory)}"
+            f"model.hidden_size is {h}; allowed: chunks 1..{-(-h // size)}"
         )
     pooled = {}
     for part, (images, _) in labeled_images(pooling, resources).items():
