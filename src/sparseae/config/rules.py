@@ -186,16 +186,15 @@ def cnn_problems(key: str, experiment: Mapping) -> list[str]:
     if cnn is None:
         return []
     features, images = _source(experiment["dataset"]["source"]), _source(cnn["images"]["source"])
-    if features is None or images is None:
-        return []
-    patch = experiment["patches"]["size"] or features.image_side
-    visible, channels = experiment["model"]["visible_size"], images.channels
-    if features.channels != channels or visible != patch * patch * channels:
+    patch = experiment["patches"]["size"] or (features and features.image_side)
+    if patch is None or images is None:
+        return []  # an unknown source or a patch size of none: refused by the rules above
+    channels = experiment["patches"].get("channels", 1)  # visible_size is checked against it
+    if channels != images.channels:
         return [
-            f"config key '{key}.model.visible_size' = {visible} (source '{features.name}', "
-            f"{features.channels} channel(s)) cannot be convolved over '{key}.cnn.images.source' "
-            f"= '{images.name}'; allowed: features learned on {patch}x{patch}x{channels} patches "
-            f"of images with {channels} channel(s)"
+            f"config key '{key}.cnn.images.source' = '{images.name}' holds images of "
+            f"{images.channels} channel(s), but the features were learned on patches of "
+            f"{channels} (patches.channels); allowed: a source of {channels}-channel images"
         ]
     side = images.image_side - patch + 1
     if side < 1 or side % cnn["pool_size"]:
