@@ -67,19 +67,20 @@ def test_mean_pooling_equals_a_loop_and_refuses_sizes_that_do_not_divide():
 
 
 HIDDEN, PER_CHUNK, POOL = 5, 2, 7
-CONFIG = {
+CONFIG = {  # also the end-to-end test's experiment (tests/test_cnn_pipeline.py)
     "run": ["tiny"],
     "experiments": {
         "tiny": {
             "dataset": {"source": "sample-photos"},
-            "patches": {"size": 8, "count": 50, "normalize": False},
-            "model": {"visible_size": 64, "hidden_size": HIDDEN},
-            "gradcheck": {"num_examples": 5},
+            "patches": {"size": 8, "count": 400, "normalize": False},
+            "model": {"visible_size": 64, "hidden_size": HIDDEN, "rho": 0.05},
+            "training": {"chunks": 1, "iterations_per_chunk": 5},
+            "gradcheck": {"num_examples": 5, "hidden_size": 3},
             "cnn": {
-                "images": {"train": {"start": 0, "stop": 30}, "test": {"start": 30, "stop": 50}},
+                "images": {"train": {"start": 0, "stop": 60}, "test": {"start": 60, "stop": 100}},
                 "pool_size": POOL,
                 "features_per_chunk": PER_CHUNK,
-                "softmax": {"max_iter": 30},
+                "softmax": {"max_iter": 20},
             },
         }
     },
@@ -101,7 +102,7 @@ def tiny(tmp_path):
     zca, mean = whitening(rng, 64)
     np.savez(
         tmp_path / "patches.npz",
-        data=rng.random((64, 50)),
+        data=rng.random((64, 400)),
         data_key=np.array(data_key(trajectory)),
         zca=zca,
         zca_mean=mean,
@@ -128,12 +129,12 @@ def test_pooled_chunks_hold_the_whitened_features_and_resume_chunk_by_chunk(tiny
 
     folder, steps, (theta, zca, mean) = tiny
     chunks = [run_chunk(folder, steps, k) for k in (1, 2, 3)]  # 2 + 2 + 1 features
-    assert pooled(chunks[2], "train").shape == (1, 3, 3, 30)
-    assert pooled(chunks[2], "test").shape == (1, 3, 3, 20)
-    # Feature 3 (chunk 2) of test digit 4 (t10k index 34), pooled region (1, 2), from the raw
+    assert pooled(chunks[2], "train").shape == (1, 3, 3, 60)
+    assert pooled(chunks[2], "test").shape == (1, 3, 3, 40)
+    # Feature 3 (chunk 2) of test digit 4 (t10k index 64), pooled region (1, 2), from the raw
     # digit: each 8x8 patch whitened as the features were trained, through W1 and b1.
     W1, _, b1, _ = autoencoder.unpack(theta, 64, HIDDEN)
-    digit = load_mnist(folder / "resources" / "mnist", "test")[0][:, 34].reshape(28, 28, order="F")
+    digit = load_mnist(folder / "resources" / "mnist", "test")[0][:, 64].reshape(28, 28, order="F")
     values = [
         expit(W1[3] @ (zca @ (digit[r : r + 8, c : c + 8].ravel(order="F") - mean)) + b1[3])
         for r in range(7, 14)
@@ -145,7 +146,7 @@ def test_pooled_chunks_hold_the_whitened_features_and_resume_chunk_by_chunk(tiny
     resources = folder / "resources"
     cnn.classify_pooled(chunks, evaluation, **steps, settings=settings, resources=resources)
     result = read_json(evaluation, key=fingerprint(steps["trajectory"]))
-    assert (result["n_train"], result["n_test"], result["pooled_features"]) == (30, 20, 45)
+    assert (result["n_train"], result["n_test"], result["pooled_features"]) == (60, 40, 45)
     assert set(result["metrics"]) == {"cnn_accuracy", "cnn_accuracy_raw"}
     assert 0 <= result["accuracy"] <= 1 and result["accuracy_raw"] > 0.3
     # A killed run lost chunk 2: the classifier refuses to start, the rerun chunk is the same.

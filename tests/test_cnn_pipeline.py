@@ -12,28 +12,11 @@ import pytest
 import yaml
 from http_mirror import MNIST_TEST_FILES, MirrorServer
 from shared_data import SHARED_DIR, shared_file
+from test_cnn import CONFIG
 from workflow_helpers import BIN, copy_workflow, dry_run, workflow_environment
 
 pytestmark = [pytest.mark.full, pytest.mark.slow]
 
-CONFIG = {
-    "run": ["tiny"],
-    "experiments": {
-        "tiny": {
-            "dataset": {"source": "sample-photos"},
-            "patches": {"size": 8, "count": 400, "normalize": False},
-            "model": {"visible_size": 64, "hidden_size": 6, "rho": 0.05},
-            "training": {"chunks": 1, "iterations_per_chunk": 5},
-            "gradcheck": {"num_examples": 5, "hidden_size": 3},
-            "cnn": {
-                "images": {"train": {"start": 0, "stop": 60}, "test": {"start": 60, "stop": 100}},
-                "pool_size": 7,
-                "features_per_chunk": 2,
-                "softmax": {"max_iter": 20},
-            },
-        }
-    },
-}
 RECORD = {"write_config": 1, "log_mlflow": 1}  # config.json and the MLflow run follow any key
 
 
@@ -79,16 +62,16 @@ def test_the_experiment_classifies_pooled_features_and_logs_them(finished):
     assert sorted(p.name for p in (results / "pooled").iterdir()) == ["1.npz", "2.npz", "3.npz"]
     evaluation = json.loads((results / "cnn_evaluation.json").read_text())
     sizes = ("n_train", "n_test", "features", "pooled_rows", "pooled_cols", "pooled_features")
-    assert [evaluation[k] for k in sizes] == [60, 40, 6, 3, 3, 54]
+    assert [evaluation[k] for k in sizes] == [60, 40, 5, 3, 3, 45]
     assert evaluation["metrics"] == {
         "cnn_accuracy": evaluation["accuracy"],
         "cnn_accuracy_raw": evaluation["accuracy_raw"],
     }
     assert evaluation["accuracy_raw"] > 0.5  # 10 classes, 60 training digits
     assert set(evaluation["seconds"]) == {"convolve_pool", "softmax", "softmax_raw"}
-    assert "tiny: pooled chunk 3/3: features 4..5" in output
+    assert "tiny: pooled chunk 3/3: features 4..4" in output
     log = (workdir / "logs" / "tiny" / "classify_pooled.log").read_text()
-    assert "on 54 pooled features" in log
+    assert "on 45 pooled features" in log
 
 
 def test_a_finished_run_has_nothing_to_do(finished):
