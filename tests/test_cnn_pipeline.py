@@ -17,7 +17,7 @@ from workflow_helpers import BIN, copy_workflow, dry_run, workflow_environment
 
 pytestmark = [pytest.mark.full, pytest.mark.slow]
 
-RECORD = {"write_config": 1, "log_mlflow": 1}  # config.json and the MLflow run follow any key
+RECORD = {"write_config": 1, "log_mlflow": 1, "all": 1}  # config.json and MLflow follow any key
 
 
 def write_config(workdir, config, url):
