@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from scipy.special import expit
 from shared_data import shared_file
+from tiny_pipeline import CNN_HIDDEN as HIDDEN
+from tiny_pipeline import TINY_CNN as CONFIG
 
 from sparseae.config import ConfigError, fingerprint, resolve_config, trajectory_config
 from sparseae.errors import ForeignResultError, ResultFileError
@@ -64,27 +66,6 @@ def test_mean_pooling_equals_a_loop_and_refuses_sizes_that_do_not_divide():
     np.testing.assert_allclose(pooled, expected, rtol=0, atol=1e-15)
     with pytest.raises(ValueError, match="pool size 4 does not divide the convolved 6×9"):
         mean_pool(convolved, 4)
-
-
-HIDDEN, PER_CHUNK, POOL = 5, 2, 7
-CONFIG = {  # also the end-to-end test's experiment (tests/test_cnn_pipeline.py)
-    "run": ["tiny"],
-    "experiments": {
-        "tiny": {
-            "dataset": {"source": "sample-photos"},
-            "patches": {"size": 8, "count": 400, "normalize": False},
-            "model": {"visible_size": 64, "hidden_size": HIDDEN, "rho": 0.05},
-            "training": {"chunks": 1, "iterations_per_chunk": 5},
-            "gradcheck": {"num_examples": 5, "hidden_size": 3},
-            "cnn": {
-                "images": {"train": {"start": 0, "stop": 60}, "test": {"start": 60, "stop": 100}},
-                "pool_size": POOL,
-                "features_per_chunk": PER_CHUNK,
-                "softmax": {"max_iter": 20},
-            },
-        }
-    },
-}
 
 
 @pytest.fixture

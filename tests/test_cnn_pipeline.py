@@ -12,7 +12,7 @@ import pytest
 import yaml
 from http_mirror import MNIST_TEST_FILES, MirrorServer
 from shared_data import SHARED_DIR, shared_file
-from test_cnn import CONFIG
+from tiny_pipeline import TINY_CNN as CONFIG
 from workflow_helpers import BIN, copy_workflow, dry_run, workflow_environment
 
 pytestmark = [pytest.mark.full, pytest.mark.slow]
