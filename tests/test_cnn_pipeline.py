@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 
 import pytest
 import yaml
 from http_mirror import MNIST_TEST_FILES, MirrorServer
 from shared_data import SHARED_DIR, shared_file
 from tiny_pipeline import TINY_CNN as CONFIG
-from workflow_helpers import BIN, copy_workflow, dry_run, workflow_environment
+from tiny_pipeline import run
+from workflow_helpers import copy_workflow, dry_run
 
 pytestmark = [pytest.mark.full, pytest.mark.slow]
 
@@ -32,15 +32,7 @@ def finished(tmp_path_factory):
     workdir = copy_workflow(tmp_path_factory.mktemp("cnn") / "work")
     with MirrorServer(SHARED_DIR / "data") as mirror:
         write_config(workdir, CONFIG, mirror.url)
-        result = subprocess.run(
-            [str(BIN / "snakemake"), "--cores", "2", "--configfile", "config/test.yaml"],
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env=workflow_environment(),
-        )
-        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        result = run(workdir)
         yield workdir, mirror.url, result.stdout + result.stderr
 
 
