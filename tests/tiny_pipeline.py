@@ -28,6 +28,29 @@ TINY = {
 }
 
 
+# The convolution-and-pooling experiment (tests/test_cnn*.py): 8x8 features of the sample
+# photos convolved over t10k digits, 5 features in pooled chunks of 2 + 2 + 1.
+CNN_HIDDEN = 5
+TINY_CNN = {
+    "run": ["tiny"],
+    "experiments": {
+        "tiny": {
+            "dataset": {"source": "sample-photos"},
+            "patches": {"size": 8, "count": 400, "normalize": False},
+            "model": {"visible_size": 64, "hidden_size": CNN_HIDDEN, "rho": 0.05},
+            "training": {"chunks": 1, "iterations_per_chunk": 5},
+            "gradcheck": {"num_examples": 5, "hidden_size": 3},
+            "cnn": {
+                "images": {"train": {"start": 0, "stop": 60}, "test": {"start": 60, "stop": 100}},
+                "pool_size": 7,
+                "features_per_chunk": 2,
+                "softmax": {"max_iter": 20},
+            },
+        }
+    },
+}
+
+
 def make_workdir(folder: Path, extra: dict | None = None) -> Path:
     """Copy the workflow into ``folder`` and write config/test.yaml (TINY updated by extra)."""
     copy_workflow(folder)

@@ -14,6 +14,8 @@ from sparseae.config.environment import device_problems
 from sparseae.config.environment import input_path_problems, workflow_input_problems
 from sparseae.config.sweeps import grid_settings
 from sparseae.data import SOURCES, DatasetError, dataset_checksum
+from sparseae.pipeline.cnn import pooling_config
+from sparseae.pipeline.cnn import num_pooled_chunks as pooled_chunk_count
 from sparseae.pipeline.experiment import EVALUATION_FILES, RESULT_FILES, data_config
 from sparseae.tracking.settings import SWEEP_TAG, resolve_tracking_uri, sqlite_path
 from sparseae.tracking.store import store_marker
@@ -226,6 +228,41 @@ def evaluation_outputs(wildcards):
     return [f"results/{name}/{f}" for f in EVALUATION_FILES] if evaluates(name) else []
 
 
+def cnn_targets(name):
+    """cnn_evaluation.json of an experiment with a `cnn` section (none else)."""
+    return [f"results/{name}/cnn_evaluation.json"] if EXPERIMENTS[name].get("cnn") else []
+
+
+def cnn_outputs(wildcards):
+    return cnn_targets(wildcards.experiment)
+
+
+def cnn_fetched(wildcards):
+    """The download marker of the split whose images are convolved (cnn.images)."""
+    images = EXPERIMENTS[wildcards.experiment].cnn["images"]
+    return f"resources/{images['source']}/fetched-{images['split']}.json"
+
+
+def num_pooled_chunks(wildcards):
+    return pooled_chunk_count(EXPERIMENTS[wildcards.experiment])
+
+
+def pooled_chunks(wildcards):
+    return [
+        f"results/{wildcards.experiment}/pooled/{k}.npz"
+        for k in range(1, num_pooled_chunks(wildcards) + 1)
+    ]
+
+
+def pooling_settings(wildcards):
+    """Params of the pooled chunks: the `cnn` settings but the classifier's."""
+    return pooling_config(EXPERIMENTS[wildcards.experiment])
+
+
+def cnn_softmax(wildcards):
+    return copy.deepcopy(EXPERIMENTS[wildcards.experiment].cnn["softmax"])
+
+
 def final_targets():
     """Targets of the all-rule: every result file of each experiment in `run`, and its MLflow log."""
     targets = []
@@ -233,6 +270,7 @@ def final_targets():
         targets += [f"results/{name}/{f}" for f in RESULT_FILES]
         if evaluates(name):
             targets += [f"results/{name}/{f}" for f in EVALUATION_FILES]
+        targets += cnn_targets(name)
         targets.append(f"results/{name}/mlflow.json")
     return targets
 

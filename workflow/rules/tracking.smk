@@ -43,6 +43,7 @@ rule log_mlflow:
         chunks=all_chunks,
         # evaluation.json and the confusion figures of an evaluated experiment (none else).
         evaluation=evaluation_outputs,
+        cnn=cnn_outputs,
         logs=rule_logs,
     output:
         "results/{experiment}/mlflow.json",

@@ -45,11 +45,13 @@ RECOMPUTES = {
     "training.progress_every": "record",
     "gradcheck": "gradcheck",
     "evaluation": "evaluation",
+    "cnn": "pooled",
+    "cnn.softmax": "softmax",
     "resources": "record",
 }
 
 #: The kinds of :data:`RECOMPUTES`, in order of what they redo.
-RECOMPUTE_KINDS = ("trajectory", "chunks", "gradcheck", "evaluation", "record")
+RECOMPUTE_KINDS = ("trajectory", "chunks", "gradcheck", "evaluation", "pooled", "softmax", "record")
 
 
 def rng(seed: int, purpose: str) -> np.random.Generator:

@@ -84,6 +84,7 @@ def experiment_problems(name: str, experiment: Mapping) -> list[str]:
         )
     problems += _dataset_problems(key, experiment)
     problems += _evaluation_problems(key, experiment)
+    problems += cnn_problems(key, experiment)
     if size is not None:
         count = experiment["patches"]["count"]
         num = experiment["gradcheck"]["num_examples"]
@@ -181,6 +182,55 @@ def _evaluation_problems(key: str, experiment: Mapping) -> list[str]:
             f"the autoencoder trains on); allowed: disjoint digit sets"
         ]
     return []
+
+
+def cnn_problems(key: str, experiment: Mapping) -> list[str]:
+    """Convolution: features of the images' channels, a pool dividing the convolved side."""
+    cnn = experiment.get("cnn")
+    if cnn is None:
+        return []
+    features, images = _source(experiment["dataset"]["source"]), _source(cnn["images"]["source"])
+    patch = experiment["patches"]["size"] or (features and features.image_side)
+    if patch is None or images is None:
+        return []  # an unknown source or a patch size of none: refused by the rules above
+    channels = experiment["patches"].get("channels", 1)  # visible_size is checked against it
+    if channels != images.channels:
+        return [
+            f"config key '{key}.cnn.images.source' = '{images.name}' holds images of "
+            f"{images.channels} channel(s), but the features were learned on patches of "
+            f"{channels} (patches.channels); allowed: a source of {channels}-channel images"
+        ]
+    side = images.image_side - patch + 1
+    if side < 1 or side % cnn["pool_size"]:
+        return [
+            f"config key '{key}.cnn.pool_size' = {cnn['pool_size']} does not divide the "
+            f"convolved side {side} ({images.image_side} - patch {patch} + 1); allowed: a "
+            f"divisor of {side}"
+        ]
+    problems = []
+    for part in ("train", "test"):
+        start, stop = cnn_range(cnn, part)
+        if not start < stop <= images.images_held(cnn["images"]["split"]):
+            problems.append(
+                f"config key '{key}.cnn.images.{part}' = {start}..{stop} is no range of the "
+                f"{cnn['images']['split']} split; allowed: 0 <= start < stop <= "
+                f"{images.images_held(cnn['images']['split'])} (stop null = to the end)"
+            )
+    (a1, b1), (a2, b2) = cnn_range(cnn, "train"), cnn_range(cnn, "test")
+    if max(a1, a2) < min(b1, b2):
+        problems.append(
+            f"config key '{key}.cnn.images.test' ({a2}..{b2}) overlaps '{key}.cnn.images.train' "
+            f"({a1}..{b1}); allowed: disjoint ranges, e.g. train 0..5000 and test 5000..null"
+        )
+    return problems
+
+
+def cnn_range(cnn: Mapping, part: str) -> tuple[int, int]:
+    """``(start, stop)`` of the ``train`` or ``test`` images of ``cnn.images`` (stop resolved)."""
+    images = cnn["images"]
+    held = _source(images["source"]).images_held(images["split"])
+    stop = images[part]["stop"]
+    return int(images[part]["start"]), int(held if stop is None else stop)
 
 
 def examples_count(experiment: Mapping) -> tuple[int, str]:

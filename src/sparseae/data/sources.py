@@ -39,6 +39,7 @@ class Source:
     whiten: bool = False
     splits: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     image_side: int | None = None
+    channels: int = 1  # colour planes of each image (the patch's last axis)
     num_images: Mapping[str, int] = field(default_factory=dict)
     archive: FileSpec | None = None
 
