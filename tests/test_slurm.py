@@ -72,6 +72,11 @@ def slurm_problem() -> str | None:
 @pytest.fixture(scope="module")
 def cluster() -> dict[str, str]:
     """The default partition and the user's first account, or skip (fail on CI)."""
+    # Started in the background of a shell (`make test-all` runs these tests with `&`), pytest
+    # inherits SIGINT ignored, and so would every Snakemake it starts: the Ctrl-C the cancel
+    # test sends would never arrive. A handler here is reset to the default in each child.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     reason = slurm_problem()
     if reason is not None:
         if os.environ.get("SPARSEAE_REQUIRE_SLURM") == "1":
