@@ -67,18 +67,29 @@ run: $(BIN)/.installed
 # The tiers are pytest markers (pyproject.toml): `make test` runs the fast tier, `make
 # test-all` everything (CI, .ci/run). Extra pytest arguments: PYTEST_ARGS, e.g.
 # make test PYTEST_ARGS="-k tracking". A test module's tests stay on one worker in test-all
-# (--dist loadfile): its module fixtures run a whole workflow once.
+# (--dist loadfile): its module fixtures run a whole workflow once. Modules are handed out in
+# collection order, the longest first (tests/conftest.py, LONGEST_FIRST).
 PYTEST_ARGS ?=
 PYTEST = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n $(TEST_JOBS)
 
 test: $(BIN)/.installed
 	$(PYTEST) -m "fast and not full" $(PYTEST_ARGS)
 
-# The Slurm tests run last and alone: they submit, cancel and wait on jobs of the one-node
-# cluster, whose timings other tests running beside them would stretch.
+# The Slurm tests (one process, serially: they submit, cancel and wait on jobs of the one-node
+# cluster) run beside the others, started first: most of their time is spent waiting for
+# Slurm's status polls, which costs no CPU. The extra load only stretches them (their waits
+# are bounded by generous timeouts; a slower chunk is easier to cancel in the act). Their
+# output goes to SLURM_LOG (under the ignored logs/) and is printed after the others';
+# test-all fails if either part fails.
+SLURM_LOG ?= logs/test-all-slurm.log
 test-all: $(BIN)/.installed
-	$(PYTEST) --dist loadfile -m "not slurm" $(PYTEST_ARGS)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m slurm $(PYTEST_ARGS)
+	@mkdir -p $(dir $(SLURM_LOG))
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m slurm $(PYTEST_ARGS) \
+		>$(SLURM_LOG) 2>&1 & slurm=$$!; \
+	$(PYTEST) --dist loadfile --no-loadscope-reorder -m "not slurm" $(PYTEST_ARGS); others=$$?; \
+	wait $$slurm; slurm_status=$$?; \
+	echo "== the Slurm tests (pytest -m slurm, run beside the others):"; cat $(SLURM_LOG); \
+	test $$others -eq 0 && test $$slurm_status -eq 0
 
 # Serves the UI in the foreground (Ctrl-C stops it); beside it, a watcher waits until the
 # server answers (~30 s), then prints each experiment's runs table in the model-training view

@@ -9,6 +9,24 @@ from shared_data import SHARED_DIR, load_reference, shared_file
 
 # --- test tiers (pyproject.toml's markers) ---------------------------------------------------
 TIERS = ("fast", "full")
+#: The modules that run whole workflows, longest first (CI's --durations). `make test-all`
+#: hands modules to its two workers in collection order (--dist loadfile,
+#: --no-loadscope-reorder): these start first and the short modules fill in at the end,
+#: instead of one long module running alone while the other worker idles.
+LONGEST_FIRST = (
+    "test_stacked_pipeline.py",
+    "test_sweep.py",
+    "test_reruns.py",
+    "test_tracking_faults.py",
+    "test_reliability.py",
+    "test_pipeline.py",
+    "test_pipeline_dtype.py",
+    "test_install.py",
+    "test_mnist_pipeline.py",
+    "test_tracking_workflow.py",
+    "test_tracking_browser.py",
+    "test_array_api_resume.py",
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects
@@ -26,6 +44,9 @@ def pytest_collection_modifyitems(config, items):
             item.get_closest_marker(m) for m in ("slow", "slurm")
         ):
             item.add_marker(pytest.mark.full)
+    # A stable sort: tests keep their order within a module.
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def _tiers(item) -> set[str]:

@@ -72,6 +72,11 @@ def slurm_problem() -> str | None:
 @pytest.fixture(scope="module")
 def cluster() -> dict[str, str]:
     """The default partition and the user's first account, or skip (fail on CI)."""
+    # Started in the background of a shell (`make test-all` runs these tests with `&`), pytest
+    # inherits SIGINT ignored, and so would every Snakemake it starts: the Ctrl-C the cancel
+    # test sends would never arrive. A handler here is reset to the default in each child.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     reason = slurm_problem()
     if reason is not None:
         if os.environ.get("SPARSEAE_REQUIRE_SLURM") == "1":
@@ -593,9 +598,11 @@ def test_cancelled_group_job_resumes_at_the_chunk_in_progress(
         time.sleep(0.5)
     # The executor plugin (2.8.0) compares sacct's state with "CANCELLED" exactly, reads
     # "CANCELLED by <uid>" as still running and would wait forever: stop Snakemake as a user
-    # would (Ctrl-C), once Slurm has recorded the cancel.
+    # would (Ctrl-C), once Slurm has recorded the cancel. Snakemake then joins its status-poll
+    # thread, which may be in a sleep of up to 180 s (the plugin's longest poll interval) and
+    # is slower still on a loaded runner: the bound leaves room for both.
     os.killpg(process.pid, signal.SIGINT)
-    returncode, log = wait_snakemake(process, log_path, timeout=300)
+    returncode, log = wait_snakemake(process, log_path, timeout=600)
     assert returncode != 0, log[-4000:]
     # The finished steps are kept (the cancelled job cost only the chunk in progress).
     assert (result / "patches.npz").exists() and (result / "gradcheck.json").exists()
