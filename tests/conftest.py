@@ -17,6 +17,7 @@ LONGEST_FIRST = (
     "test_stacked_pipeline.py",
     "test_sweep.py",
     "test_reruns.py",
+    "test_cnn_pipeline.py",
     "test_tracking_faults.py",
     "test_reliability.py",
     "test_pipeline.py",
