@@ -12,7 +12,7 @@ from sparseae.io import read_json, write_json
 from sparseae.model.train import load_checkpoint
 from sparseae.tracking import sync
 from sparseae.tracking.results import MetricPoint, flatten_params, param_value
-from sparseae.tracking.store import check_reachable, ensure_experiment, exclusive_lock
+from sparseae.tracking.store import exclusive_lock, init_store
 from sparseae.tracking.sync import RunSpec, Session
 
 STAGE_TAG = "sparseae.stage"
@@ -76,10 +76,11 @@ def log_stacked(
         },
         artifacts=artifacts,
     )
-    check_reachable(tracking_uri, folder)
     session = Session(tracking_uri, folder)
     with exclusive_lock(f"{tracking_uri}#{experiment_name}#{name}"):
-        experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir=folder)
+        experiment_id = init_store(tracking_uri, experiment_name, results_dir=folder)[
+            experiment_name
+        ]
         synced = sync.sync_run(session, experiment_id, parent_spec)
         parent_id = synced.run.info.run_id
         logged, stage_runs = {"parent": synced.logged}, {}

@@ -42,6 +42,8 @@ configure_http_retries()
 #: Tells the MLflow UI these are model-training experiments (runs table, not the GenAI view).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+#: Tags every experiment the pipeline creates carries (its views: :mod:`.views`).
+EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
 
 #: The UI's "shared view" ``viewStateShareKey=<RUNS_VIEW_KEY>`` (see :mod:`.views`).
 RUNS_VIEW_KEY = "sparseae"
@@ -147,19 +149,16 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 def _is_busy(exc: BaseException) -> bool:
     """sqlite lock contention, or a server saying it is temporarily unavailable (HTTP 503)."""
     import requests
-    from mlflow.exceptions import MlflowException
 
-    causes = list(_causes(exc))
-    for cause in causes:
+    for cause in _causes(exc):
         if isinstance(cause, sqlite3.OperationalError):
             # The primary result code (the low byte): SQLITE_BUSY or SQLITE_LOCKED.
             code = getattr(cause, "sqlite_errorcode", 0) & 0xFF
             return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return any(
-        isinstance(cause, requests.exceptions.RetryError)
-        or (isinstance(cause, MlflowException) and cause.error_code == "TEMPORARILY_UNAVAILABLE")
-        for cause in causes
-    )
+        if isinstance(cause, requests.exceptions.RetryError):
+            return True
+    # MlflowException's code for HTTP 503.
+    return any(getattr(c, "error_code", None) == "TEMPORARILY_UNAVAILABLE" for c in _causes(exc))
 
 
 def _is_unreachable(exc: BaseException) -> bool:
@@ -200,17 +199,6 @@ def check_writable_folder(folder: Path, what: str) -> None:
             f"{what} {folder} is not writable{hint}: {exc.strerror or exc}; fix the path or its "
             f"permissions before training (nothing was trained or logged)"
         ) from exc
-
-
-def default_artifact_root(uri: str) -> Path | None:
-    """``<folder of mlflow.db>/mlartifacts`` for a local sqlite store, else ``None``."""
-    db = sqlite_path(uri)
-    return db.resolve().parent / "mlartifacts" if db is not None else None
-
-
-def experiment_tags() -> dict[str, str]:
-    """Tags every experiment the pipeline creates carries (its views: :mod:`.views`)."""
-    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
 
 
 def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None:
@@ -285,13 +273,17 @@ def init_store(
     *,
     token: str | None = None,
     marker: str | os.PathLike | None = None,
+    results_dir=None,
 ) -> dict[str, str]:
     """Create the store and the experiments once (idempotent, safe concurrently); check
-    everything a run will need; write ``marker``. Returns experiment name -> id."""
+    everything a run will need; write ``marker``. Returns experiment name -> id. Every logger
+    opens its experiment here too (``results_dir``: named if the server is not reachable)."""
     names = [experiment_names] if isinstance(experiment_names, str) else list(experiment_names)
-    check_reachable(tracking_uri)
+    check_reachable(tracking_uri, results_dir)
     db = sqlite_path(tracking_uri)
-    root = default_artifact_root(tracking_uri) if artifact_location is None else artifact_location
+    root = artifact_location
+    if root is None and db is not None:
+        root = db.resolve().parent / "mlartifacts"
     if db is not None:
         check_writable_folder(db.resolve().parent, "folder of the MLflow database")
     local_root = local_artifact_path(root) if root is not None else None
@@ -304,7 +296,7 @@ def init_store(
         mlflow_client = client(tracking_uri)
         ids = {}
         for name in names:
-            ids[name] = _find_or_create(tracking_uri, mlflow_client, name, root)
+            ids[name] = _find_or_create(tracking_uri, mlflow_client, name, root, results_dir)
             experiment = call(tracking_uri, mlflow_client.get_experiment, ids[name])
             local = local_artifact_path(experiment.artifact_location)
             if local is not None and not is_http_uri(tracking_uri):
@@ -340,16 +332,6 @@ def _record_token(uri: str, mlflow_client, token: str | None, experiment_ids: li
                 call(uri, mlflow_client.set_experiment_tag, experiment_id, key, value)
 
 
-def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
-    """Return the id of experiment ``name``, creating the store/experiment if needed."""
-    db = sqlite_path(tracking_uri)
-    with exclusive_lock(tracking_uri) if db is not None else contextlib.nullcontext():
-        if db is not None:
-            prepare_sqlite_store(db)
-        root = default_artifact_root(tracking_uri)
-        return _find_or_create(tracking_uri, client(tracking_uri), name, root, results_dir)
-
-
 def _find_or_create(uri: str, mlflow_client, name: str, root, results_dir=None) -> str:
     from mlflow.exceptions import MlflowException
 
@@ -361,7 +343,7 @@ def _find_or_create(uri: str, mlflow_client, name: str, root, results_dir=None) 
                 f"experiments restore --experiment-id {found.experiment_id}) or delete it for "
                 f"good (mlflow gc) before logging"
             )
-        for key, value in experiment_tags().items():
+        for key, value in EXPERIMENT_TAGS.items():
             if found.tags.get(key) != value:
                 tag = mlflow_client.set_experiment_tag
                 call(uri, tag, found.experiment_id, key, value, results_dir=results_dir)
@@ -376,7 +358,7 @@ def _find_or_create(uri: str, mlflow_client, name: str, root, results_dir=None) 
             mlflow_client.create_experiment,
             name,
             artifact_location=location,
-            tags=experiment_tags(),
+            tags=EXPERIMENT_TAGS,
         )
     except MlflowException:
         # Another process created it between our lookup and creation (a server is shared).
@@ -441,17 +423,16 @@ def _short(cause: object) -> str:
     import http.client
     import socket
 
-    reasons = (
-        (ConnectionRefusedError, "connection refused"),
-        (http.client.RemoteDisconnected, "connection closed"),
-        (ConnectionResetError, "connection reset"),
-        (TimeoutError, "timed out"),
-        (socket.gaierror, "host name not resolved"),
-    )
-    if isinstance(cause, BaseException):
-        for item in _causes(cause):
-            found = next((text for kind, text in reasons if isinstance(item, kind)), None)
-            if found:
-                return found
+    reasons = {
+        ConnectionRefusedError: "connection refused",
+        http.client.RemoteDisconnected: "connection closed",
+        ConnectionResetError: "connection reset",
+        TimeoutError: "timed out",
+        socket.gaierror: "host name not resolved",
+    }
+    for item in _causes(cause) if isinstance(cause, BaseException) else ():
+        found = [text for kind, text in reasons.items() if isinstance(item, kind)]
+        if found:
+            return found[0]
     text = str(cause)
     return text if len(text) <= 300 else text[:300] + "..."
