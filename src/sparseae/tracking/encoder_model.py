@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import mlflow
 import numpy as np
@@ -23,11 +24,6 @@ class SparseEncoder(PythonModel):
         v, h = int(sizes["visible_size"]), int(sizes["hidden_size"])
         with np.load(context.artifacts["theta"], allow_pickle=False) as data:
             theta = np.asarray(data["theta"], dtype=np.float64)
-        if theta.shape != (2 * h * v + h + v,):
-            raise ValueError(
-                f"theta.npz holds {theta.shape[0]} values, the model config "
-                f"(visible_size {v}, hidden_size {h}) needs {2 * h * v + h + v}"
-            )
         self.W1 = theta[: h * v].reshape((h, v), order="F")
         self.b1 = theta[2 * h * v : 2 * h * v + h]
 
@@ -66,12 +62,11 @@ def log_encoder(
     experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
     # Model logging reads the global tracking URI and experiment: set for this call only, and
     # the user's environment (which set_tracking_uri overwrites) restored afterwards.
-    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
     previous_uri = mlflow.get_tracking_uri()
-    with tempfile.TemporaryDirectory() as tmp:
+    environ = mock.patch.dict(os.environ, MLFLOW_EXPERIMENT_ID=experiment_id)
+    with tempfile.TemporaryDirectory() as tmp, environ:
         try:
             mlflow.set_tracking_uri(tracking_uri)
-            os.environ["MLFLOW_EXPERIMENT_ID"] = experiment_id
             # The layer sizes travel as a small JSON artifact: a model_config would also be
             # logged as params of the run, beside the config's own.
             sizes = Path(tmp) / "sizes.json"
@@ -94,8 +89,3 @@ def log_encoder(
             )
         finally:
             mlflow.set_tracking_uri(previous_uri)
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value

@@ -14,6 +14,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -101,6 +102,21 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
             f"{kind} ({response.text.strip()[:60]!r}) instead of 'OK'; fix tracking.uri / "
             f"MLFLOW_TRACKING_URI (the address of `mlflow server`, e.g. http://HOST:5000)"
         )
+
+
+@dataclass(frozen=True)
+class Session:
+    """A store's ``MlflowClient`` whose calls go through :func:`call`."""
+
+    uri: str
+    results_dir: Path | None = None
+
+    def __getattr__(self, name: str) -> Callable:
+        return self.retry(getattr(client(self.uri), name))
+
+    def retry(self, fn: Callable) -> Callable:
+        """``fn`` called through :func:`call`."""
+        return functools.partial(call, self.uri, fn, results_dir=self.results_dir)
 
 
 @functools.cache
@@ -203,7 +219,7 @@ def check_writable_folder(folder: Path, what: str) -> None:
 
 def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None:
     """The MLflow UI address of an experiment's runs table (``None`` if there is none)."""
-    found = call(tracking_uri, client(tracking_uri).get_experiment_by_name, experiment_name)
+    found = Session(tracking_uri).get_experiment_by_name(experiment_name)
     if found is None:
         return None
     url = f"{base_url.rstrip('/')}/#/experiments/{found.experiment_id}/runs"
@@ -215,13 +231,8 @@ def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None
 
 def pipeline_experiments(tracking_uri: str) -> list[str]:
     """Names of the store's active experiments made by the pipeline (kind tag), oldest first."""
-    mlflow_client = client(tracking_uri)
-    found = call(
-        tracking_uri,
-        mlflow_client.search_experiments,
-        filter_string=f"tags.`{EXPERIMENT_KIND_TAG}` = '{EXPERIMENT_KIND}'",
-        order_by=["creation_time ASC"],
-    )
+    kind = f"tags.`{EXPERIMENT_KIND_TAG}` = '{EXPERIMENT_KIND}'"
+    found = Session(tracking_uri).search_experiments(filter_string=kind, order_by=["creation_time"])
     return [e.name for e in found]
 
 
@@ -278,6 +289,8 @@ def init_store(
     """Create the store and the experiments once (idempotent, safe concurrently); check
     everything a run will need; write ``marker``. Returns experiment name -> id. Every logger
     opens its experiment here too (``results_dir``: named if the server is not reachable)."""
+    from mlflow.exceptions import MlflowException
+
     names = [experiment_names] if isinstance(experiment_names, str) else list(experiment_names)
     check_reachable(tracking_uri, results_dir)
     db = sqlite_path(tracking_uri)
@@ -290,21 +303,25 @@ def init_store(
     if local_root is not None and not is_http_uri(tracking_uri):
         # Checked before any experiment points at it (a server resolves paths on its side).
         check_writable_folder(local_root, "MLflow artifact location")
+    if token is None and marker is not None:
+        token = Path(marker).stem[len(MARKER_PREFIX) :]
     with exclusive_lock(tracking_uri):
         if db is not None:
             prepare_sqlite_store(db)
-        mlflow_client = client(tracking_uri)
+        session = Session(tracking_uri, results_dir)
+        # The token and a local store's folder name the store for its lifetime: kept once set.
+        held = {STORE_TOKEN_TAG: read_store_token(tracking_uri) or token}
+        held[STORE_FOLDER_TAG] = str(db.resolve().parent) if db is not None else None
         ids = {}
         for name in names:
-            ids[name] = _find_or_create(tracking_uri, mlflow_client, name, root, results_dir)
-            experiment = call(tracking_uri, mlflow_client.get_experiment, ids[name])
+            experiment = _find_or_create(session, name, root)
+            ids[name] = experiment.experiment_id
             local = local_artifact_path(experiment.artifact_location)
             if local is not None and not is_http_uri(tracking_uri):
-                where = f"MLflow artifact location of experiment {experiment.name!r}"
-                check_writable_folder(local, where)
-        if token is None and marker is not None:
-            token = Path(marker).stem[len(MARKER_PREFIX) :]
-        _record_token(tracking_uri, mlflow_client, token, list(ids.values()))
+                check_writable_folder(local, f"MLflow artifact location of experiment {name!r}")
+            _set_tags(session, experiment, {**EXPERIMENT_TAGS, **held})
+        with contextlib.suppress(MlflowException):  # the default experiment may be deleted
+            _set_tags(session, session.get_experiment("0"), held)
     if marker is not None:
         marker = Path(marker)
         record = {"uri": tracking_uri, "experiments": ids, "token": token}
@@ -317,55 +334,36 @@ def init_store(
     return ids
 
 
-def _record_token(uri: str, mlflow_client, token: str | None, experiment_ids: list[str]) -> None:
-    """Record ``token`` and a local store's folder unless held: they name it for its lifetime."""
-    db = sqlite_path(uri)
-    folder = str(db.resolve().parent) if db is not None else None
-    wanted = {STORE_TOKEN_TAG: read_store_token(uri) or token, STORE_FOLDER_TAG: folder}
-    for experiment_id in ["0", *experiment_ids]:
-        try:
-            found = call(uri, mlflow_client.get_experiment, experiment_id)
-        except Exception:  # noqa: BLE001 - the default experiment may have been deleted
-            continue
-        for key, value in wanted.items():
-            if value and found.lifecycle_stage == "active" and found.tags.get(key) != value:
-                call(uri, mlflow_client.set_experiment_tag, experiment_id, key, value)
+def _set_tags(session: Session, experiment, wanted: dict[str, str | None]) -> None:
+    """Set the tags of ``wanted`` an active experiment does not hold with that value."""
+    for key, value in wanted.items():
+        if value and experiment.lifecycle_stage == "active" and experiment.tags.get(key) != value:
+            session.set_experiment_tag(experiment.experiment_id, key, value)
 
 
-def _find_or_create(uri: str, mlflow_client, name: str, root, results_dir=None) -> str:
+def _find_or_create(session: Session, name: str, root):
+    """Experiment ``name``, created with its artifacts in ``root``/name if there is none."""
     from mlflow.exceptions import MlflowException
 
-    found = call(uri, mlflow_client.get_experiment_by_name, name, results_dir=results_dir)
-    if found is not None:
-        if found.lifecycle_stage == "deleted":
-            raise TrackingError(
-                f"MLflow experiment {name!r} in {uri} is deleted; restore it (mlflow "
-                f"experiments restore --experiment-id {found.experiment_id}) or delete it for "
-                f"good (mlflow gc) before logging"
-            )
-        for key, value in EXPERIMENT_TAGS.items():
-            if found.tags.get(key) != value:
-                tag = mlflow_client.set_experiment_tag
-                call(uri, tag, found.experiment_id, key, value, results_dir=results_dir)
-        return found.experiment_id
-    local = local_artifact_path(root) if root is not None else None
-    location = root and f"{str(root).rstrip('/')}/{_safe_name(name)}"
-    if local is not None:
-        location = (local / _safe_name(name)).as_uri()
-    try:
-        return call(
-            uri,
-            mlflow_client.create_experiment,
-            name,
-            artifact_location=location,
-            tags=EXPERIMENT_TAGS,
+    if session.get_experiment_by_name(name) is None:
+        local = local_artifact_path(root) if root is not None else None
+        location = root and f"{str(root).rstrip('/')}/{_safe_name(name)}"
+        if local is not None:
+            location = (local / _safe_name(name)).as_uri()
+        try:
+            session.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+        except MlflowException:
+            # Another process created it between our lookup and creation (a server is shared).
+            if session.get_experiment_by_name(name) is None:
+                raise
+    found = session.get_experiment_by_name(name)
+    if found.lifecycle_stage == "deleted":
+        raise TrackingError(
+            f"MLflow experiment {name!r} in {session.uri} is deleted; restore it (mlflow "
+            f"experiments restore --experiment-id {found.experiment_id}) or delete it for "
+            f"good (mlflow gc) before logging"
         )
-    except MlflowException:
-        # Another process created it between our lookup and creation (a server is shared).
-        found = call(uri, mlflow_client.get_experiment_by_name, name)
-        if found is None:
-            raise
-        return found.experiment_id
+    return found
 
 
 def prepare_sqlite_store(db: Path) -> None:

@@ -3,8 +3,6 @@ rerun after any failure fills in what is missing and duplicates nothing (docs/pi
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -12,14 +10,15 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sparseae.data.download import file_digests
-from sparseae.errors import TrackingError, TrackingUnavailableError
+from sparseae.errors import TrackingError
 from sparseae.tracking.results import MAX_PARAM_LENGTH, MetricPoint
-from sparseae.tracking.store import call, client
+from sparseae.tracking.store import Session
 
 _log = logging.getLogger(__name__)
 
@@ -36,21 +35,6 @@ NOTE_TAG = "mlflow.note.content"
 MANIFEST_NAME = "manifest.json"
 #: Relative difference under which a stored metric value counts as the same value.
 VALUE_TOLERANCE = 1e-12
-
-
-@dataclass(frozen=True)
-class Session:
-    """A store's ``MlflowClient`` whose calls go through :func:`sparseae.tracking.store.call`."""
-
-    uri: str
-    results_dir: Path | None = None
-
-    def __getattr__(self, name: str) -> Callable:
-        return self.retry(getattr(client(self.uri), name))
-
-    def retry(self, fn: Callable) -> Callable:
-        """``fn`` called through :func:`sparseae.tracking.store.call`."""
-        return functools.partial(call, self.uri, fn, results_dir=self.results_dir)
 
 
 @dataclass
@@ -228,22 +212,16 @@ def file_sha256(path: Path) -> str:
 
 
 def read_manifest(session: Session, run_id: str, run_tags: Mapping) -> dict[str, dict]:
-    """The run's ``manifest.json`` files (path -> sha256, size) if its hash tag confirms it."""
+    """The run's ``manifest.json`` files (path -> sha256, size) if its hash tag confirms it; an
+    absent, unreadable or unconfirmed manifest confirms nothing."""
     from mlflow.exceptions import MlflowException
 
     expected = run_tags.get(MANIFEST_TAG)
-    if not expected:
-        return {}
-    with tempfile.TemporaryDirectory(prefix="sparseae-manifest-") as tmp:
-        try:
-            data = Path(session.download_artifacts(run_id, MANIFEST_NAME, tmp)).read_bytes()
-        except (MlflowException, OSError):  # an absent or unreadable manifest confirms nothing
-            return {}
-    if hashlib.sha256(data).hexdigest() != expected:
-        return {}
-    with contextlib.suppress(ValueError):
-        manifest = json.loads(data)
-        return manifest.get("files", {}) if isinstance(manifest, dict) else {}
+    failures = (MlflowException, OSError, ValueError, TypeError, KeyError)
+    with tempfile.TemporaryDirectory(prefix="sparseae-manifest-") as tmp, suppress(*failures):
+        data = Path(session.download_artifacts(run_id, MANIFEST_NAME, tmp)).read_bytes()
+        if expected and hashlib.sha256(data).hexdigest() == expected:
+            return dict(json.loads(data)["files"])
     return {}
 
 
@@ -269,8 +247,6 @@ def log_artifacts(
             continue
         try:
             session.log_artifact(run_id, str(local), folder or None)
-        except TrackingUnavailableError:
-            raise
         except OSError as exc:
             raise TrackingError(
                 f"uploading {local} to the artifacts of run {run_id} failed: {exc}; check the "
