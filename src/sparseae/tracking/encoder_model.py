@@ -29,10 +29,8 @@ class SparseEncoder(PythonModel):
 
     def predict(self, context, model_input: np.ndarray, params: dict | None = None) -> np.ndarray:
         """``m × v`` examples -> ``m × h`` hidden activations (float64)."""
-        X = np.asarray(model_input, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.W1.shape[1]:
-            raise ValueError(f"input must be m × {self.W1.shape[1]}, got shape {X.shape}")
-        z = X @ self.W1.T + self.b1
+        # The signature (m × v, float64) is enforced by MLflow before this is called.
+        z = np.asarray(model_input, dtype=np.float64) @ self.W1.T + self.b1
         with np.errstate(over="ignore"):
             return 1.0 / (1.0 + np.exp(-z))
 

@@ -17,9 +17,8 @@ from sparseae.io import read_json, write_json
 from sparseae.tracking import sync
 from sparseae.tracking.results import ResultFolder, flatten_params, load_chunk, read_result_folder
 from sparseae.tracking.settings import SWEEP_TAG
-from sparseae.tracking.store import TrackingError, exclusive_lock, init_store
+from sparseae.tracking.store import RUNS_VIEW_TAG, TrackingError, exclusive_lock, init_store
 from sparseae.tracking.sync import RunSpec, Session
-from sparseae.tracking.views import member_name, run_view, set_view, sweep_view
 
 _log = logging.getLogger(__name__)
 
@@ -182,13 +181,9 @@ def log_sweep(
             wanted_tags = {SWEEP_TAG: sweep_name}
             if member.info.experiment_id == experiment_id:
                 wanted_tags[sync.PARENT_TAG] = parent_id
-            else:
+            else:  # MLflow nests runs of one experiment only
                 _log.warning(
-                    "sweep %s: member run %s is in another experiment than the parent run; it "
-                    "is tagged but cannot be nested (log members into experiment %r)",
-                    sweep_name,
-                    run_id,
-                    experiment_name,
+                    "sweep %s: member run %s is not in %r", sweep_name, run_id, experiment_name
                 )
             sync.log_batch(session, run_id, tags=sync.tag_updates(member, wanted_tags))
         set_view(session, experiment_id, sweep_view(swept, last_step))
@@ -238,18 +233,14 @@ def _run_tags(folder: ResultFolder, name: str, extra_tags, parent_run_id) -> dic
         # The workflow that made the results: the Snakefile beside results/, if there.
         "mlflow.source.name": str(snakefile if snakefile.is_file() else folder.path),
     }
-    checksum = folder.summary.get("dataset_checksum")
-    if isinstance(checksum, str):
-        wanted[DATA_TAG] = checksum
-    if folder.final_chunk is not None:
-        wanted[FINAL_CHUNK_TAG] = str(folder.final_chunk)
-    if stop.get("reason"):
-        wanted[STOP_TAG] = str(stop["reason"])
-    commit = folder.environment.get("git.commit")
-    if commit:
-        wanted["mlflow.source.git.commit"] = commit
-    if parent_run_id:
-        wanted[sync.PARENT_TAG] = parent_run_id
+    optional = {
+        DATA_TAG: folder.summary.get("dataset_checksum"),
+        FINAL_CHUNK_TAG: folder.final_chunk,
+        STOP_TAG: stop.get("reason"),
+        "mlflow.source.git.commit": folder.environment.get("git.commit"),
+        sync.PARENT_TAG: parent_run_id,
+    }
+    wanted.update({key: str(value) for key, value in optional.items() if value})
     wanted.update({str(k): str(v) for k, v in extra_tags.items()})
     return wanted
 
@@ -474,14 +465,12 @@ def _description(folder: ResultFolder, experiment_name: str) -> str:
             f"(bound {_sci(grad.get('bound'))})."
         )
     evaluation = folder.evaluation
-    accuracies = {
-        name: evaluation.get(f"accuracy_{name}")
-        for name in ("features", "raw")
-        if isinstance(evaluation.get(f"accuracy_{name}"), int | float)
-    }
-    if accuracies:
-        labels = {"features": "hidden-layer features", "raw": "raw pixels"}
-        text = " vs ".join(f"{100 * v:.2f}% on {labels[name]}" for name, v in accuracies.items())
+    labels = {"features": "hidden-layer features", "raw": "raw pixels"}
+    accuracies = {labels[k]: evaluation.get(f"accuracy_{k}") for k in labels}
+    text = " vs ".join(
+        f"{100 * v:.2f}% on {k}" for k, v in accuracies.items() if isinstance(v, int | float)
+    )
+    if text:
         lines.append(
             f"Self-taught evaluation (softmax, {evaluation.get('n_test', '?')} test digits): "
             f"test accuracy {text}; confusion matrices `confusion_features.png`, "
@@ -489,14 +478,105 @@ def _description(folder: ResultFolder, experiment_name: str) -> str:
         )
     lines.append("Missing files: " + (", ".join(f"`{m}`" for m in folder.missing) or "none") + ".")
     lines.append(
-        "Charts: `cost` (log axis) and `grad_norm` per iteration; the image series `filters` is "
-        "the filter grid at the random start (step 0) and at each chunk end (step slider). The "
-        "model `encoder` returns the hidden activations. The full config is `config.json`; "
-        "versions and threads are the tag `sparseae.environment`; every artifact's sha256 is in "
-        "`manifest.json`."
+        "Charts: `cost` (log axis) and `grad_norm` per iteration; image series `filters`: the "
+        "filter grid at the random start (step 0) and at each chunk end. Model `encoder`: the "
+        "hidden activations. Full config: `config.json`; every artifact's sha256: `manifest.json`."
     )
     return "\n\n".join(lines)
 
 
 def _sci(value) -> str:
     return f"{value:.1e}" if isinstance(value, int | float) else str(value)
+
+
+# How an experiment's runs page opens: MLflow's shared view (experiment tag
+# ``mlflow.sharedViewState.<key>``, loaded by ``?viewStateShareKey=<key>`` in the address
+# ``make ui`` prints), in the UI's own state fields: key figures first, charts ready.
+
+#: Short names of common swept settings in a member's run name (``β3 ρ0.05``).
+SYMBOLS = {"beta": "β", "rho": "ρ", "lambda_": "λ", "hidden_size": "h", "seed": "s"}
+#: Longest run name the runs table's name column shows whole.
+NAME_LENGTH = 16
+_SECTIONS = [
+    {"uuid": "sparseae-model", "name": "Model metrics", "display": True, "isReordered": True},
+    {"uuid": "sparseae-system", "name": "System metrics", "display": True, "isReordered": False},
+]
+
+
+def _card(kind: str, uuid: str, **fields) -> dict:
+    card = {"uuid": f"sparseae-{uuid}", "type": kind, "metricSectionId": "sparseae-model"}
+    return {**card, "deleted": False, "isGenerated": False, "runsCountToCompare": 100, **fields}
+
+
+#: A line card's settings, as the UI writes them (per step, no smoothing, global x axis).
+_LINE = {"xAxisKey": "step", "xAxisScaleType": "linear", "lineSmoothness": 0, "range": {}}
+_LINE.update(useGlobalXaxisKey=True, useGlobalLineSmoothing=True, selectedXAxisMetricKey="")
+
+
+def _line(metric: str, scale: str = "linear") -> dict:
+    return _card(
+        "LINE", metric, metricKey=metric, selectedMetricKeys=[metric], scaleType=scale, **_LINE
+    )
+
+
+def _view(columns: Iterable[str], charts: list[dict], **facets) -> dict:
+    return {
+        "selectedColumns": list(columns),
+        "columnOrder": list(columns),
+        "compareRunCharts": charts,
+        "compareRunSections": _SECTIONS,
+        "isAccordionReordered": True,
+        "hideEmptyCharts": True,
+        **facets,
+    }
+
+
+def run_view(folder: ResultFolder) -> dict:
+    """One experiment's view: final cost (and accuracies) first, cost charts and filters."""
+    columns = ["metrics.`cost`"]
+    if folder.evaluation:
+        columns += ["metrics.`accuracy_features`", "metrics.`accuracy_raw`"]
+    columns += ["metrics.`iterations`", "attributes.`Models`"]
+    step = max((step for step, _ in folder.chunk_ends.values()), default=0)
+    charts = [
+        _card("IMAGE", "filters", imageKeys=["filters"], step=step),
+        _line("cost", "log"),
+    ]
+    return _view(columns, charts)
+
+
+def sweep_view(swept: list[str], step: int) -> dict:
+    """A sweep's view: members listed flat by final cost (sorting un-nests them), the swept
+    values as columns, parallel coordinates of them against the cost, the filter grids."""
+    params = [f"params.`{key}`" for key in swept]
+    charts = [
+        _card("PARALLEL", "parallel", selectedParams=swept, selectedMetrics=["cost"]),
+        _card("IMAGE", "filters", imageKeys=["filters"], step=step),
+        _line("cost", "log"),
+    ]
+    columns = ["metrics.`cost`", *params, "metrics.`iterations`", "attributes.`Models`"]
+    return _view(
+        columns, charts, orderByKey="metrics.`cost`", orderByAsc=True, runsHiddenMode="SHOW_ALL"
+    )
+
+
+def member_name(experiment: Mapping, swept: Iterable[str]) -> str:
+    """A sweep member's run name from its swept values only (``β3 ρ0.05``), at most
+    :data:`NAME_LENGTH` characters."""
+    from sparseae.config.sweeps import format_value
+
+    tokens = []
+    for path in swept:
+        node = experiment
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        leaf = path.rsplit(".", 1)[-1]
+        tokens.append(f"{SYMBOLS.get(leaf, leaf.replace('_', ''))}{format_value(node)}")
+    return " ".join(tokens)[:NAME_LENGTH]
+
+
+def set_view(session, experiment_id: str, state: Mapping) -> None:
+    """Store ``state`` as the experiment's shared view unless it already holds it."""
+    value = json.dumps(state, separators=(",", ":"), ensure_ascii=False)
+    if session.get_experiment(experiment_id).tags.get(RUNS_VIEW_TAG) != value:
+        session.set_experiment_tag(experiment_id, RUNS_VIEW_TAG, value)

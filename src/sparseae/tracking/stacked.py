@@ -59,10 +59,8 @@ def log_stacked(
         ]
     artifacts = [(folder / file, "") for file in STACKED_ARTIFACTS]
     # As for a single run: the rule logs beside results/ unless given.
-    log_dir = folder.parent.parent / "logs" / folder.name if log_dir is None else log_dir
-    if Path(log_dir).is_dir():
-        logs = sorted(Path(log_dir).glob("*.log"))
-        artifacts += [(path, "logs") for path in logs if path.name != "log_stacked.log"]
+    logs = sorted(Path(log_dir or folder.parent.parent / "logs" / folder.name).glob("*.log"))
+    artifacts += [(path, "logs") for path in logs if path.name != "log_stacked.log"]
     parent_spec = RunSpec(
         identity={sync.RUN_KEY_TAG: key_of(config["fingerprints"]), sync.EXPERIMENT_TAG: name},
         name=name,

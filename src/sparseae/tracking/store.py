@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import hashlib
 import logging
 import os
 import shutil
@@ -21,6 +20,7 @@ from typing import TypeVar
 import numpy as np
 
 from sparseae.errors import ArtifactLocationError, TrackingError, TrackingUnavailableError
+from sparseae.identity import key_of
 from sparseae.io import atomic_path, write_json
 from sparseae.tracking.settings import (
     HTTP_RETRY_DEFAULTS,
@@ -43,10 +43,10 @@ configure_http_retries()
 #: Tells the MLflow UI these are model-training experiments (runs table, not the GenAI view).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
-#: Tags every experiment the pipeline creates carries (its views: :mod:`.views`).
+#: Tags every experiment the pipeline creates carries (its views: :func:`.logger.set_view`).
 EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
 
-#: The UI's "shared view" ``viewStateShareKey=<RUNS_VIEW_KEY>`` (see :mod:`.views`).
+#: The UI's "shared view" ``viewStateShareKey=<RUNS_VIEW_KEY>`` (see :func:`.logger.set_view`).
 RUNS_VIEW_KEY = "sparseae"
 RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
 
@@ -189,8 +189,7 @@ def _is_unreachable(exc: BaseException) -> bool:
 @contextlib.contextmanager
 def exclusive_lock(name: str) -> Iterator[None]:
     """Hold an exclusive ``flock`` on a temp-folder lock file named after ``name``."""
-    digest = hashlib.sha256(name.encode()).hexdigest()[:24]
-    lock_path = Path(tempfile.gettempdir()) / f"sparseae-mlflow-{digest}.lock"
+    lock_path = Path(tempfile.gettempdir()) / f"sparseae-mlflow-{key_of(name, 24)}.lock"
     with open(lock_path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -270,10 +269,9 @@ def store_marker(uri: str, folder: str | os.PathLike) -> Path:
     except (OSError, ValueError, sqlite3.Error):  # a store that cannot be asked: as it was
         if earlier:
             return earlier[-1]
-        token = hashlib.sha256(uri.encode()).hexdigest()[:12]
-    if token is None:
-        names = sorted(p.name for p in earlier)
-        token = hashlib.sha256("|".join([uri, *names]).encode()).hexdigest()[:12]
+        token = None
+    # No token recorded yet: a name made of the URI and the markers before it.
+    token = token or key_of([uri, *sorted(p.name for p in earlier)], 12)
     return folder / f"{MARKER_PREFIX}{token}.json"
 
 

@@ -62,8 +62,6 @@ class Synced:
 
     run: Any
     logged: dict[str, Any]
-    #: Params whose current value differs from the logged one: key -> current value.
-    changed: dict[str, str]
     #: ``key@step: run value, files value`` of points that differ (kept as they are).
     conflicts: list[str]
     #: Artifact paths uploaded by this call.
@@ -110,13 +108,9 @@ def sync_run(
                 f"{point.key}@{point.step}: run {have[point.step]!r}, files {point.value!r}"
             )
     if conflicts:
-        _log.warning(
-            "run %s keeps %d metric points that differ from the files (e.g. %s): MLflow cannot "
-            "replace points; the result files hold the current values",
-            run_id,
-            len(conflicts),
-            conflicts[0],
-        )
+        # MLflow cannot replace points; the result files hold the current values.
+        warning = "run %s keeps %d metric points that differ from the files, e.g. %s"
+        _log.warning(warning, run_id, len(conflicts), conflicts[0])
     log_batch(session, run_id, params=params, metrics=todo)
     counts = dict(extra(run, start)) if extra else {}
     wanted = dict(spec.tags)
@@ -144,7 +138,7 @@ def sync_run(
     if revised or CHANGED_PARAMS_TAG in tags:
         logged["revised_metrics"] = sorted(revised)
         logged["changed_params"] = sorted(changed) if CHANGED_PARAMS_TAG in tags else []
-    return Synced(run, logged, changed, conflicts, uploaded)
+    return Synced(run, logged, conflicts, uploaded)
 
 
 def find_or_create(session: Session, experiment_id: str, spec: RunSpec):
