@@ -42,17 +42,18 @@ def log_encoder(
     tracking_uri: str,
     run_id: str,
     theta_path,
+    sizes: tuple[int, int],
     *,
-    visible_size: int,
-    hidden_size: int,
     step: int = 0,
     tags: dict | None = None,
     input_example=None,
 ):
-    """Log ``theta_path`` as the logged model ``encoder`` of run ``run_id``; return its info."""
+    """Log ``theta_path`` (layer ``sizes``: visible, hidden) as the logged model ``encoder`` of
+    run ``run_id``; return its info."""
     from mlflow.models import Model, ModelSignature
     from mlflow.types import Schema, TensorSpec
 
+    visible_size, hidden_size = sizes
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float64), (-1, visible_size))]),
         outputs=Schema([TensorSpec(np.dtype(np.float64), (-1, hidden_size))]),
@@ -67,8 +68,10 @@ def log_encoder(
             mlflow.set_tracking_uri(tracking_uri)
             # The layer sizes travel as a small JSON artifact: a model_config would also be
             # logged as params of the run, beside the config's own.
-            sizes = Path(tmp) / "sizes.json"
-            sizes.write_text(json.dumps({"visible_size": visible_size, "hidden_size": hidden_size}))
+            layers = Path(tmp) / "sizes.json"
+            layers.write_text(
+                json.dumps({"visible_size": visible_size, "hidden_size": hidden_size})
+            )
             # Model.log with an explicit run: mlflow.pyfunc.log_model would start (and end) an
             # active run, changing the run's status and end time.
             return Model.log(
@@ -77,7 +80,7 @@ def log_encoder(
                 flavor_name="pyfunc.ModelFromCode",
                 name="encoder",
                 python_model=str(Path(__file__).resolve()),
-                artifacts={"theta": str(Path(theta_path).resolve()), "sizes": str(sizes)},
+                artifacts={"theta": str(Path(theta_path).resolve()), "sizes": str(layers)},
                 signature=signature,
                 input_example=input_example,
                 pip_requirements=["numpy", "mlflow"],

@@ -407,8 +407,7 @@ def _log_model(session: Session, run, folder: ResultFolder, name: str) -> int:
         session.uri,
         run.info.run_id,
         theta,
-        visible_size=sizes[0],
-        hidden_size=sizes[1],
+        sizes,
         step=step,
         tags={
             MODEL_THETA_TAG: sha,

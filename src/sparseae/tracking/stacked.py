@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sparseae.identity import key_of
 from sparseae.io import read_json, write_json
-from sparseae.model.train import load_checkpoint
+from sparseae.pipeline.chunks import read_chunks
 from sparseae.tracking import sync
 from sparseae.tracking.results import MetricPoint, flatten_params, param_value
 from sparseae.tracking.store import exclusive_lock, init_store
@@ -98,16 +98,14 @@ def log_stacked(
 
 def _stage_spec(stage: str, paths, parent_id: str, config: Mapping, evaluation: Mapping):
     """A stage's child run: its trajectory, cost and gradient norm per iteration, seconds."""
-    records, trajectory = [], {}
-    for path in paths:
-        _, chunk_records, meta = load_checkpoint(path)
-        records += chunk_records
-        trajectory = meta.get("trajectory", trajectory)
+    _, records, metas = read_chunks(paths)
+    trajectory = next((m["trajectory"] for m in reversed(metas) if "trajectory" in m), {})
     points = [MetricPoint("seconds", evaluation["seconds"].get(stage, 0.0), 0, wallclock=True)]
-    for record in records:
-        offset = int(1000 * float(record.get("seconds", 0.0)))
-        for key in ("cost", "grad_norm"):
-            points.append(MetricPoint(key, float(record[key]), int(record["iteration"]), offset))
+    points += [
+        MetricPoint(key, float(r[key]), int(r["iteration"]), int(1000 * float(r["seconds"])))
+        for r in records
+        for key in ("cost", "grad_norm")
+    ]
     fingerprint = config["fingerprints"].get(stage) or key_of(trajectory)
     return RunSpec(
         identity={sync.RUN_KEY_TAG: fingerprint, STAGE_TAG: stage, sync.PARENT_TAG: parent_id},

@@ -224,11 +224,9 @@ def log_artifacts(
 ) -> tuple[list[str], str]:
     """Upload what is absent or changed, then the manifest; return (uploaded, manifest sha)."""
     artifacts = list(artifacts)
-    existing: dict[str, int | None] = {}
-    for folder in sorted({""} | {folder for _, folder in artifacts}):
-        for info in session.list_artifacts(run_id, folder or None):
-            if not info.is_dir:
-                existing[info.path] = info.file_size
+    folders = sorted({""} | {folder for _, folder in artifacts})
+    listed = [info for f in folders for info in session.list_artifacts(run_id, f or None)]
+    existing = {info.path: info.file_size for info in listed if not info.is_dir}
     recorded = read_manifest(session, run_id, run_tags) if existing else {}
     manifest: dict[str, dict] = {}
     uploaded: list[str] = []
