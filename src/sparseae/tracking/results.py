@@ -186,12 +186,10 @@ def _evaluates(experiment: Any) -> bool:
     return isinstance(evaluation, dict) and bool(evaluation.get("enabled"))
 
 
-def param_value(value: Any) -> str:
-    """Render a value as an MLflow param string, truncated with a note past 6000 characters."""
+def param_value(value: Any, limit: int = MAX_PARAM_LENGTH) -> str:
+    """Render a value as an MLflow param (or tag) string, cut to ``limit`` with a note."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    if len(text) > MAX_PARAM_LENGTH:
-        text = text[: MAX_PARAM_LENGTH - len(TRUNCATION_NOTE)] + TRUNCATION_NOTE
-    return text
+    return text if len(text) <= limit else text[: limit - len(TRUNCATION_NOTE)] + TRUNCATION_NOTE
 
 
 def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:

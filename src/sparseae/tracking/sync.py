@@ -17,7 +17,7 @@ from typing import Any
 
 from sparseae.data.download import file_digests
 from sparseae.errors import TrackingError
-from sparseae.tracking.results import MAX_PARAM_LENGTH, MetricPoint
+from sparseae.tracking.results import MAX_PARAM_LENGTH, MetricPoint, param_value
 from sparseae.tracking.store import Session
 
 _log = logging.getLogger(__name__)
@@ -194,10 +194,7 @@ def truncate_tag(text: str) -> str:
     """``text`` cut to MLflow's tag length, with a note where the rest is."""
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
-    note = " ...[more in the config.json artifact]"
-    if len(text) <= MAX_TAG_VAL_LENGTH:
-        return text
-    return text[: MAX_TAG_VAL_LENGTH - len(note)] + note
+    return param_value(text, MAX_TAG_VAL_LENGTH)
 
 
 def file_sha256(path: Path) -> str:
