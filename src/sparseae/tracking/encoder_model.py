@@ -19,8 +19,7 @@ class SparseEncoder(PythonModel):
 
     def load_context(self, context):
         """Read ``theta`` and split off ``W1`` (h × v, column-major as in theta) and ``b1``."""
-        with open(context.artifacts["sizes"], encoding="utf-8") as handle:
-            sizes = json.load(handle)
+        sizes = json.loads(Path(context.artifacts["sizes"]).read_text(encoding="utf-8"))
         v, h = int(sizes["visible_size"]), int(sizes["hidden_size"])
         with np.load(context.artifacts["theta"], allow_pickle=False) as data:
             theta = np.asarray(data["theta"], dtype=np.float64)

@@ -247,8 +247,9 @@ def _run_tags(folder: ResultFolder, name: str, extra_tags, parent_run_id) -> dic
 
 def _last_stop(folder: ResultFolder) -> dict:
     """summary.json's ``stop``, else the last logged chunk's (empty when none recorded)."""
-    if folder.stop:
-        return folder.stop
+    stop = folder.summary.get("stop")
+    if isinstance(stop, dict) and stop:
+        return stop
     return folder.chunk_stops[max(folder.chunk_stops)] if folder.chunk_stops else {}
 
 
@@ -386,10 +387,8 @@ def _log_model(session: Session, run, folder: ResultFolder, name: str) -> int:
     if not theta.is_file() or sizes is None or "summary.json" in folder.missing:
         return 0
     sha = sync.file_sha256(theta)
-    models = session.search_logged_models(
-        experiment_ids=[run.info.experiment_id],
-        filter_string=f"source_run_id = '{run.info.run_id}'",
-    )
+    condition = f"source_run_id = '{run.info.run_id}'"
+    models = session.search_logged_models([run.info.experiment_id], filter_string=condition)
     if any(m.tags.get(MODEL_THETA_TAG) == sha for m in models):
         return 0
     patches = folder.path / "patches.npz"

@@ -79,13 +79,11 @@ class ResultFolder:
     name: str | None = None
     #: Chunks making up the final result; later checkpoints on disk are ``chunks_ignored``.
     chunks_expected: int | None = None
-    chunks_present: list[int] = field(default_factory=list)
     chunks_ignored: list[int] = field(default_factory=list)
     #: Global iteration at the end of each logged chunk and its checkpoint (filter images).
     chunk_ends: dict[int, tuple[int, Path]] = field(default_factory=dict)
-    #: The optimizer's stop of each chunk and of the final one (summary.json's ``stop``).
+    #: The optimizer's stop of each chunk (the final one: summary.json's ``stop``).
     chunk_stops: dict[int, dict] = field(default_factory=dict)
-    stop: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     gradcheck: dict[str, Any] = field(default_factory=dict)
@@ -110,7 +108,7 @@ class ResultFolder:
         value = self.summary.get("final_chunk")
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        return self.chunks_present[-1] if self.chunks_present else None
+        return max(self.chunk_ends, default=None)
 
     def run_key(self) -> str:
         """The run's identity: config.json's ``fingerprint`` (the trajectory key)."""
@@ -138,8 +136,6 @@ def read_result_folder(
     if isinstance(config.get("name"), str):
         folder.name = config["name"]
     folder.summary = _read_object(folder, "summary.json")
-    if isinstance(folder.summary.get("stop"), dict):
-        folder.stop = folder.summary["stop"]
     stops = folder.summary.get("chunk_stops")
     if isinstance(stops, list):
         # The stops the final result was made of; a chunk's own checkpoint fills in the rest.
@@ -220,7 +216,6 @@ def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
             )
         iterations = arrays["iteration"].astype(np.int64)
         metas[k] = meta
-        folder.chunks_present.append(k)
         if isinstance(meta.get("stop"), dict):
             folder.chunk_stops.setdefault(k, meta["stop"])
         _chunk_metrics(folder, arrays, meta, last_step)

@@ -393,8 +393,6 @@ def _store_template() -> Path:
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparseae"
     template = cache / f"mlflow-{metadata.version('mlflow')}-empty-store.db"
-    if template.exists():
-        return template
     cache.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(f"template#{template}"):
         if not template.exists():

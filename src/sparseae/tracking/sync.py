@@ -144,24 +144,16 @@ def sync_run(
 def find_or_create(session: Session, experiment_id: str, spec: RunSpec):
     """The oldest run of the experiment carrying ``spec.identity``, else a new one."""
     condition = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in spec.identity.items())
-    found = session.search_runs(
-        [experiment_id], filter_string=condition, order_by=["attributes.start_time ASC"]
-    )
-    if found:
-        return found[0]
-    return session.create_run(
-        experiment_id,
-        start_time=spec.start_time or int(time.time() * 1000),
-        tags=spec.identity,
-        run_name=spec.name,
-    )
+    order = ["attributes.start_time ASC"]
+    found = session.search_runs([experiment_id], filter_string=condition, order_by=order)
+    start = spec.start_time or int(time.time() * 1000)
+    return found[0] if found else session.create_run(experiment_id, start, spec.identity, spec.name)
 
 
 def supersede(session: Session, experiment_id: str, name: str, current) -> list[str]:
     """Mark the other runs of experiment ``name`` (other trajectories) superseded."""
-    others = session.search_runs(
-        [experiment_id], filter_string=f"tags.`{EXPERIMENT_TAG}` = '{_quote(name)}'"
-    )
+    condition = f"tags.`{EXPERIMENT_TAG}` = '{_quote(name)}'"
+    others = session.search_runs([experiment_id], filter_string=condition)
     marked = []
     for run in others:
         if run.info.run_id == current.info.run_id:
