@@ -9,7 +9,6 @@ from sparseae.tracking.settings import configure_http_retries, resolve_tracking_
 from sparseae.tracking.store import (
     ArtifactLocationError,
     TrackingUnavailableError,
-    check_reachable,
     init_store,
     read_store_token,
     store_marker,
@@ -19,7 +18,6 @@ __all__ = [
     "ArtifactLocationError",
     "ResultsError",
     "TrackingUnavailableError",
-    "check_reachable",
     "configure_http_retries",
     "init_store",
     "log_results",

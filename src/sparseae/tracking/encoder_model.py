@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import mlflow
 import numpy as np
@@ -18,25 +19,17 @@ class SparseEncoder(PythonModel):
 
     def load_context(self, context):
         """Read ``theta`` and split off ``W1`` (h × v, column-major as in theta) and ``b1``."""
-        with open(context.artifacts["sizes"], encoding="utf-8") as handle:
-            sizes = json.load(handle)
+        sizes = json.loads(Path(context.artifacts["sizes"]).read_text(encoding="utf-8"))
         v, h = int(sizes["visible_size"]), int(sizes["hidden_size"])
         with np.load(context.artifacts["theta"], allow_pickle=False) as data:
             theta = np.asarray(data["theta"], dtype=np.float64)
-        if theta.shape != (2 * h * v + h + v,):
-            raise ValueError(
-                f"theta.npz holds {theta.shape[0]} values, the model config "
-                f"(visible_size {v}, hidden_size {h}) needs {2 * h * v + h + v}"
-            )
         self.W1 = theta[: h * v].reshape((h, v), order="F")
         self.b1 = theta[2 * h * v : 2 * h * v + h]
 
     def predict(self, context, model_input: np.ndarray, params: dict | None = None) -> np.ndarray:
         """``m × v`` examples -> ``m × h`` hidden activations (float64)."""
-        X = np.asarray(model_input, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.W1.shape[1]:
-            raise ValueError(f"input must be m × {self.W1.shape[1]}, got shape {X.shape}")
-        z = X @ self.W1.T + self.b1
+        # The signature (m × v, float64) is enforced by MLflow before this is called.
+        z = np.asarray(model_input, dtype=np.float64) @ self.W1.T + self.b1
         with np.errstate(over="ignore"):
             return 1.0 / (1.0 + np.exp(-z))
 
@@ -48,17 +41,18 @@ def log_encoder(
     tracking_uri: str,
     run_id: str,
     theta_path,
+    sizes: tuple[int, int],
     *,
-    visible_size: int,
-    hidden_size: int,
     step: int = 0,
     tags: dict | None = None,
     input_example=None,
 ):
-    """Log ``theta_path`` as the logged model ``encoder`` of run ``run_id``; return its info."""
+    """Log ``theta_path`` (layer ``sizes``: visible, hidden) as the logged model ``encoder`` of
+    run ``run_id``; return its info."""
     from mlflow.models import Model, ModelSignature
     from mlflow.types import Schema, TensorSpec
 
+    visible_size, hidden_size = sizes
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float64), (-1, visible_size))]),
         outputs=Schema([TensorSpec(np.dtype(np.float64), (-1, hidden_size))]),
@@ -66,16 +60,17 @@ def log_encoder(
     experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
     # Model logging reads the global tracking URI and experiment: set for this call only, and
     # the user's environment (which set_tracking_uri overwrites) restored afterwards.
-    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
     previous_uri = mlflow.get_tracking_uri()
-    with tempfile.TemporaryDirectory() as tmp:
+    environ = mock.patch.dict(os.environ, MLFLOW_EXPERIMENT_ID=experiment_id)
+    with tempfile.TemporaryDirectory() as tmp, environ:
         try:
             mlflow.set_tracking_uri(tracking_uri)
-            os.environ["MLFLOW_EXPERIMENT_ID"] = experiment_id
             # The layer sizes travel as a small JSON artifact: a model_config would also be
             # logged as params of the run, beside the config's own.
-            sizes = Path(tmp) / "sizes.json"
-            sizes.write_text(json.dumps({"visible_size": visible_size, "hidden_size": hidden_size}))
+            layers = Path(tmp) / "sizes.json"
+            layers.write_text(
+                json.dumps({"visible_size": visible_size, "hidden_size": hidden_size})
+            )
             # Model.log with an explicit run: mlflow.pyfunc.log_model would start (and end) an
             # active run, changing the run's status and end time.
             return Model.log(
@@ -84,7 +79,7 @@ def log_encoder(
                 flavor_name="pyfunc.ModelFromCode",
                 name="encoder",
                 python_model=str(Path(__file__).resolve()),
-                artifacts={"theta": str(Path(theta_path).resolve()), "sizes": str(sizes)},
+                artifacts={"theta": str(Path(theta_path).resolve()), "sizes": str(layers)},
                 signature=signature,
                 input_example=input_example,
                 pip_requirements=["numpy", "mlflow"],
@@ -94,8 +89,3 @@ def log_encoder(
             )
         finally:
             mlflow.set_tracking_uri(previous_uri)
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -16,14 +17,8 @@ from sparseae.io import read_json, write_json
 from sparseae.tracking import sync
 from sparseae.tracking.results import ResultFolder, flatten_params, load_chunk, read_result_folder
 from sparseae.tracking.settings import SWEEP_TAG
-from sparseae.tracking.store import (
-    TrackingError,
-    check_reachable,
-    ensure_experiment,
-    exclusive_lock,
-)
+from sparseae.tracking.store import RUNS_VIEW_TAG, TrackingError, exclusive_lock, init_store
 from sparseae.tracking.sync import RunSpec, Session
-from sparseae.tracking.views import member_name, run_view, set_view, sweep_view
 
 _log = logging.getLogger(__name__)
 
@@ -61,7 +56,6 @@ def log_results(
     folder = read_result_folder(results_dir, log_dir=log_dir, chunks=chunks)
     key = run_key or folder.run_key()
     name = folder.name or results_dir.name
-    check_reachable(tracking_uri, results_dir)
     start = folder.start_time_ms or int(time.time() * 1000)
     stamp = datetime.fromtimestamp(start / 1000, tz=timezone.utc)
     spec = RunSpec(
@@ -90,7 +84,9 @@ def log_results(
         exclusive_lock(f"results#{results_dir}"),
         exclusive_lock(f"{tracking_uri}#{experiment_name}#{name}"),
     ):
-        experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir)
+        experiment_id = init_store(tracking_uri, experiment_name, results_dir=results_dir)[
+            experiment_name
+        ]
         if SWEEP_TAG not in spec.tags:  # a sweep's view is set by log_sweep
             set_view(session, experiment_id, run_view(folder))
         synced = sync.sync_run(session, experiment_id, spec, extra)
@@ -125,16 +121,12 @@ def log_results(
             f"logged to run {run.info.run_id}, but {results_dir / 'mlflow.json'} cannot be "
             f"written: {exc}"
         ) from exc
+    _log.info("logged %s to %s, run %s", results_dir, tracking_uri, run.info.run_id)
     return run.info.run_id
 
 
-def log_mlflow(results_dir, *, experiment_name: str, tracking_uri: str, **options) -> str:
-    """Rule ``log_mlflow``: :func:`log_results` for one experiment, with a line in its log."""
-    run_id = log_results(
-        results_dir, experiment_name=experiment_name, tracking_uri=tracking_uri, **options
-    )
-    _log.info("logged %s to %s, run %s", results_dir, tracking_uri, run_id)
-    return run_id
+#: Rule ``log_mlflow`` is :func:`log_results` for one experiment.
+log_mlflow = log_results
 
 
 def log_sweep(
@@ -153,7 +145,6 @@ def log_sweep(
     for path in files:
         if not path.is_file():
             raise TrackingError(f"sweep artifact {path} does not exist")
-    check_reachable(tracking_uri)
     member_runs = {str(m): _member_run_id(m, tracking_uri) for m in members}
     experiment_name = experiment_name or sweep_name
     wanted = {"sweep.name": sweep_name, "sweep.members": str(len(member_runs))}
@@ -173,7 +164,7 @@ def log_sweep(
     )
     session = Session(tracking_uri)
     with exclusive_lock(f"{tracking_uri}#{experiment_name}#sweep#{sweep_name}"):
-        experiment_id = ensure_experiment(tracking_uri, experiment_name)
+        experiment_id = init_store(tracking_uri, experiment_name)[experiment_name]
         synced = sync.sync_run(session, experiment_id, spec)
         parent_id = synced.run.info.run_id
         swept = _swept_keys(params)
@@ -190,13 +181,9 @@ def log_sweep(
             wanted_tags = {SWEEP_TAG: sweep_name}
             if member.info.experiment_id == experiment_id:
                 wanted_tags[sync.PARENT_TAG] = parent_id
-            else:
+            else:  # MLflow nests runs of one experiment only
                 _log.warning(
-                    "sweep %s: member run %s is in another experiment than the parent run; it "
-                    "is tagged but cannot be nested (log members into experiment %r)",
-                    sweep_name,
-                    run_id,
-                    experiment_name,
+                    "sweep %s: member run %s is not in %r", sweep_name, run_id, experiment_name
                 )
             sync.log_batch(session, run_id, tags=sync.tag_updates(member, wanted_tags))
         set_view(session, experiment_id, sweep_view(swept, last_step))
@@ -246,107 +233,86 @@ def _run_tags(folder: ResultFolder, name: str, extra_tags, parent_run_id) -> dic
         # The workflow that made the results: the Snakefile beside results/, if there.
         "mlflow.source.name": str(snakefile if snakefile.is_file() else folder.path),
     }
-    checksum = folder.summary.get("dataset_checksum")
-    if isinstance(checksum, str):
-        wanted[DATA_TAG] = checksum
-    if folder.final_chunk is not None:
-        wanted[FINAL_CHUNK_TAG] = str(folder.final_chunk)
-    if stop.get("reason"):
-        wanted[STOP_TAG] = str(stop["reason"])
-    commit = folder.environment.get("git.commit")
-    if commit:
-        wanted["mlflow.source.git.commit"] = commit
-    if parent_run_id:
-        wanted[sync.PARENT_TAG] = parent_run_id
+    optional = {
+        DATA_TAG: folder.summary.get("dataset_checksum"),
+        FINAL_CHUNK_TAG: folder.final_chunk,
+        STOP_TAG: stop.get("reason"),
+        "mlflow.source.git.commit": folder.environment.get("git.commit"),
+        sync.PARENT_TAG: parent_run_id,
+    }
+    wanted.update({key: str(value) for key, value in optional.items() if value})
     wanted.update({str(k): str(v) for k, v in extra_tags.items()})
     return wanted
 
 
 def _last_stop(folder: ResultFolder) -> dict:
     """summary.json's ``stop``, else the last logged chunk's (empty when none recorded)."""
-    if folder.stop:
-        return folder.stop
+    stop = folder.summary.get("stop")
+    if isinstance(stop, dict) and stop:
+        return stop
     return folder.chunk_stops[max(folder.chunk_stops)] if folder.chunk_stops else {}
 
 
 def _filter_image_steps(session: Session, run_id: str) -> set[int]:
     """Steps of the run's ``filters`` image series whose full-size and preview files exist."""
-    found: dict[int, set[str]] = {}
-    for name in (Path(info.path).name for info in session.list_artifacts(run_id, "images")):
+    found: dict[int, set[bool]] = {}
+    for info in session.list_artifacts(run_id, "images"):
         # images/<key>+step+<step>+timestamp+<ms>+<uuid>[+compressed].(png|webp); older
         # MLflow versions used "%" as the separator.
-        parts = name.replace("%", "+").split("+")
-        if len(parts) >= 6 and parts[0] == FILTERS_KEY and parts[1] == "step":
-            try:
-                step = int(parts[2])
-            except ValueError:
-                continue
-            found.setdefault(step, set()).add("preview" if "compressed" in name else "full")
-    return {step for step, kinds in found.items() if kinds == {"full", "preview"}}
+        match = re.match(rf"{FILTERS_KEY}[+%]step[+%](\d+)[+%]timestamp", Path(info.path).name)
+        if match:
+            found.setdefault(int(match[1]), set()).add("compressed" in info.path)
+    return {step for step, kinds in found.items() if len(kinds) == 2}
 
 
-def filter_image(theta, visible_size: int, hidden_size: int):
+def filter_image(theta, sizes: tuple[int, int]):
     """``filters.png``'s grid of ``theta`` as 8-bit grey, enlarged to :data:`FILTER_IMAGE_EDGE`."""
     from sparseae.analysis.visualize import display_network, grey_pixels
     from sparseae.model.autoencoder import unpack
 
-    grid = display_network(unpack(theta, visible_size, hidden_size)[0].T)
+    grid = display_network(unpack(theta, *sizes)[0].T)
     return grey_pixels(grid, max(1, FILTER_IMAGE_EDGE // max(grid.shape)))
 
 
-def _initial_theta(folder: ResultFolder, sizes: tuple[int, int]):
-    """The training's random start (:func:`~sparseae.pipeline.experiment.initial_theta`)."""
-    from sparseae.pipeline.experiment import initial_theta
-
-    seed = folder.config.get("experiment", folder.config).get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        return None
-    return initial_theta({"visible_size": sizes[0], "hidden_size": sizes[1]}, seed)
-
-
 def _model_sizes(folder: ResultFolder) -> tuple[int, int] | None:
-    block = folder.config.get("experiment", folder.config)
-    model = block.get("model") if isinstance(block, dict) else None
+    model = folder.experiment.get("model")
     model = model if isinstance(model, dict) else {}
-    v, h = model.get("visible_size"), model.get("hidden_size")
-    return (v, h) if isinstance(v, int) and isinstance(h, int) else None
+    sizes = (model.get("visible_size"), model.get("hidden_size"))
+    return sizes if all(isinstance(size, int) for size in sizes) else None
 
 
 def _log_filter_images(session: Session, run_id: str, folder: ResultFolder, start: int) -> int:
     """Log the filter grid of the random start (step 0, so the UI's image card, which opens at
     step 0, shows a picture) and of every chunk end not in the run yet (key ``filters``)."""
+    from sparseae.pipeline.experiment import initial_theta
+
     sizes = _model_sizes(folder)
     if sizes is None or math.isqrt(sizes[0]) ** 2 != sizes[0] or not folder.chunk_ends:
         return 0
     done = _filter_image_steps(session, run_id)
-    count = 0
-    initial = None if 0 in done else _initial_theta(folder, sizes)
-    if initial is not None:
-        image = filter_image(initial, *sizes)
-        session.log_image(run_id, image, key=FILTERS_KEY, step=0, timestamp=start, synchronous=True)
-        count += 1
-    for _, (step, path) in sorted(folder.chunk_ends.items()):
-        if step in done or step == 0:
-            continue
-        arrays, _ = load_chunk(path)
-        image = filter_image(arrays["theta"], *sizes)
-        seconds = arrays["seconds"]
-        stamp = start + (int(round(float(seconds[-1]) * 1000)) if seconds.size else 0)
+    seed = folder.experiment.get("seed")
+    images = {}
+    if 0 not in done and isinstance(seed, int) and not isinstance(seed, bool):
+        # The training's random start, drawn as train_chunk draws it.
+        layers = {"visible_size": sizes[0], "hidden_size": sizes[1]}
+        images[0] = (initial_theta(layers, seed), start)
+    for step, path in sorted(folder.chunk_ends.values()):
+        if step not in done | {0}:
+            arrays = load_chunk(path)[0]
+            seconds = arrays["seconds"]
+            stamp = start + (int(round(float(seconds[-1]) * 1000)) if seconds.size else 0)
+            images[step] = (arrays["theta"], stamp)
+    for step, (theta, stamp) in images.items():
+        image = filter_image(theta, sizes)
         session.log_image(
             run_id, image, key=FILTERS_KEY, step=step, timestamp=stamp, synchronous=True
         )
-        done.add(step)
-        count += 1
-    return count
+    return len(images)
 
 
 def _log_datasets(session: Session, run, folder: ResultFolder) -> int:
     """Log the training data (and evaluation data) as dataset inputs not in the run yet."""
-    from sparseae.tracking.datasets import dataset_inputs
-
-    wanted = dataset_inputs(folder)
-    if not wanted:
-        return 0
+    wanted = _dataset_inputs(folder)
     inputs = getattr(run, "inputs", None)
     have = {_dataset_id(d) for d in (inputs.dataset_inputs if inputs is not None else [])}
     todo = [d for d in wanted if _dataset_id(d) not in have]
@@ -359,6 +325,58 @@ def _dataset_id(d) -> tuple:
     return d.dataset.name, d.dataset.digest, tuple(sorted((t.key, t.value) for t in d.tags))
 
 
+def _dataset_inputs(folder: ResultFolder) -> list:
+    """The MLflow dataset inputs of a result folder: the training data, digest = its checksum,
+    and the labeled digits of the evaluation (none without ``dataset_checksum``)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+    from mlflow.utils.validation import MAX_DATASET_DIGEST_SIZE
+
+    checksum = folder.summary.get("dataset_checksum")
+    dataset = folder.experiment.get("dataset")
+    if not isinstance(checksum, str) or not isinstance(dataset, dict):
+        return []
+    source = str(dataset.get("source", "unknown"))
+    name = f"{source}-{dataset['split']}" if dataset.get("split") else source
+    visible = (folder.experiment.get("model") or {}).get("visible_size")
+    location = str(dataset.get("path") or _source_location(source))
+    spec = {"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, visible]}}
+    schema = {"mlflow_tensorspec": {"features": json.dumps([spec]), "targets": None}}
+
+    def entry(entity_name: str, profile: dict, context: str):
+        entity = Dataset(
+            name=entity_name,
+            digest=checksum.split(":", 1)[-1][:MAX_DATASET_DIGEST_SIZE],  # "sha256:<hex>"
+            source_type="http" if location.startswith("http") else "local",
+            source=json.dumps({"uri": location}),
+            schema=json.dumps(schema),
+            profile=json.dumps({**profile, "checksum": checksum}),
+        )
+        return DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)])
+
+    examples = folder.summary.get("num_examples")
+    inputs = [entry(name, {"num_examples": examples, "visible_size": visible}, "training")]
+    evaluation = folder.evaluation
+    if evaluation:
+        classes = evaluation.get("classes")
+        label = f" digits {''.join(map(str, classes))}" if isinstance(classes, list) else ""
+        profile = {"n_train": evaluation.get("n_train"), "n_test": evaluation.get("n_test")}
+        inputs.append(entry(f"{name} labeled{label}", profile, "evaluation"))
+    return inputs
+
+
+def _source_location(source_name: str) -> str:
+    """URL of the first mirror of a downloaded source, else the source's name."""
+    from sparseae.data import SOURCES
+
+    source = SOURCES.get(source_name)
+    if source is None:
+        return source_name
+    if source.mirrors and source.files:
+        return source.mirrors[0] + source.files[0].name
+    return f"sparseae.data:{source_name}"
+
+
 def _log_model(session: Session, run, folder: ResultFolder, name: str) -> int:
     """Log theta.npz as the run's logged model (models from code) unless already there."""
     from sparseae.io import read_npz
@@ -369,10 +387,8 @@ def _log_model(session: Session, run, folder: ResultFolder, name: str) -> int:
     if not theta.is_file() or sizes is None or "summary.json" in folder.missing:
         return 0
     sha = sync.file_sha256(theta)
-    models = session.search_logged_models(
-        experiment_ids=[run.info.experiment_id],
-        filter_string=f"source_run_id = '{run.info.run_id}'",
-    )
+    condition = f"source_run_id = '{run.info.run_id}'"
+    models = session.search_logged_models([run.info.experiment_id], filter_string=condition)
     if any(m.tags.get(MODEL_THETA_TAG) == sha for m in models):
         return 0
     patches = folder.path / "patches.npz"
@@ -390,8 +406,7 @@ def _log_model(session: Session, run, folder: ResultFolder, name: str) -> int:
         session.uri,
         run.info.run_id,
         theta,
-        visible_size=sizes[0],
-        hidden_size=sizes[1],
+        sizes,
         step=step,
         tags={
             MODEL_THETA_TAG: sha,
@@ -448,14 +463,12 @@ def _description(folder: ResultFolder, experiment_name: str) -> str:
             f"(bound {_sci(grad.get('bound'))})."
         )
     evaluation = folder.evaluation
-    accuracies = {
-        name: evaluation.get(f"accuracy_{name}")
-        for name in ("features", "raw")
-        if isinstance(evaluation.get(f"accuracy_{name}"), int | float)
-    }
-    if accuracies:
-        labels = {"features": "hidden-layer features", "raw": "raw pixels"}
-        text = " vs ".join(f"{100 * v:.2f}% on {labels[name]}" for name, v in accuracies.items())
+    labels = {"features": "hidden-layer features", "raw": "raw pixels"}
+    accuracies = {labels[k]: evaluation.get(f"accuracy_{k}") for k in labels}
+    text = " vs ".join(
+        f"{100 * v:.2f}% on {k}" for k, v in accuracies.items() if isinstance(v, int | float)
+    )
+    if text:
         lines.append(
             f"Self-taught evaluation (softmax, {evaluation.get('n_test', '?')} test digits): "
             f"test accuracy {text}; confusion matrices `confusion_features.png`, "
@@ -463,14 +476,105 @@ def _description(folder: ResultFolder, experiment_name: str) -> str:
         )
     lines.append("Missing files: " + (", ".join(f"`{m}`" for m in folder.missing) or "none") + ".")
     lines.append(
-        "Charts: `cost` (log axis) and `grad_norm` per iteration; the image series `filters` is "
-        "the filter grid at the random start (step 0) and at each chunk end (step slider). The "
-        "model `encoder` returns the hidden activations. The full config is `config.json`; "
-        "versions and threads are the tag `sparseae.environment`; every artifact's sha256 is in "
-        "`manifest.json`."
+        "Charts: `cost` (log axis) and `grad_norm` per iteration; image series `filters`: the "
+        "filter grid at the random start (step 0) and at each chunk end. Model `encoder`: the "
+        "hidden activations. Full config: `config.json`; every artifact's sha256: `manifest.json`."
     )
     return "\n\n".join(lines)
 
 
 def _sci(value) -> str:
     return f"{value:.1e}" if isinstance(value, int | float) else str(value)
+
+
+# How an experiment's runs page opens: MLflow's shared view (experiment tag
+# ``mlflow.sharedViewState.<key>``, loaded by ``?viewStateShareKey=<key>`` in the address
+# ``make ui`` prints), in the UI's own state fields: key figures first, charts ready.
+
+#: Short names of common swept settings in a member's run name (``β3 ρ0.05``).
+SYMBOLS = {"beta": "β", "rho": "ρ", "lambda_": "λ", "hidden_size": "h", "seed": "s"}
+#: Longest run name the runs table's name column shows whole.
+NAME_LENGTH = 16
+_SECTIONS = [
+    {"uuid": "sparseae-model", "name": "Model metrics", "display": True, "isReordered": True},
+    {"uuid": "sparseae-system", "name": "System metrics", "display": True, "isReordered": False},
+]
+
+
+def _card(kind: str, uuid: str, **fields) -> dict:
+    card = {"uuid": f"sparseae-{uuid}", "type": kind, "metricSectionId": "sparseae-model"}
+    return {**card, "deleted": False, "isGenerated": False, "runsCountToCompare": 100, **fields}
+
+
+#: A line card's settings, as the UI writes them (per step, no smoothing, global x axis).
+_LINE = {"xAxisKey": "step", "xAxisScaleType": "linear", "lineSmoothness": 0, "range": {}}
+_LINE.update(useGlobalXaxisKey=True, useGlobalLineSmoothing=True, selectedXAxisMetricKey="")
+
+
+def _line(metric: str, scale: str = "linear") -> dict:
+    return _card(
+        "LINE", metric, metricKey=metric, selectedMetricKeys=[metric], scaleType=scale, **_LINE
+    )
+
+
+def _view(columns: Iterable[str], charts: list[dict], **facets) -> dict:
+    return {
+        "selectedColumns": list(columns),
+        "columnOrder": list(columns),
+        "compareRunCharts": charts,
+        "compareRunSections": _SECTIONS,
+        "isAccordionReordered": True,
+        "hideEmptyCharts": True,
+        **facets,
+    }
+
+
+def run_view(folder: ResultFolder) -> dict:
+    """One experiment's view: final cost (and accuracies) first, cost charts and filters."""
+    columns = ["metrics.`cost`"]
+    if folder.evaluation:
+        columns += ["metrics.`accuracy_features`", "metrics.`accuracy_raw`"]
+    columns += ["metrics.`iterations`", "attributes.`Models`"]
+    step = max((step for step, _ in folder.chunk_ends.values()), default=0)
+    charts = [
+        _card("IMAGE", "filters", imageKeys=["filters"], step=step),
+        _line("cost", "log"),
+    ]
+    return _view(columns, charts)
+
+
+def sweep_view(swept: list[str], step: int) -> dict:
+    """A sweep's view: members listed flat by final cost (sorting un-nests them), the swept
+    values as columns, parallel coordinates of them against the cost, the filter grids."""
+    params = [f"params.`{key}`" for key in swept]
+    charts = [
+        _card("PARALLEL", "parallel", selectedParams=swept, selectedMetrics=["cost"]),
+        _card("IMAGE", "filters", imageKeys=["filters"], step=step),
+        _line("cost", "log"),
+    ]
+    columns = ["metrics.`cost`", *params, "metrics.`iterations`", "attributes.`Models`"]
+    return _view(
+        columns, charts, orderByKey="metrics.`cost`", orderByAsc=True, runsHiddenMode="SHOW_ALL"
+    )
+
+
+def member_name(experiment: Mapping, swept: Iterable[str]) -> str:
+    """A sweep member's run name from its swept values only (``β3 ρ0.05``), at most
+    :data:`NAME_LENGTH` characters."""
+    from sparseae.config.sweeps import format_value
+
+    tokens = []
+    for path in swept:
+        node = experiment
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        leaf = path.rsplit(".", 1)[-1]
+        tokens.append(f"{SYMBOLS.get(leaf, leaf.replace('_', ''))}{format_value(node)}")
+    return " ".join(tokens)[:NAME_LENGTH]
+
+
+def set_view(session, experiment_id: str, state: Mapping) -> None:
+    """Store ``state`` as the experiment's shared view unless it already holds it."""
+    value = json.dumps(state, separators=(",", ":"), ensure_ascii=False)
+    if session.get_experiment(experiment_id).tags.get(RUNS_VIEW_TAG) != value:
+        session.set_experiment_tag(experiment_id, RUNS_VIEW_TAG, value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -14,9 +13,9 @@ import numpy as np
 
 from sparseae.environment import environment_info
 from sparseae.errors import ResultsError
-from sparseae.identity import arrays_key, key_of
-from sparseae.io import ParameterFileError, check_result_file, json_member, read_json, read_npz
-from sparseae.model.train import load_checkpoint, records_to_arrays
+from sparseae.io import check_result_file, read_json
+from sparseae.model.train import records_to_arrays
+from sparseae.pipeline.chunks import read_checkpoint
 from sparseae.pipeline.experiment import EVALUATION_FILES, RESULT_FILES
 
 #: MLflow 3's limit on a param value (``mlflow.utils.validation.MAX_PARAM_VAL_LENGTH``).
@@ -74,21 +73,17 @@ class ResultFolder:
     #: (local file, artifact folder or "" for the root)
     artifacts: list[tuple[Path, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    config_sha256: str | None = None
-    chunk1_sha256: str | None = None
     #: The trajectory key (``fingerprint`` of config.json), the run's identity.
     fingerprint: str | None = None
     #: The config experiment's name (config.json ``name``), when recorded.
     name: str | None = None
     #: Chunks making up the final result; later checkpoints on disk are ``chunks_ignored``.
     chunks_expected: int | None = None
-    chunks_present: list[int] = field(default_factory=list)
     chunks_ignored: list[int] = field(default_factory=list)
     #: Global iteration at the end of each logged chunk and its checkpoint (filter images).
     chunk_ends: dict[int, tuple[int, Path]] = field(default_factory=dict)
-    #: The optimizer's stop of each chunk and of the final one (summary.json's ``stop``).
+    #: The optimizer's stop of each chunk (the final one: summary.json's ``stop``).
     chunk_stops: dict[int, dict] = field(default_factory=dict)
-    stop: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     gradcheck: dict[str, Any] = field(default_factory=dict)
@@ -102,24 +97,27 @@ class ResultFolder:
         return not self.missing
 
     @property
+    def experiment(self) -> dict:
+        """config.json's experiment settings (``{}`` if there are none)."""
+        block = self.config.get("experiment", self.config)
+        return block if isinstance(block, dict) else {}
+
+    @property
     def final_chunk(self) -> int | None:
         """The chunk whose theta is the final result (summary.json's, else the last logged)."""
         value = self.summary.get("final_chunk")
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        return self.chunks_present[-1] if self.chunks_present else None
+        return max(self.chunk_ends, default=None)
 
     def run_key(self) -> str:
-        """The run's identity: config.json's ``fingerprint``, else a hash of config and chunk 1."""
+        """The run's identity: config.json's ``fingerprint`` (the trajectory key)."""
         if self.fingerprint:
             return self.fingerprint
-        if self.config_sha256 is None and self.chunk1_sha256 is None:
-            raise ResultsError(
-                f"{self.path}: neither config.json (nor theta.npz's config) nor chunks/1.npz is "
-                f"there, so nothing identifies the execution; pass run_key explicitly"
-            )
-        text = f"{self.config_sha256 or 'no-config'}:{self.chunk1_sha256 or 'no-chunk-1'}"
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        raise ResultsError(
+            f"{self.path}: config.json with its fingerprint is not there, so nothing identifies "
+            f"the execution; rerun `snakemake` to write it, or pass run_key explicitly"
+        )
 
 
 def read_result_folder(
@@ -131,19 +129,13 @@ def read_result_folder(
     if not path.is_dir():
         raise ResultsError(f"result folder {path} does not exist")
     folder = ResultFolder(path=path)
-    config = _read_config(folder)
-    if config is not None:
-        folder.config = config
-        folder.config_sha256 = key_of(config, 64)
-        folder.params.update(science_params(config.get("experiment", config)))
-        if isinstance(config.get("fingerprint"), str):
-            folder.fingerprint = config["fingerprint"]
-        if isinstance(config.get("name"), str):
-            folder.name = config["name"]
+    config = folder.config = _read_object(folder, "config.json")
+    folder.params.update(science_params(folder.experiment))
+    if isinstance(config.get("fingerprint"), str):
+        folder.fingerprint = config["fingerprint"]
+    if isinstance(config.get("name"), str):
+        folder.name = config["name"]
     folder.summary = _read_object(folder, "summary.json")
-    _check_fingerprint(folder, path / "summary.json", folder.summary.get("fingerprint"))
-    if isinstance(folder.summary.get("stop"), dict):
-        folder.stop = folder.summary["stop"]
     stops = folder.summary.get("chunk_stops")
     if isinstance(stops, list):
         # The stops the final result was made of; a chunk's own checkpoint fills in the rest.
@@ -160,8 +152,7 @@ def read_result_folder(
     folder.evaluation = _read_object(folder, "evaluation.json", required=False)
     _read_blocks(folder)
     _read_environment(folder, metas)
-    block = config.get("experiment", config) if isinstance(config, dict) else {}
-    evaluates = _evaluates(block)
+    evaluates = _evaluates(folder.experiment)
     _collect_artifacts(folder, log_dir, RESULT_FILES + (EVALUATION_FILES if evaluates else ()))
     return folder
 
@@ -172,15 +163,9 @@ def flatten_params(config: dict, prefix: str = "") -> dict[str, str]:
     for raw_key, value in config.items():
         key = f"{prefix}{_KEY_FORBIDDEN.sub('_', str(raw_key))}"
         if isinstance(value, dict) and value:
-            nested = flatten_params(value, prefix=f"{key}.")
-            clashes = set(nested) & set(flat)
-            if clashes:
-                raise ResultsError(f"config keys {sorted(clashes)} clash after flattening")
-            flat.update(nested)
-            continue
-        if key in flat:
-            raise ResultsError(f"config key {key!r} clashes with another after flattening")
-        flat[key] = param_value(value)
+            flat.update(flatten_params(value, prefix=f"{key}."))
+        else:
+            flat[key] = param_value(value)
     return flat
 
 
@@ -197,53 +182,21 @@ def _evaluates(experiment: Any) -> bool:
     return isinstance(evaluation, dict) and bool(evaluation.get("enabled"))
 
 
-def param_value(value: Any) -> str:
-    """Render a value as an MLflow param string, truncated with a note past 6000 characters."""
+def param_value(value: Any, limit: int = MAX_PARAM_LENGTH) -> str:
+    """Render a value as an MLflow param (or tag) string, cut to ``limit`` with a note."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    if len(text) > MAX_PARAM_LENGTH:
-        text = text[: MAX_PARAM_LENGTH - len(TRUNCATION_NOTE)] + TRUNCATION_NOTE
-    return text
+    return text if len(text) <= limit else text[: limit - len(TRUNCATION_NOTE)] + TRUNCATION_NOTE
 
 
 def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """One ``chunks/{k}.npz`` as arrays (``theta`` and one per record field) and meta."""
-    try:
-        theta, records, meta = load_checkpoint(path)
-        arrays = records_to_arrays(records)
-    except (OSError, ValueError) as exc:
-        # As the training's own message says: the remedy is to retrain.
-        raise ResultsError(f"{exc}; delete {path} and rerun `snakemake` to recompute it") from exc
-    return {"theta": theta, **arrays}, meta
-
-
-def _read_config(folder: ResultFolder) -> dict | None:
-    config_path = folder.path / "config.json"
-    if config_path.exists():
-        config = read_json(config_path)
-        if not isinstance(config, dict):
-            raise ResultsError(f"{config_path} holds a {type(config).__name__}, not an object")
-        return config
-    folder.missing.append("config.json")
-    theta_path = folder.path / "theta.npz"
-    if theta_path.exists():
-        # theta.npz carries the resolved config too, so a lost config.json still identifies.
-        label = f"theta file {theta_path}"
-        try:
-            members = read_npz(theta_path, [], optional=["config"], label=label)
-            if "config" in members:
-                return json_member(members["config"], "config", label=label, expect=dict)
-        except (FileNotFoundError, ParameterFileError) as exc:
-            raise ResultsError(str(exc)) from exc
-    return None
+    theta, records, meta = read_checkpoint(path)
+    return {"theta": theta, **records_to_arrays(records)}, meta
 
 
 def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
-    chunk_dir = folder.path / "chunks"
-    files = {}
-    if chunk_dir.is_dir():
-        for item in chunk_dir.glob("*.npz"):
-            if item.stem.isdigit() and int(item.stem) >= 1:
-                files[int(item.stem)] = item
+    found = (folder.path / "chunks").glob("*.npz")
+    files = {int(p.stem): p for p in found if p.stem.isdigit() and int(p.stem) >= 1}
     expected = folder.chunks_expected
     if expected is not None:
         folder.chunks_ignored = sorted(k for k in files if k > expected)
@@ -254,17 +207,15 @@ def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
         arrays, meta = load_chunk(files[k])
         if meta.get("chunk") != k:
             raise ResultsError(f"checkpoint {files[k]} says chunk {meta.get('chunk')}, not {k}")
-        _check_fingerprint(folder, files[k], meta.get("fingerprint"))
-        iterations = arrays["iteration"].astype(np.int64)
-        if iterations.size and (iterations[0] <= last_step or np.any(np.diff(iterations) != 1)):
+        key = meta.get("fingerprint")
+        if folder.fingerprint and key not in (None, folder.fingerprint):
             raise ResultsError(
-                f"checkpoint {files[k]}: iterations {iterations[0]}..{iterations[-1]} do not "
-                f"follow the previous chunk's last iteration {last_step} one by one"
+                f"{files[k]} belongs to trajectory {key}, but {folder.path / 'config.json'} says "
+                f"{folder.fingerprint}: it was written by another experiment or configuration; "
+                f"delete it (and the files made from it) and rerun `snakemake` to recompute it"
             )
-        if k == 1:
-            folder.chunk1_sha256 = arrays_key(arrays)
+        iterations = arrays["iteration"].astype(np.int64)
         metas[k] = meta
-        folder.chunks_present.append(k)
         if isinstance(meta.get("stop"), dict):
             folder.chunk_stops.setdefault(k, meta["stop"])
         _chunk_metrics(folder, arrays, meta, last_step)
@@ -277,17 +228,6 @@ def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
     if not files:
         folder.missing.append("chunks/*.npz")
     return metas
-
-
-def _check_fingerprint(folder: ResultFolder, path: Path, found: Any) -> None:
-    """Refuse a file written for another trajectory than config.json's."""
-    if folder.fingerprint is None or found is None or found == folder.fingerprint:
-        return
-    raise ResultsError(
-        f"{path} belongs to trajectory {found}, but {folder.path / 'config.json'} says "
-        f"{folder.fingerprint}: it was written by another experiment or configuration; delete "
-        f"it (and the files made from it) and rerun `snakemake` to recompute it"
-    )
 
 
 def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step: int) -> None:
@@ -355,18 +295,12 @@ def _read_blocks(folder: ResultFolder) -> None:
 
 
 def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:
-    # Prefer what training recorded (its threads and versions), else this process's.
-    recorded = [(k, m.get("environment")) for k, m in sorted(metas.items())]
-    recorded = [(k, env) for k, env in recorded if isinstance(env, dict)]
-    if not recorded:
+    # What training recorded (its threads and versions) in chunk 1, else this process's.
+    recorded = [m["environment"] for _, m in sorted(metas.items()) if "environment" in m]
+    if recorded and isinstance(recorded[0], dict):
+        folder.environment = {str(k): param_value(v) for k, v in recorded[0].items()}
+    else:
         folder.environment = environment_info(folder.path)
-        return
-    folder.environment = {str(k): param_value(v) for k, v in recorded[0][1].items()}
-    for k, env in recorded[1:]:
-        # A resumed chunk may have run elsewhere: record only what differed.
-        for key, value in env.items():
-            if folder.environment.get(str(key)) != param_value(value):
-                folder.environment[f"chunk{k}.{key}"] = param_value(value)
 
 
 def _collect_artifacts(folder: ResultFolder, log_dir, expected: tuple[str, ...]) -> None:
@@ -385,17 +319,15 @@ def _collect_artifacts(folder: ResultFolder, log_dir, expected: tuple[str, ...])
     for name in expected:
         if not (folder.path / name).exists() and name not in folder.missing:
             folder.missing.append(name)
-    if log_dir is None:
-        default = folder.path.parent.parent / "logs" / folder.path.name
-        log_dir = default if default.is_dir() else None
-    elif not Path(log_dir).is_dir():
+    if log_dir is not None and not Path(log_dir).is_dir():
         folder.missing.append(f"log folder {log_dir}")
-        log_dir = None
-    if log_dir is not None:
-        for item in sorted(Path(log_dir).rglob("*.log")):
-            if item.is_file() and not item.name.startswith("."):
-                relative = item.parent.relative_to(log_dir).as_posix()
-                folder.artifacts.append((item, "logs" if relative == "." else f"logs/{relative}"))
+    # The rule logs: by default logs/{experiment} beside results/.
+    log_dir = Path(log_dir or folder.path.parent.parent / "logs" / folder.path.name)
+    for item in sorted(log_dir.rglob("*.log")):
+        if item.is_file() and not item.name.startswith("."):
+            folder.artifacts.append(
+                (item, "/".join(["logs", *item.relative_to(log_dir).parts[:-1]]))
+            )
 
 
 def _read_object(folder: ResultFolder, name: str, required: bool = True) -> dict:
@@ -405,7 +337,7 @@ def _read_object(folder: ResultFolder, name: str, required: bool = True) -> dict
         if required:
             folder.missing.append(name)
         return {}
-    data = read_json(path)
+    data = read_json(path, key=folder.fingerprint)
     if not isinstance(data, dict):
         raise ResultsError(f"{path} holds a {type(data).__name__}, not a JSON object")
     return data

@@ -35,6 +35,8 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
 #: File name of the default local store, in the working directory.
 DEFAULT_DB_NAME = "mlflow.db"
+#: The tracking URIs every message offers.
+ALLOWED = "sqlite:///PATH or http(s)://HOST:PORT"
 
 
 def configure_http_retries(environ: dict | None = None) -> dict[str, str]:
@@ -101,7 +103,7 @@ def check_tracking_uri_text(uri: str) -> str | None:
         if sqlite_path(text) is not None:
             return None
     except ValueError as error:
-        return f"{error}; allowed: sqlite:///PATH or http(s)://HOST:PORT"
+        return f"{error}; allowed: {ALLOWED}"
     parsed = urlparse(text)
     if parsed.scheme in ("http", "https"):
         try:
@@ -115,9 +117,10 @@ def check_tracking_uri_text(uri: str) -> str | None:
             )
         return None
     if "://" not in text:
+        neither = ALLOWED.replace("or", "nor")
         return (
-            f"tracking URI {text!r} is neither sqlite:///PATH nor http(s)://HOST:PORT; MLflow 3 "
-            f"no longer accepts a plain folder (the ./mlruns file store) by default"
+            f"tracking URI {text!r} is neither {neither}; MLflow 3 no longer accepts a plain "
+            f"folder (the ./mlruns file store) by default"
         )
     if parsed.scheme == "file":
         return (
@@ -133,7 +136,7 @@ def check_tracking_uri_text(uri: str) -> str | None:
             return (
                 f"tracking URI {text!r} needs the database driver {' or '.join(modules)}, which "
                 f"is not installed; install it into the environment (pip install ...), or use "
-                f"sqlite:///PATH or http(s)://HOST:PORT"
+                f"{ALLOWED}"
             )
     if scheme not in OTHER_STORE_SCHEMES:
         import difflib
@@ -141,9 +144,8 @@ def check_tracking_uri_text(uri: str) -> str | None:
         close = difflib.get_close_matches(parsed.scheme, ["http", "https", "sqlite"], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return (
-            f"tracking URI {text!r} has the scheme {parsed.scheme!r}{hint}; allowed: "
-            f"sqlite:///PATH or http(s)://HOST:PORT (or a database URI MLflow accepts: "
-            f"{', '.join(OTHER_STORE_SCHEMES)})"
+            f"tracking URI {text!r} has the scheme {parsed.scheme!r}{hint}; allowed: {ALLOWED} "
+            f"(or a database URI MLflow accepts: {', '.join(OTHER_STORE_SCHEMES)})"
         )
     return None
 
@@ -306,10 +308,7 @@ def is_http_uri(uri: str) -> bool:
 
 def local_artifact_path(location: str | os.PathLike) -> Path | None:
     """Return the folder of a local artifact location (plain path or ``file://``), else ``None``."""
-    text = os.fspath(location)
-    parsed = urlparse(text)
+    parsed = urlparse(os.fspath(location))
     if parsed.scheme == "file":
         return Path(parsed.path)
-    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
-        return Path(text).resolve()
-    return None
+    return Path(location).resolve() if parsed.scheme == "" else None

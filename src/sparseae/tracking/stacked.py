@@ -9,10 +9,10 @@ from pathlib import Path
 
 from sparseae.identity import key_of
 from sparseae.io import read_json, write_json
-from sparseae.model.train import load_checkpoint
+from sparseae.pipeline.chunks import read_chunks
 from sparseae.tracking import sync
 from sparseae.tracking.results import MetricPoint, flatten_params, param_value
-from sparseae.tracking.store import check_reachable, ensure_experiment, exclusive_lock
+from sparseae.tracking.store import exclusive_lock, init_store
 from sparseae.tracking.sync import RunSpec, Session
 
 STAGE_TAG = "sparseae.stage"
@@ -59,10 +59,8 @@ def log_stacked(
         ]
     artifacts = [(folder / file, "") for file in STACKED_ARTIFACTS]
     # As for a single run: the rule logs beside results/ unless given.
-    log_dir = folder.parent.parent / "logs" / folder.name if log_dir is None else log_dir
-    if Path(log_dir).is_dir():
-        logs = sorted(Path(log_dir).glob("*.log"))
-        artifacts += [(path, "logs") for path in logs if path.name != "log_stacked.log"]
+    logs = sorted(Path(log_dir or folder.parent.parent / "logs" / folder.name).glob("*.log"))
+    artifacts += [(path, "logs") for path in logs if path.name != "log_stacked.log"]
     parent_spec = RunSpec(
         identity={sync.RUN_KEY_TAG: key_of(config["fingerprints"]), sync.EXPERIMENT_TAG: name},
         name=name,
@@ -76,10 +74,11 @@ def log_stacked(
         },
         artifacts=artifacts,
     )
-    check_reachable(tracking_uri, folder)
     session = Session(tracking_uri, folder)
     with exclusive_lock(f"{tracking_uri}#{experiment_name}#{name}"):
-        experiment_id = ensure_experiment(tracking_uri, experiment_name, results_dir=folder)
+        experiment_id = init_store(tracking_uri, experiment_name, results_dir=folder)[
+            experiment_name
+        ]
         synced = sync.sync_run(session, experiment_id, parent_spec)
         parent_id = synced.run.info.run_id
         logged, stage_runs = {"parent": synced.logged}, {}
@@ -99,16 +98,14 @@ def log_stacked(
 
 def _stage_spec(stage: str, paths, parent_id: str, config: Mapping, evaluation: Mapping):
     """A stage's child run: its trajectory, cost and gradient norm per iteration, seconds."""
-    records, trajectory = [], {}
-    for path in paths:
-        _, chunk_records, meta = load_checkpoint(path)
-        records += chunk_records
-        trajectory = meta.get("trajectory", trajectory)
+    _, records, metas = read_chunks(paths)
+    trajectory = next((m["trajectory"] for m in reversed(metas) if "trajectory" in m), {})
     points = [MetricPoint("seconds", evaluation["seconds"].get(stage, 0.0), 0, wallclock=True)]
-    for record in records:
-        offset = int(1000 * float(record.get("seconds", 0.0)))
-        for key in ("cost", "grad_norm"):
-            points.append(MetricPoint(key, float(record[key]), int(record["iteration"]), offset))
+    points += [
+        MetricPoint(key, float(r[key]), int(r["iteration"]), int(1000 * float(r["seconds"])))
+        for r in records
+        for key in ("cost", "grad_norm")
+    ]
     fingerprint = config["fingerprints"].get(stage) or key_of(trajectory)
     return RunSpec(
         identity={sync.RUN_KEY_TAG: fingerprint, STAGE_TAG: stage, sync.PARENT_TAG: parent_id},

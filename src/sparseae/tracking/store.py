@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import hashlib
 import logging
 import os
 import shutil
@@ -14,12 +13,14 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
 from sparseae.errors import ArtifactLocationError, TrackingError, TrackingUnavailableError
+from sparseae.identity import key_of
 from sparseae.io import atomic_path, write_json
 from sparseae.tracking.settings import (
     HTTP_RETRY_DEFAULTS,
@@ -42,8 +43,10 @@ configure_http_retries()
 #: Tells the MLflow UI these are model-training experiments (runs table, not the GenAI view).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+#: Tags every experiment the pipeline creates carries (its views: :func:`.logger.set_view`).
+EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
 
-#: The UI's "shared view" ``viewStateShareKey=<RUNS_VIEW_KEY>`` (see :mod:`.views`).
+#: The UI's "shared view" ``viewStateShareKey=<RUNS_VIEW_KEY>`` (see :func:`.logger.set_view`).
 RUNS_VIEW_KEY = "sparseae"
 RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
 
@@ -101,6 +104,21 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
         )
 
 
+@dataclass(frozen=True)
+class Session:
+    """A store's ``MlflowClient`` whose calls go through :func:`call`."""
+
+    uri: str
+    results_dir: Path | None = None
+
+    def __getattr__(self, name: str) -> Callable:
+        return self.retry(getattr(client(self.uri), name))
+
+    def retry(self, fn: Callable) -> Callable:
+        """``fn`` called through :func:`call`."""
+        return functools.partial(call, self.uri, fn, results_dir=self.results_dir)
+
+
 @functools.cache
 def client(uri: str):
     """The process's ``MlflowClient`` for ``uri`` (building one re-checks the store's schema)."""
@@ -147,19 +165,16 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 def _is_busy(exc: BaseException) -> bool:
     """sqlite lock contention, or a server saying it is temporarily unavailable (HTTP 503)."""
     import requests
-    from mlflow.exceptions import MlflowException
 
-    causes = list(_causes(exc))
-    for cause in causes:
+    for cause in _causes(exc):
         if isinstance(cause, sqlite3.OperationalError):
             # The primary result code (the low byte): SQLITE_BUSY or SQLITE_LOCKED.
             code = getattr(cause, "sqlite_errorcode", 0) & 0xFF
             return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return any(
-        isinstance(cause, requests.exceptions.RetryError)
-        or (isinstance(cause, MlflowException) and cause.error_code == "TEMPORARILY_UNAVAILABLE")
-        for cause in causes
-    )
+        if isinstance(cause, requests.exceptions.RetryError):
+            return True
+    # MlflowException's code for HTTP 503.
+    return any(getattr(c, "error_code", None) == "TEMPORARILY_UNAVAILABLE" for c in _causes(exc))
 
 
 def _is_unreachable(exc: BaseException) -> bool:
@@ -174,8 +189,7 @@ def _is_unreachable(exc: BaseException) -> bool:
 @contextlib.contextmanager
 def exclusive_lock(name: str) -> Iterator[None]:
     """Hold an exclusive ``flock`` on a temp-folder lock file named after ``name``."""
-    digest = hashlib.sha256(name.encode()).hexdigest()[:24]
-    lock_path = Path(tempfile.gettempdir()) / f"sparseae-mlflow-{digest}.lock"
+    lock_path = Path(tempfile.gettempdir()) / f"sparseae-mlflow-{key_of(name, 24)}.lock"
     with open(lock_path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -202,20 +216,9 @@ def check_writable_folder(folder: Path, what: str) -> None:
         ) from exc
 
 
-def default_artifact_root(uri: str) -> Path | None:
-    """``<folder of mlflow.db>/mlartifacts`` for a local sqlite store, else ``None``."""
-    db = sqlite_path(uri)
-    return db.resolve().parent / "mlartifacts" if db is not None else None
-
-
-def experiment_tags() -> dict[str, str]:
-    """Tags every experiment the pipeline creates carries (its views: :mod:`.views`)."""
-    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
-
-
 def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None:
     """The MLflow UI address of an experiment's runs table (``None`` if there is none)."""
-    found = call(tracking_uri, client(tracking_uri).get_experiment_by_name, experiment_name)
+    found = Session(tracking_uri).get_experiment_by_name(experiment_name)
     if found is None:
         return None
     url = f"{base_url.rstrip('/')}/#/experiments/{found.experiment_id}/runs"
@@ -227,13 +230,8 @@ def ui_url(tracking_uri: str, experiment_name: str, base_url: str) -> str | None
 
 def pipeline_experiments(tracking_uri: str) -> list[str]:
     """Names of the store's active experiments made by the pipeline (kind tag), oldest first."""
-    mlflow_client = client(tracking_uri)
-    found = call(
-        tracking_uri,
-        mlflow_client.search_experiments,
-        filter_string=f"tags.`{EXPERIMENT_KIND_TAG}` = '{EXPERIMENT_KIND}'",
-        order_by=["creation_time ASC"],
-    )
+    kind = f"tags.`{EXPERIMENT_KIND_TAG}` = '{EXPERIMENT_KIND}'"
+    found = Session(tracking_uri).search_experiments(filter_string=kind, order_by=["creation_time"])
     return [e.name for e in found]
 
 
@@ -271,10 +269,9 @@ def store_marker(uri: str, folder: str | os.PathLike) -> Path:
     except (OSError, ValueError, sqlite3.Error):  # a store that cannot be asked: as it was
         if earlier:
             return earlier[-1]
-        token = hashlib.sha256(uri.encode()).hexdigest()[:12]
-    if token is None:
-        names = sorted(p.name for p in earlier)
-        token = hashlib.sha256("|".join([uri, *names]).encode()).hexdigest()[:12]
+        token = None
+    # No token recorded yet: a name made of the URI and the markers before it.
+    token = token or key_of([uri, *sorted(p.name for p in earlier)], 12)
     return folder / f"{MARKER_PREFIX}{token}.json"
 
 
@@ -285,34 +282,44 @@ def init_store(
     *,
     token: str | None = None,
     marker: str | os.PathLike | None = None,
+    results_dir=None,
 ) -> dict[str, str]:
     """Create the store and the experiments once (idempotent, safe concurrently); check
-    everything a run will need; write ``marker``. Returns experiment name -> id."""
+    everything a run will need; write ``marker``. Returns experiment name -> id. Every logger
+    opens its experiment here too (``results_dir``: named if the server is not reachable)."""
+    from mlflow.exceptions import MlflowException
+
     names = [experiment_names] if isinstance(experiment_names, str) else list(experiment_names)
-    check_reachable(tracking_uri)
+    check_reachable(tracking_uri, results_dir)
     db = sqlite_path(tracking_uri)
-    root = default_artifact_root(tracking_uri) if artifact_location is None else artifact_location
+    root = artifact_location
+    if root is None and db is not None:
+        root = db.resolve().parent / "mlartifacts"
     if db is not None:
         check_writable_folder(db.resolve().parent, "folder of the MLflow database")
     local_root = local_artifact_path(root) if root is not None else None
     if local_root is not None and not is_http_uri(tracking_uri):
         # Checked before any experiment points at it (a server resolves paths on its side).
         check_writable_folder(local_root, "MLflow artifact location")
+    if token is None and marker is not None:
+        token = Path(marker).stem[len(MARKER_PREFIX) :]
     with exclusive_lock(tracking_uri):
         if db is not None:
             prepare_sqlite_store(db)
-        mlflow_client = client(tracking_uri)
+        session = Session(tracking_uri, results_dir)
+        # The token and a local store's folder name the store for its lifetime: kept once set.
+        held = {STORE_TOKEN_TAG: read_store_token(tracking_uri) or token}
+        held[STORE_FOLDER_TAG] = str(db.resolve().parent) if db is not None else None
         ids = {}
         for name in names:
-            ids[name] = _find_or_create(tracking_uri, mlflow_client, name, root)
-            experiment = call(tracking_uri, mlflow_client.get_experiment, ids[name])
+            experiment = _find_or_create(session, name, root)
+            ids[name] = experiment.experiment_id
             local = local_artifact_path(experiment.artifact_location)
             if local is not None and not is_http_uri(tracking_uri):
-                where = f"MLflow artifact location of experiment {experiment.name!r}"
-                check_writable_folder(local, where)
-        if token is None and marker is not None:
-            token = Path(marker).stem[len(MARKER_PREFIX) :]
-        _record_token(tracking_uri, mlflow_client, token, list(ids.values()))
+                check_writable_folder(local, f"MLflow artifact location of experiment {name!r}")
+            _set_tags(session, experiment, {**EXPERIMENT_TAGS, **held})
+        with contextlib.suppress(MlflowException):  # the default experiment may be deleted
+            _set_tags(session, session.get_experiment("0"), held)
     if marker is not None:
         marker = Path(marker)
         record = {"uri": tracking_uri, "experiments": ids, "token": token}
@@ -325,65 +332,36 @@ def init_store(
     return ids
 
 
-def _record_token(uri: str, mlflow_client, token: str | None, experiment_ids: list[str]) -> None:
-    """Record ``token`` and a local store's folder unless held: they name it for its lifetime."""
-    db = sqlite_path(uri)
-    folder = str(db.resolve().parent) if db is not None else None
-    wanted = {STORE_TOKEN_TAG: read_store_token(uri) or token, STORE_FOLDER_TAG: folder}
-    for experiment_id in ["0", *experiment_ids]:
-        try:
-            found = call(uri, mlflow_client.get_experiment, experiment_id)
-        except Exception:  # noqa: BLE001 - the default experiment may have been deleted
-            continue
-        for key, value in wanted.items():
-            if value and found.lifecycle_stage == "active" and found.tags.get(key) != value:
-                call(uri, mlflow_client.set_experiment_tag, experiment_id, key, value)
+def _set_tags(session: Session, experiment, wanted: dict[str, str | None]) -> None:
+    """Set the tags of ``wanted`` an active experiment does not hold with that value."""
+    for key, value in wanted.items():
+        if value and experiment.lifecycle_stage == "active" and experiment.tags.get(key) != value:
+            session.set_experiment_tag(experiment.experiment_id, key, value)
 
 
-def ensure_experiment(tracking_uri: str, name: str, results_dir=None) -> str:
-    """Return the id of experiment ``name``, creating the store/experiment if needed."""
-    db = sqlite_path(tracking_uri)
-    with exclusive_lock(tracking_uri) if db is not None else contextlib.nullcontext():
-        if db is not None:
-            prepare_sqlite_store(db)
-        root = default_artifact_root(tracking_uri)
-        return _find_or_create(tracking_uri, client(tracking_uri), name, root, results_dir)
-
-
-def _find_or_create(uri: str, mlflow_client, name: str, root, results_dir=None) -> str:
+def _find_or_create(session: Session, name: str, root):
+    """Experiment ``name``, created with its artifacts in ``root``/name if there is none."""
     from mlflow.exceptions import MlflowException
 
-    found = call(uri, mlflow_client.get_experiment_by_name, name, results_dir=results_dir)
-    if found is not None:
-        if found.lifecycle_stage == "deleted":
-            raise TrackingError(
-                f"MLflow experiment {name!r} in {uri} is deleted; restore it (mlflow "
-                f"experiments restore --experiment-id {found.experiment_id}) or delete it for "
-                f"good (mlflow gc) before logging"
-            )
-        for key, value in experiment_tags().items():
-            if found.tags.get(key) != value:
-                tag = mlflow_client.set_experiment_tag
-                call(uri, tag, found.experiment_id, key, value, results_dir=results_dir)
-        return found.experiment_id
-    local = local_artifact_path(root) if root is not None else None
-    location = root and f"{str(root).rstrip('/')}/{_safe_name(name)}"
-    if local is not None:
-        location = (local / _safe_name(name)).as_uri()
-    try:
-        return call(
-            uri,
-            mlflow_client.create_experiment,
-            name,
-            artifact_location=location,
-            tags=experiment_tags(),
+    if session.get_experiment_by_name(name) is None:
+        local = local_artifact_path(root) if root is not None else None
+        location = root and f"{str(root).rstrip('/')}/{_safe_name(name)}"
+        if local is not None:
+            location = (local / _safe_name(name)).as_uri()
+        try:
+            session.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+        except MlflowException:
+            # Another process created it between our lookup and creation (a server is shared).
+            if session.get_experiment_by_name(name) is None:
+                raise
+    found = session.get_experiment_by_name(name)
+    if found.lifecycle_stage == "deleted":
+        raise TrackingError(
+            f"MLflow experiment {name!r} in {session.uri} is deleted; restore it (mlflow "
+            f"experiments restore --experiment-id {found.experiment_id}) or delete it for "
+            f"good (mlflow gc) before logging"
         )
-    except MlflowException:
-        # Another process created it between our lookup and creation (a server is shared).
-        found = call(uri, mlflow_client.get_experiment_by_name, name)
-        if found is None:
-            raise
-        return found.experiment_id
+    return found
 
 
 def prepare_sqlite_store(db: Path) -> None:
@@ -415,8 +393,6 @@ def _store_template() -> Path:
 
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparseae"
     template = cache / f"mlflow-{metadata.version('mlflow')}-empty-store.db"
-    if template.exists():
-        return template
     cache.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(f"template#{template}"):
         if not template.exists():
@@ -441,17 +417,16 @@ def _short(cause: object) -> str:
     import http.client
     import socket
 
-    reasons = (
-        (ConnectionRefusedError, "connection refused"),
-        (http.client.RemoteDisconnected, "connection closed"),
-        (ConnectionResetError, "connection reset"),
-        (TimeoutError, "timed out"),
-        (socket.gaierror, "host name not resolved"),
-    )
-    if isinstance(cause, BaseException):
-        for item in _causes(cause):
-            found = next((text for kind, text in reasons if isinstance(item, kind)), None)
-            if found:
-                return found
+    reasons = {
+        ConnectionRefusedError: "connection refused",
+        http.client.RemoteDisconnected: "connection closed",
+        ConnectionResetError: "connection reset",
+        TimeoutError: "timed out",
+        socket.gaierror: "host name not resolved",
+    }
+    for item in _causes(cause) if isinstance(cause, BaseException) else ():
+        found = [text for kind, text in reasons.items() if isinstance(item, kind)]
+        if found:
+            return found[0]
     text = str(cause)
     return text if len(text) <= 300 else text[:300] + "..."

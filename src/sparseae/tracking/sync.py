@@ -3,8 +3,6 @@ rerun after any failure fills in what is missing and duplicates nothing (docs/pi
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -12,14 +10,15 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sparseae.data.download import file_digests
-from sparseae.errors import TrackingError, TrackingUnavailableError
-from sparseae.tracking.results import MAX_PARAM_LENGTH, MetricPoint
-from sparseae.tracking.store import call, client
+from sparseae.errors import TrackingError
+from sparseae.tracking.results import MAX_PARAM_LENGTH, MetricPoint, param_value
+from sparseae.tracking.store import Session
 
 _log = logging.getLogger(__name__)
 
@@ -36,21 +35,6 @@ NOTE_TAG = "mlflow.note.content"
 MANIFEST_NAME = "manifest.json"
 #: Relative difference under which a stored metric value counts as the same value.
 VALUE_TOLERANCE = 1e-12
-
-
-@dataclass(frozen=True)
-class Session:
-    """A store's ``MlflowClient`` whose calls go through :func:`sparseae.tracking.store.call`."""
-
-    uri: str
-    results_dir: Path | None = None
-
-    def __getattr__(self, name: str) -> Callable:
-        return self.retry(getattr(client(self.uri), name))
-
-    def retry(self, fn: Callable) -> Callable:
-        """``fn`` called through :func:`sparseae.tracking.store.call`."""
-        return functools.partial(call, self.uri, fn, results_dir=self.results_dir)
 
 
 @dataclass
@@ -78,8 +62,6 @@ class Synced:
 
     run: Any
     logged: dict[str, Any]
-    #: Params whose current value differs from the logged one: key -> current value.
-    changed: dict[str, str]
     #: ``key@step: run value, files value`` of points that differ (kept as they are).
     conflicts: list[str]
     #: Artifact paths uploaded by this call.
@@ -126,13 +108,9 @@ def sync_run(
                 f"{point.key}@{point.step}: run {have[point.step]!r}, files {point.value!r}"
             )
     if conflicts:
-        _log.warning(
-            "run %s keeps %d metric points that differ from the files (e.g. %s): MLflow cannot "
-            "replace points; the result files hold the current values",
-            run_id,
-            len(conflicts),
-            conflicts[0],
-        )
+        # MLflow cannot replace points; the result files hold the current values.
+        warning = "run %s keeps %d metric points that differ from the files, e.g. %s"
+        _log.warning(warning, run_id, len(conflicts), conflicts[0])
     log_batch(session, run_id, params=params, metrics=todo)
     counts = dict(extra(run, start)) if extra else {}
     wanted = dict(spec.tags)
@@ -160,30 +138,22 @@ def sync_run(
     if revised or CHANGED_PARAMS_TAG in tags:
         logged["revised_metrics"] = sorted(revised)
         logged["changed_params"] = sorted(changed) if CHANGED_PARAMS_TAG in tags else []
-    return Synced(run, logged, changed, conflicts, uploaded)
+    return Synced(run, logged, conflicts, uploaded)
 
 
 def find_or_create(session: Session, experiment_id: str, spec: RunSpec):
     """The oldest run of the experiment carrying ``spec.identity``, else a new one."""
     condition = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in spec.identity.items())
-    found = session.search_runs(
-        [experiment_id], filter_string=condition, order_by=["attributes.start_time ASC"]
-    )
-    if found:
-        return found[0]
-    return session.create_run(
-        experiment_id,
-        start_time=spec.start_time or int(time.time() * 1000),
-        tags=spec.identity,
-        run_name=spec.name,
-    )
+    order = ["attributes.start_time ASC"]
+    found = session.search_runs([experiment_id], filter_string=condition, order_by=order)
+    start = spec.start_time or int(time.time() * 1000)
+    return found[0] if found else session.create_run(experiment_id, start, spec.identity, spec.name)
 
 
 def supersede(session: Session, experiment_id: str, name: str, current) -> list[str]:
     """Mark the other runs of experiment ``name`` (other trajectories) superseded."""
-    others = session.search_runs(
-        [experiment_id], filter_string=f"tags.`{EXPERIMENT_TAG}` = '{_quote(name)}'"
-    )
+    condition = f"tags.`{EXPERIMENT_TAG}` = '{_quote(name)}'"
+    others = session.search_runs([experiment_id], filter_string=condition)
     marked = []
     for run in others:
         if run.info.run_id == current.info.run_id:
@@ -216,10 +186,7 @@ def truncate_tag(text: str) -> str:
     """``text`` cut to MLflow's tag length, with a note where the rest is."""
     from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 
-    note = " ...[more in the config.json artifact]"
-    if len(text) <= MAX_TAG_VAL_LENGTH:
-        return text
-    return text[: MAX_TAG_VAL_LENGTH - len(note)] + note
+    return param_value(text, MAX_TAG_VAL_LENGTH)
 
 
 def file_sha256(path: Path) -> str:
@@ -228,22 +195,16 @@ def file_sha256(path: Path) -> str:
 
 
 def read_manifest(session: Session, run_id: str, run_tags: Mapping) -> dict[str, dict]:
-    """The run's ``manifest.json`` files (path -> sha256, size) if its hash tag confirms it."""
+    """The run's ``manifest.json`` files (path -> sha256, size) if its hash tag confirms it; an
+    absent, unreadable or unconfirmed manifest confirms nothing."""
     from mlflow.exceptions import MlflowException
 
     expected = run_tags.get(MANIFEST_TAG)
-    if not expected:
-        return {}
-    with tempfile.TemporaryDirectory(prefix="sparseae-manifest-") as tmp:
-        try:
-            data = Path(session.download_artifacts(run_id, MANIFEST_NAME, tmp)).read_bytes()
-        except (MlflowException, OSError):  # an absent or unreadable manifest confirms nothing
-            return {}
-    if hashlib.sha256(data).hexdigest() != expected:
-        return {}
-    with contextlib.suppress(ValueError):
-        manifest = json.loads(data)
-        return manifest.get("files", {}) if isinstance(manifest, dict) else {}
+    failures = (MlflowException, OSError, ValueError, TypeError, KeyError)
+    with tempfile.TemporaryDirectory(prefix="sparseae-manifest-") as tmp, suppress(*failures):
+        data = Path(session.download_artifacts(run_id, MANIFEST_NAME, tmp)).read_bytes()
+        if expected and hashlib.sha256(data).hexdigest() == expected:
+            return dict(json.loads(data)["files"])
     return {}
 
 
@@ -252,11 +213,9 @@ def log_artifacts(
 ) -> tuple[list[str], str]:
     """Upload what is absent or changed, then the manifest; return (uploaded, manifest sha)."""
     artifacts = list(artifacts)
-    existing: dict[str, int | None] = {}
-    for folder in sorted({""} | {folder for _, folder in artifacts}):
-        for info in session.list_artifacts(run_id, folder or None):
-            if not info.is_dir:
-                existing[info.path] = info.file_size
+    folders = sorted({""} | {folder for _, folder in artifacts})
+    listed = [info for f in folders for info in session.list_artifacts(run_id, f or None)]
+    existing = {info.path: info.file_size for info in listed if not info.is_dir}
     recorded = read_manifest(session, run_id, run_tags) if existing else {}
     manifest: dict[str, dict] = {}
     uploaded: list[str] = []
@@ -269,8 +228,6 @@ def log_artifacts(
             continue
         try:
             session.log_artifact(run_id, str(local), folder or None)
-        except TrackingUnavailableError:
-            raise
         except OSError as exc:
             raise TrackingError(
                 f"uploading {local} to the artifacts of run {run_id} failed: {exc}; check the "
