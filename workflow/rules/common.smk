@@ -230,7 +230,9 @@ def evaluation_outputs(wildcards):
 
 def cnn_targets(name):
     """cnn_evaluation.json of an experiment with a `cnn` section (none else)."""
-    return [f"results/{name}/cnn_evaluation.json"] if EXPERIMENTS[name].get("cnn") else []
+    return (
+        [f"results/{name}/cnn_evaluation.json"] if EXPERIMENTS[name].get("cnn") else []
+    )
 
 
 def cnn_outputs(wildcards):
@@ -403,3 +405,12 @@ def error_message():
             "  the first missing chunk; MLflow logging fills in what is missing).",
         ]
     )
+
+
+def fitted_zca(wildcards):
+    """Input of plot_filters where patches.npz holds a fitted ZCA (zca-mean-patch): the
+    filters are shown through it, as the linear-decoder exercise shows W1 * ZCAWhite."""
+    name = wildcards.experiment
+    if EXPERIMENTS[name].patches["whitening"]["method"] != "zca-mean-patch":
+        return {}
+    return {"patches": f"results/{name}/patches.npz"}

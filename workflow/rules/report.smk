@@ -10,15 +10,6 @@ REPORT_PAGE = Path(f"results/_report/{_config_name}.rst").resolve()
 report: str(REPORT_PAGE) if REPORT_PAGE.exists() else "../report/workflow.rst"
 
 
-def fitted_zca(wildcards):
-    """Input of plot_filters where patches.npz holds a fitted ZCA (zca-mean-patch): the
-    filters are shown through it, as the linear-decoder exercise shows W1 * ZCAWhite."""
-    name = wildcards.experiment
-    if EXPERIMENTS[name].patches["whitening"]["method"] != "zca-mean-patch":
-        return {}
-    return {"patches": f"results/{name}/patches.npz"}
-
-
 rule plot_filters:
     input:
         unpack(fitted_zca),
