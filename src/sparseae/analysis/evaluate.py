@@ -128,14 +128,12 @@ def evaluate_features(
         start = time.perf_counter()
         model = softmax.fit(train, y_train, lambda_=lambda_, max_iter=max_iter, tol=tol)
         seconds[f"fit_{name}"] = time.perf_counter() - start
-        predicted = model.predict(test)
-        confusion = confusion_matrix(y_test, predicted, model.classes)
+        result.update(scores(name, y_test, model.predict(test), model.classes))
+        confusion = np.asarray(result[f"confusion_{name}"])
         support = confusion.sum(axis=1)
         per_class = np.divide(
             np.diag(confusion), support, out=np.full(support.shape, np.nan), where=support > 0
         )
-        result[f"accuracy_{name}"] = float(np.mean(predicted == y_test))
-        result[f"confusion_{name}"] = confusion.tolist()
         result[f"per_class_accuracy_{name}"] = [float(a) for a in per_class]
         result["classes"] = model.classes.tolist()
         settings.update({f"{k}_{name}": getattr(model, k) for k in SOFTMAX_FIGURES})
@@ -158,14 +156,9 @@ def save_evaluation(result: dict, folder: str | Path, *, extra: dict | None = No
     clash = sorted(set(extra or {}) & set(result))
     if clash:
         raise ValueError(f"extra would overwrite result keys {clash}")
-    paths = {}
-    for name in ("features", "raw"):
-        label = "hidden-layer features" if name == "features" else "raw pixels"
-        title = f"softmax on {label}: test accuracy {100 * result[f'accuracy_{name}']:.2f}%"
-        path = folder / f"confusion_{name}.png"
-        paths[f"confusion_{name}"] = plot_confusion_matrix(
-            result[f"confusion_{name}"], result["classes"], path, title
-        )
+    paths = {f"confusion_{name}": folder / f"confusion_{name}.png" for name in ("features", "raw")}
+    labels = {"features": "softmax on hidden-layer features", "raw": "softmax on raw pixels"}
+    plot_confusions(result, labels, paths)
     # the JSON last: its presence means the figures are there too
     paths["evaluation"] = folder / "evaluation.json"
     record = {**result, **(extra or {})}
@@ -218,6 +211,22 @@ def evaluation_blocks(record: Mapping) -> dict:
         elif isinstance(value, str | bool):
             params[f"evaluation.{key}"] = value
     return {"metrics": metrics, "params": params}
+
+
+def scores(name: str, y_true: np.ndarray, predicted: np.ndarray, classes) -> dict:
+    """``accuracy_<name>`` and ``confusion_<name>`` (:func:`confusion_matrix`) of a prediction."""
+    confusion = confusion_matrix(y_true, predicted, np.asarray(classes))
+    accuracy = float(np.mean(predicted == y_true))
+    return {f"accuracy_{name}": accuracy, f"confusion_{name}": confusion.tolist()}
+
+
+def plot_confusions(result: Mapping, labels: Mapping[str, str], paths: Mapping) -> None:
+    """Each ``confusion_<name>`` of ``result`` at ``paths["confusion_<name>"]``, titled by
+    ``labels[name]`` and its test accuracy."""
+    for name, label in labels.items():
+        title = f"{label}: test accuracy {100 * result[f'accuracy_{name}']:.2f}%"
+        matrix, path = result[f"confusion_{name}"], paths[f"confusion_{name}"]
+        plot_confusion_matrix(matrix, result["classes"], path, title)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray) -> np.ndarray:
