@@ -145,20 +145,25 @@ def _run(name: str, trajectory: Mapping, output) -> Run:
     )
 
 
+def _layer_data(data_path, trajectory: Mapping):
+    """The last layer's number, settings and training data (layer 1: images, else features)."""
+    layer, model = len(trajectory["layers"]), trajectory["layers"][-1]
+    (data,) = _load(data_path, "images" if layer == 1 else "features")
+    if data.shape[0] != model["visible_size"]:
+        raise ResultFileError(
+            f"{data_path} has {data.shape[0]} rows, layer {layer} needs {model['visible_size']}; "
+            f"delete it and rerun to recompute it"
+        )
+    return layer, model, data
+
+
 def train_layer_chunk(
     data_path, previous, output, *, name, trajectory, chunk: int, progress_every=10, threads=1
 ):
     """Chunk ``chunk`` of the autoencoder of the last layer of stage trajectory ``trajectory``."""
     autoencoder.set_num_threads(threads)
-    layer = len(trajectory["layers"])
-    model = trajectory["layers"][-1]
+    layer, model, data = _layer_data(data_path, trajectory)
     v, h = model["visible_size"], model["hidden_size"]
-    (data,) = _load(data_path, "images" if layer == 1 else "features")
-    if data.shape[0] != v:
-        raise ResultFileError(
-            f"{data_path} has {data.shape[0]} rows, layer {layer} needs {v}; delete it and "
-            f"rerun to recompute it"
-        )
     seed = np.random.SeedSequence(trajectory["seed"], spawn_key=(PURPOSES["stacked_init"], layer))
     problem = Problem(
         initial=lambda: autoencoder.initialize_parameters(h, v, np.random.default_rng(seed)),
@@ -176,10 +181,8 @@ def finalize_layer(
 ):
     """A layer's final parameters (``theta.npz``) and its features of the training set."""
     autoencoder.set_num_threads(threads)
-    layer = len(trajectory["layers"])
-    model = trajectory["layers"][-1]
     theta, records, _ = read_chunks(chunk_paths, _run(name, trajectory, chunk_paths[-1]))
-    (data,) = _load(data_path, "images" if layer == 1 else "features")
+    layer, model, data = _layer_data(data_path, trajectory)
     save_theta_npz(theta_path, theta, config={"layer": layer, "model": model})
     features = autoencoder.hidden_activations(
         theta, data, visible_size=model["visible_size"], hidden_size=model["hidden_size"]
