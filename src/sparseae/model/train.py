@@ -151,14 +151,9 @@ def train_chunk(
     cost_fn: Callable | None = None,
     **run,
 ) -> ChunkResult:
-    """Up to ``iterations`` L-BFGS iterations of the sparse autoencoder from ``theta0``;
-    ``run``: :func:`lbfgs_chunk`'s ``start``, ``progress``, ``dtype`` and ``device``."""
-    expected = autoencoder.parameter_count(visible_size, hidden_size)
-    if np.shape(theta0) != (expected,):
-        raise ValueError(
-            f"theta0 has shape {np.shape(theta0)}, expected ({expected},) for visible_size="
-            f"{visible_size}, hidden_size={hidden_size}"
-        )
+    """Up to ``iterations`` L-BFGS iterations of the sparse autoencoder from ``theta0`` (its
+    length is checked by the cost); ``run``: :func:`lbfgs_chunk`'s ``start``, ``progress``,
+    ``dtype`` and ``device``."""
     model = dict(
         visible_size=visible_size, hidden_size=hidden_size, lambda_=lambda_, beta=beta, rho=rho
     )
