@@ -25,7 +25,6 @@ from sparseae.data import (
     DatasetError,
     DownloadError,
     fetch,
-    fetch_source,
     file_digests,
     load_mnist,
     mirrors_from_config,
@@ -283,7 +282,7 @@ def test_mirrors_come_from_config(mnist_mirror, tmp_path):
     config = {"sources": {"mnist": {"mirrors": [mnist_mirror.url]}}}
     assert mirrors_from_config("mnist", config) == (mnist_mirror.url,)
     assert mirrors_from_config("mnist", {}) == SOURCES["mnist"].mirrors
-    fetch_source("mnist", tmp_path, config, split="test", retries=0)
+    fetch("mnist", tmp_path, mirrors_from_config("mnist", config), split="test", retries=0)
     assert mnist_mirror.downloads_of(IMAGES) == 1
     with pytest.raises(DatasetError, match="sources.mnist.mirrors must be a list of URLs"):
         mirrors_from_config("mnist", {"sources": {"mnist": {"mirrors": "http://x/"}}})

@@ -205,7 +205,7 @@ FETCH_ARGUMENTS = (
 
 def _fetch(args: argparse.Namespace) -> int:
     """download and verify a data source (same code as the pipeline's fetch rule)"""
-    from sparseae.data import SOURCES, fetch_source
+    from sparseae.data import SOURCES, fetch, mirrors_from_config
 
     if args.split is not None and args.file:
         raise UsageError("give --split or --file, not both")
@@ -224,8 +224,9 @@ def _fetch(args: argparse.Namespace) -> int:
             f"--dest data/my-images"
         )
     config = read_config(args.config)
-    options = dict(mirrors=args.mirror, split=args.split, files=args.file, retries=args.retries)
-    paths = fetch_source(args.source, args.dest, config, timeout=args.timeout, **options)
+    mirrors = args.mirror or mirrors_from_config(args.source, config)
+    options = dict(split=args.split, files=args.file, retries=args.retries, timeout=args.timeout)
+    paths = fetch(args.source, args.dest, mirrors, **options)
     for path in paths:
         print(path)
     return 0

@@ -1,7 +1,7 @@
 """Data sources: a registry, verified downloads and loaders (``ufldl-images``, ``olshausen-raw``
 whitened here, ``mnist``, the offline default ``sample-photos``, ``image-folder``)."""
 
-from sparseae.data.api import dataset_checksum, fetch, fetch_source, load_images, load_mnist
+from sparseae.data.api import dataset_checksum, fetch, load_images, load_mnist
 from sparseae.data.download import file_digests
 from sparseae.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from sparseae.data.images import load_mat_images, sample_photo_files
@@ -19,7 +19,6 @@ __all__ = [
     "Source",
     "dataset_checksum",
     "fetch",
-    "fetch_source",
     "file_digests",
     "get_source",
     "load_images",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from sparseae.data.images import (
     sample_photo_files,
     sample_photo_tiles,
 )
-from sparseae.data.sources import MNIST_FILES, Source, get_source, mirrors_from_config
+from sparseae.data.sources import MNIST_FILES, Source, get_source
 from sparseae.data.whitening import whiten_images
 from sparseae.errors import DatasetError
 from sparseae.io import write_json
@@ -84,22 +84,6 @@ def fetch(
         write_json(marker, {"source": str(source), "split": split, "dest": where, "files": files})
     logger.info("fetched %s (%s) into %s: %d files", source, split, dest, len(fetched))
     return fetched
-
-
-def fetch_source(
-    source: str,
-    dest: str | os.PathLike | None = None,
-    config: Mapping | None = None,
-    *,
-    mirrors: Sequence[str] | None = None,
-    split: str | None = None,
-    files: Iterable[str] | None = None,
-    **kwargs,
-) -> list[Path]:
-    """:func:`fetch` with ``mirrors`` defaulting to :func:`mirrors_from_config` of ``config``."""
-    if mirrors is None:
-        mirrors = mirrors_from_config(source, config)
-    return fetch(source, dest, mirrors, files=files, split=split, **kwargs)
 
 
 def load_images(
