@@ -112,9 +112,7 @@ def read_checkpoint(path, run: Run | None = None, k: int | None = None):
 
 
 def read_chunks(paths: Sequence, run: Run | None = None):
-    """``(last theta, all records, every meta)`` of chunks 1..K, checked against ``run``."""
-    if not paths:
-        raise ValueError("no chunk checkpoints given")
+    """``(last theta, all records, every meta)`` of chunks 1..K (K >= 1), checked."""
     records, metas = [], []
     for k, path in enumerate(paths, start=1):
         theta, chunk_records, meta = read_checkpoint(path, run, k)
