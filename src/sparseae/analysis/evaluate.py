@@ -118,9 +118,12 @@ SOFTMAX_FIGURES = ("n_iter", "tol", "converged", "cost")
 
 
 def save_evaluation(result: dict, folder: str | Path, *, extra: dict | None = None) -> dict:
-    """Write ``evaluation.json`` (``result`` plus the caller's ``extra`` keys) and
+    """Write ``evaluation.json`` (``result`` plus ``extra``, which may not overwrite it) and
     the two confusion figures into ``folder``; returns their paths by name."""
     folder = Path(folder)
+    clash = sorted(set(extra or {}) & set(result))
+    if clash:
+        raise ValueError(f"extra would overwrite result keys {clash}")
     paths = {f"confusion_{name}": folder / f"confusion_{name}.png" for name in ("features", "raw")}
     labels = {"features": "softmax on hidden-layer features", "raw": "softmax on raw pixels"}
     plot_confusions(result, labels, paths)
