@@ -43,8 +43,6 @@ _ALIGNMENTS = ("alignment_top_k", "alignment_random", "alignment_random_abs")
 def top_k_examples(activations: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's ``k`` largest values and their column indices (both h × k), largest first."""
     a = np.asarray(activations, dtype=np.float64)
-    if a.ndim != 2:
-        raise ValueError(f"activations must be 2-D (units × examples), got shape {a.shape}")
     m = a.shape[1]
     k = int(k)
     if not 1 <= k <= m:
@@ -80,8 +78,6 @@ def fraction_variance_explained(reconstruction: np.ndarray, data: np.ndarray) ->
     """``1 − Σ‖a3 − x‖² / Σ‖x − x̄‖²`` over the examples; NaN when there is no variance."""
     X = np.asarray(data, dtype=np.float64)
     R = np.asarray(reconstruction, dtype=np.float64)
-    if R.shape != X.shape:
-        raise ValueError(f"reconstruction has shape {R.shape}, data {X.shape}")
     residual = float(np.sum((R - X) ** 2))
     total = float(np.sum((X - X.mean(axis=1, keepdims=True)) ** 2))
     return 1.0 - residual / total if total > 0 else math.nan
@@ -117,8 +113,6 @@ def unit_diagnostics(
     theta = np.asarray(theta, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
     v, h = int(visible_size), int(hidden_size)
-    if X.ndim != 2 or X.shape[0] != v:
-        raise ValueError(f"data must be visible_size × m = {v} × m, got shape {X.shape}")
     m = X.shape[1]
     if not 1 <= int(top_k) <= m:
         raise DiagnosticsError(

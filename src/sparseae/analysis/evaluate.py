@@ -25,25 +25,17 @@ def self_taught_split(
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
     """Sorted int64 indices ``unlabeled``, ``train``, ``test`` of a self-taught split. Labeled
-    digits are split per digit, so both halves keep the class proportions."""
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    labels = _as_labels(labels, "labels")
-    unlabeled_digits = _as_digit_set(unlabeled_digits, "unlabeled_digits")
-    labeled_digits = _as_digit_set(labeled_digits, "labeled_digits")
-    overlap = sorted(set(unlabeled_digits) & set(labeled_digits))
-    if overlap:
-        raise ValueError(f"unlabeled_digits and labeled_digits overlap in {overlap}")
-    if not 0.0 < float(train_fraction) < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
+    digits are split per digit, so both halves keep the class proportions. The digit sets and
+    ``train_fraction`` are the config's (checked there); what the labels hold is checked here."""
+    labels = np.asarray(labels)
     present = set(np.unique(labels).tolist())
-    missing = sorted(set(unlabeled_digits + labeled_digits) - present)
+    missing = sorted({*unlabeled_digits, *labeled_digits} - present)
     if missing:
         raise ValueError(f"digits {missing} do not occur in labels (present: {sorted(present)})")
 
     unlabeled = np.flatnonzero(np.isin(labels, unlabeled_digits)).astype(np.int64)
     train_parts, test_parts = [], []
-    for digit in labeled_digits:  # sorted, so the draws from rng are in a fixed order
+    for digit in sorted(set(labeled_digits)):  # sorted: the draws from rng in a fixed order
         members = rng.permutation(np.flatnonzero(labels == digit))
         # round half up (Python's round() is banker's rounding)
         n_train = int(np.floor(train_fraction * members.size + 0.5))
@@ -63,16 +55,7 @@ def take_split(
     images: np.ndarray, labels: np.ndarray, split: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """``unlabeled``, ``X_train``, ``y_train``, ``X_test``, ``y_test`` of a split (copies)."""
-    images = np.asarray(images)
-    labels = _as_labels(labels, "labels")
-    if images.ndim != 2 or images.shape[1] != labels.size:
-        raise ValueError(
-            f"images must be visible × m with one column per label: got shape {images.shape} "
-            f"for {labels.size} labels"
-        )
-    for key in ("unlabeled", "train", "test"):
-        if key not in split:
-            raise ValueError(f"split has no key {key!r} (keys: {sorted(split)})")
+    labels = np.asarray(labels, dtype=np.int64)
     return {
         "unlabeled": np.ascontiguousarray(images[:, split["unlabeled"]]),
         "X_train": np.ascontiguousarray(images[:, split["train"]]),
@@ -95,23 +78,11 @@ def evaluate_features(
     max_iter: int = 100,
     tol: float | None = None,
 ) -> dict:
-    """Test accuracy of softmax on hidden activations and on raw pixels (a JSON-ready dict)."""
-    X_train, X_test = _as_features(X_train, "X_train"), _as_features(X_test, "X_test")
-    y_train, y_test = _as_labels(y_train, "y_train"), _as_labels(y_test, "y_test")
-    for name, X, y in (("X_train", X_train, y_train), ("X_test", X_test, y_test)):
-        if X.shape[0] != visible_size:
-            raise ValueError(
-                f"{name} has {X.shape[0]} rows, expected visible_size={visible_size} "
-                f"(one example per column)"
-            )
-        if X.shape[1] != y.size:
-            raise ValueError(
-                f"{name} has {X.shape[1]} columns but its labels have {y.size} entries"
-            )
+    """Test accuracy of softmax on hidden activations and on raw pixels (a JSON-ready dict).
+    One example per column; ``y_test`` may hold only labels that ``y_train`` has."""
     unseen = sorted(set(np.unique(y_test).tolist()) - set(np.unique(y_train).tolist()))
     if unseen:
         raise ValueError(f"test labels {unseen} never occur in the training labels")
-
     start = time.perf_counter()
     shape = dict(visible_size=visible_size, hidden_size=hidden_size)
     F_train = hidden_activations(theta, X_train, **shape)
@@ -128,14 +99,12 @@ def evaluate_features(
         start = time.perf_counter()
         model = softmax.fit(train, y_train, lambda_=lambda_, max_iter=max_iter, tol=tol)
         seconds[f"fit_{name}"] = time.perf_counter() - start
-        predicted = model.predict(test)
-        confusion = confusion_matrix(y_test, predicted, model.classes)
+        result.update(scores(name, y_test, model.predict(test), model.classes))
+        confusion = np.asarray(result[f"confusion_{name}"])
         support = confusion.sum(axis=1)
         per_class = np.divide(
             np.diag(confusion), support, out=np.full(support.shape, np.nan), where=support > 0
         )
-        result[f"accuracy_{name}"] = float(np.mean(predicted == y_test))
-        result[f"confusion_{name}"] = confusion.tolist()
         result[f"per_class_accuracy_{name}"] = [float(a) for a in per_class]
         result["classes"] = model.classes.tolist()
         settings.update({f"{k}_{name}": getattr(model, k) for k in SOFTMAX_FIGURES})
@@ -152,20 +121,12 @@ def save_evaluation(result: dict, folder: str | Path, *, extra: dict | None = No
     """Write ``evaluation.json`` (``result`` plus ``extra``, which may not overwrite it) and
     the two confusion figures into ``folder``; returns their paths by name."""
     folder = Path(folder)
-    missing = [k for k in ("accuracy_features", "accuracy_raw", *FILE_ONLY) if k not in result]
-    if missing:
-        raise ValueError(f"result lacks {missing}; pass the dict evaluate_features returned")
     clash = sorted(set(extra or {}) & set(result))
     if clash:
         raise ValueError(f"extra would overwrite result keys {clash}")
-    paths = {}
-    for name in ("features", "raw"):
-        label = "hidden-layer features" if name == "features" else "raw pixels"
-        title = f"softmax on {label}: test accuracy {100 * result[f'accuracy_{name}']:.2f}%"
-        path = folder / f"confusion_{name}.png"
-        paths[f"confusion_{name}"] = plot_confusion_matrix(
-            result[f"confusion_{name}"], result["classes"], path, title
-        )
+    paths = {f"confusion_{name}": folder / f"confusion_{name}.png" for name in ("features", "raw")}
+    labels = {"features": "softmax on hidden-layer features", "raw": "softmax on raw pixels"}
+    plot_confusions(result, labels, paths)
     # the JSON last: its presence means the figures are there too
     paths["evaluation"] = folder / "evaluation.json"
     record = {**result, **(extra or {})}
@@ -220,36 +181,25 @@ def evaluation_blocks(record: Mapping) -> dict:
     return {"metrics": metrics, "params": params}
 
 
+def scores(name: str, y_true: np.ndarray, predicted: np.ndarray, classes) -> dict:
+    """``accuracy_<name>`` and ``confusion_<name>`` (:func:`confusion_matrix`) of a prediction."""
+    confusion = confusion_matrix(y_true, predicted, np.asarray(classes))
+    accuracy = float(np.mean(predicted == y_true))
+    return {f"accuracy_{name}": accuracy, f"confusion_{name}": confusion.tolist()}
+
+
+def plot_confusions(result: Mapping, labels: Mapping[str, str], paths: Mapping) -> None:
+    """Each ``confusion_<name>`` of ``result`` at ``paths["confusion_<name>"]``, titled by
+    ``labels[name]`` and its test accuracy."""
+    for name, label in labels.items():
+        title = f"{label}: test accuracy {100 * result[f'accuracy_{name}']:.2f}%"
+        matrix, path = result[f"confusion_{name}"], paths[f"confusion_{name}"]
+        plot_confusion_matrix(matrix, result["classes"], path, title)
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """Counts with row = true class, column = predicted class, both in ``classes`` order."""
     k = classes.size
     rows = np.searchsorted(classes, y_true)
     cols = np.searchsorted(classes, y_pred)
     return np.bincount(rows * k + cols, minlength=k * k).reshape(k, k).astype(np.int64)
-
-
-def _as_labels(labels: np.ndarray, name: str) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {labels.shape}")
-    if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.equal(np.mod(labels, 1), 0)):
-            raise ValueError(f"{name} must be integer class labels, got dtype {labels.dtype}")
-        labels = labels.astype(np.int64)
-    return labels.astype(np.int64, copy=False)
-
-
-def _as_features(features: np.ndarray, name: str) -> np.ndarray:
-    features = np.asarray(features, dtype=np.float64)
-    if features.ndim != 2:
-        raise ValueError(f"{name} must be n_features × m, got shape {features.shape}")
-    if not np.all(np.isfinite(features)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return features
-
-
-def _as_digit_set(digits: Sequence[int], name: str) -> tuple[int, ...]:
-    values = sorted({int(d) for d in digits})
-    if not values:
-        raise ValueError(f"{name} must not be empty")
-    return tuple(values)

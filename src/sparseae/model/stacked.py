@@ -22,18 +22,11 @@ from sparseae.model.gradcheck import DEFAULT_BOUND, compare_gradients
 def layer_shapes(input_size: int, hidden_sizes: Sequence[int]) -> list[tuple[int, int]]:
     """``(rows, cols)`` of each encoder weight matrix ``Wˡ``: ``(hidden_l, input_l)``."""
     sizes = [int(input_size), *(int(h) for h in hidden_sizes)]
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(
-            f"need input_size >= 1 and at least one hidden size >= 1, got input_size="
-            f"{input_size}, hidden_sizes={list(hidden_sizes)}"
-        )
     return [(sizes[i + 1], sizes[i]) for i in range(len(sizes) - 1)]
 
 
 def stack_parameter_count(input_size: int, hidden_sizes: Sequence[int], num_classes: int) -> int:
     """Length of the stack's ``theta``: ``K·h_L + Σ_l (h_l·in_l + h_l)``."""
-    if int(num_classes) < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     shapes = layer_shapes(input_size, hidden_sizes)
     return int(num_classes) * shapes[-1][0] + sum(r * c + r for r, c in shapes)
 
@@ -86,8 +79,6 @@ def pack_stack(softmax_theta, layers) -> np.ndarray:
 def stack_from_autoencoders(softmax_theta, autoencoder_thetas, input_size: int, hidden_sizes):
     """The pretrained stack (:func:`pack_stack`): softmax weights, then each encoder."""
     shapes = layer_shapes(input_size, hidden_sizes)
-    if len(autoencoder_thetas) != len(shapes):
-        raise ValueError(f"{len(autoencoder_thetas)} autoencoders for {len(shapes)} layers")
     layers = []
     for (rows, cols), theta in zip(shapes, autoencoder_thetas, strict=True):
         W1, _, b1, _ = autoencoder.unpack(np.asarray(theta, dtype=np.float64), cols, rows)
@@ -100,13 +91,7 @@ def stack_activations(theta, data, *, input_size, hidden_sizes, num_classes) -> 
     _, layers = unpack_stack(
         np.asarray(theta, dtype=np.float64), input_size, hidden_sizes, num_classes
     )
-    X = np.asarray(data, dtype=np.float64)
-    if X.ndim != 2 or X.shape[0] != int(input_size):
-        raise ValueError(
-            f"data must be input_size × m = {input_size} × m (one example per column), got "
-            f"shape {X.shape}"
-        )
-    activations = [X]
+    activations = [np.asarray(data, dtype=np.float64)]
     for W, b in layers:
         z = W @ activations[-1]
         z += b[:, None]

@@ -79,15 +79,6 @@ class LBFGSOptions:
         """Plain dict for logging (``{"maxcor": 100, ...}``)."""
         return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> LBFGSOptions:
-        """Build from a dict, refusing unknown keys (a typo must not pass silently)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown L-BFGS option(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
-
 
 @dataclasses.dataclass(frozen=True)
 class ChunkResult:
@@ -157,28 +148,17 @@ def train_chunk(
     beta,
     rho,
     options: LBFGSOptions | None = None,
-    start: Mapping = FIRST,
-    progress: Callable[[dict], None] | None = None,
     cost_fn: Callable | None = None,
-    dtype=None,
-    device: str = "cpu",
+    **run,
 ) -> ChunkResult:
-    """Up to ``iterations`` L-BFGS iterations of the sparse autoencoder from ``theta0``."""
-    options = LBFGSOptions() if options is None else options
-    if not isinstance(options, LBFGSOptions):
-        raise TypeError(f"options must be an LBFGSOptions, got {type(options).__name__}")
-    expected = autoencoder.parameter_count(visible_size, hidden_size)
-    if np.shape(theta0) != (expected,):
-        raise ValueError(
-            f"theta0 has shape {np.shape(theta0)}, expected ({expected},) for visible_size="
-            f"{visible_size}, hidden_size={hidden_size}"
-        )
+    """Up to ``iterations`` L-BFGS iterations of the sparse autoencoder from ``theta0`` (its
+    length is checked by the cost); ``run``: :func:`lbfgs_chunk`'s ``start``, ``progress``,
+    ``dtype`` and ``device``."""
     model = dict(
         visible_size=visible_size, hidden_size=hidden_size, lambda_=lambda_, beta=beta, rho=rho
     )
-    cost = autoencoder.cost_and_grad if cost_fn is None else cost_fn
-    run = dict(options=options, start=start, progress=progress, dtype=dtype, device=device)
-    return lbfgs_chunk(cost, theta0, data, iterations, cost_kwargs=model, **run)
+    cost, options = cost_fn or autoencoder.cost_and_grad, options or LBFGSOptions()
+    return lbfgs_chunk(cost, theta0, data, iterations, cost_kwargs=model, options=options, **run)
 
 
 def lbfgs_chunk(

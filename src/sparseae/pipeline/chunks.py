@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from sparseae.errors import ForeignResultError, ResultFileError
 from sparseae.model.train import (
     FIRST,
     RECORD_FIELDS,
+    ChunkResult,
     LBFGSOptions,
     lbfgs_chunk,
     load_checkpoint,
@@ -28,6 +30,25 @@ from sparseae.model.train import (
 )
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """What a run minimizes: ``cost_fn(theta, data, **cost_kwargs)`` from ``initial()``,
+    ``iterations`` per chunk; ``summarize(theta)`` adds figures to each checkpoint's meta."""
+
+    initial: Callable[[], np.ndarray]
+    cost_fn: Callable
+    data: Any
+    cost_kwargs: Mapping
+    iterations: int
+    summarize: Callable[[np.ndarray], dict] | None = None
+
+    def minimize(self, optimizer: Mapping) -> ChunkResult:
+        """The whole run at once, without checkpoints (a baseline that is never resumed)."""
+        options = LBFGSOptions(**optimizer, maxiter=self.iterations)
+        theta0, kwargs = self.initial(), {"cost_kwargs": self.cost_kwargs, "options": options}
+        return lbfgs_chunk(self.cost_fn, theta0, self.data, self.iterations, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,9 +112,7 @@ def read_checkpoint(path, run: Run | None = None, k: int | None = None):
 
 
 def read_chunks(paths: Sequence, run: Run | None = None):
-    """``(last theta, all records, every meta)`` of chunks 1..K, checked against ``run``."""
-    if not paths:
-        raise ValueError("no chunk checkpoints given")
+    """``(last theta, all records, every meta)`` of chunks 1..K (K >= 1), checked."""
     records, metas = [], []
     for k, path in enumerate(paths, start=1):
         theta, chunk_records, meta = read_checkpoint(path, run, k)
@@ -102,27 +121,11 @@ def read_chunks(paths: Sequence, run: Run | None = None):
     return theta, records, metas
 
 
-def run_chunk(
-    output,
-    *,
-    k: int,
-    previous,
-    run: Run,
-    initial: Callable[[], np.ndarray],
-    cost_fn: Callable,
-    data,
-    cost_kwargs: Mapping,
-    iterations: int,
-    optimizer: Mapping,
-    dtype=None,
-    device: str = "cpu",
-    threads: int = 1,
-    progress_every: int = 10,
-    summarize: Callable[[np.ndarray], dict] | None = None,
-) -> dict:
+def run_chunk(output, k: int, previous, run: Run, problem: Problem, threads=1, progress_every=10):
     """Chunk ``k`` of ``run``: resume check, warm start, L-BFGS, atomic checkpoint ``output``.
 
-    Chunk 1 starts from ``initial()``, chunk ``k`` from ``previous``; returns the metadata.
+    Chunk 1 starts from ``problem.initial()``, chunk ``k`` from ``previous``; the optimizer
+    settings, dtype and device come from the run's trajectory. Returns the metadata.
     """
     output = Path(output)
     # A job killed while writing leaves `.{k}.npz.tmp-*` (atomic_path cannot clean up after
@@ -133,7 +136,7 @@ def run_chunk(
     started = time.perf_counter()
     k = int(k)
     if k == 1:
-        theta0, last = initial(), FIRST
+        theta0, last = problem.initial(), FIRST
     elif previous is None:
         raise ValueError(f"chunk {k} needs the checkpoint of chunk {k - 1}")
     else:
@@ -142,7 +145,8 @@ def run_chunk(
         last = records[-1] if records else meta["last"]
     last = {key: last[key] for key in FIRST}
     first = int(last["iteration"])
-    options = LBFGSOptions(**optimizer, maxiter=first + int(iterations))
+    iterations = problem.iterations
+    options = LBFGSOptions(**run.trajectory["optimizer"], maxiter=first + int(iterations))
     label = f"{run.owner}, chunk {k}"
     text = "%s: %d iterations from iteration %d; %d threads; theta length %d"
     log.info(text, label, iterations, first, threads, np.size(theta0))
@@ -153,9 +157,13 @@ def run_chunk(
         if done % progress_every == 0 or done == iterations:
             log.info("%9d %14.8f %12.4e %9d %9.2f", *(record[f] for f in RECORD_FIELDS))
 
-    hooks = {"cost_kwargs": cost_kwargs, "start": last, "progress": progress, "dtype": dtype}
-    hooks["device"] = device
-    result = lbfgs_chunk(cost_fn, theta0, data, iterations, options=options, **hooks)
+    # Only a single experiment's trajectory has a `training` section (dtype, device).
+    training = run.trajectory.get("training", {})
+    hooks = {"start": last, "progress": progress, "dtype": training.get("dtype")}
+    hooks.update(device=training.get("device", "cpu"), cost_kwargs=problem.cost_kwargs)
+    result = lbfgs_chunk(
+        problem.cost_fn, theta0, problem.data, iterations, options=options, **hooks
+    )
     if result.reason != "budget":
         why = (result.iterations, iterations, result.reason, result.message)
         log.warning("WARNING %s stopped after %d of %d iterations: %s (%s)", label, *why)
@@ -169,7 +177,7 @@ def run_chunk(
         "threads": int(threads),
         "options": options.to_dict(),
         "stop": result.stop,
-        **(summarize(result.theta) if summarize is not None else {}),
+        **(problem.summarize(result.theta) if problem.summarize else {}),
         "wall_seconds": time.perf_counter() - started,
         "last": {key: result.records[-1][key] for key in FIRST} if result.records else last,
         "environment": environment_info(),

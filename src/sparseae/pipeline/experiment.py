@@ -30,7 +30,7 @@ from sparseae.io import (
 )
 from sparseae.model import autoencoder
 from sparseae.model.train import RECORD_FIELDS
-from sparseae.pipeline.chunks import Run, read_chunks, run_chunk
+from sparseae.pipeline.chunks import Problem, Run, read_chunks, run_chunk
 
 log = logging.getLogger(__name__)
 
@@ -266,37 +266,31 @@ def train_chunk(
     # Same thread count, same summation order: bit-identical reruns.
     autoencoder.set_num_threads(threads)
     data = load_patches(patches, name=name, experiment=trajectory)
-    settings = cost_settings(model)
-
-    def initial():
-        return initial_theta(model, trajectory["seed"])
-
-    def summarize(theta):
-        terms = autoencoder.cost_terms(theta, data, **settings)
-        rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
-        parts = ("reconstruction", "weight_decay", "sparsity", "total")
-        return {
-            "terms": {t: float(terms[t]) for t in parts},
-            "rhohat": {s: float(getattr(rhohat, s)()) for s in ("mean", "min", "max")},
-        }
-
-    return run_chunk(
-        output,
-        k=k,
-        previous=previous,
-        run=_run(name, trajectory),
-        initial=initial,
+    problem = Problem(
+        initial=lambda: initial_theta(model, trajectory["seed"]),
         cost_fn=autoencoder.cost_and_grad,
         data=data,
-        cost_kwargs=settings,
+        cost_kwargs=cost_settings(model),
         iterations=trajectory["training"]["iterations_per_chunk"],
-        optimizer=trajectory["optimizer"],
-        dtype=trajectory["training"]["dtype"],
-        device=trajectory["training"]["device"],
-        threads=threads,
-        progress_every=progress_every,
-        summarize=summarize,
+        summarize=lambda theta: _chunk_summary(theta, data, model),
     )
+    return run_chunk(output, k, previous, _run(name, trajectory), problem, threads, progress_every)
+
+
+def _terms(theta, data, model: Mapping) -> tuple[dict, np.ndarray]:
+    """The cost's four terms at ``theta`` (floats) and the hidden units' mean activations."""
+    terms = autoencoder.cost_terms(theta, data, **cost_settings(model))
+    parts = ("reconstruction", "weight_decay", "sparsity", "total")
+    return {t: float(terms[t]) for t in parts}, np.asarray(terms["rhohat"], dtype=np.float64)
+
+
+def _chunk_summary(theta, data, model: Mapping) -> dict:
+    """What each checkpoint's metadata records of its end point (tracking logs it per chunk)."""
+    terms, rhohat = _terms(theta, data, model)
+    return {
+        "terms": terms,
+        "rhohat": {s: float(getattr(rhohat, s)()) for s in ("mean", "min", "max")},
+    }
 
 
 def load_chunks(paths: Sequence[str | Path], *, name: str, trajectory: Mapping):
@@ -323,8 +317,7 @@ def finalize(
                 f"{int(r['fun_evals'])}\t{float(r['seconds']):.6f}\n"
             )
     model = trajectory["model"]
-    terms = autoencoder.cost_terms(final, data, **cost_settings(model))
-    rhohat = np.asarray(terms["rhohat"], dtype=np.float64)
+    terms, rhohat = _terms(final, data, model)
     dataset = trajectory["dataset"]
     source = datasets.get_source(dataset["source"])
     # Which data, wherever it lies: sha256 over the source's files (and the photo recipe).
@@ -341,16 +334,11 @@ def finalize(
         "fingerprint": key,
         "trajectory_key": key,
         "dataset_checksum": checksum,
-        "final_cost": float(terms["total"]),
-        "reconstruction": float(terms["reconstruction"]),
-        "weight_decay": float(terms["weight_decay"]),
-        "sparsity": float(terms["sparsity"]),
+        "final_cost": terms["total"],
+        **{t: terms[t] for t in ("reconstruction", "weight_decay", "sparsity")},
         "rho": float(model["rho"]),
         "rhohat": rhohat.tolist(),
-        "rhohat_min": float(rhohat.min()),
-        "rhohat_max": float(rhohat.max()),
-        "rhohat_mean": float(rhohat.mean()),
-        "rhohat_median": float(np.median(rhohat)),
+        **{f"rhohat_{s}": float(getattr(np, s)(rhohat)) for s in ("min", "max", "mean", "median")},
         "iterations": int(records[-1]["iteration"]) if records else 0,
         "fun_evals": int(records[-1]["fun_evals"]) if records else 0,
         "num_examples": int(data.shape[1]),

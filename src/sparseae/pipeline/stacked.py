@@ -32,8 +32,7 @@ from sparseae.io import (
     write_json,
 )
 from sparseae.model import autoencoder, softmax, stacked
-from sparseae.model.train import LBFGSOptions, lbfgs_chunk
-from sparseae.pipeline.chunks import Run, read_checkpoint, read_chunks, run_chunk
+from sparseae.pipeline.chunks import Problem, Run, read_checkpoint, read_chunks, run_chunk
 
 log = logging.getLogger("sparseae.stacked")
 AUTOENCODER_KEYS = ("visible_size", "hidden_size", "lambda_", "beta", "rho")
@@ -146,41 +145,35 @@ def _run(name: str, trajectory: Mapping, output) -> Run:
     )
 
 
+def _layer_data(data_path, trajectory: Mapping):
+    """The last layer's number, settings and training data (layer 1: images, else features)."""
+    layer, model = len(trajectory["layers"]), trajectory["layers"][-1]
+    (data,) = _load(data_path, "images" if layer == 1 else "features")
+    if data.shape[0] != model["visible_size"]:
+        raise ResultFileError(
+            f"{data_path} has {data.shape[0]} rows, layer {layer} needs {model['visible_size']}; "
+            f"delete it and rerun to recompute it"
+        )
+    return layer, model, data
+
+
 def train_layer_chunk(
     data_path, previous, output, *, name, trajectory, chunk: int, progress_every=10, threads=1
 ):
     """Chunk ``chunk`` of the autoencoder of the last layer of stage trajectory ``trajectory``."""
     autoencoder.set_num_threads(threads)
-    layer = len(trajectory["layers"])
-    model = trajectory["layers"][-1]
+    layer, model, data = _layer_data(data_path, trajectory)
     v, h = model["visible_size"], model["hidden_size"]
-    (data,) = _load(data_path, "images" if layer == 1 else "features")
-    if data.shape[0] != v:
-        raise ResultFileError(
-            f"{data_path} has {data.shape[0]} rows, layer {layer} needs {v}; delete it and "
-            f"rerun to recompute it"
-        )
-
-    def initial():
-        seed = np.random.SeedSequence(
-            trajectory["seed"], spawn_key=(PURPOSES["stacked_init"], layer)
-        )
-        return autoencoder.initialize_parameters(h, v, np.random.default_rng(seed))
-
-    return run_chunk(
-        output,
-        k=chunk,
-        previous=previous,
-        run=_run(name, trajectory, output),
-        initial=initial,
+    seed = np.random.SeedSequence(trajectory["seed"], spawn_key=(PURPOSES["stacked_init"], layer))
+    problem = Problem(
+        initial=lambda: autoencoder.initialize_parameters(h, v, np.random.default_rng(seed)),
         cost_fn=autoencoder.cost_and_grad,
         data=data,
         cost_kwargs={k: model[k] for k in AUTOENCODER_KEYS},
         iterations=trajectory["pretraining"]["iterations_per_chunk"],
-        optimizer=trajectory["optimizer"],
-        threads=threads,
-        progress_every=progress_every,
     )
+    run = _run(name, trajectory, output)
+    return run_chunk(output, chunk, previous, run, problem, threads, progress_every)
 
 
 def finalize_layer(
@@ -188,10 +181,8 @@ def finalize_layer(
 ):
     """A layer's final parameters (``theta.npz``) and its features of the training set."""
     autoencoder.set_num_threads(threads)
-    layer = len(trajectory["layers"])
-    model = trajectory["layers"][-1]
     theta, records, _ = read_chunks(chunk_paths, _run(name, trajectory, chunk_paths[-1]))
-    (data,) = _load(data_path, "images" if layer == 1 else "features")
+    layer, model, data = _layer_data(data_path, trajectory)
     save_theta_npz(theta_path, theta, config={"layer": layer, "model": model})
     features = autoencoder.hidden_activations(
         theta, data, visible_size=model["visible_size"], hidden_size=model["hidden_size"]
@@ -204,23 +195,24 @@ def finalize_layer(
     return theta
 
 
-def train_stacked_softmax(features_path, data_path, output, *, name, trajectory):
-    """``softmax.npz``: UFLDL's softmax on the last layer's features, a one-chunk run from 0."""
-    (features,) = _load(features_path, "features")
-    (labels,) = _load(data_path, "labels")
+def _softmax_problem(features, labels, trajectory: Mapping) -> Problem:
+    """UFLDL's softmax from 0 on ``features``: the stage ``softmax`` and the raw-pixel baseline."""
     settings = trajectory["softmax"]
-    return run_chunk(
-        output,
-        k=1,
-        previous=None,
-        run=_run(name, trajectory, output),
+    return Problem(
         initial=lambda: np.zeros(NUM_CLASSES * features.shape[0]),
         cost_fn=softmax.cost_and_grad,
         data=features,
         cost_kwargs={"labels": labels, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]},
         iterations=settings["max_iter"],
-        optimizer=trajectory["optimizer"],
     )
+
+
+def train_stacked_softmax(features_path, data_path, output, *, name, trajectory):
+    """``softmax.npz``: UFLDL's softmax on the last layer's features, a one-chunk run from 0."""
+    (features,) = _load(features_path, "features")
+    (labels,) = _load(data_path, "labels")
+    problem = _softmax_problem(features, labels, trajectory)
+    return run_chunk(output, 1, None, _run(name, trajectory, output), problem)
 
 
 def _pretrained_stack(layer_thetas, softmax_path, hidden):
@@ -247,19 +239,15 @@ def finetune_chunk(
     hidden = _hidden_sizes(trajectory)
     cost_kwargs = {"labels": labels, "lambda_": trajectory["softmax"]["lambda_"]}
     cost_kwargs.update(input_size=INPUT_SIZE, hidden_sizes=hidden, num_classes=NUM_CLASSES)
-    return run_chunk(
-        output,
-        k=chunk,
-        previous=previous,
-        run=_run(name, trajectory, output),
+    problem = Problem(
         initial=lambda: _pretrained_stack(layer_thetas, softmax_path, hidden),
         cost_fn=stacked.finetune_cost_and_grad,
         data=images,
         cost_kwargs=cost_kwargs,
         iterations=trajectory["finetuning"]["iterations_per_chunk"],
-        optimizer=trajectory["optimizer"],
-        progress_every=progress_every,
     )
+    run = _run(name, trajectory, output)
+    return run_chunk(output, chunk, previous, run, problem, 1, progress_every)
 
 
 def finalize_stacked(layer_thetas, softmax_path, chunk_paths, output, *, name, trajectory):
@@ -286,8 +274,7 @@ def evaluate_stacked(
     train_path, test_path, stack_path, stage_chunks: Mapping, outputs: Mapping, *, trajectory
 ):
     """Test accuracy before and after fine-tuning, and of softmax on raw pixels."""
-    from sparseae.analysis.evaluate import confusion_matrix
-    from sparseae.analysis.visualize import plot_confusion_matrix
+    from sparseae.analysis.evaluate import plot_confusions, scores
 
     train_x, train_y = _load(train_path, "images", "labels")
     test_x, test_y = _load(test_path, "images", "labels")
@@ -297,23 +284,16 @@ def evaluate_stacked(
     result = {"n_train": int(train_y.size), "n_test": int(test_y.size), **shape}
     result["classes"] = list(range(NUM_CLASSES))
     for when, theta in (("before", pretrained), ("after", finetuned)):
-        predicted = stacked.predict(theta, test_x, **shape)
-        result[f"accuracy_{when}"] = float(np.mean(predicted == test_y))
+        result.update(
+            scores(when, test_y, stacked.predict(theta, test_x, **shape), result["classes"])
+        )
         trained = stacked.predict(theta, train_x, **shape)
         result[f"train_accuracy_{when}"] = float(np.mean(trained == train_y))
-        confusion = confusion_matrix(test_y, predicted, np.arange(NUM_CLASSES))
-        result[f"confusion_{when}"] = confusion.tolist()
     # Softmax on the raw pixels: the same objective, λ, iterations and optimizer settings.
     started = time.perf_counter()
-    settings = trajectory["softmax"]
-    cost_kwargs = {"labels": train_y, "num_classes": NUM_CLASSES, "lambda_": settings["lambda_"]}
-    options = LBFGSOptions(**trajectory["optimizer"], maxiter=settings["max_iter"])
-    theta0, max_iter = np.zeros(NUM_CLASSES * INPUT_SIZE), settings["max_iter"]
-    raw = lbfgs_chunk(
-        softmax.cost_and_grad, theta0, train_x, max_iter, cost_kwargs=cost_kwargs, options=options
-    )
-    raw_scores = raw.theta.reshape((NUM_CLASSES, INPUT_SIZE), order="F") @ test_x
-    result["accuracy_raw"] = float(np.mean(np.argmax(raw_scores, axis=0) == test_y))
+    raw = _softmax_problem(train_x, train_y, trajectory).minimize(trajectory["optimizer"])
+    raw_weights = raw.theta.reshape((NUM_CLASSES, INPUT_SIZE), order="F")
+    result["accuracy_raw"] = float(np.mean(softmax.predict(raw_weights, test_x) == test_y))
     seconds, iterations = {}, {}
     for stage, paths in stage_chunks.items():
         _, records, metas = read_chunks(paths)
@@ -322,11 +302,7 @@ def evaluate_stacked(
     seconds["softmax_raw"] = time.perf_counter() - started
     iterations["softmax_raw"] = raw.iterations
     result.update(seconds=seconds, iterations=iterations)
-    for when in ("before", "after"):
-        label = "pretrained stack" if when == "before" else "fine-tuned stack"
-        title = f"{label}: test accuracy {100 * result[f'accuracy_{when}']:.2f}%"
-        matrix, path = result[f"confusion_{when}"], outputs[f"confusion_{when}"]
-        plot_confusion_matrix(matrix, result["classes"], path, title)
+    plot_confusions(result, {"before": "pretrained stack", "after": "fine-tuned stack"}, outputs)
     # What MLflow shows of it: the accuracies and stage times (metrics), the counts (params).
     metrics = {key: value for key, value in result.items() if "accuracy_" in key}
     metrics.update({f"seconds_{stage}": value for stage, value in seconds.items()})

@@ -66,11 +66,6 @@ def _read_member(folder: Path, name: str) -> dict[str, Any]:
             f"sweep member '{name}': {folder / 'config.json'} was written for experiment "
             f"{recorded!r}, not {name!r}"
         )
-    if "experiment" not in files["config.json"]:
-        raise SweepError(
-            f"sweep member '{name}': {folder / 'config.json'} has no key 'experiment' (the "
-            f"resolved config written by sparseae.config.write_config)"
-        )
     return files
 
 
@@ -83,25 +78,13 @@ def _lookup(config: Mapping, path: str, where: Path) -> Any:
     return node
 
 
-def sweep_table(
-    members: Mapping[str, str | os.PathLike] | Sequence[str | os.PathLike],
-    parameters: Mapping[str, str] | Sequence[str] = (),
-) -> pd.DataFrame:
+def sweep_table(members: Mapping[str, str | os.PathLike], parameters: Mapping[str, str]):
     """One row per sweep member: ``experiment``, the swept settings, :data:`RESULT_COLUMNS`.
 
-    ``members``: ``{name: folder}`` or folders named after their member; ``parameters``:
-    ``{column: dotted setting}`` or settings named as columns. Raises ``SweepError``."""
-    if not isinstance(members, Mapping):
-        folders = [Path(folder) for folder in members]
-        members = {folder.name: folder for folder in folders}
-        if len(members) != len(folders):
-            names = sorted(f.name for f in folders)
-            twice = sorted({n for n in names if names.count(n) > 1})
-            raise SweepError(f"sweep member folders share a name: {twice}; pass a mapping")
+    ``members``: ``{name: folder}``; ``parameters``: ``{column: dotted setting}``. Raises
+    ``SweepError`` naming the member file or setting at fault."""
     if not members:
         raise SweepError("a sweep table needs at least one member")
-    if not isinstance(parameters, Mapping):
-        parameters = {path: path for path in parameters}
     reserved = {"experiment", *(column for column, _, _ in RESULT_COLUMNS)}
     clashes = sorted(set(parameters) & reserved)
     if clashes:
@@ -114,7 +97,7 @@ def sweep_table(
         files = _read_member(folder, name)
         row: dict[str, Any] = {"experiment": name}
         for column, path in parameters.items():
-            value = _lookup(files["config.json"]["experiment"], path, folder / "config.json")
+            value = _lookup(files["config.json"].get("experiment"), path, folder / "config.json")
             # A whole section swept (e.g. patches.whitening): one JSON cell, not a Python repr.
             row[column] = (
                 json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
