@@ -230,7 +230,9 @@ def evaluation_outputs(wildcards):
 
 def cnn_targets(name):
     """cnn_evaluation.json of an experiment with a `cnn` section (none else)."""
-    return [f"results/{name}/cnn_evaluation.json"] if EXPERIMENTS[name].get("cnn") else []
+    return (
+        [f"results/{name}/cnn_evaluation.json"] if EXPERIMENTS[name].get("cnn") else []
+    )
 
 
 def cnn_outputs(wildcards):
@@ -241,7 +243,9 @@ def cnn_fetched(wildcards):
     """The download markers of the splits whose images are convolved (cnn.images): stl10
     reads train and test, mnist one split."""
     images = EXPERIMENTS[wildcards.experiment].cnn["images"]
-    splits = ["train", "test"] if images["source"] == "stl10" else [images["split"] or "test"]
+    splits = [images["split"] or "test"]
+    if images["source"] == "stl10":
+        splits = ["train", "test"]
     return [f"resources/{images['source']}/fetched-{split}.json" for split in splits]
 
 
