@@ -244,8 +244,7 @@ def cnn_problems(key: str, experiment: Mapping) -> list[str]:
 def cnn_held(cnn: Mapping, part: str) -> int:
     """The images that ``cnn.images.{part}`` ranges over: the mnist split's, or the stl10
     split ``part``'s images of ``classes`` (STL-10 holds as many of each of its 10 classes)."""
-    images = cnn["images"]
-    source = _source(images["source"])
+    images, source = cnn["images"], _source(cnn["images"]["source"])
     if source.loader == "stl10":
         from sparseae.data.stl10 import CLASSES, TUTORIAL_CLASSES
 
