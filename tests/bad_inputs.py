@@ -457,6 +457,7 @@ def file(id, what, call, *names, prepare=None, documented=False, kind="file"):
 NAT = "experiments: {natural: %s}"
 BASE = ("--base", str(REPO / "config" / "config.yaml"))
 KEY = "experiments.natural."
+STL10_PATCHES = "patches: {channels: 3}, model: {visible_size: 192}"
 FOLDER = "experiments: {natural: {dataset: {source: image-folder, path: '{tmp}/images'}%s}}"
 
 CASES: list[Case] = [
@@ -632,6 +633,23 @@ CASES: list[Case] = [
     config("cnn-whole-digits", "pooling 1x1 convolved whole digits",
            "experiments: {mnist: {cnn: {pool_size: 7}}}", "experiments.mnist.cnn.pool_size",
            "convolved side 1"),
+    config("stl10-all-unlabeled", "all 100,000 unlabeled STL-10 images (22 GB)",
+           NAT % ("{dataset: {source: stl10, split: unlabeled}, " + STL10_PATCHES + "}"),
+           KEY + "dataset.num_images", "22 GB"),
+    config("stl10-grey", "grey patches of STL-10's colour images",
+           NAT % "{dataset: {source: stl10, split: unlabeled, num_images: 10}}",
+           KEY + "patches.channels", "allowed: 3"),
+    config("cnn-stl10-split", "a split for STL-10's convolved images",
+           NAT % ("{dataset: {source: stl10, split: unlabeled, num_images: 10}, " + STL10_PATCHES
+                  + ", cnn: {images: {source: stl10, split: test}}}"),
+           KEY + "cnn.images.split", "mnist only"),
+    config("cnn-stl10-pool", "a pool size that does not divide STL-10's convolved side",
+           NAT % ("{dataset: {source: stl10, split: unlabeled, num_images: 10}, " + STL10_PATCHES
+                  + ", cnn: {images: {source: stl10, size: 64}, pool_size: 7}}"),
+           KEY + "cnn.pool_size", "divisor of 57"),
+    config("cnn-mnist-classes", "classes of convolved digits",
+           NAT % "{cnn: {images: {classes: [cat, dog]}}}", KEY + "cnn.images.classes",
+           "stl10 only"),
     config("digit-out-of-range", "a digit label of 10",
            "experiments: {mnist: {dataset: {digits: [3, 10]}}}",
            "experiments.mnist.dataset.digits"),

@@ -166,7 +166,8 @@ def test_config_takes_stl10_checksums_and_splits_and_refuses_bad_ones():
     from sparseae.errors import ConfigError
 
     def resolve(dataset, md5):
-        experiments = {"x": {"dataset": dataset, "patches": {"size": 8}}}
+        patches, model = {"size": 8, "channels": 3}, {"visible_size": 192}
+        experiments = {"x": {"dataset": dataset, "patches": patches, "model": model}}
         sources = {"stl10": {"md5": md5}}
         return resolve_config({"run": ["x"], "experiments": experiments, "sources": sources})
 

@@ -240,9 +240,13 @@ def cnn_outputs(wildcards):
 
 
 def cnn_fetched(wildcards):
-    """The download marker of the split whose images are convolved (cnn.images)."""
+    """The download markers of the splits whose images are convolved (cnn.images): stl10
+    reads train and test, mnist one split."""
     images = EXPERIMENTS[wildcards.experiment].cnn["images"]
-    return f"resources/{images['source']}/fetched-{images['split']}.json"
+    splits = [images["split"] or "test"]
+    if images["source"] == "stl10":
+        splits = ["train", "test"]
+    return [f"resources/{images['source']}/fetched-{split}.json" for split in splits]
 
 
 def num_pooled_chunks(wildcards):

@@ -113,10 +113,18 @@ def _dataset_problems(key: str, experiment: Mapping) -> list[str | None]:
         ]
     digits, name, path = source.loader == "mnist", source.name, dataset["path"]
     problems: list[str | None] = []
-    if experiment["patches"].get("channels", 1) != 1 and source.loader != "sample-photos":
+    channels = experiment["patches"].get("channels", 1)
+    if channels not in ((1, 3) if source.loader == "sample-photos" else (source.channels,)):
         problems.append(
-            f"config key '{key}.patches.channels' = 3, but source '{name}' is read in grey; "
-            f"allowed: 1, or source sample-photos for colour patches"
+            f"config key '{key}.patches.channels' = {channels}, but source '{name}' holds "
+            f"images of {source.channels} channel(s); allowed: {source.channels} (or source "
+            f"sample-photos, read in grey or in colour)"
+        )
+    if source.loader == "stl10" and dataset["num_images"] is None:
+        problems.append(
+            f"config key '{key}.dataset.num_images' is null, but all images of source 'stl10' "
+            f"would not fit in memory (100,000 unlabeled: 22 GB as float64); allowed: an "
+            f"integer, e.g. 10000"
         )
     if not digits and size is None:
         problems.append(
@@ -200,24 +208,32 @@ def cnn_problems(key: str, experiment: Mapping) -> list[str]:
             f"{images.channels} channel(s), but the features were learned on patches of "
             f"{channels} (patches.channels); allowed: a source of {channels}-channel images"
         ]
-    side = images.image_side - patch + 1
+    stl10, given = images.loader == "stl10", cnn["images"]
+    unused = [k for k in (("split",) if stl10 else ("classes", "size")) if given[k] is not None]
+    if unused:
+        return [
+            f"config key '{key}.cnn.images.{unused[0]}' = {given[unused[0]]!r} is set, but "
+            f"source '{images.name}' does not use it (it would be ignored); allowed: null "
+            f"(split: mnist only; classes, size: stl10 only)"
+        ]
+    side = (given["size"] or images.image_side) - patch + 1
     if side < 1 or side % cnn["pool_size"]:
         return [
             f"config key '{key}.cnn.pool_size' = {cnn['pool_size']} does not divide the "
-            f"convolved side {side} ({images.image_side} - patch {patch} + 1); allowed: a "
-            f"divisor of {side}"
+            f"convolved side {side} ({given['size'] or images.image_side} - patch {patch} + 1); "
+            f"allowed: a divisor of {side}"
         ]
     problems = []
     for part in ("train", "test"):
-        start, stop = cnn_range(cnn, part)
-        if not start < stop <= images.images_held(cnn["images"]["split"]):
+        (start, stop), held = cnn_range(cnn, part), cnn_held(cnn, part)
+        if not start < stop <= held:
             problems.append(
                 f"config key '{key}.cnn.images.{part}' = {start}..{stop} is no range of the "
-                f"{cnn['images']['split']} split; allowed: 0 <= start < stop <= "
-                f"{images.images_held(cnn['images']['split'])} (stop null = to the end)"
+                f"{held} images it ranges over; allowed: 0 <= start < stop <= {held} (stop "
+                f"null = to the end)"
             )
     (a1, b1), (a2, b2) = cnn_range(cnn, "train"), cnn_range(cnn, "test")
-    if max(a1, a2) < min(b1, b2):
+    if not stl10 and max(a1, a2) < min(b1, b2):
         problems.append(
             f"config key '{key}.cnn.images.test' ({a2}..{b2}) overlaps '{key}.cnn.images.train' "
             f"({a1}..{b1}); allowed: disjoint ranges, e.g. train 0..5000 and test 5000..null"
@@ -225,12 +241,22 @@ def cnn_problems(key: str, experiment: Mapping) -> list[str]:
     return problems
 
 
+def cnn_held(cnn: Mapping, part: str) -> int:
+    """The images that ``cnn.images.{part}`` ranges over: the mnist split's, or the stl10
+    split ``part``'s images of ``classes`` (STL-10 holds as many of each of its 10 classes)."""
+    images, source = cnn["images"], _source(cnn["images"]["source"])
+    if source.loader == "stl10":
+        from sparseae.data.stl10 import CLASSES, TUTORIAL_CLASSES
+
+        classes = images["classes"] or TUTORIAL_CLASSES
+        return source.images_held(part) // len(CLASSES) * len(classes)
+    return source.images_held(images["split"] or "test")
+
+
 def cnn_range(cnn: Mapping, part: str) -> tuple[int, int]:
     """``(start, stop)`` of the ``train`` or ``test`` images of ``cnn.images`` (stop resolved)."""
-    images = cnn["images"]
-    held = _source(images["source"]).images_held(images["split"])
-    stop = images[part]["stop"]
-    return int(images[part]["start"]), int(held if stop is None else stop)
+    images, stop = cnn["images"], cnn["images"][part]["stop"]
+    return int(images[part]["start"]), int(cnn_held(cnn, part) if stop is None else stop)
 
 
 def examples_count(experiment: Mapping) -> tuple[int, str]:

@@ -21,6 +21,7 @@ from sparseae.data.images import (
     sample_photo_tiles,
 )
 from sparseae.data.sources import MNIST_FILES, Source, get_source, source_from_config
+from sparseae.data.stl10 import read_images
 from sparseae.data.whitening import whiten_images
 from sparseae.errors import DatasetError
 from sparseae.io import write_json
@@ -102,9 +103,11 @@ def load_images(
     path: str | os.PathLike | None = None,
     whiten: bool | None = None,
     channels: int = 1,
+    split: str = "unlabeled",
+    count: int | None = None,
 ) -> np.ndarray:
     """Load a source's images as float64 ``H × W × N`` (``channels=3``: RGB ``H × W × 3 × N``,
-    sample-photos only).
+    sample-photos; stl10 is always RGB: the first ``count`` images of ``split``).
 
     ``dest`` is the folder fetched to (as :func:`fetch`), ``path`` a ``.mat`` file or image
     folder to read instead; ``whiten`` (default: the source's setting) applies
@@ -116,6 +119,8 @@ def load_images(
         images = sample_photo_tiles(channels=channels)
     elif src.loader == "image-folder":
         images = load_image_folder(_image_folder(path, dest))
+    elif src.loader == "stl10":
+        images = read_images(_dest(src, dest) / f"{split}_X.bin", count) / 255.0
     else:
         raise DatasetError(f"source {src.name!r} holds labelled digits, not images; use load_mnist")
     if src.whiten if whiten is None else whiten:

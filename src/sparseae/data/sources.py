@@ -186,6 +186,7 @@ SOURCES: dict[str, Source] = {
                 "unlabeled": ("unlabeled_X.bin",),
             },
             image_side=96,
+            channels=3,
             num_images={"train": 5_000, "test": 8_000, "unlabeled": 100_000},
         ),
         Source(

@@ -21,7 +21,8 @@ import numpy as np
 from sparseae import data as datasets
 from sparseae.config import ConfigError, fingerprint
 from sparseae.config.rules import cnn_range
-from sparseae.errors import ForeignResultError, ResultFileError
+from sparseae.data import stl10
+from sparseae.errors import DatasetError, ForeignResultError, ResultFileError
 from sparseae.identity import key_of
 from sparseae.io import ParameterFileError, atomic_path, read_npz, write_json
 from sparseae.model import autoencoder, softmax
@@ -52,14 +53,24 @@ def chunk_key(trajectory: Mapping, pooling: Mapping, k: int) -> str:
 
 def labeled_images(pooling: Mapping, resources="resources") -> dict:
     """``{part: (images H × W × C × n, labels)}`` of the train and test ranges of ``images``."""
-    images = pooling["images"]
-    X, labels = datasets.load_mnist(Path(resources) / images["source"], images["split"])
-    side = int(round(np.sqrt(X.shape[0])))
-    parts = {}
-    for part in ("train", "test"):
-        start, stop = cnn_range(pooling, part)
+    images, folder = pooling["images"], Path(resources) / pooling["images"]["source"]
+    if images["source"] == "mnist":
+        X, labels = datasets.load_mnist(folder, images["split"] or "test")
+        side = int(round(np.sqrt(X.shape[0])))
         # Columns are images flattened column-major: Fortran order restores rows × columns.
-        parts[part] = X[:, start:stop].reshape(side, side, 1, -1, order="F"), labels[start:stop]
+        loaded = dict.fromkeys(("train", "test"), (X.reshape(side, side, 1, -1, order="F"), labels))
+    else:  # stl10: the images of `classes` of the split of each part's name, resized
+        classes, size = images["classes"] or stl10.TUTORIAL_CLASSES, images["size"] or stl10.SIDE
+        loaded = {p: stl10.load_subset(folder, p, classes, size=size) for p in ("train", "test")}
+    parts = {}
+    for part, (X, labels) in loaded.items():
+        start, stop = cnn_range(pooling, part)
+        if stop > labels.size:  # a smaller copy of the files than the source's own
+            raise DatasetError(
+                f"cnn.images.{part} = {start}..{stop}, but {folder} holds {labels.size} such "
+                f"images; allowed: stop <= {labels.size}; fetch the source again or lower it"
+            )
+        parts[part] = X[..., start:stop], labels[start:stop]
     return parts
 
 

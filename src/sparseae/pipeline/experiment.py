@@ -172,6 +172,8 @@ def _image_patches(name: str, data: Mapping, dest: Path) -> tuple[np.ndarray, di
             path=dataset["path"],
             whiten=None if whiten == "auto" else bool(whiten),
             channels=patch_cfg.get("channels", 1),
+            split=dataset["split"],
+            count=dataset["num_images"],  # stl10: read only these (100,000 would take 22 GB)
         )
         where = dataset["path"] or f"source {source!r}"
         checks.check_loaded_images(name, data, images.shape[-1], where)
