@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import http.client
 import logging
@@ -281,7 +282,15 @@ def ensure_files(
         else:
             missing.append(spec)
     if missing:
-        ensure_files([archive], dest, mirrors, **options)
+        # Fetch jobs of two splits may run at once: one downloads the archive, the other waits.
+        # The lock is on the folder itself, so it leaves no file behind.
+        dest.mkdir(parents=True, exist_ok=True)
+        folder = os.open(dest, os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            ensure_files([archive], dest, mirrors, **options)
+        finally:
+            os.close(folder)
         extract_members(dest / archive.name, missing, dest)
     return [dest / spec.name for spec in specs]
 
