@@ -264,8 +264,14 @@ def test_thread_settings_are_recorded_in_checkpoints_and_mlflow(reference, sqlit
         assert any(key.endswith(".num_threads") for key in pools), environment
         assert environment["version.numpy"] == np.__version__
 
+    # The reference run stops at theta.npz, before config.json (whose fingerprint is the
+    # run key): the key is given.
     run_id = log_results(
-        res, experiment_name="natural", tracking_uri=sqlite_store, log_dir=reference / "logs"
+        res,
+        experiment_name="natural",
+        tracking_uri=sqlite_store,
+        log_dir=reference / "logs",
+        run_key="reference",
     )
     # Threads and versions are one JSON tag, not params (params are the science settings).
     tags = MlflowClient(sqlite_store).get_run(run_id).data.tags

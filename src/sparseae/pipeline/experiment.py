@@ -129,7 +129,7 @@ def sample_patches(output, *, name: str, data: Mapping, resources="resources") -
         if dataset["digits"] is not None:
             X = X[:, np.isin(labels, dataset["digits"])]
             checks.check_examples_left(name, data, X.shape[1])
-        config.check_image_inputs(name, data, X.shape[0])
+        checks.check_image_inputs(name, data, X.shape[0])
         log.info("%s: %d whole images of %d pixels", source, X.shape[1], X.shape[0])
     else:
         try:
