@@ -1,4 +1,5 @@
-"""A small STL-10 archive in the real binary format, for tests of the ``stl10`` source.
+"""A small STL-10 archive in the real binary format, and small UFLDL ``.mat`` files, for tests
+of the ``stl10`` source.
 
 ``make_archive(folder)`` writes ``stl10_binary.tar.gz`` as the official one is laid out
 (``stl10_binary/train_X.bin`` …, ``class_names.txt``) with a few random images per class, and
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.io
 
 CLASS_NAMES = "airplane bird car cat deer dog horse monkey ship truck".split()
 
@@ -62,3 +64,24 @@ def make_archive(folder: Path, per_class: dict | None = None, unlabeled: int = 5
     md5.pop("class_names.txt")
     md5[path.name] = hashlib.md5(path.read_bytes()).hexdigest()
     return Archive(path, md5, images, labels)
+
+
+def write_ufldl_mats(folder: Path, patches: int = 300, per_part: int = 8) -> dict:
+    """UFLDL's own files, small, in the tutorial's layout (``scipy.io.savemat``, v5):
+    ``stlSampledPatches.mat`` (``patches``: 192 × n, each column an 8 × 8 × 3 patch, R then G
+    then B, each channel column-major) and ``stlTrainSubset.mat`` / ``stlTestSubset.mat``
+    (64 × 64 × 3 × n images in [0, 1], n × 1 labels 1..4 in turn, ``numTrainImages``).
+    Returns the patches (8 × 8 × 3 × n) and ``{part: (images, labels)}`` written."""
+    generator = np.random.default_rng(7)
+    made = {"patches": generator.random((8, 8, 3, patches))}
+    # Each channel's 8 x 8 pixels column by column (row index fastest), channels stacked.
+    columns = [made["patches"][:, :, c].transpose(1, 0, 2).reshape(64, -1) for c in range(3)]
+    scipy.io.savemat(folder / "stlSampledPatches.mat", {"patches": np.vstack(columns)})
+    for part in ("train", "test"):
+        images, labels = generator.random((64, 64, 3, per_part)), np.arange(per_part) % 4 + 1
+        made[part] = images, labels
+        title = part.title()  # MATLAB doubles, labels a column
+        variables = {f"{part}Images": images, f"{part}Labels": labels[:, None] * 1.0}
+        variables[f"num{title}Images"] = per_part
+        scipy.io.savemat(folder / f"stl{title}Subset.mat", variables)
+    return made

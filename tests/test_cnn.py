@@ -52,7 +52,7 @@ def test_convolved_features_equal_the_features_of_each_patch():
     np.testing.assert_allclose(plain[:, 2, 3, 1], expit(W @ x + b), rtol=0, atol=1e-12)
 
 
-def test_mean_pooling_equals_a_loop_and_refuses_sizes_that_do_not_divide():
+def test_mean_pooling_equals_a_loop_and_drops_what_fills_no_region():
     rng = np.random.default_rng(1)
     convolved = rng.random((3, 6, 9, 2))
     pooled = mean_pool(convolved, 3)
@@ -64,8 +64,12 @@ def test_mean_pooling_equals_a_loop_and_refuses_sizes_that_do_not_divide():
                     block = convolved[f, 3 * r : 3 * r + 3, 3 * c : 3 * c + 3, n]
                     expected[f, r, c, n] = block.mean()
     np.testing.assert_allclose(pooled, expected, rtol=0, atol=1e-15)
-    with pytest.raises(ValueError, match="pool size 4 does not divide the convolved 6×9"):
-        mean_pool(convolved, 4)
+    np.testing.assert_array_equal(mean_pool(convolved, 4), mean_pool(convolved[:, :4, :8], 4))
+    # The 2×2 block means of a colour photograph (rows × cols × 3; odd sides cropped).
+    photo = rng.random((5, 7, 3))
+    halved = mean_pool(photo[None], 2)[0]
+    assert halved.shape == (2, 3, 3)
+    np.testing.assert_allclose(halved[1, 2], photo[2:4, 4:6].mean(axis=(0, 1)), atol=1e-15)
 
 
 @pytest.fixture
@@ -89,7 +93,16 @@ def tiny(tmp_path):
         zca_mean=mean,
     )
     steps = {"name": "tiny", "trajectory": trajectory, "pooling": cnn.pooling_config(experiment)}
+    images = steps["pooling"]["images"]
+    cnn.prepare_images(
+        tmp_path / "cnn_images.npz", name="tiny", images=images, resources=tmp_path / "resources"
+    )
+    steps["labeled"] = tmp_path / "cnn_images.npz"
     return tmp_path, steps, (theta, zca, mean)
+
+
+def without_labeled(steps):
+    return {key: value for key, value in steps.items() if key != "labeled"}
 
 
 def pooled(path, part):
@@ -101,7 +114,7 @@ def run_chunk(folder, steps, k, output=None):
     output = output or folder / "pooled" / f"{k}.npz"
     output.parent.mkdir(exist_ok=True)
     files = {"theta": folder / "theta.npz", "patches": folder / "patches.npz"}
-    cnn.convolve_pool(output, k=k, **files, **steps, resources=folder / "resources")
+    cnn.convolve_pool(output, k=k, **files, **steps)
     return output
 
 
@@ -124,8 +137,7 @@ def test_pooled_chunks_hold_the_whitened_features_and_resume_chunk_by_chunk(tiny
     np.testing.assert_allclose(pooled(chunks[1], "test")[1, 1, 2, 4], np.mean(values), atol=1e-12)
     evaluation = folder / "cnn_evaluation.json"
     settings = {"lambda_": 1e-4, "max_iter": 30}
-    resources = folder / "resources"
-    cnn.classify_pooled(chunks, evaluation, **steps, settings=settings, resources=resources)
+    cnn.classify_pooled(chunks, evaluation, **steps, settings=settings)
     result = read_json(evaluation, key=fingerprint(steps["trajectory"]))
     assert (result["n_train"], result["n_test"], result["pooled_features"]) == (60, 40, 45)
     assert set(result["metrics"]) == {"cnn_accuracy", "cnn_accuracy_raw"}
@@ -134,7 +146,7 @@ def test_pooled_chunks_hold_the_whitened_features_and_resume_chunk_by_chunk(tiny
     before = pooled(chunks[1], "train")
     chunks[1].unlink()
     with pytest.raises(ResultFileError, match=r"pooled chunk .*2\.npz does not exist"):
-        cnn.read_pooled(chunks, **steps)
+        cnn.read_pooled(chunks, **without_labeled(steps))
     run_chunk(folder, steps, 2)
     np.testing.assert_array_equal(pooled(chunks[1], "train"), before)
 
@@ -143,11 +155,13 @@ def test_a_foreign_or_renamed_pooled_chunk_is_refused_by_name(tiny):
     folder, steps, _ = tiny
     chunks = [run_chunk(folder, steps, k) for k in (1, 2, 3)]
     shutil.copy(chunks[0], chunks[1])  # renamed: chunk 1's features under chunk 2's name
-    with pytest.raises(ForeignResultError, match=r"2\.npz belongs to pooled key .* chunk 2"):
-        cnn.read_pooled(chunks, **steps)
+    with pytest.raises(
+        ForeignResultError, match=r"2\.npz belongs to pooled chunk key .* experiment"
+    ):
+        cnn.read_pooled(chunks, **without_labeled(steps))
     other = {**steps, "pooling": {**steps["pooling"], "pool_size": 3}}
     run_chunk(folder, other, 2, chunks[1])  # written for another pool size
     with pytest.raises(ForeignResultError, match="delete it and rerun"):
-        cnn.read_pooled(chunks, **steps)
+        cnn.read_pooled(chunks, **without_labeled(steps))
     with pytest.raises(ConfigError, match="chunks 1..3"):
         run_chunk(folder, steps, 4)

@@ -11,7 +11,15 @@ import pytest
 from PIL import Image
 from stl10_archive import image_bytes, make_archive
 
-from sparseae.data import SOURCES, ChecksumError, DatasetError, DownloadError, fetch_source, stl10
+from sparseae.data import (
+    SOURCES,
+    ChecksumError,
+    DatasetError,
+    DownloadError,
+    fetch_source,
+    load_images,
+    stl10,
+)
 
 pytestmark = pytest.mark.fast
 
@@ -131,32 +139,30 @@ def test_subset_takes_the_first_images_of_each_class_in_file_order(archive, dest
     config = archive.config("unused")
     config["sources"]["stl10"]["mirrors"] = [str(archive.path.parent)]
     fetch_source("stl10", dest, config, split="train", retries=0)
-    images, labels = stl10.load_subset(dest, "train", count=8)
+    images, labels = stl10.load_subset(dest, "train")
 
     raw = archive.labels["train"]
-    # Two per class (8 / 4 classes), the first of each in file order, relabelled 1..4.
+    # The images of the four classes in file order, relabelled 1..4.
     keep = np.flatnonzero(np.isin(raw, [1, 3, 4, 6]))
-    keep = np.sort(np.concatenate([keep[raw[keep] == c][:2] for c in (1, 3, 4, 6)]))
     np.testing.assert_array_equal(labels, np.searchsorted([1, 3, 4, 6], raw[keep]) + 1)
-    assert images.shape == (64, 64, 3, 8) and images.dtype == np.float64
+    assert images.shape == (64, 64, 3, 12) and images.dtype == np.float64
     assert 0 <= images.min() and images.max() <= 1
     first = Image.fromarray(archive.images["train"][..., keep[0]]).resize((64, 64), Image.BICUBIC)
     np.testing.assert_array_equal(images[..., 0], np.asarray(first) / 255.0)
-    again, again_labels = stl10.load_subset(dest, "train", count=8)
+    again, again_labels = stl10.load_subset(dest, "train")
     assert np.array_equal(again, images) and np.array_equal(again_labels, labels)
-    _, every = stl10.load_subset(dest, "train")  # all 3 per class
-    assert np.bincount(every).tolist() == [0, 3, 3, 3, 3]
-    with pytest.raises(DatasetError, match="count 6 is not 4 classes"):
-        stl10.load_subset(dest, "train", count=6)
-    with pytest.raises(DatasetError, match="allowed: a multiple of 4 up to 12"):
-        stl10.load_subset(dest, "train", count=16)
+    assert np.bincount(labels).tolist() == [0, 3, 3, 3, 3]
+    unresized, _ = stl10.load_subset(dest, "train", ["dog"], size=None)
+    np.testing.assert_array_equal(unresized * 255, archive.images["train"][..., raw == 6])
+    with pytest.raises(DatasetError, match="distinct classes from airplane"):
+        stl10.load_subset(dest, "train", ["dog", "wolf"])
 
 
 def test_unlabeled_images_are_colour_images_in_0_1(archive, dest):
     config = archive.config(str(archive.path.parent))
     config["sources"]["stl10"]["mirrors"] = [str(archive.path.parent)]
     fetch_source("stl10", dest, config, split="unlabeled", retries=0)
-    images = stl10.load_unlabeled(dest, 3)
+    images = load_images("stl10", dest, split="unlabeled", count=3)
     assert images.shape == (96, 96, 3, 3) and images.dtype == np.float64
     np.testing.assert_array_equal(images * 255, archive.images["unlabeled"][..., :3])
 

@@ -41,7 +41,7 @@ def test_labeled_images_are_the_classes_of_each_split_resized(tmp_path):
         (folder / f"{split}_y.bin").write_bytes(archive.labels[split].astype(np.uint8).tobytes())
     images = {"source": "stl10", "split": None, "classes": ["dog", "cat"], "size": 32}
     images.update(train={"start": 1, "stop": 6}, test={"start": 0, "stop": 4})
-    parts = cnn.labeled_images({"images": images}, tmp_path / "resources")
+    parts = cnn.labeled_images(images, tmp_path / "resources")
 
     for part, first in (("train", 1), ("test", 0)):
         kept = np.flatnonzero(np.isin(archive.labels[part], [6, 4]))  # dog 6, cat 4: file order
@@ -55,7 +55,7 @@ def test_labeled_images_are_the_classes_of_each_split_resized(tmp_path):
 
     images["test"]["stop"] = 5  # the archive holds 2 cats and 2 dogs of the test split
     with pytest.raises(DatasetError, match=r"cnn\.images\.test = 0\.\.5, .* holds 4 such images"):
-        cnn.labeled_images({"images": images}, tmp_path / "resources")
+        cnn.labeled_images(images, tmp_path / "resources")
 
 
 def test_load_images_reads_only_the_stl10_images_asked_for(tmp_path):

@@ -1,12 +1,50 @@
-# Convolution and pooling (experiments with a `cnn` section): the learned features convolved
-# over whole labeled images and mean-pooled, features_per_chunk at a time (one job per chunk),
-# then softmax on the pooled features. Params split as config/README.md says: a pooling
-# setting reruns the chunks and the classifier, a softmax setting the classifier alone.
+# Convolution and pooling (experiments with a `cnn` section): the labeled images read once,
+# the learned features convolved over them and mean-pooled, features_per_chunk at a time (one
+# job per chunk), then softmax on the pooled features. Params split as config/README.md says:
+# an images setting reruns all, a pooling setting the chunks and the classifier, a softmax
+# setting the classifier alone.
+from sparseae.data import file_digests
+
+
+def cnn_mat_checksums(wildcards):
+    """The sha256 of each .mat file cnn.images names (train, test): no file Snakemake tracks,
+    so its contents, not its time stamp, decide a rerun of prepare_images."""
+    images = EXPERIMENTS[wildcards.experiment].cnn["images"]
+    paths = [images[part].get("path") for part in ("train", "test")]
+    try:
+        return [path and file_digests(path, ["sha256"])["sha256"] for path in paths]
+    except OSError as error:
+        key = f"experiments.{wildcards.experiment}.cnn.images"
+        raise WorkflowError(f"config key '{key}': {error}") from None
+
+
+rule prepare_images:
+    input:
+        fetched=cnn_fetched,
+    output:
+        "results/{experiment}/cnn_images.npz",
+    log:
+        "logs/{experiment}/prepare_images.log",
+    benchmark:
+        "benchmarks/{experiment}/prepare_images.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=resource("evaluate", "mem_mb"),
+        runtime=resource("evaluate", "runtime"),
+    params:
+        images=lambda wildcards: pooling_settings(wildcards)["images"],
+        checksums=cnn_mat_checksums,
+    message:
+        "{wildcards.experiment}: read the labeled images to convolve"
+    script:
+        "../scripts/prepare_images.py"
 
 
 rule convolve_pool:
     input:
-        fetched=cnn_fetched,
+        images="results/{experiment}/cnn_images.npz",
         theta="results/{experiment}/theta.npz",
         patches="results/{experiment}/patches.npz",
     output:
@@ -33,7 +71,7 @@ rule convolve_pool:
 
 rule classify_pooled:
     input:
-        fetched=cnn_fetched,
+        images="results/{experiment}/cnn_images.npz",
         chunks=pooled_chunks,
     output:
         "results/{experiment}/cnn_evaluation.json",

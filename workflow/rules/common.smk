@@ -138,8 +138,9 @@ def sweep_targets():
 def fetched_marker(wildcards):
     """The download marker of the experiment's source (and split, for split sources)."""
     dataset = EXPERIMENTS[wildcards.experiment].dataset
-    if SOURCES[dataset["source"]].loader == "image-folder":
-        return []  # the user's own folder (dataset.path): nothing to fetch
+    loader = SOURCES[dataset["source"]].loader
+    if dataset["path"] and loader in ("image-folder", "stl10"):
+        return []  # the user's own folder or .mat file (dataset.path): nothing to fetch
     return f"resources/{dataset['source']}/fetched-{dataset['split']}.json"
 
 
@@ -241,11 +242,11 @@ def cnn_outputs(wildcards):
 
 def cnn_fetched(wildcards):
     """The download markers of the splits whose images are convolved (cnn.images): stl10
-    reads train and test, mnist one split."""
+    reads train and test (not a part read from a .mat file), mnist one split."""
     images = EXPERIMENTS[wildcards.experiment].cnn["images"]
     splits = [images["split"] or "test"]
     if images["source"] == "stl10":
-        splits = ["train", "test"]
+        splits = [part for part in ("train", "test") if not images[part].get("path")]
     return [f"resources/{images['source']}/fetched-{split}.json" for split in splits]
 
 

@@ -9,6 +9,7 @@ run_rule(
     classify_pooled,
     smk.input.chunks,
     smk.output[0],
+    labeled=smk.input.images,
     name=smk.wildcards.experiment,
     trajectory=smk.params.trajectory,
     pooling=smk.params.pooling,

@@ -11,6 +11,7 @@ result = run_rule(
     k=int(smk.wildcards.k),
     theta=smk.input.theta,
     patches=smk.input.patches,
+    labeled=smk.input.images,
     name=smk.wildcards.experiment,
     trajectory=smk.params.trajectory,
     pooling=smk.params.pooling,

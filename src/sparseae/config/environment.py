@@ -193,7 +193,7 @@ def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
             problems.append(problem)
         elif source.loader == "image-folder":
             problems += image_folder_problems(name, experiment)
-        elif source.loader == "mat" and not Path(path).is_file():
+        elif source.loader in ("mat", "stl10") and not Path(path).is_file():
             problems.append(
                 f"config key '{key}' = {path!r}: no such file; allowed: the .mat file of "
                 f"source '{source.name}' (or null for the downloaded one)"

@@ -120,7 +120,7 @@ def _dataset_problems(key: str, experiment: Mapping) -> list[str | None]:
             f"images of {source.channels} channel(s); allowed: {source.channels} (or source "
             f"sample-photos, read in grey or in colour)"
         )
-    if source.loader == "stl10" and dataset["num_images"] is None:
+    if source.loader == "stl10" and dataset["num_images"] is None and not path:
         problems.append(
             f"config key '{key}.dataset.num_images' is null, but all images of source 'stl10' "
             f"would not fit in memory (100,000 unlabeled: 22 GB as float64); allowed: an "

@@ -21,7 +21,7 @@ from sparseae.data.images import (
     sample_photo_tiles,
 )
 from sparseae.data.sources import MNIST_FILES, Source, get_source, source_from_config
-from sparseae.data.stl10 import read_images
+from sparseae.data.stl10 import load_mat_patches, read_images
 from sparseae.data.whitening import whiten_images
 from sparseae.errors import DatasetError
 from sparseae.io import write_json
@@ -109,8 +109,9 @@ def load_images(
     """Load a source's images as float64 ``H × W × N`` (``channels=3``: RGB ``H × W × 3 × N``,
     sample-photos; stl10 is always RGB: the first ``count`` images of ``split``).
 
-    ``dest`` is the folder fetched to (as :func:`fetch`), ``path`` a ``.mat`` file or image
-    folder to read instead; ``whiten`` (default: the source's setting) applies
+    ``dest`` is the folder fetched to (as :func:`fetch`), ``path`` a ``.mat`` file (for stl10:
+    stlSampledPatches.mat, its patches as 8 × 8 × 3 images) or image folder to read instead;
+    ``whiten`` (default: the source's setting) applies
     :func:`~sparseae.data.whitening.whiten_images`."""
     src = get_source(source)
     if src.loader == "mat":
@@ -119,6 +120,8 @@ def load_images(
         images = sample_photo_tiles(channels=channels)
     elif src.loader == "image-folder":
         images = load_image_folder(_image_folder(path, dest))
+    elif src.loader == "stl10" and path is not None:  # UFLDL's stlSampledPatches.mat
+        images = load_mat_patches(path)
     elif src.loader == "stl10":
         images = read_images(_dest(src, dest) / f"{split}_X.bin", count) / 255.0
     else:
@@ -183,7 +186,7 @@ def source_files(
 ) -> list[Path]:
     """The files a loader reads for these arguments (what :func:`dataset_checksum` hashes)."""
     src = get_source(source)
-    if src.loader == "mat":
+    if src.loader == "mat" or src.loader == "stl10" and path is not None:
         return [Path(path) if path is not None else _dest(src, dest) / src.files[0].name]
     if src.loader == "sample-photos":
         return sample_photo_files()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from sparseae.errors import DatasetError
+from sparseae.model.convolution import mean_pool
 
 #: File suffixes read from an image folder (case-insensitive).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -59,6 +60,12 @@ def _to_image_stack(array: np.ndarray, path: Path, variable: str) -> np.ndarray:
 
 def load_mat_images(path: str | os.PathLike, variable: str) -> np.ndarray:
     """The image stack in variable ``variable`` of a ``.mat`` file (v7.3/HDF5 needs ``h5py``)."""
+    return _to_image_stack(read_mat(path, [variable])[variable], Path(path), variable)
+
+
+def read_mat(path: str | os.PathLike, variables: Sequence[str]) -> dict[str, np.ndarray]:
+    """The arrays ``variables`` of a MATLAB ``.mat`` file: v5/v7 by ``scipy.io.loadmat``, v7.3
+    (HDF5) only with ``h5py``. A missing file or variable or an unreadable file is refused."""
     import scipy.io
 
     path = Path(path)
@@ -67,11 +74,10 @@ def load_mat_images(path: str | os.PathLike, variable: str) -> np.ndarray:
     with open(path, "rb") as handle:
         head = handle.read(520)
     if head.startswith(_MAT_V73_SIGNATURE) or head[512:520] == _HDF5_SIGNATURE:
-        return _load_mat_v73(path, variable)
+        return _load_mat_v73(path, variables)
     try:
-        contents = scipy.io.loadmat(path, variable_names=[variable])
-        if variable not in contents:
-            raise _no_variable(path, variable, [name for name, *_ in scipy.io.whosmat(path)])
+        contents = scipy.io.loadmat(path, variable_names=list(variables))
+        _require(path, variables, contents, lambda: [name for name, *_ in scipy.io.whosmat(path)])
     except DatasetError:
         raise
     except NotImplementedError as exc:  # scipy's message for HDF5-based files
@@ -80,35 +86,36 @@ def load_mat_images(path: str | os.PathLike, variable: str) -> np.ndarray:
         raise DatasetError(
             f"cannot read {path} as a MATLAB .mat file: {type(exc).__name__}: {exc}"
         ) from None
-    return _to_image_stack(contents[variable], path, variable)
+    return {variable: contents[variable] for variable in variables}
 
 
-def _no_variable(path: Path, variable: str, present: list[str]) -> DatasetError:
-    return DatasetError(
-        f"{path} has no variable {variable!r}; variables present: {', '.join(present) or 'none'}"
-    )
+def _require(path: Path, variables: Sequence[str], contents, present) -> None:
+    for variable in variables:
+        if variable not in contents:
+            raise DatasetError(
+                f"{path} has no variable {variable!r}; variables present: "
+                f"{', '.join(present()) or 'none'}"
+            )
 
 
-def _load_mat_v73(path: Path, variable: str) -> np.ndarray:
+def _load_mat_v73(path: Path, variables: Sequence[str]) -> dict[str, np.ndarray]:
     if importlib.util.find_spec("h5py") is None:
         raise DatasetError(
-            f"{path} is a MATLAB v7.3 (HDF5) file, which scipy.io.loadmat cannot read. "
-            f"Re-save it as v7 (MATLAB/Octave: load it, then `save -v7 file.mat {variable}`), "
+            f"{path} is a MATLAB v7.3 (HDF5) file, which scipy.io.loadmat cannot read. Re-save "
+            f"it as v7 (MATLAB/Octave: load it, then `save -v7 file.mat {' '.join(variables)}`), "
             f"or install h5py to read it directly."
         )
     import h5py
 
     try:
         with h5py.File(path, "r") as handle:
-            if variable not in handle:
-                raise _no_variable(path, variable, [k for k in handle if not k.startswith("#")])
+            _require(path, variables, handle, lambda: [k for k in handle if k[0] != "#"])
             # HDF5 stores MATLAB's column-major arrays with the axes reversed.
-            array = np.asarray(handle[variable]).T
+            return {variable: np.asarray(handle[variable]).T for variable in variables}
     except DatasetError:
         raise
     except Exception as exc:
         raise DatasetError(f"cannot read {path} as a MATLAB v7.3 file: {exc}") from None
-    return _to_image_stack(array, path, variable)
 
 
 #: Largest image read from a folder, in pixels (512 MB as float64); refused before decoding.
@@ -288,12 +295,6 @@ def sample_photo_files() -> list[Path]:
     return found
 
 
-def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
-    h, w = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
-    blocks = image[:h, :w].reshape(h // factor, factor, w // factor, factor, *image.shape[2:])
-    return blocks.mean(axis=(1, 3))
-
-
 def _centred_tiles(image: np.ndarray, tile: int) -> list[np.ndarray]:
     rows, cols = image.shape[0] // tile, image.shape[1] // tile
     top = (image.shape[0] - rows * tile) // 2
@@ -318,5 +319,5 @@ def sample_photo_tiles(files: Sequence[Path] | None = None, channels: int = 1) -
     read = read_rgb_image if channels == 3 else read_grey_image
     tiles = []
     for path in files if files is not None else sample_photo_files():
-        tiles += _centred_tiles(_block_mean(read(path), SAMPLE_DOWNSAMPLE), SAMPLE_TILE)
+        tiles += _centred_tiles(mean_pool(read(path)[None], SAMPLE_DOWNSAMPLE)[0], SAMPLE_TILE)
     return np.stack(tiles, axis=-1)

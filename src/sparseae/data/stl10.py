@@ -1,5 +1,5 @@
-"""STL-10 (binary version): the reader, the UFLDL four-class subset for convolution and
-pooling, and the unlabeled images as colour images ``H × W × 3 × n`` for patch sampling."""
+"""STL-10: the binary version's reader and the UFLDL four-class subset for convolution and
+pooling; or the tutorial's own ``.mat`` files (sampled patches, the subset), read instead."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sparseae.data.images import read_mat
 from sparseae.errors import DatasetError
 
 #: Class names in label order: label ``k`` is ``CLASSES[k - 1]``.
@@ -50,22 +51,15 @@ def read_labels(path: str | os.PathLike, count: int) -> np.ndarray:
     return labels
 
 
-def load_unlabeled(folder: str | os.PathLike, count: int | None = None) -> np.ndarray:
-    """The first ``count`` (default all 100,000: 22 GB) unlabeled images, float64 pixels / 255,
-    96 × 96 × 3 × n: colour images to sample 8 × 8 × 3 patches from."""
-    return read_images(Path(folder) / "unlabeled_X.bin", count) / 255.0
-
-
 def load_subset(
     folder: str | os.PathLike,
     split: str = "train",
     classes: Sequence[str] = TUTORIAL_CLASSES,
-    count: int | None = None,
-    size: int = 64,
+    size: int | None = 64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """UFLDL's subset of ``split`` (train or test): the first ``count / len(classes)`` images
-    of each class in file order (all when None), relabelled 1, 2, ... in the order of
-    ``classes``, resized to ``size`` × ``size`` (Pillow, bicubic, on the 8-bit RGB image).
+    """UFLDL's subset of ``split`` (train or test): the images of ``classes`` in file order,
+    relabelled 1, 2, ... in the order of ``classes``, resized to ``size`` × ``size`` (Pillow,
+    bicubic, on the 8-bit RGB image; None: kept at 96 × 96).
 
     Returns the images (float64 pixels / 255, size × size × 3 × n, in file order) and labels."""
     from PIL import Image
@@ -78,21 +72,57 @@ def load_subset(
         )
     images = read_images(Path(folder) / f"{split}_X.bin")
     labels = read_labels(Path(folder) / f"{split}_y.bin", images.shape[3])
-    per_class = None if count is None else count // len(wanted)
-    keep = np.zeros(labels.size, dtype=bool)
-    for label in wanted:
-        found = np.flatnonzero(labels == label)
-        if count is not None and (count % len(wanted) or per_class > found.size):
-            raise DatasetError(
-                f"STL-10 {split} subset: count {count} is not {len(wanted)} classes times at "
-                f"most {found.size} images of {CLASSES[label - 1]!r}; allowed: a multiple of "
-                f"{len(wanted)} up to {len(wanted) * found.size}"
-            )
-        keep[found[:per_class]] = True
+    keep = np.flatnonzero(np.isin(labels, wanted))
+    size = size or SIDE
     resized = [
         np.asarray(Image.fromarray(images[..., i]).resize((size, size), Image.BICUBIC))
-        for i in np.flatnonzero(keep)
+        for i in keep
     ]
     relabel = np.zeros(len(CLASSES) + 1, dtype=np.int64)
     relabel[wanted] = np.arange(1, len(wanted) + 1)
     return np.stack(resized, axis=-1) / 255.0, relabel[labels[keep]]
+
+
+def load_mat_patches(path: str | os.PathLike) -> np.ndarray:
+    """``patches`` of UFLDL's ``stlSampledPatches.mat`` (192 × n: raw 8 × 8 × 3 patches in
+    [0, 1], each column laid out as this package's colour patches) as images 8 × 8 × 3 × n."""
+    patches = read_mat(path, ["patches"])["patches"]
+    side = int(np.sqrt(patches.shape[0] / 3)) if patches.ndim == 2 else 0
+    if not side or 3 * side * side != patches.shape[0] or patches.dtype.kind not in "fiu":
+        raise DatasetError(
+            f"{path}: variable 'patches' is {patches.dtype} {patches.shape}; expected 3·p² × n "
+            f"numbers (192 × 100000: 8x8x3 colour patches, one a column); use the tutorial's file"
+        )
+    return patches.reshape(side, side, 3, -1, order="F").astype(np.float64)
+
+
+def patch_matrix(patches: np.ndarray, size: int, count: int, path) -> np.ndarray:
+    """The first ``count`` patches of :func:`load_mat_patches` as the patch matrix's columns:
+    the tutorial's own sample, used as it is (not sampled again)."""
+    side, held = patches.shape[0], patches.shape[-1]
+    if size != side or count > held:
+        raise DatasetError(
+            f"patches.size = {size} and patches.count = {count}, but {path} holds {held} "
+            f"patches of {side}x{side}x3; allowed: size {side}, count <= {held}"
+        )
+    return patches.reshape(-1, held, order="F")[:, :count]
+
+
+def load_mat_subset(path, split: str, classes: Sequence[str], size: int | None):
+    """UFLDL's ``stlTrainSubset.mat`` (split train) or ``stlTestSubset.mat`` (test): the
+    images as stored (64 × 64 × 3 × n, no resizing) and their labels 1-4 (TUTORIAL_CLASSES)."""
+    names = (f"{split}Images", f"{split}Labels")
+    images, labels = read_mat(path, names).values()
+    labels, side = np.ravel(labels), images.shape[0] if images.ndim == 4 else 0
+    if images.shape != (side, side, 3, labels.size) or np.setdiff1d(labels, range(1, 5)).size:
+        raise DatasetError(
+            f"{path}: {names[0]} is {images.shape} with {labels.size} {names[1]} in "
+            f"{np.unique(labels)[:8].tolist()}...; expected H × W × 3 × n images and n labels "
+            f"in 1..4 ({', '.join(TUTORIAL_CLASSES)}); use the tutorial's file"
+        )
+    if tuple(classes) != TUTORIAL_CLASSES or size not in (None, side):
+        raise DatasetError(
+            f"cnn.images.classes {list(classes)} and size {size}, but {path} holds the classes "
+            f"{list(TUTORIAL_CLASSES)} at {side}x{side}; allowed: classes null, size null or {side}"
+        )
+    return images.astype(np.float64), labels.astype(np.int64)

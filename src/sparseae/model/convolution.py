@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.special import expit
+
+from sparseae.model.autoencoder import _sigmoid_of_negated
 
 __all__ = ["convolve", "fold_whitening", "mean_pool"]
 
@@ -40,14 +41,17 @@ def convolve(images, W, b, patch: int) -> np.ndarray:
     # windows[r, c, channel, image, a, b] = images[r + a, c + b, channel, image]
     windows = sliding_window_view(images, (patch, patch), axis=(0, 1))
     z = np.tensordot(windows, kernels, axes=([4, 5, 2], [1, 2, 3]))  # rows × cols × n × F
-    return expit(z + b).transpose(3, 0, 1, 2)
+    z = np.negative(z + b, out=z)
+    with np.errstate(over="ignore"):  # exp(−z) = inf gives σ = 0, as it should
+        _sigmoid_of_negated(z)
+    return z.transpose(3, 0, 1, 2)
 
 
 def mean_pool(convolved, pool: int) -> np.ndarray:
-    """Means over non-overlapping ``pool × pool`` regions: features × rows/pool × cols/pool × n.
-    Both sides must be multiples of ``pool`` (the exercise drops no border)."""
-    features, rows, cols, n = np.shape(convolved)
-    if rows % pool or cols % pool:
-        raise ValueError(f"pool size {pool} does not divide the convolved {rows}×{cols}")
-    blocks = np.reshape(convolved, (features, rows // pool, pool, cols // pool, pool, n))
-    return blocks.mean(axis=(2, 4))
+    """Means over non-overlapping ``pool × pool`` regions of axes 1 and 2: features × rows/pool
+    × cols/pool × n (any later axes kept). Rows and columns that fill no whole region are
+    dropped: the config refuses such pool sizes, photographs are cropped so."""
+    features, rows, cols, *rest = np.shape(convolved)
+    rows, cols = rows // pool, cols // pool
+    blocks = np.asarray(convolved)[:, : rows * pool, : cols * pool]
+    return blocks.reshape(features, rows, pool, cols, pool, *rest).mean(axis=(2, 4))

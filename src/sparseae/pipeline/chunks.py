@@ -92,6 +92,16 @@ class Run:
             )
 
 
+def refuse_foreign(path, what: str, found, expected: str, name: str, remedy: str) -> None:
+    """Refuse the result file ``path`` unless its recorded ``what`` (a key) is ``expected``."""
+    if found != expected:
+        raise ForeignResultError(
+            f"{path} belongs to {what} {found or '(none recorded)'}, but experiment '{name}' "
+            f"now has {what} {expected}: it was copied from another experiment or written "
+            f"with other settings; {remedy}"
+        )
+
+
 def _by_layer(trajectory: Mapping) -> Mapping:
     """A stacked trajectory's list of layers as ``layer1``, ``layer2``, … (readable diffs)."""
     if not isinstance(trajectory.get("layers"), list):

@@ -1,11 +1,12 @@
-"""The convolution-and-pooling exercise: two steps of an experiment with a ``cnn`` section.
+"""The convolution-and-pooling exercise: three steps of an experiment with a ``cnn`` section.
 
-``convolve_pool`` chunk ``k`` (from 1, as training chunks): features ``[(k−1)·F, k·F)``, F =
-``cnn.features_per_chunk``, convolved over every train and test image and mean-pooled into
-``pooled/{k}.npz``; ``classify_pooled``: softmax on the pooled features and on raw pixels into
-``cnn_evaluation.json``. The convolved maps (10,000 images × 400 features × 21² values are
-gigabytes) live only for one batch of images, so a pooling setting recomputes the pooled chunks,
-never the features. Every chunk carries the key of what decides it; a foreign one is refused.
+``prepare_images``: the labeled train and test images, read once into ``cnn_images.npz``;
+``convolve_pool`` chunk ``k`` (from 1): features ``[(k−1)·F, k·F)``, F =
+``cnn.features_per_chunk``, convolved over every image and mean-pooled into ``pooled/{k}.npz``;
+``classify_pooled``: softmax on the pooled features and on raw pixels. The convolved maps
+(gigabytes) live only for one batch of images, so a pooling setting recomputes the pooled
+chunks, never the features. Every file carries the key of what decides it; a foreign one is
+refused.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from sparseae import data as datasets
 from sparseae.config import ConfigError, fingerprint
 from sparseae.config.rules import cnn_range
 from sparseae.data import stl10
-from sparseae.errors import DatasetError, ForeignResultError, ResultFileError
+from sparseae.errors import DatasetError, ResultFileError
 from sparseae.identity import key_of
 from sparseae.io import ParameterFileError, atomic_path, read_npz, write_json
 from sparseae.model import autoencoder, softmax
 from sparseae.model.convolution import convolve, fold_whitening, mean_pool
+from sparseae.pipeline.chunks import refuse_foreign
 from sparseae.pipeline.experiment import load_patches, load_theta
 
 log = logging.getLogger(__name__)
@@ -51,20 +53,23 @@ def chunk_key(trajectory: Mapping, pooling: Mapping, k: int) -> str:
     return key_of({"trajectory_key": fingerprint(trajectory), "pooling": pooling, "chunk": k})
 
 
-def labeled_images(pooling: Mapping, resources="resources") -> dict:
+def labeled_images(images: Mapping, resources="resources") -> dict:
     """``{part: (images H × W × C × n, labels)}`` of the train and test ranges of ``images``."""
-    images, folder = pooling["images"], Path(resources) / pooling["images"]["source"]
+    folder = Path(resources) / images["source"]
     if images["source"] == "mnist":
         X, labels = datasets.load_mnist(folder, images["split"] or "test")
         side = int(round(np.sqrt(X.shape[0])))
         # Columns are images flattened column-major: Fortran order restores rows × columns.
         loaded = dict.fromkeys(("train", "test"), (X.reshape(side, side, 1, -1, order="F"), labels))
-    else:  # stl10: the images of `classes` of the split of each part's name, resized
-        classes, size = images["classes"] or stl10.TUTORIAL_CLASSES, images["size"] or stl10.SIDE
-        loaded = {p: stl10.load_subset(folder, p, classes, size=size) for p in ("train", "test")}
+    else:  # stl10: the `classes` of the split of each part's name, resized, or UFLDL's .mat
+        classes, size, loaded = images["classes"] or stl10.TUTORIAL_CLASSES, images["size"], {}
+        for p in ("train", "test"):
+            mat = images[p].get("path")  # absent: keys of results from before it stay
+            load = stl10.load_mat_subset if mat else stl10.load_subset
+            loaded[p] = load(mat or folder, p, classes, size)
     parts = {}
     for part, (X, labels) in loaded.items():
-        start, stop = cnn_range(pooling, part)
+        start, stop = cnn_range({"images": images}, part)
         if stop > labels.size:  # a smaller copy of the files than the source's own
             raise DatasetError(
                 f"cnn.images.{part} = {start}..{stop}, but {folder} holds {labels.size} such "
@@ -74,8 +79,39 @@ def labeled_images(pooling: Mapping, resources="resources") -> dict:
     return parts
 
 
+def prepare_images(output, *, name: str, images: Mapping, resources="resources") -> dict:
+    """Rule ``prepare_images``: ``cnn_images.npz`` (``train``, ``test``, ``train_labels``,
+    ``test_labels``, ``key`` of ``images``), read once for every pooled chunk and the classifier."""
+    (train, train_labels), (test, test_labels) = labeled_images(images, resources).values()
+    arrays = dict(train=train, train_labels=train_labels, test=test, test_labels=test_labels)
+    with atomic_path(output, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays, key=np.array(key_of(images)))
+    shapes = {member: array.shape for member, array in arrays.items()}
+    log.info("%s: wrote %s: %s", name, output, shapes)
+    return shapes
+
+
+def _read_keyed(path, members: list, what: str, expected: str, name: str) -> dict:
+    """``members`` of a result file, refused unless it carries the key ``expected``."""
+    try:
+        found = read_npz(path, [*members, "key"], label=f"{what} {path}")
+    except (FileNotFoundError, ParameterFileError) as err:
+        raise ResultFileError(f"{err}; delete it and rerun") from None
+    refuse_foreign(
+        path, f"{what} key", str(found["key"][()]), expected, name, "delete it and rerun"
+    )
+    return found
+
+
+def read_labeled(path, *, name: str, pooling: Mapping) -> dict:
+    """``{part: (images, labels)}`` of ``cnn_images.npz``, checked to hold ``cnn.images``."""
+    members, expected = ["train", "train_labels", "test", "test_labels"], key_of(pooling["images"])
+    found = _read_keyed(path, members, "labeled images", expected, name)
+    return {part: (found[part], found[f"{part}_labels"]) for part in ("train", "test")}
+
+
 def convolve_pool(
-    output, *, k: int, theta, patches, name: str, trajectory, pooling, resources="resources"
+    output, *, k: int, theta, patches, labeled, name: str, trajectory, pooling
 ) -> dict:
     """Rule ``convolve_pool``: pooled chunk ``k`` (``train``, ``test``: features × rows × cols
     × n; ``key``; ``seconds``), the whitening of ``patches.npz`` folded into the features."""
@@ -93,7 +129,7 @@ def convolve_pool(
             f"model.hidden_size is {h}; allowed: chunks 1..{-(-h // size)}"
         )
     pooled = {}
-    for part, (images, _) in labeled_images(pooling, resources).items():
+    for part, (images, _) in read_labeled(labeled, name=name, pooling=pooling).items():
         patch = int(round(np.sqrt(v / images.shape[2])))
         batches = range(0, images.shape[-1], BATCH)
         convolved = (convolve(images[..., i : i + BATCH], W[rows], b[rows], patch) for i in batches)
@@ -112,18 +148,8 @@ def read_pooled(chunks: Sequence, *, name: str, trajectory, pooling) -> dict:
     """``{"train", "test": features × n}`` and ``seconds`` of pooled chunks 1..K, each checked."""
     parts, seconds = {"train": [], "test": []}, 0.0
     for k, path in enumerate(chunks, start=1):
-        label = f"pooled chunk {path}"
-        try:
-            members = read_npz(path, ["train", "test", "key", "seconds"], label=label)
-        except (FileNotFoundError, ParameterFileError) as err:
-            raise ResultFileError(f"{err}; delete it and rerun") from None
-        found, expected = str(members["key"][()]), chunk_key(trajectory, pooling, k)
-        if found != expected:
-            raise ForeignResultError(
-                f"{path} belongs to pooled key {found}, but chunk {k} of experiment '{name}' now "
-                f"has key {expected}: it was copied from another experiment, renamed or written "
-                f"with other settings; delete it and rerun"
-            )
+        expected = chunk_key(trajectory, pooling, k)
+        members = _read_keyed(path, ["train", "test", "seconds"], "pooled chunk", expected, name)
         seconds += float(members["seconds"])
         for part, values in parts.items():
             values.append(members[part])
@@ -131,13 +157,11 @@ def read_pooled(chunks: Sequence, *, name: str, trajectory, pooling) -> dict:
     return {**pooled, "seconds": seconds, "shape": parts["train"][0].shape[1:3]}
 
 
-def classify_pooled(
-    chunks, output, *, name: str, trajectory, pooling, settings, resources="resources"
-) -> dict:
+def classify_pooled(chunks, output, *, labeled, name: str, trajectory, pooling, settings) -> dict:
     """Rule ``classify_pooled``: ``cnn_evaluation.json``, softmax test accuracy on the pooled
     features and on raw pixels (the same images), the sizes and the times."""
     pooled = read_pooled(chunks, name=name, trajectory=trajectory, pooling=pooling)
-    (train, y_train), (test, y_test) = labeled_images(pooling, resources).values()
+    (train, y_train), (test, y_test) = read_labeled(labeled, name=name, pooling=pooling).values()
     result, seconds = {}, {"convolve_pool": pooled["seconds"]}
     inputs = {"": (pooled["train"], pooled["test"])}
     inputs["_raw"] = (train.reshape(-1, train.shape[-1]), test.reshape(-1, test.shape[-1]))

@@ -17,6 +17,7 @@ import numpy as np
 from sparseae import config
 from sparseae import data as datasets
 from sparseae.config import ConfigError, checks, fingerprint, rng
+from sparseae.data.stl10 import patch_matrix
 from sparseae.errors import ForeignResultError, ResultFileError
 from sparseae.identity import key_of
 from sparseae.io import (
@@ -30,7 +31,7 @@ from sparseae.io import (
 )
 from sparseae.model import autoencoder
 from sparseae.model.train import RECORD_FIELDS
-from sparseae.pipeline.chunks import Problem, Run, read_chunks, run_chunk
+from sparseae.pipeline.chunks import Problem, Run, read_chunks, refuse_foreign, run_chunk
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +94,6 @@ def cost_settings(model: Mapping) -> dict:
     """The keyword arguments of :func:`~sparseae.model.autoencoder.cost_and_grad` of a model."""
     settings = {k: model[k] for k in ("visible_size", "hidden_size", "lambda_", "beta", "rho")}
     return {**settings, "output": model.get("output", "sigmoid")}
-
-
-def _refuse_foreign(path, what: str, found, expected: str, name: str, remedy: str) -> None:
-    if found != expected:
-        raise ForeignResultError(
-            f"{path} belongs to {what} {found or '(none recorded)'}, but experiment '{name}' "
-            f"now has {what} {expected}: it was copied from another experiment or written "
-            f"with other settings; {remedy}"
-        )
 
 
 def write_trajectory(output: str | Path, *, name: str, trajectory: Mapping) -> dict:
@@ -182,7 +174,10 @@ def _image_patches(name: str, data: Mapping, dest: Path) -> tuple[np.ndarray, di
     config.check_patch_fits(name, data, images.shape[:2])
     log.info("%s: images %s (whiten: %s)", source, images.shape, whiten)
     generator = rng(data["seed"], "patches")
-    X = patch_tools.sample_patches(images, patch_cfg["size"], patch_cfg["count"], generator)
+    if dataset["path"] and source == "stl10":  # stlSampledPatches.mat: sampled already
+        X = patch_matrix(images, patch_cfg["size"], patch_cfg["count"], dataset["path"])
+    else:
+        X = patch_tools.sample_patches(images, patch_cfg["size"], patch_cfg["count"], generator)
     method, fitted = patch_cfg["whitening"]["method"], {}
     if method != "none":
         centre = "pixel" if method == "zca-mean-patch" else "patch"
@@ -204,7 +199,7 @@ def load_patches(path: str | Path, *, name: str, experiment: Mapping) -> np.ndar
         raise ResultFileError(f"{err}; delete it and rerun") from None
     data = members["data"]
     found = str(members["data_key"][()]) if "data_key" in members else None
-    _refuse_foreign(
+    refuse_foreign(
         path, "data settings", found, data_key(experiment), name, "delete it and rerun to resample"
     )
     return data
@@ -378,7 +373,7 @@ def load_theta(path: str | Path, *, name: str, trajectory: Mapping) -> np.ndarra
         raise ResultFileError(f"{err}; delete {path} and rerun to finalize again") from None
     found = record.get("fingerprint") if isinstance(record, Mapping) else None
     remedy = "delete it and rerun to finalize again"
-    _refuse_foreign(path, "trajectory", found, fingerprint(trajectory), name, remedy)
+    refuse_foreign(path, "trajectory", found, fingerprint(trajectory), name, remedy)
     return theta
 
 
