@@ -171,6 +171,29 @@ def _load_mat(tmp: Path):
     return load_images("ufldl-images", path=tmp / "IMAGES.mat")
 
 
+def _stl10_patches(tmp: Path):
+    from sparseae.data import load_images
+
+    return load_images("stl10", path=tmp / "stlSampledPatches.mat")
+
+
+def _stl10_subset(tmp: Path):
+    from sparseae.data.stl10 import TUTORIAL_CLASSES, load_mat_subset
+
+    return load_mat_subset(tmp / "stlTrainSubset.mat", "train", TUTORIAL_CLASSES, 64)
+
+
+def _subset_mat(**variables):
+    """A small stlTrainSubset.mat: 4 images of 64x64x3, labels 1..4; ``variables`` replace
+    (None: leave out) these."""
+    given = {"trainImages": np.zeros((64, 64, 3, 4)), "trainLabels": np.arange(1.0, 5.0)[:, None]}
+    given = {name: value for name, value in {**given, **variables}.items() if value is not None}
+    return lambda tmp: scipy.io.savemat(tmp / "stlTrainSubset.mat", given)
+
+
+V73 = b"MATLAB 7.3 MAT-file" + b" " * 493 + b"\x89HDF\r\n\x1a\n" + b"\0" * 64
+
+
 def _read_idx(name: str, magic: int | None = None):
     def call(tmp: Path):
         from sparseae.data.idx import read_idx
@@ -596,6 +619,9 @@ CASES: list[Case] = [
     config("mat-missing", ".mat file that does not exist",
            NAT % "{dataset: {source: ufldl-images, path: '{tmp}/IMAGES.mat'}}",
            KEY + "dataset.path", "no such file"),
+    config("stl10-mat-missing", "stlSampledPatches.mat that does not exist",
+           NAT % ("{dataset: {source: stl10, path: '{tmp}/stlSampledPatches.mat'}, "
+                  + STL10_PATCHES + "}"), KEY + "dataset.path", "no such file"),
     config("folder-huge-image", "a 20000x20000 image", FOLDER % "", "{tmp}/images/huge.png",
            "20000×20000", prepare=huge_png),
     config("folder-multi-frame", "a multi-page TIFF", FOLDER % "", "{tmp}/images/stack.tif",
@@ -869,6 +895,22 @@ CASES: list[Case] = [
          prepare=lambda tmp: scipy.io.savemat(
              tmp / "IMAGES.mat", {"IMAGES": np.where(np.eye(9)[:, :, None] > 0, np.nan, 0.0)}),
          documented=True),
+    file("stl10-mat-v73", "UFLDL stlSampledPatches.mat saved as v7.3 (HDF5)", _stl10_patches,
+         "{tmp}/stlSampledPatches.mat", "7.3", "save -v7 file.mat patches",
+         prepare=lambda tmp: (tmp / "stlSampledPatches.mat").write_bytes(V73)),
+    file("stl10-mat-shape", "stlSampledPatches.mat of grey 8x8 patches", _stl10_patches,
+         "{tmp}/stlSampledPatches.mat", "'patches'", "(64, 10)", "192 × n",
+         prepare=lambda tmp: scipy.io.savemat(tmp / "stlSampledPatches.mat",
+                                              {"patches": np.zeros((64, 10))})),
+    file("stl10-mat-variable", "stlTrainSubset.mat without its labels", _stl10_subset,
+         "{tmp}/stlTrainSubset.mat", "'trainLabels'", "trainImages",
+         prepare=_subset_mat(trainLabels=None)),
+    file("stl10-mat-labels", "stlTrainSubset.mat with labels 0..3", _stl10_subset,
+         "{tmp}/stlTrainSubset.mat", "trainLabels", "outside 1..4: [0.0]",
+         prepare=_subset_mat(trainLabels=np.arange(4.0)[:, None])),
+    file("stl10-mat-count", "stlTrainSubset.mat with fewer labels than images", _stl10_subset,
+         "{tmp}/stlTrainSubset.mat", "(64, 64, 3, 4)", "3 trainLabels",
+         prepare=_subset_mat(trainLabels=np.ones((3, 1)))),
     file("image-nan", "image file with a NaN pixel", _load_folder, "{tmp}/images/a.tif",
          "non-finite", prepare=lambda tmp: ((tmp / "images").mkdir(), Image.fromarray(
              np.where(np.eye(8) > 0, np.nan, 0.5).astype(np.float32)).save(tmp / "images/a.tif")),

@@ -73,29 +73,22 @@ def read_mat(path: str | os.PathLike, variables: Sequence[str]) -> dict[str, np.
         raise DatasetError(f"{path} does not exist")
     with open(path, "rb") as handle:
         head = handle.read(520)
-    if head.startswith(_MAT_V73_SIGNATURE) or head[512:520] == _HDF5_SIGNATURE:
-        return _load_mat_v73(path, variables)
+    v73 = head.startswith(_MAT_V73_SIGNATURE) or head[512:520] == _HDF5_SIGNATURE
     try:
-        contents = scipy.io.loadmat(path, variable_names=list(variables))
-        _require(path, variables, contents, lambda: [name for name, *_ in scipy.io.whosmat(path)])
+        found = _load_mat_v73(path, variables) if v73 else scipy.io.loadmat(path)
     except DatasetError:
         raise
     except NotImplementedError as exc:  # scipy's message for HDF5-based files
         raise DatasetError(f"{path}: {exc}") from None
     except Exception as exc:  # scipy raises ValueError, TypeError, MatReadError...
         raise DatasetError(
-            f"cannot read {path} as a MATLAB .mat file: {type(exc).__name__}: {exc}"
+            f"cannot read {path} as a MATLAB {'v7.3 ' * v73}.mat file: {type(exc).__name__}: {exc}"
         ) from None
-    return {variable: contents[variable] for variable in variables}
-
-
-def _require(path: Path, variables: Sequence[str], contents, present) -> None:
     for variable in variables:
-        if variable not in contents:
-            raise DatasetError(
-                f"{path} has no variable {variable!r}; variables present: "
-                f"{', '.join(present()) or 'none'}"
-            )
+        if variable not in found:
+            present = ", ".join(k for k in found if k[0] not in "_#") or "none"
+            raise DatasetError(f"{path} has no variable {variable!r}; variables present: {present}")
+    return {variable: found[variable] for variable in variables}
 
 
 def _load_mat_v73(path: Path, variables: Sequence[str]) -> dict[str, np.ndarray]:
@@ -107,15 +100,9 @@ def _load_mat_v73(path: Path, variables: Sequence[str]) -> dict[str, np.ndarray]
         )
     import h5py
 
-    try:
-        with h5py.File(path, "r") as handle:
-            _require(path, variables, handle, lambda: [k for k in handle if k[0] != "#"])
-            # HDF5 stores MATLAB's column-major arrays with the axes reversed.
-            return {variable: np.asarray(handle[variable]).T for variable in variables}
-    except DatasetError:
-        raise
-    except Exception as exc:
-        raise DatasetError(f"cannot read {path} as a MATLAB v7.3 file: {exc}") from None
+    with h5py.File(path, "r") as handle:
+        # HDF5 stores MATLAB's column-major arrays with the axes reversed.
+        return {k: np.asarray(handle[k]).T if k in variables else None for k in handle}
 
 
 #: Largest image read from a folder, in pixels (512 MB as float64); refused before decoding.

@@ -87,13 +87,12 @@ def load_mat_patches(path: str | os.PathLike) -> np.ndarray:
     """``patches`` of UFLDL's ``stlSampledPatches.mat`` (192 × n: raw 8 × 8 × 3 patches in
     [0, 1], each column laid out as this package's colour patches) as images 8 × 8 × 3 × n."""
     patches = read_mat(path, ["patches"])["patches"]
-    side = int(np.sqrt(patches.shape[0] / 3)) if patches.ndim == 2 else 0
-    if not side or 3 * side * side != patches.shape[0] or patches.dtype.kind not in "fiu":
+    if patches.ndim != 2 or patches.shape[0] != 192 or patches.dtype.kind not in "fiu":
         raise DatasetError(
-            f"{path}: variable 'patches' is {patches.dtype} {patches.shape}; expected 3·p² × n "
-            f"numbers (192 × 100000: 8x8x3 colour patches, one a column); use the tutorial's file"
+            f"{path}: variable 'patches' is {patches.dtype} {patches.shape}; expected 192 × n "
+            f"numbers (8x8x3 colour patches, one a column); use the tutorial's file"
         )
-    return patches.reshape(side, side, 3, -1, order="F").astype(np.float64)
+    return patches.reshape(8, 8, 3, -1, order="F").astype(np.float64)
 
 
 def patch_matrix(patches: np.ndarray, size: int, count: int, path) -> np.ndarray:
@@ -114,10 +113,11 @@ def load_mat_subset(path, split: str, classes: Sequence[str], size: int | None):
     names = (f"{split}Images", f"{split}Labels")
     images, labels = read_mat(path, names).values()
     labels, side = np.ravel(labels), images.shape[0] if images.ndim == 4 else 0
-    if images.shape != (side, side, 3, labels.size) or np.setdiff1d(labels, range(1, 5)).size:
+    outside = np.setdiff1d(labels, range(1, 5)).tolist()
+    if images.shape != (side, side, 3, labels.size) or outside:
         raise DatasetError(
-            f"{path}: {names[0]} is {images.shape} with {labels.size} {names[1]} in "
-            f"{np.unique(labels)[:8].tolist()}...; expected H × W × 3 × n images and n labels "
+            f"{path}: {names[0]} is {images.shape} with {labels.size} {names[1]}, values "
+            f"outside 1..4: {outside[:5] or 'none'}; expected H × W × 3 × n images and n labels "
             f"in 1..4 ({', '.join(TUTORIAL_CLASSES)}); use the tutorial's file"
         )
     if tuple(classes) != TUTORIAL_CLASSES or size not in (None, side):
