@@ -673,6 +673,9 @@ CASES: list[Case] = [
            NAT % ("{dataset: {source: stl10, split: unlabeled, num_images: 10}, " + STL10_PATCHES
                   + ", cnn: {images: {source: stl10, size: 64}, pool_size: 7}}"),
            KEY + "cnn.pool_size", "divisor of 57"),
+    config("cnn-mnist-mat", "a UFLDL .mat file for convolved digits",
+           NAT % "{cnn: {images: {train: {path: stlTrainSubset.mat}}}}",
+           KEY + "cnn.images.train.path", "stl10 only"),
     config("cnn-mnist-classes", "classes of convolved digits",
            NAT % "{cnn: {images: {classes: [cat, dog]}}}", KEY + "cnn.images.classes",
            "stl10 only"),

@@ -1,17 +1,20 @@
 """The workflow's fetch rule on source stl10: a small archive in the real format
 (tests/stl10_archive.py) on the loopback HTTP mirror, accepted through the config's
-``sources.stl10.md5`` and extracted member by member (only those of the split)."""
+``sources.stl10.md5`` and extracted member by member (only those of the split); and UFLDL's
+own ``.mat`` files read instead, their contents deciding what reruns."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 
 import numpy as np
 import pytest
+import scipy.io
 import yaml
-from stl10_archive import make_archive
+from stl10_archive import make_archive, write_ufldl_mats
 from workflow_helpers import BIN, copy_workflow, dry_run, workflow_environment
 
 pytestmark = pytest.mark.full
@@ -92,3 +95,39 @@ def test_linear_decoder_and_convolution_on_stl10_end_to_end(http_mirror, tmp_pat
     # The archive is downloaded once, though the fetch jobs of three splits may run at once.
     assert http_mirror.requests == [("stl10_binary.tar.gz", 200)]
     assert dry_run(workdir, ["stl10.yaml"], target) == {}
+
+
+def test_ufldl_mat_files_are_read_not_fetched_and_rerun_on_their_contents_only(tmp_path):
+    workdir = copy_workflow(tmp_path / "work")
+    write_ufldl_mats(workdir)
+    paths = {part: str(workdir / f"stl{part.title()}Subset.mat") for part in ("train", "test")}
+    config = json.loads(json.dumps(TINY_STL10))
+    colour = config["experiments"]["colour"]
+    colour["dataset"] = {"source": "stl10", "path": str(workdir / "stlSampledPatches.mat")}
+    colour["patches"]["count"] = 300
+    images = {part: {"path": paths[part], "start": 0, "stop": 8} for part in paths}
+    colour["cnn"].update(images={"source": "stl10", "size": 64, **images}, pool_size=19)
+    (workdir / "mat.yaml").write_text(yaml.safe_dump(config))
+    planned = dry_run(workdir, ["mat.yaml"], "results/colour/cnn_evaluation.json")
+    assert "fetch" not in planned  # nothing to download: the .mat files are read
+    assert (planned["prepare_images"], planned["convolve_pool"], planned["sample_patches"]) == (
+        1,
+        2,
+        1,
+    )
+
+    read = ["results/colour/patches.npz", "results/colour/cnn_images.npz"]
+    command = [str(BIN / "snakemake"), *read, "--cores", "2", "--configfile", "mat.yaml"]
+    result = subprocess.run(
+        command, cwd=workdir, env=workflow_environment(), capture_output=True, text=True
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    for path in (*paths.values(), colour["dataset"]["path"]):
+        os.utime(path)  # a newer time stamp, the same contents: nothing to redo
+    assert dry_run(workdir, ["mat.yaml"], *read) == {}
+    test = {k: v for k, v in scipy.io.loadmat(paths["test"]).items() if k[0] != "_"}
+    scipy.io.savemat(paths["test"], {**test, "testImages": 1 - test["testImages"]})
+    assert dry_run(workdir, ["mat.yaml"], *read) == {"prepare_images": 1}
+    patches = scipy.io.loadmat(colour["dataset"]["path"])["patches"]
+    scipy.io.savemat(colour["dataset"]["path"], {"patches": patches[:, ::-1]})
+    assert dry_run(workdir, ["mat.yaml"], *read) == {"prepare_images": 1, "sample_patches": 1}

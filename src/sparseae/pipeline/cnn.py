@@ -69,11 +69,11 @@ def labeled_images(images: Mapping, resources="resources") -> dict:
             loaded[p] = load(mat or folder, p, classes, size)
     parts = {}
     for part, (X, labels) in loaded.items():
-        start, stop = cnn_range({"images": images}, part)
+        (start, stop), where = cnn_range({"images": images}, part), images[part].get("path")
         if stop > labels.size:  # a smaller copy of the files than the source's own
             raise DatasetError(
-                f"cnn.images.{part} = {start}..{stop}, but {folder} holds {labels.size} such "
-                f"images; allowed: stop <= {labels.size}; fetch the source again or lower it"
+                f"cnn.images.{part} = {start}..{stop}, but {where or folder} holds {labels.size} "
+                f"such images; allowed: stop <= {labels.size}; use the whole files or lower it"
             )
         parts[part] = X[..., start:stop], labels[start:stop]
     return parts
