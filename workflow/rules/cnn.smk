@@ -3,19 +3,6 @@
 # job per chunk), then softmax on the pooled features. Params split as config/README.md says:
 # an images setting reruns all, a pooling setting the chunks and the classifier, a softmax
 # setting the classifier alone.
-from sparseae.data import file_digests
-
-
-def cnn_mat_checksums(wildcards):
-    """The sha256 of each .mat file cnn.images names (train, test): no file Snakemake tracks,
-    so its contents, not its time stamp, decide a rerun of prepare_images."""
-    images = EXPERIMENTS[wildcards.experiment].cnn["images"]
-    paths = [images[part].get("path") for part in ("train", "test")]
-    try:
-        return [path and file_digests(path, ["sha256"])["sha256"] for path in paths]
-    except OSError as error:
-        key = f"experiments.{wildcards.experiment}.cnn.images"
-        raise WorkflowError(f"config key '{key}': {error}") from None
 
 
 rule prepare_images:

@@ -13,7 +13,7 @@ from sparseae.config.environment import cluster_memory_problems, dataset_path_pr
 from sparseae.config.environment import device_problems
 from sparseae.config.environment import input_path_problems, workflow_input_problems
 from sparseae.config.sweeps import grid_settings
-from sparseae.data import SOURCES, DatasetError, dataset_checksum
+from sparseae.data import SOURCES, DatasetError, dataset_checksum, file_digests
 from sparseae.pipeline.cnn import pooling_config
 from sparseae.pipeline.cnn import num_pooled_chunks as pooled_chunk_count
 from sparseae.pipeline.experiment import EVALUATION_FILES, RESULT_FILES, data_config
@@ -248,6 +248,18 @@ def cnn_fetched(wildcards):
     if images["source"] == "stl10":
         splits = [part for part in ("train", "test") if not images[part].get("path")]
     return [f"resources/{images['source']}/fetched-{split}.json" for split in splits]
+
+
+def cnn_mat_checksums(wildcards):
+    """The sha256 of each .mat file cnn.images names (train, test): no file Snakemake tracks,
+    so its contents, not its time stamp, decide a rerun of prepare_images."""
+    images = EXPERIMENTS[wildcards.experiment].cnn["images"]
+    paths = [images[part].get("path") for part in ("train", "test")]
+    try:
+        return [path and file_digests(path, ["sha256"])["sha256"] for path in paths]
+    except OSError as error:
+        key = f"experiments.{wildcards.experiment}.cnn.images"
+        raise WorkflowError(f"config key '{key}': {error}") from None
 
 
 def num_pooled_chunks(wildcards):
