@@ -14,12 +14,6 @@ import numpy as np
 TARGET_VARIANCE = 0.1
 
 
-def _centred_frequencies(n: int) -> np.ndarray:
-    # Integer frequencies -n/2 … n/2-1 (even n) in FFT order, i.e. MATLAB's
-    # fftshift applied to -N/2:N/2-1; exact integers, so no rounding in rho.
-    return np.fft.ifftshift(np.arange(-(n // 2), n - n // 2, dtype=np.float64))
-
-
 def whitening_filter(height: int, width: int) -> np.ndarray:
     """The gains ``rho * exp(-(rho / f0)**4)`` for ``numpy.fft.fft2`` of an image this size.
     ``rho`` is the radial frequency in cycles per ``S = max(H, W)`` pixels and ``f0 = 0.4 S``
@@ -27,8 +21,12 @@ def whitening_filter(height: int, width: int) -> np.ndarray:
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}×{width}")
     size = max(height, width)
-    fy = _centred_frequencies(height) * (size / height)
-    fx = _centred_frequencies(width) * (size / width)
+    # Integer frequencies -n/2 … n/2-1 (even n) in FFT order, i.e. MATLAB's fftshift applied
+    # to -N/2:N/2-1, exact (no rounding in rho), then in cycles per S pixels.
+    fy, fx = (
+        np.fft.ifftshift(np.arange(-(n // 2), n - n // 2, dtype=np.float64)) * (size / n)
+        for n in (height, width)
+    )
     rho = np.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
     f0 = 0.4 * size
     return rho * np.exp(-((rho / f0) ** 4))
