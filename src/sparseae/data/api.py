@@ -137,12 +137,8 @@ def load_mnist(
     folder = _dest(src, dest)
     images_path = _mnist_path(folder, MNIST_FILES[f"{split}-images"])
     labels_path = _mnist_path(folder, MNIST_FILES[f"{split}-labels"])
+    # The magic numbers fix the layouts: unsigned bytes, N × rows × cols and N.
     images, labels = read_idx(images_path, IMAGES_MAGIC), read_idx(labels_path, LABELS_MAGIC)
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise DatasetError(
-            f"{images_path}: expected N × rows × cols unsigned bytes, got "
-            f"{images.dtype} {images.shape}"
-        )
     if labels.shape[0] != images.shape[0]:
         raise DatasetError(
             f"{labels_path} has {labels.shape[0]} labels but {images_path} has "

@@ -146,8 +146,6 @@ def _stream_to(url: str, handle: BinaryIO, timeout: float, progress: _Progress) 
             while block := read(_CHUNK):
                 handle.write(block)
                 progress.update(len(block))
-    except _Failure:
-        raise
     except urllib.error.HTTPError as exc:
         raise _Failure(f"HTTP {exc.code} {exc.reason}", retry=exc.code >= 500) from None
     except TimeoutError:
