@@ -100,13 +100,11 @@ class ZCA:
         self.components_ = vectors[:, order]
         # Removing each patch's mean leaves the all-ones direction with zero variance; rounding
         # makes that eigenvalue ±1e-16, not 0. Below numpy's pinv tolerance a direction carries
-        # no signal, so it gets no gain (a pseudo-inverse) instead of 1/sqrt(rounding noise).
+        # no signal: with epsilon 0 it gets no gain (a pseudo-inverse), not 1/sqrt(rounding noise).
         floor = self.eigenvalues_[0] * max(sigma.shape) * np.finfo(np.float64).eps
-        signal = self.eigenvalues_ > floor
+        gain = (self.eigenvalues_ > floor) | (self.epsilon > 0)
         scale = np.zeros_like(self.eigenvalues_)
-        scale[signal] = 1.0 / np.sqrt(self.eigenvalues_[signal] + self.epsilon)
-        if self.epsilon > 0:
-            scale[~signal] = 1.0 / np.sqrt(self.eigenvalues_[~signal] + self.epsilon)
+        scale[gain] = 1.0 / np.sqrt(self.eigenvalues_[gain] + self.epsilon)
         self.matrix_ = (self.components_ * scale) @ self.components_.T
         return self
 
