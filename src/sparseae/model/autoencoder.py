@@ -104,9 +104,6 @@ def _kl_terms(rhohat: np.ndarray, rho: float, beta: float):
 # sched_getaffinity (the cores this process may use) exists on Linux only.
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 _threads = max(1, _cores or 1)
-_pool: ThreadPoolExecutor | None = None
-_pool_workers = 0
-_pool_lock = threading.Lock()
 # Each calling thread caches its own work buffers, so concurrent calls never share them.
 _local = threading.local()
 
@@ -120,13 +117,10 @@ def set_num_threads(n: int) -> None:
     _threads = n
 
 
-def _get_pool(n_workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_workers
-    with _pool_lock:
-        if _pool is None or _pool_workers < n_workers:
-            _pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="sparseae")
-            _pool_workers = n_workers
-        return _pool
+@functools.cache
+def _pool(n_workers: int) -> ThreadPoolExecutor:
+    """One pool per worker count in use (threads start when first needed)."""
+    return ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="sparseae")
 
 
 @functools.cache
@@ -154,11 +148,11 @@ class _Workspace:
         # returns grad b2 as its last column. The same trick on delta3 adds the sparsity term.
         self.A2 = [np.ones((h + 1, w), dtype) for w in widths]
         self.D3 = [np.ones((v + 1, w), dtype) for w in widths]
-        self.scratch_v = [np.empty(v * wmax, dtype) for _ in range(n_threads)]
-        self.scratch_h = [np.empty(h * wmax, dtype) for _ in range(n_threads)]
+        self.scratch_v = [np.empty(v * wmax, dtype) for _ in range(self.n_threads)]
+        self.scratch_h = [np.empty(h * wmax, dtype) for _ in range(self.n_threads)]
         # float32 only: the squared errors, summed in float64 (see _forward_block).
         squares = v * wmax if dtype == np.float32 else 0
-        self.squares = [np.empty(squares, dtype) for _ in range(n_threads)]
+        self.squares = [np.empty(squares, dtype) for _ in range(self.n_threads)]
         self.gW2 = np.empty((nb, v, h + 1), dtype)
         self.gW1 = np.empty((nb, h, v), dtype)
         self.gb1 = np.empty((nb, h), np.float64)
@@ -255,7 +249,7 @@ def _run_blocks(fn, n_blocks, n_threads):
     if n_threads == 1:
         worker(0)
         return
-    futures = [_get_pool(n_threads - 1).submit(worker, t) for t in range(1, n_threads)]
+    futures = [_pool(n_threads - 1).submit(worker, t) for t in range(1, n_threads)]
     try:
         worker(0)
     finally:
