@@ -133,7 +133,7 @@ def _controller():
 
 class _Workspace:
     """Buffers for one (v, h, m, dtype, thread count); reused across calls. Each call sets
-    ``X``, ``linear`` and ``need_grad`` for the block functions."""
+    ``X`` and ``linear`` for the block functions."""
 
     def __init__(self, v, h, m, dtype, n_threads):
         # Block bounds do not depend on the thread count, so neither does the order of the
@@ -210,8 +210,6 @@ def _forward_block(ws, k, t):
         squares = ws.squares[t][: flat.size]
         np.square(flat, out=squares)
         ws.recon[k] = float(squares.sum(dtype=np.float64))
-    if not ws.need_grad:
-        return
     if not ws.linear:  # a linear output's delta3 is the error itself
         np.multiply(d, a3, out=d)
         np.subtract(1.0, a3, out=a3)
@@ -257,8 +255,8 @@ def _run_blocks(fn, n_blocks, n_threads):
             f.result()
 
 
-def _evaluate(theta, data, settings, dtype, output, need_grad):
-    """Check the arguments, then compute the cost terms and (``need_grad``) the gradient."""
+def _evaluate(theta, data, settings, dtype, output):
+    """Check the arguments, then compute the cost terms and the gradient."""
     if arrays.foreign(theta, data):
         return _array_api_evaluate(theta, data, *settings, dtype, output)
     visible_size, hidden_size, lambda_, beta, rho = settings
@@ -285,7 +283,7 @@ def _evaluate(theta, data, settings, dtype, output, need_grad):
     m = data.shape[1]
     ws = _workspace(v, h, m, dtype, _threads)
     ws.X = data if data.dtype == dtype else data.astype(dtype)
-    ws.linear, ws.need_grad = linear, need_grad
+    ws.linear = linear
     n_blocks = len(ws.bounds) - 1
     np.negative(W1, out=ws.W1n)
     np.negative(b1[:, None], out=ws.b1n)
@@ -302,10 +300,9 @@ def _evaluate(theta, data, settings, dtype, output, need_grad):
             _run_blocks(functools.partial(_forward_block, ws), n_blocks, ws.n_threads)
             rhohat = np.sum(ws.a2sum, axis=0) / m
             sparsity, s = _kl_terms(rhohat, rho, beta)
-            if need_grad:
-                ws.W2Ts[:, :v] = W2.T
-                ws.W2Ts[:, v] = s
-                _run_blocks(functools.partial(_backward_block, ws), n_blocks, ws.n_threads)
+            ws.W2Ts[:, :v] = W2.T
+            ws.W2Ts[:, v] = s
+            _run_blocks(functools.partial(_backward_block, ws), n_blocks, ws.n_threads)
     finally:
         sys.setswitchinterval(switch)
         ws.X = None  # do not keep the caller's data alive
@@ -321,9 +318,6 @@ def _evaluate(theta, data, settings, dtype, output, need_grad):
         "total": reconstruction + weight_decay + sparsity,
         "rhohat": rhohat,
     }
-    if not need_grad:
-        return terms, None
-
     grad = np.empty(parameter_count(v, h), np.float64)
     gW1, gW2, gb1, gb2 = unpack(grad, v, h)
     acc2 = np.sum(ws.gW2, axis=0, dtype=np.float64)
@@ -353,7 +347,7 @@ def cost_and_grad(
     is the linear decoder (``a3 = z3``). Arrays of another array-API library (PyTorch, CuPy,
     ...) are computed and returned there."""
     settings = (visible_size, hidden_size, lambda_, beta, rho)
-    terms, grad = _evaluate(theta, data, settings, dtype, output, True)
+    terms, grad = _evaluate(theta, data, settings, dtype, output)
     return terms["total"], grad
 
 
@@ -362,7 +356,8 @@ def cost_terms(
 ):
     """The cost's terms (reconstruction, weight_decay, sparsity, total) and ``rhohat``."""
     settings = (visible_size, hidden_size, lambda_, beta, rho)
-    return _evaluate(theta, data, settings, dtype, output, False)[0]
+    # A whole evaluation, gradient included: the terms are asked for once per run, not per step.
+    return _evaluate(theta, data, settings, dtype, output)[0]
 
 
 def hidden_activations(theta, data, *, visible_size, hidden_size):
