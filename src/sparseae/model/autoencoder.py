@@ -356,7 +356,7 @@ def cost_terms(
 ):
     """The cost's terms (reconstruction, weight_decay, sparsity, total) and ``rhohat``."""
     settings = (visible_size, hidden_size, lambda_, beta, rho)
-    # A whole evaluation, gradient included: the terms are asked for once per run, not per step.
+    # A whole evaluation, gradient included: the terms are asked for once per chunk, not per step.
     return _evaluate(theta, data, settings, dtype, output)[0]
 
 
