@@ -158,10 +158,6 @@ class _Workspace:
         self.gb1 = np.empty((nb, h), np.float64)
         self.a2sum = np.empty((nb, h), np.float64)
         self.recon = np.empty(nb, np.float64)
-        self.W1n = np.empty((h, v), dtype)
-        self.b1n = np.empty((h, 1), dtype)
-        self.W2n = np.empty((v, h + 1), dtype)
-        self.W2Ts = np.empty((h, v + 1), dtype)
 
 
 def _workspace(v, h, m, dtype, n_threads) -> _Workspace:
@@ -285,10 +281,9 @@ def _evaluate(theta, data, settings, dtype, output):
     ws.X = data if data.dtype == dtype else data.astype(dtype)
     ws.linear = linear
     n_blocks = len(ws.bounds) - 1
-    np.negative(W1, out=ws.W1n)
-    np.negative(b1[:, None], out=ws.b1n)
-    np.negative(W2, out=ws.W2n[:, :h])
-    np.negative(b2, out=ws.W2n[:, h])
+    # Negated, in the working dtype, row-major: [−W2 −b2] @ [a2; 1] = −z3 (see _Workspace).
+    ws.W1n, ws.b1n = np.array(-W1, dtype, order="C"), np.array(-b1[:, None], dtype)
+    ws.W2n = np.array(-np.column_stack((W2, b2)), dtype, order="C")
     switch = sys.getswitchinterval()
     if ws.n_threads > 1:
         # A short switch interval bounds GIL stalls between numpy calls (bench/README.md).
@@ -300,8 +295,7 @@ def _evaluate(theta, data, settings, dtype, output):
             _run_blocks(functools.partial(_forward_block, ws), n_blocks, ws.n_threads)
             rhohat = np.sum(ws.a2sum, axis=0) / m
             sparsity, s = _kl_terms(rhohat, rho, beta)
-            ws.W2Ts[:, :v] = W2.T
-            ws.W2Ts[:, v] = s
+            ws.W2Ts = np.array(np.column_stack((W2.T, s)), dtype, order="C")
             _run_blocks(functools.partial(_backward_block, ws), n_blocks, ws.n_threads)
     finally:
         sys.setswitchinterval(switch)
