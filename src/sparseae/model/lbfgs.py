@@ -62,14 +62,10 @@ class _Pairs:
         self.order: list[int] = []  # slots, oldest first
         self.hdiag = 1.0
 
-    @property
-    def rows(self) -> int:
-        # Slots fill 0, 1, … before any is reused, so the used rows are always a prefix.
-        return 2 * len(self.order)
-
     def direction(self, g: np.ndarray, gg: float):
         """``-H g`` by the two-loop recursion on coefficients; returns (d, coefficients)."""
-        r = self.rows
+        # Slots fill 0, 1, … before any is reused, so the used rows are always a prefix.
+        r = 2 * len(self.order)
         B = np.empty((r + 1, r + 1))
         B[:r, :r] = self.gram[:r, :r]
         B[:r, r] = B[r, :r] = self.Pg[:r]
@@ -97,7 +93,7 @@ class _Pairs:
 
     def update(self, g_new, s, y, t, delta):
         """Account for the step ``s = t d`` and the new gradient; returns whether it was stored."""
-        r = self.rows
+        r = 2 * len(self.order)
         Pg_old, Pg_new = self.Pg[:r].copy(), np.empty(r)
 
         def rows(a, b):
@@ -272,8 +268,7 @@ def minimize_lbfgs(
     ``x0`` of any array-API library: ``fun`` gets and returns arrays of that library. Converged
     when ``max |g_i| <= gtol`` or the relative cost reduction is ``<= ftol``;
     ``callback(x, f, g)`` runs after every iteration, at the accepted point."""
-    foreign = arrays.foreign(x0)
-    xp, where = arrays.namespace(x0 if foreign else np.asarray(x0))
+    xp, where = arrays.namespace(x0 if arrays.foreign(x0) else np.asarray(x0))
     x = xp.asarray(x0, dtype=xp.float64, copy=True)
     if x.ndim != 1:
         raise ValueError(f"x0 must be 1-D, got shape {tuple(x.shape)}")
