@@ -44,14 +44,10 @@ def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ALGORITHMS
     path = Path(path)
     hashers = {}
     for name in algorithms:
+        # hashlib names its algorithms (md5, sha256); git's blob id is a sha1 with a header.
+        hashers[name] = hashlib.new("sha1" if name == "git-blob" else name, usedforsecurity=False)
         if name == "git-blob":
-            hasher = hashlib.sha1(usedforsecurity=False)
-            hasher.update(b"blob %d\0" % path.stat().st_size)
-        elif name in ("md5", "sha256"):
-            hasher = hashlib.new(name, usedforsecurity=False)
-        else:
-            raise ValueError(f"unknown checksum algorithm {name!r}; known: {ALGORITHMS}")
-        hashers[name] = hasher
+            hashers[name].update(b"blob %d\0" % path.stat().st_size)
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
             for hasher in hashers.values():
@@ -159,7 +155,7 @@ def _stream_to(url: str, handle: BinaryIO, timeout: float, progress: _Progress) 
         # A missing file in a local (file://) mirror will stay missing: no retry.
         missing = isinstance(reason, FileNotFoundError)
         raise _Failure(f"cannot connect: {reason}", retry=not missing) from None
-    except (http.client.HTTPException, ConnectionError, OSError) as exc:
+    except (http.client.HTTPException, OSError) as exc:
         if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise  # the local disk, not the connection: no retry, no other mirror helps
         raise _Failure(
