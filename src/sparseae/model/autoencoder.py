@@ -150,9 +150,6 @@ class _Workspace:
         self.D3 = [np.ones((v + 1, w), dtype) for w in widths]
         self.scratch_v = [np.empty(v * wmax, dtype) for _ in range(self.n_threads)]
         self.scratch_h = [np.empty(h * wmax, dtype) for _ in range(self.n_threads)]
-        # float32 only: the squared errors, summed in float64 (see _forward_block).
-        squares = v * wmax if dtype == np.float32 else 0
-        self.squares = [np.empty(squares, dtype) for _ in range(self.n_threads)]
         self.gW2 = np.empty((nb, v, h + 1), dtype)
         self.gW1 = np.empty((nb, h, v), dtype)
         self.gb1 = np.empty((nb, h), np.float64)
@@ -203,9 +200,7 @@ def _forward_block(ws, k, t):
         ws.recon[k] = float(np.dot(flat, flat))
     else:
         # Not sdot: its float32 accumulation stalls the line search (bench/README.md).
-        squares = ws.squares[t][: flat.size]
-        np.square(flat, out=squares)
-        ws.recon[k] = float(squares.sum(dtype=np.float64))
+        ws.recon[k] = float(np.square(flat).sum(dtype=np.float64))
     if not ws.linear:  # a linear output's delta3 is the error itself
         np.multiply(d, a3, out=d)
         np.subtract(1.0, a3, out=a3)
