@@ -358,11 +358,8 @@ def hidden_activations(theta, data, *, visible_size, hidden_size):
         raise ValueError(
             f"data must be visible_size × m = {W1.shape[1]} × m, got shape {data.shape}"
         )
-    a2 = np.matmul(-W1, data)
-    a2 -= b1[:, None]
     with np.errstate(over="ignore", under="ignore"):
-        _sigmoid_of_negated(a2)
-    return a2
+        return 1.0 / (1.0 + np.exp(-(W1 @ data + b1[:, None])))
 
 
 def _array_api_evaluate(
