@@ -54,9 +54,10 @@ def test_direction_is_the_two_loop_recursion():
         expected = two_loop(g_new, kept, self.hdiag)
         np.testing.assert_allclose(d, expected, rtol=0, atol=1e-9 * np.abs(expected).max())
         # the Gram matrix is the stored rows' products, kept without extra passes
-        rows = self.P[: self.rows]
-        np.testing.assert_allclose(self.gram[: self.rows, : self.rows], rows @ rows.T, rtol=1e-8)
-        np.testing.assert_allclose(self.Pg[: self.rows], rows @ g_new, rtol=1e-8, atol=1e-14)
+        r = 2 * len(self.order)  # the used rows are a prefix
+        rows = self.P[:r]
+        np.testing.assert_allclose(self.gram[:r, :r], rows @ rows.T, rtol=1e-8)
+        np.testing.assert_allclose(self.Pg[:r], rows @ g_new, rtol=1e-8, atol=1e-14)
         return stored
 
     lbfgs._Pairs.update = recording_update

@@ -44,14 +44,10 @@ def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ALGORITHMS
     path = Path(path)
     hashers = {}
     for name in algorithms:
+        # hashlib names its algorithms (md5, sha256); git's blob id is a sha1 with a header.
+        hashers[name] = hashlib.new("sha1" if name == "git-blob" else name, usedforsecurity=False)
         if name == "git-blob":
-            hasher = hashlib.sha1(usedforsecurity=False)
-            hasher.update(b"blob %d\0" % path.stat().st_size)
-        elif name in ("md5", "sha256"):
-            hasher = hashlib.new(name, usedforsecurity=False)
-        else:
-            raise ValueError(f"unknown checksum algorithm {name!r}; known: {ALGORITHMS}")
-        hashers[name] = hasher
+            hashers[name].update(b"blob %d\0" % path.stat().st_size)
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
             for hasher in hashers.values():
@@ -75,13 +71,10 @@ def _checksum_problem(path: str | os.PathLike, expected: Mapping[str, str]) -> s
 class _Progress:
     """Byte counter for one file: a live line on a TTY, one summary line in the log."""
 
-    def __init__(
-        self, name: str, total: int | None, callback: ProgressCallback | None, stream: TextIO
-    ):
+    def __init__(self, name: str, total: int | None, callback, stream: TextIO):
         self.name, self.total, self.callback, self.stream = name, total, callback, stream
-        self.done = 0
-        self.start = time.monotonic()
-        self._last = -float("inf")  # the first update draws the live line at once
+        self.done, self.start = 0, time.monotonic()
+        self.shown = -float("inf")  # the first update draws the live line at once
         try:
             self.live = callback is None and stream.isatty()
         except (AttributeError, ValueError):
@@ -91,32 +84,29 @@ class _Progress:
         self.done += nbytes
         if self.callback is not None:
             self.callback(self.name, self.done, self.total)
-        elif self.live and time.monotonic() - self._last > 0.2:
-            self._last = time.monotonic()
-            self.stream.write(f"\r{self._line()}\033[K")
+        elif self.live and time.monotonic() - self.shown > 0.2:
+            self.shown = time.monotonic()
+            self.stream.write(f"\r{self}\033[K")
             self.stream.flush()
 
     def finish(self, url: str) -> None:
         if self.live:
             self.stream.write("\r\033[K")
             self.stream.flush()
-        logger.info("downloaded %s from %s", self._line(), url)
+        logger.info("downloaded %s from %s", self, url)
 
-    def _line(self) -> str:
+    def __str__(self) -> str:
         seconds = max(time.monotonic() - self.start, 1e-9)
         total = f" of {_fmt_bytes(self.total)}" if self.total else ""
-        return (
-            f"{self.name}: {_fmt_bytes(self.done)}{total} in {seconds:.1f} s "
-            f"({_fmt_bytes(self.done / seconds)}/s)"
-        )
+        rate = _fmt_bytes(self.done / seconds)
+        return f"{self.name}: {_fmt_bytes(self.done)}{total} in {seconds:.1f} s ({rate}/s)"
 
 
 def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
-    return f"{n:.1f} GB"
 
 
 def _url(mirror: str, name: str) -> str:
@@ -152,8 +142,6 @@ def _stream_to(url: str, handle: BinaryIO, timeout: float, progress: _Progress) 
             while block := read(_CHUNK):
                 handle.write(block)
                 progress.update(len(block))
-    except _Failure:
-        raise
     except urllib.error.HTTPError as exc:
         raise _Failure(f"HTTP {exc.code} {exc.reason}", retry=exc.code >= 500) from None
     except TimeoutError:
@@ -167,7 +155,7 @@ def _stream_to(url: str, handle: BinaryIO, timeout: float, progress: _Progress) 
         # A missing file in a local (file://) mirror will stay missing: no retry.
         missing = isinstance(reason, FileNotFoundError)
         raise _Failure(f"cannot connect: {reason}", retry=not missing) from None
-    except (http.client.HTTPException, ConnectionError, OSError) as exc:
+    except (http.client.HTTPException, OSError) as exc:
         if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise  # the local disk, not the connection: no retry, no other mirror helps
         raise _Failure(

@@ -19,7 +19,11 @@ LABELS_MAGIC = 2049
 _TYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
+    """Read an IDX file (``.gz`` or plain, told by content) into a native-endian array. Raises
+    DatasetError, naming the file, when the magic number (``expected_magic`` if given), type or
+    size disagree with the header."""
+    path = Path(path)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -29,18 +33,9 @@ def _read_bytes(path: Path) -> bytes:
     # Decide by content, not by name: a .gz that was already decompressed still reads.
     if raw[:2] == b"\x1f\x8b":
         try:
-            return gzip.decompress(raw)
+            raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
             raise DatasetError(f"{path} is a damaged gzip file: {exc}") from None
-    return raw
-
-
-def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
-    """Read an IDX file (``.gz`` or plain, told by content) into a native-endian array. Raises
-    DatasetError, naming the file, when the magic number (``expected_magic`` if given), type or
-    size disagree with the header."""
-    path = Path(path)
-    raw = _read_bytes(path)
     if len(raw) < 4:
         raise DatasetError(f"{path} is too short ({len(raw)} bytes) to be an IDX file")
     magic = int.from_bytes(raw[:4], "big")

@@ -14,12 +14,6 @@ import numpy as np
 TARGET_VARIANCE = 0.1
 
 
-def _centred_frequencies(n: int) -> np.ndarray:
-    # Integer frequencies -n/2 … n/2-1 (even n) in FFT order, i.e. MATLAB's
-    # fftshift applied to -N/2:N/2-1; exact integers, so no rounding in rho.
-    return np.fft.ifftshift(np.arange(-(n // 2), n - n // 2, dtype=np.float64))
-
-
 def whitening_filter(height: int, width: int) -> np.ndarray:
     """The gains ``rho * exp(-(rho / f0)**4)`` for ``numpy.fft.fft2`` of an image this size.
     ``rho`` is the radial frequency in cycles per ``S = max(H, W)`` pixels and ``f0 = 0.4 S``
@@ -27,8 +21,12 @@ def whitening_filter(height: int, width: int) -> np.ndarray:
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}×{width}")
     size = max(height, width)
-    fy = _centred_frequencies(height) * (size / height)
-    fx = _centred_frequencies(width) * (size / width)
+    # Integer frequencies -n/2 … n/2-1 (even n) in FFT order, i.e. MATLAB's fftshift applied
+    # to -N/2:N/2-1, exact (no rounding in rho), then in cycles per S pixels.
+    fy, fx = (
+        np.fft.ifftshift(np.arange(-(n // 2), n - n // 2, dtype=np.float64)) * (size / n)
+        for n in (height, width)
+    )
     rho = np.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
     f0 = 0.4 * size
     return rho * np.exp(-((rho / f0) ** 4))
@@ -102,13 +100,11 @@ class ZCA:
         self.components_ = vectors[:, order]
         # Removing each patch's mean leaves the all-ones direction with zero variance; rounding
         # makes that eigenvalue ±1e-16, not 0. Below numpy's pinv tolerance a direction carries
-        # no signal, so it gets no gain (a pseudo-inverse) instead of 1/sqrt(rounding noise).
+        # no signal: with epsilon 0 it gets no gain (a pseudo-inverse), not 1/sqrt(rounding noise).
         floor = self.eigenvalues_[0] * max(sigma.shape) * np.finfo(np.float64).eps
-        signal = self.eigenvalues_ > floor
+        gain = (self.eigenvalues_ > floor) | (self.epsilon > 0)
         scale = np.zeros_like(self.eigenvalues_)
-        scale[signal] = 1.0 / np.sqrt(self.eigenvalues_[signal] + self.epsilon)
-        if self.epsilon > 0:
-            scale[~signal] = 1.0 / np.sqrt(self.eigenvalues_[~signal] + self.epsilon)
+        scale[gain] = 1.0 / np.sqrt(self.eigenvalues_[gain] + self.epsilon)
         self.matrix_ = (self.components_ * scale) @ self.components_.T
         return self
 

@@ -37,11 +37,7 @@ def namespace(*arrays):
 
 def finite(f, g) -> bool:
     """Whether the cost ``f`` and every element of the gradient ``g`` are finite."""
-    if isinstance(g, np.ndarray):
-        return math.isfinite(f) and bool(np.isfinite(g).all())
-    from array_api_compat import array_namespace
-
-    xp = array_namespace(g)
+    xp = np if isinstance(g, np.ndarray) else namespace(g)[0]
     return math.isfinite(f) and bool(xp.all(xp.isfinite(g)))
 
 
@@ -56,17 +52,6 @@ def to_numpy(x) -> np.ndarray:
     return np.array(np.from_dlpack(x), dtype=np.float64)
 
 
-def _library(name: str):
-    """The array library of ``training.device`` ``name`` and its device argument."""
-    if name == "cuda":
-        import torch
-
-        return torch, "cuda"
-    import array_api_strict
-
-    return array_api_strict, array_api_strict.Device("CPU_DEVICE")
-
-
 def on_device(x, name: str):
     """``x`` (numpy) as an array of ``training.device`` ``name``; numpy itself for ``cpu``."""
     if name == "cpu":
@@ -74,8 +59,13 @@ def on_device(x, name: str):
     missing = device_missing(name)
     if missing:
         raise ConfigError(f"training.device {name!r}: {missing}; install it or train on cpu")
-    lib, where = _library(name)
-    from array_api_compat import array_namespace
+    if name == "cuda":
+        import torch as lib
 
-    xp = array_namespace(lib.asarray(0.0))
+        where = "cuda"
+    else:
+        import array_api_strict as lib
+
+        where = lib.Device("CPU_DEVICE")
+    xp = namespace(lib.asarray(0.0))[0]
     return xp.asarray(np.ascontiguousarray(x), device=where)

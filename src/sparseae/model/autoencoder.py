@@ -4,6 +4,7 @@ do not depend on the thread count (bench/README.md)."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
@@ -103,10 +104,8 @@ def _kl_terms(rhohat: np.ndarray, rho: float, beta: float):
 # sched_getaffinity (the cores this process may use) exists on Linux only.
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 _threads = max(1, _cores or 1)
-_pool: ThreadPoolExecutor | None = None
-_pool_workers = 0
-_pool_lock = threading.Lock()
-_blas = None  # threadpoolctl controllers, found on first parallel call
+# Each calling thread caches its own work buffers, so concurrent calls never share them.
+_local = threading.local()
 
 
 def set_num_threads(n: int) -> None:
@@ -118,76 +117,55 @@ def set_num_threads(n: int) -> None:
     _threads = n
 
 
-def _get_pool(n_workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_workers
-    with _pool_lock:
-        if _pool is None or _pool_workers < n_workers:
-            _pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="sparseae")
-            _pool_workers = n_workers
-        return _pool
+@functools.cache
+def _pool(n_workers: int) -> ThreadPoolExecutor:
+    """One pool per worker count in use (threads start when first needed)."""
+    return ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="sparseae")
 
 
-def _blas_controllers():
-    global _blas
-    if _blas is None:
-        from threadpoolctl import ThreadpoolController
+@functools.cache
+def _controller():
+    """threadpoolctl's view of the loaded libraries (the BLAS numpy loaded), found once."""
+    from threadpoolctl import ThreadpoolController
 
-        _blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
-    return _blas
+    return ThreadpoolController()
 
 
 class _Workspace:
-    """Buffers for one (v, h, m, dtype, block layout); reused across calls."""
+    """Buffers for one (v, h, m, dtype, thread count); reused across calls. Each call sets
+    ``X`` and ``linear`` for the block functions."""
 
-    def __init__(self, v, h, m, dtype, bounds, n_threads):
-        self.key = (v, h, m, dtype, tuple(bounds), n_threads)
-        self.lock = threading.Lock()
-        widths = [b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    def __init__(self, v, h, m, dtype, n_threads):
+        # Block bounds do not depend on the thread count, so neither does the order of the
+        # sums. Per-block Python calls are amortised by at least ~4e6 multiply-adds per product.
+        columns = max(_MIN_COLUMNS, min(_BLOCK_COLUMNS, -(-4_000_000 // (v * h))))
+        nb = max(-(-m // _BLOCK_COLUMNS), min(_MAX_BLOCKS, -(-m // columns)))
+        self.bounds = [round(i * m / nb) for i in range(nb + 1)]
+        self.v, self.h, self.n_threads = v, h, min(n_threads, nb)
+        widths = [b - a for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)]
         wmax = max(widths)
         # Activations with a trailing row of ones: W2aug @ A2 adds b2, and delta3 @ A2.T
         # returns grad b2 as its last column. The same trick on delta3 adds the sparsity term.
         self.A2 = [np.ones((h + 1, w), dtype) for w in widths]
         self.D3 = [np.ones((v + 1, w), dtype) for w in widths]
-        self.scratch_v = [np.empty(v * wmax, dtype) for _ in range(n_threads)]
-        self.scratch_h = [np.empty(h * wmax, dtype) for _ in range(n_threads)]
-        # float32 only: the squared errors, summed in float64 (see _forward_block).
-        squares = v * wmax if dtype == np.float32 else 0
-        self.squares = [np.empty(squares, dtype) for _ in range(n_threads)]
-        nb = len(widths)
+        self.scratch_v = [np.empty(v * wmax, dtype) for _ in range(self.n_threads)]
+        self.scratch_h = [np.empty(h * wmax, dtype) for _ in range(self.n_threads)]
         self.gW2 = np.empty((nb, v, h + 1), dtype)
         self.gW1 = np.empty((nb, h, v), dtype)
         self.gb1 = np.empty((nb, h), np.float64)
         self.a2sum = np.empty((nb, h), np.float64)
         self.recon = np.empty(nb, np.float64)
-        self.W1n = np.empty((h, v), dtype)
-        self.b1n = np.empty((h, 1), dtype)
-        self.W2n = np.empty((v, h + 1), dtype)
-        self.W2Ts = np.empty((h, v + 1), dtype)
 
 
-_workspaces: dict = {}
-_workspace_lock = threading.Lock()
-
-
-def _acquire_workspace(v, h, m, dtype, n_threads):
-    # Block bounds do not depend on the thread count, so neither does the order of the sums.
-    # Per-block Python calls are amortised by at least ~4e6 multiply-adds per product.
-    columns = max(_MIN_COLUMNS, min(_BLOCK_COLUMNS, -(-4_000_000 // (v * h))))
-    n_blocks = max(-(-m // _BLOCK_COLUMNS), min(_MAX_BLOCKS, -(-m // columns)))
-    bounds = [round(i * m / n_blocks) for i in range(n_blocks + 1)]
-    key = (v, h, m, dtype, tuple(bounds), n_threads)
-    with _workspace_lock:
-        ws = _workspaces.get(key)
-        if ws is None:
-            # Keep the cache small so a sweep over sizes does not accumulate memory.
-            if len(_workspaces) >= 4:
-                _workspaces.pop(next(iter(_workspaces)))
-            ws = _workspaces[key] = _Workspace(v, h, m, dtype, bounds, n_threads)
-    if not ws.lock.acquire(blocking=False):
-        # Another thread is using the cached buffers: use private ones rather than wait.
-        ws = _Workspace(v, h, m, dtype, bounds, n_threads)
-        ws.lock.acquire()
-    return ws, bounds
+def _workspace(v, h, m, dtype, n_threads) -> _Workspace:
+    cache = _local.__dict__.setdefault("workspaces", {})
+    key = (v, h, m, dtype, n_threads)
+    if key not in cache:
+        # Keep the cache small so a sweep over sizes does not accumulate memory.
+        if len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+        cache[key] = _Workspace(v, h, m, dtype, n_threads)
+    return cache[key]
 
 
 def _sigmoid_of_negated(buf: np.ndarray) -> None:
@@ -198,9 +176,10 @@ def _sigmoid_of_negated(buf: np.ndarray) -> None:
     np.divide(1.0, buf, out=buf)
 
 
-def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad, linear):
+def _forward_block(ws, k, t):
+    v, h, c0, c1 = ws.v, ws.h, ws.bounds[k], ws.bounds[k + 1]
     w = c1 - c0
-    Xb = X[:, c0:c1]
+    Xb = ws.X[:, c0:c1]
     A2 = ws.A2[k]
     a2 = A2[:h]
     np.matmul(ws.W1n, Xb, out=a2)
@@ -210,7 +189,7 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad, linear):
     ws.a2sum[k] = a2.sum(axis=1)
     a3 = ws.scratch_v[t][: v * w].reshape(v, w)
     np.matmul(ws.W2n, A2, out=a3)
-    if linear:
+    if ws.linear:
         np.negative(a3, out=a3)  # a3 = z3: W2n holds −W2, −b2
     else:
         _sigmoid_of_negated(a3)
@@ -221,12 +200,8 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad, linear):
         ws.recon[k] = float(np.dot(flat, flat))
     else:
         # Not sdot: its float32 accumulation stalls the line search (bench/README.md).
-        squares = ws.squares[t][: flat.size]
-        np.square(flat, out=squares)
-        ws.recon[k] = float(squares.sum(dtype=np.float64))
-    if not need_grad:
-        return
-    if not linear:  # a linear output's delta3 is the error itself
+        ws.recon[k] = float(np.square(flat).sum(dtype=np.float64))
+    if not ws.linear:  # a linear output's delta3 is the error itself
         np.multiply(d, a3, out=d)
         np.subtract(1.0, a3, out=a3)
         np.multiply(d, a3, out=d)
@@ -237,13 +212,15 @@ def _forward_block(ws, k, t, X, c0, c1, v, h, need_grad, linear):
     np.multiply(a2, tmp, out=a2)
 
 
-def _backward_block(ws, k, t, X, c0, c1, h):
-    w = c1 - c0
-    d2 = ws.scratch_h[t][: h * w].reshape(h, w)
+def _backward_block(ws, j, t):
+    # Backwards: the blocks the forward pass finished last are still in cache.
+    k = len(ws.bounds) - 2 - j
+    c0, c1 = ws.bounds[k], ws.bounds[k + 1]
+    d2 = ws.scratch_h[t][: ws.h * (c1 - c0)].reshape(ws.h, c1 - c0)
     # [W2ᵀ | s] @ [delta3; 1] = W2ᵀ delta3 + s: the sparsity term added by the product.
     np.matmul(ws.W2Ts, ws.D3[k], out=d2)
-    np.multiply(d2, ws.A2[k][:h], out=d2)
-    np.matmul(d2, X[:, c0:c1].T, out=ws.gW1[k])
+    np.multiply(d2, ws.A2[k][: ws.h], out=d2)
+    np.matmul(d2, ws.X[:, c0:c1].T, out=ws.gW1[k])
     ws.gb1[k] = d2.sum(axis=1)
 
 
@@ -261,7 +238,7 @@ def _run_blocks(fn, n_blocks, n_threads):
     if n_threads == 1:
         worker(0)
         return
-    futures = [_get_pool(n_threads - 1).submit(worker, t) for t in range(1, n_threads)]
+    futures = [_pool(n_threads - 1).submit(worker, t) for t in range(1, n_threads)]
     try:
         worker(0)
     finally:
@@ -269,8 +246,10 @@ def _run_blocks(fn, n_blocks, n_threads):
             f.result()
 
 
-def _evaluate(theta, data, settings, dtype, output, need_grad):
-    """Check the arguments, then compute the cost terms and (``need_grad``) the gradient."""
+def _evaluate(theta, data, settings, dtype, output):
+    """Check the arguments, then compute the cost terms and the gradient."""
+    if arrays.foreign(theta, data):
+        return _array_api_evaluate(theta, data, *settings, dtype, output)
     visible_size, hidden_size, lambda_, beta, rho = settings
     v, h = int(visible_size), int(hidden_size)
     linear = _is_linear(output)
@@ -293,81 +272,52 @@ def _evaluate(theta, data, settings, dtype, output, need_grad):
     lambda_, beta, rho = float(lambda_), float(beta), float(rho)
 
     m = data.shape[1]
-    X = data if data.dtype == dtype else data.astype(dtype)
-    ws, bounds = _acquire_workspace(v, h, m, dtype, _threads)
+    ws = _workspace(v, h, m, dtype, _threads)
+    ws.X = data if data.dtype == dtype else data.astype(dtype)
+    ws.linear = linear
+    n_blocks = len(ws.bounds) - 1
+    # Negated, in the working dtype, row-major: [−W2 −b2] @ [a2; 1] = −z3 (see _Workspace).
+    ws.W1n, ws.b1n = np.array(-W1, dtype, order="C"), np.array(-b1[:, None], dtype)
+    ws.W2n = np.array(-np.column_stack((W2, b2)), dtype, order="C")
+    switch = sys.getswitchinterval()
+    if ws.n_threads > 1:
+        # A short switch interval bounds GIL stalls between numpy calls (bench/README.md).
+        sys.setswitchinterval(min(switch, _SWITCH_INTERVAL))
     try:
-        n_blocks = len(bounds) - 1
-        n_threads = min(ws.key[-1], n_blocks)
-        np.negative(W1, out=ws.W1n)
-        np.negative(b1[:, None], out=ws.b1n)
-        np.negative(W2, out=ws.W2n[:, :h])
-        np.negative(b2, out=ws.W2n[:, h])
-
         # One BLAS thread per worker: the workers occupy the cores, and a single-threaded
         # product rounds the same way whatever the thread count.
-        limited = []
-        for c in _blas_controllers():
-            if c.num_threads != 1:
-                limited.append((c, c.num_threads))
-                c.set_num_threads(1)
-        switch = sys.getswitchinterval()
-        if n_threads > 1:
-            # A short switch interval bounds GIL stalls between numpy calls (bench/README.md).
-            sys.setswitchinterval(min(switch, _SWITCH_INTERVAL))
-        try:
-            _run_blocks(
-                lambda k, t: _forward_block(
-                    ws, k, t, X, bounds[k], bounds[k + 1], v, h, need_grad, linear
-                ),
-                n_blocks,
-                n_threads,
-            )
+        with _controller().limit(limits=1, user_api="blas"):
+            _run_blocks(functools.partial(_forward_block, ws), n_blocks, ws.n_threads)
             rhohat = np.sum(ws.a2sum, axis=0) / m
             sparsity, s = _kl_terms(rhohat, rho, beta)
-            if need_grad:
-                ws.W2Ts[:, :v] = W2.T
-                ws.W2Ts[:, v] = s
-                last = n_blocks - 1
-                # Backwards: the blocks the forward pass finished last are still in cache.
-                _run_blocks(
-                    lambda j, t: _backward_block(
-                        ws, last - j, t, X, bounds[last - j], bounds[last - j + 1], h
-                    ),
-                    n_blocks,
-                    n_threads,
-                )
-        finally:
-            sys.setswitchinterval(switch)
-            for c, n in limited:
-                c.set_num_threads(n)
-
-        reconstruction = float(np.sum(ws.recon)) / (2 * m)
-        weights = theta[: 2 * h * v].astype(np.float64, copy=False)
-        # Pairwise np.sum, not a BLAS dot: matches the reference breakdown to ~1e-16.
-        weight_decay = 0.5 * lambda_ * float(np.sum(np.square(weights)))
-        terms = {
-            "reconstruction": reconstruction,
-            "weight_decay": weight_decay,
-            "sparsity": sparsity,
-            "total": reconstruction + weight_decay + sparsity,
-            "rhohat": rhohat,
-        }
-        if not need_grad:
-            return terms, None
-
-        grad = np.empty(parameter_count(v, h), np.float64)
-        gW1, gW2, gb1, gb2 = unpack(grad, v, h)
-        acc2 = np.sum(ws.gW2, axis=0, dtype=np.float64)
-        np.multiply(acc2[:, :h], 1.0 / m, out=gW2)
-        gW2 += lambda_ * W2
-        np.multiply(acc2[:, h], 1.0 / m, out=gb2)
-        acc1 = np.sum(ws.gW1, axis=0, dtype=np.float64)
-        np.multiply(acc1, 1.0 / m, out=gW1)
-        gW1 += lambda_ * W1
-        np.multiply(np.sum(ws.gb1, axis=0), 1.0 / m, out=gb1)
-        return terms, grad
+            ws.W2Ts = np.array(np.column_stack((W2.T, s)), dtype, order="C")
+            _run_blocks(functools.partial(_backward_block, ws), n_blocks, ws.n_threads)
     finally:
-        ws.lock.release()
+        sys.setswitchinterval(switch)
+        ws.X = None  # do not keep the caller's data alive
+
+    reconstruction = float(np.sum(ws.recon)) / (2 * m)
+    weights = theta[: 2 * h * v].astype(np.float64, copy=False)
+    # Pairwise np.sum, not a BLAS dot: matches the reference breakdown to ~1e-16.
+    weight_decay = 0.5 * lambda_ * float(np.sum(np.square(weights)))
+    terms = {
+        "reconstruction": reconstruction,
+        "weight_decay": weight_decay,
+        "sparsity": sparsity,
+        "total": reconstruction + weight_decay + sparsity,
+        "rhohat": rhohat,
+    }
+    grad = np.empty(parameter_count(v, h), np.float64)
+    gW1, gW2, gb1, gb2 = unpack(grad, v, h)
+    acc2 = np.sum(ws.gW2, axis=0, dtype=np.float64)
+    np.multiply(acc2[:, :h], 1.0 / m, out=gW2)
+    gW2 += lambda_ * W2
+    np.multiply(acc2[:, h], 1.0 / m, out=gb2)
+    acc1 = np.sum(ws.gW1, axis=0, dtype=np.float64)
+    np.multiply(acc1, 1.0 / m, out=gW1)
+    gW1 += lambda_ * W1
+    np.multiply(np.sum(ws.gb1, axis=0), 1.0 / m, out=gb1)
+    return terms, grad
 
 
 def _is_linear(output: str) -> bool:
@@ -386,10 +336,7 @@ def cost_and_grad(
     is the linear decoder (``a3 = z3``). Arrays of another array-API library (PyTorch, CuPy,
     ...) are computed and returned there."""
     settings = (visible_size, hidden_size, lambda_, beta, rho)
-    if arrays.foreign(theta, data):
-        terms, grad = _array_api_evaluate(theta, data, *settings, dtype, output)
-        return terms["total"], grad
-    terms, grad = _evaluate(theta, data, settings, dtype, output, True)
+    terms, grad = _evaluate(theta, data, settings, dtype, output)
     return terms["total"], grad
 
 
@@ -398,9 +345,8 @@ def cost_terms(
 ):
     """The cost's terms (reconstruction, weight_decay, sparsity, total) and ``rhohat``."""
     settings = (visible_size, hidden_size, lambda_, beta, rho)
-    if arrays.foreign(theta, data):
-        return _array_api_evaluate(theta, data, *settings, dtype, output)[0]
-    return _evaluate(theta, data, settings, dtype, output, False)[0]
+    # A whole evaluation, gradient included: the terms are asked for once per chunk, not per step.
+    return _evaluate(theta, data, settings, dtype, output)[0]
 
 
 def hidden_activations(theta, data, *, visible_size, hidden_size):
@@ -412,11 +358,8 @@ def hidden_activations(theta, data, *, visible_size, hidden_size):
         raise ValueError(
             f"data must be visible_size × m = {W1.shape[1]} × m, got shape {data.shape}"
         )
-    a2 = np.matmul(-W1, data)
-    a2 -= b1[:, None]
     with np.errstate(over="ignore", under="ignore"):
-        _sigmoid_of_negated(a2)
-    return a2
+        return 1.0 / (1.0 + np.exp(-(W1 @ data + b1[:, None])))
 
 
 def _array_api_evaluate(

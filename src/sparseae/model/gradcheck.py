@@ -92,7 +92,6 @@ def check_gradient(
     beta: float,
     rho: float,
     rng: np.random.Generator | None = None,
-    seed: int | None = None,
     data: np.ndarray | None = None,
     theta: np.ndarray | None = None,
     epsilon: float = 1e-4,
@@ -103,16 +102,13 @@ def check_gradient(
     """Run the quadratic sanity check and the autoencoder check on a small problem.
 
     ``num_examples`` random examples in ``[0.1, 0.9]`` and ``initialize_parameters`` with random
-    non-zero biases (so their gradients are exercised), from ``rng`` or ``seed`` (default seed
-    0); ``data`` and ``theta`` replace them and fix the sizes. ``cost_fn`` replaces
+    non-zero biases (so their gradients are exercised), from ``rng`` (default: seed 0); ``data``
+    and ``theta`` replace them and fix the sizes. ``cost_fn`` replaces
     :func:`~sparseae.model.autoencoder.cost_and_grad` (tests pass wrong ones); ``output``
     ``"linear"`` checks the linear decoder (passed to ``cost_fn`` only then). Returns
     ``quadratic`` and ``autoencoder`` (relative differences), ``max_abs_diff``, ``passed``
     (autoencoder figure below ``bound``) and the settings."""
-    if rng is None:
-        rng = np.random.default_rng(0 if seed is None else seed)
-    elif seed is not None:
-        raise ValueError("give either rng or seed, not both")
+    rng = np.random.default_rng(0) if rng is None else rng
     cost_fn = autoencoder.cost_and_grad if cost_fn is None else cost_fn
 
     if data is None:

@@ -62,14 +62,10 @@ class _Pairs:
         self.order: list[int] = []  # slots, oldest first
         self.hdiag = 1.0
 
-    @property
-    def rows(self) -> int:
-        # Slots fill 0, 1, … before any is reused, so the used rows are always a prefix.
-        return 2 * len(self.order)
-
     def direction(self, g: np.ndarray, gg: float):
         """``-H g`` by the two-loop recursion on coefficients; returns (d, coefficients)."""
-        r = self.rows
+        # Slots fill 0, 1, … before any is reused, so the used rows are always a prefix.
+        r = 2 * len(self.order)
         B = np.empty((r + 1, r + 1))
         B[:r, :r] = self.gram[:r, :r]
         B[:r, r] = B[r, :r] = self.Pg[:r]
@@ -87,28 +83,23 @@ class _Pairs:
             beta = (B[yi] @ delta) / B[si, yi]
             delta[si] += alpha[slot] - beta
         coef = self.xp.asarray(delta[:r], device=self.where)
-        if not self.numpy:
-            d = self.P[:r, :].T @ coef
-            d += float(delta[r]) * g
-            return d, delta
-        d = np.empty(g.shape[0])
+        d = self.xp.empty(g.shape[0], dtype=self.xp.float64, device=self.where)
 
         def segment(a, b):
-            np.matmul(self.P[:r, a:b].T, coef, out=d[a:b])
-            d[a:b] += float(delta[r]) * g[a:b]
+            d[a:b] = self.P[:r, a:b].T @ coef + float(delta[r]) * g[a:b]
 
-        _in_parts(segment, d.shape[0], SEGMENT)
+        _in_parts(segment, d.shape[0], SEGMENT if self.numpy else d.shape[0])
         return d, delta
 
     def update(self, g_new, s, y, t, delta):
         """Account for the step ``s = t d`` and the new gradient; returns whether it was stored."""
-        r = self.rows
-        Pg_old = self.Pg[:r].copy()
-        if self.numpy:
-            Pg_new = np.empty(r)
-            _in_parts(lambda a, b: np.matmul(self.P[a:b], g_new, out=Pg_new[a:b]), r, ROWS)
-        else:
-            Pg_new = arrays.to_numpy(self.P[:r, :] @ g_new) if r else np.zeros(0)
+        r = 2 * len(self.order)
+        Pg_old, Pg_new = self.Pg[:r].copy(), np.empty(r)
+
+        def rows(a, b):
+            Pg_new[a:b] = arrays.to_numpy(self.P[a:b, :] @ g_new)
+
+        _in_parts(rows, r, ROWS if self.numpy else max(r, 1))
         ys = float(y @ s)
         if ys <= CURVATURE_MIN:
             self.Pg[:r] = Pg_new
@@ -277,8 +268,7 @@ def minimize_lbfgs(
     ``x0`` of any array-API library: ``fun`` gets and returns arrays of that library. Converged
     when ``max |g_i| <= gtol`` or the relative cost reduction is ``<= ftol``;
     ``callback(x, f, g)`` runs after every iteration, at the accepted point."""
-    foreign = arrays.foreign(x0)
-    xp, where = arrays.namespace(x0 if foreign else np.asarray(x0))
+    xp, where = arrays.namespace(x0 if arrays.foreign(x0) else np.asarray(x0))
     x = xp.asarray(x0, dtype=xp.float64, copy=True)
     if x.ndim != 1:
         raise ValueError(f"x0 must be 1-D, got shape {tuple(x.shape)}")
