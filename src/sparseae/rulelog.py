@@ -44,15 +44,10 @@ def log_to_rule_log(
     sys.excepthook = log_then_report
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The project's own errors, printed as one line; anything else (a bug) keeps its traceback."""
-    return (SparseaeError,)
-
-
 def failure_line(error: BaseException) -> str | None:
     """The one line of a known failure: the project's errors and the system refusing a named
     file (disk full, name too long, read-only…); ``None`` for a bug, which keeps its traceback."""
-    if isinstance(error, user_errors()):
+    if isinstance(error, SparseaeError):
         return str(error)
     if isinstance(error, OSError) and error.filename is not None:
         names = " -> ".join(str(n) for n in (error.filename, error.filename2) if n is not None)

@@ -362,15 +362,6 @@ def stacked_problems(name: str, experiment: Mapping) -> list[str]:
             f"'{key}.dataset.train' ({s1} images {a1}..{b1 - 1}); allowed: disjoint ranges of "
             f"one split, e.g. train start 0 stop 5000 and test start 5000 (stop null)"
         )
-    for stage in ("pretraining", "finetuning"):  # the stacked costs run in float64 on the CPU
-        for field, only in (("dtype", "float64"), ("device", "cpu")):
-            value = experiment[stage][field]
-            if value != only:
-                problems.append(
-                    f"config key '{key}.{stage}.{field}' = {value!r}; allowed: {only!r} (stacked "
-                    f"experiments train in float64 on the CPU; the others are for experiments); "
-                    f"remove the key"
-                )
     stages = {
         s: experiment[s]["chunks"] * experiment[s]["iterations_per_chunk"]
         for s in ("pretraining", "finetuning")
