@@ -136,15 +136,6 @@ def check_http_url(flag: str, value: str) -> None:
         _refuse(flag, value, " is not an http(s) URL with a host", allowed, "give such a URL")
 
 
-def read_config(path: str | Path | None) -> dict:
-    """A YAML config file (``config/config.yaml`` by default, if present; else empty)."""
-    from sparseae.config import read_config_files
-
-    if path is None and not DEFAULT_CONFIG.is_file():
-        return {}
-    return read_config_files([DEFAULT_CONFIG if path is None else path])
-
-
 def _arg(*names: str, **options) -> tuple[tuple[str, ...], dict]:
     """One ``add_argument`` call as data (a callable ``choices`` is called at parser build);
     its help is ``HELP[first name]``."""
@@ -187,6 +178,7 @@ FETCH_ARGUMENTS = (
 
 def _fetch(args: argparse.Namespace) -> int:
     """download and verify a data source (same code as the pipeline's fetch rule)"""
+    from sparseae.config import read_config_files
     from sparseae.data import SOURCES, fetch_source
 
     if args.split is not None and args.file:
@@ -205,7 +197,8 @@ def _fetch(args: argparse.Namespace) -> int:
             f"source {args.source!r} needs the folder of images: give --dest DIR, e.g. "
             f"--dest data/my-images"
         )
-    config = read_config(args.config)
+    given = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    config = read_config_files([given]) if given else {}
     options = dict(mirrors=args.mirror, split=args.split, files=args.file, retries=args.retries)
     paths = fetch_source(args.source, args.dest, config, timeout=args.timeout, **options)
     for path in paths:

@@ -26,17 +26,18 @@ OS_FIXES = {
 }
 
 
-def log_to_rule_log(
-    path: str | os.PathLike, *, fmt: str = DEFAULT_FORMAT, level: int = logging.INFO
-) -> None:
-    """Send the root logger to ``path`` (the rule's log, truncated), uncaught exceptions too."""
-    logging.basicConfig(filename=os.fspath(path), filemode="w", level=level, format=fmt)
+def log_to_rule_log(path: str | os.PathLike, *, fmt: str = DEFAULT_FORMAT) -> None:
+    """Send the root logger to ``path`` (the rule's log, truncated), uncaught exceptions too;
+    a known failure (:func:`failure_line`) is one line there and on stderr, no traceback."""
+    logging.basicConfig(filename=os.fspath(path), filemode="w", level=logging.INFO, format=fmt)
     # On a full disk the log cannot be written either: no traceback per log record then.
     logging.raiseExceptions = False
 
     def log_then_report(kind, error, trace):
-        if failure_line(error) is not None:
-            _report(error)
+        line = failure_line(error)
+        if line is not None:
+            logging.critical("failed: %s", line)
+            print(f"sparseae: error: {line}", file=sys.stderr)
             return
         logging.critical("failed:", exc_info=(kind, error, trace))
         sys.__excepthook__(kind, error, trace)
@@ -73,13 +74,6 @@ def stdout_failure(error: OSError) -> int:
         return 128 + signal.SIGPIPE
     print(f"sparseae: error: cannot write standard output: {error.strerror}", file=sys.stderr)
     return 1
-
-
-def _report(error: BaseException) -> None:
-    """A known failure: one line in the log and on stderr, no traceback."""
-    line = failure_line(error)
-    logging.critical("failed: %s", line)
-    print(f"sparseae: error: {line}", file=sys.stderr)
 
 
 def run_rule(log_path: str | os.PathLike, step, /, *args, fmt: str = DEFAULT_FORMAT, **kwargs):
