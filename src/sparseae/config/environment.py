@@ -13,14 +13,6 @@ from sparseae.config.rules import memory_problems, num_images_problem, patch_fit
 
 _MIRROR_SCHEMES = ("http", "https", "file")
 
-#: MLflow HTTP variables the project sets defaults for: (integer?, minimum).
-HTTP_VARIABLES = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": (True, 0),
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": (False, 0),
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": (False, 0),
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": (False, 1e-3),
-}
-
 
 def did_you_mean(word: str, choices) -> str:
     """`` (did you mean 'x'?)`` when one of ``choices`` is close to ``word``, else ``""``."""
@@ -87,7 +79,9 @@ def sources_problems(config: Mapping) -> list[str]:
     return [problem for problem in problems if problem]
 
 
-def _number_env(name: str, value: str, *, integer: bool, minimum: float) -> str | None:
+def _number_env(name: str, value: str) -> str | None:
+    """An MLflow HTTP variable: a count of retries (an integer), or seconds (a timeout > 0)."""
+    integer, minimum = name.endswith("RETRIES"), 1e-3 if name.endswith("TIMEOUT") else 0
     try:
         number = int(value) if integer else float(value)
     except ValueError:
@@ -103,12 +97,10 @@ def _number_env(name: str, value: str, *, integer: bool, minimum: float) -> str 
 
 def environment_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     """Environment variables sparseae reads: MLflow HTTP limits, TLS bundle, cache folder."""
+    from sparseae.tracking.settings import HTTP_RETRY_DEFAULTS
+
     environ = os.environ if environ is None else environ
-    problems = [
-        _number_env(name, environ[name], integer=integer, minimum=minimum)
-        for name, (integer, minimum) in HTTP_VARIABLES.items()
-        if environ.get(name)
-    ]
+    problems = [_number_env(n, environ[n]) for n in HTTP_RETRY_DEFAULTS if environ.get(n)]
     cert = environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
     if cert and not Path(cert).is_file():
         problems.append(
