@@ -10,8 +10,6 @@ import math
 import os
 from collections.abc import Mapping
 
-_BYTES = 8  # float64
-
 
 def _source(name: str):
     from sparseae.data import SOURCES
@@ -259,24 +257,19 @@ def cnn_range(cnn: Mapping, part: str) -> tuple[int, int]:
     return int(images[part]["start"]), int(cnn_held(cnn, part) if stop is None else stop)
 
 
-def examples_count(experiment: Mapping) -> tuple[int, str]:
-    """Training examples (columns of the patch matrix) and the key that sets them."""
-    if experiment["patches"]["size"] is not None:
-        return int(experiment["patches"]["count"]), "patches.count"
-    dataset = experiment["dataset"]
-    source = _source(dataset["source"])
-    held = source.images_held(dataset["split"]) if source is not None else None
-    return int(dataset["num_images"] or held or 60_000), "dataset.num_images"
-
-
 def memory_estimates(experiment: Mapping, key: str = "") -> dict[str, tuple[float, str]]:
     """Peak memory in MB per kind of job and the settings that drive it: lower bounds (arrays
     surely held at once), so a refusal is never a false alarm."""
     model, maxcor = experiment["model"], int(experiment["optimizer"]["maxcor"])
     v, h = int(model["visible_size"]), int(model["hidden_size"])
-    m, m_key = examples_count(experiment)
+    dataset, source = experiment["dataset"], _source(experiment["dataset"]["source"])
+    if experiment["patches"]["size"] is not None:  # m: training examples (columns of the data)
+        m, m_key = int(experiment["patches"]["count"]), "patches.count"
+    else:
+        held = source.images_held(dataset["split"]) if source is not None else None
+        m, m_key = int(dataset["num_images"] or held or 60_000), "dataset.num_images"
     theta = 2 * h * v + h + v
-    mb = _BYTES / 2**20
+    mb = 8 / 2**20  # float64
     examples, visible = f"{key}{m_key} = {m}", f"{key}model.visible_size = {v}"
     hidden = f"{key}model.hidden_size = {h}"
     estimates = {
