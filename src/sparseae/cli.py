@@ -110,30 +110,11 @@ def check_path(flag: str, value: str | None, allowed: str, *, folder=False, exis
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
-def check_run_id(flag: str, value: str | None) -> None:
-    """An MLflow run id: 32 lowercase hex characters."""
-    if value is not None and not _RUN_ID.fullmatch(value):
-        allowed = "32 lowercase hex characters, e.g. 0123456789abcdef0123456789abcdef"
-        fix = "copy the id from the MLflow UI or from mlflow.json"
-        _refuse(flag, value, " is not an MLflow run id", allowed, fix)
-
-
 def check_not_blank(flag: str, value: str | None, example: str) -> None:
     """A text flag that must not be empty or blank when given."""
     if value is not None and not value.strip():
         allowed = f"a non-blank text, e.g. {example}"
         _refuse(flag, value, " is empty", allowed, f"give one or leave {flag} out")
-
-
-def check_http_url(flag: str, value: str) -> None:
-    """An http(s) URL with a host (the mirror check's host rule, http(s) only)."""
-    from sparseae.config.environment import mirror_problem
-
-    text = value.strip()
-    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme not in ("http", "https") or mirror_problem(flag, value):
-        allowed = "http(s)://HOST[:PORT][/PATH], e.g. http://127.0.0.1:5000"
-        _refuse(flag, value, " is not an http(s) URL with a host", allowed, "give such a URL")
 
 
 def _arg(*names: str, **options) -> tuple[tuple[str, ...], dict]:
@@ -269,7 +250,8 @@ def _split_tag(text: str) -> tuple[str, str]:
 
 
 def check_parent_run(uri: str, run_id: str | None) -> None:
-    """``--parent-run-id``: a run of that store (a local store not made yet holds none)."""
+    """``--parent-run-id``: an MLflow run id (32 lowercase hex characters) of a run of that
+    store (a local store not made yet holds none)."""
     from mlflow.exceptions import MlflowException
 
     from sparseae.tracking.settings import sqlite_path
@@ -277,6 +259,10 @@ def check_parent_run(uri: str, run_id: str | None) -> None:
 
     if run_id is None:
         return
+    if not _RUN_ID.fullmatch(run_id):
+        allowed = "32 lowercase hex characters, e.g. 0123456789abcdef0123456789abcdef"
+        fix = "copy the id from the MLflow UI or from mlflow.json"
+        _refuse("--parent-run-id", run_id, " is not an MLflow run id", allowed, fix)
     check_reachable(uri)
     db = sqlite_path(uri)
     try:
@@ -299,7 +285,6 @@ def _log(args: argparse.Namespace) -> int:
     )
     check_not_blank("--run-key", args.run_key, "natural-v2")
     check_path("--log-dir", args.log_dir, f"{_FOLDER}logs/natural", folder=True)
-    check_run_id("--parent-run-id", args.parent_run_id)
     tags = dict(_split_tag(t) for t in args.tag)
     uri = _tracking_uri(args)
     check_parent_run(uri, args.parent_run_id)
@@ -375,9 +360,15 @@ UI_URL_ARGUMENTS = (
 
 def _ui_url(args: argparse.Namespace) -> int:
     """print the MLflow UI address of each experiment's runs (model-training view)"""
+    from sparseae.config.environment import mirror_problem
     from sparseae.tracking.store import pipeline_experiments, ui_url
 
-    check_http_url("--base-url", args.base_url)
+    # An http(s) URL with a host (the mirror check's host rule, http(s) only).
+    scheme = args.base_url.strip().split("://", 1)[0].lower() if "://" in args.base_url else ""
+    if scheme not in ("http", "https") or mirror_problem("--base-url", args.base_url):
+        allowed = "http(s)://HOST[:PORT][/PATH], e.g. http://127.0.0.1:5000"
+        problem, fix = " is not an http(s) URL with a host", "give such a URL"
+        _refuse("--base-url", args.base_url, problem, allowed, fix)
     uri = _tracking_uri(args)
     names = args.experiments or pipeline_experiments(uri)
     if not names:

@@ -79,28 +79,25 @@ def sources_problems(config: Mapping) -> list[str]:
     return [problem for problem in problems if problem]
 
 
-def _number_env(name: str, value: str) -> str | None:
-    """An MLflow HTTP variable: a count of retries (an integer), or seconds (a timeout > 0)."""
-    integer, minimum = name.endswith("RETRIES"), 1e-3 if name.endswith("TIMEOUT") else 0
-    try:
-        number = int(value) if integer else float(value)
-    except ValueError:
-        number = None
-    if number is None or not math.isfinite(number) or number < minimum:
-        kind = "an integer" if integer else "a number"
-        return (
-            f"environment variable {name}={value!r} is not allowed; allowed: {kind} >= "
-            f"{minimum:g}; fix: `export {name}=...` with such a value, or `unset {name}`"
-        )
-    return None
-
-
 def environment_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     """Environment variables sparseae reads: MLflow HTTP limits, TLS bundle, cache folder."""
     from sparseae.tracking.settings import HTTP_RETRY_DEFAULTS
 
     environ = os.environ if environ is None else environ
-    problems = [_number_env(n, environ[n]) for n in HTTP_RETRY_DEFAULTS if environ.get(n)]
+    problems = []
+    for name in (n for n in HTTP_RETRY_DEFAULTS if environ.get(n)):
+        # A count of retries (an integer), or seconds (a timeout above 0).
+        integer, minimum = name.endswith("RETRIES"), 1e-3 if name.endswith("TIMEOUT") else 0
+        try:
+            number = int(environ[name]) if integer else float(environ[name])
+        except ValueError:
+            number = None
+        if number is None or not math.isfinite(number) or number < minimum:
+            problems.append(
+                f"environment variable {name}={environ[name]!r} is not allowed; allowed: "
+                f"{'an integer' if integer else 'a number'} >= {minimum:g}; fix: `export "
+                f"{name}=...` with such a value, or `unset {name}`"
+            )
     cert = environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
     if cert and not Path(cert).is_file():
         problems.append(
