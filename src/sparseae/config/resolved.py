@@ -72,11 +72,6 @@ class Section(FrozenDict):
         """Plain, key-sorted dicts and lists."""
         return thaw(self)
 
-    @classmethod
-    def of(cls, mapping: Mapping):
-        """The object of a resolved mapping."""
-        return cls(freeze(mapping))
-
 
 class Experiment(Section):
     """One experiment with defaults filled (schema ``$defs/experiment``)."""
@@ -94,5 +89,5 @@ class Config(Section):
         fields = dict(freeze(mapping))
         for name in ("experiments", "stacked_experiments", "sweeps"):
             kind = Experiment if name == "experiments" else Section
-            fields[name] = FrozenDict({k: kind.of(v) for k, v in fields[name].items()})
+            fields[name] = FrozenDict({k: kind(v) for k, v in fields[name].items()})
         return cls(fields)

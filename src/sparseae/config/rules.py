@@ -362,26 +362,22 @@ def stacked_problems(name: str, experiment: Mapping) -> list[str]:
     stages["softmax"] = experiment["softmax"]["max_iter"]
     stage, planned = max(stages.items(), key=lambda item: item[1])
     plan = f"stage {stage}" if stage == "softmax" else f"{stage}.chunks x iterations_per_chunk"
-    problems.append(maxfun_problem(key, experiment["optimizer"]["maxfun"], planned, plan))
+    optimizer = experiment["optimizer"]
+    problems.append(maxfun_problem(key, optimizer["maxfun"], planned, plan))
     examples = b1 - a1
     num = experiment["gradcheck"]["num_examples"]
     problems.append(examples_problem(key, num, examples, "the training images"))
-    sizes = [INPUT_SIZE, *experiment["layers"]["hidden_sizes"]]
-    problems.append(_stacked_memory_problem(key, sizes, examples, experiment["optimizer"]))
-    return [problem for problem in problems if problem]
-
-
-def _stacked_memory_problem(key: str, sizes, examples: int, optimizer: Mapping) -> str | None:
-    """The largest layer's L-BFGS pairs and activations against this machine's memory."""
-    physical, maxcor, needed = physical_mb(), optimizer["maxcor"], 0.0
+    # The largest layer's L-BFGS pairs and activations against this machine's memory.
+    sizes, maxcor = [INPUT_SIZE, *experiment["layers"]["hidden_sizes"]], optimizer["maxcor"]
+    needed, physical = 0.0, physical_mb()
     for visible, hidden in zip(sizes[:-1], sizes[1:], strict=False):
         parameters = 2 * visible * hidden + visible + hidden
         needed = max(needed, 8 * ((2 * maxcor + 8) * parameters + 3 * hidden * examples) / 1e6)
-    if physical is None or needed <= physical:
-        return None
-    return (
-        f"config key '{key}.layers.hidden_sizes' = {list(sizes[1:])} with "
-        f"'{key}.optimizer.maxcor' = {maxcor} needs at least {needed:,.0f} MB (the largest "
-        f"layer's L-BFGS pairs and activations) but this machine has {physical:,} MB; allowed: "
-        f"smaller layers or fewer correction pairs"
-    )
+    if physical is not None and needed > physical:
+        problems.append(
+            f"config key '{key}.layers.hidden_sizes' = {list(sizes[1:])} with "
+            f"'{key}.optimizer.maxcor' = {maxcor} needs at least {needed:,.0f} MB (the largest "
+            f"layer's L-BFGS pairs and activations) but this machine has {physical:,} MB; "
+            f"allowed: smaller layers or fewer correction pairs"
+        )
+    return [problem for problem in problems if problem]

@@ -72,8 +72,14 @@ def coerce_sweeps(sweeps: Mapping, root: Mapping) -> dict:
             sweep["overrides"] = coerce(sweep["overrides"], root, "experiment")
         grid = sweep.get("grid")
         for key, values in grid.items() if isinstance(grid, dict) else ():
-            if isinstance(key, str) and isinstance(values, list):
-                grid[key] = [_read_as(grid_key(key)[0], value, root) for value in values]
+            if not (isinstance(key, str) and isinstance(values, list)):
+                continue  # refused by the schema
+            path = grid_key(key)[0]
+            for index, value in enumerate(values):  # read as the experiment reads that setting
+                nested = coerce(_nested(path, value), root, "experiment")
+                for part in path.split("."):
+                    nested = nested[part]
+                values[index] = nested
     return out
 
 
@@ -82,14 +88,6 @@ def _nested(path: str, value: Any) -> dict:
     for part in reversed(path.split(".")):
         value = {part: value}
     return value
-
-
-def _read_as(path: str, value: Any, root: Mapping) -> Any:
-    """``value`` read as an experiment reads the setting at the dotted ``path``."""
-    nested = coerce(_nested(path, value), root, "experiment")
-    for part in path.split("."):
-        nested = nested[part]
-    return nested
 
 
 def sweep_problems(
