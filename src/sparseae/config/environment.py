@@ -117,25 +117,18 @@ def tracking_problems(
     config_uri: str | None, environ: Mapping[str, str] | None = None
 ) -> list[str]:
     """The tracking URI (``MLFLOW_TRACKING_URI`` wins over ``tracking.uri``) and its file."""
-    from sparseae.tracking.settings import (
-        TRACKING_URI_ENV,
-        blank_environment_problem,
-        check_sqlite_file,
-        check_tracking_uri_text,
-        resolve_tracking_uri,
-    )
+    from sparseae.tracking import settings
 
     environ = os.environ if environ is None else environ
-    blank = blank_environment_problem(environ)
-    if blank:
-        return [blank]
-    from_env = (environ.get(TRACKING_URI_ENV) or "").strip()
-    where = f"environment variable {TRACKING_URI_ENV}" if from_env else "config key 'tracking.uri'"
+    env = settings.TRACKING_URI_ENV
+    from_env = (environ.get(env) or "").strip()
+    where = f"environment variable {env}" if from_env else "config key 'tracking.uri'"
+    try:
+        uri = settings.resolve_tracking_uri(config_uri, environ=environ)
+    except ValueError as error:  # a blank variable names itself
+        return [str(error) if settings.blank_environment_problem(environ) else f"{where}: {error}"]
+    problem = settings.check_sqlite_file(uri)
     text = from_env or (config_uri or "").strip()
-    problem = check_tracking_uri_text(text) if text else None
-    if problem:
-        return [f"{where}: {problem}"]
-    problem = check_sqlite_file(resolve_tracking_uri(config_uri, environ=environ))
     return [f"{where if text else 'default tracking store'}: {problem}"] if problem else []
 
 
