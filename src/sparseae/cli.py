@@ -239,16 +239,6 @@ LOG_ARGUMENTS = (
 )
 
 
-def _split_tag(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise UsageError(f"--tag {text!r}: expected KEY=VALUE, e.g. --tag owner=alice")
-    if key.startswith("sparseae.") or key == "mlflow.parentRunId":
-        allowed = "your own keys (the project sets sparseae.* and mlflow.parentRunId itself)"
-        _refuse("--tag", text, " sets a project-owned tag", allowed, "choose another key")
-    return key, value
-
-
 def check_parent_run(uri: str, run_id: str | None) -> None:
     """``--parent-run-id``: an MLflow run id (32 lowercase hex characters) of a run of that
     store (a local store not made yet holds none)."""
@@ -285,7 +275,15 @@ def _log(args: argparse.Namespace) -> int:
     )
     check_not_blank("--run-key", args.run_key, "natural-v2")
     check_path("--log-dir", args.log_dir, f"{_FOLDER}logs/natural", folder=True)
-    tags = dict(_split_tag(t) for t in args.tag)
+    tags = {}
+    for text in args.tag:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--tag {text!r}: expected KEY=VALUE, e.g. --tag owner=alice")
+        if key.startswith("sparseae.") or key == "mlflow.parentRunId":
+            allowed = "your own keys (the project sets sparseae.* and mlflow.parentRunId itself)"
+            _refuse("--tag", text, " sets a project-owned tag", allowed, "choose another key")
+        tags[key] = value
     uri = _tracking_uri(args)
     check_parent_run(uri, args.parent_run_id)
     options = dict(run_key=args.run_key, log_dir=args.log_dir, parent_run_id=args.parent_run_id)

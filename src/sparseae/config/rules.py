@@ -257,9 +257,13 @@ def cnn_range(cnn: Mapping, part: str) -> tuple[int, int]:
     return int(images[part]["start"]), int(cnn_held(cnn, part) if stop is None else stop)
 
 
-def memory_estimates(experiment: Mapping, key: str = "") -> dict[str, tuple[float, str]]:
-    """Peak memory in MB per kind of job and the settings that drive it: lower bounds (arrays
-    surely held at once), so a refusal is never a false alarm."""
+def memory_problems(
+    name: str, experiment: Mapping, *, physical: int | None = None, job_limits: bool = False
+) -> list[str]:
+    """Jobs that would not fit this machine (``physical`` MB) or, with ``job_limits``, their
+    ``resources.<kind>.mem_mb`` (a cluster job is killed beyond it). Each job's peak memory
+    is a lower bound (arrays surely held at once), so a refusal is never a false alarm."""
+    key = f"experiments.{name}."
     model, maxcor = experiment["model"], int(experiment["optimizer"]["maxcor"])
     v, h = int(model["visible_size"]), int(model["hidden_size"])
     dataset, source = experiment["dataset"], _source(experiment["dataset"]["source"])
@@ -272,7 +276,7 @@ def memory_estimates(experiment: Mapping, key: str = "") -> dict[str, tuple[floa
     mb = 8 / 2**20  # float64
     examples, visible = f"{key}{m_key} = {m}", f"{key}model.visible_size = {v}"
     hidden = f"{key}model.hidden_size = {h}"
-    estimates = {
+    estimates = {  # MB per kind of job, and the settings that drive it
         # the patch matrix, its normalized copy and the saved array
         "data": (3 * m * v * mb, f"3 arrays of {examples} x {visible}, float64"),
         # data and a3 and delta3 (visible x m), a2 and delta2 (hidden x m), L-BFGS history
@@ -288,18 +292,9 @@ def memory_estimates(experiment: Mapping, key: str = "") -> dict[str, tuple[floa
             (2 * m * v + 2 * m * h) * mb,
             f"{examples} examples x ({visible} + {hidden}) features",
         )
-    return estimates
-
-
-def memory_problems(
-    name: str, experiment: Mapping, *, physical: int | None = None, job_limits: bool = False
-) -> list[str]:
-    """Jobs that would not fit this machine (``physical`` MB) or, with ``job_limits``, their
-    ``resources.<kind>.mem_mb`` (a cluster job is killed beyond it)."""
-    key = f"experiments.{name}"
     physical = physical_mb() if physical is None else physical
     problems = []
-    for kind, (needed, why) in memory_estimates(experiment, f"{key}.").items():
+    for kind, (needed, why) in estimates.items():
         limit = int(experiment["resources"][kind]["mem_mb"])
         if physical is not None and needed > physical:
             problems.append(
@@ -310,7 +305,7 @@ def memory_problems(
         elif job_limits and needed > limit:
             problems.append(
                 f"experiment '{name}' needs at least {needed:,.0f} MB in its {kind} job "
-                f"({why}) but config key '{key}.resources.{kind}.mem_mb' is {limit:,} (a "
+                f"({why}) but config key '{key}resources.{kind}.mem_mb' is {limit:,} (a "
                 f"cluster job is killed beyond it); fix: raise it to at least "
                 f"{math.ceil(needed)}, or lower the settings named here"
             )
