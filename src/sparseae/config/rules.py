@@ -81,7 +81,28 @@ def experiment_problems(name: str, experiment: Mapping) -> list[str]:
             f"{visible} inputs if that fits)"
         )
     problems += _dataset_problems(key, experiment)
-    problems += _evaluation_problems(key, experiment)
+    # Self-taught evaluation: labeled digits disjoint from the unlabeled dataset.digits.
+    evaluation, source = experiment["evaluation"], _source(experiment["dataset"]["source"])
+    unlabeled, labeled = experiment["dataset"]["digits"], evaluation["labeled_digits"]
+    if not evaluation["enabled"] or source is None:
+        pass
+    elif source.loader != "mnist":
+        problems.append(
+            f"config key '{key}.evaluation.enabled' is true, but source '{source.name}' has no "
+            f"labels; allowed: a digit source (mnist) or evaluation.enabled: false"
+        )
+    elif unlabeled is None:
+        problems.append(
+            f"config key '{key}.evaluation.enabled' is true, but '{key}.dataset.digits' is null "
+            f"(the autoencoder would train on every digit, the labeled ones included); allowed: "
+            f"dataset.digits set to the unlabeled digits, e.g. [5, 6, 7, 8, 9]"
+        )
+    elif overlap := sorted(set(unlabeled) & set(labeled)):
+        problems.append(
+            f"config key '{key}.evaluation.labeled_digits' = {labeled} shares {overlap} with "
+            f"'{key}.dataset.digits' = {unlabeled} (the unlabeled digits the autoencoder trains "
+            f"on); allowed: disjoint digit sets"
+        )
     problems += cnn_problems(key, experiment)
     if size is not None:
         count = experiment["patches"]["count"]
@@ -160,34 +181,6 @@ def _dataset_problems(key: str, experiment: Mapping) -> list[str | None]:
         side = source.image_side
         problems.append(patch_fits_problem(key, size, name, side, side))
     return problems
-
-
-def _evaluation_problems(key: str, experiment: Mapping) -> list[str]:
-    """Self-taught evaluation: labeled digits disjoint from the unlabeled ``dataset.digits``."""
-    evaluation, dataset = experiment["evaluation"], experiment["dataset"]
-    source = _source(dataset["source"])
-    if not evaluation["enabled"] or source is None:
-        return []
-    if source.loader != "mnist":
-        return [
-            f"config key '{key}.evaluation.enabled' is true, but source '{source.name}' has no "
-            f"labels; allowed: a digit source (mnist) or evaluation.enabled: false"
-        ]
-    unlabeled = dataset["digits"]
-    if unlabeled is None:
-        return [
-            f"config key '{key}.evaluation.enabled' is true, but '{key}.dataset.digits' is null "
-            f"(the autoencoder would train on every digit, the labeled ones included); allowed: "
-            f"dataset.digits set to the unlabeled digits, e.g. [5, 6, 7, 8, 9]"
-        ]
-    overlap = sorted(set(unlabeled) & set(evaluation["labeled_digits"]))
-    if overlap:
-        return [
-            f"config key '{key}.evaluation.labeled_digits' = {evaluation['labeled_digits']} "
-            f"shares {overlap} with '{key}.dataset.digits' = {unlabeled} (the unlabeled digits "
-            f"the autoencoder trains on); allowed: disjoint digit sets"
-        ]
-    return []
 
 
 def cnn_problems(key: str, experiment: Mapping) -> list[str]:
