@@ -137,31 +137,13 @@ def dataset_path_problem(name: str, path: str, error: Exception) -> str:
     return f"config key 'experiments.{name}.dataset.path' = {path!r}: {error}"
 
 
-def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
-    """An image folder, from the files' headers: readable, one size, enough images, patches
-    that fit."""
+def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
+    """Files and folders the experiments read that exist before any job (``dataset.path``);
+    an image folder from its files' headers: readable, one size, enough images, patches that
+    fit."""
+    from sparseae.data import SOURCES
     from sparseae.data.images import check_image_header, different_sizes, list_image_folder
     from sparseae.errors import DatasetError
-
-    key, folder = f"experiments.{name}", experiment["dataset"]["path"]
-    try:
-        files = list_image_folder(folder)
-        sizes = {path: check_image_header(path) for path in files}
-    except DatasetError as error:
-        return [dataset_path_problem(name, folder, error)]
-    if len(set(sizes.values())) > 1:
-        return [f"config key '{key}.dataset.path' = {folder!r}: {different_sizes(folder, sizes)}"]
-    wanted, size = experiment["dataset"]["num_images"], experiment["patches"]["size"]
-    problems = [
-        num_images_problem(key, wanted, len(files), f"image folder {folder}"),
-        patch_fits_problem(key, size, "image-folder", *next(iter(sizes.values()))),
-    ]
-    return [problem for problem in problems if problem]
-
-
-def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
-    """Files and folders the experiments read that exist before any job (``dataset.path``)."""
-    from sparseae.data import SOURCES
 
     problems = []
     for name, experiment in experiments.items():
@@ -174,13 +156,26 @@ def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
         if problem:
             problems.append(problem)
         elif source.loader == "image-folder":
-            problems += image_folder_problems(name, experiment)
+            try:
+                files = list_image_folder(path)
+                sizes = {file: check_image_header(file) for file in files}
+            except DatasetError as error:
+                problems.append(dataset_path_problem(name, path, error))
+                continue
+            if len(set(sizes.values())) > 1:
+                problems.append(f"config key '{key}' = {path!r}: {different_sizes(path, sizes)}")
+                continue
+            wanted, size = experiment["dataset"]["num_images"], experiment["patches"]["size"]
+            where = f"experiments.{name}"
+            problems.append(num_images_problem(where, wanted, len(files), f"image folder {path}"))
+            rows, cols = next(iter(sizes.values()))
+            problems.append(patch_fits_problem(where, size, "image-folder", rows, cols))
         elif source.loader == "mat" and not Path(path).is_file():
             problems.append(
                 f"config key '{key}' = {path!r}: no such file; allowed: the .mat file of "
                 f"source '{source.name}' (or null for the downloaded one)"
             )
-    return problems
+    return [problem for problem in problems if problem]
 
 
 def workflow_input_problems(
