@@ -9,7 +9,7 @@ Each :class:`Case` is run by ``tests/test_bad_inputs.py`` in a fresh folder:
 - ``env``: environment variables, with the shipped config;
 - ``cli``: ``sparseae ARGS`` (``fetch``, ``check-config``, ``log``, ``tracking-init``);
 - ``file``: a loader or reader on a bad file, as a rule script calls it; its error must be one
-  the rule scripts print without a traceback (``sparseae.rulelog.user_errors``);
+  the rule scripts print without a traceback (``sparseae.rulelog.failure_line``);
 - ``api``: a library function given a bad argument (raises, naming it).
 
 ``{tmp}`` in a case stands for that folder, ``{html}`` for a loopback server answering web

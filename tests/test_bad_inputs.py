@@ -213,10 +213,11 @@ def test_rule_scripts_print_project_errors_without_traceback(tmp_path, error, tr
     """sparseae.rulelog: a project error is one line on stderr and in the log; a bug keeps
     its traceback in both."""
     script = (
-        "from sparseae.rulelog import log_to_rule_log\n"
+        "from sparseae.rulelog import run_rule\n"
         "from sparseae.errors import DatasetError\n"
-        f"log_to_rule_log({str(tmp_path / 'rule.log')!r})\n"
-        f"raise {error}\n"
+        "def step():\n"
+        f"    raise {error}\n"
+        f"run_rule({str(tmp_path / 'rule.log')!r}, step)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120

@@ -337,12 +337,12 @@ def test_the_step_refuses_a_theta_of_other_settings_and_writes_nothing(tmp_path)
 
 
 def test_top_k_above_the_examples_is_a_user_error_naming_experiment_and_key(tmp_path):
-    from sparseae.rulelog import user_errors
+    from sparseae.errors import SparseaeError
 
     trajectory = trained(tmp_path)
     with pytest.raises(DiagnosticsError) as error:
         step(tmp_path, trajectory, top_k=301)
-    assert isinstance(error.value, user_errors())
+    assert isinstance(error.value, SparseaeError)
     assert str(error.value).startswith(
         "experiment 'natural': config key 'diagnostics.top_k': 301 is not allowed for 300"
     )

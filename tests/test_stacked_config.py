@@ -85,7 +85,7 @@ def test_stacked_stages_train_in_float64_on_the_cpu_only(stage, field, value, on
     with pytest.raises(ConfigError) as error:
         resolve_config(_with(**{f"{stage}__{field}": value}), SCHEMA)
     message = str(error.value)
-    assert f"'stacked_experiments.stacked-t10k.{stage}.{field}' = '{value}'" in message
+    assert f"'stacked_experiments.stacked-t10k.{stage}.{field}' = \"{value}\"" in message
     assert f"allowed: '{only}'" in message
 
 

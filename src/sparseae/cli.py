@@ -110,39 +110,11 @@ def check_path(flag: str, value: str | None, allowed: str, *, folder=False, exis
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
-def check_run_id(flag: str, value: str | None) -> None:
-    """An MLflow run id: 32 lowercase hex characters."""
-    if value is not None and not _RUN_ID.fullmatch(value):
-        allowed = "32 lowercase hex characters, e.g. 0123456789abcdef0123456789abcdef"
-        fix = "copy the id from the MLflow UI or from mlflow.json"
-        _refuse(flag, value, " is not an MLflow run id", allowed, fix)
-
-
 def check_not_blank(flag: str, value: str | None, example: str) -> None:
     """A text flag that must not be empty or blank when given."""
     if value is not None and not value.strip():
         allowed = f"a non-blank text, e.g. {example}"
         _refuse(flag, value, " is empty", allowed, f"give one or leave {flag} out")
-
-
-def check_http_url(flag: str, value: str) -> None:
-    """An http(s) URL with a host (the mirror check's host rule, http(s) only)."""
-    from sparseae.config.environment import mirror_problem
-
-    text = value.strip()
-    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme not in ("http", "https") or mirror_problem(flag, value):
-        allowed = "http(s)://HOST[:PORT][/PATH], e.g. http://127.0.0.1:5000"
-        _refuse(flag, value, " is not an http(s) URL with a host", allowed, "give such a URL")
-
-
-def read_config(path: str | Path | None) -> dict:
-    """A YAML config file (``config/config.yaml`` by default, if present; else empty)."""
-    from sparseae.config import read_config_files
-
-    if path is None and not DEFAULT_CONFIG.is_file():
-        return {}
-    return read_config_files([DEFAULT_CONFIG if path is None else path])
 
 
 def _arg(*names: str, **options) -> tuple[tuple[str, ...], dict]:
@@ -187,6 +159,7 @@ FETCH_ARGUMENTS = (
 
 def _fetch(args: argparse.Namespace) -> int:
     """download and verify a data source (same code as the pipeline's fetch rule)"""
+    from sparseae.config import read_config_files
     from sparseae.data import SOURCES, fetch_source
 
     if args.split is not None and args.file:
@@ -205,7 +178,8 @@ def _fetch(args: argparse.Namespace) -> int:
             f"source {args.source!r} needs the folder of images: give --dest DIR, e.g. "
             f"--dest data/my-images"
         )
-    config = read_config(args.config)
+    given = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    config = read_config_files([given]) if given else {}
     options = dict(mirrors=args.mirror, split=args.split, files=args.file, retries=args.retries)
     paths = fetch_source(args.source, args.dest, config, timeout=args.timeout, **options)
     for path in paths:
@@ -265,18 +239,9 @@ LOG_ARGUMENTS = (
 )
 
 
-def _split_tag(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise UsageError(f"--tag {text!r}: expected KEY=VALUE, e.g. --tag owner=alice")
-    if key.startswith("sparseae.") or key == "mlflow.parentRunId":
-        allowed = "your own keys (the project sets sparseae.* and mlflow.parentRunId itself)"
-        _refuse("--tag", text, " sets a project-owned tag", allowed, "choose another key")
-    return key, value
-
-
 def check_parent_run(uri: str, run_id: str | None) -> None:
-    """``--parent-run-id``: a run of that store (a local store not made yet holds none)."""
+    """``--parent-run-id``: an MLflow run id (32 lowercase hex characters) of a run of that
+    store (a local store not made yet holds none)."""
     from mlflow.exceptions import MlflowException
 
     from sparseae.tracking.settings import sqlite_path
@@ -284,6 +249,10 @@ def check_parent_run(uri: str, run_id: str | None) -> None:
 
     if run_id is None:
         return
+    if not _RUN_ID.fullmatch(run_id):
+        allowed = "32 lowercase hex characters, e.g. 0123456789abcdef0123456789abcdef"
+        fix = "copy the id from the MLflow UI or from mlflow.json"
+        _refuse("--parent-run-id", run_id, " is not an MLflow run id", allowed, fix)
     check_reachable(uri)
     db = sqlite_path(uri)
     try:
@@ -306,8 +275,15 @@ def _log(args: argparse.Namespace) -> int:
     )
     check_not_blank("--run-key", args.run_key, "natural-v2")
     check_path("--log-dir", args.log_dir, f"{_FOLDER}logs/natural", folder=True)
-    check_run_id("--parent-run-id", args.parent_run_id)
-    tags = dict(_split_tag(t) for t in args.tag)
+    tags = {}
+    for text in args.tag:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--tag {text!r}: expected KEY=VALUE, e.g. --tag owner=alice")
+        if key.startswith("sparseae.") or key == "mlflow.parentRunId":
+            allowed = "your own keys (the project sets sparseae.* and mlflow.parentRunId itself)"
+            _refuse("--tag", text, " sets a project-owned tag", allowed, "choose another key")
+        tags[key] = value
     uri = _tracking_uri(args)
     check_parent_run(uri, args.parent_run_id)
     options = dict(run_key=args.run_key, log_dir=args.log_dir, parent_run_id=args.parent_run_id)
@@ -382,9 +358,15 @@ UI_URL_ARGUMENTS = (
 
 def _ui_url(args: argparse.Namespace) -> int:
     """print the MLflow UI address of each experiment's runs (model-training view)"""
+    from sparseae.config.environment import mirror_problem
     from sparseae.tracking.store import pipeline_experiments, ui_url
 
-    check_http_url("--base-url", args.base_url)
+    # An http(s) URL with a host (the mirror check's host rule, http(s) only).
+    scheme = args.base_url.strip().split("://", 1)[0].lower() if "://" in args.base_url else ""
+    if scheme not in ("http", "https") or mirror_problem("--base-url", args.base_url):
+        allowed = "http(s)://HOST[:PORT][/PATH], e.g. http://127.0.0.1:5000"
+        problem, fix = " is not an http(s) URL with a host", "give such a URL"
+        _refuse("--base-url", args.base_url, problem, allowed, fix)
     uri = _tracking_uri(args)
     names = args.experiments or pipeline_experiments(uri)
     if not names:

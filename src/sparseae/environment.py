@@ -24,32 +24,25 @@ THREAD_VARIABLES = (
 )
 
 
-def package_versions() -> dict[str, str]:
-    """Return ``{"version.<name>": version}`` for :data:`PACKAGES` and Python itself."""
-    versions = {"version.python": platform.python_version()}
+def environment_info(folder: str | os.PathLike | None = None) -> dict[str, str]:
+    """The software and threads as flat ``str -> str`` params: the platform, ``version.<name>``
+    of Python and :data:`PACKAGES`, ``git.commit`` and ``git.dirty`` of the repository holding
+    ``folder`` (default: the working directory) or this package (an editable install; none
+    outside any), and the BLAS / OpenMP thread settings: variables and threadpoolctl's view."""
+    info = {"platform": platform.platform(), "machine": platform.machine()}
+    info["version.python"] = platform.python_version()
     for name in PACKAGES:
         try:
-            versions[f"version.{name}"] = metadata.version(name)
+            info[f"version.{name}"] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[f"version.{name}"] = "not installed"
-    return versions
-
-
-def git_info(folder: str | os.PathLike | None = None) -> dict[str, str]:
-    """``{"git.commit", "git.dirty"}`` of the repository holding ``folder`` (default: the
-    working directory) or this package (an editable install); empty outside any."""
-    candidates = [Path(folder) if folder is not None else Path.cwd(), Path(__file__).parent]
-    for where in candidates:
+            info[f"version.{name}"] = "not installed"
+    for where in [Path(folder) if folder is not None else Path.cwd(), Path(__file__).parent]:
         commit = _git(where, "rev-parse", "HEAD")
         if commit:
             status = _git(where, "status", "--porcelain", "--untracked-files=no")
-            return {"git.commit": commit, "git.dirty": "true" if status else "false"}
-    return {}
-
-
-def thread_info() -> dict[str, str]:
-    """Return BLAS / OpenMP thread settings: environment variables and threadpoolctl's view."""
-    info = {f"env.{name}": os.environ.get(name, "unset") for name in THREAD_VARIABLES}
+            info.update({"git.commit": commit, "git.dirty": "true" if status else "false"})
+            break
+    info.update({f"env.{name}": os.environ.get(name, "unset") for name in THREAD_VARIABLES})
     info["cpu_count"] = str(os.cpu_count())
     # threadpoolctl only sees libraries already loaded: load the BLAS that training uses.
     import numpy  # noqa: F401
@@ -65,12 +58,6 @@ def thread_info() -> dict[str, str]:
             if pool.get(field) is not None:
                 info[f"threads.{name}.{field}"] = str(pool[field])
     return info
-
-
-def environment_info(folder: str | os.PathLike | None = None) -> dict[str, str]:
-    """Everything above plus the platform, as flat ``str -> str`` params."""
-    info = {"platform": platform.platform(), "machine": platform.machine()}
-    return {**info, **package_versions(), **git_info(folder), **thread_info()}
 
 
 def _git(where: Path, *args: str) -> str:

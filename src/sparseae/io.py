@@ -37,7 +37,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        # Persist the rename itself; not every platform lets a folder be opened for this.
+        with contextlib.suppress(OSError):
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
     except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -107,16 +113,6 @@ def check_result_file(path: str | os.PathLike) -> None:
 def damaged(path: str | os.PathLike, problem: str) -> ResultFileError:
     """The error of a damaged result file: it names the file and the fix."""
     return ResultFileError(f"result file {path} {problem}: delete it and rerun")
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Persist the rename itself; not every platform lets a folder be opened for this.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _as_theta(theta: Any, where: str):

@@ -26,33 +26,10 @@ OS_FIXES = {
 }
 
 
-def log_to_rule_log(
-    path: str | os.PathLike, *, fmt: str = DEFAULT_FORMAT, level: int = logging.INFO
-) -> None:
-    """Send the root logger to ``path`` (the rule's log, truncated), uncaught exceptions too."""
-    logging.basicConfig(filename=os.fspath(path), filemode="w", level=level, format=fmt)
-    # On a full disk the log cannot be written either: no traceback per log record then.
-    logging.raiseExceptions = False
-
-    def log_then_report(kind, error, trace):
-        if failure_line(error) is not None:
-            _report(error)
-            return
-        logging.critical("failed:", exc_info=(kind, error, trace))
-        sys.__excepthook__(kind, error, trace)
-
-    sys.excepthook = log_then_report
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """The project's own errors, printed as one line; anything else (a bug) keeps its traceback."""
-    return (SparseaeError,)
-
-
 def failure_line(error: BaseException) -> str | None:
     """The one line of a known failure: the project's errors and the system refusing a named
     file (disk full, name too long, read-only…); ``None`` for a bug, which keeps its traceback."""
-    if isinstance(error, user_errors()):
+    if isinstance(error, SparseaeError):
         return str(error)
     if isinstance(error, OSError) and error.filename is not None:
         names = " -> ".join(str(n) for n in (error.filename, error.filename2) if n is not None)
@@ -80,17 +57,23 @@ def stdout_failure(error: OSError) -> int:
     return 1
 
 
-def _report(error: BaseException) -> None:
-    """A known failure: one line in the log and on stderr, no traceback."""
-    line = failure_line(error)
-    logging.critical("failed: %s", line)
-    print(f"sparseae: error: {line}", file=sys.stderr)
-
-
 def run_rule(log_path: str | os.PathLike, step, /, *args, fmt: str = DEFAULT_FORMAT, **kwargs):
     """Run ``step(*args, **kwargs)`` (the package function of the rule's name), logging to
-    ``log_path`` (``snakemake.log[0]``); a known failure (:func:`failure_line`) ends the job
-    with its one-line message on stderr and in the log, without a traceback (the hook
-    :func:`log_to_rule_log` installs: a rule script is a process of its own)."""
-    log_to_rule_log(log_path, fmt=fmt)
+    ``log_path`` (``snakemake.log[0]``, truncated); an uncaught known failure
+    (:func:`failure_line`) ends the job with its one-line message on stderr and in the log,
+    without a traceback (a hook: a rule script is a process of its own)."""
+    logging.basicConfig(filename=os.fspath(log_path), filemode="w", level=logging.INFO, format=fmt)
+    # On a full disk the log cannot be written either: no traceback per log record then.
+    logging.raiseExceptions = False
+
+    def log_then_report(kind, error, trace):
+        line = failure_line(error)
+        if line is not None:
+            logging.critical("failed: %s", line)
+            print(f"sparseae: error: {line}", file=sys.stderr)
+            return
+        logging.critical("failed:", exc_info=(kind, error, trace))
+        sys.__excepthook__(kind, error, trace)
+
+    sys.excepthook = log_then_report
     return step(*args, **kwargs)

@@ -69,7 +69,7 @@ def read_config_files(files: Sequence[str | os.PathLike]) -> dict:
 
 def resolve_config(
     config: Mapping | None = None,
-    schema: str | os.PathLike | Mapping | None = None,
+    schema: str | os.PathLike | None = None,
     *,
     files: Sequence[str | os.PathLike] = (),
 ) -> Config:

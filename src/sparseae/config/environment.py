@@ -13,14 +13,6 @@ from sparseae.config.rules import memory_problems, num_images_problem, patch_fit
 
 _MIRROR_SCHEMES = ("http", "https", "file")
 
-#: MLflow HTTP variables the project sets defaults for: (integer?, minimum).
-HTTP_VARIABLES = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": (True, 0),
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": (False, 0),
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": (False, 0),
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": (False, 1e-3),
-}
-
 
 def did_you_mean(word: str, choices) -> str:
     """`` (did you mean 'x'?)`` when one of ``choices`` is close to ``word``, else ``""``."""
@@ -87,28 +79,25 @@ def sources_problems(config: Mapping) -> list[str]:
     return [problem for problem in problems if problem]
 
 
-def _number_env(name: str, value: str, *, integer: bool, minimum: float) -> str | None:
-    try:
-        number = int(value) if integer else float(value)
-    except ValueError:
-        number = None
-    if number is None or not math.isfinite(number) or number < minimum:
-        kind = "an integer" if integer else "a number"
-        return (
-            f"environment variable {name}={value!r} is not allowed; allowed: {kind} >= "
-            f"{minimum:g}; fix: `export {name}=...` with such a value, or `unset {name}`"
-        )
-    return None
-
-
 def environment_problems(environ: Mapping[str, str] | None = None) -> list[str]:
     """Environment variables sparseae reads: MLflow HTTP limits, TLS bundle, cache folder."""
+    from sparseae.tracking.settings import HTTP_RETRY_DEFAULTS
+
     environ = os.environ if environ is None else environ
-    problems = [
-        _number_env(name, environ[name], integer=integer, minimum=minimum)
-        for name, (integer, minimum) in HTTP_VARIABLES.items()
-        if environ.get(name)
-    ]
+    problems = []
+    for name in (n for n in HTTP_RETRY_DEFAULTS if environ.get(n)):
+        # A count of retries (an integer), or seconds (a timeout above 0).
+        integer, minimum = name.endswith("RETRIES"), 1e-3 if name.endswith("TIMEOUT") else 0
+        try:
+            number = int(environ[name]) if integer else float(environ[name])
+        except ValueError:
+            number = None
+        if number is None or not math.isfinite(number) or number < minimum:
+            problems.append(
+                f"environment variable {name}={environ[name]!r} is not allowed; allowed: "
+                f"{'an integer' if integer else 'a number'} >= {minimum:g}; fix: `export "
+                f"{name}=...` with such a value, or `unset {name}`"
+            )
     cert = environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
     if cert and not Path(cert).is_file():
         problems.append(
@@ -128,25 +117,18 @@ def tracking_problems(
     config_uri: str | None, environ: Mapping[str, str] | None = None
 ) -> list[str]:
     """The tracking URI (``MLFLOW_TRACKING_URI`` wins over ``tracking.uri``) and its file."""
-    from sparseae.tracking.settings import (
-        TRACKING_URI_ENV,
-        blank_environment_problem,
-        check_sqlite_file,
-        check_tracking_uri_text,
-        resolve_tracking_uri,
-    )
+    from sparseae.tracking import settings
 
     environ = os.environ if environ is None else environ
-    blank = blank_environment_problem(environ)
-    if blank:
-        return [blank]
-    from_env = (environ.get(TRACKING_URI_ENV) or "").strip()
-    where = f"environment variable {TRACKING_URI_ENV}" if from_env else "config key 'tracking.uri'"
+    env = settings.TRACKING_URI_ENV
+    from_env = (environ.get(env) or "").strip()
+    where = f"environment variable {env}" if from_env else "config key 'tracking.uri'"
+    try:
+        uri = settings.resolve_tracking_uri(config_uri, environ=environ)
+    except ValueError as error:  # a blank variable names itself
+        return [str(error) if settings.blank_environment_problem(environ) else f"{where}: {error}"]
+    problem = settings.check_sqlite_file(uri)
     text = from_env or (config_uri or "").strip()
-    problem = check_tracking_uri_text(text) if text else None
-    if problem:
-        return [f"{where}: {problem}"]
-    problem = check_sqlite_file(resolve_tracking_uri(config_uri, environ=environ))
     return [f"{where if text else 'default tracking store'}: {problem}"] if problem else []
 
 
@@ -155,31 +137,13 @@ def dataset_path_problem(name: str, path: str, error: Exception) -> str:
     return f"config key 'experiments.{name}.dataset.path' = {path!r}: {error}"
 
 
-def image_folder_problems(name: str, experiment: Mapping) -> list[str]:
-    """An image folder, from the files' headers: readable, one size, enough images, patches
-    that fit."""
+def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
+    """Files and folders the experiments read that exist before any job (``dataset.path``);
+    an image folder from its files' headers: readable, one size, enough images, patches that
+    fit."""
+    from sparseae.data import SOURCES
     from sparseae.data.images import check_image_header, different_sizes, list_image_folder
     from sparseae.errors import DatasetError
-
-    key, folder = f"experiments.{name}", experiment["dataset"]["path"]
-    try:
-        files = list_image_folder(folder)
-        sizes = {path: check_image_header(path) for path in files}
-    except DatasetError as error:
-        return [dataset_path_problem(name, folder, error)]
-    if len(set(sizes.values())) > 1:
-        return [f"config key '{key}.dataset.path' = {folder!r}: {different_sizes(folder, sizes)}"]
-    wanted, size = experiment["dataset"]["num_images"], experiment["patches"]["size"]
-    problems = [
-        num_images_problem(key, wanted, len(files), f"image folder {folder}"),
-        patch_fits_problem(key, size, "image-folder", *next(iter(sizes.values()))),
-    ]
-    return [problem for problem in problems if problem]
-
-
-def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
-    """Files and folders the experiments read that exist before any job (``dataset.path``)."""
-    from sparseae.data import SOURCES
 
     problems = []
     for name, experiment in experiments.items():
@@ -192,13 +156,26 @@ def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
         if problem:
             problems.append(problem)
         elif source.loader == "image-folder":
-            problems += image_folder_problems(name, experiment)
+            try:
+                files = list_image_folder(path)
+                sizes = {file: check_image_header(file) for file in files}
+            except DatasetError as error:
+                problems.append(dataset_path_problem(name, path, error))
+                continue
+            if len(set(sizes.values())) > 1:
+                problems.append(f"config key '{key}' = {path!r}: {different_sizes(path, sizes)}")
+                continue
+            wanted, size = experiment["dataset"]["num_images"], experiment["patches"]["size"]
+            where = f"experiments.{name}"
+            problems.append(num_images_problem(where, wanted, len(files), f"image folder {path}"))
+            rows, cols = next(iter(sizes.values()))
+            problems.append(patch_fits_problem(where, size, "image-folder", rows, cols))
         elif source.loader in ("mat", "stl10") and not Path(path).is_file():
             problems.append(
                 f"config key '{key}' = {path!r}: no such file; allowed: the .mat file of "
                 f"source '{source.name}' (or null for the downloaded one)"
             )
-    return problems
+    return [problem for problem in problems if problem]
 
 
 def workflow_input_problems(

@@ -15,29 +15,26 @@ def _refuse(self, *args, **kwargs):
     raise TypeError("a resolved config is read-only; change a copy (copy.deepcopy or to_dict())")
 
 
-class FrozenDict(dict):
+class _Frozen:
+    """Refuses every change; ``copy.deepcopy`` gives plain values, a pickle (Snakemake's script
+    preamble) the same frozen type."""
+
+    __setitem__ = __delitem__ = __ior__ = __iadd__ = __imul__ = clear = pop = _refuse
+    popitem = setdefault = update = append = extend = insert = remove = sort = reverse = _refuse
+
+    def __deepcopy__(self, memo):
+        return thaw(self)
+
+    def __reduce__(self):
+        return type(self), ((list if isinstance(self, list) else dict)(self),)
+
+
+class FrozenDict(_Frozen, dict):
     """A dict that refuses every change; a copy of it is a plain dict."""
 
-    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse
 
-    def __deepcopy__(self, memo) -> dict:
-        return thaw(self)
-
-    def __reduce__(self):
-        return type(self), (dict(self),)
-
-
-class FrozenList(list):
+class FrozenList(_Frozen, list):
     """A list that refuses every change; a copy of it is a plain list."""
-
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
-    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
-
-    def __deepcopy__(self, memo) -> list:
-        return thaw(self)
-
-    def __reduce__(self):
-        return type(self), (list(self),)
 
 
 def freeze(value: Any) -> Any:
@@ -75,34 +72,22 @@ class Section(FrozenDict):
         """Plain, key-sorted dicts and lists."""
         return thaw(self)
 
-    @classmethod
-    def of(cls, mapping: Mapping):
-        """The object of a resolved mapping."""
-        return cls(freeze(mapping))
-
 
 class Experiment(Section):
     """One experiment with defaults filled (schema ``$defs/experiment``)."""
 
 
-class StackedExperiment(Section):
-    """One stacked experiment with defaults filled (schema ``$defs/stacked_experiment``)."""
-
-
-class Sweep(Section):
-    """One sweep as written, defaults filled (schema ``$defs/sweep``)."""
-
-
 class Config(Section):
     """A whole resolved config: ``run`` names experiments (sweeps replaced by their members),
-    ``run_stacked`` stacked experiments, ``sweep_members`` maps a sweep to its members."""
+    ``run_stacked`` stacked experiments, ``sweep_members`` maps a sweep to its members; each
+    experiment, stacked experiment and sweep a :class:`Section`, each experiment an
+    :class:`Experiment`."""
 
     @classmethod
     def of(cls, mapping: Mapping) -> Config:
         """The config of a resolved mapping, every experiment and sweep typed."""
-        typed = {"experiments": Experiment, "stacked_experiments": StackedExperiment}
-        typed["sweeps"] = Sweep
         fields = dict(freeze(mapping))
-        for name, kind in typed.items():
-            fields[name] = FrozenDict({k: kind.of(v) for k, v in fields[name].items()})
+        for name in ("experiments", "stacked_experiments", "sweeps"):
+            kind = Experiment if name == "experiments" else Section
+            fields[name] = FrozenDict({k: kind(v) for k, v in fields[name].items()})
         return cls(fields)

@@ -10,8 +10,6 @@ import math
 import os
 from collections.abc import Mapping
 
-_BYTES = 8  # float64
-
 
 def _source(name: str):
     from sparseae.data import SOURCES
@@ -83,7 +81,28 @@ def experiment_problems(name: str, experiment: Mapping) -> list[str]:
             f"{visible} inputs if that fits)"
         )
     problems += _dataset_problems(key, experiment)
-    problems += _evaluation_problems(key, experiment)
+    # Self-taught evaluation: labeled digits disjoint from the unlabeled dataset.digits.
+    evaluation, source = experiment["evaluation"], _source(experiment["dataset"]["source"])
+    unlabeled, labeled = experiment["dataset"]["digits"], evaluation["labeled_digits"]
+    if not evaluation["enabled"] or source is None:
+        pass
+    elif source.loader != "mnist":
+        problems.append(
+            f"config key '{key}.evaluation.enabled' is true, but source '{source.name}' has no "
+            f"labels; allowed: a digit source (mnist) or evaluation.enabled: false"
+        )
+    elif unlabeled is None:
+        problems.append(
+            f"config key '{key}.evaluation.enabled' is true, but '{key}.dataset.digits' is null "
+            f"(the autoencoder would train on every digit, the labeled ones included); allowed: "
+            f"dataset.digits set to the unlabeled digits, e.g. [5, 6, 7, 8, 9]"
+        )
+    elif overlap := sorted(set(unlabeled) & set(labeled)):
+        problems.append(
+            f"config key '{key}.evaluation.labeled_digits' = {labeled} shares {overlap} with "
+            f"'{key}.dataset.digits' = {unlabeled} (the unlabeled digits the autoencoder trains "
+            f"on); allowed: disjoint digit sets"
+        )
     problems += cnn_problems(key, experiment)
     if size is not None:
         count = experiment["patches"]["count"]
@@ -164,34 +183,6 @@ def _dataset_problems(key: str, experiment: Mapping) -> list[str | None]:
     return problems
 
 
-def _evaluation_problems(key: str, experiment: Mapping) -> list[str]:
-    """Self-taught evaluation: labeled digits disjoint from the unlabeled ``dataset.digits``."""
-    evaluation, dataset = experiment["evaluation"], experiment["dataset"]
-    source = _source(dataset["source"])
-    if not evaluation["enabled"] or source is None:
-        return []
-    if source.loader != "mnist":
-        return [
-            f"config key '{key}.evaluation.enabled' is true, but source '{source.name}' has no "
-            f"labels; allowed: a digit source (mnist) or evaluation.enabled: false"
-        ]
-    unlabeled = dataset["digits"]
-    if unlabeled is None:
-        return [
-            f"config key '{key}.evaluation.enabled' is true, but '{key}.dataset.digits' is null "
-            f"(the autoencoder would train on every digit, the labeled ones included); allowed: "
-            f"dataset.digits set to the unlabeled digits, e.g. [5, 6, 7, 8, 9]"
-        ]
-    overlap = sorted(set(unlabeled) & set(evaluation["labeled_digits"]))
-    if overlap:
-        return [
-            f"config key '{key}.evaluation.labeled_digits' = {evaluation['labeled_digits']} "
-            f"shares {overlap} with '{key}.dataset.digits' = {unlabeled} (the unlabeled digits "
-            f"the autoencoder trains on); allowed: disjoint digit sets"
-        ]
-    return []
-
-
 def cnn_problems(key: str, experiment: Mapping) -> list[str]:
     """Convolution: features of the images' channels, a pool dividing the convolved side."""
     cnn = experiment.get("cnn")
@@ -259,27 +250,26 @@ def cnn_range(cnn: Mapping, part: str) -> tuple[int, int]:
     return int(images[part]["start"]), int(cnn_held(cnn, part) if stop is None else stop)
 
 
-def examples_count(experiment: Mapping) -> tuple[int, str]:
-    """Training examples (columns of the patch matrix) and the key that sets them."""
-    if experiment["patches"]["size"] is not None:
-        return int(experiment["patches"]["count"]), "patches.count"
-    dataset = experiment["dataset"]
-    source = _source(dataset["source"])
-    held = source.images_held(dataset["split"]) if source is not None else None
-    return int(dataset["num_images"] or held or 60_000), "dataset.num_images"
-
-
-def memory_estimates(experiment: Mapping, key: str = "") -> dict[str, tuple[float, str]]:
-    """Peak memory in MB per kind of job and the settings that drive it: lower bounds (arrays
-    surely held at once), so a refusal is never a false alarm."""
+def memory_problems(
+    name: str, experiment: Mapping, *, physical: int | None = None, job_limits: bool = False
+) -> list[str]:
+    """Jobs that would not fit this machine (``physical`` MB) or, with ``job_limits``, their
+    ``resources.<kind>.mem_mb`` (a cluster job is killed beyond it). Each job's peak memory
+    is a lower bound (arrays surely held at once), so a refusal is never a false alarm."""
+    key = f"experiments.{name}."
     model, maxcor = experiment["model"], int(experiment["optimizer"]["maxcor"])
     v, h = int(model["visible_size"]), int(model["hidden_size"])
-    m, m_key = examples_count(experiment)
+    dataset, source = experiment["dataset"], _source(experiment["dataset"]["source"])
+    if experiment["patches"]["size"] is not None:  # m: training examples (columns of the data)
+        m, m_key = int(experiment["patches"]["count"]), "patches.count"
+    else:
+        held = source.images_held(dataset["split"]) if source is not None else None
+        m, m_key = int(dataset["num_images"] or held or 60_000), "dataset.num_images"
     theta = 2 * h * v + h + v
-    mb = _BYTES / 2**20
+    mb = 8 / 2**20  # float64
     examples, visible = f"{key}{m_key} = {m}", f"{key}model.visible_size = {v}"
     hidden = f"{key}model.hidden_size = {h}"
-    estimates = {
+    estimates = {  # MB per kind of job, and the settings that drive it
         # the patch matrix, its normalized copy and the saved array
         "data": (3 * m * v * mb, f"3 arrays of {examples} x {visible}, float64"),
         # data and a3 and delta3 (visible x m), a2 and delta2 (hidden x m), L-BFGS history
@@ -295,18 +285,9 @@ def memory_estimates(experiment: Mapping, key: str = "") -> dict[str, tuple[floa
             (2 * m * v + 2 * m * h) * mb,
             f"{examples} examples x ({visible} + {hidden}) features",
         )
-    return estimates
-
-
-def memory_problems(
-    name: str, experiment: Mapping, *, physical: int | None = None, job_limits: bool = False
-) -> list[str]:
-    """Jobs that would not fit this machine (``physical`` MB) or, with ``job_limits``, their
-    ``resources.<kind>.mem_mb`` (a cluster job is killed beyond it)."""
-    key = f"experiments.{name}"
     physical = physical_mb() if physical is None else physical
     problems = []
-    for kind, (needed, why) in memory_estimates(experiment, f"{key}.").items():
+    for kind, (needed, why) in estimates.items():
         limit = int(experiment["resources"][kind]["mem_mb"])
         if physical is not None and needed > physical:
             problems.append(
@@ -317,7 +298,7 @@ def memory_problems(
         elif job_limits and needed > limit:
             problems.append(
                 f"experiment '{name}' needs at least {needed:,.0f} MB in its {kind} job "
-                f"({why}) but config key '{key}.resources.{kind}.mem_mb' is {limit:,} (a "
+                f"({why}) but config key '{key}resources.{kind}.mem_mb' is {limit:,} (a "
                 f"cluster job is killed beyond it); fix: raise it to at least "
                 f"{math.ceil(needed)}, or lower the settings named here"
             )
@@ -362,15 +343,6 @@ def stacked_problems(name: str, experiment: Mapping) -> list[str]:
             f"'{key}.dataset.train' ({s1} images {a1}..{b1 - 1}); allowed: disjoint ranges of "
             f"one split, e.g. train start 0 stop 5000 and test start 5000 (stop null)"
         )
-    for stage in ("pretraining", "finetuning"):  # the stacked costs run in float64 on the CPU
-        for field, only in (("dtype", "float64"), ("device", "cpu")):
-            value = experiment[stage][field]
-            if value != only:
-                problems.append(
-                    f"config key '{key}.{stage}.{field}' = {value!r}; allowed: {only!r} (stacked "
-                    f"experiments train in float64 on the CPU; the others are for experiments); "
-                    f"remove the key"
-                )
     stages = {
         s: experiment[s]["chunks"] * experiment[s]["iterations_per_chunk"]
         for s in ("pretraining", "finetuning")
@@ -378,26 +350,22 @@ def stacked_problems(name: str, experiment: Mapping) -> list[str]:
     stages["softmax"] = experiment["softmax"]["max_iter"]
     stage, planned = max(stages.items(), key=lambda item: item[1])
     plan = f"stage {stage}" if stage == "softmax" else f"{stage}.chunks x iterations_per_chunk"
-    problems.append(maxfun_problem(key, experiment["optimizer"]["maxfun"], planned, plan))
+    optimizer = experiment["optimizer"]
+    problems.append(maxfun_problem(key, optimizer["maxfun"], planned, plan))
     examples = b1 - a1
     num = experiment["gradcheck"]["num_examples"]
     problems.append(examples_problem(key, num, examples, "the training images"))
-    sizes = [INPUT_SIZE, *experiment["layers"]["hidden_sizes"]]
-    problems.append(_stacked_memory_problem(key, sizes, examples, experiment["optimizer"]))
-    return [problem for problem in problems if problem]
-
-
-def _stacked_memory_problem(key: str, sizes, examples: int, optimizer: Mapping) -> str | None:
-    """The largest layer's L-BFGS pairs and activations against this machine's memory."""
-    physical, maxcor, needed = physical_mb(), optimizer["maxcor"], 0.0
+    # The largest layer's L-BFGS pairs and activations against this machine's memory.
+    sizes, maxcor = [INPUT_SIZE, *experiment["layers"]["hidden_sizes"]], optimizer["maxcor"]
+    needed, physical = 0.0, physical_mb()
     for visible, hidden in zip(sizes[:-1], sizes[1:], strict=False):
         parameters = 2 * visible * hidden + visible + hidden
         needed = max(needed, 8 * ((2 * maxcor + 8) * parameters + 3 * hidden * examples) / 1e6)
-    if physical is None or needed <= physical:
-        return None
-    return (
-        f"config key '{key}.layers.hidden_sizes' = {list(sizes[1:])} with "
-        f"'{key}.optimizer.maxcor' = {maxcor} needs at least {needed:,.0f} MB (the largest "
-        f"layer's L-BFGS pairs and activations) but this machine has {physical:,} MB; allowed: "
-        f"smaller layers or fewer correction pairs"
-    )
+    if physical is not None and needed > physical:
+        problems.append(
+            f"config key '{key}.layers.hidden_sizes' = {list(sizes[1:])} with "
+            f"'{key}.optimizer.maxcor' = {maxcor} needs at least {needed:,.0f} MB (the largest "
+            f"layer's L-BFGS pairs and activations) but this machine has {physical:,} MB; "
+            f"allowed: smaller layers or fewer correction pairs"
+        )
+    return [problem for problem in problems if problem]

@@ -27,10 +27,8 @@ _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _OCTAL = re.compile(r"^[-+]?0[0-7_]+$")
 
 
-def load_schema(schema: str | os.PathLike | Mapping | None = None) -> dict:
-    """The config schema as a dict (``schema``: a path, a dict, or None for the packaged one)."""
-    if isinstance(schema, Mapping):
-        return dict(schema)
+def load_schema(schema: str | os.PathLike | None = None) -> dict:
+    """The config schema as a dict (``schema``: a path, or None for the packaged one)."""
     import yaml
 
     text = (Path(schema) if schema is not None else DEFAULT_SCHEMA).read_text(encoding="utf-8")

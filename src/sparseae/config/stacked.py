@@ -44,14 +44,9 @@ def stage_trajectory(experiment: Mapping, stage: str) -> dict:
     ``finetune``: training data, seed, L-BFGS options, earlier stages and
     ``iterations_per_chunk`` (a chunk boundary restarts L-BFGS), not the own chunk count."""
     count = num_layers(experiment)
-    if stage.startswith("layer"):
-        depth = int(stage[len("layer") :])
-        if not 1 <= depth <= count:
-            raise ValueError(f"stage {stage!r}: the experiment has layers 1..{count}")
-    elif stage in ("softmax", "finetune"):
-        depth = count
-    else:
-        raise ValueError(f"unknown stage {stage!r}; known: layer1..layer{count}, softmax, finetune")
+    depth = count if stage in ("softmax", "finetune") else int(stage.removeprefix("layer"))
+    if not 1 <= depth <= count:  # an unknown name fails in int() with a ValueError too
+        raise ValueError(f"stage {stage!r}: known are layer1..layer{count}, softmax, finetune")
     dataset = experiment["dataset"]
     trajectory = {
         # The test images never shape any stage: only the evaluation reads them.

@@ -72,21 +72,22 @@ def coerce_sweeps(sweeps: Mapping, root: Mapping) -> dict:
             sweep["overrides"] = coerce(sweep["overrides"], root, "experiment")
         grid = sweep.get("grid")
         for key, values in grid.items() if isinstance(grid, dict) else ():
-            if isinstance(key, str) and isinstance(values, list):
-                grid[key] = [_read_as(grid_key(key)[0], value, root) for value in values]
+            if not (isinstance(key, str) and isinstance(values, list)):
+                continue  # refused by the schema
+            path = grid_key(key)[0]
+            for index, value in enumerate(values):  # read as the experiment reads that setting
+                nested = coerce(_nested(path, value), root, "experiment")
+                for part in path.split("."):
+                    nested = nested[part]
+                values[index] = nested
     return out
 
 
-def _read_as(path: str, value: Any, root: Mapping) -> Any:
-    """``value`` read as an experiment reads the setting at the dotted ``path``."""
-    parts = path.split(".")
-    nested = value
-    for part in reversed(parts):
-        nested = {part: nested}
-    nested = coerce(nested, root, "experiment")
-    for part in parts:
-        nested = nested[part]
-    return nested
+def _nested(path: str, value: Any) -> dict:
+    """``{"a": {"b": value}}`` for the dotted ``path`` ``a.b``."""
+    for part in reversed(path.split(".")):
+        value = {part: value}
+    return value
 
 
 def sweep_problems(
@@ -136,21 +137,7 @@ def sweep_problems(
                     f"values whose text keeps the name valid ({allowed_name}); fix: use such "
                     f"values, or define an experiment of its own for {value!r}"
                 )
-    names = [
-        _member_name(name, keys, values) for values in itertools.product(*(grid[k] for k in keys))
-    ]
-    twice = sorted({m for m in names if names.count(m) > 1})
-    if twice and not problems:
-        problems.append(
-            f"config key 'sweeps.{name}.grid': two members would both be named {twice[0]!r}; "
-            f"allowed: values that differ in their text form; fix: change one of them"
-        )
     return problems
-
-
-def _member_name(name: str, keys: list[str], values) -> str:
-    tokens = [f"{grid_key(k)[1]}{format_value(v)}" for k, v in zip(keys, values, strict=True)]
-    return "-".join([name, *tokens])
 
 
 def expand_sweep(
@@ -166,16 +153,19 @@ def expand_sweep(
     keys = sorted(sweep["grid"], key=_grid_order)
     members: dict[str, dict] = {}
     for values in itertools.product(*(sweep["grid"][k] for k in keys)):
-        experiment = copy.deepcopy(base)
+        experiment, tokens = base, [name]
         for key, value in zip(keys, values, strict=True):
-            *parents, leaf = grid_key(key)[0].split(".")
-            node = experiment
-            for part in parents:
-                if not isinstance(node.get(part), dict):
-                    node[part] = {}
-                node = node[part]
-            node[leaf] = value
-        members[_member_name(name, keys, values)] = experiment
+            experiment = deep_merge(experiment, _nested(grid_key(key)[0], value))
+            tokens.append(f"{grid_key(key)[1]}{format_value(value)}")
+        member = "-".join(tokens)
+        if member in members:
+            raise_problems(
+                [
+                    f"config key 'sweeps.{name}.grid': two members would both be named {member!r}; "
+                    f"allowed: values that differ in their text form; fix: change one of them"
+                ]
+            )
+        members[member] = experiment
     return members
 
 
