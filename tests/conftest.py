@@ -363,10 +363,8 @@ def small_project(tmp_path_factory) -> Path:
     """
     import fcntl
     import os
-    import subprocess
 
-    import yaml
-    from workflow_helpers import BIN, copy_workflow, small_config, workflow_environment
+    from workflow_helpers import run_small_project
 
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -377,17 +375,5 @@ def small_project(tmp_path_factory) -> Path:
         if not done.is_dir():
             work = root / "small-project.partial"
             shutil.rmtree(work, ignore_errors=True)  # a run of a worker that failed
-            copy_workflow(work)
-            (work / "config" / "t.yaml").write_text(yaml.safe_dump(small_config()))
-            command = [str(BIN / "snakemake"), "--cores", "2", "--configfile", "config/t.yaml"]
-            result = subprocess.run(
-                command,
-                cwd=work,
-                capture_output=True,
-                text=True,
-                timeout=900,
-                env=workflow_environment(),
-            )
-            assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-            work.rename(done)  # whole or absent
+            run_small_project(work).rename(done)  # whole or absent
     return done

@@ -46,6 +46,17 @@ def small_config(chunks: int = 2, **tracking: str) -> dict:
     return {"run": ["natural"], "experiments": {"natural": natural}, "tracking": tracking}
 
 
+def run_small_project(folder: Path) -> Path:
+    """Run the workflow on :func:`small_config` in the new ``folder`` (asserts success)."""
+    copy_workflow(folder)
+    (folder / "config" / "t.yaml").write_text(yaml.safe_dump(small_config()), encoding="utf-8")
+    command = [str(BIN / "snakemake"), "--cores", "2", "--configfile", "config/t.yaml"]
+    env = workflow_environment()
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
+    return folder
+
+
 def copy_finished(source: Path, folder: Path, **tracking: str) -> Path:
     """Copy the finished project ``source`` (conftest's ``small_project``) to ``folder``, with
     ``tracking`` as its config's tracking section and without its MLflow store.
