@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,11 @@ LONGEST_FIRST = (
     "test_stacked_pipeline.py",
     "test_sweep.py",
     "test_reruns.py",
+    "test_integrity_store.py",
     "test_cnn_pipeline.py",
     "test_tracking_faults.py",
     "test_reliability.py",
+    "test_review_console.py",
     "test_pipeline.py",
     "test_pipeline_dtype.py",
     "test_install.py",
@@ -348,3 +351,29 @@ def shared_mlflow_server(tmp_path_factory):
 
     with MlflowServer(tmp_path_factory.mktemp("mlflow-shared-server")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def small_project(tmp_path_factory) -> Path:
+    """A finished run of ``workflow_helpers.small_config()`` (config/t.yaml), made once per
+    test session; tests copy it with ``workflow_helpers.copy_finished``, never change it.
+
+    Under pytest-xdist every worker has its own session: the run is made in the folder the
+    workers share, under a file lock, by the first worker that asks; the others wait for it.
+    """
+    import fcntl
+    import os
+
+    from workflow_helpers import run_small_project
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # this session's, shared by its workers
+    done = root / "small-project"
+    with open(root / "small-project.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if not done.is_dir():
+            work = root / "small-project.partial"
+            shutil.rmtree(work, ignore_errors=True)  # a run of a worker that failed
+            run_small_project(work).rename(done)  # whole or absent
+    return done

@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 from mlflow_server import MlflowServer
 from workflow_helpers import (
     BIN,
-    copy_workflow,
+    copy_finished,
     run_tracking,
     tracking_command,
     workflow_environment,
@@ -54,19 +54,6 @@ def points(client: MlflowClient, run_id: str) -> int:
     ]
     assert len(found) == len(set(found)), "a metric point was logged twice"
     return len(found)
-
-
-def project(folder: Path, **tracking) -> Path:
-    """A workflow folder running one small ``natural`` experiment (``config/t.yaml``)."""
-    workdir = copy_workflow(folder)
-    natural = {
-        "patches": {"count": 500},
-        "gradcheck": {"num_examples": 5, "hidden_size": 3},
-        "training": {"chunks": 1, "iterations_per_chunk": 10},
-    }
-    config = {"run": ["natural"], "experiments": {"natural": natural}, "tracking": tracking}
-    (workdir / "config/t.yaml").write_text(yaml.safe_dump(config))
-    return workdir
 
 
 def snakemake(workdir: Path, *args: str, ok: bool = True) -> str:
@@ -200,9 +187,10 @@ def test_killed_store_builds_leave_every_next_run_whole(tmp_path, result_folder_
 
 @pytest.mark.full
 @pytest.mark.slow
-def test_copied_project_never_writes_into_the_original(tmp_path):
-    original = project(tmp_path / "original")
-    snakemake(original)
+def test_copied_project_never_writes_into_the_original(tmp_path, small_project):
+    # The small experiment trained once per session; its own store is made and filled here.
+    original = copy_finished(small_project, tmp_path / "original")
+    assert "(Rule: train_chunk)" not in snakemake(original)
     before = contents(original)
     copy = tmp_path / "copy"
     subprocess.run(["cp", "-a", str(original), str(copy)], check=True)
@@ -229,10 +217,10 @@ def test_copied_project_never_writes_into_the_original(tmp_path):
 
 @pytest.mark.full
 @pytest.mark.slow
-def test_server_restarted_empty_is_refilled(tmp_path):
+def test_server_restarted_empty_is_refilled(tmp_path, small_project):
     with MlflowServer(tmp_path / "server", workers=1) as server:
-        workdir = project(tmp_path / "work", uri=server.uri)
-        snakemake(workdir)
+        workdir = copy_finished(small_project, tmp_path / "work", uri=server.uri)
+        assert "(Rule: log_mlflow)" in snakemake(workdir)  # trained once per session
         server.stop()
         server.db.unlink()
         shutil.rmtree(server.artifacts)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -363,8 +364,22 @@ def _finetune_jobs(process: subprocess.Popen) -> list[int]:
     return found
 
 
-def test_kill9_during_finetuning_resumes_bit_identical(pipeline, t10k_mirror, tmp_path):
-    workdir = make_workdir(tmp_path / "work", t10k_mirror)
+def finetuning_undone(pipeline: Path, folder: Path) -> Path:
+    """A copy of the finished run without its fine-tuning chunks: the run below redoes only
+    fine-tuning and what follows it, not the pretraining before it (which the asserts below
+    check it keeps). The store, its marker and the fine-tuning logs stay behind: a store
+    refuses a copied project, and an old chunk log would look like progress of the new one."""
+    shutil.copytree(pipeline, folder, symlinks=True)  # copy2 keeps the mtimes Snakemake reads
+    for path in (folder / "mlflow.db", folder / "mlartifacts", folder / "results" / "_tracking"):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(results(folder) / "finetune" / "chunks")
+    for log in (folder / "logs" / NAME).glob("finetune_chunk-*.log"):
+        log.unlink()
+    return folder
+
+
+def test_kill9_during_finetuning_resumes_bit_identical(pipeline, tmp_path):
+    workdir = finetuning_undone(pipeline, tmp_path / "work")
     process = subprocess.Popen(
         COMMAND,
         cwd=workdir,

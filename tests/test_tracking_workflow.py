@@ -18,24 +18,21 @@ import numpy as np
 import pytest
 import yaml
 from mlflow import MlflowClient
-from workflow_helpers import BIN, copy_workflow, workflow_environment
+from workflow_helpers import (
+    BIN,
+    SMALL_PER_CHUNK,
+    copy_finished,
+    small_config,
+    workflow_environment,
+)
 
 pytestmark = [pytest.mark.full, pytest.mark.slow]
 
-PER_CHUNK = 10
+PER_CHUNK = SMALL_PER_CHUNK
 
 
 def write_config(workdir: Path, chunks: int) -> None:
-    config = {
-        "run": ["natural"],
-        "experiments": {
-            "natural": {
-                "patches": {"count": 500},
-                "training": {"chunks": chunks, "iterations_per_chunk": PER_CHUNK},
-                "gradcheck": {"num_examples": 5, "hidden_size": 3},
-            }
-        },
-    }
+    config = small_config(chunks)
     (workdir / "config" / "t.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
 
 
@@ -107,10 +104,11 @@ def tree(workdir: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    folder = copy_workflow(tmp_path_factory.mktemp("follow") / "work")
+def workdir(tmp_path_factory, small_project) -> Path:
+    # The session's finished run of this experiment, copied: only its store is made anew.
+    folder = copy_finished(small_project, tmp_path_factory.mktemp("follow") / "work")
     write_config(folder, chunks=2)
-    snakemake(folder)
+    assert jobs(snakemake(folder)) == {"init_store": 1, "log_mlflow": 1, "all": 1}
     return folder
 
 

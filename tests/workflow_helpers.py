@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 # The venv's bin folder: snakemake, and the python the rule scripts must run with.
 BIN = Path(sys.executable).parent
@@ -24,6 +26,54 @@ def copy_workflow(folder: Path) -> Path:
             shutil.copytree(source, folder / part)
         else:
             shutil.copy2(source, folder / part)
+    return folder
+
+
+#: Iterations per chunk of the small ``natural`` experiment (:func:`small_config`).
+SMALL_PER_CHUNK = 10
+#: What a project's MLflow store consists of (a copied project must not use the original's).
+STORE_PARTS = ("mlflow.db", "mlartifacts", "results/_tracking")
+
+
+def small_config(chunks: int = 2, **tracking: str) -> dict:
+    """The small ``natural`` experiment of the MLflow workflow tests (500 patches, chunks of
+    :data:`SMALL_PER_CHUNK` iterations), written as ``config/t.yaml``."""
+    natural = {
+        "patches": {"count": 500},
+        "training": {"chunks": chunks, "iterations_per_chunk": SMALL_PER_CHUNK},
+        "gradcheck": {"num_examples": 5, "hidden_size": 3},
+    }
+    return {"run": ["natural"], "experiments": {"natural": natural}, "tracking": tracking}
+
+
+def run_small_project(folder: Path) -> Path:
+    """Run the workflow on :func:`small_config` in the new ``folder`` (asserts success)."""
+    copy_workflow(folder)
+    (folder / "config" / "t.yaml").write_text(yaml.safe_dump(small_config()), encoding="utf-8")
+    command = [str(BIN / "snakemake"), "--cores", "2", "--configfile", "config/t.yaml"]
+    env = workflow_environment()
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-6000:]
+    return folder
+
+
+def copy_finished(source: Path, folder: Path, **tracking: str) -> Path:
+    """Copy the finished project ``source`` (conftest's ``small_project``) to ``folder``, with
+    ``tracking`` as its config's tracking section and without its MLflow store.
+
+    The result files are reused as they are (copy2 keeps the mtimes Snakemake compares), so the
+    next ``snakemake`` there only makes a store and logs into it: a store refuses a copied
+    project, and the store URI (an absolute path) is a param of those two jobs only.
+    """
+    shutil.copytree(source, folder, symlinks=True)
+    for part in STORE_PARTS:
+        path = folder / part
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    config = yaml.safe_dump(small_config(**tracking))
+    (folder / "config" / "t.yaml").write_text(config, encoding="utf-8")
     return folder
 
 
