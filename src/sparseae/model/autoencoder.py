@@ -168,7 +168,7 @@ def _workspace(v, h, m, dtype, n_threads) -> _Workspace:
     return cache[key]
 
 
-def _sigmoid_of_negated(buf: np.ndarray) -> None:
+def sigmoid_of_negated(buf: np.ndarray) -> None:
     """In place ``buf ← 1 / (1 + exp(buf))``: ``f(z)`` when ``buf`` holds ``−z``."""
     np.exp(buf, out=buf)
     np.add(buf, 1.0, out=buf)
@@ -184,7 +184,7 @@ def _forward_block(ws, k, t):
     a2 = A2[:h]
     np.matmul(ws.W1n, Xb, out=a2)
     np.add(a2, ws.b1n, out=a2)
-    _sigmoid_of_negated(a2)
+    sigmoid_of_negated(a2)
     # Pairwise row sums in the working dtype (a float64 accumulator would cast every block).
     ws.a2sum[k] = a2.sum(axis=1)
     a3 = ws.scratch_v[t][: v * w].reshape(v, w)
@@ -192,7 +192,7 @@ def _forward_block(ws, k, t):
     if ws.linear:
         np.negative(a3, out=a3)  # a3 = z3: W2n holds −W2, −b2
     else:
-        _sigmoid_of_negated(a3)
+        sigmoid_of_negated(a3)
     d = ws.D3[k][:v]
     np.subtract(a3, Xb, out=d)
     flat = d.reshape(-1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from sparseae.model.autoencoder import _sigmoid_of_negated
+from sparseae.model.autoencoder import sigmoid_of_negated
 
 __all__ = ["convolve", "fold_whitening", "mean_pool"]
 
@@ -43,7 +43,7 @@ def convolve(images, W, b, patch: int) -> np.ndarray:
     z = np.tensordot(windows, kernels, axes=([4, 5, 2], [1, 2, 3]))  # rows × cols × n × F
     z = np.negative(z + b, out=z)
     with np.errstate(over="ignore"):  # exp(−z) = inf gives σ = 0, as it should
-        _sigmoid_of_negated(z)
+        sigmoid_of_negated(z)
     return z.transpose(3, 0, 1, 2)
 
 
