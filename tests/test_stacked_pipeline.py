@@ -320,7 +320,7 @@ def test_mlflow_has_one_run_with_a_nested_run_per_stage(pipeline):
     assert finetune[-1].value < finetune[0].value
 
     # logging again adds nothing (idempotent)
-    from sparseae.tracking.stacked import log_stacked
+    from sparseae.tracking.logger import log_stacked
 
     stages = {
         s: sorted(map(str, (folder / s / "chunks").glob("*.npz")))

@@ -1,11 +1,11 @@
 """Rule log_stacked: one MLflow run for the stacked experiment, a nested run per stage.
 
-Idempotent (sparseae.tracking.stacked): rerunning after a tracking failure adds only what is
+Idempotent (sparseae.tracking.logger): rerunning after a tracking failure adds only what is
 missing; writes results/{experiment}/stacked_mlflow.json last.
 """
 
 from sparseae.rulelog import run_rule
-from sparseae.tracking.stacked import log_stacked
+from sparseae.tracking.logger import log_stacked
 
 smk = snakemake  # noqa: F821
 run_rule(

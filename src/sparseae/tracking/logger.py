@@ -1,5 +1,6 @@
-"""Logging a result folder (and a sweep) into MLflow through the one sync engine; a run is keyed
-by config.json's ``fingerprint``, so a changed trajectory gets a new run, the old superseded."""
+"""Logging a result folder, a sweep and a stacked experiment into MLflow through the one sync
+engine; a run is keyed by its trajectory (config.json's ``fingerprint``, a stacked experiment's
+stage fingerprints), so a changed trajectory gets a new run, the old superseded."""
 
 from __future__ import annotations
 
@@ -12,10 +13,19 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sparseae.errors import ResultsError
 from sparseae.identity import key_of
 from sparseae.io import read_json, write_json
+from sparseae.pipeline.chunks import read_chunks
 from sparseae.tracking import sync
-from sparseae.tracking.results import ResultFolder, flatten_params, load_chunk, read_result_folder
+from sparseae.tracking.results import (
+    MetricPoint,
+    ResultFolder,
+    flatten_params,
+    load_chunk,
+    param_value,
+    read_result_folder,
+)
 from sparseae.tracking.settings import SWEEP_TAG
 from sparseae.tracking.store import RUNS_VIEW_TAG, TrackingError, exclusive_lock, init_store
 from sparseae.tracking.sync import RunSpec, Session
@@ -37,6 +47,20 @@ MODEL_THETA_TAG = "sparseae.theta_sha256"
 CONFLICTS_LISTED = 10
 #: Longest edge the filter images are enlarged to (whole-number nearest-neighbour factor).
 FILTER_IMAGE_EDGE = 480
+#: A stacked experiment's stage runs and parent run.
+STAGE_TAG = "sparseae.stage"
+KIND_TAG = "sparseae.kind"
+STACKED_ARTIFACTS = (
+    "stacked_config.json",
+    "stacked_gradcheck.json",
+    "stacked_evaluation.json",
+    "confusion_before.png",
+    "confusion_after.png",
+    "filters_before.png",
+    "filters_after.png",
+    "stacked_cost_curves.png",
+    "stack.npz",
+)
 
 
 def log_results(
@@ -54,7 +78,12 @@ def log_results(
     ``mlflow.json`` last. Returns the run id."""
     results_dir = Path(results_dir).resolve()
     folder = read_result_folder(results_dir, log_dir=log_dir, chunks=chunks)
-    key = run_key or folder.run_key()
+    key = run_key or folder.fingerprint
+    if not key:
+        raise ResultsError(
+            f"{results_dir}: config.json with its fingerprint is not there, so nothing "
+            f"identifies the execution; rerun `snakemake` to write it, or pass run_key explicitly"
+        )
     name = folder.name or results_dir.name
     start = folder.start_time_ms or int(time.time() * 1000)
     stamp = datetime.fromtimestamp(start / 1000, tz=timezone.utc)
@@ -88,7 +117,8 @@ def log_results(
             experiment_name
         ]
         if SWEEP_TAG not in spec.tags:  # a sweep's view is set by log_sweep
-            set_view(session, experiment_id, run_view(folder))
+            step = max((step for step, _ in folder.chunk_ends.values()), default=0)
+            set_view(session, experiment_id, step, evaluated=bool(folder.evaluation))
         synced = sync.sync_run(session, experiment_id, spec, extra)
         superseded = sync.supersede(session, experiment_id, name, synced.run)
     run, conflicts = synced.run, synced.conflicts
@@ -141,6 +171,8 @@ def log_sweep(
 ) -> str:
     """Log a sweep: a parent run with the summary files, the member runs (result folders or
     run ids) nested under it. Returns the parent run's id."""
+    from sparseae.config.sweeps import grid_key
+
     files = [Path(path) for path in artifacts or ()]
     for path in files:
         if not path.is_file():
@@ -167,7 +199,8 @@ def log_sweep(
         experiment_id = init_store(tracking_uri, experiment_name)[experiment_name]
         synced = sync.sync_run(session, experiment_id, spec)
         parent_id = synced.run.info.run_id
-        swept = _swept_keys(params)
+        grid = (params or {}).get("grid")
+        swept = [grid_key(k)[0] for k in grid] if isinstance(grid, dict) else []
         last_step = 0
         for folder, run_id in member_runs.items():
             member = session.get_run(run_id)
@@ -186,7 +219,7 @@ def log_sweep(
                     "sweep %s: member run %s is not in %r", sweep_name, run_id, experiment_name
                 )
             sync.log_batch(session, run_id, tags=sync.tag_updates(member, wanted_tags))
-        set_view(session, experiment_id, sweep_view(swept, last_step))
+        set_view(session, experiment_id, last_step, swept=swept)
     if output is not None:
         record = {"run_id": parent_id, "experiment_id": experiment_id}
         record.update(tracking_uri=tracking_uri, sweep_key=sweep_key, members=member_runs)
@@ -196,12 +229,86 @@ def log_sweep(
     return parent_id
 
 
-def _swept_keys(params: Mapping | None) -> list[str]:
-    """The config paths a sweep's ``grid`` (its params as written) varies."""
-    from sparseae.config.sweeps import grid_key
+def log_stacked(
+    result_dir,
+    *,
+    experiment_name: str,
+    tracking_uri: str,
+    stages: Mapping[str, list],
+    log_dir=None,
+    output=None,
+) -> str:
+    """Log a finished stacked experiment (``results/{name}``) and its stages; return the run id.
 
-    grid = (params or {}).get("grid")
-    return [grid_key(k)[0] for k in grid] if isinstance(grid, dict) else []
+    ``stages`` maps each stage (``layer1`` … ``softmax``, ``finetune``) to its checkpoint files
+    in order; ``log_dir`` (default ``logs/{name}`` beside ``results``) is attached under
+    ``logs/``; ``output`` gets ``{"run_id", "stage_runs", "tracking_uri", "logged"}``."""
+    folder = Path(result_dir).resolve()
+    config = read_json(folder / "stacked_config.json")
+    evaluation = read_json(folder / "stacked_evaluation.json")
+    name = config["name"]
+    params = flatten_params(config["experiment"])
+    params.update({f"fingerprint.{s}": f for s, f in config["fingerprints"].items()})
+    # The results' own "metrics" and "params" blocks say what MLflow shows of them.
+    metrics = []
+    for result in (evaluation, read_json(folder / "stacked_gradcheck.json")):
+        params.update({k: param_value(v) for k, v in result.get("params", {}).items()})
+        metrics += [
+            MetricPoint(k, float(v), 0, derived=True) for k, v in result.get("metrics", {}).items()
+        ]
+    artifacts = [(folder / file, "") for file in STACKED_ARTIFACTS]
+    # As for a single run: the rule logs beside results/ unless given.
+    logs = sorted(Path(log_dir or folder.parent.parent / "logs" / folder.name).glob("*.log"))
+    artifacts += [(path, "logs") for path in logs if path.name != "log_stacked.log"]
+    parent_spec = RunSpec(
+        identity={sync.RUN_KEY_TAG: key_of(config["fingerprints"]), sync.EXPERIMENT_TAG: name},
+        name=name,
+        params=params,
+        metrics=metrics,
+        tags={
+            KIND_TAG: "stacked",
+            sync.STATUS_TAG: "complete",
+            sync.NOTE_TAG: f"Stacked autoencoder **{name}**, results in `{folder}`; one nested run "
+            f"per stage with its cost and gradient norm per L-BFGS iteration.",
+        },
+        artifacts=artifacts,
+    )
+    session = Session(tracking_uri, folder)
+    with exclusive_lock(f"{tracking_uri}#{experiment_name}#{name}"):
+        experiment_id = init_store(tracking_uri, experiment_name, results_dir=folder)[
+            experiment_name
+        ]
+        synced = sync.sync_run(session, experiment_id, parent_spec)
+        parent_id = synced.run.info.run_id
+        logged, stage_runs = {"parent": synced.logged}, {}
+        for stage, paths in stages.items():
+            # A stage's child run: its trajectory, cost and gradient norm per iteration, seconds.
+            _, records, metas = read_chunks(paths)
+            trajectory = next((m["trajectory"] for m in reversed(metas) if "trajectory" in m), {})
+            seconds = evaluation["seconds"].get(stage, 0.0)
+            points = [MetricPoint("seconds", seconds, 0, wallclock=True)]
+            points += [
+                MetricPoint(m, float(r[m]), int(r["iteration"]), int(1000 * float(r["seconds"])))
+                for r in records
+                for m in ("cost", "grad_norm")
+            ]
+            key = config["fingerprints"].get(stage) or key_of(trajectory)
+            spec = RunSpec(
+                identity={sync.RUN_KEY_TAG: key, STAGE_TAG: stage, sync.PARENT_TAG: parent_id},
+                name=f"{name} {stage}",
+                params=flatten_params(trajectory),
+                metrics=points,
+            )
+            stage_synced = sync.sync_run(session, experiment_id, spec)
+            logged[stage] = stage_synced.logged
+            stage_runs[stage] = stage_synced.run.info.run_id
+        superseded = sync.supersede(session, experiment_id, name, synced.run)
+    if output is not None:
+        record = {"run_id": parent_id, "stage_runs": stage_runs, "tracking_uri": tracking_uri}
+        record.update(experiment=experiment_name, superseded_runs=superseded, logged=logged)
+        write_json(output, record)
+    _log.info("logged %s to %s, run %s", folder, tracking_uri, parent_id)
+    return parent_id
 
 
 def _member_run_id(member, tracking_uri: str) -> str:
@@ -253,18 +360,6 @@ def _last_stop(folder: ResultFolder) -> dict:
     return folder.chunk_stops[max(folder.chunk_stops)] if folder.chunk_stops else {}
 
 
-def _filter_image_steps(session: Session, run_id: str) -> set[int]:
-    """Steps of the run's ``filters`` image series whose full-size and preview files exist."""
-    found: dict[int, set[bool]] = {}
-    for info in session.list_artifacts(run_id, "images"):
-        # images/<key>+step+<step>+timestamp+<ms>+<uuid>[+compressed].(png|webp); older
-        # MLflow versions used "%" as the separator.
-        match = re.match(rf"{FILTERS_KEY}[+%]step[+%](\d+)[+%]timestamp", Path(info.path).name)
-        if match:
-            found.setdefault(int(match[1]), set()).add("compressed" in info.path)
-    return {step for step, kinds in found.items() if len(kinds) == 2}
-
-
 def filter_image(theta, sizes: tuple[int, int]):
     """``filters.png``'s grid of ``theta`` as 8-bit grey, enlarged to :data:`FILTER_IMAGE_EDGE`."""
     from sparseae.analysis.visualize import display_network, grey_pixels
@@ -289,7 +384,14 @@ def _log_filter_images(session: Session, run_id: str, folder: ResultFolder, star
     sizes = _model_sizes(folder)
     if sizes is None or math.isqrt(sizes[0]) ** 2 != sizes[0] or not folder.chunk_ends:
         return 0
-    done = _filter_image_steps(session, run_id)
+    # Steps whose full-size and preview files both exist, named
+    # images/<key>+step+<step>+timestamp+<ms>+<uuid>[+compressed].(png|webp).
+    found: dict[int, set[bool]] = {}
+    for info in session.list_artifacts(run_id, "images"):
+        match = re.match(rf"{FILTERS_KEY}\+step\+(\d+)\+timestamp", Path(info.path).name)
+        if match:
+            found.setdefault(int(match[1]), set()).add("compressed" in info.path)
+    done = {step for step, kinds in found.items() if len(kinds) == 2}
     seed = folder.experiment.get("seed")
     images = {}
     if 0 not in done and isinstance(seed, int) and not isinstance(seed, bool):
@@ -311,35 +413,26 @@ def _log_filter_images(session: Session, run_id: str, folder: ResultFolder, star
 
 
 def _log_datasets(session: Session, run, folder: ResultFolder) -> int:
-    """Log the training data (and evaluation data) as dataset inputs not in the run yet."""
-    wanted = _dataset_inputs(folder)
-    inputs = getattr(run, "inputs", None)
-    have = {_dataset_id(d) for d in (inputs.dataset_inputs if inputs is not None else [])}
-    todo = [d for d in wanted if _dataset_id(d) not in have]
-    if todo:
-        session.log_inputs(run.info.run_id, datasets=todo)
-    return len(todo)
-
-
-def _dataset_id(d) -> tuple:
-    return d.dataset.name, d.dataset.digest, tuple(sorted((t.key, t.value) for t in d.tags))
-
-
-def _dataset_inputs(folder: ResultFolder) -> list:
-    """The MLflow dataset inputs of a result folder: the training data, digest = its checksum,
-    and the labeled digits of the evaluation (none without ``dataset_checksum``)."""
+    """Log the training data, digest = its checksum, and the labeled digits of the evaluation
+    as the run's dataset inputs, those not in the run yet (none without ``dataset_checksum``)."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
     from mlflow.utils.validation import MAX_DATASET_DIGEST_SIZE
 
+    from sparseae.data import SOURCES
+
     checksum = folder.summary.get("dataset_checksum")
     dataset = folder.experiment.get("dataset")
     if not isinstance(checksum, str) or not isinstance(dataset, dict):
-        return []
+        return 0
     source = str(dataset.get("source", "unknown"))
     name = f"{source}-{dataset['split']}" if dataset.get("split") else source
     visible = (folder.experiment.get("model") or {}).get("visible_size")
-    location = str(dataset.get("path") or _source_location(source))
+    # The data's own path, else the first mirror's URL of a downloaded source.
+    known = SOURCES.get(source)
+    mirror = known and known.mirrors and known.files and known.mirrors[0] + known.files[0].name
+    builtin = f"sparseae.data:{source}" if known else source
+    location = str(dataset.get("path") or mirror or builtin)
     spec = {"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, visible]}}
     schema = {"mlflow_tensorspec": {"features": json.dumps([spec]), "targets": None}}
 
@@ -355,30 +448,24 @@ def _dataset_inputs(folder: ResultFolder) -> list:
         return DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)])
 
     examples = folder.summary.get("num_examples")
-    inputs = [entry(name, {"num_examples": examples, "visible_size": visible}, "training")]
+    wanted = [entry(name, {"num_examples": examples, "visible_size": visible}, "training")]
     evaluation = folder.evaluation
     if evaluation:
         classes = evaluation.get("classes")
         label = f" digits {''.join(map(str, classes))}" if isinstance(classes, list) else ""
         profile = {"n_train": evaluation.get("n_train"), "n_test": evaluation.get("n_test")}
-        inputs.append(entry(f"{name} labeled{label}", profile, "evaluation"))
-    return inputs
-
-
-def _source_location(source_name: str) -> str:
-    """URL of the first mirror of a downloaded source, else the source's name."""
-    from sparseae.data import SOURCES
-
-    source = SOURCES.get(source_name)
-    if source is None:
-        return source_name
-    if source.mirrors and source.files:
-        return source.mirrors[0] + source.files[0].name
-    return f"sparseae.data:{source_name}"
+        wanted.append(entry(f"{name} labeled{label}", profile, "evaluation"))
+    inputs = getattr(run, "inputs", None)
+    have = {(d.dataset.name, d.dataset.digest) for d in (inputs.dataset_inputs if inputs else [])}
+    todo = [d for d in wanted if (d.dataset.name, d.dataset.digest) not in have]
+    if todo:
+        session.log_inputs(run.info.run_id, datasets=todo)
+    return len(todo)
 
 
 def _log_model(session: Session, run, folder: ResultFolder, name: str) -> int:
     """Log theta.npz as the run's logged model (models from code) unless already there."""
+    from sparseae.data.download import file_digests
     from sparseae.io import read_npz
     from sparseae.tracking.encoder_model import log_encoder
 
@@ -386,7 +473,7 @@ def _log_model(session: Session, run, folder: ResultFolder, name: str) -> int:
     sizes = _model_sizes(folder)
     if not theta.is_file() or sizes is None or "summary.json" in folder.missing:
         return 0
-    sha = sync.file_sha256(theta)
+    sha = file_digests(theta, ["sha256"])["sha256"]
     condition = f"source_run_id = '{run.info.run_id}'"
     models = session.search_logged_models([run.info.experiment_id], filter_string=condition)
     if any(m.tags.get(MODEL_THETA_TAG) == sha for m in models):
@@ -506,56 +593,33 @@ def _card(kind: str, uuid: str, **fields) -> dict:
     return {**card, "deleted": False, "isGenerated": False, "runsCountToCompare": 100, **fields}
 
 
-#: A line card's settings, as the UI writes them (per step, no smoothing, global x axis).
-_LINE = {"xAxisKey": "step", "xAxisScaleType": "linear", "lineSmoothness": 0, "range": {}}
-_LINE.update(useGlobalXaxisKey=True, useGlobalLineSmoothing=True, selectedXAxisMetricKey="")
-
-
-def _line(metric: str, scale: str = "linear") -> dict:
-    return _card(
-        "LINE", metric, metricKey=metric, selectedMetricKeys=[metric], scaleType=scale, **_LINE
-    )
-
-
-def _view(columns: Iterable[str], charts: list[dict], **facets) -> dict:
-    return {
-        "selectedColumns": list(columns),
-        "columnOrder": list(columns),
-        "compareRunCharts": charts,
-        "compareRunSections": _SECTIONS,
-        "isAccordionReordered": True,
-        "hideEmptyCharts": True,
-        **facets,
-    }
-
-
-def run_view(folder: ResultFolder) -> dict:
-    """One experiment's view: final cost (and accuracies) first, cost charts and filters."""
-    columns = ["metrics.`cost`"]
-    if folder.evaluation:
+def set_view(
+    session, experiment_id: str, step: int, *, swept: list[str] | None = None, evaluated=False
+) -> None:
+    """Store the experiment's view unless it already holds it: one experiment's (final cost,
+    and accuracies if ``evaluated``, first; filters at ``step``, the cost chart), or a sweep's
+    (members listed flat by final cost, as sorting un-nests them; the ``swept`` values as
+    columns, parallel coordinates of them against the cost)."""
+    # A line card's settings, as the UI writes them (per step, no smoothing, global x axis).
+    line = {"xAxisKey": "step", "xAxisScaleType": "linear", "lineSmoothness": 0, "range": {}}
+    line.update(useGlobalXaxisKey=True, useGlobalLineSmoothing=True, selectedXAxisMetricKey="")
+    line.update(metricKey="cost", selectedMetricKeys=["cost"], scaleType="log")
+    charts = [_card("IMAGE", "filters", imageKeys=["filters"], step=step)]
+    charts.append(_card("LINE", "cost", **line))
+    columns, facets = ["metrics.`cost`"], {}
+    if swept is not None:
+        parallel = _card("PARALLEL", "parallel", selectedParams=swept, selectedMetrics=["cost"])
+        charts.insert(0, parallel)
+        columns += [f"params.`{key}`" for key in swept]
+        facets = {"orderByKey": "metrics.`cost`", "orderByAsc": True, "runsHiddenMode": "SHOW_ALL"}
+    elif evaluated:
         columns += ["metrics.`accuracy_features`", "metrics.`accuracy_raw`"]
     columns += ["metrics.`iterations`", "attributes.`Models`"]
-    step = max((step for step, _ in folder.chunk_ends.values()), default=0)
-    charts = [
-        _card("IMAGE", "filters", imageKeys=["filters"], step=step),
-        _line("cost", "log"),
-    ]
-    return _view(columns, charts)
-
-
-def sweep_view(swept: list[str], step: int) -> dict:
-    """A sweep's view: members listed flat by final cost (sorting un-nests them), the swept
-    values as columns, parallel coordinates of them against the cost, the filter grids."""
-    params = [f"params.`{key}`" for key in swept]
-    charts = [
-        _card("PARALLEL", "parallel", selectedParams=swept, selectedMetrics=["cost"]),
-        _card("IMAGE", "filters", imageKeys=["filters"], step=step),
-        _line("cost", "log"),
-    ]
-    columns = ["metrics.`cost`", *params, "metrics.`iterations`", "attributes.`Models`"]
-    return _view(
-        columns, charts, orderByKey="metrics.`cost`", orderByAsc=True, runsHiddenMode="SHOW_ALL"
-    )
+    state = {"selectedColumns": columns, "columnOrder": columns, "compareRunCharts": charts}
+    state.update(compareRunSections=_SECTIONS, isAccordionReordered=True, hideEmptyCharts=True)
+    value = json.dumps({**state, **facets}, separators=(",", ":"), ensure_ascii=False)
+    if session.get_experiment(experiment_id).tags.get(RUNS_VIEW_TAG) != value:
+        session.set_experiment_tag(experiment_id, RUNS_VIEW_TAG, value)
 
 
 def member_name(experiment: Mapping, swept: Iterable[str]) -> str:
@@ -571,10 +635,3 @@ def member_name(experiment: Mapping, swept: Iterable[str]) -> str:
         leaf = path.rsplit(".", 1)[-1]
         tokens.append(f"{SYMBOLS.get(leaf, leaf.replace('_', ''))}{format_value(node)}")
     return " ".join(tokens)[:NAME_LENGTH]
-
-
-def set_view(session, experiment_id: str, state: Mapping) -> None:
-    """Store ``state`` as the experiment's shared view unless it already holds it."""
-    value = json.dumps(state, separators=(",", ":"), ensure_ascii=False)
-    if session.get_experiment(experiment_id).tags.get(RUNS_VIEW_TAG) != value:
-        session.set_experiment_tag(experiment_id, RUNS_VIEW_TAG, value)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from sparseae.config.keys import flatten
 from sparseae.environment import environment_info
 from sparseae.errors import ResultsError
 from sparseae.io import check_result_file, read_json
@@ -34,7 +35,7 @@ ITERATION_METRICS = {
 ARTIFACT_SUFFIXES = (".png", ".json", ".tsv", ".npz")
 NOT_ARTIFACTS = ("mlflow.json", "patches.npz")
 #: JSON files in a result folder that are not results (our records; the config's settings).
-NOT_RESULT_JSON = ("mlflow.json", "manifest.json", "config.json")
+NOT_RESULT_JSON = ("manifest.json", "config.json")
 #: Chunk-end figures of a checkpoint's meta: ``terms`` -> ``J_*``, ``rhohat`` -> ``rhohat_*``.
 _TERMS = ("reconstruction", "weight_decay", "sparsity")
 _RHOHAT_STATS = ("mean", "min", "max")
@@ -77,8 +78,7 @@ class ResultFolder:
     fingerprint: str | None = None
     #: The config experiment's name (config.json ``name``), when recorded.
     name: str | None = None
-    #: Chunks making up the final result; later checkpoints on disk are ``chunks_ignored``.
-    chunks_expected: int | None = None
+    #: Checkpoints on disk past the chunks making up the final result.
     chunks_ignored: list[int] = field(default_factory=list)
     #: Global iteration at the end of each logged chunk and its checkpoint (filter images).
     chunk_ends: dict[int, tuple[int, Path]] = field(default_factory=dict)
@@ -110,15 +110,6 @@ class ResultFolder:
             return value
         return max(self.chunk_ends, default=None)
 
-    def run_key(self) -> str:
-        """The run's identity: config.json's ``fingerprint`` (the trajectory key)."""
-        if self.fingerprint:
-            return self.fingerprint
-        raise ResultsError(
-            f"{self.path}: config.json with its fingerprint is not there, so nothing identifies "
-            f"the execution; rerun `snakemake` to write it, or pass run_key explicitly"
-        )
-
 
 def read_result_folder(
     results_dir: str | Path, *, log_dir: str | Path | None = None, chunks: int | None = None
@@ -129,13 +120,28 @@ def read_result_folder(
     if not path.is_dir():
         raise ResultsError(f"result folder {path} does not exist")
     folder = ResultFolder(path=path)
-    config = folder.config = _read_object(folder, "config.json")
+    config_path = path / "config.json"
+    config = read_json(config_path) if config_path.is_file() else None
+    config = folder.config = _object(config_path, config)
     folder.params.update(science_params(folder.experiment))
     if isinstance(config.get("fingerprint"), str):
         folder.fingerprint = config["fingerprint"]
     if isinstance(config.get("name"), str):
         folder.name = config["name"]
-    folder.summary = _read_object(folder, "summary.json")
+    # Every result file once: JSON read (refused if damaged or of another trajectory), the rest
+    # checked, so nothing damaged is uploaded as if complete.
+    read = {"config.json": config}
+    for item in sorted(path.iterdir()):
+        named = item.suffix in ARTIFACT_SUFFIXES and item.name not in NOT_ARTIFACTS
+        if named and item.is_file() and not item.name.startswith("."):
+            if item.suffix != ".json":
+                check_result_file(item)
+            elif item.name not in read:
+                read[item.name] = read_json(item, key=folder.fingerprint)
+            folder.artifacts.append((item, ""))
+    folder.summary = _object(path / "summary.json", read.get("summary.json"))
+    folder.gradcheck = _object(path / "gradcheck.json", read.get("gradcheck.json"))
+    folder.evaluation = _object(path / "evaluation.json", read.get("evaluation.json"))
     stops = folder.summary.get("chunk_stops")
     if isinstance(stops, list):
         # The stops the final result was made of; a chunk's own checkpoint fills in the rest.
@@ -145,28 +151,22 @@ def read_result_folder(
     if chunks is None:
         recorded = folder.summary.get("final_chunk", folder.summary.get("chunks"))
         chunks = recorded if isinstance(recorded, int) and recorded >= 1 else None
-    folder.chunks_expected = chunks
-    metas = _read_chunks(folder)
-    folder.gradcheck = _read_object(folder, "gradcheck.json")
-    # A missing evaluation.json is listed by _collect_artifacts when the config evaluates.
-    folder.evaluation = _read_object(folder, "evaluation.json", required=False)
-    _read_blocks(folder)
-    _read_environment(folder, metas)
+    metas = _read_chunks(folder, chunks)
+    _read_blocks(folder, read)
+    # What training recorded (its threads and versions) in chunk 1, else this process's.
+    recorded = [m["environment"] for _, m in sorted(metas.items()) if "environment" in m]
+    if recorded and isinstance(recorded[0], dict):
+        folder.environment = {str(k): param_value(v) for k, v in recorded[0].items()}
+    else:
+        folder.environment = environment_info(path)
     evaluates = _evaluates(folder.experiment)
-    _collect_artifacts(folder, log_dir, RESULT_FILES + (EVALUATION_FILES if evaluates else ()))
+    _collect_logs(folder, log_dir, RESULT_FILES + (EVALUATION_FILES if evaluates else ()))
     return folder
 
 
-def flatten_params(config: dict, prefix: str = "") -> dict[str, str]:
-    """Flatten a nested config into ``{"model.hidden_size": "25", ...}`` MLflow params."""
-    flat: dict[str, str] = {}
-    for raw_key, value in config.items():
-        key = f"{prefix}{_KEY_FORBIDDEN.sub('_', str(raw_key))}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten_params(value, prefix=f"{key}."))
-        else:
-            flat[key] = param_value(value)
-    return flat
+def flatten_params(config: dict) -> dict[str, str]:
+    """A nested config as MLflow params: ``{"model.hidden_size": "25", ...}``."""
+    return {_KEY_FORBIDDEN.sub("_", k): param_value(v) for k, v in flatten(config).items()}
 
 
 def science_params(experiment: dict) -> dict[str, str]:
@@ -194,10 +194,9 @@ def load_chunk(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     return {"theta": theta, **records_to_arrays(records)}, meta
 
 
-def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
+def _read_chunks(folder: ResultFolder, expected: int | None) -> dict[int, dict]:
     found = (folder.path / "chunks").glob("*.npz")
     files = {int(p.stem): p for p in found if p.stem.isdigit() and int(p.stem) >= 1}
-    expected = folder.chunks_expected
     if expected is not None:
         folder.chunks_ignored = sorted(k for k in files if k > expected)
         files = {k: f for k, f in files.items() if k <= expected}
@@ -214,11 +213,31 @@ def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
                 f"{folder.fingerprint}: it was written by another experiment or configuration; "
                 f"delete it (and the files made from it) and rerun `snakemake` to recompute it"
             )
-        iterations = arrays["iteration"].astype(np.int64)
         metas[k] = meta
         if isinstance(meta.get("stop"), dict):
             folder.chunk_stops.setdefault(k, meta["stop"])
-        _chunk_metrics(folder, arrays, meta, last_step)
+        iterations = arrays["iteration"].astype(np.int64)
+        seconds = arrays["seconds"].astype(np.float64)
+        for name, key in ITERATION_METRICS.items():
+            values = arrays[name].astype(np.float64)
+            folder.metrics.extend(
+                MetricPoint(key, float(v), int(step), _ms(s), wallclock=name == "seconds")
+                for v, step, s in zip(values, iterations, seconds, strict=True)
+            )
+        # Chunk-end figures sit at the chunk's last global iteration; a chunk that did no
+        # iteration (converged earlier) would repeat the previous step, which already has them.
+        if iterations.size and int(iterations[-1]) > last_step:
+            step, offset = int(iterations[-1]), _ms(seconds[-1])
+            figures = {f"J_{t}": (meta.get("terms") or {}).get(t) for t in _TERMS}
+            figures.update(
+                {f"rhohat_{s}": (meta.get("rhohat") or {}).get(s) for s in _RHOHAT_STATS}
+            )
+            figures["chunk_wall_seconds"] = meta.get("wall_seconds")
+            folder.metrics.extend(
+                MetricPoint(key, float(value), step, offset, wallclock=key == "chunk_wall_seconds")
+                for key, value in figures.items()
+                if _is_number(value)
+            )
         if iterations.size:
             last_step = int(iterations[-1])
         folder.chunk_ends[k] = (last_step, files[k])
@@ -230,44 +249,16 @@ def _read_chunks(folder: ResultFolder) -> dict[int, dict]:
     return metas
 
 
-def _chunk_metrics(folder: ResultFolder, arrays: dict, meta: dict, previous_step: int) -> None:
-    iterations = arrays["iteration"].astype(np.int64)
-    seconds = arrays["seconds"].astype(np.float64)
-    for name, key in ITERATION_METRICS.items():
-        values = arrays[name].astype(np.float64)
-        folder.metrics.extend(
-            MetricPoint(key, float(v), int(step), _ms(s), wallclock=name == "seconds")
-            for v, step, s in zip(values, iterations, seconds, strict=True)
-        )
-    # Chunk-end figures sit at the chunk's last global iteration; a chunk that did no
-    # iteration (converged earlier) would repeat the previous step, which already has them.
-    if not iterations.size or int(iterations[-1]) <= previous_step:
-        return
-    step, offset = int(iterations[-1]), _ms(seconds[-1])
-    figures = {f"J_{t}": (meta.get("terms") or {}).get(t) for t in _TERMS}
-    figures.update({f"rhohat_{s}": (meta.get("rhohat") or {}).get(s) for s in _RHOHAT_STATS})
-    folder.metrics.extend(
-        MetricPoint(key, float(value), step, offset)
-        for key, value in figures.items()
-        if _is_number(value)
-    )
-    if _is_number(meta.get("wall_seconds")):
-        wall = float(meta["wall_seconds"])
-        folder.metrics.append(MetricPoint("chunk_wall_seconds", wall, step, offset, wallclock=True))
-
-
-def _read_blocks(folder: ResultFolder) -> None:
+def _read_blocks(folder: ResultFolder, read: dict[str, Any]) -> None:
     """Every result JSON's ``metrics`` block, each figure once at the last step (derived); a
     ``final_``/``total_`` figure whose series is logged is that series' last point."""
     series = {point.key for point in folder.metrics}
     known = set(series)
     last = max((point.step for point in folder.metrics), default=0)
-    for path in sorted(folder.path.glob("*.json")):
-        if path.name in NOT_RESULT_JSON or path.name.startswith("."):
-            continue
-        data = read_json(path, key=folder.fingerprint)
+    for file_name, data in sorted(read.items()):
+        path = folder.path / file_name
         block = data.get("metrics") if isinstance(data, dict) else None
-        if block is None:
+        if block is None or file_name in NOT_RESULT_JSON:
             continue
         if not isinstance(block, dict):
             raise ResultsError(
@@ -294,22 +285,8 @@ def _read_blocks(folder: ResultFolder) -> None:
             folder.metrics.append(MetricPoint(key, float(value), last, derived=True))
 
 
-def _read_environment(folder: ResultFolder, metas: dict[int, dict]) -> None:
-    # What training recorded (its threads and versions) in chunk 1, else this process's.
-    recorded = [m["environment"] for _, m in sorted(metas.items()) if "environment" in m]
-    if recorded and isinstance(recorded[0], dict):
-        folder.environment = {str(k): param_value(v) for k, v in recorded[0].items()}
-    else:
-        folder.environment = environment_info(folder.path)
-
-
-def _collect_artifacts(folder: ResultFolder, log_dir, expected: tuple[str, ...]) -> None:
-    """Result files and rule logs to upload, missing expected files, the run's time span."""
-    for item in sorted(folder.path.iterdir()):
-        named = item.suffix in ARTIFACT_SUFFIXES and item.name not in NOT_ARTIFACTS
-        if named and item.is_file() and not item.name.startswith("."):
-            check_result_file(item)  # nothing damaged is uploaded as if complete
-            folder.artifacts.append((item, ""))
+def _collect_logs(folder: ResultFolder, log_dir, expected: tuple[str, ...]) -> None:
+    """The rule logs to upload, missing expected files, the run's time span."""
     # Result files only: the logs folder may hold older logs of shared data rules.
     times = [f.stat().st_mtime for f, _ in folder.artifacts]
     times += [p.stat().st_mtime for p in (folder.path / "chunks").glob("*.npz")]
@@ -330,17 +307,11 @@ def _collect_artifacts(folder: ResultFolder, log_dir, expected: tuple[str, ...])
             )
 
 
-def _read_object(folder: ResultFolder, name: str, required: bool = True) -> dict:
-    """A result file holding a JSON object; ``{}`` (listed as missing if required) if absent."""
-    path = folder.path / name
-    if not path.exists():
-        if required:
-            folder.missing.append(name)
-        return {}
-    data = read_json(path, key=folder.fingerprint)
-    if not isinstance(data, dict):
+def _object(path: Path, data: Any) -> dict:
+    """A result file's JSON object (``{}`` if the file is absent)."""
+    if data is not None and not isinstance(data, dict):
         raise ResultsError(f"{path} holds a {type(data).__name__}, not a JSON object")
-    return data
+    return data or {}
 
 
 def _is_number(value: Any) -> bool:

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
@@ -33,7 +32,6 @@ from sparseae.tracking.settings import (
     sqlite_path,
 )
 
-T = TypeVar("T")
 _log = logging.getLogger(__name__)
 
 # The one place that sets MLflow's HTTP retries and telemetry: before any MLflow import of this
@@ -127,7 +125,7 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def call(uri: str, fn: Callable[..., T], *args, results_dir=None, **kwargs) -> T:
+def call(uri: str, fn: Callable, *args, results_dir=None, **kwargs):
     """Call ``fn(*args, **kwargs)``, retrying lock contention and naming unreachable servers."""
     # A per-process generator spreads the retries of concurrent writers apart.
     rng = np.random.default_rng(os.getpid())
@@ -280,7 +278,6 @@ def init_store(
     experiment_names,
     artifact_location=None,
     *,
-    token: str | None = None,
     marker: str | os.PathLike | None = None,
     results_dir=None,
 ) -> dict[str, str]:
@@ -301,8 +298,8 @@ def init_store(
     if local_root is not None and not is_http_uri(tracking_uri):
         # Checked before any experiment points at it (a server resolves paths on its side).
         check_writable_folder(local_root, "MLflow artifact location")
-    if token is None and marker is not None:
-        token = Path(marker).stem[len(MARKER_PREFIX) :]
+    # The marker's name carries the store's identity token (see store_marker).
+    token = Path(marker).stem[len(MARKER_PREFIX) :] if marker is not None else None
     with exclusive_lock(tracking_uri):
         if db is not None:
             prepare_sqlite_store(db)
@@ -312,7 +309,26 @@ def init_store(
         held[STORE_FOLDER_TAG] = str(db.resolve().parent) if db is not None else None
         ids = {}
         for name in names:
-            experiment = _find_or_create(session, name, root)
+            if session.get_experiment_by_name(name) is None:
+                # Its artifacts go to root/name.
+                location = root and f"{str(root).rstrip('/')}/{_safe_name(name)}"
+                if local_root is not None:
+                    location = (local_root / _safe_name(name)).as_uri()
+                try:
+                    session.create_experiment(
+                        name, artifact_location=location, tags=EXPERIMENT_TAGS
+                    )
+                except MlflowException:
+                    # Another process made it since our lookup (a server is shared).
+                    if session.get_experiment_by_name(name) is None:
+                        raise
+            experiment = session.get_experiment_by_name(name)
+            if experiment.lifecycle_stage == "deleted":
+                raise TrackingError(
+                    f"MLflow experiment {name!r} in {session.uri} is deleted; restore it (mlflow "
+                    f"experiments restore --experiment-id {experiment.experiment_id}) or delete "
+                    f"it for good (mlflow gc) before logging"
+                )
             ids[name] = experiment.experiment_id
             local = local_artifact_path(experiment.artifact_location)
             if local is not None and not is_http_uri(tracking_uri):
@@ -337,31 +353,6 @@ def _set_tags(session: Session, experiment, wanted: dict[str, str | None]) -> No
     for key, value in wanted.items():
         if value and experiment.lifecycle_stage == "active" and experiment.tags.get(key) != value:
             session.set_experiment_tag(experiment.experiment_id, key, value)
-
-
-def _find_or_create(session: Session, name: str, root):
-    """Experiment ``name``, created with its artifacts in ``root``/name if there is none."""
-    from mlflow.exceptions import MlflowException
-
-    if session.get_experiment_by_name(name) is None:
-        local = local_artifact_path(root) if root is not None else None
-        location = root and f"{str(root).rstrip('/')}/{_safe_name(name)}"
-        if local is not None:
-            location = (local / _safe_name(name)).as_uri()
-        try:
-            session.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
-        except MlflowException:
-            # Another process created it between our lookup and creation (a server is shared).
-            if session.get_experiment_by_name(name) is None:
-                raise
-    found = session.get_experiment_by_name(name)
-    if found.lifecycle_stage == "deleted":
-        raise TrackingError(
-            f"MLflow experiment {name!r} in {session.uri} is deleted; restore it (mlflow "
-            f"experiments restore --experiment-id {found.experiment_id}) or delete it for "
-            f"good (mlflow gc) before logging"
-        )
-    return found
 
 
 def prepare_sqlite_store(db: Path) -> None:

@@ -78,7 +78,12 @@ def sync_run(
     what only some runs have (images, datasets, a model) and returns its counts."""
     from mlflow.entities import Metric, Param
 
-    run = find_or_create(session, experiment_id, spec)
+    # The oldest run of the experiment carrying the identity tags, else a new one.
+    condition = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in spec.identity.items())
+    order = ["attributes.start_time ASC"]
+    found = session.search_runs([experiment_id], filter_string=condition, order_by=order)
+    made = spec.start_time or int(time.time() * 1000)
+    run = found[0] if found else session.create_run(experiment_id, made, spec.identity, spec.name)
     run_id = run.info.run_id
     # Params keep their first value (MLflow cannot change them); changed ones are listed.
     existing = run.data.params
@@ -141,15 +146,6 @@ def sync_run(
     return Synced(run, logged, conflicts, uploaded)
 
 
-def find_or_create(session: Session, experiment_id: str, spec: RunSpec):
-    """The oldest run of the experiment carrying ``spec.identity``, else a new one."""
-    condition = " and ".join(f"tags.`{k}` = '{_quote(v)}'" for k, v in spec.identity.items())
-    order = ["attributes.start_time ASC"]
-    found = session.search_runs([experiment_id], filter_string=condition, order_by=order)
-    start = spec.start_time or int(time.time() * 1000)
-    return found[0] if found else session.create_run(experiment_id, start, spec.identity, spec.name)
-
-
 def supersede(session: Session, experiment_id: str, name: str, current) -> list[str]:
     """Mark the other runs of experiment ``name`` (other trajectories) superseded."""
     condition = f"tags.`{EXPERIMENT_TAG}` = '{_quote(name)}'"
@@ -189,11 +185,6 @@ def truncate_tag(text: str) -> str:
     return param_value(text, MAX_TAG_VAL_LENGTH)
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes (hex)."""
-    return file_digests(path, ["sha256"])["sha256"]
-
-
 def read_manifest(session: Session, run_id: str, run_tags: Mapping) -> dict[str, dict]:
     """The run's ``manifest.json`` files (path -> sha256, size) if its hash tag confirms it; an
     absent, unreadable or unconfirmed manifest confirms nothing."""
@@ -221,7 +212,7 @@ def log_artifacts(
     uploaded: list[str] = []
     for local, folder in artifacts:
         artifact_path = f"{folder}/{local.name}" if folder else local.name
-        entry = {"sha256": file_sha256(local), "size": local.stat().st_size}
+        entry = {"sha256": file_digests(local, ["sha256"])["sha256"], "size": local.stat().st_size}
         manifest[artifact_path] = entry
         same_size = existing.get(artifact_path, -1) == entry["size"]
         if same_size and recorded.get(artifact_path) == entry:
