@@ -19,6 +19,8 @@ __all__ = [
     "display_color_network",
     "save_png",
     "save_filter_grid",
+    "new_figure",
+    "save_figure",
     "plot_cost_curve",
     "plot_rhohat",
     "plot_units",
@@ -84,9 +86,8 @@ def display_color_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
     """Tile RGB filters (columns of ``A``, s² values per channel, channel after channel, e.g.
     ``(W1 · ZCAWhite)ᵀ``) as the linear-decoder exercise's ``displayColorNetwork``: each
     channel of each tile divided by its largest magnitude, mapped to [0, 1]; white gaps."""
-    A = np.asarray(A, dtype=np.float64)
-    sz = math.isqrt(A.shape[0] // 3) if A.ndim == 2 else 0
-    if sz == 0 or 3 * sz * sz != A.shape[0] or not np.all(np.isfinite(A)):
+    A, _, sz = _square_columns(A)
+    if 3 * sz * sz != A.shape[0] or not np.all(np.isfinite(A)):
         raise ValueError(f"A must be finite, 3 s² × filters (s × s RGB tiles), got {A.shape}")
     if A.min() >= 0:  # as the original: a non-negative basis is centred first
         A = A - A.mean()
@@ -114,13 +115,8 @@ def save_png(array: np.ndarray, path: str | os.PathLike, scale: int = 4) -> None
     from PIL import Image
 
     array = np.asarray(array, dtype=np.float64)
-    if array.ndim != 2:
-        raise ValueError(f"array must be 2-D, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError("array contains non-finite values")
-    scale = int(scale)
-    if scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale}")
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(grey_pixels(array, scale), mode="L").save(tmp, format="PNG")
 
@@ -157,16 +153,18 @@ def save_filter_grid(A: np.ndarray, png, npy, *, edge: int = 600, colour=False) 
     return array
 
 
-def _new_figure(size=(7.0, 4.5)):
+def new_figure(size=(7.0, 4.5), rows: int = 1, cols: int = 1, **subplots):
+    """A figure on matplotlib's Agg canvas (no pyplot state) and its ``rows × cols`` axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=size, dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
+    return fig, fig.subplots(rows, cols, **subplots)
 
 
-def _save_figure(fig, path):
+def save_figure(fig, path):
+    """Write ``fig`` as a PNG atomically; returns it."""
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
     return fig
@@ -187,7 +185,7 @@ def plot_cost_curve(
         raise ValueError(f"{iterations.size} iterations but {costs.size} costs")
     if costs.size == 0:
         raise ValueError("no training records to plot")
-    fig, ax = _new_figure()
+    fig, ax = new_figure()
     ax.plot(iterations, costs, color="tab:blue", linewidth=1.2, label="cost J(θ)")
     for index, boundary in enumerate(chunk_boundaries or []):
         label = "chunk boundary (warm restart)" if index == 0 else None
@@ -200,7 +198,7 @@ def plot_cost_curve(
     ax.set_title(f"{title}\nfinal cost {costs[-1]:.6g} after iteration {iterations[-1]:.0f}")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper right")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def _log_axis_ticks(ax, low: float, high: float) -> None:
@@ -245,7 +243,7 @@ def plot_rhohat(
     rhohat = np.asarray(rhohat, dtype=np.float64).reshape(-1)
     if rhohat.size == 0 or not np.all(np.isfinite(rhohat)):
         raise ValueError("rhohat must be a non-empty vector of finite values")
-    fig, ax = _new_figure()
+    fig, ax = new_figure()
     units = np.arange(1, rhohat.size + 1)
     ax.vlines(units, rho, rhohat, color="tab:blue", linewidth=0.8, alpha=0.5)
     ax.plot(units, rhohat, "o", color="tab:blue", markersize=4, label="ρ̂ (mean activation)")
@@ -260,7 +258,7 @@ def plot_rhohat(
     pad = 0.1 * (high - low) or 0.1 * rho
     ax.set_ylim(low - pad, high + 3 * pad)  # headroom for the legend
     ax.legend(loc="upper right")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 #: Units per column of :func:`plot_units` before the rows wrap into another column.
@@ -364,16 +362,11 @@ def plot_confusion_matrix(
 ) -> Path:
     """Draw a confusion matrix (row: true, column: predicted) as a PNG; returns ``path``."""
     matrix = np.asarray(matrix)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"confusion matrix must be square, got shape {matrix.shape}")
-    if len(labels) != matrix.shape[0]:
-        raise ValueError(f"{len(labels)} labels for a {matrix.shape[0]}×{matrix.shape[0]} matrix")
-    if np.any(matrix < 0) or not np.all(np.isfinite(matrix)):
-        raise ValueError("confusion matrix entries must be finite counts >= 0")
-
-    k = matrix.shape[0]
+    k = len(labels)
+    if matrix.shape != (k, k):
+        raise ValueError(f"confusion matrix must be square, {k} × {k}, got shape {matrix.shape}")
     size = 1.6 + 0.55 * k
-    fig, ax = _new_figure(size=(size + 1.2, size))
+    fig, ax = new_figure((size + 1.2, size))
     image = ax.imshow(matrix, cmap="Blues", vmin=0, interpolation="nearest")
     fig.colorbar(image, ax=ax, label="count")
     threshold = matrix.max() / 2 if matrix.size else 0
@@ -387,6 +380,5 @@ def plot_confusion_matrix(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)
-    path = Path(path)
-    _save_figure(fig, path)
-    return path
+    save_figure(fig, path)
+    return Path(path)

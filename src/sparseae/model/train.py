@@ -137,28 +137,14 @@ class _Objective:
         return float(f), g
 
 
-def train_chunk(
-    theta0,
-    data,
-    iterations,
-    *,
-    visible_size,
-    hidden_size,
-    lambda_,
-    beta,
-    rho,
-    options: LBFGSOptions | None = None,
-    cost_fn: Callable | None = None,
-    **run,
-) -> ChunkResult:
+def train_chunk(theta0, data, iterations, *, options=None, cost_fn=None, **settings):
     """Up to ``iterations`` L-BFGS iterations of the sparse autoencoder from ``theta0`` (its
-    length is checked by the cost); ``run``: :func:`lbfgs_chunk`'s ``start``, ``progress``,
-    ``dtype`` and ``device``."""
-    model = dict(
-        visible_size=visible_size, hidden_size=hidden_size, lambda_=lambda_, beta=beta, rho=rho
-    )
-    cost, options = cost_fn or autoencoder.cost_and_grad, options or LBFGSOptions()
-    return lbfgs_chunk(cost, theta0, data, iterations, cost_kwargs=model, options=options, **run)
+    length is checked by the cost); ``settings``: the model's ``visible_size``, ``hidden_size``,
+    ``lambda_``, ``beta``, ``rho``, and :func:`lbfgs_chunk`'s ``start``, ``progress``, ``dtype``
+    and ``device``. Returns a :class:`ChunkResult`."""
+    model = {k: settings.pop(k) for k in ("visible_size", "hidden_size", "lambda_", "beta", "rho")}
+    cost, run = cost_fn or autoencoder.cost_and_grad, {"options": options or LBFGSOptions()}
+    return lbfgs_chunk(cost, theta0, data, iterations, cost_kwargs=model, **run, **settings)
 
 
 def lbfgs_chunk(
