@@ -31,13 +31,8 @@ __all__ = [
 def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
     """Rows and columns of the tile grid by the original rule (``cols`` forces the columns)."""
     M = int(num_filters)
-    if M < 1:
-        raise ValueError(f"need at least one filter, got {M}")
     if cols is not None:
-        n = int(cols)
-        if n < 1:
-            raise ValueError(f"cols must be positive, got {cols}")
-        return -(-M // n), n
+        return -(-M // int(cols)), int(cols)
     root = math.isqrt(M)
     if root * root == M:
         return root, root
@@ -183,8 +178,6 @@ def plot_cost_curve(
     costs = np.asarray(costs, dtype=np.float64).reshape(-1)
     if iterations.shape != costs.shape:
         raise ValueError(f"{iterations.size} iterations but {costs.size} costs")
-    if costs.size == 0:
-        raise ValueError("no training records to plot")
     fig, ax = new_figure()
     ax.plot(iterations, costs, color="tab:blue", linewidth=1.2, label="cost J(θ)")
     for index, boundary in enumerate(chunk_boundaries or []):
@@ -241,8 +234,6 @@ def plot_rhohat(
     """Each unit's ``rhohat`` as a point on a stem from the target ``ρ`` (bars from zero would
     hide the deviations the sparsity penalty acts on); returns the figure."""
     rhohat = np.asarray(rhohat, dtype=np.float64).reshape(-1)
-    if rhohat.size == 0 or not np.all(np.isfinite(rhohat)):
-        raise ValueError("rhohat must be a non-empty vector of finite values")
     fig, ax = new_figure()
     units = np.arange(1, rhohat.size + 1)
     ax.vlines(units, rho, rhohat, color="tab:blue", linewidth=0.8, alpha=0.5)
@@ -297,12 +288,7 @@ def plot_units(
     W1 = np.asarray(W1, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
     idx = np.asarray(top_indices, dtype=np.int64)
-    h, v = W1.shape
-    if idx.ndim != 2 or idx.shape[0] != h:
-        raise ValueError(f"top_indices must have shape ({h}, k), got {idx.shape}")
-    if X.ndim != 2 or X.shape[0] != v:
-        raise ValueError(f"data must be {v} × m, got shape {X.shape}")
-    k = idx.shape[1]
+    h, k = idx.shape
     weights = scale_tiles(W1.T)  # (h, sz, sz), or (h, sz, sz, 3)
     examples = scale_tiles(X[:, idx.ravel()]).reshape(h, k, *weights.shape[1:])
     sz = weights.shape[1]
