@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -166,12 +166,7 @@ def save_figure(fig, path):
 
 
 def plot_cost_curve(
-    iterations: Sequence[float],
-    costs: Sequence[float],
-    path: str | os.PathLike,
-    *,
-    chunk_boundaries: Sequence[float] | None = None,
-    title: str = "Sparse autoencoder training cost",
+    iterations, costs, path, *, chunk_boundaries=None, title="Sparse autoencoder training cost"
 ):
     """Cost per L-BFGS iteration (log scale when positive) saved as PNG; returns the figure."""
     iterations = np.asarray(iterations, dtype=np.float64).reshape(-1)
@@ -224,13 +219,7 @@ def _zoom_on_the_tail(ax, iterations: np.ndarray, costs: np.ndarray) -> None:
     inset.grid(True, alpha=0.3)
 
 
-def plot_rhohat(
-    rhohat: np.ndarray,
-    rho: float,
-    path: str | os.PathLike,
-    *,
-    title: str = "Mean activation of each hidden unit",
-):
+def plot_rhohat(rhohat, rho: float, path, *, title: str = "Mean activation of each hidden unit"):
     """Each unit's ``rhohat`` as a point on a stem from the target ``ρ`` (bars from zero would
     hide the deviations the sparsity penalty acts on); returns the figure."""
     rhohat = np.asarray(rhohat, dtype=np.float64).reshape(-1)
@@ -269,25 +258,18 @@ def _mono_font(size: int):
         return ImageFont.load_default(size=size)
 
 
-def plot_units(
-    W1: np.ndarray,
-    data: np.ndarray,
-    top_indices: np.ndarray,
-    *,
-    alignment: np.ndarray,
-    baseline: np.ndarray | None = None,
-    contrast_ratio: np.ndarray | None = None,
-    dead: np.ndarray | None = None,
-    path: str | os.PathLike,
-    title: str = "",
-) -> np.ndarray:
-    """One row per hidden unit: its weight tile, its top-k examples, its figures beside. Writes
-    the PNG atomically and returns its grey image."""
+def plot_units(W1, data, units: Mapping, path: str | os.PathLike, title: str = "") -> np.ndarray:
+    """One row per hidden unit: its weight tile, its top-k examples, its figures beside. ``units``:
+    :func:`~sparseae.analysis.diagnostics.unit_diagnostics`' per-unit arrays (``top_k_indices``,
+    ``alignment_top_k``; ``alignment_random``, ``topk_norm_ratio``, ``dead`` where given).
+    Writes the PNG atomically and returns its grey image."""
     from PIL import Image, ImageDraw
 
     W1 = np.asarray(W1, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
-    idx = np.asarray(top_indices, dtype=np.int64)
+    idx = np.asarray(units["top_k_indices"], dtype=np.int64)
+    alignment, baseline = units["alignment_top_k"], units.get("alignment_random")
+    contrast_ratio, dead = units.get("topk_norm_ratio"), units.get("dead")
     h, k = idx.shape
     weights = scale_tiles(W1.T)  # (h, sz, sz), or (h, sz, sz, 3)
     examples = scale_tiles(X[:, idx.ravel()]).reshape(h, k, *weights.shape[1:])
@@ -340,12 +322,7 @@ def plot_units(
     return np.asarray(image)
 
 
-def plot_confusion_matrix(
-    matrix: np.ndarray | Sequence[Sequence[int]],
-    labels: Sequence,
-    path: str | Path,
-    title: str,
-) -> Path:
+def plot_confusion_matrix(matrix, labels: Sequence, path: str | os.PathLike, title: str) -> Path:
     """Draw a confusion matrix (row: true, column: predicted) as a PNG; returns ``path``."""
     matrix = np.asarray(matrix)
     k = len(labels)

@@ -418,19 +418,13 @@ def diagnose(
     theta, patches, *, json_path, png_path, name: str, trajectory: Mapping, settings: Mapping
 ) -> dict:
     """Rule ``diagnose``: ``diagnostics.json`` and ``units.png``, what each hidden unit does."""
-    from sparseae.analysis.diagnostics import DiagnosticsError, write_diagnostics
+    from sparseae.analysis.diagnostics import write_diagnostics
 
     params = load_theta(theta, name=name, trajectory=trajectory)
     data = load_patches(patches, name=name, experiment=trajectory)
-    try:
-        paths = {"json_path": json_path, "png_path": png_path, "settings": settings}
-        run = {"model": trajectory["model"], "seed": trajectory["seed"]}
-        key = fingerprint(trajectory)
-        record = write_diagnostics(
-            params, data, experiment=name, trajectory_key=key, **paths, **run
-        )
-    except DiagnosticsError as error:
-        raise DiagnosticsError(f"experiment '{name}': {error}") from None
+    paths = {"json_path": json_path, "png_path": png_path, "settings": settings}
+    run = {"model": trajectory["model"], "seed": trajectory["seed"], "experiment": name}
+    record = write_diagnostics(params, data, trajectory_key=fingerprint(trajectory), **paths, **run)
     log.info("%s", ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items()))
     return record
 

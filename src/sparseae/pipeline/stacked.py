@@ -223,24 +223,16 @@ def _pretrained_stack(layer_thetas, softmax_path, hidden):
 
 
 def finetune_chunk(
-    data_path,
-    layer_thetas,
-    softmax_path,
-    previous,
-    output,
-    *,
-    name,
-    trajectory,
-    chunk,
-    progress_every=10,
+    data_path, layers, softmax_path, previous, output, *, name, trajectory, chunk, progress_every=10
 ):
-    """Chunk ``chunk`` of fine-tuning the whole stack (chunk 1 from the pretrained stack)."""
+    """Chunk ``chunk`` of fine-tuning the whole stack (chunk 1 from the pretrained stack of the
+    ``layers``' theta files and ``softmax_path``)."""
     images, labels = _load(data_path, "images", "labels")
     hidden = _hidden_sizes(trajectory)
     cost_kwargs = {"labels": labels, "lambda_": trajectory["softmax"]["lambda_"]}
     cost_kwargs.update(input_size=INPUT_SIZE, hidden_sizes=hidden, num_classes=NUM_CLASSES)
     problem = Problem(
-        initial=lambda: _pretrained_stack(layer_thetas, softmax_path, hidden),
+        initial=lambda: _pretrained_stack(layers, softmax_path, hidden),
         cost_fn=stacked.finetune_cost_and_grad,
         data=images,
         cost_kwargs=cost_kwargs,

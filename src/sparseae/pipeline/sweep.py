@@ -186,13 +186,8 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
     unit_ax.set_title("what the units respond to")
     unit_ax.grid(axis="x", alpha=0.3)
 
-    # One legend under the panels: inside the axes it would hide bars or markers.
-    handles = [
-        handle for ax in (cost_ax, rho_ax, unit_ax) for handle in ax.get_legend_handles_labels()[0]
-    ]
-    fig.legend(
-        handles=handles, loc="outside lower center", ncols=5, fontsize="small", frameon=False
-    )
+    # One legend of every panel's entries under the panels: inside it would hide bars or markers.
+    fig.legend(loc="outside lower center", ncols=5, fontsize="small", frameon=False)
     rho_ax.grid(axis="x", alpha=0.3)
 
     fig.suptitle(title)
@@ -231,14 +226,7 @@ def format_html(table: pd.DataFrame, *, title: str, png: str | os.PathLike) -> s
 
 
 def summarize_sweep(
-    sweep: str,
-    members: Sequence[str],
-    parameters: Mapping[str, str],
-    *,
-    tsv: str | os.PathLike,
-    html_path: str | os.PathLike,
-    png: str | os.PathLike,
-    results: str | os.PathLike = "results",
+    sweep: str, members: Sequence, parameters: Mapping, *, tsv, html_path, png, results="results"
 ) -> pd.DataFrame:
     """Rule ``summarize_sweep``: the table of ``results/<member>`` as TSV, PNG and HTML page."""
     table = sweep_table({name: Path(results) / name for name in members}, parameters)
@@ -253,12 +241,7 @@ def summarize_sweep(
     return table
 
 
-def plot_sweep_filters(
-    sweep: str,
-    tsv: str | os.PathLike,
-    filters: Sequence[str | os.PathLike],
-    path: str | os.PathLike,
-) -> None:
+def plot_sweep_filters(sweep: str, tsv, filters: Sequence, path) -> None:
     """Rule ``plot_sweep_filters``: every member's ``filters.png`` on one contact sheet."""
     import math
 
