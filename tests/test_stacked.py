@@ -68,9 +68,9 @@ def test_stack_from_autoencoders_takes_each_encoder():
         visible_size=4,
         hidden_size=3,
     )
-    top = stacked.stack_activations(
-        theta, data, input_size=INPUT, hidden_sizes=HIDDEN, num_classes=CLASSES
-    )[-1]
+    top = stacked.stack_activations(stacked.unpack_stack(theta, INPUT, HIDDEN, CLASSES)[1], data)[
+        -1
+    ]
     np.testing.assert_allclose(top, features, rtol=0, atol=1e-15)
 
 
@@ -125,9 +125,9 @@ def test_cost_and_gradient_equal_the_loop_computation(seed):
 def test_cost_is_the_softmax_cost_of_the_top_features():
     theta, data, kw = tiny(4)
     softmax_theta, _ = stacked.unpack_stack(theta, INPUT, HIDDEN, CLASSES)
-    top = stacked.stack_activations(
-        theta, data, input_size=INPUT, hidden_sizes=HIDDEN, num_classes=CLASSES
-    )[-1]
+    top = stacked.stack_activations(stacked.unpack_stack(theta, INPUT, HIDDEN, CLASSES)[1], data)[
+        -1
+    ]
     reference, ref_grad = softmax.cost_and_grad(
         softmax_theta.ravel(order="F"), top, labels=kw["labels"], num_classes=CLASSES, lambda_=1e-2
     )

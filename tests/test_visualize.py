@@ -235,7 +235,8 @@ def test_units_figure_rows_hold_the_weight_tile_then_the_top_examples(tmp_path):
     rng = np.random.default_rng(4)
     W1, X = rng.standard_normal((3, 64)), rng.random((64, 40))
     top = np.array([[5, 7], [0, 39], [12, 12]])
-    image = plot_units(W1, X, top, alignment=np.array([0.9, 0.1, -0.2]), path=tmp_path / "u.png")
+    units = {"top_k_indices": top, "alignment_top_k": np.array([0.9, 0.1, -0.2])}
+    image = plot_units(W1, X, units, tmp_path / "u.png")
     with Image.open(tmp_path / "u.png") as written:
         assert np.array_equal(np.asarray(written), image)
     weights, examples = scale_tiles(W1.T), scale_tiles(X[:, top.ravel()]).reshape(3, 2, 8, 8)

@@ -4,7 +4,6 @@ a cosine with means removed) or the examples' contrast picks its top examples (d
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -185,8 +184,7 @@ def unit_diagnostics(
 
 
 def _nanmean(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if finite.size else math.nan
+    return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else math.nan
 
 
 def _jsonable(value: Any) -> Any:
@@ -205,49 +203,26 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_diagnostics(
-    theta: np.ndarray,
-    data: np.ndarray,
-    *,
-    json_path: str | os.PathLike,
-    png_path: str | os.PathLike,
-    experiment: str,
-    model: Mapping,
-    settings: Mapping,
-    seed: int,
-    trajectory_key: str | None = None,
+    theta, data, *, json_path, png_path, experiment, model, settings, seed, trajectory_key=None
 ) -> dict:
-    """Write ``diagnostics.json`` and ``units.png`` for the final ``theta``; returns the record."""
+    """Write ``diagnostics.json`` and ``units.png`` for the final ``theta`` of ``experiment``
+    (named in a :class:`DiagnosticsError`); returns the record."""
     from sparseae.analysis.visualize import plot_units
     from sparseae.config import rng
     from sparseae.io import write_json
 
     settings = {**DEFAULT_SETTINGS, **dict(settings)}
     theta = np.asarray(theta, dtype=np.float64)
-    result = unit_diagnostics(
-        theta,
-        data,
-        visible_size=model["visible_size"],
-        hidden_size=model["hidden_size"],
-        rho=model["rho"],
-        rng=rng(seed, "diagnostics"),
-        output=model.get("output", "sigmoid"),
-        **settings,
-    )
+    kwargs = {k: model[k] for k in ("visible_size", "hidden_size", "rho")}
+    generator, output = rng(seed, "diagnostics"), model.get("output", "sigmoid")
+    try:
+        result = unit_diagnostics(theta, data, rng=generator, output=output, **kwargs, **settings)
+    except DiagnosticsError as error:
+        raise DiagnosticsError(f"experiment '{experiment}': {error}") from None
     W1 = unpack(theta, model["visible_size"], model["hidden_size"])[0]
-    plot_units(
-        W1,
-        data,
-        result["units"]["top_k_indices"],
-        alignment=result["units"]["alignment_top_k"],
-        baseline=result["units"]["alignment_random"],
-        contrast_ratio=result["units"]["topk_norm_ratio"],
-        dead=result["units"]["dead"],
-        path=png_path,
-        title=(
-            f"{experiment}: weights, then the {settings['top_k']} most activating examples\n"
-            f"cos: alignment, top-k (random); ×: contrast of top-k / mean contrast"
-        ),
-    )
+    title = f"{experiment}: weights, then the {settings['top_k']} most activating examples\n"
+    title += "cos: alignment, top-k (random); ×: contrast of top-k / mean contrast"
+    plot_units(W1, data, result["units"], png_path, title)
     record = {key: _jsonable(value) for key, value in result.items() if key != "contrast"}
     record["experiment"] = experiment
     record["settings"] = {**settings, "active_threshold": ACTIVE_THRESHOLD}

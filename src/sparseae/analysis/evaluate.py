@@ -162,16 +162,9 @@ def evaluation_blocks(record: Mapping) -> dict:
             continue
         if isinstance(value, Mapping):
             section(key, value, MEASURED.get(key, ()))
-        elif isinstance(value, list):
-            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-                labels = (
-                    classes
-                    if isinstance(classes, list) and len(classes) == len(value)
-                    else range(len(value))
-                )
-                metrics.update(
-                    {f"{key}.{label}": v for label, v in zip(labels, value, strict=True)}
-                )
+        elif isinstance(value, list):  # per-class figures: one metric per class label
+            labels = classes if len(classes or ()) == len(value) else range(len(value))
+            metrics.update({f"{key}.{label}": v for label, v in zip(labels, value, strict=True)})
         elif isinstance(value, int) and not isinstance(value, bool):
             params[f"evaluation.{key}"] = value  # counts such as n_train
         elif isinstance(value, float):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,8 @@ __all__ = [
     "display_color_network",
     "save_png",
     "save_filter_grid",
+    "new_figure",
+    "save_figure",
     "plot_cost_curve",
     "plot_rhohat",
     "plot_units",
@@ -29,13 +31,8 @@ __all__ = [
 def grid_shape(num_filters: int, cols: int | None = None) -> tuple[int, int]:
     """Rows and columns of the tile grid by the original rule (``cols`` forces the columns)."""
     M = int(num_filters)
-    if M < 1:
-        raise ValueError(f"need at least one filter, got {M}")
     if cols is not None:
-        n = int(cols)
-        if n < 1:
-            raise ValueError(f"cols must be positive, got {cols}")
-        return -(-M // n), n
+        return -(-M // int(cols)), int(cols)
     root = math.isqrt(M)
     if root * root == M:
         return root, root
@@ -84,9 +81,8 @@ def display_color_network(A: np.ndarray, cols: int | None = None) -> np.ndarray:
     """Tile RGB filters (columns of ``A``, s² values per channel, channel after channel, e.g.
     ``(W1 · ZCAWhite)ᵀ``) as the linear-decoder exercise's ``displayColorNetwork``: each
     channel of each tile divided by its largest magnitude, mapped to [0, 1]; white gaps."""
-    A = np.asarray(A, dtype=np.float64)
-    sz = math.isqrt(A.shape[0] // 3) if A.ndim == 2 else 0
-    if sz == 0 or 3 * sz * sz != A.shape[0] or not np.all(np.isfinite(A)):
+    A, _, sz = _square_columns(A)
+    if 3 * sz * sz != A.shape[0] or not np.all(np.isfinite(A)):
         raise ValueError(f"A must be finite, 3 s² × filters (s × s RGB tiles), got {A.shape}")
     if A.min() >= 0:  # as the original: a non-negative basis is centred first
         A = A - A.mean()
@@ -114,13 +110,8 @@ def save_png(array: np.ndarray, path: str | os.PathLike, scale: int = 4) -> None
     from PIL import Image
 
     array = np.asarray(array, dtype=np.float64)
-    if array.ndim != 2:
-        raise ValueError(f"array must be 2-D, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError("array contains non-finite values")
-    scale = int(scale)
-    if scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale}")
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(grey_pixels(array, scale), mode="L").save(tmp, format="PNG")
 
@@ -157,37 +148,32 @@ def save_filter_grid(A: np.ndarray, png, npy, *, edge: int = 600, colour=False) 
     return array
 
 
-def _new_figure(size=(7.0, 4.5)):
+def new_figure(size=(7.0, 4.5), rows: int = 1, cols: int = 1, **subplots):
+    """A figure on matplotlib's Agg canvas (no pyplot state) and its ``rows × cols`` axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=size, dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
+    return fig, fig.subplots(rows, cols, **subplots)
 
 
-def _save_figure(fig, path):
+def save_figure(fig, path):
+    """Write ``fig`` as a PNG atomically; returns it."""
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
     return fig
 
 
 def plot_cost_curve(
-    iterations: Sequence[float],
-    costs: Sequence[float],
-    path: str | os.PathLike,
-    *,
-    chunk_boundaries: Sequence[float] | None = None,
-    title: str = "Sparse autoencoder training cost",
+    iterations, costs, path, *, chunk_boundaries=None, title="Sparse autoencoder training cost"
 ):
     """Cost per L-BFGS iteration (log scale when positive) saved as PNG; returns the figure."""
     iterations = np.asarray(iterations, dtype=np.float64).reshape(-1)
     costs = np.asarray(costs, dtype=np.float64).reshape(-1)
     if iterations.shape != costs.shape:
         raise ValueError(f"{iterations.size} iterations but {costs.size} costs")
-    if costs.size == 0:
-        raise ValueError("no training records to plot")
-    fig, ax = _new_figure()
+    fig, ax = new_figure()
     ax.plot(iterations, costs, color="tab:blue", linewidth=1.2, label="cost J(θ)")
     for index, boundary in enumerate(chunk_boundaries or []):
         label = "chunk boundary (warm restart)" if index == 0 else None
@@ -200,7 +186,7 @@ def plot_cost_curve(
     ax.set_title(f"{title}\nfinal cost {costs[-1]:.6g} after iteration {iterations[-1]:.0f}")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper right")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def _log_axis_ticks(ax, low: float, high: float) -> None:
@@ -233,19 +219,11 @@ def _zoom_on_the_tail(ax, iterations: np.ndarray, costs: np.ndarray) -> None:
     inset.grid(True, alpha=0.3)
 
 
-def plot_rhohat(
-    rhohat: np.ndarray,
-    rho: float,
-    path: str | os.PathLike,
-    *,
-    title: str = "Mean activation of each hidden unit",
-):
+def plot_rhohat(rhohat, rho: float, path, *, title: str = "Mean activation of each hidden unit"):
     """Each unit's ``rhohat`` as a point on a stem from the target ``ρ`` (bars from zero would
     hide the deviations the sparsity penalty acts on); returns the figure."""
     rhohat = np.asarray(rhohat, dtype=np.float64).reshape(-1)
-    if rhohat.size == 0 or not np.all(np.isfinite(rhohat)):
-        raise ValueError("rhohat must be a non-empty vector of finite values")
-    fig, ax = _new_figure()
+    fig, ax = new_figure()
     units = np.arange(1, rhohat.size + 1)
     ax.vlines(units, rho, rhohat, color="tab:blue", linewidth=0.8, alpha=0.5)
     ax.plot(units, rhohat, "o", color="tab:blue", markersize=4, label="ρ̂ (mean activation)")
@@ -260,7 +238,7 @@ def plot_rhohat(
     pad = 0.1 * (high - low) or 0.1 * rho
     ax.set_ylim(low - pad, high + 3 * pad)  # headroom for the legend
     ax.legend(loc="upper right")
-    return _save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 #: Units per column of :func:`plot_units` before the rows wrap into another column.
@@ -280,31 +258,19 @@ def _mono_font(size: int):
         return ImageFont.load_default(size=size)
 
 
-def plot_units(
-    W1: np.ndarray,
-    data: np.ndarray,
-    top_indices: np.ndarray,
-    *,
-    alignment: np.ndarray,
-    baseline: np.ndarray | None = None,
-    contrast_ratio: np.ndarray | None = None,
-    dead: np.ndarray | None = None,
-    path: str | os.PathLike,
-    title: str = "",
-) -> np.ndarray:
-    """One row per hidden unit: its weight tile, its top-k examples, its figures beside. Writes
-    the PNG atomically and returns its grey image."""
+def plot_units(W1, data, units: Mapping, path: str | os.PathLike, title: str = "") -> np.ndarray:
+    """One row per hidden unit: its weight tile, its top-k examples, its figures beside. ``units``:
+    :func:`~sparseae.analysis.diagnostics.unit_diagnostics`' per-unit arrays (``top_k_indices``,
+    ``alignment_top_k``; ``alignment_random``, ``topk_norm_ratio``, ``dead`` where given).
+    Writes the PNG atomically and returns its grey image."""
     from PIL import Image, ImageDraw
 
     W1 = np.asarray(W1, dtype=np.float64)
     X = np.asarray(data, dtype=np.float64)
-    idx = np.asarray(top_indices, dtype=np.int64)
-    h, v = W1.shape
-    if idx.ndim != 2 or idx.shape[0] != h:
-        raise ValueError(f"top_indices must have shape ({h}, k), got {idx.shape}")
-    if X.ndim != 2 or X.shape[0] != v:
-        raise ValueError(f"data must be {v} × m, got shape {X.shape}")
-    k = idx.shape[1]
+    idx = np.asarray(units["top_k_indices"], dtype=np.int64)
+    alignment, baseline = units["alignment_top_k"], units.get("alignment_random")
+    contrast_ratio, dead = units.get("topk_norm_ratio"), units.get("dead")
+    h, k = idx.shape
     weights = scale_tiles(W1.T)  # (h, sz, sz), or (h, sz, sz, 3)
     examples = scale_tiles(X[:, idx.ravel()]).reshape(h, k, *weights.shape[1:])
     sz = weights.shape[1]
@@ -356,24 +322,14 @@ def plot_units(
     return np.asarray(image)
 
 
-def plot_confusion_matrix(
-    matrix: np.ndarray | Sequence[Sequence[int]],
-    labels: Sequence,
-    path: str | Path,
-    title: str,
-) -> Path:
+def plot_confusion_matrix(matrix, labels: Sequence, path: str | os.PathLike, title: str) -> Path:
     """Draw a confusion matrix (row: true, column: predicted) as a PNG; returns ``path``."""
     matrix = np.asarray(matrix)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"confusion matrix must be square, got shape {matrix.shape}")
-    if len(labels) != matrix.shape[0]:
-        raise ValueError(f"{len(labels)} labels for a {matrix.shape[0]}×{matrix.shape[0]} matrix")
-    if np.any(matrix < 0) or not np.all(np.isfinite(matrix)):
-        raise ValueError("confusion matrix entries must be finite counts >= 0")
-
-    k = matrix.shape[0]
+    k = len(labels)
+    if matrix.shape != (k, k):
+        raise ValueError(f"confusion matrix must be square, {k} × {k}, got shape {matrix.shape}")
     size = 1.6 + 0.55 * k
-    fig, ax = _new_figure(size=(size + 1.2, size))
+    fig, ax = new_figure((size + 1.2, size))
     image = ax.imshow(matrix, cmap="Blues", vmin=0, interpolation="nearest")
     fig.colorbar(image, ax=ax, label="count")
     threshold = matrix.max() / 2 if matrix.size else 0
@@ -387,6 +343,5 @@ def plot_confusion_matrix(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=10)
-    path = Path(path)
-    _save_figure(fig, path)
-    return path
+    save_figure(fig, path)
+    return Path(path)

@@ -56,8 +56,6 @@ def unpack_stack(theta, input_size: int, hidden_sizes: Sequence[int], num_classe
 def pack_stack(softmax_theta, layers) -> np.ndarray:
     """Inverse of :func:`unpack_stack`: ``[θ(:); W¹(:); b¹; …]`` (column-major), float64."""
     softmax_theta = np.asarray(softmax_theta)
-    if softmax_theta.ndim != 2 or not layers:
-        raise ValueError("softmax_theta must be 2-D (classes × last hidden) and layers non-empty")
     parts = [softmax_theta.ravel(order="F")]
     previous = None
     for index, (W, b) in enumerate(layers, start=1):
@@ -86,11 +84,9 @@ def stack_from_autoencoders(softmax_theta, autoencoder_thetas, input_size: int, 
     return pack_stack(softmax_theta, layers)
 
 
-def stack_activations(theta, data, *, input_size, hidden_sizes, num_classes) -> list:
-    """Activations ``[a¹ = x, a², …, aᴸ⁺¹]`` of every encoder layer (float64, units × m)."""
-    _, layers = unpack_stack(
-        np.asarray(theta, dtype=np.float64), input_size, hidden_sizes, num_classes
-    )
+def stack_activations(layers, data) -> list:
+    """Activations ``[a¹ = x, a², …, aᴸ⁺¹]`` of every encoder layer ``(W, b)`` of ``layers``
+    (:func:`unpack_stack`; float64, units × m)."""
     activations = [np.asarray(data, dtype=np.float64)]
     for W, b in layers:
         z = W @ activations[-1]
@@ -101,9 +97,9 @@ def stack_activations(theta, data, *, input_size, hidden_sizes, num_classes) -> 
 
 def predict(theta, data, *, input_size, hidden_sizes, num_classes) -> np.ndarray:
     """Most probable class (``0 … num_classes-1``) of each column of ``data``."""
-    shape = dict(input_size=input_size, hidden_sizes=hidden_sizes, num_classes=num_classes)
-    softmax_theta, _ = unpack_stack(np.asarray(theta, dtype=np.float64), **shape)
-    return softmax.predict(softmax_theta, stack_activations(theta, data, **shape)[-1])
+    theta = np.asarray(theta, dtype=np.float64)
+    softmax_theta, layers = unpack_stack(theta, input_size, hidden_sizes, num_classes)
+    return softmax.predict(softmax_theta, stack_activations(layers, data)[-1])
 
 
 def finetune_cost_and_grad(
@@ -113,9 +109,7 @@ def finetune_cost_and_grad(
     ``lambda_`` decays the softmax weights only; equations in ``docs/stacked.md``."""
     theta = np.asarray(theta, dtype=np.float64)
     softmax_theta, layers = unpack_stack(theta, input_size, hidden_sizes, num_classes)
-    activations = stack_activations(
-        theta, data, input_size=input_size, hidden_sizes=hidden_sizes, num_classes=num_classes
-    )
+    activations = stack_activations(layers, data)
     a = activations[-1]
     cost, grad_softmax, error = softmax.layer_cost(softmax_theta, a, labels, lambda_)
     delta = (softmax_theta.T @ error) * a * (1.0 - a)  # (1/m) δᴸ⁺¹

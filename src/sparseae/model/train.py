@@ -119,13 +119,8 @@ class _Objective:
     def __call__(self, x):
         f, g = self.cost_fn(x, self.data, **self.kwargs)
         self.count += 1
-        # scipy may reuse x's buffer; keep our own copy of the point.
-        if arrays.foreign(x):
-            self.x = x  # minimize_lbfgs passes a new array each time
-        elif self.x is None or self.x.shape != x.shape:
-            self.x = np.array(x, dtype=np.float64)
-        else:
-            self.x[...] = x
+        # scipy may reuse x's buffer: keep a copy (minimize_lbfgs passes a new array each time).
+        self.x = x if arrays.foreign(x) else np.array(x, dtype=np.float64)
         self.f, self.g = float(f), g
         return f, g
 
@@ -137,28 +132,14 @@ class _Objective:
         return float(f), g
 
 
-def train_chunk(
-    theta0,
-    data,
-    iterations,
-    *,
-    visible_size,
-    hidden_size,
-    lambda_,
-    beta,
-    rho,
-    options: LBFGSOptions | None = None,
-    cost_fn: Callable | None = None,
-    **run,
-) -> ChunkResult:
+def train_chunk(theta0, data, iterations, *, options=None, cost_fn=None, **settings):
     """Up to ``iterations`` L-BFGS iterations of the sparse autoencoder from ``theta0`` (its
-    length is checked by the cost); ``run``: :func:`lbfgs_chunk`'s ``start``, ``progress``,
-    ``dtype`` and ``device``."""
-    model = dict(
-        visible_size=visible_size, hidden_size=hidden_size, lambda_=lambda_, beta=beta, rho=rho
-    )
-    cost, options = cost_fn or autoencoder.cost_and_grad, options or LBFGSOptions()
-    return lbfgs_chunk(cost, theta0, data, iterations, cost_kwargs=model, options=options, **run)
+    length is checked by the cost); ``settings``: the model's ``visible_size``, ``hidden_size``,
+    ``lambda_``, ``beta``, ``rho``, and :func:`lbfgs_chunk`'s ``start``, ``progress``, ``dtype``
+    and ``device``. Returns a :class:`ChunkResult`."""
+    model = {k: settings.pop(k) for k in ("visible_size", "hidden_size", "lambda_", "beta", "rho")}
+    cost, run = cost_fn or autoencoder.cost_and_grad, {"options": options or LBFGSOptions()}
+    return lbfgs_chunk(cost, theta0, data, iterations, cost_kwargs=model, **run, **settings)
 
 
 def lbfgs_chunk(
@@ -191,8 +172,6 @@ def lbfgs_chunk(
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
         data = np.ascontiguousarray(data, dtype=np.dtype(dtype))
     iterations = int(iterations)
-    if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}")
     first, evals0, seconds0 = int(start["iteration"]), int(start["fun_evals"]), start["seconds"]
     budget_iter = min(iterations, options.maxiter - first)
     budget_fun = options.maxfun - evals0
@@ -270,22 +249,14 @@ _LBFGS_STATUS = {"converged": 0, "budget": 1, "evaluations": 1, "abnormal": 2}
 
 def records_to_arrays(records) -> dict:
     """Records (list of dicts) as one 1-D array per field, in :data:`RECORD_FIELDS` order."""
-    out = {}
-    for field in RECORD_FIELDS:
-        try:
-            values = [r[field] for r in records]
-        except KeyError as err:
-            raise ValueError(f"training record lacks field {err.args[0]!r}") from None
-        out[field] = np.asarray(values, dtype=_RECORD_DTYPES[field]).reshape(len(values))
-    return out
+    dtypes, n = _RECORD_DTYPES, len(records)  # reshape: 1-D even when there are none
+    return {f: np.array([r[f] for r in records], dtypes[f]).reshape(n) for f in RECORD_FIELDS}
 
 
 def save_checkpoint(path, theta, records, meta) -> None:
     """Write a chunk checkpoint ``.npz`` atomically: ``theta``, one array per record field
     and ``meta`` as JSON (no pickle)."""
     theta = np.asarray(theta, dtype=np.float64)
-    if theta.ndim != 1:
-        raise ValueError(f"theta must be 1-D, got shape {theta.shape}")
     arrays = records_to_arrays(records)
     meta_json = json.dumps(meta if meta is not None else {}, sort_keys=True)
     with atomic_path(path, suffix=".npz") as tmp:

@@ -213,10 +213,10 @@ def check_gradient(patches, output, *, name: str, trajectory: Mapping, gradcheck
     data = load_patches(patches, name=name, experiment=trajectory)[:, : gradcheck["num_examples"]]
     # float64 whatever training.dtype: the check compares gradients to about 1e-9.
     data = data.astype(np.float64)
-    settings = {k: gradcheck[k] for k in ("hidden_size", "epsilon", "bound")}
-    settings.update({k: model[k] for k in ("lambda_", "beta", "rho")}, data=data)
-    settings["output"] = model.get("output", "sigmoid")
-    result = gradient_check.check_gradient(rng=rng(trajectory["seed"], "gradcheck"), **settings)
+    # The check's own hidden_size replaces the model's (visible_size is the data's).
+    settings = {**cost_settings(model), "data": data, "rng": rng(trajectory["seed"], "gradcheck")}
+    settings.update({k: gradcheck[k] for k in ("hidden_size", "epsilon", "bound")})
+    result = gradient_check.check_gradient(**settings)
     log.info("quadratic sanity check: %.4e (expected about 2.1e-12)", result["quadratic"])
     gradient_check.require_passed(
         result,
@@ -413,19 +413,13 @@ def diagnose(
     theta, patches, *, json_path, png_path, name: str, trajectory: Mapping, settings: Mapping
 ) -> dict:
     """Rule ``diagnose``: ``diagnostics.json`` and ``units.png``, what each hidden unit does."""
-    from sparseae.analysis.diagnostics import DiagnosticsError, write_diagnostics
+    from sparseae.analysis.diagnostics import write_diagnostics
 
     params = load_theta(theta, name=name, trajectory=trajectory)
     data = load_patches(patches, name=name, experiment=trajectory)
-    try:
-        paths = {"json_path": json_path, "png_path": png_path, "settings": settings}
-        run = {"model": trajectory["model"], "seed": trajectory["seed"]}
-        key = fingerprint(trajectory)
-        record = write_diagnostics(
-            params, data, experiment=name, trajectory_key=key, **paths, **run
-        )
-    except DiagnosticsError as error:
-        raise DiagnosticsError(f"experiment '{name}': {error}") from None
+    paths = {"json_path": json_path, "png_path": png_path, "settings": settings}
+    run = {"model": trajectory["model"], "seed": trajectory["seed"], "experiment": name}
+    record = write_diagnostics(params, data, trajectory_key=fingerprint(trajectory), **paths, **run)
     log.info("%s", ", ".join(f"{k} {v:.4g}" for k, v in record["metrics"].items()))
     return record
 
@@ -443,11 +437,6 @@ def evaluate(
 
     key = f"experiments.{name}"
     dataset = trajectory["dataset"]
-    if not settings["enabled"]:
-        raise ConfigError(
-            f"config key '{key}.evaluation.enabled' is false, so there is no evaluation to make "
-            f"for '{name}'; allowed: set it to true (digit sources with dataset.digits set)"
-        )
     images, labels = datasets.load_mnist(
         Path(resources) / dataset["source"], dataset["split"], dataset["num_images"]
     )

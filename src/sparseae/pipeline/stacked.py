@@ -33,9 +33,9 @@ from sparseae.io import (
 )
 from sparseae.model import autoencoder, softmax, stacked
 from sparseae.pipeline.chunks import Problem, Run, read_checkpoint, read_chunks, run_chunk
+from sparseae.pipeline.experiment import cost_settings
 
 log = logging.getLogger("sparseae.stacked")
-AUTOENCODER_KEYS = ("visible_size", "hidden_size", "lambda_", "beta", "rho")
 
 
 def write_stacked_config(path, name: str, experiment: Mapping) -> dict:
@@ -169,7 +169,7 @@ def train_layer_chunk(
         initial=lambda: autoencoder.initialize_parameters(h, v, np.random.default_rng(seed)),
         cost_fn=autoencoder.cost_and_grad,
         data=data,
-        cost_kwargs={k: model[k] for k in AUTOENCODER_KEYS},
+        cost_kwargs=cost_settings(model),
         iterations=trajectory["pretraining"]["iterations_per_chunk"],
     )
     run = _run(name, trajectory, output)
@@ -223,24 +223,16 @@ def _pretrained_stack(layer_thetas, softmax_path, hidden):
 
 
 def finetune_chunk(
-    data_path,
-    layer_thetas,
-    softmax_path,
-    previous,
-    output,
-    *,
-    name,
-    trajectory,
-    chunk,
-    progress_every=10,
+    data_path, layers, softmax_path, previous, output, *, name, trajectory, chunk, progress_every=10
 ):
-    """Chunk ``chunk`` of fine-tuning the whole stack (chunk 1 from the pretrained stack)."""
+    """Chunk ``chunk`` of fine-tuning the whole stack (chunk 1 from the pretrained stack of the
+    ``layers``' theta files and ``softmax_path``)."""
     images, labels = _load(data_path, "images", "labels")
     hidden = _hidden_sizes(trajectory)
     cost_kwargs = {"labels": labels, "lambda_": trajectory["softmax"]["lambda_"]}
     cost_kwargs.update(input_size=INPUT_SIZE, hidden_sizes=hidden, num_classes=NUM_CLASSES)
     problem = Problem(
-        initial=lambda: _pretrained_stack(layer_thetas, softmax_path, hidden),
+        initial=lambda: _pretrained_stack(layers, softmax_path, hidden),
         cost_fn=stacked.finetune_cost_and_grad,
         data=images,
         cost_kwargs=cost_kwargs,
@@ -320,21 +312,17 @@ def evaluate_stacked(
 
 def plot_stacked(stack_path, stage_chunks: Mapping, outputs: Mapping, *, name, hidden_sizes):
     """Layer 1's filter grid before and after fine-tuning, and every stage's cost curve."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from sparseae.analysis.visualize import display_network, save_png
+    from sparseae.analysis.visualize import display_network, new_figure, save_figure, save_png
 
     pretrained, finetuned = _load(stack_path, "pretrained", "finetuned")
     hidden = list(hidden_sizes)
     for when, theta in (("before", pretrained), ("after", finetuned)):
         _, layers = stacked.unpack_stack(theta, INPUT_SIZE, hidden, NUM_CLASSES)
         save_png(display_network(np.asarray(layers[0][0]).T), outputs[f"filters_{when}"], 2)
-    fig = Figure(figsize=(4.0 * len(stage_chunks), 3.6), dpi=100)
-    FigureCanvasAgg(fig)
-    for index, (stage, paths) in enumerate(stage_chunks.items(), start=1):
+    n = len(stage_chunks)
+    fig, axes = new_figure((4.0 * n, 3.6), 1, n, squeeze=False)
+    for ax, (stage, paths) in zip(axes[0], stage_chunks.items(), strict=True):
         _, records, metas = read_chunks(paths)
-        ax = fig.add_subplot(1, len(stage_chunks), index)
         iterations = [r["iteration"] for r in records]
         costs = [r["cost"] for r in records]
         ax.plot(iterations, costs, color="tab:blue", linewidth=1.2)
@@ -346,6 +334,4 @@ def plot_stacked(stack_path, stage_chunks: Mapping, outputs: Mapping, *, name, h
         ax.set_title(f"{stage}: final {costs[-1]:.4g}" if costs else stage, fontsize=10)
         ax.grid(True, alpha=0.3)
     fig.suptitle(f"{name}: cost per iteration of each stage (dashed: chunk boundaries)")
-    fig.tight_layout()
-    with atomic_path(outputs["curves"], suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, outputs["curves"])

@@ -20,7 +20,7 @@ import pandas as pd
 
 from sparseae.config.sweeps import format_value
 from sparseae.errors import SweepError
-from sparseae.io import atomic_path, atomic_write, read_json
+from sparseae.io import atomic_write, read_json
 
 #: Result columns after the parameter columns: (column, file, key in that file).
 RESULT_COLUMNS = (
@@ -125,16 +125,14 @@ def member_labels(table: pd.DataFrame) -> list[str]:
 def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> None:
     """PNG of a :func:`sweep_table`: final cost and its terms, rhohat against rho, unit
     diagnostics, one row per member."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    from sparseae.analysis.visualize import new_figure, save_figure
 
     n = len(table)
     labels = member_labels(table)
     y = np.arange(n)[::-1]  # first member at the top
-    fig = Figure(figsize=(17.0, 2.0 + 0.42 * n), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    cost_ax, rho_ax, unit_ax = fig.subplots(1, 3, sharey=True)
+    fig, (cost_ax, rho_ax, unit_ax) = new_figure((17.0, 2.0 + 0.42 * n), 1, 3, sharey=True)
 
     left = np.zeros(n)
     for column, colour, label in (
@@ -188,18 +186,12 @@ def plot_sweep(table: pd.DataFrame, path: str | os.PathLike, *, title: str) -> N
     unit_ax.set_title("what the units respond to")
     unit_ax.grid(axis="x", alpha=0.3)
 
-    # One legend under the panels: inside the axes it would hide bars or markers.
-    handles = [
-        handle for ax in (cost_ax, rho_ax, unit_ax) for handle in ax.get_legend_handles_labels()[0]
-    ]
-    fig.legend(
-        handles=handles, loc="outside lower center", ncols=5, fontsize="small", frameon=False
-    )
+    # One legend of every panel's entries under the panels: inside it would hide bars or markers.
+    fig.legend(loc="outside lower center", ncols=5, fontsize="small", frameon=False)
     rho_ax.grid(axis="x", alpha=0.3)
 
     fig.suptitle(title)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, path)
 
 
 def read_sweep_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -234,14 +226,7 @@ def format_html(table: pd.DataFrame, *, title: str, png: str | os.PathLike) -> s
 
 
 def summarize_sweep(
-    sweep: str,
-    members: Sequence[str],
-    parameters: Mapping[str, str],
-    *,
-    tsv: str | os.PathLike,
-    html_path: str | os.PathLike,
-    png: str | os.PathLike,
-    results: str | os.PathLike = "results",
+    sweep: str, members: Sequence, parameters: Mapping, *, tsv, html_path, png, results="results"
 ) -> pd.DataFrame:
     """Rule ``summarize_sweep``: the table of ``results/<member>`` as TSV, PNG and HTML page."""
     table = sweep_table({name: Path(results) / name for name in members}, parameters)
@@ -256,18 +241,13 @@ def summarize_sweep(
     return table
 
 
-def plot_sweep_filters(
-    sweep: str,
-    tsv: str | os.PathLike,
-    filters: Sequence[str | os.PathLike],
-    path: str | os.PathLike,
-) -> None:
+def plot_sweep_filters(sweep: str, tsv, filters: Sequence, path) -> None:
     """Rule ``plot_sweep_filters``: every member's ``filters.png`` on one contact sheet."""
     import math
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from PIL import Image
+
+    from sparseae.analysis.visualize import new_figure, save_figure
 
     table = read_sweep_table(tsv)
     filters = list(filters)
@@ -276,9 +256,8 @@ def plot_sweep_filters(
     n = len(filters)
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(3.2 * cols, 3.4 * rows + 0.6), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    fig, axes = new_figure((3.2 * cols, 3.4 * rows + 0.6), rows, cols, squeeze=False)
+    axes = axes.ravel()
     labels = member_labels(table)
     for ax, image_path, label, name in zip(
         axes, filters, labels, table["experiment"], strict=False
@@ -294,6 +273,5 @@ def plot_sweep_filters(
     low, high = int(table["iterations"].min()), int(table["iterations"].max())
     iterations = f"{low}" if low == high else f"{low}-{high}"
     fig.suptitle(f"sweep {sweep}: learned filters of its {n} members after {iterations} iterations")
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, path)
     logging.getLogger(__name__).info("sweep %s: contact sheet -> %s", sweep, path)
