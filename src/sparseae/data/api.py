@@ -117,13 +117,6 @@ def load_images(
     return images
 
 
-def _mnist_path(folder: Path, name: str) -> Path:
-    path = folder / name
-    plain = folder / name.removesuffix(".gz")
-    # UFLDL's exercises ship the decompressed files; read those when the .gz is absent.
-    return plain if not path.exists() and plain.exists() else path
-
-
 def load_mnist(
     dest: str | os.PathLike | None, split: str = "train", num_images: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -172,8 +165,12 @@ def source_files(
         return sample_photo_files()
     if src.loader == "image-folder":
         return list_image_folder(_image_folder(path, dest))
-    folder = _dest(src, dest)
-    return [_mnist_path(folder, spec.name) for spec in src.select(split=split)]
+    folder, paths = _dest(src, dest), []
+    for spec in src.select(split=split):
+        path, plain = folder / spec.name, folder / spec.name.removesuffix(".gz")
+        # UFLDL's exercises ship the decompressed files; read those when the .gz is absent.
+        paths.append(plain if not path.exists() and plain.exists() else path)
+    return paths
 
 
 def dataset_checksum(

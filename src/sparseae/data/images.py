@@ -82,9 +82,7 @@ def read_mat(path: str | os.PathLike, variables: Sequence[str]) -> dict[str, np.
         )
     try:
         found = _load_mat_v73(path, variables) if v73 else scipy.io.loadmat(path)
-    except NotImplementedError as exc:  # scipy's message for HDF5-based files
-        raise DatasetError(f"{path}: {exc}") from None
-    except Exception as exc:  # scipy raises ValueError, TypeError, MatReadError...
+    except Exception as exc:  # scipy: ValueError, MatReadError...; v7.3 went to h5py above
         raise DatasetError(
             f"cannot read {path} as a MATLAB {'v7.3 ' * v73}.mat file: {type(exc).__name__}: {exc}"
         ) from None
@@ -280,11 +278,10 @@ def sample_photo_files() -> list[Path]:
 
 
 def _centred_tiles(image: np.ndarray, tile: int) -> list[np.ndarray]:
-    rows, cols = image.shape[0] // tile, image.shape[1] // tile
-    top = (image.shape[0] - rows * tile) // 2
-    left = (image.shape[1] - cols * tile) // 2
+    (rows, top), (cols, left) = (divmod(n, tile) for n in image.shape[:2])
+    centred = image[top // 2 :, left // 2 :]  # the margins left over split evenly
     return [
-        image[top + r * tile : top + (r + 1) * tile, left + c * tile : left + (c + 1) * tile]
+        centred[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile]
         for r in range(rows)
         for c in range(cols)
     ]
