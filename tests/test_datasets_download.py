@@ -21,16 +21,15 @@ from http_mirror import MNIST_TEST_FILES, MirrorServer
 
 from sparseae.data import (
     SOURCES,
-    ChecksumError,
     DatasetError,
-    DownloadError,
     fetch,
     fetch_source,
     file_digests,
     load_mnist,
-    read_idx,
-    source_from_config,
 )
+from sparseae.data.idx import read_idx
+from sparseae.data.sources import source_from_config
+from sparseae.errors import ChecksumError, DownloadError
 
 pytestmark = pytest.mark.fast
 

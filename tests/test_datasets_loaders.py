@@ -14,18 +14,9 @@ import scipy.io
 from PIL import Image
 from shared_data import shared_file
 
-from sparseae.data import (
-    IMAGES_MAGIC,
-    LABELS_MAGIC,
-    DatasetError,
-    dataset_checksum,
-    load_images,
-    load_mat_images,
-    load_mnist,
-    read_idx,
-    sample_photo_files,
-)
-from sparseae.data.images import SAMPLE_TILE
+from sparseae.data import DatasetError, dataset_checksum, load_images, load_mnist
+from sparseae.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
+from sparseae.data.images import SAMPLE_TILE, load_mat_images, sample_photo_files
 from sparseae.data.whitening import whiten_images
 
 pytestmark = pytest.mark.fast

@@ -273,7 +273,7 @@ def trained(folder):
     experiment.sample_patches(
         folder / "patches.npz", name="natural", data=experiment.data_config(exp)
     )
-    chunk = experiment.chunk_path(folder, 1)
+    chunk = folder / "chunks" / "1.npz"
     experiment.train_chunk(
         chunk,
         k=1,

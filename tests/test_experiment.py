@@ -53,18 +53,23 @@ def folder(tmp_path):
     return tmp_path
 
 
+def chunk_path(folder, k: int):
+    """The checkpoint of chunk ``k`` as the workflow names it: ``<folder>/chunks/<k>.npz``."""
+    return folder / "chunks" / f"{k}.npz"
+
+
 def train(folder, exp, chunks, name="natural"):
     trajectory = trajectory_config(exp)
     for k in range(1, chunks + 1):
         experiment.train_chunk(
-            experiment.chunk_path(folder, k),
+            chunk_path(folder, k),
             k=k,
-            previous=experiment.chunk_path(folder, k - 1) if k > 1 else None,
+            previous=chunk_path(folder, k - 1) if k > 1 else None,
             patches=folder / "patches.npz",
             name=name,
             trajectory=trajectory,
         )
-    return [experiment.chunk_path(folder, k) for k in range(1, chunks + 1)]
+    return [chunk_path(folder, k) for k in range(1, chunks + 1)]
 
 
 def finalize(folder, exp, chunks):
@@ -198,12 +203,12 @@ def test_a_checkpoint_of_another_dtype_is_refused_on_resume(folder, tmp_path_fac
     (chunk1,) = train(other, exp32, 1)
     with pytest.raises(experiment.ForeignResultError, match="training.dtype") as error:
         experiment.train_chunk(
-            experiment.chunk_path(folder, 2), k=2, previous=chunk1,
+            chunk_path(folder, 2), k=2, previous=chunk1,
             patches=folder / "patches.npz", name="natural",
             trajectory=trajectory_config(resolved()),
         )  # fmt: skip
     assert "results/natural/chunks/" in str(error.value)
-    assert not experiment.chunk_path(folder, 2).exists()
+    assert not chunk_path(folder, 2).exists()
 
 
 def test_a_killed_writers_temporary_file_is_removed_and_chunks_are_exact_reruns(folder, caplog):
@@ -237,7 +242,7 @@ def test_a_corrupt_checkpoint_names_the_file_and_the_fix(folder):
     chunks[0].write_bytes(b"not a zip archive")
     with pytest.raises(experiment.ResultFileError) as error:
         experiment.train_chunk(
-            experiment.chunk_path(folder, 2),
+            chunk_path(folder, 2),
             k=2,
             previous=chunks[0],
             patches=folder / "patches.npz",
@@ -257,7 +262,7 @@ def test_a_checkpoint_with_nan_parameters_names_the_file(folder):
     # A damaged file (or a diverged run), not a foreign one: the reader names it and the fix.
     with pytest.raises(experiment.ResultFileError, match=str(chunks[0])) as error:
         experiment.train_chunk(
-            experiment.chunk_path(folder, 2),
+            chunk_path(folder, 2),
             k=2,
             previous=chunks[0],
             patches=folder / "patches.npz",
@@ -286,7 +291,7 @@ def test_a_non_finite_cost_is_an_abnormal_stop_in_log_checkpoint_and_summary(
     monkeypatch.setattr(autoencoder, "cost_and_grad", nan_after_six)
     with caplog.at_level(logging.INFO, logger="sparseae.pipeline.experiment"):
         meta = experiment.train_chunk(
-            experiment.chunk_path(folder, 1),
+            chunk_path(folder, 1),
             k=1,
             previous=None,
             patches=folder / "patches.npz",
@@ -299,10 +304,10 @@ def test_a_non_finite_cost_is_an_abnormal_stop_in_log_checkpoint_and_summary(
     assert 0 < stop["iterations"] < 20
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "abnormal" in warnings[0] and "chunk 1" in warnings[0]
-    with np.load(experiment.chunk_path(folder, 1), allow_pickle=False) as archive:
+    with np.load(chunk_path(folder, 1), allow_pickle=False) as archive:
         assert np.all(np.isfinite(archive["theta"]))
         assert json.loads(str(archive["meta"][()]))["stop"] == stop
-    summary = finalize(folder, exp, [experiment.chunk_path(folder, 1)])
+    summary = finalize(folder, exp, [chunk_path(folder, 1)])
     assert summary["stop"]["reason"] == "abnormal" and summary["chunk_stops"] == [stop]
     written = json.loads((folder / "summary.json").read_text())
     assert written["stop"]["reason"] == "abnormal" and written["converged"] is False

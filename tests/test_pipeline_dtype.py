@@ -46,7 +46,7 @@ def float64_steps(workdir, folder) -> dict:
     trajectory = trajectory_config(exp)
     patches, resources = folder / "patches.npz", workdir / "resources"  # fetched by the run
     steps.sample_patches(patches, name="natural", data=steps.data_config(exp), resources=resources)
-    chunks = [steps.chunk_path(folder, k) for k in range(1, CHUNKS + 1)]
+    chunks = [folder / "chunks" / f"{k}.npz" for k in range(1, CHUNKS + 1)]
     for k, path in enumerate(chunks, start=1):
         previous = chunks[k - 2] if k > 1 else None
         steps.train_chunk(

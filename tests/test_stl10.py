@@ -11,15 +11,8 @@ import pytest
 from PIL import Image
 from stl10_archive import image_bytes, make_archive
 
-from sparseae.data import (
-    SOURCES,
-    ChecksumError,
-    DatasetError,
-    DownloadError,
-    fetch_source,
-    load_images,
-    stl10,
-)
+from sparseae.data import SOURCES, DatasetError, fetch_source, load_images, stl10
+from sparseae.errors import ChecksumError, DownloadError
 
 pytestmark = pytest.mark.fast
 

@@ -132,7 +132,7 @@ def correlated():
 
 
 def test_zca_without_epsilon_gives_identity_covariance(correlated):
-    white = ZCA(epsilon=0.0).fit_transform(correlated)
+    white = ZCA(epsilon=0.0).fit(correlated).transform(correlated)
     cov = white @ white.T / white.shape[1]
     # Mean removal per patch leaves one direction (all-ones) with zero variance.
     ones = np.ones(16) / 4.0
@@ -151,7 +151,7 @@ def test_zca_epsilon_shrinks_eigenvalues_and_matrix_is_symmetric(correlated):
     np.testing.assert_allclose(np.sort(np.linalg.eigvalsh(cov)), expected, atol=1e-10)
     np.testing.assert_allclose(zca.matrix_, zca.matrix_.T, atol=1e-12)
     again = ZCA(0.1)
-    np.testing.assert_array_equal(again.fit_transform(correlated), white)
+    np.testing.assert_array_equal(again.fit(correlated).transform(correlated), white)
     np.testing.assert_array_equal(again.matrix_, zca.matrix_)
 
 

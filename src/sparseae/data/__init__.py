@@ -1,32 +1,21 @@
 """Data sources: a registry, verified downloads and loaders (``ufldl-images``, ``olshausen-raw``
 whitened here, ``mnist``, ``stl10`` (see :mod:`sparseae.data.stl10`), the offline default
-``sample-photos``, ``image-folder``)."""
+``sample-photos``, ``image-folder``). The rest lies in the submodules: ``sources`` (registry),
+``download``, ``idx``, ``images``, ``stl10``, ``patches``, ``whitening``."""
 
 from sparseae.data.api import dataset_checksum, fetch, fetch_source, load_images, load_mnist
 from sparseae.data.download import file_digests
-from sparseae.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
-from sparseae.data.images import load_mat_images, sample_photo_files
-from sparseae.data.sources import SOURCES, FileSpec, Source, get_source, source_from_config
-from sparseae.errors import ChecksumError, DatasetError, DownloadError
+from sparseae.data.sources import SOURCES, get_source
+from sparseae.errors import DatasetError
 
 __all__ = [
-    "IMAGES_MAGIC",
-    "LABELS_MAGIC",
     "SOURCES",
-    "ChecksumError",
     "DatasetError",
-    "DownloadError",
-    "FileSpec",
-    "Source",
     "dataset_checksum",
     "fetch",
     "fetch_source",
     "file_digests",
     "get_source",
     "load_images",
-    "load_mat_images",
     "load_mnist",
-    "source_from_config",
-    "read_idx",
-    "sample_photo_files",
 ]

@@ -20,7 +20,7 @@ from sparseae.data.images import (
     sample_photo_files,
     sample_photo_tiles,
 )
-from sparseae.data.sources import MNIST_FILES, Source, get_source, source_from_config
+from sparseae.data.sources import Source, get_source, source_from_config
 from sparseae.data.stl10 import load_mat_patches, read_images
 from sparseae.data.whitening import whiten_images
 from sparseae.errors import DatasetError
@@ -28,12 +28,10 @@ from sparseae.io import write_json
 
 logger = logging.getLogger("sparseae.datasets")
 
-#: Where downloads go when no folder is given (the pipeline's ``resources/{source}``).
-DEFAULT_RESOURCES = Path("resources")
-
 
 def _dest(source: Source, dest: str | os.PathLike | None) -> Path:
-    return Path(dest) if dest is not None else DEFAULT_RESOURCES / source.name
+    """``dest``, or where downloads go when no folder is given: ``resources/{source}``."""
+    return Path(dest) if dest is not None else Path("resources", source.name)
 
 
 def _image_folder(path, dest):
@@ -119,13 +117,6 @@ def load_images(
     return images
 
 
-def _mnist_path(folder: Path, name: str) -> Path:
-    path = folder / name
-    plain = folder / name.removesuffix(".gz")
-    # UFLDL's exercises ship the decompressed files; read those when the .gz is absent.
-    return plain if not path.exists() and plain.exists() else path
-
-
 def load_mnist(
     dest: str | os.PathLike | None, split: str = "train", num_images: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -137,9 +128,7 @@ def load_mnist(
     src = get_source("mnist")
     if split not in src.splits:
         raise DatasetError(f"MNIST split must be one of {', '.join(src.splits)}, got {split!r}")
-    folder = _dest(src, dest)
-    images_path = _mnist_path(folder, MNIST_FILES[f"{split}-images"])
-    labels_path = _mnist_path(folder, MNIST_FILES[f"{split}-labels"])
+    images_path, labels_path = source_files(src, dest, split=split)
     # The magic numbers fix the layouts: unsigned bytes, N × rows × cols and N.
     images, labels = read_idx(images_path, IMAGES_MAGIC), read_idx(labels_path, LABELS_MAGIC)
     if labels.shape[0] != images.shape[0]:
@@ -176,8 +165,12 @@ def source_files(
         return sample_photo_files()
     if src.loader == "image-folder":
         return list_image_folder(_image_folder(path, dest))
-    folder = _dest(src, dest)
-    return [_mnist_path(folder, spec.name) for spec in src.select(split=split)]
+    folder, paths = _dest(src, dest), []
+    for spec in src.select(split=split):
+        path, plain = folder / spec.name, folder / spec.name.removesuffix(".gz")
+        # UFLDL's exercises ship the decompressed files; read those when the .gz is absent.
+        paths.append(plain if not path.exists() and plain.exists() else path)
+    return paths
 
 
 def dataset_checksum(

@@ -28,9 +28,8 @@ from sparseae.io import atomic_path
 
 logger = logging.getLogger("sparseae.datasets")
 
-#: Digest algorithms a FileSpec may record.
-ALGORITHMS = ("md5", "sha256", "git-blob")
-
+# Few tools print a git blob id: messages that show one say which does.
+_GIT_BLOB_HINT = "; `git hash-object FILE` prints a git-blob id"
 _CHUNK = 1 << 16
 # Leftover temporary files of a download killed with SIGKILL are hidden (leading dot) and
 # never read as data; ones older than this are removed on the next fetch of the same file.
@@ -39,7 +38,7 @@ _STALE_SECONDS = 3600.0
 ProgressCallback = Callable[[str, int, "int | None"], None]
 
 
-def file_digests(path: str | os.PathLike, algorithms: Iterable[str] = ALGORITHMS) -> dict:
+def file_digests(path: str | os.PathLike, algorithms: Iterable[str]) -> dict:
     """``{algorithm: hex digest}`` of a file, read once (``git-blob``: git's blob id)."""
     path = Path(path)
     hashers = {}
@@ -63,9 +62,7 @@ def _checksum_problem(path: str | os.PathLike, expected: Mapping[str, str]) -> s
         for name, want in expected.items()
         if actual[name] != want.lower()
     )
-    # Few tools print a git blob id: say which one does.
-    hint = "; `git hash-object FILE` prints a git-blob id" if "git-blob" in problem else ""
-    return problem + hint
+    return problem + (_GIT_BLOB_HINT if "git-blob" in problem else "")
 
 
 class _Progress:
@@ -129,10 +126,8 @@ def _stream_to(url: str, handle: BinaryIO, timeout: float, progress: _Progress) 
     try:
         # The timeout bounds the connection and every single read, so a server that stops
         # sending in the middle of a body is abandoned after ``timeout`` seconds.
+        # urllib raises HTTPError for an error status; another 2xx fails the checks below.
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            status = getattr(response, "status", None)
-            if status is not None and status != 200:
-                raise _Failure(f"HTTP {status}", retry=status >= 500)
             length = response.headers.get("Content-Length") if response.headers else None
             expected = int(length) if length and length.isdigit() else None
             progress.total = progress.total or expected
@@ -168,12 +163,15 @@ def _stream_to(url: str, handle: BinaryIO, timeout: float, progress: _Progress) 
         )
 
 
-def _remove_stale_temporaries(target: Path) -> None:
+def remove_stale_temporaries(target: Path, older_than: float = _STALE_SECONDS) -> None:
+    """Remove the ``.{name}.tmp-*`` files that writers of ``target`` killed with SIGKILL left
+    (:func:`~sparseae.io.atomic_path` cannot clean up then), those older than ``older_than`` s."""
     now = time.time()
     for leftover in target.parent.glob(f".{target.name}.tmp-*"):
         with contextlib.suppress(OSError):
-            if now - leftover.stat().st_mtime > _STALE_SECONDS:
+            if now - leftover.stat().st_mtime >= older_than:
                 leftover.unlink()
+                logger.info("removed %s, left by a killed earlier attempt", leftover)
 
 
 def download_file(
@@ -201,7 +199,7 @@ def download_file(
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / name
-    _remove_stale_temporaries(target)
+    remove_stale_temporaries(target)
     tried: list[str] = []
     for mirror in mirrors:
         url = _url(mirror, name)
@@ -222,18 +220,16 @@ def download_file(
                     if problem:
                         # A mirror serving other bytes will serve them again: next mirror.
                         raise _Failure(f"checksum mismatch ({problem})", retry=False)
+                meter.finish(url)
+                return target
             except _Failure as failure:
                 tried.append(f"{url} (attempt {attempt + 1}): {failure}")
                 logger.warning("download of %s failed: %s", url, failure)
                 if not failure.retry:
                     break
-                continue
-            meter.finish(url)
-            return target
     listing = "\n".join(f"  - {line}" for line in tried) or "  (no mirrors configured)"
     expected = ", ".join(f"{algorithm} {value}" for algorithm, value in checksums.items())
-    if "git-blob" in checksums:
-        expected += "; `git hash-object FILE` prints a file's git-blob id"
+    expected += _GIT_BLOB_HINT if "git-blob" in checksums else ""
     raise DownloadError(
         f"could not download {name}; tried:\n{listing}\n"
         f"To place it by hand, copy the file to {target.resolve()} (expected {expected}"
@@ -294,7 +290,7 @@ def extract_members(archive: Path, members: Sequence[FileSpec], dest: Path) -> N
                 spec = wanted.pop(PurePosixPath(info.name).name, None) if info.isfile() else None
                 if spec is None:
                     continue
-                _remove_stale_temporaries(Path(dest) / spec.name)  # a killed extraction's
+                remove_stale_temporaries(Path(dest) / spec.name)  # a killed extraction's
                 with atomic_path(Path(dest) / spec.name) as tmp:
                     with tar.extractfile(info) as member, open(tmp, "wb") as handle:
                         shutil.copyfileobj(member, handle, _CHUNK)

@@ -74,13 +74,15 @@ def read_mat(path: str | os.PathLike, variables: Sequence[str]) -> dict[str, np.
     with open(path, "rb") as handle:
         head = handle.read(520)
     v73 = head.startswith(_MAT_V73_SIGNATURE) or head[512:520] == _HDF5_SIGNATURE
+    if v73 and importlib.util.find_spec("h5py") is None:
+        raise DatasetError(
+            f"{path} is a MATLAB v7.3 (HDF5) file, which scipy.io.loadmat cannot read. Re-save "
+            f"it as v7 (MATLAB/Octave: load it, then `save -v7 file.mat {' '.join(variables)}`), "
+            f"or install h5py to read it directly."
+        )
     try:
         found = _load_mat_v73(path, variables) if v73 else scipy.io.loadmat(path)
-    except DatasetError:
-        raise
-    except NotImplementedError as exc:  # scipy's message for HDF5-based files
-        raise DatasetError(f"{path}: {exc}") from None
-    except Exception as exc:  # scipy raises ValueError, TypeError, MatReadError...
+    except Exception as exc:  # scipy: ValueError, MatReadError...; v7.3 went to h5py above
         raise DatasetError(
             f"cannot read {path} as a MATLAB {'v7.3 ' * v73}.mat file: {type(exc).__name__}: {exc}"
         ) from None
@@ -92,12 +94,6 @@ def read_mat(path: str | os.PathLike, variables: Sequence[str]) -> dict[str, np.
 
 
 def _load_mat_v73(path: Path, variables: Sequence[str]) -> dict[str, np.ndarray]:
-    if importlib.util.find_spec("h5py") is None:
-        raise DatasetError(
-            f"{path} is a MATLAB v7.3 (HDF5) file, which scipy.io.loadmat cannot read. Re-save "
-            f"it as v7 (MATLAB/Octave: load it, then `save -v7 file.mat {' '.join(variables)}`), "
-            f"or install h5py to read it directly."
-        )
     import h5py
 
     with h5py.File(path, "r") as handle:
@@ -202,8 +198,7 @@ def read_grey_image(path: str | os.PathLike) -> np.ndarray:
                 f"image file {path} ({depth}) has values in [{grey.min():g}, {grey.max():g}]; "
                 f"allowed: 0..{scale:g} (saved as 8- or 16-bit, or floats in [0, 1])"
             )
-        if scale != 1.0:
-            grey = grey / scale
+        grey = grey / scale
     return grey
 
 
@@ -283,11 +278,10 @@ def sample_photo_files() -> list[Path]:
 
 
 def _centred_tiles(image: np.ndarray, tile: int) -> list[np.ndarray]:
-    rows, cols = image.shape[0] // tile, image.shape[1] // tile
-    top = (image.shape[0] - rows * tile) // 2
-    left = (image.shape[1] - cols * tile) // 2
+    (rows, top), (cols, left) = (divmod(n, tile) for n in image.shape[:2])
+    centred = image[top // 2 :, left // 2 :]  # the margins left over split evenly
     return [
-        image[top + r * tile : top + (r + 1) * tile, left + c * tile : left + (c + 1) * tile]
+        centred[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile]
         for r in range(rows)
         for c in range(cols)
     ]

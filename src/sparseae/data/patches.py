@@ -28,10 +28,9 @@ def sample_patches(
     if not np.issubdtype(images.dtype, np.number) or np.iscomplexobj(images):
         raise ValueError(f"images must be real numbers, got dtype {images.dtype}")
     patch_size, num_patches = int(patch_size), int(num_patches)
-    if patch_size < 1:
-        raise ValueError(f"patch_size must be positive, got {patch_size}")
-    if num_patches < 1:
-        raise ValueError(f"num_patches must be positive, got {num_patches}")
+    for key, value in (("patch_size", patch_size), ("num_patches", num_patches)):
+        if value < 1:
+            raise ValueError(f"{key} must be positive, got {value}")
     images = images[:, :, None] if images.ndim == 3 else images
     height, width, channels, count = images.shape
     if count < 1:

@@ -118,7 +118,3 @@ class ZCA:
                 f"patches have {x.shape[0]} pixels, ZCA was fitted on {self.matrix_.shape[0]}"
             )
         return self.matrix_ @ self._centred(x)
-
-    def fit_transform(self, patches: np.ndarray) -> np.ndarray:
-        """:meth:`fit` then :meth:`transform` on the same patches."""
-        return self.fit(patches).transform(patches)

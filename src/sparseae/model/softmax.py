@@ -16,26 +16,19 @@ import numpy as np
 
 from sparseae.model.lbfgs import minimize_lbfgs
 
-__all__ = ["SoftmaxModel", "check_labels", "cost_and_grad", "fit", "layer_cost", "predict"]
-
-
-def check_labels(labels, m: int, num_classes: int) -> np.ndarray:
-    """``labels`` as class indices, refused unless ``m`` integers in ``0 … num_classes-1``."""
-    y = np.asarray(labels)
-    if y.shape != (m,) or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"labels must be {m} integers (one per column of data), got {y.shape}")
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {y.min()}..{y.max()}")
-    return y.astype(np.intp, copy=False)
+__all__ = ["SoftmaxModel", "cost_and_grad", "fit", "layer_cost", "predict"]
 
 
 def layer_cost(weights, features, labels, lambda_: float):
     """Softmax cost, its gradient in ``weights`` (classes × features) and the output error
     ``(P − G) / m`` (classes × m, what a network below backpropagates); ``features`` one
-    example per column, ``labels`` class indices."""
+    example per column, ``labels`` m class indices (integers in 0 … classes − 1)."""
     weights = np.asarray(weights, dtype=np.float64)
-    m = features.shape[1]
-    y = check_labels(labels, m, weights.shape[0])
+    m, y = features.shape[1], np.asarray(labels)
+    if y.shape != (m,) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be {m} integers (one per column of data), got {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= weights.shape[0]):
+        raise ValueError(f"labels must lie in 0..{weights.shape[0] - 1}, got {y.min()}..{y.max()}")
     columns = np.arange(m)
     scores = weights @ features
     scores -= scores.max(axis=0, keepdims=True)  # the softmax is unchanged, exp cannot overflow

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from sparseae.config import describe_difference
+from sparseae.data.download import remove_stale_temporaries
 from sparseae.errors import ForeignResultError, ResultFileError
 from sparseae.model.train import (
     FIRST,
@@ -138,11 +139,7 @@ def run_chunk(output, k: int, previous, run: Run, problem: Problem, threads=1, p
     settings, dtype and device come from the run's trajectory. Returns the metadata.
     """
     output = Path(output)
-    # A job killed while writing leaves `.{k}.npz.tmp-*` (atomic_path cannot clean up after
-    # SIGKILL); only this job writes chunk k, so such leftovers are stale.
-    for stale in output.parent.glob(f".{output.name}.tmp-*"):
-        stale.unlink(missing_ok=True)
-        log.info("removed %s, left by a killed earlier attempt", stale)
+    remove_stale_temporaries(output, older_than=0)  # only this job writes chunk k
     started = time.perf_counter()
     k = int(k)
     if k == 1:

@@ -69,11 +69,6 @@ SUMMARY_METRICS = (
 GRADCHECK_METRICS = ("quadratic", "autoencoder", "max_abs_diff", "passed")
 
 
-def chunk_path(folder: str | Path, k: int) -> Path:
-    """``<folder>/chunks/<k>.npz``: the checkpoint at the end of chunk ``k`` (1-based)."""
-    return Path(folder) / "chunks" / f"{int(k)}.npz"
-
-
 def data_config(experiment: Mapping) -> dict:
     """The settings that decide ``patches.npz`` (stored in ``training.dtype``)."""
     return {

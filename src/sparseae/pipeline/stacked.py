@@ -72,10 +72,8 @@ def prepare_stacked_data(path, source: str, images: Mapping, folder=None) -> tup
     split = images["split"]
     start, stop = image_range({"dataset": {"part": images}}, "part")
     pixels, labels = load_mnist(folder or f"resources/{source}", split, stop)
-    arrays = {
-        "images": np.ascontiguousarray(pixels[:, start:stop]),
-        "labels": np.ascontiguousarray(labels[start:stop]),
-    }
+    # np.savez writes a slice's values in C order, as a contiguous copy would be written.
+    arrays = {"images": pixels[:, start:stop], "labels": labels[start:stop]}
     with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
     shape, where = arrays["images"].shape, (split, start, stop - 1, stop - start)
@@ -276,9 +274,8 @@ def evaluate_stacked(
     result = {"n_train": int(train_y.size), "n_test": int(test_y.size), **shape}
     result["classes"] = list(range(NUM_CLASSES))
     for when, theta in (("before", pretrained), ("after", finetuned)):
-        result.update(
-            scores(when, test_y, stacked.predict(theta, test_x, **shape), result["classes"])
-        )
+        predicted = stacked.predict(theta, test_x, **shape)
+        result.update(scores(when, test_y, predicted, result["classes"]))
         trained = stacked.predict(theta, train_x, **shape)
         result[f"train_accuracy_{when}"] = float(np.mean(trained == train_y))
     # Softmax on the raw pixels: the same objective, λ, iterations and optimizer settings.
