@@ -215,8 +215,5 @@ def device_problems(config: Mapping) -> list[str]:
 
 def cluster_memory_problems(config: Mapping) -> list[str]:
     """Under a cluster executor: each job's memory estimate must fit its ``mem_mb``."""
-    problems = []
-    for name in config["run"]:
-        experiment = config["experiments"][name]
-        problems += [p for p in memory_problems(name, experiment, job_limits=True) if "mem_mb" in p]
-    return problems
+    jobs = [memory_problems(n, config["experiments"][n], job_limits=True) for n in config["run"]]
+    return [problem for problems in jobs for problem in problems if "mem_mb" in problem]
