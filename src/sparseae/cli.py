@@ -4,6 +4,7 @@ Exit status 0 on success, 1 for a failure the user can act on (one line), 2 for 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sparseae import __version__
+from sparseae.data import SOURCES
 from sparseae.errors import UsageError  # raised by every command; defined apart for rulelog
 
 #: Config file read by default (relative to the working folder) when it exists.
@@ -118,8 +120,7 @@ def check_not_blank(flag: str, value: str | None, example: str) -> None:
 
 
 def _arg(*names: str, **options) -> tuple[tuple[str, ...], dict]:
-    """One ``add_argument`` call as data (a callable ``choices`` is called at parser build);
-    its help is ``HELP[first name]``."""
+    """One ``add_argument`` call as data; its help is ``HELP[first name]``."""
     return names, {"help": HELP.get(names[0]), **options}
 
 
@@ -139,14 +140,8 @@ HELP = {
 }
 
 
-def _source_names() -> list[str]:
-    from sparseae.data import SOURCES
-
-    return sorted(SOURCES)
-
-
 FETCH_ARGUMENTS = (
-    _arg("source", choices=_source_names, help="data source to fetch"),
+    _arg("source", choices=sorted(SOURCES), help="data source to fetch"),
     _arg("--dest", metavar="DIR"),
     _arg("--mirror", metavar="URL", action="append", type=mirror_argument),
     _arg("--config", metavar="FILE"),
@@ -160,7 +155,7 @@ FETCH_ARGUMENTS = (
 def _fetch(args: argparse.Namespace) -> int:
     """download and verify a data source (same code as the pipeline's fetch rule)"""
     from sparseae.config import read_config_files
-    from sparseae.data import SOURCES, fetch_source
+    from sparseae.data import fetch_source
 
     if args.split is not None and args.file:
         raise UsageError("give --split or --file, not both")
@@ -255,12 +250,10 @@ def check_parent_run(uri: str, run_id: str | None) -> None:
         _refuse("--parent-run-id", run_id, " is not an MLflow run id", allowed, fix)
     check_reachable(uri)
     db = sqlite_path(uri)
-    try:
+    with contextlib.suppress(MlflowException):
         if db is None or db.exists():
             call(uri, client(uri).get_run, run_id)
             return
-    except MlflowException:
-        pass
     fix = "copy the id from the parent's mlflow.json or the MLflow UI"
     _refuse("--parent-run-id", run_id, f" is no run in {uri}", "a run of that store", fix)
 
@@ -402,8 +395,6 @@ def build_parser() -> argparse.ArgumentParser:
         text = " ".join(run.__doc__.split())
         sub = commands.add_parser(name, help=text, description=text)
         for names, options in arguments:
-            if callable(options.get("choices")):
-                options = {**options, "choices": options["choices"]()}
             sub.add_argument(*names, **options)
         sub.set_defaults(_run=run)
     return parser
@@ -413,8 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``sparseae``; returns the exit status (0 success, 1 error, 2 usage)."""
     from sparseae.rulelog import failure_line, stdout_failure
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Mapping, Sequence
 
@@ -61,10 +62,7 @@ __all__ = [
 
 def read_config_files(files: Sequence[str | os.PathLike]) -> dict:
     """The config files merged in order, as Snakemake's ``--configfile`` merges them."""
-    merged: dict = {}
-    for path in files:
-        merged = deep_merge(merged, read_yaml(path))
-    return merged
+    return functools.reduce(deep_merge, map(read_yaml, files), {})
 
 
 def resolve_config(

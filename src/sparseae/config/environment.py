@@ -110,7 +110,7 @@ def environment_problems(environ: Mapping[str, str] | None = None) -> list[str]:
             f"environment variable XDG_CACHE_HOME={cache!r} is a file, not a folder; allowed: "
             f"a folder (or unset it)"
         )
-    return [problem for problem in problems if problem]
+    return problems
 
 
 def tracking_problems(
@@ -184,7 +184,6 @@ def workflow_input_problems(
     """Environment variables, tracking store and input files of the experiments in ``run``;
     ``local``: jobs run here, so each experiment's device must be here too (the workflow
     checks that once it knows its executor)."""
-    environ = os.environ if environ is None else environ
     problems = environment_problems(environ) + tracking_problems(config["tracking"]["uri"], environ)
     problems += device_problems(config) if local else []
     return problems + input_path_problems({n: config["experiments"][n] for n in config["run"]})
@@ -216,8 +215,5 @@ def device_problems(config: Mapping) -> list[str]:
 
 def cluster_memory_problems(config: Mapping) -> list[str]:
     """Under a cluster executor: each job's memory estimate must fit its ``mem_mb``."""
-    problems = []
-    for name in config["run"]:
-        experiment = config["experiments"][name]
-        problems += [p for p in memory_problems(name, experiment, job_limits=True) if "mem_mb" in p]
-    return problems
+    jobs = [memory_problems(n, config["experiments"][n], job_limits=True) for n in config["run"]]
+    return [problem for problems in jobs for problem in problems if "mem_mb" in problem]

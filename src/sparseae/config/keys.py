@@ -75,9 +75,7 @@ def trajectory_config(experiment: Mapping) -> dict:
     """The settings :data:`RECOMPUTES` marks "trajectory" (what :func:`fingerprint` hashes);
     a trajectory selects itself."""
     subset: dict = {}
-    for path, kind in RECOMPUTES.items():
-        if kind != "trajectory":
-            continue
+    for path in (path for path, kind in RECOMPUTES.items() if kind == "trajectory"):
         *parents, leaf = path.split(".")
         source, target = experiment, subset
         for part in parents:
@@ -95,12 +93,11 @@ def fingerprint(experiment: Mapping) -> str:
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     """``{dotted path: value}`` of every leaf of a nested mapping."""
-    if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for key, value in obj.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: obj}
+    if not isinstance(obj, Mapping):
+        return {prefix[:-1]: obj}
+    return {
+        k: v for key, value in obj.items() for k, v in flatten(value, f"{prefix}{key}.").items()
+    }
 
 
 def describe_difference(a: Mapping, b: Mapping) -> str:

@@ -289,18 +289,17 @@ def memory_problems(
     problems = []
     for kind, (needed, why) in estimates.items():
         limit = int(experiment["resources"][kind]["mem_mb"])
+        needs = f"experiment '{name}' needs at least {needed:,.0f} MB in its {kind} job ({why})"
         if physical is not None and needed > physical:
             problems.append(
-                f"experiment '{name}' needs at least {needed:,.0f} MB in its {kind} job "
-                f"({why}) but this machine has {physical:,} MB; allowed: settings whose "
+                f"{needs} but this machine has {physical:,} MB; allowed: settings whose "
                 f"estimate fits; fix: lower the settings named here"
             )
         elif job_limits and needed > limit:
             problems.append(
-                f"experiment '{name}' needs at least {needed:,.0f} MB in its {kind} job "
-                f"({why}) but config key '{key}resources.{kind}.mem_mb' is {limit:,} (a "
-                f"cluster job is killed beyond it); fix: raise it to at least "
-                f"{math.ceil(needed)}, or lower the settings named here"
+                f"{needs} but config key '{key}resources.{kind}.mem_mb' is {limit:,} (a cluster "
+                f"job is killed beyond it); fix: raise it to at least {math.ceil(needed)}, or "
+                f"lower the settings named here"
             )
     return problems
 

@@ -10,6 +10,7 @@ import copy
 import functools
 import json
 import math
+import operator
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -91,10 +92,7 @@ def coerce(config: Any, root: Mapping, subschema: str | None = None) -> Any:
     for error in _errors(config, root, subschema):
         if error.validator == "coerce" and error.path:
             *parents, leaf = error.path
-            node = config
-            for part in parents:
-                node = node[part]
-            node[leaf] = error.instance
+            functools.reduce(operator.getitem, parents, config)[leaf] = error.instance
     return config
 
 

@@ -33,8 +33,6 @@ def format_value(value: Any) -> str:
     """Readable, stable text for a sweep value (config/README.md gives the rules)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
@@ -47,9 +45,7 @@ def format_value(value: Any) -> str:
 
 def grid_key(key: str) -> tuple[str, str]:
     """Grid key -> (dotted path in the experiment, name token)."""
-    if key in SWEEP_ALIASES:
-        return SWEEP_ALIASES[key]
-    return key, key.rsplit(".", 1)[-1].replace("_", "")
+    return SWEEP_ALIASES.get(key) or (key, key.rsplit(".", 1)[-1].replace("_", ""))
 
 
 def _grid_order(key: str) -> tuple[int, str]:
