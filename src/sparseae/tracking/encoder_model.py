@@ -68,9 +68,7 @@ def log_encoder(
             # The layer sizes travel as a small JSON artifact: a model_config would also be
             # logged as params of the run, beside the config's own.
             layers = Path(tmp) / "sizes.json"
-            layers.write_text(
-                json.dumps({"visible_size": visible_size, "hidden_size": hidden_size})
-            )
+            layers.write_text(json.dumps({"visible_size": sizes[0], "hidden_size": sizes[1]}))
             # Model.log with an explicit run: mlflow.pyfunc.log_model would start (and end) an
             # active run, changing the run's status and end time.
             return Model.log(

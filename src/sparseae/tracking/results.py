@@ -124,10 +124,9 @@ def read_result_folder(
     config = read_json(config_path) if config_path.is_file() else None
     config = folder.config = _object(config_path, config)
     folder.params.update(science_params(folder.experiment))
-    if isinstance(config.get("fingerprint"), str):
-        folder.fingerprint = config["fingerprint"]
-    if isinstance(config.get("name"), str):
-        folder.name = config["name"]
+    for key in ("fingerprint", "name"):
+        if isinstance(config.get(key), str):
+            setattr(folder, key, config[key])
     # Every result file once: JSON read (refused if damaged or of another trajectory), the rest
     # checked, so nothing damaged is uploaded as if complete.
     read = {"config.json": config}
@@ -139,15 +138,12 @@ def read_result_folder(
             elif item.name not in read:
                 read[item.name] = read_json(item, key=folder.fingerprint)
             folder.artifacts.append((item, ""))
-    folder.summary = _object(path / "summary.json", read.get("summary.json"))
-    folder.gradcheck = _object(path / "gradcheck.json", read.get("gradcheck.json"))
-    folder.evaluation = _object(path / "evaluation.json", read.get("evaluation.json"))
+    for key in ("summary", "gradcheck", "evaluation"):
+        setattr(folder, key, _object(path / f"{key}.json", read.get(f"{key}.json")))
     stops = folder.summary.get("chunk_stops")
     if isinstance(stops, list):
         # The stops the final result was made of; a chunk's own checkpoint fills in the rest.
-        folder.chunk_stops.update(
-            {k: stop for k, stop in enumerate(stops, start=1) if isinstance(stop, dict)}
-        )
+        folder.chunk_stops = {k: s for k, s in enumerate(stops, start=1) if isinstance(s, dict)}
     if chunks is None:
         recorded = folder.summary.get("final_chunk", folder.summary.get("chunks"))
         chunks = recorded if isinstance(recorded, int) and recorded >= 1 else None

@@ -58,12 +58,9 @@ def resolve_tracking_uri(
     (relative sqlite paths made absolute against ``cwd``); raises ValueError."""
     base = Path(cwd) if cwd is not None else Path.cwd()
     environ = os.environ if environ is None else environ
-    problem = blank_environment_problem(environ)
-    if problem:
-        raise ValueError(problem)
     uri = environ.get(TRACKING_URI_ENV) or config_value or f"sqlite:///{DEFAULT_DB_NAME}"
     uri = str(uri).strip()
-    problem = check_tracking_uri_text(uri)
+    problem = blank_environment_problem(environ) or check_tracking_uri_text(uri)
     if problem:
         raise ValueError(problem)
     db_path = sqlite_path(uri)
@@ -107,10 +104,10 @@ def check_tracking_uri_text(uri: str) -> str | None:
     parsed = urlparse(text)
     if parsed.scheme in ("http", "https"):
         try:
-            port = parsed.port
-        except ValueError:
-            port = -1
-        if not parsed.hostname or port == -1:
+            valid = bool(parsed.hostname) and parsed.port != -1
+        except ValueError:  # a port that is not a number, or out of range
+            valid = False
+        if not valid:
             return (
                 f"tracking URI {text!r} has no valid host and port; allowed: "
                 f"http(s)://HOST:PORT, e.g. http://127.0.0.1:5000"

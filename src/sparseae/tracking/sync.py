@@ -214,8 +214,7 @@ def log_artifacts(
         artifact_path = f"{folder}/{local.name}" if folder else local.name
         entry = {"sha256": file_digests(local, ["sha256"])["sha256"], "size": local.stat().st_size}
         manifest[artifact_path] = entry
-        same_size = existing.get(artifact_path, -1) == entry["size"]
-        if same_size and recorded.get(artifact_path) == entry:
+        if existing.get(artifact_path) == entry["size"] and recorded.get(artifact_path) == entry:
             continue
         try:
             session.log_artifact(run_id, str(local), folder or None)
