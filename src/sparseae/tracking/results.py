@@ -36,9 +36,8 @@ ARTIFACT_SUFFIXES = (".png", ".json", ".tsv", ".npz")
 NOT_ARTIFACTS = ("mlflow.json", "patches.npz")
 #: JSON files in a result folder that are not results (our records; the config's settings).
 NOT_RESULT_JSON = ("manifest.json", "config.json")
-#: Chunk-end figures of a checkpoint's meta: ``terms`` -> ``J_*``, ``rhohat`` -> ``rhohat_*``.
+#: The cost terms of a checkpoint's meta, logged as ``J_*`` at each chunk end.
 _TERMS = ("reconstruction", "weight_decay", "sparsity")
-_RHOHAT_STATS = ("mean", "min", "max")
 #: Config sections that define the science, shown as params; the rest (resources, progress,
 #: gradient-check settings, the optimizer's safety limits) is in the config.json artifact.
 SCIENCE_SECTIONS = ("dataset", "patches", "model", "cost", "optimizer", "training", "seed")
@@ -215,19 +214,17 @@ def _read_chunks(folder: ResultFolder, expected: int | None) -> dict[int, dict]:
         iterations = arrays["iteration"].astype(np.int64)
         seconds = arrays["seconds"].astype(np.float64)
         for name, key in ITERATION_METRICS.items():
-            values = arrays[name].astype(np.float64)
             folder.metrics.extend(
                 MetricPoint(key, float(v), int(step), _ms(s), wallclock=name == "seconds")
-                for v, step, s in zip(values, iterations, seconds, strict=True)
+                for v, step, s in zip(arrays[name], iterations, seconds, strict=True)
             )
         # Chunk-end figures sit at the chunk's last global iteration; a chunk that did no
         # iteration (converged earlier) would repeat the previous step, which already has them.
         if iterations.size and int(iterations[-1]) > last_step:
             step, offset = int(iterations[-1]), _ms(seconds[-1])
-            figures = {f"J_{t}": (meta.get("terms") or {}).get(t) for t in _TERMS}
-            figures.update(
-                {f"rhohat_{s}": (meta.get("rhohat") or {}).get(s) for s in _RHOHAT_STATS}
-            )
+            terms, rhohat = meta.get("terms") or {}, meta.get("rhohat") or {}
+            figures = {f"J_{t}": terms.get(t) for t in _TERMS}
+            figures |= {f"rhohat_{s}": rhohat.get(s) for s in ("mean", "min", "max")}
             figures["chunk_wall_seconds"] = meta.get("wall_seconds")
             folder.metrics.extend(
                 MetricPoint(key, float(value), step, offset, wallclock=key == "chunk_wall_seconds")
@@ -298,9 +295,8 @@ def _collect_logs(folder: ResultFolder, log_dir, expected: tuple[str, ...]) -> N
     log_dir = Path(log_dir or folder.path.parent.parent / "logs" / folder.path.name)
     for item in sorted(log_dir.rglob("*.log")):
         if item.is_file() and not item.name.startswith("."):
-            folder.artifacts.append(
-                (item, "/".join(["logs", *item.relative_to(log_dir).parts[:-1]]))
-            )
+            parent = (Path("logs") / item.parent.relative_to(log_dir)).as_posix()
+            folder.artifacts.append((item, parent))
 
 
 def _object(path: Path, data: Any) -> dict:

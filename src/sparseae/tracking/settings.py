@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import importlib.util
 import os
@@ -60,8 +61,7 @@ def resolve_tracking_uri(
     environ = os.environ if environ is None else environ
     uri = environ.get(TRACKING_URI_ENV) or config_value or f"sqlite:///{DEFAULT_DB_NAME}"
     uri = str(uri).strip()
-    problem = blank_environment_problem(environ) or check_tracking_uri_text(uri)
-    if problem:
+    if problem := blank_environment_problem(environ) or check_tracking_uri_text(uri):
         raise ValueError(problem)
     db_path = sqlite_path(uri)
     if db_path is not None and not db_path.is_absolute():
@@ -125,9 +125,8 @@ def check_tracking_uri_text(uri: str) -> str | None:
             f"mode and refuses by default; allowed: sqlite:///PATH (a single file, e.g. "
             f"sqlite:///mlflow.db) or http(s)://HOST:PORT"
         )
-    scheme = parsed.scheme.split("+")[0]
+    scheme, _, driver = parsed.scheme.partition("+")
     if scheme in DATABASE_DRIVERS:
-        driver = parsed.scheme.split("+")[1] if "+" in parsed.scheme else None
         modules = [driver] if driver else DATABASE_DRIVERS[scheme]
         if not any(importlib.util.find_spec(module) for module in modules):
             return (
@@ -136,8 +135,6 @@ def check_tracking_uri_text(uri: str) -> str | None:
                 f"{ALLOWED}"
             )
     if scheme not in OTHER_STORE_SCHEMES:
-        import difflib
-
         close = difflib.get_close_matches(parsed.scheme, ["http", "https", "sqlite"], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return (
@@ -273,9 +270,7 @@ _STORE_QUERIES = {
 @functools.cache
 def mlflow_schema_revisions() -> tuple[frozenset[str], str | None]:
     """The schema revisions the installed MLflow knows and its newest (from its scripts)."""
-    spec = importlib.util.find_spec("mlflow")
-    if spec is None or spec.origin is None:
-        return frozenset(), None
+    spec = importlib.util.find_spec("mlflow")  # a dependency: always installed
     revisions, parents = set(), set()
     for script in (Path(spec.origin).parent / "store/db_migrations/versions").glob("*.py"):
         text = script.read_text(encoding="utf-8")

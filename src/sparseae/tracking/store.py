@@ -6,14 +6,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import http.client
 import logging
 import os
 import shutil
+import socket
 import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +85,7 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
     """Probe a server's ``/health`` (TrackingUnavailableError unless it answers ``OK`` within
     :data:`HEALTH_TIMEOUT` s); for a local store, check that its file is an SQLite database."""
     if not is_http_uri(uri):
-        problem = check_sqlite_file(uri, writing=True)
-        if problem:
+        if problem := check_sqlite_file(uri, writing=True):
             raise TrackingError(problem)
         return
     url = uri.rstrip("/") + "/health"
@@ -367,8 +369,6 @@ def prepare_sqlite_store(db: Path) -> None:
 
 
 def _store_template() -> Path:
-    from importlib import metadata
-
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparseae"
     template = cache / f"mlflow-{metadata.version('mlflow')}-empty-store.db"
     cache.mkdir(parents=True, exist_ok=True)
@@ -392,9 +392,6 @@ def _safe_name(name: str) -> str:
 
 def _short(cause: object) -> str:
     """The low-level reason behind a failed request (refused, timed out, ...), else its text."""
-    import http.client
-    import socket
-
     reasons = {
         ConnectionRefusedError: "connection refused",
         http.client.RemoteDisconnected: "connection closed",
