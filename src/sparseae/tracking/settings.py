@@ -28,9 +28,6 @@ HTTP_RETRY_DEFAULTS = {
 #: MLflow tag naming the sweep a run belongs to (also used by ``common.smk``'s ``mlflow_tags``).
 SWEEP_TAG = "sparseae.sweep"
 
-#: Defaulted like the retries: the pipeline is offline, so MLflow's telemetry is off.
-OFFLINE_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true"}
-
 #: Environment variable that selects the tracking store; it wins over the config.
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
@@ -41,10 +38,11 @@ ALLOWED = "sqlite:///PATH or http(s)://HOST:PORT"
 
 
 def configure_http_retries(environ: dict | None = None) -> dict[str, str]:
-    """Set MLflow's HTTP retry, timeout (and telemetry) variables in ``environ`` (default
-    ``os.environ``) to fail fast, unless set; return those of :data:`HTTP_RETRY_DEFAULTS`."""
+    """Set MLflow's HTTP retry and timeout variables in ``environ`` (default ``os.environ``) to
+    fail fast, and telemetry off (the pipeline is offline), unless set; return those of
+    :data:`HTTP_RETRY_DEFAULTS`."""
     environ = os.environ if environ is None else environ
-    for name, value in {**HTTP_RETRY_DEFAULTS, **OFFLINE_DEFAULTS}.items():
+    for name, value in {**HTTP_RETRY_DEFAULTS, "MLFLOW_DISABLE_TELEMETRY": "true"}.items():
         environ.setdefault(name, value)
     return {name: environ[name] for name in HTTP_RETRY_DEFAULTS}
 
