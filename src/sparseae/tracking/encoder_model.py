@@ -52,40 +52,31 @@ def log_encoder(
     from mlflow.models import Model, ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    visible_size, hidden_size = sizes
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float64), (-1, visible_size))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float64), (-1, hidden_size))]),
-    )
+    # m × visible in, m × hidden out, float64.
+    inputs, outputs = (Schema([TensorSpec(np.dtype(np.float64), (-1, n))]) for n in sizes)
+    signature = ModelSignature(inputs=inputs, outputs=outputs)
     experiment_id = mlflow.MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
-    # Model logging reads the global tracking URI and experiment: set for this call only, and
-    # the user's environment (which set_tracking_uri overwrites) restored afterwards.
-    previous_uri = mlflow.get_tracking_uri()
-    environ = mock.patch.dict(os.environ, MLFLOW_EXPERIMENT_ID=experiment_id)
-    with tempfile.TemporaryDirectory() as tmp, environ:
-        try:
-            mlflow.set_tracking_uri(tracking_uri)
-            # The layer sizes travel as a small JSON artifact: a model_config would also be
-            # logged as params of the run, beside the config's own.
-            layers = Path(tmp) / "sizes.json"
-            layers.write_text(
-                json.dumps({"visible_size": visible_size, "hidden_size": hidden_size})
-            )
-            # Model.log with an explicit run: mlflow.pyfunc.log_model would start (and end) an
-            # active run, changing the run's status and end time.
-            return Model.log(
-                artifact_path=None,
-                flavor=mlflow.pyfunc,
-                flavor_name="pyfunc.ModelFromCode",
-                name="encoder",
-                python_model=str(Path(__file__).resolve()),
-                artifacts={"theta": str(Path(theta_path).resolve()), "sizes": str(layers)},
-                signature=signature,
-                input_example=input_example,
-                pip_requirements=["numpy", "mlflow"],
-                tags=dict(tags or {}),
-                step=int(step),
-                run_id=run_id,
-            )
-        finally:
-            mlflow.set_tracking_uri(previous_uri)
+    # Model logging reads the global tracking URI and experiment: set for this call only (the
+    # environment, which MLflow reads when nothing set them in-process, is restored afterwards).
+    environ = {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_EXPERIMENT_ID": experiment_id}
+    with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, environ):
+        # The layer sizes travel as a small JSON artifact: a model_config would also be
+        # logged as params of the run, beside the config's own.
+        layers = Path(tmp) / "sizes.json"
+        layers.write_text(json.dumps({"visible_size": sizes[0], "hidden_size": sizes[1]}))
+        # Model.log with an explicit run: mlflow.pyfunc.log_model would start (and end) an
+        # active run, changing the run's status and end time.
+        return Model.log(
+            artifact_path=None,
+            flavor=mlflow.pyfunc,
+            flavor_name="pyfunc.ModelFromCode",
+            name="encoder",
+            python_model=str(Path(__file__).resolve()),
+            artifacts={"theta": str(Path(theta_path).resolve()), "sizes": str(layers)},
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=["numpy", "mlflow"],
+            tags=dict(tags or {}),
+            step=int(step),
+            run_id=run_id,
+        )

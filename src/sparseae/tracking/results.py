@@ -36,9 +36,8 @@ ARTIFACT_SUFFIXES = (".png", ".json", ".tsv", ".npz")
 NOT_ARTIFACTS = ("mlflow.json", "patches.npz")
 #: JSON files in a result folder that are not results (our records; the config's settings).
 NOT_RESULT_JSON = ("manifest.json", "config.json")
-#: Chunk-end figures of a checkpoint's meta: ``terms`` -> ``J_*``, ``rhohat`` -> ``rhohat_*``.
+#: The cost terms of a checkpoint's meta, logged as ``J_*`` at each chunk end.
 _TERMS = ("reconstruction", "weight_decay", "sparsity")
-_RHOHAT_STATS = ("mean", "min", "max")
 #: Config sections that define the science, shown as params; the rest (resources, progress,
 #: gradient-check settings, the optimizer's safety limits) is in the config.json artifact.
 SCIENCE_SECTIONS = ("dataset", "patches", "model", "cost", "optimizer", "training", "seed")
@@ -124,10 +123,9 @@ def read_result_folder(
     config = read_json(config_path) if config_path.is_file() else None
     config = folder.config = _object(config_path, config)
     folder.params.update(science_params(folder.experiment))
-    if isinstance(config.get("fingerprint"), str):
-        folder.fingerprint = config["fingerprint"]
-    if isinstance(config.get("name"), str):
-        folder.name = config["name"]
+    for key in ("fingerprint", "name"):
+        if isinstance(config.get(key), str):
+            setattr(folder, key, config[key])
     # Every result file once: JSON read (refused if damaged or of another trajectory), the rest
     # checked, so nothing damaged is uploaded as if complete.
     read = {"config.json": config}
@@ -139,15 +137,12 @@ def read_result_folder(
             elif item.name not in read:
                 read[item.name] = read_json(item, key=folder.fingerprint)
             folder.artifacts.append((item, ""))
-    folder.summary = _object(path / "summary.json", read.get("summary.json"))
-    folder.gradcheck = _object(path / "gradcheck.json", read.get("gradcheck.json"))
-    folder.evaluation = _object(path / "evaluation.json", read.get("evaluation.json"))
+    for key in ("summary", "gradcheck", "evaluation"):
+        setattr(folder, key, _object(path / f"{key}.json", read.get(f"{key}.json")))
     stops = folder.summary.get("chunk_stops")
     if isinstance(stops, list):
         # The stops the final result was made of; a chunk's own checkpoint fills in the rest.
-        folder.chunk_stops.update(
-            {k: stop for k, stop in enumerate(stops, start=1) if isinstance(stop, dict)}
-        )
+        folder.chunk_stops = {k: s for k, s in enumerate(stops, start=1) if isinstance(s, dict)}
     if chunks is None:
         recorded = folder.summary.get("final_chunk", folder.summary.get("chunks"))
         chunks = recorded if isinstance(recorded, int) and recorded >= 1 else None
@@ -219,19 +214,17 @@ def _read_chunks(folder: ResultFolder, expected: int | None) -> dict[int, dict]:
         iterations = arrays["iteration"].astype(np.int64)
         seconds = arrays["seconds"].astype(np.float64)
         for name, key in ITERATION_METRICS.items():
-            values = arrays[name].astype(np.float64)
             folder.metrics.extend(
                 MetricPoint(key, float(v), int(step), _ms(s), wallclock=name == "seconds")
-                for v, step, s in zip(values, iterations, seconds, strict=True)
+                for v, step, s in zip(arrays[name], iterations, seconds, strict=True)
             )
         # Chunk-end figures sit at the chunk's last global iteration; a chunk that did no
         # iteration (converged earlier) would repeat the previous step, which already has them.
         if iterations.size and int(iterations[-1]) > last_step:
             step, offset = int(iterations[-1]), _ms(seconds[-1])
-            figures = {f"J_{t}": (meta.get("terms") or {}).get(t) for t in _TERMS}
-            figures.update(
-                {f"rhohat_{s}": (meta.get("rhohat") or {}).get(s) for s in _RHOHAT_STATS}
-            )
+            terms, rhohat = meta.get("terms") or {}, meta.get("rhohat") or {}
+            figures = {f"J_{t}": terms.get(t) for t in _TERMS}
+            figures |= {f"rhohat_{s}": rhohat.get(s) for s in ("mean", "min", "max")}
             figures["chunk_wall_seconds"] = meta.get("wall_seconds")
             folder.metrics.extend(
                 MetricPoint(key, float(value), step, offset, wallclock=key == "chunk_wall_seconds")
@@ -302,9 +295,8 @@ def _collect_logs(folder: ResultFolder, log_dir, expected: tuple[str, ...]) -> N
     log_dir = Path(log_dir or folder.path.parent.parent / "logs" / folder.path.name)
     for item in sorted(log_dir.rglob("*.log")):
         if item.is_file() and not item.name.startswith("."):
-            folder.artifacts.append(
-                (item, "/".join(["logs", *item.relative_to(log_dir).parts[:-1]]))
-            )
+            parent = (Path("logs") / item.parent.relative_to(log_dir)).as_posix()
+            folder.artifacts.append((item, parent))
 
 
 def _object(path: Path, data: Any) -> dict:

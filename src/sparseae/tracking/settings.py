@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import importlib.util
 import os
@@ -27,9 +28,6 @@ HTTP_RETRY_DEFAULTS = {
 #: MLflow tag naming the sweep a run belongs to (also used by ``common.smk``'s ``mlflow_tags``).
 SWEEP_TAG = "sparseae.sweep"
 
-#: Defaulted like the retries: the pipeline is offline, so MLflow's telemetry is off.
-OFFLINE_DEFAULTS = {"MLFLOW_DISABLE_TELEMETRY": "true"}
-
 #: Environment variable that selects the tracking store; it wins over the config.
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 
@@ -40,10 +38,11 @@ ALLOWED = "sqlite:///PATH or http(s)://HOST:PORT"
 
 
 def configure_http_retries(environ: dict | None = None) -> dict[str, str]:
-    """Set MLflow's HTTP retry, timeout (and telemetry) variables in ``environ`` (default
-    ``os.environ``) to fail fast, unless set; return those of :data:`HTTP_RETRY_DEFAULTS`."""
+    """Set MLflow's HTTP retry and timeout variables in ``environ`` (default ``os.environ``) to
+    fail fast, and telemetry off (the pipeline is offline), unless set; return those of
+    :data:`HTTP_RETRY_DEFAULTS`."""
     environ = os.environ if environ is None else environ
-    for name, value in {**HTTP_RETRY_DEFAULTS, **OFFLINE_DEFAULTS}.items():
+    for name, value in {**HTTP_RETRY_DEFAULTS, "MLFLOW_DISABLE_TELEMETRY": "true"}.items():
         environ.setdefault(name, value)
     return {name: environ[name] for name in HTTP_RETRY_DEFAULTS}
 
@@ -58,13 +57,9 @@ def resolve_tracking_uri(
     (relative sqlite paths made absolute against ``cwd``); raises ValueError."""
     base = Path(cwd) if cwd is not None else Path.cwd()
     environ = os.environ if environ is None else environ
-    problem = blank_environment_problem(environ)
-    if problem:
-        raise ValueError(problem)
     uri = environ.get(TRACKING_URI_ENV) or config_value or f"sqlite:///{DEFAULT_DB_NAME}"
     uri = str(uri).strip()
-    problem = check_tracking_uri_text(uri)
-    if problem:
+    if problem := blank_environment_problem(environ) or check_tracking_uri_text(uri):
         raise ValueError(problem)
     db_path = sqlite_path(uri)
     if db_path is not None and not db_path.is_absolute():
@@ -107,10 +102,10 @@ def check_tracking_uri_text(uri: str) -> str | None:
     parsed = urlparse(text)
     if parsed.scheme in ("http", "https"):
         try:
-            port = parsed.port
-        except ValueError:
-            port = -1
-        if not parsed.hostname or port == -1:
+            valid = bool(parsed.hostname) and parsed.port != -1
+        except ValueError:  # a port that is not a number, or out of range
+            valid = False
+        if not valid:
             return (
                 f"tracking URI {text!r} has no valid host and port; allowed: "
                 f"http(s)://HOST:PORT, e.g. http://127.0.0.1:5000"
@@ -128,9 +123,8 @@ def check_tracking_uri_text(uri: str) -> str | None:
             f"mode and refuses by default; allowed: sqlite:///PATH (a single file, e.g. "
             f"sqlite:///mlflow.db) or http(s)://HOST:PORT"
         )
-    scheme = parsed.scheme.split("+")[0]
+    scheme, _, driver = parsed.scheme.partition("+")
     if scheme in DATABASE_DRIVERS:
-        driver = parsed.scheme.split("+")[1] if "+" in parsed.scheme else None
         modules = [driver] if driver else DATABASE_DRIVERS[scheme]
         if not any(importlib.util.find_spec(module) for module in modules):
             return (
@@ -139,8 +133,6 @@ def check_tracking_uri_text(uri: str) -> str | None:
                 f"{ALLOWED}"
             )
     if scheme not in OTHER_STORE_SCHEMES:
-        import difflib
-
         close = difflib.get_close_matches(parsed.scheme, ["http", "https", "sqlite"], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return (
@@ -276,9 +268,7 @@ _STORE_QUERIES = {
 @functools.cache
 def mlflow_schema_revisions() -> tuple[frozenset[str], str | None]:
     """The schema revisions the installed MLflow knows and its newest (from its scripts)."""
-    spec = importlib.util.find_spec("mlflow")
-    if spec is None or spec.origin is None:
-        return frozenset(), None
+    spec = importlib.util.find_spec("mlflow")  # a dependency: always installed
     revisions, parents = set(), set()
     for script in (Path(spec.origin).parent / "store/db_migrations/versions").glob("*.py"):
         text = script.read_text(encoding="utf-8")

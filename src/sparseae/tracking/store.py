@@ -6,23 +6,26 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import http.client
 import logging
 import os
 import shutil
+import socket
 import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import requests
 
 from sparseae.errors import ArtifactLocationError, TrackingError, TrackingUnavailableError
 from sparseae.identity import key_of
 from sparseae.io import atomic_path, write_json
 from sparseae.tracking.settings import (
-    HTTP_RETRY_DEFAULTS,
     STORE_FOLDER_TAG,
     check_sqlite_file,
     configure_http_retries,
@@ -58,6 +61,14 @@ LOCK_RETRIES = 12
 LOCK_FIRST_DELAY = 0.05
 #: Seconds allowed for the quick ``/health`` probe of a tracking server.
 HEALTH_TIMEOUT = 5.0
+#: Failures that mean the server is unreachable (connection failed, timed out, broke off, or the
+#: retries it kept refusing ran out).
+_UNREACHABLE = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.RetryError,
+    requests.exceptions.ChunkedEncodingError,
+)
 
 
 def unavailable_message(uri: str, cause: object, results_dir=None) -> str:
@@ -74,12 +85,9 @@ def check_reachable(uri: str, results_dir: str | os.PathLike | None = None) -> N
     """Probe a server's ``/health`` (TrackingUnavailableError unless it answers ``OK`` within
     :data:`HEALTH_TIMEOUT` s); for a local store, check that its file is an SQLite database."""
     if not is_http_uri(uri):
-        problem = check_sqlite_file(uri, writing=True)
-        if problem:
+        if problem := check_sqlite_file(uri, writing=True):
             raise TrackingError(problem)
         return
-    import requests
-
     url = uri.rstrip("/") + "/health"
     # The same TLS settings as MLflow's own client (self-signed or private CA servers).
     verify = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or (
@@ -141,7 +149,7 @@ def call(uri: str, fn: Callable, *args, results_dir=None, **kwargs):
                 time.sleep(delay * (1.0 + rng.random()))
                 delay = min(delay * 2, 2.0)
                 continue
-            if is_http_uri(uri) and _is_unreachable(exc):
+            if is_http_uri(uri) and any(isinstance(c, _UNREACHABLE) for c in _causes(exc)):
                 raise TrackingUnavailableError(unavailable_message(uri, exc, results_dir)) from exc
             raise
     raise AssertionError("unreachable")  # pragma: no cover
@@ -162,8 +170,6 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 def _is_busy(exc: BaseException) -> bool:
     """sqlite lock contention, or a server saying it is temporarily unavailable (HTTP 503)."""
-    import requests
-
     for cause in _causes(exc):
         if isinstance(cause, sqlite3.OperationalError):
             # The primary result code (the low byte): SQLITE_BUSY or SQLITE_LOCKED.
@@ -175,25 +181,13 @@ def _is_busy(exc: BaseException) -> bool:
     return any(getattr(c, "error_code", None) == "TEMPORARILY_UNAVAILABLE" for c in _causes(exc))
 
 
-def _is_unreachable(exc: BaseException) -> bool:
-    """A connection that failed, timed out, broke off, or retries the server kept refusing."""
-    import requests
-
-    errors = requests.exceptions
-    kinds = (errors.ConnectionError, errors.Timeout, errors.RetryError, errors.ChunkedEncodingError)
-    return any(isinstance(cause, kinds) for cause in _causes(exc))
-
-
 @contextlib.contextmanager
 def exclusive_lock(name: str) -> Iterator[None]:
     """Hold an exclusive ``flock`` on a temp-folder lock file named after ``name``."""
     lock_path = Path(tempfile.gettempdir()) / f"sparseae-mlflow-{key_of(name, 24)}.lock"
-    with open(lock_path, "a") as handle:
+    with open(lock_path, "a") as handle:  # closing it releases the lock
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
 
 
 def check_writable_folder(folder: Path, what: str) -> None:
@@ -205,9 +199,7 @@ def check_writable_folder(folder: Path, what: str) -> None:
             pass
     except OSError as exc:
         blocker = next((p for p in [folder, *folder.parents] if p.exists()), None)
-        hint = ""
-        if blocker is not None and not blocker.is_dir():
-            hint = f" ({blocker} is a file, not a folder)"
+        hint = f" ({blocker} is a file, not a folder)" if blocker and not blocker.is_dir() else ""
         raise ArtifactLocationError(
             f"{what} {folder} is not writable{hint}: {exc.strerror or exc}; fix the path or its "
             f"permissions before training (nothing was trained or logged)"
@@ -236,8 +228,6 @@ def pipeline_experiments(tracking_uri: str) -> list[str]:
 def read_store_token(uri: str) -> str | None:
     """The store's identity token, else None (reads only; raises if it cannot be asked)."""
     if is_http_uri(uri):
-        import requests
-
         # MLflow's REST API, not its client: the workflow calls this while it is parsed.
         response = requests.post(
             f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search",
@@ -338,9 +328,8 @@ def init_store(
             _set_tags(session, session.get_experiment("0"), held)
     if marker is not None:
         marker = Path(marker)
-        record = {"uri": tracking_uri, "experiments": ids, "token": token}
-        record["http"] = {name: os.environ[name] for name in HTTP_RETRY_DEFAULTS}
-        write_json(marker, record)
+        http = configure_http_retries()  # the retry settings in force (set on import)
+        write_json(marker, {"uri": tracking_uri, "experiments": ids, "token": token, "http": http})
         for earlier in marker.parent.glob(f"{MARKER_PREFIX}*.json"):
             if earlier.name != marker.name:
                 earlier.unlink(missing_ok=True)
@@ -380,8 +369,6 @@ def prepare_sqlite_store(db: Path) -> None:
 
 
 def _store_template() -> Path:
-    from importlib import metadata
-
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sparseae"
     template = cache / f"mlflow-{metadata.version('mlflow')}-empty-store.db"
     cache.mkdir(parents=True, exist_ok=True)
@@ -405,9 +392,6 @@ def _safe_name(name: str) -> str:
 
 def _short(cause: object) -> str:
     """The low-level reason behind a failed request (refused, timed out, ...), else its text."""
-    import http.client
-    import socket
-
     reasons = {
         ConnectionRefusedError: "connection refused",
         http.client.RemoteDisconnected: "connection closed",
@@ -415,9 +399,7 @@ def _short(cause: object) -> str:
         TimeoutError: "timed out",
         socket.gaierror: "host name not resolved",
     }
-    for item in _causes(cause) if isinstance(cause, BaseException) else ():
-        found = [text for kind, text in reasons.items() if isinstance(item, kind)]
-        if found:
-            return found[0]
+    causes = _causes(cause) if isinstance(cause, BaseException) else ()
+    found = (text for item in causes for kind, text in reasons.items() if isinstance(item, kind))
     text = str(cause)
-    return text if len(text) <= 300 else text[:300] + "..."
+    return next(found, text if len(text) <= 300 else text[:300] + "...")

@@ -9,7 +9,7 @@ import logging
 import math
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,9 +121,7 @@ def sync_run(
     wanted = dict(spec.tags)
     uploaded: list[str] = []
     if spec.artifacts:
-        uploaded, wanted[MANIFEST_TAG] = log_artifacts(
-            session, run_id, spec.artifacts, run.data.tags
-        )
+        uploaded, wanted[MANIFEST_TAG] = log_artifacts(session, run, spec.artifacts)
     if changed:
         text = "; ".join(f"{k}={v}" for k, v in sorted(changed.items()))
         wanted[CHANGED_PARAMS_TAG] = truncate_tag(text)
@@ -150,13 +148,12 @@ def supersede(session: Session, experiment_id: str, name: str, current) -> list[
     """Mark the other runs of experiment ``name`` (other trajectories) superseded."""
     condition = f"tags.`{EXPERIMENT_TAG}` = '{_quote(name)}'"
     others = session.search_runs([experiment_id], filter_string=condition)
+    wanted = {STATUS_TAG: "superseded", SUPERSEDED_TAG: current.info.run_id}
     marked = []
     for run in others:
         if run.info.run_id == current.info.run_id:
             continue
-        wanted = {STATUS_TAG: "superseded", SUPERSEDED_TAG: current.info.run_id}
-        todo = tag_updates(run, wanted)
-        if todo:
+        if todo := tag_updates(run, wanted):
             log_batch(session, run.info.run_id, tags=todo)
             marked.append(run.info.run_id)
         if run.info.status == "RUNNING":  # interrupted while logging: it will never finish
@@ -200,10 +197,10 @@ def read_manifest(session: Session, run_id: str, run_tags: Mapping) -> dict[str,
 
 
 def log_artifacts(
-    session: Session, run_id: str, artifacts: Iterable[tuple[Path, str]], run_tags: Mapping
+    session: Session, run, artifacts: list[tuple[Path, str]]
 ) -> tuple[list[str], str]:
     """Upload what is absent or changed, then the manifest; return (uploaded, manifest sha)."""
-    artifacts = list(artifacts)
+    run_id, run_tags = run.info.run_id, run.data.tags
     folders = sorted({""} | {folder for _, folder in artifacts})
     listed = [info for f in folders for info in session.list_artifacts(run_id, f or None)]
     existing = {info.path: info.file_size for info in listed if not info.is_dir}
@@ -214,8 +211,7 @@ def log_artifacts(
         artifact_path = f"{folder}/{local.name}" if folder else local.name
         entry = {"sha256": file_digests(local, ["sha256"])["sha256"], "size": local.stat().st_size}
         manifest[artifact_path] = entry
-        same_size = existing.get(artifact_path, -1) == entry["size"]
-        if same_size and recorded.get(artifact_path) == entry:
+        if existing.get(artifact_path) == entry["size"] and recorded.get(artifact_path) == entry:
             continue
         try:
             session.log_artifact(run_id, str(local), folder or None)
@@ -225,13 +221,10 @@ def log_artifacts(
                 f"experiment's artifact location (init_store checks it before training)"
             ) from exc
         uploaded.append(artifact_path)
-    text = json.dumps({"files": manifest}, indent=1, sort_keys=True).encode()
-    sha = hashlib.sha256(text).hexdigest()
+    text = json.dumps({"files": manifest}, indent=1, sort_keys=True)
+    sha = hashlib.sha256(text.encode()).hexdigest()
     if uploaded or run_tags.get(MANIFEST_TAG) != sha:
-        with tempfile.TemporaryDirectory(prefix="sparseae-manifest-") as tmp:
-            path = Path(tmp) / MANIFEST_NAME
-            path.write_bytes(text)
-            session.log_artifact(run_id, str(path))
+        session.log_text(run_id, text, MANIFEST_NAME)
     return uploaded, sha
 
 
