@@ -300,10 +300,11 @@ def init_store(
         ids = {}
         for name in names:
             if session.get_experiment_by_name(name) is None:
-                # Its artifacts go to root/name.
-                location = root and f"{str(root).rstrip('/')}/{_safe_name(name)}"
+                # Its artifacts go to root/name, the name made safe as a folder's.
+                safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+                location = root and f"{str(root).rstrip('/')}/{safe or 'experiment'}"
                 if local_root is not None:
-                    location = (local_root / _safe_name(name)).as_uri()
+                    location = (local_root / (safe or "experiment")).as_uri()
                 try:
                     session.create_experiment(
                         name, artifact_location=location, tags=EXPERIMENT_TAGS
@@ -384,10 +385,6 @@ def _store_template() -> Path:
                     connection.execute("DELETE FROM experiment_tags")
                     connection.execute("DELETE FROM experiments")
     return template
-
-
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "experiment"
 
 
 def _short(cause: object) -> str:
