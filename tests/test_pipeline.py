@@ -35,8 +35,9 @@ from tiny_pipeline import (
     load,
     make_workdir,
     run,
+    without_chunks,
 )
-from workflow_helpers import workflow_environment
+from workflow_helpers import dry_run, workflow_environment
 
 pytestmark = [pytest.mark.full, pytest.mark.slow]
 
@@ -183,37 +184,23 @@ def test_mlflow_store_holds_the_run(finished, tmp_path):
     assert np.array_equal(downloaded, load(finished / "results" / "natural" / "theta.npz")["theta"])
 
 
+# Dry runs go through Snakemake's API in this process (workflow_helpers.dry_run): one import
+# of Snakemake for the module's dry runs instead of a snakemake process each.
+
+
 def test_rerun_has_nothing_to_do(finished):
-    result = subprocess.run(
-        [*command(), "-n"],
-        cwd=finished,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=workflow_environment(),
-    )
-    assert result.returncode == 0
-    assert "Nothing to be done" in result.stdout + result.stderr
+    assert dry_run(finished, ["config/test.yaml"]) == {}
 
 
 def test_changed_diagnostics_settings_recompute_only_the_diagnostics(finished):
     other = finished / "config" / "diagnostics.yaml"
     other.write_text(yaml.safe_dump({"diagnostics": {"top_k": 4, "dead_fraction": 0.2}}))
-    result = subprocess.run(
-        [*command(), "config/diagnostics.yaml", "-n", "--quiet", "rules"],
-        cwd=finished,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=workflow_environment(),
-    )
-    other.unlink()
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE))
+    try:
+        counts = dry_run(finished, ["config/test.yaml", "config/diagnostics.yaml"])
+    finally:
+        other.unlink()
     # The diagnostics, and the MLflow logging that reads them; never training or figures.
-    assert counts.pop("total") == "3", output[-3000:]
-    assert counts == {"diagnose": "1", "log_mlflow": "1", "all": "1"}, output[-3000:]
+    assert counts == {"diagnose": 1, "log_mlflow": 1, "all": 1}, counts
 
 
 def test_failed_gradient_check_stops_the_pipeline(tmp_path):
@@ -243,8 +230,11 @@ def _wait_for_progress(workdir: Path, process: subprocess.Popen, lines: int) -> 
 @pytest.mark.parametrize("victim", ["snakemake", "job"])
 def test_killed_run_resumes_bit_identical(finished, tmp_path, victim):
     """SIGKILL in the middle of chunk 2: of the whole snakemake process group (as a power
-    loss or `kill -9` of the session), or of the training job alone (as an OOM kill)."""
-    workdir = make_workdir(tmp_path / "work")
+    loss or `kill -9` of the session), or of the training job alone (as an OOM kill).
+
+    The run starts from a copy of the finished one without chunk 2: chunk 1, the patches and
+    the gradient check are not computed again for each kill."""
+    workdir = without_chunks(finished, tmp_path / "work", 2)
     target = "results/natural/theta.npz"
     process = subprocess.Popen(
         command(target),
@@ -328,17 +318,7 @@ def test_switching_run_to_a_new_experiment_schedules_all_its_jobs(finished, tmp_
     shutil.copytree(finished, workdir, symlinks=True)
     other = {"experiments": {"other": TINY["experiments"]["natural"]}, "run": ["other"]}
     (workdir / "config" / "other.yaml").write_text(yaml.safe_dump(other), encoding="utf-8")
-    result = subprocess.run(
-        [*command(), "config/other.yaml", "-n", "--quiet", "rules"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=workflow_environment(),
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.MULTILINE))
+    counts = dry_run(workdir, ["config/test.yaml", "config/other.yaml"])
     for rule in ("write_config", "sample_patches", "check_gradient", "finalize", "log_mlflow"):
-        assert counts.get(rule) == "1", (rule, output[-3000:])
-    assert counts.get("train_chunk") == str(CHUNKS), output[-3000:]
+        assert counts.get(rule) == 1, (rule, counts)
+    assert counts.get("train_chunk") == CHUNKS, counts

@@ -10,9 +10,11 @@ Faults here:
 * ``kill -9`` of the training job at three points: right after the job of chunk 2 started
   (Python still importing), in the middle of chunk 3's L-BFGS iterations, and while a
   checkpoint is being written (its ``.{k}.npz.tmp-*`` file exists, the rename has not
-  happened). Each time the rerun resumes at the killed chunk, earlier chunks, the patches and
-  the gradient check keep their inode and mtime, and every checkpoint's theta and records and
-  the final theta are bit-identical to an uninterrupted run's.
+  happened). Each run starts from a copy of the uninterrupted run without the chunks from the
+  one to kill on (without every chunk for the write). Each time the rerun resumes at the
+  killed chunk, earlier chunks, the patches and the gradient check keep their inode and mtime,
+  and every checkpoint's theta and records and the final theta are bit-identical to the
+  uninterrupted run's.
 * Disk and permission trouble: a file where the results folder or the MLflow artifact folder
   should be, and a read-only log folder, stop the run before any job with a message naming
   the folder.
@@ -168,6 +170,10 @@ POINTS = {
     "mid-iterations": _kill_mid_iterations,
     "writing-checkpoint": _kill_while_writing,
 }
+#: The first chunk each point's run trains (``tiny_pipeline.without_chunks``): the one it
+#: kills, and for the write every chunk, so that one of three writes is caught and the chunks
+#: before it come from a run of their own.
+FIRST_CHUNK = {"start-of-chunk": 2, "mid-iterations": 3, "writing-checkpoint": 1}
 
 
 @pytest.mark.parametrize("point", list(POINTS))
@@ -175,7 +181,9 @@ def test_kill9_of_training_resumes_at_that_chunk_bit_identical(reference, tmp_pa
     # A checkpoint's write takes milliseconds: on a loaded machine the watcher can miss every
     # one of a run, so each point gets up to three runs to be caught.
     for attempt in range(3):
-        workdir = kill_workdir(tmp_path / f"work-{attempt}")
+        workdir = pipeline.without_chunks(
+            reference, tmp_path / f"work-{attempt}", FIRST_CHUNK[point]
+        )
         process = subprocess.Popen(
             pipeline.command(TARGET),
             cwd=workdir,
@@ -215,8 +223,9 @@ def test_kill9_of_training_resumes_at_that_chunk_bit_identical(reference, tmp_pa
     assert "gradient check" not in output
     assert {path.name: stamp(path) for path in kept} == before
 
-    # Determinism as well: this folder's chunks before the kill come from a separate run of
-    # the same config and seed, the rest from the resumed one; all match the reference.
+    # Determinism as well: the chunks from the first one this folder trained come from a
+    # separate run of the same config and seed, those from the killed one on from the resumed
+    # one; all match the reference.
     expected = reference / "results" / "natural"
     patches = pipeline.load(res / "patches.npz")["data"]
     assert patches.tobytes() == pipeline.load(expected / "patches.npz")["data"].tobytes()

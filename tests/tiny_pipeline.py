@@ -7,6 +7,7 @@ subprocess, as a user would.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -78,6 +79,25 @@ def run(workdir: Path, *targets: str, check: bool = True) -> subprocess.Complete
     if check:
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return result
+
+
+def without_chunks(finished: Path, folder: Path, first: int) -> Path:
+    """A copy of the ``finished`` run of ``natural`` in ``folder`` without chunks ``first``…
+    (nor their logs) and finalize's outputs: its next run trains from chunk ``first`` on, as
+    if the earlier ones were just made, and only that run can make the final theta and history.
+
+    Tests that kill training reuse the earlier chunks, the patches and the gradient check
+    instead of computing them again (copy2 keeps the mtimes Snakemake compares).
+    """
+    shutil.copytree(finished, folder, symlinks=True)
+    res = folder / "results" / "natural"
+    for chunk in res.glob("chunks/*.npz"):
+        if int(chunk.stem) >= first:
+            chunk.unlink()
+            (folder / "logs" / "natural" / f"train_chunk-{chunk.stem}.log").unlink()
+    for name in ("theta.npz", "history.tsv", "summary.json"):
+        (res / name).unlink()
+    return folder
 
 
 def load(path: Path) -> dict:

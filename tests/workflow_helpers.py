@@ -116,9 +116,12 @@ class _RunInfo(logging.Handler):
             self.stats = dict(stats)
 
 
-def dry_run(workdir: Path, configfiles: list[str], *targets: str) -> dict[str, int]:
+def dry_run(
+    workdir: Path, configfiles: list[str], *targets: str, forceall: bool = False
+) -> dict[str, int]:
     """{rule: count} of the jobs ``snakemake -n TARGETS --configfile CONFIGFILES`` would run in
-    ``workdir`` ({} when nothing is to be done), through Snakemake's API in this process.
+    ``workdir`` ({} when nothing is to be done), through Snakemake's API in this process;
+    ``forceall`` as ``--forceall``.
 
     Dry runs of the same workflow repeated as subprocesses spend most of their time importing
     Snakemake, the package and their dependencies; in-process that is paid once. A refused
@@ -142,7 +145,7 @@ def dry_run(workdir: Path, configfiles: list[str], *targets: str) -> dict[str, i
             snakefile=Path(workdir) / "Snakefile",
             workdir=Path(workdir),
         )
-        dag = workflow.dag(dag_settings=DAGSettings(targets=set(targets)))
+        dag = workflow.dag(dag_settings=DAGSettings(targets=set(targets), forceall=forceall))
         logger.addHandler(capture)
         try:
             dag.execute_workflow(executor="dryrun")
