@@ -220,10 +220,7 @@ def json_member(raw, name: str, *, label: str, expect: type | None = None):
 
 
 def save_theta_mat(
-    path: str | os.PathLike,
-    theta: Any,
-    visible_size: int | None = None,
-    hidden_size: int | None = None,
+    path: str | os.PathLike, theta: Any, visible_size=None, hidden_size=None
 ) -> None:
     """Write parameters as MATLAB ``.mat`` atomically: ``opttheta`` an ``n × 1`` column as
     ``train.m`` leaves it, plus ``visibleSize`` and ``hiddenSize`` when given (checked)."""

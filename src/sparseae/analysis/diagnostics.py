@@ -8,7 +8,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 from sparseae.errors import DiagnosticsError
 from sparseae.model.autoencoder import hidden_activations, unpack
@@ -121,6 +120,8 @@ def unit_diagnostics(
     W1, W2, b1, b2 = unpack(theta, v, h)
     a2 = hidden_activations(theta, X, visible_size=v, hidden_size=h)
     z3 = W2 @ a2 + b2[:, None]
+    from scipy.special import expit  # here: seconds most jobs need not pay
+
     a3 = z3 if output == "linear" else expit(z3)
 
     rhohat = a2.mean(axis=1)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy.special import expit
 
 from sparseae.model import autoencoder, softmax
 from sparseae.model.gradcheck import DEFAULT_BOUND, compare_gradients
@@ -87,6 +86,8 @@ def stack_from_autoencoders(softmax_theta, autoencoder_thetas, input_size: int, 
 def stack_activations(layers, data) -> list:
     """Activations ``[a¹ = x, a², …, aᴸ⁺¹]`` of every encoder layer ``(W, b)`` of ``layers``
     (:func:`unpack_stack`; float64, units × m)."""
+    from scipy.special import expit  # here: seconds most jobs need not pay
+
     activations = [np.asarray(data, dtype=np.float64)]
     for W, b in layers:
         z = W @ activations[-1]

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
-from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from sparseae.io import ParameterFileError, atomic_path, json_member, numeric_member, read_npz
@@ -220,6 +219,7 @@ def lbfgs_chunk(
             if result.non_finite:
                 non_finite.append(first + len(records) + 1)
         else:
+            from scipy.optimize import minimize  # here: seconds most jobs need not pay
 
             def callback(intermediate_result):
                 record(intermediate_result.x, *objective.value_at(intermediate_result.x))

@@ -93,13 +93,12 @@ def prepare_images(output, *, name: str, images: Mapping, resources="resources")
 
 def _read_keyed(path, members: list, what: str, expected: str, name: str) -> dict:
     """``members`` of a result file, refused unless it carries the key ``expected``."""
+    fix = "delete it and rerun"
     try:
         found = read_npz(path, [*members, "key"], label=f"{what} {path}")
     except (FileNotFoundError, ParameterFileError) as err:
-        raise ResultFileError(f"{err}; delete it and rerun") from None
-    refuse_foreign(
-        path, f"{what} key", str(found["key"][()]), expected, name, "delete it and rerun"
-    )
+        raise ResultFileError(f"{err}; {fix}") from None
+    refuse_foreign(path, f"{what} key", str(found["key"][()]), expected, name, fix)
     return found
 
 
