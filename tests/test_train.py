@@ -7,6 +7,7 @@ import random
 
 import numpy as np
 import pytest
+import scipy.optimize
 
 from sparseae.model import autoencoder as ae
 from sparseae.model import train
@@ -73,13 +74,13 @@ def test_options_defaults_mirror_minfunc_and_are_logged():
 
 def test_every_option_is_passed_to_scipy(monkeypatch):
     seen = {}
-    real = train.minimize
+    real = scipy.optimize.minimize
 
     def spy(*args, **kwargs):
         seen.update(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(train, "minimize", spy)
+    monkeypatch.setattr(scipy.optimize, "minimize", spy)  # train imports it when it is used
     theta0, data = _small_problem()
     options = train.LBFGSOptions(
         method="scipy-lbfgsb", maxcor=7, maxiter=50, maxfun=60, gtol=1e-7, ftol=1e-11, maxls=9
