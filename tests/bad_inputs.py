@@ -676,6 +676,11 @@ CASES: list[Case] = [
     config("cnn-mnist-mat", "a UFLDL .mat file for convolved digits",
            NAT % "{cnn: {images: {train: {path: stlTrainSubset.mat}}}}",
            KEY + "cnn.images.train.path", "stl10 only"),
+    config("cnn-stl10-mat-missing", "stlTrainSubset.mat that does not exist",
+           NAT % ("{dataset: {source: stl10, split: unlabeled, num_images: 10}, " + STL10_PATCHES
+                  + ", cnn: {images: {source: stl10, size: 64, test: {start: 0}, train: {stop: "
+                  + "10, path: '{tmp}/stlTrainSubset.mat'}}, pool_size: 19}}"),
+           KEY + "cnn.images.train.path", "no such file", "trainImages"),
     config("cnn-mnist-classes", "classes of convolved digits",
            NAT % "{cnn: {images: {classes: [cat, dog]}}}", KEY + "cnn.images.classes",
            "stl10 only"),

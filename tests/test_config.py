@@ -23,12 +23,12 @@ from sparseae.config import (
     Config,
     ConfigError,
     Experiment,
-    check_patch_fits,
     fingerprint,
     resolve_config,
     rng,
     trajectory_config,
 )
+from sparseae.config.checks import check_loaded_images
 from sparseae.config.sweeps import expand_sweep, format_value
 
 pytestmark = pytest.mark.fast
@@ -177,11 +177,11 @@ def test_patch_larger_than_images_names_the_key_and_limit():
     config["experiments"]["natural"]["dataset"] = {"source": "image-folder", "path": "/data"}
     exp = resolve_config(config, SCHEMA)["experiments"]["natural"]
     with pytest.raises(ConfigError) as info:
-        check_patch_fits("natural", exp, (128, 128))
+        check_loaded_images("natural", exp, (128, 128, 10), "/data")
     message = str(info.value)
     assert "'experiments.natural.patches.size' = 200" in message
     assert "1 <= patches.size <= 128" in message
-    check_patch_fits("natural", exp, (512, 512))  # fits: no error
+    check_loaded_images("natural", exp, (512, 512, 10), "/data")  # fits: no error
 
 
 def test_unknown_source_and_digit_mismatch():

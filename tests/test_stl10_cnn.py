@@ -26,7 +26,7 @@ def test_the_stl10_configs_resolve_and_share_one_set_of_features():
     assert experiment == alone.experiments["linear-stl10"]
     assert fingerprint(trajectory_config(experiment)) == fingerprint(trajectory_config(linear))
     assert linear["patches"]["channels"] == 3 and linear["model"]["output"] == "linear"
-    assert [cnn_range(experiment["cnn"], part) for part in ("train", "test")] == [
+    assert [cnn_range(experiment["cnn"]["images"], part) for part in ("train", "test")] == [
         (0, 2000),
         (0, 3200),
     ]

@@ -257,9 +257,9 @@ def cnn_mat_checksums(wildcards):
     paths = [images[part].get("path") for part in ("train", "test")]
     try:
         return [path and file_digests(path, ["sha256"])["sha256"] for path in paths]
-    except OSError as error:
-        key = f"experiments.{wildcards.experiment}.cnn.images"
-        raise WorkflowError(f"config key '{key}': {error}") from None
+    except OSError as error:  # the check made while the workflow is read, for any experiment
+        problems = input_path_problems({wildcards.experiment: EXPERIMENTS[wildcards.experiment]})
+        raise WorkflowError("\n".join(problems) or f"cnn.images: {error}") from None
 
 
 def num_pooled_chunks(wildcards):

@@ -11,7 +11,7 @@ import functools
 import os
 from collections.abc import Mapping, Sequence
 
-from sparseae.config.checks import check_patch_fits, name_problems
+from sparseae.config.checks import name_problems
 from sparseae.config.environment import sources_problems
 from sparseae.config.keys import (
     PURPOSES,
@@ -47,7 +47,6 @@ __all__ = [
     "Config",
     "ConfigError",
     "Experiment",
-    "check_patch_fits",
     "describe_difference",
     "fingerprint",
     "load_schema",

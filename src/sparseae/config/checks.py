@@ -13,17 +13,12 @@ from sparseae.config.schema import raise_problems
 from sparseae.errors import ConfigError
 
 
-def check_loaded_images(name: str, experiment: Mapping, available: int, where: str) -> None:
-    """``dataset.num_images`` must not exceed the ``available`` images of ``where``."""
-    wanted = experiment["dataset"]["num_images"]
-    raise_problems([num_images_problem(f"experiments.{name}", wanted, available, where)])
-
-
-def check_patch_fits(name: str, experiment: Mapping, image_shape: tuple[int, ...]) -> None:
-    """Refuse a patch larger than the images, once their ``(rows, cols)`` are known."""
-    rows, cols = int(image_shape[0]), int(image_shape[1])
-    source, size = experiment["dataset"]["source"], experiment["patches"]["size"]
-    raise_problems([patch_fits_problem(f"experiments.{name}", size, source, rows, cols)])
+def check_loaded_images(name: str, experiment: Mapping, shape: tuple[int, ...], where: str):
+    """Images of ``shape`` (rows, cols, …, n) read from ``where``: as many as
+    ``dataset.num_images`` asks, and the patch fits them (known only now for a folder)."""
+    key, dataset, size = f"experiments.{name}", experiment["dataset"], experiment["patches"]["size"]
+    fits = patch_fits_problem(key, size, dataset["source"], int(shape[0]), int(shape[1]))
+    raise_problems([num_images_problem(key, dataset["num_images"], shape[-1], where), fits])
 
 
 def check_image_inputs(name: str, experiment: Mapping, num_pixels: int) -> None:

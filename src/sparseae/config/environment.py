@@ -138,15 +138,25 @@ def dataset_path_problem(name: str, path: str, error: Exception) -> str:
 
 
 def input_path_problems(experiments: Mapping[str, Mapping]) -> list[str]:
-    """Files and folders the experiments read that exist before any job (``dataset.path``);
-    an image folder from its files' headers: readable, one size, enough images, patches that
-    fit."""
+    """Files and folders the experiments read that exist before any job (``dataset.path``,
+    ``cnn.images.{train,test}.path``); an image folder from its files' headers: readable, one
+    size, enough images, patches that fit."""
     from sparseae.data import SOURCES
     from sparseae.data.images import check_image_header, different_sizes, list_image_folder
     from sparseae.errors import DatasetError
 
     problems = []
     for name, experiment in experiments.items():
+        cnn_images = (experiment.get("cnn") or {}).get("images", {})
+        for part in ("train", "test"):
+            mat = cnn_images.get(part, {}).get("path")
+            key = f"config key 'experiments.{name}.cnn.images.{part}.path'"
+            if mat and not Path(mat).is_file():
+                problems.append(
+                    home_path_problem(key, mat)
+                    or f"{key} = {mat!r}: no such file; allowed: a .mat file with {part}Images "
+                    f"and {part}Labels (UFLDL's stl{part.title()}Subset.mat), or null"
+                )
         path = experiment["dataset"].get("path")
         source = SOURCES.get(experiment["dataset"]["source"])
         if not path or source is None:

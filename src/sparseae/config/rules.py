@@ -216,14 +216,14 @@ def cnn_problems(key: str, experiment: Mapping) -> list[str]:
         ]
     problems = []
     for part in ("train", "test"):
-        (start, stop), held = cnn_range(cnn, part), cnn_held(cnn, part)
+        (start, stop), held = cnn_range(given, part), cnn_held(given, part)
         if not start < stop <= held:
             problems.append(
                 f"config key '{key}.cnn.images.{part}' = {start}..{stop} is no range of the "
                 f"{held} images it ranges over; allowed: 0 <= start < stop <= {held} (stop "
                 f"null = to the end)"
             )
-    (a1, b1), (a2, b2) = cnn_range(cnn, "train"), cnn_range(cnn, "test")
+    (a1, b1), (a2, b2) = cnn_range(given, "train"), cnn_range(given, "test")
     if not stl10 and max(a1, a2) < min(b1, b2):
         problems.append(
             f"config key '{key}.cnn.images.test' ({a2}..{b2}) overlaps '{key}.cnn.images.train' "
@@ -232,10 +232,10 @@ def cnn_problems(key: str, experiment: Mapping) -> list[str]:
     return problems
 
 
-def cnn_held(cnn: Mapping, part: str) -> int:
+def cnn_held(images: Mapping, part: str) -> int:
     """The images that ``cnn.images.{part}`` ranges over: the mnist split's, or the stl10
     split ``part``'s images of ``classes`` (STL-10 holds as many of each of its 10 classes)."""
-    images, source = cnn["images"], _source(cnn["images"]["source"])
+    source = _source(images["source"])
     if source.loader == "stl10":
         from sparseae.data.stl10 import CLASSES, TUTORIAL_CLASSES
 
@@ -244,10 +244,10 @@ def cnn_held(cnn: Mapping, part: str) -> int:
     return source.images_held(images["split"] or "test")
 
 
-def cnn_range(cnn: Mapping, part: str) -> tuple[int, int]:
+def cnn_range(images: Mapping, part: str) -> tuple[int, int]:
     """``(start, stop)`` of the ``train`` or ``test`` images of ``cnn.images`` (stop resolved)."""
-    images, stop = cnn["images"], cnn["images"][part]["stop"]
-    return int(images[part]["start"]), int(cnn_held(cnn, part) if stop is None else stop)
+    stop = images[part]["stop"]
+    return int(images[part]["start"]), int(cnn_held(images, part) if stop is None else stop)
 
 
 def memory_problems(

@@ -69,7 +69,7 @@ def labeled_images(images: Mapping, resources="resources") -> dict:
             loaded[p] = load(mat or folder, p, classes, size)
     parts = {}
     for part, (X, labels) in loaded.items():
-        (start, stop), where = cnn_range({"images": images}, part), images[part].get("path")
+        (start, stop), where = cnn_range(images, part), images[part].get("path")
         if stop > labels.size:  # a smaller copy of the files than the source's own
             raise DatasetError(
                 f"cnn.images.{part} = {start}..{stop}, but {where or folder} holds {labels.size} "

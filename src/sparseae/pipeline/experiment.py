@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from sparseae import config
 from sparseae import data as datasets
 from sparseae.config import ConfigError, checks, fingerprint, rng
 from sparseae.data.stl10 import patch_matrix
@@ -162,11 +161,9 @@ def _image_patches(name: str, data: Mapping, dest: Path) -> tuple[np.ndarray, di
             split=dataset["split"],
             count=dataset["num_images"],  # stl10: read only these (100,000 would take 22 GB)
         )
-        where = dataset["path"] or f"source {source!r}"
-        checks.check_loaded_images(name, data, images.shape[-1], where)
+    checks.check_loaded_images(name, data, images.shape, dataset["path"] or f"source {source!r}")
     if dataset["num_images"] is not None:
         images = images[..., : dataset["num_images"]]
-    config.check_patch_fits(name, data, images.shape[:2])
     log.info("%s: images %s (whiten: %s)", source, images.shape, whiten)
     generator = rng(data["seed"], "patches")
     if dataset["path"] and source == "stl10":  # stlSampledPatches.mat: sampled already
