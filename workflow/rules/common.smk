@@ -257,8 +257,10 @@ def cnn_mat_checksums(wildcards):
     paths = [images[part].get("path") for part in ("train", "test")]
     try:
         return [path and file_digests(path, ["sha256"])["sha256"] for path in paths]
-    except OSError as error:  # the check made while the workflow is read, for any experiment
-        problems = input_path_problems({wildcards.experiment: EXPERIMENTS[wildcards.experiment]})
+    except OSError as error:
+        # The message of the check made while the workflow is read (experiments in `run`).
+        name = wildcards.experiment
+        problems = input_path_problems({name: EXPERIMENTS[name]})
         raise WorkflowError("\n".join(problems) or f"cnn.images: {error}") from None
 
 
