@@ -24,6 +24,7 @@ from mlflow_server import MlflowServer
 from workflow_helpers import (
     BIN,
     copy_finished,
+    dry_run,
     run_tracking,
     tracking_command,
     workflow_environment,
@@ -158,7 +159,8 @@ def test_killed_store_builds_leave_every_next_run_whole(tmp_path, result_folder_
     results = result_folder_factory("tiny")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "not-a-folder")}
     (tmp_path / "not-a-folder").write_text("x")
-    for seconds in (1.0, 4.0, 8.0):
+    kills = (1.0, 4.0, 8.0)
+    for seconds in kills:
         folder = tmp_path / f"kill-{seconds}"
         folder.mkdir()
         uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -174,7 +176,7 @@ def test_killed_store_builds_leave_every_next_run_whole(tmp_path, result_folder_
         if (folder / "mlflow.db").exists():  # never half-built: complete or absent
             state = inspect_store(folder / "mlflow.db")
             assert state.problem is None and not state.rebuild
-        for _ in range(2):  # the second adds nothing
+        for _ in range(2 if seconds == kills[-1] else 1):  # a second log adds nothing
             done = run_tracking(
                 uri, "log", str(results), "--experiment", "tiny", timeout=300, env=env
             )
@@ -233,4 +235,4 @@ def test_server_restarted_empty_is_refilled(tmp_path, small_project):
         client = MlflowClient(server.uri)
         (run,) = client.search_runs([client.get_experiment_by_name("natural").experiment_id])
         assert run.info.status == "FINISHED" and points(client, run.info.run_id)
-        assert "Nothing to be done" in snakemake(workdir, "-n")
+        assert dry_run(workdir, ["config/t.yaml"]) == {}

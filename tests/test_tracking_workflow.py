@@ -22,6 +22,7 @@ from workflow_helpers import (
     BIN,
     SMALL_PER_CHUNK,
     copy_finished,
+    dry_run,
     small_config,
     workflow_environment,
 )
@@ -114,7 +115,7 @@ def workdir(tmp_path_factory, small_project) -> Path:
 
 def test_dry_run_and_lint_change_no_file(workdir):
     before = tree(workdir)
-    assert "Nothing to be done" in snakemake(workdir, "-n")
+    assert dry_run(workdir, ["config/t.yaml"]) == {}
     snakemake(workdir, "--lint")
     assert tree(workdir) == before
 
@@ -180,4 +181,4 @@ def test_moved_away_store_is_refilled(workdir):
     assert run.info.run_id != old.info.run_id
     assert steps(client, run) == list(range(1, 2 * PER_CHUNK + 1))
     assert run.info.status == "FINISHED" and run.data.tags["sparseae.status"] == "complete"
-    assert "Nothing to be done" in snakemake(workdir, "-n")
+    assert dry_run(workdir, ["config/t.yaml"]) == {}
