@@ -33,6 +33,7 @@ CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-dev-shm-usage",  # a container's /dev/shm may be too small for a tall window
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
@@ -164,7 +165,8 @@ def test_reviewer_sees_key_figures_filter_images_and_sweep(result_folder_factory
             filters_image,
             height=12000,
         )
-        assert re.search(filters_image, charts)
+        shown = re.findall(r'<img [^>]*src="(get-artifact[^"]*)"|(No image logged[^<]*)', charts)
+        assert re.search(filters_image, charts), f"the filters card shows {shown}"
 
         # The sweep in the chart view: members named by their values, parallel coordinates.
         names = ("β1 ρ0.01", "β1 ρ0.05", "β3 ρ0.01", "β3 ρ0.05")
