@@ -13,7 +13,7 @@ from sparseae.config.environment import cluster_memory_problems, dataset_path_pr
 from sparseae.config.environment import device_problems
 from sparseae.config.environment import input_path_problems, workflow_input_problems
 from sparseae.config.sweeps import grid_settings
-from sparseae.data import SOURCES, DatasetError, dataset_checksum, file_digests
+from sparseae.data import SOURCES, DatasetError, dataset_checksum
 from sparseae.pipeline.cnn import pooling_config
 from sparseae.pipeline.cnn import num_pooled_chunks as pooled_chunk_count
 from sparseae.pipeline.experiment import EVALUATION_FILES, RESULT_FILES, data_config
@@ -188,12 +188,15 @@ def folder_checksum(wildcards):
     try:
         return dataset_checksum(dataset["source"], path=dataset["path"])
     except (DatasetError, OSError) as error:
-        # The message of the check made while the workflow is read (experiments in `run`).
-        name = wildcards.experiment
-        problems = input_path_problems({name: EXPERIMENTS[name]})
-        raise WorkflowError(
-            "\n".join(problems) or dataset_path_problem(name, dataset["path"], error)
-        ) from None
+        problem = dataset_path_problem(wildcards.experiment, dataset["path"], error)
+        raise path_refusal(wildcards.experiment, problem) from None
+
+
+def path_refusal(name, fallback):
+    """The error for a user's file of experiment `name` that cannot be hashed: the
+    message of the check made while the workflow is read (`run`), else `fallback`."""
+    problems = input_path_problems({name: EXPERIMENTS[name]})
+    return WorkflowError("\n".join(problems) or fallback)
 
 
 def rule_logs(wildcards):
@@ -251,17 +254,14 @@ def cnn_fetched(wildcards):
 
 
 def cnn_mat_checksums(wildcards):
-    """The sha256 of each .mat file cnn.images names (train, test): no file Snakemake tracks,
-    so its contents, not its time stamp, decide a rerun of prepare_images."""
+    """The checksum of each .mat file cnn.images names (train, test), as for dataset.path:
+    no file Snakemake tracks, so its contents (not time stamp) rerun prepare_images."""
     images = EXPERIMENTS[wildcards.experiment].cnn["images"]
     paths = [images[part].get("path") for part in ("train", "test")]
     try:
-        return [path and file_digests(path, ["sha256"])["sha256"] for path in paths]
-    except OSError as error:
-        # The message of the check made while the workflow is read (experiments in `run`).
-        name = wildcards.experiment
-        problems = input_path_problems({name: EXPERIMENTS[name]})
-        raise WorkflowError("\n".join(problems) or f"cnn.images: {error}") from None
+        return [path and dataset_checksum("stl10", path=path) for path in paths]
+    except (DatasetError, OSError) as error:
+        raise path_refusal(wildcards.experiment, f"cnn.images: {error}") from None
 
 
 def num_pooled_chunks(wildcards):
